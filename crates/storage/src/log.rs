@@ -1,0 +1,425 @@
+//! [`Log`]: the ordered set of segments of one partition.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use gregor_protocol::batch::{self, ValidatedBatch};
+
+use crate::segment::LogSegment;
+use crate::{LogError, Result};
+
+const RECOVERY_POINT_FILE: &str = "recovery-point";
+
+/// Per-log settings, from the topic's configs (Kafka names in comments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`
+    pub segment_bytes: u64,
+    /// `segment.ms`
+    pub segment_ms: i64,
+    /// `index.interval.bytes`
+    pub index_interval_bytes: usize,
+    /// `flush.messages`: fsync after this many messages (Kafka's default: never).
+    pub flush_messages: i64,
+    /// `flush.ms`: fsync when the oldest unflushed data is this old (default: never).
+    pub flush_ms: i64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            index_interval_bytes: 4096,
+            flush_messages: i64::MAX,
+            flush_ms: i64::MAX,
+        }
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The LogAppendTime applied, or -1 under CreateTime.
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+}
+
+/// Data read for a fetch: whole batches from one segment.
+#[derive(Debug, Default)]
+pub struct ReadInfo {
+    pub bytes: Vec<u8>,
+}
+
+/// Files to fsync to make everything below `upto` durable. Taken under the partition's
+/// lock, synced outside it (so producers keep appending), then reported back with
+/// [`Log::mark_flushed`]. Concurrent producers that wait for one flush share it: that is
+/// the group commit.
+pub struct FlushHandle {
+    files: Vec<File>,
+    pub upto: i64,
+}
+
+impl FlushHandle {
+    pub fn sync(&self) -> std::io::Result<()> {
+        for f in &self.files {
+            f.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+/// One partition's log.
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<i64, LogSegment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    /// Everything below this offset is known to be on stable storage.
+    recovery_point: i64,
+    /// Segments rolled since the last flush; their indexes are synced with them.
+    unflushed_rolled: Vec<File>,
+    last_flush_ms: i64,
+}
+
+fn parse_base_offset(name: &str) -> Option<i64> {
+    let stem = name.strip_suffix(".log")?;
+    if stem.len() != 20 {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`. `clean_shutdown` says whether the broker
+    /// stopped cleanly; if not, every segment that may hold unflushed data is re-validated.
+    pub fn open(dir: &Path, config: LogConfig, clean_shutdown: bool, now_ms: i64) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let mut bases: Vec<i64> = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            if let Some(base) = name.to_str().and_then(parse_base_offset) {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+        let recovery_point = if clean_shutdown {
+            i64::MAX
+        } else {
+            read_recovery_point(dir)
+        };
+        let mut segments: BTreeMap<i64, LogSegment> = BTreeMap::new();
+        let mut expected_next: Option<i64> = None;
+        for (i, &base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied();
+            // A segment may hold unflushed data if the recovery point falls at or before its end.
+            let recover = next_base.is_none_or(|nb| nb > recovery_point);
+            let stale = expected_next.is_some_and(|n| base < n);
+            if stale {
+                tracing::warn!(dir = %dir.display(), base, "dropping segment that overlaps its predecessor after recovery");
+                remove_segment_files(dir, base)?;
+                continue;
+            }
+            let (seg, truncated) =
+                LogSegment::open(dir, base, recover, config.index_interval_bytes)?;
+            expected_next = Some(seg.next_offset);
+            segments.insert(base, seg);
+            if truncated {
+                // Everything after a truncated segment is unreachable: drop it, as Kafka does.
+                for &later in &bases[i + 1..] {
+                    tracing::warn!(dir = %dir.display(), base = later, "dropping segment after a truncated one");
+                    remove_segment_files(dir, later)?;
+                }
+                break;
+            }
+        }
+        if segments.is_empty() {
+            segments.insert(0, LogSegment::create(dir, 0)?);
+        }
+        let log_start_offset = segments.keys().next().copied().unwrap_or(0);
+        let log_end_offset = segments.values().next_back().map_or(0, |s| s.next_offset);
+        let log = Self {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset,
+            log_end_offset,
+            recovery_point: log_end_offset,
+            unflushed_rolled: Vec::new(),
+            last_flush_ms: now_ms,
+        };
+        log.write_recovery_point()?;
+        Ok(log)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset
+    }
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+    /// Total bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size).sum()
+    }
+
+    fn active(&mut self) -> Result<&mut LogSegment> {
+        let dir = &self.dir;
+        match self.segments.values_mut().next_back() {
+            Some(s) => Ok(s),
+            None => Err(LogError::Corrupt {
+                path: dir.display().to_string(),
+                reason: "log has no segment".into(),
+            }),
+        }
+    }
+
+    fn maybe_roll(&mut self, batch_len: usize, last_offset: i64, now_ms: i64) -> Result<()> {
+        let cfg = self.config.clone();
+        let active = self.active()?;
+        if active.is_empty() {
+            return Ok(());
+        }
+        let full = active.size + batch_len as u64 > cfg.segment_bytes;
+        let old = active
+            .first_append_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) >= cfg.segment_ms);
+        let rel_overflow = last_offset - active.base_offset > i64::from(u32::MAX);
+        let pos_overflow = active.size + batch_len as u64 > u64::from(u32::MAX);
+        if full || old || rel_overflow || pos_overflow {
+            let handle = active.file_handle()?;
+            self.unflushed_rolled.push(handle);
+            let base = self.log_end_offset;
+            let seg = LogSegment::create(&self.dir, base)?;
+            self.segments.insert(base, seg);
+            tracing::debug!(dir = %self.dir.display(), base, "rolled segment");
+        }
+        Ok(())
+    }
+
+    /// Appends one validated batch, assigning offsets from the log end. Sets the base
+    /// offset and leader epoch in place, and the max timestamp when `log_append_time_ms`
+    /// is given (LogAppendTime).
+    pub fn append(
+        &mut self,
+        bytes: &mut [u8],
+        v: &ValidatedBatch,
+        leader_epoch: i32,
+        log_append_time_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        let base_offset = self.log_end_offset;
+        let last_offset = base_offset + i64::from(v.header.last_offset_delta);
+        self.maybe_roll(bytes.len(), last_offset, now_ms)?;
+        batch::set_base_offset(bytes, base_offset);
+        batch::set_partition_leader_epoch(bytes, leader_epoch);
+        let (max_ts, offset_of_max) = match log_append_time_ms {
+            Some(t) => {
+                batch::set_max_timestamp(bytes, true, t);
+                (t, base_offset)
+            }
+            None => {
+                if v.header.max_timestamp != v.max_timestamp {
+                    // Clients must set maxTimestamp; repair it as Kafka does (covered by the CRC).
+                    batch::set_max_timestamp(bytes, false, v.max_timestamp);
+                }
+                (
+                    v.max_timestamp,
+                    base_offset + i64::from(v.offset_delta_of_max_timestamp),
+                )
+            }
+        };
+        let interval = self.config.index_interval_bytes;
+        self.active()?
+            .append(bytes, max_ts, offset_of_max, interval, now_ms)?;
+        self.log_end_offset = last_offset + 1;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            log_append_time: log_append_time_ms.unwrap_or(-1),
+            log_start_offset: self.log_start_offset,
+        })
+    }
+
+    /// Whether the flush policy (`flush.messages`, `flush.ms`, or a roll) calls for an fsync.
+    pub fn needs_flush(&self, now_ms: i64) -> bool {
+        if !self.unflushed_rolled.is_empty() {
+            return true;
+        }
+        let unflushed = self.log_end_offset - self.recovery_point;
+        unflushed > 0
+            && (unflushed >= self.config.flush_messages
+                || now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_ms)
+    }
+
+    /// Files to fsync so that everything currently appended is durable.
+    pub fn flush_handle(&mut self) -> Result<FlushHandle> {
+        let mut files = std::mem::take(&mut self.unflushed_rolled);
+        files.push(self.active()?.file_handle()?);
+        Ok(FlushHandle {
+            files,
+            upto: self.log_end_offset,
+        })
+    }
+
+    /// Records that a [`FlushHandle`] was synced.
+    pub fn mark_flushed(&mut self, upto: i64, now_ms: i64) -> Result<()> {
+        self.last_flush_ms = now_ms;
+        if upto > self.recovery_point {
+            let crossed_segment = self
+                .segments
+                .range(self.recovery_point + 1..=upto)
+                .next()
+                .is_some();
+            self.recovery_point = upto;
+            if crossed_segment {
+                self.write_recovery_point()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes everything inline and records the recovery point (shutdown, tests).
+    pub fn flush(&mut self, now_ms: i64) -> Result<()> {
+        let h = self.flush_handle()?;
+        h.sync()?;
+        for seg in self.segments.values() {
+            seg.sync_all()?;
+        }
+        self.mark_flushed(h.upto, now_ms)?;
+        self.write_recovery_point()
+    }
+
+    fn write_recovery_point(&self) -> Result<()> {
+        let tmp = self.dir.join(format!("{RECOVERY_POINT_FILE}.tmp"));
+        std::fs::write(&tmp, self.recovery_point.to_string())?;
+        std::fs::rename(&tmp, self.dir.join(RECOVERY_POINT_FILE))?;
+        Ok(())
+    }
+
+    /// Reads whole batches starting at the batch that holds `offset`, from one segment:
+    /// at most `max_bytes` (or the first batch whole when `min_one`), and only batches
+    /// whose base offset is below `upper_bound` (the high watermark for consumers).
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        upper_bound: i64,
+    ) -> Result<ReadInfo> {
+        if offset < self.log_start_offset || offset > self.log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: self.log_end_offset,
+            });
+        }
+        if offset >= upper_bound || offset == self.log_end_offset {
+            return Ok(ReadInfo::default());
+        }
+        let start = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(self.log_start_offset, |(b, _)| *b);
+        for seg in self.segments.range(start..).map(|(_, s)| s) {
+            if let Some(pos) = seg.position_of(offset)? {
+                let bytes = seg.read(pos, max_bytes, min_one, upper_bound)?;
+                return Ok(ReadInfo { bytes });
+            }
+        }
+        Ok(ReadInfo::default())
+    }
+
+    /// The first record with timestamp `>= ts`: `(offset, timestamp)`.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>> {
+        let mut scratch = Vec::new();
+        for seg in self.segments.values().filter(|s| s.max_timestamp >= ts) {
+            let mut pos = seg.time_search_start(ts);
+            while pos < seg.size {
+                let h = seg.header_at(pos)?;
+                if h.max_timestamp >= ts && h.last_offset() >= self.log_start_offset {
+                    let bytes = seg.read_batch(pos)?;
+                    if let Some(found) =
+                        batch::first_offset_at_or_after(&bytes, ts, &mut scratch, usize::MAX / 4)?
+                    {
+                        return Ok(Some((found.0.max(self.log_start_offset), found.1)));
+                    }
+                }
+                pos += h.total_size() as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The offset and timestamp of the record with the largest timestamp (KIP-734).
+    pub fn max_timestamp_offset(&self) -> Option<(i64, i64)> {
+        let mut best: Option<(i64, i64)> = None;
+        for seg in self.segments.values() {
+            if seg.max_timestamp >= 0 && best.is_none_or(|(_, t)| seg.max_timestamp > t) {
+                best = Some((seg.offset_of_max_timestamp, seg.max_timestamp));
+            }
+        }
+        best
+    }
+
+    /// Flushes and closes the log cleanly.
+    pub fn close(mut self, now_ms: i64) -> Result<()> {
+        self.flush(now_ms)
+    }
+
+    /// Deletes the log: renames its directory out of the way (so a crash mid-delete does not
+    /// resurrect it) and then removes it.
+    pub fn delete(self) -> Result<()> {
+        let name = self
+            .dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("log")
+            .to_string();
+        let doomed = self
+            .dir
+            .with_file_name(format!("{name}.{}-delete", std::process::id()));
+        drop(self.segments);
+        std::fs::rename(&self.dir, &doomed)?;
+        std::fs::remove_dir_all(&doomed)?;
+        Ok(())
+    }
+}
+
+fn read_recovery_point(dir: &Path) -> i64 {
+    std::fs::read_to_string(dir.join(RECOVERY_POINT_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn remove_segment_files(dir: &Path, base: i64) -> Result<()> {
+    for ext in ["log", "index", "timeindex"] {
+        match std::fs::remove_file(dir.join(crate::file_name(base, ext))) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
