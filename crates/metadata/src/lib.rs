@@ -1,1 +1,46 @@
-//! placeholder
+//! Cluster metadata: records appended to a log and applied to an in-memory image.
+//!
+//! This is the single-voter form of a KRaft controller quorum. The controller turns
+//! requests (create a topic, delete it) into [`MetadataRecord`]s after validating them
+//! against the current [`MetadataImage`]; [`MetadataStore::commit`] makes them durable in
+//! the `__cluster_metadata-0` log (the same storage engine as partitions, one batch per
+//! commit, fsynced) and then publishes a new immutable image. Brokers read the image
+//! through an `Arc` snapshot and never lock it.
+//!
+//! # Layout
+//! - [`records`]: the record types (Kafka's names: TopicRecord, PartitionRecord, ...).
+//! - [`image`]: the image and how a record applies to it.
+//! - [`controller`]: validation and record generation for topic operations.
+//! - [`topic_config`]: the topic-level config names, their types and validation.
+//! - [`store`]: the durable log plus the current image.
+//!
+//! # Invariants
+//! - The image is a pure function of the records in the log, in order.
+//! - A commit is all-or-nothing: its records are one batch, applied only after fsync.
+//! - Metadata never touches partition data.
+
+pub mod controller;
+pub mod image;
+pub mod records;
+pub mod store;
+pub mod topic_config;
+
+pub use controller::ControllerError;
+pub use image::{MetadataImage, PartitionImage, TopicImage};
+pub use records::MetadataRecord;
+pub use store::MetadataStore;
+
+/// Errors of the metadata store itself (I/O, corrupt records).
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("metadata log: {0}")]
+    Log(#[from] gregor_storage::LogError),
+    #[error("metadata log I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("corrupt metadata record: {0}")]
+    Corrupt(String),
+    #[error("record batch: {0}")]
+    Batch(#[from] gregor_protocol::BatchError),
+    #[error(transparent)]
+    Controller(#[from] ControllerError),
+}

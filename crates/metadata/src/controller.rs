@@ -1,0 +1,168 @@
+//! The controller's decisions: validate an operation against the image and turn it into
+//! metadata records. Pure functions; [`crate::MetadataStore`] makes the result durable.
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use crate::image::MetadataImage;
+use crate::records::{ConfigResource, MetadataRecord};
+use crate::topic_config;
+
+/// Why the controller refused an operation. Each maps to one Kafka error code.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ControllerError {
+    #[error("Topic '{0}' already exists.")]
+    TopicAlreadyExists(String),
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("This server does not host this topic.")]
+    UnknownTopic,
+    #[error("This server does not host this topic ID.")]
+    UnknownTopicId,
+}
+
+/// Names reserved for the broker's internal topics.
+pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
+
+const MAX_NAME_LENGTH: usize = 249;
+
+/// Kafka's topic name rules.
+pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
+    if name.is_empty() {
+        return Err(ControllerError::InvalidTopic("Topic name is illegal, it can't be empty".into()));
+    }
+    if name == "." || name == ".." {
+        return Err(ControllerError::InvalidTopic("Topic name cannot be \".\" or \"..\"".into()));
+    }
+    if name.len() > MAX_NAME_LENGTH {
+        return Err(ControllerError::InvalidTopic(format!(
+            "Topic name is illegal, it can't be longer than {MAX_NAME_LENGTH} characters, topic name: {name}"
+        )));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+        return Err(ControllerError::InvalidTopic(format!(
+            "Topic name {name} is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+/// A request to create one topic.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    /// `None`: the broker default (`num.partitions`).
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Validates a topic creation and returns its records. `live_brokers` is the set of
+/// brokers replicas can be placed on.
+pub fn create_topic(image: &MetadataImage, t: &NewTopic, live_brokers: &[i32]) -> Result<Vec<MetadataRecord>, ControllerError> {
+    validate_topic_name(&t.name)?;
+    if image.topics.contains_key(&t.name) {
+        return Err(ControllerError::TopicAlreadyExists(t.name.clone()));
+    }
+    let collides = |n: &str| n.replace('.', "_") == t.name.replace('.', "_");
+    if let Some(other) = image.topics.keys().find(|n| collides(n)) {
+        return Err(ControllerError::InvalidTopic(format!(
+            "Topic '{}' collides with existing topic: {other}",
+            t.name
+        )));
+    }
+    if t.num_partitions <= 0 {
+        return Err(ControllerError::InvalidPartitions("Number of partitions must be larger than 0.".into()));
+    }
+    if t.replication_factor <= 0 {
+        return Err(ControllerError::InvalidReplicationFactor("Replication factor must be larger than 0.".into()));
+    }
+    if t.replication_factor as usize > live_brokers.len() {
+        return Err(ControllerError::InvalidReplicationFactor(format!(
+            "Unable to replicate the partition {} time(s): The target replication factor of {} cannot be reached because only {} broker(s) are registered.",
+            t.replication_factor, t.replication_factor, live_brokers.len()
+        )));
+    }
+    for (k, v) in &t.configs {
+        topic_config::validate(k, v).map_err(ControllerError::InvalidConfig)?;
+    }
+    let topic_id = Uuid::new_v4();
+    let mut records = vec![MetadataRecord::TopicRecord { name: t.name.clone(), topic_id }];
+    let n = live_brokers.len();
+    for p in 0..t.num_partitions {
+        let replicas: Vec<i32> = (0..t.replication_factor as usize).map(|r| live_brokers[(p as usize + r) % n]).collect();
+        records.push(MetadataRecord::PartitionRecord {
+            topic_id,
+            partition: p,
+            leader: replicas[0],
+            isr: replicas.clone(),
+            replicas,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        });
+    }
+    for (k, v) in &t.configs {
+        records.push(MetadataRecord::ConfigRecord {
+            resource: ConfigResource::Topic,
+            resource_name: t.name.clone(),
+            name: k.clone(),
+            value: Some(v.clone()),
+        });
+    }
+    Ok(records)
+}
+
+/// Records that delete a topic by name.
+pub fn delete_topic(image: &MetadataImage, name: &str) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let t = image.topic(name).ok_or(ControllerError::UnknownTopic)?;
+    Ok(vec![MetadataRecord::RemoveTopicRecord { topic_id: t.id }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_topic(name: &str, parts: i32) -> NewTopic {
+        NewTopic { name: name.into(), num_partitions: parts, replication_factor: 1, configs: BTreeMap::new() }
+    }
+
+    #[test]
+    fn create_and_delete_topic() {
+        let mut image = MetadataImage::empty();
+        let recs = create_topic(&image, &new_topic("orders", 3), &[1]).unwrap();
+        for r in &recs {
+            image.apply(r);
+        }
+        let t = image.topic("orders").unwrap();
+        assert_eq!(t.partitions.len(), 3);
+        assert_eq!(create_topic(&image, &new_topic("orders", 1), &[1]), Err(ControllerError::TopicAlreadyExists("orders".into())));
+        assert!(matches!(create_topic(&image, &new_topic("ord.ers", 1), &[1]), Ok(_)));
+        for r in delete_topic(&image, "orders").unwrap() {
+            image.apply(&r);
+        }
+        assert!(image.topic("orders").is_none());
+        assert!(image.topic_names.is_empty());
+    }
+
+    #[test]
+    fn invalid_requests_are_refused() {
+        let image = MetadataImage::empty();
+        assert!(matches!(create_topic(&image, &new_topic("bad name", 1), &[1]), Err(ControllerError::InvalidTopic(_))));
+        assert!(matches!(create_topic(&image, &new_topic("", 1), &[1]), Err(ControllerError::InvalidTopic(_))));
+        assert!(matches!(create_topic(&image, &new_topic(&"x".repeat(250), 1), &[1]), Err(ControllerError::InvalidTopic(_))));
+        assert!(matches!(create_topic(&image, &new_topic("t", 0), &[1]), Err(ControllerError::InvalidPartitions(_))));
+        let mut rf3 = new_topic("t", 1);
+        rf3.replication_factor = 3;
+        assert!(matches!(create_topic(&image, &rf3, &[1]), Err(ControllerError::InvalidReplicationFactor(_))));
+        let mut cfg = new_topic("t", 1);
+        cfg.configs.insert("retention.ms".into(), "soon".into());
+        assert!(matches!(create_topic(&image, &cfg, &[1]), Err(ControllerError::InvalidConfig(_))));
+    }
+}
