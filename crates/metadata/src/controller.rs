@@ -36,17 +36,24 @@ const MAX_NAME_LENGTH: usize = 249;
 /// Kafka's topic name rules.
 pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
     if name.is_empty() {
-        return Err(ControllerError::InvalidTopic("Topic name is illegal, it can't be empty".into()));
+        return Err(ControllerError::InvalidTopic(
+            "Topic name is illegal, it can't be empty".into(),
+        ));
     }
     if name == "." || name == ".." {
-        return Err(ControllerError::InvalidTopic("Topic name cannot be \".\" or \"..\"".into()));
+        return Err(ControllerError::InvalidTopic(
+            "Topic name cannot be \".\" or \"..\"".into(),
+        ));
     }
     if name.len() > MAX_NAME_LENGTH {
         return Err(ControllerError::InvalidTopic(format!(
             "Topic name is illegal, it can't be longer than {MAX_NAME_LENGTH} characters, topic name: {name}"
         )));
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
         return Err(ControllerError::InvalidTopic(format!(
             "Topic name {name} is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
         )));
@@ -66,7 +73,11 @@ pub struct NewTopic {
 
 /// Validates a topic creation and returns its records. `live_brokers` is the set of
 /// brokers replicas can be placed on.
-pub fn create_topic(image: &MetadataImage, t: &NewTopic, live_brokers: &[i32]) -> Result<Vec<MetadataRecord>, ControllerError> {
+pub fn create_topic(
+    image: &MetadataImage,
+    t: &NewTopic,
+    live_brokers: &[i32],
+) -> Result<Vec<MetadataRecord>, ControllerError> {
     validate_topic_name(&t.name)?;
     if image.topics.contains_key(&t.name) {
         return Err(ControllerError::TopicAlreadyExists(t.name.clone()));
@@ -79,10 +90,14 @@ pub fn create_topic(image: &MetadataImage, t: &NewTopic, live_brokers: &[i32]) -
         )));
     }
     if t.num_partitions <= 0 {
-        return Err(ControllerError::InvalidPartitions("Number of partitions must be larger than 0.".into()));
+        return Err(ControllerError::InvalidPartitions(
+            "Number of partitions must be larger than 0.".into(),
+        ));
     }
     if t.replication_factor <= 0 {
-        return Err(ControllerError::InvalidReplicationFactor("Replication factor must be larger than 0.".into()));
+        return Err(ControllerError::InvalidReplicationFactor(
+            "Replication factor must be larger than 0.".into(),
+        ));
     }
     if t.replication_factor as usize > live_brokers.len() {
         return Err(ControllerError::InvalidReplicationFactor(format!(
@@ -94,10 +109,15 @@ pub fn create_topic(image: &MetadataImage, t: &NewTopic, live_brokers: &[i32]) -
         topic_config::validate(k, v).map_err(ControllerError::InvalidConfig)?;
     }
     let topic_id = Uuid::new_v4();
-    let mut records = vec![MetadataRecord::TopicRecord { name: t.name.clone(), topic_id }];
+    let mut records = vec![MetadataRecord::TopicRecord {
+        name: t.name.clone(),
+        topic_id,
+    }];
     let n = live_brokers.len();
     for p in 0..t.num_partitions {
-        let replicas: Vec<i32> = (0..t.replication_factor as usize).map(|r| live_brokers[(p as usize + r) % n]).collect();
+        let replicas: Vec<i32> = (0..t.replication_factor as usize)
+            .map(|r| live_brokers[(p as usize + r) % n])
+            .collect();
         records.push(MetadataRecord::PartitionRecord {
             topic_id,
             partition: p,
@@ -120,7 +140,10 @@ pub fn create_topic(image: &MetadataImage, t: &NewTopic, live_brokers: &[i32]) -
 }
 
 /// Records that delete a topic by name.
-pub fn delete_topic(image: &MetadataImage, name: &str) -> Result<Vec<MetadataRecord>, ControllerError> {
+pub fn delete_topic(
+    image: &MetadataImage,
+    name: &str,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
     let t = image.topic(name).ok_or(ControllerError::UnknownTopic)?;
     Ok(vec![MetadataRecord::RemoveTopicRecord { topic_id: t.id }])
 }
@@ -130,7 +153,12 @@ mod tests {
     use super::*;
 
     fn new_topic(name: &str, parts: i32) -> NewTopic {
-        NewTopic { name: name.into(), num_partitions: parts, replication_factor: 1, configs: BTreeMap::new() }
+        NewTopic {
+            name: name.into(),
+            num_partitions: parts,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+        }
     }
 
     #[test]
@@ -142,8 +170,14 @@ mod tests {
         }
         let t = image.topic("orders").unwrap();
         assert_eq!(t.partitions.len(), 3);
-        assert_eq!(create_topic(&image, &new_topic("orders", 1), &[1]), Err(ControllerError::TopicAlreadyExists("orders".into())));
-        assert!(matches!(create_topic(&image, &new_topic("ord.ers", 1), &[1]), Ok(_)));
+        assert_eq!(
+            create_topic(&image, &new_topic("orders", 1), &[1]),
+            Err(ControllerError::TopicAlreadyExists("orders".into()))
+        );
+        assert!(matches!(
+            create_topic(&image, &new_topic("ord.ers", 1), &[1]),
+            Ok(_)
+        ));
         for r in delete_topic(&image, "orders").unwrap() {
             image.apply(&r);
         }
@@ -154,15 +188,33 @@ mod tests {
     #[test]
     fn invalid_requests_are_refused() {
         let image = MetadataImage::empty();
-        assert!(matches!(create_topic(&image, &new_topic("bad name", 1), &[1]), Err(ControllerError::InvalidTopic(_))));
-        assert!(matches!(create_topic(&image, &new_topic("", 1), &[1]), Err(ControllerError::InvalidTopic(_))));
-        assert!(matches!(create_topic(&image, &new_topic(&"x".repeat(250), 1), &[1]), Err(ControllerError::InvalidTopic(_))));
-        assert!(matches!(create_topic(&image, &new_topic("t", 0), &[1]), Err(ControllerError::InvalidPartitions(_))));
+        assert!(matches!(
+            create_topic(&image, &new_topic("bad name", 1), &[1]),
+            Err(ControllerError::InvalidTopic(_))
+        ));
+        assert!(matches!(
+            create_topic(&image, &new_topic("", 1), &[1]),
+            Err(ControllerError::InvalidTopic(_))
+        ));
+        assert!(matches!(
+            create_topic(&image, &new_topic(&"x".repeat(250), 1), &[1]),
+            Err(ControllerError::InvalidTopic(_))
+        ));
+        assert!(matches!(
+            create_topic(&image, &new_topic("t", 0), &[1]),
+            Err(ControllerError::InvalidPartitions(_))
+        ));
         let mut rf3 = new_topic("t", 1);
         rf3.replication_factor = 3;
-        assert!(matches!(create_topic(&image, &rf3, &[1]), Err(ControllerError::InvalidReplicationFactor(_))));
+        assert!(matches!(
+            create_topic(&image, &rf3, &[1]),
+            Err(ControllerError::InvalidReplicationFactor(_))
+        ));
         let mut cfg = new_topic("t", 1);
         cfg.configs.insert("retention.ms".into(), "soon".into());
-        assert!(matches!(create_topic(&image, &cfg, &[1]), Err(ControllerError::InvalidConfig(_))));
+        assert!(matches!(
+            create_topic(&image, &cfg, &[1]),
+            Err(ControllerError::InvalidConfig(_))
+        ));
     }
 }

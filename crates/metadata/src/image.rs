@@ -36,7 +36,10 @@ pub struct MetadataImage {
 
 impl MetadataImage {
     pub fn empty() -> Self {
-        Self { offset: -1, ..Self::default() }
+        Self {
+            offset: -1,
+            ..Self::default()
+        }
     }
 
     pub fn topic(&self, name: &str) -> Option<&TopicImage> {
@@ -55,10 +58,23 @@ impl MetadataImage {
                 self.topic_names.insert(*topic_id, name.clone());
                 self.topics.insert(
                     name.clone(),
-                    TopicImage { name: name.clone(), id: *topic_id, partitions: BTreeMap::new(), configs: BTreeMap::new() },
+                    TopicImage {
+                        name: name.clone(),
+                        id: *topic_id,
+                        partitions: BTreeMap::new(),
+                        configs: BTreeMap::new(),
+                    },
                 );
             }
-            MetadataRecord::PartitionRecord { topic_id, partition, replicas, isr, leader, leader_epoch, partition_epoch } => {
+            MetadataRecord::PartitionRecord {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+                partition_epoch,
+            } => {
                 if let Some(name) = self.topic_names.get(topic_id) {
                     if let Some(t) = self.topics.get_mut(name) {
                         t.partitions.insert(
@@ -74,13 +90,21 @@ impl MetadataImage {
                     }
                 }
             }
-            MetadataRecord::ConfigRecord { resource, resource_name, name, value } => {
+            MetadataRecord::ConfigRecord {
+                resource,
+                resource_name,
+                name,
+                value,
+            } => {
                 let map = match resource {
                     ConfigResource::Topic => match self.topics.get_mut(resource_name) {
                         Some(t) => &mut t.configs,
                         None => return,
                     },
-                    ConfigResource::Broker => self.broker_configs.entry(resource_name.clone()).or_default(),
+                    ConfigResource::Broker => self
+                        .broker_configs
+                        .entry(resource_name.clone())
+                        .or_default(),
                 };
                 match value {
                     Some(v) => {

@@ -28,7 +28,12 @@ pub enum MetadataRecord {
         partition_epoch: i32,
     },
     /// Sets (`Some`) or removes (`None`) one config of a resource.
-    ConfigRecord { resource: ConfigResource, resource_name: String, name: String, value: Option<String> },
+    ConfigRecord {
+        resource: ConfigResource,
+        resource_name: String,
+        name: String,
+        value: Option<String>,
+    },
     /// Removes a topic, its partitions and its configs.
     RemoveTopicRecord { topic_id: Uuid },
 }

@@ -24,13 +24,20 @@ pub struct MetadataStore {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl MetadataStore {
     /// Opens the log under `data_dir` and replays it into an image.
     pub fn open(data_dir: &Path, clean_shutdown: bool) -> Result<Self, MetadataError> {
-        let log = Log::open(&data_dir.join(METADATA_LOG_DIR), LogConfig::default(), clean_shutdown, now_ms())?;
+        let log = Log::open(
+            &data_dir.join(METADATA_LOG_DIR),
+            LogConfig::default(),
+            clean_shutdown,
+            now_ms(),
+        )?;
         let mut image = MetadataImage::empty();
         let end = log.log_end_offset();
         let mut offset = log.log_start_offset();
@@ -45,8 +52,11 @@ impl MetadataStore {
                 let payload = &bytes[at + batch::HEADER_LEN..at + h.total_size()];
                 for rec in RecordWalker::new(payload, h.record_count) {
                     let rec = rec?;
-                    let value = rec.value.ok_or_else(|| MetadataError::Corrupt("record without value".into()))?;
-                    let record = MetadataRecord::decode(value).map_err(|e| MetadataError::Corrupt(e.to_string()))?;
+                    let value = rec
+                        .value
+                        .ok_or_else(|| MetadataError::Corrupt("record without value".into()))?;
+                    let record = MetadataRecord::decode(value)
+                        .map_err(|e| MetadataError::Corrupt(e.to_string()))?;
                     image.apply(&record);
                 }
                 image.offset = h.last_offset();
@@ -54,8 +64,15 @@ impl MetadataStore {
                 at += h.total_size();
             }
         }
-        tracing::debug!(records = end, topics = image.topics.len(), "metadata log replayed");
-        Ok(Self { log: Mutex::new(log), image: RwLock::new(Arc::new(image)) })
+        tracing::debug!(
+            records = end,
+            topics = image.topics.len(),
+            "metadata log replayed"
+        );
+        Ok(Self {
+            log: Mutex::new(log),
+            image: RwLock::new(Arc::new(image)),
+        })
     }
 
     /// The current image.
@@ -73,19 +90,34 @@ impl MetadataStore {
     where
         F: FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, ControllerError>,
     {
-        let mut log = self.log.lock().map_err(|_| MetadataError::Corrupt("metadata lock poisoned".into()))?;
+        let mut log = self
+            .log
+            .lock()
+            .map_err(|_| MetadataError::Corrupt("metadata lock poisoned".into()))?;
         let current = self.image();
         let records = decide(&current)?;
         if records.is_empty() {
             return Ok(current);
         }
-        let values = records.iter().map(MetadataRecord::encode).collect::<Result<Vec<_>, _>>().map_err(|e| MetadataError::Corrupt(e.to_string()))?;
+        let values = records
+            .iter()
+            .map(MetadataRecord::encode)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| MetadataError::Corrupt(e.to_string()))?;
         let now = now_ms();
-        let recs: Vec<NewRecord<'_>> = values.iter().map(|v| NewRecord { key: None, value: Some(v), timestamp: now, headers: &[] }).collect();
-        let mut bytes = batch::build(0, Codec::None, &recs)?;
+        let recs: Vec<NewRecord<'_>> = values
+            .iter()
+            .map(|v| NewRecord {
+                key: None,
+                value: Some(v),
+                timestamp: now,
+                headers: &[],
+            })
+            .collect();
+        let bytes = batch::build(0, Codec::None, &recs)?;
         let mut scratch = Vec::new();
         let validated = batch::validate(&bytes, &mut scratch, usize::MAX / 4)?;
-        let info = log.append(&mut bytes, &validated, 0, None, now)?;
+        let info = log.append(&bytes, &validated, 0, None, now)?;
         log.flush(now)?;
         let mut next = (*current).clone();
         for r in &records {
@@ -102,7 +134,10 @@ impl MetadataStore {
 
     /// Flushes the log (clean shutdown).
     pub fn close(&self) -> Result<(), MetadataError> {
-        let mut log = self.log.lock().map_err(|_| MetadataError::Corrupt("metadata lock poisoned".into()))?;
+        let mut log = self
+            .log
+            .lock()
+            .map_err(|_| MetadataError::Corrupt("metadata lock poisoned".into()))?;
         log.flush(now_ms())?;
         Ok(())
     }
@@ -118,11 +153,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = MetadataStore::open(dir.path(), true).unwrap();
         for name in ["a", "b"] {
-            let t = NewTopic { name: name.into(), num_partitions: 2, replication_factor: 1, configs: Default::default() };
-            store.commit_with(|img| create_topic(img, &t, &[1])).unwrap();
+            let t = NewTopic {
+                name: name.into(),
+                num_partitions: 2,
+                replication_factor: 1,
+                configs: Default::default(),
+            };
+            store
+                .commit_with(|img| create_topic(img, &t, &[1]))
+                .unwrap();
         }
-        let dup = NewTopic { name: "a".into(), num_partitions: 2, replication_factor: 1, configs: Default::default() };
-        assert!(store.commit_with(|img| create_topic(img, &dup, &[1])).is_err());
+        let dup = NewTopic {
+            name: "a".into(),
+            num_partitions: 2,
+            replication_factor: 1,
+            configs: Default::default(),
+        };
+        assert!(store
+            .commit_with(|img| create_topic(img, &dup, &[1]))
+            .is_err());
         let before = store.image();
         drop(store);
         let reopened = MetadataStore::open(dir.path(), false).unwrap();

@@ -52,34 +52,202 @@ const LONG_MAX: &str = "9223372036854775807";
 
 macro_rules! def {
     ($name:expr, $kind:ident, $default:expr, $syn:expr, $v:expr, $doc:expr) => {
-        ConfigDef { name: $name, kind: ConfigType::$kind, default: $default, broker_synonym: $syn, validator: $v, doc: $doc }
+        ConfigDef {
+            name: $name,
+            kind: ConfigType::$kind,
+            default: $default,
+            broker_synonym: $syn,
+            validator: $v,
+            doc: $doc,
+        }
     };
 }
 
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
-    def!("cleanup.policy", List, "delete", "log.cleanup.policy", Validator::ListOf(&["delete", "compact"]), "Retention policy for old segments: delete, compact, or both."),
-    def!("compression.type", String, "producer", "compression.type", Validator::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), "Final compression of the topic's data; producer keeps the producer's codec."),
-    def!("delete.retention.ms", Long, "86400000", "log.cleaner.delete.retention.ms", Validator::AtLeast(0), "How long tombstones are kept on compacted topics."),
-    def!("file.delete.delay.ms", Long, "60000", "log.segment.delete.delay.ms", Validator::AtLeast(0), "Delay before a deleted segment's files are removed."),
-    def!("flush.messages", Long, LONG_MAX, "log.flush.interval.messages", Validator::AtLeast(1), "Force an fsync after this many messages."),
-    def!("flush.ms", Long, LONG_MAX, "log.flush.interval.ms", Validator::AtLeast(0), "Force an fsync when unflushed data is this old."),
-    def!("index.interval.bytes", Int, "4096", "log.index.interval.bytes", Validator::AtLeast(0), "Bytes between offset index entries."),
-    def!("max.compaction.lag.ms", Long, LONG_MAX, "log.cleaner.max.compaction.lag.ms", Validator::AtLeast(1), "Maximum time a message stays ineligible for compaction."),
-    def!("max.message.bytes", Int, "1048588", "message.max.bytes", Validator::AtLeast(0), "Largest record batch size allowed."),
-    def!("message.timestamp.type", String, "CreateTime", "log.message.timestamp.type", Validator::OneOf(&["CreateTime", "LogAppendTime"]), "Whether record timestamps are the producer's or the broker's append time."),
-    def!("message.timestamp.before.max.ms", Long, LONG_MAX, "log.message.timestamp.before.max.ms", Validator::AtLeast(0), "Largest allowed distance of a timestamp in the past."),
-    def!("message.timestamp.after.max.ms", Long, "3600000", "log.message.timestamp.after.max.ms", Validator::AtLeast(0), "Largest allowed distance of a timestamp in the future."),
-    def!("min.cleanable.dirty.ratio", Double, "0.5", "log.cleaner.min.cleanable.ratio", Validator::DoubleRange(0.0, 1.0), "Dirty ratio above which the log is compacted."),
-    def!("min.compaction.lag.ms", Long, "0", "log.cleaner.min.compaction.lag.ms", Validator::AtLeast(0), "Minimum time a message stays uncompacted."),
-    def!("min.insync.replicas", Int, "1", "min.insync.replicas", Validator::AtLeast(1), "Replicas that must acknowledge an acks=all write."),
-    def!("preallocate", Boolean, "false", "log.preallocate", Validator::Any, "Preallocate segment files."),
-    def!("retention.bytes", Long, "-1", "log.retention.bytes", Validator::Any, "Largest size of a partition's log before old segments are deleted."),
-    def!("retention.ms", Long, "604800000", "log.retention.ms", Validator::AtLeast(-1), "Time a segment is kept before deletion."),
-    def!("segment.bytes", Int, "1073741824", "log.segment.bytes", Validator::AtLeast(14), "Segment file size."),
-    def!("segment.index.bytes", Int, "10485760", "log.index.size.max.bytes", Validator::AtLeast(4), "Offset index size limit."),
-    def!("segment.jitter.ms", Long, "0", "log.roll.jitter.ms", Validator::AtLeast(0), "Random jitter subtracted from segment.ms."),
-    def!("segment.ms", Long, "604800000", "log.roll.ms", Validator::AtLeast(1), "Time after which a segment is rolled."),
-    def!("unclean.leader.election.enable", Boolean, "false", "unclean.leader.election.enable", Validator::Any, "Allow out-of-sync replicas to become leader."),
+    def!(
+        "cleanup.policy",
+        List,
+        "delete",
+        "log.cleanup.policy",
+        Validator::ListOf(&["delete", "compact"]),
+        "Retention policy for old segments: delete, compact, or both."
+    ),
+    def!(
+        "compression.type",
+        String,
+        "producer",
+        "compression.type",
+        Validator::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
+        "Final compression of the topic's data; producer keeps the producer's codec."
+    ),
+    def!(
+        "delete.retention.ms",
+        Long,
+        "86400000",
+        "log.cleaner.delete.retention.ms",
+        Validator::AtLeast(0),
+        "How long tombstones are kept on compacted topics."
+    ),
+    def!(
+        "file.delete.delay.ms",
+        Long,
+        "60000",
+        "log.segment.delete.delay.ms",
+        Validator::AtLeast(0),
+        "Delay before a deleted segment's files are removed."
+    ),
+    def!(
+        "flush.messages",
+        Long,
+        LONG_MAX,
+        "log.flush.interval.messages",
+        Validator::AtLeast(1),
+        "Force an fsync after this many messages."
+    ),
+    def!(
+        "flush.ms",
+        Long,
+        LONG_MAX,
+        "log.flush.interval.ms",
+        Validator::AtLeast(0),
+        "Force an fsync when unflushed data is this old."
+    ),
+    def!(
+        "index.interval.bytes",
+        Int,
+        "4096",
+        "log.index.interval.bytes",
+        Validator::AtLeast(0),
+        "Bytes between offset index entries."
+    ),
+    def!(
+        "max.compaction.lag.ms",
+        Long,
+        LONG_MAX,
+        "log.cleaner.max.compaction.lag.ms",
+        Validator::AtLeast(1),
+        "Maximum time a message stays ineligible for compaction."
+    ),
+    def!(
+        "max.message.bytes",
+        Int,
+        "1048588",
+        "message.max.bytes",
+        Validator::AtLeast(0),
+        "Largest record batch size allowed."
+    ),
+    def!(
+        "message.timestamp.type",
+        String,
+        "CreateTime",
+        "log.message.timestamp.type",
+        Validator::OneOf(&["CreateTime", "LogAppendTime"]),
+        "Whether record timestamps are the producer's or the broker's append time."
+    ),
+    def!(
+        "message.timestamp.before.max.ms",
+        Long,
+        LONG_MAX,
+        "log.message.timestamp.before.max.ms",
+        Validator::AtLeast(0),
+        "Largest allowed distance of a timestamp in the past."
+    ),
+    def!(
+        "message.timestamp.after.max.ms",
+        Long,
+        "3600000",
+        "log.message.timestamp.after.max.ms",
+        Validator::AtLeast(0),
+        "Largest allowed distance of a timestamp in the future."
+    ),
+    def!(
+        "min.cleanable.dirty.ratio",
+        Double,
+        "0.5",
+        "log.cleaner.min.cleanable.ratio",
+        Validator::DoubleRange(0.0, 1.0),
+        "Dirty ratio above which the log is compacted."
+    ),
+    def!(
+        "min.compaction.lag.ms",
+        Long,
+        "0",
+        "log.cleaner.min.compaction.lag.ms",
+        Validator::AtLeast(0),
+        "Minimum time a message stays uncompacted."
+    ),
+    def!(
+        "min.insync.replicas",
+        Int,
+        "1",
+        "min.insync.replicas",
+        Validator::AtLeast(1),
+        "Replicas that must acknowledge an acks=all write."
+    ),
+    def!(
+        "preallocate",
+        Boolean,
+        "false",
+        "log.preallocate",
+        Validator::Any,
+        "Preallocate segment files."
+    ),
+    def!(
+        "retention.bytes",
+        Long,
+        "-1",
+        "log.retention.bytes",
+        Validator::Any,
+        "Largest size of a partition's log before old segments are deleted."
+    ),
+    def!(
+        "retention.ms",
+        Long,
+        "604800000",
+        "log.retention.ms",
+        Validator::AtLeast(-1),
+        "Time a segment is kept before deletion."
+    ),
+    def!(
+        "segment.bytes",
+        Int,
+        "1073741824",
+        "log.segment.bytes",
+        Validator::AtLeast(14),
+        "Segment file size."
+    ),
+    def!(
+        "segment.index.bytes",
+        Int,
+        "10485760",
+        "log.index.size.max.bytes",
+        Validator::AtLeast(4),
+        "Offset index size limit."
+    ),
+    def!(
+        "segment.jitter.ms",
+        Long,
+        "0",
+        "log.roll.jitter.ms",
+        Validator::AtLeast(0),
+        "Random jitter subtracted from segment.ms."
+    ),
+    def!(
+        "segment.ms",
+        Long,
+        "604800000",
+        "log.roll.ms",
+        Validator::AtLeast(1),
+        "Time after which a segment is rolled."
+    ),
+    def!(
+        "unclean.leader.election.enable",
+        Boolean,
+        "false",
+        "unclean.leader.election.enable",
+        Validator::Any,
+        "Allow out-of-sync replicas to become leader."
+    ),
 ];
 
 /// The definition of topic config `name`.
@@ -89,7 +257,12 @@ pub fn find(name: &str) -> Option<&'static ConfigDef> {
 
 /// Checks a value against a definition's type and validator.
 pub fn validate_value(def: &ConfigDef, value: &str) -> Result<(), String> {
-    let bad = |why: &str| Err(format!("Invalid value {value} for configuration {}: {why}", def.name));
+    let bad = |why: &str| {
+        Err(format!(
+            "Invalid value {value} for configuration {}: {why}",
+            def.name
+        ))
+    };
     let v = value.trim();
     match def.kind {
         ConfigType::Boolean => {
@@ -98,9 +271,17 @@ pub fn validate_value(def: &ConfigDef, value: &str) -> Result<(), String> {
             }
         }
         ConfigType::Int | ConfigType::Long => {
-            let parsed = if def.kind == ConfigType::Int { v.parse::<i32>().map(i64::from) } else { v.parse::<i64>() };
+            let parsed = if def.kind == ConfigType::Int {
+                v.parse::<i32>().map(i64::from)
+            } else {
+                v.parse::<i64>()
+            };
             let Ok(n) = parsed else {
-                return bad(if def.kind == ConfigType::Int { "Not a number of type INT" } else { "Not a number of type LONG" });
+                return bad(if def.kind == ConfigType::Int {
+                    "Not a number of type INT"
+                } else {
+                    "Not a number of type LONG"
+                });
             };
             if let Validator::AtLeast(min) = def.validator {
                 if n < min {
@@ -109,7 +290,9 @@ pub fn validate_value(def: &ConfigDef, value: &str) -> Result<(), String> {
             }
         }
         ConfigType::Double => {
-            let Ok(n) = v.parse::<f64>() else { return bad("Not a number of type DOUBLE") };
+            let Ok(n) = v.parse::<f64>() else {
+                return bad("Not a number of type DOUBLE");
+            };
             if let Validator::DoubleRange(lo, hi) = def.validator {
                 if !(lo..=hi).contains(&n) {
                     return bad(&format!("Value must be between {lo} and {hi}"));

@@ -149,6 +149,8 @@ pub struct ValidatedBatch {
     pub max_timestamp: i64,
     /// Offset delta of the first record carrying `max_timestamp`.
     pub offset_delta_of_max_timestamp: i32,
+    /// Smallest record timestamp, for `message.timestamp.before.max.ms`.
+    pub min_timestamp: i64,
     /// Whether any record has a null key (compacted topics reject these).
     pub has_null_key: bool,
 }
@@ -195,6 +197,7 @@ pub fn validate(
         scratch
     };
     let mut max_ts = i64::MIN;
+    let mut min_ts = i64::MAX;
     let mut max_delta = 0;
     let mut has_null_key = false;
     let mut walker = RecordWalker::new(data, header.record_count);
@@ -212,6 +215,7 @@ pub fn validate(
             max_ts = ts;
             max_delta = rec.offset_delta;
         }
+        min_ts = min_ts.min(ts);
         has_null_key |= rec.key.is_none();
         expected += 1;
     }
@@ -228,6 +232,7 @@ pub fn validate(
     Ok(ValidatedBatch {
         header,
         max_timestamp: max_ts,
+        min_timestamp: min_ts,
         offset_delta_of_max_timestamp: max_delta,
         has_null_key,
     })
@@ -281,16 +286,28 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
 /// Rewrites the max timestamp and the timestamp-type bit, then the CRC. This is the one
 /// patch that changes covered bytes; it costs one CRC pass over the batch.
 pub fn set_max_timestamp(batch: &mut [u8], log_append_time: bool, max_timestamp: i64) {
-    let mut attrs = i16_at(batch, 21);
+    let (header, payload) = batch.split_at_mut(HEADER_LEN);
+    set_max_timestamp_split(header, payload, log_append_time, max_timestamp);
+}
+
+/// [`set_max_timestamp`] for a batch held as a separate header copy and the untouched
+/// payload, which is how the log appends without copying the producer's bytes.
+pub fn set_max_timestamp_split(
+    header: &mut [u8],
+    payload: &[u8],
+    log_append_time: bool,
+    max_timestamp: i64,
+) {
+    let mut attrs = i16_at(header, 21);
     if log_append_time {
         attrs |= ATTR_LOG_APPEND_TIME;
     } else {
         attrs &= !ATTR_LOG_APPEND_TIME;
     }
-    batch[21..23].copy_from_slice(&attrs.to_be_bytes());
-    batch[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
-    let crc = compute_crc(batch);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    header[21..23].copy_from_slice(&attrs.to_be_bytes());
+    header[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[CRC_START..HEADER_LEN]), payload);
+    header[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// A record for [`build`].

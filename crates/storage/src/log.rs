@@ -216,31 +216,40 @@ impl Log {
         Ok(())
     }
 
-    /// Appends one validated batch, assigning offsets from the log end. Sets the base
-    /// offset and leader epoch in place, and the max timestamp when `log_append_time_ms`
-    /// is given (LogAppendTime).
+    /// Appends one validated batch, assigning offsets from the log end. The producer's
+    /// bytes are not copied or changed: a copy of the 61-byte header gets the base offset,
+    /// the leader epoch and, under LogAppendTime (`log_append_time_ms`), the max timestamp
+    /// and CRC; the payload is written as it came.
     pub fn append(
         &mut self,
-        bytes: &mut [u8],
+        bytes: &[u8],
         v: &ValidatedBatch,
         leader_epoch: i32,
         log_append_time_ms: Option<i64>,
         now_ms: i64,
     ) -> Result<AppendInfo> {
+        if bytes.len() < batch::HEADER_LEN {
+            return Err(LogError::Batch(gregor_protocol::BatchError::Truncated(
+                "batch header",
+            )));
+        }
         let base_offset = self.log_end_offset;
         let last_offset = base_offset + i64::from(v.header.last_offset_delta);
         self.maybe_roll(bytes.len(), last_offset, now_ms)?;
-        batch::set_base_offset(bytes, base_offset);
-        batch::set_partition_leader_epoch(bytes, leader_epoch);
+        let (head, payload) = bytes.split_at(batch::HEADER_LEN);
+        let mut header = [0u8; batch::HEADER_LEN];
+        header.copy_from_slice(head);
+        batch::set_base_offset(&mut header, base_offset);
+        batch::set_partition_leader_epoch(&mut header, leader_epoch);
         let (max_ts, offset_of_max) = match log_append_time_ms {
             Some(t) => {
-                batch::set_max_timestamp(bytes, true, t);
+                batch::set_max_timestamp_split(&mut header, payload, true, t);
                 (t, base_offset)
             }
             None => {
                 if v.header.max_timestamp != v.max_timestamp {
                     // Clients must set maxTimestamp; repair it as Kafka does (covered by the CRC).
-                    batch::set_max_timestamp(bytes, false, v.max_timestamp);
+                    batch::set_max_timestamp_split(&mut header, payload, false, v.max_timestamp);
                 }
                 (
                     v.max_timestamp,
@@ -250,7 +259,7 @@ impl Log {
         };
         let interval = self.config.index_interval_bytes;
         self.active()?
-            .append(bytes, max_ts, offset_of_max, interval, now_ms)?;
+            .append(&header, payload, max_ts, offset_of_max, interval, now_ms)?;
         self.log_end_offset = last_offset + 1;
         Ok(AppendInfo {
             base_offset,

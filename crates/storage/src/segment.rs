@@ -234,22 +234,25 @@ impl LogSegment {
         Ok(())
     }
 
-    /// Appends a finished batch (base offset already set). `max_ts`/`offset_of_max` are the
-    /// record-level values found by validation.
+    /// Appends a finished batch given as its (patched) header and untouched payload.
+    /// `max_ts`/`offset_of_max` are the record-level values found by validation.
     pub(crate) fn append(
         &mut self,
-        bytes: &[u8],
+        header: &[u8],
+        payload: &[u8],
         max_ts: i64,
         offset_of_max: i64,
         index_interval: usize,
         now_ms: i64,
     ) -> Result<()> {
-        let header = BatchHeader::parse(bytes)?;
-        self.file.write_all_at(bytes, self.size)?;
+        let parsed = BatchHeader::parse(header)?;
+        self.file.write_all_at(header, self.size)?;
+        self.file
+            .write_all_at(payload, self.size + header.len() as u64)?;
         let pos = self.size;
-        self.size += bytes.len() as u64;
-        self.index_batch(pos, &header, max_ts, offset_of_max, index_interval)?;
-        self.next_offset = header.last_offset() + 1;
+        self.size += (header.len() + payload.len()) as u64;
+        self.index_batch(pos, &parsed, max_ts, offset_of_max, index_interval)?;
+        self.next_offset = parsed.last_offset() + 1;
         self.first_append_ms.get_or_insert(now_ms);
         Ok(())
     }

@@ -20,10 +20,10 @@ fn make_batch(n: usize, ts0: i64, tag: u8) -> Vec<u8> {
     batch::build(0, Codec::None, &recs).unwrap()
 }
 
-fn append(log: &mut Log, mut b: Vec<u8>) -> i64 {
+fn append(log: &mut Log, b: Vec<u8>) -> i64 {
     let mut scratch = Vec::new();
     let v = batch::validate(&b, &mut scratch, 1 << 20).unwrap();
-    log.append(&mut b, &v, 0, None, 0).unwrap().base_offset
+    log.append(&b, &v, 0, None, 0).unwrap().base_offset
 }
 
 /// Splits a fetch result into (base offset, record count) per batch.
