@@ -1,1 +1,40 @@
-//! placeholder
+//! The Gregor broker: a Kafka-protocol server over the Gregor commit log.
+//!
+//! # Flow
+//! `server::run` accepts connections; each connection reads a frame and hands it to
+//! `handlers::dispatch`, which decodes it with the generated `kafka-protocol` types and
+//! calls the one handler for that API. Handlers are thin: produce, fetch and list-offsets
+//! go to the [`replica_manager::ReplicaManager`] and its [`partition::Partition`]s (which
+//! own the storage logs); create/delete topics go to the controller through
+//! [`broker::Broker::commit_metadata`], which commits metadata records and applies the new
+//! image to the replica manager.
+//!
+//! # Layout
+//! - [`config`]: Kafka-named configuration.
+//! - [`server`]: accept loop, connection framing, shutdown.
+//! - [`handlers`]: one file per Kafka API plus the registry (`handlers::SUPPORTED`).
+//! - [`replica_manager`], [`partition`]: hosted partitions, append/read, waiting, flushing.
+//! - [`fetch_session`]: KIP-227 sessions.
+//! - [`error`]: the single mapping of domain errors to Kafka error codes.
+//!
+//! # Invariants
+//! - No lock is held across an `.await`: logs sit behind `std::sync::Mutex`es taken for
+//!   the syscalls only; fsyncs run on the blocking pool.
+//! - Input never panics the broker: malformed input closes its own connection or gets
+//!   an error code.
+//! - A produce is acknowledged only after its batch is in the log (and fsynced when the
+//!   flush policy says so).
+
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod fetch_session;
+pub mod handlers;
+pub mod partition;
+pub mod replica_manager;
+pub mod server;
+pub mod topic_settings;
+pub mod util;
+
+pub use broker::{Broker, StartError};
+pub use config::{BrokerConfig, ConfigError};

@@ -269,15 +269,19 @@ impl Log {
         })
     }
 
-    /// Whether the flush policy (`flush.messages`, `flush.ms`, or a roll) calls for an fsync.
-    pub fn needs_flush(&self, now_ms: i64) -> bool {
-        if !self.unflushed_rolled.is_empty() {
-            return true;
-        }
+    /// Whether the flush policy (`flush.messages`, `flush.ms`) calls for an fsync now.
+    /// Producers wait for such a flush before they are acknowledged.
+    pub fn flush_due(&self, now_ms: i64) -> bool {
         let unflushed = self.log_end_offset - self.recovery_point;
         unflushed > 0
             && (unflushed >= self.config.flush_messages
                 || now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_ms)
+    }
+
+    /// Whether anything waits for an fsync: the policy, or a segment rolled since the
+    /// last flush (which the background flusher syncs, so producers do not wait on it).
+    pub fn needs_flush(&self, now_ms: i64) -> bool {
+        !self.unflushed_rolled.is_empty() || self.flush_due(now_ms)
     }
 
     /// Files to fsync so that everything currently appended is durable.
@@ -396,9 +400,10 @@ impl Log {
         self.flush(now_ms)
     }
 
-    /// Deletes the log: renames its directory out of the way (so a crash mid-delete does not
-    /// resurrect it) and then removes it.
-    pub fn delete(self) -> Result<()> {
+    /// Deletes the log's files: renames its directory out of the way (so a crash
+    /// mid-delete does not resurrect it, and startup finishes the job) and removes it.
+    /// Open handles stay valid until dropped, so in-flight reads are unaffected.
+    pub fn delete(&self) -> Result<()> {
         let name = self
             .dir
             .file_name()
@@ -407,12 +412,21 @@ impl Log {
             .to_string();
         let doomed = self
             .dir
-            .with_file_name(format!("{name}.{}-delete", std::process::id()));
-        drop(self.segments);
+            .with_file_name(format!("{name}.{}{DELETE_SUFFIX}", uuid_like()));
         std::fs::rename(&self.dir, &doomed)?;
         std::fs::remove_dir_all(&doomed)?;
         Ok(())
     }
+}
+
+/// Suffix of log directories being deleted; startup removes leftovers.
+pub const DELETE_SUFFIX: &str = "-delete";
+
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{nanos:x}")
 }
 
 fn read_recovery_point(dir: &Path) -> i64 {

@@ -1,0 +1,293 @@
+//! Broker configuration with Kafka's names and defaults.
+//!
+//! Sources, later ones winning: built-in defaults, the `--config` properties file,
+//! `--override key=value` pairs, and the `--data-dir`/`--listen` flags. Every value is
+//! kept by name (for DescribeConfigs and for topic-config synonyms); the typed fields are
+//! the ones the broker reads on hot paths.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Why a configuration was refused at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid value {value:?} for {name}: {why}")]
+    Invalid {
+        name: String,
+        value: String,
+        why: String,
+    },
+    #[error("malformed override {0:?}: expected key=value")]
+    MalformedOverride(String),
+}
+
+/// Known broker configs and their defaults (Kafka's values).
+pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
+    ("node.id", "1"),
+    ("listeners", "PLAINTEXT://127.0.0.1:9092"),
+    ("advertised.listeners", ""),
+    ("log.dirs", "./gregor-data"),
+    ("num.partitions", "1"),
+    ("default.replication.factor", "1"),
+    ("auto.create.topics.enable", "true"),
+    ("message.max.bytes", "1048588"),
+    ("socket.request.max.bytes", "104857600"),
+    ("max.connections", "2147483647"),
+    ("log.segment.bytes", "1073741824"),
+    ("log.roll.ms", "604800000"),
+    ("log.roll.hours", "168"),
+    ("log.index.interval.bytes", "4096"),
+    ("log.index.size.max.bytes", "10485760"),
+    ("log.flush.interval.messages", "9223372036854775807"),
+    ("log.flush.interval.ms", "9223372036854775807"),
+    ("log.flush.scheduler.interval.ms", "1000"),
+    ("log.message.timestamp.type", "CreateTime"),
+    ("log.message.timestamp.before.max.ms", "9223372036854775807"),
+    ("log.message.timestamp.after.max.ms", "3600000"),
+    ("log.retention.ms", "604800000"),
+    ("log.retention.hours", "168"),
+    ("log.retention.bytes", "-1"),
+    ("log.cleanup.policy", "delete"),
+    ("log.cleaner.delete.retention.ms", "86400000"),
+    ("log.cleaner.min.compaction.lag.ms", "0"),
+    ("log.cleaner.max.compaction.lag.ms", "9223372036854775807"),
+    ("log.cleaner.min.cleanable.ratio", "0.5"),
+    ("log.segment.delete.delay.ms", "60000"),
+    ("log.preallocate", "false"),
+    ("log.roll.jitter.ms", "0"),
+    ("compression.type", "producer"),
+    ("min.insync.replicas", "1"),
+    ("unclean.leader.election.enable", "false"),
+    ("max.incremental.fetch.session.cache.slots", "1000"),
+    ("offsets.topic.num.partitions", "50"),
+];
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Every config by Kafka name, defaults included.
+    pub values: BTreeMap<String, String>,
+    /// Names set explicitly (file, override or flag), for config sources.
+    pub explicit: BTreeMap<String, String>,
+    pub node_id: i32,
+    pub listener: SocketAddr,
+    /// Host and port that clients are told to connect to; a port of 0 follows the bound port.
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    pub data_dir: PathBuf,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics: bool,
+    pub message_max_bytes: usize,
+    pub socket_request_max_bytes: usize,
+    pub max_connections: usize,
+    pub flush_scheduler_interval_ms: u64,
+    pub fetch_session_slots: usize,
+}
+
+fn parse_listener(value: &str) -> Option<(String, u16)> {
+    let first = value.split(',').next()?.trim();
+    let addr = first.split_once("://").map_or(first, |(_, a)| a);
+    let (host, port) = addr.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+/// Parses Java-style properties: `key=value` or `key: value`, `#`/`!` comments.
+pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let split = line.find(['=', ':']);
+        let (k, v) = match split {
+            Some(i) => (&line[..i], &line[i + 1..]),
+            None => (line, ""),
+        };
+        out.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    out
+}
+
+impl BrokerConfig {
+    /// Builds the config from explicit settings layered over the defaults.
+    pub fn from_explicit(explicit: BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut values: BTreeMap<String, String> = BROKER_DEFAULTS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for (k, v) in &explicit {
+            if !values.contains_key(k) {
+                tracing::warn!(config = %k, "the configuration was supplied but is not a known config");
+            }
+            values.insert(k.clone(), v.clone());
+        }
+        // Kafka's hour/ms pairs: an explicit *.ms wins, else an explicit *.hours converts.
+        for (ms, hours) in [
+            ("log.roll.ms", "log.roll.hours"),
+            ("log.retention.ms", "log.retention.hours"),
+        ] {
+            if !explicit.contains_key(ms) {
+                if let Some(h) = explicit.get(hours) {
+                    let h: i64 = num(hours, h)?;
+                    values.insert(ms.to_string(), (h * 3_600_000).to_string());
+                }
+            }
+        }
+        let get = |k: &str| values.get(k).cloned().unwrap_or_default();
+        let listeners = get("listeners");
+        let (host, port) = parse_listener(&listeners)
+            .ok_or_else(|| invalid("listeners", &listeners, "expected PLAINTEXT://host:port"))?;
+        let listener: SocketAddr = format!(
+            "{}:{port}",
+            if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.clone()
+            }
+        )
+        .parse()
+        .map_err(|_| invalid("listeners", &listeners, "host must be an IP address"))?;
+        let advertised = get("advertised.listeners");
+        let (advertised_host, advertised_port) = if advertised.is_empty() {
+            (host, port)
+        } else {
+            parse_listener(&advertised).ok_or_else(|| {
+                invalid(
+                    "advertised.listeners",
+                    &advertised,
+                    "expected PLAINTEXT://host:port",
+                )
+            })?
+        };
+        let data_dir = PathBuf::from(
+            get("log.dirs")
+                .split(',')
+                .next()
+                .unwrap_or("./gregor-data")
+                .trim(),
+        );
+        let cfg = Self {
+            node_id: num("node.id", &get("node.id"))?,
+            listener,
+            advertised_host,
+            advertised_port,
+            data_dir,
+            num_partitions: positive("num.partitions", &get("num.partitions"))?,
+            default_replication_factor: positive(
+                "default.replication.factor",
+                &get("default.replication.factor"),
+            )?,
+            auto_create_topics: boolean(
+                "auto.create.topics.enable",
+                &get("auto.create.topics.enable"),
+            )?,
+            message_max_bytes: positive("message.max.bytes", &get("message.max.bytes"))?,
+            socket_request_max_bytes: positive(
+                "socket.request.max.bytes",
+                &get("socket.request.max.bytes"),
+            )?,
+            max_connections: positive("max.connections", &get("max.connections"))?,
+            flush_scheduler_interval_ms: positive(
+                "log.flush.scheduler.interval.ms",
+                &get("log.flush.scheduler.interval.ms"),
+            )?,
+            fetch_session_slots: num(
+                "max.incremental.fetch.session.cache.slots",
+                &get("max.incremental.fetch.session.cache.slots"),
+            )?,
+            values,
+            explicit,
+        };
+        for (k, v) in &cfg.values {
+            if let Some(def) = gregor_metadata::topic_config::TOPIC_CONFIGS
+                .iter()
+                .find(|d| d.broker_synonym == k)
+            {
+                gregor_metadata::topic_config::validate_value(def, v)
+                    .map_err(|why| invalid(k, v, &why))?;
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The broker's value for a config, if known.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+}
+
+fn invalid(name: &str, value: &str, why: &str) -> ConfigError {
+    ConfigError::Invalid {
+        name: name.to_string(),
+        value: value.to_string(),
+        why: why.to_string(),
+    }
+}
+
+fn num<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(name, value, "not a number"))
+}
+
+fn positive<T: std::str::FromStr + PartialOrd + Default>(
+    name: &str,
+    value: &str,
+) -> Result<T, ConfigError> {
+    let n: T = num(name, value)?;
+    if n <= T::default() {
+        return Err(invalid(name, value, "must be positive"));
+    }
+    Ok(n)
+}
+
+fn boolean(name: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(name, value, "expected true or false")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let cfg = BrokerConfig::from_explicit(BTreeMap::new()).unwrap();
+        assert_eq!(cfg.node_id, 1);
+        assert_eq!(cfg.listener.to_string(), "127.0.0.1:9092");
+        assert_eq!(cfg.advertised_port, 9092);
+        assert_eq!(cfg.data_dir, PathBuf::from("./gregor-data"));
+        assert_eq!(cfg.message_max_bytes, 1048588);
+
+        let props = parse_properties("# comment\nlisteners=PLAINTEXT://0.0.0.0:19092\nadvertised.listeners: PLAINTEXT://example:19092\nlog.roll.hours=1\n");
+        let cfg = BrokerConfig::from_explicit(props).unwrap();
+        assert_eq!(cfg.listener.port(), 19092);
+        assert_eq!(cfg.advertised_host, "example");
+        assert_eq!(cfg.get("log.roll.ms"), Some("3600000"));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for (k, v) in [
+            ("num.partitions", "0"),
+            ("auto.create.topics.enable", "maybe"),
+            ("listeners", "nonsense"),
+            ("log.segment.bytes", "3"),
+        ] {
+            let e = BrokerConfig::from_explicit([(k.to_string(), v.to_string())].into());
+            assert!(e.is_err(), "{k}={v} must be refused");
+        }
+    }
+}

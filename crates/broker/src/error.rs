@@ -1,0 +1,162 @@
+//! The one place where domain errors become Kafka error codes.
+//!
+//! Every match is exhaustive with no catch-all arm, so a new domain error cannot reach
+//! the wire without someone deciding its code here.
+
+use gregor_metadata::ControllerError;
+use gregor_protocol::kp::ResponseError;
+use gregor_protocol::BatchError;
+use gregor_storage::LogError;
+
+/// Errors of the replica manager (produce, fetch, list offsets on one partition).
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopicOrPartition,
+    #[error("This server does not host this topic ID.")]
+    UnknownTopicId,
+    #[error("The request included message batch larger than the configured segment size on the server: {0} bytes")]
+    MessageTooLarge(usize),
+    #[error("{0}")]
+    Batch(#[from] BatchError),
+    #[error("{0}")]
+    InvalidRecord(String),
+    #[error("{0}")]
+    InvalidTimestamp(String),
+    #[error("The requested offset is not within the range of offsets maintained by the server.")]
+    OffsetOutOfRange,
+    #[error("The leader epoch in the request is older than the epoch on the broker.")]
+    FencedLeaderEpoch,
+    #[error("The leader epoch in the request is newer than the epoch on the broker.")]
+    UnknownLeaderEpoch,
+    #[error("storage: {0}")]
+    Storage(LogError),
+}
+
+impl From<LogError> for ReplicaError {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::OffsetOutOfRange { .. } => ReplicaError::OffsetOutOfRange,
+            LogError::Batch(b) => ReplicaError::Batch(b),
+            other => ReplicaError::Storage(other),
+        }
+    }
+}
+
+/// The Kafka error code for a replica-manager error.
+pub fn replica_error_code(e: &ReplicaError) -> ResponseError {
+    match e {
+        ReplicaError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        ReplicaError::UnknownTopicId => ResponseError::UnknownTopicId,
+        ReplicaError::MessageTooLarge(_) => ResponseError::MessageTooLarge,
+        ReplicaError::Batch(b) => batch_error_code(b),
+        ReplicaError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        ReplicaError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
+        ReplicaError::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
+        ReplicaError::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
+        ReplicaError::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
+        ReplicaError::Storage(s) => log_error_code(s),
+    }
+}
+
+/// A record batch that fails validation: a CRC mismatch or a truncated batch is
+/// CORRUPT_MESSAGE (retriable, the bytes were damaged in flight); anything structural is
+/// INVALID_RECORD, as Kafka's LogValidator answers.
+pub fn batch_error_code(e: &BatchError) -> ResponseError {
+    match e {
+        BatchError::CrcMismatch { .. } | BatchError::Truncated(_) | BatchError::Corrupt(_) => {
+            ResponseError::CorruptMessage
+        }
+        BatchError::UnsupportedMagic(_) | BatchError::InvalidRecord(_) => {
+            ResponseError::InvalidRecord
+        }
+        BatchError::UnknownCompression(_) => ResponseError::UnsupportedCompressionType,
+    }
+}
+
+/// Storage failures are KAFKA_STORAGE_ERROR: the client retries, possibly elsewhere.
+pub fn log_error_code(e: &LogError) -> ResponseError {
+    match e {
+        LogError::Io(_) | LogError::Corrupt { .. } => ResponseError::KafkaStorageError,
+        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        LogError::Batch(b) => batch_error_code(b),
+    }
+}
+
+/// The Kafka error code for a controller decision.
+pub fn controller_error_code(e: &ControllerError) -> ResponseError {
+    match e {
+        ControllerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+        ControllerError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+        ControllerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        ControllerError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        ControllerError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        ControllerError::UnknownTopic => ResponseError::UnknownTopicOrPartition,
+        ControllerError::UnknownTopicId => ResponseError::UnknownTopicId,
+    }
+}
+
+/// Metadata store failures: a controller refusal keeps its code; I/O is retriable.
+pub fn metadata_error_code(e: &gregor_metadata::MetadataError) -> ResponseError {
+    use gregor_metadata::MetadataError as M;
+    match e {
+        M::Controller(c) => controller_error_code(c),
+        M::Log(l) => log_error_code(l),
+        M::Io(_) | M::Corrupt(_) | M::Batch(_) => ResponseError::KafkaStorageError,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapping_table() {
+        let cases: Vec<(ReplicaError, i16)> = vec![
+            (ReplicaError::UnknownTopicOrPartition, 3),
+            (ReplicaError::UnknownTopicId, 100),
+            (ReplicaError::MessageTooLarge(1), 10),
+            (
+                ReplicaError::Batch(BatchError::CrcMismatch {
+                    stored: 1,
+                    computed: 2,
+                }),
+                2,
+            ),
+            (ReplicaError::Batch(BatchError::UnsupportedMagic(1)), 87),
+            (ReplicaError::Batch(BatchError::UnknownCompression(7)), 76),
+            (ReplicaError::InvalidRecord("x".into()), 87),
+            (ReplicaError::InvalidTimestamp("x".into()), 32),
+            (ReplicaError::OffsetOutOfRange, 1),
+            (ReplicaError::FencedLeaderEpoch, 74),
+            (ReplicaError::UnknownLeaderEpoch, 75),
+            (
+                ReplicaError::Storage(LogError::Io(std::io::Error::other("disk"))),
+                56,
+            ),
+        ];
+        for (e, code) in cases {
+            assert_eq!(replica_error_code(&e).code(), code, "{e:?}");
+        }
+        assert_eq!(
+            controller_error_code(&ControllerError::TopicAlreadyExists("t".into())).code(),
+            36
+        );
+        assert_eq!(
+            controller_error_code(&ControllerError::InvalidTopic("t".into())).code(),
+            17
+        );
+        assert_eq!(
+            controller_error_code(&ControllerError::InvalidPartitions("t".into())).code(),
+            37
+        );
+        assert_eq!(
+            controller_error_code(&ControllerError::InvalidReplicationFactor("t".into())).code(),
+            38
+        );
+        assert_eq!(
+            controller_error_code(&ControllerError::InvalidConfig("t".into())).code(),
+            40
+        );
+    }
+}

@@ -1,0 +1,80 @@
+//! DeleteTopics (key 20): by name (all versions) or by topic id (v6+).
+
+use std::sync::Arc;
+
+use gregor_metadata::controller;
+use gregor_protocol::kp::messages::delete_topics_response::DeletableTopicResult;
+use gregor_protocol::kp::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use gregor_protocol::kp::protocol::StrBytes;
+use gregor_protocol::kp::ResponseError;
+use uuid::Uuid;
+
+use super::{ApiSpec, RequestContext};
+use crate::broker::Broker;
+use crate::error::metadata_error_code;
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::DeleteTopics,
+    min: 1,
+    max: 6,
+};
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
+    let targets: Vec<(Option<String>, Uuid)> = if ctx.header.request_api_version >= 6 {
+        req.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), Uuid::nil()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        let image = broker.metadata.image();
+        let resolved = match &name {
+            Some(n) => image
+                .topic(n)
+                .map(|t| (t.name.clone(), t.id))
+                .ok_or(ResponseError::UnknownTopicOrPartition),
+            None => image
+                .topic_by_id(&id)
+                .map(|t| (t.name.clone(), t.id))
+                .ok_or(ResponseError::UnknownTopicId),
+        };
+        let mut r = DeletableTopicResult::default()
+            .with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))))
+            .with_topic_id(id);
+        match resolved {
+            Err(code) => {
+                r.error_code = code.code();
+                r.error_message = Some(StrBytes::from_static_str(
+                    if code == ResponseError::UnknownTopicId {
+                        "This server does not host this topic ID."
+                    } else {
+                        "This server does not host this topic-partition."
+                    },
+                ));
+            }
+            Ok((topic, topic_id)) => {
+                r.name = Some(TopicName(StrBytes::from_string(topic.clone())));
+                r.topic_id = topic_id;
+                if let Err(e) = broker
+                    .commit_metadata(move |img| controller::delete_topic(img, &topic))
+                    .await
+                {
+                    r.error_code = metadata_error_code(&e).code();
+                    r.error_message = Some(StrBytes::from_string(e.to_string()));
+                }
+            }
+        }
+        responses.push(r);
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}

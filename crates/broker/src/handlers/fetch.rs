@@ -1,0 +1,274 @@
+//! Fetch (key 1): byte ranges of whole batches, long-polled on append notifications,
+//! with KIP-74 size limits and KIP-227 incremental sessions.
+//!
+//! The handler never decodes records: each partition's answer is the bytes of the batches
+//! from the one that holds the fetch offset, up to the partition and response limits, and
+//! below the high watermark. When less than `min_bytes` is available it parks on a
+//! `Notify` registered with every partition in the request, until an append wakes it or
+//! `max_wait_ms` passes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use gregor_protocol::kp::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use gregor_protocol::kp::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+use gregor_protocol::kp::protocol::StrBytes;
+use gregor_protocol::kp::ResponseError;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::list_offsets::check_leader_epoch;
+use super::{ApiSpec, RequestContext};
+use crate::broker::Broker;
+use crate::error::{replica_error_code, ReplicaError};
+use crate::fetch_session::{SessionError, SessionPartition};
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::Fetch,
+    min: 4,
+    max: 16,
+};
+
+const READ_COMMITTED: i8 = 1;
+
+/// One partition's answer before it is encoded.
+struct PartitionRead {
+    error: Option<ReplicaError>,
+    high_watermark: i64,
+    last_stable_offset: i64,
+    log_start_offset: i64,
+    records: Vec<u8>,
+}
+
+fn read_partition(
+    broker: &Broker,
+    sp: &SessionPartition,
+    remaining: &mut usize,
+    min_one: &mut bool,
+) -> PartitionRead {
+    let mut out = PartitionRead {
+        error: None,
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        records: Vec::new(),
+    };
+    let Some(p) = broker.replicas.partition(&sp.topic, sp.partition) else {
+        out.error = Some(ReplicaError::UnknownTopicOrPartition);
+        return out;
+    };
+    if let Err(e) = check_leader_epoch(&p, sp.current_leader_epoch) {
+        out.error = Some(e);
+        return out;
+    }
+    let hw = p.high_watermark();
+    out.high_watermark = hw;
+    // No transactions yet: the last stable offset is the high watermark.
+    out.last_stable_offset = hw;
+    out.log_start_offset = p.log_start_offset();
+    let limit = (sp.max_bytes.max(0) as usize).min(*remaining);
+    let read = p
+        .log()
+        .map_err(ReplicaError::from)
+        .and_then(|log| Ok(log.read(sp.fetch_offset, limit, *min_one, hw)?));
+    match read {
+        Ok(r) => {
+            if !r.bytes.is_empty() {
+                *min_one = false;
+                *remaining = remaining.saturating_sub(r.bytes.len());
+            }
+            out.records = r.bytes;
+        }
+        Err(e) => out.error = Some(e),
+    }
+    out
+}
+
+fn has_news(sp: &SessionPartition, r: &PartitionRead) -> bool {
+    !r.records.is_empty()
+        || r.error.is_some()
+        || r.high_watermark != sp.high_watermark
+        || r.last_stable_offset != sp.last_stable_offset
+        || r.log_start_offset != sp.log_start_offset
+}
+
+fn top_level_error(code: ResponseError) -> FetchResponse {
+    FetchResponse::default().with_error_code(code.code())
+}
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: FetchRequest,
+) -> FetchResponse {
+    let version = ctx.header.request_api_version;
+    let image = broker.metadata.image();
+    let by_id = version >= 13;
+    // Resolve the request's partitions; topics that cannot be resolved are answered with
+    // an error and never enter a session.
+    let mut unresolved: Vec<(String, Uuid, i32, ResponseError)> = Vec::new();
+    let mut wanted: Vec<SessionPartition> = Vec::new();
+    for t in &req.topics {
+        let resolved = if by_id {
+            image
+                .topic_by_id(&t.topic_id)
+                .map(|x| (x.name.clone(), x.id))
+        } else {
+            Some((
+                t.topic.0.to_string(),
+                image.topic(&t.topic.0).map_or(Uuid::nil(), |x| x.id),
+            ))
+        };
+        for p in &t.partitions {
+            match &resolved {
+                Some((name, id)) => wanted.push(SessionPartition {
+                    topic: name.clone(),
+                    topic_id: *id,
+                    partition: p.partition,
+                    fetch_offset: p.fetch_offset,
+                    max_bytes: p.partition_max_bytes,
+                    current_leader_epoch: p.current_leader_epoch,
+                    high_watermark: -1,
+                    last_stable_offset: -1,
+                    log_start_offset: -1,
+                }),
+                None => unresolved.push((
+                    String::new(),
+                    t.topic_id,
+                    p.partition,
+                    ResponseError::UnknownTopicId,
+                )),
+            }
+        }
+    }
+    let forgotten: Vec<(Uuid, String, i32)> = req
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|f| {
+            let name = if by_id {
+                image
+                    .topic_by_id(&f.topic_id)
+                    .map_or_else(String::new, |t| t.name.clone())
+            } else {
+                f.topic.0.to_string()
+            };
+            f.partitions
+                .iter()
+                .map(move |&p| (f.topic_id, name.clone(), p))
+        })
+        .collect();
+
+    let sessions = &broker.fetch_sessions;
+    let (plan, incremental) = match (req.session_id, req.session_epoch) {
+        (id, -1) | (id, 0) => {
+            if id != 0 {
+                sessions.remove(id);
+            }
+            (wanted, false)
+        }
+        (id, epoch) => match sessions.update(id, epoch, wanted, &forgotten) {
+            Ok(plan) => (plan, true),
+            Err(SessionError::NotFound) => {
+                return top_level_error(ResponseError::FetchSessionIdNotFound)
+            }
+            Err(SessionError::InvalidEpoch) => {
+                return top_level_error(ResponseError::InvalidFetchSessionEpoch)
+            }
+        },
+    };
+
+    // Read, and if there is not yet enough, park until an append or the deadline.
+    let max_wait = std::time::Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let deadline = tokio::time::Instant::now() + max_wait;
+    let notify = Arc::new(Notify::new());
+    let reads = loop {
+        for sp in &plan {
+            if let Some(p) = broker.replicas.partition(&sp.topic, sp.partition) {
+                p.register_waiter(&notify);
+            }
+        }
+        let mut remaining = req.max_bytes.max(0) as usize;
+        let mut min_one = true;
+        let reads: Vec<PartitionRead> = plan
+            .iter()
+            .map(|sp| read_partition(broker, sp, &mut remaining, &mut min_one))
+            .collect();
+        let bytes: usize = reads.iter().map(|r| r.records.len()).sum();
+        let errored = reads.iter().any(|r| r.error.is_some()) || !unresolved.is_empty();
+        if bytes >= req.min_bytes.max(0) as usize
+            || errored
+            || plan.is_empty()
+            || tokio::time::Instant::now() >= deadline
+        {
+            break reads;
+        }
+        if tokio::time::timeout_at(deadline, notify.notified())
+            .await
+            .is_err()
+        {
+            // Deadline passed: one last read picks up anything that raced the timer.
+            continue;
+        }
+    };
+
+    // Build the response: every partition for a full fetch, only news for an incremental one.
+    let mut sent: Vec<SessionPartition> = Vec::new();
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    for (sp, r) in plan.iter().zip(reads) {
+        if incremental && !has_news(sp, &r) {
+            continue;
+        }
+        let mut updated = sp.clone();
+        updated.high_watermark = r.high_watermark;
+        updated.last_stable_offset = r.last_stable_offset;
+        updated.log_start_offset = r.log_start_offset;
+        sent.push(updated);
+        let mut data = PartitionData::default()
+            .with_partition_index(sp.partition)
+            .with_high_watermark(r.high_watermark)
+            .with_last_stable_offset(r.last_stable_offset)
+            .with_log_start_offset(r.log_start_offset)
+            .with_aborted_transactions(if req.isolation_level == READ_COMMITTED {
+                Some(Vec::new())
+            } else {
+                None
+            })
+            .with_records(Some(Bytes::from(r.records)));
+        if let Some(e) = &r.error {
+            data.error_code = replica_error_code(e).code();
+        }
+        match topics.last_mut() {
+            Some(t) if t.topic.0.as_str() == sp.topic => t.partitions.push(data),
+            _ => topics.push(
+                FetchableTopicResponse::default()
+                    .with_topic(TopicName(StrBytes::from_string(sp.topic.clone())))
+                    .with_topic_id(sp.topic_id)
+                    .with_partitions(vec![data]),
+            ),
+        }
+    }
+    for (name, id, partition, code) in unresolved {
+        let data = PartitionData::default()
+            .with_partition_index(partition)
+            .with_error_code(code.code())
+            .with_high_watermark(-1);
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(TopicName(StrBytes::from_string(name)))
+                .with_topic_id(id)
+                .with_partitions(vec![data]),
+        );
+    }
+
+    let session_id = if incremental {
+        sessions.commit(req.session_id, &sent);
+        req.session_id
+    } else if req.session_epoch == 0 && version >= 7 {
+        sessions.create(sent)
+    } else {
+        0
+    };
+    FetchResponse::default()
+        .with_session_id(session_id)
+        .with_responses(topics)
+}

@@ -1,0 +1,178 @@
+//! One handler per Kafka API, one file each, and the single registry that feeds both
+//! dispatch and ApiVersions.
+//!
+//! Dispatch reads the API key, version and correlation id, checks them against
+//! [`SUPPORTED`], decodes the header and body with the generated `kafka-protocol` types,
+//! calls the handler and encodes its response. A request that cannot be framed, names an
+//! unknown API or version, or fails to decode closes that connection only; every other
+//! problem is an error code in the response.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use gregor_protocol::kp::messages::{ApiKey, RequestHeader, ResponseHeader};
+use gregor_protocol::kp::protocol::{Decodable, Encodable, HeaderVersion};
+use std::sync::Arc;
+
+use crate::broker::Broker;
+
+pub mod api_versions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+/// An API this broker implements, at versions `min..=max`.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiSpec {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+}
+
+/// Every API the broker serves. ApiVersions answers from this list.
+pub const SUPPORTED: &[ApiSpec] = &[
+    produce::SPEC,
+    fetch::SPEC,
+    list_offsets::SPEC,
+    metadata::SPEC,
+    api_versions::SPEC,
+    create_topics::SPEC,
+    delete_topics::SPEC,
+];
+
+/// Per-connection state handlers may use.
+pub struct RequestContext {
+    pub header: RequestHeader,
+    /// Reused decompression buffer for produce validation.
+    pub scratch: Vec<u8>,
+}
+
+/// What the connection does after a request.
+pub enum Outcome {
+    Respond(Bytes),
+    /// acks=0 produce: nothing is sent.
+    NoResponse,
+    /// Close this connection (and only this one).
+    Close(String),
+}
+
+fn spec_for(key: i16) -> Option<&'static ApiSpec> {
+    SUPPORTED.iter().find(|s| s.key as i16 == key)
+}
+
+/// Encodes a response frame: length, header, body.
+pub fn encode_response<R: Encodable + HeaderVersion>(
+    correlation_id: i32,
+    version: i16,
+    header_version: i16,
+    body: &R,
+) -> Outcome {
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_i32(0);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    if let Err(e) = header.encode(&mut buf, header_version) {
+        return Outcome::Close(format!("cannot encode response header: {e}"));
+    }
+    if let Err(e) = body.encode(&mut buf, version) {
+        return Outcome::Close(format!("cannot encode response: {e}"));
+    }
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Outcome::Respond(buf.freeze())
+}
+
+fn respond<R: Encodable + HeaderVersion>(header: &RequestHeader, body: &R) -> Outcome {
+    let v = header.request_api_version;
+    encode_response(header.correlation_id, v, R::header_version(v), body)
+}
+
+fn decode<R: Decodable>(buf: &mut Bytes, version: i16) -> Result<R, Outcome> {
+    R::decode(buf, version).map_err(|e| Outcome::Close(format!("malformed request body: {e}")))
+}
+
+macro_rules! call {
+    ($buf:expr, $ctx:expr, $req:ty, $handler:expr) => {{
+        let v = $ctx.header.request_api_version;
+        match decode::<$req>(&mut $buf, v) {
+            Ok(req) => respond(&$ctx.header, &$handler(req).await),
+            Err(out) => out,
+        }
+    }};
+}
+
+/// Handles one request frame (without its length prefix).
+pub async fn dispatch(broker: &Arc<Broker>, scratch: &mut Vec<u8>, frame: Bytes) -> Outcome {
+    if frame.len() < 8 {
+        return Outcome::Close("request shorter than a request header".into());
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let Some(spec) = spec_for(key) else {
+        return Outcome::Close(format!("unsupported API key {key}"));
+    };
+    if version < spec.min || version > spec.max {
+        return match spec.key {
+            // KIP-511: answer with the v0 body and the supported list so the client can
+            // pick a version it shares with us.
+            ApiKey::ApiVersions => api_versions::unsupported_version(correlation_id),
+            // Listed only for librdkafka's feature detection (KAFKA-18659); never served.
+            ApiKey::Produce if version <= 2 => {
+                Outcome::Close("Produce v0-v2 are not supported (message format v2 only)".into())
+            }
+            _ => Outcome::Close(format!("unsupported version {version} of API key {key}")),
+        };
+    }
+    let mut buf = frame;
+    let header = match RequestHeader::decode(&mut buf, spec.key.request_header_version(version)) {
+        Ok(h) => h,
+        Err(e) => return Outcome::Close(format!("malformed request header: {e}")),
+    };
+    let mut ctx = RequestContext {
+        header,
+        scratch: std::mem::take(scratch),
+    };
+    let out = route(broker, &mut ctx, spec.key, buf).await;
+    *scratch = ctx.scratch;
+    out
+}
+
+async fn route(
+    broker: &Arc<Broker>,
+    ctx: &mut RequestContext,
+    key: ApiKey,
+    mut buf: Bytes,
+) -> Outcome {
+    use gregor_protocol::kp::messages as m;
+    match key {
+        ApiKey::ApiVersions => call!(buf, ctx, m::ApiVersionsRequest, |r| api_versions::handle(
+            ctx, r
+        )),
+        ApiKey::Metadata => call!(buf, ctx, m::MetadataRequest, |r| metadata::handle(
+            broker, ctx, r
+        )),
+        ApiKey::Produce => {
+            let v = ctx.header.request_api_version;
+            match decode::<m::ProduceRequest>(&mut buf, v) {
+                Ok(req) => match produce::handle(broker, ctx, req).await {
+                    produce::Reply::Response(resp) => respond(&ctx.header, &resp),
+                    produce::Reply::None => Outcome::NoResponse,
+                    produce::Reply::Close(why) => Outcome::Close(why),
+                },
+                Err(out) => out,
+            }
+        }
+        ApiKey::Fetch => call!(buf, ctx, m::FetchRequest, |r| fetch::handle(broker, ctx, r)),
+        ApiKey::ListOffsets => call!(buf, ctx, m::ListOffsetsRequest, |r| list_offsets::handle(
+            broker, ctx, r
+        )),
+        ApiKey::CreateTopics => call!(buf, ctx, m::CreateTopicsRequest, |r| create_topics::handle(
+            broker, ctx, r
+        )),
+        ApiKey::DeleteTopics => call!(buf, ctx, m::DeleteTopicsRequest, |r| delete_topics::handle(
+            broker, ctx, r
+        )),
+        other => Outcome::Close(format!("no handler for {other:?}")),
+    }
+}

@@ -1,0 +1,161 @@
+//! Produce (key 0): validate each partition's batch, append it, honour acks.
+//!
+//! v0-v2 are listed for librdkafka's feature detection but refused at dispatch (message
+//! format v2 only). With acks=0 nothing is sent back; if any partition failed, the
+//! connection is closed so the client notices, as Kafka does.
+
+use std::sync::Arc;
+
+use gregor_protocol::kp::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
+use gregor_protocol::kp::messages::{ApiKey, ProduceRequest, ProduceResponse};
+use gregor_protocol::kp::protocol::StrBytes;
+use gregor_protocol::kp::ResponseError;
+
+use super::{ApiSpec, RequestContext};
+use crate::broker::Broker;
+use crate::error::{log_error_code, replica_error_code, ReplicaError};
+use crate::partition::Partition;
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::Produce,
+    min: 0,
+    max: 11,
+};
+
+pub enum Reply {
+    Response(ProduceResponse),
+    None,
+    Close(String),
+}
+
+fn error_response(
+    index: i32,
+    code: ResponseError,
+    message: Option<String>,
+    version: i16,
+) -> PartitionProduceResponse {
+    let mut r = PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code.code())
+        .with_base_offset(-1)
+        .with_log_start_offset(-1);
+    if version >= 8 {
+        if code == ResponseError::InvalidRecord {
+            r.record_errors = vec![BatchIndexAndErrorMessage::default()
+                .with_batch_index(0)
+                .with_batch_index_error_message(message.clone().map(StrBytes::from_string))];
+        }
+        r.error_message = message.map(StrBytes::from_string);
+    }
+    r
+}
+
+pub async fn handle(broker: &Arc<Broker>, ctx: &mut RequestContext, req: ProduceRequest) -> Reply {
+    let version = ctx.header.request_api_version;
+    let acks = req.acks;
+    let mut any_error = false;
+    let mut to_flush: Vec<(Arc<Partition>, i64, usize, usize)> = Vec::new();
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for (ti, topic) in req.topic_data.into_iter().enumerate() {
+        let name = topic.name.0.to_string();
+        let hosted = broker.replicas.topic(&name);
+        let mut parts = Vec::with_capacity(topic.partition_data.len());
+        for pd in topic.partition_data {
+            if !matches!(acks, -1..=1) {
+                any_error = true;
+                parts.push(error_response(
+                    pd.index,
+                    ResponseError::InvalidRequiredAcks,
+                    None,
+                    version,
+                ));
+                continue;
+            }
+            let Some(partition) = hosted
+                .as_ref()
+                .and_then(|h| h.partitions.get(&pd.index))
+                .cloned()
+            else {
+                any_error = true;
+                parts.push(error_response(
+                    pd.index,
+                    ResponseError::UnknownTopicOrPartition,
+                    None,
+                    version,
+                ));
+                continue;
+            };
+            let Some(records) = pd.records.as_ref().filter(|r| !r.is_empty()) else {
+                any_error = true;
+                parts.push(error_response(
+                    pd.index,
+                    ResponseError::InvalidRecord,
+                    Some("Produce request has no records".into()),
+                    version,
+                ));
+                continue;
+            };
+            match broker
+                .replicas
+                .append(&partition, records, &mut ctx.scratch)
+            {
+                Ok((info, flush_due)) => {
+                    if flush_due {
+                        to_flush.push((partition.clone(), info.last_offset + 1, ti, parts.len()));
+                    }
+                    parts.push(
+                        PartitionProduceResponse::default()
+                            .with_index(pd.index)
+                            .with_base_offset(info.base_offset)
+                            .with_log_append_time_ms(info.log_append_time)
+                            .with_log_start_offset(info.log_start_offset),
+                    );
+                }
+                Err(e) => {
+                    any_error = true;
+                    if matches!(e, ReplicaError::Storage(_)) {
+                        tracing::error!(topic = %name, partition = pd.index, error = %e, "append failed");
+                    }
+                    parts.push(error_response(
+                        pd.index,
+                        replica_error_code(&e),
+                        Some(e.to_string()),
+                        version,
+                    ));
+                }
+            }
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_partition_responses(parts),
+        );
+    }
+    // The flush policy (flush.messages / flush.ms) wants these durable before the ack.
+    // Partitions flush one after another here; each flush is shared with every other
+    // producer waiting on the same partition (group commit).
+    for (partition, upto, ti, pi) in to_flush {
+        if let Err(e) = partition.ensure_flushed(upto).await {
+            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
+            any_error = true;
+            if let Some(r) = responses
+                .get_mut(ti)
+                .and_then(|t| t.partition_responses.get_mut(pi))
+            {
+                *r = error_response(r.index, log_error_code(&e), Some(e.to_string()), version);
+            }
+        }
+    }
+    // acks=all: this broker is the whole ISR, so the high watermark already covers every
+    // append above; replication will park here on the high-watermark notification.
+    if acks == 0 {
+        return if any_error {
+            Reply::Close("acks=0 produce failed; closing so the client notices".into())
+        } else {
+            Reply::None
+        };
+    }
+    Reply::Response(ProduceResponse::default().with_responses(responses))
+}

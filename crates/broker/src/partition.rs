@@ -1,0 +1,173 @@
+//! One partition this broker leads: its log, high watermark, waiting fetchers and the
+//! group-commit flusher.
+//!
+//! Concurrency: the log sits behind a `std::sync::Mutex` held only for the append or read
+//! syscalls, never across an `.await`. Offsets readers need without the lock (high
+//! watermark, log start, log end) are atomics. Long-poll fetches register a `Notify` and
+//! are woken by appends; fsyncs run on the blocking pool with the log unlocked.
+
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+
+use gregor_storage::{AppendInfo, Log, LogError};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::topic_settings::TopicSettings;
+use crate::util::now_ms;
+
+pub struct Partition {
+    pub topic: String,
+    pub topic_id: Uuid,
+    pub index: i32,
+    log: Mutex<Log>,
+    high_watermark: AtomicI64,
+    log_start_offset: AtomicI64,
+    leader_epoch: AtomicI32,
+    settings: RwLock<Arc<TopicSettings>>,
+    waiters: Mutex<Vec<Weak<Notify>>>,
+    /// Offset below which data is fsynced.
+    flushed: AtomicI64,
+    /// Held by the one task running an fsync; others queue behind it and usually find
+    /// their data covered when they get it (group commit).
+    flush_lock: tokio::sync::Mutex<()>,
+}
+
+impl Partition {
+    pub fn new(
+        topic: String,
+        topic_id: Uuid,
+        index: i32,
+        log: Log,
+        leader_epoch: i32,
+        settings: Arc<TopicSettings>,
+    ) -> Self {
+        let end = log.log_end_offset();
+        Self {
+            topic,
+            topic_id,
+            index,
+            high_watermark: AtomicI64::new(end),
+            log_start_offset: AtomicI64::new(log.log_start_offset()),
+            flushed: AtomicI64::new(log.recovery_point()),
+            log: Mutex::new(log),
+            leader_epoch: AtomicI32::new(leader_epoch),
+            settings: RwLock::new(settings),
+            waiters: Mutex::new(Vec::new()),
+            flush_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Locks the log. A poisoned lock (a panic while appending) is reported as a storage
+    /// error rather than propagated as a panic.
+    pub fn log(&self) -> Result<MutexGuard<'_, Log>, LogError> {
+        self.log.lock().map_err(|_| LogError::Corrupt {
+            path: format!("{}-{}", self.topic, self.index),
+            reason: "log lock poisoned".into(),
+        })
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        self.leader_epoch.store(epoch, Ordering::Release);
+    }
+    pub fn settings(&self) -> Arc<TopicSettings> {
+        match self.settings.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+    pub fn set_settings(&self, s: Arc<TopicSettings>) -> Result<(), LogError> {
+        self.log()?.set_config(s.log_config.clone());
+        match self.settings.write() {
+            Ok(mut g) => *g = s,
+            Err(p) => *p.into_inner() = s,
+        }
+        Ok(())
+    }
+
+    /// Appends a validated batch and advances the high watermark (this broker is the whole
+    /// ISR), waking parked fetches. Returns whether the flush policy wants an fsync.
+    pub fn append(
+        &self,
+        bytes: &[u8],
+        v: &gregor_protocol::batch::ValidatedBatch,
+        log_append_time: Option<i64>,
+    ) -> Result<(AppendInfo, bool), LogError> {
+        let now = now_ms();
+        let (info, flush_due) = {
+            let mut log = self.log()?;
+            let info = log.append(bytes, v, self.leader_epoch(), log_append_time, now)?;
+            (info, log.flush_due(now))
+        };
+        self.high_watermark
+            .store(info.last_offset + 1, Ordering::Release);
+        self.wake_waiters();
+        Ok((info, flush_due))
+    }
+
+    /// Registers a fetch that waits for new data here.
+    pub fn register_waiter(&self, n: &Arc<Notify>) {
+        if let Ok(mut w) = self.waiters.lock() {
+            w.retain(|x| x.strong_count() > 0);
+            w.push(Arc::downgrade(n));
+        }
+    }
+
+    fn wake_waiters(&self) {
+        let drained: Vec<Weak<Notify>> = match self.waiters.lock() {
+            Ok(mut w) if !w.is_empty() => std::mem::take(&mut *w),
+            _ => return,
+        };
+        for n in drained.iter().filter_map(Weak::upgrade) {
+            n.notify_one();
+        }
+    }
+
+    /// Makes everything below `upto` durable, sharing fsyncs between concurrent callers.
+    pub async fn ensure_flushed(&self, upto: i64) -> Result<(), LogError> {
+        loop {
+            if self.flushed.load(Ordering::Acquire) >= upto {
+                return Ok(());
+            }
+            let _turn = self.flush_lock.lock().await;
+            if self.flushed.load(Ordering::Acquire) >= upto {
+                return Ok(());
+            }
+            self.flush_now().await?;
+        }
+    }
+
+    /// Runs one fsync of everything appended so far (the caller holds `flush_lock` or is
+    /// the background flusher).
+    async fn flush_now(&self) -> Result<(), LogError> {
+        let handle = self.log()?.flush_handle()?;
+        let upto = handle.upto;
+        let synced = tokio::task::spawn_blocking(move || handle.sync()).await;
+        match synced {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e.into()),
+            Err(join) => return Err(LogError::Io(std::io::Error::other(join.to_string()))),
+        }
+        self.log()?.mark_flushed(upto, now_ms())?;
+        self.flushed.fetch_max(upto, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Background flush for `flush.ms` and rolled segments.
+    pub async fn flush_if_needed(&self) -> Result<(), LogError> {
+        if !self.log()?.needs_flush(now_ms()) {
+            return Ok(());
+        }
+        let _turn = self.flush_lock.lock().await;
+        self.flush_now().await
+    }
+}

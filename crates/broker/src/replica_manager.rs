@@ -1,0 +1,204 @@
+//! The partitions this broker hosts, kept in step with the metadata image.
+//!
+//! `apply_image` is how metadata reaches storage: a topic in the image gets its logs
+//! opened (or created), a topic gone from the image gets its logs deleted. Produce,
+//! fetch and list-offsets look partitions up here by topic name.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use gregor_metadata::MetadataImage;
+use gregor_protocol::batch;
+use gregor_storage::{AppendInfo, Log, LogError};
+use uuid::Uuid;
+
+use crate::config::BrokerConfig;
+use crate::error::ReplicaError;
+use crate::partition::Partition;
+use crate::topic_settings::TopicSettings;
+use crate::util::now_ms;
+
+/// Largest decompressed size accepted for one batch; bounds the memory a "zip bomb"
+/// batch can claim while it is validated.
+const DECOMPRESS_LIMIT: usize = 256 << 20;
+
+pub struct HostedTopic {
+    pub id: Uuid,
+    pub partitions: BTreeMap<i32, Arc<Partition>>,
+}
+
+pub struct ReplicaManager {
+    node_id: i32,
+    data_dir: PathBuf,
+    clean_startup: bool,
+    topics: RwLock<HashMap<String, Arc<HostedTopic>>>,
+}
+
+fn log_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
+    data_dir.join(format!("{topic}-{partition}"))
+}
+
+impl ReplicaManager {
+    pub fn new(node_id: i32, data_dir: PathBuf, clean_startup: bool) -> Self {
+        Self {
+            node_id,
+            data_dir,
+            clean_startup,
+            topics: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn read_topics(&self) -> HashMap<String, Arc<HostedTopic>> {
+        match self.topics.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<HostedTopic>> {
+        match self.topics.read() {
+            Ok(g) => g.get(name).cloned(),
+            Err(p) => p.into_inner().get(name).cloned(),
+        }
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        self.topic(topic)
+            .and_then(|t| t.partitions.get(&partition).cloned())
+    }
+
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.read_topics()
+            .values()
+            .flat_map(|t| t.partitions.values().cloned())
+            .collect()
+    }
+
+    /// Brings hosted partitions in line with `image`: opens or creates logs for new
+    /// partitions, updates settings and leader epochs, deletes logs of removed topics.
+    pub fn apply_image(
+        &self,
+        image: &MetadataImage,
+        config: &BrokerConfig,
+    ) -> Result<(), LogError> {
+        let current = self.read_topics();
+        let mut next: HashMap<String, Arc<HostedTopic>> = HashMap::new();
+        for (name, t) in &image.topics {
+            let settings = Arc::new(TopicSettings::resolve(Some(t), config));
+            let existing = current.get(name).filter(|h| h.id == t.id);
+            let mut partitions = BTreeMap::new();
+            for (&idx, p) in &t.partitions {
+                if !p.replicas.contains(&self.node_id) {
+                    continue;
+                }
+                let part = match existing.and_then(|h| h.partitions.get(&idx)) {
+                    Some(part) => {
+                        part.set_leader_epoch(p.leader_epoch);
+                        if *part.settings() != *settings {
+                            part.set_settings(settings.clone())?;
+                        }
+                        part.clone()
+                    }
+                    None => {
+                        let log = Log::open(
+                            &log_dir(&self.data_dir, name, idx),
+                            settings.log_config.clone(),
+                            self.clean_startup,
+                            now_ms(),
+                        )?;
+                        Arc::new(Partition::new(
+                            name.clone(),
+                            t.id,
+                            idx,
+                            log,
+                            p.leader_epoch,
+                            settings.clone(),
+                        ))
+                    }
+                };
+                partitions.insert(idx, part);
+            }
+            next.insert(
+                name.clone(),
+                Arc::new(HostedTopic {
+                    id: t.id,
+                    partitions,
+                }),
+            );
+        }
+        let removed: Vec<Arc<HostedTopic>> = current
+            .iter()
+            .filter(|(n, h)| next.get(*n).is_none_or(|x| x.id != h.id))
+            .map(|(_, h)| h.clone())
+            .collect();
+        match self.topics.write() {
+            Ok(mut g) => *g = next,
+            Err(p) => *p.into_inner() = next,
+        }
+        for h in removed {
+            for p in h.partitions.values() {
+                let log = p.log()?;
+                tracing::info!(topic = %p.topic, partition = p.index, "deleting log of removed topic");
+                log.delete()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates and appends one produced batch to `partition`. Returns the append and
+    /// whether the flush policy asks for an fsync before acknowledging.
+    pub fn append(
+        &self,
+        partition: &Partition,
+        records: &[u8],
+        scratch: &mut Vec<u8>,
+    ) -> Result<(AppendInfo, bool), ReplicaError> {
+        let settings = partition.settings();
+        if records.len() > settings.max_message_bytes {
+            return Err(ReplicaError::MessageTooLarge(records.len()));
+        }
+        let v = batch::validate(records, scratch, DECOMPRESS_LIMIT)?;
+        if v.header.is_control() {
+            return Err(ReplicaError::InvalidRecord(
+                "Clients are not allowed to write control records".into(),
+            ));
+        }
+        if settings.compact && v.has_null_key {
+            return Err(ReplicaError::InvalidRecord(
+                "Compacted topic cannot accept message without key".into(),
+            ));
+        }
+        let now = now_ms();
+        let log_append_time = if settings.log_append_time {
+            Some(now)
+        } else {
+            if now.saturating_sub(v.min_timestamp) > settings.timestamp_before_max_ms {
+                return Err(ReplicaError::InvalidTimestamp(format!(
+                    "Timestamp {} of message is out of range. The timestamp should be within [{}, {}]",
+                    v.min_timestamp,
+                    now.saturating_sub(settings.timestamp_before_max_ms),
+                    now.saturating_add(settings.timestamp_after_max_ms)
+                )));
+            }
+            if v.max_timestamp.saturating_sub(now) > settings.timestamp_after_max_ms {
+                return Err(ReplicaError::InvalidTimestamp(format!(
+                    "Timestamp {} of message is out of range. The timestamp should be within [{}, {}]",
+                    v.max_timestamp,
+                    now.saturating_sub(settings.timestamp_before_max_ms),
+                    now.saturating_add(settings.timestamp_after_max_ms)
+                )));
+            }
+            None
+        };
+        Ok(partition.append(records, &v, log_append_time)?)
+    }
+
+    /// Flushes and closes every log (clean shutdown).
+    pub fn shutdown(&self) -> Result<(), LogError> {
+        for p in self.all_partitions() {
+            p.log()?.flush(now_ms())?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,166 @@
+//! The TCP server: accept loop, connection limit, and per-connection request handling.
+//!
+//! Each connection reads one frame at a time and answers it before reading the next, so
+//! responses leave in request order (Kafka's "muted channel" model). Writes go through a
+//! writer task so that a slow reader does not stall request decoding. Shutdown is a
+//! broadcast: connections finish the request in hand and stop; the accept loop returns
+//! once they have all gone (MR's drop-to-join).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use gregor_protocol::frame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc, Semaphore};
+
+use crate::broker::Broker;
+use crate::handlers::{self, Outcome};
+use crate::util::now_ms;
+
+/// Kafka's `connections.max.idle.ms` default.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Serves `listener` until `shutdown` resolves, then waits for connections to finish
+/// and flushes the broker.
+pub async fn run(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), crate::broker::StartError> {
+    let (stop_tx, _) = broadcast::channel::<()>(1);
+    let limit = Arc::new(Semaphore::new(
+        broker.config.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
+    let flusher = tokio::spawn(flush_loop(broker.clone(), stop_tx.subscribe()));
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((socket, peer)) => {
+                let broker = broker.clone();
+                let stop = stop_tx.subscribe();
+                let done = done_tx.clone();
+                tokio::spawn(async move {
+                    tracing::debug!(%peer, "connection opened");
+                    serve(broker, socket, stop).await;
+                    tracing::debug!(%peer, "connection closed");
+                    drop(permit);
+                    drop(done);
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly, keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(());
+    drop(done_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(30), done_rx.recv()).await;
+    let _ = flusher.await;
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || b.shutdown())
+        .await
+        .map_err(|e| crate::broker::StartError::MetaProperties(e.to_string()))?
+}
+
+/// Runs the background flush (`flush.ms`, rolled segments) every
+/// `log.flush.scheduler.interval.ms`.
+async fn flush_loop(broker: Arc<Broker>, mut stop: broadcast::Receiver<()>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(
+        broker.config.flush_scheduler_interval_ms,
+    ));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.recv() => return,
+            _ = tick.tick() => {}
+        }
+        for p in broker.replicas.all_partitions() {
+            if let Err(e) = p.flush_if_needed().await {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, at = now_ms(), "background flush failed");
+            }
+        }
+    }
+}
+
+enum ReadFrame {
+    Frame(Bytes),
+    Eof,
+}
+
+async fn read_frame(
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    max: usize,
+) -> Result<ReadFrame, String> {
+    let mut prefix = [0u8; 4];
+    match tokio::time::timeout(IDLE_TIMEOUT, rd.read_exact(&mut prefix)).await {
+        Err(_) => return Err("idle timeout".into()),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(ReadFrame::Eof),
+        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Ok(_)) => {}
+    }
+    let len = frame::check_frame_len(prefix, max).map_err(|e| e.to_string())?;
+    let mut body = BytesMut::zeroed(len);
+    rd.read_exact(&mut body)
+        .await
+        .map_err(|e| format!("client vanished mid-request: {e}"))?;
+    Ok(ReadFrame::Frame(body.freeze()))
+}
+
+async fn serve(broker: Arc<Broker>, socket: TcpStream, mut stop: broadcast::Receiver<()>) {
+    let _ = socket.set_nodelay(true);
+    let peer = socket.peer_addr().ok();
+    let (mut rd, mut wr) = socket.into_split();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(64);
+    let writer = tokio::spawn(async move {
+        while let Some(buf) = rx.recv().await {
+            if wr.write_all(&buf).await.is_err() {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let max = broker.config.socket_request_max_bytes;
+    let mut scratch = Vec::new();
+    loop {
+        let frame = tokio::select! {
+            _ = stop.recv() => break,
+            f = read_frame(&mut rd, max) => f,
+        };
+        let frame = match frame {
+            Ok(ReadFrame::Frame(f)) => f,
+            Ok(ReadFrame::Eof) => break,
+            Err(why) => {
+                tracing::info!(?peer, %why, "closing connection");
+                break;
+            }
+        };
+        match handlers::dispatch(&broker, &mut scratch, frame).await {
+            Outcome::Respond(bytes) => {
+                if tx.send(bytes).await.is_err() {
+                    break;
+                }
+            }
+            Outcome::NoResponse => {}
+            Outcome::Close(why) => {
+                tracing::info!(?peer, %why, "closing connection");
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}
