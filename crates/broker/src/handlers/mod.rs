@@ -18,6 +18,7 @@ pub mod api_versions;
 pub mod create_topics;
 pub mod delete_topics;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -39,6 +40,7 @@ pub const SUPPORTED: &[ApiSpec] = &[
     api_versions::SPEC,
     create_topics::SPEC,
     delete_topics::SPEC,
+    find_coordinator::SPEC,
 ];
 
 /// Per-connection state handlers may use.
@@ -173,6 +175,9 @@ async fn route(
         ApiKey::DeleteTopics => call!(buf, ctx, m::DeleteTopicsRequest, |r| delete_topics::handle(
             broker, ctx, r
         )),
+        ApiKey::FindCoordinator => call!(buf, ctx, m::FindCoordinatorRequest, |r| {
+            find_coordinator::handle(broker, ctx, r)
+        }),
         other => Outcome::Close(format!("no handler for {other:?}")),
     }
 }

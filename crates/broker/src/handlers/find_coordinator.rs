@@ -1,0 +1,99 @@
+//! FindCoordinator (key 10), including batched keys (KIP-699, v4).
+//!
+//! In a single-node cluster this broker coordinates every group. Transaction
+//! coordination does not exist yet, so transactional keys get COORDINATOR_NOT_AVAILABLE
+//! (retriable), which is what Kafka answers while `__transaction_state` is unavailable.
+//! Besides consumer groups, librdkafka needs this API listed to enable LZ4 at all.
+
+use std::sync::Arc;
+
+use gregor_protocol::kp::messages::find_coordinator_response::Coordinator;
+use gregor_protocol::kp::messages::{
+    ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse,
+};
+use gregor_protocol::kp::protocol::StrBytes;
+use gregor_protocol::kp::ResponseError;
+
+use super::{ApiSpec, RequestContext};
+use crate::broker::Broker;
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::FindCoordinator,
+    min: 0,
+    max: 4,
+};
+
+const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
+
+/// The coordinator for one key: `Ok((node, host, port))` or an error with its message.
+fn locate(
+    broker: &Broker,
+    key: &str,
+    key_type: i8,
+) -> Result<(i32, String, i32), (ResponseError, &'static str)> {
+    match key_type {
+        GROUP if key.is_empty() => Err((
+            ResponseError::InvalidRequest,
+            "The group id must not be empty.",
+        )),
+        GROUP => Ok((
+            broker.config.node_id,
+            broker.config.advertised_host.clone(),
+            i32::from(broker.advertised_port()),
+        )),
+        TRANSACTION => Err((
+            ResponseError::CoordinatorNotAvailable,
+            "The transaction coordinator is not available.",
+        )),
+        _ => Err((
+            ResponseError::InvalidRequest,
+            "Unknown coordinator key type.",
+        )),
+    }
+}
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let version = ctx.header.request_api_version;
+    if version >= 4 {
+        let coordinators = req
+            .coordinator_keys
+            .iter()
+            .map(|key| {
+                let c = Coordinator::default().with_key(key.clone());
+                match locate(broker, key, req.key_type) {
+                    Ok((node, host, port)) => c
+                        .with_node_id(BrokerId(node))
+                        .with_host(StrBytes::from_string(host))
+                        .with_port(port),
+                    Err((code, msg)) => c
+                        .with_error_code(code.code())
+                        .with_error_message(Some(StrBytes::from_static_str(msg)))
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1),
+                }
+            })
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    match locate(broker, &req.key, req.key_type) {
+        Ok((node, host, port)) => FindCoordinatorResponse::default()
+            .with_node_id(BrokerId(node))
+            .with_host(StrBytes::from_string(host))
+            .with_port(port),
+        Err((code, msg)) => {
+            let mut r = FindCoordinatorResponse::default()
+                .with_error_code(code.code())
+                .with_node_id(BrokerId(-1))
+                .with_port(-1);
+            if version >= 1 {
+                r.error_message = Some(StrBytes::from_static_str(msg));
+            }
+            r
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The Rust `rdkafka` crate (librdkafka) against a real `gregor broker` process.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+struct BrokerProcess {
+    child: Child,
+    port: u16,
+}
+
+impl BrokerProcess {
+    fn start(dir: &std::path::Path, port: u16) -> Self {
+        std::fs::create_dir_all(dir).expect("dir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gregor"))
+            .args(["broker", "--data-dir"])
+            .arg(dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::piped())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.with_extension("log"))
+                    .expect("log file"),
+            )
+            .spawn()
+            .expect("start broker");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("ready line");
+        let port = line
+            .split("listening on 127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected ready line {line:?}"));
+        Self { child, port }
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// SIGTERM and wait: the broker must exit 0 after flushing.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "broker did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let res = rt
+        .block_on(admin.create_topics(
+            [&NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .unwrap();
+    assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
+}
+
+fn produce(bootstrap: &str, topic: &str, n: usize, partitions: i32) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    for i in 0..n {
+        let key = format!("key-{i}");
+        let value = format!("value-{i}");
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "seq",
+            value: Some(&i.to_string()),
+        });
+        let mut rec = BaseRecord::to(topic)
+            .key(&key)
+            .payload(&value)
+            .headers(headers)
+            .partition((i % partitions as usize) as i32);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    producer.poll(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+fn consume_all(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    n: usize,
+) -> Vec<(i32, i64, String, String, String)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "rdkafka-test")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut out = Vec::new();
+    while out.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} records consumed",
+            out.len()
+        );
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m.unwrap();
+            let text =
+                |b: Option<&[u8]>| String::from_utf8(b.unwrap_or_default().to_vec()).unwrap();
+            let header = m
+                .headers()
+                .map(|h| text(h.get(0).value))
+                .unwrap_or_default();
+            out.push((
+                m.partition(),
+                m.offset(),
+                text(m.key()),
+                text(m.payload()),
+                header,
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn produce_consume_round_trip_and_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let broker = BrokerProcess::start(&dir, 0);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "rd", 3);
+    produce(&bootstrap, "rd", 9000, 3);
+    let got = consume_all(&bootstrap, "rd", 3, 9000);
+    for (p, off, key, value, seq) in &got {
+        let i: usize = seq.parse().unwrap();
+        assert_eq!(
+            (key.as_str(), value.as_str()),
+            (format!("key-{i}").as_str(), format!("value-{i}").as_str())
+        );
+        assert_eq!(i % 3, *p as usize);
+        assert_eq!(
+            *off as usize,
+            i / 3,
+            "offsets follow produce order within a partition"
+        );
+    }
+
+    let port = broker.port;
+    assert!(broker.terminate().success(), "clean exit on SIGTERM");
+    assert!(dir.join(".kafka_cleanshutdown").exists());
+    let again = BrokerProcess::start(&dir, port);
+    let after = consume_all(&again.bootstrap(), "rd", 3, 9000);
+    assert_eq!(after.len(), 9000);
+}

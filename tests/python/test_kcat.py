@@ -1,0 +1,44 @@
+"""Debian's kcat (librdkafka 2.0.2): metadata, produce with keys and headers, consume."""
+import shutil
+import subprocess
+
+import pytest
+
+from logfiles import batches
+
+KCAT = shutil.which("kcat") or shutil.which("kafkacat")
+pytestmark = pytest.mark.skipif(KCAT is None, reason="kcat is installed by the test command")
+
+
+def kcat(broker, *args, input=None, timeout=30):
+    out = subprocess.run([KCAT, "-b", broker.bootstrap, *args], input=input, capture_output=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr.decode()
+    return out.stdout.decode()
+
+
+def test_metadata_lists_broker_and_topics(broker):
+    kcat(broker, "-P", "-t", "listed", input=b"x\n")
+    out = kcat(broker, "-L")
+    assert f"broker 1 at 127.0.0.1:{broker.port} (controller)" in out
+    assert 'topic "listed" with 1 partitions' in out
+
+
+def test_produce_keys_and_headers_then_consume(broker):
+    lines = b"".join(b"key%d:value %d\n" % (i, i) for i in range(100))
+    kcat(broker, "-P", "-t", "kc", "-K:", "-H", "app=gregor", "-H", "app=twice", input=lines)
+    out = kcat(broker, "-C", "-t", "kc", "-e", "-f", "%o|%k|%s|%h\n")
+    rows = [r.split("|") for r in out.strip().split("\n")]
+    assert len(rows) == 100
+    for i, (offset, key, value, headers) in enumerate(rows):
+        assert (int(offset), key, value) == (i, f"key{i}", f"value {i}")
+        assert headers == "app=gregor,app=twice"
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_produce(broker, codec):
+    lines = b"".join(b"compressed record number %d\n" % i for i in range(1000))
+    kcat(broker, "-P", "-t", f"kc-{codec}", "-z", codec, input=lines)
+    out = kcat(broker, "-C", "-t", f"kc-{codec}", "-e", "-f", "%s\n")
+    assert out == lines.decode()
+    stored = {c for _, _, c, _ in batches(broker.data_dir, f"kc-{codec}")}
+    assert stored == {codec}, f"batches stored as {stored}: the client did not compress"
