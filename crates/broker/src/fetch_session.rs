@@ -53,7 +53,7 @@ struct Inner {
 
 /// Epochs run 1..=i32::MAX and wrap to 1; 0 opens and -1 closes a session.
 pub fn next_epoch(e: i32) -> i32 {
-    if e >= i32::MAX {
+    if e == i32::MAX {
         1
     } else {
         e + 1

@@ -1,6 +1,8 @@
 //! Bad input never takes the broker down: each case closes its own connection or gets
 //! an error code, and another client is served normally afterwards.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 mod common;
 
 use bytes::Bytes;

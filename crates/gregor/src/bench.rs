@@ -344,7 +344,7 @@ fn produce(args: ProduceArgs) -> Result<()> {
             }
         }
         sent += 1;
-        if sent % 10_000 == 0 {
+        if sent.is_multiple_of(10_000) {
             producer.poll(Duration::ZERO);
             bar.set_position(ctx.delivered.load(Ordering::Relaxed));
         }
@@ -423,7 +423,7 @@ fn consume(args: ConsumeArgs) -> Result<()> {
                 start.get_or_insert_with(Instant::now);
                 n += 1;
                 bytes += m.payload_len() as u64;
-                if n % 10_000 == 0 {
+                if n.is_multiple_of(10_000) {
                     bar.set_position(n);
                 }
             }
@@ -523,7 +523,7 @@ fn e2e(args: E2eArgs) -> Result<()> {
             let sent = u64::from_be_bytes(p[8..16].try_into()?);
             let _ = hist.record(now.saturating_sub(sent).max(1));
             n += 1;
-            if n % 1000 == 0 {
+            if n.is_multiple_of(1000) {
                 bar.set_position(n);
             }
         }

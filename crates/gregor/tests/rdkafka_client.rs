@@ -1,5 +1,7 @@
 //! The Rust `rdkafka` crate (librdkafka) against a real `gregor broker` process.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;

@@ -174,15 +174,28 @@ mod tests {
             create_topic(&image, &new_topic("orders", 1), &[1]),
             Err(ControllerError::TopicAlreadyExists("orders".into()))
         );
+        assert!(create_topic(&image, &new_topic("ord.ers", 1), &[1]).is_ok());
         assert!(matches!(
-            create_topic(&image, &new_topic("ord.ers", 1), &[1]),
-            Ok(_)
+            create_topic(&image, &new_topic("ord_ers", 1), &[1]).map(|r| r.len()),
+            Ok(2)
         ));
         for r in delete_topic(&image, "orders").unwrap() {
             image.apply(&r);
         }
         assert!(image.topic("orders").is_none());
         assert!(image.topic_names.is_empty());
+    }
+
+    #[test]
+    fn names_colliding_on_dot_and_underscore_are_refused() {
+        let mut image = MetadataImage::empty();
+        for r in create_topic(&image, &new_topic("a.b", 1), &[1]).unwrap() {
+            image.apply(&r);
+        }
+        assert!(matches!(
+            create_topic(&image, &new_topic("a_b", 1), &[1]),
+            Err(ControllerError::InvalidTopic(_))
+        ));
     }
 
     #[test]

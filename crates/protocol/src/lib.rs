@@ -10,6 +10,7 @@
 //!   fields, CRC32C, and the offset/leader-epoch/timestamp patches the broker may make.
 //! - [`records`]: a walker over the records inside a batch (no per-record allocation).
 //! - [`compression`]: gzip, snappy (raw and xerial framing), lz4 (frame) and zstd.
+//! - [`request`]: whole-frame decoding into the generated request types (fuzzing, tests).
 //! - [`BatchError`]: why a batch was rejected; the broker maps it to a Kafka error code.
 //!
 //! The message types themselves (requests, responses, headers) come from `kafka_protocol`,
@@ -19,6 +20,7 @@ pub mod batch;
 pub mod compression;
 pub mod frame;
 pub mod records;
+pub mod request;
 
 pub use kafka_protocol as kp;
 

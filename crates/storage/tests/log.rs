@@ -1,5 +1,7 @@
 //! Log behaviour: append/read, rolling, indexes, timestamps, and crash recovery at any byte.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use gregor_protocol::batch::{self, NewRecord};
 use gregor_protocol::compression::Codec;
 use gregor_storage::{Log, LogConfig};

@@ -1,6 +1,7 @@
 //! An in-process broker on 127.0.0.1:0 and a raw protocol client for tests that need
 //! exact control over the bytes on the wire.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;

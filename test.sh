@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. Installs what the tests need first, so it works on a fresh
+# Debian machine that has only the Rust toolchain:
+#   - Debian packages: kcat (librdkafka 2.0.2), python3 with venv
+#   - a Python venv (.venv) with pinned confluent-kafka, kafka-python and pytest
+# Then: cargo test (release profile, which also builds the broker binary the client
+# tests start) and the real-client suites under tests/python.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need_apt=()
+command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "== installing Debian packages: ${need_apt[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys' >/dev/null 2>&1; then
+  echo "== creating Python venv in .venv"
+  rm -rf .venv
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+
+echo "== cargo test (release)"
+cargo test --release --workspace --all-targets
+
+echo "== real-client tests (kcat, confluent-kafka, kafka-python)"
+GREGOR_BIN="$PWD/target/release/gregor" .venv/bin/python -m pytest -q -p no:cacheprovider tests/python "$@"
