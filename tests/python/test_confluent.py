@@ -164,3 +164,29 @@ def test_records_survive_clean_restart(broker):
     assert (broker.data_dir / ".kafka_cleanshutdown").exists() is False
     msgs = consume_all(consumer(broker), [TopicPartition(topic, 0, 0), TopicPartition(topic, 1, 0)], 2000)
     assert sorted(m.value() for m in msgs) == sorted(v for _, v, _ in records)
+
+
+def test_log_append_time_and_max_timestamp(broker):
+    from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
+    from confluent_kafka.admin import OffsetSpec
+    import time
+
+    create_topic(broker, "lat", config={"message.timestamp.type": "LogAppendTime"})
+    before = int(time.time() * 1000)
+    produce_all(producer(broker), "lat", [(b"k", b"v%d" % i, {"timestamp": 1000 + i}) for i in range(10)])
+    after = int(time.time() * 1000)
+    msgs = consume_all(consumer(broker), [TopicPartition("lat", 0, 0)], 10)
+    for m in msgs:
+        kind, ts = m.timestamp()
+        assert kind == TIMESTAMP_LOG_APPEND_TIME
+        assert before <= ts <= after
+
+    # KIP-734: the offset of the record with the largest timestamp, not the last one.
+    create_topic(broker, "maxts")
+    produce_all(producer(broker, **{"linger.ms": 0}), "maxts", [(b"k", b"v", {"timestamp": t}) for t in [5000, 9000, 7000, 8000]])
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    tp = TopicPartition("maxts", 0)
+    res = admin.list_offsets({tp: OffsetSpec.max_timestamp()})[tp].result(30)
+    assert (res.offset, res.timestamp) == (1, 9000)
+    assert admin.list_offsets({tp: OffsetSpec.earliest()})[tp].result(30).offset == 0
+    assert admin.list_offsets({tp: OffsetSpec.latest()})[tp].result(30).offset == 4

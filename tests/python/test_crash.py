@@ -2,16 +2,18 @@
 restart, in order, and no partial batch is served."""
 import threading
 
+import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import wait_until
 
 
-def test_acked_records_survive_kill_9(broker):
+@pytest.mark.parametrize("config", [{}, {"flush.messages": "1"}], ids=["page-cache", "fsync-each-batch"])
+def test_acked_records_survive_kill_9(broker, config):
     topic = "crash"
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    admin.create_topics([NewTopic(topic, 1, 1, config=config)])[topic].result(30)
     acked = []
     lock = threading.Lock()
 

@@ -358,6 +358,29 @@ async fn fetch_errors_and_sessions() {
 }
 
 #[tokio::test]
+async fn delete_topics_by_id_and_unknown_id() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.connect().await;
+    create_topic(&mut c, "byid", 2).await;
+    let id = b.broker.metadata.image().topic("byid").unwrap().id;
+    let del = |id| {
+        DeleteTopicsRequest::default().with_topics(vec![
+            delete_topics_request::DeleteTopicState::default().with_topic_id(id),
+        ])
+    };
+    let resp = c.call(&del(id), 6).await;
+    assert_eq!(resp.responses[0].error_code, 0);
+    assert_eq!(
+        resp.responses[0].name.as_ref().map(|n| n.0.to_string()),
+        Some("byid".to_string())
+    );
+    assert!(!b.dir.path().join("byid-0").exists() && !b.dir.path().join("byid-1").exists());
+    let again = c.call(&del(id), 6).await;
+    assert_eq!(again.responses[0].error_code, 100, "UNKNOWN_TOPIC_ID");
+    b.stop().await;
+}
+
+#[tokio::test]
 async fn metadata_auto_creates_and_rejects_bad_names() {
     let b = TestBroker::start(&[]).await;
     let mut c = b.connect().await;

@@ -83,6 +83,32 @@ fn append_assigns_offsets_and_read_returns_whole_batches() {
 }
 
 #[test]
+fn segments_roll_by_age_and_flush_policy_counts_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        segment_ms: 1000,
+        flush_messages: 4,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), cfg, true, 0).unwrap();
+    let mut scratch = Vec::new();
+    for (i, now) in [0i64, 500, 999, 1000, 1500, 2100].into_iter().enumerate() {
+        let b = make_batch(1, now, i as u8);
+        let v = batch::validate(&b, &mut scratch, 1 << 20).unwrap();
+        log.append(&b, &v, 0, None, now).unwrap();
+    }
+    // First segment took appends at 0, 500, 999; the one at 1000 rolled; 2100 rolled again.
+    assert_eq!(log.segment_count(), 3);
+    assert!(
+        log.flush_due(2100),
+        "6 unflushed messages >= flush.messages=4"
+    );
+    log.flush(2100).unwrap();
+    assert!(!log.flush_due(2100));
+    assert_eq!(log.recovery_point(), 6);
+}
+
+#[test]
 fn timestamps_are_searchable_across_segments() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
