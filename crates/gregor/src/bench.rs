@@ -399,11 +399,27 @@ fn assign_all(consumer: &BaseConsumer, topic: &str, offset: Offset) -> Result<()
     Ok(())
 }
 
+/// Consumer defaults for a load test. librdkafka's defaults favour a slow application:
+/// once `queued.min.messages` (100k) wait in its local queue it postpones fetching for
+/// `fetch.queue.backoff.ms` (1 s), which caps a fast reader far below the broker's rate.
+/// `-X` overrides any of these.
+const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("group.id", "gregor-bench"),
+    ("enable.auto.commit", "false"),
+    ("enable.partition.eof", "false"),
+    ("queued.min.messages", "1000000"),
+    ("max.partition.fetch.bytes", "10485760"),
+    ("fetch.queue.backoff.ms", "0"),
+];
+
 fn consumer(c: &Common) -> Result<BaseConsumer> {
-    let mut cfg = client_config(c)?;
-    cfg.set("group.id", "gregor-bench")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
+    let mut cfg = ClientConfig::new();
+    for (k, v) in CONSUMER_DEFAULTS {
+        cfg.set(*k, *v);
+    }
+    for (k, v) in client_config(c)?.config_map() {
+        cfg.set(k, v);
+    }
     cfg.create().context("cannot create consumer")
 }
 
