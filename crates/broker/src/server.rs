@@ -124,11 +124,30 @@ async fn serve(broker: Arc<Broker>, socket: TcpStream, mut stop: broadcast::Rece
     let _ = socket.set_nodelay(true);
     let peer = socket.peer_addr().ok();
     let (mut rd, mut wr) = socket.into_split();
-    let (tx, mut rx) = mpsc::channel::<Bytes>(64);
+    // Answers in request order. Deferred answers (a produce waiting for its fsync) are
+    // resolved here, one after another, while the reader goes on appending later requests.
+    let (tx, mut rx) = mpsc::channel::<Outcome>(64);
     let writer = tokio::spawn(async move {
-        while let Some(buf) = rx.recv().await {
-            if wr.write_all(&buf).await.is_err() {
-                break;
+        while let Some(item) = rx.recv().await {
+            let item = match item {
+                Outcome::Deferred(pending) => pending.await,
+                other => other,
+            };
+            match item {
+                Outcome::Respond(bytes) => {
+                    if wr.write_all(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                Outcome::NoResponse => {}
+                Outcome::Close(why) => {
+                    tracing::info!(?peer, %why, "closing connection");
+                    break;
+                }
+                Outcome::Deferred(_) => {
+                    tracing::warn!(?peer, "nested deferred response; closing connection");
+                    break;
+                }
             }
         }
         let _ = wr.shutdown().await;
@@ -138,6 +157,7 @@ async fn serve(broker: Arc<Broker>, socket: TcpStream, mut stop: broadcast::Rece
     loop {
         let frame = tokio::select! {
             _ = stop.recv() => break,
+            _ = tx.closed() => break,
             f = read_frame(&mut rd, max) => f,
         };
         let frame = match frame {
@@ -149,15 +169,15 @@ async fn serve(broker: Arc<Broker>, socket: TcpStream, mut stop: broadcast::Rece
             }
         };
         match handlers::dispatch(&broker, &mut scratch, frame).await {
-            Outcome::Respond(bytes) => {
-                if tx.send(bytes).await.is_err() {
-                    break;
-                }
-            }
             Outcome::NoResponse => {}
             Outcome::Close(why) => {
                 tracing::info!(?peer, %why, "closing connection");
                 break;
+            }
+            out => {
+                if tx.send(out).await.is_err() {
+                    break;
+                }
             }
         }
     }

@@ -408,7 +408,6 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.auto.commit", "false"),
     ("enable.partition.eof", "false"),
     ("queued.min.messages", "1000000"),
-    ("max.partition.fetch.bytes", "10485760"),
     ("fetch.queue.backoff.ms", "0"),
 ];
 

@@ -57,6 +57,10 @@ pub enum Outcome {
     NoResponse,
     /// Close this connection (and only this one).
     Close(String),
+    /// The request's effect is done (a produce is appended, in request order) but its
+    /// answer waits for something else (an fsync). The connection queues it behind
+    /// earlier answers and goes on reading, so pipelined requests share one fsync.
+    Deferred(std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'static>>),
 }
 
 fn spec_for(key: i16) -> Option<&'static ApiSpec> {
@@ -157,10 +161,22 @@ async fn route(
         ApiKey::Produce => {
             let v = ctx.header.request_api_version;
             match decode::<m::ProduceRequest>(&mut buf, v) {
-                Ok(req) => match produce::handle(broker, ctx, req).await {
+                Ok(req) => match produce::handle(broker, ctx, req) {
                     produce::Reply::Response(resp) => respond(&ctx.header, &resp),
                     produce::Reply::None => Outcome::NoResponse,
                     produce::Reply::Close(why) => Outcome::Close(why),
+                    produce::Reply::AfterFlush(pending) => {
+                        let header = ctx.header.clone();
+                        Outcome::Deferred(Box::pin(async move {
+                            match pending.complete().await {
+                                produce::Reply::Response(resp) => respond(&header, &resp),
+                                produce::Reply::Close(why) => Outcome::Close(why),
+                                produce::Reply::None | produce::Reply::AfterFlush(_) => {
+                                    Outcome::NoResponse
+                                }
+                            }
+                        }))
+                    }
                 },
                 Err(out) => out,
             }

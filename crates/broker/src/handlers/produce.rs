@@ -28,6 +28,57 @@ pub enum Reply {
     Response(ProduceResponse),
     None,
     Close(String),
+    /// Appended; the answer waits for the flush policy's fsync.
+    AfterFlush(PendingFlush),
+}
+
+/// A produce whose batches are in the log but must be fsynced before the ack
+/// (`flush.messages` / `flush.ms`). Each fsync is shared with every other request waiting
+/// on the same partition (group commit), including later requests pipelined on this
+/// connection, since the connection keeps reading while this waits.
+pub struct PendingFlush {
+    responses: Vec<TopicProduceResponse>,
+    to_flush: Vec<(Arc<Partition>, i64, usize, usize)>,
+    acks: i16,
+    any_error: bool,
+    version: i16,
+}
+
+impl PendingFlush {
+    pub async fn complete(mut self) -> Reply {
+        for (partition, upto, ti, pi) in std::mem::take(&mut self.to_flush) {
+            if let Err(e) = partition.ensure_flushed(upto).await {
+                tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
+                self.any_error = true;
+                if let Some(r) = self
+                    .responses
+                    .get_mut(ti)
+                    .and_then(|t| t.partition_responses.get_mut(pi))
+                {
+                    *r = error_response(
+                        r.index,
+                        log_error_code(&e),
+                        Some(e.to_string()),
+                        self.version,
+                    );
+                }
+            }
+        }
+        finish(self.responses, self.acks, self.any_error)
+    }
+}
+
+fn finish(responses: Vec<TopicProduceResponse>, acks: i16, any_error: bool) -> Reply {
+    // acks=all: this broker is the whole ISR, so the high watermark already covers every
+    // append; replication will park here on the high-watermark notification.
+    if acks == 0 {
+        return if any_error {
+            Reply::Close("acks=0 produce failed; closing so the client notices".into())
+        } else {
+            Reply::None
+        };
+    }
+    Reply::Response(ProduceResponse::default().with_responses(responses))
 }
 
 fn error_response(
@@ -52,7 +103,7 @@ fn error_response(
     r
 }
 
-pub async fn handle(broker: &Arc<Broker>, ctx: &mut RequestContext, req: ProduceRequest) -> Reply {
+pub fn handle(broker: &Arc<Broker>, ctx: &mut RequestContext, req: ProduceRequest) -> Reply {
     let version = ctx.header.request_api_version;
     let acks = req.acks;
     let mut any_error = false;
@@ -133,29 +184,14 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &mut RequestContext, req: Produce
                 .with_partition_responses(parts),
         );
     }
-    // The flush policy (flush.messages / flush.ms) wants these durable before the ack.
-    // Partitions flush one after another here; each flush is shared with every other
-    // producer waiting on the same partition (group commit).
-    for (partition, upto, ti, pi) in to_flush {
-        if let Err(e) = partition.ensure_flushed(upto).await {
-            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
-            any_error = true;
-            if let Some(r) = responses
-                .get_mut(ti)
-                .and_then(|t| t.partition_responses.get_mut(pi))
-            {
-                *r = error_response(r.index, log_error_code(&e), Some(e.to_string()), version);
-            }
-        }
+    if to_flush.is_empty() {
+        return finish(responses, acks, any_error);
     }
-    // acks=all: this broker is the whole ISR, so the high watermark already covers every
-    // append above; replication will park here on the high-watermark notification.
-    if acks == 0 {
-        return if any_error {
-            Reply::Close("acks=0 produce failed; closing so the client notices".into())
-        } else {
-            Reply::None
-        };
-    }
-    Reply::Response(ProduceResponse::default().with_responses(responses))
+    Reply::AfterFlush(PendingFlush {
+        responses,
+        to_flush,
+        acks,
+        any_error,
+        version,
+    })
 }
