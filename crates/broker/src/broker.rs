@@ -13,6 +13,7 @@ use gregor_metadata::{
 
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessionCache;
+use crate::group::GroupCoordinator;
 use crate::replica_manager::ReplicaManager;
 
 /// Kafka's name for the marker a clean shutdown leaves in each log directory.
@@ -41,6 +42,7 @@ pub struct Broker {
     pub metadata: MetadataStore,
     pub replicas: ReplicaManager,
     pub fetch_sessions: FetchSessionCache,
+    pub groups: GroupCoordinator,
     advertised_port: AtomicU16,
     /// Serialises metadata commits with applying them, so images apply in order.
     apply_lock: Mutex<()>,
@@ -148,6 +150,8 @@ impl Broker {
         let replicas = ReplicaManager::new(config.node_id, dir.clone(), clean);
         replicas.apply_image(&metadata.image(), &config)?;
         let fetch_sessions = FetchSessionCache::new(config.fetch_session_slots);
+        let groups = GroupCoordinator::new(config.group.clone());
+        groups.load(&replicas);
         let advertised_port = AtomicU16::new(config.advertised_port);
         Ok(Arc::new(Self {
             config,
@@ -155,6 +159,7 @@ impl Broker {
             metadata,
             replicas,
             fetch_sessions,
+            groups,
             advertised_port,
             apply_lock: Mutex::new(()),
             _dir_lock: lock,

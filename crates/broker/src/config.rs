@@ -66,6 +66,13 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("unclean.leader.election.enable", "false"),
     ("max.incremental.fetch.session.cache.slots", "1000"),
     ("offsets.topic.num.partitions", "50"),
+    ("offsets.retention.minutes", "10080"),
+    ("offsets.retention.check.interval.ms", "600000"),
+    ("offset.metadata.max.bytes", "4096"),
+    ("group.initial.rebalance.delay.ms", "3000"),
+    ("group.min.session.timeout.ms", "6000"),
+    ("group.max.session.timeout.ms", "1800000"),
+    ("group.max.size", "2147483647"),
 ];
 
 #[derive(Debug, Clone)]
@@ -88,6 +95,8 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     pub flush_scheduler_interval_ms: u64,
     pub fetch_session_slots: usize,
+    /// The group coordinator's `group.*` and `offsets.*` settings.
+    pub group: crate::group::GroupConfig,
 }
 
 fn parse_listener(value: &str) -> Option<(String, u16)> {
@@ -203,6 +212,38 @@ impl BrokerConfig {
                 "max.incremental.fetch.session.cache.slots",
                 &get("max.incremental.fetch.session.cache.slots"),
             )?,
+            group: crate::group::GroupConfig {
+                min_session_timeout_ms: positive(
+                    "group.min.session.timeout.ms",
+                    &get("group.min.session.timeout.ms"),
+                )?,
+                max_session_timeout_ms: positive(
+                    "group.max.session.timeout.ms",
+                    &get("group.max.session.timeout.ms"),
+                )?,
+                initial_rebalance_delay_ms: num(
+                    "group.initial.rebalance.delay.ms",
+                    &get("group.initial.rebalance.delay.ms"),
+                )?,
+                max_size: positive("group.max.size", &get("group.max.size"))?,
+                offsets_retention_ms: positive::<i64>(
+                    "offsets.retention.minutes",
+                    &get("offsets.retention.minutes"),
+                )?
+                .saturating_mul(60_000),
+                offsets_retention_check_interval_ms: positive(
+                    "offsets.retention.check.interval.ms",
+                    &get("offsets.retention.check.interval.ms"),
+                )?,
+                offset_metadata_max_bytes: num(
+                    "offset.metadata.max.bytes",
+                    &get("offset.metadata.max.bytes"),
+                )?,
+                offsets_partitions: positive(
+                    "offsets.topic.num.partitions",
+                    &get("offsets.topic.num.partitions"),
+                )?,
+            },
             values,
             explicit,
         };

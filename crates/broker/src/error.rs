@@ -106,6 +106,35 @@ pub fn metadata_error_code(e: &gregor_metadata::MetadataError) -> ResponseError 
     }
 }
 
+/// The Kafka error code for a group-coordinator error. A group's record that cannot be
+/// stored is COORDINATOR_NOT_AVAILABLE (retriable), as Kafka answers when the
+/// `__consumer_offsets` append fails.
+pub fn group_error_code(e: &crate::group::GroupError) -> ResponseError {
+    use crate::group::GroupError as G;
+    match e {
+        G::InvalidGroupId => ResponseError::InvalidGroupId,
+        G::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+        G::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+        G::MemberIdRequired => ResponseError::MemberIdRequired,
+        G::UnknownMemberId => ResponseError::UnknownMemberId,
+        G::FencedInstanceId => ResponseError::FencedInstanceId,
+        G::IllegalGeneration => ResponseError::IllegalGeneration,
+        G::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        G::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+        G::CoordinatorNotAvailable | G::Storage(_) => ResponseError::CoordinatorNotAvailable,
+        G::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        G::GroupIdNotFound => ResponseError::GroupIdNotFound,
+        G::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+        G::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+        G::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+    }
+}
+
+/// The wire code for an optional group error (0 for success).
+pub fn group_code(e: Option<&crate::group::GroupError>) -> i16 {
+    e.map_or(0, |e| group_error_code(e).code())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +187,31 @@ mod tests {
             controller_error_code(&ControllerError::InvalidConfig("t".into())).code(),
             40
         );
+    }
+
+    #[test]
+    fn group_mapping_table() {
+        use crate::group::GroupError as G;
+        let cases = [
+            (G::InvalidGroupId, 24),
+            (G::InvalidSessionTimeout, 26),
+            (G::InconsistentGroupProtocol, 23),
+            (G::MemberIdRequired, 79),
+            (G::UnknownMemberId, 25),
+            (G::FencedInstanceId, 82),
+            (G::IllegalGeneration, 22),
+            (G::RebalanceInProgress, 27),
+            (G::GroupMaxSizeReached, 81),
+            (G::CoordinatorNotAvailable, 15),
+            (G::Storage("x".into()), 15),
+            (G::NonEmptyGroup, 68),
+            (G::GroupIdNotFound, 69),
+            (G::GroupSubscribedToTopic, 86),
+            (G::OffsetMetadataTooLarge, 12),
+            (G::UnknownTopicOrPartition, 3),
+        ];
+        for (e, code) in cases {
+            assert_eq!(group_error_code(&e).code(), code, "{e:?}");
+        }
     }
 }

@@ -15,6 +15,7 @@
 //! - [`handlers`]: one file per Kafka API plus the registry (`handlers::SUPPORTED`).
 //! - [`replica_manager`], [`partition`]: hosted partitions, append/read, waiting, flushing.
 //! - [`fetch_session`]: KIP-227 sessions.
+//! - [`group`]: the group coordinator (consumer groups, committed offsets).
 //! - [`error`]: the single mapping of domain errors to Kafka error codes.
 //!
 //! # Invariants
@@ -29,6 +30,7 @@ pub mod broker;
 pub mod config;
 pub mod error;
 pub mod fetch_session;
+pub mod group;
 pub mod handlers;
 pub mod partition;
 pub mod replica_manager;

@@ -153,7 +153,12 @@ async fn serve(broker: Arc<Broker>, socket: TcpStream, mut stop: broadcast::Rece
         let _ = wr.shutdown().await;
     });
     let max = broker.config.socket_request_max_bytes;
-    let mut scratch = Vec::new();
+    let mut conn = handlers::Connection {
+        scratch: Vec::new(),
+        client_host: peer
+            .map_or_else(String::new, |p| format!("/{}", p.ip()))
+            .into(),
+    };
     loop {
         let frame = tokio::select! {
             _ = stop.recv() => break,
@@ -168,7 +173,7 @@ async fn serve(broker: Arc<Broker>, socket: TcpStream, mut stop: broadcast::Rece
                 break;
             }
         };
-        match handlers::dispatch(&broker, &mut scratch, frame).await {
+        match handlers::dispatch(&broker, &mut conn, frame).await {
             Outcome::NoResponse => {}
             Outcome::Close(why) => {
                 tracing::info!(?peer, %why, "closing connection");

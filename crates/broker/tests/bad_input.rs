@@ -476,6 +476,26 @@ async fn every_advertised_version_is_served() {
                 assert_eq!(resp.coordinators[0].error_code, 0);
                 assert_eq!(resp.coordinators[0].port, i32::from(b.addr.port()));
             }
+            ApiKey::JoinGroup => check(&mut c, JoinGroupRequest::default(), min, spec.max).await,
+            ApiKey::SyncGroup => check(&mut c, SyncGroupRequest::default(), min, spec.max).await,
+            ApiKey::Heartbeat => check(&mut c, HeartbeatRequest::default(), min, spec.max).await,
+            ApiKey::LeaveGroup => check(&mut c, LeaveGroupRequest::default(), min, spec.max).await,
+            ApiKey::OffsetCommit => {
+                check(&mut c, OffsetCommitRequest::default(), min, spec.max).await
+            }
+            ApiKey::OffsetFetch => {
+                check(&mut c, OffsetFetchRequest::default(), min, spec.max).await
+            }
+            ApiKey::ListGroups => check(&mut c, ListGroupsRequest::default(), min, spec.max).await,
+            ApiKey::DescribeGroups => {
+                check(&mut c, DescribeGroupsRequest::default(), min, spec.max).await
+            }
+            ApiKey::DeleteGroups => {
+                check(&mut c, DeleteGroupsRequest::default(), min, spec.max).await
+            }
+            ApiKey::OffsetDelete => {
+                check(&mut c, OffsetDeleteRequest::default(), min, spec.max).await
+            }
             other => panic!("{other:?} is advertised but this test does not know it: add it"),
         }
     }

@@ -16,12 +16,22 @@ use crate::broker::Broker;
 
 pub mod api_versions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
+pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 /// An API this broker implements, at versions `min..=max`.
 #[derive(Debug, Clone, Copy)]
@@ -41,13 +51,46 @@ pub const SUPPORTED: &[ApiSpec] = &[
     create_topics::SPEC,
     delete_topics::SPEC,
     find_coordinator::SPEC,
+    offset_commit::SPEC,
+    offset_fetch::SPEC,
+    join_group::SPEC,
+    heartbeat::SPEC,
+    leave_group::SPEC,
+    sync_group::SPEC,
+    describe_groups::SPEC,
+    list_groups::SPEC,
+    delete_groups::SPEC,
+    offset_delete::SPEC,
 ];
 
-/// Per-connection state handlers may use.
+/// What a connection keeps between requests.
+#[derive(Default)]
+pub struct Connection {
+    /// Reused decompression buffer for produce validation.
+    pub scratch: Vec<u8>,
+    /// The client's address as Kafka shows it (`/127.0.0.1`), for group membership.
+    pub client_host: Arc<str>,
+}
+
+/// Per-request state handlers may use.
 pub struct RequestContext {
     pub header: RequestHeader,
     /// Reused decompression buffer for produce validation.
     pub scratch: Vec<u8>,
+    pub client_host: Arc<str>,
+}
+
+impl RequestContext {
+    pub fn version(&self) -> i16 {
+        self.header.request_api_version
+    }
+    pub fn client_id(&self) -> String {
+        self.header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default()
+    }
 }
 
 /// What the connection does after a request.
@@ -108,7 +151,7 @@ macro_rules! call {
 }
 
 /// Handles one request frame (without its length prefix).
-pub async fn dispatch(broker: &Arc<Broker>, scratch: &mut Vec<u8>, frame: Bytes) -> Outcome {
+pub async fn dispatch(broker: &Arc<Broker>, conn: &mut Connection, frame: Bytes) -> Outcome {
     if frame.len() < 8 {
         return Outcome::Close("request shorter than a request header".into());
     }
@@ -137,10 +180,11 @@ pub async fn dispatch(broker: &Arc<Broker>, scratch: &mut Vec<u8>, frame: Bytes)
     };
     let mut ctx = RequestContext {
         header,
-        scratch: std::mem::take(scratch),
+        scratch: std::mem::take(&mut conn.scratch),
+        client_host: conn.client_host.clone(),
     };
     let out = route(broker, &mut ctx, spec.key, buf).await;
-    *scratch = ctx.scratch;
+    conn.scratch = ctx.scratch;
     out
 }
 
@@ -193,6 +237,36 @@ async fn route(
         )),
         ApiKey::FindCoordinator => call!(buf, ctx, m::FindCoordinatorRequest, |r| {
             find_coordinator::handle(broker, ctx, r)
+        }),
+        ApiKey::JoinGroup => call!(buf, ctx, m::JoinGroupRequest, |r| join_group::handle(
+            broker, ctx, r
+        )),
+        ApiKey::SyncGroup => call!(buf, ctx, m::SyncGroupRequest, |r| sync_group::handle(
+            broker, ctx, r
+        )),
+        ApiKey::Heartbeat => call!(buf, ctx, m::HeartbeatRequest, |r| heartbeat::handle(
+            broker, ctx, r
+        )),
+        ApiKey::LeaveGroup => call!(buf, ctx, m::LeaveGroupRequest, |r| leave_group::handle(
+            broker, ctx, r
+        )),
+        ApiKey::OffsetCommit => call!(buf, ctx, m::OffsetCommitRequest, |r| {
+            offset_commit::handle(broker, ctx, r)
+        }),
+        ApiKey::OffsetFetch => call!(buf, ctx, m::OffsetFetchRequest, |r| offset_fetch::handle(
+            broker, ctx, r
+        )),
+        ApiKey::ListGroups => call!(buf, ctx, m::ListGroupsRequest, |r| list_groups::handle(
+            broker, ctx, r
+        )),
+        ApiKey::DescribeGroups => call!(buf, ctx, m::DescribeGroupsRequest, |r| {
+            describe_groups::handle(broker, ctx, r)
+        }),
+        ApiKey::DeleteGroups => call!(buf, ctx, m::DeleteGroupsRequest, |r| {
+            delete_groups::handle(broker, ctx, r)
+        }),
+        ApiKey::OffsetDelete => call!(buf, ctx, m::OffsetDeleteRequest, |r| {
+            offset_delete::handle(broker, ctx, r)
         }),
         other => Outcome::Close(format!("no handler for {other:?}")),
     }

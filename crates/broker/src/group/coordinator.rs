@@ -1,0 +1,586 @@
+//! The registry of groups, the task that owns each group, and `__consumer_offsets`.
+//!
+//! Each group lives in one tokio task that takes commands from a channel and sleeps until
+//! the group's next deadline. A command is applied to the [`Group`] state machine, the
+//! records it produced are appended to the group's `__consumer_offsets` partition, and
+//! only then are the parked answers sent. Groups never share a lock, so a slow or
+//! misbehaving group cannot stall another.
+//!
+//! `__consumer_offsets` is created on first use (as Kafka does), with
+//! `offsets.topic.num.partitions` partitions and `cleanup.policy=compact`. At startup it
+//! is replayed before the broker serves, and groups are spawned from what it holds when
+//! they are first asked for.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use gregor_metadata::controller::{self, NewTopic};
+use gregor_metadata::ControllerError;
+use gregor_protocol::batch::{self, BatchHeader, NewRecord};
+use gregor_protocol::compression::{self, Codec};
+use gregor_protocol::records::RecordWalker;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::records::{partition_for, GroupValue, OffsetValue, RecordKey};
+use super::state::{Effects, Group, GroupState, Reply};
+use super::{
+    CommitRequest, CommittedOffset, GroupConfig, GroupDescription, GroupError, JoinRequest,
+    JoinResponse, MemberRef, SyncRequest, SyncResponse,
+};
+use crate::broker::Broker;
+use crate::partition::Partition;
+use crate::replica_manager::ReplicaManager;
+use crate::util::now_ms;
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+type PartitionResults = Result<Vec<Result<(), GroupError>>, GroupError>;
+
+enum Command {
+    Join(JoinRequest, oneshot::Sender<JoinResponse>),
+    Sync(SyncRequest, oneshot::Sender<SyncResponse>),
+    Heartbeat {
+        member: MemberRef,
+        generation: i32,
+        tx: oneshot::Sender<Result<(), GroupError>>,
+    },
+    Leave(Vec<MemberRef>, oneshot::Sender<Vec<Result<(), GroupError>>>),
+    Commit(CommitRequest, oneshot::Sender<PartitionResults>),
+    Fetch(
+        Option<Vec<(String, Vec<i32>)>>,
+        oneshot::Sender<Vec<CommittedOffset>>,
+    ),
+    Describe(oneshot::Sender<GroupDescription>),
+    Delete(oneshot::Sender<Result<(), GroupError>>),
+    DeleteOffsets(Vec<(String, Vec<i32>)>, oneshot::Sender<PartitionResults>),
+}
+
+/// What replaying `__consumer_offsets` found for one group.
+#[derive(Default)]
+struct Loaded {
+    group: Option<GroupValue>,
+    offsets: BTreeMap<(String, i32), OffsetValue>,
+}
+
+pub struct GroupCoordinator {
+    config: Arc<GroupConfig>,
+    groups: Mutex<HashMap<String, mpsc::Sender<Command>>>,
+    /// Replayed groups not yet given a task.
+    loaded: Mutex<HashMap<String, Loaded>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl GroupCoordinator {
+    pub fn new(config: GroupConfig) -> Self {
+        Self {
+            config: Arc::new(config),
+            groups: Mutex::new(HashMap::new()),
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    /// Replays every `__consumer_offsets` partition (startup, before serving). The
+    /// newest record per key wins; tombstones delete. Unreadable records are skipped
+    /// with a warning rather than stopping the broker.
+    pub fn load(&self, replicas: &ReplicaManager) {
+        let Some(topic) = replicas.topic(OFFSETS_TOPIC) else {
+            return;
+        };
+        let mut loaded: HashMap<String, Loaded> = HashMap::new();
+        let mut scratch = Vec::new();
+        for p in topic.partitions.values() {
+            if let Err(e) = replay_partition(p, &mut scratch, &mut loaded) {
+                tracing::warn!(partition = p.index, error = %e, "could not replay __consumer_offsets partition");
+            }
+        }
+        loaded.retain(|_, l| l.group.is_some() || !l.offsets.is_empty());
+        tracing::info!(groups = loaded.len(), "replayed __consumer_offsets");
+        *lock(&self.loaded) = loaded;
+    }
+
+    /// Creates `__consumer_offsets` if it does not exist yet.
+    async fn ensure_offsets_topic(&self, broker: &Arc<Broker>) -> Result<(), GroupError> {
+        if broker.replicas.topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let t = NewTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            num_partitions: self.config.offsets_partitions,
+            replication_factor: 1,
+            configs: [
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                ("segment.bytes".to_string(), "104857600".to_string()),
+            ]
+            .into(),
+        };
+        let live = broker.live_brokers();
+        match broker
+            .commit_metadata(move |image| controller::create_topic(image, &t, &live))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(gregor_metadata::MetadataError::Controller(
+                ControllerError::TopicAlreadyExists(_),
+            )) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create __consumer_offsets");
+                Err(GroupError::CoordinatorNotAvailable)
+            }
+        }
+    }
+
+    /// The task owning `group`: running, restored from the replay, or (when `create`)
+    /// new. `None` when the group does not exist and may not be created.
+    async fn handle(
+        &self,
+        broker: &Arc<Broker>,
+        group: &str,
+        create: bool,
+    ) -> Result<Option<mpsc::Sender<Command>>, GroupError> {
+        if let Some(tx) = lock(&self.groups).get(group).filter(|t| !t.is_closed()) {
+            return Ok(Some(tx.clone()));
+        }
+        let known = lock(&self.loaded).contains_key(group);
+        if !known && !create {
+            return Ok(None);
+        }
+        self.ensure_offsets_topic(broker).await?;
+        let topic = broker
+            .replicas
+            .topic(OFFSETS_TOPIC)
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        let index = partition_for(group, topic.partitions.len() as i32);
+        let partition = topic
+            .partitions
+            .get(&index)
+            .cloned()
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        let mut groups = lock(&self.groups);
+        if let Some(tx) = groups.get(group).filter(|t| !t.is_closed()) {
+            return Ok(Some(tx.clone()));
+        }
+        let mut state = Group::new(
+            group.to_string(),
+            self.config.clone(),
+            Instant::now(),
+            now_ms(),
+        );
+        if let Some(l) = lock(&self.loaded).remove(group) {
+            let offsets = l.offsets.into_iter().map(|((t, p), v)| (t, p, v)).collect();
+            state.restore(l.group, offsets, Instant::now());
+        }
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(run(state, partition, rx));
+        groups.insert(group.to_string(), tx.clone());
+        Ok(Some(tx))
+    }
+
+    async fn ask<T>(
+        &self,
+        broker: &Arc<Broker>,
+        group: &str,
+        create: bool,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<Option<T>, GroupError> {
+        let Some(handle) = self.handle(broker, group, create).await? else {
+            return Ok(None);
+        };
+        let (tx, rx) = oneshot::channel();
+        handle
+            .send(make(tx))
+            .await
+            .map_err(|_| GroupError::CoordinatorNotAvailable)?;
+        rx.await
+            .map(Some)
+            .map_err(|_| GroupError::CoordinatorNotAvailable)
+    }
+
+    pub async fn join(&self, broker: &Arc<Broker>, group: &str, req: JoinRequest) -> JoinResponse {
+        let member = req.member_id.clone();
+        if let Err(e) = validate_group_id(group) {
+            return JoinResponse::error(e, member);
+        }
+        match self
+            .ask(broker, group, true, |tx| Command::Join(req, tx))
+            .await
+        {
+            Ok(Some(r)) => r,
+            Ok(None) => JoinResponse::error(GroupError::CoordinatorNotAvailable, member),
+            Err(e) => JoinResponse::error(e, member),
+        }
+    }
+
+    pub async fn sync(&self, broker: &Arc<Broker>, group: &str, req: SyncRequest) -> SyncResponse {
+        if let Err(e) = validate_group_id(group) {
+            return SyncResponse::error(e);
+        }
+        match self
+            .ask(broker, group, false, |tx| Command::Sync(req, tx))
+            .await
+        {
+            Ok(Some(r)) => r,
+            Ok(None) => SyncResponse::error(GroupError::UnknownMemberId),
+            Err(e) => SyncResponse::error(e),
+        }
+    }
+
+    pub async fn heartbeat(
+        &self,
+        broker: &Arc<Broker>,
+        group: &str,
+        member: MemberRef,
+        generation: i32,
+    ) -> Result<(), GroupError> {
+        validate_group_id(group)?;
+        let cmd = |tx| Command::Heartbeat {
+            member,
+            generation,
+            tx,
+        };
+        self.ask(broker, group, false, cmd)
+            .await?
+            .unwrap_or(Err(GroupError::UnknownMemberId))
+    }
+
+    pub async fn leave(
+        &self,
+        broker: &Arc<Broker>,
+        group: &str,
+        members: Vec<MemberRef>,
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        validate_group_id(group)?;
+        let n = members.len();
+        Ok(self
+            .ask(broker, group, false, |tx| Command::Leave(members, tx))
+            .await?
+            .unwrap_or_else(|| vec![Err(GroupError::UnknownMemberId); n]))
+    }
+
+    pub async fn commit(
+        &self,
+        broker: &Arc<Broker>,
+        group: &str,
+        req: CommitRequest,
+    ) -> PartitionResults {
+        validate_group_id(group)?;
+        self.ask(broker, group, true, |tx| Command::Commit(req, tx))
+            .await?
+            .unwrap_or(Err(GroupError::CoordinatorNotAvailable))
+    }
+
+    pub async fn fetch_offsets(
+        &self,
+        broker: &Arc<Broker>,
+        group: &str,
+        wanted: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Result<Vec<CommittedOffset>, GroupError> {
+        validate_group_id(group)?;
+        let fallback = wanted.clone();
+        match self
+            .ask(broker, group, false, |tx| Command::Fetch(wanted, tx))
+            .await?
+        {
+            Some(r) => Ok(r),
+            // No such group: no offsets, -1 for every requested partition.
+            None => Ok(fallback
+                .unwrap_or_default()
+                .into_iter()
+                .flat_map(|(topic, ps)| {
+                    ps.into_iter().map(move |partition| CommittedOffset {
+                        topic: topic.clone(),
+                        partition,
+                        offset: -1,
+                        leader_epoch: -1,
+                        metadata: String::new(),
+                    })
+                })
+                .collect()),
+        }
+    }
+
+    pub async fn describe(
+        &self,
+        broker: &Arc<Broker>,
+        group: &str,
+    ) -> Result<Option<GroupDescription>, GroupError> {
+        validate_group_id(group)?;
+        Ok(self
+            .ask(broker, group, false, Command::Describe)
+            .await?
+            .filter(|d| d.exists))
+    }
+
+    pub async fn delete(&self, broker: &Arc<Broker>, group: &str) -> Result<(), GroupError> {
+        validate_group_id(group)?;
+        self.ask(broker, group, false, Command::Delete)
+            .await?
+            .unwrap_or(Err(GroupError::GroupIdNotFound))
+    }
+
+    pub async fn delete_offsets(
+        &self,
+        broker: &Arc<Broker>,
+        group: &str,
+        wanted: Vec<(String, Vec<i32>)>,
+    ) -> PartitionResults {
+        validate_group_id(group)?;
+        self.ask(broker, group, false, |tx| {
+            Command::DeleteOffsets(wanted, tx)
+        })
+        .await?
+        .unwrap_or(Err(GroupError::GroupIdNotFound))
+    }
+
+    /// Every existing group, described (ListGroups).
+    pub async fn list(&self, broker: &Arc<Broker>) -> Vec<GroupDescription> {
+        let mut ids: Vec<String> = lock(&self.groups).keys().cloned().collect();
+        ids.extend(lock(&self.loaded).keys().cloned());
+        ids.sort();
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Ok(Some(d)) = self.describe(broker, &id).await {
+                out.push(d);
+            }
+        }
+        out
+    }
+}
+
+/// An empty group id, or one too long for the `__consumer_offsets` key schema (an
+/// int16-length string), is INVALID_GROUP_ID.
+fn validate_group_id(group: &str) -> Result<(), GroupError> {
+    if group.is_empty() || group.len() > i16::MAX as usize {
+        return Err(GroupError::InvalidGroupId);
+    }
+    Ok(())
+}
+
+/// The task that owns one group until the broker stops.
+async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver<Command>) {
+    loop {
+        let deadline = group.next_deadline();
+        let cmd = tokio::select! {
+            c = rx.recv() => match c {
+                Some(c) => c,
+                None => return,
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                let fx = group.on_deadline(Instant::now(), now_ms());
+                finish(&mut group, &partition, fx);
+                continue;
+            }
+        };
+        let (now, ms) = (Instant::now(), now_ms());
+        match cmd {
+            Command::Join(req, tx) => {
+                let fx = group.join(req, tx, now, ms);
+                finish(&mut group, &partition, fx);
+            }
+            Command::Sync(req, tx) => {
+                let fx = group.sync(req, tx, now, ms);
+                finish(&mut group, &partition, fx);
+            }
+            Command::Heartbeat {
+                member,
+                generation,
+                tx,
+            } => {
+                let r = group.heartbeat(
+                    &member.member_id,
+                    member.group_instance_id.as_deref(),
+                    generation,
+                    now,
+                );
+                let _ = tx.send(r);
+            }
+            Command::Leave(members, tx) => {
+                let (results, fx) = group.leave(&members, now, ms);
+                finish(&mut group, &partition, fx);
+                let _ = tx.send(results);
+            }
+            Command::Commit(req, tx) => {
+                let (results, fx) = group.commit(req, now, ms);
+                let stored = write(&partition, &fx.records);
+                let _ = tx.send(stored.and(results));
+            }
+            Command::Fetch(wanted, tx) => {
+                let _ = tx.send(group.fetch_offsets(wanted.as_deref()));
+            }
+            Command::Describe(tx) => {
+                let _ = tx.send(group.describe());
+            }
+            Command::Delete(tx) => {
+                let (r, fx) = group.delete(ms);
+                let stored = write(&partition, &fx.records);
+                let _ = tx.send(stored.and(r));
+            }
+            Command::DeleteOffsets(wanted, tx) => {
+                let (r, fx) = group.delete_offsets(&wanted);
+                let stored = write(&partition, &fx.records);
+                let _ = tx.send(stored.and(r));
+            }
+        }
+    }
+}
+
+/// Persists the effects' records, then sends the parked answers. If the records cannot
+/// be stored, SyncGroup answers become errors and the generation is abandoned, so no
+/// member acts on an assignment a restart would forget.
+fn finish(group: &mut Group, partition: &Partition, fx: Effects) {
+    let stored = write(partition, &fx.records);
+    let failed = stored.is_err();
+    for reply in fx.replies {
+        match reply {
+            Reply::Join(tx, resp) => {
+                let _ = tx.send(resp);
+            }
+            Reply::Sync(tx, resp) if failed && resp.error.is_none() => {
+                let _ = tx.send(SyncResponse::error(GroupError::CoordinatorNotAvailable));
+            }
+            Reply::Sync(tx, resp) => {
+                let _ = tx.send(resp);
+            }
+        }
+    }
+    if failed && group.state() == GroupState::Stable {
+        let fx = group.assignment_not_stored(Instant::now(), now_ms());
+        finish(group, partition, fx);
+    }
+}
+
+/// Appends records to the group's `__consumer_offsets` partition as one batch.
+fn write(
+    partition: &Partition,
+    records: &[(RecordKey, Option<Vec<u8>>)],
+) -> Result<(), GroupError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<Vec<u8>> = records.iter().map(|(k, _)| k.encode()).collect();
+    let ts = now_ms();
+    let recs: Vec<NewRecord<'_>> = records
+        .iter()
+        .zip(&keys)
+        .map(|((_, v), k)| NewRecord {
+            key: Some(k),
+            value: v.as_deref(),
+            timestamp: ts,
+            headers: &[],
+        })
+        .collect();
+    let storage = |e: String| {
+        tracing::error!(partition = partition.index, error = %e, "cannot write __consumer_offsets");
+        GroupError::Storage(e)
+    };
+    let bytes = batch::build(0, Codec::None, &recs).map_err(|e| storage(e.to_string()))?;
+    let mut scratch = Vec::new();
+    let v =
+        batch::validate(&bytes, &mut scratch, usize::MAX).map_err(|e| storage(e.to_string()))?;
+    partition
+        .append(&bytes, &v, None)
+        .map_err(|e| storage(e.to_string()))?;
+    Ok(())
+}
+
+/// Reads one `__consumer_offsets` partition from start to end into `out`.
+fn replay_partition(
+    p: &Partition,
+    scratch: &mut Vec<u8>,
+    out: &mut HashMap<String, Loaded>,
+) -> Result<(), String> {
+    let log = p.log().map_err(|e| e.to_string())?;
+    let end = log.log_end_offset();
+    let mut offset = log.log_start_offset();
+    while offset < end {
+        let read = log
+            .read(offset, 1 << 20, true, end)
+            .map_err(|e| e.to_string())?;
+        if read.bytes.is_empty() {
+            break;
+        }
+        let mut at = 0;
+        let mut advanced = false;
+        while at < read.bytes.len() {
+            let Ok(h) = BatchHeader::parse(&read.bytes[at..]) else {
+                break;
+            };
+            let size = h.total_size();
+            let Some(b) = read.bytes.get(at..at + size) else {
+                break;
+            };
+            at += size;
+            offset = h.last_offset() + 1;
+            advanced = true;
+            if h.is_control() {
+                continue;
+            }
+            let payload = &b[batch::HEADER_LEN..];
+            let codec = h.codec().map_err(|e| e.to_string())?;
+            let data: &[u8] = if codec == Codec::None {
+                payload
+            } else {
+                scratch.clear();
+                compression::decompress(codec, payload, scratch, 256 << 20)
+                    .map_err(|e| e.to_string())?;
+                scratch
+            };
+            for rec in RecordWalker::new(data, h.record_count) {
+                let rec = rec.map_err(|e| e.to_string())?;
+                apply_record(out, rec.key, rec.value);
+            }
+        }
+        if !advanced {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn apply_record(out: &mut HashMap<String, Loaded>, key: Option<&[u8]>, value: Option<&[u8]>) {
+    let Some(key) = key else { return };
+    let key = match RecordKey::decode(key) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(error = %e, "skipping __consumer_offsets record");
+            return;
+        }
+    };
+    match key {
+        RecordKey::Offset {
+            group,
+            topic,
+            partition,
+        } => {
+            let entry = out.entry(group).or_default();
+            match value.map(OffsetValue::decode) {
+                Some(Ok(v)) => {
+                    entry.offsets.insert((topic, partition), v);
+                }
+                None => {
+                    entry.offsets.remove(&(topic, partition));
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "skipping offset record"),
+            }
+        }
+        RecordKey::Group { group } => match value.map(GroupValue::decode) {
+            Some(Ok(v)) => out.entry(group).or_default().group = Some(v),
+            None => {
+                // A group tombstone ends the group: offsets before it were deleted too.
+                out.remove(&group);
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "skipping group record"),
+        },
+    }
+}

@@ -1,0 +1,64 @@
+//! DescribeGroups (key 15): state, protocol and members of each group. A group that does
+//! not exist is reported as Dead with no error, as Kafka does up to v5.
+
+use std::sync::Arc;
+
+use gregor_protocol::kp::messages::describe_groups_response::{
+    DescribedGroup, DescribedGroupMember,
+};
+use gregor_protocol::kp::messages::{ApiKey, DescribeGroupsRequest, DescribeGroupsResponse};
+use gregor_protocol::kp::protocol::StrBytes;
+
+use super::{ApiSpec, RequestContext};
+use crate::broker::Broker;
+use crate::error::group_code;
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::DescribeGroups,
+    min: 0,
+    max: 5,
+};
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let v = ctx.version();
+    let mut out = Vec::with_capacity(req.groups.len());
+    for id in req.groups {
+        let g = DescribedGroup::default().with_group_id(id.clone());
+        let described = match broker.groups.describe(broker, &id).await {
+            Err(e) => g
+                .with_error_code(group_code(Some(&e)))
+                .with_group_state(StrBytes::from_static_str("Dead")),
+            Ok(None) => g.with_group_state(StrBytes::from_static_str("Dead")),
+            Ok(Some(d)) => g
+                .with_group_state(StrBytes::from_static_str(d.state.name()))
+                .with_protocol_type(StrBytes::from_string(d.protocol_type))
+                .with_protocol_data(StrBytes::from_string(d.protocol))
+                .with_members(
+                    d.members
+                        .into_iter()
+                        .map(|m| {
+                            DescribedGroupMember::default()
+                                .with_member_id(StrBytes::from_string(m.member_id))
+                                .with_group_instance_id(if v >= 4 {
+                                    m.group_instance_id.map(StrBytes::from_string)
+                                } else {
+                                    None
+                                })
+                                .with_client_id(StrBytes::from_string(m.client_id))
+                                .with_client_host(StrBytes::from_string(m.client_host))
+                                .with_member_metadata(m.metadata)
+                                .with_member_assignment(m.assignment)
+                        })
+                        .collect(),
+                ),
+        };
+        // Authorization is not implemented: report "unknown" as Kafka does when the
+        // operations were not requested.
+        out.push(described.with_authorized_operations(i32::MIN));
+    }
+    DescribeGroupsResponse::default().with_groups(out)
+}

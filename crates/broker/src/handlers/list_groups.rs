@@ -1,0 +1,60 @@
+//! ListGroups (key 16): every group this coordinator holds, filtered by state (v4+,
+//! KIP-518) and type (v5+, KIP-848: all groups here are "classic").
+
+use std::sync::Arc;
+
+use gregor_protocol::kp::messages::list_groups_response::ListedGroup;
+use gregor_protocol::kp::messages::{ApiKey, GroupId, ListGroupsRequest, ListGroupsResponse};
+use gregor_protocol::kp::protocol::StrBytes;
+
+use super::{ApiSpec, RequestContext};
+use crate::broker::Broker;
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::ListGroups,
+    min: 0,
+    max: 5,
+};
+
+const GROUP_TYPE: &str = "classic";
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: ListGroupsRequest,
+) -> ListGroupsResponse {
+    let v = ctx.version();
+    let states: Vec<String> = req
+        .states_filter
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    let types: Vec<String> = req
+        .types_filter
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    if !types.is_empty() && !types.iter().any(|t| t == GROUP_TYPE) {
+        return ListGroupsResponse::default();
+    }
+    let groups = broker
+        .groups
+        .list(broker)
+        .await
+        .into_iter()
+        .filter(|g| states.is_empty() || states.contains(&g.state.name().to_ascii_lowercase()))
+        .map(|g| {
+            let mut l = ListedGroup::default()
+                .with_group_id(GroupId(StrBytes::from_string(g.group_id)))
+                .with_protocol_type(StrBytes::from_string(g.protocol_type));
+            if v >= 4 {
+                l.group_state = StrBytes::from_static_str(g.state.name());
+            }
+            if v >= 5 {
+                l.group_type = StrBytes::from_static_str("Classic");
+            }
+            l
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}

@@ -1,0 +1,78 @@
+//! OffsetDelete (key 47, KIP-496): deletes a group's committed offsets for partitions
+//! the group is not consuming.
+
+use std::sync::Arc;
+
+use gregor_protocol::kp::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use gregor_protocol::kp::messages::{ApiKey, OffsetDeleteRequest, OffsetDeleteResponse};
+
+use super::{ApiSpec, RequestContext};
+use crate::broker::Broker;
+use crate::error::group_code;
+use crate::group::GroupError;
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::OffsetDelete,
+    min: 0,
+    max: 0,
+};
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext,
+    req: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
+    let mut early: Vec<Option<GroupError>> = Vec::new();
+    let mut wanted: Vec<(String, Vec<i32>)> = Vec::new();
+    for t in &req.topics {
+        let mut ps = Vec::new();
+        for p in &t.partitions {
+            if broker
+                .replicas
+                .partition(&t.name, p.partition_index)
+                .is_none()
+            {
+                early.push(Some(GroupError::UnknownTopicOrPartition));
+            } else {
+                early.push(None);
+                ps.push(p.partition_index);
+            }
+        }
+        wanted.push((t.name.to_string(), ps));
+    }
+    let outcome = broker
+        .groups
+        .delete_offsets(broker, &req.group_id, wanted)
+        .await;
+    let results = match outcome {
+        Err(e) => return OffsetDeleteResponse::default().with_error_code(group_code(Some(&e))),
+        Ok(r) => r,
+    };
+    let mut group_results = results.into_iter();
+    let mut slots = early.into_iter();
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let err = match slots.next().flatten() {
+                        Some(e) => Some(e),
+                        None => group_results.next().and_then(Result::err),
+                    };
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(group_code(err.as_ref()))
+                })
+                .collect();
+            OffsetDeleteResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetDeleteResponse::default().with_topics(topics)
+}

@@ -1,0 +1,128 @@
+//! OffsetFetch (key 9): a group's committed offsets, for the requested partitions or
+//! all of them. v8+ asks for several groups at once (KIP-709).
+
+use std::sync::Arc;
+
+use gregor_protocol::kp::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use gregor_protocol::kp::messages::{ApiKey, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use gregor_protocol::kp::protocol::StrBytes;
+
+use super::{ApiSpec, RequestContext};
+use crate::broker::Broker;
+use crate::error::group_code;
+use crate::group::{CommittedOffset, GroupError};
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::OffsetFetch,
+    min: 1,
+    max: 9,
+};
+
+/// Committed offsets grouped by topic, in first-seen order.
+fn by_topic(offsets: Vec<CommittedOffset>) -> Vec<(String, Vec<CommittedOffset>)> {
+    let mut out: Vec<(String, Vec<CommittedOffset>)> = Vec::new();
+    for o in offsets {
+        match out.iter_mut().find(|(t, _)| *t == o.topic) {
+            Some((_, v)) => v.push(o),
+            None => out.push((o.topic.clone(), vec![o])),
+        }
+    }
+    out
+}
+
+async fn fetch(
+    broker: &Arc<Broker>,
+    group: &str,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Vec<(String, Vec<CommittedOffset>)>, GroupError> {
+    broker
+        .groups
+        .fetch_offsets(broker, group, wanted)
+        .await
+        .map(by_topic)
+}
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: OffsetFetchRequest,
+) -> OffsetFetchResponse {
+    let v = ctx.version();
+    let epoch = |e: i32| if v >= 5 { e } else { -1 };
+    if v >= 8 {
+        let mut groups = Vec::with_capacity(req.groups.len());
+        for g in req.groups {
+            let wanted = g.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| (t.name.to_string(), t.partition_indexes))
+                    .collect()
+            });
+            let (error, topics) = match fetch(broker, &g.group_id, wanted).await {
+                Ok(t) => (None, t),
+                Err(e) => (Some(e), Vec::new()),
+            };
+            let topics = topics
+                .into_iter()
+                .map(|(name, offsets)| {
+                    OffsetFetchResponseTopics::default()
+                        .with_name(TopicName(StrBytes::from_string(name)))
+                        .with_partitions(
+                            offsets
+                                .into_iter()
+                                .map(|o| {
+                                    OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(o.partition)
+                                        .with_committed_offset(o.offset)
+                                        .with_committed_leader_epoch(o.leader_epoch)
+                                        .with_metadata(Some(StrBytes::from_string(o.metadata)))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            groups.push(
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_topics(topics)
+                    .with_error_code(group_code(error.as_ref())),
+            );
+        }
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let wanted = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let (error, topics) = match fetch(broker, &req.group_id, wanted).await {
+        Ok(t) => (None, t),
+        Err(e) => (Some(e), Vec::new()),
+    };
+    let topics = topics
+        .into_iter()
+        .map(|(name, offsets)| {
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name)))
+                .with_partitions(
+                    offsets
+                        .into_iter()
+                        .map(|o| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(o.partition)
+                                .with_committed_offset(o.offset)
+                                .with_committed_leader_epoch(epoch(o.leader_epoch))
+                                .with_metadata(Some(StrBytes::from_string(o.metadata)))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    let mut resp = OffsetFetchResponse::default().with_topics(topics);
+    if v >= 2 {
+        resp.error_code = group_code(error.as_ref());
+    }
+    resp
+}

@@ -1,0 +1,306 @@
+//! The group coordinator at the wire: each bad request gets the error code Kafka would
+//! give, parked JoinGroups complete when the rebalance does, and one group's trouble
+//! leaves the others alone.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use bytes::Bytes;
+use common::{Client, TestBroker};
+use gregor_protocol::kp::messages::join_group_request::JoinGroupRequestProtocol;
+use gregor_protocol::kp::messages::leave_group_request::MemberIdentity;
+use gregor_protocol::kp::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use gregor_protocol::kp::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use gregor_protocol::kp::messages::sync_group_request::SyncGroupRequestAssignment;
+use gregor_protocol::kp::messages::*;
+use gregor_protocol::kp::protocol::StrBytes;
+
+const OVERRIDES: &[(&str, &str)] = &[("group.initial.rebalance.delay.ms", "0")];
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn join(group: &str, member: &str) -> JoinGroupRequest {
+    JoinGroupRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_member_id(s(member))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_protocol_type(s("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(s("range"))
+            .with_metadata(Bytes::from_static(b"meta"))])
+}
+
+fn heartbeat(group: &str, member: &str, generation: i32) -> HeartbeatRequest {
+    HeartbeatRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_member_id(s(member))
+        .with_generation_id(generation)
+}
+
+fn commit(
+    group: &str,
+    member: &str,
+    generation: i32,
+    topic: &str,
+    offset: i64,
+) -> OffsetCommitRequest {
+    OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_member_id(s(member))
+        .with_generation_id_or_member_epoch(generation)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(TopicName(s(topic)))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(offset)
+                .with_committed_metadata(Some(s("md")))])])
+}
+
+async fn create_topic(c: &mut Client, name: &str) {
+    use gregor_protocol::kp::messages::create_topics_request::CreatableTopic;
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(s(name)))
+            .with_num_partitions(1)
+            .with_replication_factor(1)])
+        .with_timeout_ms(10_000);
+    assert_eq!(c.call(&req, 7).await.topics[0].error_code, 0);
+}
+
+/// Joins a fresh member through KIP-394's two steps; returns (member id, response).
+async fn join_new(c: &mut Client, group: &str) -> (String, JoinGroupResponse) {
+    let first = c.call(&join(group, ""), 9).await;
+    assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED first");
+    assert!(first.member_id.starts_with("gregor-test-"));
+    let id = first.member_id.to_string();
+    let second = c.call(&join(group, &id), 9).await;
+    (id, second)
+}
+
+#[tokio::test]
+async fn join_sync_heartbeat_and_their_errors() {
+    let b = TestBroker::start(OVERRIDES).await;
+    let mut c = b.connect().await;
+    create_topic(&mut c, "t").await;
+
+    assert_eq!(
+        c.call(&join("", ""), 5).await.error_code,
+        24,
+        "empty group id"
+    );
+    let short = join("g", "").with_session_timeout_ms(10);
+    assert_eq!(
+        c.call(&short, 5).await.error_code,
+        26,
+        "session timeout below the minimum"
+    );
+    let long_id = "x".repeat(40_000);
+    assert_eq!(
+        c.call(&join(&long_id, ""), 6).await.error_code,
+        24,
+        "group id too long"
+    );
+
+    let (m1, joined) = join_new(&mut c, "g").await;
+    assert_eq!(joined.error_code, 0);
+    assert_eq!(joined.generation_id, 1);
+    assert_eq!(joined.leader.as_str(), m1);
+    assert_eq!(joined.protocol_name.as_deref(), Some("range"));
+    assert_eq!(joined.members.len(), 1);
+    assert_eq!(joined.members[0].metadata.as_ref(), b"meta");
+
+    let wrong_type = join("g", "").with_protocol_type(s("connect"));
+    assert_eq!(
+        c.call(&wrong_type, 5).await.error_code,
+        23,
+        "inconsistent protocol"
+    );
+
+    let sync = |member: &str, generation: i32| {
+        SyncGroupRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_member_id(s(member))
+            .with_generation_id(generation)
+            .with_assignments(vec![SyncGroupRequestAssignment::default()
+                .with_member_id(s(member))
+                .with_assignment(Bytes::from_static(b"assigned"))])
+    };
+    assert_eq!(
+        c.call(&sync(&m1, 7), 5).await.error_code,
+        22,
+        "illegal generation"
+    );
+    assert_eq!(
+        c.call(&sync("nobody", 1), 5).await.error_code,
+        25,
+        "unknown member"
+    );
+    let synced = c.call(&sync(&m1, 1), 5).await;
+    assert_eq!(synced.error_code, 0);
+    assert_eq!(synced.assignment.as_ref(), b"assigned");
+    assert_eq!(synced.protocol_name.as_deref(), Some("range"));
+
+    assert_eq!(c.call(&heartbeat("g", &m1, 1), 4).await.error_code, 0);
+    assert_eq!(c.call(&heartbeat("g", &m1, 0), 4).await.error_code, 22);
+    assert_eq!(c.call(&heartbeat("g", "nobody", 1), 4).await.error_code, 25);
+    assert_eq!(
+        c.call(&heartbeat("no-group", "x", 1), 4).await.error_code,
+        25
+    );
+
+    // Commits: member and generation are checked; unknown topics fail on their own.
+    assert_eq!(
+        c.call(&commit("g", "nobody", 1, "t", 5), 8).await.topics[0].partitions[0].error_code,
+        25
+    );
+    assert_eq!(
+        c.call(&commit("g", &m1, 9, "t", 5), 8).await.topics[0].partitions[0].error_code,
+        22
+    );
+    assert_eq!(
+        c.call(&commit("g", "", -1, "t", 5), 8).await.topics[0].partitions[0].error_code,
+        25,
+        "a group with members refuses member-less commits"
+    );
+    assert_eq!(
+        c.call(&commit("g", &m1, 1, "nope", 5), 8).await.topics[0].partitions[0].error_code,
+        3
+    );
+    assert_eq!(
+        c.call(&commit("g", &m1, 1, "t", 5), 8).await.topics[0].partitions[0].error_code,
+        0
+    );
+    let fetch = OffsetFetchRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(TopicName(s("t")))
+            .with_partition_indexes(vec![0, 1])]));
+    let got = c.call(&fetch, 7).await;
+    assert_eq!(got.error_code, 0);
+    let parts = &got.topics[0].partitions;
+    assert_eq!(
+        (parts[0].committed_offset, parts[0].metadata.as_deref()),
+        (5, Some("md"))
+    );
+    assert_eq!(parts[1].committed_offset, -1);
+
+    // LeaveGroup (batched): the unknown member fails alone; the group becomes Empty.
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_members(vec![
+            MemberIdentity::default().with_member_id(s("nobody")),
+            MemberIdentity::default().with_member_id(s(&m1)),
+        ]);
+    let left = c.call(&leave, 5).await;
+    assert_eq!(
+        left.members
+            .iter()
+            .map(|m| m.error_code)
+            .collect::<Vec<_>>(),
+        vec![25, 0]
+    );
+    let described = c
+        .call(
+            &DescribeGroupsRequest::default()
+                .with_groups(vec![GroupId(s("g")), GroupId(s("none"))]),
+            5,
+        )
+        .await;
+    assert_eq!(described.groups[0].group_state.as_str(), "Empty");
+    assert_eq!(described.groups[1].group_state.as_str(), "Dead");
+
+    let del =
+        DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("g")), GroupId(s("none"))]);
+    let deleted = c.call(&del, 2).await;
+    assert_eq!(
+        deleted
+            .results
+            .iter()
+            .map(|r| r.error_code)
+            .collect::<Vec<_>>(),
+        vec![0, 69]
+    );
+    let got = c.call(&fetch, 7).await;
+    assert_eq!(
+        got.topics[0].partitions[0].committed_offset, -1,
+        "offsets went with the group"
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_joining_member_parks_until_the_rebalance_completes() {
+    let b = TestBroker::start(OVERRIDES).await;
+    let mut c1 = b.connect().await;
+    let mut c2 = b.connect().await;
+    let (m1, first) = join_new(&mut c1, "grp").await;
+    assert_eq!(first.generation_id, 1);
+
+    // Member 2's JoinGroup waits for member 1 to re-join.
+    let first2 = c2.call(&join("grp", ""), 9).await;
+    let m2 = first2.member_id.to_string();
+    let parked = tokio::spawn(async move {
+        let r = c2.call(&join("grp", &m2), 9).await;
+        (r, m2)
+    });
+    // Member 1 learns of the rebalance from its heartbeat (retrying until the second
+    // join has reached the group), then re-joins.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let code = c1.call(&heartbeat("grp", &m1, 1), 4).await.error_code;
+        if code == 27 {
+            break;
+        }
+        assert_eq!(code, 0);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no rebalance signalled"
+        );
+        tokio::task::yield_now().await;
+    }
+    // Another group is untouched by this one's rebalance.
+    let mut c3 = b.connect().await;
+    let other = c3.call(&commit("other", "", -1, "whatever", 1), 8).await;
+    assert_eq!(
+        other.topics[0].partitions[0].error_code, 3,
+        "unknown topic, group fine"
+    );
+
+    let rejoined = c1.call(&join("grp", &m1), 9).await;
+    let (second, m2) = parked.await.unwrap();
+    assert_eq!(rejoined.error_code, 0);
+    assert_eq!(second.error_code, 0);
+    assert_eq!(rejoined.generation_id, 2);
+    assert_eq!(second.generation_id, 2);
+    assert_eq!(rejoined.leader.as_str(), m1, "the leader stays");
+    assert_eq!(rejoined.members.len(), 2);
+    assert!(second.members.is_empty(), "followers get no member list");
+    assert_eq!(second.member_id.as_str(), m2);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn static_members_are_fenced_by_instance_id() {
+    let b = TestBroker::start(OVERRIDES).await;
+    let mut c = b.connect().await;
+    let req = join("st", "").with_group_instance_id(Some(s("inst-1")));
+    let first = c.call(&req, 9).await;
+    assert_eq!(
+        first.error_code, 0,
+        "static members need no KIP-394 round trip"
+    );
+    let old = first.member_id.to_string();
+    // The same instance restarts: a new member id replaces the old one.
+    let again = c.call(&req, 9).await;
+    assert_eq!(again.error_code, 0);
+    assert_ne!(again.member_id.as_str(), old);
+    let hb = heartbeat("st", &old, again.generation_id).with_group_instance_id(Some(s("inst-1")));
+    assert_eq!(c.call(&hb, 4).await.error_code, 82, "FENCED_INSTANCE_ID");
+    b.stop().await;
+}
