@@ -370,3 +370,68 @@ def test_kip_394_member_id_required_then_join(broker_factory):
     wait_until(lambda: (c.consume(1, timeout=0.2), len(c.assignment()) == 1)[1], 60, "assignment")
     assert c.memberid().startswith("my-client-")
     c.close()
+
+
+def test_kip848_consumer_protocol_assign_join_leave_commit(broker_factory):
+    """group.protocol=consumer (KIP-848): the broker assigns; a join revokes only what
+    moves; a leave hands partitions back; commits carry the member epoch."""
+    broker = start(broker_factory, **{"group.consumer.heartbeat.interval.ms": "300"})
+    create_topic(broker, "k848", 4)
+    produce(broker, "k848", 400, 4)
+    revoked = []
+    def consumer848(**extra):
+        c = Consumer({
+            "bootstrap.servers": broker.bootstrap,
+            "group.id": "k848-g",
+            "group.protocol": "consumer",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            **extra,
+        })
+        return c
+
+    a = consumer848()
+    a.subscribe(["k848"], on_revoke=lambda c, parts: revoked.append(sorted(p.partition for p in parts)))
+    got = []
+
+    def a_reads_all():
+        for m in a.consume(100, timeout=0.2):
+            if not m.error():
+                got.append(m)
+        return len(got) >= 400 and len(a.assignment()) == 4
+
+    wait_until(a_reads_all, 60, "A assigned all four partitions and reading them")
+    assert sorted(int(m.value()) for m in got) == list(range(400))
+    a.commit(asynchronous=False)
+    assert sorted(tp.offset for tp in a.committed([TopicPartition("k848", p) for p in range(4)], timeout=10)) == [100] * 4
+
+    b = consumer848()
+    b.subscribe(["k848"])
+
+    def split():
+        a.consume(10, timeout=0.1)
+        b.consume(10, timeout=0.1)
+        return len(a.assignment()) == 2 and len(b.assignment()) == 2
+
+    wait_until(split, 60, "the broker to split the partitions 2/2")
+    mine = {tp.partition for tp in a.assignment()}
+    theirs = {tp.partition for tp in b.assignment()}
+    assert mine.isdisjoint(theirs) and mine | theirs == {0, 1, 2, 3}
+    # Incremental: A gave up exactly the two partitions that moved, nothing more.
+    assert [p for r in revoked for p in r] == sorted(theirs), revoked
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    desc = admin.describe_consumer_groups(["k848-g"])["k848-g"].result(30)
+    assert desc.type.name == "CONSUMER", desc
+    assert len(desc.members) == 2
+    listed = admin.list_consumer_groups().result(30)
+    assert "k848-g" in {g.group_id for g in listed.valid}
+
+    # B leaves (epoch -1): A gets everything back without waiting for a timeout.
+    b.close()
+    wait_until(lambda: (a.consume(10, timeout=0.1), len(a.assignment()) == 4)[1], 30, "A to own all four again")
+    produce(broker, "k848", 40, 4, start_at=400)
+    more = []
+    wait_until(lambda: (more.extend(m for m in a.consume(100, timeout=0.2) if not m.error()), len(more) >= 40)[1], 30, "the 40 new records")
+    assert sorted(int(m.value()) for m in more) == list(range(400, 440)), "resumed from the commits, no repeats"
+    a.close()

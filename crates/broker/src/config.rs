@@ -73,6 +73,8 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("group.min.session.timeout.ms", "6000"),
     ("group.max.session.timeout.ms", "1800000"),
     ("group.max.size", "2147483647"),
+    ("group.consumer.session.timeout.ms", "45000"),
+    ("group.consumer.heartbeat.interval.ms", "5000"),
 ];
 
 #[derive(Debug, Clone)]
@@ -242,6 +244,14 @@ impl BrokerConfig {
                 offsets_partitions: positive(
                     "offsets.topic.num.partitions",
                     &get("offsets.topic.num.partitions"),
+                )?,
+                consumer_session_timeout_ms: positive(
+                    "group.consumer.session.timeout.ms",
+                    &get("group.consumer.session.timeout.ms"),
+                )?,
+                consumer_heartbeat_interval_ms: positive(
+                    "group.consumer.heartbeat.interval.ms",
+                    &get("group.consumer.heartbeat.interval.ms"),
                 )?,
             },
             values,

@@ -127,6 +127,11 @@ pub fn group_error_code(e: &crate::group::GroupError) -> ResponseError {
         G::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
         G::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
         G::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        G::InvalidRequest => ResponseError::InvalidRequest,
+        G::UnsupportedAssignor => ResponseError::UnsupportedAssignor,
+        G::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
+        G::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
+        G::UnsupportedVersion => ResponseError::UnsupportedVersion,
     }
 }
 
@@ -209,6 +214,11 @@ mod tests {
             (G::GroupSubscribedToTopic, 86),
             (G::OffsetMetadataTooLarge, 12),
             (G::UnknownTopicOrPartition, 3),
+            (G::InvalidRequest, 42),
+            (G::UnsupportedAssignor, 112),
+            (G::FencedMemberEpoch, 110),
+            (G::StaleMemberEpoch, 113),
+            (G::UnsupportedVersion, 35),
         ];
         for (e, code) in cases {
             assert_eq!(group_error_code(&e).code(), code, "{e:?}");

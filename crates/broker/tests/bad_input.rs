@@ -496,6 +496,24 @@ async fn every_advertised_version_is_served() {
             ApiKey::OffsetDelete => {
                 check(&mut c, OffsetDeleteRequest::default(), min, spec.max).await
             }
+            ApiKey::ConsumerGroupHeartbeat => {
+                check(
+                    &mut c,
+                    ConsumerGroupHeartbeatRequest::default(),
+                    min,
+                    spec.max,
+                )
+                .await
+            }
+            ApiKey::ConsumerGroupDescribe => {
+                check(
+                    &mut c,
+                    ConsumerGroupDescribeRequest::default(),
+                    min,
+                    spec.max,
+                )
+                .await
+            }
             other => panic!("{other:?} is advertised but this test does not know it: add it"),
         }
     }

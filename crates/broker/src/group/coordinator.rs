@@ -22,11 +22,12 @@ use gregor_protocol::records::RecordWalker;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::consumer::{ConsumerHeartbeat, ConsumerHeartbeatResponse};
 use super::records::{partition_for, GroupValue, OffsetValue, RecordKey};
 use super::state::{Effects, Group, GroupState, Reply};
 use super::{
-    CommitRequest, CommittedOffset, GroupConfig, GroupDescription, GroupError, JoinRequest,
-    JoinResponse, MemberRef, SyncRequest, SyncResponse,
+    CommitRequest, CommittedOffset, ConsumerGroupDescription, GroupConfig, GroupDescription,
+    GroupError, JoinRequest, JoinResponse, MemberRef, SyncRequest, SyncResponse,
 };
 use crate::broker::Broker;
 use crate::partition::Partition;
@@ -49,8 +50,14 @@ enum Command {
     Commit(CommitRequest, oneshot::Sender<PartitionResults>),
     Fetch(
         Option<Vec<(String, Vec<i32>)>>,
-        oneshot::Sender<Vec<CommittedOffset>>,
+        Option<(String, i32)>,
+        oneshot::Sender<Result<Vec<CommittedOffset>, GroupError>>,
     ),
+    ConsumerHeartbeat(
+        ConsumerHeartbeat,
+        oneshot::Sender<ConsumerHeartbeatResponse>,
+    ),
+    ConsumerDescribe(oneshot::Sender<Option<ConsumerGroupDescription>>),
     Describe(oneshot::Sender<GroupDescription>),
     Delete(oneshot::Sender<Result<(), GroupError>>),
     DeleteOffsets(Vec<(String, Vec<i32>)>, oneshot::Sender<PartitionResults>),
@@ -279,19 +286,24 @@ impl GroupCoordinator {
             .unwrap_or(Err(GroupError::CoordinatorNotAvailable))
     }
 
+    /// Committed offsets. `member` (KIP-848, OffsetFetch v9) is a member id and epoch
+    /// to validate against a consumer group.
     pub async fn fetch_offsets(
         &self,
         broker: &Arc<Broker>,
         group: &str,
         wanted: Option<Vec<(String, Vec<i32>)>>,
+        member: Option<(String, i32)>,
     ) -> Result<Vec<CommittedOffset>, GroupError> {
         validate_group_id(group)?;
         let fallback = wanted.clone();
         match self
-            .ask(broker, group, false, |tx| Command::Fetch(wanted, tx))
+            .ask(broker, group, false, |tx| {
+                Command::Fetch(wanted, member, tx)
+            })
             .await?
         {
-            Some(r) => Ok(r),
+            Some(r) => r,
             // No such group: no offsets, -1 for every requested partition.
             None => Ok(fallback
                 .unwrap_or_default()
@@ -307,6 +319,49 @@ impl GroupCoordinator {
                 })
                 .collect()),
         }
+    }
+
+    pub async fn consumer_heartbeat(
+        &self,
+        broker: &Arc<Broker>,
+        group: &str,
+        h: ConsumerHeartbeat,
+    ) -> ConsumerHeartbeatResponse {
+        let fail = |e: GroupError, h: &ConsumerHeartbeat| ConsumerHeartbeatResponse {
+            error: Some(e),
+            member_id: h.member_id.clone(),
+            member_epoch: h.member_epoch,
+            ..Default::default()
+        };
+        if group.is_empty() {
+            let mut r = fail(GroupError::InvalidRequest, &h);
+            r.error_message = Some("GroupId can't be empty.".into());
+            return r;
+        }
+        if let Err(e) = validate_group_id(group) {
+            return fail(e, &h);
+        }
+        let probe = h.clone();
+        match self
+            .ask(broker, group, true, |tx| Command::ConsumerHeartbeat(h, tx))
+            .await
+        {
+            Ok(Some(r)) => r,
+            Ok(None) => fail(GroupError::CoordinatorNotAvailable, &probe),
+            Err(e) => fail(e, &probe),
+        }
+    }
+
+    pub async fn consumer_describe(
+        &self,
+        broker: &Arc<Broker>,
+        group: &str,
+    ) -> Result<Option<ConsumerGroupDescription>, GroupError> {
+        validate_group_id(group)?;
+        Ok(self
+            .ask(broker, group, false, Command::ConsumerDescribe)
+            .await?
+            .flatten())
     }
 
     pub async fn describe(
@@ -415,8 +470,17 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
                 let stored = write(&partition, &fx.records);
                 let _ = tx.send(stored.and(results));
             }
-            Command::Fetch(wanted, tx) => {
-                let _ = tx.send(group.fetch_offsets(wanted.as_deref()));
+            Command::Fetch(wanted, member, tx) => {
+                let r = group
+                    .check_fetch(member.as_ref().map(|(m, e)| (m.as_str(), *e)))
+                    .map(|()| group.fetch_offsets(wanted.as_deref()));
+                let _ = tx.send(r);
+            }
+            Command::ConsumerHeartbeat(h, tx) => {
+                let _ = tx.send(group.consumer_heartbeat(h, now, ms));
+            }
+            Command::ConsumerDescribe(tx) => {
+                let _ = tx.send(group.consumer_describe());
             }
             Command::Describe(tx) => {
                 let _ = tx.send(group.describe());

@@ -18,6 +18,7 @@
 //!   membership; the newest record per key wins, a tombstone deletes.
 //! - One group's bad request never touches another group: every group is its own task.
 
+pub mod consumer;
 pub mod coordinator;
 pub mod records;
 pub mod state;
@@ -61,6 +62,16 @@ pub enum GroupError {
     OffsetMetadataTooLarge,
     #[error("This server does not host this topic-partition.")]
     UnknownTopicOrPartition,
+    #[error("The request is invalid.")]
+    InvalidRequest,
+    #[error("The assignor is not supported by the consumer group.")]
+    UnsupportedAssignor,
+    #[error("The member epoch is fenced by the group coordinator.")]
+    FencedMemberEpoch,
+    #[error("The member epoch is stale.")]
+    StaleMemberEpoch,
+    #[error("The version of this request is not supported for this group.")]
+    UnsupportedVersion,
     #[error("storage: {0}")]
     Storage(String),
 }
@@ -76,6 +87,9 @@ pub struct GroupConfig {
     pub offsets_retention_check_interval_ms: i64,
     pub offset_metadata_max_bytes: usize,
     pub offsets_partitions: i32,
+    /// KIP-848: `group.consumer.session.timeout.ms` and `group.consumer.heartbeat.interval.ms`.
+    pub consumer_session_timeout_ms: i32,
+    pub consumer_heartbeat_interval_ms: i32,
 }
 
 /// A JoinGroup request, version differences already resolved by the handler.
@@ -175,6 +189,8 @@ pub struct CommitRequest {
     pub group_instance_id: Option<String>,
     pub generation_id: i32,
     pub offsets: Vec<OffsetCommit>,
+    /// OffsetCommit version: consumer (KIP-848) groups need v9+.
+    pub version: i16,
 }
 
 /// A committed offset as OffsetFetch returns it.
@@ -202,9 +218,37 @@ pub struct MemberDescription {
 pub struct GroupDescription {
     pub group_id: String,
     pub state: state::GroupState,
+    /// The state as Kafka names it for this group's type.
+    pub state_name: &'static str,
+    /// "Classic" or "Consumer" (ListGroups v5).
+    pub group_type: &'static str,
     pub protocol_type: String,
     pub protocol: String,
     pub members: Vec<MemberDescription>,
     /// Whether the group exists at all (Dead groups are gone).
     pub exists: bool,
+}
+
+/// A KIP-848 member as ConsumerGroupDescribe shows it.
+#[derive(Debug, Clone)]
+pub struct ConsumerMemberDescription {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub member_epoch: i32,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    /// (topic id, topic name, partitions)
+    pub assignment: Vec<(uuid::Uuid, String, Vec<i32>)>,
+    pub target_assignment: Vec<(uuid::Uuid, String, Vec<i32>)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerGroupDescription {
+    pub state: &'static str,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: String,
+    pub members: Vec<ConsumerMemberDescription>,
 }

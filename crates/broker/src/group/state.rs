@@ -23,10 +23,12 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::consumer::{ConsumerGroup, ConsumerHeartbeat, ConsumerHeartbeatResponse};
 use super::records::{GroupValue, MemberValue, OffsetValue, RecordKey};
 use super::{
-    CommitRequest, CommittedOffset, GroupConfig, GroupDescription, GroupError, JoinRequest,
-    JoinResponse, JoinedMember, MemberDescription, MemberRef, SyncRequest, SyncResponse,
+    CommitRequest, CommittedOffset, ConsumerGroupDescription, ConsumerMemberDescription,
+    GroupConfig, GroupDescription, GroupError, JoinRequest, JoinResponse, JoinedMember,
+    MemberDescription, MemberRef, SyncRequest, SyncResponse,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +115,10 @@ pub struct Group {
     initial_delay: Option<(bool, Duration)>,
     offsets: BTreeMap<(String, i32), StoredOffset>,
     next_offset_check: Instant,
+    /// KIP-848 members. A group is either classic or consumer: it takes the type of the
+    /// protocol that joins it while it has no members.
+    consumer: ConsumerGroup,
+    is_consumer: bool,
 }
 
 fn reply_join(out: &mut Effects, m: &mut Member, resp: JoinResponse) {
@@ -146,6 +152,8 @@ impl Group {
             initial_delay: None,
             offsets: BTreeMap::new(),
             next_offset_check: now + check,
+            consumer: ConsumerGroup::default(),
+            is_consumer: false,
         }
     }
 
@@ -238,6 +246,9 @@ impl Group {
         if let Some(d) = self.rebalance_deadline {
             next = next.min(d);
         }
+        if let Some(d) = self.consumer.next_deadline() {
+            next = next.min(d);
+        }
         next
     }
 
@@ -268,6 +279,17 @@ impl Group {
             );
             return out;
         }
+        if !self.consumer.is_empty() {
+            // A KIP-848 group; classic members cannot join it (no online migration).
+            fail(
+                &mut out,
+                GroupError::InconsistentGroupProtocol,
+                tx,
+                req.member_id,
+            );
+            return out;
+        }
+        self.is_consumer = false;
         if !self.supports_protocols(&req.protocol_type, &req.protocols) {
             fail(
                 &mut out,
@@ -861,6 +883,11 @@ impl Group {
     /// end of the initial delay or of the rebalance timeout, expired offsets.
     pub fn on_deadline(&mut self, now: Instant, now_ms: i64) -> Effects {
         let mut out = Effects::default();
+        let had_consumers = !self.consumer.is_empty();
+        self.consumer.expire(now);
+        if had_consumers && self.consumer.is_empty() {
+            self.state_since_ms = now_ms;
+        }
         let expired: Vec<String> = self
             .members
             .iter()
@@ -921,7 +948,7 @@ impl Group {
     /// `offsets.retention.minutes`: offsets of a group that has been Empty that long
     /// (or, for a group that only stores offsets, not committed for that long) go.
     fn expire_offsets(&mut self, out: &mut Effects, now_ms: i64) {
-        if self.state != GroupState::Empty {
+        if self.state != GroupState::Empty || !self.consumer.is_empty() {
             return;
         }
         let retention = self.config.offsets_retention_ms;
@@ -967,6 +994,22 @@ impl Group {
 
     /// Checks that a commit may be made (Kafka's `validateOffsetCommit`).
     fn check_commit(&self, req: &CommitRequest) -> Result<(), GroupError> {
+        if self.is_consumer {
+            if req.generation_id < 0 && req.member_id.is_empty() {
+                return if self.consumer.is_empty() {
+                    Ok(())
+                } else {
+                    Err(GroupError::UnknownMemberId)
+                };
+            }
+            if req.version < 9 {
+                // Only v9+ carries a member epoch rather than a generation.
+                return Err(GroupError::UnsupportedVersion);
+            }
+            return self
+                .consumer
+                .check_member_epoch(&req.member_id, req.generation_id);
+        }
         if req.generation_id < 0 && self.state == GroupState::Empty {
             return Ok(()); // the group only stores offsets (assign() consumers, admin)
         }
@@ -1064,7 +1107,13 @@ impl Group {
         if self.state == GroupState::Dead {
             return (Err(GroupError::GroupIdNotFound), out);
         }
-        let subscribed: HashSet<String> = if self.state == GroupState::Empty {
+        let subscribed: HashSet<String> = if self.is_consumer {
+            self.consumer
+                .members
+                .values()
+                .flat_map(|m| m.subscribed.iter().cloned())
+                .collect()
+        } else if self.state == GroupState::Empty {
             HashSet::new()
         } else if self.protocol_type.as_deref() == Some("consumer") {
             let protocol = self.protocol_name.as_deref();
@@ -1101,11 +1150,37 @@ impl Group {
     // ----- Admin -----
 
     pub fn describe(&self) -> GroupDescription {
+        if self.is_consumer && self.state != GroupState::Dead {
+            return GroupDescription {
+                group_id: self.id.clone(),
+                state: self.state,
+                state_name: self.consumer.state_name(),
+                group_type: "Consumer",
+                protocol_type: "consumer".into(),
+                protocol: self.consumer.assignor.clone(),
+                members: self
+                    .consumer
+                    .members
+                    .iter()
+                    .map(|(id, m)| MemberDescription {
+                        member_id: id.clone(),
+                        group_instance_id: m.instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        metadata: Bytes::new(),
+                        assignment: Bytes::new(),
+                    })
+                    .collect(),
+                exists: true,
+            };
+        }
         let stable = self.state == GroupState::Stable;
         let protocol = self.protocol_name.as_deref();
         GroupDescription {
             group_id: self.id.clone(),
             state: self.state,
+            state_name: self.state.name(),
+            group_type: "Classic",
             protocol_type: self.protocol_type.clone().unwrap_or_default(),
             protocol: if stable {
                 protocol.unwrap_or_default().to_string()
@@ -1141,7 +1216,7 @@ impl Group {
         let mut out = Effects::default();
         match self.state {
             GroupState::Dead => return (Err(GroupError::GroupIdNotFound), out),
-            GroupState::Empty => {}
+            GroupState::Empty if self.consumer.is_empty() => {}
             _ => return (Err(GroupError::NonEmptyGroup), out),
         }
         for (topic, partition) in std::mem::take(&mut self.offsets).into_keys() {
@@ -1163,6 +1238,90 @@ impl Group {
         self.pending.clear();
         self.transition(GroupState::Dead, now_ms);
         (Ok(()), out)
+    }
+
+    // ----- KIP-848 -----
+
+    pub fn consumer_heartbeat(
+        &mut self,
+        h: ConsumerHeartbeat,
+        now: Instant,
+        now_ms: i64,
+    ) -> ConsumerHeartbeatResponse {
+        self.revive(now, now_ms);
+        if !self.members.is_empty() || !self.pending.is_empty() {
+            return ConsumerHeartbeatResponse {
+                error: Some(GroupError::GroupIdNotFound),
+                error_message: Some(format!("Group {} is not a consumer group.", self.id)),
+                member_id: h.member_id,
+                member_epoch: h.member_epoch,
+                ..Default::default()
+            };
+        }
+        self.is_consumer = true;
+        let was_empty = self.consumer.is_empty();
+        let session = Duration::from_millis(self.config.consumer_session_timeout_ms.max(1) as u64);
+        let resp =
+            self.consumer
+                .heartbeat(h, session, self.config.consumer_heartbeat_interval_ms, now);
+        if was_empty != self.consumer.is_empty() {
+            self.state_since_ms = now_ms;
+        }
+        resp
+    }
+
+    /// ConsumerGroupDescribe: `None` for a group that is not a consumer group.
+    pub fn consumer_describe(&self) -> Option<ConsumerGroupDescription> {
+        if !self.is_consumer || self.state == GroupState::Dead {
+            return None;
+        }
+        let c = &self.consumer;
+        let named = |a: &super::consumer::Assignment| {
+            a.iter()
+                .map(|(id, ps)| {
+                    (
+                        *id,
+                        c.topic_name(id).unwrap_or_default(),
+                        ps.iter().copied().collect(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        Some(ConsumerGroupDescription {
+            state: c.state_name(),
+            group_epoch: c.group_epoch,
+            assignment_epoch: c.target_epoch,
+            assignor: if c.assignor.is_empty() {
+                "uniform".into()
+            } else {
+                c.assignor.clone()
+            },
+            members: c
+                .members
+                .iter()
+                .map(|(id, m)| ConsumerMemberDescription {
+                    member_id: id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    rack_id: m.rack_id.clone(),
+                    member_epoch: m.epoch,
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    subscribed_topic_names: m.subscribed.iter().cloned().collect(),
+                    assignment: named(&m.assigned),
+                    target_assignment: named(&m.target),
+                })
+                .collect(),
+        })
+    }
+
+    /// OffsetFetch v9 from a KIP-848 member must carry its current epoch.
+    pub fn check_fetch(&self, member: Option<(&str, i32)>) -> Result<(), GroupError> {
+        match member {
+            Some((id, epoch)) if self.is_consumer && epoch >= 0 => {
+                self.consumer.check_member_epoch(id, epoch)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The group's membership record (written after each rebalance completes).

@@ -34,7 +34,7 @@ pub async fn handle(
                 .with_group_state(StrBytes::from_static_str("Dead")),
             Ok(None) => g.with_group_state(StrBytes::from_static_str("Dead")),
             Ok(Some(d)) => g
-                .with_group_state(StrBytes::from_static_str(d.state.name()))
+                .with_group_state(StrBytes::from_static_str(d.state_name))
                 .with_protocol_type(StrBytes::from_string(d.protocol_type))
                 .with_protocol_data(StrBytes::from_string(d.protocol))
                 .with_members(

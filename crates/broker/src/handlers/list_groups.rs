@@ -1,5 +1,5 @@
 //! ListGroups (key 16): every group this coordinator holds, filtered by state (v4+,
-//! KIP-518) and type (v5+, KIP-848: all groups here are "classic").
+//! KIP-518) and type (v5+, KIP-848: "classic" or "consumer").
 
 use std::sync::Arc;
 
@@ -15,8 +15,6 @@ pub const SPEC: ApiSpec = ApiSpec {
     min: 0,
     max: 5,
 };
-
-const GROUP_TYPE: &str = "classic";
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -34,24 +32,22 @@ pub async fn handle(
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
-    if !types.is_empty() && !types.iter().any(|t| t == GROUP_TYPE) {
-        return ListGroupsResponse::default();
-    }
     let groups = broker
         .groups
         .list(broker)
         .await
         .into_iter()
-        .filter(|g| states.is_empty() || states.contains(&g.state.name().to_ascii_lowercase()))
+        .filter(|g| states.is_empty() || states.contains(&g.state_name.to_ascii_lowercase()))
+        .filter(|g| types.is_empty() || types.contains(&g.group_type.to_ascii_lowercase()))
         .map(|g| {
             let mut l = ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(g.group_id)))
                 .with_protocol_type(StrBytes::from_string(g.protocol_type));
             if v >= 4 {
-                l.group_state = StrBytes::from_static_str(g.state.name());
+                l.group_state = StrBytes::from_static_str(g.state_name);
             }
             if v >= 5 {
-                l.group_type = StrBytes::from_static_str("Classic");
+                l.group_type = StrBytes::from_static_str(g.group_type);
             }
             l
         })

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use crate::broker::Broker;
 
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_topics;
@@ -61,6 +63,8 @@ pub const SUPPORTED: &[ApiSpec] = &[
     list_groups::SPEC,
     delete_groups::SPEC,
     offset_delete::SPEC,
+    consumer_group_heartbeat::SPEC,
+    consumer_group_describe::SPEC,
 ];
 
 /// What a connection keeps between requests.
@@ -267,6 +271,12 @@ async fn route(
         }),
         ApiKey::OffsetDelete => call!(buf, ctx, m::OffsetDeleteRequest, |r| {
             offset_delete::handle(broker, ctx, r)
+        }),
+        ApiKey::ConsumerGroupHeartbeat => call!(buf, ctx, m::ConsumerGroupHeartbeatRequest, |r| {
+            consumer_group_heartbeat::handle(broker, ctx, r)
+        }),
+        ApiKey::ConsumerGroupDescribe => call!(buf, ctx, m::ConsumerGroupDescribeRequest, |r| {
+            consumer_group_describe::handle(broker, ctx, r)
         }),
         other => Outcome::Close(format!("no handler for {other:?}")),
     }

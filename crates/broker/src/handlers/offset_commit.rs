@@ -54,6 +54,7 @@ pub async fn handle(
         group_instance_id: req.group_instance_id.map(|s| s.to_string()),
         generation_id: req.generation_id_or_member_epoch,
         offsets,
+        version: v,
     };
     let outcome = if commit.offsets.is_empty() {
         Ok(Vec::new())

@@ -37,10 +37,11 @@ async fn fetch(
     broker: &Arc<Broker>,
     group: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
+    member: Option<(String, i32)>,
 ) -> Result<Vec<(String, Vec<CommittedOffset>)>, GroupError> {
     broker
         .groups
-        .fetch_offsets(broker, group, wanted)
+        .fetch_offsets(broker, group, wanted, member)
         .await
         .map(by_topic)
 }
@@ -60,7 +61,10 @@ pub async fn handle(
                     .map(|t| (t.name.to_string(), t.partition_indexes))
                     .collect()
             });
-            let (error, topics) = match fetch(broker, &g.group_id, wanted).await {
+            // v9 (KIP-848): a member fetching for its own consumer group proves it is
+            // current with its member id and epoch.
+            let member = g.member_id.map(|m| (m.to_string(), g.member_epoch));
+            let (error, topics) = match fetch(broker, &g.group_id, wanted, member).await {
                 Ok(t) => (None, t),
                 Err(e) => (Some(e), Vec::new()),
             };
@@ -97,7 +101,7 @@ pub async fn handle(
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let (error, topics) = match fetch(broker, &req.group_id, wanted).await {
+    let (error, topics) = match fetch(broker, &req.group_id, wanted, None).await {
         Ok(t) => (None, t),
         Err(e) => (Some(e), Vec::new()),
     };

@@ -14,6 +14,8 @@ fn config(initial_delay_ms: i32) -> Arc<GroupConfig> {
         offsets_retention_check_interval_ms: 1_000,
         offset_metadata_max_bytes: 8,
         offsets_partitions: 50,
+        consumer_session_timeout_ms: 45_000,
+        consumer_heartbeat_interval_ms: 5_000,
     })
 }
 
@@ -182,6 +184,7 @@ fn group_size_metadata_size_and_offset_expiry() {
             leader_epoch: -1,
             metadata: Some(metadata.into()),
         }],
+        version: 8,
     };
     let (r, _) = g.commit(commit(1, "way too long"), t0, 1_000);
     assert_eq!(r.unwrap(), vec![Err(GroupError::OffsetMetadataTooLarge)]);
