@@ -435,3 +435,49 @@ def test_kip848_consumer_protocol_assign_join_leave_commit(broker_factory):
     wait_until(lambda: (more.extend(m for m in a.consume(100, timeout=0.2) if not m.error()), len(more) >= 40)[1], 30, "the 40 new records")
     assert sorted(int(m.value()) for m in more) == list(range(400, 440)), "resumed from the commits, no repeats"
     a.close()
+
+
+def test_consumer_offsets_topic_uses_kafkas_record_schemas(broker_factory):
+    """Tools that read __consumer_offsets decode Kafka's OffsetCommitKey (v1) and
+    OffsetCommitValue (v3) schemas: read the topic with a plain consumer and decode."""
+    import struct
+
+    broker = start(broker_factory)
+    create_topic(broker, "schema", 1)
+    c = group_consumer(broker, "schema-g")
+    c.commit(offsets=[TopicPartition("schema", 0, 1234, metadata="m")], asynchronous=False)
+    c.close()
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    md = admin.list_topics(timeout=10)
+    assert len(md.topics["__consumer_offsets"].partitions) == 50
+
+    reader = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "reader", "enable.auto.commit": False, "enable.partition.eof": True})
+    reader.assign([TopicPartition("__consumer_offsets", p, 0) for p in range(50)])
+    found = []
+    eofs = set()
+
+    def read():
+        for m in reader.consume(100, timeout=0.2):
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    eofs.add(m.partition())
+                continue
+            key = m.key()
+            (kv,) = struct.unpack_from(">h", key, 0)
+            if kv != 1:
+                continue
+            glen = struct.unpack_from(">h", key, 2)[0]
+            group = key[4:4 + glen].decode()
+            tlen = struct.unpack_from(">h", key, 4 + glen)[0]
+            topic = key[6 + glen:6 + glen + tlen].decode()
+            (partition,) = struct.unpack_from(">i", key, 6 + glen + tlen)
+            value = m.value()
+            vv, offset, epoch, mlen = struct.unpack_from(">hqih", value, 0)
+            # librdkafka sends the commit metadata string with its C terminator.
+            meta = value[16:16 + mlen].decode().rstrip("\x00")
+            found.append((group, topic, partition, vv, offset, meta))
+        return len(eofs) == 50
+
+    wait_until(read, 30, "every __consumer_offsets partition read")
+    assert ("schema-g", "schema", 0, 3, 1234, "m") in found
+    reader.close()

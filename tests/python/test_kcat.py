@@ -42,3 +42,16 @@ def test_compressed_produce(broker, codec):
     assert out == lines.decode()
     stored = {c for _, _, c, _ in batches(broker.data_dir, f"kc-{codec}")}
     assert stored == {codec}, f"batches stored as {stored}: the client did not compress"
+
+
+def test_balanced_consumer_group_resumes_from_commits(broker_factory):
+    """kcat -G: librdkafka 2.0.2's classic group protocol (JoinGroup, SyncGroup,
+    Heartbeat, OffsetCommit/Fetch, LeaveGroup) against the coordinator."""
+    broker = broker_factory({"group.initial.rebalance.delay.ms": "0"})
+    kcat(broker, "-P", "-t", "kg", input=b"".join(b"first %d\n" % i for i in range(50)))
+    first = kcat(broker, "-G", "kg-group", "-X", "auto.offset.reset=earliest", "-e", "-q", "-f", "%s\n", "kg")
+    assert first.split("\n")[:-1] == [f"first {i}" for i in range(50)]
+    kcat(broker, "-P", "-t", "kg", input=b"".join(b"second %d\n" % i for i in range(10)))
+    # The group committed its position when the first consumer left: only new records.
+    second = kcat(broker, "-G", "kg-group", "-X", "auto.offset.reset=earliest", "-e", "-q", "-f", "%s\n", "kg")
+    assert second.split("\n")[:-1] == [f"second {i}" for i in range(10)]
