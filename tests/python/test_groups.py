@@ -481,3 +481,16 @@ def test_consumer_offsets_topic_uses_kafkas_record_schemas(broker_factory):
     wait_until(read, 30, "every __consumer_offsets partition read")
     assert ("schema-g", "schema", 0, 3, 1234, "m") in found
     reader.close()
+
+
+def test_kip848_regex_subscription_is_matched_by_the_broker(broker_factory):
+    broker = start(broker_factory, **{"group.consumer.heartbeat.interval.ms": "300"})
+    for t in ("rx-a", "rx-b", "other"):
+        create_topic(broker, t, 1)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "rx-g", "group.protocol": "consumer"})
+    c.subscribe(["^rx-.*"])
+    wait_until(lambda: (c.consume(1, timeout=0.1), {tp.topic for tp in c.assignment()} == {"rx-a", "rx-b"})[1], 30, "both rx- topics assigned")
+    # A topic created later that matches joins the assignment.
+    create_topic(broker, "rx-c", 1)
+    wait_until(lambda: (c.consume(1, timeout=0.1), {tp.topic for tp in c.assignment()} == {"rx-a", "rx-b", "rx-c"})[1], 60, "the new matching topic assigned")
+    c.close()

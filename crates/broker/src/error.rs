@@ -132,6 +132,7 @@ pub fn group_error_code(e: &crate::group::GroupError) -> ResponseError {
         G::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
         G::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
         G::UnsupportedVersion => ResponseError::UnsupportedVersion,
+        G::InvalidRegularExpression => ResponseError::InvalidRegularExpression,
     }
 }
 
@@ -219,6 +220,7 @@ mod tests {
             (G::FencedMemberEpoch, 110),
             (G::StaleMemberEpoch, 113),
             (G::UnsupportedVersion, 35),
+            (G::InvalidRegularExpression, 128),
         ];
         for (e, code) in cases {
             assert_eq!(group_error_code(&e).code(), code, "{e:?}");

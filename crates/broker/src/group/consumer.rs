@@ -67,6 +67,8 @@ pub struct ConsumerMember {
     pub client_id: String,
     pub client_host: String,
     pub subscribed: BTreeSet<String>,
+    /// A regex subscription (ConsumerGroupHeartbeat v1), matched against topic names.
+    regex: Option<regex::Regex>,
     pub assignor: Option<String>,
     rebalance_timeout: Duration,
     pub epoch: i32,
@@ -187,12 +189,22 @@ impl ConsumerGroup {
             heartbeat_interval_ms: 0,
             assignment: None,
         };
-        if h.subscribed_topic_regex.is_some() {
-            return fail(
-                GroupError::InvalidRequest,
-                "SubscribedTopicRegex is not supported by this broker; subscribe by name.",
-            );
-        }
+        // KIP-848 regex subscriptions are matched here, against whole topic names,
+        // with the linear-time `regex` crate (Kafka uses RE2/J, the same family).
+        let pattern = match h
+            .subscribed_topic_regex
+            .as_deref()
+            .map(|r| regex::Regex::new(&format!("^(?:{r})$")))
+        {
+            None => None,
+            Some(Ok(re)) => Some(re),
+            Some(Err(_)) => {
+                return fail(
+                    GroupError::InvalidRegularExpression,
+                    "SubscribedTopicRegex is not a valid regular expression.",
+                )
+            }
+        };
         if let Some(a) = &h.server_assignor {
             if !ASSIGNORS.contains(&a.as_str()) {
                 return fail(
@@ -226,7 +238,7 @@ impl ConsumerGroup {
         }
         let mut changed = false;
         let id = if h.member_epoch == 0 {
-            if h.subscribed_topic_names.is_none() {
+            if h.subscribed_topic_names.is_none() && pattern.is_none() {
                 return fail(
                     GroupError::InvalidRequest,
                     "SubscribedTopicNames must be set in first request.",
@@ -261,6 +273,7 @@ impl ConsumerGroup {
                         client_id: String::new(),
                         client_host: String::new(),
                         subscribed: BTreeSet::new(),
+                        regex: None,
                         assignor: None,
                         rebalance_timeout: Duration::ZERO,
                         epoch: 0,
@@ -311,7 +324,24 @@ impl ConsumerGroup {
                 "The member is not in the group.",
             );
         };
-        if let Some(names) = &h.subscribed_topic_names {
+        if let Some(re) = &pattern {
+            m.regex = Some(re.clone());
+        } else if h.subscribed_topic_names.is_some() {
+            m.regex = None;
+        }
+        if let Some(re) = &m.regex {
+            // Re-evaluated on every heartbeat, so newly created topics are picked up.
+            let subscribed: BTreeSet<String> = h
+                .topics
+                .keys()
+                .filter(|t| !t.starts_with("__") && re.is_match(t))
+                .cloned()
+                .collect();
+            if subscribed != m.subscribed {
+                m.subscribed = subscribed;
+                changed = true;
+            }
+        } else if let Some(names) = &h.subscribed_topic_names {
             let subscribed: BTreeSet<String> = names.iter().cloned().collect();
             if subscribed != m.subscribed {
                 m.subscribed = subscribed;
@@ -654,6 +684,24 @@ mod tests {
         assert_eq!(left.member_epoch, -1);
         assert_eq!(g.state_name(), "Empty");
         assert_eq!(a.error, None);
+    }
+
+    #[test]
+    fn regex_subscriptions_match_whole_names() {
+        let now = Instant::now();
+        let s = Duration::from_secs(45);
+        let mut g = ConsumerGroup::default();
+        let mut h = hb("a", 0, None);
+        h.subscribed_topic_names = None;
+        h.subscribed_topic_regex = Some("t|other".into());
+        let r = g.heartbeat(h.clone(), s, 500, now);
+        assert_eq!(count(&r.assignment), 6);
+        h.subscribed_topic_regex = Some("(".into());
+        h.member_id = "b".into();
+        assert_eq!(
+            g.heartbeat(h, s, 500, now).error,
+            Some(GroupError::InvalidRegularExpression)
+        );
     }
 
     #[test]

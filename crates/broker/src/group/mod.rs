@@ -72,6 +72,8 @@ pub enum GroupError {
     StaleMemberEpoch,
     #[error("The version of this request is not supported for this group.")]
     UnsupportedVersion,
+    #[error("The regular expression is not valid.")]
+    InvalidRegularExpression,
     #[error("storage: {0}")]
     Storage(String),
 }
