@@ -207,6 +207,27 @@ impl Broker {
         }
     }
 
+    /// A controller decision that is either only validated (`validate_only`, against the
+    /// current image) or committed and applied. Errors come back as wire code + message.
+    pub async fn decide<F>(
+        self: &Arc<Self>,
+        validate_only: bool,
+        decide: F,
+    ) -> Result<(), (gregor_protocol::kp::ResponseError, String)>
+    where
+        F: FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, ControllerError> + Send + 'static,
+    {
+        if validate_only {
+            return decide(&self.metadata.image())
+                .map(|_| ())
+                .map_err(|e| (crate::error::controller_error_code(&e), e.to_string()));
+        }
+        self.commit_metadata(decide)
+            .await
+            .map(|_| ())
+            .map_err(|e| crate::error::metadata_failure(&e))
+    }
+
     /// Flushes every log and the metadata log, then leaves the clean-shutdown marker.
     pub fn shutdown(&self) -> Result<(), StartError> {
         self.replicas.shutdown()?;

@@ -141,6 +141,15 @@ pub fn group_code(e: Option<&crate::group::GroupError>) -> i16 {
     e.map_or(0, |e| group_error_code(e).code())
 }
 
+/// A metadata change that failed: its code and the message for the client.
+pub fn metadata_failure(e: &gregor_metadata::MetadataError) -> (ResponseError, String) {
+    let msg = match e {
+        gregor_metadata::MetadataError::Controller(c) => c.to_string(),
+        other => other.to_string(),
+    };
+    (metadata_error_code(e), msg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

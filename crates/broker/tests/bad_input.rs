@@ -514,6 +514,36 @@ async fn every_advertised_version_is_served() {
                 )
                 .await
             }
+            ApiKey::DescribeConfigs => {
+                check(&mut c, DescribeConfigsRequest::default(), min, spec.max).await
+            }
+            ApiKey::AlterConfigs => {
+                check(&mut c, AlterConfigsRequest::default(), min, spec.max).await
+            }
+            ApiKey::IncrementalAlterConfigs => {
+                check(
+                    &mut c,
+                    IncrementalAlterConfigsRequest::default(),
+                    min,
+                    spec.max,
+                )
+                .await
+            }
+            ApiKey::CreatePartitions => {
+                check(&mut c, CreatePartitionsRequest::default(), min, spec.max).await
+            }
+            ApiKey::DescribeCluster => {
+                check(
+                    &mut c,
+                    DescribeClusterRequest::default().with_endpoint_type(1),
+                    min,
+                    spec.max,
+                )
+                .await
+            }
+            ApiKey::DescribeLogDirs => {
+                check(&mut c, DescribeLogDirsRequest::default(), min, spec.max).await
+            }
             other => panic!("{other:?} is advertised but this test does not know it: add it"),
         }
     }

@@ -139,6 +139,184 @@ pub fn create_topic(
     Ok(records)
 }
 
+/// An IncrementalAlterConfigs operation (KIP-339), with Kafka's op codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigOp {
+    Set,
+    Delete,
+    Append,
+    Subtract,
+}
+
+impl ConfigOp {
+    pub fn from_code(code: i8) -> Option<Self> {
+        match code {
+            0 => Some(ConfigOp::Set),
+            1 => Some(ConfigOp::Delete),
+            2 => Some(ConfigOp::Append),
+            3 => Some(ConfigOp::Subtract),
+            _ => None,
+        }
+    }
+}
+
+fn config_record(topic: &str, name: &str, value: Option<String>) -> MetadataRecord {
+    MetadataRecord::ConfigRecord {
+        resource: ConfigResource::Topic,
+        resource_name: topic.to_string(),
+        name: name.to_string(),
+        value,
+    }
+}
+
+/// Records for incremental changes to a topic's config overrides. Every operation is
+/// validated first; one bad operation refuses the whole resource, as Kafka does.
+pub fn alter_topic_configs(
+    image: &MetadataImage,
+    topic: &str,
+    ops: &[(String, ConfigOp, Option<String>)],
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let t = image.topic(topic).ok_or(ControllerError::UnknownTopic)?;
+    let mut next = t.configs.clone();
+    for (name, op, value) in ops {
+        let def = topic_config::find(name).ok_or_else(|| {
+            ControllerError::InvalidConfig(format!("Unknown topic config name: {name}"))
+        })?;
+        let is_list = def.kind == topic_config::ConfigType::List;
+        match op {
+            ConfigOp::Set => {
+                let v = value.clone().ok_or_else(|| {
+                    ControllerError::InvalidConfig(format!("Null value not supported for : {name}"))
+                })?;
+                topic_config::validate_value(def, &v).map_err(ControllerError::InvalidConfig)?;
+                next.insert(name.clone(), v);
+            }
+            ConfigOp::Delete => {
+                next.remove(name);
+            }
+            ConfigOp::Append | ConfigOp::Subtract => {
+                if !is_list {
+                    return Err(ControllerError::InvalidConfig(format!(
+                        "Config value append/subtract is not allowed for config key: {name}, since it is not a list"
+                    )));
+                }
+                let current = next
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| def.default.to_string());
+                let mut items: Vec<String> = current
+                    .split(',')
+                    .map(|i| i.trim().to_string())
+                    .filter(|i| !i.is_empty())
+                    .collect();
+                let given: Vec<String> = value
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|i| i.trim().to_string())
+                    .filter(|i| !i.is_empty())
+                    .collect();
+                if *op == ConfigOp::Append {
+                    for g in given {
+                        if !items.contains(&g) {
+                            items.push(g);
+                        }
+                    }
+                } else {
+                    items.retain(|i| !given.contains(i));
+                }
+                let v = items.join(",");
+                topic_config::validate_value(def, &v).map_err(ControllerError::InvalidConfig)?;
+                next.insert(name.clone(), v);
+            }
+        }
+    }
+    Ok(diff_configs(topic, &t.configs, &next))
+}
+
+/// Records that replace a topic's overrides with exactly `configs` (AlterConfigs).
+pub fn replace_topic_configs(
+    image: &MetadataImage,
+    topic: &str,
+    configs: &[(String, Option<String>)],
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let t = image.topic(topic).ok_or(ControllerError::UnknownTopic)?;
+    let mut next = BTreeMap::new();
+    for (name, value) in configs {
+        let Some(v) = value else { continue };
+        topic_config::validate(name, v).map_err(ControllerError::InvalidConfig)?;
+        next.insert(name.clone(), v.clone());
+    }
+    Ok(diff_configs(topic, &t.configs, &next))
+}
+
+fn diff_configs(
+    topic: &str,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for name in old.keys().filter(|k| !new.contains_key(*k)) {
+        out.push(config_record(topic, name, None));
+    }
+    for (name, v) in new {
+        if old.get(name) != Some(v) {
+            out.push(config_record(topic, name, Some(v.clone())));
+        }
+    }
+    out
+}
+
+/// Records that grow a topic to `count` partitions (CreatePartitions). Partitions can
+/// only be added, never removed.
+pub fn create_partitions(
+    image: &MetadataImage,
+    topic: &str,
+    count: i32,
+    live_brokers: &[i32],
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let t = image.topic(topic).ok_or(ControllerError::UnknownTopic)?;
+    let current = t.partitions.len() as i32;
+    if count < current {
+        return Err(ControllerError::InvalidPartitions(format!(
+            "Topic currently has {current} partitions, which is higher than the requested {count}."
+        )));
+    }
+    if count == current {
+        return Err(ControllerError::InvalidPartitions(format!(
+            "Topic already has {current} partitions."
+        )));
+    }
+    if live_brokers.is_empty() {
+        return Err(ControllerError::InvalidReplicationFactor(
+            "No brokers are registered.".into(),
+        ));
+    }
+    let rf = t
+        .partitions
+        .values()
+        .next()
+        .map_or(1, |p| p.replicas.len())
+        .clamp(1, live_brokers.len());
+    let n = live_brokers.len();
+    Ok((current..count)
+        .map(|p| {
+            let replicas: Vec<i32> = (0..rf)
+                .map(|r| live_brokers[(p as usize + r) % n])
+                .collect();
+            MetadataRecord::PartitionRecord {
+                topic_id: t.id,
+                partition: p,
+                leader: replicas[0],
+                isr: replicas.clone(),
+                replicas,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            }
+        })
+        .collect())
+}
+
 /// Records that delete a topic by name.
 pub fn delete_topic(
     image: &MetadataImage,
@@ -184,6 +362,84 @@ mod tests {
         }
         assert!(image.topic("orders").is_none());
         assert!(image.topic_names.is_empty());
+    }
+
+    #[test]
+    fn incremental_config_changes_and_partition_growth() {
+        let mut image = MetadataImage::empty();
+        for r in create_topic(&image, &new_topic("t", 2), &[1]).unwrap() {
+            image.apply(&r);
+        }
+        let ops = vec![
+            (
+                "retention.ms".to_string(),
+                ConfigOp::Set,
+                Some("1000".to_string()),
+            ),
+            (
+                "cleanup.policy".to_string(),
+                ConfigOp::Append,
+                Some("compact".to_string()),
+            ),
+        ];
+        for r in alter_topic_configs(&image, "t", &ops).unwrap() {
+            image.apply(&r);
+        }
+        let cfg = &image.topic("t").unwrap().configs;
+        assert_eq!(cfg["retention.ms"], "1000");
+        assert_eq!(cfg["cleanup.policy"], "delete,compact");
+        let sub = vec![(
+            "cleanup.policy".to_string(),
+            ConfigOp::Subtract,
+            Some("delete".to_string()),
+        )];
+        for r in alter_topic_configs(&image, "t", &sub).unwrap() {
+            image.apply(&r);
+        }
+        assert_eq!(
+            image.topic("t").unwrap().configs["cleanup.policy"],
+            "compact"
+        );
+        let del = vec![("retention.ms".to_string(), ConfigOp::Delete, None)];
+        for r in alter_topic_configs(&image, "t", &del).unwrap() {
+            image.apply(&r);
+        }
+        assert!(!image
+            .topic("t")
+            .unwrap()
+            .configs
+            .contains_key("retention.ms"));
+        let bad = vec![(
+            "retention.ms".to_string(),
+            ConfigOp::Append,
+            Some("1".to_string()),
+        )];
+        assert!(matches!(
+            alter_topic_configs(&image, "t", &bad),
+            Err(ControllerError::InvalidConfig(_))
+        ));
+        let unknown = vec![("nope".to_string(), ConfigOp::Set, Some("1".to_string()))];
+        assert!(matches!(
+            alter_topic_configs(&image, "t", &unknown),
+            Err(ControllerError::InvalidConfig(_))
+        ));
+        assert_eq!(
+            alter_topic_configs(&image, "x", &[]),
+            Err(ControllerError::UnknownTopic)
+        );
+
+        for r in create_partitions(&image, "t", 5, &[1]).unwrap() {
+            image.apply(&r);
+        }
+        assert_eq!(image.topic("t").unwrap().partitions.len(), 5);
+        assert!(matches!(
+            create_partitions(&image, "t", 3, &[1]),
+            Err(ControllerError::InvalidPartitions(_))
+        ));
+        assert!(matches!(
+            create_partitions(&image, "t", 5, &[1]),
+            Err(ControllerError::InvalidPartitions(_))
+        ));
     }
 
     #[test]

@@ -14,16 +14,22 @@ use std::sync::Arc;
 
 use crate::broker::Broker;
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
+pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -65,6 +71,12 @@ pub const SUPPORTED: &[ApiSpec] = &[
     offset_delete::SPEC,
     consumer_group_heartbeat::SPEC,
     consumer_group_describe::SPEC,
+    describe_configs::SPEC,
+    alter_configs::SPEC,
+    incremental_alter_configs::SPEC,
+    create_partitions::SPEC,
+    describe_cluster::SPEC,
+    describe_log_dirs::SPEC,
 ];
 
 /// What a connection keeps between requests.
@@ -277,6 +289,26 @@ async fn route(
         }),
         ApiKey::ConsumerGroupDescribe => call!(buf, ctx, m::ConsumerGroupDescribeRequest, |r| {
             consumer_group_describe::handle(broker, ctx, r)
+        }),
+        ApiKey::DescribeConfigs => call!(buf, ctx, m::DescribeConfigsRequest, |r| {
+            describe_configs::handle(broker, ctx, r)
+        }),
+        ApiKey::AlterConfigs => call!(buf, ctx, m::AlterConfigsRequest, |r| {
+            alter_configs::handle(broker, ctx, r)
+        }),
+        ApiKey::IncrementalAlterConfigs => {
+            call!(buf, ctx, m::IncrementalAlterConfigsRequest, |r| {
+                incremental_alter_configs::handle(broker, ctx, r)
+            })
+        }
+        ApiKey::CreatePartitions => call!(buf, ctx, m::CreatePartitionsRequest, |r| {
+            create_partitions::handle(broker, ctx, r)
+        }),
+        ApiKey::DescribeCluster => call!(buf, ctx, m::DescribeClusterRequest, |r| {
+            describe_cluster::handle(broker, ctx, r)
+        }),
+        ApiKey::DescribeLogDirs => call!(buf, ctx, m::DescribeLogDirsRequest, |r| {
+            describe_log_dirs::handle(broker, ctx, r)
         }),
         other => Outcome::Close(format!("no handler for {other:?}")),
     }

@@ -1,0 +1,65 @@
+//! AlterConfigs (key 33): the legacy form, which replaces a topic's overrides with
+//! exactly the given set (anything not named returns to its default).
+
+use std::sync::Arc;
+
+use gregor_metadata::controller;
+use gregor_protocol::kp::messages::alter_configs_response::AlterConfigsResourceResponse;
+use gregor_protocol::kp::messages::{AlterConfigsRequest, AlterConfigsResponse, ApiKey};
+use gregor_protocol::kp::protocol::StrBytes;
+use gregor_protocol::kp::ResponseError;
+
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::{ApiSpec, RequestContext};
+use crate::broker::Broker;
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::AlterConfigs,
+    min: 0,
+    max: 2,
+};
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext,
+    req: AlterConfigsRequest,
+) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let outcome = match r.resource_type {
+            RESOURCE_TOPIC => {
+                let topic = r.resource_name.to_string();
+                let configs: Vec<(String, Option<String>)> = r
+                    .configs
+                    .iter()
+                    .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                    .collect();
+                broker
+                    .decide(req.validate_only, move |img| {
+                        controller::replace_topic_configs(img, &topic, &configs)
+                    })
+                    .await
+            }
+            RESOURCE_BROKER => Err((
+                ResponseError::InvalidRequest,
+                "Dynamic broker configs are not supported yet; set them in the broker's config file.".into(),
+            )),
+            other => Err((
+                ResponseError::InvalidRequest,
+                format!("Unsupported resource type {other}"),
+            )),
+        };
+        let (code, msg) = match outcome {
+            Ok(()) => (0, None),
+            Err((code, msg)) => (code.code(), Some(StrBytes::from_string(msg))),
+        };
+        responses.push(
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+                .with_error_code(code)
+                .with_error_message(msg),
+        );
+    }
+    AlterConfigsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,154 @@
+//! DescribeConfigs (key 32): every topic config with its effective value, source,
+//! synonyms (v1+) and type and documentation (v3+); broker configs read-only.
+
+use std::sync::Arc;
+
+use gregor_metadata::topic_config::{self, TOPIC_CONFIGS};
+use gregor_protocol::kp::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use gregor_protocol::kp::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsResponse};
+use gregor_protocol::kp::protocol::StrBytes;
+use gregor_protocol::kp::ResponseError;
+
+use super::{ApiSpec, RequestContext};
+use crate::broker::Broker;
+use crate::config::BROKER_DEFAULTS;
+use crate::topic_settings::ConfigSource;
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::DescribeConfigs,
+    min: 1,
+    max: 4,
+};
+
+/// Kafka's `ConfigResource.Type` codes.
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn synonym(name: &str, value: &str, source: ConfigSource) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default()
+        .with_name(s(name))
+        .with_value(Some(s(value)))
+        .with_source(source.code())
+}
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let v = ctx.version();
+    let image = broker.metadata.image();
+    let mut results = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let wanted = |name: &str| {
+            r.configuration_keys
+                .as_ref()
+                .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
+        };
+        let base = DescribeConfigsResult::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone());
+        let result = match r.resource_type {
+            RESOURCE_TOPIC => match image.topic(&r.resource_name) {
+                None => base
+                    .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                    .with_error_message(Some(s("The topic does not exist."))),
+                Some(t) => {
+                    let configs = TOPIC_CONFIGS
+                        .iter()
+                        .filter(|d| wanted(d.name))
+                        .map(|d| {
+                            let (value, source) =
+                                crate::topic_settings::effective(Some(t), &broker.config, d.name)
+                                    .unwrap_or_else(|| {
+                                        (d.default.to_string(), ConfigSource::Default)
+                                    });
+                            let mut e = DescribeConfigsResourceResult::default()
+                                .with_name(s(d.name))
+                                .with_value(Some(s(&value)))
+                                .with_config_source(source.code());
+                            if req.include_synonyms {
+                                let mut syn = Vec::new();
+                                if let Some(o) = t.configs.get(d.name) {
+                                    syn.push(synonym(d.name, o, ConfigSource::TopicOverride));
+                                }
+                                if let Some(b) = broker.config.explicit.get(d.broker_synonym) {
+                                    syn.push(synonym(
+                                        d.broker_synonym,
+                                        b,
+                                        ConfigSource::StaticBroker,
+                                    ));
+                                }
+                                syn.push(synonym(
+                                    d.broker_synonym,
+                                    d.default,
+                                    ConfigSource::Default,
+                                ));
+                                e.synonyms = syn;
+                            }
+                            if v >= 3 {
+                                e.config_type = d.kind.code();
+                                if req.include_documentation {
+                                    e.documentation = Some(s(d.doc));
+                                }
+                            }
+                            e
+                        })
+                        .collect();
+                    base.with_configs(configs)
+                }
+            },
+            RESOURCE_BROKER => {
+                let me = broker.config.node_id.to_string();
+                if !r.resource_name.is_empty() && r.resource_name.as_str() != me {
+                    base.with_error_code(ResponseError::InvalidRequest.code())
+                        .with_error_message(Some(s("Unexpected broker id.")))
+                } else {
+                    let configs = BROKER_DEFAULTS
+                        .iter()
+                        .map(|(name, _)| *name)
+                        .filter(|name| wanted(name))
+                        .map(|name| {
+                            let explicit = broker.config.explicit.get(name);
+                            let value = broker.config.get(name).unwrap_or_default();
+                            let source = if explicit.is_some() {
+                                ConfigSource::StaticBroker
+                            } else {
+                                ConfigSource::Default
+                            };
+                            let mut e = DescribeConfigsResourceResult::default()
+                                .with_name(s(name))
+                                .with_value(Some(s(value)))
+                                .with_config_source(source.code())
+                                .with_read_only(true);
+                            if req.include_synonyms {
+                                e.synonyms = vec![synonym(name, value, source)];
+                            }
+                            if v >= 3 {
+                                e.config_type = topic_config::TOPIC_CONFIGS
+                                    .iter()
+                                    .find(|d| d.broker_synonym == name)
+                                    .map_or(2, |d| d.kind.code());
+                            }
+                            e
+                        })
+                        .collect();
+                    base.with_configs(configs)
+                }
+            }
+            other => base
+                .with_error_code(ResponseError::InvalidRequest.code())
+                .with_error_message(Some(StrBytes::from_string(format!(
+                    "Unsupported resource type {other}"
+                )))),
+        };
+        results.push(result);
+    }
+    DescribeConfigsResponse::default().with_results(results)
+}

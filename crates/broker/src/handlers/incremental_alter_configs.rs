@@ -1,0 +1,78 @@
+//! IncrementalAlterConfigs (key 44, KIP-339): SET, DELETE, APPEND and SUBTRACT on topic
+//! configs. Changes are metadata records, so they apply at once and survive restarts.
+
+use std::sync::Arc;
+
+use gregor_metadata::controller::{self, ConfigOp};
+use gregor_protocol::kp::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use gregor_protocol::kp::messages::{
+    ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use gregor_protocol::kp::protocol::StrBytes;
+use gregor_protocol::kp::ResponseError;
+
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::{ApiSpec, RequestContext};
+use crate::broker::Broker;
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::IncrementalAlterConfigs,
+    min: 0,
+    max: 1,
+};
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let outcome = match r.resource_type {
+            RESOURCE_TOPIC => {
+                let mut ops = Vec::with_capacity(r.configs.len());
+                let mut bad_op = None;
+                for c in &r.configs {
+                    match ConfigOp::from_code(c.config_operation) {
+                        Some(op) => ops.push((c.name.to_string(), op, c.value.as_ref().map(|v| v.to_string()))),
+                        None => bad_op = Some(c.config_operation),
+                    }
+                }
+                match bad_op {
+                    Some(code) => Err((
+                        ResponseError::InvalidRequest,
+                        format!("Unknown config operation {code}"),
+                    )),
+                    None => {
+                        let topic = r.resource_name.to_string();
+                        broker
+                            .decide(req.validate_only, move |img| {
+                                controller::alter_topic_configs(img, &topic, &ops)
+                            })
+                            .await
+                    }
+                }
+            }
+            RESOURCE_BROKER => Err((
+                ResponseError::InvalidRequest,
+                "Dynamic broker configs are not supported yet; set them in the broker's config file.".into(),
+            )),
+            other => Err((
+                ResponseError::InvalidRequest,
+                format!("Unsupported resource type {other}"),
+            )),
+        };
+        let (code, msg) = match outcome {
+            Ok(()) => (0, None),
+            Err((code, msg)) => (code.code(), Some(StrBytes::from_string(msg))),
+        };
+        responses.push(
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+                .with_error_code(code)
+                .with_error_message(msg),
+        );
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
