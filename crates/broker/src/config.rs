@@ -53,6 +53,7 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("log.retention.ms", "604800000"),
     ("log.retention.hours", "168"),
     ("log.retention.bytes", "-1"),
+    ("log.retention.check.interval.ms", "300000"),
     ("log.cleanup.policy", "delete"),
     ("log.cleaner.delete.retention.ms", "86400000"),
     ("log.cleaner.min.compaction.lag.ms", "0"),
@@ -97,6 +98,8 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     pub flush_scheduler_interval_ms: u64,
     pub fetch_session_slots: usize,
+    /// `log.retention.check.interval.ms`: how often retention runs.
+    pub retention_check_interval_ms: u64,
     /// The group coordinator's `group.*` and `offsets.*` settings.
     pub group: crate::group::GroupConfig,
 }
@@ -213,6 +216,10 @@ impl BrokerConfig {
             fetch_session_slots: num(
                 "max.incremental.fetch.session.cache.slots",
                 &get("max.incremental.fetch.session.cache.slots"),
+            )?,
+            retention_check_interval_ms: positive(
+                "log.retention.check.interval.ms",
+                &get("log.retention.check.interval.ms"),
             )?,
             group: crate::group::GroupConfig {
                 min_session_timeout_ms: positive(

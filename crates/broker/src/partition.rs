@@ -114,6 +114,32 @@ impl Partition {
         Ok((info, flush_due))
     }
 
+    /// DeleteRecords: moves the log start offset to `offset` (already checked against
+    /// the high watermark). Returns the new low watermark; the removed segments' files
+    /// are deleted after `file.delete.delay.ms`.
+    pub fn delete_records(&self, offset: i64) -> Result<i64, LogError> {
+        let (start, doomed) = self.log()?.delete_records_before(offset)?;
+        self.log_start_offset.fetch_max(start, Ordering::AcqRel);
+        remove_later(doomed, self.settings().file_delete_delay_ms);
+        Ok(start)
+    }
+
+    /// Retention by `retention.ms` and `retention.bytes`, for `cleanup.policy=delete`.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<(), LogError> {
+        let s = self.settings();
+        if !s.delete {
+            return Ok(());
+        }
+        let (start, doomed) = {
+            let mut log = self.log()?;
+            let doomed = log.apply_retention(s.retention_ms, s.retention_bytes, now_ms)?;
+            (log.log_start_offset(), doomed)
+        };
+        self.log_start_offset.fetch_max(start, Ordering::AcqRel);
+        remove_later(doomed, s.file_delete_delay_ms);
+        Ok(())
+    }
+
     /// Registers a fetch that waits for new data here.
     pub fn register_waiter(&self, n: &Arc<Notify>) {
         if let Ok(mut w) = self.waiters.lock() {
@@ -170,4 +196,24 @@ impl Partition {
         let _turn = self.flush_lock.lock().await;
         self.flush_now().await
     }
+}
+
+/// Removes renamed (`*.deleted`) segment files after `delay_ms`, Kafka's
+/// `file.delete.delay.ms`: a timer, not a poll. Files left by a stop are removed at the
+/// next start.
+fn remove_later(paths: Vec<std::path::PathBuf>, delay_ms: i64) {
+    if paths.is_empty() {
+        return;
+    }
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    handle.spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(delay_ms.max(0) as u64)).await;
+        for p in paths {
+            if let Err(e) = tokio::fs::remove_file(&p).await {
+                tracing::warn!(path = %p.display(), error = %e, "could not remove deleted segment file");
+            }
+        }
+    });
 }

@@ -34,6 +34,7 @@ pub async fn run(
         broker.config.max_connections.min(Semaphore::MAX_PERMITS),
     ));
     let flusher = tokio::spawn(flush_loop(broker.clone(), stop_tx.subscribe()));
+    let retention = tokio::spawn(retention_loop(broker.clone(), stop_tx.subscribe()));
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
@@ -70,6 +71,7 @@ pub async fn run(
     drop(done_tx);
     let _ = tokio::time::timeout(Duration::from_secs(30), done_rx.recv()).await;
     let _ = flusher.await;
+    let _ = retention.await;
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.shutdown())
         .await
@@ -188,4 +190,24 @@ async fn serve(broker: Arc<Broker>, socket: TcpStream, mut stop: broadcast::Rece
     }
     drop(tx);
     let _ = writer.await;
+}
+
+/// Applies retention to every partition every `log.retention.check.interval.ms`.
+async fn retention_loop(broker: Arc<Broker>, mut stop: broadcast::Receiver<()>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(
+        broker.config.retention_check_interval_ms,
+    ));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.recv() => return,
+            _ = tick.tick() => {}
+        }
+        let now = now_ms();
+        for p in broker.replicas.all_partitions() {
+            if let Err(e) = p.apply_retention(now) {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed");
+            }
+        }
+    }
 }

@@ -15,6 +15,11 @@ pub struct TopicSettings {
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
     pub compact: bool,
+    /// `cleanup.policy` includes `delete`: retention removes old segments.
+    pub delete: bool,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub file_delete_delay_ms: i64,
     pub log_config: LogConfig,
 }
 
@@ -92,6 +97,12 @@ impl TopicSettings {
             compact: value(topic, broker, "cleanup.policy")
                 .split(',')
                 .any(|p| p.trim() == "compact"),
+            delete: value(topic, broker, "cleanup.policy")
+                .split(',')
+                .any(|p| p.trim() == "delete"),
+            retention_ms: l("retention.ms", 604_800_000),
+            retention_bytes: l("retention.bytes", -1),
+            file_delete_delay_ms: l("file.delete.delay.ms", 60_000).max(0),
             log_config: LogConfig {
                 segment_bytes: l("segment.bytes", 1 << 30).max(14) as u64,
                 segment_ms: l("segment.ms", 604_800_000).max(1),

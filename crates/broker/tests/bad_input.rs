@@ -544,6 +544,9 @@ async fn every_advertised_version_is_served() {
             ApiKey::DescribeLogDirs => {
                 check(&mut c, DescribeLogDirsRequest::default(), min, spec.max).await
             }
+            ApiKey::DeleteRecords => {
+                check(&mut c, DeleteRecordsRequest::default(), min, spec.max).await
+            }
             other => panic!("{other:?} is advertised but this test does not know it: add it"),
         }
     }

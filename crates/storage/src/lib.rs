@@ -26,7 +26,9 @@ mod index;
 mod log;
 mod segment;
 
-pub use crate::log::{AppendInfo, FlushHandle, Log, LogConfig, ReadInfo, DELETE_SUFFIX};
+pub use crate::log::{
+    AppendInfo, FlushHandle, Log, LogConfig, ReadInfo, DELETED_SUFFIX, DELETE_SUFFIX,
+};
 
 /// Errors of the storage layer. The broker maps them to Kafka error codes.
 #[derive(Debug, thiserror::Error)]

@@ -10,6 +10,11 @@ use crate::segment::LogSegment;
 use crate::{LogError, Result};
 
 const RECOVERY_POINT_FILE: &str = "recovery-point";
+/// Holds the log start offset when DeleteRecords moved it inside a segment.
+const LOG_START_FILE: &str = "log-start-offset";
+/// Suffix of segment files that retention removed; they are deleted after
+/// `file.delete.delay.ms` (and at the next start, if the broker stopped before).
+pub const DELETED_SUFFIX: &str = ".deleted";
 
 /// Per-log settings, from the topic's configs (Kafka names in comments).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,8 +106,15 @@ impl Log {
         std::fs::create_dir_all(dir)?;
         let mut bases: Vec<i64> = Vec::new();
         for entry in std::fs::read_dir(dir)? {
-            let name = entry?.file_name();
-            if let Some(base) = name.to_str().and_then(parse_base_offset) {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.ends_with(DELETED_SUFFIX) {
+                // Retention renamed it and the broker stopped before removing it.
+                std::fs::remove_file(entry.path())?;
+                continue;
+            }
+            if let Some(base) = parse_base_offset(name) {
                 bases.push(base);
             }
         }
@@ -140,8 +152,12 @@ impl Log {
         if segments.is_empty() {
             segments.insert(0, LogSegment::create(dir, 0)?);
         }
-        let log_start_offset = segments.keys().next().copied().unwrap_or(0);
         let log_end_offset = segments.values().next_back().map_or(0, |s| s.next_offset);
+        let log_start_offset = segments.keys().next().copied().unwrap_or(0).max(
+            read_offset_file(dir, LOG_START_FILE)
+                .unwrap_or(0)
+                .min(log_end_offset),
+        );
         let log = Self {
             dir: dir.to_path_buf(),
             config,
@@ -395,6 +411,94 @@ impl Log {
         best
     }
 
+    /// DeleteRecords: moves the log start offset up to `offset` (at most the log end) and
+    /// drops the segments entirely below it. Returns the new log start offset and the
+    /// files to remove after the delete delay.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<(i64, Vec<PathBuf>)> {
+        let offset = offset.min(self.log_end_offset);
+        if offset <= self.log_start_offset {
+            return Ok((self.log_start_offset, Vec::new()));
+        }
+        self.log_start_offset = offset;
+        let tmp = self.dir.join(format!("{LOG_START_FILE}.tmp"));
+        std::fs::write(&tmp, offset.to_string())?;
+        std::fs::rename(&tmp, self.dir.join(LOG_START_FILE))?;
+        let doomed = self.remove_segments_while(|seg| seg.next_offset <= offset)?;
+        Ok((self.log_start_offset, doomed))
+    }
+
+    /// Retention: drops the oldest closed segments whose newest record is older than
+    /// `retention_ms`, or while the log is larger than `retention_bytes` without them.
+    /// A negative limit is no limit. The active segment is never removed (it goes once
+    /// `segment.ms` or `segment.bytes` rolls it). Returns the files to remove later.
+    pub fn apply_retention(
+        &mut self,
+        retention_ms: i64,
+        retention_bytes: i64,
+        now_ms: i64,
+    ) -> Result<Vec<PathBuf>> {
+        let mut size = self.size_bytes();
+        let start = self.log_start_offset;
+        self.remove_segments_while(|seg| {
+            if seg.next_offset <= start {
+                // Entirely below a DeleteRecords start offset.
+                size = size.saturating_sub(seg.size);
+                return true;
+            }
+            let too_old = retention_ms >= 0
+                && seg.max_timestamp >= 0
+                && now_ms.saturating_sub(seg.max_timestamp) > retention_ms;
+            let too_big =
+                retention_bytes >= 0 && size.saturating_sub(seg.size) >= retention_bytes as u64;
+            if too_old || too_big {
+                size = size.saturating_sub(seg.size);
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    /// Removes closed segments from the front while `pred` holds: they leave the map,
+    /// their files are renamed `*.deleted` (reads of other segments are unaffected) and
+    /// the log start offset moves to the first remaining segment if it was below it.
+    fn remove_segments_while<F>(&mut self, mut pred: F) -> Result<Vec<PathBuf>>
+    where
+        F: FnMut(&LogSegment) -> bool,
+    {
+        let mut doomed = Vec::new();
+        loop {
+            if self.segments.len() <= 1 {
+                break;
+            }
+            let Some((&base, seg)) = self.segments.iter().next() else {
+                break;
+            };
+            if !pred(seg) {
+                break;
+            }
+            self.segments.remove(&base);
+            for ext in ["log", "index", "timeindex"] {
+                let from = self.dir.join(crate::file_name(base, ext));
+                let to = self
+                    .dir
+                    .join(format!("{}{DELETED_SUFFIX}", crate::file_name(base, ext)));
+                match std::fs::rename(&from, &to) {
+                    Ok(()) => doomed.push(to),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            tracing::info!(dir = %self.dir.display(), base, "segment deleted");
+        }
+        if let Some(&first) = self.segments.keys().next() {
+            if first > self.log_start_offset {
+                self.log_start_offset = first;
+            }
+        }
+        Ok(doomed)
+    }
+
     /// Flushes and closes the log cleanly.
     pub fn close(mut self, now_ms: i64) -> Result<()> {
         self.flush(now_ms)
@@ -427,6 +531,12 @@ fn uuid_like() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     format!("{nanos:x}")
+}
+
+fn read_offset_file(dir: &Path, name: &str) -> Option<i64> {
+    std::fs::read_to_string(dir.join(name))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
 }
 
 fn read_recovery_point(dir: &Path) -> i64 {

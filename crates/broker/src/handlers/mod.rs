@@ -21,6 +21,7 @@ pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
@@ -77,6 +78,7 @@ pub const SUPPORTED: &[ApiSpec] = &[
     create_partitions::SPEC,
     describe_cluster::SPEC,
     describe_log_dirs::SPEC,
+    delete_records::SPEC,
 ];
 
 /// What a connection keeps between requests.
@@ -309,6 +311,9 @@ async fn route(
         }),
         ApiKey::DescribeLogDirs => call!(buf, ctx, m::DescribeLogDirsRequest, |r| {
             describe_log_dirs::handle(broker, ctx, r)
+        }),
+        ApiKey::DeleteRecords => call!(buf, ctx, m::DeleteRecordsRequest, |r| {
+            delete_records::handle(broker, ctx, r)
         }),
         other => Outcome::Close(format!("no handler for {other:?}")),
     }

@@ -1,0 +1,184 @@
+"""Topic configs, partitions, DeleteRecords and retention through confluent-kafka's
+AdminClient, producer and consumer (and kafka-python's admin for log dirs)."""
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ConfigSource,
+    NewPartitions,
+    NewTopic,
+    ResourceType,
+)
+
+from conftest import wait_until
+
+
+def admin(broker):
+    """One AdminClient per broker, kept alive so its futures can complete."""
+    cached = getattr(broker, "_admin", None)
+    if cached is None or cached[0] != broker.bootstrap:
+        cached = (broker.bootstrap, AdminClient({"bootstrap.servers": broker.bootstrap}))
+        broker._admin = cached
+    return cached[1]
+
+
+def create(broker, name, partitions=1, config=None):
+    admin(broker).create_topics([NewTopic(name, partitions, 1, config=config or {})])[name].result(30)
+
+
+def produce(broker, topic, n, partition=0, timestamp=None, size=100):
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0, "batch.num.messages": 1})
+    for i in range(n):
+        kw = {"timestamp": timestamp} if timestamp else {}
+        p.produce(topic, key=b"k%d" % i, value=b"%d:" % i + b"x" * size, partition=partition, **kw)
+        p.poll(0)
+    assert p.flush(30) == 0
+
+
+def segment_files(broker, topic, partition=0):
+    return sorted((broker.data_dir / f"{topic}-{partition}").glob("*.log"))
+
+
+def describe(broker, topic):
+    r = ConfigResource(ResourceType.TOPIC, topic)
+    return admin(broker).describe_configs([r])[r].result(30)
+
+
+def test_describe_configs_has_every_entry_with_its_source(broker_factory):
+    broker = broker_factory({"log.retention.bytes": "123456789"})
+    create(broker, "cfg", config={"retention.ms": "5000"})
+    d = describe(broker, "cfg")
+    assert len(d) >= 20
+    assert (d["retention.ms"].value, d["retention.ms"].source) == ("5000", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+    assert (d["retention.bytes"].value, d["retention.bytes"].source) == ("123456789", ConfigSource.STATIC_BROKER_CONFIG.value)
+    assert (d["segment.bytes"].value, d["segment.bytes"].source) == ("1073741824", ConfigSource.DEFAULT_CONFIG.value)
+    assert d["cleanup.policy"].value == "delete"
+    assert not d["retention.ms"].is_read_only and not d["retention.ms"].is_sensitive
+    b = ConfigResource(ResourceType.BROKER, "1")
+    bd = admin(broker).describe_configs([b])[b].result(30)
+    assert bd["log.retention.bytes"].value == "123456789"
+    assert bd["num.partitions"].value == "1"
+
+
+def test_incremental_alter_applies_at_once_and_survives_restart(broker_factory):
+    broker = broker_factory()
+    create(broker, "alter")
+    produce(broker, "alter", 50)
+    assert len(segment_files(broker, "alter")) == 1
+    a = admin(broker)
+    r = ConfigResource(ResourceType.TOPIC, "alter", incremental_configs=[
+        ConfigEntry("segment.bytes", "1024", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND),
+    ])
+    a.incremental_alter_configs([r])[r].result(30)
+    # A smaller segment.bytes rolls sooner: the very next records go to new segments.
+    produce(broker, "alter", 50)
+    assert len(segment_files(broker, "alter")) > 3
+    d = describe(broker, "alter")
+    assert d["segment.bytes"].value == "1024"
+    assert d["cleanup.policy"].value == "delete,compact"
+    sub = ConfigResource(ResourceType.TOPIC, "alter", incremental_configs=[
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SUBTRACT),
+        ConfigEntry("segment.bytes", None, incremental_operation=AlterConfigOpType.DELETE),
+    ])
+    a.incremental_alter_configs([sub])[sub].result(30)
+    broker.restart()
+    d = describe(broker, "alter")
+    assert d["cleanup.policy"].value == "delete"
+    assert d["segment.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
+
+    bad = ConfigResource(ResourceType.TOPIC, "alter", incremental_configs=[
+        ConfigEntry("retention.ms", "soon", incremental_operation=AlterConfigOpType.SET),
+    ])
+    with pytest.raises(KafkaException) as e:
+        admin(broker).incremental_alter_configs([bad])[bad].result(30)
+    assert e.value.args[0].code() == KafkaError.INVALID_CONFIG
+    assert "retention.ms" in e.value.args[0].str()
+    missing = ConfigResource(ResourceType.TOPIC, "nope", incremental_configs=[
+        ConfigEntry("retention.ms", "1", incremental_operation=AlterConfigOpType.SET),
+    ])
+    with pytest.raises(KafkaException) as e:
+        admin(broker).incremental_alter_configs([missing])[missing].result(30)
+    assert e.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def test_create_partitions_then_produce_to_them(broker_factory):
+    broker = broker_factory()
+    create(broker, "grow", 2)
+    a = admin(broker)
+    a.create_partitions([NewPartitions("grow", 5)])["grow"].result(30)
+    wait_until(lambda: len(a.list_topics(timeout=10).topics["grow"].partitions) == 5, 10, "5 partitions")
+    produce(broker, "grow", 3, partition=4)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "g"})
+    assert c.get_watermark_offsets(TopicPartition("grow", 4), timeout=10) == (0, 3)
+    c.close()
+    with pytest.raises(KafkaException) as e:
+        a.create_partitions([NewPartitions("grow", 3)])["grow"].result(30)
+    assert e.value.args[0].code() == KafkaError.INVALID_PARTITIONS
+    cluster = a.describe_cluster().result(30)
+    assert [n.id for n in cluster.nodes] == [1] and cluster.controller.id == 1
+
+
+def test_delete_records_advances_the_low_watermark(broker_factory):
+    broker = broker_factory()
+    create(broker, "dr", config={"segment.bytes": "1024"})
+    produce(broker, "dr", 100)
+    a = admin(broker)
+    tp = TopicPartition("dr", 0, 60)
+    res = a.delete_records([tp])[tp].result(30)
+    assert res.low_watermark == 60
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "dr-g", "auto.offset.reset": "earliest", "enable.partition.eof": True})
+    assert c.get_watermark_offsets(TopicPartition("dr", 0), timeout=10) == (60, 100)
+    # A consumer positioned below the new start resets (auto.offset.reset=earliest).
+    c.assign([TopicPartition("dr", 0, 10)])
+    got = []
+    wait_until(lambda: (got.extend(m for m in c.consume(100, timeout=0.2) if not m.error()), len(got) >= 40)[1], 30, "records from the new start")
+    assert got[0].offset() == 60
+    c.close()
+    beyond = TopicPartition("dr", 0, 1000)
+    with pytest.raises(KafkaException) as e:
+        a.delete_records([beyond])[beyond].result(30)
+    assert e.value.args[0].code() == KafkaError.OFFSET_OUT_OF_RANGE
+
+
+def test_retention_by_bytes_and_time_removes_old_segments(broker_factory):
+    broker = broker_factory({"log.retention.check.interval.ms": "200"})
+    create(broker, "rbytes", config={"segment.bytes": "2048", "retention.bytes": "4096", "file.delete.delay.ms": "0"})
+    produce(broker, "rbytes", 200)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "r-g", "auto.offset.reset": "earliest"})
+    wait_until(lambda: c.get_watermark_offsets(TopicPartition("rbytes", 0), timeout=10)[0] > 0, 30, "old segments removed by size")
+    low, high = c.get_watermark_offsets(TopicPartition("rbytes", 0), timeout=10)
+    assert high == 200 and low > 100
+    size = sum(f.stat().st_size for f in segment_files(broker, "rbytes"))
+    assert 4096 <= size < 4096 + 2048 + 200
+    wait_until(lambda: not list((broker.data_dir / "rbytes-0").glob("*.deleted")), 10, "renamed files removed")
+
+    # By time: records stamped an hour ago are past retention.ms=60000 at once.
+    create(broker, "rtime", config={"segment.bytes": "2048", "retention.ms": "60000", "file.delete.delay.ms": "0"})
+    old = int(time.time() * 1000) - 3_600_000
+    produce(broker, "rtime", 100, timestamp=old)
+    wait_until(lambda: c.get_watermark_offsets(TopicPartition("rtime", 0), timeout=10)[0] > 0, 30, "expired segments removed")
+    low, high = c.get_watermark_offsets(TopicPartition("rtime", 0), timeout=10)
+    assert len(segment_files(broker, "rtime")) == 1, "only the active segment is left"
+    # offsets_for_times and earliest follow the new start.
+    found = c.offsets_for_times([TopicPartition("rtime", 0, old)], timeout=10)
+    assert found[0].offset == low
+    c.close()
+
+
+def test_kafka_python_describe_log_dirs(broker_factory):
+    from kafka.admin import KafkaAdminClient
+
+    broker = broker_factory()
+    create(broker, "ld", 2)
+    produce(broker, "ld", 10, partition=1)
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    dirs = a.describe_log_dirs()
+    a.close()
+    text = str(dirs)
+    assert "ld" in text, text
