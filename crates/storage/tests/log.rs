@@ -217,9 +217,18 @@ fn delete_records_moves_the_start_and_survives_reopen() {
     let (start, doomed) = log.delete_records_before(40).unwrap();
     assert_eq!(start, 40);
     assert!(!doomed.is_empty(), "whole segments below 40 go");
-    assert!(doomed.iter().all(|p| p.to_string_lossy().ends_with(".deleted")));
-    assert!(log.read(39, 1 << 20, true, i64::MAX).is_err(), "below the start is out of range");
-    assert!(!log.read(40, 1 << 20, true, i64::MAX).unwrap().bytes.is_empty());
+    assert!(doomed
+        .iter()
+        .all(|p| p.to_string_lossy().ends_with(".deleted")));
+    assert!(
+        log.read(39, 1 << 20, true, i64::MAX).is_err(),
+        "below the start is out of range"
+    );
+    assert!(!log
+        .read(40, 1 << 20, true, i64::MAX)
+        .unwrap()
+        .bytes
+        .is_empty());
     // Never beyond the end; never backwards.
     assert_eq!(log.delete_records_before(10).unwrap().0, 40);
     assert_eq!(log.delete_records_before(10_000).unwrap().0, 150);
@@ -230,7 +239,13 @@ fn delete_records_moves_the_start_and_survives_reopen() {
     assert_eq!(log.log_end_offset(), 150);
     let leftovers = std::fs::read_dir(dir.path())
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".deleted"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".deleted")
+        })
         .count();
     assert_eq!(leftovers, 0);
 }
@@ -247,7 +262,10 @@ fn retention_by_time_and_size_keeps_the_active_segment() {
     // retention.bytes without it, so between 2 KiB and 2 KiB + one segment remain.
     log.apply_retention(-1, 2048, 0).unwrap();
     let left = log.size_bytes();
-    assert!(left >= 2048 && left < 2048 + 1024 && left < total, "{left} of {total}");
+    assert!(
+        (2048..2048 + 1024).contains(&left) && left < total,
+        "{left} of {total}"
+    );
     let start = log.log_start_offset();
     assert!(start > 0);
     // By time: every closed segment is older than 1 ms at t = 1e9; the active one stays.
