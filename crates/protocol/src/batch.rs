@@ -163,6 +163,27 @@ pub fn validate(
     scratch: &mut Vec<u8>,
     decompress_limit: usize,
 ) -> Result<ValidatedBatch, BatchError> {
+    validate_inner(batch, scratch, decompress_limit, true)
+}
+
+/// Validates a batch read back from a log: as [`validate`], except that the records'
+/// offsets may have gaps (log compaction removes records from inside a batch, keeping
+/// the others' offsets), so only strictly increasing deltas within `lastOffsetDelta`
+/// are required.
+pub fn validate_stored(
+    batch: &[u8],
+    scratch: &mut Vec<u8>,
+    decompress_limit: usize,
+) -> Result<ValidatedBatch, BatchError> {
+    validate_inner(batch, scratch, decompress_limit, false)
+}
+
+fn validate_inner(
+    batch: &[u8],
+    scratch: &mut Vec<u8>,
+    decompress_limit: usize,
+    contiguous: bool,
+) -> Result<ValidatedBatch, BatchError> {
     let header = BatchHeader::parse(batch)?;
     if batch.len() != header.total_size() {
         return Err(if batch.len() < header.total_size() {
@@ -181,7 +202,12 @@ pub fn validate(
     if header.record_count <= 0 {
         return Err(BatchError::InvalidRecord("batch holds no records".into()));
     }
-    if i64::from(header.record_count) != i64::from(header.last_offset_delta) + 1 {
+    let count_ok = if contiguous {
+        i64::from(header.record_count) == i64::from(header.last_offset_delta) + 1
+    } else {
+        i64::from(header.record_count) <= i64::from(header.last_offset_delta) + 1
+    };
+    if !count_ok {
         return Err(BatchError::InvalidRecord(format!(
             "record count {} does not match lastOffsetDelta {}",
             header.record_count, header.last_offset_delta
@@ -202,14 +228,21 @@ pub fn validate(
     let mut has_null_key = false;
     let mut walker = RecordWalker::new(data, header.record_count);
     let mut expected = 0i32;
+    let mut last_delta = 0i32;
     for rec in walker.by_ref() {
         let rec = rec?;
-        if rec.offset_delta != expected {
+        let delta_ok = if contiguous {
+            rec.offset_delta == expected
+        } else {
+            rec.offset_delta >= last_delta && rec.offset_delta <= header.last_offset_delta
+        };
+        if !delta_ok {
             return Err(BatchError::InvalidRecord(format!(
                 "record offset delta {} where {expected} was expected",
                 rec.offset_delta
             )));
         }
+        last_delta = rec.offset_delta + 1;
         let ts = header.base_timestamp.wrapping_add(rec.timestamp_delta);
         if ts > max_ts {
             max_ts = ts;

@@ -10,6 +10,7 @@
 //!   fields, CRC32C, and the offset/leader-epoch/timestamp patches the broker may make.
 //! - [`records`]: a walker over the records inside a batch (no per-record allocation).
 //! - [`compression`]: gzip, snappy (raw and xerial framing), lz4 (frame) and zstd.
+//! - [`filter`]: removing records from a stored batch (log compaction).
 //! - [`request`]: whole-frame decoding into the generated request types (fuzzing, tests).
 //! - [`BatchError`]: why a batch was rejected; the broker maps it to a Kafka error code.
 //!
@@ -18,6 +19,7 @@
 
 pub mod batch;
 pub mod compression;
+pub mod filter;
 pub mod frame;
 pub mod records;
 pub mod request;

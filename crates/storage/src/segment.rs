@@ -193,7 +193,7 @@ impl LogSegment {
         }
         buf.resize(total as usize, 0);
         self.file.read_exact_at(buf, pos).ok()?;
-        let v = batch::validate(buf, scratch, usize::MAX / 4).ok()?;
+        let v = batch::validate_stored(buf, scratch, usize::MAX / 4).ok()?;
         let log_append = header.attributes & batch::ATTR_LOG_APPEND_TIME != 0;
         let (max_timestamp, offset_of_max_timestamp) = if log_append {
             (header.max_timestamp, header.base_offset)
