@@ -182,3 +182,116 @@ def test_kafka_python_describe_log_dirs(broker_factory):
     a.close()
     text = str(dirs)
     assert "ld" in text, text
+
+
+def read_partition(broker, topic, partition=0):
+    """Every record from the start, as (offset, key, value)."""
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "reader", "enable.partition.eof": True, "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, partition, 0)])
+    out = []
+    done = []
+
+    def more():
+        for m in c.consume(1000, timeout=0.2):
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    done.append(True)
+                continue
+            out.append((m.offset(), m.key(), m.value()))
+        return bool(done)
+
+    wait_until(more, 60, f"{topic} read to the end")
+    c.close()
+    return out
+
+
+def checkpoint(broker, topic):
+    f = broker.data_dir / f"{topic}-0" / "cleaner-offset-checkpoint"
+    return int(f.read_text()) if f.exists() else 0
+
+
+def produce_updates(broker, topic, updates=100_000, keys=1000, tombstones=100):
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5, "compression.type": "lz4"})
+    latest = {}
+    for i in range(updates):
+        k = b"key-%d" % (i % keys)
+        v = b"v%d" % i
+        latest[k] = v
+        while True:
+            try:
+                p.produce(topic, key=k, value=v)
+                break
+            except BufferError:
+                p.poll(0.05)
+        if i % 5000 == 0:
+            p.poll(0)
+    for t in range(tombstones):
+        k = b"key-%d" % t
+        p.produce(topic, key=k, value=None)
+        latest.pop(k)
+    assert p.flush(60) == 0
+    return latest
+
+
+def roll_with_sentinel(broker, topic):
+    """Produces a sentinel record until one opens a new segment (segment.ms has passed),
+    so that all the data before it is in closed, cleanable segments. Returns its offset."""
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+
+    def rolled():
+        got = []
+        p.produce(topic, key=b"sentinel", value=b"end", on_delivery=lambda e, m: got.append(m.offset()))
+        p.flush(10)
+        newest = segment_files(broker, topic)[-1].name
+        return got[0] if got and newest == f"{got[0]:020}.log" else None
+
+    return wait_until(rolled, 30, "a sentinel in a fresh segment", interval=0.1)
+
+
+def test_compaction_keeps_latest_value_per_key(broker_factory):
+    broker = broker_factory({"log.cleaner.backoff.ms": "100"})
+    create(broker, "compacted", config={
+        "cleanup.policy": "compact", "segment.bytes": "65536", "segment.ms": "500",
+        "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "0", "file.delete.delay.ms": "0",
+    })
+    latest = produce_updates(broker, "compacted")
+    size_before = sum(f.stat().st_size for f in segment_files(broker, "compacted"))
+    sentinel = roll_with_sentinel(broker, "compacted")
+    wait_until(lambda: checkpoint(broker, "compacted") >= sentinel, 60, "the cleaner to reach the last closed segment")
+    seen = read_partition(broker, "compacted")
+    records = [(k, v) for _, k, v in seen if k != b"sentinel"]
+    offsets = [o for o, _, _ in seen]
+    assert offsets == sorted(offsets), "offset order kept"
+    assert len(records) == 900, len(records)
+    assert dict(records) == latest, "exactly the latest value of each live key"
+    assert len({k for k, _ in records}) == 900, "each key once"
+    size_after = sum(f.stat().st_size for f in segment_files(broker, "compacted"))
+    assert size_after * 10 < size_before, (size_before, size_after)
+    # Keyless records are refused on a compacted topic.
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    errs = []
+    p.produce("compacted", value=b"no key", on_delivery=lambda e, m: errs.append(e))
+    p.flush(10)
+    assert errs[0] is not None and errs[0].code() == KafkaError.INVALID_RECORD
+
+
+def test_kill_9_during_compaction_loses_no_latest_value(broker_factory):
+    broker = broker_factory({"log.cleaner.backoff.ms": "50"})
+    create(broker, "crashclean", config={
+        "cleanup.policy": "compact", "segment.bytes": "32768", "segment.ms": "500",
+        "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "0", "file.delete.delay.ms": "0",
+    })
+    latest = produce_updates(broker, "crashclean", updates=60_000, keys=500, tombstones=50)
+    sentinel = roll_with_sentinel(broker, "crashclean")
+    part = broker.data_dir / "crashclean-0"
+    # Kill the broker the moment a clean is in flight (a .cleaned or .swap file exists),
+    # or once it has finished; restart; repeat a few times.
+    for _ in range(3):
+        wait_until(lambda: any(part.glob("*.cleaned")) or any(part.glob("*.swap")) or checkpoint(broker, "crashclean") >= sentinel,
+                   60, "a clean in flight", interval=0.001)
+        broker.kill9()
+        broker.start()
+    wait_until(lambda: checkpoint(broker, "crashclean") >= sentinel, 60, "the cleaner to finish after restarts")
+    seen = read_partition(broker, "crashclean")
+    records = {k: v for _, k, v in seen if k != b"sentinel"}
+    assert records == latest

@@ -59,6 +59,9 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("log.cleaner.min.compaction.lag.ms", "0"),
     ("log.cleaner.max.compaction.lag.ms", "9223372036854775807"),
     ("log.cleaner.min.cleanable.ratio", "0.5"),
+    ("log.cleaner.enable", "true"),
+    ("log.cleaner.backoff.ms", "15000"),
+    ("log.cleaner.dedupe.buffer.size", "134217728"),
     ("log.segment.delete.delay.ms", "60000"),
     ("log.preallocate", "false"),
     ("log.roll.jitter.ms", "0"),
@@ -100,6 +103,11 @@ pub struct BrokerConfig {
     pub fetch_session_slots: usize,
     /// `log.retention.check.interval.ms`: how often retention runs.
     pub retention_check_interval_ms: u64,
+    /// `log.cleaner.enable`, `log.cleaner.backoff.ms` and the key-map bound derived from
+    /// `log.cleaner.dedupe.buffer.size` (24 bytes an entry, as Kafka counts).
+    pub cleaner_enable: bool,
+    pub cleaner_backoff_ms: u64,
+    pub cleaner_max_map_entries: usize,
     /// The group coordinator's `group.*` and `offsets.*` settings.
     pub group: crate::group::GroupConfig,
 }
@@ -221,6 +229,13 @@ impl BrokerConfig {
                 "log.retention.check.interval.ms",
                 &get("log.retention.check.interval.ms"),
             )?,
+            cleaner_enable: boolean("log.cleaner.enable", &get("log.cleaner.enable"))?,
+            cleaner_backoff_ms: positive("log.cleaner.backoff.ms", &get("log.cleaner.backoff.ms"))?,
+            cleaner_max_map_entries: (positive::<usize>(
+                "log.cleaner.dedupe.buffer.size",
+                &get("log.cleaner.dedupe.buffer.size"),
+            )? / 24)
+                .max(1),
             group: crate::group::GroupConfig {
                 min_session_timeout_ms: positive(
                     "group.min.session.timeout.ms",

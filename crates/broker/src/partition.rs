@@ -140,6 +140,62 @@ impl Partition {
         Ok(())
     }
 
+    /// One log-cleaner pass (see `gregor_storage::cleaner`): plan under the lock, build
+    /// the cleaned segments on the blocking pool without it (producers keep
+    /// appending), swap them in under the lock. Returns bytes before and after, or
+    /// `None` when the log was not cleanable.
+    pub async fn clean(
+        self: &Arc<Self>,
+        max_map_entries: usize,
+    ) -> Result<Option<(u64, u64)>, LogError> {
+        let s = self.settings();
+        if !s.compact {
+            return Ok(None);
+        }
+        let cfg = gregor_storage::CleanerConfig {
+            min_cleanable_ratio: s.min_cleanable_ratio,
+            min_compaction_lag_ms: s.min_compaction_lag_ms,
+            max_compaction_lag_ms: s.max_compaction_lag_ms,
+            delete_retention_ms: s.delete_retention_ms,
+            max_map_entries,
+        };
+        let now = now_ms();
+        let Some(plan) = self.log()?.clean_plan(&cfg, now) else {
+            return Ok(None);
+        };
+        let before: u64 = plan.segments.iter().map(|p| p.size).sum();
+        let built =
+            tokio::task::spawn_blocking(move || gregor_storage::build_cleaned(&plan, &cfg, now))
+                .await
+                .map_err(|e| LogError::Io(std::io::Error::other(e.to_string())))??;
+        let after: u64 = built.segments.iter().map(|c| c.cleaned_size).sum::<u64>()
+            + before.saturating_sub(built.segments.iter().map(|c| c.original_size).sum());
+        let removed = built.records_removed;
+        let doomed = self.log()?.swap_cleaned(built)?;
+        remove_later(doomed, s.file_delete_delay_ms);
+        tracing::info!(topic = %self.topic, partition = self.index, before, after, removed, "cleaned log");
+        Ok(Some((before, after)))
+    }
+
+    /// The dirty ratio the cleaner would act on now, if the log is cleanable.
+    pub fn cleanable_ratio(&self) -> Option<f64> {
+        let s = self.settings();
+        if !s.compact {
+            return None;
+        }
+        let cfg = gregor_storage::CleanerConfig {
+            min_cleanable_ratio: s.min_cleanable_ratio,
+            min_compaction_lag_ms: s.min_compaction_lag_ms,
+            max_compaction_lag_ms: s.max_compaction_lag_ms,
+            delete_retention_ms: s.delete_retention_ms,
+            max_map_entries: 0,
+        };
+        self.log()
+            .ok()?
+            .clean_plan(&cfg, now_ms())
+            .map(|p| p.dirty_ratio)
+    }
+
     /// Registers a fetch that waits for new data here.
     pub fn register_waiter(&self, n: &Arc<Notify>) {
         if let Ok(mut w) = self.waiters.lock() {

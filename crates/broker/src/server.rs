@@ -35,6 +35,7 @@ pub async fn run(
     ));
     let flusher = tokio::spawn(flush_loop(broker.clone(), stop_tx.subscribe()));
     let retention = tokio::spawn(retention_loop(broker.clone(), stop_tx.subscribe()));
+    let cleaner = tokio::spawn(cleaner_loop(broker.clone(), stop_tx.subscribe()));
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
@@ -72,6 +73,7 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(30), done_rx.recv()).await;
     let _ = flusher.await;
     let _ = retention.await;
+    let _ = cleaner.await;
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.shutdown())
         .await
@@ -207,6 +209,43 @@ async fn retention_loop(broker: Arc<Broker>, mut stop: broadcast::Receiver<()>) 
         for p in broker.replicas.all_partitions() {
             if let Err(e) = p.apply_retention(now) {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed");
+            }
+        }
+    }
+}
+
+/// The log cleaner: every `log.cleaner.backoff.ms`, cleans the dirtiest compacted log
+/// past its `min.cleanable.dirty.ratio` (or past `max.compaction.lag.ms`), then the
+/// next, until none is cleanable. One log at a time, on the blocking pool.
+async fn cleaner_loop(broker: Arc<Broker>, mut stop: broadcast::Receiver<()>) {
+    if !broker.config.cleaner_enable {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(broker.config.cleaner_backoff_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.recv() => return,
+            _ = tick.tick() => {}
+        }
+        loop {
+            let dirtiest = broker
+                .replicas
+                .all_partitions()
+                .into_iter()
+                .filter_map(|p| p.cleanable_ratio().map(|r| (r, p)))
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            let Some((_, p)) = dirtiest else { break };
+            match p.clean(broker.config.cleaner_max_map_entries).await {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "cleaning failed");
+                    break;
+                }
+            }
+            if stop.try_recv().is_ok() {
+                return;
             }
         }
     }

@@ -20,6 +20,11 @@ pub struct TopicSettings {
     pub retention_ms: i64,
     pub retention_bytes: i64,
     pub file_delete_delay_ms: i64,
+    /// `min.cleanable.dirty.ratio`, `min/max.compaction.lag.ms`, `delete.retention.ms`.
+    pub min_cleanable_ratio: f64,
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
+    pub delete_retention_ms: i64,
     pub log_config: LogConfig,
 }
 
@@ -103,6 +108,13 @@ impl TopicSettings {
             retention_ms: l("retention.ms", 604_800_000),
             retention_bytes: l("retention.bytes", -1),
             file_delete_delay_ms: l("file.delete.delay.ms", 60_000).max(0),
+            min_cleanable_ratio: value(topic, broker, "min.cleanable.dirty.ratio")
+                .trim()
+                .parse()
+                .unwrap_or(0.5),
+            min_compaction_lag_ms: l("min.compaction.lag.ms", 0).max(0),
+            max_compaction_lag_ms: l("max.compaction.lag.ms", i64::MAX).max(1),
+            delete_retention_ms: l("delete.retention.ms", 86_400_000).max(0),
             log_config: LogConfig {
                 segment_bytes: l("segment.bytes", 1 << 30).max(14) as u64,
                 segment_ms: l("segment.ms", 604_800_000).max(1),

@@ -22,10 +22,12 @@
 //!
 //! Storage knows nothing of the network or Kafka request types.
 
+pub mod cleaner;
 mod index;
 mod log;
 mod segment;
 
+pub use crate::cleaner::{build_cleaned, CleanOutput, CleanPlan, CleanerConfig, PlannedSegment};
 pub use crate::log::{
     AppendInfo, FlushHandle, Log, LogConfig, ReadInfo, DELETED_SUFFIX, DELETE_SUFFIX,
 };

@@ -12,6 +12,8 @@ use crate::{LogError, Result};
 const RECOVERY_POINT_FILE: &str = "recovery-point";
 /// Holds the log start offset when DeleteRecords moved it inside a segment.
 const LOG_START_FILE: &str = "log-start-offset";
+/// The first offset the cleaner has not compacted yet (Kafka's cleaner checkpoint).
+const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 /// Suffix of segment files that retention removed; they are deleted after
 /// `file.delete.delay.ms` (and at the next start, if the broker stopped before).
 pub const DELETED_SUFFIX: &str = ".deleted";
@@ -109,9 +111,18 @@ impl Log {
             let entry = entry?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if name.ends_with(DELETED_SUFFIX) {
-                // Retention renamed it and the broker stopped before removing it.
+            if name.ends_with(DELETED_SUFFIX) || name.ends_with(".log.cleaned") {
+                // Retention or the cleaner renamed it and the broker stopped before
+                // removing it; a `.cleaned` file was never complete.
                 std::fs::remove_file(entry.path())?;
+                continue;
+            }
+            if let Some(stem) = name.strip_suffix(".swap") {
+                // A complete cleaned segment whose swap was interrupted: finish it.
+                if let Some(base) = parse_base_offset(stem) {
+                    finish_swap(dir, base, &entry.path())?;
+                    bases.push(base);
+                }
                 continue;
             }
             if let Some(base) = parse_base_offset(name) {
@@ -119,6 +130,7 @@ impl Log {
             }
         }
         bases.sort_unstable();
+        bases.dedup();
         let recovery_point = if clean_shutdown {
             i64::MAX
         } else {
@@ -499,6 +511,98 @@ impl Log {
         Ok(doomed)
     }
 
+    /// Step 1 of a clean: the closed segments eligible for compaction, or `None` if the
+    /// log is not dirty enough (`min.cleanable.dirty.ratio`) and no dirty record is past
+    /// `max.compaction.lag.ms`. Segments with records younger than
+    /// `min.compaction.lag.ms` are left out.
+    pub fn clean_plan(&self, cfg: &crate::CleanerConfig, now_ms: i64) -> Option<crate::CleanPlan> {
+        let first_dirty = read_offset_file(&self.dir, CLEANER_CHECKPOINT_FILE)
+            .unwrap_or(0)
+            .max(self.log_start_offset);
+        let active = *self.segments.keys().next_back()?;
+        let mut segments = Vec::new();
+        for (&base, seg) in self.segments.range(..active) {
+            if seg.max_timestamp > now_ms.saturating_sub(cfg.min_compaction_lag_ms) {
+                break;
+            }
+            segments.push(crate::PlannedSegment {
+                base,
+                path: self.dir.join(crate::file_name(base, "log")),
+                size: seg.size,
+                max_timestamp: seg.max_timestamp,
+            });
+        }
+        let total: u64 = segments.iter().map(|s| s.size).sum();
+        let dirty: u64 = segments
+            .iter()
+            .filter(|s| s.base >= first_dirty)
+            .map(|s| s.size)
+            .sum();
+        if dirty == 0 || total == 0 {
+            return None;
+        }
+        let ratio = dirty as f64 / total as f64;
+        let overdue = segments
+            .iter()
+            .find(|s| s.base >= first_dirty)
+            .is_some_and(|s| now_ms.saturating_sub(s.max_timestamp) > cfg.max_compaction_lag_ms);
+        if ratio < cfg.min_cleanable_ratio && !overdue {
+            return None;
+        }
+        Some(crate::CleanPlan {
+            dir: self.dir.clone(),
+            segments,
+            first_dirty,
+            dirty_ratio: ratio,
+        })
+    }
+
+    /// Step 3 of a clean: puts cleaned segments in place of the originals (see
+    /// [`crate::cleaner`]). A segment that changed since the plan (retention removed
+    /// it) keeps its original. Returns the replaced files, to remove after a delay.
+    pub fn swap_cleaned(&mut self, out: crate::CleanOutput) -> Result<Vec<PathBuf>> {
+        let mut doomed = Vec::new();
+        for c in out.segments {
+            let unchanged = self
+                .segments
+                .get(&c.base)
+                .is_some_and(|s| s.size == c.original_size)
+                && self.segments.keys().next_back() != Some(&c.base);
+            if !unchanged {
+                let _ = std::fs::remove_file(&c.cleaned);
+                continue;
+            }
+            let swap = self
+                .dir
+                .join(format!("{}.swap", crate::file_name(c.base, "log")));
+            std::fs::rename(&c.cleaned, &swap)?;
+            File::open(&self.dir)?.sync_all()?;
+            let old = self.dir.join(crate::file_name(c.base, "log"));
+            let parked = self.dir.join(format!(
+                "{}{DELETED_SUFFIX}",
+                crate::file_name(c.base, "log")
+            ));
+            for ext in ["index", "timeindex"] {
+                match std::fs::remove_file(self.dir.join(crate::file_name(c.base, ext))) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            std::fs::rename(&old, &parked)?;
+            std::fs::rename(&swap, &old)?;
+            File::open(&self.dir)?.sync_all()?;
+            let (seg, _) =
+                LogSegment::open(&self.dir, c.base, true, self.config.index_interval_bytes)?;
+            self.segments.insert(c.base, seg);
+            doomed.push(parked);
+        }
+        let tmp = self.dir.join(format!("{CLEANER_CHECKPOINT_FILE}.tmp"));
+        std::fs::write(&tmp, out.next_dirty.to_string())?;
+        std::fs::rename(&tmp, self.dir.join(CLEANER_CHECKPOINT_FILE))?;
+        Ok(doomed)
+    }
+
     /// Flushes and closes the log cleanly.
     pub fn close(mut self, now_ms: i64) -> Result<()> {
         self.flush(now_ms)
@@ -531,6 +635,22 @@ fn uuid_like() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     format!("{nanos:x}")
+}
+
+/// Completes an interrupted swap: the `.swap` file is a complete cleaned segment, so
+/// whatever is left of the original goes and the `.swap` becomes the segment (its
+/// indexes are rebuilt when it is opened).
+fn finish_swap(dir: &Path, base: i64, swap: &Path) -> Result<()> {
+    for ext in ["log", "index", "timeindex"] {
+        match std::fs::remove_file(dir.join(crate::file_name(base, ext))) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    std::fs::rename(swap, dir.join(crate::file_name(base, "log")))?;
+    tracing::info!(dir = %dir.display(), base, "finished an interrupted cleaner swap");
+    Ok(())
 }
 
 fn read_offset_file(dir: &Path, name: &str) -> Option<i64> {

@@ -1,0 +1,219 @@
+//! The log cleaner: compaction keeps the newest record of each key.
+//!
+//! A clean has three steps, so that producers are never blocked by it:
+//! 1. [`Log::clean_plan`] (under the partition lock, cheap): which closed segments to
+//!    clean and which are dirty (written since the last clean).
+//! 2. [`build_cleaned`] (no lock, reads and writes files): a key → latest-offset map
+//!    over the dirty segments, in bounded memory (keys are kept as 128-bit hashes, as
+//!    Kafka's SkimpyOffsetMap does), then each segment up to the end of the map is
+//!    rewritten as `<base>.log.cleaned` keeping only the records no later record
+//!    supersedes. Tombstones older than `delete.retention.ms` go too.
+//! 3. [`Log::swap_cleaned`] (under the lock): each cleaned file replaces its segment by
+//!    Kafka's protocol: fsync `.cleaned`, rename it to `.swap`, drop the old indexes,
+//!    rename the old `.log` to `.log.deleted`, rename `.swap` to `.log`, rebuild the
+//!    indexes. At startup a `.cleaned` file (incomplete) is removed and a `.swap` file
+//!    (complete) finishes its swap, so a crash at any point leaves either the old or the
+//!    new segment, never a mix.
+//!
+//! Offsets never change: a compacted log has gaps, which consumers skip.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use gregor_protocol::batch::{self, BatchHeader};
+use gregor_protocol::filter::{filter_batch, Filtered};
+use gregor_protocol::records::RecordWalker;
+
+use crate::{file_name, Result};
+
+/// Per-log compaction settings (Kafka's topic configs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanerConfig {
+    /// `min.cleanable.dirty.ratio`
+    pub min_cleanable_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty segment older than this is cleaned whatever the ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long tombstones stay.
+    pub delete_retention_ms: i64,
+    /// Most distinct keys one clean maps (from `log.cleaner.dedupe.buffer.size`).
+    pub max_map_entries: usize,
+}
+
+/// One closed segment as the plan saw it.
+#[derive(Debug, Clone)]
+pub struct PlannedSegment {
+    pub base: i64,
+    pub path: PathBuf,
+    pub size: u64,
+    pub max_timestamp: i64,
+}
+
+/// What to clean: `segments` (oldest first, all closed), of which those with
+/// `base >= first_dirty` are dirty.
+#[derive(Debug, Clone)]
+pub struct CleanPlan {
+    pub dir: PathBuf,
+    pub segments: Vec<PlannedSegment>,
+    pub first_dirty: i64,
+    pub dirty_ratio: f64,
+}
+
+/// A cleaned replacement for one segment.
+#[derive(Debug)]
+pub struct CleanedSegment {
+    pub base: i64,
+    pub original_size: u64,
+    pub cleaned: PathBuf,
+    pub cleaned_size: u64,
+}
+
+/// The result of [`build_cleaned`].
+#[derive(Debug)]
+pub struct CleanOutput {
+    pub segments: Vec<CleanedSegment>,
+    /// The first offset not covered by the key map: the next clean starts here.
+    pub next_dirty: i64,
+    pub records_removed: u64,
+}
+
+/// 128 bits of a key: two SipHash passes with different seeds. A collision would make
+/// the cleaner drop a record of a different key, so 64 bits would not be enough for
+/// logs with millions of keys.
+fn key_hash(key: &[u8]) -> u128 {
+    let mut a = std::collections::hash_map::DefaultHasher::new();
+    0xA5u8.hash(&mut a);
+    key.hash(&mut a);
+    let mut b = std::collections::hash_map::DefaultHasher::new();
+    0x5Au8.hash(&mut b);
+    key.hash(&mut b);
+    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+}
+
+/// Calls `f` for each batch in a segment file: (header, bytes of the whole batch).
+fn for_each_batch(
+    path: &Path,
+    mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<bool>,
+) -> Result<()> {
+    let data = std::fs::read(path)?;
+    let mut at = 0;
+    while at + batch::HEADER_LEN <= data.len() {
+        let h = BatchHeader::parse(&data[at..])?;
+        let end = at + h.total_size();
+        if end > data.len() {
+            break;
+        }
+        if !f(&h, &data[at..end])? {
+            break;
+        }
+        at = end;
+    }
+    Ok(())
+}
+
+/// Step 2: builds the key map over the dirty segments and writes the cleaned files.
+pub fn build_cleaned(plan: &CleanPlan, cfg: &CleanerConfig, now_ms: i64) -> Result<CleanOutput> {
+    let mut map: HashMap<u128, i64> = HashMap::new();
+    let mut scratch = Vec::new();
+    let mut next_dirty = plan.first_dirty;
+    // The map covers whole dirty segments only, so the checkpoint lands on a boundary.
+    for seg in plan.segments.iter().filter(|s| s.base >= plan.first_dirty) {
+        let mut seg_map: Vec<(u128, i64)> = Vec::new();
+        let mut last = seg.base - 1;
+        for_each_batch(&seg.path, |h, bytes| {
+            last = h.last_offset();
+            if h.is_control() {
+                return Ok(true);
+            }
+            let codec = h.codec()?;
+            let payload = &bytes[batch::HEADER_LEN..];
+            let data: &[u8] = if codec == gregor_protocol::compression::Codec::None {
+                payload
+            } else {
+                scratch.clear();
+                gregor_protocol::compression::decompress(codec, payload, &mut scratch, 1 << 30)?;
+                &scratch
+            };
+            for rec in RecordWalker::new(data, h.record_count) {
+                let rec = rec?;
+                if let Some(k) = rec.key {
+                    seg_map.push((key_hash(k), h.base_offset + i64::from(rec.offset_delta)));
+                }
+            }
+            Ok(true)
+        })?;
+        if map.len() + seg_map.len() > cfg.max_map_entries && !map.is_empty() {
+            break;
+        }
+        for (k, o) in seg_map {
+            map.insert(k, o);
+        }
+        next_dirty = next_dirty.max(last + 1);
+    }
+    let tombstone_horizon = now_ms.saturating_sub(cfg.delete_retention_ms);
+    let mut out = Vec::new();
+    let mut removed = 0u64;
+    for seg in plan.segments.iter().filter(|s| s.base < next_dirty) {
+        let cleaned = plan
+            .dir
+            .join(format!("{}.cleaned", file_name(seg.base, "log")));
+        let mut file = File::create(&cleaned)?;
+        let mut written = 0u64;
+        let mut filter_scratch = Vec::new();
+        for_each_batch(&seg.path, |h, bytes| {
+            if h.is_control() {
+                file.write_all(bytes)?;
+                written += bytes.len() as u64;
+                return Ok(true);
+            }
+            let base_ts = h.base_timestamp;
+            let filtered = filter_batch(bytes, &mut filter_scratch, 1 << 30, |offset, rec| {
+                let keep = match rec.key {
+                    // A keyless record has no place in a compacted log.
+                    None => false,
+                    Some(k) => match map.get(&key_hash(k)) {
+                        Some(&latest) if latest > offset => false,
+                        // The newest record of its key: a tombstone stays until
+                        // delete.retention.ms has passed.
+                        _ => {
+                            rec.value.is_some()
+                                || base_ts.saturating_add(rec.timestamp_delta) >= tombstone_horizon
+                        }
+                    },
+                };
+                if !keep {
+                    removed += 1;
+                }
+                keep
+            })?;
+            match filtered {
+                Filtered::Unchanged => {
+                    file.write_all(bytes)?;
+                    written += bytes.len() as u64;
+                }
+                Filtered::Rebuilt(b) => {
+                    file.write_all(&b)?;
+                    written += b.len() as u64;
+                }
+                Filtered::Empty => {}
+            }
+            Ok(true)
+        })?;
+        file.sync_all()?;
+        out.push(CleanedSegment {
+            base: seg.base,
+            original_size: seg.size,
+            cleaned,
+            cleaned_size: written,
+        });
+    }
+    Ok(CleanOutput {
+        segments: out,
+        next_dirty,
+        records_removed: removed,
+    })
+}
