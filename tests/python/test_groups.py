@@ -110,17 +110,20 @@ def test_three_consumers_cover_six_partitions_exactly_once(broker_factory):
 def test_killed_consumer_partitions_move_and_nothing_is_lost(broker_factory, tmp_path):
     broker = start(broker_factory)
     create_topic(broker, "crashy", 4)
-    produce(broker, "crashy", 4000, 4)
     out = tmp_path / "member.out"
     child = subprocess.Popen(
         [sys.executable, str(MEMBER), broker.bootstrap, "crashy-g", "crashy", str(out), "2000"],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=open(tmp_path / "member.err", "wb"),
     )
     try:
         survivor = group_consumer(broker, "crashy-g", **{"session.timeout.ms": 2000})
         survivor.subscribe(["crashy"])
         poller = Poller([survivor], commit=True)
+        # Produce only once the two members share the partitions, so the child has
+        # records to process when it is killed.
+        wait_until(lambda: (poller.step(), len(survivor.assignment()) == 2)[1], 60, "two partitions each")
+        produce(broker, "crashy", 4000, 4)
 
         def child_has_some():
             poller.step()

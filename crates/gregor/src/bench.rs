@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
+use std::fmt::Write as _;
+
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -100,6 +102,9 @@ pub(crate) struct ProduceArgs {
     /// Messages per second, 0 for unlimited.
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// Distinct keys, cycled ("0", "1", ...); 0 sends an empty key. For compacted topics.
+    #[arg(long, default_value_t = 0)]
+    keys: u64,
 }
 
 #[derive(clap::Args, Clone)]
@@ -327,12 +332,20 @@ fn produce(args: ProduceArgs) -> Result<()> {
         .map(|d| Instant::now() + Duration::from_secs(d));
     let start = Instant::now();
     let mut sent = 0u64;
+    let mut key_buf = String::with_capacity(20);
     while sent < args.count && deadline.is_none_or(|d| Instant::now() < d) {
         pace(start, sent, args.rate);
         let sent_us = ctx.start.elapsed().as_micros() as usize;
+        let key = if args.keys == 0 {
+            0
+        } else {
+            key_buf.clear();
+            let _ = write!(key_buf, "{}", sent % args.keys);
+            key_buf.len()
+        };
         let mut record = BaseRecord::with_opaque_to(&args.common.topic, sent_us)
             .payload(&payload[..])
-            .key(&[]);
+            .key(&key_buf.as_bytes()[..key]);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
