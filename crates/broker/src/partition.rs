@@ -160,6 +160,7 @@ impl Partition {
             max_map_entries,
         };
         let now = now_ms();
+        let started = std::time::Instant::now();
         let Some(plan) = self.log()?.clean_plan(&cfg, now) else {
             return Ok(None);
         };
@@ -173,7 +174,8 @@ impl Partition {
         let removed = built.records_removed;
         let doomed = self.log()?.swap_cleaned(built)?;
         remove_later(doomed, s.file_delete_delay_ms);
-        tracing::info!(topic = %self.topic, partition = self.index, before, after, removed, "cleaned log");
+        let ms = started.elapsed().as_millis() as u64;
+        tracing::info!(topic = %self.topic, partition = self.index, before, after, removed, ms, "cleaned log");
         Ok(Some((before, after)))
     }
 
