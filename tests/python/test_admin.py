@@ -295,3 +295,18 @@ def test_kill_9_during_compaction_loses_no_latest_value(broker_factory):
     seen = read_partition(broker, "crashclean")
     records = {k: v for _, k, v in seen if k != b"sentinel"}
     assert records == latest
+
+
+def test_topic_compression_type_recompresses_on_append(broker_factory):
+    from logfiles import batches
+
+    broker = broker_factory()
+    create(broker, "zt", config={"compression.type": "zstd"})
+    p = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": "none", "linger.ms": 5})
+    for i in range(1000):
+        p.produce("zt", key=b"k%d" % i, value=b"compressible value %d " % i * 5)
+    assert p.flush(30) == 0
+    stored = {c for _, _, c, _ in batches(broker.data_dir, "zt")}
+    assert stored == {"zstd"}, stored
+    got = read_partition(broker, "zt")
+    assert [v for _, _, v in got] == [b"compressible value %d " % i * 5 for i in range(1000)]

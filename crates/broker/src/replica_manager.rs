@@ -191,6 +191,22 @@ impl ReplicaManager {
             }
             None
         };
+        // A topic-level compression.type other than `producer` is one of the few places
+        // where the broker re-encodes (as Kafka does): the stored batch gets the topic's
+        // codec. Otherwise the producer's bytes are stored as sent.
+        if let Some(codec) = settings.compression {
+            if v.header.codec()? != codec {
+                let mut tmp = Vec::new();
+                let converted = gregor_protocol::filter::recompress(
+                    records,
+                    &mut tmp,
+                    DECOMPRESS_LIMIT,
+                    codec,
+                )?;
+                let v2 = batch::validate(&converted, scratch, DECOMPRESS_LIMIT)?;
+                return Ok(partition.append(&converted, &v2, log_append_time)?);
+            }
+        }
         Ok(partition.append(records, &v, log_append_time)?)
     }
 

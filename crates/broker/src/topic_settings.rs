@@ -21,6 +21,8 @@ pub struct TopicSettings {
     pub retention_bytes: i64,
     pub file_delete_delay_ms: i64,
     /// `min.cleanable.dirty.ratio`, `min/max.compaction.lag.ms`, `delete.retention.ms`.
+    /// `compression.type` other than `producer`: the codec batches are stored in.
+    pub compression: Option<gregor_protocol::compression::Codec>,
     pub min_cleanable_ratio: f64,
     pub min_compaction_lag_ms: i64,
     pub max_compaction_lag_ms: i64,
@@ -108,6 +110,17 @@ impl TopicSettings {
             retention_ms: l("retention.ms", 604_800_000),
             retention_bytes: l("retention.bytes", -1),
             file_delete_delay_ms: l("file.delete.delay.ms", 60_000).max(0),
+            compression: {
+                use gregor_protocol::compression::Codec;
+                match value(topic, broker, "compression.type").as_str() {
+                    "uncompressed" => Some(Codec::None),
+                    "gzip" => Some(Codec::Gzip),
+                    "snappy" => Some(Codec::Snappy),
+                    "lz4" => Some(Codec::Lz4),
+                    "zstd" => Some(Codec::Zstd),
+                    _ => None,
+                }
+            },
             min_cleanable_ratio: value(topic, broker, "min.cleanable.dirty.ratio")
                 .trim()
                 .parse()

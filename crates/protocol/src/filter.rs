@@ -89,6 +89,42 @@ pub fn filter_batch(
     Ok(Filtered::Rebuilt(out))
 }
 
+/// Re-encodes a batch's records with `codec` (a topic's `compression.type` that is not
+/// `producer`). Everything else in the header stays; the CRC is recomputed.
+pub fn recompress(
+    batch: &[u8],
+    scratch: &mut Vec<u8>,
+    limit: usize,
+    codec: Codec,
+) -> Result<Vec<u8>, BatchError> {
+    let header = BatchHeader::parse(batch)?;
+    if batch.len() < header.total_size() {
+        return Err(BatchError::Truncated("batch length points past the end"));
+    }
+    let batch = &batch[..header.total_size()];
+    let from = header.codec()?;
+    let payload = &batch[HEADER_LEN..];
+    let data: &[u8] = if from == Codec::None {
+        payload
+    } else {
+        scratch.clear();
+        compression::decompress(from, payload, scratch, limit)?;
+        scratch
+    };
+    let mut body = Vec::with_capacity(data.len() / 2 + 64);
+    compression::compress(codec, data, &mut body)?;
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&batch[..HEADER_LEN]);
+    let length = (HEADER_LEN - LOG_OVERHEAD + body.len()) as i32;
+    out[8..12].copy_from_slice(&length.to_be_bytes());
+    let attrs = (header.attributes & !0x07) | codec.attribute_bits();
+    out[21..23].copy_from_slice(&attrs.to_be_bytes());
+    out.extend_from_slice(&body);
+    let crc = compute_crc(&out);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
+}
+
 /// Re-encodes a record as it was (raw headers included).
 fn encode_view(out: &mut Vec<u8>, r: &RecordView<'_>) {
     let mut body = Vec::with_capacity(
@@ -182,6 +218,26 @@ mod tests {
             assert_eq!(recs[0].key, Some(&b"b"[..]));
             assert_eq!(recs[1].timestamp_delta, 4);
             assert_eq!(recs[1].header_count, 2);
+        }
+    }
+
+    #[test]
+    fn recompression_changes_only_the_codec() {
+        let mut scratch = Vec::new();
+        let b = sample(Codec::Gzip);
+        for to in [
+            Codec::None,
+            Codec::Zstd,
+            Codec::Lz4,
+            Codec::Snappy,
+            Codec::Gzip,
+        ] {
+            let out = recompress(&b, &mut scratch, 1 << 20, to).unwrap();
+            let v = validate(&out, &mut scratch, 1 << 20).unwrap();
+            assert_eq!(v.header.codec().unwrap(), to);
+            assert_eq!(v.header.record_count, 6);
+            assert_eq!(v.header.base_offset, 100);
+            assert_eq!(v.max_timestamp, 1005);
         }
     }
 
