@@ -44,6 +44,8 @@ pub struct Broker {
     pub fetch_sessions: FetchSessionCache,
     pub groups: GroupCoordinator,
     advertised_port: AtomicU16,
+    /// The block of producer ids being handed out: `(next, end)`.
+    producer_ids: Mutex<(i64, i64)>,
     /// Serialises metadata commits with applying them, so images apply in order.
     apply_lock: Mutex<()>,
     _dir_lock: File,
@@ -161,6 +163,7 @@ impl Broker {
             fetch_sessions,
             groups,
             advertised_port,
+            producer_ids: Mutex::new((0, 0)),
             apply_lock: Mutex::new(()),
             _dir_lock: lock,
         }))
@@ -226,6 +229,40 @@ impl Broker {
             .await
             .map(|_| ())
             .map_err(|e| crate::error::metadata_failure(&e))
+    }
+
+    /// A new producer id, unique for the life of the cluster: taken from the current
+    /// block, or from a new block reserved in the metadata log (no lock is held while
+    /// that commits; a racing caller may reserve a block too, and ids are only skipped).
+    pub async fn next_producer_id(self: &Arc<Self>) -> Result<i64, MetadataError> {
+        let take = |ids: &Mutex<(i64, i64)>| -> Option<i64> {
+            let mut g = match ids.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            (g.0 < g.1).then(|| {
+                g.0 += 1;
+                g.0 - 1
+            })
+        };
+        if let Some(id) = take(&self.producer_ids) {
+            return Ok(id);
+        }
+        let image = self
+            .commit_metadata(gregor_metadata::controller::allocate_producer_ids)
+            .await?;
+        let end = image.next_producer_id;
+        let start = end - gregor_metadata::controller::PRODUCER_ID_BLOCK;
+        let mut g = match self.producer_ids.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if g.0 >= g.1 {
+            *g = (start + 1, end);
+            return Ok(start);
+        }
+        drop(g);
+        Ok(start)
     }
 
     /// Flushes every log and the metadata log, then leaves the clean-shutdown marker.

@@ -70,6 +70,7 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("unclean.leader.election.enable", "false"),
     ("max.incremental.fetch.session.cache.slots", "1000"),
     ("offsets.topic.num.partitions", "50"),
+    ("producer.id.expiration.ms", "86400000"),
     ("offsets.retention.minutes", "10080"),
     ("offsets.retention.check.interval.ms", "600000"),
     ("offset.metadata.max.bytes", "4096"),

@@ -80,6 +80,12 @@ pub fn log_error_code(e: &LogError) -> ResponseError {
         LogError::Io(_) | LogError::Corrupt { .. } => ResponseError::KafkaStorageError,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::Batch(b) => batch_error_code(b),
+        LogError::Producer(gregor_storage::producer_state::ProducerError::InvalidEpoch {
+            ..
+        }) => ResponseError::InvalidProducerEpoch,
+        LogError::Producer(gregor_storage::producer_state::ProducerError::OutOfOrder {
+            ..
+        }) => ResponseError::OutOfOrderSequenceNumber,
     }
 }
 

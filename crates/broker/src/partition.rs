@@ -108,6 +108,11 @@ impl Partition {
             let info = log.append(bytes, v, self.leader_epoch(), log_append_time, now)?;
             (info, log.flush_due(now))
         };
+        if info.duplicate {
+            // A retried batch already in the log: nothing new to announce (its ack still
+            // follows the flush policy).
+            return Ok((info, flush_due));
+        }
         self.high_watermark
             .store(info.last_offset + 1, Ordering::Release);
         self.wake_waiters();

@@ -134,6 +134,10 @@ impl TopicSettings {
                 index_interval_bytes: l("index.interval.bytes", 4096).max(0) as usize,
                 flush_messages: l("flush.messages", i64::MAX).max(1),
                 flush_ms: l("flush.ms", i64::MAX).max(0),
+                producer_id_expiration_ms: broker
+                    .get("producer.id.expiration.ms")
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(86_400_000),
             },
         }
     }

@@ -547,8 +547,100 @@ async fn every_advertised_version_is_served() {
             ApiKey::DeleteRecords => {
                 check(&mut c, DeleteRecordsRequest::default(), min, spec.max).await
             }
+            ApiKey::InitProducerId => {
+                check(&mut c, InitProducerIdRequest::default(), min, spec.max).await
+            }
             other => panic!("{other:?} is advertised but this test does not know it: add it"),
         }
     }
+    b.stop().await;
+}
+
+/// A sample batch stamped with an idempotent producer's id, epoch and first sequence.
+fn idempotent_batch(n: usize, pid: i64, epoch: i16, seq: i32) -> Vec<u8> {
+    let mut b = sample_batch(n);
+    b[43..51].copy_from_slice(&pid.to_be_bytes());
+    b[51..53].copy_from_slice(&epoch.to_be_bytes());
+    b[53..57].copy_from_slice(&seq.to_be_bytes());
+    let crc = batch::compute_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+#[tokio::test]
+async fn idempotent_produce_dedups_retries_and_refuses_gaps_and_old_epochs() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.connect().await;
+    create_topic(&mut c, "idem", 1).await;
+    let first = c
+        .call(
+            &InitProducerIdRequest::default().with_transaction_timeout_ms(60_000),
+            4,
+        )
+        .await;
+    let second = c
+        .call(
+            &InitProducerIdRequest::default().with_transaction_timeout_ms(60_000),
+            4,
+        )
+        .await;
+    assert_eq!(first.error_code, 0);
+    assert_ne!(
+        first.producer_id, second.producer_id,
+        "ids are never reused"
+    );
+    let pid = first.producer_id.0;
+    let base = |r: &ProduceResponse| r.responses[0].partition_responses[0].base_offset;
+
+    let r = c
+        .call(
+            &produce_req("idem", 0, -1, idempotent_batch(3, pid, 0, 0)),
+            9,
+        )
+        .await;
+    assert_eq!((partition_error(&r), base(&r)), (0, 0));
+    let r = c
+        .call(
+            &produce_req("idem", 0, -1, idempotent_batch(2, pid, 0, 3)),
+            9,
+        )
+        .await;
+    assert_eq!((partition_error(&r), base(&r)), (0, 3));
+    // A retry of the first batch: success with its original offset, nothing written.
+    let r = c
+        .call(
+            &produce_req("idem", 0, -1, idempotent_batch(3, pid, 0, 0)),
+            9,
+        )
+        .await;
+    assert_eq!((partition_error(&r), base(&r)), (0, 0));
+    // A gap in the sequence.
+    let r = c
+        .call(
+            &produce_req("idem", 0, -1, idempotent_batch(1, pid, 0, 9)),
+            9,
+        )
+        .await;
+    assert_eq!(partition_error(&r), 45, "OUT_OF_ORDER_SEQUENCE_NUMBER");
+    // A new epoch starts at sequence 0, after which the old epoch is fenced.
+    let r = c
+        .call(
+            &produce_req("idem", 0, -1, idempotent_batch(1, pid, 1, 0)),
+            9,
+        )
+        .await;
+    assert_eq!((partition_error(&r), base(&r)), (0, 5));
+    let r = c
+        .call(
+            &produce_req("idem", 0, -1, idempotent_batch(1, pid, 0, 5)),
+            9,
+        )
+        .await;
+    assert_eq!(partition_error(&r), 47, "INVALID_PRODUCER_EPOCH");
+    // Transactional ids wait for the transaction coordinator.
+    let txn = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("t1"))))
+        .with_transaction_timeout_ms(60_000);
+    assert_eq!(c.call(&txn, 4).await.error_code, 15);
     b.stop().await;
 }

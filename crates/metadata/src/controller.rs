@@ -317,6 +317,19 @@ pub fn create_partitions(
         .collect())
 }
 
+/// Producer ids handed out per metadata commit.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// Records that reserve the next block of producer ids; the block starts at the image's
+/// `next_producer_id`.
+pub fn allocate_producer_ids(
+    image: &MetadataImage,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    Ok(vec![MetadataRecord::ProducerIdsRecord {
+        next_producer_id: image.next_producer_id + PRODUCER_ID_BLOCK,
+    }])
+}
+
 /// Records that delete a topic by name.
 pub fn delete_topic(
     image: &MetadataImage,

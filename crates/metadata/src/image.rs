@@ -32,6 +32,8 @@ pub struct MetadataImage {
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// Offset of the last applied record in the metadata log, -1 if none.
     pub offset: i64,
+    /// The first producer id not yet handed out.
+    pub next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -114,6 +116,9 @@ impl MetadataImage {
                         map.remove(name);
                     }
                 }
+            }
+            MetadataRecord::ProducerIdsRecord { next_producer_id } => {
+                self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
             MetadataRecord::RemoveTopicRecord { topic_id } => {
                 if let Some(name) = self.topic_names.remove(topic_id) {

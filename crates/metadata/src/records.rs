@@ -36,6 +36,9 @@ pub enum MetadataRecord {
     },
     /// Removes a topic, its partitions and its configs.
     RemoveTopicRecord { topic_id: Uuid },
+    /// Producer ids below `next_producer_id` are handed out (KRaft's ProducerIdsRecord):
+    /// the broker takes a block at a time, so ids are unique across restarts.
+    ProducerIdsRecord { next_producer_id: i64 },
 }
 
 impl MetadataRecord {

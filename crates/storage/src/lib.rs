@@ -25,6 +25,7 @@
 pub mod cleaner;
 mod index;
 mod log;
+pub mod producer_state;
 mod segment;
 
 pub use crate::cleaner::{build_cleaned, CleanOutput, CleanPlan, CleanerConfig, PlannedSegment};
@@ -47,6 +48,8 @@ pub enum LogError {
     Corrupt { path: String, reason: String },
     #[error("record batch error: {0}")]
     Batch(#[from] gregor_protocol::BatchError),
+    #[error("{0}")]
+    Producer(#[from] producer_state::ProducerError),
 }
 
 pub type Result<T, E = LogError> = std::result::Result<T, E>;

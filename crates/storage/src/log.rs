@@ -31,6 +31,8 @@ pub struct LogConfig {
     pub flush_messages: i64,
     /// `flush.ms`: fsync when the oldest unflushed data is this old (default: never).
     pub flush_ms: i64,
+    /// `producer.id.expiration.ms`: an idle producer's sequence state is forgotten.
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -41,6 +43,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
+            producer_id_expiration_ms: 86_400_000,
         }
     }
 }
@@ -48,6 +51,9 @@ impl Default for LogConfig {
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
+    /// The batch was a retry of one already in the log (idempotent producer): nothing
+    /// was written and the offsets are the original ones.
+    pub duplicate: bool,
     pub base_offset: i64,
     pub last_offset: i64,
     /// The LogAppendTime applied, or -1 under CreateTime.
@@ -91,6 +97,7 @@ pub struct Log {
     /// Segments rolled since the last flush; their indexes are synced with them.
     unflushed_rolled: Vec<File>,
     last_flush_ms: i64,
+    producers: crate::producer_state::ProducerStateManager,
 }
 
 fn parse_base_offset(name: &str) -> Option<i64> {
@@ -170,6 +177,15 @@ impl Log {
                 .unwrap_or(0)
                 .min(log_end_offset),
         );
+        let mut producers =
+            crate::producer_state::ProducerStateManager::new(config.producer_id_expiration_ms);
+        for seg in segments.values() {
+            seg.for_each_header(|h| {
+                if h.producer_id >= 0 && !h.is_control() {
+                    producers.update(h, h.base_offset, h.last_offset(), now_ms);
+                }
+            })?;
+        }
         let log = Self {
             dir: dir.to_path_buf(),
             config,
@@ -179,6 +195,7 @@ impl Log {
             recovery_point: log_end_offset,
             unflushed_rolled: Vec::new(),
             last_flush_ms: now_ms,
+            producers,
         };
         log.write_recovery_point()?;
         Ok(log)
@@ -191,6 +208,8 @@ impl Log {
         &self.config
     }
     pub fn set_config(&mut self, config: LogConfig) {
+        self.producers
+            .set_expiration(config.producer_id_expiration_ms);
         self.config = config;
     }
     pub fn log_start_offset(&self) -> i64 {
@@ -261,6 +280,22 @@ impl Log {
                 "batch header",
             )));
         }
+        let idempotent = v.header.producer_id >= 0 && !v.header.is_control();
+        if idempotent {
+            if let crate::producer_state::SequenceCheck::Duplicate {
+                first_offset,
+                last_offset,
+            } = self.producers.check(&v.header, now_ms)?
+            {
+                return Ok(AppendInfo {
+                    duplicate: true,
+                    base_offset: first_offset,
+                    last_offset,
+                    log_append_time: log_append_time_ms.unwrap_or(-1),
+                    log_start_offset: self.log_start_offset,
+                });
+            }
+        }
         let base_offset = self.log_end_offset;
         let last_offset = base_offset + i64::from(v.header.last_offset_delta);
         self.maybe_roll(bytes.len(), last_offset, now_ms)?;
@@ -289,7 +324,12 @@ impl Log {
         self.active()?
             .append(&header, payload, max_ts, offset_of_max, interval, now_ms)?;
         self.log_end_offset = last_offset + 1;
+        if idempotent {
+            self.producers
+                .update(&v.header, base_offset, last_offset, now_ms);
+        }
         Ok(AppendInfo {
+            duplicate: false,
             base_offset,
             last_offset,
             log_append_time: log_append_time_ms.unwrap_or(-1),

@@ -323,6 +323,17 @@ impl LogSegment {
         Ok(BatchHeader::parse(&head)?)
     }
 
+    /// Calls `f` with the header of every batch, in order (producer-state rebuild).
+    pub(crate) fn for_each_header(&self, mut f: impl FnMut(&BatchHeader)) -> Result<()> {
+        let mut pos = 0u64;
+        while pos + batch::HEADER_LEN as u64 <= self.size {
+            let h = self.header_at(pos)?;
+            f(&h);
+            pos += h.total_size() as u64;
+        }
+        Ok(())
+    }
+
     /// Makes the segment's data and indexes durable (called when it stops being active).
     pub(crate) fn sync_all(&self) -> Result<()> {
         self.file.sync_data()?;

@@ -31,6 +31,7 @@ pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
+pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -79,6 +80,7 @@ pub const SUPPORTED: &[ApiSpec] = &[
     describe_cluster::SPEC,
     describe_log_dirs::SPEC,
     delete_records::SPEC,
+    init_producer_id::SPEC,
 ];
 
 /// What a connection keeps between requests.
@@ -314,6 +316,9 @@ async fn route(
         }),
         ApiKey::DeleteRecords => call!(buf, ctx, m::DeleteRecordsRequest, |r| {
             delete_records::handle(broker, ctx, r)
+        }),
+        ApiKey::InitProducerId => call!(buf, ctx, m::InitProducerIdRequest, |r| {
+            init_producer_id::handle(broker, ctx, r)
         }),
         other => Outcome::Close(format!("no handler for {other:?}")),
     }
