@@ -310,3 +310,30 @@ def test_topic_compression_type_recompresses_on_append(broker_factory):
     assert stored == {"zstd"}, stored
     got = read_partition(broker, "zt")
     assert [v for _, _, v in got] == [b"compressible value %d " % i * 5 for i in range(1000)]
+
+
+def test_dynamic_broker_config_changes_topic_defaults(broker_factory):
+    broker = broker_factory()
+    create(broker, "dyn")
+    a = admin(broker)
+    b = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
+        ConfigEntry("log.segment.bytes", "1024", incremental_operation=AlterConfigOpType.SET),
+    ])
+    a.incremental_alter_configs([b])[b].result(30)
+    d = describe(broker, "dyn")
+    assert (d["segment.bytes"].value, d["segment.bytes"].source) == ("1024", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+    produce(broker, "dyn", 50)
+    assert len(segment_files(broker, "dyn")) > 3, "the new default applies at once"
+    broker.restart()
+    d = describe(broker, "dyn")
+    assert d["segment.bytes"].value == "1024", "kept across a restart"
+    bd_res = ConfigResource(ResourceType.BROKER, "1")
+    bd = admin(broker).describe_configs([bd_res])[bd_res].result(30)
+    assert bd["log.segment.bytes"].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+    assert bd["num.partitions"].is_read_only and not bd["log.segment.bytes"].is_read_only
+    static = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
+        ConfigEntry("num.partitions", "3", incremental_operation=AlterConfigOpType.SET),
+    ])
+    with pytest.raises(KafkaException) as e:
+        admin(broker).incremental_alter_configs([static])[static].result(30)
+    assert e.value.args[0].code() == KafkaError.INVALID_CONFIG

@@ -85,7 +85,8 @@ impl ReplicaManager {
         let current = self.read_topics();
         let mut next: HashMap<String, Arc<HostedTopic>> = HashMap::new();
         for (name, t) in &image.topics {
-            let settings = Arc::new(TopicSettings::resolve(Some(t), config));
+            let defaults = crate::topic_settings::BrokerDefaults::new(config, image);
+            let settings = Arc::new(TopicSettings::resolve(Some(t), &defaults));
             let existing = current.get(name).filter(|h| h.id == t.id);
             let mut partitions = BTreeMap::new();
             for (&idx, p) in &t.partitions {

@@ -34,8 +34,42 @@ pub struct TopicSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
     TopicOverride,
+    DynamicBroker,
+    DynamicDefaultBroker,
     StaticBroker,
     Default,
+}
+
+/// Where topic defaults come from: dynamic broker configs (this broker's, then the
+/// cluster-wide default, both metadata records) over the static broker config.
+pub struct BrokerDefaults<'a> {
+    pub config: &'a BrokerConfig,
+    pub node: Option<&'a std::collections::BTreeMap<String, String>>,
+    pub cluster: Option<&'a std::collections::BTreeMap<String, String>>,
+}
+
+impl<'a> BrokerDefaults<'a> {
+    pub fn new(config: &'a BrokerConfig, image: &'a gregor_metadata::MetadataImage) -> Self {
+        Self {
+            config,
+            node: image.broker_configs.get(&config.node_id.to_string()),
+            cluster: image.broker_configs.get(""),
+        }
+    }
+
+    /// The broker-level value of `name` and its source.
+    pub fn broker_value(&self, name: &str) -> Option<(String, ConfigSource)> {
+        if let Some(v) = self.node.and_then(|m| m.get(name)) {
+            return Some((v.clone(), ConfigSource::DynamicBroker));
+        }
+        if let Some(v) = self.cluster.and_then(|m| m.get(name)) {
+            return Some((v.clone(), ConfigSource::DynamicDefaultBroker));
+        }
+        if let Some(v) = self.config.explicit.get(name) {
+            return Some((v.clone(), ConfigSource::StaticBroker));
+        }
+        None
+    }
 }
 
 impl ConfigSource {
@@ -43,6 +77,8 @@ impl ConfigSource {
     pub fn code(self) -> i8 {
         match self {
             ConfigSource::TopicOverride => 1,
+            ConfigSource::DynamicBroker => 2,
+            ConfigSource::DynamicDefaultBroker => 3,
             ConfigSource::StaticBroker => 4,
             ConfigSource::Default => 5,
         }
@@ -52,18 +88,18 @@ impl ConfigSource {
 /// The effective value of topic config `name` and its source.
 pub fn effective(
     topic: Option<&TopicImage>,
-    broker: &BrokerConfig,
+    defaults: &BrokerDefaults<'_>,
     name: &str,
 ) -> Option<(String, ConfigSource)> {
     let def = topic_config::find(name)?;
     if let Some(v) = topic.and_then(|t| t.configs.get(name)) {
         return Some((v.clone(), ConfigSource::TopicOverride));
     }
-    if let Some(v) = broker.explicit.get(def.broker_synonym) {
-        return Some((v.clone(), ConfigSource::StaticBroker));
+    if let Some(found) = defaults.broker_value(def.broker_synonym) {
+        return Some(found);
     }
     // Derived broker values (log.roll.hours -> log.roll.ms) count as the broker's.
-    match broker.get(def.broker_synonym) {
+    match defaults.config.get(def.broker_synonym) {
         Some(v) if v != def.default => Some((v.to_string(), ConfigSource::StaticBroker)),
         _ => Some((def.default.to_string(), ConfigSource::Default)),
     }
@@ -72,7 +108,7 @@ pub fn effective(
 /// Every topic config with its effective value.
 pub fn all_effective(
     topic: Option<&TopicImage>,
-    broker: &BrokerConfig,
+    broker: &BrokerDefaults<'_>,
 ) -> Vec<(&'static str, String, ConfigSource)> {
     TOPIC_CONFIGS
         .iter()
@@ -80,13 +116,13 @@ pub fn all_effective(
         .collect()
 }
 
-fn value(topic: Option<&TopicImage>, broker: &BrokerConfig, name: &str) -> String {
+fn value(topic: Option<&TopicImage>, broker: &BrokerDefaults<'_>, name: &str) -> String {
     effective(topic, broker, name)
         .map(|(v, _)| v)
         .unwrap_or_default()
 }
 
-fn long(topic: Option<&TopicImage>, broker: &BrokerConfig, name: &str, fallback: i64) -> i64 {
+fn long(topic: Option<&TopicImage>, broker: &BrokerDefaults<'_>, name: &str, fallback: i64) -> i64 {
     value(topic, broker, name)
         .trim()
         .parse()
@@ -94,7 +130,7 @@ fn long(topic: Option<&TopicImage>, broker: &BrokerConfig, name: &str, fallback:
 }
 
 impl TopicSettings {
-    pub fn resolve(topic: Option<&TopicImage>, broker: &BrokerConfig) -> Self {
+    pub fn resolve(topic: Option<&TopicImage>, broker: &BrokerDefaults<'_>) -> Self {
         let l = |name: &str, fallback: i64| long(topic, broker, name, fallback);
         Self {
             max_message_bytes: l("max.message.bytes", 1_048_588).max(0) as usize,
@@ -135,6 +171,7 @@ impl TopicSettings {
                 flush_messages: l("flush.messages", i64::MAX).max(1),
                 flush_ms: l("flush.ms", i64::MAX).max(0),
                 producer_id_expiration_ms: broker
+                    .config
                     .get("producer.id.expiration.ms")
                     .and_then(|v| v.trim().parse().ok())
                     .unwrap_or(86_400_000),

@@ -234,6 +234,67 @@ pub fn alter_topic_configs(
     Ok(diff_configs(topic, &t.configs, &next))
 }
 
+/// Records for dynamic broker configs (`resource_name` is a broker id, or "" for the
+/// cluster-wide default). Only the broker defaults of topic configs (`log.retention.ms`,
+/// `log.cleanup.policy`, ...) can change at runtime; they apply to every topic that does
+/// not override them.
+pub fn alter_broker_configs(
+    image: &MetadataImage,
+    resource_name: &str,
+    ops: &[(String, ConfigOp, Option<String>)],
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let current = image
+        .broker_configs
+        .get(resource_name)
+        .cloned()
+        .unwrap_or_default();
+    let mut next = current.clone();
+    for (name, op, value) in ops {
+        let def = topic_config::TOPIC_CONFIGS
+            .iter()
+            .find(|d| d.broker_synonym == name)
+            .ok_or_else(|| {
+                ControllerError::InvalidConfig(format!(
+                    "Cannot update these configs dynamically: {name}"
+                ))
+            })?;
+        match op {
+            ConfigOp::Set => {
+                let v = value.clone().ok_or_else(|| {
+                    ControllerError::InvalidConfig(format!("Null value not supported for : {name}"))
+                })?;
+                topic_config::validate_value(def, &v).map_err(ControllerError::InvalidConfig)?;
+                next.insert(name.clone(), v);
+            }
+            ConfigOp::Delete => {
+                next.remove(name);
+            }
+            ConfigOp::Append | ConfigOp::Subtract => {
+                return Err(ControllerError::InvalidConfig(format!(
+                    "Config value append/subtract is not supported for broker config {name}"
+                )));
+            }
+        }
+    }
+    let record = |name: &String, value: Option<String>| MetadataRecord::ConfigRecord {
+        resource: ConfigResource::Broker,
+        resource_name: resource_name.to_string(),
+        name: name.clone(),
+        value,
+    };
+    let mut out: Vec<MetadataRecord> = current
+        .keys()
+        .filter(|k| !next.contains_key(*k))
+        .map(|k| record(k, None))
+        .collect();
+    for (name, v) in &next {
+        if current.get(name) != Some(v) {
+            out.push(record(name, Some(v.clone())));
+        }
+    }
+    Ok(out)
+}
+
 /// Records that replace a topic's overrides with exactly `configs` (AlterConfigs).
 pub fn replace_topic_configs(
     image: &MetadataImage,

@@ -40,10 +40,41 @@ pub async fn handle(
                     })
                     .await
             }
-            RESOURCE_BROKER => Err((
-                ResponseError::InvalidRequest,
-                "Dynamic broker configs are not supported yet; set them in the broker's config file.".into(),
-            )),
+            RESOURCE_BROKER => {
+                // Legacy AlterConfigs replaces the whole dynamic set.
+                let name = r.resource_name.to_string();
+                let image = broker.metadata.image();
+                let mut ops: Vec<(String, controller::ConfigOp, Option<String>)> = image
+                    .broker_configs
+                    .get(&name)
+                    .map(|m| {
+                        m.keys()
+                            .map(|k| (k.clone(), controller::ConfigOp::Delete, None))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                ops.extend(r.configs.iter().filter_map(|c| {
+                    c.value.as_ref().map(|v| {
+                        (
+                            c.name.to_string(),
+                            controller::ConfigOp::Set,
+                            Some(v.to_string()),
+                        )
+                    })
+                }));
+                if !name.is_empty() && name != broker.config.node_id.to_string() {
+                    Err((
+                        ResponseError::InvalidRequest,
+                        format!("Unknown broker {name}"),
+                    ))
+                } else {
+                    broker
+                        .decide(req.validate_only, move |img| {
+                            controller::alter_broker_configs(img, &name, &ops)
+                        })
+                        .await
+                }
+            }
             other => Err((
                 ResponseError::InvalidRequest,
                 format!("Unsupported resource type {other}"),

@@ -164,9 +164,10 @@ pub async fn handle(
                     r.topic_id = created.id;
                 }
                 if version >= 5 {
+                    let defaults = topic_settings::BrokerDefaults::new(&broker.config, &image);
                     let entries = topic_settings::all_effective(
                         topic.filter(|_| !req.validate_only),
-                        &broker.config,
+                        &defaults,
                     )
                     .into_iter()
                     .map(|(k, v, source)| {

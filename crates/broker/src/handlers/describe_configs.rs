@@ -44,6 +44,7 @@ pub async fn handle(
 ) -> DescribeConfigsResponse {
     let v = ctx.version();
     let image = broker.metadata.image();
+    let defaults = crate::topic_settings::BrokerDefaults::new(&broker.config, &image);
     let mut results = Vec::with_capacity(req.resources.len());
     for r in req.resources {
         let wanted = |name: &str| {
@@ -65,7 +66,7 @@ pub async fn handle(
                         .filter(|d| wanted(d.name))
                         .map(|d| {
                             let (value, source) =
-                                crate::topic_settings::effective(Some(t), &broker.config, d.name)
+                                crate::topic_settings::effective(Some(t), &defaults, d.name)
                                     .unwrap_or_else(|| {
                                         (d.default.to_string(), ConfigSource::Default)
                                     });
@@ -77,6 +78,23 @@ pub async fn handle(
                                 let mut syn = Vec::new();
                                 if let Some(o) = t.configs.get(d.name) {
                                     syn.push(synonym(d.name, o, ConfigSource::TopicOverride));
+                                }
+                                if let Some(b) = defaults.node.and_then(|m| m.get(d.broker_synonym))
+                                {
+                                    syn.push(synonym(
+                                        d.broker_synonym,
+                                        b,
+                                        ConfigSource::DynamicBroker,
+                                    ));
+                                }
+                                if let Some(b) =
+                                    defaults.cluster.and_then(|m| m.get(d.broker_synonym))
+                                {
+                                    syn.push(synonym(
+                                        d.broker_synonym,
+                                        b,
+                                        ConfigSource::DynamicDefaultBroker,
+                                    ));
                                 }
                                 if let Some(b) = broker.config.explicit.get(d.broker_synonym) {
                                     syn.push(synonym(
@@ -115,18 +133,23 @@ pub async fn handle(
                         .map(|(name, _)| *name)
                         .filter(|name| wanted(name))
                         .map(|name| {
-                            let explicit = broker.config.explicit.get(name);
-                            let value = broker.config.get(name).unwrap_or_default();
-                            let source = if explicit.is_some() {
-                                ConfigSource::StaticBroker
-                            } else {
-                                ConfigSource::Default
-                            };
+                            let (value, source) =
+                                defaults.broker_value(name).unwrap_or_else(|| {
+                                    (
+                                        broker.config.get(name).unwrap_or_default().to_string(),
+                                        ConfigSource::Default,
+                                    )
+                                });
+                            let value = value.as_str();
+                            // Topic defaults can change at runtime; the rest are static.
+                            let dynamic = topic_config::TOPIC_CONFIGS
+                                .iter()
+                                .any(|d| d.broker_synonym == name);
                             let mut e = DescribeConfigsResourceResult::default()
                                 .with_name(s(name))
                                 .with_value(Some(s(value)))
                                 .with_config_source(source.code())
-                                .with_read_only(true);
+                                .with_read_only(!dynamic);
                             if req.include_synonyms {
                                 e.synonyms = vec![synonym(name, value, source)];
                             }

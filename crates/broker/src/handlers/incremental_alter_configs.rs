@@ -29,12 +29,16 @@ pub async fn handle(
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
         let outcome = match r.resource_type {
-            RESOURCE_TOPIC => {
+            RESOURCE_TOPIC | RESOURCE_BROKER => {
                 let mut ops = Vec::with_capacity(r.configs.len());
                 let mut bad_op = None;
                 for c in &r.configs {
                     match ConfigOp::from_code(c.config_operation) {
-                        Some(op) => ops.push((c.name.to_string(), op, c.value.as_ref().map(|v| v.to_string()))),
+                        Some(op) => ops.push((
+                            c.name.to_string(),
+                            op,
+                            c.value.as_ref().map(|v| v.to_string()),
+                        )),
                         None => bad_op = Some(c.config_operation),
                     }
                 }
@@ -43,6 +47,21 @@ pub async fn handle(
                         ResponseError::InvalidRequest,
                         format!("Unknown config operation {code}"),
                     )),
+                    None if r.resource_type == RESOURCE_BROKER => {
+                        let name = r.resource_name.to_string();
+                        if !name.is_empty() && name != broker.config.node_id.to_string() {
+                            Err((
+                                ResponseError::InvalidRequest,
+                                format!("Unknown broker {name}"),
+                            ))
+                        } else {
+                            broker
+                                .decide(req.validate_only, move |img| {
+                                    controller::alter_broker_configs(img, &name, &ops)
+                                })
+                                .await
+                        }
+                    }
                     None => {
                         let topic = r.resource_name.to_string();
                         broker
@@ -53,10 +72,6 @@ pub async fn handle(
                     }
                 }
             }
-            RESOURCE_BROKER => Err((
-                ResponseError::InvalidRequest,
-                "Dynamic broker configs are not supported yet; set them in the broker's config file.".into(),
-            )),
             other => Err((
                 ResponseError::InvalidRequest,
                 format!("Unsupported resource type {other}"),
