@@ -8,6 +8,11 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod conn;
+mod consume;
+mod group;
+mod produce;
+mod topic;
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +36,59 @@ enum Command {
     /// Example: gregor bench produce --topic bench --count 1000000 --size 100
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Create, list, describe, delete and configure topics.
+    ///
+    /// Example: gregor topic create orders -p 6
+    Topic {
+        #[command(flatten)]
+        conn: conn::Conn,
+        #[command(subcommand)]
+        cmd: topic::TopicCommand,
+    },
+    /// Write lines from stdin (or a file) as records.
+    ///
+    /// Example: printf 'k1:hello\nk2:world\n' | gregor produce greetings -K :
+    Produce {
+        #[command(flatten)]
+        conn: conn::Conn,
+        #[command(flatten)]
+        args: produce::ProduceArgs,
+    },
+    /// Read records from topics.
+    ///
+    /// Example: gregor consume greetings --from beginning -e -f '%o %k=%s\n'
+    Consume {
+        #[command(flatten)]
+        conn: conn::Conn,
+        #[command(flatten)]
+        args: consume::ConsumeArgs,
+    },
+    /// List, describe (with lag) and delete consumer groups.
+    ///
+    /// Example: gregor group describe billing
+    Group {
+        #[command(flatten)]
+        conn: conn::Conn,
+        #[command(subcommand)]
+        cmd: group::GroupCommand,
+    },
+    /// Cluster information.
+    ///
+    /// Example: gregor cluster info --output json
+    Cluster {
+        #[command(flatten)]
+        conn: conn::Conn,
+        #[command(subcommand)]
+        cmd: ClusterCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Brokers, cluster id, and topic and partition counts.
+    ///
+    /// Example: gregor cluster info
+    Info,
 }
 
 #[derive(clap::Args)]
@@ -49,11 +107,21 @@ struct BrokerArgs {
     overrides: Vec<String>,
 }
 
-fn main() -> Result<()> {
+fn main() {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Broker(args) => run_broker(args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Topic { conn, cmd } => topic::run(&conn, cmd),
+        Command::Produce { conn, args } => produce::run(&conn, args),
+        Command::Consume { conn, args } => consume::run(&conn, args),
+        Command::Group { conn, cmd } => group::run(&conn, cmd),
+        Command::Cluster { conn, cmd: ClusterCommand::Info } => group::cluster_info(&conn),
+    };
+    // One plain line on failure, and a non-zero exit.
+    if let Err(e) = result {
+        eprintln!("gregor: {e:#}");
+        std::process::exit(1);
     }
 }
 
