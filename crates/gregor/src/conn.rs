@@ -9,8 +9,8 @@ use anyhow::{bail, Context, Result};
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::metadata::Metadata;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::metadata::Metadata;
 
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -25,7 +25,13 @@ pub(crate) enum Output {
 #[derive(clap::Args, Clone, Debug)]
 pub(crate) struct Conn {
     /// Bootstrap brokers.
-    #[arg(short = 'b', long, env = "GREGOR_BROKERS", default_value = "127.0.0.1:9092", global = true)]
+    #[arg(
+        short = 'b',
+        long,
+        env = "GREGOR_BROKERS",
+        default_value = "127.0.0.1:9092",
+        global = true
+    )]
     pub brokers: String,
     /// A librdkafka client property, passed straight through. Repeatable.
     #[arg(short = 'X', value_name = "KEY=VALUE", global = true)]
@@ -73,7 +79,9 @@ impl Conn {
     }
 
     pub(crate) fn admin(&self) -> Result<AdminClient<DefaultClientContext>> {
-        self.config()?.create().context("cannot create admin client")
+        self.config()?
+            .create()
+            .context("cannot create admin client")
     }
 
     /// Cluster metadata for one topic or all. Asked through a consumer handle, which

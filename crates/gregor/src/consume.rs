@@ -50,7 +50,12 @@ fn headers(m: &BorrowedMessage<'_>) -> Vec<(String, Option<String>)> {
     m.headers()
         .map(|hs| {
             hs.iter()
-                .map(|h| (h.key.to_string(), h.value.map(|v| String::from_utf8_lossy(v).into_owned())))
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        h.value.map(|v| String::from_utf8_lossy(v).into_owned()),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -106,10 +111,9 @@ fn start_offset(from: &str) -> Result<Offset> {
                 .parse()
                 .with_context(|| format!("bad timestamp in --from {s}"))?,
         ),
-        s => Offset::Offset(
-            s.parse()
-                .with_context(|| format!("--from must be beginning, end, an offset or @timestamp, not {s:?}"))?,
-        ),
+        s => Offset::Offset(s.parse().with_context(|| {
+            format!("--from must be beginning, end, an offset or @timestamp, not {s:?}")
+        })?),
     })
 }
 
@@ -119,11 +123,17 @@ pub(crate) fn run(conn: &Conn, args: ConsumeArgs) -> Result<()> {
         .set("isolation.level", &args.isolation)
         .set(
             "auto.offset.reset",
-            if args.from == "beginning" { "earliest" } else { "latest" },
+            if args.from == "beginning" {
+                "earliest"
+            } else {
+                "latest"
+            },
         );
     match &args.group {
         Some(g) => cfg.set("group.id", g),
-        None => cfg.set("group.id", "gregor-cli").set("enable.auto.commit", "false"),
+        None => cfg
+            .set("group.id", "gregor-cli")
+            .set("enable.auto.commit", "false"),
     };
     let consumer: BaseConsumer = cfg.create().context("cannot create consumer")?;
     let md = consumer
@@ -145,10 +155,14 @@ pub(crate) fn run(conn: &Conn, args: ConsumeArgs) -> Result<()> {
         let mut tpl = TopicPartitionList::new();
         let start = start_offset(&args.from)?;
         for (t, p) in &all {
-            tpl.add_partition_offset(t, *p, match start {
-                Offset::Offset(o) if args.from.starts_with('@') => Offset::Offset(o),
-                other => other,
-            })?;
+            tpl.add_partition_offset(
+                t,
+                *p,
+                match start {
+                    Offset::Offset(o) if args.from.starts_with('@') => Offset::Offset(o),
+                    other => other,
+                },
+            )?;
         }
         if args.from.starts_with('@') {
             tpl = consumer

@@ -27,6 +27,9 @@ pub(crate) enum GroupCommand {
     },
 }
 
+/// A member: id, client id, host, and its assignment by topic.
+type MemberRow = (String, String, String, Vec<(String, Vec<i32>)>);
+
 /// Topics and partitions in a consumer-protocol assignment (`ConsumerProtocolAssignment`).
 fn parse_assignment(b: &[u8]) -> Vec<(String, Vec<i32>)> {
     let mut out = Vec::new();
@@ -36,12 +39,16 @@ fn parse_assignment(b: &[u8]) -> Vec<(String, Vec<i32>)> {
         *pos += 4;
         Some(i32::from_be_bytes([s[0], s[1], s[2], s[3]]))
     };
-    let Some(topics) = read_i32(&mut pos) else { return out };
+    let Some(topics) = read_i32(&mut pos) else {
+        return out;
+    };
     for _ in 0..topics.max(0) {
         let Some(l) = b.get(pos..pos + 2) else { break };
         let len = i16::from_be_bytes([l[0], l[1]]).max(0) as usize;
         pos += 2;
-        let Some(name) = b.get(pos..pos + len) else { break };
+        let Some(name) = b.get(pos..pos + len) else {
+            break;
+        };
         pos += len;
         let Some(n) = read_i32(&mut pos) else { break };
         let mut parts = Vec::new();
@@ -66,7 +73,14 @@ pub(crate) fn run(conn: &Conn, cmd: GroupCommand) -> Result<()> {
             let mut groups: Vec<_> = list
                 .groups()
                 .iter()
-                .map(|g| (g.name().to_string(), g.state().to_string(), g.protocol_type().to_string(), g.members().len()))
+                .map(|g| {
+                    (
+                        g.name().to_string(),
+                        g.state().to_string(),
+                        g.protocol_type().to_string(),
+                        g.members().len(),
+                    )
+                })
                 .collect();
             groups.sort();
             if conn.json() {
@@ -85,7 +99,8 @@ pub(crate) fn run(conn: &Conn, cmd: GroupCommand) -> Result<()> {
         }
         GroupCommand::Describe { group } => {
             let mut cfg = conn.config()?;
-            cfg.set("group.id", &group).set("enable.auto.commit", "false");
+            cfg.set("group.id", &group)
+                .set("enable.auto.commit", "false");
             let consumer: BaseConsumer = cfg.create().context("cannot create client")?;
             let list = consumer
                 .fetch_group_list(Some(&group), TIMEOUT)
@@ -93,7 +108,7 @@ pub(crate) fn run(conn: &Conn, cmd: GroupCommand) -> Result<()> {
             let Some(g) = list.groups().iter().find(|g| g.name() == group) else {
                 bail!("unknown group {group}");
             };
-            let members: Vec<(String, String, String, Vec<(String, Vec<i32>)>)> = g
+            let members: Vec<MemberRow> = g
                 .members()
                 .iter()
                 .map(|m| {
@@ -107,7 +122,9 @@ pub(crate) fn run(conn: &Conn, cmd: GroupCommand) -> Result<()> {
                 .collect();
             // Committed offsets for every partition of every (non-internal) topic; the
             // group's own are the ones with an offset.
-            let md = consumer.fetch_metadata(None, TIMEOUT).context("cannot fetch metadata")?;
+            let md = consumer
+                .fetch_metadata(None, TIMEOUT)
+                .context("cannot fetch metadata")?;
             let mut tpl = TopicPartitionList::new();
             for t in md.topics().iter().filter(|t| !t.name().starts_with("__")) {
                 for p in t.partitions() {
@@ -125,17 +142,30 @@ pub(crate) fn run(conn: &Conn, cmd: GroupCommand) -> Result<()> {
                         .context("cannot read end offsets")?;
                     let owner = members
                         .iter()
-                        .find(|m| m.3.iter().any(|(t, ps)| t == e.topic() && ps.contains(&e.partition())))
+                        .find(|m| {
+                            m.3.iter()
+                                .any(|(t, ps)| t == e.topic() && ps.contains(&e.partition()))
+                        })
                         .map(|m| m.0.clone())
                         .unwrap_or_default();
-                    offsets.push((e.topic().to_string(), e.partition(), o, high, (high - o).max(0), owner));
+                    offsets.push((
+                        e.topic().to_string(),
+                        e.partition(),
+                        o,
+                        high,
+                        (high - o).max(0),
+                        owner,
+                    ));
                 }
             }
             if conn.json() {
                 let ms: Vec<_> = members
                     .iter()
                     .map(|(id, c, h, a)| {
-                        let a: Vec<_> = a.iter().map(|(t, ps)| json!({"topic": t, "partitions": ps})).collect();
+                        let a: Vec<_> = a
+                            .iter()
+                            .map(|(t, ps)| json!({"topic": t, "partitions": ps}))
+                            .collect();
                         json!({"member_id": id, "client_id": c, "host": h, "assignment": a})
                     })
                     .collect();
@@ -150,12 +180,18 @@ pub(crate) fn run(conn: &Conn, cmd: GroupCommand) -> Result<()> {
                     json!({"group": group, "state": g.state(), "protocol": g.protocol(), "members": ms, "offsets": os})
                 );
             } else {
-                println!("group {group}: {} ({} members, protocol {})", g.state(), members.len(), g.protocol());
+                println!(
+                    "group {group}: {} ({} members, protocol {})",
+                    g.state(),
+                    members.len(),
+                    g.protocol()
+                );
                 if !members.is_empty() {
                     let rows: Vec<Vec<String>> = members
                         .iter()
                         .map(|(id, c, h, a)| {
-                            let a: Vec<String> = a.iter().map(|(t, ps)| format!("{t}{ps:?}")).collect();
+                            let a: Vec<String> =
+                                a.iter().map(|(t, ps)| format!("{t}{ps:?}")).collect();
                             vec![id.clone(), c.clone(), h.clone(), a.join(" ")]
                         })
                         .collect();
@@ -164,9 +200,21 @@ pub(crate) fn run(conn: &Conn, cmd: GroupCommand) -> Result<()> {
                 }
                 let rows: Vec<Vec<String>> = offsets
                     .iter()
-                    .map(|(t, p, o, h, l, m)| vec![t.clone(), p.to_string(), o.to_string(), h.to_string(), l.to_string(), m.clone()])
+                    .map(|(t, p, o, h, l, m)| {
+                        vec![
+                            t.clone(),
+                            p.to_string(),
+                            o.to_string(),
+                            h.to_string(),
+                            l.to_string(),
+                            m.clone(),
+                        ]
+                    })
                     .collect();
-                table(&["TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "MEMBER"], &rows);
+                table(
+                    &["TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "MEMBER"],
+                    &rows,
+                );
             }
         }
         GroupCommand::Delete { groups } => {
@@ -192,13 +240,20 @@ pub(crate) fn run(conn: &Conn, cmd: GroupCommand) -> Result<()> {
 pub(crate) fn cluster_info(conn: &Conn) -> Result<()> {
     let md = conn.metadata(None)?;
     let consumer: BaseConsumer = conn.config()?.create().context("cannot create client")?;
-    let cluster_id = consumer.client().fetch_cluster_id(TIMEOUT).unwrap_or_default();
+    let cluster_id = consumer
+        .client()
+        .fetch_cluster_id(TIMEOUT)
+        .unwrap_or_default();
     let brokers: Vec<(i32, String, i32)> = md
         .brokers()
         .iter()
         .map(|b| (b.id(), b.host().to_string(), b.port()))
         .collect();
-    let topics = md.topics().iter().filter(|t| !t.name().starts_with("__")).count();
+    let topics = md
+        .topics()
+        .iter()
+        .filter(|t| !t.name().starts_with("__"))
+        .count();
     let partitions: usize = md
         .topics()
         .iter()
@@ -216,7 +271,10 @@ pub(crate) fn cluster_info(conn: &Conn) -> Result<()> {
                    "answered_by": md.orig_broker_id()})
         );
     } else {
-        println!("cluster {cluster_id}: {} brokers, {topics} topics, {partitions} partitions", brokers.len());
+        println!(
+            "cluster {cluster_id}: {} brokers, {topics} topics, {partitions} partitions",
+            brokers.len()
+        );
         let rows: Vec<Vec<String>> = brokers
             .iter()
             .map(|(id, h, p)| vec![id.to_string(), format!("{h}:{p}")])

@@ -116,7 +116,10 @@ fn main() {
         Command::Produce { conn, args } => produce::run(&conn, args),
         Command::Consume { conn, args } => consume::run(&conn, args),
         Command::Group { conn, cmd } => group::run(&conn, cmd),
-        Command::Cluster { conn, cmd: ClusterCommand::Info } => group::cluster_info(&conn),
+        Command::Cluster {
+            conn,
+            cmd: ClusterCommand::Info,
+        } => group::cluster_info(&conn),
     };
     // One plain line on failure, and a non-zero exit.
     if let Err(e) = result {

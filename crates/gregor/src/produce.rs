@@ -72,7 +72,8 @@ pub(crate) fn run(conn: &Conn, args: ProduceArgs) -> Result<()> {
             failed: Mutex::new(Vec::new()),
         })
         .context("cannot create producer")?;
-    let headers: Vec<(String, String)> = args.headers.iter().map(|h| kv(h)).collect::<Result<_>>()?;
+    let headers: Vec<(String, String)> =
+        args.headers.iter().map(|h| kv(h)).collect::<Result<_>>()?;
     let input: Box<dyn BufRead> = match &args.file {
         Some(path) => Box::new(BufReader::new(
             std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
@@ -108,9 +109,12 @@ pub(crate) fn run(conn: &Conn, args: ProduceArgs) -> Result<()> {
         loop {
             match producer.send(record) {
                 Ok(()) => break,
-                Err((rdkafka::error::KafkaError::MessageProduction(
-                    rdkafka::types::RDKafkaErrorCode::QueueFull,
-                ), r)) => {
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    r,
+                )) => {
                     record = r;
                     producer.poll(Duration::from_millis(10));
                 }

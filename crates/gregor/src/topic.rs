@@ -101,7 +101,8 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
             configs,
         } => {
             let admin = conn.admin()?;
-            let configs: Vec<(String, String)> = configs.iter().map(|c| kv(c)).collect::<Result<_>>()?;
+            let configs: Vec<(String, String)> =
+                configs.iter().map(|c| kv(c)).collect::<Result<_>>()?;
             let mut t = NewTopic::new(
                 &name,
                 partitions.unwrap_or(-1),
@@ -110,7 +111,9 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
             for (k, v) in &configs {
                 t = t.set(k, v);
             }
-            for r in block_on(admin.create_topics([&t], &opts()))?.context("create_topics failed")? {
+            for r in
+                block_on(admin.create_topics([&t], &opts()))?.context("create_topics failed")?
+            {
                 if let Err((t, e)) = r {
                     bail!("cannot create topic {t}: {e}");
                 }
@@ -150,7 +153,10 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
                 bail!("unknown topic {name}");
             };
             if let Some(e) = t.error() {
-                bail!("topic {name}: {}", rdkafka::types::RDKafkaErrorCode::from(e));
+                bail!(
+                    "topic {name}: {}",
+                    rdkafka::types::RDKafkaErrorCode::from(e)
+                );
             }
             let consumer: BaseConsumer = conn.config()?.create().context("cannot create client")?;
             let mut parts = Vec::new();
@@ -158,7 +164,14 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
                 let (low, high) = consumer
                     .fetch_watermarks(&name, p.id(), TIMEOUT)
                     .with_context(|| format!("cannot read offsets of {name}/{}", p.id()))?;
-                parts.push((p.id(), p.leader(), p.replicas().to_vec(), p.isr().to_vec(), low, high));
+                parts.push((
+                    p.id(),
+                    p.leader(),
+                    p.replicas().to_vec(),
+                    p.isr().to_vec(),
+                    low,
+                    high,
+                ));
             }
             let configs = overrides(conn, &name)?;
             if conn.json() {
@@ -169,7 +182,10 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
                                "start_offset": low, "end_offset": high})
                     })
                     .collect();
-                println!("{}", json!({"name": name, "partitions": ps, "configs": configs}));
+                println!(
+                    "{}",
+                    json!({"name": name, "partitions": ps, "configs": configs})
+                );
             } else {
                 println!("topic {name}: {} partitions", parts.len());
                 let rows: Vec<Vec<String>> = parts
@@ -185,11 +201,16 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
                         ]
                     })
                     .collect();
-                table(&["PARTITION", "LEADER", "REPLICAS", "ISR", "START", "END"], &rows);
+                table(
+                    &["PARTITION", "LEADER", "REPLICAS", "ISR", "START", "END"],
+                    &rows,
+                );
                 if !configs.is_empty() {
                     println!();
-                    let rows: Vec<Vec<String>> =
-                        configs.iter().map(|(k, v)| vec![k.clone(), v.clone()]).collect();
+                    let rows: Vec<Vec<String>> = configs
+                        .iter()
+                        .map(|(k, v)| vec![k.clone(), v.clone()])
+                        .collect();
                     table(&["CONFIG", "VALUE"], &rows);
                 }
             }
@@ -197,7 +218,9 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
         TopicCommand::Delete { names } => {
             let admin = conn.admin()?;
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            for r in block_on(admin.delete_topics(&refs, &opts()))?.context("delete_topics failed")? {
+            for r in
+                block_on(admin.delete_topics(&refs, &opts()))?.context("delete_topics failed")?
+            {
                 if let Err((t, e)) = r {
                     bail!("cannot delete topic {t}: {e}");
                 }
@@ -227,7 +250,9 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
                 alter = alter.set(k, v);
             }
             let admin = conn.admin()?;
-            for r in block_on(admin.alter_configs([&alter], &opts()))?.context("alter_configs failed")? {
+            for r in
+                block_on(admin.alter_configs([&alter], &opts()))?.context("alter_configs failed")?
+            {
                 if let Err((_, e)) = r {
                     bail!("cannot alter configs of {name}: {e}");
                 }
@@ -241,7 +266,9 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
         TopicCommand::AddPartitions { name, count } => {
             let admin = conn.admin()?;
             let np = NewPartitions::new(&name, count);
-            for r in block_on(admin.create_partitions([&np], &opts()))?.context("create_partitions failed")? {
+            for r in block_on(admin.create_partitions([&np], &opts()))?
+                .context("create_partitions failed")?
+            {
                 if let Err((t, e)) = r {
                     bail!("cannot add partitions to {t}: {e}");
                 }
