@@ -18,6 +18,32 @@ pub(crate) enum GroupCommand {
     ///
     /// Example: gregor group describe billing
     Describe { group: String },
+    /// Move an inactive group's committed offsets. Shows the plan; --execute applies it.
+    ///
+    /// Example: gregor group reset-offsets billing --topic orders --to-datetime 2026-11-25T12:00:00Z --execute
+    ResetOffsets {
+        group: String,
+        /// Topic whose partitions to move.
+        #[arg(long, required = true)]
+        topic: String,
+        #[arg(long, group = "target")]
+        to_earliest: bool,
+        #[arg(long, group = "target")]
+        to_latest: bool,
+        /// An offset, applied to every partition.
+        #[arg(long, group = "target", allow_hyphen_values = true)]
+        to_offset: Option<i64>,
+        /// The first offset at or after this time: RFC 3339 UTC (2026-11-25T12:00:00Z)
+        /// or milliseconds since the epoch.
+        #[arg(long, group = "target")]
+        to_datetime: Option<String>,
+        /// Move each committed offset by this many (may be negative).
+        #[arg(long, group = "target", allow_hyphen_values = true)]
+        shift_by: Option<i64>,
+        /// Apply the plan (default: only show it).
+        #[arg(long)]
+        execute: bool,
+    },
     /// Delete empty groups and their committed offsets.
     ///
     /// Example: gregor group delete billing
@@ -217,6 +243,124 @@ pub(crate) fn run(conn: &Conn, cmd: GroupCommand) -> Result<()> {
                 );
             }
         }
+        GroupCommand::ResetOffsets {
+            group,
+            topic,
+            to_earliest,
+            to_latest,
+            to_offset,
+            to_datetime,
+            shift_by,
+            execute,
+        } => {
+            let mut cfg = conn.config()?;
+            cfg.set("group.id", &group)
+                .set("enable.auto.commit", "false");
+            let consumer: BaseConsumer = cfg.create().context("cannot create client")?;
+            let md = consumer
+                .fetch_metadata(Some(&topic), TIMEOUT)
+                .context("cannot fetch metadata")?;
+            let Some(t) = md
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic && t.error().is_none())
+            else {
+                bail!("unknown topic {topic}");
+            };
+            let mut tpl = TopicPartitionList::new();
+            for p in t.partitions() {
+                tpl.add_partition(&topic, p.id());
+            }
+            let committed = consumer
+                .committed_offsets(tpl.clone(), TIMEOUT)
+                .context("cannot fetch committed offsets")?;
+            let by_time = match &to_datetime {
+                Some(d) => {
+                    let ms = parse_datetime(d)?;
+                    let mut q = TopicPartitionList::new();
+                    for p in t.partitions() {
+                        q.add_partition_offset(&topic, p.id(), Offset::Offset(ms))?;
+                    }
+                    Some(
+                        consumer
+                            .offsets_for_times(q, TIMEOUT)
+                            .context("cannot look up offsets by time")?,
+                    )
+                }
+                None => None,
+            };
+            let mut plan = Vec::new();
+            for p in t.partitions() {
+                let (low, high) = consumer
+                    .fetch_watermarks(&topic, p.id(), TIMEOUT)
+                    .context("cannot read offsets")?;
+                let current =
+                    committed
+                        .find_partition(&topic, p.id())
+                        .and_then(|e| match e.offset() {
+                            Offset::Offset(o) => Some(o),
+                            _ => None,
+                        });
+                let target = if to_earliest {
+                    low
+                } else if to_latest {
+                    high
+                } else if let Some(o) = to_offset {
+                    o
+                } else if let Some(n) = shift_by {
+                    current.unwrap_or(low).saturating_add(n)
+                } else if let Some(found) = &by_time {
+                    match found.find_partition(&topic, p.id()).map(|e| e.offset()) {
+                        Some(Offset::Offset(o)) => o,
+                        _ => high,
+                    }
+                } else {
+                    bail!("choose a target: --to-earliest, --to-latest, --to-offset, --to-datetime or --shift-by");
+                };
+                plan.push((p.id(), current, target.clamp(low, high)));
+            }
+            if execute {
+                let mut commit = TopicPartitionList::new();
+                for (p, _, target) in &plan {
+                    commit.add_partition_offset(&topic, *p, Offset::Offset(*target))?;
+                }
+                consumer
+                    .commit(&commit, rdkafka::consumer::CommitMode::Sync)
+                    .with_context(|| {
+                        format!(
+                            "cannot commit new offsets for {group} (is the group still active?)"
+                        )
+                    })?;
+            }
+            if conn.json() {
+                let v: Vec<_> = plan
+                    .iter()
+                    .map(
+                        |(p, c, t)| json!({"topic": topic, "partition": p, "current": c, "new": t}),
+                    )
+                    .collect();
+                println!(
+                    "{}",
+                    json!({"group": group, "executed": execute, "offsets": v})
+                );
+            } else {
+                let rows: Vec<Vec<String>> = plan
+                    .iter()
+                    .map(|(p, c, t)| {
+                        vec![
+                            topic.clone(),
+                            p.to_string(),
+                            c.map_or("-".into(), |c| c.to_string()),
+                            t.to_string(),
+                        ]
+                    })
+                    .collect();
+                table(&["TOPIC", "PARTITION", "CURRENT", "NEW"], &rows);
+                if !execute {
+                    println!("(dry run: add --execute to apply)");
+                }
+            }
+        }
         GroupCommand::Delete { groups } => {
             let admin = conn.admin()?;
             let refs: Vec<&str> = groups.iter().map(String::as_str).collect();
@@ -282,4 +426,54 @@ pub(crate) fn cluster_info(conn: &Conn) -> Result<()> {
         table(&["BROKER", "ADDRESS"], &rows);
     }
     Ok(())
+}
+
+/// Milliseconds since the epoch from `2026-11-25T12:00:00Z` (optionally with
+/// fractional seconds) or from a number of milliseconds.
+fn parse_datetime(s: &str) -> Result<i64> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    let bad =
+        || anyhow::anyhow!("bad datetime {s:?}: use 2026-11-25T12:00:00Z or epoch milliseconds");
+    let s2 = s.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, time) = s2.split_once('T').ok_or_else(bad)?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|x| x.parse().map_err(|_| bad()))
+        .collect::<Result<_>>()?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<i64> = hms
+        .split(':')
+        .map(|x| x.parse().map_err(|_| bad()))
+        .collect::<Result<_>>()?;
+    if d.len() != 3 || t.len() != 3 {
+        return Err(bad());
+    }
+    let millis: i64 = format!("{frac:0<3}")[..3].parse().map_err(|_| bad())?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, m, day) = (d[0] - i64::from(d[1] <= 2), d[1], d[2]);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + millis)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn datetimes_parse_to_epoch_millis() {
+        assert_eq!(parse_datetime("1970-01-01T00:00:00Z").unwrap(), 0);
+        assert_eq!(
+            parse_datetime("2000-03-01T00:00:01.5Z").unwrap(),
+            951_868_801_500
+        );
+        assert_eq!(parse_datetime("1700000000000").unwrap(), 1_700_000_000_000);
+        assert!(parse_datetime("yesterday").is_err());
+    }
 }

@@ -196,6 +196,56 @@ fn topics_produce_consume_groups_and_cluster() {
         .unwrap()
         .iter()
         .any(|x| x["group"] == "billing"));
+    // reset-offsets: a dry run changes nothing; --execute moves the group, and a real
+    // group consumer resumes there.
+    let committed_p0 = |g: &Value| {
+        g["offsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["partition"] == 0)
+            .unwrap()["committed"]
+            .clone()
+    };
+    let args = [
+        "group",
+        "reset-offsets",
+        "billing",
+        "--topic",
+        "orders",
+        "--to-offset",
+        "1",
+    ];
+    assert_eq!(json(b, &args)["executed"], false);
+    assert_eq!(committed_p0(&json(b, &["group", "describe", "billing"])), 3);
+    let mut exec = args.to_vec();
+    exec.push("--execute");
+    ok(b, &exec, None);
+    let resumed = ok(
+        b,
+        &[
+            "consume", "orders", "--group", "billing", "-e", "-f", "%p/%o\\n",
+        ],
+        None,
+    );
+    assert_eq!(resumed, "0/1\n0/2\n0/3\n0/4\n");
+    let earliest = json(
+        b,
+        &[
+            "group",
+            "reset-offsets",
+            "billing",
+            "--topic",
+            "orders",
+            "--to-earliest",
+            "--execute",
+        ],
+    );
+    assert!(earliest["offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|o| o["new"] == 0));
     ok(b, &["group", "delete", "billing"], None);
     let groups = json(b, &["group", "list"]);
     assert!(!groups
