@@ -155,6 +155,27 @@ pub struct ValidatedBatch {
     pub has_null_key: bool,
 }
 
+/// The records section of a batch (everything after the 61-byte header), decompressed
+/// into `scratch` when the batch is compressed; `limit` bounds the inflated size. The
+/// one place that turns a stored or produced batch into walkable records.
+pub fn records_section<'a>(
+    header: &BatchHeader,
+    batch: &'a [u8],
+    scratch: &'a mut Vec<u8>,
+    limit: usize,
+) -> Result<&'a [u8], BatchError> {
+    let payload = batch
+        .get(HEADER_LEN..header.total_size().min(batch.len()))
+        .ok_or(BatchError::Truncated("batch"))?;
+    let codec = header.codec()?;
+    if codec == Codec::None {
+        return Ok(payload);
+    }
+    scratch.clear();
+    compression::decompress(codec, payload, scratch, limit)?;
+    Ok(scratch)
+}
+
 /// Validates one complete batch: size, magic, CRC32C, codec, record count against
 /// `lastOffsetDelta`, and every record's framing and offset delta. `scratch` is reused
 /// for decompression; `decompress_limit` bounds the inflated size.
@@ -213,15 +234,7 @@ fn validate_inner(
             header.record_count, header.last_offset_delta
         )));
     }
-    let codec = header.codec()?;
-    let payload = &batch[HEADER_LEN..];
-    let data: &[u8] = if codec == Codec::None {
-        payload
-    } else {
-        scratch.clear();
-        compression::decompress(codec, payload, scratch, decompress_limit)?;
-        scratch
-    };
+    let data = records_section(&header, batch, scratch, decompress_limit)?;
     let mut max_ts = i64::MIN;
     let mut min_ts = i64::MAX;
     let mut max_delta = 0;
@@ -285,17 +298,7 @@ pub fn first_offset_at_or_after(
             (header.max_timestamp >= target).then_some((header.base_offset, header.max_timestamp))
         );
     }
-    let codec = header.codec()?;
-    let payload = batch
-        .get(HEADER_LEN..header.total_size().min(batch.len()))
-        .ok_or(BatchError::Truncated("batch"))?;
-    let data: &[u8] = if codec == Codec::None {
-        payload
-    } else {
-        scratch.clear();
-        compression::decompress(codec, payload, scratch, limit)?;
-        scratch
-    };
+    let data = records_section(&header, batch, scratch, limit)?;
     for rec in RecordWalker::new(data, header.record_count) {
         let rec = rec?;
         let ts = header.base_timestamp.wrapping_add(rec.timestamp_delta);

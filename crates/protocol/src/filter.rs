@@ -37,14 +37,7 @@ pub fn filter_batch(
     }
     let batch = &batch[..header.total_size()];
     let codec = header.codec()?;
-    let payload = &batch[HEADER_LEN..];
-    let data: &[u8] = if codec == Codec::None {
-        payload
-    } else {
-        scratch.clear();
-        compression::decompress(codec, payload, scratch, limit)?;
-        scratch
-    };
+    let data = crate::batch::records_section(&header, batch, scratch, limit)?;
     let mut kept: Vec<RecordView<'_>> = Vec::new();
     let mut total = 0;
     for rec in RecordWalker::new(data, header.record_count) {
@@ -102,15 +95,7 @@ pub fn recompress(
         return Err(BatchError::Truncated("batch length points past the end"));
     }
     let batch = &batch[..header.total_size()];
-    let from = header.codec()?;
-    let payload = &batch[HEADER_LEN..];
-    let data: &[u8] = if from == Codec::None {
-        payload
-    } else {
-        scratch.clear();
-        compression::decompress(from, payload, scratch, limit)?;
-        scratch
-    };
+    let data = crate::batch::records_section(&header, batch, scratch, limit)?;
     let mut body = Vec::with_capacity(data.len() / 2 + 64);
     compression::compress(codec, data, &mut body)?;
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());

@@ -129,15 +129,7 @@ pub fn build_cleaned(plan: &CleanPlan, cfg: &CleanerConfig, now_ms: i64) -> Resu
             if h.is_control() {
                 return Ok(true);
             }
-            let codec = h.codec()?;
-            let payload = &bytes[batch::HEADER_LEN..];
-            let data: &[u8] = if codec == gregor_protocol::compression::Codec::None {
-                payload
-            } else {
-                scratch.clear();
-                gregor_protocol::compression::decompress(codec, payload, &mut scratch, 1 << 30)?;
-                &scratch
-            };
+            let data = batch::records_section(h, bytes, &mut scratch, 1 << 30)?;
             for rec in RecordWalker::new(data, h.record_count) {
                 let rec = rec?;
                 if let Some(k) = rec.key {

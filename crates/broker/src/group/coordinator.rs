@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use gregor_metadata::controller::{self, NewTopic};
 use gregor_metadata::ControllerError;
 use gregor_protocol::batch::{self, BatchHeader, NewRecord};
-use gregor_protocol::compression::{self, Codec};
+use gregor_protocol::compression::Codec;
 use gregor_protocol::records::RecordWalker;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -590,16 +590,8 @@ fn replay_partition(
             if h.is_control() {
                 continue;
             }
-            let payload = &b[batch::HEADER_LEN..];
-            let codec = h.codec().map_err(|e| e.to_string())?;
-            let data: &[u8] = if codec == Codec::None {
-                payload
-            } else {
-                scratch.clear();
-                compression::decompress(codec, payload, scratch, 256 << 20)
-                    .map_err(|e| e.to_string())?;
-                scratch
-            };
+            let data =
+                batch::records_section(&h, b, scratch, 256 << 20).map_err(|e| e.to_string())?;
             for rec in RecordWalker::new(data, h.record_count) {
                 let rec = rec.map_err(|e| e.to_string())?;
                 apply_record(out, rec.key, rec.value);
