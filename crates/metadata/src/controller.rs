@@ -160,29 +160,17 @@ impl ConfigOp {
     }
 }
 
-fn config_record(topic: &str, name: &str, value: Option<String>) -> MetadataRecord {
-    MetadataRecord::ConfigRecord {
-        resource: ConfigResource::Topic,
-        resource_name: topic.to_string(),
-        name: name.to_string(),
-        value,
-    }
-}
-
-/// Records for incremental changes to a topic's config overrides. Every operation is
-/// validated first; one bad operation refuses the whole resource, as Kafka does.
-pub fn alter_topic_configs(
-    image: &MetadataImage,
-    topic: &str,
+/// Applies IncrementalAlterConfigs operations to a set of values. `find` names the
+/// definition that validates each config (None: it cannot be changed here).
+fn apply_config_ops(
+    current: &BTreeMap<String, String>,
     ops: &[(String, ConfigOp, Option<String>)],
-) -> Result<Vec<MetadataRecord>, ControllerError> {
-    let t = image.topic(topic).ok_or(ControllerError::UnknownTopic)?;
-    let mut next = t.configs.clone();
+    find: impl Fn(&str) -> Option<&'static topic_config::ConfigDef>,
+    unknown: impl Fn(&str) -> String,
+) -> Result<BTreeMap<String, String>, ControllerError> {
+    let mut next = current.clone();
     for (name, op, value) in ops {
-        let def = topic_config::find(name).ok_or_else(|| {
-            ControllerError::InvalidConfig(format!("Unknown topic config name: {name}"))
-        })?;
-        let is_list = def.kind == topic_config::ConfigType::List;
+        let def = find(name).ok_or_else(|| ControllerError::InvalidConfig(unknown(name)))?;
         match op {
             ConfigOp::Set => {
                 let v = value.clone().ok_or_else(|| {
@@ -195,27 +183,19 @@ pub fn alter_topic_configs(
                 next.remove(name);
             }
             ConfigOp::Append | ConfigOp::Subtract => {
-                if !is_list {
+                if def.kind != topic_config::ConfigType::List {
                     return Err(ControllerError::InvalidConfig(format!(
                         "Config value append/subtract is not allowed for config key: {name}, since it is not a list"
                     )));
                 }
-                let current = next
-                    .get(name)
-                    .cloned()
-                    .unwrap_or_else(|| def.default.to_string());
-                let mut items: Vec<String> = current
-                    .split(',')
-                    .map(|i| i.trim().to_string())
-                    .filter(|i| !i.is_empty())
-                    .collect();
-                let given: Vec<String> = value
-                    .as_deref()
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(|i| i.trim().to_string())
-                    .filter(|i| !i.is_empty())
-                    .collect();
+                let items_of = |v: &str| -> Vec<String> {
+                    v.split(',')
+                        .map(|i| i.trim().to_string())
+                        .filter(|i| !i.is_empty())
+                        .collect()
+                };
+                let mut items = items_of(next.get(name).map_or(def.default, String::as_str));
+                let given = items_of(value.as_deref().unwrap_or_default());
                 if *op == ConfigOp::Append {
                     for g in given {
                         if !items.contains(&g) {
@@ -231,7 +211,52 @@ pub fn alter_topic_configs(
             }
         }
     }
-    Ok(diff_configs(topic, &t.configs, &next))
+    Ok(next)
+}
+
+/// The ConfigRecords that turn `old` into `new` for one resource.
+fn diff_configs(
+    resource: ConfigResource,
+    resource_name: &str,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Vec<MetadataRecord> {
+    let record = |name: &str, value: Option<String>| MetadataRecord::ConfigRecord {
+        resource,
+        resource_name: resource_name.to_string(),
+        name: name.to_string(),
+        value,
+    };
+    let mut out: Vec<MetadataRecord> = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .map(|k| record(k, None))
+        .collect();
+    for (name, v) in new {
+        if old.get(name) != Some(v) {
+            out.push(record(name, Some(v.clone())));
+        }
+    }
+    out
+}
+
+/// Records for incremental changes to a topic's config overrides. Every operation is
+/// validated first; one bad operation refuses the whole resource, as Kafka does.
+pub fn alter_topic_configs(
+    image: &MetadataImage,
+    topic: &str,
+    ops: &[(String, ConfigOp, Option<String>)],
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let t = image.topic(topic).ok_or(ControllerError::UnknownTopic)?;
+    let next = apply_config_ops(&t.configs, ops, topic_config::find, |name| {
+        format!("Unknown topic config name: {name}")
+    })?;
+    Ok(diff_configs(
+        ConfigResource::Topic,
+        topic,
+        &t.configs,
+        &next,
+    ))
 }
 
 /// Records for dynamic broker configs (`resource_name` is a broker id, or "" for the
@@ -248,51 +273,20 @@ pub fn alter_broker_configs(
         .get(resource_name)
         .cloned()
         .unwrap_or_default();
-    let mut next = current.clone();
-    for (name, op, value) in ops {
-        let def = topic_config::TOPIC_CONFIGS
+    let find = |name: &str| {
+        topic_config::TOPIC_CONFIGS
             .iter()
             .find(|d| d.broker_synonym == name)
-            .ok_or_else(|| {
-                ControllerError::InvalidConfig(format!(
-                    "Cannot update these configs dynamically: {name}"
-                ))
-            })?;
-        match op {
-            ConfigOp::Set => {
-                let v = value.clone().ok_or_else(|| {
-                    ControllerError::InvalidConfig(format!("Null value not supported for : {name}"))
-                })?;
-                topic_config::validate_value(def, &v).map_err(ControllerError::InvalidConfig)?;
-                next.insert(name.clone(), v);
-            }
-            ConfigOp::Delete => {
-                next.remove(name);
-            }
-            ConfigOp::Append | ConfigOp::Subtract => {
-                return Err(ControllerError::InvalidConfig(format!(
-                    "Config value append/subtract is not supported for broker config {name}"
-                )));
-            }
-        }
-    }
-    let record = |name: &String, value: Option<String>| MetadataRecord::ConfigRecord {
-        resource: ConfigResource::Broker,
-        resource_name: resource_name.to_string(),
-        name: name.clone(),
-        value,
     };
-    let mut out: Vec<MetadataRecord> = current
-        .keys()
-        .filter(|k| !next.contains_key(*k))
-        .map(|k| record(k, None))
-        .collect();
-    for (name, v) in &next {
-        if current.get(name) != Some(v) {
-            out.push(record(name, Some(v.clone())));
-        }
-    }
-    Ok(out)
+    let next = apply_config_ops(&current, ops, find, |name| {
+        format!("Cannot update these configs dynamically: {name}")
+    })?;
+    Ok(diff_configs(
+        ConfigResource::Broker,
+        resource_name,
+        &current,
+        &next,
+    ))
 }
 
 /// Records that replace a topic's overrides with exactly `configs` (AlterConfigs).
@@ -308,24 +302,12 @@ pub fn replace_topic_configs(
         topic_config::validate(name, v).map_err(ControllerError::InvalidConfig)?;
         next.insert(name.clone(), v.clone());
     }
-    Ok(diff_configs(topic, &t.configs, &next))
-}
-
-fn diff_configs(
-    topic: &str,
-    old: &BTreeMap<String, String>,
-    new: &BTreeMap<String, String>,
-) -> Vec<MetadataRecord> {
-    let mut out = Vec::new();
-    for name in old.keys().filter(|k| !new.contains_key(*k)) {
-        out.push(config_record(topic, name, None));
-    }
-    for (name, v) in new {
-        if old.get(name) != Some(v) {
-            out.push(config_record(topic, name, Some(v.clone())));
-        }
-    }
-    out
+    Ok(diff_configs(
+        ConfigResource::Topic,
+        topic,
+        &t.configs,
+        &next,
+    ))
 }
 
 /// Records that grow a topic to `count` partitions (CreatePartitions). Partitions can
