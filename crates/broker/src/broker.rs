@@ -265,6 +265,29 @@ impl Broker {
         Ok(start)
     }
 
+    /// Dynamic broker config changes for this broker (its id) or the cluster default ("").
+    pub async fn alter_broker_configs(
+        self: &Arc<Self>,
+        name: String,
+        ops: Vec<(
+            String,
+            gregor_metadata::controller::ConfigOp,
+            Option<String>,
+        )>,
+        validate_only: bool,
+    ) -> Result<(), (gregor_protocol::kp::ResponseError, String)> {
+        if !name.is_empty() && name != self.config.node_id.to_string() {
+            return Err((
+                gregor_protocol::kp::ResponseError::InvalidRequest,
+                format!("Unknown broker {name}"),
+            ));
+        }
+        self.decide(validate_only, move |img| {
+            gregor_metadata::controller::alter_broker_configs(img, &name, &ops)
+        })
+        .await
+    }
+
     /// Flushes every log and the metadata log, then leaves the clean-shutdown marker.
     pub fn shutdown(&self) -> Result<(), StartError> {
         self.replicas.shutdown()?;

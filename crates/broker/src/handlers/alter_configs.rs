@@ -6,7 +6,6 @@ use std::sync::Arc;
 use gregor_metadata::controller;
 use gregor_protocol::kp::messages::alter_configs_response::AlterConfigsResourceResponse;
 use gregor_protocol::kp::messages::{AlterConfigsRequest, AlterConfigsResponse, ApiKey};
-use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
@@ -62,28 +61,16 @@ pub async fn handle(
                         )
                     })
                 }));
-                if !name.is_empty() && name != broker.config.node_id.to_string() {
-                    Err((
-                        ResponseError::InvalidRequest,
-                        format!("Unknown broker {name}"),
-                    ))
-                } else {
-                    broker
-                        .decide(req.validate_only, move |img| {
-                            controller::alter_broker_configs(img, &name, &ops)
-                        })
-                        .await
-                }
+                broker
+                    .alter_broker_configs(name, ops, req.validate_only)
+                    .await
             }
             other => Err((
                 ResponseError::InvalidRequest,
                 format!("Unsupported resource type {other}"),
             )),
         };
-        let (code, msg) = match outcome {
-            Ok(()) => (0, None),
-            Err((code, msg)) => (code.code(), Some(StrBytes::from_string(msg))),
-        };
+        let (code, msg) = super::error_parts(outcome);
         responses.push(
             AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use gregor_metadata::controller;
 use gregor_protocol::kp::messages::create_partitions_response::CreatePartitionsTopicResult;
 use gregor_protocol::kp::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
-use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 
 use super::{ApiSpec, RequestContext};
@@ -60,10 +59,7 @@ pub async fn handle(
                 })
                 .await
         };
-        let (code, msg) = match outcome {
-            Ok(()) => (0, None),
-            Err((code, msg)) => (code.code(), Some(StrBytes::from_string(msg))),
-        };
+        let (code, msg) = super::error_parts(outcome);
         results.push(
             CreatePartitionsTopicResult::default()
                 .with_name(t.name)

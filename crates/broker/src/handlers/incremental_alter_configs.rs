@@ -8,7 +8,6 @@ use gregor_protocol::kp::messages::incremental_alter_configs_response::AlterConf
 use gregor_protocol::kp::messages::{
     ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
-use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
@@ -48,19 +47,13 @@ pub async fn handle(
                         format!("Unknown config operation {code}"),
                     )),
                     None if r.resource_type == RESOURCE_BROKER => {
-                        let name = r.resource_name.to_string();
-                        if !name.is_empty() && name != broker.config.node_id.to_string() {
-                            Err((
-                                ResponseError::InvalidRequest,
-                                format!("Unknown broker {name}"),
-                            ))
-                        } else {
-                            broker
-                                .decide(req.validate_only, move |img| {
-                                    controller::alter_broker_configs(img, &name, &ops)
-                                })
-                                .await
-                        }
+                        broker
+                            .alter_broker_configs(
+                                r.resource_name.to_string(),
+                                ops,
+                                req.validate_only,
+                            )
+                            .await
                     }
                     None => {
                         let topic = r.resource_name.to_string();
@@ -77,10 +70,7 @@ pub async fn handle(
                 format!("Unsupported resource type {other}"),
             )),
         };
-        let (code, msg) = match outcome {
-            Ok(()) => (0, None),
-            Err((code, msg)) => (code.code(), Some(StrBytes::from_string(msg))),
-        };
+        let (code, msg) = super::error_parts(outcome);
         responses.push(
             AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)

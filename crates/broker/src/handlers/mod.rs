@@ -126,6 +126,19 @@ pub enum Outcome {
     Deferred(std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'static>>),
 }
 
+/// A domain outcome as a wire error code and message (0 and none on success).
+fn error_parts(
+    outcome: Result<(), (gregor_protocol::kp::ResponseError, String)>,
+) -> (i16, Option<gregor_protocol::kp::protocol::StrBytes>) {
+    match outcome {
+        Ok(()) => (0, None),
+        Err((code, msg)) => (
+            code.code(),
+            Some(gregor_protocol::kp::protocol::StrBytes::from_string(msg)),
+        ),
+    }
+}
+
 fn spec_for(key: i16) -> Option<&'static ApiSpec> {
     SUPPORTED.iter().find(|s| s.key as i16 == key)
 }
