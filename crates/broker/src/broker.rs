@@ -32,7 +32,7 @@ pub enum StartError {
     MetaProperties(String),
     #[error("metadata: {0}")]
     Metadata(#[from] MetadataError),
-    #[error("opening logs: {0}")]
+    #[error("logs: {0}")]
     Log(#[from] gregor_storage::LogError),
 }
 

@@ -212,10 +212,16 @@ impl ReplicaManager {
     }
 
     /// Flushes and closes every log (clean shutdown).
+    /// Flushes every log; one that fails does not stop the others. Returns the first
+    /// error, so the broker leaves no clean-shutdown marker and the next start recovers.
     pub fn shutdown(&self) -> Result<(), LogError> {
+        let mut first = None;
         for p in self.all_partitions() {
-            p.log()?.flush(now_ms())?;
+            if let Err(e) = p.log().and_then(|mut l| l.flush(now_ms())) {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush at shutdown failed");
+                first.get_or_insert(e);
+            }
         }
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 }

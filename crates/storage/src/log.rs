@@ -197,7 +197,7 @@ impl Log {
             last_flush_ms: now_ms,
             producers,
         };
-        log.write_recovery_point()?;
+        log.write_recovery_point();
         Ok(log)
     }
 
@@ -373,7 +373,7 @@ impl Log {
                 .is_some();
             self.recovery_point = upto;
             if crossed_segment {
-                self.write_recovery_point()?;
+                self.write_recovery_point();
             }
         }
         Ok(())
@@ -387,14 +387,21 @@ impl Log {
             seg.sync_all()?;
         }
         self.mark_flushed(h.upto, now_ms)?;
-        self.write_recovery_point()
+        self.write_recovery_point();
+        Ok(())
     }
 
-    fn write_recovery_point(&self) -> Result<()> {
+    /// Records the recovery point. Best effort: if it cannot be written (a full disk),
+    /// the file keeps an older, lower value, which only makes the next recovery check
+    /// more of the log; it never skips unflushed data.
+    fn write_recovery_point(&self) {
         let tmp = self.dir.join(format!("{RECOVERY_POINT_FILE}.tmp"));
-        std::fs::write(&tmp, self.recovery_point.to_string())?;
-        std::fs::rename(&tmp, self.dir.join(RECOVERY_POINT_FILE))?;
-        Ok(())
+        let written = std::fs::write(&tmp, self.recovery_point.to_string())
+            .and_then(|()| std::fs::rename(&tmp, self.dir.join(RECOVERY_POINT_FILE)));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write the recovery point; recovery will start earlier");
+        }
     }
 
     /// Reads whole batches starting at the batch that holds `offset`, from one segment:

@@ -246,9 +246,17 @@ impl LogSegment {
         now_ms: i64,
     ) -> Result<()> {
         let parsed = BatchHeader::parse(header)?;
-        self.file.write_all_at(header, self.size)?;
-        self.file
-            .write_all_at(payload, self.size + header.len() as u64)?;
+        let written = self.file.write_all_at(header, self.size).and_then(|()| {
+            self.file
+                .write_all_at(payload, self.size + header.len() as u64)
+        });
+        if let Err(e) = written {
+            // A full disk or an I/O error part-way: cut the partial batch off again, so
+            // the file ends at the last whole batch (a later start would otherwise find
+            // a torn tail in a segment it believes clean).
+            let _ = self.file.set_len(self.size);
+            return Err(e.into());
+        }
         let pos = self.size;
         self.size += (header.len() + payload.len()) as u64;
         self.index_batch(pos, &parsed, max_ts, offset_of_max, index_interval)?;
