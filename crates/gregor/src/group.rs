@@ -44,6 +44,17 @@ pub(crate) enum GroupCommand {
         #[arg(long)]
         execute: bool,
     },
+    /// Delete a group's committed offsets for partitions it is not consuming.
+    ///
+    /// Example: gregor group delete-offsets billing --topic orders --partition 0
+    DeleteOffsets {
+        group: String,
+        #[arg(long, required = true)]
+        topic: String,
+        /// Partitions (default: all of the topic's).
+        #[arg(long = "partition", short = 'p')]
+        partitions: Vec<i32>,
+    },
     /// Delete empty groups and their committed offsets.
     ///
     /// Example: gregor group delete billing
@@ -361,6 +372,44 @@ pub(crate) fn run(conn: &Conn, cmd: GroupCommand) -> Result<()> {
                 }
             }
         }
+        GroupCommand::DeleteOffsets {
+            group,
+            topic,
+            partitions,
+        } => {
+            let partitions = if partitions.is_empty() {
+                let md = conn.metadata(Some(&topic))?;
+                match md
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == topic && t.error().is_none())
+                {
+                    Some(t) => t.partitions().iter().map(|p| p.id()).collect(),
+                    None => bail!("unknown topic {topic}"),
+                }
+            } else {
+                partitions
+            };
+            let failed = delete_offsets(conn, &group, &topic, &partitions)?;
+            if conn.json() {
+                let f: Vec<_> = failed
+                    .iter()
+                    .map(|(p, e)| json!({"partition": p, "error": e}))
+                    .collect();
+                println!(
+                    "{}",
+                    json!({"group": group, "topic": topic, "partitions": partitions, "failed": f})
+                );
+            } else {
+                for (p, e) in &failed {
+                    eprintln!("{topic}/{p}: {e}");
+                }
+                println!("deleted offsets of {group} for {topic} {partitions:?}");
+            }
+            if !failed.is_empty() {
+                bail!("{} partitions failed", failed.len());
+            }
+        }
         GroupCommand::Delete { groups } => {
             let admin = conn.admin()?;
             let refs: Vec<&str> = groups.iter().map(String::as_str).collect();
@@ -388,6 +437,7 @@ pub(crate) fn cluster_info(conn: &Conn) -> Result<()> {
         .client()
         .fetch_cluster_id(TIMEOUT)
         .unwrap_or_default();
+    let controller = controller_id(conn)?;
     let brokers: Vec<(i32, String, i32)> = md
         .brokers()
         .iter()
@@ -411,8 +461,8 @@ pub(crate) fn cluster_info(conn: &Conn) -> Result<()> {
             .collect();
         println!(
             "{}",
-            json!({"cluster_id": cluster_id, "brokers": bs, "topics": topics, "partitions": partitions,
-                   "answered_by": md.orig_broker_id()})
+            json!({"cluster_id": cluster_id, "controller": controller, "brokers": bs, "topics": topics,
+                   "partitions": partitions, "answered_by": md.orig_broker_id()})
         );
     } else {
         println!(
@@ -459,6 +509,88 @@ fn parse_datetime(s: &str) -> Result<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Ok(((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + millis)
+}
+
+fn error_name(code: i16) -> String {
+    kafka_protocol::ResponseError::try_from_code(code)
+        .map_or_else(|| format!("error {code}"), |e| format!("{e:?}"))
+}
+
+/// OffsetDelete through the group's coordinator (found with FindCoordinator). Returns
+/// the partitions that failed, with why; a group-level failure is an `Err`.
+fn delete_offsets(
+    conn: &Conn,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<Vec<(i32, String)>> {
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        FindCoordinatorRequest, GroupId, OffsetDeleteRequest, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    conn.config()?; // the reachability check
+    let bootstrap = conn
+        .brokers
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let mut w = crate::wire::Wire::connect(&bootstrap)?;
+    let found = w.call(
+        &FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string())),
+        3,
+    )?;
+    if found.error_code != 0 {
+        bail!(
+            "cannot find the coordinator of {group}: {}",
+            error_name(found.error_code)
+        );
+    }
+    let mut coord = crate::wire::Wire::connect(&format!("{}:{}", found.host.as_str(), found.port))?;
+    let req = OffsetDeleteRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_topics(vec![OffsetDeleteRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|p| OffsetDeleteRequestPartition::default().with_partition_index(*p))
+                    .collect(),
+            )]);
+    let resp = coord.call(&req, 0)?;
+    if resp.error_code != 0 {
+        bail!(
+            "cannot delete offsets of {group}: {}",
+            error_name(resp.error_code)
+        );
+    }
+    Ok(resp
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .filter(|p| p.error_code != 0)
+        .map(|p| (p.partition_index, error_name(p.error_code)))
+        .collect())
+}
+
+/// The controller's id, from a Metadata request (librdkafka keeps it to itself).
+fn controller_id(conn: &Conn) -> Result<i32> {
+    use kafka_protocol::messages::MetadataRequest;
+    let bootstrap = conn
+        .brokers
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let mut w = crate::wire::Wire::connect(&bootstrap)?;
+    let md = w.call(&MetadataRequest::default().with_topics(Some(Vec::new())), 9)?;
+    Ok(md.controller_id.0)
 }
 
 #[cfg(test)]

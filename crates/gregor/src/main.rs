@@ -13,6 +13,7 @@ mod consume;
 mod group;
 mod produce;
 mod topic;
+mod wire;
 
 #[derive(Parser)]
 #[command(

@@ -246,6 +246,29 @@ fn topics_produce_consume_groups_and_cluster() {
         .unwrap()
         .iter()
         .all(|o| o["new"] == 0));
+    // delete-offsets removes just the named partition's commit.
+    let del = json(
+        b,
+        &[
+            "group",
+            "delete-offsets",
+            "billing",
+            "--topic",
+            "orders",
+            "-p",
+            "0",
+        ],
+    );
+    assert_eq!(del["failed"].as_array().unwrap().len(), 0, "{del}");
+    let left = json(b, &["group", "describe", "billing"]);
+    assert!(
+        left["offsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["partition"] != 0),
+        "{left}"
+    );
     ok(b, &["group", "delete", "billing"], None);
     let groups = json(b, &["group", "list"]);
     assert!(!groups
@@ -256,6 +279,7 @@ fn topics_produce_consume_groups_and_cluster() {
 
     let info = json(b, &["cluster", "info"]);
     assert_eq!(info["brokers"].as_array().unwrap().len(), 1);
+    assert_eq!(info["controller"], 1);
     assert_eq!(info["topics"], 1);
     ok(b, &["topic", "delete", "orders"], None);
     assert!(json(b, &["topic", "list"]).as_array().unwrap().is_empty());
