@@ -217,7 +217,11 @@ impl ReplicaManager {
     pub fn shutdown(&self) -> Result<(), LogError> {
         let mut first = None;
         for p in self.all_partitions() {
-            if let Err(e) = p.log().and_then(|mut l| l.flush(now_ms())) {
+            if let Err(e) = p.log().and_then(|mut l| {
+                l.flush(now_ms())?;
+                l.snapshot_producers();
+                Ok(())
+            }) {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush at shutdown failed");
                 first.get_or_insert(e);
             }

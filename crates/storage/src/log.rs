@@ -179,9 +179,18 @@ impl Log {
         );
         let mut producers =
             crate::producer_state::ProducerStateManager::new(config.producer_id_expiration_ms);
-        for seg in segments.values() {
+        // Start from the newest producer-state snapshot the log can vouch for (at or
+        // below the recovery point, so it never describes data a crash lost), then
+        // replay the batch headers after it.
+        let trusted = if clean_shutdown {
+            log_end_offset
+        } else {
+            recovery_point.min(log_end_offset)
+        };
+        let from = load_producer_snapshot(dir, trusted, log_end_offset, &mut producers);
+        for seg in segments.values().filter(|s| s.next_offset > from) {
             seg.for_each_header(|h| {
-                if h.producer_id >= 0 && !h.is_control() {
+                if h.producer_id >= 0 && !h.is_control() && h.base_offset >= from {
                     producers.update(h, h.base_offset, h.last_offset(), now_ms);
                 }
             })?;
@@ -259,6 +268,7 @@ impl Log {
             let seg = LogSegment::create(&self.dir, base)?;
             self.segments.insert(base, seg);
             tracing::debug!(dir = %self.dir.display(), base, "rolled segment");
+            self.snapshot_producers();
         }
         Ok(())
     }
@@ -389,6 +399,30 @@ impl Log {
         self.mark_flushed(h.upto, now_ms)?;
         self.write_recovery_point();
         Ok(())
+    }
+
+    /// Writes the producer state as of the log end to `<offset>.snapshot` (at each roll
+    /// and at clean shutdown) and keeps the two newest. Best effort: without a snapshot
+    /// the state is rebuilt from the log's batch headers.
+    pub fn snapshot_producers(&self) {
+        if self.producers.is_empty() {
+            return;
+        }
+        let name = crate::file_name(self.log_end_offset, "snapshot");
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        let written = std::fs::write(&tmp, self.producers.encode_snapshot())
+            .and_then(|()| std::fs::rename(&tmp, self.dir.join(&name)));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write producer snapshot");
+            return;
+        }
+        let mut snaps = snapshot_offsets(&self.dir);
+        snaps.sort_unstable();
+        let keep_from = snaps.len().saturating_sub(2);
+        for old in &snaps[..keep_from] {
+            let _ = std::fs::remove_file(self.dir.join(crate::file_name(*old, "snapshot")));
+        }
     }
 
     /// Records the recovery point. Best effort: if it cannot be written (a full disk),
@@ -698,6 +732,49 @@ fn finish_swap(dir: &Path, base: i64, swap: &Path) -> Result<()> {
     std::fs::rename(swap, dir.join(crate::file_name(base, "log")))?;
     tracing::info!(dir = %dir.display(), base, "finished an interrupted cleaner swap");
     Ok(())
+}
+
+/// Offsets of the `<offset>.snapshot` files in `dir`.
+fn snapshot_offsets(dir: &Path) -> Vec<i64> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name();
+                    let stem = name.to_str()?.strip_suffix(".snapshot")?.to_string();
+                    (stem.len() == 20).then(|| stem.parse().ok()).flatten()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Loads the newest intact snapshot at or below `trusted` into `producers`; snapshots
+/// past the log end (the log was truncated) are removed. Returns the offset replay
+/// starts from (0 without a snapshot).
+fn load_producer_snapshot(
+    dir: &Path,
+    trusted: i64,
+    log_end: i64,
+    producers: &mut crate::producer_state::ProducerStateManager,
+) -> i64 {
+    let mut offsets = snapshot_offsets(dir);
+    offsets.sort_unstable_by(|a, b| b.cmp(a));
+    for offset in offsets {
+        let path = dir.join(crate::file_name(offset, "snapshot"));
+        if offset > log_end {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        if offset > trusted {
+            continue;
+        }
+        if std::fs::read(&path).is_ok_and(|b| producers.load_snapshot(&b)) {
+            return offset;
+        }
+        tracing::warn!(path = %path.display(), "ignoring a damaged producer snapshot");
+    }
+    0
 }
 
 fn read_offset_file(dir: &Path, name: &str) -> Option<i64> {

@@ -425,3 +425,59 @@ fn an_interrupted_swap_finishes_at_startup() {
     assert_eq!(latest.into_iter().collect::<Vec<_>>(), expected_latest);
     assert_eq!(log.log_end_offset(), 200);
 }
+
+fn idempotent(pid: i64, seq: i32, n: usize) -> Vec<u8> {
+    let mut b = make_batch(n, 1000, seq as u8);
+    b[43..51].copy_from_slice(&pid.to_be_bytes());
+    b[51..53].copy_from_slice(&0i16.to_be_bytes());
+    b[53..57].copy_from_slice(&seq.to_be_bytes());
+    let crc = batch::compute_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+fn append_info(log: &mut Log, b: &[u8]) -> gregor_storage::AppendInfo {
+    let mut scratch = Vec::new();
+    let v = batch::validate(b, &mut scratch, 1 << 20).unwrap();
+    log.append(b, &v, 0, None, 0).unwrap()
+}
+
+#[test]
+fn producer_state_survives_reopen_through_snapshots_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+    let mut seq = 0;
+    for _ in 0..60 {
+        let info = append_info(&mut log, &idempotent(42, seq, 3));
+        assert!(!info.duplicate);
+        seq += 3;
+    }
+    assert!(log.segment_count() > 3, "rolled, so snapshots were taken");
+    let snaps = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".snapshot")
+        })
+        .count();
+    assert!((1..=2).contains(&snaps), "{snaps} snapshots kept");
+    let last = idempotent(42, seq - 3, 3);
+    log.snapshot_producers();
+    drop(log);
+    for clean in [true, false] {
+        let mut log = Log::open(dir.path(), small_config(), clean, 0).unwrap();
+        let retry = append_info(&mut log, &last);
+        assert!(retry.duplicate, "clean={clean}: the retry is recognised");
+        assert_eq!(retry.base_offset, 177);
+        let mut scratch = Vec::new();
+        let gap = idempotent(42, seq + 5, 1);
+        let v = batch::validate(&gap, &mut scratch, 1 << 20).unwrap();
+        assert!(
+            log.append(&gap, &v, 0, None, 0).is_err(),
+            "clean={clean}: a gap is refused"
+        );
+    }
+}
