@@ -33,6 +33,10 @@ pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_stat
 
 const MAX_NAME_LENGTH: usize = 249;
 
+/// Most partitions one topic may have. Kafka sets no limit, but a request for a billion
+/// partitions should be an error, not a broker that runs out of memory or files.
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+
 /// Kafka's topic name rules.
 pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
     if name.is_empty() {
@@ -93,6 +97,12 @@ pub fn create_topic(
         return Err(ControllerError::InvalidPartitions(
             "Number of partitions must be larger than 0.".into(),
         ));
+    }
+    if t.num_partitions > MAX_PARTITIONS_PER_TOPIC {
+        return Err(ControllerError::InvalidPartitions(format!(
+            "Number of partitions {} is more than this broker allows for a topic ({MAX_PARTITIONS_PER_TOPIC}).",
+            t.num_partitions
+        )));
     }
     if t.replication_factor <= 0 {
         return Err(ControllerError::InvalidReplicationFactor(
@@ -325,6 +335,11 @@ pub fn create_partitions(
             "Topic currently has {current} partitions, which is higher than the requested {count}."
         )));
     }
+    if count > MAX_PARTITIONS_PER_TOPIC {
+        return Err(ControllerError::InvalidPartitions(format!(
+            "Number of partitions {count} is more than this broker allows for a topic ({MAX_PARTITIONS_PER_TOPIC})."
+        )));
+    }
     if count == current {
         return Err(ControllerError::InvalidPartitions(format!(
             "Topic already has {current} partitions."
@@ -527,6 +542,10 @@ mod tests {
         ));
         assert!(matches!(
             create_topic(&image, &new_topic("t", 0), &[1]),
+            Err(ControllerError::InvalidPartitions(_))
+        ));
+        assert!(matches!(
+            create_topic(&image, &new_topic("t", 2_000_000_000), &[1]),
             Err(ControllerError::InvalidPartitions(_))
         ));
         let mut rf3 = new_topic("t", 1);
