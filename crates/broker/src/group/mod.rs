@@ -78,6 +78,29 @@ pub enum GroupError {
     Storage(String),
 }
 
+/// Per-partition errors, in request order: a slot the handler decided (`Some` in
+/// `early`) keeps its error; the others take, in turn, the group's results, or the
+/// group-level error for all of them.
+pub fn merge_partition_results(
+    early: Vec<Option<GroupError>>,
+    group: Result<Vec<Result<(), GroupError>>, GroupError>,
+) -> Vec<Option<GroupError>> {
+    let mut results = match &group {
+        Ok(r) => r.clone().into_iter(),
+        Err(_) => Vec::new().into_iter(),
+    };
+    early
+        .into_iter()
+        .map(|slot| match slot {
+            Some(e) => Some(e),
+            None => match &group {
+                Err(e) => Some(e.clone()),
+                Ok(_) => results.next().and_then(Result::err),
+            },
+        })
+        .collect()
+}
+
 /// Limits and timings from the broker config (Kafka's `group.*` and `offsets.*`).
 #[derive(Debug, Clone)]
 pub struct GroupConfig {

@@ -279,8 +279,9 @@ impl Group {
             );
             return out;
         }
-        if !self.consumer.is_empty() {
-            // A KIP-848 group; classic members cannot join it (no online migration).
+        // A KIP-848 group with members takes no classic ones (no online migration).
+        if !self.consumer.is_empty() || !self.supports_protocols(&req.protocol_type, &req.protocols)
+        {
             fail(
                 &mut out,
                 GroupError::InconsistentGroupProtocol,
@@ -290,15 +291,6 @@ impl Group {
             return out;
         }
         self.is_consumer = false;
-        if !self.supports_protocols(&req.protocol_type, &req.protocols) {
-            fail(
-                &mut out,
-                GroupError::InconsistentGroupProtocol,
-                tx,
-                req.member_id,
-            );
-            return out;
-        }
         if req.member_id.is_empty() {
             if let Some(iid) = req.group_instance_id.clone() {
                 if let Some(old) = self.static_members.get(&iid).cloned() {

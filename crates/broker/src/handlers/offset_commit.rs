@@ -61,11 +61,7 @@ pub async fn handle(
     } else {
         broker.groups.commit(broker, &req.group_id, commit).await
     };
-    let mut group_results = match &outcome {
-        Ok(r) => r.clone().into_iter(),
-        Err(_) => Vec::new().into_iter(),
-    };
-    let mut slots = early.into_iter();
+    let mut errors = crate::group::merge_partition_results(early, outcome).into_iter();
     let topics = req
         .topics
         .into_iter()
@@ -74,13 +70,7 @@ pub async fn handle(
                 .partitions
                 .iter()
                 .map(|p| {
-                    let err = match slots.next().flatten() {
-                        Some(e) => Some(e),
-                        None => match &outcome {
-                            Err(e) => Some(e.clone()),
-                            Ok(_) => group_results.next().and_then(Result::err),
-                        },
-                    };
+                    let err = errors.next().flatten();
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(group_code(err.as_ref()))

@@ -46,12 +46,11 @@ pub async fn handle(
         .groups
         .delete_offsets(broker, &req.group_id, wanted)
         .await;
-    let results = match outcome {
-        Err(e) => return OffsetDeleteResponse::default().with_error_code(group_code(Some(&e))),
-        Ok(r) => r,
-    };
-    let mut group_results = results.into_iter();
-    let mut slots = early.into_iter();
+    // A group-level failure is the response's own error code (not per partition).
+    if let Err(e) = &outcome {
+        return OffsetDeleteResponse::default().with_error_code(group_code(Some(e)));
+    }
+    let mut errors = crate::group::merge_partition_results(early, outcome).into_iter();
     let topics = req
         .topics
         .into_iter()
@@ -60,10 +59,7 @@ pub async fn handle(
                 .partitions
                 .iter()
                 .map(|p| {
-                    let err = match slots.next().flatten() {
-                        Some(e) => Some(e),
-                        None => group_results.next().and_then(Result::err),
-                    };
+                    let err = errors.next().flatten();
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(group_code(err.as_ref()))
