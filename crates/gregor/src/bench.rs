@@ -179,9 +179,9 @@ fn latency(h: &Histogram<u64>) -> Option<Latency> {
 
 fn print(report: &Report, format: OutputFormat) -> Result<()> {
     match format {
-        OutputFormat::Json => println!("{}", serde_json::to_string(report)?),
+        OutputFormat::Json => out!("{}", serde_json::to_string(report)?),
         OutputFormat::Text => {
-            println!(
+            out!(
                 "{}: {} msgs, {:.1} MB in {:.2} s = {:.0} msgs/s, {:.1} MB/s{}",
                 report.mode,
                 report.messages,
@@ -196,9 +196,13 @@ fn print(report: &Report, format: OutputFormat) -> Result<()> {
                 }
             );
             if let Some(l) = &report.latency_ms {
-                println!(
+                out!(
                     "latency ms: p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
-                    l.p50, l.p90, l.p99, l.p999, l.max
+                    l.p50,
+                    l.p90,
+                    l.p99,
+                    l.p999,
+                    l.max
                 );
             }
         }

@@ -125,7 +125,7 @@ pub(crate) fn run(conn: &Conn, cmd: GroupCommand) -> Result<()> {
                     .iter()
                     .map(|(n, s, t, m)| json!({"group": n, "state": s, "protocol_type": t, "members": m}))
                     .collect();
-                println!("{}", serde_json::Value::Array(v));
+                out!("{}", serde_json::Value::Array(v));
             } else {
                 let rows: Vec<Vec<String>> = groups
                     .iter()
@@ -212,12 +212,12 @@ pub(crate) fn run(conn: &Conn, cmd: GroupCommand) -> Result<()> {
                         json!({"topic": t, "partition": p, "committed": o, "end": h, "lag": l, "member": m})
                     })
                     .collect();
-                println!(
+                out!(
                     "{}",
                     json!({"group": group, "state": g.state(), "protocol": g.protocol(), "members": ms, "offsets": os})
                 );
             } else {
-                println!(
+                out!(
                     "group {group}: {} ({} members, protocol {})",
                     g.state(),
                     members.len(),
@@ -233,7 +233,7 @@ pub(crate) fn run(conn: &Conn, cmd: GroupCommand) -> Result<()> {
                         })
                         .collect();
                     table(&["MEMBER", "CLIENT", "HOST", "ASSIGNMENT"], &rows);
-                    println!();
+                    out!();
                 }
                 let rows: Vec<Vec<String>> = offsets
                     .iter()
@@ -350,7 +350,7 @@ pub(crate) fn run(conn: &Conn, cmd: GroupCommand) -> Result<()> {
                         |(p, c, t)| json!({"topic": topic, "partition": p, "current": c, "new": t}),
                     )
                     .collect();
-                println!(
+                out!(
                     "{}",
                     json!({"group": group, "executed": execute, "offsets": v})
                 );
@@ -368,7 +368,7 @@ pub(crate) fn run(conn: &Conn, cmd: GroupCommand) -> Result<()> {
                     .collect();
                 table(&["TOPIC", "PARTITION", "CURRENT", "NEW"], &rows);
                 if !execute {
-                    println!("(dry run: add --execute to apply)");
+                    out!("(dry run: add --execute to apply)");
                 }
             }
         }
@@ -396,7 +396,7 @@ pub(crate) fn run(conn: &Conn, cmd: GroupCommand) -> Result<()> {
                     .iter()
                     .map(|(p, e)| json!({"partition": p, "error": e}))
                     .collect();
-                println!(
+                out!(
                     "{}",
                     json!({"group": group, "topic": topic, "partitions": partitions, "failed": f})
                 );
@@ -404,7 +404,7 @@ pub(crate) fn run(conn: &Conn, cmd: GroupCommand) -> Result<()> {
                 for (p, e) in &failed {
                     eprintln!("{topic}/{p}: {e}");
                 }
-                println!("deleted offsets of {group} for {topic} {partitions:?}");
+                out!("deleted offsets of {group} for {topic} {partitions:?}");
             }
             if !failed.is_empty() {
                 bail!("{} partitions failed", failed.len());
@@ -420,9 +420,9 @@ pub(crate) fn run(conn: &Conn, cmd: GroupCommand) -> Result<()> {
                 }
             }
             if conn.json() {
-                println!("{}", json!({"deleted": groups}));
+                out!("{}", json!({"deleted": groups}));
             } else {
-                println!("deleted {}", groups.join(", "));
+                out!("deleted {}", groups.join(", "));
             }
         }
     }
@@ -459,13 +459,13 @@ pub(crate) fn cluster_info(conn: &Conn) -> Result<()> {
             .iter()
             .map(|(id, h, p)| json!({"id": id, "host": h, "port": p}))
             .collect();
-        println!(
+        out!(
             "{}",
             json!({"cluster_id": cluster_id, "controller": controller, "brokers": bs, "topics": topics,
                    "partitions": partitions, "answered_by": md.orig_broker_id()})
         );
     } else {
-        println!(
+        out!(
             "cluster {cluster_id}: {} brokers, {topics} topics, {partitions} partitions",
             brokers.len()
         );

@@ -135,7 +135,7 @@ pub(crate) fn run(conn: &Conn, args: ProduceArgs) -> Result<()> {
             .iter()
             .map(|(l, e)| json!({"line": l, "error": e}))
             .collect();
-        println!(
+        out!(
             "{}",
             json!({"topic": args.topic, "sent": sent, "delivered": delivered, "failed": f})
         );
@@ -143,7 +143,7 @@ pub(crate) fn run(conn: &Conn, args: ProduceArgs) -> Result<()> {
         for (l, e) in &failed {
             eprintln!("line {l}: {e}");
         }
-        println!("delivered {delivered} of {sent} records to {}", args.topic);
+        out!("delivered {delivered} of {sent} records to {}", args.topic);
     }
     if !failed.is_empty() {
         bail!("{} records failed", failed.len());

@@ -119,9 +119,9 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
                 }
             }
             if conn.json() {
-                println!("{}", json!({"created": name}));
+                out!("{}", json!({"created": name}));
             } else {
-                println!("created topic {name}");
+                out!("created topic {name}");
             }
         }
         TopicCommand::List { internal } => {
@@ -138,7 +138,7 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
                     .iter()
                     .map(|(n, p)| json!({"name": n, "partitions": p}))
                     .collect();
-                println!("{}", serde_json::Value::Array(v));
+                out!("{}", serde_json::Value::Array(v));
             } else {
                 let rows: Vec<Vec<String>> = topics
                     .iter()
@@ -182,12 +182,12 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
                                "start_offset": low, "end_offset": high})
                     })
                     .collect();
-                println!(
+                out!(
                     "{}",
                     json!({"name": name, "partitions": ps, "configs": configs})
                 );
             } else {
-                println!("topic {name}: {} partitions", parts.len());
+                out!("topic {name}: {} partitions", parts.len());
                 let rows: Vec<Vec<String>> = parts
                     .iter()
                     .map(|(id, leader, replicas, isr, low, high)| {
@@ -206,7 +206,7 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
                     &rows,
                 );
                 if !configs.is_empty() {
-                    println!();
+                    out!();
                     let rows: Vec<Vec<String>> = configs
                         .iter()
                         .map(|(k, v)| vec![k.clone(), v.clone()])
@@ -226,9 +226,9 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
                 }
             }
             if conn.json() {
-                println!("{}", json!({"deleted": names}));
+                out!("{}", json!({"deleted": names}));
             } else {
-                println!("deleted {}", names.join(", "));
+                out!("deleted {}", names.join(", "));
             }
         }
         TopicCommand::AlterConfig { name, set, delete } => {
@@ -258,9 +258,9 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
                 }
             }
             if conn.json() {
-                println!("{}", json!({"name": name, "configs": configs}));
+                out!("{}", json!({"name": name, "configs": configs}));
             } else {
-                println!("updated configs of {name}");
+                out!("updated configs of {name}");
             }
         }
         TopicCommand::AddPartitions { name, count } => {
@@ -274,9 +274,9 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
                 }
             }
             if conn.json() {
-                println!("{}", json!({"name": name, "partitions": count}));
+                out!("{}", json!({"name": name, "partitions": count}));
             } else {
-                println!("{name} now has {count} partitions");
+                out!("{name} now has {count} partitions");
             }
         }
     }
