@@ -39,6 +39,11 @@ pub(crate) enum BenchCommand {
     ///
     /// Example: gregor bench e2e --topic latency --rate 10000 --count 100000
     E2e(E2eArgs),
+    /// Measure the broker's produce capacity with pre-built batches sent over the raw
+    /// protocol (no client library in the way).
+    ///
+    /// Example: gregor bench produce-raw --topic raw --count 20000000 --size 100
+    ProduceRaw(crate::bench_raw::RawArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -591,5 +596,6 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Produce(a) => produce(a),
         BenchCommand::Consume(a) => consume(a),
         BenchCommand::E2e(a) => e2e(a),
+        BenchCommand::ProduceRaw(a) => crate::bench_raw::run(a),
     }
 }

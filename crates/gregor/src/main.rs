@@ -21,6 +21,7 @@ macro_rules! out {
 }
 
 mod bench;
+mod bench_raw;
 mod conn;
 mod consume;
 mod group;
