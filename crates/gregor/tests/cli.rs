@@ -277,11 +277,56 @@ fn topics_produce_consume_groups_and_cluster() {
         .iter()
         .any(|x| x["group"] == "billing"));
 
+    // --from @timestamp: records at or after that time only.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 60_000;
+    let future = format!("@{now_ms}");
+    let none = ok(b, &["consume", "orders", "--from", &future, "-e"], None);
+    assert_eq!(none, "", "nothing is newer than a minute from now");
+
+    // The load generator, with JSON reports (and the raw-protocol mode).
+    let p = json(
+        b,
+        &[
+            "bench", "produce", "--topic", "bench", "--count", "2000", "--quiet",
+        ],
+    );
+    assert_eq!(
+        (p["messages"].as_u64(), p["errors"].as_u64()),
+        (Some(2000), Some(0))
+    );
+    assert!(p["latency_ms"]["p99"].as_f64().unwrap() > 0.0);
+    let c = json(
+        b,
+        &[
+            "bench", "consume", "--topic", "bench", "--count", "2000", "--quiet",
+        ],
+    );
+    assert_eq!(c["messages"].as_u64(), Some(2000));
+    let r = json(
+        b,
+        &[
+            "bench",
+            "produce-raw",
+            "--topic",
+            "bench",
+            "--count",
+            "16000",
+        ],
+    );
+    assert_eq!(
+        (r["messages"].as_u64(), r["errors"].as_u64()),
+        (Some(16000), Some(0))
+    );
+
     let info = json(b, &["cluster", "info"]);
     assert_eq!(info["brokers"].as_array().unwrap().len(), 1);
     assert_eq!(info["controller"], 1);
-    assert_eq!(info["topics"], 1);
-    ok(b, &["topic", "delete", "orders"], None);
+    assert_eq!(info["topics"], 2);
+    ok(b, &["topic", "delete", "orders", "bench"], None);
     assert!(json(b, &["topic", "list"]).as_array().unwrap().is_empty());
 }
 
