@@ -497,3 +497,24 @@ def test_kip848_regex_subscription_is_matched_by_the_broker(broker_factory):
     create_topic(broker, "rx-c", 1)
     wait_until(lambda: (c.consume(1, timeout=0.1), {tp.topic for tp in c.assignment()} == {"rx-a", "rx-b", "rx-c"})[1], 60, "the new matching topic assigned")
     c.close()
+
+
+def test_deleting_a_topic_drops_its_committed_offsets(broker_factory):
+    broker = start(broker_factory)
+    create_topic(broker, "gone", 1)
+    c = group_consumer(broker, "gone-g")
+    c.commit(offsets=[TopicPartition("gone", 0, 7)], asynchronous=False)
+    assert c.committed([TopicPartition("gone", 0)], timeout=10)[0].offset == 7
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.delete_topics(["gone"])["gone"].result(30)
+    # The internal offsets topic itself cannot be deleted.
+    try:
+        admin.delete_topics(["__consumer_offsets"])["__consumer_offsets"].result(30)
+        raise AssertionError("deleting __consumer_offsets must fail")
+    except KafkaException as e:
+        assert e.args[0].code() == KafkaError.INVALID_REQUEST
+    wait_until(lambda: "gone" not in admin.list_topics(timeout=10).topics, 10, "topic deletion")
+    create_topic(broker, "gone", 1)
+    # A topic created again under the name starts without the old position.
+    assert c.committed([TopicPartition("gone", 0)], timeout=10)[0].offset < 0
+    c.close()

@@ -58,6 +58,7 @@ enum Command {
         oneshot::Sender<ConsumerHeartbeatResponse>,
     ),
     ConsumerDescribe(oneshot::Sender<Option<ConsumerGroupDescription>>),
+    ForgetTopic(String, oneshot::Sender<()>),
     Describe(oneshot::Sender<GroupDescription>),
     Delete(oneshot::Sender<Result<(), GroupError>>),
     DeleteOffsets(Vec<(String, Vec<i32>)>, oneshot::Sender<PartitionResults>),
@@ -397,6 +398,23 @@ impl GroupCoordinator {
         .unwrap_or(Err(GroupError::GroupIdNotFound))
     }
 
+    /// A deleted topic's committed offsets are removed from every group.
+    pub async fn topic_deleted(&self, broker: &Arc<Broker>, topic: &str) {
+        let mut ids: Vec<String> = lock(&self.groups).keys().cloned().collect();
+        ids.extend(lock(&self.loaded).keys().cloned());
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            let t = topic.to_string();
+            if let Err(e) = self
+                .ask(broker, &id, false, |tx| Command::ForgetTopic(t, tx))
+                .await
+            {
+                tracing::warn!(group = %id, topic, error = %e, "cannot drop offsets of a deleted topic");
+            }
+        }
+    }
+
     /// Every existing group, described (ListGroups).
     pub async fn list(&self, broker: &Arc<Broker>) -> Vec<GroupDescription> {
         let mut ids: Vec<String> = lock(&self.groups).keys().cloned().collect();
@@ -481,6 +499,11 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
             }
             Command::ConsumerDescribe(tx) => {
                 let _ = tx.send(group.consumer_describe());
+            }
+            Command::ForgetTopic(topic, tx) => {
+                let fx = group.forget_topic(&topic);
+                finish(&mut group, &partition, fx);
+                let _ = tx.send(());
             }
             Command::Describe(tx) => {
                 let _ = tx.send(group.describe());

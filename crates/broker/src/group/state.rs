@@ -1139,6 +1139,30 @@ impl Group {
         (Ok(results), out)
     }
 
+    /// A topic was deleted: its committed offsets go too (as in Kafka), so a topic
+    /// created again under the name starts without the old positions.
+    pub fn forget_topic(&mut self, topic: &str) -> Effects {
+        let mut out = Effects::default();
+        let gone: Vec<(String, i32)> = self
+            .offsets
+            .keys()
+            .filter(|(t, _)| t == topic)
+            .cloned()
+            .collect();
+        for (t, p) in gone {
+            self.offsets.remove(&(t.clone(), p));
+            out.records.push((
+                RecordKey::Offset {
+                    group: self.id.clone(),
+                    topic: t,
+                    partition: p,
+                },
+                None,
+            ));
+        }
+        out
+    }
+
     // ----- Admin -----
 
     pub fn describe(&self) -> GroupDescription {

@@ -62,15 +62,25 @@ pub async fn handle(
                     },
                 ));
             }
+            Ok((topic, _)) if controller::INTERNAL_TOPICS.contains(&topic.as_str()) => {
+                r.error_code = ResponseError::InvalidRequest.code();
+                r.error_message = Some(StrBytes::from_string(format!(
+                    "Topic {topic} is an internal topic and cannot be deleted."
+                )));
+            }
             Ok((topic, topic_id)) => {
                 r.name = Some(TopicName(StrBytes::from_string(topic.clone())));
                 r.topic_id = topic_id;
-                if let Err(e) = broker
-                    .commit_metadata(move |img| controller::delete_topic(img, &topic))
+                let name = topic.clone();
+                match broker
+                    .commit_metadata(move |img| controller::delete_topic(img, &name))
                     .await
                 {
-                    r.error_code = metadata_error_code(&e).code();
-                    r.error_message = Some(StrBytes::from_string(e.to_string()));
+                    Ok(_) => broker.groups.topic_deleted(broker, &topic).await,
+                    Err(e) => {
+                        r.error_code = metadata_error_code(&e).code();
+                        r.error_message = Some(StrBytes::from_string(e.to_string()));
+                    }
                 }
             }
         }
