@@ -68,6 +68,7 @@ pub async fn run(
         }
     }
     drop(listener);
+    broker.groups.shutdown().await;
     let _ = stop_tx.send(());
     drop(done_tx);
     let _ = tokio::time::timeout(Duration::from_secs(30), done_rx.recv()).await;

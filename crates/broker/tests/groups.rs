@@ -304,3 +304,29 @@ async fn static_members_are_fenced_by_instance_id() {
     assert_eq!(c.call(&hb, 4).await.error_code, 82, "FENCED_INSTANCE_ID");
     b.stop().await;
 }
+
+#[tokio::test]
+async fn stopping_the_broker_answers_parked_joins_at_once() {
+    let b = TestBroker::start(OVERRIDES).await;
+    let mut c1 = b.connect().await;
+    let mut c2 = b.connect().await;
+    let (m1, _) = join_new(&mut c1, "stop").await;
+    let m2 = c2.call(&join("stop", ""), 9).await.member_id.to_string();
+    let parked = tokio::spawn(async move { c2.call(&join("stop", &m2), 9).await });
+    // Wait until the second join has started a rebalance (member 1 is told to re-join,
+    // which it never does), then stop the broker.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while c1.call(&heartbeat("stop", &m1, 1), 4).await.error_code != 27 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no rebalance started"
+        );
+        tokio::task::yield_now().await;
+    }
+    b.stop().await;
+    let answer = parked.await.unwrap();
+    assert_eq!(
+        answer.error_code, 16,
+        "NOT_COORDINATOR: the client looks again"
+    );
+}

@@ -59,6 +59,7 @@ enum Command {
     ),
     ConsumerDescribe(oneshot::Sender<Option<ConsumerGroupDescription>>),
     ForgetTopic(String, oneshot::Sender<()>),
+    Unload,
     Describe(oneshot::Sender<GroupDescription>),
     Delete(oneshot::Sender<Result<(), GroupError>>),
     DeleteOffsets(Vec<(String, Vec<i32>)>, oneshot::Sender<PartitionResults>),
@@ -76,6 +77,8 @@ pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, mpsc::Sender<Command>>>,
     /// Replayed groups not yet given a task.
     loaded: Mutex<HashMap<String, Loaded>>,
+    /// Set once the broker is stopping: no group gets a new task.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -91,6 +94,7 @@ impl GroupCoordinator {
             config: Arc::new(config),
             groups: Mutex::new(HashMap::new()),
             loaded: Mutex::new(HashMap::new()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -156,6 +160,9 @@ impl GroupCoordinator {
         group: &str,
         create: bool,
     ) -> Result<Option<mpsc::Sender<Command>>, GroupError> {
+        if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
         if let Some(tx) = lock(&self.groups).get(group).filter(|t| !t.is_closed()) {
             return Ok(Some(tx.clone()));
         }
@@ -398,6 +405,18 @@ impl GroupCoordinator {
         .unwrap_or(Err(GroupError::GroupIdNotFound))
     }
 
+    /// The broker is stopping: every group answers its parked requests and its task
+    /// ends. Later requests get COORDINATOR_NOT_AVAILABLE.
+    pub async fn shutdown(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+        let handles: Vec<mpsc::Sender<Command>> =
+            lock(&self.groups).drain().map(|(_, h)| h).collect();
+        for h in handles {
+            let _ = h.send(Command::Unload).await;
+        }
+    }
+
     /// A deleted topic's committed offsets are removed from every group.
     pub async fn topic_deleted(&self, broker: &Arc<Broker>, topic: &str) {
         let mut ids: Vec<String> = lock(&self.groups).keys().cloned().collect();
@@ -499,6 +518,11 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
             }
             Command::ConsumerDescribe(tx) => {
                 let _ = tx.send(group.consumer_describe());
+            }
+            Command::Unload => {
+                let fx = group.unload();
+                finish(&mut group, &partition, fx);
+                return;
             }
             Command::ForgetTopic(topic, tx) => {
                 let fx = group.forget_topic(&topic);

@@ -52,6 +52,8 @@ pub enum GroupError {
     GroupMaxSizeReached,
     #[error("The coordinator is not available.")]
     CoordinatorNotAvailable,
+    #[error("This is not the correct coordinator.")]
+    NotCoordinator,
     #[error("The group is not empty.")]
     NonEmptyGroup,
     #[error("The group id does not exist.")]

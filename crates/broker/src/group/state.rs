@@ -1163,6 +1163,22 @@ impl Group {
         out
     }
 
+    /// The broker is stopping: parked JoinGroup and SyncGroup requests are answered
+    /// NOT_COORDINATOR at once (clients look the coordinator up again), so shutdown
+    /// never waits for a rebalance.
+    pub fn unload(&mut self) -> Effects {
+        let mut out = Effects::default();
+        for (id, m) in self.members.iter_mut() {
+            reply_join(
+                &mut out,
+                m,
+                JoinResponse::error(GroupError::NotCoordinator, id.clone()),
+            );
+            reply_sync(&mut out, m, SyncResponse::error(GroupError::NotCoordinator));
+        }
+        out
+    }
+
     // ----- Admin -----
 
     pub fn describe(&self) -> GroupDescription {
