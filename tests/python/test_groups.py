@@ -297,6 +297,12 @@ def test_admin_list_describe_and_delete(broker_factory):
 
     listed = admin.list_consumer_groups().result(30)
     assert "adm-g" in {g.group_id for g in listed.valid}
+    # The states filter (ListGroups v4+).
+    from confluent_kafka import ConsumerGroupState
+    stable = admin.list_consumer_groups(states={ConsumerGroupState.STABLE}).result(30)
+    assert "adm-g" in {g.group_id for g in stable.valid}
+    empty = admin.list_consumer_groups(states={ConsumerGroupState.EMPTY}).result(30)
+    assert "adm-g" not in {g.group_id for g in empty.valid}
     desc = admin.describe_consumer_groups(["adm-g"])["adm-g"].result(30)
     assert desc.state.name == "STABLE"
     assert desc.partition_assignor == "range"
