@@ -3,6 +3,7 @@
 # Debian machine that has only the Rust toolchain:
 #   - Debian packages: kcat (librdkafka 2.0.2), python3 with venv
 #   - a Python venv (.venv) with pinned confluent-kafka, kafka-python and pytest
+#   - Node.js and kafkajs (pinned, in tests/node/node_modules)
 # Then: cargo test (release profile, which also builds the broker binary the client
 # tests start) and the real-client suites under tests/python.
 set -euo pipefail
@@ -12,6 +13,8 @@ need_apt=()
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${need_apt[*]}"
   SUDO=""
@@ -26,6 +29,8 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys' >/dev/null 2>
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+echo "== node client (kafkajs) in tests/node"
+(cd tests/node && npm install --silent --no-audit --no-fund --no-package-lock >/dev/null)
 
 echo "== cargo test (release)"
 cargo test --release --workspace --all-targets
