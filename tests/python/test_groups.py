@@ -524,3 +524,37 @@ def test_deleting_a_topic_drops_its_committed_offsets(broker_factory):
     # A topic created again under the name starts without the old position.
     assert c.committed([TopicPartition("gone", 0)], timeout=10)[0].offset < 0
     c.close()
+
+
+def test_kip848_static_member_restart_keeps_its_partitions(broker_factory):
+    """A static member (group.instance.id) leaving with epoch -2 keeps its partitions
+    for its session; coming back, it takes them over and the other member is untouched."""
+    broker = start(broker_factory, **{"group.consumer.heartbeat.interval.ms": "300"})
+    create_topic(broker, "s848", 4)
+    b_events = []
+
+    def member(iid, **kw):
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "s848-g", "group.protocol": "consumer", "group.instance.id": iid})
+        c.subscribe(["s848"], **kw)
+        return c
+
+    a = member("a")
+    b = member("b", on_assign=lambda c, p: b_events.append(("assign", len(p))), on_revoke=lambda c, p: b_events.append(("revoke", len(p))))
+
+    def split():
+        a.consume(1, timeout=0.1)
+        b.consume(1, timeout=0.1)
+        return len(a.assignment()) == 2 and len(b.assignment()) == 2
+
+    wait_until(split, 60, "two partitions each")
+    a_parts = sorted(p.partition for p in a.assignment())
+    b_parts = sorted(p.partition for p in b.assignment())
+    seen = list(b_events)
+    a.close()
+    a = member("a")
+    wait_until(lambda: (a.consume(1, timeout=0.1), b.consume(1, timeout=0.1), len(a.assignment()) == 2)[2], 60, "A back")
+    assert sorted(p.partition for p in a.assignment()) == a_parts
+    assert sorted(p.partition for p in b.assignment()) == b_parts
+    assert b_events == seen, "B was neither revoked nor reassigned"
+    a.close()
+    b.close()

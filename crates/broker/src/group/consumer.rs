@@ -220,9 +220,28 @@ impl ConsumerGroup {
             return fail(GroupError::InvalidRequest, "MemberEpoch is invalid.");
         }
         self.topics = Some(h.topics.clone());
+        if h.member_epoch == -2 {
+            // A static member leaving for now (KIP-848): it keeps its partitions until
+            // its session expires, so the same group.instance.id coming back (under a
+            // new member id) takes them over with no rebalance at all.
+            let Some(m) = self.members.get_mut(&h.member_id) else {
+                return fail(
+                    GroupError::UnknownMemberId,
+                    "The member is not in the group.",
+                );
+            };
+            if m.instance_id.is_some() {
+                m.session_deadline = now + session_timeout;
+                m.last_sent = None;
+                return ConsumerHeartbeatResponse {
+                    member_id: h.member_id,
+                    member_epoch: -2,
+                    ..Default::default()
+                };
+            }
+        }
         if h.member_epoch < 0 {
-            // -1: the member leaves; -2: a static member leaves for now. Both give up
-            // their partitions here (a returning static member gets a new target).
+            // The member leaves: its partitions go to the others.
             if self.members.remove(&h.member_id).is_none() {
                 return fail(
                     GroupError::UnknownMemberId,
@@ -702,6 +721,29 @@ mod tests {
             g.heartbeat(h, s, 500, now).error,
             Some(GroupError::InvalidRegularExpression)
         );
+    }
+
+    #[test]
+    fn a_static_member_leaving_for_now_keeps_its_partitions() {
+        let now = Instant::now();
+        let s = Duration::from_secs(45);
+        let mut g = ConsumerGroup::default();
+        let mut a = hb("a", 0, None);
+        a.instance_id = Some("ia".into());
+        let first = g.heartbeat(a.clone(), s, 500, now);
+        let epoch = first.member_epoch;
+        let owned = first.assignment.clone();
+        let left = g.heartbeat(hb("a", -2, None), s, 500, now);
+        assert_eq!(left.member_epoch, -2);
+        // Back under a new member id: the same partitions, the same epoch, no new target.
+        let mut back = hb("a2", 0, None);
+        back.instance_id = Some("ia".into());
+        let r = g.heartbeat(back, s, 500, now);
+        assert_eq!((r.member_epoch, r.assignment), (epoch, owned));
+        assert_eq!(g.group_epoch, 1, "no rebalance");
+        // Without coming back, the session ends and the partitions are freed.
+        g.expire(now + Duration::from_secs(60));
+        assert!(g.is_empty());
     }
 
     #[test]
