@@ -47,8 +47,13 @@ pub(crate) struct Conn {
 impl Conn {
     /// The client config, after checking that the first bootstrap broker accepts TCP
     /// connections, so an unreachable cluster is one clear line, not a client log.
+    /// The first bootstrap broker, `host:port`.
+    pub(crate) fn first_broker(&self) -> &str {
+        self.brokers.split(',').next().unwrap_or_default().trim()
+    }
+
     pub(crate) fn config(&self) -> Result<ClientConfig> {
-        let first = self.brokers.split(',').next().unwrap_or_default().trim();
+        let first = self.first_broker();
         let addrs: Vec<_> = first
             .to_socket_addrs()
             .with_context(|| format!("cannot resolve {first}"))?

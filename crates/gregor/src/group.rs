@@ -533,14 +533,7 @@ fn delete_offsets(
     use kafka_protocol::protocol::StrBytes;
 
     conn.config()?; // the reachability check
-    let bootstrap = conn
-        .brokers
-        .split(',')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    let mut w = crate::wire::Wire::connect(&bootstrap)?;
+    let mut w = crate::wire::Wire::connect(conn.first_broker())?;
     let found = w.call(
         &FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string())),
         3,
@@ -581,14 +574,7 @@ fn delete_offsets(
 /// The controller's id, from a Metadata request (librdkafka keeps it to itself).
 fn controller_id(conn: &Conn) -> Result<i32> {
     use kafka_protocol::messages::MetadataRequest;
-    let bootstrap = conn
-        .brokers
-        .split(',')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    let mut w = crate::wire::Wire::connect(&bootstrap)?;
+    let mut w = crate::wire::Wire::connect(conn.first_broker())?;
     let md = w.call(&MetadataRequest::default().with_topics(Some(Vec::new())), 9)?;
     Ok(md.controller_id.0)
 }

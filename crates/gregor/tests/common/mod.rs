@@ -5,10 +5,10 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct BrokerProcess {
-    child: Child,
+    child: Option<Child>,
     pub port: u16,
 }
 
@@ -45,7 +45,10 @@ impl BrokerProcess {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("unexpected ready line {line:?}"));
-        Self { child, port }
+        Self {
+            child: Some(child),
+            port,
+        }
     }
 
     pub fn bootstrap(&self) -> String {
@@ -54,24 +57,30 @@ impl BrokerProcess {
 
     /// SIGTERM and wait: the broker must exit 0 after flushing.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
+        let mut child = self.child.take().expect("running broker");
+        let pid = child.id().to_string();
+        let _ = Command::new("kill").arg("-TERM").arg(&pid).status();
+        // Wait for the exit on a helper thread, with a deadline on the channel.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let status = child.wait();
+            let _ = tx.send((status, child));
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok((status, _)) => status.expect("wait"),
+            Err(_) => {
+                let _ = Command::new("kill").arg("-KILL").arg(&pid).status();
+                panic!("broker did not stop on SIGTERM")
             }
-            assert!(Instant::now() < deadline, "broker did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
 
 impl Drop for BrokerProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
