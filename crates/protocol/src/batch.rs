@@ -354,12 +354,100 @@ pub struct NewRecord<'a> {
     pub headers: &'a [(&'a [u8], Option<&'a [u8]>)],
 }
 
+/// The producer fields of a batch [`build_as`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Producer {
+    pub id: i64,
+    pub epoch: i16,
+    pub base_sequence: i32,
+    /// Extra attribute bits: [`ATTR_TRANSACTIONAL`], [`ATTR_CONTROL`].
+    pub attributes: i16,
+}
+
+impl Producer {
+    /// No producer: what plain writes carry.
+    pub const NONE: Producer = Producer {
+        id: -1,
+        epoch: -1,
+        base_sequence: -1,
+        attributes: 0,
+    };
+}
+
+/// A transaction marker's kind: the control record key's type field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    Abort,
+    Commit,
+}
+
+/// The marker a control batch carries, read from its first record's key (version,
+/// type). `None` for a control batch of another kind (or unreadable).
+pub fn control_marker(batch: &[u8], scratch: &mut Vec<u8>) -> Option<Marker> {
+    let h = BatchHeader::parse(batch).ok()?;
+    if !h.is_control() {
+        return None;
+    }
+    let data = records_section(&h, batch, scratch, 1 << 16).ok()?;
+    let rec = RecordWalker::new(data, h.record_count).next()?.ok()?;
+    match rec.key? {
+        [_, _, 0, 0] => Some(Marker::Abort),
+        [_, _, 0, 1] => Some(Marker::Commit),
+        _ => None,
+    }
+}
+
+/// A transaction marker batch (control and transactional bits set, no sequence), as the
+/// transaction coordinator writes to each partition of a transaction.
+pub fn build_marker(
+    producer_id: i64,
+    producer_epoch: i16,
+    marker: Marker,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) -> Result<Vec<u8>, BatchError> {
+    let kind: i16 = match marker {
+        Marker::Abort => 0,
+        Marker::Commit => 1,
+    };
+    let mut key = [0u8; 4];
+    key[2..].copy_from_slice(&kind.to_be_bytes());
+    let mut value = [0u8; 6];
+    value[2..].copy_from_slice(&coordinator_epoch.to_be_bytes());
+    build_as(
+        0,
+        Codec::None,
+        &[NewRecord {
+            key: Some(&key),
+            value: Some(&value),
+            timestamp,
+            headers: &[],
+        }],
+        Producer {
+            id: producer_id,
+            epoch: producer_epoch,
+            base_sequence: -1,
+            attributes: ATTR_CONTROL | ATTR_TRANSACTIONAL,
+        },
+    )
+}
+
 /// Builds a complete batch. The broker uses this only where Kafka also re-encodes; tests
 /// use it to make inputs.
 pub fn build(
     base_offset: i64,
     codec: Codec,
     recs: &[NewRecord<'_>],
+) -> Result<Vec<u8>, BatchError> {
+    build_as(base_offset, codec, recs, Producer::NONE)
+}
+
+/// [`build`] with producer id, epoch, sequence and attribute bits.
+pub fn build_as(
+    base_offset: i64,
+    codec: Codec,
+    recs: &[NewRecord<'_>],
+    producer: Producer,
 ) -> Result<Vec<u8>, BatchError> {
     let base_ts = recs.first().map_or(0, |r| r.timestamp);
     let max_ts = recs.iter().map(|r| r.timestamp).max().unwrap_or(base_ts);
@@ -382,13 +470,13 @@ pub fn build(
     b.extend_from_slice(&(-1i32).to_be_bytes());
     b.push(2);
     b.extend_from_slice(&[0; 4]);
-    b.extend_from_slice(&codec.attribute_bits().to_be_bytes());
+    b.extend_from_slice(&(codec.attribute_bits() | producer.attributes).to_be_bytes());
     b.extend_from_slice(&((recs.len() as i32) - 1).to_be_bytes());
     b.extend_from_slice(&base_ts.to_be_bytes());
     b.extend_from_slice(&max_ts.to_be_bytes());
-    b.extend_from_slice(&(-1i64).to_be_bytes());
-    b.extend_from_slice(&(-1i16).to_be_bytes());
-    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&producer.id.to_be_bytes());
+    b.extend_from_slice(&producer.epoch.to_be_bytes());
+    b.extend_from_slice(&producer.base_sequence.to_be_bytes());
     b.extend_from_slice(&(recs.len() as i32).to_be_bytes());
     b.extend_from_slice(&payload);
     let crc = compute_crc(&b);
@@ -469,6 +557,19 @@ mod tests {
         assert_eq!(v.header.partition_leader_epoch, 7);
         assert_eq!(v.header.max_timestamp, 5555);
         assert_ne!(v.header.attributes & ATTR_LOG_APPEND_TIME, 0);
+    }
+
+    #[test]
+    fn markers_round_trip() {
+        let mut scratch = Vec::new();
+        for m in [Marker::Abort, Marker::Commit] {
+            let b = build_marker(42, 3, m, 0, 1000).unwrap();
+            let v = validate(&b, &mut scratch, 1 << 20).unwrap();
+            assert!(v.header.is_control() && v.header.is_transactional());
+            assert_eq!((v.header.producer_id, v.header.producer_epoch), (42, 3));
+            assert_eq!(control_marker(&b, &mut scratch), Some(m));
+        }
+        assert_eq!(control_marker(&sample(Codec::None), &mut scratch), None);
     }
 
     #[test]

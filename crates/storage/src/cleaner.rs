@@ -16,6 +16,11 @@
 //!    new segment, never a mix.
 //!
 //! Offsets never change: a compacted log has gaps, which consumers skip.
+//!
+//! Transactions: only segments entirely below the last stable offset are cleaned, so
+//! open transactions are never touched. Records of aborted transactions are removed and
+//! never enter the key map (an aborted write must not shadow the committed value of its
+//! key). Transaction markers are kept.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -61,6 +66,21 @@ pub struct CleanPlan {
     pub segments: Vec<PlannedSegment>,
     pub first_dirty: i64,
     pub dirty_ratio: f64,
+    /// Aborted transactions by producer id: `(first offset, marker offset)` ranges.
+    pub aborted: HashMap<i64, Vec<(i64, i64)>>,
+}
+
+impl CleanPlan {
+    /// Whether a data batch belongs to an aborted transaction.
+    fn is_aborted(&self, h: &BatchHeader) -> bool {
+        h.is_transactional()
+            && !h.is_control()
+            && self.aborted.get(&h.producer_id).is_some_and(|ranges| {
+                ranges
+                    .iter()
+                    .any(|&(first, last)| first <= h.base_offset && h.base_offset < last)
+            })
+    }
 }
 
 /// A cleaned replacement for one segment.
@@ -126,7 +146,7 @@ pub fn build_cleaned(plan: &CleanPlan, cfg: &CleanerConfig, now_ms: i64) -> Resu
         let mut last = seg.base - 1;
         for_each_batch(&seg.path, |h, bytes| {
             last = h.last_offset();
-            if h.is_control() {
+            if h.is_control() || plan.is_aborted(h) {
                 return Ok(true);
             }
             let data = batch::records_section(h, bytes, &mut scratch, 1 << 30)?;
@@ -160,6 +180,10 @@ pub fn build_cleaned(plan: &CleanPlan, cfg: &CleanerConfig, now_ms: i64) -> Resu
             if h.is_control() {
                 file.write_all(bytes)?;
                 written += bytes.len() as u64;
+                return Ok(true);
+            }
+            if plan.is_aborted(h) {
+                removed += h.record_count.max(0) as u64;
                 return Ok(true);
             }
             let base_ts = h.base_timestamp;

@@ -27,11 +27,13 @@ mod index;
 mod log;
 pub mod producer_state;
 mod segment;
+mod txn_index;
 
 pub use crate::cleaner::{build_cleaned, CleanOutput, CleanPlan, CleanerConfig, PlannedSegment};
 pub use crate::log::{
     AppendInfo, FlushHandle, Log, LogConfig, ReadInfo, DELETED_SUFFIX, DELETE_SUFFIX,
 };
+pub use crate::producer_state::AbortedTxn;
 
 /// Errors of the storage layer. The broker maps them to Kafka error codes.
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use gregor_protocol::batch::{self, ValidatedBatch};
 
+use crate::producer_state::AbortedTxn;
 use crate::segment::LogSegment;
 use crate::{LogError, Result};
 
@@ -98,6 +99,8 @@ pub struct Log {
     unflushed_rolled: Vec<File>,
     last_flush_ms: i64,
     producers: crate::producer_state::ProducerStateManager,
+    /// Aborted transactions by marker offset (the `.txnindex` files, in memory).
+    aborted: Vec<AbortedTxn>,
 }
 
 fn parse_base_offset(name: &str) -> Option<i64> {
@@ -188,11 +191,44 @@ impl Log {
             recovery_point.min(log_end_offset)
         };
         let from = load_producer_snapshot(dir, trusted, log_end_offset, &mut producers);
+        // Aborted transactions: the index entries before `from` are trusted, the rest
+        // are rebuilt from the markers replayed below.
+        let mut aborted = Vec::new();
+        for &base in segments.keys() {
+            let path = dir.join(crate::file_name(base, "txnindex"));
+            let entries = crate::txn_index::load(&path)?;
+            let kept: Vec<AbortedTxn> = entries
+                .iter()
+                .copied()
+                .filter(|a| a.last_offset < from)
+                .collect();
+            if kept.len() != entries.len() {
+                crate::txn_index::rewrite(&path, &kept)?;
+            }
+            aborted.extend(kept);
+        }
+        let mut scratch = Vec::new();
         for seg in segments.values().filter(|s| s.next_offset > from) {
-            seg.for_each_header(|h| {
-                if h.producer_id >= 0 && !h.is_control() && h.base_offset >= from {
-                    producers.update(h, h.base_offset, h.last_offset(), now_ms);
+            seg.for_each_header(|h, pos| {
+                if h.producer_id < 0 || h.base_offset < from {
+                    return Ok(());
                 }
+                if !h.is_control() {
+                    producers.update(h, h.base_offset, h.last_offset(), now_ms);
+                    return Ok(());
+                }
+                let bytes = seg.read_batch(pos)?;
+                if let Some(m) = batch::control_marker(&bytes, &mut scratch) {
+                    let commit = m == batch::Marker::Commit;
+                    if let Some(a) =
+                        producers.complete_txn(h, h.base_offset, commit, h.base_offset + 1, now_ms)
+                    {
+                        let path = dir.join(crate::file_name(seg.base_offset, "txnindex"));
+                        crate::txn_index::append(&path, &a)?;
+                        aborted.push(a);
+                    }
+                }
+                Ok(())
             })?;
         }
         let log = Self {
@@ -205,6 +241,7 @@ impl Log {
             unflushed_rolled: Vec::new(),
             last_flush_ms: now_ms,
             producers,
+            aborted,
         };
         log.write_recovery_point();
         Ok(log)
@@ -291,6 +328,12 @@ impl Log {
             )));
         }
         let idempotent = v.header.producer_id >= 0 && !v.header.is_control();
+        let marker = if v.header.producer_id >= 0 && v.header.is_control() {
+            self.producers.check_marker(&v.header)?;
+            batch::control_marker(bytes, &mut Vec::new())
+        } else {
+            None
+        };
         if idempotent {
             if let crate::producer_state::SequenceCheck::Duplicate {
                 first_offset,
@@ -338,6 +381,18 @@ impl Log {
             self.producers
                 .update(&v.header, base_offset, last_offset, now_ms);
         }
+        if let Some(m) = marker {
+            let commit = m == batch::Marker::Commit;
+            if let Some(a) = self.producers.complete_txn(
+                &v.header,
+                base_offset,
+                commit,
+                self.log_end_offset,
+                now_ms,
+            ) {
+                self.record_abort(a);
+            }
+        }
         Ok(AppendInfo {
             duplicate: false,
             base_offset,
@@ -345,6 +400,47 @@ impl Log {
             log_append_time: log_append_time_ms.unwrap_or(-1),
             log_start_offset: self.log_start_offset,
         })
+    }
+
+    /// Keeps an aborted transaction in memory and in the active segment's `.txnindex`.
+    fn record_abort(&mut self, a: AbortedTxn) {
+        let base = self.segments.keys().next_back().copied().unwrap_or(0);
+        let path = self.dir.join(crate::file_name(base, "txnindex"));
+        if let Err(e) = crate::txn_index::append(&path, &a) {
+            // The entry is kept in memory; a restart would rebuild it only if the marker
+            // is above the producer snapshot it starts from.
+            tracing::error!(path = %path.display(), error = %e, "cannot write the aborted-transaction index");
+        }
+        self.aborted.push(a);
+    }
+
+    /// The first offset of the oldest transaction still open on this partition.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers.first_unstable_offset()
+    }
+
+    /// Open transactions as `(producer id, first offset)`.
+    pub fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
+        self.producers.ongoing().collect()
+    }
+
+    /// Aborted transactions a read_committed reader of `[from, upper)` must skip, as
+    /// `(producer id, first offset)`: those whose marker is at or after `from` and that
+    /// started below `upper`.
+    pub fn aborted_between(&self, from: i64, upper: i64) -> Vec<(i64, i64)> {
+        let start = self.aborted.partition_point(|a| a.last_offset < from);
+        let mut out = Vec::new();
+        for a in &self.aborted[start..] {
+            if a.first_offset < upper {
+                out.push((a.producer_id, a.first_offset));
+            }
+            // No transaction open after this marker started below its last stable
+            // offset, so later entries cannot overlap the range.
+            if a.last_stable_offset >= upper {
+                break;
+            }
+        }
+        out
     }
 
     /// Whether the flush policy (`flush.messages`, `flush.ms`) calls for an fsync now.
@@ -571,7 +667,7 @@ impl Log {
                 break;
             }
             self.segments.remove(&base);
-            for ext in ["log", "index", "timeindex"] {
+            for ext in ["log", "index", "timeindex", "txnindex"] {
                 let from = self.dir.join(crate::file_name(base, ext));
                 let to = self
                     .dir
@@ -589,6 +685,8 @@ impl Log {
                 self.log_start_offset = first;
             }
         }
+        let start = self.log_start_offset;
+        self.aborted.retain(|a| a.last_offset >= start);
         Ok(doomed)
     }
 
@@ -601,9 +699,12 @@ impl Log {
             .unwrap_or(0)
             .max(self.log_start_offset);
         let active = *self.segments.keys().next_back()?;
+        let stable = self.first_unstable_offset().unwrap_or(i64::MAX);
         let mut segments = Vec::new();
         for (&base, seg) in self.segments.range(..active) {
-            if seg.max_timestamp > now_ms.saturating_sub(cfg.min_compaction_lag_ms) {
+            if seg.max_timestamp > now_ms.saturating_sub(cfg.min_compaction_lag_ms)
+                || seg.next_offset > stable
+            {
                 break;
             }
             segments.push(crate::PlannedSegment {
@@ -630,11 +731,19 @@ impl Log {
         if ratio < cfg.min_cleanable_ratio && !overdue {
             return None;
         }
+        let mut aborted: std::collections::HashMap<i64, Vec<(i64, i64)>> = Default::default();
+        for a in &self.aborted {
+            aborted
+                .entry(a.producer_id)
+                .or_default()
+                .push((a.first_offset, a.last_offset));
+        }
         Some(crate::CleanPlan {
             dir: self.dir.clone(),
             segments,
             first_dirty,
             dirty_ratio: ratio,
+            aborted,
         })
     }
 
@@ -791,7 +900,7 @@ fn read_recovery_point(dir: &Path) -> i64 {
 }
 
 fn remove_segment_files(dir: &Path, base: i64) -> Result<()> {
-    for ext in ["log", "index", "timeindex"] {
+    for ext in ["log", "index", "timeindex", "txnindex"] {
         match std::fs::remove_file(dir.join(crate::file_name(base, ext))) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

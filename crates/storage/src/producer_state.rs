@@ -14,7 +14,7 @@
 //! may start at any sequence, as Kafka allows. The state is rebuilt from the batch
 //! headers when the log opens, so it survives a `kill -9` exactly as the data does.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use gregor_protocol::batch::BatchHeader;
 
@@ -34,6 +34,21 @@ struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMeta>,
     last_append_ms: i64,
+    /// First offset of this producer's open transaction on the partition.
+    txn_first_offset: Option<i64>,
+}
+
+/// An aborted transaction on this partition: what the `.txnindex` holds and Fetch
+/// reports to read_committed consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    /// Offset of the abort marker.
+    pub last_offset: i64,
+    /// The last stable offset right after the marker: no transaction still open then
+    /// started below it, which bounds the search in [`crate::Log::aborted_between`].
+    pub last_stable_offset: i64,
 }
 
 /// Why an idempotent append was refused.
@@ -64,6 +79,8 @@ pub enum SequenceCheck {
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
     expiration_ms: i64,
+    /// Open transactions by first offset: the smallest is the first unstable offset.
+    ongoing: BTreeSet<(i64, i64)>,
 }
 
 fn next_seq(seq: i32) -> i32 {
@@ -89,6 +106,7 @@ impl ProducerStateManager {
         Self {
             producers: HashMap::new(),
             expiration_ms,
+            ongoing: BTreeSet::new(),
         }
     }
 
@@ -108,7 +126,8 @@ impl ProducerStateManager {
     pub fn check(&mut self, h: &BatchHeader, now_ms: i64) -> Result<SequenceCheck, ProducerError> {
         let expiration = self.expiration_ms;
         if let Some(e) = self.producers.get(&h.producer_id) {
-            if now_ms.saturating_sub(e.last_append_ms) > expiration {
+            if e.txn_first_offset.is_none() && now_ms.saturating_sub(e.last_append_ms) > expiration
+            {
                 self.producers.remove(&h.producer_id);
             }
         }
@@ -120,6 +139,11 @@ impl ProducerStateManager {
                 got: h.producer_epoch,
                 current: entry.epoch,
             });
+        }
+        if h.base_sequence < 0 {
+            // No sequence (the group coordinator's transactional offset commits, as in
+            // Kafka): fenced by epoch only.
+            return Ok(SequenceCheck::Append);
         }
         let last_seq = last_sequence(h);
         if h.producer_epoch == entry.epoch {
@@ -167,10 +191,19 @@ impl ProducerStateManager {
                 epoch: h.producer_epoch,
                 batches: VecDeque::new(),
                 last_append_ms: now_ms,
+                txn_first_offset: None,
             });
         if h.producer_epoch != entry.epoch {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
+        }
+        if h.is_transactional() && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(first_offset);
+            self.ongoing.insert((first_offset, h.producer_id));
+        }
+        entry.last_append_ms = entry.last_append_ms.max(now_ms);
+        if h.base_sequence < 0 {
+            return;
         }
         if entry.batches.len() == CACHED_BATCHES {
             entry.batches.pop_front();
@@ -181,11 +214,74 @@ impl ProducerStateManager {
             first_offset,
             last_offset,
         });
+    }
+
+    /// Checks a transaction marker from the coordinator: an epoch older than the
+    /// producer's is fenced.
+    pub fn check_marker(&self, h: &BatchHeader) -> Result<(), ProducerError> {
+        match self.producers.get(&h.producer_id) {
+            Some(e) if h.producer_epoch < e.epoch => Err(ProducerError::InvalidEpoch {
+                got: h.producer_epoch,
+                current: e.epoch,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a transaction marker written at `offset`: the producer's open
+    /// transaction here (if any) ends. Returns the aborted-transaction entry for an
+    /// abort that ended one.
+    pub fn complete_txn(
+        &mut self,
+        h: &BatchHeader,
+        offset: i64,
+        commit: bool,
+        log_end: i64,
+        now_ms: i64,
+    ) -> Option<AbortedTxn> {
+        let entry = self
+            .producers
+            .entry(h.producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch: h.producer_epoch,
+                batches: VecDeque::new(),
+                last_append_ms: now_ms,
+                txn_first_offset: None,
+            });
+        if h.producer_epoch > entry.epoch {
+            // The coordinator bumped the epoch (a timed-out or fenced transaction): the
+            // old epoch is fenced here from now on.
+            entry.epoch = h.producer_epoch;
+            entry.batches.clear();
+        }
         entry.last_append_ms = entry.last_append_ms.max(now_ms);
+        let first = entry.txn_first_offset.take()?;
+        self.ongoing.remove(&(first, h.producer_id));
+        if commit {
+            return None;
+        }
+        Some(AbortedTxn {
+            producer_id: h.producer_id,
+            first_offset: first,
+            last_offset: offset,
+            last_stable_offset: self.first_unstable_offset().unwrap_or(log_end),
+        })
+    }
+
+    /// The first offset of the oldest open transaction, if any.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.iter().next().map(|(o, _)| *o)
+    }
+
+    /// Open transactions as `(producer id, first offset)`.
+    pub fn ongoing(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.ongoing.iter().map(|(o, p)| (*p, *o))
     }
 }
 
-const SNAPSHOT_MAGIC: &[u8; 4] = b"GPS1";
+const SNAPSHOT_MAGIC_V1: &[u8; 4] = b"GPS1";
+/// v2 adds each producer's open-transaction first offset (-1 for none).
+const SNAPSHOT_MAGIC: &[u8; 4] = b"GPS2";
 
 impl ProducerStateManager {
     /// The state as bytes: magic, producer count, per producer its id, epoch, last
@@ -203,6 +299,7 @@ impl ProducerStateManager {
             out.extend_from_slice(&id.to_be_bytes());
             out.extend_from_slice(&e.epoch.to_be_bytes());
             out.extend_from_slice(&e.last_append_ms.to_be_bytes());
+            out.extend_from_slice(&e.txn_first_offset.unwrap_or(-1).to_be_bytes());
             out.push(e.batches.len() as u8);
             for b in &e.batches {
                 out.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -239,9 +336,11 @@ impl ProducerStateManager {
                 return None;
             }
             let mut b = body;
-            if take(&mut b, 4)? != SNAPSHOT_MAGIC {
-                return None;
-            }
+            let v2 = match take(&mut b, 4)? {
+                m if m == SNAPSHOT_MAGIC => true,
+                m if m == SNAPSHOT_MAGIC_V1 => false,
+                _ => return None,
+            };
             let n = i32_of(&mut b)? as u32;
             let mut producers = HashMap::new();
             for _ in 0..n {
@@ -249,6 +348,11 @@ impl ProducerStateManager {
                 let e = take(&mut b, 2)?;
                 let epoch = i16::from_be_bytes([e[0], e[1]]);
                 let last_append_ms = i64_of(&mut b)?;
+                let txn_first_offset = if v2 {
+                    Some(i64_of(&mut b)?).filter(|o| *o >= 0)
+                } else {
+                    None
+                };
                 let count = *take(&mut b, 1)?.first()?;
                 let mut batches = VecDeque::new();
                 for _ in 0..count {
@@ -265,6 +369,7 @@ impl ProducerStateManager {
                         epoch,
                         batches,
                         last_append_ms,
+                        txn_first_offset,
                     },
                 );
             }
@@ -272,6 +377,10 @@ impl ProducerStateManager {
         };
         match parse(bytes) {
             Some(p) => {
+                self.ongoing = p
+                    .iter()
+                    .filter_map(|(id, e)| e.txn_first_offset.map(|o| (o, *id)))
+                    .collect();
                 self.producers = p;
                 true
             }
@@ -387,5 +496,58 @@ mod tests {
             Ok(SequenceCheck::Append)
         );
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn transactions_set_the_first_unstable_offset_and_aborts_are_reported() {
+        let mut s = ProducerStateManager::new(1000);
+        let mut t1 = header(1, 0, 0, 5);
+        t1.attributes = gregor_protocol::batch::ATTR_TRANSACTIONAL;
+        let mut t2 = header(2, 0, 0, 5);
+        t2.attributes = gregor_protocol::batch::ATTR_TRANSACTIONAL;
+        s.update(&t1, 10, 14, 0);
+        s.update(&t2, 15, 19, 0);
+        let mut t1b = header(1, 0, 5, 5);
+        t1b.attributes = gregor_protocol::batch::ATTR_TRANSACTIONAL;
+        s.update(&t1b, 20, 24, 0);
+        assert_eq!(s.first_unstable_offset(), Some(10));
+        let marker = |pid| {
+            let mut m = header(pid, 0, -1, 1);
+            m.attributes =
+                gregor_protocol::batch::ATTR_TRANSACTIONAL | gregor_protocol::batch::ATTR_CONTROL;
+            m
+        };
+        assert_eq!(s.complete_txn(&marker(1), 25, true, 26, 0), None);
+        assert_eq!(s.first_unstable_offset(), Some(15));
+        // Open transactions never expire; the snapshot keeps them.
+        assert_eq!(
+            s.check(&t2, 1_000_000),
+            Ok(SequenceCheck::Duplicate {
+                first_offset: 15,
+                last_offset: 19
+            })
+        );
+        let mut loaded = ProducerStateManager::new(1000);
+        assert!(loaded.load_snapshot(&s.encode_snapshot()));
+        assert_eq!(loaded.first_unstable_offset(), Some(15));
+        assert_eq!(
+            loaded.complete_txn(&marker(2), 26, false, 27, 0),
+            Some(AbortedTxn {
+                producer_id: 2,
+                first_offset: 15,
+                last_offset: 26,
+                last_stable_offset: 27
+            })
+        );
+        assert_eq!(loaded.first_unstable_offset(), None);
+        // A marker with a bumped epoch fences the old one.
+        let mut bumped = marker(1);
+        bumped.producer_epoch = 1;
+        loaded.complete_txn(&bumped, 27, false, 28, 0);
+        assert!(loaded.check_marker(&marker(1)).is_err());
+        assert!(matches!(
+            loaded.check(&header(1, 0, 10, 1), 0),
+            Err(ProducerError::InvalidEpoch { .. })
+        ));
     }
 }

@@ -331,12 +331,16 @@ impl LogSegment {
         Ok(BatchHeader::parse(&head)?)
     }
 
-    /// Calls `f` with the header of every batch, in order (producer-state rebuild).
-    pub(crate) fn for_each_header(&self, mut f: impl FnMut(&BatchHeader)) -> Result<()> {
+    /// Calls `f` with the header and position of every batch, in order (producer-state
+    /// rebuild).
+    pub(crate) fn for_each_header(
+        &self,
+        mut f: impl FnMut(&BatchHeader, u64) -> Result<()>,
+    ) -> Result<()> {
         let mut pos = 0u64;
         while pos + batch::HEADER_LEN as u64 <= self.size {
             let h = self.header_at(pos)?;
-            f(&h);
+            f(&h, pos)?;
             pos += h.total_size() as u64;
         }
         Ok(())

@@ -481,3 +481,114 @@ fn producer_state_survives_reopen_through_snapshots_and_replay() {
         );
     }
 }
+
+/// A transactional batch of `n` records with key `key` from `pid` (epoch 0).
+fn transactional(pid: i64, seq: i32, key: &[u8], n: usize) -> Vec<u8> {
+    let recs: Vec<NewRecord<'_>> = (0..n)
+        .map(|_| NewRecord {
+            key: Some(key),
+            value: Some(b"txn"),
+            timestamp: 0,
+            headers: &[],
+        })
+        .collect();
+    batch::build_as(
+        0,
+        Codec::None,
+        &recs,
+        batch::Producer {
+            id: pid,
+            epoch: 0,
+            base_sequence: seq,
+            attributes: batch::ATTR_TRANSACTIONAL,
+        },
+    )
+    .unwrap()
+}
+
+fn marker(pid: i64, m: batch::Marker) -> Vec<u8> {
+    batch::build_marker(pid, 0, m, 0, 0).unwrap()
+}
+
+#[test]
+fn transactions_bound_the_stable_offset_and_aborts_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+    append(&mut log, keyed_batch(b"a", Some(b"plain"), 0)); // 0
+    append_info(&mut log, &transactional(1, 0, b"a", 2)); // 1-2, pid 1
+    append_info(&mut log, &transactional(2, 0, b"b", 2)); // 3-4, pid 2
+    assert_eq!(log.first_unstable_offset(), Some(1));
+    append_info(&mut log, &marker(1, batch::Marker::Abort)); // 5
+    assert_eq!(log.first_unstable_offset(), Some(3));
+    append_info(&mut log, &transactional(1, 2, b"a", 1)); // 6, pid 1 again
+    append_info(&mut log, &marker(2, batch::Marker::Commit)); // 7
+    assert_eq!(log.first_unstable_offset(), Some(6));
+    append_info(&mut log, &marker(1, batch::Marker::Abort)); // 8
+    assert_eq!(log.first_unstable_offset(), None);
+    assert_eq!(log.aborted_between(0, 9), vec![(1, 1), (1, 6)]);
+    assert_eq!(log.aborted_between(6, 9), vec![(1, 6)]);
+    assert_eq!(log.aborted_between(0, 3), vec![(1, 1)]);
+    let files = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".txnindex")
+        })
+        .count();
+    assert!(files >= 1, "aborts are indexed on disk");
+    // An open transaction, then a crash: it is still open after recovery.
+    append_info(&mut log, &transactional(3, 0, b"c", 1)); // 9
+    log.flush(0).unwrap();
+    drop(log);
+    for clean in [false, true] {
+        let log = Log::open(dir.path(), small_config(), clean, 0).unwrap();
+        assert_eq!(
+            log.aborted_between(0, 10),
+            vec![(1, 1), (1, 6)],
+            "clean={clean}"
+        );
+        assert_eq!(log.first_unstable_offset(), Some(9), "clean={clean}");
+        drop(log);
+    }
+}
+
+#[test]
+fn compaction_drops_aborted_records_without_letting_them_shadow_committed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+    append(&mut log, keyed_batch(b"k", Some(b"committed"), 0)); // 0
+    append_info(&mut log, &transactional(1, 0, b"k", 3)); // 1-3 aborted
+    append_info(&mut log, &marker(1, batch::Marker::Abort)); // 4
+                                                             // Fill segments so the above is closed and cleanable.
+    for i in 0..40u8 {
+        append(&mut log, keyed_batch(&[b'x', i], Some(b"filler"), 0));
+    }
+    // An open transaction in a later segment keeps itself and everything after it out.
+    append_info(&mut log, &transactional(2, 0, b"k", 1));
+    for i in 0..40u8 {
+        append(&mut log, keyed_batch(&[b'y', i], Some(b"filler"), 0));
+    }
+    let plan = log.clean_plan(&cleaner_config(), 10_000).unwrap();
+    let open_at = log.first_unstable_offset().unwrap();
+    assert!(plan
+        .segments
+        .iter()
+        .all(|s| s.base < open_at && !plan.segments.is_empty()));
+    let built = gregor_storage::build_cleaned(&plan, &cleaner_config(), 10_000).unwrap();
+    let doomed = log.swap_cleaned(built).unwrap();
+    assert!(!doomed.is_empty());
+    let all = read_all(&log);
+    let k: Vec<_> = all.iter().filter(|(_, key, _)| key == b"k").collect();
+    assert_eq!(k[0].0, 0, "the committed value survives: {k:?}");
+    assert!(
+        k.iter().all(|(o, _, _)| !(1..=3).contains(o)),
+        "aborted records are gone"
+    );
+    assert!(
+        k.iter().any(|(o, _, _)| *o > 4),
+        "the open transaction is untouched"
+    );
+}
