@@ -22,6 +22,9 @@ pub struct Partition {
     pub index: i32,
     log: Mutex<Log>,
     high_watermark: AtomicI64,
+    /// The first offset of the oldest open transaction, or the high watermark: where
+    /// read_committed consumers stop.
+    last_stable_offset: AtomicI64,
     log_start_offset: AtomicI64,
     leader_epoch: AtomicI32,
     settings: RwLock<Arc<TopicSettings>>,
@@ -43,11 +46,13 @@ impl Partition {
         settings: Arc<TopicSettings>,
     ) -> Self {
         let end = log.log_end_offset();
+        let stable = log.first_unstable_offset().unwrap_or(end).min(end);
         Self {
             topic,
             topic_id,
             index,
             high_watermark: AtomicI64::new(end),
+            last_stable_offset: AtomicI64::new(stable),
             log_start_offset: AtomicI64::new(log.log_start_offset()),
             flushed: AtomicI64::new(log.recovery_point()),
             log: Mutex::new(log),
@@ -72,6 +77,9 @@ impl Partition {
     }
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset.load(Ordering::Acquire)
+    }
+    pub fn last_stable_offset(&self) -> i64 {
+        self.last_stable_offset.load(Ordering::Acquire)
     }
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch.load(Ordering::Acquire)
@@ -103,18 +111,22 @@ impl Partition {
         log_append_time: Option<i64>,
     ) -> Result<(AppendInfo, bool), LogError> {
         let now = now_ms();
-        let (info, flush_due) = {
+        let (info, flush_due, unstable) = {
             let mut log = self.log()?;
             let info = log.append(bytes, v, self.leader_epoch(), log_append_time, now)?;
-            (info, log.flush_due(now))
+            (info, log.flush_due(now), log.first_unstable_offset())
         };
         if info.duplicate {
             // A retried batch already in the log: nothing new to announce (its ack still
             // follows the flush policy).
             return Ok((info, flush_due));
         }
-        self.high_watermark
-            .store(info.last_offset + 1, Ordering::Release);
+        let hw = info.last_offset + 1;
+        // Stored before the high watermark, so a reader never sees a stable offset
+        // above an open transaction's start.
+        self.last_stable_offset
+            .store(unstable.map_or(hw, |u| u.min(hw)), Ordering::Release);
+        self.high_watermark.store(hw, Ordering::Release);
         self.wake_waiters();
         Ok((info, flush_due))
     }

@@ -3,15 +3,18 @@
 //!
 //! The handler never decodes records: each partition's answer is the bytes of the batches
 //! from the one that holds the fetch offset, up to the partition and response limits, and
-//! below the high watermark. When less than `min_bytes` is available it parks on a
+//! below the high watermark (the last stable offset for read_committed, which also gets
+//! the aborted transactions that overlap the bytes sent). When less than `min_bytes` is available it parks on a
 //! `Notify` registered with every partition in the request, until an append wakes it or
 //! `max_wait_ms` passes.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gregor_protocol::kp::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use gregor_protocol::kp::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+use gregor_protocol::kp::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use gregor_protocol::kp::messages::{ApiKey, FetchRequest, FetchResponse, ProducerId, TopicName};
 use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 use tokio::sync::Notify;
@@ -38,11 +41,28 @@ struct PartitionRead {
     last_stable_offset: i64,
     log_start_offset: i64,
     records: Vec<u8>,
+    /// `(producer id, first offset)` of aborted transactions in the range (read_committed).
+    aborted: Option<Vec<(i64, i64)>>,
+}
+
+/// One past the last offset of the batches in `bytes`.
+fn end_of_batches(bytes: &[u8], from: i64) -> i64 {
+    let mut at = 0;
+    let mut end = from;
+    while let Some(b) = bytes.get(at..) {
+        let Ok(h) = gregor_protocol::batch::BatchHeader::parse(b) else {
+            break;
+        };
+        end = h.last_offset() + 1;
+        at += h.total_size();
+    }
+    end
 }
 
 fn read_partition(
     broker: &Broker,
     sp: &SessionPartition,
+    read_committed: bool,
     remaining: &mut usize,
     min_one: &mut bool,
 ) -> PartitionRead {
@@ -52,6 +72,7 @@ fn read_partition(
         last_stable_offset: -1,
         log_start_offset: -1,
         records: Vec::new(),
+        aborted: read_committed.then(Vec::new),
     };
     let Some(p) = broker.replicas.partition(&sp.topic, sp.partition) else {
         out.error = Some(ReplicaError::UnknownTopicOrPartition);
@@ -61,16 +82,21 @@ fn read_partition(
         out.error = Some(e);
         return out;
     }
+    let lso = p.last_stable_offset();
     let hw = p.high_watermark();
     out.high_watermark = hw;
-    // No transactions yet: the last stable offset is the high watermark.
-    out.last_stable_offset = hw;
+    out.last_stable_offset = lso.min(hw);
     out.log_start_offset = p.log_start_offset();
+    let upper = if read_committed { lso.min(hw) } else { hw };
     let limit = (sp.max_bytes.max(0) as usize).min(*remaining);
-    let read = p
-        .log()
-        .map_err(ReplicaError::from)
-        .and_then(|log| Ok(log.read(sp.fetch_offset, limit, *min_one, hw)?));
+    let read = p.log().map_err(ReplicaError::from).and_then(|log| {
+        let r = log.read(sp.fetch_offset, limit, *min_one, upper)?;
+        if read_committed && !r.bytes.is_empty() {
+            let end = end_of_batches(&r.bytes, sp.fetch_offset);
+            out.aborted = Some(log.aborted_between(sp.fetch_offset, end));
+        }
+        Ok(r)
+    });
     match read {
         Ok(r) => {
             if !r.bytes.is_empty() {
@@ -178,6 +204,7 @@ pub async fn handle(
     };
 
     // Read, and if there is not yet enough, park until an append or the deadline.
+    let read_committed = req.isolation_level == READ_COMMITTED;
     let max_wait = std::time::Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + max_wait;
     let notify = Arc::new(Notify::new());
@@ -191,7 +218,7 @@ pub async fn handle(
         let mut min_one = true;
         let reads: Vec<PartitionRead> = plan
             .iter()
-            .map(|sp| read_partition(broker, sp, &mut remaining, &mut min_one))
+            .map(|sp| read_partition(broker, sp, read_committed, &mut remaining, &mut min_one))
             .collect();
         let bytes: usize = reads.iter().map(|r| r.records.len()).sum();
         let errored = reads.iter().any(|r| r.error.is_some()) || !unresolved.is_empty();
@@ -228,11 +255,15 @@ pub async fn handle(
             .with_high_watermark(r.high_watermark)
             .with_last_stable_offset(r.last_stable_offset)
             .with_log_start_offset(r.log_start_offset)
-            .with_aborted_transactions(if req.isolation_level == READ_COMMITTED {
-                Some(Vec::new())
-            } else {
-                None
-            })
+            .with_aborted_transactions(r.aborted.map(|a| {
+                a.into_iter()
+                    .map(|(pid, first)| {
+                        AbortedTransaction::default()
+                            .with_producer_id(ProducerId(pid))
+                            .with_first_offset(first)
+                    })
+                    .collect()
+            }))
             .with_records(Some(Bytes::from(r.records)));
         if let Some(e) = &r.error {
             data.error_code = replica_error_code(e).code();

@@ -35,19 +35,31 @@ pub fn check_leader_epoch(p: &Partition, requested: i32) -> Result<(), ReplicaEr
     }
 }
 
-fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), ReplicaError> {
+/// Offsets a reader at `isolation_level` may see end here: the last stable offset for
+/// read_committed (1), the high watermark otherwise.
+fn visible_end(p: &Partition, isolation_level: i8) -> i64 {
+    let hw = p.high_watermark();
+    if isolation_level == 1 {
+        p.last_stable_offset().min(hw)
+    } else {
+        hw
+    }
+}
+
+fn lookup(p: &Partition, timestamp: i64, isolation_level: i8) -> Result<(i64, i64), ReplicaError> {
+    let end = visible_end(p, isolation_level);
     match timestamp {
-        // No transactions yet, so the last stable offset is the high watermark.
-        LATEST => Ok((-1, p.high_watermark())),
+        LATEST => Ok((-1, end)),
         EARLIEST | EARLIEST_LOCAL => Ok((-1, p.log_start_offset())),
         MAX_TIMESTAMP => Ok(p
             .log()?
             .max_timestamp_offset()
+            .filter(|(o, _)| *o < end)
             .map_or((-1, -1), |(o, t)| (t, o))),
         ts => Ok(p
             .log()?
             .offset_for_timestamp(ts)?
-            .filter(|(o, _)| *o < p.high_watermark())
+            .filter(|(o, _)| *o < end)
             .map_or((-1, -1), |(o, t)| (t, o))),
     }
 }
@@ -82,7 +94,7 @@ pub async fn handle(
                             .with_timestamp(-1);
                     };
                     match check_leader_epoch(p, pr.current_leader_epoch)
-                        .and_then(|()| lookup(p, pr.timestamp))
+                        .and_then(|()| lookup(p, pr.timestamp, req.isolation_level))
                     {
                         Ok((ts, off)) => base
                             .with_timestamp(ts)
