@@ -43,6 +43,7 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     pub fetch_sessions: FetchSessionCache,
     pub groups: GroupCoordinator,
+    pub txns: crate::txn::TxnCoordinator,
     advertised_port: AtomicU16,
     /// The block of producer ids being handed out: `(next, end)`.
     producer_ids: Mutex<(i64, i64)>,
@@ -154,6 +155,8 @@ impl Broker {
         let fetch_sessions = FetchSessionCache::new(config.fetch_session_slots);
         let groups = GroupCoordinator::new(config.group.clone());
         groups.load(&replicas);
+        let txns = crate::txn::TxnCoordinator::new(config.txn.clone());
+        txns.load(&replicas);
         let advertised_port = AtomicU16::new(config.advertised_port);
         Ok(Arc::new(Self {
             config,
@@ -162,6 +165,7 @@ impl Broker {
             replicas,
             fetch_sessions,
             groups,
+            txns,
             advertised_port,
             producer_ids: Mutex::new((0, 0)),
             apply_lock: Mutex::new(()),

@@ -70,6 +70,8 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("unclean.leader.election.enable", "false"),
     ("max.incremental.fetch.session.cache.slots", "1000"),
     ("offsets.topic.num.partitions", "50"),
+    ("transaction.max.timeout.ms", "900000"),
+    ("transaction.state.log.num.partitions", "50"),
     ("producer.id.expiration.ms", "86400000"),
     ("offsets.retention.minutes", "10080"),
     ("offsets.retention.check.interval.ms", "600000"),
@@ -111,6 +113,8 @@ pub struct BrokerConfig {
     pub cleaner_max_map_entries: usize,
     /// The group coordinator's `group.*` and `offsets.*` settings.
     pub group: crate::group::GroupConfig,
+    /// The transaction coordinator's `transaction.*` settings.
+    pub txn: crate::txn::TxnConfig,
 }
 
 fn parse_listener(value: &str) -> Option<(String, u16)> {
@@ -275,6 +279,16 @@ impl BrokerConfig {
                 consumer_heartbeat_interval_ms: positive(
                     "group.consumer.heartbeat.interval.ms",
                     &get("group.consumer.heartbeat.interval.ms"),
+                )?,
+            },
+            txn: crate::txn::TxnConfig {
+                max_timeout_ms: positive(
+                    "transaction.max.timeout.ms",
+                    &get("transaction.max.timeout.ms"),
+                )?,
+                state_partitions: positive(
+                    "transaction.state.log.num.partitions",
+                    &get("transaction.state.log.num.partitions"),
                 )?,
             },
             values,

@@ -129,6 +129,7 @@ pub fn group_error_code(e: &crate::group::GroupError) -> ResponseError {
         G::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
         G::CoordinatorNotAvailable | G::Storage(_) => ResponseError::CoordinatorNotAvailable,
         G::NotCoordinator => ResponseError::NotCoordinator,
+        G::ProducerFenced => ResponseError::ProducerFenced,
         G::NonEmptyGroup => ResponseError::NonEmptyGroup,
         G::GroupIdNotFound => ResponseError::GroupIdNotFound,
         G::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
@@ -140,6 +141,32 @@ pub fn group_error_code(e: &crate::group::GroupError) -> ResponseError {
         G::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
         G::UnsupportedVersion => ResponseError::UnsupportedVersion,
         G::InvalidRegularExpression => ResponseError::InvalidRegularExpression,
+    }
+}
+
+/// The Kafka error code for a transaction-coordinator error. `fenced_code` is what a
+/// fenced producer gets at this request version: PRODUCER_FENCED from the versions
+/// KIP-588 added it in, INVALID_PRODUCER_EPOCH before.
+pub fn txn_error_code(e: &crate::txn::TxnError, fenced_code: ResponseError) -> ResponseError {
+    use crate::txn::TxnError as T;
+    match e {
+        T::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping,
+        T::ProducerFenced => fenced_code,
+        T::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
+        T::InvalidTxnState => ResponseError::InvalidTxnState,
+        T::InvalidTransactionTimeout => ResponseError::InvalidTransactionTimeout,
+        T::CoordinatorNotAvailable | T::Storage(_) => ResponseError::CoordinatorNotAvailable,
+        T::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
+    }
+}
+
+/// PRODUCER_FENCED at or above `since` (the version KIP-588 bumped the API to),
+/// INVALID_PRODUCER_EPOCH below it.
+pub fn fenced_code(version: i16, since: i16) -> ResponseError {
+    if version >= since {
+        ResponseError::ProducerFenced
+    } else {
+        ResponseError::InvalidProducerEpoch
     }
 }
 

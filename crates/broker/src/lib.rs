@@ -36,6 +36,7 @@ pub mod partition;
 pub mod replica_manager;
 pub mod server;
 pub mod topic_settings;
+pub mod txn;
 pub mod util;
 
 pub use broker::{Broker, StartError};

@@ -131,6 +131,38 @@ impl Partition {
         Ok((info, flush_due))
     }
 
+    /// Calls `f` with every batch from the log start to the log end, in order: how the
+    /// coordinators replay their internal topics at startup (the log lock is held).
+    pub fn replay(
+        &self,
+        mut f: impl FnMut(&gregor_protocol::batch::BatchHeader, &[u8]),
+    ) -> Result<(), LogError> {
+        let log = self.log()?;
+        let end = log.log_end_offset();
+        let mut offset = log.log_start_offset();
+        while offset < end {
+            let read = log.read(offset, 1 << 20, true, end)?;
+            let mut at = 0;
+            let mut advanced = false;
+            while let Some(rest) = read.bytes.get(at..).filter(|r| !r.is_empty()) {
+                let Ok(h) = gregor_protocol::batch::BatchHeader::parse(rest) else {
+                    break;
+                };
+                let Some(b) = rest.get(..h.total_size()) else {
+                    break;
+                };
+                at += h.total_size();
+                offset = h.last_offset() + 1;
+                advanced = true;
+                f(&h, b);
+            }
+            if !advanced {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// DeleteRecords: moves the log start offset to `offset` (already checked against
     /// the high watermark). Returns the new low watermark; the removed segments' files
     /// are deleted after `file.delete.delay.ms`.

@@ -36,6 +36,8 @@ pub async fn run(
     let flusher = tokio::spawn(flush_loop(broker.clone(), stop_tx.subscribe()));
     let retention = tokio::spawn(retention_loop(broker.clone(), stop_tx.subscribe()));
     let cleaner = tokio::spawn(cleaner_loop(broker.clone(), stop_tx.subscribe()));
+    // Transactions a stop left open or half-finished get their timers and markers back.
+    broker.txns.resume(&broker).await;
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
@@ -68,6 +70,7 @@ pub async fn run(
         }
     }
     drop(listener);
+    broker.txns.shutdown();
     broker.groups.shutdown().await;
     let _ = stop_tx.send(());
     drop(done_tx);

@@ -11,12 +11,12 @@
 //! is replayed before the broker serves, and groups are spawned from what it holds when
 //! they are first asked for.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use gregor_metadata::controller::{self, NewTopic};
 use gregor_metadata::ControllerError;
-use gregor_protocol::batch::{self, BatchHeader, NewRecord};
+use gregor_protocol::batch::{self, NewRecord};
 use gregor_protocol::compression::Codec;
 use gregor_protocol::records::RecordWalker;
 use tokio::sync::{mpsc, oneshot};
@@ -63,13 +63,28 @@ enum Command {
     Describe(oneshot::Sender<GroupDescription>),
     Delete(oneshot::Sender<Result<(), GroupError>>),
     DeleteOffsets(Vec<(String, Vec<i32>)>, oneshot::Sender<PartitionResults>),
+    TxnCommit {
+        producer_id: i64,
+        epoch: i16,
+        req: CommitRequest,
+        tx: oneshot::Sender<PartitionResults>,
+    },
+    CompleteTxn {
+        producer_id: i64,
+        commit: bool,
+        tx: oneshot::Sender<()>,
+    },
 }
+
+type PendingTxnOffsets = HashMap<i64, BTreeMap<(String, i32), OffsetValue>>;
 
 /// What replaying `__consumer_offsets` found for one group.
 #[derive(Default)]
 struct Loaded {
     group: Option<GroupValue>,
     offsets: BTreeMap<(String, i32), OffsetValue>,
+    /// Offsets of transactions with no marker yet, by producer id.
+    pending: PendingTxnOffsets,
 }
 
 pub struct GroupCoordinator {
@@ -79,6 +94,8 @@ pub struct GroupCoordinator {
     loaded: Mutex<HashMap<String, Loaded>>,
     /// Set once the broker is stopping: no group gets a new task.
     stopping: std::sync::atomic::AtomicBool,
+    /// Producer id → groups holding offsets of its open transaction.
+    txn_groups: Mutex<HashMap<i64, HashSet<String>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -95,6 +112,7 @@ impl GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             loaded: Mutex::new(HashMap::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            txn_groups: Mutex::new(HashMap::new()),
         }
     }
 
@@ -116,7 +134,14 @@ impl GroupCoordinator {
                 tracing::warn!(partition = p.index, error = %e, "could not replay __consumer_offsets partition");
             }
         }
-        loaded.retain(|_, l| l.group.is_some() || !l.offsets.is_empty());
+        loaded.retain(|_, l| l.group.is_some() || !l.offsets.is_empty() || !l.pending.is_empty());
+        let mut txn_groups = lock(&self.txn_groups);
+        for (group, l) in &loaded {
+            for pid in l.pending.keys() {
+                txn_groups.entry(*pid).or_default().insert(group.clone());
+            }
+        }
+        drop(txn_groups);
         tracing::info!(groups = loaded.len(), "replayed __consumer_offsets");
         *lock(&self.loaded) = loaded;
     }
@@ -193,7 +218,7 @@ impl GroupCoordinator {
         );
         if let Some(l) = lock(&self.loaded).remove(group) {
             let offsets = l.offsets.into_iter().map(|((t, p), v)| (t, p, v)).collect();
-            state.restore(l.group, offsets, Instant::now());
+            state.restore(l.group, offsets, l.pending, Instant::now());
         }
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(run(state, partition, rx));
@@ -323,6 +348,7 @@ impl GroupCoordinator {
                         offset: -1,
                         leader_epoch: -1,
                         metadata: String::new(),
+                        unstable: false,
                     })
                 })
                 .collect()),
@@ -382,6 +408,67 @@ impl GroupCoordinator {
             .ask(broker, group, false, Command::Describe)
             .await?
             .filter(|d| d.exists))
+    }
+
+    /// The `__consumer_offsets` partition of `group` (created on first use), which
+    /// AddOffsetsToTxn adds to a transaction.
+    pub async fn offsets_partition(
+        &self,
+        broker: &Arc<Broker>,
+        group: &str,
+    ) -> Result<i32, GroupError> {
+        validate_group_id(group)?;
+        self.ensure_offsets_topic(broker).await?;
+        let topic = broker
+            .replicas
+            .topic(OFFSETS_TOPIC)
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        Ok(partition_for(group, topic.partitions.len() as i32))
+    }
+
+    /// TxnOffsetCommit: the offsets are written in the producer's transaction and held
+    /// as pending until its marker.
+    pub async fn txn_commit(
+        &self,
+        broker: &Arc<Broker>,
+        group: &str,
+        producer_id: i64,
+        epoch: i16,
+        req: CommitRequest,
+    ) -> PartitionResults {
+        validate_group_id(group)?;
+        lock(&self.txn_groups)
+            .entry(producer_id)
+            .or_default()
+            .insert(group.to_string());
+        self.ask(broker, group, true, |tx| Command::TxnCommit {
+            producer_id,
+            epoch,
+            req,
+            tx,
+        })
+        .await?
+        .unwrap_or(Err(GroupError::CoordinatorNotAvailable))
+    }
+
+    /// A transaction's marker was written to `__consumer_offsets`: every group holding
+    /// its offsets applies (commit) or drops (abort) them before this returns.
+    pub async fn complete_txn(&self, broker: &Arc<Broker>, producer_id: i64, commit: bool) {
+        let groups = lock(&self.txn_groups)
+            .remove(&producer_id)
+            .unwrap_or_default();
+        for group in groups {
+            let done = self
+                .ask(broker, &group, false, |tx| Command::CompleteTxn {
+                    producer_id,
+                    commit,
+                    tx,
+                })
+                .await;
+            if let Err(e) = done {
+                tracing::warn!(%group, producer_id, error = %e, "could not complete transactional offsets");
+            }
+        }
     }
 
     pub async fn delete(&self, broker: &Arc<Broker>, group: &str) -> Result<(), GroupError> {
@@ -542,6 +629,33 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
                 let stored = write(&partition, &fx.records);
                 let _ = tx.send(stored.and(r));
             }
+            Command::TxnCommit {
+                producer_id,
+                epoch,
+                req,
+                tx,
+            } => {
+                let (r, fx, pending) = group.txn_commit(req, ms);
+                let producer = batch::Producer {
+                    id: producer_id,
+                    epoch,
+                    base_sequence: -1,
+                    attributes: batch::ATTR_TRANSACTIONAL,
+                };
+                let stored = write_as(&partition, &fx.records, producer);
+                if stored.is_ok() {
+                    group.add_pending(producer_id, pending);
+                }
+                let _ = tx.send(stored.and(r));
+            }
+            Command::CompleteTxn {
+                producer_id,
+                commit,
+                tx,
+            } => {
+                group.complete_txn(producer_id, commit);
+                let _ = tx.send(());
+            }
         }
     }
 }
@@ -576,6 +690,16 @@ fn write(
     partition: &Partition,
     records: &[(RecordKey, Option<Vec<u8>>)],
 ) -> Result<(), GroupError> {
+    write_as(partition, records, batch::Producer::NONE)
+}
+
+/// [`write`] as a producer: transactional offset commits carry the transaction's
+/// producer id and epoch, so an older epoch is fenced by the partition.
+fn write_as(
+    partition: &Partition,
+    records: &[(RecordKey, Option<Vec<u8>>)],
+    producer: batch::Producer,
+) -> Result<(), GroupError> {
     if records.is_empty() {
         return Ok(());
     }
@@ -595,63 +719,78 @@ fn write(
         tracing::error!(partition = partition.index, error = %e, "cannot write __consumer_offsets");
         GroupError::Storage(e)
     };
-    let bytes = batch::build(0, Codec::None, &recs).map_err(|e| storage(e.to_string()))?;
+    let bytes =
+        batch::build_as(0, Codec::None, &recs, producer).map_err(|e| storage(e.to_string()))?;
     let mut scratch = Vec::new();
     let v =
         batch::validate(&bytes, &mut scratch, usize::MAX).map_err(|e| storage(e.to_string()))?;
-    partition
-        .append(&bytes, &v, None)
-        .map_err(|e| storage(e.to_string()))?;
-    Ok(())
+    match partition.append(&bytes, &v, None) {
+        Ok(_) => Ok(()),
+        Err(gregor_storage::LogError::Producer(_)) => Err(GroupError::ProducerFenced),
+        Err(e) => Err(storage(e.to_string())),
+    }
 }
 
-/// Reads one `__consumer_offsets` partition from start to end into `out`.
+/// Reads one `__consumer_offsets` partition from start to end into `out`. Offsets
+/// written inside a transaction wait in `pending` for their producer's marker.
 fn replay_partition(
     p: &Partition,
     scratch: &mut Vec<u8>,
     out: &mut HashMap<String, Loaded>,
 ) -> Result<(), String> {
-    let log = p.log().map_err(|e| e.to_string())?;
-    let end = log.log_end_offset();
-    let mut offset = log.log_start_offset();
-    while offset < end {
-        let read = log
-            .read(offset, 1 << 20, true, end)
-            .map_err(|e| e.to_string())?;
-        if read.bytes.is_empty() {
-            break;
+    let mut failure = None;
+    let mut in_txn: HashMap<i64, HashSet<String>> = HashMap::new();
+    let mut marker_scratch = Vec::new();
+    p.replay(|h, b| {
+        if failure.is_some() {
+            return;
         }
-        let mut at = 0;
-        let mut advanced = false;
-        while at < read.bytes.len() {
-            let Ok(h) = BatchHeader::parse(&read.bytes[at..]) else {
-                break;
+        if h.is_control() {
+            let Some(marker) = batch::control_marker(b, &mut marker_scratch) else {
+                return;
             };
-            let size = h.total_size();
-            let Some(b) = read.bytes.get(at..at + size) else {
-                break;
-            };
-            at += size;
-            offset = h.last_offset() + 1;
-            advanced = true;
-            if h.is_control() {
-                continue;
+            for group in in_txn.remove(&h.producer_id).unwrap_or_default() {
+                let Some(l) = out.get_mut(&group) else {
+                    continue;
+                };
+                let Some(pending) = l.pending.remove(&h.producer_id) else {
+                    continue;
+                };
+                if marker == batch::Marker::Commit {
+                    l.offsets.extend(pending);
+                }
             }
-            let data =
-                batch::records_section(&h, b, scratch, 256 << 20).map_err(|e| e.to_string())?;
-            for rec in RecordWalker::new(data, h.record_count) {
-                let rec = rec.map_err(|e| e.to_string())?;
-                apply_record(out, rec.key, rec.value);
+            return;
+        }
+        let data = match batch::records_section(h, b, scratch, 256 << 20) {
+            Ok(d) => d,
+            Err(e) => {
+                failure = Some(e.to_string());
+                return;
+            }
+        };
+        let txn = h.is_transactional().then_some(h.producer_id);
+        for rec in RecordWalker::new(data, h.record_count) {
+            match rec {
+                Ok(rec) => apply_record(out, rec.key, rec.value, txn, &mut in_txn),
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    return;
+                }
             }
         }
-        if !advanced {
-            break;
-        }
-    }
-    Ok(())
+    })
+    .map_err(|e| e.to_string())?;
+    failure.map_or(Ok(()), Err)
 }
 
-fn apply_record(out: &mut HashMap<String, Loaded>, key: Option<&[u8]>, value: Option<&[u8]>) {
+fn apply_record(
+    out: &mut HashMap<String, Loaded>,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    txn: Option<i64>,
+    in_txn: &mut HashMap<i64, HashSet<String>>,
+) {
     let Some(key) = key else { return };
     let key = match RecordKey::decode(key) {
         Ok(k) => k,
@@ -666,6 +805,16 @@ fn apply_record(out: &mut HashMap<String, Loaded>, key: Option<&[u8]>, value: Op
             topic,
             partition,
         } => {
+            if let (Some(pid), Some(Ok(v))) = (txn, value.map(OffsetValue::decode)) {
+                in_txn.entry(pid).or_default().insert(group.clone());
+                let entry = out.entry(group).or_default();
+                entry
+                    .pending
+                    .entry(pid)
+                    .or_default()
+                    .insert((topic, partition), v);
+                return;
+            }
             let entry = out.entry(group).or_default();
             match value.map(OffsetValue::decode) {
                 Some(Ok(v)) => {

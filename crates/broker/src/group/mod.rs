@@ -78,6 +78,10 @@ pub enum GroupError {
     InvalidRegularExpression,
     #[error("storage: {0}")]
     Storage(String),
+    #[error(
+        "There is a newer producer with the same transactionalId which fences the current one."
+    )]
+    ProducerFenced,
 }
 
 /// Per-partition errors, in request order: a slot the handler decided (`Some` in
@@ -228,6 +232,9 @@ pub struct CommittedOffset {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: String,
+    /// An open transaction holds an offset for this partition (UNSTABLE_OFFSET_COMMIT
+    /// for readers that require stable offsets).
+    pub unstable: bool,
 }
 
 /// One member in a DescribeGroups answer.

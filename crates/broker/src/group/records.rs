@@ -59,7 +59,7 @@ pub struct GroupValue {
 #[error("undecodable __consumer_offsets record: {0}")]
 pub struct RecordError(pub &'static str);
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     let len = b.len().min(i16::MAX as usize);
     out.extend_from_slice(&(len as i16).to_be_bytes());
@@ -222,16 +222,16 @@ impl GroupValue {
 }
 
 /// A bounds-checked big-endian reader; every read that runs off the end is an error.
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
+pub(crate) struct Reader<'a> {
+    pub(crate) b: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 impl Reader<'_> {
-    fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.b.len() - self.pos
     }
-    fn take(&mut self, n: usize) -> Result<&[u8], RecordError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&[u8], RecordError> {
         if self.remaining() < n {
             return Err(RecordError("truncated"));
         }
@@ -239,20 +239,20 @@ impl Reader<'_> {
         self.pos += n;
         Ok(s)
     }
-    fn i16(&mut self) -> Result<i16, RecordError> {
+    pub(crate) fn i16(&mut self) -> Result<i16, RecordError> {
         let s = self.take(2)?;
         Ok(i16::from_be_bytes([s[0], s[1]]))
     }
-    fn i32(&mut self) -> Result<i32, RecordError> {
+    pub(crate) fn i32(&mut self) -> Result<i32, RecordError> {
         let s = self.take(4)?;
         Ok(i32::from_be_bytes([s[0], s[1], s[2], s[3]]))
     }
-    fn i64(&mut self) -> Result<i64, RecordError> {
+    pub(crate) fn i64(&mut self) -> Result<i64, RecordError> {
         let mut a = [0u8; 8];
         a.copy_from_slice(self.take(8)?);
         Ok(i64::from_be_bytes(a))
     }
-    fn nullable_string(&mut self) -> Result<Option<String>, RecordError> {
+    pub(crate) fn nullable_string(&mut self) -> Result<Option<String>, RecordError> {
         let n = self.i16()?;
         if n < 0 {
             return Ok(None);
@@ -262,11 +262,11 @@ impl Reader<'_> {
             .map(Some)
             .map_err(|_| RecordError("string is not UTF-8"))
     }
-    fn string(&mut self) -> Result<String, RecordError> {
+    pub(crate) fn string(&mut self) -> Result<String, RecordError> {
         self.nullable_string()?
             .ok_or(RecordError("null where a string is required"))
     }
-    fn bytes(&mut self) -> Result<Bytes, RecordError> {
+    pub(crate) fn bytes(&mut self) -> Result<Bytes, RecordError> {
         let n = self.i32()?;
         if n < 0 {
             return Ok(Bytes::new());

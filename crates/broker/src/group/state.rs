@@ -114,6 +114,9 @@ pub struct Group {
     /// and how much of the rebalance timeout is left to extend into.
     initial_delay: Option<(bool, Duration)>,
     offsets: BTreeMap<(String, i32), StoredOffset>,
+    /// Offsets committed inside open transactions, by producer id: applied when the
+    /// commit marker is written, dropped on abort.
+    pending_txn: HashMap<i64, BTreeMap<(String, i32), OffsetValue>>,
     next_offset_check: Instant,
     /// KIP-848 members. A group is either classic or consumer: it takes the type of the
     /// protocol that joins it while it has no members.
@@ -151,6 +154,7 @@ impl Group {
             rebalance_deadline: None,
             initial_delay: None,
             offsets: BTreeMap::new(),
+            pending_txn: HashMap::new(),
             next_offset_check: now + check,
             consumer: ConsumerGroup::default(),
             is_consumer: false,
@@ -175,12 +179,14 @@ impl Group {
         &mut self,
         group: Option<GroupValue>,
         offsets: Vec<(String, i32, OffsetValue)>,
+        pending_txn: HashMap<i64, BTreeMap<(String, i32), OffsetValue>>,
         now: Instant,
     ) {
         for (topic, partition, value) in offsets {
             self.offsets
                 .insert((topic, partition), StoredOffset { value });
         }
+        self.pending_txn = pending_txn;
         let Some(g) = group else { return };
         self.protocol_type = (!g.protocol_type.is_empty()).then_some(g.protocol_type);
         self.generation = g.generation;
@@ -1063,6 +1069,94 @@ impl Group {
         (Ok(results), out)
     }
 
+    /// TxnOffsetCommit: checks the member (unless the commit names none, KIP-447) and
+    /// returns the records to write in the producer's transaction, and the offsets to
+    /// hold as pending once they are written ([`Group::add_pending`]).
+    #[allow(clippy::type_complexity)]
+    pub fn txn_commit(
+        &mut self,
+        req: CommitRequest,
+        now_ms: i64,
+    ) -> (
+        Result<Vec<Result<(), GroupError>>, GroupError>,
+        Effects,
+        Vec<((String, i32), OffsetValue)>,
+    ) {
+        let mut out = Effects::default();
+        let mut pending = Vec::new();
+        let anonymous = req.generation_id < 0 && req.member_id.is_empty();
+        let checked = if anonymous {
+            Ok(())
+        } else if self.is_consumer {
+            self.consumer
+                .check_member_epoch(&req.member_id, req.generation_id)
+        } else {
+            self.check_member(&req.member_id, req.group_instance_id.as_deref())
+                .and_then(|()| {
+                    if req.generation_id == self.generation {
+                        Ok(())
+                    } else {
+                        Err(GroupError::IllegalGeneration)
+                    }
+                })
+        };
+        if let Err(e) = checked {
+            return (Err(e), out, pending);
+        }
+        let mut results = Vec::with_capacity(req.offsets.len());
+        for o in req.offsets {
+            let metadata = o.metadata.unwrap_or_default();
+            if metadata.len() > self.config.offset_metadata_max_bytes {
+                results.push(Err(GroupError::OffsetMetadataTooLarge));
+                continue;
+            }
+            let value = OffsetValue {
+                offset: o.offset,
+                leader_epoch: o.leader_epoch,
+                metadata,
+                commit_timestamp: now_ms,
+            };
+            out.records.push((
+                RecordKey::Offset {
+                    group: self.id.clone(),
+                    topic: o.topic.clone(),
+                    partition: o.partition,
+                },
+                Some(value.encode()),
+            ));
+            pending.push(((o.topic, o.partition), value));
+            results.push(Ok(()));
+        }
+        (Ok(results), out, pending)
+    }
+
+    /// Holds offsets a transaction wrote until its marker.
+    pub fn add_pending(&mut self, producer_id: i64, offsets: Vec<((String, i32), OffsetValue)>) {
+        self.pending_txn
+            .entry(producer_id)
+            .or_default()
+            .extend(offsets);
+    }
+
+    /// A transaction marker reached this group's partition: its offsets become the
+    /// committed ones (commit) or are forgotten (abort).
+    pub fn complete_txn(&mut self, producer_id: i64, commit: bool) {
+        let Some(pending) = self.pending_txn.remove(&producer_id) else {
+            return;
+        };
+        if commit {
+            for (k, value) in pending {
+                self.offsets.insert(k, StoredOffset { value });
+            }
+        }
+    }
+
+    fn is_unstable(&self, topic: &str, partition: i32) -> bool {
+        self.pending_txn
+            .values()
+            .any(|m| m.contains_key(&(topic.to_string(), partition)))
+    }
+
     /// Committed offsets: all of them (`None`), or the requested partitions, with -1
     /// for partitions that have none.
     pub fn fetch_offsets(&self, wanted: Option<&[(String, Vec<i32>)]>) -> Vec<CommittedOffset> {
@@ -1072,6 +1166,7 @@ impl Group {
             offset: o.map_or(-1, |o| o.value.offset),
             leader_epoch: o.map_or(-1, |o| o.value.leader_epoch),
             metadata: o.map(|o| o.value.metadata.clone()).unwrap_or_default(),
+            unstable: !self.pending_txn.is_empty() && self.is_unstable(topic, partition),
         };
         match wanted {
             None => self

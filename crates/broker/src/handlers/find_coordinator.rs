@@ -1,8 +1,7 @@
 //! FindCoordinator (key 10), including batched keys (KIP-699, v4).
 //!
-//! In a single-node cluster this broker coordinates every group. Transaction
-//! coordination does not exist yet, so transactional keys get COORDINATOR_NOT_AVAILABLE
-//! (retriable), which is what Kafka answers while `__transaction_state` is unavailable.
+//! In a single-node cluster this broker coordinates every group and every
+//! transactional id.
 //! Besides consumer groups, librdkafka needs this API listed to enable LZ4 at all.
 
 use std::sync::Arc;
@@ -37,14 +36,14 @@ fn locate(
             ResponseError::InvalidRequest,
             "The group id must not be empty.",
         )),
-        GROUP => Ok((
+        TRANSACTION if key.is_empty() => Err((
+            ResponseError::InvalidRequest,
+            "The transactional id must not be empty.",
+        )),
+        GROUP | TRANSACTION => Ok((
             broker.config.node_id,
             broker.config.advertised_host.clone(),
             i32::from(broker.advertised_port()),
-        )),
-        TRANSACTION => Err((
-            ResponseError::CoordinatorNotAvailable,
-            "The transaction coordinator is not available.",
         )),
         _ => Err((
             ResponseError::InvalidRequest,

@@ -1,10 +1,11 @@
-//! InitProducerId (key 22): a producer id and epoch for an idempotent producer.
+//! InitProducerId (key 22): a producer id and epoch for an idempotent or transactional
+//! producer.
 //!
 //! Ids come from blocks reserved in the metadata log, so they are never reused, even
 //! across restarts. A non-transactional producer always gets a new id at epoch 0 (as
-//! Kafka does, also when it re-initialises after an error, KIP-360). Transactional ids
-//! need the transaction coordinator, which is not built yet: they get
-//! COORDINATOR_NOT_AVAILABLE, as FindCoordinator already answers for them.
+//! Kafka does, also when it re-initialises after an error, KIP-360). A transactional id
+//! goes to the transaction coordinator, which keeps its producer id and bumps the epoch,
+//! fencing older instances and aborting their open transaction.
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use gregor_protocol::kp::ResponseError;
 
 use super::{ApiSpec, RequestContext};
 use crate::broker::Broker;
-use crate::error::metadata_failure;
+use crate::error::{fenced_code, metadata_failure, txn_error_code};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::InitProducerId,
@@ -25,7 +26,7 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let failed = |code: ResponseError| {
@@ -34,8 +35,19 @@ pub async fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if req.transactional_id.as_ref().is_some_and(|t| !t.is_empty()) {
-        return failed(ResponseError::CoordinatorNotAvailable);
+    if let Some(id) = req.transactional_id.as_ref().filter(|t| !t.is_empty()) {
+        // v3+ (KIP-360): a producer recovering from an error names its id and epoch.
+        let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
+        return match broker
+            .txns
+            .init_producer(broker, id, req.transaction_timeout_ms, expected)
+            .await
+        {
+            Ok((pid, epoch)) => InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch),
+            Err(e) => failed(txn_error_code(&e, fenced_code(ctx.version(), 4))),
+        };
     }
     match broker.next_producer_id().await {
         Ok(id) => InitProducerIdResponse::default()

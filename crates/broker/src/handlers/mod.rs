@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use crate::broker::Broker;
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod consumer_group_describe;
@@ -27,6 +29,8 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_transactions;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -36,12 +40,14 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 /// An API this broker implements, at versions `min..=max`.
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +87,12 @@ pub const SUPPORTED: &[ApiSpec] = &[
     describe_log_dirs::SPEC,
     delete_records::SPEC,
     init_producer_id::SPEC,
+    add_partitions_to_txn::SPEC,
+    add_offsets_to_txn::SPEC,
+    end_txn::SPEC,
+    txn_offset_commit::SPEC,
+    describe_transactions::SPEC,
+    list_transactions::SPEC,
 ];
 
 /// What a connection keeps between requests.
@@ -332,6 +344,24 @@ async fn route(
         }),
         ApiKey::InitProducerId => call!(buf, ctx, m::InitProducerIdRequest, |r| {
             init_producer_id::handle(broker, ctx, r)
+        }),
+        ApiKey::AddPartitionsToTxn => call!(buf, ctx, m::AddPartitionsToTxnRequest, |r| {
+            add_partitions_to_txn::handle(broker, ctx, r)
+        }),
+        ApiKey::AddOffsetsToTxn => call!(buf, ctx, m::AddOffsetsToTxnRequest, |r| {
+            add_offsets_to_txn::handle(broker, ctx, r)
+        }),
+        ApiKey::EndTxn => call!(buf, ctx, m::EndTxnRequest, |r| end_txn::handle(
+            broker, ctx, r
+        )),
+        ApiKey::TxnOffsetCommit => call!(buf, ctx, m::TxnOffsetCommitRequest, |r| {
+            txn_offset_commit::handle(broker, ctx, r)
+        }),
+        ApiKey::DescribeTransactions => call!(buf, ctx, m::DescribeTransactionsRequest, |r| {
+            describe_transactions::handle(broker, ctx, r)
+        }),
+        ApiKey::ListTransactions => call!(buf, ctx, m::ListTransactionsRequest, |r| {
+            list_transactions::handle(broker, ctx, r)
         }),
         other => Outcome::Close(format!("no handler for {other:?}")),
     }

@@ -9,6 +9,7 @@ use gregor_protocol::kp::messages::offset_fetch_response::{
 };
 use gregor_protocol::kp::messages::{ApiKey, OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use gregor_protocol::kp::protocol::StrBytes;
+use gregor_protocol::kp::ResponseError;
 
 use super::{ApiSpec, RequestContext};
 use crate::broker::Broker;
@@ -31,6 +32,16 @@ fn by_topic(offsets: Vec<CommittedOffset>) -> Vec<(String, Vec<CommittedOffset>)
         }
     }
     out
+}
+
+/// KIP-447: a reader that requires stable offsets gets UNSTABLE_OFFSET_COMMIT (and
+/// retries) while an open transaction holds an offset for the partition.
+fn stable(o: &CommittedOffset, require_stable: bool) -> (i16, i64) {
+    if require_stable && o.unstable {
+        (ResponseError::UnstableOffsetCommit.code(), -1)
+    } else {
+        (0, o.offset)
+    }
 }
 
 async fn fetch(
@@ -77,9 +88,11 @@ pub async fn handle(
                             offsets
                                 .into_iter()
                                 .map(|o| {
+                                    let (code, offset) = stable(&o, req.require_stable);
                                     OffsetFetchResponsePartitions::default()
                                         .with_partition_index(o.partition)
-                                        .with_committed_offset(o.offset)
+                                        .with_committed_offset(offset)
+                                        .with_error_code(code)
                                         .with_committed_leader_epoch(o.leader_epoch)
                                         .with_metadata(Some(StrBytes::from_string(o.metadata)))
                                 })
@@ -114,9 +127,11 @@ pub async fn handle(
                     offsets
                         .into_iter()
                         .map(|o| {
+                            let (code, offset) = stable(&o, v >= 7 && req.require_stable);
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(o.partition)
-                                .with_committed_offset(o.offset)
+                                .with_committed_offset(offset)
+                                .with_error_code(code)
                                 .with_committed_leader_epoch(epoch(o.leader_epoch))
                                 .with_metadata(Some(StrBytes::from_string(o.metadata)))
                         })

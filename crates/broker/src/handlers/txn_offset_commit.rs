@@ -1,0 +1,119 @@
+//! TxnOffsetCommit (key 28): a transactional producer commits a group's offsets inside
+//! its transaction. They are written to `__consumer_offsets` with the producer's id and
+//! epoch and become the group's committed offsets only when the commit marker lands.
+//! The group's offsets partition must be in the transaction (AddOffsetsToTxn first).
+
+use std::sync::Arc;
+
+use gregor_protocol::kp::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use gregor_protocol::kp::messages::{ApiKey, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+
+use super::{ApiSpec, RequestContext};
+use crate::broker::Broker;
+use crate::error::{fenced_code, group_error_code, txn_error_code};
+use crate::group::{CommitRequest, GroupError, OffsetCommit};
+
+/// v5 belongs to KIP-890 part 2 and is not offered.
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::TxnOffsetCommit,
+    min: 0,
+    max: 4,
+};
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
+    let v = ctx.version();
+    let fenced = fenced_code(v, 3);
+    let mut early: Vec<Option<GroupError>> = Vec::new();
+    let mut offsets = Vec::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            if broker
+                .replicas
+                .partition(&t.name, p.partition_index)
+                .is_none()
+            {
+                early.push(Some(GroupError::UnknownTopicOrPartition));
+                continue;
+            }
+            early.push(None);
+            offsets.push(OffsetCommit {
+                topic: t.name.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if v >= 2 { p.committed_leader_epoch } else { -1 },
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            });
+        }
+    }
+    let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
+    // The transaction must hold the group's offsets partition: checked with the
+    // transaction coordinator (the KIP-890 verification), so offsets never land outside
+    // a transaction that will write a marker for them.
+    let verified = match broker.txns.offsets_partition(broker, &req.group_id).await {
+        Ok(p) => {
+            broker
+                .txns
+                .add_partitions(broker, &req.transactional_id, pid, epoch, vec![p], true)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    let mut txn_code = None;
+    let outcome = match verified {
+        Err(e) => {
+            txn_code = Some(txn_error_code(&e, fenced).code());
+            Err(GroupError::InvalidRequest)
+        }
+        Ok(()) if offsets.is_empty() => Ok(Vec::new()),
+        Ok(()) => {
+            let commit = CommitRequest {
+                member_id: req.member_id.to_string(),
+                group_instance_id: req.group_instance_id.map(|s| s.to_string()),
+                generation_id: if v >= 3 { req.generation_id } else { -1 },
+                offsets,
+                version: v,
+            };
+            broker
+                .groups
+                .txn_commit(broker, &req.group_id, pid, epoch, commit)
+                .await
+        }
+    };
+    let code = |e: Option<GroupError>| -> i16 {
+        match (e, txn_code) {
+            (Some(GroupError::UnknownTopicOrPartition), _) => {
+                group_error_code(&GroupError::UnknownTopicOrPartition).code()
+            }
+            (_, Some(c)) => c,
+            (None, None) => 0,
+            (Some(GroupError::ProducerFenced), None) => fenced.code(),
+            (Some(e), None) => group_error_code(&e).code(),
+        }
+    };
+    let mut errors = crate::group::merge_partition_results(early, outcome).into_iter();
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code(errors.next().flatten()))
+                })
+                .collect();
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}

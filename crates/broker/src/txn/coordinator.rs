@@ -1,0 +1,604 @@
+//! The registry of transactional ids, the task that owns each one, and
+//! `__transaction_state`.
+//!
+//! Each transactional id lives in one tokio task that takes requests from a channel in
+//! order and sleeps until its open transaction's timeout. `__transaction_state` is
+//! created on first use with `transaction.state.log.num.partitions` partitions
+//! (compacted); at startup it is replayed before the broker serves, and ids with an
+//! open or half-finished transaction get their task at once, so a transaction a crash
+//! interrupted is finished (prepared) or times out and aborts (open).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use gregor_metadata::controller::{self, NewTopic};
+use gregor_metadata::ControllerError;
+use gregor_protocol::batch::{self, Marker, NewRecord};
+use gregor_protocol::compression::Codec;
+use gregor_protocol::records::RecordWalker;
+use gregor_storage::LogError;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::records::{decode_key, decode_value, encode_key, encode_value};
+use super::state::{EndStep, InitStep, TxnMetadata, TxnState};
+use super::{TxnConfig, TxnError};
+use crate::broker::Broker;
+use crate::group::coordinator::OFFSETS_TOPIC;
+use crate::group::records::partition_for;
+use crate::partition::Partition;
+use crate::replica_manager::ReplicaManager;
+use crate::util::now_ms;
+
+pub const TXN_TOPIC: &str = "__transaction_state";
+
+/// How long a failed marker write waits before it is tried again.
+const RETRY_MS: u64 = 1000;
+
+type Reply<T> = oneshot::Sender<Result<T, TxnError>>;
+
+enum Command {
+    Init {
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+        tx: Reply<(i64, i16)>,
+    },
+    Add {
+        producer_id: i64,
+        epoch: i16,
+        partitions: Vec<(String, i32)>,
+        verify_only: bool,
+        tx: Reply<()>,
+    },
+    End {
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        tx: Reply<()>,
+    },
+}
+
+type View = Arc<Mutex<HashMap<String, TxnMetadata>>>;
+
+pub struct TxnCoordinator {
+    config: TxnConfig,
+    txns: Mutex<HashMap<String, mpsc::Sender<Command>>>,
+    /// Every transactional id's metadata as its task last stored it (Describe/List).
+    view: View,
+    stopping: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl TxnCoordinator {
+    pub fn new(config: TxnConfig) -> Self {
+        Self {
+            config,
+            txns: Mutex::new(HashMap::new()),
+            view: Arc::new(Mutex::new(HashMap::new())),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// Replays `__transaction_state` (startup, before serving): the newest record per
+    /// transactional id wins.
+    pub fn load(&self, replicas: &ReplicaManager) {
+        let Some(topic) = replicas.topic(TXN_TOPIC) else {
+            return;
+        };
+        let mut view = HashMap::new();
+        let mut scratch = Vec::new();
+        for p in topic.partitions.values() {
+            let replayed = p.replay(|h, b| {
+                if h.is_control() {
+                    return;
+                }
+                let Ok(data) = batch::records_section(h, b, &mut scratch, 64 << 20) else {
+                    return;
+                };
+                for rec in RecordWalker::new(data, h.record_count).flatten() {
+                    let Some(Ok(id)) = rec.key.map(decode_key) else {
+                        continue;
+                    };
+                    match rec.value.map(|v| decode_value(&id, v)) {
+                        Some(Ok(m)) => {
+                            view.insert(id, m);
+                        }
+                        None => {
+                            view.remove(&id);
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "skipping __transaction_state record")
+                        }
+                    }
+                }
+            });
+            if let Err(e) = replayed {
+                tracing::warn!(partition = p.index, error = %e, "could not replay __transaction_state partition");
+            }
+        }
+        tracing::info!(
+            transactional_ids = view.len(),
+            "replayed __transaction_state"
+        );
+        *lock(&self.view) = view;
+    }
+
+    /// Gives every transactional id with an open or prepared transaction its task, so
+    /// timeouts run and prepared transactions are completed (after a restart).
+    pub async fn resume(&self, broker: &Arc<Broker>) {
+        let pending: Vec<String> = lock(&self.view)
+            .iter()
+            .filter(|(_, m)| m.state == TxnState::Ongoing || m.needs_completion())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in pending {
+            if let Err(e) = self.handle(broker, &id).await {
+                tracing::error!(transactional_id = %id, error = %e, "cannot resume transaction");
+            }
+        }
+    }
+
+    /// Stops handing out tasks; running tasks end when their channels close.
+    pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Release);
+        lock(&self.txns).clear();
+    }
+
+    /// Creates `__transaction_state` if it does not exist yet.
+    async fn ensure_topic(&self, broker: &Arc<Broker>) -> Result<(), TxnError> {
+        if broker.replicas.topic(TXN_TOPIC).is_some() {
+            return Ok(());
+        }
+        let t = NewTopic {
+            name: TXN_TOPIC.to_string(),
+            num_partitions: self.config.state_partitions,
+            replication_factor: 1,
+            configs: [
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                ("segment.bytes".to_string(), "104857600".to_string()),
+            ]
+            .into(),
+        };
+        let live = broker.live_brokers();
+        match broker
+            .commit_metadata(move |image| controller::create_topic(image, &t, &live))
+            .await
+        {
+            Ok(_)
+            | Err(gregor_metadata::MetadataError::Controller(
+                ControllerError::TopicAlreadyExists(_),
+            )) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create __transaction_state");
+                Err(TxnError::CoordinatorNotAvailable)
+            }
+        }
+    }
+
+    async fn handle(
+        &self,
+        broker: &Arc<Broker>,
+        id: &str,
+    ) -> Result<mpsc::Sender<Command>, TxnError> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(TxnError::CoordinatorNotAvailable);
+        }
+        if let Some(tx) = lock(&self.txns).get(id).filter(|t| !t.is_closed()) {
+            return Ok(tx.clone());
+        }
+        self.ensure_topic(broker).await?;
+        let topic = broker
+            .replicas
+            .topic(TXN_TOPIC)
+            .ok_or(TxnError::CoordinatorNotAvailable)?;
+        let index = partition_for(id, topic.partitions.len() as i32);
+        let partition = topic
+            .partitions
+            .get(&index)
+            .cloned()
+            .ok_or(TxnError::CoordinatorNotAvailable)?;
+        let mut txns = lock(&self.txns);
+        if let Some(tx) = txns.get(id).filter(|t| !t.is_closed()) {
+            return Ok(tx.clone());
+        }
+        let task = Task {
+            meta: lock(&self.view).get(id).cloned(),
+            id: id.to_string(),
+            partition,
+            broker: Arc::downgrade(broker),
+            view: self.view.clone(),
+            max_timeout_ms: self.config.max_timeout_ms,
+            retry_at: None,
+        };
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(task.run(rx));
+        txns.insert(id.to_string(), tx.clone());
+        Ok(tx)
+    }
+
+    async fn ask<T>(
+        &self,
+        broker: &Arc<Broker>,
+        id: &str,
+        make: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, TxnError> {
+        if id.is_empty() {
+            return Err(TxnError::InvalidProducerIdMapping);
+        }
+        let handle = self.handle(broker, id).await?;
+        let (tx, rx) = oneshot::channel();
+        handle
+            .send(make(tx))
+            .await
+            .map_err(|_| TxnError::CoordinatorNotAvailable)?;
+        rx.await.map_err(|_| TxnError::CoordinatorNotAvailable)?
+    }
+
+    /// InitProducerId with a transactional id: `(producer id, epoch)`.
+    pub async fn init_producer(
+        &self,
+        broker: &Arc<Broker>,
+        id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), TxnError> {
+        self.ask(broker, id, |tx| Command::Init {
+            timeout_ms,
+            expected,
+            tx,
+        })
+        .await
+    }
+
+    /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's offsets partition).
+    /// With `verify_only` (KIP-890), only checks they are in the open transaction.
+    pub async fn add_partitions(
+        &self,
+        broker: &Arc<Broker>,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: Vec<(String, i32)>,
+        verify_only: bool,
+    ) -> Result<(), TxnError> {
+        self.ask(broker, id, |tx| Command::Add {
+            producer_id,
+            epoch,
+            partitions,
+            verify_only,
+            tx,
+        })
+        .await
+    }
+
+    /// EndTxn: answered once every marker is written.
+    pub async fn end_txn(
+        &self,
+        broker: &Arc<Broker>,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), TxnError> {
+        self.ask(broker, id, |tx| Command::End {
+            producer_id,
+            epoch,
+            commit,
+            tx,
+        })
+        .await
+    }
+
+    /// The current metadata of one transactional id (DescribeTransactions).
+    pub fn describe(&self, id: &str) -> Option<TxnMetadata> {
+        lock(&self.view).get(id).cloned()
+    }
+
+    /// Every transactional id's metadata (ListTransactions).
+    pub fn list(&self) -> Vec<TxnMetadata> {
+        let mut all: Vec<TxnMetadata> = lock(&self.view).values().cloned().collect();
+        all.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+        all
+    }
+
+    /// The `__consumer_offsets` partition a group's transactional offsets go to.
+    pub async fn offsets_partition(
+        &self,
+        broker: &Arc<Broker>,
+        group: &str,
+    ) -> Result<(String, i32), TxnError> {
+        broker
+            .groups
+            .offsets_partition(broker, group)
+            .await
+            .map(|p| (OFFSETS_TOPIC.to_string(), p))
+            .map_err(|_| TxnError::CoordinatorNotAvailable)
+    }
+}
+
+/// The task owning one transactional id.
+struct Task {
+    id: String,
+    meta: Option<TxnMetadata>,
+    partition: Arc<Partition>,
+    broker: Weak<Broker>,
+    view: View,
+    max_timeout_ms: i32,
+    /// When to retry writing the markers of a prepared transaction.
+    retry_at: Option<Instant>,
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        if self
+            .meta
+            .as_ref()
+            .is_some_and(TxnMetadata::needs_completion)
+        {
+            self.retry_at = Some(Instant::now());
+        }
+        loop {
+            let deadline = self.deadline();
+            let cmd = tokio::select! {
+                c = rx.recv() => match c {
+                    Some(c) => c,
+                    None => return,
+                },
+                _ = sleep_until(deadline) => {
+                    self.on_deadline().await;
+                    continue;
+                }
+            };
+            match cmd {
+                Command::Init {
+                    timeout_ms,
+                    expected,
+                    tx,
+                } => {
+                    let r = self.init(timeout_ms, expected).await;
+                    let _ = tx.send(r);
+                }
+                Command::Add {
+                    producer_id,
+                    epoch,
+                    partitions,
+                    verify_only,
+                    tx,
+                } => {
+                    let r = self.add(producer_id, epoch, &partitions, verify_only);
+                    let _ = tx.send(r);
+                }
+                Command::End {
+                    producer_id,
+                    epoch,
+                    commit,
+                    tx,
+                } => {
+                    let r = self.end(producer_id, epoch, commit).await;
+                    let _ = tx.send(r);
+                }
+            }
+        }
+    }
+
+    /// The next timer: the open transaction's timeout, or a marker retry.
+    fn deadline(&self) -> Option<Instant> {
+        if let Some(at) = self.retry_at {
+            return Some(at);
+        }
+        let expires = self.meta.as_ref()?.expires_at_ms()?;
+        let wait = expires.saturating_sub(now_ms()).max(0) as u64;
+        Some(Instant::now() + std::time::Duration::from_millis(wait))
+    }
+
+    async fn on_deadline(&mut self) {
+        self.retry_at = None;
+        let now = now_ms();
+        let Some(m) = self.meta.clone() else { return };
+        if m.expires_at_ms().is_some_and(|at| now >= at) {
+            tracing::info!(transactional_id = %self.id, producer_id = m.producer_id, "transaction timed out: aborting it and fencing its producer");
+            if self.store(m.prepare_fence_abort(now)).is_err() {
+                self.retry_at = Some(Instant::now() + std::time::Duration::from_millis(RETRY_MS));
+                return;
+            }
+        }
+        if self
+            .meta
+            .as_ref()
+            .is_some_and(TxnMetadata::needs_completion)
+        {
+            let _ = self.finish().await;
+        }
+    }
+
+    fn broker(&self) -> Result<Arc<Broker>, TxnError> {
+        self.broker
+            .upgrade()
+            .ok_or(TxnError::CoordinatorNotAvailable)
+    }
+
+    /// Persists `next` to `__transaction_state`, then adopts it.
+    fn store(&mut self, next: TxnMetadata) -> Result<(), TxnError> {
+        let key = encode_key(&self.id);
+        let value = encode_value(&next);
+        let rec = NewRecord {
+            key: Some(&key),
+            value: Some(&value),
+            timestamp: now_ms(),
+            headers: &[],
+        };
+        let storage = |e: String| {
+            tracing::error!(transactional_id = %self.id, error = %e, "cannot write __transaction_state");
+            TxnError::Storage(e)
+        };
+        let bytes = batch::build(0, Codec::None, &[rec]).map_err(|e| storage(e.to_string()))?;
+        let mut scratch = Vec::new();
+        let v = batch::validate(&bytes, &mut scratch, usize::MAX)
+            .map_err(|e| storage(e.to_string()))?;
+        self.partition
+            .append(&bytes, &v, None)
+            .map_err(|e| storage(e.to_string()))?;
+        lock(&self.view).insert(self.id.clone(), next.clone());
+        self.meta = Some(next);
+        Ok(())
+    }
+
+    async fn init(
+        &mut self,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), TxnError> {
+        if timeout_ms <= 0 || timeout_ms > self.max_timeout_ms {
+            return Err(TxnError::InvalidTransactionTimeout);
+        }
+        let broker = self.broker()?;
+        let new_id = || async {
+            broker
+                .next_producer_id()
+                .await
+                .map_err(|_| TxnError::CoordinatorNotAvailable)
+        };
+        // At most twice: an open transaction is aborted first.
+        for _ in 0..2 {
+            let now = now_ms();
+            let Some(m) = self.meta.clone() else {
+                let pid = new_id().await?;
+                self.store(TxnMetadata::new(&self.id, pid, timeout_ms, now))?;
+                return Ok((pid, 0));
+            };
+            match m.prepare_init(timeout_ms, expected, now)? {
+                InitStep::AbortOngoing(next) => {
+                    self.store(next)?;
+                    self.finish().await?;
+                }
+                InitStep::Ready(next) => {
+                    let answer = (next.producer_id, next.producer_epoch);
+                    self.store(next)?;
+                    return Ok(answer);
+                }
+                InitStep::NeedsNewProducerId(mut next) => {
+                    next.producer_id = new_id().await?;
+                    let answer = (next.producer_id, next.producer_epoch);
+                    self.store(next)?;
+                    return Ok(answer);
+                }
+            }
+        }
+        Err(TxnError::ConcurrentTransactions)
+    }
+
+    fn add(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+        verify_only: bool,
+    ) -> Result<(), TxnError> {
+        let m = self
+            .meta
+            .clone()
+            .ok_or(TxnError::InvalidProducerIdMapping)?;
+        if verify_only {
+            return partitions
+                .iter()
+                .try_for_each(|p| m.verify(producer_id, epoch, p));
+        }
+        match m.prepare_add(producer_id, epoch, partitions, now_ms())? {
+            Some(next) => self.store(next),
+            None => Ok(()),
+        }
+    }
+
+    async fn end(&mut self, producer_id: i64, epoch: i16, commit: bool) -> Result<(), TxnError> {
+        let m = self
+            .meta
+            .clone()
+            .ok_or(TxnError::InvalidProducerIdMapping)?;
+        match m.prepare_end(producer_id, epoch, commit, now_ms())? {
+            EndStep::Done => Ok(()),
+            EndStep::Prepare(next) => {
+                self.store(next)?;
+                self.finish().await
+            }
+            EndStep::Resume => self.finish().await,
+        }
+    }
+
+    /// Writes the markers of a prepared transaction, then stores its completion. On
+    /// failure the transaction stays prepared and the task retries after a pause.
+    async fn finish(&mut self) -> Result<(), TxnError> {
+        let Some(m) = self.meta.clone().filter(TxnMetadata::needs_completion) else {
+            return Ok(());
+        };
+        let commit = m.state == TxnState::PrepareCommit;
+        let written = match self.broker() {
+            Ok(broker) => write_markers(&broker, &m, commit).await,
+            Err(e) => Err(e),
+        };
+        let stored = written.and_then(|()| self.store(m.complete(now_ms())));
+        if stored.is_err() {
+            self.retry_at = Some(Instant::now() + std::time::Duration::from_millis(RETRY_MS));
+        }
+        stored
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Appends a commit or abort marker to every partition of the transaction (skipping
+/// partitions whose topic was deleted), then has the group coordinator apply or drop
+/// the transaction's offsets.
+async fn write_markers(
+    broker: &Arc<Broker>,
+    m: &TxnMetadata,
+    commit: bool,
+) -> Result<(), TxnError> {
+    let marker = if commit {
+        Marker::Commit
+    } else {
+        Marker::Abort
+    };
+    let storage = |e: String| TxnError::Storage(e);
+    let bytes = batch::build_marker(m.producer_id, m.producer_epoch, marker, 0, now_ms())
+        .map_err(|e| storage(e.to_string()))?;
+    let mut scratch = Vec::new();
+    let v =
+        batch::validate(&bytes, &mut scratch, usize::MAX).map_err(|e| storage(e.to_string()))?;
+    let mut offsets = false;
+    for (topic, index) in &m.partitions {
+        let Some(p) = broker.replicas.partition(topic, *index) else {
+            continue;
+        };
+        match p.append(&bytes, &v, None) {
+            Ok(_) => {}
+            Err(LogError::Producer(e)) => {
+                // A newer epoch already closed it there: nothing is left open.
+                tracing::warn!(%topic, partition = index, error = %e, "marker refused");
+            }
+            Err(e) => {
+                tracing::error!(%topic, partition = index, error = %e, "cannot write a transaction marker");
+                return Err(storage(e.to_string()));
+            }
+        }
+        offsets |= topic == OFFSETS_TOPIC;
+    }
+    if offsets {
+        broker
+            .groups
+            .complete_txn(broker, m.producer_id, commit)
+            .await;
+    }
+    Ok(())
+}

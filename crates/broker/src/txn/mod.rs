@@ -1,0 +1,60 @@
+//! The transaction coordinator: transactional ids, their producer ids and epochs, and
+//! the two-phase commit of transactions across partitions, persisted in
+//! `__transaction_state`.
+//!
+//! # Layout
+//! - [`state`]: one transactional id's metadata and its transitions (Empty, Ongoing,
+//!   PrepareCommit/PrepareAbort, CompleteCommit/CompleteAbort), synchronous and free of
+//!   wire types. Each transition is computed on a copy, persisted, then adopted.
+//! - [`coordinator`]: the registry. Each transactional id is owned by one task that
+//!   applies requests in order, writes the transaction markers, and sleeps until the
+//!   transaction's timeout, when it aborts it and fences the producer.
+//! - [`records`]: Kafka's `TransactionLogKey`/`TransactionLogValue` schemas.
+//!
+//! # Invariants
+//! - A transition is in `__transaction_state` before anyone acts on it: PrepareCommit
+//!   or PrepareAbort is stored before the first marker is written, so a crash between
+//!   markers is finished at the next start by writing them all again (a marker for a
+//!   transaction a partition already closed changes nothing).
+//! - EndTxn is answered after every marker is in its partition's log and the group
+//!   coordinator has applied (commit) or dropped (abort) the transaction's offsets.
+//! - Every request carries the producer id and epoch, checked against the stored ones:
+//!   an older epoch is fenced (PRODUCER_FENCED), on every path.
+
+pub mod coordinator;
+pub mod records;
+pub mod state;
+
+pub use coordinator::TxnCoordinator;
+
+/// Why a transaction operation failed; mapped to a Kafka error code in `crate::error`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxnError {
+    #[error("The producer attempted to use a producer id which is not currently assigned to its transactional id.")]
+    InvalidProducerIdMapping,
+    #[error(
+        "There is a newer producer with the same transactionalId which fences the current one."
+    )]
+    ProducerFenced,
+    #[error("The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing.")]
+    ConcurrentTransactions,
+    #[error("The producer attempted a transactional operation in an invalid state.")]
+    InvalidTxnState,
+    #[error("The transaction timeout is larger than the maximum value allowed by the broker (as configured by transaction.max.timeout.ms).")]
+    InvalidTransactionTimeout,
+    #[error("The transaction coordinator is not available.")]
+    CoordinatorNotAvailable,
+    #[error("The transactionalId could not be found.")]
+    TransactionalIdNotFound,
+    #[error("Transaction state could not be stored: {0}")]
+    Storage(String),
+}
+
+/// The coordinator's settings (Kafka's broker configs).
+#[derive(Debug, Clone)]
+pub struct TxnConfig {
+    /// `transaction.max.timeout.ms`
+    pub max_timeout_ms: i32,
+    /// `transaction.state.log.num.partitions`
+    pub state_partitions: i32,
+}
