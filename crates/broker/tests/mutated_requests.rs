@@ -70,6 +70,12 @@ fn default_body(key: ApiKey, v: i16) -> Option<Vec<u8>> {
         ApiKey::DescribeLogDirs => encoded::<DescribeLogDirsRequest>(v),
         ApiKey::DeleteRecords => encoded::<DeleteRecordsRequest>(v),
         ApiKey::InitProducerId => encoded::<InitProducerIdRequest>(v),
+        ApiKey::AddPartitionsToTxn => encoded::<AddPartitionsToTxnRequest>(v),
+        ApiKey::AddOffsetsToTxn => encoded::<AddOffsetsToTxnRequest>(v),
+        ApiKey::EndTxn => encoded::<EndTxnRequest>(v),
+        ApiKey::TxnOffsetCommit => encoded::<TxnOffsetCommitRequest>(v),
+        ApiKey::DescribeTransactions => encoded::<DescribeTransactionsRequest>(v),
+        ApiKey::ListTransactions => encoded::<ListTransactionsRequest>(v),
         other => panic!("{other:?} is advertised but this test does not know it: add it"),
     }
 }

@@ -1092,13 +1092,11 @@ impl Group {
                 .check_member_epoch(&req.member_id, req.generation_id)
         } else {
             self.check_member(&req.member_id, req.group_instance_id.as_deref())
-                .and_then(|()| {
-                    if req.generation_id == self.generation {
-                        Ok(())
-                    } else {
-                        Err(GroupError::IllegalGeneration)
-                    }
-                })
+                .and(
+                    (req.generation_id == self.generation)
+                        .then_some(())
+                        .ok_or(GroupError::IllegalGeneration),
+                )
         };
         if let Err(e) = checked {
             return (Err(e), out, pending);

@@ -41,24 +41,24 @@ async fn add(
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), *p)))
         .collect();
     let unknown = |(t, p): &(String, i32)| broker.replicas.partition(t, *p).is_none();
-    let code_for: Box<dyn Fn(&(String, i32)) -> i16> = if wanted.iter().any(unknown) {
-        Box::new(move |tp| {
-            if unknown(tp) {
-                ResponseError::UnknownTopicOrPartition.code()
-            } else {
-                ResponseError::OperationNotAttempted.code()
-            }
-        })
+    // With an unknown partition nothing is added: that one fails, the rest are untried.
+    let any_unknown = wanted.iter().any(unknown);
+    let outcome = if any_unknown {
+        0
     } else {
-        let code = match broker
+        match broker
             .txns
             .add_partitions(broker, id, producer_id, epoch, wanted, verify_only)
             .await
         {
             Ok(()) => 0,
             Err(e) => txn_error_code(&e, fenced_code(version, 2)).code(),
-        };
-        Box::new(move |_| code)
+        }
+    };
+    let code_for = |tp: &(String, i32)| match (any_unknown, unknown(tp)) {
+        (false, _) => outcome,
+        (true, true) => ResponseError::UnknownTopicOrPartition.code(),
+        (true, false) => ResponseError::OperationNotAttempted.code(),
     };
     topics
         .iter()

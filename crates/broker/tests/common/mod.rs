@@ -134,4 +134,17 @@ impl Client {
         assert_eq!(resp.remaining(), 0, "trailing bytes in response");
         body
     }
+
+    /// Creates a topic (CreateTopics v7) and asserts it worked.
+    pub async fn create_topic(&mut self, name: &str, partitions: i32) {
+        use gregor_protocol::kp::messages::create_topics_request::CreatableTopic;
+        use gregor_protocol::kp::messages::{CreateTopicsRequest, TopicName};
+        let req = CreateTopicsRequest::default()
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name.into())))
+                .with_num_partitions(partitions)
+                .with_replication_factor(1)])
+            .with_timeout_ms(10_000);
+        assert_eq!(self.call(&req, 7).await.topics[0].error_code, 0);
+    }
 }

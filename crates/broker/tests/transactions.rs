@@ -1,0 +1,378 @@
+//! Transactions at the wire level, with exact error codes: InitProducerId fencing and
+//! timeouts, AddPartitionsToTxn errors and KIP-890 verification, EndTxn states,
+//! markers, the last stable offset, aborted transactions in read_committed fetches,
+//! isolation-aware ListOffsets, Describe/ListTransactions, and recovery after a restart.
+//! (librdkafka drives the same paths end to end in tests/python/test_transactions.py.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use bytes::Bytes;
+use common::{Client, TestBroker};
+use gregor_protocol::batch::{self, NewRecord};
+use gregor_protocol::compression::Codec;
+use gregor_protocol::kp::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+};
+use gregor_protocol::kp::messages::fetch_request::{FetchPartition, FetchTopic};
+use gregor_protocol::kp::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use gregor_protocol::kp::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use gregor_protocol::kp::messages::*;
+use gregor_protocol::kp::protocol::StrBytes;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn tid(v: &str) -> TransactionalId {
+    TransactionalId(s(v))
+}
+
+async fn init(c: &mut Client, id: &str, timeout_ms: i32) -> InitProducerIdResponse {
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(Some(tid(id)))
+        .with_transaction_timeout_ms(timeout_ms)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    c.call(&req, 4).await
+}
+
+async fn add(
+    c: &mut Client,
+    id: &str,
+    pid: i64,
+    epoch: i16,
+    topic: &str,
+    parts: &[i32],
+) -> Vec<i16> {
+    let req = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(tid(id))
+        .with_v3_and_below_producer_id(ProducerId(pid))
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+            .with_name(TopicName(s(topic)))
+            .with_partitions(parts.to_vec())]);
+    c.call(&req, 3).await.results_by_topic_v3_and_below[0]
+        .results_by_partition
+        .iter()
+        .map(|r| r.partition_error_code)
+        .collect()
+}
+
+async fn end(c: &mut Client, id: &str, pid: i64, epoch: i16, commit: bool, v: i16) -> i16 {
+    let req = EndTxnRequest::default()
+        .with_transactional_id(tid(id))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(commit);
+    c.call(&req, v).await.error_code
+}
+
+/// Produces `n` records in one transactional batch; returns (error, base offset).
+async fn produce_txn(
+    c: &mut Client,
+    id: &str,
+    topic: &str,
+    pid: i64,
+    epoch: i16,
+    seq: i32,
+    n: usize,
+) -> (i16, i64) {
+    let recs: Vec<NewRecord<'_>> = (0..n)
+        .map(|_| NewRecord {
+            key: None,
+            value: Some(b"v"),
+            timestamp: gregor_broker::util::now_ms(),
+            headers: &[],
+        })
+        .collect();
+    let bytes = batch::build_as(
+        0,
+        Codec::None,
+        &recs,
+        batch::Producer {
+            id: pid,
+            epoch,
+            base_sequence: seq,
+            attributes: batch::ATTR_TRANSACTIONAL,
+        },
+    )
+    .unwrap();
+    let req = ProduceRequest::default()
+        .with_transactional_id(Some(tid(id)))
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(s(topic)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(Bytes::from(bytes)))])]);
+    let r = c.call(&req, 9).await;
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// Latest offset at an isolation level (0 uncommitted, 1 committed).
+async fn latest(c: &mut Client, topic: &str, isolation: i8) -> i64 {
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_isolation_level(isolation)
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(s(topic)))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-1)])]);
+    c.call(&req, 7).await.topics[0].partitions[0].offset
+}
+
+/// A read_committed fetch from `offset`: (last stable offset, aborted (pid, first)).
+async fn fetch_committed(
+    c: &mut Client,
+    topic: &str,
+    offset: i64,
+) -> (i64, Vec<(i64, i64)>, usize) {
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_isolation_level(1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(s(topic)))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)])]);
+    let r = c.call(&req, 11).await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    let aborted = p
+        .aborted_transactions
+        .as_ref()
+        .map(|a| {
+            a.iter()
+                .map(|t| (t.producer_id.0, t.first_offset))
+                .collect()
+        })
+        .unwrap_or_default();
+    (
+        p.last_stable_offset,
+        aborted,
+        p.records.as_ref().map_or(0, |r| r.len()),
+    )
+}
+
+#[tokio::test]
+async fn fencing_timeouts_and_error_codes() {
+    let b = TestBroker::start(&[("transaction.max.timeout.ms", "60000")]).await;
+    let mut c = b.connect().await;
+    c.create_topic("t", 2).await;
+    // transaction.max.timeout.ms is enforced.
+    assert_eq!(
+        init(&mut c, "a", 60_001).await.error_code,
+        50,
+        "INVALID_TRANSACTION_TIMEOUT"
+    );
+    assert_eq!(init(&mut c, "a", 0).await.error_code, 50);
+    let first = init(&mut c, "a", 60_000).await;
+    assert_eq!((first.error_code, first.producer_epoch), (0, 0));
+    let pid = first.producer_id.0;
+    // EndTxn with nothing open.
+    assert_eq!(
+        end(&mut c, "a", pid, 0, true, 3).await,
+        48,
+        "INVALID_TXN_STATE"
+    );
+    // An unknown topic fails its partitions and leaves the rest untried.
+    let req = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(tid("a"))
+        .with_v3_and_below_producer_id(ProducerId(pid))
+        .with_v3_and_below_producer_epoch(0)
+        .with_v3_and_below_topics(vec![
+            AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(s("t")))
+                .with_partitions(vec![0]),
+            AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(s("nope")))
+                .with_partitions(vec![0]),
+        ]);
+    let r = c.call(&req, 3).await;
+    let codes: Vec<i16> = r
+        .results_by_topic_v3_and_below
+        .iter()
+        .map(|t| t.results_by_partition[0].partition_error_code)
+        .collect();
+    assert_eq!(
+        codes,
+        vec![55, 3],
+        "OPERATION_NOT_ATTEMPTED, UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    // Wrong producer id, then a real transaction.
+    assert_eq!(
+        add(&mut c, "a", pid + 100, 0, "t", &[0]).await,
+        vec![49],
+        "INVALID_PRODUCER_ID_MAPPING"
+    );
+    assert_eq!(add(&mut c, "a", pid, 0, "t", &[0, 1]).await, vec![0, 0]);
+    assert_eq!(produce_txn(&mut c, "a", "t", pid, 0, 0, 3).await, (0, 0));
+    // KIP-890 verification (v4): t-1 is in the transaction, t5-0 is not.
+    c.create_topic("t5", 1).await;
+    let verify = |topic: &str, p: i32| {
+        AddPartitionsToTxnRequest::default().with_transactions(vec![
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(tid("a"))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(0)
+                .with_verify_only(true)
+                .with_topics(vec![AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(s(topic)))
+                    .with_partitions(vec![p])]),
+        ])
+    };
+    let code = |r: AddPartitionsToTxnResponse| {
+        r.results_by_transaction[0].topic_results[0].results_by_partition[0].partition_error_code
+    };
+    assert_eq!(code(c.call(&verify("t", 1), 5).await), 0);
+    assert_eq!(
+        code(c.call(&verify("t5", 0), 5).await),
+        48,
+        "INVALID_TXN_STATE"
+    );
+    // A second instance of "a" aborts the open transaction and fences the first.
+    let second = init(&mut c, "a", 60_000).await;
+    assert_eq!(second.error_code, 0);
+    assert_eq!(second.producer_id.0, pid);
+    assert!(second.producer_epoch >= 1);
+    assert_eq!(
+        code(c.call(&verify("t", 1), 5).await),
+        90,
+        "the old epoch is fenced"
+    );
+    assert_eq!(
+        end(&mut c, "a", pid, 0, true, 3).await,
+        90,
+        "PRODUCER_FENCED"
+    );
+    assert_eq!(
+        end(&mut c, "a", pid, 0, true, 1).await,
+        47,
+        "INVALID_PRODUCER_EPOCH before v2"
+    );
+    let (fenced, _) = produce_txn(&mut c, "a", "t", pid, 0, 3, 1).await;
+    assert_eq!(fenced, 47, "the partition fences the old epoch too");
+    // The aborted transaction no longer holds the stable offset back.
+    assert_eq!(latest(&mut c, "t", 1).await, latest(&mut c, "t", 0).await);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn last_stable_offset_aborted_list_and_listing() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.connect().await;
+    c.create_topic("lso", 1).await;
+    let p1 = init(&mut c, "p1", 60_000).await;
+    let p2 = init(&mut c, "p2", 60_000).await;
+    let (pid1, pid2) = (p1.producer_id.0, p2.producer_id.0);
+    assert_eq!(add(&mut c, "p1", pid1, 0, "lso", &[0]).await, vec![0]);
+    assert_eq!(add(&mut c, "p2", pid2, 0, "lso", &[0]).await, vec![0]);
+    assert_eq!(
+        produce_txn(&mut c, "p1", "lso", pid1, 0, 0, 2).await,
+        (0, 0)
+    ); // 0-1
+    assert_eq!(
+        produce_txn(&mut c, "p2", "lso", pid2, 0, 0, 2).await,
+        (0, 2)
+    ); // 2-3
+    assert_eq!(
+        produce_txn(&mut c, "p1", "lso", pid1, 0, 2, 2).await,
+        (0, 4)
+    ); // 4-5
+    assert_eq!(latest(&mut c, "lso", 0).await, 6);
+    assert_eq!(latest(&mut c, "lso", 1).await, 0, "both transactions open");
+    let (lso, _, bytes) = fetch_committed(&mut c, "lso", 0).await;
+    assert_eq!((lso, bytes), (0, 0), "read_committed sees nothing yet");
+    // Describe and list while open.
+    let d = c
+        .call(
+            &DescribeTransactionsRequest::default()
+                .with_transactional_ids(vec![tid("p1"), tid("zz")]),
+            0,
+        )
+        .await;
+    assert_eq!(
+        d.transaction_states[0].transaction_state.as_str(),
+        "Ongoing"
+    );
+    assert_eq!(d.transaction_states[0].topics[0].partitions, vec![0]);
+    assert_eq!(
+        d.transaction_states[1].error_code, 105,
+        "TRANSACTIONAL_ID_NOT_FOUND"
+    );
+    let l = c
+        .call(
+            &ListTransactionsRequest::default()
+                .with_state_filters(vec![s("Ongoing"), s("Bogus")])
+                .with_duration_filter(-1),
+            1,
+        )
+        .await;
+    assert_eq!(l.transaction_states.len(), 2);
+    assert_eq!(l.unknown_state_filters, vec![s("Bogus")]);
+    // p1 aborts: the stable offset moves to p2's first offset.
+    assert_eq!(end(&mut c, "p1", pid1, 0, false, 3).await, 0);
+    assert_eq!(latest(&mut c, "lso", 1).await, 2);
+    let (lso, aborted, bytes) = fetch_committed(&mut c, "lso", 0).await;
+    assert_eq!(lso, 2);
+    assert!(bytes > 0);
+    assert_eq!(aborted, vec![(pid1, 0)]);
+    // p2 commits: everything is stable; p1's aborted batches are reported from any
+    // offset at or before its marker.
+    assert_eq!(end(&mut c, "p2", pid2, 0, true, 3).await, 0);
+    assert_eq!(
+        end(&mut c, "p2", pid2, 0, true, 3).await,
+        0,
+        "a retried commit succeeds"
+    );
+    assert_eq!(latest(&mut c, "lso", 1).await, 8);
+    let (lso, aborted, _) = fetch_committed(&mut c, "lso", 2).await;
+    assert_eq!((lso, aborted), (8, vec![(pid1, 0)]));
+    let (_, aborted, _) = fetch_committed(&mut c, "lso", 7).await;
+    assert!(aborted.is_empty());
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn an_open_transaction_times_out_and_its_producer_is_fenced() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.connect().await;
+    c.create_topic("to", 1).await;
+    let r = init(&mut c, "slow", 500).await;
+    let pid = r.producer_id.0;
+    assert_eq!(add(&mut c, "slow", pid, 0, "to", &[0]).await, vec![0]);
+    assert_eq!(
+        produce_txn(&mut c, "slow", "to", pid, 0, 0, 1).await,
+        (0, 0)
+    );
+    assert_eq!(latest(&mut c, "to", 1).await, 0);
+    // The coordinator aborts it after transaction.timeout.ms: wait for the stable
+    // offset to pass the abort marker.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if latest(&mut c, "to", 1).await == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the transaction was not aborted"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        end(&mut c, "slow", pid, 0, true, 3).await,
+        90,
+        "the timed-out producer is fenced"
+    );
+    let (_, aborted, _) = fetch_committed(&mut c, "to", 0).await;
+    assert_eq!(aborted, vec![(pid, 0)]);
+    b.stop().await;
+}
