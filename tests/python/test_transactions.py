@@ -1,0 +1,242 @@
+"""Transactions with real clients: librdkafka (confluent-kafka, and kcat reading with
+read_committed) and kafka-python. Commit and abort visibility, the last stable offset
+under interleaved transactions, consume-transform-produce with the application killed
+mid-stream, zombie fencing, timeouts, and a broker crash mid-transaction."""
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import wait_until
+
+HERE = Path(__file__).resolve().parent
+
+
+def create(broker, *topics):
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for t, f in a.create_topics([NewTopic(t, 1, 1) for t in topics]).items():
+        f.result(30)
+
+
+def txn_producer(broker, tid, **extra):
+    conf = {"bootstrap.servers": broker.bootstrap, "transactional.id": tid, "linger.ms": 1}
+    conf.update(extra)
+    p = Producer(conf)
+    p.init_transactions(30)
+    return p
+
+
+def read(broker, topic, isolation, settle=1.0, expect=None):
+    """Every value in partition 0 visible at `isolation`: reads until `expect` values
+    arrived (if given), then until nothing new comes for `settle` seconds."""
+    c = Consumer({
+        "bootstrap.servers": broker.bootstrap,
+        "group.id": f"reader-{time.monotonic_ns()}",
+        "isolation.level": isolation,
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+    })
+    c.assign([TopicPartition(topic, 0, 0)])
+    out = []
+    if expect is not None:
+        def enough():
+            out.extend(m.value() for m in c.consume(1000, timeout=0.2) if not m.error())
+            return len(out) >= expect
+        wait_until(enough, 60, f"{expect} records from {topic}")
+    quiet_until = time.monotonic() + settle
+    while time.monotonic() < quiet_until:
+        for m in c.consume(1000, timeout=0.1):
+            if not m.error():
+                out.append(m.value())
+                quiet_until = time.monotonic() + settle
+    c.close()
+    return out
+
+
+def committed_end(broker, topic):
+    """The end offset a read_committed consumer sees (the last stable offset)."""
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "w", "isolation.level": "read_committed"})
+    lo, hi = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False)
+    c.close()
+    return hi
+
+
+def test_commit_is_visible_and_abort_is_not(broker):
+    create(broker, "vis")
+    p = txn_producer(broker, "vis-1")
+    p.begin_transaction()
+    for i in range(10):
+        p.produce("vis", value=b"c%d" % i, partition=0)
+    p.commit_transaction(30)
+    p.begin_transaction()
+    for i in range(10):
+        p.produce("vis", value=b"a%d" % i, partition=0)
+    assert p.flush(30) == 0  # in the log, not yet decided
+    p.abort_transaction(30)
+    p.begin_transaction()
+    p.produce("vis", value=b"c-last", partition=0)
+    p.commit_transaction(30)
+    committed = [b"c%d" % i for i in range(10)] + [b"c-last"]
+    aborted = [b"a%d" % i for i in range(10)]
+    assert read(broker, "vis", "read_committed", expect=11) == committed
+    assert read(broker, "vis", "read_uncommitted", expect=21) == committed[:10] + aborted + [b"c-last"]
+    # kcat (librdkafka 2.0.2) filters the aborted transaction the same way.
+    out = subprocess.run(
+        ["kcat", "-C", "-b", broker.bootstrap, "-t", "vis", "-p", "0", "-o", "beginning", "-e",
+         "-X", "isolation.level=read_committed", "-f", "%s\n"],
+        capture_output=True, timeout=60, check=True,
+    ).stdout.decode().split()
+    assert out == [v.decode() for v in committed]
+
+
+def test_interleaved_transactions_block_read_committed_exactly_at_the_lso(broker):
+    create(broker, "inter")
+    p1 = txn_producer(broker, "inter-1")
+    p2 = txn_producer(broker, "inter-2")
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    plain.produce("inter", value=b"before", partition=0)
+    plain.flush(30)
+    p1.begin_transaction()
+    p1.produce("inter", value=b"p1-a", partition=0)
+    p1.flush(30)                                   # offset 1: p1's transaction starts here
+    p2.begin_transaction()
+    p2.produce("inter", value=b"p2-a", partition=0)
+    p2.flush(30)                                   # offset 2: p2's starts here
+    p1.produce("inter", value=b"p1-b", partition=0)
+    p1.flush(30)
+    assert committed_end(broker, "inter") == 1, "the LSO is p1's first offset"
+    assert read(broker, "inter", "read_committed") == [b"before"]
+    p1.commit_transaction(30)
+    assert committed_end(broker, "inter") == 2, "now p2's first offset"
+    # Exactly up to the LSO: p1's first record is below it, its second (and the
+    # commit marker) above, behind p2's open transaction.
+    assert read(broker, "inter", "read_committed") == [b"before", b"p1-a"]
+    p2.abort_transaction(30)
+    end = committed_end(broker, "inter")
+    assert end == 6, "everything is decided: 4 records and 2 markers"
+    assert read(broker, "inter", "read_committed", expect=3) == [b"before", b"p1-a", b"p1-b"]
+
+
+def test_zombie_is_fenced(broker):
+    create(broker, "zombie")
+    old = txn_producer(broker, "zombie-app")
+    old.begin_transaction()
+    old.produce("zombie", value=b"from-zombie", partition=0)
+    assert old.flush(30) == 0
+    new = txn_producer(broker, "zombie-app")   # fences `old`, aborts its transaction
+    new.begin_transaction()
+    new.produce("zombie", value=b"from-new", partition=0)
+    new.commit_transaction(30)
+    with pytest.raises(KafkaException) as e:
+        old.produce("zombie", value=b"late", partition=0)
+        old.commit_transaction(30)
+    err = e.value.args[0]
+    assert err.fatal() or err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
+                                         KafkaError.INVALID_PRODUCER_EPOCH), err
+    assert read(broker, "zombie", "read_committed", expect=1) == [b"from-new"]
+
+
+def test_transaction_timeouts_are_validated_and_enforced(broker_factory):
+    broker = broker_factory({"transaction.max.timeout.ms": "60000"})
+    create(broker, "slow")
+    with pytest.raises(KafkaException) as e:
+        txn_producer(broker, "too-long", **{"transaction.timeout.ms": 120000})
+    assert e.value.args[0].code() == KafkaError.INVALID_TRANSACTION_TIMEOUT
+    p = txn_producer(broker, "stuck", **{"transaction.timeout.ms": 2000})
+    p.begin_transaction()
+    p.produce("slow", value=b"never-committed", partition=0)
+    assert p.flush(30) == 0
+    assert committed_end(broker, "slow") == 0
+    # The coordinator aborts it after 2 s; readers are unblocked past the abort marker.
+    wait_until(lambda: committed_end(broker, "slow") == 2, 30, "the stuck transaction to be aborted")
+    with pytest.raises(KafkaException):
+        p.commit_transaction(30)
+    assert read(broker, "slow", "read_committed") == []
+
+
+def test_broker_crash_mid_transaction(broker_factory):
+    broker = broker_factory({"transaction.max.timeout.ms": "60000"})
+    create(broker, "crash")
+    # 1. The broker dies with a transaction open; the producer commits after the restart.
+    p = txn_producer(broker, "survivor", **{"transaction.timeout.ms": 60000, "reconnect.backoff.ms": 50})
+    p.begin_transaction()
+    for i in range(100):
+        p.produce("crash", value=b"s%d" % i, partition=0)
+    assert p.flush(30) == 0
+    broker.kill9()
+    broker.start()
+    p.commit_transaction(60)
+    # 2. Another transaction is open when the broker dies, and its producer is gone too:
+    # after the restart it is aborted when it times out, never half-visible.
+    z = txn_producer(broker, "orphan", **{"transaction.timeout.ms": 3000})
+    z.begin_transaction()
+    for i in range(50):
+        z.produce("crash", value=b"o%d" % i, partition=0)
+    assert z.flush(30) == 0
+    broker.kill9()
+    broker.start()
+    wait_until(lambda: committed_end(broker, "crash") == 152, 30, "the orphan transaction to be aborted")
+    assert read(broker, "crash", "read_committed", expect=100) == [b"s%d" % i for i in range(100)]
+
+
+def test_consume_transform_produce_exactly_once_across_kill_9(broker):
+    create(broker, "input", "output")
+    total = 100_000
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20, "batch.num.messages": 10000})
+    for i in range(total):
+        while True:
+            try:
+                p.produce("input", value=b"%d" % i, partition=0)
+                break
+            except BufferError:
+                p.poll(0.05)
+    assert p.flush(60) == 0
+    cmd = [sys.executable, str(HERE / "txn_processor.py"), broker.bootstrap, str(total), "500"]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    # Let it commit a good part, then kill it mid-stream (its current transaction is
+    # open or being committed).
+    progress = 0
+    while progress < total // 3:
+        line = first.stdout.readline()
+        assert line, "the processor exited early"
+        if line.startswith("committed"):
+            progress = int(line.split()[1])
+    first.kill()
+    first.wait(10)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "finished" in second.stdout
+    out = read(broker, "output", "read_committed", expect=total)
+    assert len(out) == total, f"{len(out)} results"
+    assert sorted(int(v[4:]) for v in out) == list(range(total)), "each input's result exactly once"
+
+
+def test_kafka_python_transactions_and_read_committed(broker):
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition as KTP
+
+    create(broker, "kp-txn")
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id="kp-1")
+    p.init_transactions()
+    p.begin_transaction()
+    for i in range(5):
+        p.send("kp-txn", value=b"k%d" % i, partition=0)
+    p.commit_transaction()
+    p.begin_transaction()
+    for i in range(5):
+        p.send("kp-txn", value=b"x%d" % i, partition=0)
+    p.flush()
+    p.abort_transaction()
+    p.close()
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, isolation_level="read_committed",
+                      enable_auto_commit=False, consumer_timeout_ms=3000)
+    tp = KTP("kp-txn", 0)
+    c.assign([tp])
+    c.seek_to_beginning(tp)
+    got = [m.value for m in c]
+    assert got == [b"k%d" % i for i in range(5)]
+    assert c.end_offsets([tp])[tp] == 12
+    c.close()
