@@ -142,3 +142,69 @@ fn produce_consume_round_trip_and_restart() {
     let after = consume_all(&again.bootstrap(), "rd", 3, 9000);
     assert_eq!(after.len(), 9000);
 }
+
+/// Values a read_committed (or read_uncommitted) consumer sees in partition 0, read
+/// until the partition's end.
+fn values_at(bootstrap: &str, topic: &str, isolation: &str) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("iso-{isolation}"))
+        .set("isolation.level", isolation)
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut out = Vec::new();
+    loop {
+        assert!(Instant::now() < deadline, "no end of partition");
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                out.push(String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap())
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return out,
+            Some(Err(e)) => panic!("{e}"),
+            None => {}
+        }
+    }
+}
+
+#[test]
+fn rdkafka_transactions_commit_and_abort() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&tmp.path().join("data"), 0);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "rtx", 1);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("transactional.id", "rust-txn")
+        .create()
+        .unwrap();
+    let t = Duration::from_secs(30);
+    producer.init_transactions(t).unwrap();
+    for (round, commit) in [(0, true), (1, false), (2, true)] {
+        producer.begin_transaction().unwrap();
+        for i in 0..3 {
+            let v = format!("{round}-{i}");
+            producer
+                .send(BaseRecord::<(), _>::to("rtx").payload(&v).partition(0))
+                .unwrap();
+        }
+        producer.flush(t).unwrap();
+        if commit {
+            producer.commit_transaction(t).unwrap();
+        } else {
+            producer.abort_transaction(t).unwrap();
+        }
+    }
+    let committed: Vec<String> = [0, 2]
+        .iter()
+        .flat_map(|r| (0..3).map(move |i| format!("{r}-{i}")))
+        .collect();
+    assert_eq!(values_at(&bootstrap, "rtx", "read_committed"), committed);
+    assert_eq!(values_at(&bootstrap, "rtx", "read_uncommitted").len(), 9);
+}
