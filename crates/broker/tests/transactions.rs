@@ -238,6 +238,8 @@ async fn fencing_timeouts_and_error_codes() {
         48,
         "INVALID_TXN_STATE"
     );
+    // And a transactional batch for it is refused, so it can never hang open.
+    assert_eq!(produce_txn(&mut c, "a", "t5", pid, 0, 0, 1).await.0, 48);
     // A second instance of "a" aborts the open transaction and fences the first.
     let second = init(&mut c, "a", 60_000).await;
     assert_eq!(second.error_code, 0);

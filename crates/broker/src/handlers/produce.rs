@@ -103,6 +103,33 @@ fn error_response(
     r
 }
 
+/// A transactional batch must come with its transactional id and go to a partition of
+/// its producer's open transaction (KIP-890 verification).
+fn verify_transactional(
+    broker: &Broker,
+    transactional_id: &Option<gregor_protocol::kp::messages::TransactionalId>,
+    topic: &str,
+    partition: i32,
+    records: &[u8],
+) -> Result<(), ResponseError> {
+    let Ok(h) = gregor_protocol::batch::BatchHeader::parse(records) else {
+        return Ok(()); // validation reports it
+    };
+    if !h.is_transactional() || h.is_control() {
+        return Ok(());
+    }
+    let Some(id) = transactional_id.as_ref().filter(|t| !t.is_empty()) else {
+        return Err(ResponseError::InvalidTxnState);
+    };
+    broker
+        .txns
+        .verify_produce(id, h.producer_id, h.producer_epoch, topic, partition)
+        .map_err(|e| match e {
+            crate::txn::TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+            other => crate::error::txn_error_code(&other, ResponseError::InvalidProducerEpoch),
+        })
+}
+
 pub fn handle(broker: &Arc<Broker>, ctx: &mut RequestContext, req: ProduceRequest) -> Reply {
     let version = ctx.header.request_api_version;
     let acks = req.acks;
@@ -148,6 +175,13 @@ pub fn handle(broker: &Arc<Broker>, ctx: &mut RequestContext, req: ProduceReques
                 ));
                 continue;
             };
+            if let Err(code) =
+                verify_transactional(broker, &req.transactional_id, &name, pd.index, records)
+            {
+                any_error = true;
+                parts.push(error_response(pd.index, code, None, version));
+                continue;
+            }
             match broker
                 .replicas
                 .append(&partition, records, &mut ctx.scratch)

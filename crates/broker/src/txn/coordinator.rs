@@ -296,6 +296,23 @@ impl TxnCoordinator {
         .await
     }
 
+    /// KIP-890 verification on the produce path: a transactional batch may only go to a
+    /// partition its producer's open transaction holds (checked against the stored
+    /// state, without a round trip to the id's task). This closes the "hanging
+    /// transaction" hole: a late batch can never open a transaction no marker will end.
+    pub fn verify_produce(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), TxnError> {
+        let view = lock(&self.view);
+        let m = view.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
+        m.verify(producer_id, epoch, &(topic.to_string(), partition))
+    }
+
     /// The current metadata of one transactional id (DescribeTransactions).
     pub fn describe(&self, id: &str) -> Option<TxnMetadata> {
         lock(&self.view).get(id).cloned()
