@@ -110,6 +110,13 @@ pub(crate) struct ProduceArgs {
     /// Distinct keys, cycled ("0", "1", ...); 0 sends an empty key. For compacted topics.
     #[arg(long, default_value_t = 0)]
     keys: u64,
+    /// Records per transaction; 0 produces without transactions. With it the report
+    /// adds the latency of each commit_transaction.
+    #[arg(long, default_value_t = 0)]
+    transaction_size: u64,
+    /// transactional.id for --transaction-size.
+    #[arg(long, default_value = "gregor-bench-txn")]
+    transactional_id: String,
 }
 
 #[derive(clap::Args, Clone)]
@@ -166,6 +173,11 @@ struct Report {
     errors: u64,
     /// Milliseconds.
     latency_ms: Option<Latency>,
+    /// Transactions committed and commit_transaction latency (ms), with --transaction-size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transactions: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit_ms: Option<Latency>,
 }
 
 fn latency(h: &Histogram<u64>) -> Option<Latency> {
@@ -200,15 +212,22 @@ fn print(report: &Report, format: OutputFormat) -> Result<()> {
                     String::new()
                 }
             );
-            if let Some(l) = &report.latency_ms {
+            let show = |what: &str, l: &Latency| {
                 out!(
-                    "latency ms: p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+                    "{what} ms: p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
                     l.p50,
                     l.p90,
                     l.p99,
                     l.p999,
                     l.max
                 );
+            };
+            if let Some(l) = &report.latency_ms {
+                show("latency", l);
+            }
+            if let (Some(n), Some(l)) = (report.transactions, &report.commit_ms) {
+                out!("{n} transactions committed");
+                show("commit", l);
             }
         }
     }
@@ -324,6 +343,10 @@ fn produce(args: ProduceArgs) -> Result<()> {
         .set("batch.size", args.batch_size.to_string())
         .set("queue.buffering.max.messages", "1000000")
         .set("queue.buffering.max.kbytes", "1048576");
+    let txn_size = args.transaction_size;
+    if txn_size > 0 {
+        cfg.set("transactional.id", &args.transactional_id);
+    }
     let ctx = BenchContext(Arc::new(BenchState {
         start: Instant::now(),
         delivered: AtomicU64::new(0),
@@ -339,11 +362,23 @@ fn produce(args: ProduceArgs) -> Result<()> {
     let deadline = args
         .duration
         .map(|d| Instant::now() + Duration::from_secs(d));
+    let txn_timeout = Duration::from_secs(60);
+    if txn_size > 0 {
+        producer
+            .init_transactions(txn_timeout)
+            .context("init_transactions failed")?;
+    }
+    let mut commits = new_histogram()?;
+    let mut open_txn = false;
     let start = Instant::now();
     let mut sent = 0u64;
     let mut key_buf = String::with_capacity(20);
     while sent < args.count && deadline.is_none_or(|d| Instant::now() < d) {
         pace(start, sent, args.rate);
+        if txn_size > 0 && !open_txn {
+            producer.begin_transaction()?;
+            open_txn = true;
+        }
         let sent_us = ctx.start.elapsed().as_micros() as usize;
         let key = if args.keys == 0 {
             0
@@ -366,10 +401,17 @@ fn produce(args: ProduceArgs) -> Result<()> {
             }
         }
         sent += 1;
+        if open_txn && sent.is_multiple_of(txn_size) {
+            commit(&producer, &mut commits, txn_timeout)?;
+            open_txn = false;
+        }
         if sent.is_multiple_of(10_000) {
             producer.poll(Duration::ZERO);
             bar.set_position(ctx.delivered.load(Ordering::Relaxed));
         }
+    }
+    if open_txn {
+        commit(&producer, &mut commits, txn_timeout)?;
     }
     producer
         .flush(Duration::from_secs(120))
@@ -393,11 +435,37 @@ fn produce(args: ProduceArgs) -> Result<()> {
         mb_per_sec: bytes as f64 / secs / 1e6,
         errors: ctx.errors.load(Ordering::Relaxed),
         latency_ms: latency(&hist),
+        transactions: (txn_size > 0).then(|| commits.len()),
+        commit_ms: latency(&commits),
     };
     print(&report, args.common.output)?;
     if report.errors > 0 {
         bail!("{} records failed", report.errors);
     }
+    Ok(())
+}
+
+/// Commits the open transaction. The records are acknowledged first (polling in 1 ms
+/// steps: the Rust crate's own flush polls in 100 ms steps, which would swamp the
+/// figure), then commit_transaction is timed: the commit's own cost, EndTxn and the
+/// markers.
+fn commit(
+    producer: &BaseProducer<BenchContext>,
+    commits: &mut Histogram<u64>,
+    timeout: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while producer.in_flight_count() > 0 {
+        if Instant::now() > deadline {
+            bail!("transaction records not acknowledged in {timeout:?}");
+        }
+        producer.poll(Duration::from_millis(1));
+    }
+    let t = Instant::now();
+    producer
+        .commit_transaction(timeout)
+        .context("commit_transaction failed")?;
+    commits.record(t.elapsed().as_micros().max(1) as u64)?;
     Ok(())
 }
 
@@ -481,6 +549,8 @@ fn consume(args: ConsumeArgs) -> Result<()> {
             mb_per_sec: bytes as f64 / secs / 1e6,
             errors: 0,
             latency_ms: None,
+            transactions: None,
+            commit_ms: None,
         },
         args.common.output,
     )
@@ -582,6 +652,8 @@ fn e2e(args: E2eArgs) -> Result<()> {
             mb_per_sec: bytes as f64 / secs / 1e6,
             errors: args.count - n,
             latency_ms: latency(&hist),
+            transactions: None,
+            commit_ms: None,
         },
         args.common.output,
     )?;
