@@ -1,5 +1,6 @@
 """Idempotent producers (InitProducerId, sequence checks) with librdkafka and
 kafka-python: retries after a broker crash neither duplicate nor reorder."""
+import socket
 import threading
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -84,3 +85,124 @@ def test_kafka_python_default_idempotent_producer(broker):
     assert [f.get(timeout=30).offset for f in futures] == list(range(2000))
     p.close()
     assert read_values(broker, "kpi", 2000) == list(range(2000))
+
+
+
+class DroppingProxy:
+    """A TCP proxy on `listen_port` in front of the broker (which advertises the proxy's
+    address) that can cut every open connection at once: the client sees requests
+    vanish mid-flight."""
+
+    def __init__(self, listen_port, target_port):
+        self.target = ("127.0.0.1", target_port)
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", listen_port))
+        self.listener.listen(64)
+        self.conns = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def drop_all(self):
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return len(conns)
+
+    def close(self):
+        self.listener.close()
+        self.drop_all()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_idempotent_producer_survives_dropped_connections_and_a_restart(broker_factory):
+    proxy_port = free_port()
+    broker = broker_factory({"advertised.listeners": f"PLAINTEXT://127.0.0.1:{proxy_port}"})
+    proxy = DroppingProxy(proxy_port, broker.port)
+    via = type("Via", (), {"bootstrap": f"127.0.0.1:{proxy_port}"})()
+    a = AdminClient({"bootstrap.servers": via.bootstrap})
+    a.create_topics([NewTopic("drops", 1, 1)])["drops"].result(30)
+    p = Producer({
+        "bootstrap.servers": via.bootstrap,
+        "enable.idempotence": True,
+        "linger.ms": 2,
+        "message.timeout.ms": 120000,
+        "reconnect.backoff.ms": 20,
+        "reconnect.backoff.max.ms": 100,
+    })
+    acked = [0]
+    errors = []
+
+    def cb(err, msg):
+        if err is not None:
+            errors.append(err)
+        else:
+            acked[0] += 1
+
+    n = 60_000
+    drops = 0
+    for i in range(n):
+        while True:
+            try:
+                p.produce("drops", value=b"%d" % i, partition=0, on_delivery=cb)
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+        if i % 5_000 == 2_500:
+            # Cut every connection with requests in flight.
+            drops += proxy.drop_all()
+        if i == n // 2:
+            # Once, kill -9 the broker behind the proxy and start it on the same port.
+            broker.kill9()
+            broker.start()
+            proxy.drop_all()
+    assert p.flush(120) == 0
+    assert errors == [], errors[:3]
+    assert drops > 0, "connections were cut"
+    values = read_values(via, "drops", n)
+    proxy.close()
+    assert values == list(range(n)), "no duplicates, no gaps, original order"

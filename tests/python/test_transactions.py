@@ -240,3 +240,34 @@ def test_kafka_python_transactions_and_read_committed(broker):
     assert got == [b"k%d" % i for i in range(5)]
     assert c.end_offsets([tp])[tp] == 12
     c.close()
+
+
+def test_crash_between_prepare_and_markers_completes_after_restart(broker_factory, monkeypatch):
+    """The broker dies right after storing PrepareCommit, before any marker (a fault
+    hook, GREGOR_CRASH_AT, aborts the process there). After the restart the coordinator
+    finds the prepared transaction and finishes it: every record and the offsets sent
+    with it become visible together."""
+    monkeypatch.setenv("GREGOR_CRASH_AT", "txn-after-prepare")
+    broker = broker_factory()
+    monkeypatch.delenv("GREGOR_CRASH_AT")
+    create(broker, "prep", "prep-in")
+    p = txn_producer(broker, "prepared", **{"reconnect.backoff.ms": 50})
+    group = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "prep-group"})
+    p.begin_transaction()
+    for i in range(100):
+        p.produce("prep", value=b"p%d" % i, partition=0)
+    p.send_offsets_to_transaction([TopicPartition("prep-in", 0, 42)], group.consumer_group_metadata(), 30)
+    assert p.flush(30) == 0
+    with pytest.raises(KafkaException):
+        p.commit_transaction(5)
+    broker.proc.wait(30)
+    assert broker.proc.returncode != 0, "the fault hook crashed the broker"
+    broker.start()
+    wait_until(lambda: committed_end(broker, "prep") == 101, 30, "the prepared transaction's markers")
+    assert read(broker, "prep", "read_committed", expect=100) == [b"p%d" % i for i in range(100)]
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "prep-group",
+                  "isolation.level": "read_committed"})
+    got = c.committed([TopicPartition("prep-in", 0)], timeout=10)[0].offset
+    c.close()
+    assert got == 42, "the offsets committed with the transaction"
+    group.close()

@@ -542,6 +542,7 @@ impl Task {
             EndStep::Done => Ok(()),
             EndStep::Prepare(next) => {
                 self.store(next)?;
+                crate::util::crash_point("txn-after-prepare");
                 self.finish().await
             }
             EndStep::Resume => self.finish().await,
