@@ -592,3 +592,183 @@ fn compaction_drops_aborted_records_without_letting_them_shadow_committed_ones()
         "the open transaction is untouched"
     );
 }
+
+/// One step of the transaction property test.
+#[derive(Debug, Clone)]
+enum TxnOp {
+    /// `n` records from producer `pid` (1..=3), in its transaction when `txn`; pid 0
+    /// stands for a plain, non-idempotent producer.
+    Data {
+        pid: i64,
+        n: usize,
+        txn: bool,
+    },
+    Marker {
+        pid: i64,
+        commit: bool,
+    },
+    Reopen {
+        clean: bool,
+    },
+}
+
+fn txn_op() -> impl Strategy<Value = TxnOp> {
+    prop_oneof![
+        6 => (0i64..4, 1usize..4, any::<bool>()).prop_map(|(pid, n, txn)| TxnOp::Data { pid, n, txn }),
+        3 => (1i64..4, any::<bool>()).prop_map(|(pid, commit)| TxnOp::Marker { pid, commit }),
+        1 => any::<bool>().prop_map(|clean| TxnOp::Reopen { clean }),
+    ]
+}
+
+/// A batch whose records carry ids `first_id..first_id+n` as values.
+fn id_batch(pid: i64, seq: i32, first_id: u32, n: usize, txn: bool) -> Vec<u8> {
+    let vals: Vec<[u8; 4]> = (0..n as u32)
+        .map(|i| (first_id + i).to_be_bytes())
+        .collect();
+    let recs: Vec<NewRecord<'_>> = vals
+        .iter()
+        .map(|v| NewRecord {
+            key: Some(b"k"),
+            value: Some(v),
+            timestamp: 0,
+            headers: &[],
+        })
+        .collect();
+    let producer = if pid == 0 {
+        batch::Producer::NONE
+    } else {
+        batch::Producer {
+            id: pid,
+            epoch: 0,
+            base_sequence: seq,
+            attributes: if txn { batch::ATTR_TRANSACTIONAL } else { 0 },
+        }
+    };
+    batch::build_as(0, Codec::None, &recs, producer).unwrap()
+}
+
+/// What a read_committed consumer (Kafka's client algorithm) sees from `from` up to the
+/// last stable offset, fetching in small responses that each carry their aborted list.
+fn read_committed_ids(log: &Log, from: i64) -> Vec<u32> {
+    let upper = log
+        .first_unstable_offset()
+        .unwrap_or(i64::MAX)
+        .min(log.log_end_offset());
+    let mut out = Vec::new();
+    let mut offset = from;
+    while offset < upper {
+        let bytes = log.read(offset, 150, true, upper).unwrap().bytes;
+        if bytes.is_empty() {
+            break;
+        }
+        let mut headers = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let h = batch::BatchHeader::parse(&bytes[at..]).unwrap();
+            headers.push((h, at));
+            at += h.total_size();
+        }
+        let end = headers.last().unwrap().0.last_offset() + 1;
+        let mut aborted = log.aborted_between(offset, end);
+        aborted.sort_by_key(|(_, first)| *first);
+        let mut queue = aborted.into_iter().peekable();
+        let mut aborted_pids = std::collections::HashSet::new();
+        let mut scratch = Vec::new();
+        for (h, at) in headers {
+            while let Some(&(pid, _)) = queue.peek().filter(|(_, first)| *first <= h.last_offset())
+            {
+                aborted_pids.insert(pid);
+                queue.next();
+            }
+            let b = &bytes[at..at + h.total_size()];
+            if h.is_control() {
+                if batch::control_marker(b, &mut scratch) == Some(batch::Marker::Abort) {
+                    aborted_pids.remove(&h.producer_id);
+                }
+                continue;
+            }
+            if h.is_transactional() && aborted_pids.contains(&h.producer_id) {
+                continue;
+            }
+            let data = &b[batch::HEADER_LEN..];
+            for r in gregor_protocol::records::RecordWalker::new(data, h.record_count) {
+                let r = r.unwrap();
+                if h.base_offset + i64::from(r.offset_delta) >= from {
+                    let v = r.value.unwrap();
+                    out.push(u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
+                }
+            }
+        }
+        offset = end;
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Random interleavings of transactional and plain producers, commits, aborts and
+    /// restarts (clean or not) against a model: the first unstable offset is exactly the
+    /// oldest open transaction's start, and a read_committed reader starting anywhere
+    /// sees exactly the committed and non-transactional records below it, in order.
+    #[test]
+    fn transactions_match_a_model_across_restarts(ops in proptest::collection::vec(txn_op(), 1..60), starts in proptest::collection::vec(0usize..100, 3)) {
+        use std::collections::HashMap;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+        let mut seq: HashMap<i64, i32> = HashMap::new();
+        let mut open: HashMap<i64, (u32, i64)> = HashMap::new(); // pid -> (txn, first offset)
+        let mut outcome: HashMap<u32, bool> = HashMap::new();
+        // Per record: (offset, id, txn it belongs to).
+        let mut records: Vec<(i64, u32, Option<u32>)> = Vec::new();
+        let (mut next_id, mut next_txn) = (0u32, 0u32);
+        for op in ops {
+            match op {
+                TxnOp::Data { pid, n, txn } => {
+                    let txn = pid != 0 && (txn || open.contains_key(&pid));
+                    let s = seq.entry(pid).or_insert(0);
+                    let base = log.log_end_offset();
+                    let info = append_info(&mut log, &id_batch(pid, *s, next_id, n, txn));
+                    prop_assert_eq!(info.base_offset, base);
+                    *s += n as i32;
+                    let txn_no = txn.then(|| {
+                        open.entry(pid)
+                            .or_insert_with(|| { next_txn += 1; (next_txn, base) })
+                            .0
+                    });
+                    for i in 0..n {
+                        records.push((base + i as i64, next_id + i as u32, txn_no));
+                    }
+                    next_id += n as u32;
+                }
+                TxnOp::Marker { pid, commit } => {
+                    let m = if commit { batch::Marker::Commit } else { batch::Marker::Abort };
+                    append_info(&mut log, &marker(pid, m));
+                    if let Some((t, _)) = open.remove(&pid) {
+                        outcome.insert(t, commit);
+                    }
+                }
+                TxnOp::Reopen { clean } => {
+                    if clean {
+                        log.close(0).unwrap();
+                    } else {
+                        drop(log); // written but never closed: an unclean stop
+                    }
+                    log = Log::open(dir.path(), small_config(), clean, 0).unwrap();
+                }
+            }
+            let expect_unstable = open.values().map(|(_, first)| *first).min();
+            prop_assert_eq!(log.first_unstable_offset(), expect_unstable);
+        }
+        let lso = log.first_unstable_offset().unwrap_or(i64::MAX).min(log.log_end_offset());
+        let end = log.log_end_offset().max(1);
+        for from in std::iter::once(0).chain(starts.iter().map(|s| *s as i64 % end)) {
+            let expected: Vec<u32> = records
+                .iter()
+                .filter(|(o, _, t)| *o >= from && *o < lso && t.is_none_or(|t| outcome.get(&t) == Some(&true)))
+                .map(|(_, id, _)| *id)
+                .collect();
+            prop_assert_eq!(read_committed_ids(&log, from), expected, "reading from {}", from);
+        }
+    }
+}
