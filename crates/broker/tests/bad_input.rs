@@ -572,6 +572,9 @@ async fn every_advertised_version_is_served() {
             ApiKey::ListTransactions => {
                 check(&mut c, ListTransactionsRequest::default(), min, spec.max).await
             }
+            ApiKey::DescribeProducers => {
+                check(&mut c, DescribeProducersRequest::default(), min, spec.max).await
+            }
             other => panic!("{other:?} is advertised but this test does not know it: add it"),
         }
     }

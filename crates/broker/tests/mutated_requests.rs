@@ -76,6 +76,7 @@ fn default_body(key: ApiKey, v: i16) -> Option<Vec<u8>> {
         ApiKey::TxnOffsetCommit => encoded::<TxnOffsetCommitRequest>(v),
         ApiKey::DescribeTransactions => encoded::<DescribeTransactionsRequest>(v),
         ApiKey::ListTransactions => encoded::<ListTransactionsRequest>(v),
+        ApiKey::DescribeProducers => encoded::<DescribeProducersRequest>(v),
         other => panic!("{other:?} is advertised but this test does not know it: add it"),
     }
 }

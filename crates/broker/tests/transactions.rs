@@ -293,6 +293,24 @@ async fn last_stable_offset_aborted_list_and_listing() {
     assert_eq!(latest(&mut c, "lso", 1).await, 0, "both transactions open");
     let (lso, _, bytes) = fetch_committed(&mut c, "lso", 0).await;
     assert_eq!((lso, bytes), (0, 0), "read_committed sees nothing yet");
+    // DescribeProducers shows what holds the stable offset back.
+    let dp = c
+        .call(
+            &DescribeProducersRequest::default().with_topics(vec![
+                describe_producers_request::TopicRequest::default()
+                    .with_name(TopicName(s("lso")))
+                    .with_partition_indexes(vec![0, 9]),
+            ]),
+            0,
+        )
+        .await;
+    let starts: Vec<(i64, i64, i32)> = dp.topics[0].partitions[0]
+        .active_producers
+        .iter()
+        .map(|p| (p.producer_id.0, p.current_txn_start_offset, p.last_sequence))
+        .collect();
+    assert_eq!(starts, vec![(pid1, 0, 3), (pid2, 2, 1)]);
+    assert_eq!(dp.topics[0].partitions[1].error_code, 3, "no partition 9");
     // Describe and list while open.
     let d = c
         .call(

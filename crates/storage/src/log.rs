@@ -419,6 +419,11 @@ impl Log {
         self.producers.first_unstable_offset()
     }
 
+    /// The producers this partition remembers (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<crate::producer_state::ActiveProducer> {
+        self.producers.describe()
+    }
+
     /// Open transactions as `(producer id, first offset)`.
     pub fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
         self.producers.ongoing().collect()

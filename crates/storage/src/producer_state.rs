@@ -51,6 +51,17 @@ pub struct AbortedTxn {
     pub last_stable_offset: i64,
 }
 
+/// One producer as DescribeProducers reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_append_ms: i64,
+    /// First offset of its open transaction here, -1 for none.
+    pub txn_first_offset: i64,
+}
+
 /// Why an idempotent append was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProducerError {
@@ -266,6 +277,23 @@ impl ProducerStateManager {
             last_offset: offset,
             last_stable_offset: self.first_unstable_offset().unwrap_or(log_end),
         })
+    }
+
+    /// Every producer this partition remembers, by id (DescribeProducers).
+    pub fn describe(&self) -> Vec<ActiveProducer> {
+        let mut out: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .map(|(id, e)| ActiveProducer {
+                producer_id: *id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_append_ms: e.last_append_ms,
+                txn_first_offset: e.txn_first_offset.unwrap_or(-1),
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
     }
 
     /// The first offset of the oldest open transaction, if any.

@@ -29,6 +29,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod describe_transactions;
 pub mod end_txn;
 pub mod fetch;
@@ -93,6 +94,7 @@ pub const SUPPORTED: &[ApiSpec] = &[
     txn_offset_commit::SPEC,
     describe_transactions::SPEC,
     list_transactions::SPEC,
+    describe_producers::SPEC,
 ];
 
 /// What a connection keeps between requests.
@@ -362,6 +364,9 @@ async fn route(
         }),
         ApiKey::ListTransactions => call!(buf, ctx, m::ListTransactionsRequest, |r| {
             list_transactions::handle(broker, ctx, r)
+        }),
+        ApiKey::DescribeProducers => call!(buf, ctx, m::DescribeProducersRequest, |r| {
+            describe_producers::handle(broker, ctx, r)
         }),
         other => Outcome::Close(format!("no handler for {other:?}")),
     }
