@@ -271,3 +271,36 @@ def test_crash_between_prepare_and_markers_completes_after_restart(broker_factor
     c.close()
     assert got == 42, "the offsets committed with the transaction"
     group.close()
+
+
+def test_gregor_txn_cli_shows_what_holds_the_lso(broker):
+    """`gregor txn` (list, describe, producers) on a transaction librdkafka left open."""
+    import json
+
+    from conftest import BIN
+
+    def cli(*args):
+        out = subprocess.run([BIN, *args, "-b", broker.bootstrap, "--output", "json"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    create(broker, "held")
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    plain.produce("held", value=b"x", partition=0)
+    plain.flush(30)
+    p = txn_producer(broker, "holder")
+    p.begin_transaction()
+    p.produce("held", value=b"open", partition=0)
+    assert p.flush(30) == 0
+    listed = cli("txn", "list", "--state", "Ongoing")
+    assert [t["transactional_id"] for t in listed] == ["holder"]
+    (d,) = cli("txn", "describe", "holder")
+    assert d["state"] == "Ongoing" and d["partitions"] == ["held-0"]
+    producers = cli("txn", "producers", "held")
+    holding = [x for x in producers if x["current_txn_start_offset"] >= 0]
+    assert [(x["producer_id"], x["current_txn_start_offset"]) for x in holding] == [(d["producer_id"], 1)]
+    p.commit_transaction(30)
+    (d,) = cli("txn", "describe", "holder")
+    assert d["state"] == "CompleteCommit" and d["partitions"] == []
+    assert all(x["current_txn_start_offset"] == -1 for x in cli("txn", "producers", "held"))

@@ -7,6 +7,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
 
 use crate::conn::{block_on, table, Conn, TIMEOUT};
+use crate::wire::error_name;
 
 #[derive(clap::Subcommand)]
 pub(crate) enum GroupCommand {
@@ -511,11 +512,6 @@ fn parse_datetime(s: &str) -> Result<i64> {
     Ok(((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + millis)
 }
 
-fn error_name(code: i16) -> String {
-    kafka_protocol::ResponseError::try_from_code(code)
-        .map_or_else(|| format!("error {code}"), |e| format!("{e:?}"))
-}
-
 /// OffsetDelete through the group's coordinator (found with FindCoordinator). Returns
 /// the partitions that failed, with why; a group-level failure is an `Err`.
 fn delete_offsets(
@@ -527,24 +523,11 @@ fn delete_offsets(
     use kafka_protocol::messages::offset_delete_request::{
         OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
     };
-    use kafka_protocol::messages::{
-        FindCoordinatorRequest, GroupId, OffsetDeleteRequest, TopicName,
-    };
+    use kafka_protocol::messages::{GroupId, OffsetDeleteRequest, TopicName};
     use kafka_protocol::protocol::StrBytes;
 
     conn.config()?; // the reachability check
-    let mut w = crate::wire::Wire::connect(conn.first_broker())?;
-    let found = w.call(
-        &FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string())),
-        3,
-    )?;
-    if found.error_code != 0 {
-        bail!(
-            "cannot find the coordinator of {group}: {}",
-            error_name(found.error_code)
-        );
-    }
-    let mut coord = crate::wire::Wire::connect(&format!("{}:{}", found.host.as_str(), found.port))?;
+    let mut coord = crate::wire::Wire::coordinator(conn.first_broker(), group, 0)?;
     let req = OffsetDeleteRequest::default()
         .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
         .with_topics(vec![OffsetDeleteRequestTopic::default()

@@ -27,6 +27,7 @@ mod consume;
 mod group;
 mod produce;
 mod topic;
+mod txn;
 mod wire;
 
 #[derive(Parser)]
@@ -87,6 +88,15 @@ enum Command {
         #[command(subcommand)]
         cmd: group::GroupCommand,
     },
+    /// List and describe transactions, and the producers of a topic's partitions.
+    ///
+    /// Example: gregor txn list --state Ongoing
+    Txn {
+        #[command(flatten)]
+        conn: conn::Conn,
+        #[command(subcommand)]
+        cmd: txn::TxnCommand,
+    },
     /// Cluster information.
     ///
     /// Example: gregor cluster info --output json
@@ -131,6 +141,7 @@ fn main() {
         Command::Produce { conn, args } => produce::run(&conn, args),
         Command::Consume { conn, args } => consume::run(&conn, args),
         Command::Group { conn, cmd } => group::run(&conn, cmd),
+        Command::Txn { conn, cmd } => txn::run(&conn, cmd),
         Command::Cluster {
             conn,
             cmd: ClusterCommand::Info,

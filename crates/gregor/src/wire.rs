@@ -1,6 +1,6 @@
-//! A minimal blocking Kafka protocol client for the two things librdkafka's safe API
-//! does not offer: OffsetDelete (`gregor group delete-offsets`) and the controller id
-//! (`gregor cluster info`). Messages are the generated `kafka-protocol` types; nothing
+//! A minimal blocking Kafka protocol client for what librdkafka's safe API does not
+//! offer: OffsetDelete (`gregor group delete-offsets`), the controller id (`gregor
+//! cluster info`) and the transaction admin APIs (`gregor txn`). Messages are the generated `kafka-protocol` types; nothing
 //! is hand-encoded here but the 4-byte length prefix.
 
 use std::io::{Read, Write};
@@ -27,6 +27,26 @@ impl Wire {
             stream,
             correlation: 0,
         })
+    }
+
+    /// A connection to the coordinator of `key` (`key_type` 0: a group, 1: a
+    /// transactional id), found through `bootstrap` with FindCoordinator.
+    pub(crate) fn coordinator(bootstrap: &str, key: &str, key_type: i8) -> Result<Self> {
+        use kafka_protocol::messages::FindCoordinatorRequest;
+        let mut w = Self::connect(bootstrap)?;
+        let found = w.call(
+            &FindCoordinatorRequest::default()
+                .with_key(StrBytes::from_string(key.to_string()))
+                .with_key_type(key_type),
+            3,
+        )?;
+        if found.error_code != 0 {
+            bail!(
+                "cannot find the coordinator of {key}: {}",
+                error_name(found.error_code)
+            );
+        }
+        Self::connect(&format!("{}:{}", found.host.as_str(), found.port))
     }
 
     /// Sends `req` at `version` and decodes the response.
@@ -66,4 +86,10 @@ impl Wire {
         }
         Ok(resp)
     }
+}
+
+/// A Kafka error code by name (`UnknownTopicOrPartition`), for messages.
+pub(crate) fn error_name(code: i16) -> String {
+    kafka_protocol::ResponseError::try_from_code(code)
+        .map_or_else(|| format!("error {code}"), |e| format!("{e:?}"))
 }
