@@ -72,6 +72,7 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("offsets.topic.num.partitions", "50"),
     ("transaction.max.timeout.ms", "900000"),
     ("transaction.state.log.num.partitions", "50"),
+    ("transactional.id.expiration.ms", "604800000"),
     ("producer.id.expiration.ms", "86400000"),
     ("offsets.retention.minutes", "10080"),
     ("offsets.retention.check.interval.ms", "600000"),
@@ -289,6 +290,10 @@ impl BrokerConfig {
                 state_partitions: positive(
                     "transaction.state.log.num.partitions",
                     &get("transaction.state.log.num.partitions"),
+                )?,
+                id_expiration_ms: positive(
+                    "transactional.id.expiration.ms",
+                    &get("transactional.id.expiration.ms"),
                 )?,
             },
             values,

@@ -396,3 +396,29 @@ async fn an_open_transaction_times_out_and_its_producer_is_fenced() {
     assert_eq!(aborted, vec![(pid, 0)]);
     b.stop().await;
 }
+
+#[tokio::test]
+async fn idle_transactional_ids_expire() {
+    let b = TestBroker::start(&[("transactional.id.expiration.ms", "300")]).await;
+    let mut c = b.connect().await;
+    let first = init(&mut c, "idle", 60_000).await;
+    assert_eq!(first.error_code, 0);
+    let listed = |r: ListTransactionsResponse| {
+        r.transaction_states
+            .iter()
+            .any(|t| t.transactional_id.as_str() == "idle")
+    };
+    let list = ListTransactionsRequest::default().with_duration_filter(-1);
+    assert!(listed(c.call(&list, 1).await));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while listed(c.call(&list, 1).await) {
+        assert!(std::time::Instant::now() < deadline, "the id never expired");
+        tokio::task::yield_now().await;
+    }
+    // Forgotten: the next instance gets a new producer id.
+    let again = init(&mut c, "idle", 60_000).await;
+    assert_eq!(again.error_code, 0);
+    assert_ne!(again.producer_id, first.producer_id);
+    assert_eq!(again.producer_epoch, 0);
+    b.stop().await;
+}

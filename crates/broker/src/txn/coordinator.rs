@@ -215,6 +215,7 @@ impl TxnCoordinator {
             broker: Arc::downgrade(broker),
             view: self.view.clone(),
             max_timeout_ms: self.config.max_timeout_ms,
+            id_expiration_ms: self.config.id_expiration_ms,
             retry_at: None,
         };
         let (tx, rx) = mpsc::channel(64);
@@ -348,6 +349,7 @@ struct Task {
     broker: Weak<Broker>,
     view: View,
     max_timeout_ms: i32,
+    id_expiration_ms: i64,
     /// When to retry writing the markers of a prepared transaction.
     retry_at: Option<Instant>,
 }
@@ -389,7 +391,7 @@ impl Task {
                     verify_only,
                     tx,
                 } => {
-                    let r = self.add(producer_id, epoch, &partitions, verify_only);
+                    let r = self.add(producer_id, epoch, &partitions, verify_only).await;
                     let _ = tx.send(r);
                 }
                 Command::End {
@@ -405,12 +407,16 @@ impl Task {
         }
     }
 
-    /// The next timer: the open transaction's timeout, or a marker retry.
+    /// The next timer: the open transaction's timeout, a marker retry, or the idle id's
+    /// expiration.
     fn deadline(&self) -> Option<Instant> {
         if let Some(at) = self.retry_at {
             return Some(at);
         }
-        let expires = self.meta.as_ref()?.expires_at_ms()?;
+        let m = self.meta.as_ref()?;
+        let expires = m
+            .expires_at_ms()
+            .or_else(|| m.idle_expires_at_ms(self.id_expiration_ms))?;
         let wait = expires.saturating_sub(now_ms()).max(0) as u64;
         Some(Instant::now() + std::time::Duration::from_millis(wait))
     }
@@ -419,9 +425,15 @@ impl Task {
         self.retry_at = None;
         let now = now_ms();
         let Some(m) = self.meta.clone() else { return };
+        if m.idle_expires_at_ms(self.id_expiration_ms)
+            .is_some_and(|at| now >= at)
+        {
+            self.expire().await;
+            return;
+        }
         if m.expires_at_ms().is_some_and(|at| now >= at) {
             tracing::info!(transactional_id = %self.id, producer_id = m.producer_id, "transaction timed out: aborting it and fencing its producer");
-            if self.store(m.prepare_fence_abort(now)).is_err() {
+            if self.store(m.prepare_fence_abort(now)).await.is_err() {
                 self.retry_at = Some(Instant::now() + std::time::Duration::from_millis(RETRY_MS));
                 return;
             }
@@ -441,13 +453,37 @@ impl Task {
             .ok_or(TxnError::CoordinatorNotAvailable)
     }
 
-    /// Persists `next` to `__transaction_state`, then adopts it.
-    fn store(&mut self, next: TxnMetadata) -> Result<(), TxnError> {
+    /// `transactional.id.expiration.ms` passed with nothing open: a tombstone forgets the
+    /// id (a later InitProducerId gets a new producer id).
+    async fn expire(&mut self) {
+        match self.append_record(None).await {
+            Ok(()) => {
+                tracing::info!(transactional_id = %self.id, "transactional id expired");
+                lock(&self.view).remove(&self.id);
+                self.meta = None;
+            }
+            Err(_) => {
+                self.retry_at = Some(Instant::now() + std::time::Duration::from_millis(RETRY_MS));
+            }
+        }
+    }
+
+    /// Persists `next` to `__transaction_state` (waiting for an fsync when the flush
+    /// policy asks for one, as a produce would), then adopts it.
+    async fn store(&mut self, next: TxnMetadata) -> Result<(), TxnError> {
+        self.append_record(Some(encode_value(&next))).await?;
+        lock(&self.view).insert(self.id.clone(), next.clone());
+        self.meta = Some(next);
+        Ok(())
+    }
+
+    /// Appends this id's record (a tombstone for `None`) to its `__transaction_state`
+    /// partition.
+    async fn append_record(&self, value: Option<Vec<u8>>) -> Result<(), TxnError> {
         let key = encode_key(&self.id);
-        let value = encode_value(&next);
         let rec = NewRecord {
             key: Some(&key),
-            value: Some(&value),
+            value: value.as_deref(),
             timestamp: now_ms(),
             headers: &[],
         };
@@ -459,11 +495,16 @@ impl Task {
         let mut scratch = Vec::new();
         let v = batch::validate(&bytes, &mut scratch, usize::MAX)
             .map_err(|e| storage(e.to_string()))?;
-        self.partition
+        let (info, flush_due) = self
+            .partition
             .append(&bytes, &v, None)
             .map_err(|e| storage(e.to_string()))?;
-        lock(&self.view).insert(self.id.clone(), next.clone());
-        self.meta = Some(next);
+        if flush_due {
+            self.partition
+                .ensure_flushed(info.last_offset + 1)
+                .await
+                .map_err(|e| storage(e.to_string()))?;
+        }
         Ok(())
     }
 
@@ -487,23 +528,24 @@ impl Task {
             let now = now_ms();
             let Some(m) = self.meta.clone() else {
                 let pid = new_id().await?;
-                self.store(TxnMetadata::new(&self.id, pid, timeout_ms, now))?;
+                self.store(TxnMetadata::new(&self.id, pid, timeout_ms, now))
+                    .await?;
                 return Ok((pid, 0));
             };
             match m.prepare_init(timeout_ms, expected, now)? {
                 InitStep::AbortOngoing(next) => {
-                    self.store(next)?;
+                    self.store(next).await?;
                     self.finish().await?;
                 }
                 InitStep::Ready(next) => {
                     let answer = (next.producer_id, next.producer_epoch);
-                    self.store(next)?;
+                    self.store(next).await?;
                     return Ok(answer);
                 }
                 InitStep::NeedsNewProducerId(mut next) => {
                     next.producer_id = new_id().await?;
                     let answer = (next.producer_id, next.producer_epoch);
-                    self.store(next)?;
+                    self.store(next).await?;
                     return Ok(answer);
                 }
             }
@@ -511,7 +553,7 @@ impl Task {
         Err(TxnError::ConcurrentTransactions)
     }
 
-    fn add(
+    async fn add(
         &mut self,
         producer_id: i64,
         epoch: i16,
@@ -528,7 +570,7 @@ impl Task {
                 .try_for_each(|p| m.verify(producer_id, epoch, p));
         }
         match m.prepare_add(producer_id, epoch, partitions, now_ms())? {
-            Some(next) => self.store(next),
+            Some(next) => self.store(next).await,
             None => Ok(()),
         }
     }
@@ -541,7 +583,7 @@ impl Task {
         match m.prepare_end(producer_id, epoch, commit, now_ms())? {
             EndStep::Done => Ok(()),
             EndStep::Prepare(next) => {
-                self.store(next)?;
+                self.store(next).await?;
                 crate::util::crash_point("txn-after-prepare");
                 self.finish().await
             }
@@ -560,7 +602,10 @@ impl Task {
             Ok(broker) => write_markers(&broker, &m, commit).await,
             Err(e) => Err(e),
         };
-        let stored = written.and_then(|()| self.store(m.complete(now_ms())));
+        let stored = match written {
+            Ok(()) => self.store(m.complete(now_ms())).await,
+            Err(e) => Err(e),
+        };
         if stored.is_err() {
             self.retry_at = Some(Instant::now() + std::time::Duration::from_millis(RETRY_MS));
         }
@@ -600,6 +645,11 @@ async fn write_markers(
             continue;
         };
         match p.append(&bytes, &v, None) {
+            // The marker is as durable as a produce under the topic's flush policy.
+            Ok((info, true)) => p
+                .ensure_flushed(info.last_offset + 1)
+                .await
+                .map_err(|e| storage(e.to_string()))?,
             Ok(_) => {}
             Err(LogError::Producer(e)) => {
                 // A newer epoch already closed it there: nothing is left open.

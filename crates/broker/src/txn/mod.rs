@@ -57,4 +57,6 @@ pub struct TxnConfig {
     pub max_timeout_ms: i32,
     /// `transaction.state.log.num.partitions`
     pub state_partitions: i32,
+    /// `transactional.id.expiration.ms`: an id idle this long is forgotten.
+    pub id_expiration_ms: i64,
 }

@@ -133,6 +133,16 @@ impl TxnMetadata {
             .then(|| self.start_ms.saturating_add(i64::from(self.timeout_ms)))
     }
 
+    /// When an idle id (no open or finishing transaction) is forgotten, under
+    /// `transactional.id.expiration.ms`.
+    pub fn idle_expires_at_ms(&self, expiration_ms: i64) -> Option<i64> {
+        matches!(
+            self.state,
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+        )
+        .then(|| self.last_update_ms.saturating_add(expiration_ms))
+    }
+
     pub fn needs_completion(&self) -> bool {
         matches!(self.state, TxnState::PrepareCommit | TxnState::PrepareAbort)
     }
