@@ -2,6 +2,7 @@
 read_committed) and kafka-python. Commit and abort visibility, the last stable offset
 under interleaved transactions, consume-transform-produce with the application killed
 mid-stream, zombie fencing, timeouts, and a broker crash mid-transaction."""
+import select
 import subprocess
 import sys
 import time
@@ -199,12 +200,18 @@ def test_consume_transform_produce_exactly_once_across_kill_9(broker):
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     # Let it commit a good part, then kill it mid-stream (its current transaction is
     # open or being committed).
-    progress = 0
-    while progress < total // 3:
-        line = first.stdout.readline()
-        assert line, "the processor exited early"
-        if line.startswith("committed"):
-            progress = int(line.split()[1])
+    progress = [0]
+
+    def advanced():
+        ready, _, _ = select.select([first.stdout], [], [], 0.5)
+        if ready:
+            line = first.stdout.readline()
+            assert line, "the processor exited early"
+            if line.startswith("committed"):
+                progress[0] = int(line.split()[1])
+        return progress[0] >= total // 3
+
+    wait_until(advanced, 120, "a third of the input processed")
     first.kill()
     first.wait(10)
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
