@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use super::consumer::{ConsumerHeartbeat, ConsumerHeartbeatResponse};
 use super::records::{partition_for, GroupValue, OffsetValue, RecordKey};
-use super::state::{Effects, Group, GroupState, Reply};
+use super::state::{apply_if_newer, Effects, Group, GroupState, Reply, StoredOffset};
 use super::{
     CommitRequest, CommittedOffset, ConsumerGroupDescription, GroupConfig, GroupDescription,
     GroupError, JoinRequest, JoinResponse, MemberRef, SyncRequest, SyncResponse,
@@ -76,13 +76,13 @@ enum Command {
     },
 }
 
-type PendingTxnOffsets = HashMap<i64, BTreeMap<(String, i32), OffsetValue>>;
+type PendingTxnOffsets = HashMap<i64, BTreeMap<(String, i32), StoredOffset>>;
 
 /// What replaying `__consumer_offsets` found for one group.
 #[derive(Default)]
 struct Loaded {
     group: Option<GroupValue>,
-    offsets: BTreeMap<(String, i32), OffsetValue>,
+    offsets: BTreeMap<(String, i32), StoredOffset>,
     /// Offsets of transactions with no marker yet, by producer id.
     pending: PendingTxnOffsets,
 }
@@ -590,6 +590,7 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
                 let _ = tx.send(results);
             }
             Command::Commit(req, tx) => {
+                group.at_log_position(partition.high_watermark());
                 let (results, fx) = group.commit(req, now, ms);
                 let stored = write(&partition, &fx.records);
                 let _ = tx.send(stored.and(results));
@@ -635,6 +636,7 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
                 req,
                 tx,
             } => {
+                group.at_log_position(partition.high_watermark());
                 let (r, fx, pending) = group.txn_commit(req, ms);
                 let producer = batch::Producer {
                     id: producer_id,
@@ -757,7 +759,9 @@ fn replay_partition(
                     continue;
                 };
                 if marker == batch::Marker::Commit {
-                    l.offsets.extend(pending);
+                    for (k, p) in pending {
+                        apply_if_newer(&mut l.offsets, k, p);
+                    }
                 }
             }
             return;
@@ -772,7 +776,7 @@ fn replay_partition(
         let txn = h.is_transactional().then_some(h.producer_id);
         for rec in RecordWalker::new(data, h.record_count) {
             match rec {
-                Ok(rec) => apply_record(out, rec.key, rec.value, txn, &mut in_txn),
+                Ok(rec) => apply_record(out, rec.key, rec.value, h.base_offset, txn, &mut in_txn),
                 Err(e) => {
                     failure = Some(e.to_string());
                     return;
@@ -788,6 +792,7 @@ fn apply_record(
     out: &mut HashMap<String, Loaded>,
     key: Option<&[u8]>,
     value: Option<&[u8]>,
+    appended_at: i64,
     txn: Option<i64>,
     in_txn: &mut HashMap<i64, HashSet<String>>,
 ) {
@@ -808,17 +813,25 @@ fn apply_record(
             if let (Some(pid), Some(Ok(v))) = (txn, value.map(OffsetValue::decode)) {
                 in_txn.entry(pid).or_default().insert(group.clone());
                 let entry = out.entry(group).or_default();
-                entry
-                    .pending
-                    .entry(pid)
-                    .or_default()
-                    .insert((topic, partition), v);
+                entry.pending.entry(pid).or_default().insert(
+                    (topic, partition),
+                    StoredOffset {
+                        value: v,
+                        appended_at,
+                    },
+                );
                 return;
             }
             let entry = out.entry(group).or_default();
             match value.map(OffsetValue::decode) {
                 Some(Ok(v)) => {
-                    entry.offsets.insert((topic, partition), v);
+                    entry.offsets.insert(
+                        (topic, partition),
+                        StoredOffset {
+                            value: v,
+                            appended_at,
+                        },
+                    );
                 }
                 None => {
                     entry.offsets.remove(&(topic, partition));

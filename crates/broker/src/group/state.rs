@@ -90,8 +90,16 @@ impl Member {
     }
 }
 
-struct StoredOffset {
-    value: OffsetValue,
+/// A committed offset and where its record sits in `__consumer_offsets`: when a
+/// transaction commits, its offset replaces the current one only if its record was
+/// written later (Kafka's rule), so an older transactional commit never undoes a newer
+/// plain one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOffset {
+    pub value: OffsetValue,
+    /// The log offset of the record's batch (or the partition's log end just before it
+    /// was written: the same order).
+    pub appended_at: i64,
 }
 
 pub struct Group {
@@ -116,12 +124,30 @@ pub struct Group {
     offsets: BTreeMap<(String, i32), StoredOffset>,
     /// Offsets committed inside open transactions, by producer id: applied when the
     /// commit marker is written, dropped on abort.
-    pending_txn: HashMap<i64, BTreeMap<(String, i32), OffsetValue>>,
+    pending_txn: HashMap<i64, BTreeMap<(String, i32), StoredOffset>>,
+    /// The log end of the group's `__consumer_offsets` partition before the command
+    /// being applied: where its records will go ([`Group::at_log_position`]).
+    log_position: i64,
     next_offset_check: Instant,
     /// KIP-848 members. A group is either classic or consumer: it takes the type of the
     /// protocol that joins it while it has no members.
     consumer: ConsumerGroup,
     is_consumer: bool,
+}
+
+/// A committed transaction's offset replaces the current one only if its record is
+/// the later of the two in the log.
+pub fn apply_if_newer(
+    offsets: &mut BTreeMap<(String, i32), StoredOffset>,
+    key: (String, i32),
+    pending: StoredOffset,
+) {
+    if offsets
+        .get(&key)
+        .is_none_or(|cur| cur.appended_at < pending.appended_at)
+    {
+        offsets.insert(key, pending);
+    }
 }
 
 fn reply_join(out: &mut Effects, m: &mut Member, resp: JoinResponse) {
@@ -155,6 +181,7 @@ impl Group {
             initial_delay: None,
             offsets: BTreeMap::new(),
             pending_txn: HashMap::new(),
+            log_position: 0,
             next_offset_check: now + check,
             consumer: ConsumerGroup::default(),
             is_consumer: false,
@@ -178,13 +205,12 @@ impl Group {
     pub fn restore(
         &mut self,
         group: Option<GroupValue>,
-        offsets: Vec<(String, i32, OffsetValue)>,
-        pending_txn: HashMap<i64, BTreeMap<(String, i32), OffsetValue>>,
+        offsets: Vec<(String, i32, StoredOffset)>,
+        pending_txn: HashMap<i64, BTreeMap<(String, i32), StoredOffset>>,
         now: Instant,
     ) {
-        for (topic, partition, value) in offsets {
-            self.offsets
-                .insert((topic, partition), StoredOffset { value });
+        for (topic, partition, stored) in offsets {
+            self.offsets.insert((topic, partition), stored);
         }
         self.pending_txn = pending_txn;
         let Some(g) = group else { return };
@@ -1062,8 +1088,13 @@ impl Group {
                 },
                 Some(value.encode()),
             ));
-            self.offsets
-                .insert((o.topic, o.partition), StoredOffset { value });
+            self.offsets.insert(
+                (o.topic, o.partition),
+                StoredOffset {
+                    value,
+                    appended_at: self.log_position,
+                },
+            );
             results.push(Ok(()));
         }
         (Ok(results), out)
@@ -1080,7 +1111,7 @@ impl Group {
     ) -> (
         Result<Vec<Result<(), GroupError>>, GroupError>,
         Effects,
-        Vec<((String, i32), OffsetValue)>,
+        Vec<((String, i32), StoredOffset)>,
     ) {
         let mut out = Effects::default();
         let mut pending = Vec::new();
@@ -1122,14 +1153,20 @@ impl Group {
                 },
                 Some(value.encode()),
             ));
-            pending.push(((o.topic, o.partition), value));
+            pending.push((
+                (o.topic, o.partition),
+                StoredOffset {
+                    value,
+                    appended_at: self.log_position,
+                },
+            ));
             results.push(Ok(()));
         }
         (Ok(results), out, pending)
     }
 
     /// Holds offsets a transaction wrote until its marker.
-    pub fn add_pending(&mut self, producer_id: i64, offsets: Vec<((String, i32), OffsetValue)>) {
+    pub fn add_pending(&mut self, producer_id: i64, offsets: Vec<((String, i32), StoredOffset)>) {
         self.pending_txn
             .entry(producer_id)
             .or_default()
@@ -1143,10 +1180,16 @@ impl Group {
             return;
         };
         if commit {
-            for (k, value) in pending {
-                self.offsets.insert(k, StoredOffset { value });
+            for (k, p) in pending {
+                apply_if_newer(&mut self.offsets, k, p);
             }
         }
+    }
+
+    /// Where the group's next records will be written (set by its task before each
+    /// command that writes offsets).
+    pub fn at_log_position(&mut self, position: i64) {
+        self.log_position = position;
     }
 
     fn is_unstable(&self, topic: &str, partition: i32) -> bool {

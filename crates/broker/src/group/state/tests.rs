@@ -218,3 +218,47 @@ fn subscriptions_are_read_from_consumer_protocol_metadata() {
     assert!(subscribed_topics(&[0, 0, 127, 255, 255, 255, 0, 9]).is_empty());
     assert!(subscribed_topics(&[]).is_empty());
 }
+
+#[test]
+fn transactional_offsets_apply_on_commit_only_if_written_later() {
+    let t0 = Instant::now();
+    let mut g = Group::new("g".into(), config(0), t0, 0);
+    let req = |offset: i64| CommitRequest {
+        member_id: String::new(),
+        group_instance_id: None,
+        generation_id: -1,
+        offsets: vec![super::super::OffsetCommit {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+        }],
+        version: 8,
+    };
+    let offset = |g: &Group| g.fetch_offsets(None)[0].offset;
+    // Producer 7 commits 50 in a transaction (record at 10), then a plain commit of 100
+    // lands (record at 20), then the transaction commits: 100 stays.
+    g.at_log_position(10);
+    let (r, fx, pending) = g.txn_commit(req(50), 0);
+    assert_eq!((r.unwrap(), fx.records.len()), (vec![Ok(())], 1));
+    g.add_pending(7, pending);
+    assert!(g.fetch_offsets(None).is_empty(), "pending until the marker");
+    g.at_log_position(20);
+    let _ = g.commit(req(100), t0, 0);
+    assert!(g.fetch_offsets(None)[0].unstable);
+    g.complete_txn(7, true);
+    assert_eq!(offset(&g), 100);
+    assert!(!g.fetch_offsets(None)[0].unstable);
+    // A later transactional commit does replace it; an aborted one never shows.
+    g.at_log_position(30);
+    let (_, _, pending) = g.txn_commit(req(150), 0);
+    g.add_pending(8, pending);
+    g.complete_txn(8, true);
+    assert_eq!(offset(&g), 150);
+    g.at_log_position(40);
+    let (_, _, pending) = g.txn_commit(req(999), 0);
+    g.add_pending(9, pending);
+    g.complete_txn(9, false);
+    assert_eq!(offset(&g), 150);
+}
