@@ -249,6 +249,37 @@ def test_kafka_python_transactions_and_read_committed(broker):
     c.close()
 
 
+def test_kafka_python_send_offsets_to_transaction(broker):
+    """kafka-python's AddOffsetsToTxn/TxnOffsetCommit: the group's offset moves only
+    when the transaction commits."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition as KTP
+    from kafka.structs import OffsetAndMetadata
+
+    create(broker, "kp-in", "kp-out")
+    tp = KTP("kp-in", 0)
+
+    def committed():
+        c = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id="kp-group",
+                          enable_auto_commit=False, isolation_level="read_committed")
+        got = c.committed(tp)
+        c.close()
+        return got
+
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id="kp-offsets")
+    p.init_transactions()
+    p.begin_transaction()
+    p.send("kp-out", value=b"r1", partition=0)
+    p.send_offsets_to_transaction({tp: OffsetAndMetadata(10, "", -1)}, "kp-group")
+    p.abort_transaction()
+    assert committed() is None, "an aborted transaction commits no offset"
+    p.begin_transaction()
+    p.send("kp-out", value=b"r2", partition=0)
+    p.send_offsets_to_transaction({tp: OffsetAndMetadata(20, "", -1)}, "kp-group")
+    p.commit_transaction()
+    p.close()
+    assert committed() == 20
+
+
 def test_crash_between_prepare_and_markers_completes_after_restart(broker_factory, monkeypatch):
     """The broker dies right after storing PrepareCommit, before any marker (a fault
     hook, GREGOR_CRASH_AT, aborts the process there). After the restart the coordinator
