@@ -31,6 +31,8 @@ pub enum ReplicaError {
     UnknownLeaderEpoch,
     #[error("storage: {0}")]
     Storage(LogError),
+    #[error("The partition's log could not be opened; it is offline on this broker.")]
+    Offline,
 }
 
 impl From<LogError> for ReplicaError {
@@ -47,6 +49,7 @@ impl From<LogError> for ReplicaError {
 pub fn replica_error_code(e: &ReplicaError) -> ResponseError {
     match e {
         ReplicaError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        ReplicaError::Offline => ResponseError::KafkaStorageError,
         ReplicaError::UnknownTopicId => ResponseError::UnknownTopicId,
         ReplicaError::MessageTooLarge(_) => ResponseError::MessageTooLarge,
         ReplicaError::Batch(b) => batch_error_code(b),
@@ -192,6 +195,7 @@ mod tests {
     fn mapping_table() {
         let cases: Vec<(ReplicaError, i16)> = vec![
             (ReplicaError::UnknownTopicOrPartition, 3),
+            (ReplicaError::Offline, 56),
             (ReplicaError::UnknownTopicId, 100),
             (ReplicaError::MessageTooLarge(1), 10),
             (

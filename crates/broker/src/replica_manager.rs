@@ -4,7 +4,7 @@
 //! opened (or created), a topic gone from the image gets its logs deleted. Produce,
 //! fetch and list-offsets look partitions up here by topic name.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -26,6 +26,20 @@ const DECOMPRESS_LIMIT: usize = 256 << 20;
 pub struct HostedTopic {
     pub id: Uuid,
     pub partitions: BTreeMap<i32, Arc<Partition>>,
+    /// Partitions whose log could not be opened (a damaged or unreadable directory):
+    /// they answer KAFKA_STORAGE_ERROR while the rest of the broker serves on.
+    pub offline: BTreeSet<i32>,
+}
+
+impl HostedTopic {
+    /// One partition, or why not: offline (its log failed to open) or unknown.
+    pub fn get(&self, partition: i32) -> Result<&Arc<Partition>, ReplicaError> {
+        match self.partitions.get(&partition) {
+            Some(p) => Ok(p),
+            None if self.offline.contains(&partition) => Err(ReplicaError::Offline),
+            None => Err(ReplicaError::UnknownTopicOrPartition),
+        }
+    }
 }
 
 pub struct ReplicaManager {
@@ -68,6 +82,14 @@ impl ReplicaManager {
             .and_then(|t| t.partitions.get(&partition).cloned())
     }
 
+    /// A hosted partition, or why not: unknown, or offline (its log failed to open).
+    pub fn lookup(&self, topic: &str, partition: i32) -> Result<Arc<Partition>, ReplicaError> {
+        self.topic(topic)
+            .ok_or(ReplicaError::UnknownTopicOrPartition)?
+            .get(partition)
+            .cloned()
+    }
+
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
         self.read_topics()
             .values()
@@ -89,6 +111,7 @@ impl ReplicaManager {
             let settings = Arc::new(TopicSettings::resolve(Some(t), &defaults));
             let existing = current.get(name).filter(|h| h.id == t.id);
             let mut partitions = BTreeMap::new();
+            let mut offline = BTreeSet::new();
             for (&idx, p) in &t.partitions {
                 if !p.replicas.contains(&self.node_id) {
                     continue;
@@ -102,12 +125,23 @@ impl ReplicaManager {
                         part.clone()
                     }
                     None => {
-                        let log = Log::open(
-                            &log_dir(&self.data_dir, name, idx),
+                        let dir = log_dir(&self.data_dir, name, idx);
+                        let opened = Log::open(
+                            &dir,
                             settings.log_config.clone(),
                             self.clean_startup,
                             now_ms(),
-                        )?;
+                        );
+                        let log = match opened {
+                            Ok(log) => log,
+                            Err(e) => {
+                                // Kafka takes the log directory offline; here the one
+                                // partition is, and the next metadata change retries it.
+                                tracing::error!(dir = %dir.display(), error = %e, "cannot open partition log: partition offline");
+                                offline.insert(idx);
+                                continue;
+                            }
+                        };
                         Arc::new(Partition::new(
                             name.clone(),
                             t.id,
@@ -125,6 +159,7 @@ impl ReplicaManager {
                 Arc::new(HostedTopic {
                     id: t.id,
                     partitions,
+                    offline,
                 }),
             );
         }

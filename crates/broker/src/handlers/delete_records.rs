@@ -39,8 +39,11 @@ pub async fn handle(
                     let r = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    let Some(part) = broker.replicas.partition(&t.name, p.partition_index) else {
-                        return r.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let part = match broker.replicas.lookup(&t.name, p.partition_index) {
+                        Ok(part) => part,
+                        Err(e) => {
+                            return r.with_error_code(crate::error::replica_error_code(&e).code())
+                        }
                     };
                     let hw = part.high_watermark();
                     let target = if p.offset == HIGH_WATERMARK {

@@ -74,9 +74,12 @@ fn read_partition(
         records: Vec::new(),
         aborted: read_committed.then(Vec::new),
     };
-    let Some(p) = broker.replicas.partition(&sp.topic, sp.partition) else {
-        out.error = Some(ReplicaError::UnknownTopicOrPartition);
-        return out;
+    let p = match broker.replicas.lookup(&sp.topic, sp.partition) {
+        Ok(p) => p,
+        Err(e) => {
+            out.error = Some(e);
+            return out;
+        }
     };
     if let Err(e) = check_leader_epoch(&p, sp.current_leader_epoch) {
         out.error = Some(e);

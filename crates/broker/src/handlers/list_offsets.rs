@@ -82,19 +82,21 @@ pub async fn handle(
                 .map(|pr| {
                     let base = ListOffsetsPartitionResponse::default()
                         .with_partition_index(pr.partition_index);
-                    let Some(p) = hosted
+                    let found = hosted
                         .as_ref()
-                        .and_then(|h| h.partitions.get(&pr.partition_index))
-                    else {
-                        return base
-                            .with_error_code(
-                                replica_error_code(&ReplicaError::UnknownTopicOrPartition).code(),
-                            )
-                            .with_offset(-1)
-                            .with_timestamp(-1);
+                        .ok_or(ReplicaError::UnknownTopicOrPartition)
+                        .and_then(|h| h.get(pr.partition_index).cloned());
+                    let p = match found {
+                        Ok(p) => p,
+                        Err(e) => {
+                            return base
+                                .with_error_code(replica_error_code(&e).code())
+                                .with_offset(-1)
+                                .with_timestamp(-1)
+                        }
                     };
-                    match check_leader_epoch(p, pr.current_leader_epoch)
-                        .and_then(|()| lookup(p, pr.timestamp, req.isolation_level))
+                    match check_leader_epoch(&p, pr.current_leader_epoch)
+                        .and_then(|()| lookup(&p, pr.timestamp, req.isolation_level))
                     {
                         Ok((ts, off)) => base
                             .with_timestamp(ts)

@@ -33,17 +33,29 @@ pub const SPEC: ApiSpec = ApiSpec {
 const TOPIC_OPERATIONS: i32 =
     (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
 
-fn topic_entry(t: &TopicImage, include_ops: bool) -> MetadataResponseTopic {
+/// A topic's entry. A partition whose log is offline here (it failed to open) has no
+/// leader and lists this broker among its offline replicas, as Kafka reports a replica
+/// on an offline log directory: LEADER_NOT_AVAILABLE, so clients wait instead of sending.
+fn topic_entry(broker: &Broker, t: &TopicImage, include_ops: bool) -> MetadataResponseTopic {
+    let hosted = broker.replicas.topic(&t.name);
     let partitions = t
         .partitions
         .iter()
         .map(|(&idx, p)| {
-            MetadataResponsePartition::default()
+            let entry = MetadataResponsePartition::default()
                 .with_partition_index(idx)
                 .with_leader_id(BrokerId(p.leader))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas.iter().map(|&r| BrokerId(r)).collect())
-                .with_isr_nodes(p.isr.iter().map(|&r| BrokerId(r)).collect())
+                .with_isr_nodes(p.isr.iter().map(|&r| BrokerId(r)).collect());
+            if hosted.as_ref().is_some_and(|h| h.offline.contains(&idx)) {
+                entry
+                    .with_error_code(ResponseError::LeaderNotAvailable.code())
+                    .with_leader_id(BrokerId(-1))
+                    .with_offline_replicas(vec![BrokerId(broker.config.node_id)])
+            } else {
+                entry
+            }
         })
         .collect();
     let mut entry = MetadataResponseTopic::default()
@@ -82,7 +94,7 @@ pub async fn handle(
         None => image
             .topics
             .values()
-            .map(|t| topic_entry(t, include_ops))
+            .map(|t| topic_entry(broker, t, include_ops))
             .collect(),
         Some(list) => {
             let allow_create =
@@ -92,13 +104,13 @@ pub async fn handle(
                 let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) else {
                     // v10+: lookup by topic id.
                     out.push(match image.topic_by_id(&t.topic_id) {
-                        Some(found) => topic_entry(found, include_ops),
+                        Some(found) => topic_entry(broker, found, include_ops),
                         None => error_entry(None, t.topic_id, ResponseError::UnknownTopicId),
                     });
                     continue;
                 };
                 if let Some(found) = image.topic(&name) {
-                    out.push(topic_entry(found, include_ops));
+                    out.push(topic_entry(broker, found, include_ops));
                     continue;
                 }
                 if let Err(e) = controller::validate_topic_name(&name) {
@@ -134,7 +146,7 @@ pub async fn handle(
                     Ok(img) => {
                         image = img;
                         match image.topic(&name) {
-                            Some(found) => out.push(topic_entry(found, include_ops)),
+                            Some(found) => out.push(topic_entry(broker, found, include_ops)),
                             None => out.push(error_entry(
                                 Some(&name),
                                 Uuid::nil(),

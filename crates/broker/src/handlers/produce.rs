@@ -151,19 +151,22 @@ pub fn handle(broker: &Arc<Broker>, ctx: &mut RequestContext, req: ProduceReques
                 ));
                 continue;
             }
-            let Some(partition) = hosted
+            let found = hosted
                 .as_ref()
-                .and_then(|h| h.partitions.get(&pd.index))
-                .cloned()
-            else {
-                any_error = true;
-                parts.push(error_response(
-                    pd.index,
-                    ResponseError::UnknownTopicOrPartition,
-                    None,
-                    version,
-                ));
-                continue;
+                .ok_or(ReplicaError::UnknownTopicOrPartition)
+                .and_then(|h| h.get(pd.index).cloned());
+            let partition = match found {
+                Ok(p) => p,
+                Err(e) => {
+                    any_error = true;
+                    parts.push(error_response(
+                        pd.index,
+                        replica_error_code(&e),
+                        None,
+                        version,
+                    ));
+                    continue;
+                }
             };
             let Some(records) = pd.records.as_ref().filter(|r| !r.is_empty()) else {
                 any_error = true;
