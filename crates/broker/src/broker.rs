@@ -235,6 +235,43 @@ impl Broker {
             .map_err(|e| crate::error::metadata_failure(&e))
     }
 
+    /// Creates an internal topic (`__consumer_offsets`, `__transaction_state`) on first
+    /// use: compacted, 100 MiB segments, as Kafka creates them. Already there is fine.
+    pub async fn ensure_internal_topic(
+        self: &Arc<Self>,
+        name: &str,
+        partitions: i32,
+    ) -> Result<(), MetadataError> {
+        if self.replicas.topic(name).is_some() {
+            return Ok(());
+        }
+        let t = gregor_metadata::controller::NewTopic {
+            name: name.to_string(),
+            num_partitions: partitions,
+            replication_factor: 1,
+            configs: [
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                ("segment.bytes".to_string(), "104857600".to_string()),
+            ]
+            .into(),
+        };
+        let live = self.live_brokers();
+        match self
+            .commit_metadata(move |image| {
+                gregor_metadata::controller::create_topic(image, &t, &live)
+            })
+            .await
+        {
+            Ok(_) | Err(MetadataError::Controller(ControllerError::TopicAlreadyExists(_))) => {
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(topic = name, error = %e, "cannot create internal topic");
+                Err(e)
+            }
+        }
+    }
+
     /// A new producer id, unique for the life of the cluster: taken from the current
     /// block, or from a new block reserved in the metadata log (no lock is held while
     /// that commits; a racing caller may reserve a block too, and ids are only skipped).

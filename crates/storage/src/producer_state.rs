@@ -189,21 +189,29 @@ impl ProducerStateManager {
         Ok(SequenceCheck::Append)
     }
 
-    /// Records a batch that was appended at `first_offset..=last_offset` (or found in
-    /// the log while rebuilding).
-    pub fn update(&mut self, h: &BatchHeader, first_offset: i64, last_offset: i64, now_ms: i64) {
-        if h.producer_id < 0 {
-            return;
-        }
-        let entry = self
-            .producers
+    /// The entry of the batch's producer, new (at the batch's epoch) if unknown.
+    fn entry<'a>(
+        producers: &'a mut HashMap<i64, ProducerEntry>,
+        h: &BatchHeader,
+        now_ms: i64,
+    ) -> &'a mut ProducerEntry {
+        producers
             .entry(h.producer_id)
             .or_insert_with(|| ProducerEntry {
                 epoch: h.producer_epoch,
                 batches: VecDeque::new(),
                 last_append_ms: now_ms,
                 txn_first_offset: None,
-            });
+            })
+    }
+
+    /// Records a batch that was appended at `first_offset..=last_offset` (or found in
+    /// the log while rebuilding).
+    pub fn update(&mut self, h: &BatchHeader, first_offset: i64, last_offset: i64, now_ms: i64) {
+        if h.producer_id < 0 {
+            return;
+        }
+        let entry = Self::entry(&mut self.producers, h, now_ms);
         if h.producer_epoch != entry.epoch {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
@@ -250,15 +258,7 @@ impl ProducerStateManager {
         log_end: i64,
         now_ms: i64,
     ) -> Option<AbortedTxn> {
-        let entry = self
-            .producers
-            .entry(h.producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch: h.producer_epoch,
-                batches: VecDeque::new(),
-                last_append_ms: now_ms,
-                txn_first_offset: None,
-            });
+        let entry = Self::entry(&mut self.producers, h, now_ms);
         if h.producer_epoch > entry.epoch {
             // The coordinator bumped the epoch (a timed-out or fenced transaction): the
             // old epoch is fenced here from now on.

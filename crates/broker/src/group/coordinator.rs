@@ -14,8 +14,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use gregor_metadata::controller::{self, NewTopic};
-use gregor_metadata::ControllerError;
 use gregor_protocol::batch::{self, NewRecord};
 use gregor_protocol::compression::Codec;
 use gregor_protocol::records::RecordWalker;
@@ -148,33 +146,10 @@ impl GroupCoordinator {
 
     /// Creates `__consumer_offsets` if it does not exist yet.
     async fn ensure_offsets_topic(&self, broker: &Arc<Broker>) -> Result<(), GroupError> {
-        if broker.replicas.topic(OFFSETS_TOPIC).is_some() {
-            return Ok(());
-        }
-        let t = NewTopic {
-            name: OFFSETS_TOPIC.to_string(),
-            num_partitions: self.config.offsets_partitions,
-            replication_factor: 1,
-            configs: [
-                ("cleanup.policy".to_string(), "compact".to_string()),
-                ("segment.bytes".to_string(), "104857600".to_string()),
-            ]
-            .into(),
-        };
-        let live = broker.live_brokers();
-        match broker
-            .commit_metadata(move |image| controller::create_topic(image, &t, &live))
+        broker
+            .ensure_internal_topic(OFFSETS_TOPIC, self.config.offsets_partitions)
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(gregor_metadata::MetadataError::Controller(
-                ControllerError::TopicAlreadyExists(_),
-            )) => Ok(()),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot create __consumer_offsets");
-                Err(GroupError::CoordinatorNotAvailable)
-            }
-        }
+            .map_err(|_| GroupError::CoordinatorNotAvailable)
     }
 
     /// The task owning `group`: running, restored from the replay, or (when `create`)

@@ -84,6 +84,26 @@ pub enum GroupError {
     ProducerFenced,
 }
 
+/// Splits a commit's offsets, in request order: those of partitions this broker does not
+/// host are refused here (a `Some` slot, UNKNOWN_TOPIC_OR_PARTITION), the rest go to the
+/// group (`None` slots, in order, and the offsets).
+pub fn split_known(
+    offsets: impl IntoIterator<Item = OffsetCommit>,
+    hosted: impl Fn(&str, i32) -> bool,
+) -> (Vec<Option<GroupError>>, Vec<OffsetCommit>) {
+    let mut early = Vec::new();
+    let mut known = Vec::new();
+    for o in offsets {
+        if hosted(&o.topic, o.partition) {
+            early.push(None);
+            known.push(o);
+        } else {
+            early.push(Some(GroupError::UnknownTopicOrPartition));
+        }
+    }
+    (early, known)
+}
+
 /// Per-partition errors, in request order: a slot the handler decided (`Some` in
 /// `early`) keeps its error; the others take, in turn, the group's results, or the
 /// group-level error for all of them.

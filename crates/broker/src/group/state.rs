@@ -90,6 +90,9 @@ impl Member {
     }
 }
 
+/// An offset to store, by (topic, partition).
+pub type OffsetEntry = ((String, i32), StoredOffset);
+
 /// A committed offset and where its record sits in `__consumer_offsets`: when a
 /// transaction commits, its offset replaces the current one only if its record was
 /// written later (Kafka's rule), so an older transactional commit never undoes a newer
@@ -1067,8 +1070,22 @@ impl Group {
         if let Some(m) = self.members.get_mut(&req.member_id) {
             m.session_deadline = now + m.session_timeout;
         }
-        let mut results = Vec::with_capacity(req.offsets.len());
-        for o in req.offsets {
+        let (results, stored) = self.offset_records(req.offsets, now_ms, &mut out);
+        self.offsets.extend(stored);
+        (Ok(results), out)
+    }
+
+    /// The records for committed offsets (pushed to `out`), one result per offset, and
+    /// the offsets to store: an offset whose metadata is too large is refused alone.
+    fn offset_records(
+        &self,
+        offsets: Vec<super::OffsetCommit>,
+        now_ms: i64,
+        out: &mut Effects,
+    ) -> (Vec<Result<(), GroupError>>, Vec<OffsetEntry>) {
+        let mut results = Vec::with_capacity(offsets.len());
+        let mut stored = Vec::with_capacity(offsets.len());
+        for o in offsets {
             let metadata = o.metadata.unwrap_or_default();
             if metadata.len() > self.config.offset_metadata_max_bytes {
                 results.push(Err(GroupError::OffsetMetadataTooLarge));
@@ -1088,16 +1105,16 @@ impl Group {
                 },
                 Some(value.encode()),
             ));
-            self.offsets.insert(
+            stored.push((
                 (o.topic, o.partition),
                 StoredOffset {
                     value,
                     appended_at: self.log_position,
                 },
-            );
+            ));
             results.push(Ok(()));
         }
-        (Ok(results), out)
+        (results, stored)
     }
 
     /// TxnOffsetCommit: checks the member (unless the commit names none, KIP-447) and
@@ -1111,10 +1128,9 @@ impl Group {
     ) -> (
         Result<Vec<Result<(), GroupError>>, GroupError>,
         Effects,
-        Vec<((String, i32), StoredOffset)>,
+        Vec<OffsetEntry>,
     ) {
         let mut out = Effects::default();
-        let mut pending = Vec::new();
         let anonymous = req.generation_id < 0 && req.member_id.is_empty();
         let checked = if anonymous {
             Ok(())
@@ -1130,43 +1146,14 @@ impl Group {
                 )
         };
         if let Err(e) = checked {
-            return (Err(e), out, pending);
+            return (Err(e), out, Vec::new());
         }
-        let mut results = Vec::with_capacity(req.offsets.len());
-        for o in req.offsets {
-            let metadata = o.metadata.unwrap_or_default();
-            if metadata.len() > self.config.offset_metadata_max_bytes {
-                results.push(Err(GroupError::OffsetMetadataTooLarge));
-                continue;
-            }
-            let value = OffsetValue {
-                offset: o.offset,
-                leader_epoch: o.leader_epoch,
-                metadata,
-                commit_timestamp: now_ms,
-            };
-            out.records.push((
-                RecordKey::Offset {
-                    group: self.id.clone(),
-                    topic: o.topic.clone(),
-                    partition: o.partition,
-                },
-                Some(value.encode()),
-            ));
-            pending.push((
-                (o.topic, o.partition),
-                StoredOffset {
-                    value,
-                    appended_at: self.log_position,
-                },
-            ));
-            results.push(Ok(()));
-        }
+        let (results, pending) = self.offset_records(req.offsets, now_ms, &mut out);
         (Ok(results), out, pending)
     }
 
     /// Holds offsets a transaction wrote until its marker.
-    pub fn add_pending(&mut self, producer_id: i64, offsets: Vec<((String, i32), StoredOffset)>) {
+    pub fn add_pending(&mut self, producer_id: i64, offsets: Vec<OffsetEntry>) {
         self.pending_txn
             .entry(producer_id)
             .or_default()

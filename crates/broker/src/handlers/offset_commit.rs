@@ -12,7 +12,7 @@ use gregor_protocol::kp::messages::{ApiKey, OffsetCommitRequest, OffsetCommitRes
 use super::{ApiSpec, RequestContext};
 use crate::broker::Broker;
 use crate::error::group_code;
-use crate::group::{CommitRequest, GroupError, OffsetCommit};
+use crate::group::{CommitRequest, OffsetCommit};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::OffsetCommit,
@@ -27,28 +27,17 @@ pub async fn handle(
 ) -> OffsetCommitResponse {
     let v = ctx.version();
     // One slot per requested partition: Some(error) is decided here, None goes to the group.
-    let mut early: Vec<Option<GroupError>> = Vec::new();
-    let mut offsets = Vec::new();
-    for t in &req.topics {
-        for p in &t.partitions {
-            if broker
-                .replicas
-                .partition(&t.name, p.partition_index)
-                .is_none()
-            {
-                early.push(Some(GroupError::UnknownTopicOrPartition));
-                continue;
-            }
-            early.push(None);
-            offsets.push(OffsetCommit {
-                topic: t.name.to_string(),
-                partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: if v >= 6 { p.committed_leader_epoch } else { -1 },
-                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-            });
-        }
-    }
+    let requested = req.topics.iter().flat_map(|t| {
+        t.partitions.iter().map(move |p| OffsetCommit {
+            topic: t.name.to_string(),
+            partition: p.partition_index,
+            offset: p.committed_offset,
+            leader_epoch: if v >= 6 { p.committed_leader_epoch } else { -1 },
+            metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+        })
+    });
+    let (early, offsets) =
+        crate::group::split_known(requested, |t, p| broker.replicas.partition(t, p).is_some());
     let commit = CommitRequest {
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.map(|s| s.to_string()),

@@ -29,28 +29,17 @@ pub async fn handle(
 ) -> TxnOffsetCommitResponse {
     let v = ctx.version();
     let fenced = fenced_code(v, 3);
-    let mut early: Vec<Option<GroupError>> = Vec::new();
-    let mut offsets = Vec::new();
-    for t in &req.topics {
-        for p in &t.partitions {
-            if broker
-                .replicas
-                .partition(&t.name, p.partition_index)
-                .is_none()
-            {
-                early.push(Some(GroupError::UnknownTopicOrPartition));
-                continue;
-            }
-            early.push(None);
-            offsets.push(OffsetCommit {
-                topic: t.name.to_string(),
-                partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: if v >= 2 { p.committed_leader_epoch } else { -1 },
-                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-            });
-        }
-    }
+    let requested = req.topics.iter().flat_map(|t| {
+        t.partitions.iter().map(move |p| OffsetCommit {
+            topic: t.name.to_string(),
+            partition: p.partition_index,
+            offset: p.committed_offset,
+            leader_epoch: if v >= 2 { p.committed_leader_epoch } else { -1 },
+            metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+        })
+    });
+    let (early, offsets) =
+        crate::group::split_known(requested, |t, p| broker.replicas.partition(t, p).is_some());
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
     // The transaction must hold the group's offsets partition: checked with the
     // transaction coordinator (the KIP-890 verification), so offsets never land outside

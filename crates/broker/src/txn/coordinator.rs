@@ -12,8 +12,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use gregor_metadata::controller::{self, NewTopic};
-use gregor_metadata::ControllerError;
 use gregor_protocol::batch::{self, Marker, NewRecord};
 use gregor_protocol::compression::Codec;
 use gregor_protocol::records::RecordWalker;
@@ -153,33 +151,10 @@ impl TxnCoordinator {
 
     /// Creates `__transaction_state` if it does not exist yet.
     async fn ensure_topic(&self, broker: &Arc<Broker>) -> Result<(), TxnError> {
-        if broker.replicas.topic(TXN_TOPIC).is_some() {
-            return Ok(());
-        }
-        let t = NewTopic {
-            name: TXN_TOPIC.to_string(),
-            num_partitions: self.config.state_partitions,
-            replication_factor: 1,
-            configs: [
-                ("cleanup.policy".to_string(), "compact".to_string()),
-                ("segment.bytes".to_string(), "104857600".to_string()),
-            ]
-            .into(),
-        };
-        let live = broker.live_brokers();
-        match broker
-            .commit_metadata(move |image| controller::create_topic(image, &t, &live))
+        broker
+            .ensure_internal_topic(TXN_TOPIC, self.config.state_partitions)
             .await
-        {
-            Ok(_)
-            | Err(gregor_metadata::MetadataError::Controller(
-                ControllerError::TopicAlreadyExists(_),
-            )) => Ok(()),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot create __transaction_state");
-                Err(TxnError::CoordinatorNotAvailable)
-            }
-        }
+            .map_err(|_| TxnError::CoordinatorNotAvailable)
     }
 
     async fn handle(
