@@ -9,6 +9,17 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from conftest import wait_until
 
 
+def send(p, topic, value, cb):
+    """Produces to partition 0, waiting out a full local queue."""
+    while True:
+        try:
+            p.produce(topic, value=value, partition=0, on_delivery=cb)
+            break
+        except BufferError:
+            p.poll(0.05)
+    p.poll(0)
+
+
 def read_values(broker, topic, expected):
     c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "check", "enable.auto.commit": False})
     c.assign([TopicPartition(topic, 0, 0)])
@@ -54,13 +65,7 @@ def test_idempotent_producer_survives_broker_kill_without_duplicates(broker):
     n = 60_000
     killed = False
     for i in range(n):
-        while True:
-            try:
-                p.produce("idem", value=b"%d" % i, partition=0, on_delivery=cb)
-                break
-            except BufferError:
-                p.poll(0.05)
-        p.poll(0)
+        send(p, "idem", b"%d" % i, cb)
         if not killed and i == n // 2:
             # Crash the broker with batches in flight, then bring it back on its port.
             wait_until(lambda: (p.poll(0), acked[0] > 1000)[1], 30, "some acks before the crash")
@@ -185,13 +190,7 @@ def test_idempotent_producer_survives_dropped_connections_and_a_restart(broker_f
     n = 60_000
     drops = 0
     for i in range(n):
-        while True:
-            try:
-                p.produce("drops", value=b"%d" % i, partition=0, on_delivery=cb)
-                break
-            except BufferError:
-                p.poll(0.05)
-        p.poll(0)
+        send(p, "drops", b"%d" % i, cb)
         if i % 5_000 == 2_500:
             # Cut every connection with requests in flight.
             drops += proxy.drop_all()

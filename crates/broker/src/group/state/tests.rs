@@ -48,6 +48,23 @@ fn joins(fx: Effects) -> Vec<JoinResponse> {
         .collect()
 }
 
+/// A commit of partition t-0 with no member (an admin or `assign()` consumer).
+fn admin_commit(offset: i64, metadata: Option<&str>) -> CommitRequest {
+    CommitRequest {
+        member_id: String::new(),
+        group_instance_id: None,
+        generation_id: -1,
+        offsets: vec![super::super::OffsetCommit {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            leader_epoch: -1,
+            metadata: metadata.map(str::to_string),
+        }],
+        version: 8,
+    }
+}
+
 fn join(g: &mut Group, r: JoinRequest, now: Instant) -> Vec<JoinResponse> {
     let (tx, _rx) = oneshot::channel();
     joins(g.join(r, tx, now, 0))
@@ -173,19 +190,7 @@ fn group_size_metadata_size_and_offset_expiry() {
     // Pending member ids expire with their session; the group is usable again.
     let _ = g.on_deadline(t0 + Duration::from_secs(2), 0);
 
-    let commit = |offset: i64, metadata: &str| CommitRequest {
-        member_id: String::new(),
-        group_instance_id: None,
-        generation_id: -1,
-        offsets: vec![super::super::OffsetCommit {
-            topic: "t".into(),
-            partition: 0,
-            offset,
-            leader_epoch: -1,
-            metadata: Some(metadata.into()),
-        }],
-        version: 8,
-    };
+    let commit = |offset: i64, metadata: &str| admin_commit(offset, Some(metadata));
     let (r, _) = g.commit(commit(1, "way too long"), t0, 1_000);
     assert_eq!(r.unwrap(), vec![Err(GroupError::OffsetMetadataTooLarge)]);
     let (r, fx) = g.commit(commit(7, "ok"), t0, 1_000);
@@ -223,19 +228,7 @@ fn subscriptions_are_read_from_consumer_protocol_metadata() {
 fn transactional_offsets_apply_on_commit_only_if_written_later() {
     let t0 = Instant::now();
     let mut g = Group::new("g".into(), config(0), t0, 0);
-    let req = |offset: i64| CommitRequest {
-        member_id: String::new(),
-        group_instance_id: None,
-        generation_id: -1,
-        offsets: vec![super::super::OffsetCommit {
-            topic: "t".into(),
-            partition: 0,
-            offset,
-            leader_epoch: -1,
-            metadata: None,
-        }],
-        version: 8,
-    };
+    let req = |offset: i64| admin_commit(offset, None);
     let offset = |g: &Group| g.fetch_offsets(None)[0].offset;
     // Producer 7 commits 50 in a transaction (record at 10), then a plain commit of 100
     // lands (record at 20), then the transaction commits: 100 stays.
