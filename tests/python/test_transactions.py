@@ -148,8 +148,10 @@ def test_transaction_timeouts_are_validated_and_enforced(broker_factory):
         txn_producer(broker, "too-long", **{"transaction.timeout.ms": 120000})
     assert e.value.args[0].code() == KafkaError.INVALID_TRANSACTION_TIMEOUT
     p = txn_producer(broker, "stuck", **{"transaction.timeout.ms": 2000})
+    group = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "stuck-group"})
     p.begin_transaction()
     p.produce("slow", value=b"never-committed", partition=0)
+    p.send_offsets_to_transaction([TopicPartition("slow", 0, 7)], group.consumer_group_metadata(), 30)
     assert p.flush(30) == 0
     assert committed_end(broker, "slow") == 0
     # The coordinator aborts it after 2 s; readers are unblocked past the abort marker.
@@ -157,6 +159,12 @@ def test_transaction_timeouts_are_validated_and_enforced(broker_factory):
     with pytest.raises(KafkaException):
         p.commit_transaction(30)
     assert read(broker, "slow", "read_committed") == []
+    # Its offsets were dropped, not left pending: a stable-offset reader is not stuck.
+    reader = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "stuck-group",
+                       "isolation.level": "read_committed"})
+    assert reader.committed([TopicPartition("slow", 0)], timeout=10)[0].offset < 0
+    reader.close()
+    group.close()
 
 
 def test_broker_crash_mid_transaction(broker_factory):
