@@ -20,7 +20,10 @@
 //! Transactions: only segments entirely below the last stable offset are cleaned, so
 //! open transactions are never touched. Records of aborted transactions are removed and
 //! never enter the key map (an aborted write must not shadow the committed value of its
-//! key). Transaction markers are kept.
+//! key). A transaction marker goes once none of its transaction's records are left,
+//! it is older than `delete.retention.ms`, and every producer snapshot is past it (a
+//! snapshot taken inside the transaction would otherwise restore it as open, with no
+//! marker left to close it).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -28,7 +31,7 @@ use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use gregor_protocol::batch::{self, BatchHeader};
+use gregor_protocol::batch::{self, BatchHeader, Marker};
 use gregor_protocol::filter::{filter_batch, Filtered};
 use gregor_protocol::records::RecordWalker;
 
@@ -68,6 +71,9 @@ pub struct CleanPlan {
     pub dirty_ratio: f64,
     /// Aborted transactions by producer id: `(first offset, marker offset)` ranges.
     pub aborted: HashMap<i64, Vec<(i64, i64)>>,
+    /// The oldest producer snapshot's offset (`i64::MAX` without one): only markers
+    /// below it may be removed.
+    pub snapshot_floor: i64,
 }
 
 impl CleanPlan {
@@ -99,6 +105,10 @@ pub struct CleanOutput {
     /// The first offset not covered by the key map: the next clean starts here.
     pub next_dirty: i64,
     pub records_removed: u64,
+    /// Abort markers removed, as `(producer id, marker offset)`: their aborted-transaction
+    /// index entries must go with them, or a read_committed reader would keep skipping
+    /// that producer's later (committed) batches with no marker to stop it.
+    pub removed_aborts: Vec<(i64, i64)>,
 }
 
 /// 128 bits of a key: two SipHash passes with different seeds. A collision would make
@@ -169,6 +179,10 @@ pub fn build_cleaned(plan: &CleanPlan, cfg: &CleanerConfig, now_ms: i64) -> Resu
     let tombstone_horizon = now_ms.saturating_sub(cfg.delete_retention_ms);
     let mut out = Vec::new();
     let mut removed = 0u64;
+    // Per producer: whether any record of its current transaction survives.
+    let mut txn_kept: HashMap<i64, bool> = HashMap::new();
+    let mut removed_aborts = Vec::new();
+    let mut marker_scratch = Vec::new();
     for seg in plan.segments.iter().filter(|s| s.base < next_dirty) {
         let cleaned = plan
             .dir
@@ -178,11 +192,25 @@ pub fn build_cleaned(plan: &CleanPlan, cfg: &CleanerConfig, now_ms: i64) -> Resu
         let mut filter_scratch = Vec::new();
         for_each_batch(&seg.path, |h, bytes| {
             if h.is_control() {
-                file.write_all(bytes)?;
-                written += bytes.len() as u64;
+                // Segments are rewritten from the log start, so the transaction's records
+                // (which precede its marker) have all been seen.
+                let retained = txn_kept.remove(&h.producer_id).unwrap_or(false);
+                let removable = !retained
+                    && h.max_timestamp < tombstone_horizon
+                    && h.last_offset() < plan.snapshot_floor;
+                if removable {
+                    removed += 1;
+                    if batch::control_marker(bytes, &mut marker_scratch) == Some(Marker::Abort) {
+                        removed_aborts.push((h.producer_id, h.last_offset()));
+                    }
+                } else {
+                    file.write_all(bytes)?;
+                    written += bytes.len() as u64;
+                }
                 return Ok(true);
             }
             if plan.is_aborted(h) {
+                txn_kept.entry(h.producer_id).or_insert(false);
                 removed += h.record_count.max(0) as u64;
                 return Ok(true);
             }
@@ -206,6 +234,10 @@ pub fn build_cleaned(plan: &CleanPlan, cfg: &CleanerConfig, now_ms: i64) -> Resu
                 }
                 keep
             })?;
+            if h.is_transactional() {
+                *txn_kept.entry(h.producer_id).or_insert(false) |=
+                    !matches!(filtered, Filtered::Empty);
+            }
             match filtered {
                 Filtered::Unchanged => {
                     file.write_all(bytes)?;
@@ -231,5 +263,6 @@ pub fn build_cleaned(plan: &CleanPlan, cfg: &CleanerConfig, now_ms: i64) -> Resu
         segments: out,
         next_dirty,
         records_removed: removed,
+        removed_aborts,
     })
 }

@@ -749,6 +749,10 @@ impl Log {
             first_dirty,
             dirty_ratio: ratio,
             aborted,
+            snapshot_floor: snapshot_offsets(&self.dir)
+                .into_iter()
+                .min()
+                .unwrap_or(i64::MAX),
         })
     }
 
@@ -757,6 +761,7 @@ impl Log {
     /// it) keeps its original. Returns the replaced files, to remove after a delay.
     pub fn swap_cleaned(&mut self, out: crate::CleanOutput) -> Result<Vec<PathBuf>> {
         let mut doomed = Vec::new();
+        let mut dropped_aborts = Vec::new();
         for c in out.segments {
             let unchanged = self
                 .segments
@@ -789,9 +794,33 @@ impl Log {
             File::open(&self.dir)?.sync_all()?;
             let (seg, _) =
                 LogSegment::open(&self.dir, c.base, true, self.config.index_interval_bytes)?;
+            let end = self
+                .segments
+                .range(c.base + 1..)
+                .next()
+                .map_or(i64::MAX, |(b, _)| *b);
             self.segments.insert(c.base, seg);
             doomed.push(parked);
+            // Abort markers the cleaner removed from this segment take their index
+            // entries with them.
+            let gone: Vec<(i64, i64)> = out
+                .removed_aborts
+                .iter()
+                .copied()
+                .filter(|(_, at)| (c.base..end).contains(at))
+                .collect();
+            if !gone.is_empty() {
+                let path = self.dir.join(crate::file_name(c.base, "txnindex"));
+                let kept: Vec<AbortedTxn> = crate::txn_index::load(&path)?
+                    .into_iter()
+                    .filter(|a| !gone.contains(&(a.producer_id, a.last_offset)))
+                    .collect();
+                crate::txn_index::rewrite(&path, &kept)?;
+                dropped_aborts.extend(gone);
+            }
         }
+        self.aborted
+            .retain(|a| !dropped_aborts.contains(&(a.producer_id, a.last_offset)));
         let tmp = self.dir.join(format!("{CLEANER_CHECKPOINT_FILE}.tmp"));
         std::fs::write(&tmp, out.next_dirty.to_string())?;
         std::fs::rename(&tmp, self.dir.join(CLEANER_CHECKPOINT_FILE))?;

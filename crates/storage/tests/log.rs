@@ -770,5 +770,94 @@ proptest! {
                 .collect();
             prop_assert_eq!(read_committed_ids(&log, from), expected, "reading from {}", from);
         }
+        // Then compact (every record has key "k"; markers and tombstones past their
+        // horizon): a read_committed reader sees a subset of what it saw, never an
+        // aborted record, still the newest one, and the stable offset does not move,
+        // also after an unclean restart.
+        let before = read_committed_ids(&log, 0);
+        let unstable = log.first_unstable_offset();
+        let cfg = gregor_storage::CleanerConfig {
+            min_cleanable_ratio: 0.0,
+            delete_retention_ms: 0,
+            ..cleaner_config()
+        };
+        if let Some(plan) = log.clean_plan(&cfg, 1_000_000) {
+            let built = gregor_storage::build_cleaned(&plan, &cfg, 1_000_000).unwrap();
+            log.swap_cleaned(built).unwrap();
+        }
+        for reopen in [false, true] {
+            if reopen {
+                drop(log);
+                log = Log::open(dir.path(), small_config(), false, 0).unwrap();
+            }
+            let after = read_committed_ids(&log, 0);
+            prop_assert!(after.iter().all(|id| before.contains(id)), "{:?} not within {:?}", after, before);
+            prop_assert_eq!(after.last(), before.last());
+            prop_assert_eq!(log.first_unstable_offset(), unstable);
+        }
+    }
+}
+
+#[test]
+fn compaction_removes_markers_of_emptied_transactions_and_their_index_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+    let mut ids = 0u32;
+    let mut data = |log: &mut Log, pid: i64, seq: i32, txn: bool| {
+        ids += 1;
+        append_info(log, &id_batch(pid, seq, ids, 1, txn)).base_offset
+    };
+    // pid 1: a transaction that aborts. pid 2: one that commits a record later
+    // superseded (key "k" everywhere). pid 3: a commit whose record survives (last).
+    data(&mut log, 1, 0, true);
+    append_info(&mut log, &marker(1, batch::Marker::Abort));
+    data(&mut log, 2, 0, true);
+    append_info(&mut log, &marker(2, batch::Marker::Commit));
+    data(&mut log, 0, 0, false); // supersedes pid 2's record
+                                 // pid 1 again: a committed transaction after its aborted one.
+    data(&mut log, 1, 1, true);
+    append_info(&mut log, &marker(1, batch::Marker::Commit));
+    let aborts_before = log.aborted_between(0, i64::MAX).len();
+    assert_eq!(aborts_before, 1);
+    // Roll many segments (each roll snapshots), so every kept snapshot is past the markers.
+    for i in 0..60u8 {
+        append(&mut log, keyed_batch(&[b'f', i], Some(b"filler"), 0));
+    }
+    let before = read_committed_ids(&log, 0);
+    let cfg = gregor_storage::CleanerConfig {
+        delete_retention_ms: 0,
+        ..cleaner_config()
+    };
+    let plan = log.clean_plan(&cfg, 10_000).unwrap();
+    assert!(plan.snapshot_floor > 8, "{}", plan.snapshot_floor);
+    let built = gregor_storage::build_cleaned(&plan, &cfg, 10_000).unwrap();
+    assert_eq!(built.removed_aborts, vec![(1, 1)]);
+    log.swap_cleaned(built).unwrap();
+    let markers: Vec<i64> = {
+        let all = log.read(0, 1 << 20, true, i64::MAX).unwrap().bytes;
+        let mut at = 0;
+        let mut out = Vec::new();
+        while at < all.len() {
+            let h = batch::BatchHeader::parse(&all[at..]).unwrap();
+            if h.is_control() {
+                out.push(h.producer_id);
+            }
+            at += h.total_size();
+        }
+        out
+    };
+    // Only the marker of pid 1's second (committed, record kept) transaction is left;
+    // the abort's index entry went with its marker.
+    assert_eq!(markers, vec![1]);
+    assert!(log.aborted_between(0, i64::MAX).is_empty());
+    // Records 2 and 3 were superseded by 4 (all keyed "k"); the fillers stay.
+    assert_eq!(&before[..3], &[2, 3, 4]);
+    assert_eq!(read_committed_ids(&log, 0), before[2..].to_vec());
+    log.flush(0).unwrap();
+    drop(log);
+    for clean in [false, true] {
+        let log = Log::open(dir.path(), small_config(), clean, 0).unwrap();
+        assert_eq!(log.first_unstable_offset(), None, "clean={clean}");
+        assert!(log.aborted_between(0, i64::MAX).is_empty(), "clean={clean}");
     }
 }
