@@ -420,3 +420,63 @@ def test_concurrent_producers_random_commits_and_aborts(broker):
             keys = [tuple(int(x) for x in v.split(b"-")[1:]) for v in mine]
             assert keys == sorted(keys)
     assert {v for _, v in read_all("read_uncommitted", len(everything))} == everything
+
+
+def test_compaction_of_a_transactional_topic(broker_factory):
+    """A compacted topic written by a transactional producer: after the cleaner runs,
+    read_committed sees the newest committed value of each key (an aborted write never
+    shadows it), and aborted records are gone even for read_uncommitted readers."""
+    from test_admin import checkpoint, roll_with_sentinel
+    from test_admin import create as create_with_config
+
+    broker = broker_factory({"log.cleaner.backoff.ms": "100"})
+    create_with_config(broker, "txc", config={
+        "cleanup.policy": "compact", "segment.bytes": "16384", "segment.ms": "500",
+        "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "0", "file.delete.delay.ms": "0",
+    })
+    p = txn_producer(broker, "compacting")
+    keys = [b"k%d" % i for i in range(20)]
+    latest = {}
+    for t in range(30):
+        p.begin_transaction()
+        for k in keys:
+            p.produce("txc", key=k, value=b"t%d" % t, partition=0)
+        if t % 3 == 1:
+            assert p.flush(30) == 0
+            p.abort_transaction(30)
+        else:
+            p.commit_transaction(30)
+            latest.update({k: b"t%d" % t for k in keys})
+    # The very last writes of every key are aborted.
+    p.begin_transaction()
+    for k in keys:
+        p.produce("txc", key=k, value=b"aborted-last", partition=0)
+    assert p.flush(30) == 0
+    p.abort_transaction(30)
+    sentinel = roll_with_sentinel(broker, "txc")
+    wait_until(lambda: checkpoint(broker, "txc") >= sentinel, 60, "the cleaner to reach the sentinel")
+
+    def values(isolation):
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"txc-{isolation}",
+                      "isolation.level": isolation, "enable.partition.eof": True})
+        c.assign([TopicPartition("txc", 0, 0)])
+        out, done = [], []
+
+        def more():
+            for m in c.consume(1000, timeout=0.2):
+                if m.error():
+                    done.append(m.error().code() == KafkaError._PARTITION_EOF)
+                elif m.key() != b"sentinel":
+                    out.append((m.key(), m.value()))
+            return bool(done)
+
+        wait_until(more, 60, f"txc read to the end at {isolation}")
+        c.close()
+        return out
+
+    committed = values("read_committed")
+    assert dict(committed) == latest, "the newest committed value of every key"
+    assert len(committed) == len(keys), "each key once"
+    uncommitted = values("read_uncommitted")
+    assert not [v for _, v in uncommitted if v == b"aborted-last" or int(v[1:]) % 3 == 1], \
+        "aborted records are gone from the cleaned log"
