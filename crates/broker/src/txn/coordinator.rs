@@ -393,7 +393,8 @@ impl Task {
             .expires_at_ms()
             .or_else(|| m.idle_expires_at_ms(self.id_expiration_ms))?;
         let wait = expires.saturating_sub(now_ms()).max(0) as u64;
-        Some(Instant::now() + std::time::Duration::from_millis(wait))
+        // A huge configured expiration is "never", not an overflow.
+        Instant::now().checked_add(std::time::Duration::from_millis(wait))
     }
 
     async fn on_deadline(&mut self) {
