@@ -480,3 +480,30 @@ def test_compaction_of_a_transactional_topic(broker_factory):
     uncommitted = values("read_uncommitted")
     assert not [v for _, v in uncommitted if v == b"aborted-last" or int(v[1:]) % 3 == 1], \
         "aborted records are gone from the cleaned log"
+
+
+def test_kafka_python_admin_lists_and_describes_transactions(broker):
+    """kafka-python's admin client (its own protocol code) on ListTransactions,
+    DescribeTransactions and DescribeProducers while librdkafka holds a transaction open."""
+    from kafka import TopicPartition as KTP
+    from kafka.admin import KafkaAdminClient
+
+    create(broker, "admin-txn")
+    p = txn_producer(broker, "admin-open")
+    p.begin_transaction()
+    p.produce("admin-txn", value=b"open", partition=0)
+    assert p.flush(30) == 0
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    listed = [t for ts in admin.list_transactions(state_filters=["Ongoing"]).values() for t in ts]
+    assert [t.transactional_id for t in listed] == ["admin-open"], listed
+    described = admin.describe_transactions(["admin-open"])["admin-open"]
+    assert "ONGOING" in str(described.state).upper(), described
+    assert described.topic_partitions == {KTP("admin-txn", 0)}
+    state = admin.describe_producers([KTP("admin-txn", 0)])[KTP("admin-txn", 0)]
+    starts = [s.current_transaction_start_offset for s in state.active_producers]
+    assert starts == [0], state
+    p.commit_transaction(30)
+    state = admin.describe_producers([KTP("admin-txn", 0)])[KTP("admin-txn", 0)]
+    assert [s.current_transaction_start_offset for s in state.active_producers] == [-1]
+    assert not [t for ts in admin.list_transactions(state_filters=["Ongoing"]).values() for t in ts]
+    admin.close()
