@@ -56,7 +56,7 @@ pub struct GroupValue {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("undecodable __consumer_offsets record: {0}")]
+#[error("undecodable coordinator record (__consumer_offsets or __transaction_state): {0}")]
 pub struct RecordError(pub &'static str);
 
 pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
