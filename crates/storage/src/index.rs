@@ -87,6 +87,14 @@ impl OffsetIndex {
         }
     }
 
+    /// The last entry at or below file position `pos`: `(relative offset, position)`.
+    pub(crate) fn floor_by_position(&self, pos: u32) -> Option<(u32, u32)> {
+        match self.entries.partition_point(|&(_, p)| p <= pos) {
+            0 => None,
+            i => Some(self.entries[i - 1]),
+        }
+    }
+
     pub(crate) fn reset(&mut self) -> Result<()> {
         self.entries.clear();
         self.file.set_len(0)?;

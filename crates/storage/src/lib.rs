@@ -31,7 +31,7 @@ mod txn_index;
 
 pub use crate::cleaner::{build_cleaned, CleanOutput, CleanPlan, CleanerConfig, PlannedSegment};
 pub use crate::log::{
-    AppendInfo, FlushHandle, Log, LogConfig, ReadInfo, DELETED_SUFFIX, DELETE_SUFFIX,
+    AppendInfo, FileRange, FlushHandle, Log, LogConfig, ReadInfo, DELETED_SUFFIX, DELETE_SUFFIX,
 };
 pub use crate::producer_state::AbortedTxn;
 

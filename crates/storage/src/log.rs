@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use gregor_protocol::batch::{self, ValidatedBatch};
 
@@ -62,10 +63,34 @@ pub struct AppendInfo {
     pub log_start_offset: i64,
 }
 
-/// Data read for a fetch: whole batches from one segment.
+/// Data read into memory: whole batches from one segment.
 #[derive(Debug, Default)]
 pub struct ReadInfo {
     pub bytes: Vec<u8>,
+}
+
+/// Data for a fetch, not read: a range of whole batches in one segment file, for the
+/// network layer to send straight from the file (`sendfile`). The handle keeps the bytes
+/// readable after the partition lock is released, even if retention or compaction
+/// removes the segment meanwhile (the file is unlinked, not truncated).
+#[derive(Debug, Clone)]
+pub struct FileRange {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: usize,
+    /// The offset that follows the range's last batch.
+    pub end_offset: i64,
+}
+
+impl FileRange {
+    /// Reads the range into memory (for tests and for transports that cannot send from
+    /// a file).
+    pub fn read_to_vec(&self) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; self.len];
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(buf)
+    }
 }
 
 /// Files to fsync to make everything below `upto` durable. Taken under the partition's
@@ -549,6 +574,23 @@ impl Log {
         min_one: bool,
         upper_bound: i64,
     ) -> Result<ReadInfo> {
+        let Some(range) = self.read_range(offset, max_bytes, min_one, upper_bound)? else {
+            return Ok(ReadInfo::default());
+        };
+        Ok(ReadInfo {
+            bytes: range.read_to_vec()?,
+        })
+    }
+
+    /// Like [`Log::read`], but returns where the bytes are instead of reading them (the
+    /// fetch path sends them from the file). `None` when there is nothing to send.
+    pub fn read_range(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        upper_bound: i64,
+    ) -> Result<Option<FileRange>> {
         if offset < self.log_start_offset || offset > self.log_end_offset {
             return Err(LogError::OffsetOutOfRange {
                 offset,
@@ -557,7 +599,7 @@ impl Log {
             });
         }
         if offset >= upper_bound || offset == self.log_end_offset {
-            return Ok(ReadInfo::default());
+            return Ok(None);
         }
         let start = self
             .segments
@@ -565,12 +607,21 @@ impl Log {
             .next_back()
             .map_or(self.log_start_offset, |(b, _)| *b);
         for seg in self.segments.range(start..).map(|(_, s)| s) {
-            if let Some(pos) = seg.position_of(offset)? {
-                let bytes = seg.read(pos, max_bytes, min_one, upper_bound)?;
-                return Ok(ReadInfo { bytes });
+            if let Some((pos, first_len, _)) = seg.locate(offset)? {
+                let (end, end_offset) =
+                    seg.read_end(pos, first_len, max_bytes, min_one, upper_bound)?;
+                if end == pos {
+                    return Ok(None);
+                }
+                return Ok(Some(FileRange {
+                    file: seg.shared_file(),
+                    position: pos,
+                    len: (end - pos) as usize,
+                    end_offset,
+                }));
             }
         }
-        Ok(ReadInfo::default())
+        Ok(None)
     }
 
     /// The first record with timestamp `>= ts`: `(offset, timestamp)`.

@@ -3,6 +3,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use gregor_protocol::batch::{self, BatchHeader};
 
@@ -15,7 +16,9 @@ const PEEK: usize = 27;
 pub(crate) struct LogSegment {
     pub(crate) base_offset: i64,
     path: PathBuf,
-    file: File,
+    /// Shared so a fetch can send a range of it after the partition lock is released
+    /// (the handle keeps the data readable even if the segment is deleted meanwhile).
+    file: Arc<File>,
     /// Bytes of valid batches in the file.
     pub(crate) size: u64,
     /// One past the last offset stored here (`base_offset` when empty).
@@ -45,7 +48,8 @@ impl LogSegment {
             .read(true)
             .write(true)
             .create_new(true)
-            .open(&path)?;
+            .open(&path)
+            .map(Arc::new)?;
         let (offset_index, _) = OffsetIndex::open(&dir.join(file_name(base_offset, "index")), 0)?;
         let (time_index, _) = TimeIndex::open(&dir.join(file_name(base_offset, "timeindex")))?;
         Ok(Self {
@@ -74,7 +78,7 @@ impl LogSegment {
         index_interval: usize,
     ) -> Result<(Self, bool)> {
         let path = dir.join(file_name(base_offset, "log"));
-        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        let file = Arc::new(OpenOptions::new().read(true).write(true).open(&path)?);
         let size = file.metadata()?.len();
         let (offset_index, oi_ok) =
             OffsetIndex::open(&dir.join(file_name(base_offset, "index")), size)?;
@@ -265,47 +269,71 @@ impl LogSegment {
         Ok(())
     }
 
-    /// Byte position of the first batch whose last offset is `>= offset`.
-    pub(crate) fn position_of(&self, offset: i64) -> Result<Option<u64>> {
+    /// Byte position, length and base offset of the first batch whose last offset is
+    /// `>= offset`.
+    pub(crate) fn locate(&self, offset: i64) -> Result<Option<(u64, usize, i64)>> {
         let rel = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
         let mut pos = u64::from(self.offset_index.lookup(rel));
         while pos < self.size {
             let (base, len, last_delta) = self.peek(pos)?;
             if base + i64::from(last_delta) >= offset {
-                return Ok(Some(pos));
+                return Ok(Some((pos, len, base)));
             }
             pos += len as u64;
         }
         Ok(None)
     }
 
-    /// Reads whole batches from `pos`: at most `max_bytes` (but the first batch whole if
-    /// `min_one`), none whose base offset is `>= upper_bound`.
-    pub(crate) fn read(
+    /// The range of whole batches to send from `pos` (where a batch of `first_len` bytes
+    /// starts): at most `max_bytes` (but the first batch whole if `min_one`), none whose
+    /// base offset is `>= upper_bound`. Returns the end position and the offset that
+    /// follows the range (the next batch's base offset, or the segment's end).
+    ///
+    /// Only batch headers are read, and few of them: the walk starts at the last index
+    /// entry at or below the byte limit (entries are `log.index.interval.bytes` apart), so
+    /// the cost does not grow with the size of the read.
+    pub(crate) fn read_end(
         &self,
         pos: u64,
+        first_len: usize,
         max_bytes: usize,
         min_one: bool,
         upper_bound: i64,
-    ) -> Result<Vec<u8>> {
-        let avail = (self.size - pos) as usize;
-        let mut want = max_bytes.min(avail);
-        if min_one {
-            let (_, first_len, _) = self.peek(pos)?;
-            want = want.max(first_len.min(avail));
-        }
-        let mut buf = vec![0u8; want];
-        self.file.read_exact_at(&mut buf, pos)?;
-        // Keep whole batches below the upper bound only.
-        let mut end = 0;
-        while let Some((base, len)) = batch::peek_offset_and_size(&buf[end..]) {
-            if base >= upper_bound || end + len > buf.len() {
-                break;
+    ) -> Result<(u64, i64)> {
+        let budget = if min_one {
+            max_bytes.max(first_len)
+        } else {
+            max_bytes
+        };
+        let limit = pos.saturating_add(budget as u64).min(self.size);
+        // Batches before an index entry whose offset is below `upper_bound` and whose
+        // position is within the limit all belong to the range: start walking there.
+        let upper_rel = (upper_bound - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
+        let mut at = pos;
+        let mut next = self.base_offset;
+        if let Some((rel, p)) = self.offset_index.floor_by_position(limit as u32) {
+            if u64::from(p) > pos && rel < upper_rel {
+                at = u64::from(p);
+                next = self.base_offset + i64::from(rel);
             }
-            end += len;
         }
-        buf.truncate(end);
-        Ok(buf)
+        while at < limit {
+            let (base, len, last_delta) = self.peek(at)?;
+            if base >= upper_bound || at + len as u64 > limit {
+                return Ok((at, base));
+            }
+            next = base + i64::from(last_delta) + 1;
+            at += len as u64;
+        }
+        if at == self.size {
+            next = self.next_offset;
+        }
+        Ok((at, next))
+    }
+
+    /// A shared handle on the segment's data file, for sending ranges of it.
+    pub(crate) fn shared_file(&self) -> Arc<File> {
+        self.file.clone()
     }
 
     /// Reads the batch at `pos` in full.
