@@ -69,6 +69,7 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("min.insync.replicas", "1"),
     ("unclean.leader.election.enable", "false"),
     ("max.incremental.fetch.session.cache.slots", "1000"),
+    ("fetch.max.bytes", "57671680"),
     ("offsets.topic.num.partitions", "50"),
     ("transaction.max.timeout.ms", "900000"),
     ("transaction.state.log.num.partitions", "50"),
@@ -105,6 +106,9 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     pub flush_scheduler_interval_ms: u64,
     pub fetch_session_slots: usize,
+    /// `fetch.max.bytes`: the most record data one fetch answer carries, whatever the
+    /// client asks for (at least one batch is still returned, as in Kafka).
+    pub fetch_max_bytes: usize,
     /// `log.retention.check.interval.ms`: how often retention runs.
     pub retention_check_interval_ms: u64,
     /// `log.cleaner.enable`, `log.cleaner.backoff.ms` and the key-map bound derived from
@@ -231,6 +235,7 @@ impl BrokerConfig {
                 "max.incremental.fetch.session.cache.slots",
                 &get("max.incremental.fetch.session.cache.slots"),
             )?,
+            fetch_max_bytes: positive("fetch.max.bytes", &get("fetch.max.bytes"))?,
             retention_check_interval_ms: positive(
                 "log.retention.check.interval.ms",
                 &get("log.retention.check.interval.ms"),

@@ -30,6 +30,7 @@ pub mod broker;
 pub mod config;
 pub mod error;
 pub mod fetch_session;
+pub mod frame;
 pub mod group;
 pub mod handlers;
 pub mod partition;

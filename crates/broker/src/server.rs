@@ -16,11 +16,17 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, Semaphore};
 
 use crate::broker::Broker;
+use crate::frame::write_frame;
 use crate::handlers::{self, Outcome};
 use crate::util::now_ms;
 
 /// Kafka's `connections.max.idle.ms` default.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Bytes of answers a connection may have queued for its writer (record data sent from
+/// files does not count: it is not in memory). A client that pipelines requests but does
+/// not read its answers stops being read once this is full, as Kafka mutes its channel.
+pub const QUEUED_RESPONSE_BYTES: usize = 16 << 20;
 
 /// Serves `listener` until `shutdown` resolves, then waits for connections to finish
 /// and flushes the broker.
@@ -141,28 +147,29 @@ async fn serve(broker: Arc<Broker>, socket: TcpStream, mut stop: broadcast::Rece
     let (mut rd, mut wr) = socket.into_split();
     // Answers in request order. Deferred answers (a produce waiting for its fsync) are
     // resolved here, one after another, while the reader goes on appending later requests.
-    let (tx, mut rx) = mpsc::channel::<Outcome>(64);
+    // The queue is bounded in answers (the channel) and in bytes (`budget`).
+    let (tx, mut rx) = mpsc::channel::<(Outcome, u32)>(64);
+    let budget = Arc::new(Semaphore::new(QUEUED_RESPONSE_BYTES));
+    let writer_budget = budget.clone();
     let writer = tokio::spawn(async move {
-        while let Some(item) = rx.recv().await {
+        while let Some((item, permits)) = rx.recv().await {
             let item = match item {
                 Outcome::Deferred(pending) => pending.await,
                 other => other,
             };
-            match item {
-                Outcome::Respond(bytes) => {
-                    if wr.write_all(&bytes).await.is_err() {
-                        break;
-                    }
-                }
-                Outcome::NoResponse => {}
-                Outcome::Close(why) => {
-                    tracing::info!(?peer, %why, "closing connection");
-                    break;
-                }
-                Outcome::Deferred(_) => {
-                    tracing::warn!(?peer, "nested deferred response; closing connection");
-                    break;
-                }
+            let written = match item {
+                Outcome::Respond(bytes) => wr.write_all(&bytes).await.map_err(|e| e.to_string()),
+                Outcome::RespondFile(frame) => write_frame(&mut wr, &frame)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Outcome::NoResponse => Ok(()),
+                Outcome::Close(why) => Err(why),
+                Outcome::Deferred(_) => Err("nested deferred response".into()),
+            };
+            writer_budget.add_permits(permits as usize);
+            if let Err(why) = written {
+                tracing::info!(?peer, %why, "closing connection");
+                break;
             }
         }
         let _ = wr.shutdown().await;
@@ -195,7 +202,23 @@ async fn serve(broker: Arc<Broker>, socket: TcpStream, mut stop: broadcast::Rece
                 break;
             }
             out => {
-                if tx.send(out).await.is_err() {
+                let size = match &out {
+                    Outcome::Respond(b) => b.len(),
+                    Outcome::RespondFile(f) => f.mem_len(),
+                    _ => 0,
+                }
+                .min(QUEUED_RESPONSE_BYTES) as u32;
+                // Wait for the writer to drain earlier answers if they fill the budget.
+                let permit = tokio::select! {
+                    _ = stop.recv() => break,
+                    _ = tx.closed() => break,
+                    p = budget.acquire_many(size) => p,
+                };
+                match permit {
+                    Ok(p) => p.forget(),
+                    Err(_) => break,
+                }
+                if tx.send((out, size)).await.is_err() {
                     break;
                 }
             }

@@ -7,10 +7,15 @@
 //! the aborted transactions that overlap the bytes sent). When less than `min_bytes` is available it parks on a
 //! `Notify` registered with every partition in the request, until an append wakes it or
 //! `max_wait_ms` passes.
+//!
+//! Record data is never read here: each partition's answer is a file range, and the
+//! response is sent with the ranges spliced in from the page cache (`crate::frame`).
+//! Partitions that do not exist are answered without entering a fetch session.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use gregor_storage::FileRange;
 use gregor_protocol::kp::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
@@ -21,10 +26,11 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::list_offsets::check_leader_epoch;
-use super::{ApiSpec, RequestContext};
+use super::{encode_response, ApiSpec, Outcome, RequestContext};
 use crate::broker::Broker;
 use crate::error::{replica_error_code, ReplicaError};
 use crate::fetch_session::{SessionError, SessionPartition};
+use crate::frame::{marker, FileFrame};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::Fetch,
@@ -40,23 +46,9 @@ struct PartitionRead {
     high_watermark: i64,
     last_stable_offset: i64,
     log_start_offset: i64,
-    records: Vec<u8>,
+    records: Option<FileRange>,
     /// `(producer id, first offset)` of aborted transactions in the range (read_committed).
     aborted: Option<Vec<(i64, i64)>>,
-}
-
-/// One past the last offset of the batches in `bytes`.
-fn end_of_batches(bytes: &[u8], from: i64) -> i64 {
-    let mut at = 0;
-    let mut end = from;
-    while let Some(b) = bytes.get(at..) {
-        let Ok(h) = gregor_protocol::batch::BatchHeader::parse(b) else {
-            break;
-        };
-        end = h.last_offset() + 1;
-        at += h.total_size();
-    }
-    end
 }
 
 fn read_partition(
@@ -71,7 +63,7 @@ fn read_partition(
         high_watermark: -1,
         last_stable_offset: -1,
         log_start_offset: -1,
-        records: Vec::new(),
+        records: None,
         aborted: read_committed.then(Vec::new),
     };
     let p = match broker.replicas.lookup(&sp.topic, sp.partition) {
@@ -92,21 +84,22 @@ fn read_partition(
     out.log_start_offset = p.log_start_offset();
     let upper = if read_committed { lso.min(hw) } else { hw };
     let limit = (sp.max_bytes.max(0) as usize).min(*remaining);
+    // Under the partition lock only the index and a few batch headers are read; the
+    // data itself is sent later, from the file, with no lock held.
     let read = p.log().map_err(ReplicaError::from).and_then(|log| {
-        let r = log.read(sp.fetch_offset, limit, *min_one, upper)?;
-        if read_committed && !r.bytes.is_empty() {
-            let end = end_of_batches(&r.bytes, sp.fetch_offset);
-            out.aborted = Some(log.aborted_between(sp.fetch_offset, end));
+        let r = log.read_range(sp.fetch_offset, limit, *min_one, upper)?;
+        if let (true, Some(r)) = (read_committed, &r) {
+            out.aborted = Some(log.aborted_between(sp.fetch_offset, r.end_offset));
         }
         Ok(r)
     });
     match read {
         Ok(r) => {
-            if !r.bytes.is_empty() {
+            if let Some(r) = &r {
                 *min_one = false;
-                *remaining = remaining.saturating_sub(r.bytes.len());
+                *remaining = remaining.saturating_sub(r.len);
             }
-            out.records = r.bytes;
+            out.records = r;
         }
         Err(e) => out.error = Some(e),
     }
@@ -114,22 +107,32 @@ fn read_partition(
 }
 
 fn has_news(sp: &SessionPartition, r: &PartitionRead) -> bool {
-    !r.records.is_empty()
+    r.records.is_some()
         || r.error.is_some()
         || r.high_watermark != sp.high_watermark
         || r.last_stable_offset != sp.last_stable_offset
         || r.log_start_offset != sp.log_start_offset
 }
 
-fn top_level_error(code: ResponseError) -> FetchResponse {
-    FetchResponse::default().with_error_code(code.code())
+fn top_level_error(ctx: &RequestContext, code: ResponseError) -> Outcome {
+    respond(ctx, &FetchResponse::default().with_error_code(code.code()))
 }
 
-pub async fn handle(
-    broker: &Arc<Broker>,
-    ctx: &RequestContext,
-    req: FetchRequest,
-) -> FetchResponse {
+fn respond(ctx: &RequestContext, resp: &FetchResponse) -> Outcome {
+    use gregor_protocol::kp::protocol::HeaderVersion;
+    let v = ctx.header.request_api_version;
+    encode_response(
+        ctx.header.correlation_id,
+        v,
+        FetchResponse::header_version(v),
+        resp,
+    )
+}
+
+/// Fetch versions whose `bytes` fields are compact (flexible versions).
+const FIRST_FLEXIBLE_VERSION: i16 = 12;
+
+pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) -> Outcome {
     let version = ctx.header.request_api_version;
     let image = broker.metadata.image();
     let by_id = version >= 13;
@@ -139,20 +142,17 @@ pub async fn handle(
     let mut wanted: Vec<SessionPartition> = Vec::new();
     for t in &req.topics {
         let resolved = if by_id {
-            image
-                .topic_by_id(&t.topic_id)
-                .map(|x| (x.name.clone(), x.id))
+            image.topic_by_id(&t.topic_id)
         } else {
-            Some((
-                t.topic.0.to_string(),
-                image.topic(&t.topic.0).map_or(Uuid::nil(), |x| x.id),
-            ))
+            image.topic(&t.topic.0)
         };
+        let name: Option<Arc<str>> = resolved.map(|x| Arc::from(x.name.as_str()));
         for p in &t.partitions {
-            match &resolved {
-                Some((name, id)) => wanted.push(SessionPartition {
+            match (resolved, &name) {
+                (Some(topic), Some(name)) if topic.partitions.contains_key(&p.partition) => {
+                    wanted.push(SessionPartition {
                     topic: name.clone(),
-                    topic_id: *id,
+                    topic_id: topic.id,
                     partition: p.partition,
                     fetch_offset: p.fetch_offset,
                     max_bytes: p.partition_max_bytes,
@@ -160,12 +160,19 @@ pub async fn handle(
                     high_watermark: -1,
                     last_stable_offset: -1,
                     log_start_offset: -1,
-                }),
-                None => unresolved.push((
+                })
+                }
+                _ if by_id && resolved.is_none() => unresolved.push((
                     String::new(),
                     t.topic_id,
                     p.partition,
                     ResponseError::UnknownTopicId,
+                )),
+                _ => unresolved.push((
+                    t.topic.0.to_string(),
+                    resolved.map_or(Uuid::nil(), |x| x.id),
+                    p.partition,
+                    ResponseError::UnknownTopicOrPartition,
                 )),
             }
         }
@@ -195,13 +202,21 @@ pub async fn handle(
             }
             (wanted, false)
         }
+        // An incremental request that names a partition that does not exist: the
+        // session cannot hold it, and silently leaving it out would leave the client
+        // believing it is fetched. End the session; the client's next full fetch gets
+        // the error for it and no session while it is unknown.
+        (id, _) if !unresolved.is_empty() => {
+            sessions.remove(id);
+            return top_level_error(ctx, ResponseError::FetchSessionIdNotFound);
+        }
         (id, epoch) => match sessions.update(id, epoch, wanted, &forgotten) {
             Ok(plan) => (plan, true),
             Err(SessionError::NotFound) => {
-                return top_level_error(ResponseError::FetchSessionIdNotFound)
+                return top_level_error(ctx, ResponseError::FetchSessionIdNotFound)
             }
             Err(SessionError::InvalidEpoch) => {
-                return top_level_error(ResponseError::InvalidFetchSessionEpoch)
+                return top_level_error(ctx, ResponseError::InvalidFetchSessionEpoch)
             }
         },
     };
@@ -217,13 +232,16 @@ pub async fn handle(
                 p.register_waiter(&notify);
             }
         }
-        let mut remaining = req.max_bytes.max(0) as usize;
+        let mut remaining = (req.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes);
         let mut min_one = true;
         let reads: Vec<PartitionRead> = plan
             .iter()
             .map(|sp| read_partition(broker, sp, read_committed, &mut remaining, &mut min_one))
             .collect();
-        let bytes: usize = reads.iter().map(|r| r.records.len()).sum();
+        let bytes: usize = reads
+            .iter()
+            .map(|r| r.records.as_ref().map_or(0, |r| r.len))
+            .sum();
         let errored = reads.iter().any(|r| r.error.is_some()) || !unresolved.is_empty();
         if bytes >= req.min_bytes.max(0) as usize
             || errored
@@ -244,6 +262,7 @@ pub async fn handle(
     // Build the response: every partition for a full fetch, only news for an incremental one.
     let mut sent: Vec<SessionPartition> = Vec::new();
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut ranges: Vec<FileRange> = Vec::new();
     for (sp, r) in plan.iter().zip(reads) {
         if incremental && !has_news(sp, &r) {
             continue;
@@ -267,20 +286,27 @@ pub async fn handle(
                     })
                     .collect()
             }))
-            .with_records(Some(Bytes::from(r.records)));
+            .with_records(Some(match r.records {
+                Some(range) => {
+                    ranges.push(range);
+                    marker()
+                }
+                None => Bytes::new(),
+            }));
         if let Some(e) = &r.error {
             data.error_code = replica_error_code(e).code();
         }
         match topics.last_mut() {
-            Some(t) if t.topic.0.as_str() == sp.topic => t.partitions.push(data),
+            Some(t) if t.topic.0.as_str() == &*sp.topic => t.partitions.push(data),
             _ => topics.push(
                 FetchableTopicResponse::default()
-                    .with_topic(TopicName(StrBytes::from_string(sp.topic.clone())))
+                    .with_topic(TopicName(StrBytes::from_string(sp.topic.to_string())))
                     .with_topic_id(sp.topic_id)
                     .with_partitions(vec![data]),
             ),
         }
     }
+    let unresolved_count = unresolved.len();
     for (name, id, partition, code) in unresolved {
         let data = PartitionData::default()
             .with_partition_index(partition)
@@ -297,12 +323,20 @@ pub async fn handle(
     let session_id = if incremental {
         sessions.commit(req.session_id, &sent);
         req.session_id
-    } else if req.session_epoch == 0 && version >= 7 {
+    } else if req.session_epoch == 0 && version >= 7 && unresolved_count == 0 {
         sessions.create(sent)
     } else {
         0
     };
-    FetchResponse::default()
+    let resp = FetchResponse::default()
         .with_session_id(session_id)
-        .with_responses(topics)
+        .with_responses(topics);
+    if ranges.is_empty() {
+        return respond(ctx, &resp);
+    }
+    let flexible = version >= FIRST_FLEXIBLE_VERSION;
+    match FileFrame::build(ctx.header.correlation_id, version, &resp, flexible, ranges) {
+        Ok(frame) => Outcome::RespondFile(frame),
+        Err(e) => Outcome::Close(e.to_string()),
+    }
 }

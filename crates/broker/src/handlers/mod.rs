@@ -130,6 +130,8 @@ impl RequestContext {
 /// What the connection does after a request.
 pub enum Outcome {
     Respond(Bytes),
+    /// A response whose record data is sent from segment files (fetch).
+    RespondFile(crate::frame::FileFrame),
     /// acks=0 produce: nothing is sent.
     NoResponse,
     /// Close this connection (and only this one).
@@ -164,9 +166,16 @@ pub fn encode_response<R: Encodable + HeaderVersion>(
     header_version: i16,
     body: &R,
 ) -> Outcome {
-    let mut buf = BytesMut::with_capacity(64);
-    buf.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    // Sized up front: one allocation, no growth by reallocation.
+    let size = header
+        .compute_size(header_version)
+        .and_then(|h| Ok(h + body.compute_size(version)?));
+    let mut buf = match size {
+        Ok(n) => BytesMut::with_capacity(4 + n),
+        Err(e) => return Outcome::Close(format!("cannot size response: {e}")),
+    };
+    buf.put_i32(0);
     if let Err(e) = header.encode(&mut buf, header_version) {
         return Outcome::Close(format!("cannot encode response header: {e}"));
     }
@@ -272,7 +281,10 @@ async fn route(
                 Err(out) => out,
             }
         }
-        ApiKey::Fetch => call!(buf, ctx, m::FetchRequest, |r| fetch::handle(broker, ctx, r)),
+        ApiKey::Fetch => match decode::<m::FetchRequest>(&mut buf, ctx.header.request_api_version) {
+            Ok(req) => fetch::handle(broker, ctx, req).await,
+            Err(out) => out,
+        },
         ApiKey::ListOffsets => call!(buf, ctx, m::ListOffsetsRequest, |r| list_offsets::handle(
             broker, ctx, r
         )),
