@@ -335,7 +335,10 @@ mod tests {
         let c = cache.create(many("c", 4));
         assert_ne!(c, 0);
         assert_eq!(cache.cached_partitions(), 6);
-        assert_eq!(cache.update(a, 1, vec![], &[]).unwrap_err(), SessionError::NotFound);
+        assert_eq!(
+            cache.update(a, 1, vec![], &[]).unwrap_err(),
+            SessionError::NotFound
+        );
         // Growing b past the budget on its own drops it.
         assert_eq!(
             cache.update(b, 1, many("x", 9), &[]).unwrap_err(),

@@ -213,7 +213,9 @@ mod tests {
 
     fn range(data: &[u8]) -> FileRange {
         let mut f = tempfile::tempfile().unwrap_or_else(|e| panic!("tempfile: {e}"));
-        f.write_all(b"xx").and_then(|()| f.write_all(data)).unwrap_or_else(|e| panic!("{e}"));
+        f.write_all(b"xx")
+            .and_then(|()| f.write_all(data))
+            .unwrap_or_else(|e| panic!("{e}"));
         FileRange {
             file: Arc::new(f),
             position: 2,
@@ -233,9 +235,13 @@ mod tests {
             let resp = |ra: Bytes, rb: Bytes| {
                 FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
                     .with_partitions(vec![
-                        PartitionData::default().with_partition_index(0).with_records(Some(ra)),
+                        PartitionData::default()
+                            .with_partition_index(0)
+                            .with_records(Some(ra)),
                         PartitionData::default().with_partition_index(1),
-                        PartitionData::default().with_partition_index(2).with_records(Some(rb)),
+                        PartitionData::default()
+                            .with_partition_index(2)
+                            .with_records(Some(rb)),
                     ])])
             };
             let frame = FileFrame::build(

@@ -15,13 +15,13 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gregor_storage::FileRange;
 use gregor_protocol::kp::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
 use gregor_protocol::kp::messages::{ApiKey, FetchRequest, FetchResponse, ProducerId, TopicName};
 use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
+use gregor_storage::FileRange;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -149,19 +149,18 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
         let name: Option<Arc<str>> = resolved.map(|x| Arc::from(x.name.as_str()));
         for p in &t.partitions {
             match (resolved, &name) {
-                (Some(topic), Some(name)) if topic.partitions.contains_key(&p.partition) => {
-                    wanted.push(SessionPartition {
-                    topic: name.clone(),
-                    topic_id: topic.id,
-                    partition: p.partition,
-                    fetch_offset: p.fetch_offset,
-                    max_bytes: p.partition_max_bytes,
-                    current_leader_epoch: p.current_leader_epoch,
-                    high_watermark: -1,
-                    last_stable_offset: -1,
-                    log_start_offset: -1,
-                })
-                }
+                (Some(topic), Some(name)) if topic.partitions.contains_key(&p.partition) => wanted
+                    .push(SessionPartition {
+                        topic: name.clone(),
+                        topic_id: topic.id,
+                        partition: p.partition,
+                        fetch_offset: p.fetch_offset,
+                        max_bytes: p.partition_max_bytes,
+                        current_leader_epoch: p.current_leader_epoch,
+                        high_watermark: -1,
+                        last_stable_offset: -1,
+                        log_start_offset: -1,
+                    }),
                 _ if by_id && resolved.is_none() => unresolved.push((
                     String::new(),
                     t.topic_id,

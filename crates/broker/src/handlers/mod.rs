@@ -281,10 +281,12 @@ async fn route(
                 Err(out) => out,
             }
         }
-        ApiKey::Fetch => match decode::<m::FetchRequest>(&mut buf, ctx.header.request_api_version) {
-            Ok(req) => fetch::handle(broker, ctx, req).await,
-            Err(out) => out,
-        },
+        ApiKey::Fetch => {
+            match decode::<m::FetchRequest>(&mut buf, ctx.header.request_api_version) {
+                Ok(req) => fetch::handle(broker, ctx, req).await,
+                Err(out) => out,
+            }
+        }
         ApiKey::ListOffsets => call!(buf, ctx, m::ListOffsetsRequest, |r| list_offsets::handle(
             broker, ctx, r
         )),
