@@ -149,7 +149,7 @@ impl Broker {
                 std::fs::remove_dir_all(&path).map_err(io_err(&dir))?;
             }
         }
-        let metadata = MetadataStore::open(&dir, clean)?;
+        let metadata = MetadataStore::open_with(&dir, clean, config.metadata_log)?;
         let replicas = ReplicaManager::new(config.node_id, dir.clone(), clean);
         replicas.apply_image(&metadata.image(), &config)?;
         let fetch_sessions = FetchSessionCache::new(config.fetch_session_slots);

@@ -70,6 +70,11 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("unclean.leader.election.enable", "false"),
     ("max.incremental.fetch.session.cache.slots", "1000"),
     ("fetch.max.bytes", "57671680"),
+    (
+        "metadata.log.max.record.bytes.between.snapshots",
+        "20971520",
+    ),
+    ("metadata.log.segment.bytes", "8388608"),
     ("offsets.topic.num.partitions", "50"),
     ("transaction.max.timeout.ms", "900000"),
     ("transaction.state.log.num.partitions", "50"),
@@ -109,6 +114,8 @@ pub struct BrokerConfig {
     /// `fetch.max.bytes`: the most record data one fetch answer carries, whatever the
     /// client asks for (at least one batch is still returned, as in Kafka).
     pub fetch_max_bytes: usize,
+    /// `metadata.log.max.record.bytes.between.snapshots` and `metadata.log.segment.bytes`.
+    pub metadata_log: gregor_metadata::MetadataLogConfig,
     /// `log.retention.check.interval.ms`: how often retention runs.
     pub retention_check_interval_ms: u64,
     /// `log.cleaner.enable`, `log.cleaner.backoff.ms` and the key-map bound derived from
@@ -236,6 +243,16 @@ impl BrokerConfig {
                 &get("max.incremental.fetch.session.cache.slots"),
             )?,
             fetch_max_bytes: positive("fetch.max.bytes", &get("fetch.max.bytes"))?,
+            metadata_log: gregor_metadata::MetadataLogConfig {
+                snapshot_bytes: positive(
+                    "metadata.log.max.record.bytes.between.snapshots",
+                    &get("metadata.log.max.record.bytes.between.snapshots"),
+                )?,
+                segment_bytes: positive(
+                    "metadata.log.segment.bytes",
+                    &get("metadata.log.segment.bytes"),
+                )?,
+            },
             retention_check_interval_ms: positive(
                 "log.retention.check.interval.ms",
                 &get("log.retention.check.interval.ms"),

@@ -13,22 +13,27 @@
 //! - [`controller`]: validation and record generation for topic operations.
 //! - [`topic_config`]: the topic-level config names, their types and validation.
 //! - [`store`]: the durable log plus the current image.
+//! - [`snapshot`]: the image written as records every
+//!   `metadata.log.max.record.bytes.between.snapshots`, so the log below can be deleted.
 //!
 //! # Invariants
-//! - The image is a pure function of the records in the log, in order.
+//! - The image is a pure function of the records in the log, in order (a snapshot is
+//!   those records folded up to its end offset; the log is cut only below the older of
+//!   the two snapshots kept).
 //! - A commit is all-or-nothing: its records are one batch, applied only after fsync.
 //! - Metadata never touches partition data.
 
 pub mod controller;
 pub mod image;
 pub mod records;
+pub mod snapshot;
 pub mod store;
 pub mod topic_config;
 
 pub use controller::ControllerError;
 pub use image::{MetadataImage, PartitionImage, TopicImage};
 pub use records::MetadataRecord;
-pub use store::MetadataStore;
+pub use store::{MetadataLogConfig, MetadataStore};
 
 /// Errors of the metadata store itself (I/O, corrupt records).
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,6 @@
 //! The durable metadata log and the current image.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use gregor_protocol::batch::{self, BatchHeader, NewRecord};
@@ -11,16 +11,46 @@ use gregor_storage::{Log, LogConfig};
 use crate::controller::ControllerError;
 use crate::image::MetadataImage;
 use crate::records::MetadataRecord;
-use crate::MetadataError;
+use crate::{snapshot, MetadataError};
 
 /// Directory of the metadata log inside the data directory, as in KRaft.
 pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
 
+/// How the metadata log is kept (Kafka's names).
+#[derive(Debug, Clone, Copy)]
+pub struct MetadataLogConfig {
+    /// `metadata.log.max.record.bytes.between.snapshots`: a snapshot is written once this
+    /// many bytes were appended since the last one.
+    pub snapshot_bytes: u64,
+    /// `metadata.log.segment.bytes`: the log is cut in segments of this size, so the part
+    /// below the snapshots can be deleted.
+    pub segment_bytes: u64,
+}
+
+impl Default for MetadataLogConfig {
+    fn default() -> Self {
+        Self {
+            snapshot_bytes: 20 << 20,
+            segment_bytes: 8 << 20,
+        }
+    }
+}
+
 /// The metadata log plus the image it produces. The mutex serialises commits (a
 /// single-voter quorum has a single writer); readers take `Arc` snapshots of the image.
 pub struct MetadataStore {
-    log: Mutex<Log>,
+    inner: Mutex<Inner>,
     image: RwLock<Arc<MetadataImage>>,
+    config: MetadataLogConfig,
+    dir: PathBuf,
+}
+
+struct Inner {
+    log: Log,
+    /// Bytes appended since the newest snapshot.
+    since_snapshot: u64,
+    /// End offsets of the snapshots on disk, newest first.
+    snapshots: Vec<i64>,
 }
 
 fn now_ms() -> i64 {
@@ -30,17 +60,49 @@ fn now_ms() -> i64 {
 }
 
 impl MetadataStore {
-    /// Opens the log under `data_dir` and replays it into an image.
+    /// Opens the log under `data_dir` with default settings.
     pub fn open(data_dir: &Path, clean_shutdown: bool) -> Result<Self, MetadataError> {
+        Self::open_with(data_dir, clean_shutdown, MetadataLogConfig::default())
+    }
+
+    /// Opens the log under `data_dir`: loads the newest readable snapshot and replays the
+    /// log after it.
+    pub fn open_with(
+        data_dir: &Path,
+        clean_shutdown: bool,
+        config: MetadataLogConfig,
+    ) -> Result<Self, MetadataError> {
+        let dir = data_dir.join(METADATA_LOG_DIR);
         let log = Log::open(
-            &data_dir.join(METADATA_LOG_DIR),
-            LogConfig::default(),
+            &dir,
+            LogConfig {
+                segment_bytes: config.segment_bytes,
+                ..LogConfig::default()
+            },
             clean_shutdown,
             now_ms(),
         )?;
+        let snapshots = snapshot::list(&dir)?;
         let mut image = MetadataImage::empty();
+        for &end in &snapshots {
+            match snapshot::read(&dir, end) {
+                Ok(img) => {
+                    image = img;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(snapshot = end, error = %e, "metadata snapshot unreadable; trying an older one")
+                }
+            }
+        }
         let end = log.log_end_offset();
-        let mut offset = log.log_start_offset();
+        let mut offset = log.log_start_offset().max(image.offset + 1);
+        if log.log_start_offset() > image.offset + 1 {
+            return Err(MetadataError::Corrupt(format!(
+                "the metadata log starts at {} but no readable snapshot reaches it",
+                log.log_start_offset()
+            )));
+        }
         while offset < end {
             let bytes = log.read(offset, 1 << 20, true, end)?.bytes;
             if bytes.is_empty() {
@@ -57,7 +119,9 @@ impl MetadataStore {
                         .ok_or_else(|| MetadataError::Corrupt("record without value".into()))?;
                     let record = MetadataRecord::decode(value)
                         .map_err(|e| MetadataError::Corrupt(e.to_string()))?;
-                    image.apply(&record);
+                    if h.base_offset + i64::from(rec.offset_delta) >= offset {
+                        image.apply(&record);
+                    }
                 }
                 image.offset = h.last_offset();
                 offset = h.last_offset() + 1;
@@ -66,12 +130,20 @@ impl MetadataStore {
         }
         tracing::debug!(
             records = end,
+            snapshot = snapshots.first().copied().unwrap_or(-1),
             topics = image.topics.len(),
             "metadata log replayed"
         );
+        let since_snapshot = log.size_bytes();
         Ok(Self {
-            log: Mutex::new(log),
+            inner: Mutex::new(Inner {
+                log,
+                since_snapshot,
+                snapshots,
+            }),
             image: RwLock::new(Arc::new(image)),
+            config,
+            dir,
         })
     }
 
@@ -90,8 +162,8 @@ impl MetadataStore {
     where
         F: FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, ControllerError>,
     {
-        let mut log = self
-            .log
+        let mut inner = self
+            .inner
             .lock()
             .map_err(|_| MetadataError::Corrupt("metadata lock poisoned".into()))?;
         let current = self.image();
@@ -117,8 +189,9 @@ impl MetadataStore {
         let bytes = batch::build(0, Codec::None, &recs)?;
         let mut scratch = Vec::new();
         let validated = batch::validate(&bytes, &mut scratch, usize::MAX / 4)?;
-        let info = log.append(&bytes, &validated, 0, None, now)?;
-        log.flush(now)?;
+        let info = inner.log.append(&bytes, &validated, 0, None, now)?;
+        inner.log.flush(now)?;
+        inner.since_snapshot += bytes.len() as u64;
         let mut next = (*current).clone();
         for r in &records {
             next.apply(r);
@@ -129,16 +202,58 @@ impl MetadataStore {
             Ok(mut g) => *g = next.clone(),
             Err(poisoned) => *poisoned.into_inner() = next.clone(),
         }
+        if inner.since_snapshot >= self.config.snapshot_bytes {
+            // The commit is already durable: a failed snapshot only means a longer replay.
+            if let Err(e) = self.snapshot(&mut inner, &next, now) {
+                tracing::warn!(error = %e, "cannot write a metadata snapshot; will retry");
+            }
+        }
         Ok(next)
+    }
+
+    /// Writes a snapshot of `image`, keeps the two newest and deletes the log below the
+    /// older of them.
+    fn snapshot(
+        &self,
+        inner: &mut Inner,
+        image: &MetadataImage,
+        now: i64,
+    ) -> Result<(), MetadataError> {
+        let end = image.offset + 1;
+        snapshot::write(&self.dir, image, end, now)?;
+        inner.since_snapshot = 0;
+        inner.snapshots.insert(0, end);
+        for old in inner.snapshots.split_off(2.min(inner.snapshots.len())) {
+            let _ = std::fs::remove_file(snapshot::path(&self.dir, old));
+        }
+        if let Some(&cut) = inner.snapshots.get(1) {
+            let (_, doomed) = inner.log.delete_records_before(cut)?;
+            for f in doomed {
+                let _ = std::fs::remove_file(f);
+            }
+        }
+        tracing::info!(end_offset = end, "metadata snapshot written");
+        Ok(())
+    }
+
+    /// The log start offset and the snapshots' end offsets, newest first (tests).
+    pub fn log_state(&self) -> (i64, Vec<i64>) {
+        match self.inner.lock() {
+            Ok(g) => (g.log.log_start_offset(), g.snapshots.clone()),
+            Err(p) => {
+                let g = p.into_inner();
+                (g.log.log_start_offset(), g.snapshots.clone())
+            }
+        }
     }
 
     /// Flushes the log (clean shutdown).
     pub fn close(&self) -> Result<(), MetadataError> {
-        let mut log = self
-            .log
+        let mut inner = self
+            .inner
             .lock()
             .map_err(|_| MetadataError::Corrupt("metadata lock poisoned".into()))?;
-        log.flush(now_ms())?;
+        inner.log.flush(now_ms())?;
         Ok(())
     }
 }
@@ -177,5 +292,63 @@ mod tests {
         let reopened = MetadataStore::open(dir.path(), false).unwrap();
         assert_eq!(*reopened.image(), *before);
         assert_eq!(reopened.image().topics.len(), 2);
+    }
+
+    /// With snapshots every few KiB and small segments, the log is cut below the older
+    /// snapshot, the directory stays small, and reopening (clean, unclean, and with the
+    /// newest snapshot damaged) rebuilds exactly the same image.
+    #[test]
+    fn snapshots_bound_the_log_and_rebuild_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = MetadataLogConfig {
+            snapshot_bytes: 4096,
+            segment_bytes: 8192,
+        };
+        let store = MetadataStore::open_with(dir.path(), true, config).unwrap();
+        for i in 0..400 {
+            let t = NewTopic {
+                name: format!("t{}", i % 50),
+                num_partitions: 2,
+                replication_factor: 1,
+                configs: Default::default(),
+            };
+            // Create, or delete when it exists: the log grows, the image stays small.
+            let exists = store.image().topic(&t.name).is_some();
+            if exists {
+                let id = store.image().topic(&t.name).unwrap().id;
+                store
+                    .commit_with(|_| Ok(vec![MetadataRecord::RemoveTopicRecord { topic_id: id }]))
+                    .unwrap();
+            } else {
+                store
+                    .commit_with(|img| create_topic(img, &t, &[1]))
+                    .unwrap();
+            }
+        }
+        let (start, snaps) = store.log_state();
+        assert_eq!(snaps.len(), 2, "two snapshots kept");
+        assert_eq!(start, snaps[1], "log cut at the older snapshot");
+        let log_dir = dir.path().join(METADATA_LOG_DIR);
+        let segments = std::fs::read_dir(&log_dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            })
+            .count();
+        assert!(segments <= 3, "old segments deleted, {segments} left");
+        let before = store.image();
+        drop(store);
+        for clean in [true, false] {
+            let reopened = MetadataStore::open_with(dir.path(), clean, config).unwrap();
+            assert_eq!(*reopened.image(), *before);
+        }
+        // Damage the newest snapshot: the older one plus the log still give the image.
+        let newest = snapshot::path(&log_dir, snaps[0]);
+        let mut bytes = std::fs::read(&newest).unwrap();
+        bytes[70] ^= 0xff;
+        std::fs::write(&newest, bytes).unwrap();
+        let reopened = MetadataStore::open_with(dir.path(), false, config).unwrap();
+        assert_eq!(*reopened.image(), *before);
     }
 }
