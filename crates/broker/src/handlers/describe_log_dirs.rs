@@ -1,4 +1,5 @@
-//! DescribeLogDirs (key 35): the one log directory and the size of each partition in it.
+//! DescribeLogDirs (key 35): the one log directory, its file system's total and usable
+//! bytes, and the size of each partition in it.
 
 use std::sync::Arc;
 
@@ -62,9 +63,19 @@ pub async fn handle(
     }
     let dir = std::fs::canonicalize(&broker.config.data_dir)
         .unwrap_or_else(|_| broker.config.data_dir.clone());
+    let (total, usable) = disk_space(&dir).unwrap_or((-1, -1));
     DescribeLogDirsResponse::default().with_results(vec![DescribeLogDirsResult::default()
         .with_log_dir(StrBytes::from_string(dir.display().to_string()))
         .with_topics(topics)
-        .with_total_bytes(-1)
-        .with_usable_bytes(-1)])
+        .with_total_bytes(total)
+        .with_usable_bytes(usable)])
+}
+
+/// The size of the file system holding `dir` and the bytes an unprivileged writer can
+/// still use there (v4+; -1 when it cannot be read, as Kafka answers).
+fn disk_space(dir: &std::path::Path) -> Option<(i64, i64)> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    let total = st.f_blocks.checked_mul(st.f_frsize)?;
+    let usable = st.f_bavail.checked_mul(st.f_frsize)?;
+    Some((i64::try_from(total).ok()?, i64::try_from(usable).ok()?))
 }
