@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Consume throughput and broker CPU per GB fetched, for one or more broker binaries side
-# by side on the same data (each binary gets a fresh copy of the data directory, so every
-# run reads the same segments from the page cache).
+# by side on the same data directory (written once; consumers assign partitions from the
+# beginning, so runs change nothing, and every run reads the same segments from the page
+# cache).
 #
 # Usage: scripts/bench-fetch.sh [BROKER_BIN...]   (default: target/release/gregor)
 # The load generator is always this tree's `gregor bench consume` (librdkafka).
@@ -49,9 +50,7 @@ for bin in "${BINS[@]}"; do
     set -- $spec
     topic=$1 count=$2 size=$3
     for run in $(seq "$RUNS"); do
-      DATA="$WORK/run"
-      rm -rf "$DATA" && cp -r "$SEED" "$DATA"
-      start "$bin" "$DATA"
+      start "$bin" "$SEED"
       before=$(cpu)
       out=$("$G" bench consume -b 127.0.0.1:$PORT --topic "$topic" --count "$count" --output json --quiet)
       after=$(cpu)

@@ -1,5 +1,6 @@
 """Topic configs, partitions, DeleteRecords and retention through confluent-kafka's
 AdminClient, producer and consumer (and kafka-python's admin for log dirs)."""
+import os
 import time
 
 import pytest
@@ -180,8 +181,20 @@ def test_kafka_python_describe_log_dirs(broker_factory):
     a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
     dirs = a.describe_log_dirs()
     a.close()
-    text = str(dirs)
-    assert "ld" in text, text
+    assert len(dirs) == 1 and len(dirs[0]["log_dirs"]) == 1, dirs
+    d = dirs[0]["log_dirs"][0]
+    assert d["error_code"] == 0
+    # Real file-system figures (v4), not -1.
+    st = os.statvfs(broker.data_dir)
+    assert d["total_bytes"] == st.f_blocks * st.f_frsize, d
+    assert 0 < d["usable_bytes"] <= d["total_bytes"], d
+    sizes = {
+        (t["name"], p["partition_index"]): p["partition_size"]
+        for t in d["topics"]
+        for p in t["partitions"]
+    }
+    assert sizes[("ld", 0)] == 0, sizes
+    assert sizes[("ld", 1)] > 10 * 3, sizes  # ten records, each at least a few bytes
 
 
 def read_partition(broker, topic, partition=0):
