@@ -29,6 +29,7 @@
 pub mod broker;
 pub mod config;
 pub mod error;
+pub mod expiry;
 pub mod fetch_session;
 pub mod group;
 pub mod handlers;

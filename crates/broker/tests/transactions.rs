@@ -518,3 +518,93 @@ async fn transactional_offsets_are_fenced_by_generation_and_unstable_until_commi
     assert_eq!(stable_offset(&mut c).await, (0, 5));
     b.stop().await;
 }
+
+/// Waits (with a deadline) until `done` holds.
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Produces one idempotent (non-transactional) batch to partition 0.
+async fn produce_idempotent(c: &mut Client, topic: &str, pid: i64) -> i16 {
+    let rec = NewRecord {
+        key: None,
+        value: Some(b"v"),
+        timestamp: gregor_broker::util::now_ms(),
+        headers: &[],
+    };
+    let bytes = batch::build_as(
+        0,
+        Codec::None,
+        &[rec],
+        batch::Producer {
+            id: pid,
+            epoch: 0,
+            base_sequence: 0,
+            attributes: 0,
+        },
+    )
+    .unwrap();
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(s(topic)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(Bytes::from(bytes)))])]);
+    c.call(&req, 9).await.responses[0].partition_responses[0].error_code
+}
+
+/// Producers idle past `producer.id.expiration.ms` are swept from the partition's
+/// producer state every `producer.id.expiration.check.interval.ms`, even if their ids
+/// never come back; a producer with an open transaction stays. (Without the sweep, an
+/// entry left only when its own id produced again: the count stayed at 200.)
+#[tokio::test]
+async fn idle_producers_are_swept_from_partition_state() {
+    let b = TestBroker::start(&[
+        ("producer.id.expiration.ms", "300"),
+        ("producer.id.expiration.check.interval.ms", "50"),
+    ])
+    .await;
+    let mut c = b.connect().await;
+    c.create_topic("t", 1).await;
+    let open = init(&mut c, "open", 60_000).await;
+    let (tpid, tepoch) = (open.producer_id.0, open.producer_epoch);
+    assert_eq!(add(&mut c, "open", tpid, tepoch, "t", &[0]).await, vec![0]);
+    assert_eq!(
+        produce_txn(&mut c, "open", "t", tpid, tepoch, 0, 1).await.0,
+        0
+    );
+    let p = b.broker.replicas.partition("t", 0).unwrap();
+    let count = || p.log().unwrap().active_producers().len();
+    let mut produced = 0;
+    for _ in 0..200 {
+        let r = c
+            .call(
+                &InitProducerIdRequest::default()
+                    .with_transaction_timeout_ms(60_000)
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+                4,
+            )
+            .await;
+        assert_eq!(r.error_code, 0);
+        assert_eq!(produce_idempotent(&mut c, "t", r.producer_id.0).await, 0);
+        produced += 1;
+    }
+    assert!(count() > 1, "{produced} producers, {} remembered", count());
+    wait_for("idle producers to be swept", || count() == 1).await;
+    let left = p.log().unwrap().active_producers();
+    assert_eq!(
+        left[0].producer_id, tpid,
+        "the open transaction's producer stays"
+    );
+    b.stop().await;
+}
