@@ -608,3 +608,37 @@ async fn idle_producers_are_swept_from_partition_state() {
     );
     b.stop().await;
 }
+
+/// A transactional id must fit `TransactionLogKey`'s int16-length string: a longer one
+/// is INVALID_REQUEST everywhere (Kafka's answer to the other id it cannot take, the
+/// empty one), never truncated into another id's key. The longest allowed id works.
+#[tokio::test]
+async fn a_transactional_id_too_long_for_the_log_key_is_refused() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.connect().await;
+    c.create_topic("t", 1).await;
+    let longest = "x".repeat(i16::MAX as usize);
+    let too_long = format!("{longest}y");
+    let ok = init(&mut c, &longest, 60_000).await;
+    assert_eq!(ok.error_code, 0);
+    // InitProducerId v4 is flexible (compact strings), so the id reaches the broker.
+    assert_eq!(init(&mut c, &too_long, 60_000).await.error_code, 42);
+    assert_eq!(
+        end(&mut c, &too_long, ok.producer_id.0, 0, true, 3).await,
+        42
+    );
+    let found = c
+        .call(
+            &FindCoordinatorRequest::default()
+                .with_key(s(&too_long))
+                .with_key_type(1),
+            3,
+        )
+        .await;
+    assert_eq!(found.error_code, 42);
+    // The longest id was not disturbed by its longer twin.
+    let again = init(&mut c, &longest, 60_000).await;
+    assert_eq!((again.error_code, again.producer_id), (0, ok.producer_id));
+    assert_eq!(again.producer_epoch, ok.producer_epoch + 1);
+    b.stop().await;
+}

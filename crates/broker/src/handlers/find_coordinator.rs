@@ -40,6 +40,10 @@ fn locate(
             ResponseError::InvalidRequest,
             "The transactional id must not be empty.",
         )),
+        TRANSACTION if crate::txn::coordinator::validate_id(key).is_err() => Err((
+            ResponseError::InvalidRequest,
+            "The transactional id is longer than 32767 bytes.",
+        )),
         GROUP | TRANSACTION => Ok((
             broker.config.node_id,
             broker.config.advertised_host.clone(),

@@ -208,6 +208,7 @@ impl TxnCoordinator {
         if id.is_empty() {
             return Err(TxnError::InvalidProducerIdMapping);
         }
+        validate_id(id)?;
         let handle = self.handle(broker, id).await?;
         let (tx, rx) = oneshot::channel();
         handle
@@ -587,6 +588,15 @@ impl Task {
         }
         stored
     }
+}
+
+/// A transactional id must fit `TransactionLogKey`'s string (an int16 length): a longer
+/// one is refused rather than truncated (two long ids would share one key).
+pub fn validate_id(id: &str) -> Result<(), TxnError> {
+    if id.len() > i16::MAX as usize {
+        return Err(TxnError::TransactionalIdTooLong);
+    }
+    Ok(())
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
