@@ -330,3 +330,37 @@ async fn stopping_the_broker_answers_parked_joins_at_once() {
         "NOT_COORDINATOR: the client looks again"
     );
 }
+
+/// `flush.messages` (here the broker's `log.flush.interval.messages=1`) applies to
+/// offset commits as to produces: the OffsetCommit answer comes only once the commit's
+/// record is fsynced. The background flusher is slowed to an hour so only the commit
+/// path can have flushed. (Without the wait the recovery point stays behind the log
+/// end when the answer arrives.)
+#[tokio::test]
+async fn offset_commits_wait_for_the_fsync_the_flush_policy_asks_for() {
+    let b = TestBroker::start(&[
+        ("log.flush.interval.messages", "1"),
+        ("log.flush.scheduler.interval.ms", "3600000"),
+        ("offsets.topic.num.partitions", "1"),
+    ])
+    .await;
+    let mut c = b.connect().await;
+    create_topic(&mut c, "t").await;
+    for offset in 1..=3 {
+        let committed = c.call(&commit("durable", "", -1, "t", offset), 8).await;
+        assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+        let p = b
+            .broker
+            .replicas
+            .partition("__consumer_offsets", 0)
+            .expect("__consumer_offsets-0");
+        let log = p.log().unwrap();
+        assert!(log.log_end_offset() >= offset);
+        assert_eq!(
+            log.recovery_point(),
+            log.log_end_offset(),
+            "the commit was answered before its fsync"
+        );
+    }
+    b.stop().await;
+}

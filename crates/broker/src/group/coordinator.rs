@@ -532,7 +532,7 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
             },
             _ = tokio::time::sleep_until(deadline) => {
                 let fx = group.on_deadline(Instant::now(), now_ms());
-                finish(&mut group, &partition, fx);
+                finish(&mut group, &partition, fx).await;
                 continue;
             }
         };
@@ -540,11 +540,11 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
         match cmd {
             Command::Join(req, tx) => {
                 let fx = group.join(req, tx, now, ms);
-                finish(&mut group, &partition, fx);
+                finish(&mut group, &partition, fx).await;
             }
             Command::Sync(req, tx) => {
                 let fx = group.sync(req, tx, now, ms);
-                finish(&mut group, &partition, fx);
+                finish(&mut group, &partition, fx).await;
             }
             Command::Heartbeat {
                 member,
@@ -561,13 +561,13 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
             }
             Command::Leave(members, tx) => {
                 let (results, fx) = group.leave(&members, now, ms);
-                finish(&mut group, &partition, fx);
+                finish(&mut group, &partition, fx).await;
                 let _ = tx.send(results);
             }
             Command::Commit(req, tx) => {
                 group.at_log_position(partition.high_watermark());
                 let (results, fx) = group.commit(req, now, ms);
-                let stored = write(&partition, &fx.records);
+                let stored = write(&partition, &fx.records).await;
                 let _ = tx.send(stored.and(results));
             }
             Command::Fetch(wanted, member, tx) => {
@@ -584,12 +584,12 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
             }
             Command::Unload => {
                 let fx = group.unload();
-                finish(&mut group, &partition, fx);
+                finish(&mut group, &partition, fx).await;
                 return;
             }
             Command::ForgetTopic(topic, tx) => {
                 let fx = group.forget_topic(&topic);
-                finish(&mut group, &partition, fx);
+                finish(&mut group, &partition, fx).await;
                 let _ = tx.send(());
             }
             Command::Describe(tx) => {
@@ -597,12 +597,12 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
             }
             Command::Delete(tx) => {
                 let (r, fx) = group.delete(ms);
-                let stored = write(&partition, &fx.records);
+                let stored = write(&partition, &fx.records).await;
                 let _ = tx.send(stored.and(r));
             }
             Command::DeleteOffsets(wanted, tx) => {
                 let (r, fx) = group.delete_offsets(&wanted);
-                let stored = write(&partition, &fx.records);
+                let stored = write(&partition, &fx.records).await;
                 let _ = tx.send(stored.and(r));
             }
             Command::TxnCommit {
@@ -619,7 +619,7 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
                     base_sequence: -1,
                     attributes: batch::ATTR_TRANSACTIONAL,
                 };
-                let stored = write_as(&partition, &fx.records, producer);
+                let stored = write_as(&partition, &fx.records, producer).await;
                 if stored.is_ok() {
                     group.add_pending(producer_id, pending);
                 }
@@ -637,42 +637,48 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
     }
 }
 
-/// Persists the effects' records, then sends the parked answers. If the records cannot
-/// be stored, SyncGroup answers become errors and the generation is abandoned, so no
-/// member acts on an assignment a restart would forget.
-fn finish(group: &mut Group, partition: &Partition, fx: Effects) {
-    let stored = write(partition, &fx.records);
-    let failed = stored.is_err();
-    for reply in fx.replies {
-        match reply {
-            Reply::Join(tx, resp) => {
-                let _ = tx.send(resp);
-            }
-            Reply::Sync(tx, resp) if failed && resp.error.is_none() => {
-                let _ = tx.send(SyncResponse::error(GroupError::CoordinatorNotAvailable));
-            }
-            Reply::Sync(tx, resp) => {
-                let _ = tx.send(resp);
+/// Persists the effects' records (waiting for an fsync when the flush policy asks for
+/// one), then sends the parked answers. If the records cannot be stored, SyncGroup
+/// answers become errors and the generation is abandoned, so no member acts on an
+/// assignment a restart would forget.
+async fn finish(group: &mut Group, partition: &Partition, mut fx: Effects) {
+    loop {
+        let stored = write(partition, &fx.records).await;
+        let failed = stored.is_err();
+        for reply in std::mem::take(&mut fx.replies) {
+            match reply {
+                Reply::Join(tx, resp) => {
+                    let _ = tx.send(resp);
+                }
+                Reply::Sync(tx, resp) if failed && resp.error.is_none() => {
+                    let _ = tx.send(SyncResponse::error(GroupError::CoordinatorNotAvailable));
+                }
+                Reply::Sync(tx, resp) => {
+                    let _ = tx.send(resp);
+                }
             }
         }
-    }
-    if failed && group.state() == GroupState::Stable {
-        let fx = group.assignment_not_stored(Instant::now(), now_ms());
-        finish(group, partition, fx);
+        if !(failed && group.state() == GroupState::Stable) {
+            return;
+        }
+        fx = group.assignment_not_stored(Instant::now(), now_ms());
     }
 }
 
 /// Appends records to the group's `__consumer_offsets` partition as one batch.
-fn write(
+async fn write(
     partition: &Partition,
     records: &[(RecordKey, Option<Vec<u8>>)],
 ) -> Result<(), GroupError> {
-    write_as(partition, records, batch::Producer::NONE)
+    write_as(partition, records, batch::Producer::NONE).await
 }
 
 /// [`write`] as a producer: transactional offset commits carry the transaction's
-/// producer id and epoch, so an older epoch is fenced by the partition.
-fn write_as(
+/// producer id and epoch, so an older epoch is fenced by the partition. Like a
+/// produce, the write waits for an fsync when the partition's flush policy
+/// (`flush.messages`, `log.flush.interval.messages`) asks for one, so an answer sent
+/// after it never describes a commit a crash could lose.
+async fn write_as(
     partition: &Partition,
     records: &[(RecordKey, Option<Vec<u8>>)],
     producer: batch::Producer,
@@ -701,11 +707,18 @@ fn write_as(
     let mut scratch = Vec::new();
     let v =
         batch::validate(&bytes, &mut scratch, usize::MAX).map_err(|e| storage(e.to_string()))?;
-    match partition.append(&bytes, &v, None) {
-        Ok(_) => Ok(()),
-        Err(gregor_storage::LogError::Producer(_)) => Err(GroupError::ProducerFenced),
-        Err(e) => Err(storage(e.to_string())),
+    let (info, flush_due) = match partition.append(&bytes, &v, None) {
+        Ok(appended) => appended,
+        Err(gregor_storage::LogError::Producer(_)) => return Err(GroupError::ProducerFenced),
+        Err(e) => return Err(storage(e.to_string())),
+    };
+    if flush_due {
+        partition
+            .ensure_flushed(info.last_offset + 1)
+            .await
+            .map_err(|e| storage(e.to_string()))?;
     }
+    Ok(())
 }
 
 /// Reads one `__consumer_offsets` partition from start to end into `out`. Offsets
