@@ -21,13 +21,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::consumer::{ConsumerHeartbeat, ConsumerHeartbeatResponse};
-use super::records::{partition_for, GroupValue, OffsetValue, RecordKey};
+use super::records::{GroupValue, OffsetValue, RecordKey};
 use super::state::{apply_if_newer, Effects, Group, GroupState, Reply, StoredOffset};
 use super::{
     CommitRequest, CommittedOffset, ConsumerGroupDescription, GroupConfig, GroupDescription,
     GroupError, JoinRequest, JoinResponse, MemberRef, SyncRequest, SyncResponse,
 };
 use crate::broker::Broker;
+use crate::coordinator_partition::{self, Owner};
 use crate::partition::Partition;
 use crate::replica_manager::ReplicaManager;
 use crate::util::now_ms;
@@ -94,6 +95,10 @@ pub struct GroupCoordinator {
     stopping: std::sync::atomic::AtomicBool,
     /// Producer id → groups holding offsets of its open transaction.
     txn_groups: Mutex<HashMap<i64, HashSet<String>>>,
+    /// `__consumer_offsets` partitions already replayed into `loaded`.
+    replayed: Mutex<HashSet<i32>>,
+    /// Serialises late replays (a partition that comes back online).
+    replay_lock: tokio::sync::Mutex<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -111,6 +116,8 @@ impl GroupCoordinator {
             loaded: Mutex::new(HashMap::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
             txn_groups: Mutex::new(HashMap::new()),
+            replayed: Mutex::new(HashSet::new()),
+            replay_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -127,11 +134,14 @@ impl GroupCoordinator {
         };
         let mut loaded: HashMap<String, Loaded> = HashMap::new();
         let mut scratch = Vec::new();
+        let mut replayed = lock(&self.replayed);
         for p in topic.partitions.values() {
             if let Err(e) = replay_partition(p, &mut scratch, &mut loaded) {
                 tracing::warn!(partition = p.index, error = %e, "could not replay __consumer_offsets partition");
             }
+            replayed.insert(p.index);
         }
+        drop(replayed);
         loaded.retain(|_, l| l.group.is_some() || !l.offsets.is_empty() || !l.pending.is_empty());
         let mut txn_groups = lock(&self.txn_groups);
         for (group, l) in &loaded {
@@ -153,7 +163,9 @@ impl GroupCoordinator {
     }
 
     /// The task owning `group`: running, restored from the replay, or (when `create`)
-    /// new. `None` when the group does not exist and may not be created.
+    /// new. `None` when the group does not exist and may not be created. A group whose
+    /// `__consumer_offsets` partition is offline is COORDINATOR_NOT_AVAILABLE (its
+    /// offsets may be there), whatever the request.
     async fn handle(
         &self,
         broker: &Arc<Broker>,
@@ -166,21 +178,29 @@ impl GroupCoordinator {
         if let Some(tx) = lock(&self.groups).get(group).filter(|t| !t.is_closed()) {
             return Ok(Some(tx.clone()));
         }
+        let partition = match self.owner(broker, group) {
+            Owner::Online(p) => Some(p),
+            Owner::NoTopic(_) => None,
+            Owner::Unavailable(_) => return Err(GroupError::CoordinatorNotAvailable),
+        };
+        if let Some(p) = &partition {
+            self.ensure_replayed(p).await?;
+        }
         let known = lock(&self.loaded).contains_key(group);
         if !known && !create {
             return Ok(None);
         }
-        self.ensure_offsets_topic(broker).await?;
-        let topic = broker
-            .replicas
-            .topic(OFFSETS_TOPIC)
-            .ok_or(GroupError::CoordinatorNotAvailable)?;
-        let index = partition_for(group, topic.partitions.len() as i32);
-        let partition = topic
-            .partitions
-            .get(&index)
-            .cloned()
-            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        let partition = match partition {
+            Some(p) => p,
+            None => {
+                self.ensure_offsets_topic(broker).await?;
+                let Owner::Online(p) = self.owner(broker, group) else {
+                    return Err(GroupError::CoordinatorNotAvailable);
+                };
+                self.ensure_replayed(&p).await?;
+                p
+            }
+        };
         let mut groups = lock(&self.groups);
         if let Some(tx) = groups.get(group).filter(|t| !t.is_closed()) {
             return Ok(Some(tx.clone()));
@@ -199,6 +219,51 @@ impl GroupCoordinator {
         tokio::spawn(run(state, partition, rx));
         groups.insert(group.to_string(), tx.clone());
         Ok(Some(tx))
+    }
+
+    /// The `__consumer_offsets` partition that owns `group` (over the topic's partition
+    /// count, never over the partitions that happen to be online).
+    fn owner(&self, broker: &Broker, group: &str) -> Owner {
+        coordinator_partition::owner(broker, OFFSETS_TOPIC, group, self.config.offsets_partitions)
+    }
+
+    /// Replays a `__consumer_offsets` partition that was not replayed at startup (it
+    /// was offline then, or did not exist) before any of its groups gets a task, so a
+    /// partition that comes back online brings its groups' offsets with it.
+    async fn ensure_replayed(&self, p: &Arc<Partition>) -> Result<(), GroupError> {
+        if lock(&self.replayed).contains(&p.index) {
+            return Ok(());
+        }
+        let _turn = self.replay_lock.lock().await;
+        if lock(&self.replayed).contains(&p.index) {
+            return Ok(());
+        }
+        let part = p.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut out = HashMap::new();
+            // As at startup: what could be read is served, the rest is skipped.
+            if let Err(e) = replay_partition(&part, &mut Vec::new(), &mut out) {
+                tracing::warn!(partition = part.index, error = %e, "could not replay __consumer_offsets partition");
+            }
+            out
+        })
+        .await
+        .map_err(|e| GroupError::Storage(e.to_string()))?;
+        let running = lock(&self.groups);
+        let mut loaded = lock(&self.loaded);
+        let mut txn_groups = lock(&self.txn_groups);
+        for (group, l) in out {
+            let keep = l.group.is_some() || !l.offsets.is_empty() || !l.pending.is_empty();
+            if !keep || running.contains_key(&group) || loaded.contains_key(&group) {
+                continue;
+            }
+            for pid in l.pending.keys() {
+                txn_groups.entry(*pid).or_default().insert(group.clone());
+            }
+            loaded.insert(group, l);
+        }
+        lock(&self.replayed).insert(p.index);
+        Ok(())
     }
 
     async fn ask<T>(
@@ -394,11 +459,10 @@ impl GroupCoordinator {
     ) -> Result<i32, GroupError> {
         validate_group_id(group)?;
         self.ensure_offsets_topic(broker).await?;
-        let topic = broker
-            .replicas
-            .topic(OFFSETS_TOPIC)
-            .ok_or(GroupError::CoordinatorNotAvailable)?;
-        Ok(partition_for(group, topic.partitions.len() as i32))
+        match self.owner(broker, group) {
+            Owner::Online(p) => Ok(p.index),
+            Owner::NoTopic(_) | Owner::Unavailable(_) => Err(GroupError::CoordinatorNotAvailable),
+        }
     }
 
     /// TxnOffsetCommit: the offsets are written in the producer's transaction and held

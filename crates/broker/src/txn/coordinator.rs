@@ -8,7 +8,7 @@
 //! open or half-finished transaction get their task at once, so a transaction a crash
 //! interrupted is finished (prepared) or times out and aborts (open).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -23,8 +23,8 @@ use super::records::{decode_key, decode_value, encode_key, encode_value};
 use super::state::{EndStep, InitStep, TxnMetadata, TxnState};
 use super::{TxnConfig, TxnError};
 use crate::broker::Broker;
+use crate::coordinator_partition::{self, Owner};
 use crate::group::coordinator::OFFSETS_TOPIC;
-use crate::group::records::partition_for;
 use crate::partition::Partition;
 use crate::replica_manager::ReplicaManager;
 use crate::util::now_ms;
@@ -65,6 +65,10 @@ pub struct TxnCoordinator {
     /// Every transactional id's metadata as its task last stored it (Describe/List).
     view: View,
     stopping: AtomicBool,
+    /// `__transaction_state` partitions already replayed into `view`.
+    replayed: Mutex<HashSet<i32>>,
+    /// Serialises late replays (a partition that comes back online).
+    replay_lock: tokio::sync::Mutex<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -74,6 +78,46 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
+/// Replays one `__transaction_state` partition: the newest record per id wins, a
+/// tombstone (`None`) forgets the id.
+fn replay_txn_partition(p: &Partition) -> HashMap<String, Option<TxnMetadata>> {
+    let mut out = HashMap::new();
+    let mut scratch = Vec::new();
+    let replayed = p.replay(|h, b| {
+        if h.is_control() {
+            return;
+        }
+        let Ok(data) = batch::records_section(h, b, &mut scratch, 64 << 20) else {
+            return;
+        };
+        for rec in RecordWalker::new(data, h.record_count).flatten() {
+            let Some(Ok(id)) = rec.key.map(decode_key) else {
+                continue;
+            };
+            match rec.value.map(|v| decode_value(&id, v)) {
+                Some(Ok(m)) => {
+                    out.insert(id, Some(m));
+                }
+                None => {
+                    out.insert(id, None);
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "skipping __transaction_state record")
+                }
+            }
+        }
+    });
+    if let Err(e) = replayed {
+        tracing::warn!(partition = p.index, error = %e, "could not replay __transaction_state partition");
+    }
+    out
+}
+
+/// An id with an open or prepared transaction needs its task (timer, markers).
+fn needs_task(m: &TxnMetadata) -> bool {
+    m.state == TxnState::Ongoing || m.needs_completion()
+}
+
 impl TxnCoordinator {
     pub fn new(config: TxnConfig) -> Self {
         Self {
@@ -81,6 +125,8 @@ impl TxnCoordinator {
             txns: Mutex::new(HashMap::new()),
             view: Arc::new(Mutex::new(HashMap::new())),
             stopping: AtomicBool::new(false),
+            replayed: Mutex::new(HashSet::new()),
+            replay_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -91,36 +137,16 @@ impl TxnCoordinator {
             return;
         };
         let mut view = HashMap::new();
-        let mut scratch = Vec::new();
+        let mut replayed = lock(&self.replayed);
         for p in topic.partitions.values() {
-            let replayed = p.replay(|h, b| {
-                if h.is_control() {
-                    return;
-                }
-                let Ok(data) = batch::records_section(h, b, &mut scratch, 64 << 20) else {
-                    return;
-                };
-                for rec in RecordWalker::new(data, h.record_count).flatten() {
-                    let Some(Ok(id)) = rec.key.map(decode_key) else {
-                        continue;
-                    };
-                    match rec.value.map(|v| decode_value(&id, v)) {
-                        Some(Ok(m)) => {
-                            view.insert(id, m);
-                        }
-                        None => {
-                            view.remove(&id);
-                        }
-                        Some(Err(e)) => {
-                            tracing::warn!(error = %e, "skipping __transaction_state record")
-                        }
-                    }
-                }
-            });
-            if let Err(e) = replayed {
-                tracing::warn!(partition = p.index, error = %e, "could not replay __transaction_state partition");
-            }
+            view.extend(
+                replay_txn_partition(p)
+                    .into_iter()
+                    .filter_map(|(id, m)| Some((id, m?))),
+            );
+            replayed.insert(p.index);
         }
+        drop(replayed);
         tracing::info!(
             transactional_ids = view.len(),
             "replayed __transaction_state"
@@ -133,7 +159,7 @@ impl TxnCoordinator {
     pub async fn resume(&self, broker: &Arc<Broker>) {
         let pending: Vec<String> = lock(&self.view)
             .iter()
-            .filter(|(_, m)| m.state == TxnState::Ongoing || m.needs_completion())
+            .filter(|(_, m)| needs_task(m))
             .map(|(id, _)| id.clone())
             .collect();
         for id in pending {
@@ -157,6 +183,12 @@ impl TxnCoordinator {
             .map_err(|_| TxnError::CoordinatorNotAvailable)
     }
 
+    fn owner(&self, broker: &Broker, id: &str) -> Owner {
+        coordinator_partition::owner(broker, TXN_TOPIC, id, self.config.state_partitions)
+    }
+
+    /// The task owning `id`. An id whose `__transaction_state` partition is offline is
+    /// COORDINATOR_NOT_AVAILABLE.
     async fn handle(
         &self,
         broker: &Arc<Broker>,
@@ -168,20 +200,31 @@ impl TxnCoordinator {
         if let Some(tx) = lock(&self.txns).get(id).filter(|t| !t.is_closed()) {
             return Ok(tx.clone());
         }
-        self.ensure_topic(broker).await?;
-        let topic = broker
-            .replicas
-            .topic(TXN_TOPIC)
-            .ok_or(TxnError::CoordinatorNotAvailable)?;
-        let index = partition_for(id, topic.partitions.len() as i32);
-        let partition = topic
-            .partitions
-            .get(&index)
-            .cloned()
-            .ok_or(TxnError::CoordinatorNotAvailable)?;
+        let partition = match self.owner(broker, id) {
+            Owner::Online(p) => p,
+            Owner::Unavailable(_) => return Err(TxnError::CoordinatorNotAvailable),
+            Owner::NoTopic(_) => {
+                self.ensure_topic(broker).await?;
+                let Owner::Online(p) = self.owner(broker, id) else {
+                    return Err(TxnError::CoordinatorNotAvailable);
+                };
+                p
+            }
+        };
+        self.ensure_replayed(broker, &partition).await?;
+        Ok(self.spawn(broker, id, partition))
+    }
+
+    /// The running task of `id`, or a new one from its stored state.
+    fn spawn(
+        &self,
+        broker: &Arc<Broker>,
+        id: &str,
+        partition: Arc<Partition>,
+    ) -> mpsc::Sender<Command> {
         let mut txns = lock(&self.txns);
         if let Some(tx) = txns.get(id).filter(|t| !t.is_closed()) {
-            return Ok(tx.clone());
+            return tx.clone();
         }
         let task = Task {
             meta: lock(&self.view).get(id).cloned(),
@@ -196,7 +239,53 @@ impl TxnCoordinator {
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(task.run(rx));
         txns.insert(id.to_string(), tx.clone());
-        Ok(tx)
+        tx
+    }
+
+    /// Replays a `__transaction_state` partition that was not replayed at startup (it
+    /// was offline then, or did not exist) before any of its ids gets a task, then
+    /// resumes its open and prepared transactions, as a startup would.
+    async fn ensure_replayed(
+        &self,
+        broker: &Arc<Broker>,
+        p: &Arc<Partition>,
+    ) -> Result<(), TxnError> {
+        if lock(&self.replayed).contains(&p.index) {
+            return Ok(());
+        }
+        let _turn = self.replay_lock.lock().await;
+        if lock(&self.replayed).contains(&p.index) {
+            return Ok(());
+        }
+        let part = p.clone();
+        let found = tokio::task::spawn_blocking(move || replay_txn_partition(&part))
+            .await
+            .map_err(|e| TxnError::Storage(e.to_string()))?;
+        let mut resume = Vec::new();
+        {
+            let running = lock(&self.txns);
+            let mut view = lock(&self.view);
+            for (id, m) in found {
+                let Some(m) = m else { continue };
+                if running.contains_key(&id) || view.contains_key(&id) {
+                    continue;
+                }
+                if needs_task(&m) {
+                    resume.push(id.clone());
+                }
+                view.insert(id, m);
+            }
+        }
+        lock(&self.replayed).insert(p.index);
+        tracing::info!(
+            partition = p.index,
+            resumed = resume.len(),
+            "replayed __transaction_state partition"
+        );
+        for id in resume {
+            self.spawn(broker, &id, p.clone());
+        }
+        Ok(())
     }
 
     async fn ask<T>(
