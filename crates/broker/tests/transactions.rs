@@ -642,3 +642,77 @@ async fn a_transactional_id_too_long_for_the_log_key_is_refused() {
     assert_eq!(again.producer_epoch, ok.producer_epoch + 1);
     b.stop().await;
 }
+
+async fn describe_state(c: &mut Client, id: &str) -> String {
+    let d = c
+        .call(
+            &DescribeTransactionsRequest::default().with_transactional_ids(vec![tid(id)]),
+            0,
+        )
+        .await;
+    d.transaction_states[0].transaction_state.to_string()
+}
+
+/// A marker for a partition that is offline is not skipped: the transaction stays
+/// PrepareCommit (EndTxn answers COORDINATOR_NOT_AVAILABLE, and so does its retry)
+/// until the partition is back, and then completes on its own (the coordinator retries
+/// when partitions change) with the marker in that partition's log. (When markers
+/// skipped offline partitions, the transaction completed at once and the offline
+/// partition's records stayed in a transaction no marker would ever close.)
+#[tokio::test]
+async fn a_marker_for_an_offline_partition_waits_for_it() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.connect().await;
+    c.create_topic("good", 1).await;
+    c.create_topic("bad", 1).await;
+    let r = init(&mut c, "waits", 60_000).await;
+    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+    for topic in ["good", "bad"] {
+        assert_eq!(add(&mut c, "waits", pid, epoch, topic, &[0]).await, vec![0]);
+        assert_eq!(
+            produce_txn(&mut c, "waits", topic, pid, epoch, 0, 2)
+                .await
+                .0,
+            0
+        );
+    }
+    let dir = b.stop_keeping_data().await;
+    let seg = dir.path().join("bad-0").join(format!("{:020}.log", 0));
+    let saved = seg.with_extension("saved");
+    std::fs::rename(&seg, &saved).unwrap();
+    std::fs::create_dir(&seg).unwrap();
+    let b = TestBroker::start_in(dir, &[]).await;
+    let mut c = b.connect().await;
+    assert_eq!(describe_state(&mut c, "waits").await, "Ongoing");
+
+    assert_eq!(end(&mut c, "waits", pid, epoch, true, 3).await, 15);
+    assert_eq!(describe_state(&mut c, "waits").await, "PrepareCommit");
+    // A retry tries the markers again: still not written, still prepared.
+    assert_eq!(end(&mut c, "waits", pid, epoch, true, 3).await, 15);
+    assert_eq!(describe_state(&mut c, "waits").await, "PrepareCommit");
+    let good = b.broker.replicas.partition("good", 0).unwrap();
+    assert_eq!(good.last_stable_offset(), good.high_watermark());
+
+    // Repaired, and opened again at the next metadata change.
+    std::fs::remove_dir(&seg).unwrap();
+    std::fs::rename(&saved, &seg).unwrap();
+    c.create_topic("unrelated", 1).await;
+    let mut state = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while state != "CompleteCommit" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never completed: {state}"
+        );
+        state = describe_state(&mut c, "waits").await;
+    }
+    let bad = b.broker.replicas.partition("bad", 0).unwrap();
+    assert_eq!(bad.high_watermark(), 3, "two records and the marker");
+    assert_eq!(bad.last_stable_offset(), bad.high_watermark());
+    assert_eq!(
+        end(&mut c, "waits", pid, epoch, true, 3).await,
+        0,
+        "a retry is answered"
+    );
+    b.stop().await;
+}

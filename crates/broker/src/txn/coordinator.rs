@@ -8,7 +8,7 @@
 //! open or half-finished transaction get their task at once, so a transaction a crash
 //! interrupted is finished (prepared) or times out and aborts (open).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -24,6 +24,7 @@ use super::state::{EndStep, InitStep, TxnMetadata, TxnState};
 use super::{TxnConfig, TxnError};
 use crate::broker::Broker;
 use crate::coordinator_partition::{self, Owner};
+use crate::error::ReplicaError;
 use crate::group::coordinator::OFFSETS_TOPIC;
 use crate::partition::Partition;
 use crate::replica_manager::ReplicaManager;
@@ -31,8 +32,10 @@ use crate::util::now_ms;
 
 pub const TXN_TOPIC: &str = "__transaction_state";
 
-/// How long a failed marker write waits before it is tried again.
-const RETRY_MS: u64 = 1000;
+/// A failed marker write is tried again after this, doubling up to [`RETRY_MAX_MS`]
+/// (and at once when a partition comes online).
+const RETRY_MIN_MS: u64 = 100;
+const RETRY_MAX_MS: u64 = 30_000;
 
 type Reply<T> = oneshot::Sender<Result<T, TxnError>>;
 
@@ -232,9 +235,12 @@ impl TxnCoordinator {
             partition,
             broker: Arc::downgrade(broker),
             view: self.view.clone(),
+            partitions_changed: broker.replicas.subscribe(),
             max_timeout_ms: self.config.max_timeout_ms,
             id_expiration_ms: self.config.id_expiration_ms,
             retry_at: None,
+            retry_delay_ms: RETRY_MIN_MS,
+            marked: BTreeSet::new(),
         };
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(task.run(rx));
@@ -413,10 +419,17 @@ struct Task {
     partition: Arc<Partition>,
     broker: Weak<Broker>,
     view: View,
+    /// Bumped when partitions open or close: a marker waiting for an offline partition
+    /// is retried at once when it comes back.
+    partitions_changed: tokio::sync::watch::Receiver<u64>,
     max_timeout_ms: i32,
     id_expiration_ms: i64,
     /// When to retry writing the markers of a prepared transaction.
     retry_at: Option<Instant>,
+    retry_delay_ms: u64,
+    /// Partitions that already have the prepared transaction's marker (a retry writes
+    /// only the rest).
+    marked: BTreeSet<(String, i32)>,
 }
 
 impl Task {
@@ -430,6 +443,7 @@ impl Task {
         }
         loop {
             let deadline = self.deadline();
+            let waiting_for_partitions = self.retry_at.is_some();
             let cmd = tokio::select! {
                 c = rx.recv() => match c {
                     Some(c) => c,
@@ -437,6 +451,12 @@ impl Task {
                 },
                 _ = sleep_until(deadline) => {
                     self.on_deadline().await;
+                    continue;
+                }
+                changed = self.partitions_changed.changed(), if waiting_for_partitions => {
+                    if changed.is_ok() {
+                        self.retry_at = Some(Instant::now());
+                    }
                     continue;
                 }
             };
@@ -487,6 +507,13 @@ impl Task {
         Instant::now().checked_add(std::time::Duration::from_millis(wait))
     }
 
+    /// Schedules the next attempt at a failed write, backing off.
+    fn retry_later(&mut self) {
+        self.retry_at =
+            Some(Instant::now() + std::time::Duration::from_millis(self.retry_delay_ms));
+        self.retry_delay_ms = (self.retry_delay_ms * 2).min(RETRY_MAX_MS);
+    }
+
     async fn on_deadline(&mut self) {
         self.retry_at = None;
         let now = now_ms();
@@ -500,7 +527,7 @@ impl Task {
         if m.expires_at_ms().is_some_and(|at| now >= at) {
             tracing::info!(transactional_id = %self.id, producer_id = m.producer_id, "transaction timed out: aborting it and fencing its producer");
             if self.store(m.prepare_fence_abort(now)).await.is_err() {
-                self.retry_at = Some(Instant::now() + std::time::Duration::from_millis(RETRY_MS));
+                self.retry_later();
                 return;
             }
         }
@@ -528,9 +555,7 @@ impl Task {
                 lock(&self.view).remove(&self.id);
                 self.meta = None;
             }
-            Err(_) => {
-                self.retry_at = Some(Instant::now() + std::time::Duration::from_millis(RETRY_MS));
-            }
+            Err(_) => self.retry_later(),
         }
     }
 
@@ -658,22 +683,29 @@ impl Task {
     }
 
     /// Writes the markers of a prepared transaction, then stores its completion. On
-    /// failure the transaction stays prepared and the task retries after a pause.
+    /// failure (a partition offline, a write error) the transaction stays prepared and
+    /// the task retries with backoff, and at once when a partition comes online: a
+    /// marker is never skipped.
     async fn finish(&mut self) -> Result<(), TxnError> {
         let Some(m) = self.meta.clone().filter(TxnMetadata::needs_completion) else {
             return Ok(());
         };
         let commit = m.state == TxnState::PrepareCommit;
         let written = match self.broker() {
-            Ok(broker) => write_markers(&broker, &m, commit).await,
+            Ok(broker) => write_markers(&broker, &m, commit, &mut self.marked).await,
             Err(e) => Err(e),
         };
         let stored = match written {
             Ok(()) => self.store(m.complete(now_ms())).await,
             Err(e) => Err(e),
         };
-        if stored.is_err() {
-            self.retry_at = Some(Instant::now() + std::time::Duration::from_millis(RETRY_MS));
+        match stored {
+            Ok(()) => {
+                self.marked.clear();
+                self.retry_at = None;
+                self.retry_delay_ms = RETRY_MIN_MS;
+            }
+            Err(_) => self.retry_later(),
         }
         stored
     }
@@ -695,13 +727,15 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Appends a commit or abort marker to every partition of the transaction (skipping
-/// partitions whose topic was deleted), then has the group coordinator apply or drop
-/// the transaction's offsets.
+/// Appends a commit or abort marker to every partition of the transaction not in
+/// `marked` (skipping partitions whose topic was deleted), then has the group
+/// coordinator apply or drop the transaction's offsets. A partition that is offline is
+/// an error once the others are written: the caller retries until it is back.
 async fn write_markers(
     broker: &Arc<Broker>,
     m: &TxnMetadata,
     commit: bool,
+    marked: &mut BTreeSet<(String, i32)>,
 ) -> Result<(), TxnError> {
     let marker = if commit {
         Marker::Commit
@@ -715,9 +749,23 @@ async fn write_markers(
     let v =
         batch::validate(&bytes, &mut scratch, usize::MAX).map_err(|e| storage(e.to_string()))?;
     let mut offsets = false;
+    let mut offline = None;
     for (topic, index) in &m.partitions {
-        let Some(p) = broker.replicas.partition(topic, *index) else {
+        offsets |= topic == OFFSETS_TOPIC;
+        if marked.contains(&(topic.clone(), *index)) {
             continue;
+        }
+        let p = match broker.replicas.lookup(topic, *index) {
+            Ok(p) => p,
+            Err(ReplicaError::Offline) => {
+                // The decision is stored: the other partitions get their markers now,
+                // this one when it is back.
+                tracing::warn!(%topic, partition = index, transactional_id = %m.transactional_id, "partition offline: its transaction marker waits for it");
+                offline.get_or_insert_with(|| format!("{topic}-{index} is offline"));
+                continue;
+            }
+            // The topic was deleted: nothing is left to close there.
+            Err(_) => continue,
         };
         match p.append(&bytes, &v, None) {
             // The marker is as durable as a produce under the topic's flush policy.
@@ -735,7 +783,10 @@ async fn write_markers(
                 return Err(storage(e.to_string()));
             }
         }
-        offsets |= topic == OFFSETS_TOPIC;
+        marked.insert((topic.clone(), *index));
+    }
+    if let Some(why) = offline {
+        return Err(storage(why));
     }
     if offsets {
         broker
