@@ -80,6 +80,7 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("transaction.state.log.num.partitions", "50"),
     ("transactional.id.expiration.ms", "604800000"),
     ("producer.id.expiration.ms", "86400000"),
+    ("producer.id.expiration.check.interval.ms", "600000"),
     ("offsets.retention.minutes", "10080"),
     ("offsets.retention.check.interval.ms", "600000"),
     ("offset.metadata.max.bytes", "4096"),
@@ -123,6 +124,9 @@ pub struct BrokerConfig {
     pub cleaner_enable: bool,
     pub cleaner_backoff_ms: u64,
     pub cleaner_max_map_entries: usize,
+    /// `producer.id.expiration.check.interval.ms`: how often idle producers are swept
+    /// from every partition's producer state.
+    pub producer_expiration_check_interval_ms: u64,
     /// The group coordinator's `group.*` and `offsets.*` settings.
     pub group: crate::group::GroupConfig,
     /// The transaction coordinator's `transaction.*` settings.
@@ -258,6 +262,10 @@ impl BrokerConfig {
                 &get("log.retention.check.interval.ms"),
             )?,
             cleaner_enable: boolean("log.cleaner.enable", &get("log.cleaner.enable"))?,
+            producer_expiration_check_interval_ms: positive(
+                "producer.id.expiration.check.interval.ms",
+                &get("producer.id.expiration.check.interval.ms"),
+            )?,
             cleaner_backoff_ms: positive("log.cleaner.backoff.ms", &get("log.cleaner.backoff.ms"))?,
             cleaner_max_map_entries: (positive::<usize>(
                 "log.cleaner.dedupe.buffer.size",

@@ -160,6 +160,9 @@ pub fn txn_error_code(e: &crate::txn::TxnError, fenced_code: ResponseError) -> R
         T::InvalidTransactionTimeout => ResponseError::InvalidTransactionTimeout,
         T::CoordinatorNotAvailable | T::Storage(_) => ResponseError::CoordinatorNotAvailable,
         T::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
+        // Kafka has no length check (its record serialisation throws); INVALID_REQUEST
+        // is what it answers for the other id it cannot take, the empty one.
+        T::TransactionalIdTooLong => ResponseError::InvalidRequest,
     }
 }
 

@@ -28,7 +28,9 @@
 
 pub mod broker;
 pub mod config;
+pub mod coordinator_partition;
 pub mod error;
+pub mod expiry;
 pub mod fetch_session;
 pub mod frame;
 pub mod group;

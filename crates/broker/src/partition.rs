@@ -173,6 +173,12 @@ impl Partition {
         Ok(start)
     }
 
+    /// Forgets producers idle past `producer.id.expiration.ms` with no open transaction
+    /// here (the periodic sweep). Returns how many went.
+    pub fn remove_expired_producers(&self, now_ms: i64) -> Result<usize, LogError> {
+        Ok(self.log()?.remove_expired_producers(now_ms))
+    }
+
     /// Retention by `retention.ms` and `retention.bytes`, for `cleanup.policy=delete`.
     pub fn apply_retention(&self, now_ms: i64) -> Result<(), LogError> {
         let s = self.settings();

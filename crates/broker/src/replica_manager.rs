@@ -47,6 +47,9 @@ pub struct ReplicaManager {
     data_dir: PathBuf,
     clean_startup: bool,
     topics: RwLock<HashMap<String, Arc<HostedTopic>>>,
+    /// Bumped after every `apply_image`: partitions may have opened (an offline one
+    /// repaired) or closed. The transaction coordinator waits on it to retry markers.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 fn log_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
@@ -60,6 +63,7 @@ impl ReplicaManager {
             data_dir,
             clean_startup,
             topics: RwLock::new(HashMap::new()),
+            changes: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -88,6 +92,11 @@ impl ReplicaManager {
             .ok_or(ReplicaError::UnknownTopicOrPartition)?
             .get(partition)
             .cloned()
+    }
+
+    /// Notified whenever the hosted partitions change (see `apply_image`).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
@@ -172,6 +181,7 @@ impl ReplicaManager {
             Ok(mut g) => *g = next,
             Err(p) => *p.into_inner() = next,
         }
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
         for h in removed {
             for p in h.partitions.values() {
                 let log = p.log()?;

@@ -42,6 +42,7 @@ pub async fn run(
     let flusher = tokio::spawn(flush_loop(broker.clone(), stop_tx.subscribe()));
     let retention = tokio::spawn(retention_loop(broker.clone(), stop_tx.subscribe()));
     let cleaner = tokio::spawn(cleaner_loop(broker.clone(), stop_tx.subscribe()));
+    let expiry = tokio::spawn(crate::expiry::run(broker.clone(), stop_tx.subscribe()));
     // Transactions a stop left open or half-finished get their timers and markers back.
     broker.txns.resume(&broker).await;
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
@@ -84,6 +85,7 @@ pub async fn run(
     let _ = flusher.await;
     let _ = retention.await;
     let _ = cleaner.await;
+    let _ = expiry.await;
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.shutdown())
         .await

@@ -330,3 +330,143 @@ async fn stopping_the_broker_answers_parked_joins_at_once() {
         "NOT_COORDINATOR: the client looks again"
     );
 }
+
+/// `flush.messages` (here the broker's `log.flush.interval.messages=1`) applies to
+/// offset commits as to produces: the OffsetCommit answer comes only once the commit's
+/// record is fsynced. The background flusher is slowed to an hour so only the commit
+/// path can have flushed. (Without the wait the recovery point stays behind the log
+/// end when the answer arrives.)
+#[tokio::test]
+async fn offset_commits_wait_for_the_fsync_the_flush_policy_asks_for() {
+    let b = TestBroker::start(&[
+        ("log.flush.interval.messages", "1"),
+        ("log.flush.scheduler.interval.ms", "3600000"),
+        ("offsets.topic.num.partitions", "1"),
+    ])
+    .await;
+    let mut c = b.connect().await;
+    create_topic(&mut c, "t").await;
+    for offset in 1..=3 {
+        let committed = c.call(&commit("durable", "", -1, "t", offset), 8).await;
+        assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+        let p = b
+            .broker
+            .replicas
+            .partition("__consumer_offsets", 0)
+            .expect("__consumer_offsets-0");
+        let log = p.log().unwrap();
+        assert!(log.log_end_offset() >= offset);
+        assert_eq!(
+            log.recovery_point(),
+            log.log_end_offset(),
+            "the commit was answered before its fsync"
+        );
+    }
+    b.stop().await;
+}
+
+fn fetch_offsets(group: &str, topic: &str) -> OffsetFetchRequest {
+    OffsetFetchRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(TopicName(s(topic)))
+            .with_partition_indexes(vec![0])]))
+}
+
+/// The group's `__consumer_offsets` partition is `abs(hash) % partition count`, never
+/// a count of the partitions that are online: with partition 3 of 4 offline, its
+/// groups get COORDINATOR_NOT_AVAILABLE (FindCoordinator too), and every other group
+/// keeps its offsets and writes to its own partition. (Over the 3 online partitions,
+/// the offline partition's groups would be served from another partition, with their
+/// offsets missing.)
+#[tokio::test]
+async fn an_offline_offsets_partition_takes_away_only_its_own_groups() {
+    use gregor_broker::group::records::partition_for;
+    use gregor_protocol::kp::ResponseError;
+    const OVERRIDES4: &[(&str, &str)] = &[
+        ("group.initial.rebalance.delay.ms", "0"),
+        ("offsets.topic.num.partitions", "4"),
+    ];
+    let ids = (0..).map(|i| format!("group-{i}"));
+    let offline: Vec<String> = ids
+        .clone()
+        .filter(|g| partition_for(g, 4) == 3)
+        .take(2)
+        .collect();
+    // Groups that a count of 3 would move to another partition.
+    let others: Vec<String> = ids
+        .filter(|g| partition_for(g, 4) != 3 && partition_for(g, 4) != partition_for(g, 3))
+        .take(3)
+        .collect();
+    let b = TestBroker::start(OVERRIDES4).await;
+    let mut c = b.connect().await;
+    create_topic(&mut c, "t").await;
+    for g in offline.iter().chain(&others) {
+        let r = c.call(&commit(g, "", -1, "t", 5), 8).await;
+        assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    }
+    let dir = b.stop_keeping_data().await;
+    // A directory where the segment file should be: the partition cannot open.
+    let seg = dir
+        .path()
+        .join("__consumer_offsets-3")
+        .join(format!("{:020}.log", 0));
+    std::fs::rename(&seg, seg.with_extension("saved")).unwrap();
+    std::fs::create_dir(&seg).unwrap();
+    let b = TestBroker::start_in(dir, OVERRIDES4).await;
+    let mut c = b.connect().await;
+    let unavailable = ResponseError::CoordinatorNotAvailable.code();
+
+    for g in &offline {
+        let found = c
+            .call(
+                &FindCoordinatorRequest::default()
+                    .with_key(s(g))
+                    .with_key_type(0),
+                3,
+            )
+            .await;
+        assert_eq!(found.error_code, unavailable, "FindCoordinator for {g}");
+        assert_eq!(
+            c.call(&fetch_offsets(g, "t"), 7).await.error_code,
+            unavailable
+        );
+        let r = c.call(&commit(g, "", -1, "t", 6), 8).await;
+        assert_eq!(r.topics[0].partitions[0].error_code, unavailable);
+        assert_eq!(c.call(&join(g, ""), 3).await.error_code, unavailable);
+    }
+    // Batched FindCoordinator (v4): only the offline partition's key fails.
+    let batched = c
+        .call(
+            &FindCoordinatorRequest::default()
+                .with_coordinator_keys(vec![s(&offline[0]), s(&others[0])])
+                .with_key_type(0),
+            4,
+        )
+        .await;
+    let codes: Vec<i16> = batched.coordinators.iter().map(|c| c.error_code).collect();
+    assert_eq!(codes, vec![unavailable, 0]);
+
+    for g in &others {
+        let got = c.call(&fetch_offsets(g, "t"), 7).await;
+        assert_eq!(got.error_code, 0);
+        assert_eq!(
+            got.topics[0].partitions[0].committed_offset, 5,
+            "{g} kept its offsets"
+        );
+        let owner = b
+            .broker
+            .replicas
+            .partition("__consumer_offsets", partition_for(g, 4))
+            .unwrap();
+        let before = owner.high_watermark();
+        let r = c.call(&commit(g, "", -1, "t", 6), 8).await;
+        assert_eq!(r.topics[0].partitions[0].error_code, 0);
+        assert_eq!(
+            owner.high_watermark(),
+            before + 1,
+            "{g} wrote to its own partition"
+        );
+    }
+    b.stop().await;
+}

@@ -518,3 +518,201 @@ async fn transactional_offsets_are_fenced_by_generation_and_unstable_until_commi
     assert_eq!(stable_offset(&mut c).await, (0, 5));
     b.stop().await;
 }
+
+/// Waits (with a deadline) until `done` holds.
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Produces one idempotent (non-transactional) batch to partition 0.
+async fn produce_idempotent(c: &mut Client, topic: &str, pid: i64) -> i16 {
+    let rec = NewRecord {
+        key: None,
+        value: Some(b"v"),
+        timestamp: gregor_broker::util::now_ms(),
+        headers: &[],
+    };
+    let bytes = batch::build_as(
+        0,
+        Codec::None,
+        &[rec],
+        batch::Producer {
+            id: pid,
+            epoch: 0,
+            base_sequence: 0,
+            attributes: 0,
+        },
+    )
+    .unwrap();
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(s(topic)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(Bytes::from(bytes)))])]);
+    c.call(&req, 9).await.responses[0].partition_responses[0].error_code
+}
+
+/// Producers idle past `producer.id.expiration.ms` are swept from the partition's
+/// producer state every `producer.id.expiration.check.interval.ms`, even if their ids
+/// never come back; a producer with an open transaction stays. (Without the sweep, an
+/// entry left only when its own id produced again: the count stayed at 200.)
+#[tokio::test]
+async fn idle_producers_are_swept_from_partition_state() {
+    let b = TestBroker::start(&[
+        ("producer.id.expiration.ms", "300"),
+        ("producer.id.expiration.check.interval.ms", "50"),
+    ])
+    .await;
+    let mut c = b.connect().await;
+    c.create_topic("t", 1).await;
+    let open = init(&mut c, "open", 60_000).await;
+    let (tpid, tepoch) = (open.producer_id.0, open.producer_epoch);
+    assert_eq!(add(&mut c, "open", tpid, tepoch, "t", &[0]).await, vec![0]);
+    assert_eq!(
+        produce_txn(&mut c, "open", "t", tpid, tepoch, 0, 1).await.0,
+        0
+    );
+    let p = b.broker.replicas.partition("t", 0).unwrap();
+    let count = || p.log().unwrap().active_producers().len();
+    let mut produced = 0;
+    for _ in 0..200 {
+        let r = c
+            .call(
+                &InitProducerIdRequest::default()
+                    .with_transaction_timeout_ms(60_000)
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+                4,
+            )
+            .await;
+        assert_eq!(r.error_code, 0);
+        assert_eq!(produce_idempotent(&mut c, "t", r.producer_id.0).await, 0);
+        produced += 1;
+    }
+    assert!(count() > 1, "{produced} producers, {} remembered", count());
+    wait_for("idle producers to be swept", || count() == 1).await;
+    let left = p.log().unwrap().active_producers();
+    assert_eq!(
+        left[0].producer_id, tpid,
+        "the open transaction's producer stays"
+    );
+    b.stop().await;
+}
+
+/// A transactional id must fit `TransactionLogKey`'s int16-length string: a longer one
+/// is INVALID_REQUEST everywhere (Kafka's answer to the other id it cannot take, the
+/// empty one), never truncated into another id's key. The longest allowed id works.
+#[tokio::test]
+async fn a_transactional_id_too_long_for_the_log_key_is_refused() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.connect().await;
+    c.create_topic("t", 1).await;
+    let longest = "x".repeat(i16::MAX as usize);
+    let too_long = format!("{longest}y");
+    let ok = init(&mut c, &longest, 60_000).await;
+    assert_eq!(ok.error_code, 0);
+    // InitProducerId v4 is flexible (compact strings), so the id reaches the broker.
+    assert_eq!(init(&mut c, &too_long, 60_000).await.error_code, 42);
+    assert_eq!(
+        end(&mut c, &too_long, ok.producer_id.0, 0, true, 3).await,
+        42
+    );
+    let found = c
+        .call(
+            &FindCoordinatorRequest::default()
+                .with_key(s(&too_long))
+                .with_key_type(1),
+            3,
+        )
+        .await;
+    assert_eq!(found.error_code, 42);
+    // The longest id was not disturbed by its longer twin.
+    let again = init(&mut c, &longest, 60_000).await;
+    assert_eq!((again.error_code, again.producer_id), (0, ok.producer_id));
+    assert_eq!(again.producer_epoch, ok.producer_epoch + 1);
+    b.stop().await;
+}
+
+async fn describe_state(c: &mut Client, id: &str) -> String {
+    let d = c
+        .call(
+            &DescribeTransactionsRequest::default().with_transactional_ids(vec![tid(id)]),
+            0,
+        )
+        .await;
+    d.transaction_states[0].transaction_state.to_string()
+}
+
+/// A marker for a partition that is offline is not skipped: the transaction stays
+/// PrepareCommit (EndTxn answers COORDINATOR_NOT_AVAILABLE, and so does its retry)
+/// until the partition is back, and then completes on its own (the coordinator retries
+/// when partitions change) with the marker in that partition's log. (When markers
+/// skipped offline partitions, the transaction completed at once and the offline
+/// partition's records stayed in a transaction no marker would ever close.)
+#[tokio::test]
+async fn a_marker_for_an_offline_partition_waits_for_it() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.connect().await;
+    c.create_topic("good", 1).await;
+    c.create_topic("bad", 1).await;
+    let r = init(&mut c, "waits", 60_000).await;
+    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+    for topic in ["good", "bad"] {
+        assert_eq!(add(&mut c, "waits", pid, epoch, topic, &[0]).await, vec![0]);
+        assert_eq!(
+            produce_txn(&mut c, "waits", topic, pid, epoch, 0, 2)
+                .await
+                .0,
+            0
+        );
+    }
+    let dir = b.stop_keeping_data().await;
+    let seg = dir.path().join("bad-0").join(format!("{:020}.log", 0));
+    let saved = seg.with_extension("saved");
+    std::fs::rename(&seg, &saved).unwrap();
+    std::fs::create_dir(&seg).unwrap();
+    let b = TestBroker::start_in(dir, &[]).await;
+    let mut c = b.connect().await;
+    assert_eq!(describe_state(&mut c, "waits").await, "Ongoing");
+
+    assert_eq!(end(&mut c, "waits", pid, epoch, true, 3).await, 15);
+    assert_eq!(describe_state(&mut c, "waits").await, "PrepareCommit");
+    // A retry tries the markers again: still not written, still prepared.
+    assert_eq!(end(&mut c, "waits", pid, epoch, true, 3).await, 15);
+    assert_eq!(describe_state(&mut c, "waits").await, "PrepareCommit");
+    let good = b.broker.replicas.partition("good", 0).unwrap();
+    assert_eq!(good.last_stable_offset(), good.high_watermark());
+
+    // Repaired, and opened again at the next metadata change.
+    std::fs::remove_dir(&seg).unwrap();
+    std::fs::rename(&saved, &seg).unwrap();
+    c.create_topic("unrelated", 1).await;
+    let mut state = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while state != "CompleteCommit" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never completed: {state}"
+        );
+        state = describe_state(&mut c, "waits").await;
+    }
+    let bad = b.broker.replicas.partition("bad", 0).unwrap();
+    assert_eq!(bad.high_watermark(), 3, "two records and the marker");
+    assert_eq!(bad.last_stable_offset(), bad.high_watermark());
+    assert_eq!(
+        end(&mut c, "waits", pid, epoch, true, 3).await,
+        0,
+        "a retry is answered"
+    );
+    b.stop().await;
+}

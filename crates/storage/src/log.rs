@@ -444,6 +444,12 @@ impl Log {
         self.producers.first_unstable_offset()
     }
 
+    /// Forgets producers idle past `producer.id.expiration.ms` with no open transaction
+    /// (the periodic sweep). Returns how many went.
+    pub fn remove_expired_producers(&mut self, now_ms: i64) -> usize {
+        self.producers.remove_expired(now_ms)
+    }
+
     /// The producers this partition remembers (DescribeProducers).
     pub fn active_producers(&self) -> Vec<crate::producer_state::ActiveProducer> {
         self.producers.describe()

@@ -133,6 +133,18 @@ impl ProducerStateManager {
         self.producers.is_empty()
     }
 
+    /// Forgets every producer idle past `producer.id.expiration.ms` that has no open
+    /// transaction here (Kafka's `removeExpiredProducers`, run by a periodic sweep), so
+    /// producers that never come back do not stay in memory. Returns how many went.
+    pub fn remove_expired(&mut self, now_ms: i64) -> usize {
+        let expiration = self.expiration_ms;
+        let before = self.producers.len();
+        self.producers.retain(|_, e| {
+            e.txn_first_offset.is_some() || now_ms.saturating_sub(e.last_append_ms) <= expiration
+        });
+        before - self.producers.len()
+    }
+
     /// Checks a batch from an idempotent producer (`producer_id >= 0`).
     pub fn check(&mut self, h: &BatchHeader, now_ms: i64) -> Result<SequenceCheck, ProducerError> {
         let expiration = self.expiration_ms;
@@ -509,6 +521,29 @@ mod tests {
         assert!(!ProducerStateManager::new(1).load_snapshot(&bad));
         assert!(!ProducerStateManager::new(1).load_snapshot(&snap[..snap.len() - 1]));
         assert!(!ProducerStateManager::new(1).load_snapshot(&[]));
+    }
+
+    #[test]
+    fn the_sweep_removes_idle_producers_but_not_open_transactions() {
+        let mut m = ProducerStateManager::new(1_000);
+        for pid in 0..100 {
+            let h = header(pid, 0, 0, 1);
+            m.update(&h, pid, pid, 10);
+        }
+        let mut txn = header(500, 0, 0, 1);
+        txn.attributes |= gregor_protocol::batch::ATTR_TRANSACTIONAL;
+        m.update(&txn, 100, 100, 10);
+        assert_eq!(m.len(), 101);
+        assert_eq!(
+            m.remove_expired(1_010),
+            0,
+            "none idle past the expiration yet"
+        );
+        m.update(&header(7, 0, 1, 1), 101, 101, 2_000);
+        assert_eq!(m.remove_expired(2_500), 99);
+        // The producer that appended again stays, and so does the open transaction.
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.first_unstable_offset(), Some(100));
     }
 
     #[test]

@@ -21,13 +21,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::consumer::{ConsumerHeartbeat, ConsumerHeartbeatResponse};
-use super::records::{partition_for, GroupValue, OffsetValue, RecordKey};
+use super::records::{GroupValue, OffsetValue, RecordKey};
 use super::state::{apply_if_newer, Effects, Group, GroupState, Reply, StoredOffset};
 use super::{
     CommitRequest, CommittedOffset, ConsumerGroupDescription, GroupConfig, GroupDescription,
     GroupError, JoinRequest, JoinResponse, MemberRef, SyncRequest, SyncResponse,
 };
 use crate::broker::Broker;
+use crate::coordinator_partition::{self, Owner};
 use crate::partition::Partition;
 use crate::replica_manager::ReplicaManager;
 use crate::util::now_ms;
@@ -94,6 +95,10 @@ pub struct GroupCoordinator {
     stopping: std::sync::atomic::AtomicBool,
     /// Producer id → groups holding offsets of its open transaction.
     txn_groups: Mutex<HashMap<i64, HashSet<String>>>,
+    /// `__consumer_offsets` partitions already replayed into `loaded`.
+    replayed: Mutex<HashSet<i32>>,
+    /// Serialises late replays (a partition that comes back online).
+    replay_lock: tokio::sync::Mutex<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -111,6 +116,8 @@ impl GroupCoordinator {
             loaded: Mutex::new(HashMap::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
             txn_groups: Mutex::new(HashMap::new()),
+            replayed: Mutex::new(HashSet::new()),
+            replay_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -127,11 +134,14 @@ impl GroupCoordinator {
         };
         let mut loaded: HashMap<String, Loaded> = HashMap::new();
         let mut scratch = Vec::new();
+        let mut replayed = lock(&self.replayed);
         for p in topic.partitions.values() {
             if let Err(e) = replay_partition(p, &mut scratch, &mut loaded) {
                 tracing::warn!(partition = p.index, error = %e, "could not replay __consumer_offsets partition");
             }
+            replayed.insert(p.index);
         }
+        drop(replayed);
         loaded.retain(|_, l| l.group.is_some() || !l.offsets.is_empty() || !l.pending.is_empty());
         let mut txn_groups = lock(&self.txn_groups);
         for (group, l) in &loaded {
@@ -153,7 +163,9 @@ impl GroupCoordinator {
     }
 
     /// The task owning `group`: running, restored from the replay, or (when `create`)
-    /// new. `None` when the group does not exist and may not be created.
+    /// new. `None` when the group does not exist and may not be created. A group whose
+    /// `__consumer_offsets` partition is offline is COORDINATOR_NOT_AVAILABLE (its
+    /// offsets may be there), whatever the request.
     async fn handle(
         &self,
         broker: &Arc<Broker>,
@@ -166,21 +178,29 @@ impl GroupCoordinator {
         if let Some(tx) = lock(&self.groups).get(group).filter(|t| !t.is_closed()) {
             return Ok(Some(tx.clone()));
         }
+        let partition = match self.owner(broker, group) {
+            Owner::Online(p) => Some(p),
+            Owner::NoTopic(_) => None,
+            Owner::Unavailable(_) => return Err(GroupError::CoordinatorNotAvailable),
+        };
+        if let Some(p) = &partition {
+            self.ensure_replayed(p).await?;
+        }
         let known = lock(&self.loaded).contains_key(group);
         if !known && !create {
             return Ok(None);
         }
-        self.ensure_offsets_topic(broker).await?;
-        let topic = broker
-            .replicas
-            .topic(OFFSETS_TOPIC)
-            .ok_or(GroupError::CoordinatorNotAvailable)?;
-        let index = partition_for(group, topic.partitions.len() as i32);
-        let partition = topic
-            .partitions
-            .get(&index)
-            .cloned()
-            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        let partition = match partition {
+            Some(p) => p,
+            None => {
+                self.ensure_offsets_topic(broker).await?;
+                let Owner::Online(p) = self.owner(broker, group) else {
+                    return Err(GroupError::CoordinatorNotAvailable);
+                };
+                self.ensure_replayed(&p).await?;
+                p
+            }
+        };
         let mut groups = lock(&self.groups);
         if let Some(tx) = groups.get(group).filter(|t| !t.is_closed()) {
             return Ok(Some(tx.clone()));
@@ -199,6 +219,51 @@ impl GroupCoordinator {
         tokio::spawn(run(state, partition, rx));
         groups.insert(group.to_string(), tx.clone());
         Ok(Some(tx))
+    }
+
+    /// The `__consumer_offsets` partition that owns `group` (over the topic's partition
+    /// count, never over the partitions that happen to be online).
+    fn owner(&self, broker: &Broker, group: &str) -> Owner {
+        coordinator_partition::owner(broker, OFFSETS_TOPIC, group, self.config.offsets_partitions)
+    }
+
+    /// Replays a `__consumer_offsets` partition that was not replayed at startup (it
+    /// was offline then, or did not exist) before any of its groups gets a task, so a
+    /// partition that comes back online brings its groups' offsets with it.
+    async fn ensure_replayed(&self, p: &Arc<Partition>) -> Result<(), GroupError> {
+        if lock(&self.replayed).contains(&p.index) {
+            return Ok(());
+        }
+        let _turn = self.replay_lock.lock().await;
+        if lock(&self.replayed).contains(&p.index) {
+            return Ok(());
+        }
+        let part = p.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut out = HashMap::new();
+            // As at startup: what could be read is served, the rest is skipped.
+            if let Err(e) = replay_partition(&part, &mut Vec::new(), &mut out) {
+                tracing::warn!(partition = part.index, error = %e, "could not replay __consumer_offsets partition");
+            }
+            out
+        })
+        .await
+        .map_err(|e| GroupError::Storage(e.to_string()))?;
+        let running = lock(&self.groups);
+        let mut loaded = lock(&self.loaded);
+        let mut txn_groups = lock(&self.txn_groups);
+        for (group, l) in out {
+            let keep = l.group.is_some() || !l.offsets.is_empty() || !l.pending.is_empty();
+            if !keep || running.contains_key(&group) || loaded.contains_key(&group) {
+                continue;
+            }
+            for pid in l.pending.keys() {
+                txn_groups.entry(*pid).or_default().insert(group.clone());
+            }
+            loaded.insert(group, l);
+        }
+        lock(&self.replayed).insert(p.index);
+        Ok(())
     }
 
     async fn ask<T>(
@@ -394,11 +459,10 @@ impl GroupCoordinator {
     ) -> Result<i32, GroupError> {
         validate_group_id(group)?;
         self.ensure_offsets_topic(broker).await?;
-        let topic = broker
-            .replicas
-            .topic(OFFSETS_TOPIC)
-            .ok_or(GroupError::CoordinatorNotAvailable)?;
-        Ok(partition_for(group, topic.partitions.len() as i32))
+        match self.owner(broker, group) {
+            Owner::Online(p) => Ok(p.index),
+            Owner::NoTopic(_) | Owner::Unavailable(_) => Err(GroupError::CoordinatorNotAvailable),
+        }
     }
 
     /// TxnOffsetCommit: the offsets are written in the producer's transaction and held
@@ -532,7 +596,7 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
             },
             _ = tokio::time::sleep_until(deadline) => {
                 let fx = group.on_deadline(Instant::now(), now_ms());
-                finish(&mut group, &partition, fx);
+                finish(&mut group, &partition, fx).await;
                 continue;
             }
         };
@@ -540,11 +604,11 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
         match cmd {
             Command::Join(req, tx) => {
                 let fx = group.join(req, tx, now, ms);
-                finish(&mut group, &partition, fx);
+                finish(&mut group, &partition, fx).await;
             }
             Command::Sync(req, tx) => {
                 let fx = group.sync(req, tx, now, ms);
-                finish(&mut group, &partition, fx);
+                finish(&mut group, &partition, fx).await;
             }
             Command::Heartbeat {
                 member,
@@ -561,13 +625,13 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
             }
             Command::Leave(members, tx) => {
                 let (results, fx) = group.leave(&members, now, ms);
-                finish(&mut group, &partition, fx);
+                finish(&mut group, &partition, fx).await;
                 let _ = tx.send(results);
             }
             Command::Commit(req, tx) => {
                 group.at_log_position(partition.high_watermark());
                 let (results, fx) = group.commit(req, now, ms);
-                let stored = write(&partition, &fx.records);
+                let stored = write(&partition, &fx.records).await;
                 let _ = tx.send(stored.and(results));
             }
             Command::Fetch(wanted, member, tx) => {
@@ -584,12 +648,12 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
             }
             Command::Unload => {
                 let fx = group.unload();
-                finish(&mut group, &partition, fx);
+                finish(&mut group, &partition, fx).await;
                 return;
             }
             Command::ForgetTopic(topic, tx) => {
                 let fx = group.forget_topic(&topic);
-                finish(&mut group, &partition, fx);
+                finish(&mut group, &partition, fx).await;
                 let _ = tx.send(());
             }
             Command::Describe(tx) => {
@@ -597,12 +661,12 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
             }
             Command::Delete(tx) => {
                 let (r, fx) = group.delete(ms);
-                let stored = write(&partition, &fx.records);
+                let stored = write(&partition, &fx.records).await;
                 let _ = tx.send(stored.and(r));
             }
             Command::DeleteOffsets(wanted, tx) => {
                 let (r, fx) = group.delete_offsets(&wanted);
-                let stored = write(&partition, &fx.records);
+                let stored = write(&partition, &fx.records).await;
                 let _ = tx.send(stored.and(r));
             }
             Command::TxnCommit {
@@ -619,7 +683,7 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
                     base_sequence: -1,
                     attributes: batch::ATTR_TRANSACTIONAL,
                 };
-                let stored = write_as(&partition, &fx.records, producer);
+                let stored = write_as(&partition, &fx.records, producer).await;
                 if stored.is_ok() {
                     group.add_pending(producer_id, pending);
                 }
@@ -637,42 +701,48 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
     }
 }
 
-/// Persists the effects' records, then sends the parked answers. If the records cannot
-/// be stored, SyncGroup answers become errors and the generation is abandoned, so no
-/// member acts on an assignment a restart would forget.
-fn finish(group: &mut Group, partition: &Partition, fx: Effects) {
-    let stored = write(partition, &fx.records);
-    let failed = stored.is_err();
-    for reply in fx.replies {
-        match reply {
-            Reply::Join(tx, resp) => {
-                let _ = tx.send(resp);
-            }
-            Reply::Sync(tx, resp) if failed && resp.error.is_none() => {
-                let _ = tx.send(SyncResponse::error(GroupError::CoordinatorNotAvailable));
-            }
-            Reply::Sync(tx, resp) => {
-                let _ = tx.send(resp);
+/// Persists the effects' records (waiting for an fsync when the flush policy asks for
+/// one), then sends the parked answers. If the records cannot be stored, SyncGroup
+/// answers become errors and the generation is abandoned, so no member acts on an
+/// assignment a restart would forget.
+async fn finish(group: &mut Group, partition: &Partition, mut fx: Effects) {
+    loop {
+        let stored = write(partition, &fx.records).await;
+        let failed = stored.is_err();
+        for reply in std::mem::take(&mut fx.replies) {
+            match reply {
+                Reply::Join(tx, resp) => {
+                    let _ = tx.send(resp);
+                }
+                Reply::Sync(tx, resp) if failed && resp.error.is_none() => {
+                    let _ = tx.send(SyncResponse::error(GroupError::CoordinatorNotAvailable));
+                }
+                Reply::Sync(tx, resp) => {
+                    let _ = tx.send(resp);
+                }
             }
         }
-    }
-    if failed && group.state() == GroupState::Stable {
-        let fx = group.assignment_not_stored(Instant::now(), now_ms());
-        finish(group, partition, fx);
+        if !(failed && group.state() == GroupState::Stable) {
+            return;
+        }
+        fx = group.assignment_not_stored(Instant::now(), now_ms());
     }
 }
 
 /// Appends records to the group's `__consumer_offsets` partition as one batch.
-fn write(
+async fn write(
     partition: &Partition,
     records: &[(RecordKey, Option<Vec<u8>>)],
 ) -> Result<(), GroupError> {
-    write_as(partition, records, batch::Producer::NONE)
+    write_as(partition, records, batch::Producer::NONE).await
 }
 
 /// [`write`] as a producer: transactional offset commits carry the transaction's
-/// producer id and epoch, so an older epoch is fenced by the partition.
-fn write_as(
+/// producer id and epoch, so an older epoch is fenced by the partition. Like a
+/// produce, the write waits for an fsync when the partition's flush policy
+/// (`flush.messages`, `log.flush.interval.messages`) asks for one, so an answer sent
+/// after it never describes a commit a crash could lose.
+async fn write_as(
     partition: &Partition,
     records: &[(RecordKey, Option<Vec<u8>>)],
     producer: batch::Producer,
@@ -701,11 +771,18 @@ fn write_as(
     let mut scratch = Vec::new();
     let v =
         batch::validate(&bytes, &mut scratch, usize::MAX).map_err(|e| storage(e.to_string()))?;
-    match partition.append(&bytes, &v, None) {
-        Ok(_) => Ok(()),
-        Err(gregor_storage::LogError::Producer(_)) => Err(GroupError::ProducerFenced),
-        Err(e) => Err(storage(e.to_string())),
+    let (info, flush_due) = match partition.append(&bytes, &v, None) {
+        Ok(appended) => appended,
+        Err(gregor_storage::LogError::Producer(_)) => return Err(GroupError::ProducerFenced),
+        Err(e) => return Err(storage(e.to_string())),
+    };
+    if flush_due {
+        partition
+            .ensure_flushed(info.last_offset + 1)
+            .await
+            .map_err(|e| storage(e.to_string()))?;
     }
+    Ok(())
 }
 
 /// Reads one `__consumer_offsets` partition from start to end into `out`. Offsets

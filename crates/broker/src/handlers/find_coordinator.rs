@@ -1,7 +1,8 @@
 //! FindCoordinator (key 10), including batched keys (KIP-699, v4).
 //!
 //! In a single-node cluster this broker coordinates every group and every
-//! transactional id.
+//! transactional id, except those whose internal-topic partition is offline
+//! (COORDINATOR_NOT_AVAILABLE).
 //! Besides consumer groups, librdkafka needs this API listed to enable LZ4 at all.
 
 use std::sync::Arc;
@@ -15,6 +16,9 @@ use gregor_protocol::kp::ResponseError;
 
 use super::{ApiSpec, RequestContext};
 use crate::broker::Broker;
+use crate::coordinator_partition::{owner, Owner};
+use crate::group::coordinator::OFFSETS_TOPIC;
+use crate::txn::coordinator::TXN_TOPIC;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::FindCoordinator,
@@ -40,11 +44,35 @@ fn locate(
             ResponseError::InvalidRequest,
             "The transactional id must not be empty.",
         )),
-        GROUP | TRANSACTION => Ok((
-            broker.config.node_id,
-            broker.config.advertised_host.clone(),
-            i32::from(broker.advertised_port()),
+        TRANSACTION if crate::txn::coordinator::validate_id(key).is_err() => Err((
+            ResponseError::InvalidRequest,
+            "The transactional id is longer than 32767 bytes.",
         )),
+        GROUP | TRANSACTION => {
+            // The id's partition of the internal topic, over the topic's partition
+            // count: if that one partition is offline, only its ids are unavailable.
+            let owner = if key_type == GROUP {
+                owner(
+                    broker,
+                    OFFSETS_TOPIC,
+                    key,
+                    broker.config.group.offsets_partitions,
+                )
+            } else {
+                owner(broker, TXN_TOPIC, key, broker.config.txn.state_partitions)
+            };
+            if let Owner::Unavailable(_) = owner {
+                return Err((
+                    ResponseError::CoordinatorNotAvailable,
+                    "The coordinator is not available.",
+                ));
+            }
+            Ok((
+                broker.config.node_id,
+                broker.config.advertised_host.clone(),
+                i32::from(broker.advertised_port()),
+            ))
+        }
         _ => Err((
             ResponseError::InvalidRequest,
             "Unknown coordinator key type.",

@@ -8,7 +8,7 @@
 //! open or half-finished transaction get their task at once, so a transaction a crash
 //! interrupted is finished (prepared) or times out and aborts (open).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -23,16 +23,19 @@ use super::records::{decode_key, decode_value, encode_key, encode_value};
 use super::state::{EndStep, InitStep, TxnMetadata, TxnState};
 use super::{TxnConfig, TxnError};
 use crate::broker::Broker;
+use crate::coordinator_partition::{self, Owner};
+use crate::error::ReplicaError;
 use crate::group::coordinator::OFFSETS_TOPIC;
-use crate::group::records::partition_for;
 use crate::partition::Partition;
 use crate::replica_manager::ReplicaManager;
 use crate::util::now_ms;
 
 pub const TXN_TOPIC: &str = "__transaction_state";
 
-/// How long a failed marker write waits before it is tried again.
-const RETRY_MS: u64 = 1000;
+/// A failed marker write is tried again after this, doubling up to [`RETRY_MAX_MS`]
+/// (and at once when a partition comes online).
+const RETRY_MIN_MS: u64 = 100;
+const RETRY_MAX_MS: u64 = 30_000;
 
 type Reply<T> = oneshot::Sender<Result<T, TxnError>>;
 
@@ -65,6 +68,10 @@ pub struct TxnCoordinator {
     /// Every transactional id's metadata as its task last stored it (Describe/List).
     view: View,
     stopping: AtomicBool,
+    /// `__transaction_state` partitions already replayed into `view`.
+    replayed: Mutex<HashSet<i32>>,
+    /// Serialises late replays (a partition that comes back online).
+    replay_lock: tokio::sync::Mutex<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -74,6 +81,46 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
+/// Replays one `__transaction_state` partition: the newest record per id wins, a
+/// tombstone (`None`) forgets the id.
+fn replay_txn_partition(p: &Partition) -> HashMap<String, Option<TxnMetadata>> {
+    let mut out = HashMap::new();
+    let mut scratch = Vec::new();
+    let replayed = p.replay(|h, b| {
+        if h.is_control() {
+            return;
+        }
+        let Ok(data) = batch::records_section(h, b, &mut scratch, 64 << 20) else {
+            return;
+        };
+        for rec in RecordWalker::new(data, h.record_count).flatten() {
+            let Some(Ok(id)) = rec.key.map(decode_key) else {
+                continue;
+            };
+            match rec.value.map(|v| decode_value(&id, v)) {
+                Some(Ok(m)) => {
+                    out.insert(id, Some(m));
+                }
+                None => {
+                    out.insert(id, None);
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "skipping __transaction_state record")
+                }
+            }
+        }
+    });
+    if let Err(e) = replayed {
+        tracing::warn!(partition = p.index, error = %e, "could not replay __transaction_state partition");
+    }
+    out
+}
+
+/// An id with an open or prepared transaction needs its task (timer, markers).
+fn needs_task(m: &TxnMetadata) -> bool {
+    m.state == TxnState::Ongoing || m.needs_completion()
+}
+
 impl TxnCoordinator {
     pub fn new(config: TxnConfig) -> Self {
         Self {
@@ -81,6 +128,8 @@ impl TxnCoordinator {
             txns: Mutex::new(HashMap::new()),
             view: Arc::new(Mutex::new(HashMap::new())),
             stopping: AtomicBool::new(false),
+            replayed: Mutex::new(HashSet::new()),
+            replay_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -91,36 +140,16 @@ impl TxnCoordinator {
             return;
         };
         let mut view = HashMap::new();
-        let mut scratch = Vec::new();
+        let mut replayed = lock(&self.replayed);
         for p in topic.partitions.values() {
-            let replayed = p.replay(|h, b| {
-                if h.is_control() {
-                    return;
-                }
-                let Ok(data) = batch::records_section(h, b, &mut scratch, 64 << 20) else {
-                    return;
-                };
-                for rec in RecordWalker::new(data, h.record_count).flatten() {
-                    let Some(Ok(id)) = rec.key.map(decode_key) else {
-                        continue;
-                    };
-                    match rec.value.map(|v| decode_value(&id, v)) {
-                        Some(Ok(m)) => {
-                            view.insert(id, m);
-                        }
-                        None => {
-                            view.remove(&id);
-                        }
-                        Some(Err(e)) => {
-                            tracing::warn!(error = %e, "skipping __transaction_state record")
-                        }
-                    }
-                }
-            });
-            if let Err(e) = replayed {
-                tracing::warn!(partition = p.index, error = %e, "could not replay __transaction_state partition");
-            }
+            view.extend(
+                replay_txn_partition(p)
+                    .into_iter()
+                    .filter_map(|(id, m)| Some((id, m?))),
+            );
+            replayed.insert(p.index);
         }
+        drop(replayed);
         tracing::info!(
             transactional_ids = view.len(),
             "replayed __transaction_state"
@@ -133,7 +162,7 @@ impl TxnCoordinator {
     pub async fn resume(&self, broker: &Arc<Broker>) {
         let pending: Vec<String> = lock(&self.view)
             .iter()
-            .filter(|(_, m)| m.state == TxnState::Ongoing || m.needs_completion())
+            .filter(|(_, m)| needs_task(m))
             .map(|(id, _)| id.clone())
             .collect();
         for id in pending {
@@ -157,6 +186,12 @@ impl TxnCoordinator {
             .map_err(|_| TxnError::CoordinatorNotAvailable)
     }
 
+    fn owner(&self, broker: &Broker, id: &str) -> Owner {
+        coordinator_partition::owner(broker, TXN_TOPIC, id, self.config.state_partitions)
+    }
+
+    /// The task owning `id`. An id whose `__transaction_state` partition is offline is
+    /// COORDINATOR_NOT_AVAILABLE.
     async fn handle(
         &self,
         broker: &Arc<Broker>,
@@ -168,20 +203,31 @@ impl TxnCoordinator {
         if let Some(tx) = lock(&self.txns).get(id).filter(|t| !t.is_closed()) {
             return Ok(tx.clone());
         }
-        self.ensure_topic(broker).await?;
-        let topic = broker
-            .replicas
-            .topic(TXN_TOPIC)
-            .ok_or(TxnError::CoordinatorNotAvailable)?;
-        let index = partition_for(id, topic.partitions.len() as i32);
-        let partition = topic
-            .partitions
-            .get(&index)
-            .cloned()
-            .ok_or(TxnError::CoordinatorNotAvailable)?;
+        let partition = match self.owner(broker, id) {
+            Owner::Online(p) => p,
+            Owner::Unavailable(_) => return Err(TxnError::CoordinatorNotAvailable),
+            Owner::NoTopic(_) => {
+                self.ensure_topic(broker).await?;
+                let Owner::Online(p) = self.owner(broker, id) else {
+                    return Err(TxnError::CoordinatorNotAvailable);
+                };
+                p
+            }
+        };
+        self.ensure_replayed(broker, &partition).await?;
+        Ok(self.spawn(broker, id, partition))
+    }
+
+    /// The running task of `id`, or a new one from its stored state.
+    fn spawn(
+        &self,
+        broker: &Arc<Broker>,
+        id: &str,
+        partition: Arc<Partition>,
+    ) -> mpsc::Sender<Command> {
         let mut txns = lock(&self.txns);
         if let Some(tx) = txns.get(id).filter(|t| !t.is_closed()) {
-            return Ok(tx.clone());
+            return tx.clone();
         }
         let task = Task {
             meta: lock(&self.view).get(id).cloned(),
@@ -189,14 +235,63 @@ impl TxnCoordinator {
             partition,
             broker: Arc::downgrade(broker),
             view: self.view.clone(),
+            partitions_changed: broker.replicas.subscribe(),
             max_timeout_ms: self.config.max_timeout_ms,
             id_expiration_ms: self.config.id_expiration_ms,
             retry_at: None,
+            retry_delay_ms: RETRY_MIN_MS,
+            marked: BTreeSet::new(),
         };
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(task.run(rx));
         txns.insert(id.to_string(), tx.clone());
-        Ok(tx)
+        tx
+    }
+
+    /// Replays a `__transaction_state` partition that was not replayed at startup (it
+    /// was offline then, or did not exist) before any of its ids gets a task, then
+    /// resumes its open and prepared transactions, as a startup would.
+    async fn ensure_replayed(
+        &self,
+        broker: &Arc<Broker>,
+        p: &Arc<Partition>,
+    ) -> Result<(), TxnError> {
+        if lock(&self.replayed).contains(&p.index) {
+            return Ok(());
+        }
+        let _turn = self.replay_lock.lock().await;
+        if lock(&self.replayed).contains(&p.index) {
+            return Ok(());
+        }
+        let part = p.clone();
+        let found = tokio::task::spawn_blocking(move || replay_txn_partition(&part))
+            .await
+            .map_err(|e| TxnError::Storage(e.to_string()))?;
+        let mut resume = Vec::new();
+        {
+            let running = lock(&self.txns);
+            let mut view = lock(&self.view);
+            for (id, m) in found {
+                let Some(m) = m else { continue };
+                if running.contains_key(&id) || view.contains_key(&id) {
+                    continue;
+                }
+                if needs_task(&m) {
+                    resume.push(id.clone());
+                }
+                view.insert(id, m);
+            }
+        }
+        lock(&self.replayed).insert(p.index);
+        tracing::info!(
+            partition = p.index,
+            resumed = resume.len(),
+            "replayed __transaction_state partition"
+        );
+        for id in resume {
+            self.spawn(broker, &id, p.clone());
+        }
+        Ok(())
     }
 
     async fn ask<T>(
@@ -208,6 +303,7 @@ impl TxnCoordinator {
         if id.is_empty() {
             return Err(TxnError::InvalidProducerIdMapping);
         }
+        validate_id(id)?;
         let handle = self.handle(broker, id).await?;
         let (tx, rx) = oneshot::channel();
         handle
@@ -323,10 +419,17 @@ struct Task {
     partition: Arc<Partition>,
     broker: Weak<Broker>,
     view: View,
+    /// Bumped when partitions open or close: a marker waiting for an offline partition
+    /// is retried at once when it comes back.
+    partitions_changed: tokio::sync::watch::Receiver<u64>,
     max_timeout_ms: i32,
     id_expiration_ms: i64,
     /// When to retry writing the markers of a prepared transaction.
     retry_at: Option<Instant>,
+    retry_delay_ms: u64,
+    /// Partitions that already have the prepared transaction's marker (a retry writes
+    /// only the rest).
+    marked: BTreeSet<(String, i32)>,
 }
 
 impl Task {
@@ -340,6 +443,7 @@ impl Task {
         }
         loop {
             let deadline = self.deadline();
+            let waiting_for_partitions = self.retry_at.is_some();
             let cmd = tokio::select! {
                 c = rx.recv() => match c {
                     Some(c) => c,
@@ -347,6 +451,12 @@ impl Task {
                 },
                 _ = sleep_until(deadline) => {
                     self.on_deadline().await;
+                    continue;
+                }
+                changed = self.partitions_changed.changed(), if waiting_for_partitions => {
+                    if changed.is_ok() {
+                        self.retry_at = Some(Instant::now());
+                    }
                     continue;
                 }
             };
@@ -397,6 +507,13 @@ impl Task {
         Instant::now().checked_add(std::time::Duration::from_millis(wait))
     }
 
+    /// Schedules the next attempt at a failed write, backing off.
+    fn retry_later(&mut self) {
+        self.retry_at =
+            Some(Instant::now() + std::time::Duration::from_millis(self.retry_delay_ms));
+        self.retry_delay_ms = (self.retry_delay_ms * 2).min(RETRY_MAX_MS);
+    }
+
     async fn on_deadline(&mut self) {
         self.retry_at = None;
         let now = now_ms();
@@ -410,7 +527,7 @@ impl Task {
         if m.expires_at_ms().is_some_and(|at| now >= at) {
             tracing::info!(transactional_id = %self.id, producer_id = m.producer_id, "transaction timed out: aborting it and fencing its producer");
             if self.store(m.prepare_fence_abort(now)).await.is_err() {
-                self.retry_at = Some(Instant::now() + std::time::Duration::from_millis(RETRY_MS));
+                self.retry_later();
                 return;
             }
         }
@@ -438,9 +555,7 @@ impl Task {
                 lock(&self.view).remove(&self.id);
                 self.meta = None;
             }
-            Err(_) => {
-                self.retry_at = Some(Instant::now() + std::time::Duration::from_millis(RETRY_MS));
-            }
+            Err(_) => self.retry_later(),
         }
     }
 
@@ -568,25 +683,41 @@ impl Task {
     }
 
     /// Writes the markers of a prepared transaction, then stores its completion. On
-    /// failure the transaction stays prepared and the task retries after a pause.
+    /// failure (a partition offline, a write error) the transaction stays prepared and
+    /// the task retries with backoff, and at once when a partition comes online: a
+    /// marker is never skipped.
     async fn finish(&mut self) -> Result<(), TxnError> {
         let Some(m) = self.meta.clone().filter(TxnMetadata::needs_completion) else {
             return Ok(());
         };
         let commit = m.state == TxnState::PrepareCommit;
         let written = match self.broker() {
-            Ok(broker) => write_markers(&broker, &m, commit).await,
+            Ok(broker) => write_markers(&broker, &m, commit, &mut self.marked).await,
             Err(e) => Err(e),
         };
         let stored = match written {
             Ok(()) => self.store(m.complete(now_ms())).await,
             Err(e) => Err(e),
         };
-        if stored.is_err() {
-            self.retry_at = Some(Instant::now() + std::time::Duration::from_millis(RETRY_MS));
+        match stored {
+            Ok(()) => {
+                self.marked.clear();
+                self.retry_at = None;
+                self.retry_delay_ms = RETRY_MIN_MS;
+            }
+            Err(_) => self.retry_later(),
         }
         stored
     }
+}
+
+/// A transactional id must fit `TransactionLogKey`'s string (an int16 length): a longer
+/// one is refused rather than truncated (two long ids would share one key).
+pub fn validate_id(id: &str) -> Result<(), TxnError> {
+    if id.len() > i16::MAX as usize {
+        return Err(TxnError::TransactionalIdTooLong);
+    }
+    Ok(())
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -596,13 +727,15 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Appends a commit or abort marker to every partition of the transaction (skipping
-/// partitions whose topic was deleted), then has the group coordinator apply or drop
-/// the transaction's offsets.
+/// Appends a commit or abort marker to every partition of the transaction not in
+/// `marked` (skipping partitions whose topic was deleted), then has the group
+/// coordinator apply or drop the transaction's offsets. A partition that is offline is
+/// an error once the others are written: the caller retries until it is back.
 async fn write_markers(
     broker: &Arc<Broker>,
     m: &TxnMetadata,
     commit: bool,
+    marked: &mut BTreeSet<(String, i32)>,
 ) -> Result<(), TxnError> {
     let marker = if commit {
         Marker::Commit
@@ -616,9 +749,23 @@ async fn write_markers(
     let v =
         batch::validate(&bytes, &mut scratch, usize::MAX).map_err(|e| storage(e.to_string()))?;
     let mut offsets = false;
+    let mut offline = None;
     for (topic, index) in &m.partitions {
-        let Some(p) = broker.replicas.partition(topic, *index) else {
+        offsets |= topic == OFFSETS_TOPIC;
+        if marked.contains(&(topic.clone(), *index)) {
             continue;
+        }
+        let p = match broker.replicas.lookup(topic, *index) {
+            Ok(p) => p,
+            Err(ReplicaError::Offline) => {
+                // The decision is stored: the other partitions get their markers now,
+                // this one when it is back.
+                tracing::warn!(%topic, partition = index, transactional_id = %m.transactional_id, "partition offline: its transaction marker waits for it");
+                offline.get_or_insert_with(|| format!("{topic}-{index} is offline"));
+                continue;
+            }
+            // The topic was deleted: nothing is left to close there.
+            Err(_) => continue,
         };
         match p.append(&bytes, &v, None) {
             // The marker is as durable as a produce under the topic's flush policy.
@@ -636,7 +783,10 @@ async fn write_markers(
                 return Err(storage(e.to_string()));
             }
         }
-        offsets |= topic == OFFSETS_TOPIC;
+        marked.insert((topic.clone(), *index));
+    }
+    if let Some(why) = offline {
+        return Err(storage(why));
     }
     if offsets {
         broker

@@ -46,6 +46,9 @@ pub enum TxnError {
     CoordinatorNotAvailable,
     #[error("The transactionalId could not be found.")]
     TransactionalIdNotFound,
+    /// Longer than `TransactionLogKey`'s int16-length string: refused, never truncated.
+    #[error("The transactional id is longer than 32767 bytes.")]
+    TransactionalIdTooLong,
     #[error("Transaction state could not be stored: {0}")]
     Storage(String),
 }

@@ -25,7 +25,11 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub async fn start(overrides: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), overrides).await
+    }
+
+    /// Starts a broker on an existing data directory (a restart: see [`Self::stop_keeping_data`]).
+    pub async fn start_in(dir: tempfile::TempDir, overrides: &[(&str, &str)]) -> Self {
         let mut explicit: BTreeMap<String, String> = overrides
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -69,6 +73,18 @@ impl TestBroker {
         if let Some(t) = self.task.take() {
             t.await.unwrap();
         }
+    }
+
+    /// Stops the broker cleanly and hands back its data directory, for a restart.
+    pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+        drop(self.broker);
+        self.dir
     }
 }
 

@@ -1,0 +1,50 @@
+//! Which partition of an internal topic (`__consumer_offsets`, `__transaction_state`)
+//! owns a group id or a transactional id.
+//!
+//! Kafka's rule is `Utils.abs(id.hashCode) % partitionCount`, where the count is the
+//! topic's partition count in the metadata (or the configured
+//! `offsets.topic.num.partitions` / `transaction.state.log.num.partitions` before the
+//! topic exists). It is never the number of partitions that happen to be online: if one
+//! partition is offline, only the ids it owns are unavailable (COORDINATOR_NOT_AVAILABLE)
+//! and every other id keeps its partition, so its records stay where they were written.
+
+use std::sync::Arc;
+
+use crate::broker::Broker;
+use crate::group::records::partition_for;
+use crate::partition::Partition;
+
+/// Where an id's coordinator records live.
+pub enum Owner {
+    /// The internal topic does not exist yet (it is created on first use); the id
+    /// will belong to this partition.
+    NoTopic(i32),
+    /// The owning partition, open on this broker.
+    Online(Arc<Partition>),
+    /// The owning partition exists but is not open here (its log failed to open, or
+    /// the topic is still being opened): the id's coordinator is not available.
+    Unavailable(i32),
+}
+
+/// The partition count `key`s are spread over: the topic's, from the metadata image,
+/// or `configured` before the topic exists.
+pub fn partition_count(broker: &Broker, topic: &str, configured: i32) -> i32 {
+    broker
+        .metadata
+        .image()
+        .topic(topic)
+        .map_or(configured, |t| t.partitions.len() as i32)
+        .max(1)
+}
+
+/// The partition of `topic` that owns `key`, and whether it is online.
+pub fn owner(broker: &Broker, topic: &str, key: &str, configured: i32) -> Owner {
+    let index = partition_for(key, partition_count(broker, topic, configured));
+    if broker.metadata.image().topic(topic).is_none() {
+        return Owner::NoTopic(index);
+    }
+    match broker.replicas.partition(topic, index) {
+        Some(p) => Owner::Online(p),
+        None => Owner::Unavailable(index),
+    }
+}
