@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gregor_metadata::{
@@ -45,6 +45,10 @@ pub struct Broker {
     pub groups: GroupCoordinator,
     pub txns: crate::txn::TxnCoordinator,
     advertised_port: AtomicU16,
+    /// Bytes of answers queued on all connections, waiting for their writers (Kafka's
+    /// ResponseQueueSize, in bytes), and the most ever queued at once.
+    pub response_queue_bytes: AtomicUsize,
+    pub response_queue_bytes_max: AtomicUsize,
     /// The block of producer ids being handed out: `(next, end)`.
     producer_ids: Mutex<(i64, i64)>,
     /// Serialises metadata commits with applying them, so images apply in order.
@@ -167,6 +171,8 @@ impl Broker {
             groups,
             txns,
             advertised_port,
+            response_queue_bytes: AtomicUsize::new(0),
+            response_queue_bytes_max: AtomicUsize::new(0),
             producer_ids: Mutex::new((0, 0)),
             apply_lock: Mutex::new(()),
             _dir_lock: lock,

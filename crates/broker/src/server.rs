@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use gregor_protocol::frame;
+use std::sync::atomic::Ordering;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::broker::Broker;
 use crate::frame::write_frame;
@@ -143,6 +144,42 @@ async fn read_frame(
     Ok(ReadFrame::Frame(body.freeze()))
 }
 
+/// An answer waiting for the connection's writer. Until it is written (or dropped with a
+/// closing connection) it holds its bytes of the connection's budget and counts in the
+/// broker's queued-answer gauge (Kafka's ResponseQueueSize, in bytes).
+struct Queued {
+    out: Option<Outcome>,
+    _permit: OwnedSemaphorePermit,
+    size: usize,
+    broker: Arc<Broker>,
+}
+
+impl Queued {
+    fn new(out: Outcome, permit: OwnedSemaphorePermit, size: usize, broker: &Arc<Broker>) -> Self {
+        let now = broker
+            .response_queue_bytes
+            .fetch_add(size, Ordering::Relaxed)
+            + size;
+        broker
+            .response_queue_bytes_max
+            .fetch_max(now, Ordering::Relaxed);
+        Self {
+            out: Some(out),
+            _permit: permit,
+            size,
+            broker: broker.clone(),
+        }
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.broker
+            .response_queue_bytes
+            .fetch_sub(self.size, Ordering::Relaxed);
+    }
+}
+
 async fn serve(broker: Arc<Broker>, socket: TcpStream, mut stop: broadcast::Receiver<()>) {
     let _ = socket.set_nodelay(true);
     let peer = socket.peer_addr().ok();
@@ -150,14 +187,14 @@ async fn serve(broker: Arc<Broker>, socket: TcpStream, mut stop: broadcast::Rece
     // Answers in request order. Deferred answers (a produce waiting for its fsync) are
     // resolved here, one after another, while the reader goes on appending later requests.
     // The queue is bounded in answers (the channel) and in bytes (`budget`).
-    let (tx, mut rx) = mpsc::channel::<(Outcome, u32)>(64);
+    let (tx, mut rx) = mpsc::channel::<Queued>(64);
     let budget = Arc::new(Semaphore::new(QUEUED_RESPONSE_BYTES));
-    let writer_budget = budget.clone();
     let writer = tokio::spawn(async move {
-        while let Some((item, permits)) = rx.recv().await {
-            let item = match item {
-                Outcome::Deferred(pending) => pending.await,
-                other => other,
+        while let Some(mut queued) = rx.recv().await {
+            let item = match queued.out.take() {
+                Some(Outcome::Deferred(pending)) => pending.await,
+                Some(other) => other,
+                None => Outcome::NoResponse,
             };
             let written = match item {
                 Outcome::Respond(bytes) => wr.write_all(&bytes).await.map_err(|e| e.to_string()),
@@ -168,7 +205,7 @@ async fn serve(broker: Arc<Broker>, socket: TcpStream, mut stop: broadcast::Rece
                 Outcome::Close(why) => Err(why),
                 Outcome::Deferred(_) => Err("nested deferred response".into()),
             };
-            writer_budget.add_permits(permits as usize);
+            drop(queued);
             if let Err(why) = written {
                 tracing::info!(?peer, %why, "closing connection");
                 break;
@@ -209,18 +246,16 @@ async fn serve(broker: Arc<Broker>, socket: TcpStream, mut stop: broadcast::Rece
                     Outcome::RespondFile(f) => f.mem_len(),
                     _ => 0,
                 }
-                .min(QUEUED_RESPONSE_BYTES) as u32;
-                // Wait for the writer to drain earlier answers if they fill the budget.
+                .min(QUEUED_RESPONSE_BYTES);
+                // Wait for the writer to drain earlier answers if they fill the budget (not
+                // for a stop: the answer in hand is still sent, as the stop promises).
                 let permit = tokio::select! {
-                    _ = stop.recv() => break,
                     _ = tx.closed() => break,
-                    p = budget.acquire_many(size) => p,
+                    p = budget.clone().acquire_many_owned(size as u32) => p,
                 };
-                match permit {
-                    Ok(p) => p.forget(),
-                    Err(_) => break,
-                }
-                if tx.send((out, size)).await.is_err() {
+                let Ok(permit) = permit else { break };
+                let queued = Queued::new(out, permit, size, &broker);
+                if tx.send(queued).await.is_err() {
                     break;
                 }
             }
