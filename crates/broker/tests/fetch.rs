@@ -266,3 +266,27 @@ async fn sessions_never_hold_partitions_that_do_not_exist() {
     );
     b.stop().await;
 }
+
+/// `fetch.max.bytes` caps an answer whatever the client asks for (the first batch still
+/// comes whole, as KIP-74 requires).
+#[tokio::test]
+async fn broker_caps_fetch_max_bytes() {
+    let b = TestBroker::start(&[("fetch.max.bytes", "20000")]).await;
+    let mut c = b.connect().await;
+    c.create_topic("cap", 2).await;
+    for _ in 0..20 {
+        produce(&mut c, "cap", 0, 10, 1000).await; // ~10 KiB a batch
+        produce(&mut c, "cap", 1, 10, 1000).await;
+    }
+    let req = fetch(&[("cap", 0, 0, i32::MAX), ("cap", 1, 0, i32::MAX)], i32::MAX);
+    let resp = c.call(&req, 12).await;
+    let sizes: Vec<usize> = resp.responses[0]
+        .partitions
+        .iter()
+        .map(|p| batches(p.records.as_ref().unwrap()).iter().map(|b| b.2).sum())
+        .collect();
+    let total: usize = sizes.iter().sum();
+    assert!(total > 0 && total <= 20000, "answer of {total} bytes: {sizes:?}");
+    assert_eq!(sizes[0] / 10_000, 1, "one whole ~10 KiB batch fits under 20000");
+    b.stop().await;
+}
