@@ -278,15 +278,30 @@ async fn broker_caps_fetch_max_bytes() {
         produce(&mut c, "cap", 0, 10, 1000).await; // ~10 KiB a batch
         produce(&mut c, "cap", 1, 10, 1000).await;
     }
-    let req = fetch(&[("cap", 0, 0, i32::MAX), ("cap", 1, 0, i32::MAX)], i32::MAX);
+    let req = fetch(
+        &[("cap", 0, 0, i32::MAX), ("cap", 1, 0, i32::MAX)],
+        i32::MAX,
+    );
     let resp = c.call(&req, 12).await;
     let sizes: Vec<usize> = resp.responses[0]
         .partitions
         .iter()
-        .map(|p| batches(p.records.as_ref().unwrap()).iter().map(|b| b.2).sum())
+        .map(|p| {
+            batches(p.records.as_ref().unwrap())
+                .iter()
+                .map(|b| b.2)
+                .sum()
+        })
         .collect();
     let total: usize = sizes.iter().sum();
-    assert!(total > 0 && total <= 20000, "answer of {total} bytes: {sizes:?}");
-    assert_eq!(sizes[0] / 10_000, 1, "one whole ~10 KiB batch fits under 20000");
+    assert!(
+        total > 0 && total <= 20000,
+        "answer of {total} bytes: {sizes:?}"
+    );
+    assert_eq!(
+        sizes[0] / 10_000,
+        1,
+        "one whole ~10 KiB batch fits under 20000"
+    );
     b.stop().await;
 }
