@@ -164,8 +164,10 @@ impl BrokerConfig {
         ] {
             if !explicit.contains_key(ms) {
                 if let Some(h) = explicit.get(hours) {
-                    let h: i64 = num(hours, h)?;
-                    values.insert(ms.to_string(), (h * 3_600_000).to_string());
+                    let ms_value = num::<i64>(hours, h)?
+                        .checked_mul(3_600_000)
+                        .ok_or_else(|| invalid(hours, h, "too large"))?;
+                    values.insert(ms.to_string(), ms_value.to_string());
                 }
             }
         }
@@ -378,6 +380,7 @@ mod tests {
             ("auto.create.topics.enable", "maybe"),
             ("listeners", "nonsense"),
             ("log.segment.bytes", "3"),
+            ("log.roll.hours", "9223372036854775807"),
         ] {
             let e = BrokerConfig::from_explicit([(k.to_string(), v.to_string())].into());
             assert!(e.is_err(), "{k}={v} must be refused");

@@ -109,8 +109,10 @@ impl BatchHeader {
     pub fn total_size(&self) -> usize {
         LOG_OVERHEAD + self.batch_length as usize
     }
+    /// Saturates: the base offset of a batch a client sent is whatever it wrote.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
     }
     pub fn is_control(&self) -> bool {
         self.attributes & ATTR_CONTROL != 0
@@ -255,7 +257,7 @@ fn validate_inner(
                 rec.offset_delta
             )));
         }
-        last_delta = rec.offset_delta + 1;
+        last_delta = rec.offset_delta.saturating_add(1);
         let ts = header.base_timestamp.wrapping_add(rec.timestamp_delta);
         if ts > max_ts {
             max_ts = ts;
@@ -584,6 +586,41 @@ mod tests {
             first_offset_at_or_after(&b, 5000, &mut scratch, 1 << 20).unwrap(),
             None
         );
+    }
+
+    /// Run with overflow checks (the release profile has them): values a client or a
+    /// damaged disk controls, at the ends of their ranges, must not overflow.
+    #[test]
+    fn wire_values_at_the_edges_do_not_overflow() {
+        let mut b = sample(Codec::None);
+        set_base_offset(&mut b, i64::MAX);
+        b[23..27].copy_from_slice(&5i32.to_be_bytes());
+        let h = BatchHeader::parse(&b).unwrap();
+        assert_eq!(h.last_offset(), i64::MAX);
+
+        // A stored (compacted-style) batch whose one record sits at offset delta
+        // i32::MAX, with lastOffsetDelta i32::MAX: valid, and the walker's "next
+        // delta" must not overflow.
+        let mut rec = vec![0u8, 0]; // attributes, timestamp delta 0
+        rec.extend_from_slice(&[0xfe, 0xff, 0xff, 0xff, 0x0f]); // zigzag(i32::MAX)
+        rec.extend_from_slice(&[1, 1, 0]); // null key, null value, no headers
+        let mut b = sample(Codec::None);
+        b.truncate(HEADER_LEN);
+        b.push(rec.len() as u8 * 2); // zigzag length
+        b.extend_from_slice(&rec);
+        let len = (b.len() - LOG_OVERHEAD) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        b[23..27].copy_from_slice(&i32::MAX.to_be_bytes());
+        b[57..61].copy_from_slice(&1i32.to_be_bytes());
+        let crc = compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        let mut scratch = Vec::new();
+        let v = validate_stored(&b, &mut scratch, 1 << 16).unwrap();
+        assert_eq!(v.offset_delta_of_max_timestamp, i32::MAX);
+        assert!(matches!(
+            validate(&b, &mut scratch, 1 << 16),
+            Err(BatchError::InvalidRecord(_))
+        ));
     }
 
     proptest::proptest! {
