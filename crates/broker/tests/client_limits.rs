@@ -1,21 +1,24 @@
 //! What one client can make the broker hold: compression bombs are refused before the
-//! memory is spent, and a large batch's decompression buffer is not kept after its
-//! request.
+//! memory is spent, a large batch's decompression buffer is not kept after its request,
+//! and one address cannot open more than `max.connections.per.ip` connections.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 
 use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
-use common::TestBroker;
+use common::{Client, TestBroker};
 use gregor_broker::handlers::{self, Connection, Outcome, SCRATCH_RETAIN};
 use gregor_protocol::batch::{self, NewRecord, HEADER_LEN, LOG_OVERHEAD};
 use gregor_protocol::compression::Codec;
 use gregor_protocol::kp::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use gregor_protocol::kp::messages::*;
 use gregor_protocol::kp::protocol::{Decodable, HeaderVersion, StrBytes};
+use tokio::net::TcpSocket;
 
 fn produce_req(topic: &str, records: Vec<u8>) -> ProduceRequest {
     ProduceRequest::default()
@@ -173,9 +176,11 @@ async fn compression_bombs_are_refused_before_the_memory_is_spent() {
     }
     let after = rss_kib("VmRSS:");
     let grew_mib = after.saturating_sub(before) / 1024;
+    eprintln!("bombs: resident set grew {grew_mib} MiB");
     assert!(grew_mib < 32, "resident set grew by {grew_mib} MiB");
     if peak_known {
         let peak_mib = rss_kib("VmHWM:").saturating_sub(before) / 1024;
+        eprintln!("bombs: peak resident set {peak_mib} MiB above the start");
         assert!(
             peak_mib < 48,
             "peak resident set {peak_mib} MiB above the start"
@@ -235,5 +240,61 @@ async fn a_large_batch_leaves_no_large_buffer_behind() {
         Outcome::Respond(_)
     ));
     assert!(conn.scratch.capacity() <= SCRATCH_RETAIN);
+    b.stop().await;
+}
+
+/// A client connected from `source` (any 127/8 address reaches the broker on Linux).
+async fn connect_from(b: &TestBroker, source: [u8; 4]) -> Client {
+    let s = TcpSocket::new_v4().unwrap();
+    s.bind(SocketAddr::new(IpAddr::from(source), 0)).unwrap();
+    Client::from_stream(s.connect(b.addr).await.unwrap())
+}
+
+/// True if the broker answers an ApiVersions on `c`, false if it closed it.
+async fn served(c: &mut Client) -> bool {
+    let frame = c.encode(&ApiVersionsRequest::default(), 0);
+    c.send_raw(&frame).await;
+    c.read_frame().await.is_some()
+}
+
+#[tokio::test]
+async fn connections_beyond_the_per_ip_limit_are_closed_at_once() {
+    let b = TestBroker::start(&[
+        ("max.connections.per.ip", "3"),
+        ("max.connections.per.ip.overrides", "127.0.0.3:1"),
+    ])
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = b.connect().await;
+        assert!(served(&mut c).await);
+        held.push(c);
+    }
+    let mut fourth = b.connect().await;
+    assert!(
+        fourth.is_closed().await,
+        "the fourth from 127.0.0.1 is closed"
+    );
+    for c in &mut held {
+        assert!(served(c).await, "the first three keep working");
+    }
+    let mut other = connect_from(&b, [127, 0, 0, 2]).await;
+    assert!(served(&mut other).await, "another address is not affected");
+    let mut one = connect_from(&b, [127, 0, 0, 3]).await;
+    assert!(served(&mut one).await);
+    let mut two = connect_from(&b, [127, 0, 0, 3]).await;
+    assert!(two.is_closed().await, "127.0.0.3's override allows one");
+
+    // A closed connection gives its slot back (once the broker has seen it go).
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut again = b.connect().await;
+        if served(&mut again).await {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slot was never released");
+        tokio::task::yield_now().await;
+    }
     b.stop().await;
 }
