@@ -5,8 +5,8 @@
 //! kept by name (for DescribeConfigs and for topic-config synonyms); the typed fields are
 //! the ones the broker reads on hot paths.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 /// Why a configuration was refused at startup.
@@ -38,7 +38,13 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("auto.create.topics.enable", "true"),
     ("message.max.bytes", "1048588"),
     ("socket.request.max.bytes", "104857600"),
-    ("max.connections", "2147483647"),
+    // Kafka's default is Int.MaxValue for both; ours are finite so that one client (or
+    // one misbehaving host) cannot use up the broker's file descriptors: 10,000 fits a
+    // default `ulimit -n` of 20,000 with room for segment files; 1,000 per address is
+    // far above what a host's clients open, and `.overrides` raises it for a proxy.
+    ("max.connections", "10000"),
+    ("max.connections.per.ip", "1000"),
+    ("max.connections.per.ip.overrides", ""),
     ("log.segment.bytes", "1073741824"),
     ("log.roll.ms", "604800000"),
     ("log.roll.hours", "168"),
@@ -110,6 +116,10 @@ pub struct BrokerConfig {
     pub message_max_bytes: usize,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
+    /// `max.connections.per.ip`: connections beyond it from one address are closed at
+    /// once (as Kafka's acceptor does); `max.connections.per.ip.overrides` per address.
+    pub max_connections_per_ip: usize,
+    pub max_connections_per_ip_overrides: HashMap<IpAddr, usize>,
     pub flush_scheduler_interval_ms: u64,
     pub fetch_session_slots: usize,
     /// `fetch.max.bytes`: the most record data one fetch answer carries, whatever the
@@ -179,8 +189,10 @@ impl BrokerConfig {
         ] {
             if !explicit.contains_key(ms) {
                 if let Some(h) = explicit.get(hours) {
-                    let h: i64 = num(hours, h)?;
-                    values.insert(ms.to_string(), (h * 3_600_000).to_string());
+                    let ms_value = num::<i64>(hours, h)?
+                        .checked_mul(3_600_000)
+                        .ok_or_else(|| invalid(hours, h, "too large"))?;
+                    values.insert(ms.to_string(), ms_value.to_string());
                 }
             }
         }
@@ -238,6 +250,13 @@ impl BrokerConfig {
                 &get("socket.request.max.bytes"),
             )?,
             max_connections: positive("max.connections", &get("max.connections"))?,
+            max_connections_per_ip: positive(
+                "max.connections.per.ip",
+                &get("max.connections.per.ip"),
+            )?,
+            max_connections_per_ip_overrides: parse_per_ip_overrides(&get(
+                "max.connections.per.ip.overrides",
+            ))?,
             flush_scheduler_interval_ms: positive(
                 "log.flush.scheduler.interval.ms",
                 &get("log.flush.scheduler.interval.ms"),
@@ -345,6 +364,47 @@ impl BrokerConfig {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }
+
+    /// How many connections `ip` may hold open at once.
+    pub fn max_connections_for(&self, ip: IpAddr) -> usize {
+        self.max_connections_per_ip_overrides
+            .get(&ip.to_canonical())
+            .copied()
+            .unwrap_or(self.max_connections_per_ip)
+    }
+}
+
+/// Parses `max.connections.per.ip.overrides`: `host:count` pairs separated by commas,
+/// as Kafka writes them. A host is an IP address (IPv6 in brackets, `[::1]:5`) or a
+/// name, resolved once here to every address it has. A count may be 0 (refuse the host).
+fn parse_per_ip_overrides(value: &str) -> Result<HashMap<IpAddr, usize>, ConfigError> {
+    const NAME: &str = "max.connections.per.ip.overrides";
+    let mut out = HashMap::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (host, count) = entry
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(NAME, value, &format!("{entry:?} is not host:count")))?;
+        let count: usize = count
+            .trim()
+            .parse()
+            .map_err(|_| invalid(NAME, value, &format!("{entry:?}: count is not a number")))?;
+        let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+        let ips: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => (host, 0)
+                .to_socket_addrs()
+                .map_err(|e| invalid(NAME, value, &format!("cannot resolve {host:?}: {e}")))?
+                .map(|a| a.ip())
+                .collect(),
+        };
+        if ips.is_empty() {
+            return Err(invalid(NAME, value, &format!("{host:?} has no address")));
+        }
+        for ip in ips {
+            out.insert(ip.to_canonical(), count);
+        }
+    }
+    Ok(out)
 }
 
 fn invalid(name: &str, value: &str, why: &str) -> ConfigError {
@@ -402,12 +462,49 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_are_finite_and_overridable_per_address() {
+        let cfg = BrokerConfig::from_explicit(BTreeMap::new()).unwrap();
+        assert_eq!(cfg.max_connections, 10_000);
+        assert_eq!(cfg.max_connections_per_ip, 1_000);
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(cfg.max_connections_for(local), 1_000);
+
+        let cfg = BrokerConfig::from_explicit(
+            [
+                ("max.connections.per.ip".to_string(), "5".to_string()),
+                (
+                    "max.connections.per.ip.overrides".to_string(),
+                    " 127.0.0.2:50, [::1]:0,10.1.2.3:7 ".to_string(),
+                ),
+            ]
+            .into(),
+        )
+        .unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            cfg.max_connections_per_ip_overrides,
+            HashMap::from([(ip("127.0.0.2"), 50), (ip("::1"), 0), (ip("10.1.2.3"), 7)])
+        );
+        assert_eq!(cfg.max_connections_for(ip("127.0.0.1")), 5);
+        assert_eq!(cfg.max_connections_for(ip("127.0.0.2")), 50);
+        // An IPv4 peer seen through a dual-stack socket is the same host.
+        assert_eq!(cfg.max_connections_for(ip("::ffff:10.1.2.3")), 7);
+        assert_eq!(cfg.max_connections_for(ip("::1")), 0);
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         for (k, v) in [
             ("num.partitions", "0"),
             ("auto.create.topics.enable", "maybe"),
             ("listeners", "nonsense"),
             ("log.segment.bytes", "3"),
+            ("max.connections", "0"),
+            ("max.connections.per.ip", "0"),
+            ("max.connections.per.ip.overrides", "127.0.0.1"),
+            ("max.connections.per.ip.overrides", "127.0.0.1:many"),
+            ("max.connections.per.ip.overrides", "127.0.0.1:-1"),
+            ("log.roll.hours", "9223372036854775807"),
         ] {
             let e = BrokerConfig::from_explicit([(k.to_string(), v.to_string())].into());
             assert!(e.is_err(), "{k}={v} must be refused");

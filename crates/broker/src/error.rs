@@ -64,12 +64,15 @@ pub fn replica_error_code(e: &ReplicaError) -> ResponseError {
 
 /// A record batch that fails validation: a CRC mismatch or a truncated batch is
 /// CORRUPT_MESSAGE (retriable, the bytes were damaged in flight); anything structural is
-/// INVALID_RECORD, as Kafka's LogValidator answers.
+/// INVALID_RECORD, as Kafka's LogValidator answers. A payload that inflates past the
+/// per-batch bound is CORRUPT_MESSAGE too: Kafka streams records out of a compressed
+/// batch and has no such bound, but a bomb is no more a valid batch than a damaged one.
 pub fn batch_error_code(e: &BatchError) -> ResponseError {
     match e {
-        BatchError::CrcMismatch { .. } | BatchError::Truncated(_) | BatchError::Corrupt(_) => {
-            ResponseError::CorruptMessage
-        }
+        BatchError::CrcMismatch { .. }
+        | BatchError::Truncated(_)
+        | BatchError::Corrupt(_)
+        | BatchError::DecompressedTooLarge { .. } => ResponseError::CorruptMessage,
         BatchError::UnsupportedMagic(_) | BatchError::InvalidRecord(_) => {
             ResponseError::InvalidRecord
         }
@@ -206,6 +209,10 @@ mod tests {
                     stored: 1,
                     computed: 2,
                 }),
+                2,
+            ),
+            (
+                ReplicaError::Batch(BatchError::DecompressedTooLarge { limit: 1 }),
                 2,
             ),
             (ReplicaError::Batch(BatchError::UnsupportedMagic(1)), 87),

@@ -28,6 +28,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod connection_quotas;
 pub mod coordinator_partition;
 pub mod error;
 pub mod expiry;

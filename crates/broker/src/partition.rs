@@ -330,3 +330,15 @@ fn remove_later(paths: Vec<std::path::PathBuf>, delay_ms: i64) {
         }
     });
 }
+
+/// Test seams: observing a partition from outside without changing it.
+impl Partition {
+    /// Long-poll fetches registered here and still waiting (their `Notify` alive).
+    #[doc(hidden)]
+    pub fn live_waiters(&self) -> usize {
+        self.waiters
+            .lock()
+            .map(|w| w.iter().filter(|n| n.strong_count() > 0).count())
+            .unwrap_or(0)
+    }
+}

@@ -19,9 +19,21 @@ use crate::partition::Partition;
 use crate::topic_settings::TopicSettings;
 use crate::util::now_ms;
 
-/// Largest decompressed size accepted for one batch; bounds the memory a "zip bomb"
-/// batch can claim while it is validated.
-const DECOMPRESS_LIMIT: usize = 256 << 20;
+/// Largest decompressed size accepted for one batch, whatever the topic allows.
+const DECOMPRESS_CAP: usize = 256 << 20;
+/// How far a batch may inflate relative to `max.message.bytes` (which bounds its
+/// compressed size). Real producer data compresses 2-20x; Java's producer sizes batches
+/// by an estimated compressed size, so a highly compressible batch may go further.
+const DECOMPRESS_RATIO: usize = 64;
+
+/// The decompressed size one produced batch may reach on a topic: what bounds the
+/// connection's scratch buffer while the batch is validated, so a compression bomb is
+/// refused (CORRUPT_MESSAGE) before it can make the broker allocate more.
+pub fn decompress_limit(max_message_bytes: usize) -> usize {
+    max_message_bytes
+        .saturating_mul(DECOMPRESS_RATIO)
+        .min(DECOMPRESS_CAP)
+}
 
 pub struct HostedTopic {
     pub id: Uuid,
@@ -204,7 +216,8 @@ impl ReplicaManager {
         if records.len() > settings.max_message_bytes {
             return Err(ReplicaError::MessageTooLarge(records.len()));
         }
-        let v = batch::validate(records, scratch, DECOMPRESS_LIMIT)?;
+        let limit = decompress_limit(settings.max_message_bytes);
+        let v = batch::validate(records, scratch, limit)?;
         if v.header.is_control() {
             return Err(ReplicaError::InvalidRecord(
                 "Clients are not allowed to write control records".into(),
@@ -243,13 +256,9 @@ impl ReplicaManager {
         if let Some(codec) = settings.compression {
             if v.header.codec()? != codec {
                 let mut tmp = Vec::new();
-                let converted = gregor_protocol::filter::recompress(
-                    records,
-                    &mut tmp,
-                    DECOMPRESS_LIMIT,
-                    codec,
-                )?;
-                let v2 = batch::validate(&converted, scratch, DECOMPRESS_LIMIT)?;
+                let converted =
+                    gregor_protocol::filter::recompress(records, &mut tmp, limit, codec)?;
+                let v2 = batch::validate(&converted, scratch, limit)?;
                 return Ok(partition.append(&converted, &v2, log_append_time)?);
             }
         }

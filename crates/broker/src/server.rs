@@ -47,6 +47,7 @@ pub async fn run(
     // Transactions a stop left open or half-finished get their timers and markers back.
     broker.txns.resume(&broker).await;
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let quotas = Arc::new(crate::connection_quotas::ConnectionQuotas::default());
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -59,6 +60,13 @@ pub async fn run(
         };
         match accepted {
             Ok((socket, peer)) => {
+                // Over `max.connections.per.ip`: closed at once, as Kafka's acceptor does
+                // (dropping the socket); the permit goes back with it.
+                let Some(slot) = quotas.try_acquire(&broker.config, peer.ip()) else {
+                    tracing::info!(%peer, "closing connection: max.connections.per.ip reached");
+                    drop(socket);
+                    continue;
+                };
                 let broker = broker.clone();
                 let stop = stop_tx.subscribe();
                 let done = done_tx.clone();
@@ -66,6 +74,7 @@ pub async fn run(
                     tracing::debug!(%peer, "connection opened");
                     serve(broker, socket, stop).await;
                     tracing::debug!(%peer, "connection closed");
+                    drop(slot);
                     drop(permit);
                     drop(done);
                 });

@@ -280,29 +280,68 @@ fn fetch_req(
                 .with_partition_max_bytes(1 << 20)])])
 }
 
+/// (offset, value) of every record in a fetch's record bytes.
+fn fetched_values(records: &[u8]) -> Vec<(i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < records.len() {
+        let h = batch::BatchHeader::parse(&records[at..]).unwrap();
+        let whole = &records[at..at + h.total_size()];
+        let mut scratch = Vec::new();
+        let data = batch::records_section(&h, whole, &mut scratch, 1 << 20).unwrap();
+        for r in gregor_protocol::records::RecordWalker::new(data, h.record_count) {
+            let r = r.unwrap();
+            out.push((
+                h.base_offset + i64::from(r.offset_delta),
+                r.value.unwrap().to_vec(),
+            ));
+        }
+        at += h.total_size();
+    }
+    out
+}
+
 #[tokio::test]
 async fn long_poll_fetch_wakes_on_append() {
     let b = TestBroker::start(&[]).await;
     let mut admin = b.connect().await;
     create_topic(&mut admin, "lp", 1).await;
+    let partition = b.broker.replicas.partition("lp", 0).unwrap();
+    assert_eq!(partition.live_waiters(), 0);
     let mut fetcher = b.connect().await;
     let started = std::time::Instant::now();
     let fetch =
         tokio::spawn(async move { fetcher.call(&fetch_req("lp", 0, 30_000, 0, -1), 12).await });
-    // The fetch is parked (nothing to read yet); the append must wake it.
+    // Produce only once the fetch is parked: it has registered with the partition (so
+    // it has read the empty log) and has not been answered.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while partition.live_waiters() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fetch never parked"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert!(
+        !fetch.is_finished(),
+        "an empty log must not answer min_bytes=1"
+    );
     let mut producer = b.connect().await;
     let resp = producer
         .call(&produce_req("lp", 0, 1, sample_batch(2)), 9)
         .await;
     assert_eq!(partition_error(&resp), 0);
     let fetched = fetch.await.unwrap();
-    let p = &fetched.responses[0].partitions[0];
-    assert_eq!(p.error_code, 0);
-    assert_eq!(p.high_watermark, 2);
-    assert!(!p.records.as_ref().unwrap().is_empty());
     assert!(
         started.elapsed() < std::time::Duration::from_secs(25),
         "woken by the append, not the 30 s deadline"
+    );
+    let p = &fetched.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    assert_eq!(p.high_watermark, 2);
+    assert_eq!(
+        fetched_values(p.records.as_ref().unwrap()),
+        vec![(0, b"value-0".to_vec()), (1, b"value-1".to_vec())]
     );
     b.stop().await;
 }

@@ -234,13 +234,60 @@ async fn join_sync_heartbeat_and_their_errors() {
     b.stop().await;
 }
 
+fn fetch_offsets(group: &str, topic: &str) -> OffsetFetchRequest {
+    OffsetFetchRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(TopicName(s(topic)))
+            .with_partition_indexes(vec![0])]))
+}
+
+/// (offset, metadata) committed for `group` on partition 0 of `topic`, asserting no error.
+async fn committed(c: &mut Client, group: &str, topic: &str) -> (i64, Option<String>) {
+    let got = c.call(&fetch_offsets(group, topic), 7).await;
+    assert_eq!(got.error_code, 0);
+    let p = &got.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    (
+        p.committed_offset,
+        p.metadata.as_deref().map(str::to_string),
+    )
+}
+
 #[tokio::test]
 async fn a_joining_member_parks_until_the_rebalance_completes() {
     let b = TestBroker::start(OVERRIDES).await;
     let mut c1 = b.connect().await;
     let mut c2 = b.connect().await;
+    let mut c3 = b.connect().await;
+    create_topic(&mut c3, "real").await;
+
+    // Another group, stable with one member, has committed offsets on a real topic.
+    let (other, joined) = join_new(&mut c3, "other").await;
+    assert_eq!((joined.error_code, joined.generation_id), (0, 1));
+    let sync_other = SyncGroupRequest::default()
+        .with_group_id(GroupId(s("other")))
+        .with_member_id(s(&other))
+        .with_generation_id(1)
+        .with_assignments(vec![SyncGroupRequestAssignment::default()
+            .with_member_id(s(&other))
+            .with_assignment(Bytes::from_static(b"real-0"))]);
+    assert_eq!(c3.call(&sync_other, 5).await.error_code, 0);
+    let r = c3.call(&commit("other", &other, 1, "real", 17), 8).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+
     let (m1, first) = join_new(&mut c1, "grp").await;
     assert_eq!(first.generation_id, 1);
+    let sync_grp = SyncGroupRequest::default()
+        .with_group_id(GroupId(s("grp")))
+        .with_member_id(s(&m1))
+        .with_generation_id(1)
+        .with_assignments(vec![SyncGroupRequestAssignment::default()
+            .with_member_id(s(&m1))
+            .with_assignment(Bytes::from_static(b"real-0"))]);
+    assert_eq!(c1.call(&sync_grp, 5).await.error_code, 0);
+    let r = c1.call(&commit("grp", &m1, 1, "real", 5), 8).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
 
     // Member 2's JoinGroup waits for member 1 to re-join.
     let first2 = c2.call(&join("grp", ""), 9).await;
@@ -264,12 +311,17 @@ async fn a_joining_member_parks_until_the_rebalance_completes() {
         );
         tokio::task::yield_now().await;
     }
-    // Another group is untouched by this one's rebalance.
-    let mut c3 = b.connect().await;
-    let other = c3.call(&commit("other", "", -1, "whatever", 1), 8).await;
+    // While "grp" rebalances, "other" stays stable: its member's heartbeat is fine (no
+    // REBALANCE_IN_PROGRESS), it commits with its generation, and its offsets are its own.
     assert_eq!(
-        other.topics[0].partitions[0].error_code, 3,
-        "unknown topic, group fine"
+        c3.call(&heartbeat("other", &other, 1), 4).await.error_code,
+        0
+    );
+    let r = c3.call(&commit("other", &other, 1, "real", 42), 8).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    assert_eq!(
+        committed(&mut c3, "other", "real").await,
+        (42, Some("md".to_string()))
     );
 
     let rejoined = c1.call(&join("grp", &m1), 9).await;
@@ -282,6 +334,21 @@ async fn a_joining_member_parks_until_the_rebalance_completes() {
     assert_eq!(rejoined.members.len(), 2);
     assert!(second.members.is_empty(), "followers get no member list");
     assert_eq!(second.member_id.as_str(), m2);
+
+    // After the rebalance: each group has exactly its own offset, and "other" is still
+    // at generation 1 with its member.
+    assert_eq!(
+        committed(&mut c3, "other", "real").await,
+        (42, Some("md".to_string()))
+    );
+    assert_eq!(
+        committed(&mut c3, "grp", "real").await,
+        (5, Some("md".to_string()))
+    );
+    assert_eq!(
+        c3.call(&heartbeat("other", &other, 1), 4).await.error_code,
+        0
+    );
     b.stop().await;
 }
 

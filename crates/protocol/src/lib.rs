@@ -47,4 +47,8 @@ pub enum BatchError {
     /// Decompression failed: the payload is corrupt.
     #[error("corrupt compressed payload: {0}")]
     Corrupt(String),
+    /// The payload inflates past the bound the caller allows for one batch (a
+    /// compression bomb, or a batch claiming more than it may hold).
+    #[error("decompressed batch exceeds {limit} bytes")]
+    DecompressedTooLarge { limit: usize },
 }

@@ -60,6 +60,12 @@ impl OffsetIndex {
                 entries.push((rel, pos));
             }
         }
+        // The first batch of a segment always gets an entry (position 0), so an empty
+        // index for a non-empty segment was lost (deleted, or created empty by this
+        // very open) and must be rebuilt, not trusted.
+        if entries.is_empty() && segment_size > 0 {
+            ok = false;
+        }
         if !ok {
             entries.clear();
         }
@@ -110,7 +116,11 @@ impl OffsetIndex {
 impl TimeIndex {
     const ENTRY: usize = 12;
 
+    /// Opens a time index and loads it. Returns `false` if the file is inconsistent, or
+    /// empty while its segment (the `.log` next to it) holds data: every batch with a
+    /// timestamp adds an entry, so the index was lost and the caller rebuilds it.
     pub(crate) fn open(path: &Path) -> Result<(Self, bool)> {
+        let segment_size = std::fs::metadata(path.with_extension("log")).map_or(0, |m| m.len());
         let mut file = open_rw(path)?;
         let raw = read_all(&mut file)?;
         let mut entries = Vec::with_capacity(raw.len() / Self::ENTRY);
@@ -127,6 +137,9 @@ impl TimeIndex {
                 }
                 entries.push((ts, rel));
             }
+        }
+        if entries.is_empty() && segment_size > 0 {
+            ok = false;
         }
         if !ok {
             entries.clear();
@@ -171,4 +184,46 @@ impl TimeIndex {
         self.file.sync_data()?;
         Ok(())
     }
+}
+
+/// Test seam: the entries of an offset index file as stored, `(relative offset,
+/// position)`, or `None` if the file is not a whole number of entries.
+#[doc(hidden)]
+pub fn offset_index_entries(path: &Path) -> Result<Option<Vec<(u32, u32)>>> {
+    let raw = std::fs::read(path)?;
+    if raw.len() % OffsetIndex::ENTRY != 0 {
+        return Ok(None);
+    }
+    Ok(Some(
+        raw.chunks_exact(OffsetIndex::ENTRY)
+            .map(|c| {
+                (
+                    u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
+                    u32::from_be_bytes([c[4], c[5], c[6], c[7]]),
+                )
+            })
+            .collect(),
+    ))
+}
+
+/// Test seam: the entries of a time index file as stored, `(timestamp, relative
+/// offset)`, or `None` if the file is not a whole number of entries.
+#[doc(hidden)]
+pub fn time_index_entries(path: &Path) -> Result<Option<Vec<(i64, u32)>>> {
+    let raw = std::fs::read(path)?;
+    if raw.len() % TimeIndex::ENTRY != 0 {
+        return Ok(None);
+    }
+    Ok(Some(
+        raw.chunks_exact(TimeIndex::ENTRY)
+            .map(|c| {
+                let mut t = [0u8; 8];
+                t.copy_from_slice(&c[..8]);
+                (
+                    i64::from_be_bytes(t),
+                    u32::from_be_bytes([c[8], c[9], c[10], c[11]]),
+                )
+            })
+            .collect(),
+    ))
 }

@@ -30,6 +30,8 @@ mod segment;
 mod txn_index;
 
 pub use crate::cleaner::{build_cleaned, CleanOutput, CleanPlan, CleanerConfig, PlannedSegment};
+#[doc(hidden)]
+pub use crate::index::{offset_index_entries, time_index_entries};
 pub use crate::log::{
     AppendInfo, FileRange, FlushHandle, Log, LogConfig, ReadInfo, DELETED_SUFFIX, DELETE_SUFFIX,
 };

@@ -4,7 +4,8 @@
 
 use gregor_protocol::batch::{self, NewRecord};
 use gregor_protocol::compression::Codec;
-use gregor_storage::{Log, LogConfig};
+use gregor_storage::producer_state::ProducerError;
+use gregor_storage::{Log, LogConfig, LogError};
 use proptest::prelude::*;
 
 fn make_batch(n: usize, ts0: i64, tag: u8) -> Vec<u8> {
@@ -76,7 +77,14 @@ fn append_assigns_offsets_and_read_returns_whole_batches() {
         .unwrap()
         .bytes
         .is_empty());
-    assert!(log.read(151, 1000, true, i64::MAX).is_err());
+    assert!(matches!(
+        log.read(151, 1000, true, i64::MAX),
+        Err(LogError::OffsetOutOfRange {
+            offset: 151,
+            log_start: 0,
+            log_end: 150
+        })
+    ));
     // The upper bound (high watermark) cuts the result.
     let r = log.read(0, 1 << 20, true, 6).unwrap();
     assert_eq!(batches(&r.bytes), vec![(0, 3), (3, 3)]);
@@ -141,24 +149,133 @@ fn clean_reopen_keeps_everything() {
     assert_eq!(log.offset_for_timestamp(20).unwrap(), Some((39, 20)));
 }
 
+/// The segment files in `dir` with extension `ext`, by name (base offset order).
+fn segment_files(dir: &std::path::Path, ext: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The index entries a segment file must have, worked out from the batches in it:
+/// an offset-index entry for the first batch and then for each batch that starts more
+/// than `interval` bytes after the last entry's batch (Kafka's `index.interval.bytes`),
+/// and a time-index entry for each batch that raises the segment's max timestamp.
+fn expected_entries(
+    log_file: &std::path::Path,
+    interval: usize,
+) -> (Vec<(u32, u32)>, Vec<(i64, u32)>) {
+    let bytes = std::fs::read(log_file).unwrap();
+    let seg_base: i64 = log_file
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (mut offsets, mut times) = (Vec::new(), Vec::new());
+    let (mut at, mut since, mut max_ts) = (0usize, 0usize, -1i64);
+    let mut scratch = Vec::new();
+    while at < bytes.len() {
+        let h = batch::BatchHeader::parse(&bytes[at..]).unwrap();
+        let whole = &bytes[at..at + h.total_size()];
+        let v = batch::validate_stored(whole, &mut scratch, 1 << 20).unwrap();
+        if at == 0 || since > interval {
+            offsets.push(((h.base_offset - seg_base) as u32, at as u32));
+            since = 0;
+        }
+        since += h.total_size();
+        if v.max_timestamp > max_ts {
+            max_ts = v.max_timestamp;
+            let rel = h.base_offset + i64::from(v.offset_delta_of_max_timestamp) - seg_base;
+            times.push((max_ts, rel as u32));
+        }
+        at += h.total_size();
+    }
+    (offsets, times)
+}
+
+/// Damaged or missing indexes are rebuilt with exactly the entries the segment calls
+/// for (the ones it had before), and lookups through them find every offset and time.
 #[test]
 fn lost_indexes_are_rebuilt() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
-    for i in 0..30 {
-        append(&mut log, make_batch(2, i, 1));
-    }
-    log.close(0).unwrap();
-    for e in std::fs::read_dir(dir.path()).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "index") {
-            std::fs::write(&p, b"garbage").unwrap();
+    for damage in [
+        "garbage",
+        "deleted",
+        "time index deleted",
+        "truncated entry",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = small_config();
+        let mut log = Log::open(dir.path(), cfg.clone(), true, 0).unwrap();
+        for i in 0..30 {
+            append(&mut log, make_batch(2, 10 * i, 1));
         }
-    }
-    let log = Log::open(dir.path(), small_config(), true, 0).unwrap();
-    assert_eq!(log.log_end_offset(), 60);
-    for off in 0..60 {
-        assert!(!log.read(off, 1, true, i64::MAX).unwrap().bytes.is_empty());
+        log.close(0).unwrap();
+        let logs = segment_files(dir.path(), "log");
+        assert!(logs.len() >= 3, "1 KiB segments roll");
+        let written: Vec<_> = segment_files(dir.path(), "index")
+            .iter()
+            .map(|p| gregor_storage::offset_index_entries(p).unwrap().unwrap())
+            .collect();
+        let written_times: Vec<_> = segment_files(dir.path(), "timeindex")
+            .iter()
+            .map(|p| gregor_storage::time_index_entries(p).unwrap().unwrap())
+            .collect();
+        for (i, l) in logs.iter().enumerate() {
+            let (offsets, times) = expected_entries(l, cfg.index_interval_bytes);
+            assert!(
+                offsets.len() >= 2,
+                "{l:?}: more than one entry at 100-byte intervals"
+            );
+            assert_eq!(written[i], offsets, "{l:?} as appended");
+            assert_eq!(written_times[i], times, "{l:?} as appended");
+        }
+        for ext in ["index", "timeindex"] {
+            for p in segment_files(dir.path(), ext) {
+                match damage {
+                    "garbage" => std::fs::write(&p, b"garbage").unwrap(),
+                    "deleted" => std::fs::remove_file(&p).unwrap(),
+                    "time index deleted" if ext == "timeindex" => std::fs::remove_file(&p).unwrap(),
+                    "time index deleted" => {}
+                    _ => {
+                        let len = std::fs::metadata(&p).unwrap().len();
+                        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+                        f.set_len(len - 3).unwrap();
+                    }
+                }
+            }
+        }
+        let log = Log::open(dir.path(), cfg.clone(), true, 0).unwrap();
+        assert_eq!(log.log_end_offset(), 60);
+        for (i, l) in logs.iter().enumerate() {
+            let index = l.with_extension("index");
+            let times = l.with_extension("timeindex");
+            assert_eq!(
+                gregor_storage::offset_index_entries(&index).unwrap(),
+                Some(written[i].clone()),
+                "{damage}: {index:?} rebuilt"
+            );
+            assert_eq!(
+                gregor_storage::time_index_entries(&times).unwrap(),
+                Some(written_times[i].clone()),
+                "{damage}: {times:?} rebuilt"
+            );
+        }
+        for off in 0..60 {
+            let r = log.read(off, 1, true, i64::MAX).unwrap();
+            let got = batches(&r.bytes);
+            assert_eq!(got, vec![(off - off % 2, 2)], "{damage}: offset {off}");
+        }
+        assert_eq!(
+            log.offset_for_timestamp(101).unwrap(),
+            Some((21, 101)),
+            "{damage}"
+        );
+        assert_eq!(log.max_timestamp_offset(), Some((59, 291)), "{damage}");
     }
 }
 
@@ -221,7 +338,14 @@ fn delete_records_moves_the_start_and_survives_reopen() {
         .iter()
         .all(|p| p.to_string_lossy().ends_with(".deleted")));
     assert!(
-        log.read(39, 1 << 20, true, i64::MAX).is_err(),
+        matches!(
+            log.read(39, 1 << 20, true, i64::MAX),
+            Err(LogError::OffsetOutOfRange {
+                offset: 39,
+                log_start: 40,
+                log_end: 150
+            })
+        ),
         "below the start is out of range"
     );
     assert!(!log
@@ -475,9 +599,17 @@ fn producer_state_survives_reopen_through_snapshots_and_replay() {
         let mut scratch = Vec::new();
         let gap = idempotent(42, seq + 5, 1);
         let v = batch::validate(&gap, &mut scratch, 1 << 20).unwrap();
+        let refused = log.append(&gap, &v, 0, None, 0);
         assert!(
-            log.append(&gap, &v, 0, None, 0).is_err(),
-            "clean={clean}: a gap is refused"
+            matches!(
+                refused,
+                Err(LogError::Producer(ProducerError::OutOfOrder {
+                    producer_id: 42,
+                    expected,
+                    got,
+                })) if expected == seq && got == seq + 5
+            ),
+            "clean={clean}: a gap is refused: {refused:?}"
         );
     }
 }

@@ -97,10 +97,18 @@ pub const SUPPORTED: &[ApiSpec] = &[
     describe_producers::SPEC,
 ];
 
+/// Capacity a connection's decompression buffer may keep between requests. One request
+/// with a large compressed batch may grow it (up to the topic's decompression bound);
+/// after that request it shrinks back to this, so an idle connection holds at most
+/// this much, while the common case (batches up to librdkafka's default 1 MB) still
+/// reuses one allocation.
+pub const SCRATCH_RETAIN: usize = 1 << 20;
+
 /// What a connection keeps between requests.
 #[derive(Default)]
 pub struct Connection {
-    /// Reused decompression buffer for produce validation.
+    /// Reused decompression buffer for produce validation; at most
+    /// [`SCRATCH_RETAIN`] bytes of capacity between requests.
     pub scratch: Vec<u8>,
     /// The client's address as Kafka shows it (`/127.0.0.1`), for group membership.
     pub client_host: Arc<str>,
@@ -241,7 +249,19 @@ pub async fn dispatch(broker: &Arc<Broker>, conn: &mut Connection, frame: Bytes)
     };
     let out = route(broker, &mut ctx, spec.key, buf).await;
     conn.scratch = ctx.scratch;
+    conn.release_scratch();
     out
+}
+
+impl Connection {
+    /// Drops what the last request grew the scratch buffer to beyond
+    /// [`SCRATCH_RETAIN`]; its contents are never needed across requests.
+    pub fn release_scratch(&mut self) {
+        self.scratch.clear();
+        if self.scratch.capacity() > SCRATCH_RETAIN {
+            self.scratch.shrink_to(SCRATCH_RETAIN);
+        }
+    }
 }
 
 async fn route(

@@ -164,3 +164,13 @@ impl Client {
         assert_eq!(self.call(&req, 7).await.topics[0].error_code, 0);
     }
 }
+
+impl Client {
+    /// A client over a stream the test connected itself (from a chosen source address).
+    pub fn from_stream(stream: TcpStream) -> Self {
+        Client {
+            stream,
+            correlation: 0,
+        }
+    }
+}
