@@ -123,7 +123,7 @@ fn timestamps_are_searchable_across_segments() {
         Some((10, 10_200))
     );
     assert_eq!(log.offset_for_timestamp(99_999).unwrap(), None);
-    assert_eq!(log.max_timestamp_offset(), Some((199, 13_904)));
+    assert_eq!(log.max_timestamp_offset().unwrap(), Some((199, 13_904)));
 }
 
 #[test]

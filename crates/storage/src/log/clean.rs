@@ -19,8 +19,15 @@ impl Log {
         let stable = self.first_unstable_offset().unwrap_or(i64::MAX);
         let mut segments = Vec::new();
         for (&base, seg) in self.segments.range(..active) {
-            if seg.max_timestamp > now_ms.saturating_sub(cfg.min_compaction_lag_ms)
-                || seg.next_offset > stable
+            let max_timestamp = match seg.max_timestamp() {
+                Ok((ts, _)) => ts,
+                Err(e) => {
+                    tracing::warn!(dir = %self.dir.display(), base, error = %e, "cannot read a segment's indexes; not cleaning past it");
+                    break;
+                }
+            };
+            if max_timestamp > now_ms.saturating_sub(cfg.min_compaction_lag_ms)
+                || seg.next_offset() > stable
             {
                 break;
             }
@@ -28,7 +35,7 @@ impl Log {
                 base,
                 path: self.dir.join(crate::file_name(base, "log")),
                 size: seg.size,
-                max_timestamp: seg.max_timestamp,
+                max_timestamp,
             });
         }
         let total: u64 = segments.iter().map(|s| s.size).sum();
@@ -56,7 +63,7 @@ impl Log {
                 .push((a.first_offset, a.last_offset));
         }
         Some(crate::CleanPlan {
-            dir: self.dir.clone(),
+            dir: self.dir.to_path_buf(),
             segments,
             first_dirty,
             dirty_ratio: ratio,
@@ -104,8 +111,14 @@ impl Log {
             std::fs::rename(&old, &parked)?;
             std::fs::rename(&swap, &old)?;
             File::open(&self.dir)?.sync_all()?;
-            let (seg, _) =
-                LogSegment::open(&self.dir, c.base, true, self.config.index_interval_bytes)?;
+            let (seg, _) = LogSegment::open(
+                &self.dir,
+                &self.files,
+                c.base,
+                true,
+                self.config.index_interval_bytes,
+                None,
+            )?;
             let end = self
                 .segments
                 .range(c.base + 1..)

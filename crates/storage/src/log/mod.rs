@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use gregor_protocol::batch::{self, ValidatedBatch};
 
+use crate::file_cache::FileCache;
 use crate::producer_state::AbortedTxn;
 use crate::segment::LogSegment;
 use crate::{LogError, Result};
@@ -98,7 +99,7 @@ impl FileRange {
 /// [`Log::mark_flushed`]. Concurrent producers that wait for one flush share it: that is
 /// the group commit.
 pub struct FlushHandle {
-    files: Vec<File>,
+    files: Vec<Arc<File>>,
     pub upto: i64,
 }
 
@@ -113,15 +114,18 @@ impl FlushHandle {
 
 /// One partition's log.
 pub struct Log {
-    dir: PathBuf,
+    dir: Arc<Path>,
+    /// The broker's budget of open segment files, shared with every other log.
+    files: Arc<FileCache>,
     config: LogConfig,
     segments: BTreeMap<i64, LogSegment>,
     log_start_offset: i64,
     log_end_offset: i64,
     /// Everything below this offset is known to be on stable storage.
     recovery_point: i64,
-    /// Segments rolled since the last flush; their indexes are synced with them.
-    unflushed_rolled: Vec<File>,
+    /// Base offsets of segments rolled since the last flush (names, not handles: the
+    /// files are opened through the budget when the flush takes them).
+    unflushed_rolled: Vec<i64>,
     last_flush_ms: i64,
     producers: crate::producer_state::ProducerStateManager,
     /// Aborted transactions by marker offset (the `.txnindex` files, in memory).
@@ -158,6 +162,13 @@ impl Log {
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
+    /// Bytes of memory the loaded sparse indexes take.
+    pub fn index_memory_bytes(&self) -> usize {
+        self.segments
+            .values()
+            .map(LogSegment::index_heap_bytes)
+            .sum()
+    }
     /// Total bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
         self.segments.values().map(|s| s.size).sum()
@@ -187,10 +198,10 @@ impl Log {
         let rel_overflow = last_offset - active.base_offset > i64::from(u32::MAX);
         let pos_overflow = active.size + batch_len as u64 > u64::from(u32::MAX);
         if full || old || rel_overflow || pos_overflow {
-            let handle = active.file_handle()?;
-            self.unflushed_rolled.push(handle);
+            let rolled = active.base_offset;
+            self.unflushed_rolled.push(rolled);
             let base = self.log_end_offset;
-            let seg = LogSegment::create(&self.dir, base)?;
+            let seg = LogSegment::create(&self.dir, &self.files, base, cfg.index_interval_bytes)?;
             self.segments.insert(base, seg);
             tracing::debug!(dir = %self.dir.display(), base, "rolled segment");
             self.snapshot_producers();
@@ -353,8 +364,14 @@ impl Log {
 
     /// Files to fsync so that everything currently appended is durable.
     pub fn flush_handle(&mut self) -> Result<FlushHandle> {
-        let mut files = std::mem::take(&mut self.unflushed_rolled);
-        files.push(self.active()?.file_handle()?);
+        let mut files = Vec::new();
+        for base in std::mem::take(&mut self.unflushed_rolled) {
+            // A rolled segment retention or the cleaner removed since needs no sync.
+            if let Some(seg) = self.segments.get(&base) {
+                files.push(seg.shared_file()?);
+            }
+        }
+        files.push(self.active()?.shared_file()?);
         Ok(FlushHandle {
             files,
             upto: self.log_end_offset,
@@ -378,11 +395,27 @@ impl Log {
         Ok(())
     }
 
+    /// Records that a filesystem-wide sync ([`crate::sync_filesystem`]) started after
+    /// `upto` was this log's end made everything below it durable, indexes included,
+    /// and writes the recovery point (the broker's shutdown: one `syncfs` for all logs
+    /// instead of an fsync per file).
+    pub fn mark_synced(&mut self, upto: i64, now_ms: i64) -> Result<()> {
+        if upto == self.log_end_offset {
+            self.unflushed_rolled.clear();
+            for seg in self.segments.values_mut() {
+                seg.mark_synced();
+            }
+        }
+        self.mark_flushed(upto, now_ms)?;
+        self.write_recovery_point();
+        Ok(())
+    }
+
     /// Flushes everything inline and records the recovery point (shutdown, tests).
     pub fn flush(&mut self, now_ms: i64) -> Result<()> {
         let h = self.flush_handle()?;
         h.sync()?;
-        for seg in self.segments.values() {
+        for seg in self.segments.values_mut() {
             seg.sync_all()?;
         }
         self.mark_flushed(h.upto, now_ms)?;
@@ -392,11 +425,10 @@ impl Log {
 
     /// Writes the producer state as of the log end to `<offset>.snapshot` (at each roll
     /// and at clean shutdown) and keeps the two newest. Best effort: without a snapshot
-    /// the state is rebuilt from the log's batch headers.
+    /// the state is rebuilt from the log's batch headers. Written even when no producer
+    /// is known (as Kafka does): an empty snapshot at the log end spares the next start
+    /// a replay of every batch header of every segment.
     pub fn snapshot_producers(&self) {
-        if self.producers.is_empty() {
-            return;
-        }
         let name = crate::file_name(self.log_end_offset, "snapshot");
         let tmp = self.dir.join(format!("{name}.tmp"));
         let written = std::fs::write(&tmp, self.producers.encode_snapshot())
@@ -477,7 +509,7 @@ impl Log {
                     return Ok(None);
                 }
                 return Ok(Some(FileRange {
-                    file: seg.shared_file(),
+                    file: seg.shared_file()?,
                     position: pos,
                     len: (end - pos) as usize,
                     end_offset,
@@ -490,8 +522,11 @@ impl Log {
     /// The first record with timestamp `>= ts`: `(offset, timestamp)`.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>> {
         let mut scratch = Vec::new();
-        for seg in self.segments.values().filter(|s| s.max_timestamp >= ts) {
-            let mut pos = seg.time_search_start(ts);
+        for seg in self.segments.values() {
+            if seg.max_timestamp()?.0 < ts {
+                continue;
+            }
+            let mut pos = seg.time_search_start(ts)?;
             while pos < seg.size {
                 let h = seg.header_at(pos)?;
                 if h.max_timestamp >= ts && h.last_offset() >= self.log_start_offset {
@@ -509,14 +544,16 @@ impl Log {
     }
 
     /// The offset and timestamp of the record with the largest timestamp (KIP-734).
-    pub fn max_timestamp_offset(&self) -> Option<(i64, i64)> {
+    /// Reads the indexes of segments not read yet.
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>> {
         let mut best: Option<(i64, i64)> = None;
         for seg in self.segments.values() {
-            if seg.max_timestamp >= 0 && best.is_none_or(|(_, t)| seg.max_timestamp > t) {
-                best = Some((seg.offset_of_max_timestamp, seg.max_timestamp));
+            let (ts, offset) = seg.max_timestamp()?;
+            if ts >= 0 && best.is_none_or(|(_, t)| ts > t) {
+                best = Some((offset, ts));
             }
         }
-        best
+        Ok(best)
     }
 
     /// Flushes and closes the log cleanly.

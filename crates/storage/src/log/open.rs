@@ -7,7 +7,11 @@ use std::path::Path;
 use gregor_protocol::batch;
 
 use super::*;
+use crate::file_cache::FileCache;
 use crate::segment::LogSegment;
+
+/// Handles a log opened with [`Log::open`] may keep open.
+const OWN_FILE_BUDGET: usize = 64;
 
 fn parse_base_offset(name: &str) -> Option<i64> {
     let stem = name.strip_suffix(".log")?;
@@ -18,10 +22,29 @@ fn parse_base_offset(name: &str) -> Option<i64> {
 }
 
 impl Log {
-    /// Opens (or creates) the log in `dir`. `clean_shutdown` says whether the broker
-    /// stopped cleanly; if not, every segment that may hold unflushed data is re-validated.
+    /// Opens (or creates) the log in `dir` with a file budget of its own (tools, tests,
+    /// the metadata log). See [`Log::open_with`].
     pub fn open(dir: &Path, config: LogConfig, clean_shutdown: bool, now_ms: i64) -> Result<Self> {
+        let files = Arc::new(FileCache::new(OWN_FILE_BUDGET));
+        Self::open_with(dir, config, clean_shutdown, now_ms, files)
+    }
+
+    /// Opens (or creates) the log in `dir`, its segment files opened through `files`,
+    /// the broker's shared budget. `clean_shutdown` says whether the broker stopped
+    /// cleanly; if not, every segment that may hold unflushed data is re-validated.
+    ///
+    /// Only what the log end needs is read: the last segment's indexes and tail. Closed
+    /// segments are `stat`ed and read when first used, and those below the recovery
+    /// point are never re-validated, so opening costs no descriptor per segment.
+    pub fn open_with(
+        dir: &Path,
+        config: LogConfig,
+        clean_shutdown: bool,
+        now_ms: i64,
+        files: Arc<FileCache>,
+    ) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
+        let shared: Arc<Path> = Arc::from(dir);
         let mut bases: Vec<i64> = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
@@ -47,10 +70,11 @@ impl Log {
         }
         bases.sort_unstable();
         bases.dedup();
+        let stored_recovery_point = read_recovery_point(dir);
         let recovery_point = if clean_shutdown {
             i64::MAX
         } else {
-            read_recovery_point(dir)
+            stored_recovery_point
         };
         let mut segments: BTreeMap<i64, LogSegment> = BTreeMap::new();
         let mut expected_next: Option<i64> = None;
@@ -64,9 +88,15 @@ impl Log {
                 remove_segment_files(dir, base)?;
                 continue;
             }
-            let (seg, truncated) =
-                LogSegment::open(dir, base, recover, config.index_interval_bytes)?;
-            expected_next = Some(seg.next_offset);
+            let (seg, truncated) = LogSegment::open(
+                &shared,
+                &files,
+                base,
+                recover,
+                config.index_interval_bytes,
+                next_base,
+            )?;
+            expected_next = Some(seg.next_offset());
             segments.insert(base, seg);
             if truncated {
                 // Everything after a truncated segment is unreachable: drop it, as Kafka does.
@@ -78,9 +108,12 @@ impl Log {
             }
         }
         if segments.is_empty() {
-            segments.insert(0, LogSegment::create(dir, 0)?);
+            segments.insert(
+                0,
+                LogSegment::create(&shared, &files, 0, config.index_interval_bytes)?,
+            );
         }
-        let log_end_offset = segments.values().next_back().map_or(0, |s| s.next_offset);
+        let log_end_offset = segments.values().next_back().map_or(0, |s| s.next_offset());
         let log_start_offset = segments.keys().next().copied().unwrap_or(0).max(
             read_offset_file(dir, LOG_START_FILE)
                 .unwrap_or(0)
@@ -114,7 +147,7 @@ impl Log {
             aborted.extend(kept);
         }
         let mut scratch = Vec::new();
-        for seg in segments.values().filter(|s| s.next_offset > from) {
+        for seg in segments.values().filter(|s| s.next_offset() > from) {
             seg.for_each_header(|h, pos| {
                 if h.producer_id < 0 || h.base_offset < from {
                     return Ok(());
@@ -138,7 +171,8 @@ impl Log {
             })?;
         }
         let log = Self {
-            dir: dir.to_path_buf(),
+            dir: shared,
+            files,
             config,
             segments,
             log_start_offset,
@@ -149,7 +183,9 @@ impl Log {
             producers,
             aborted,
         };
-        log.write_recovery_point();
+        if stored_recovery_point != log.recovery_point {
+            log.write_recovery_point();
+        }
         Ok(log)
     }
 }

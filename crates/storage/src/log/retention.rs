@@ -18,7 +18,7 @@ impl Log {
         let tmp = self.dir.join(format!("{LOG_START_FILE}.tmp"));
         std::fs::write(&tmp, offset.to_string())?;
         std::fs::rename(&tmp, self.dir.join(LOG_START_FILE))?;
-        let doomed = self.remove_segments_while(|seg| seg.next_offset <= offset)?;
+        let doomed = self.remove_segments_while(|seg| Ok(seg.next_offset() <= offset))?;
         Ok((self.log_start_offset, doomed))
     }
 
@@ -35,21 +35,24 @@ impl Log {
         let mut size = self.size_bytes();
         let start = self.log_start_offset;
         self.remove_segments_while(|seg| {
-            if seg.next_offset <= start {
+            if seg.next_offset() <= start {
                 // Entirely below a DeleteRecords start offset.
                 size = size.saturating_sub(seg.size);
-                return true;
+                return Ok(true);
             }
-            let too_old = retention_ms >= 0
-                && seg.max_timestamp >= 0
-                && now_ms.saturating_sub(seg.max_timestamp) > retention_ms;
+            // Reads the indexes of the oldest segment only: the walk stops at the first
+            // segment that stays.
+            let too_old = retention_ms >= 0 && {
+                let (max_ts, _) = seg.max_timestamp()?;
+                max_ts >= 0 && now_ms.saturating_sub(max_ts) > retention_ms
+            };
             let too_big =
                 retention_bytes >= 0 && size.saturating_sub(seg.size) >= retention_bytes as u64;
             if too_old || too_big {
                 size = size.saturating_sub(seg.size);
-                true
+                Ok(true)
             } else {
-                false
+                Ok(false)
             }
         })
     }
@@ -59,7 +62,7 @@ impl Log {
     /// the log start offset moves to the first remaining segment if it was below it.
     fn remove_segments_while<F>(&mut self, mut pred: F) -> Result<Vec<PathBuf>>
     where
-        F: FnMut(&LogSegment) -> bool,
+        F: FnMut(&LogSegment) -> Result<bool>,
     {
         let mut doomed = Vec::new();
         loop {
@@ -69,7 +72,7 @@ impl Log {
             let Some((&base, seg)) = self.segments.iter().next() else {
                 break;
             };
-            if !pred(seg) {
+            if !pred(seg)? {
                 break;
             }
             self.segments.remove(&base);
