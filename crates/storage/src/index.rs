@@ -63,14 +63,18 @@ impl OffsetIndex {
         Ok((Self { entries }, ok))
     }
 
-    pub(crate) fn append(&mut self, file: &File, rel: u32, pos: u32) -> Result<()> {
+    /// Adds an entry, and writes it to `file` when given (a rebuild writes the whole
+    /// index at the end instead, see [`write_if_changed`]).
+    pub(crate) fn append(&mut self, file: Option<&File>, rel: u32, pos: u32) -> Result<()> {
         if self.entries.last().is_some_and(|&(r, _)| rel <= r) {
             return Ok(());
         }
         let mut e = [0u8; Self::ENTRY];
         e[..4].copy_from_slice(&rel.to_be_bytes());
         e[4..].copy_from_slice(&pos.to_be_bytes());
-        file.write_all_at(&e, (self.entries.len() * Self::ENTRY) as u64)?;
+        if let Some(file) = file {
+            file.write_all_at(&e, (self.entries.len() * Self::ENTRY) as u64)?;
+        }
         self.entries.push((rel, pos));
         Ok(())
     }
@@ -91,15 +95,19 @@ impl OffsetIndex {
         }
     }
 
-    pub(crate) fn reset(&mut self, file: &File) -> Result<()> {
-        self.entries.clear();
-        file.set_len(0)?;
-        Ok(())
-    }
-
     /// Bytes of memory the entries take.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<(u32, u32)>()
+    }
+
+    /// The file image of the entries.
+    pub(crate) fn encoded(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.entries.len() * Self::ENTRY);
+        for &(rel, pos) in &self.entries {
+            out.extend_from_slice(&rel.to_be_bytes());
+            out.extend_from_slice(&pos.to_be_bytes());
+        }
+        out
     }
 }
 
@@ -136,14 +144,16 @@ impl TimeIndex {
     }
 
     /// Appends if `ts` is larger than the last entry's timestamp.
-    pub(crate) fn maybe_append(&mut self, file: &File, ts: i64, rel: u32) -> Result<()> {
+    pub(crate) fn maybe_append(&mut self, file: Option<&File>, ts: i64, rel: u32) -> Result<()> {
         if self.entries.last().is_some_and(|&(lt, _)| ts <= lt) {
             return Ok(());
         }
         let mut e = [0u8; Self::ENTRY];
         e[..8].copy_from_slice(&ts.to_be_bytes());
         e[8..].copy_from_slice(&rel.to_be_bytes());
-        file.write_all_at(&e, (self.entries.len() * Self::ENTRY) as u64)?;
+        if let Some(file) = file {
+            file.write_all_at(&e, (self.entries.len() * Self::ENTRY) as u64)?;
+        }
         self.entries.push((ts, rel));
         Ok(())
     }
@@ -161,13 +171,36 @@ impl TimeIndex {
         self.entries.last().copied()
     }
 
-    pub(crate) fn reset(&mut self, file: &File) -> Result<()> {
-        self.entries.clear();
-        file.set_len(0)?;
-        Ok(())
-    }
-
     pub(crate) fn heap_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<(i64, u32)>()
     }
+
+    /// The file image of the entries.
+    pub(crate) fn encoded(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.entries.len() * Self::ENTRY);
+        for &(ts, rel) in &self.entries {
+            out.extend_from_slice(&ts.to_be_bytes());
+            out.extend_from_slice(&rel.to_be_bytes());
+        }
+        out
+    }
+}
+
+/// Makes `file` hold exactly `image`, writing only if it differs: recovery after an
+/// unclean stop rebuilds every active segment's indexes, and rewriting (truncating)
+/// thousands of unchanged index files costs milliseconds each.
+pub(crate) fn write_if_changed(file: &File, image: &[u8]) -> Result<()> {
+    let len = file.metadata()?.len();
+    if len == image.len() as u64 {
+        let mut current = vec![0u8; image.len()];
+        file.read_exact_at(&mut current, 0)?;
+        if current == image {
+            return Ok(());
+        }
+    }
+    file.write_all_at(image, 0)?;
+    if len != image.len() as u64 {
+        file.set_len(image.len() as u64)?;
+    }
+    Ok(())
 }

@@ -307,8 +307,6 @@ impl LogSegment {
         let index = self.file(FileKind::Index)?;
         let time = self.file(FileKind::TimeIndex)?;
         let mut state = SegState::empty(self.base_offset);
-        state.offset_index.reset(&index)?;
-        state.time_index.reset(&time)?;
         let file_len = self.size;
         let mut pos = 0u64;
         let mut buf = Vec::new();
@@ -323,7 +321,7 @@ impl LogSegment {
             index_batch(
                 &mut state,
                 self.base_offset,
-                (&index, &time),
+                None,
                 pos,
                 &h,
                 (scanned.max_timestamp, scanned.offset_of_max_timestamp),
@@ -332,6 +330,8 @@ impl LogSegment {
             state.next_offset = h.last_offset() + 1;
             pos += h.total_size() as u64;
         }
+        crate::index::write_if_changed(&index, &state.offset_index.encoded())?;
+        crate::index::write_if_changed(&time, &state.time_index.encoded())?;
         Ok((state, pos))
     }
 
@@ -368,7 +368,7 @@ impl LogSegment {
         index_batch(
             state,
             base_offset,
-            (&index, &time),
+            Some((&index, &time)),
             pos,
             &parsed,
             (max_ts, offset_of_max),
@@ -550,11 +550,12 @@ fn scan_at(
     })
 }
 
-/// Adds index entries for a batch written at `pos` (`files`: the offset and time index).
+/// Adds index entries for a batch written at `pos` (`files`: the offset and time index
+/// files to append them to, or none when the caller writes the indexes whole).
 fn index_batch(
     state: &mut SegState,
     base_offset: i64,
-    files: (&File, &File),
+    files: Option<(&File, &File)>,
     pos: u64,
     h: &BatchHeader,
     (max_ts, offset_of_max): (i64, i64),
@@ -562,16 +563,20 @@ fn index_batch(
 ) -> Result<()> {
     let rel = (h.base_offset - base_offset) as u32;
     if state.bytes_since_last_index > index_interval || pos == 0 {
-        state.offset_index.append(files.0, rel, pos as u32)?;
+        state
+            .offset_index
+            .append(files.map(|f| f.0), rel, pos as u32)?;
         state.bytes_since_last_index = 0;
     }
     state.bytes_since_last_index += h.total_size();
     if max_ts > state.max_timestamp {
         state.max_timestamp = max_ts;
         state.offset_of_max_timestamp = offset_of_max;
-        state
-            .time_index
-            .maybe_append(files.1, max_ts, (offset_of_max - base_offset) as u32)?;
+        state.time_index.maybe_append(
+            files.map(|f| f.1),
+            max_ts,
+            (offset_of_max - base_offset) as u32,
+        )?;
     }
     Ok(())
 }

@@ -81,7 +81,10 @@ impl Log {
         for (i, &base) in bases.iter().enumerate() {
             let next_base = bases.get(i + 1).copied();
             // A segment may hold unflushed data if the recovery point falls at or before its end.
-            let recover = next_base.is_none_or(|nb| nb > recovery_point);
+            // After a clean stop nothing is re-validated (the last segment's indexes are
+            // checked and its tail walked); after a crash, what the recovery point does
+            // not cover is.
+            let recover = !clean_shutdown && next_base.is_none_or(|nb| nb > recovery_point);
             let stale = expected_next.is_some_and(|n| base < n);
             if stale {
                 tracing::warn!(dir = %dir.display(), base, "dropping segment that overlaps its predecessor after recovery");
