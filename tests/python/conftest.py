@@ -29,10 +29,12 @@ def wait_until(cond, timeout=30.0, what="condition", interval=0.05):
 
 
 class Broker:
-    def __init__(self, data_dir: Path, log_path: Path, overrides=None):
+    def __init__(self, data_dir: Path, log_path: Path, overrides=None, preexec_fn=None):
         self.data_dir = data_dir
         self.log_path = log_path
         self.overrides = dict(overrides or {})
+        # Runs in the child before exec (e.g. to lower its RLIMIT_NOFILE).
+        self.preexec_fn = preexec_fn
         self.port = 0
         self.proc = None
 
@@ -45,7 +47,9 @@ class Broker:
         for k, v in self.overrides.items():
             args += ["--override", f"{k}={v}"]
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log)
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=log, preexec_fn=self.preexec_fn
+        )
         deadline = time.monotonic() + timeout
         line = b""
         while time.monotonic() < deadline:

@@ -154,7 +154,12 @@ impl Broker {
             }
         }
         let metadata = MetadataStore::open_with(&dir, clean, config.metadata_log)?;
-        let replicas = ReplicaManager::new(config.node_id, dir.clone(), clean);
+        tracing::info!(
+            max_open_files = config.max_open_files,
+            "segment file budget (log.max.open.files)"
+        );
+        let replicas =
+            ReplicaManager::new(config.node_id, dir.clone(), clean, config.max_open_files);
         replicas.apply_image(&metadata.image(), &config)?;
         let fetch_sessions = FetchSessionCache::new(config.fetch_session_slots);
         let groups = GroupCoordinator::new(config.group.clone());

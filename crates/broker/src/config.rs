@@ -70,6 +70,9 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("log.cleaner.dedupe.buffer.size", "134217728"),
     ("log.segment.delete.delay.ms", "60000"),
     ("log.preallocate", "false"),
+    // Gregor's own (Kafka keeps every segment file open): the most segment files kept
+    // open at once, shared by all partitions; 0 derives it from RLIMIT_NOFILE.
+    ("log.max.open.files", "0"),
     ("log.roll.jitter.ms", "0"),
     ("compression.type", "producer"),
     ("min.insync.replicas", "1"),
@@ -137,10 +140,30 @@ pub struct BrokerConfig {
     /// `producer.id.expiration.check.interval.ms`: how often idle producers are swept
     /// from every partition's producer state.
     pub producer_expiration_check_interval_ms: u64,
+    /// `log.max.open.files`: the budget of open segment files shared by all logs (see
+    /// `gregor_storage::FileCache`), resolved from RLIMIT_NOFILE when configured as 0.
+    pub max_open_files: usize,
     /// The group coordinator's `group.*` and `offsets.*` settings.
     pub group: crate::group::GroupConfig,
     /// The transaction coordinator's `transaction.*` settings.
     pub txn: crate::txn::TxnConfig,
+}
+
+/// Descriptors kept out of the segment-file budget when it is derived: sockets, the
+/// metadata log, snapshots and index files opened for a moment, files a fetch is
+/// sending from. A quarter of the limit, at least 256.
+fn descriptor_reserve(limit: usize) -> usize {
+    (limit / 4).max(256)
+}
+
+/// `log.max.open.files` when not configured: the soft RLIMIT_NOFILE minus the reserve
+/// (15,000 under `ulimit -n 20000`; 768 under 1024), at least 64.
+pub fn derived_open_file_budget() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
+        .min(1 << 24);
+    limit.saturating_sub(descriptor_reserve(limit)).max(64)
 }
 
 fn parse_listener(value: &str) -> Option<(String, u16)> {
@@ -291,6 +314,10 @@ impl BrokerConfig {
                 &get("log.cleaner.dedupe.buffer.size"),
             )? / 24)
                 .max(1),
+            max_open_files: match num::<usize>("log.max.open.files", &get("log.max.open.files"))? {
+                0 => derived_open_file_budget(),
+                n => n,
+            },
             group: crate::group::GroupConfig {
                 min_session_timeout_ms: positive(
                     "group.min.session.timeout.ms",

@@ -432,14 +432,6 @@ async fn offset_commits_wait_for_the_fsync_the_flush_policy_asks_for() {
     b.stop().await;
 }
 
-fn fetch_offsets(group: &str, topic: &str) -> OffsetFetchRequest {
-    OffsetFetchRequest::default()
-        .with_group_id(GroupId(s(group)))
-        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
-            .with_name(TopicName(s(topic)))
-            .with_partition_indexes(vec![0])]))
-}
-
 /// The group's `__consumer_offsets` partition is `abs(hash) % partition count`, never
 /// a count of the partitions that are online: with partition 3 of 4 offline, its
 /// groups get COORDINATOR_NOT_AVAILABLE (FindCoordinator too), and every other group

@@ -2,10 +2,10 @@
 //!
 //! Entries are fixed-size big-endian records, as Kafka lays them out. The in-memory copy
 //! answers lookups with a binary search; the file is the durable copy, rebuilt from the
-//! log whenever recovery finds it missing or inconsistent.
+//! log whenever recovery finds it missing or inconsistent. The structs hold no file
+//! handle: the segment passes one from the shared file cache when it writes.
 
-use std::fs::{File, OpenOptions};
-use std::io::Read;
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -13,39 +13,37 @@ use crate::Result;
 
 /// Offset index: relative offset of a batch -> its byte position in the segment.
 pub(crate) struct OffsetIndex {
-    file: File,
     entries: Vec<(u32, u32)>,
 }
 
 /// Time index: max timestamp seen so far -> relative offset of the record carrying it.
 pub(crate) struct TimeIndex {
-    file: File,
     entries: Vec<(i64, u32)>,
 }
 
-fn open_rw(path: &Path) -> Result<File> {
-    Ok(OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?)
-}
-
-fn read_all(file: &mut File) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    file.read_to_end(&mut buf)?;
+/// The whole file, read positionally (the handle is shared, so its cursor is not used).
+fn read_all(file: &File) -> Result<Vec<u8>> {
+    let len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, 0)?;
     Ok(buf)
 }
 
 impl OffsetIndex {
     const ENTRY: usize = 8;
 
-    /// Opens an index and loads it. Returns `None` for entries if the file is inconsistent
-    /// (wrong size or non-increasing entries), so the caller rebuilds it.
-    pub(crate) fn open(path: &Path, segment_size: u64) -> Result<(Self, bool)> {
-        let mut file = open_rw(path)?;
-        let raw = read_all(&mut file)?;
+    /// An empty index (a new segment, or one about to be rebuilt).
+    pub(crate) fn empty() -> Self {
+        Self {
+            entries: Vec::new(),
+        }
+    }
+
+    /// Loads an index from its file. The flag is false (and the index empty) if the
+    /// file is inconsistent (wrong size or non-increasing entries), so the caller
+    /// rebuilds it.
+    pub(crate) fn load(file: &File, segment_size: u64) -> Result<(Self, bool)> {
+        let raw = read_all(file)?;
         let mut entries = Vec::with_capacity(raw.len() / Self::ENTRY);
         let mut ok = raw.len() % Self::ENTRY == 0;
         if ok {
@@ -61,26 +59,29 @@ impl OffsetIndex {
             }
         }
         // The first batch of a segment always gets an entry (position 0), so an empty
-        // index for a non-empty segment was lost (deleted, or created empty by this
-        // very open) and must be rebuilt, not trusted.
+        // index for a non-empty segment was lost (deleted, or created empty by this very
+        // open) and must be rebuilt, not trusted.
         if entries.is_empty() && segment_size > 0 {
             ok = false;
         }
         if !ok {
             entries.clear();
         }
-        Ok((Self { file, entries }, ok))
+        Ok((Self { entries }, ok))
     }
 
-    pub(crate) fn append(&mut self, rel: u32, pos: u32) -> Result<()> {
+    /// Adds an entry, and writes it to `file` when given (a rebuild writes the whole
+    /// index at the end instead, see [`write_if_changed`]).
+    pub(crate) fn append(&mut self, file: Option<&File>, rel: u32, pos: u32) -> Result<()> {
         if self.entries.last().is_some_and(|&(r, _)| rel <= r) {
             return Ok(());
         }
         let mut e = [0u8; Self::ENTRY];
         e[..4].copy_from_slice(&rel.to_be_bytes());
         e[4..].copy_from_slice(&pos.to_be_bytes());
-        self.file
-            .write_all_at(&e, (self.entries.len() * Self::ENTRY) as u64)?;
+        if let Some(file) = file {
+            file.write_all_at(&e, (self.entries.len() * Self::ENTRY) as u64)?;
+        }
         self.entries.push((rel, pos));
         Ok(())
     }
@@ -101,28 +102,36 @@ impl OffsetIndex {
         }
     }
 
-    pub(crate) fn reset(&mut self) -> Result<()> {
-        self.entries.clear();
-        self.file.set_len(0)?;
-        Ok(())
+    /// Bytes of memory the entries take.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<(u32, u32)>()
     }
 
-    pub(crate) fn sync(&self) -> Result<()> {
-        self.file.sync_data()?;
-        Ok(())
+    /// The file image of the entries.
+    pub(crate) fn encoded(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.entries.len() * Self::ENTRY);
+        for &(rel, pos) in &self.entries {
+            out.extend_from_slice(&rel.to_be_bytes());
+            out.extend_from_slice(&pos.to_be_bytes());
+        }
+        out
     }
 }
 
 impl TimeIndex {
     const ENTRY: usize = 12;
 
-    /// Opens a time index and loads it. Returns `false` if the file is inconsistent, or
-    /// empty while its segment (the `.log` next to it) holds data: every batch with a
-    /// timestamp adds an entry, so the index was lost and the caller rebuilds it.
-    pub(crate) fn open(path: &Path) -> Result<(Self, bool)> {
-        let segment_size = std::fs::metadata(path.with_extension("log")).map_or(0, |m| m.len());
-        let mut file = open_rw(path)?;
-        let raw = read_all(&mut file)?;
+    pub(crate) fn empty() -> Self {
+        Self {
+            entries: Vec::new(),
+        }
+    }
+
+    /// Loads a time index. The flag is false if the file is inconsistent, or empty while
+    /// its segment holds `segment_size` bytes: every batch with a timestamp adds an
+    /// entry, so the index was lost and the caller rebuilds it.
+    pub(crate) fn load(file: &File, segment_size: u64) -> Result<(Self, bool)> {
+        let raw = read_all(file)?;
         let mut entries = Vec::with_capacity(raw.len() / Self::ENTRY);
         let mut ok = raw.len() % Self::ENTRY == 0;
         if ok {
@@ -144,19 +153,20 @@ impl TimeIndex {
         if !ok {
             entries.clear();
         }
-        Ok((Self { file, entries }, ok))
+        Ok((Self { entries }, ok))
     }
 
     /// Appends if `ts` is larger than the last entry's timestamp.
-    pub(crate) fn maybe_append(&mut self, ts: i64, rel: u32) -> Result<()> {
+    pub(crate) fn maybe_append(&mut self, file: Option<&File>, ts: i64, rel: u32) -> Result<()> {
         if self.entries.last().is_some_and(|&(lt, _)| ts <= lt) {
             return Ok(());
         }
         let mut e = [0u8; Self::ENTRY];
         e[..8].copy_from_slice(&ts.to_be_bytes());
         e[8..].copy_from_slice(&rel.to_be_bytes());
-        self.file
-            .write_all_at(&e, (self.entries.len() * Self::ENTRY) as u64)?;
+        if let Some(file) = file {
+            file.write_all_at(&e, (self.entries.len() * Self::ENTRY) as u64)?;
+        }
         self.entries.push((ts, rel));
         Ok(())
     }
@@ -174,16 +184,38 @@ impl TimeIndex {
         self.entries.last().copied()
     }
 
-    pub(crate) fn reset(&mut self) -> Result<()> {
-        self.entries.clear();
-        self.file.set_len(0)?;
-        Ok(())
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<(i64, u32)>()
     }
 
-    pub(crate) fn sync(&self) -> Result<()> {
-        self.file.sync_data()?;
-        Ok(())
+    /// The file image of the entries.
+    pub(crate) fn encoded(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.entries.len() * Self::ENTRY);
+        for &(ts, rel) in &self.entries {
+            out.extend_from_slice(&ts.to_be_bytes());
+            out.extend_from_slice(&rel.to_be_bytes());
+        }
+        out
     }
+}
+
+/// Makes `file` hold exactly `image`, writing only if it differs: recovery after an
+/// unclean stop rebuilds every active segment's indexes, and rewriting (truncating)
+/// thousands of unchanged index files costs milliseconds each.
+pub(crate) fn write_if_changed(file: &File, image: &[u8]) -> Result<()> {
+    let len = file.metadata()?.len();
+    if len == image.len() as u64 {
+        let mut current = vec![0u8; image.len()];
+        file.read_exact_at(&mut current, 0)?;
+        if current == image {
+            return Ok(());
+        }
+    }
+    file.write_all_at(image, 0)?;
+    if len != image.len() as u64 {
+        file.set_len(image.len() as u64)?;
+    }
+    Ok(())
 }
 
 /// Test seam: the entries of an offset index file as stored, `(relative offset,

@@ -23,6 +23,7 @@
 //! Storage knows nothing of the network or Kafka request types.
 
 pub mod cleaner;
+mod file_cache;
 mod index;
 mod log;
 pub mod producer_state;
@@ -30,6 +31,7 @@ mod segment;
 mod txn_index;
 
 pub use crate::cleaner::{build_cleaned, CleanOutput, CleanPlan, CleanerConfig, PlannedSegment};
+pub use crate::file_cache::FileCache;
 #[doc(hidden)]
 pub use crate::index::{offset_index_entries, time_index_entries};
 pub use crate::log::{
@@ -57,6 +59,15 @@ pub enum LogError {
 }
 
 pub type Result<T, E = LogError> = std::result::Result<T, E>;
+
+/// Makes everything written to the filesystem holding `dir` durable with one
+/// `syncfs(2)`: at shutdown, one call instead of an fsync per file of every dirty
+/// segment (each costs milliseconds, and 50,000 partitions have 150,000 files).
+pub fn sync_filesystem(dir: &std::path::Path) -> std::io::Result<()> {
+    let d = std::fs::File::open(dir)?;
+    rustix::fs::syncfs(&d)?;
+    Ok(())
+}
 
 /// Name of a segment's files for `base_offset` with extension `ext`.
 pub(crate) fn file_name(base_offset: i64, ext: &str) -> String {

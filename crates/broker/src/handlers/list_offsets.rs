@@ -53,7 +53,7 @@ fn lookup(p: &Partition, timestamp: i64, isolation_level: i8) -> Result<(i64, i6
         EARLIEST | EARLIEST_LOCAL => Ok((-1, p.log_start_offset())),
         MAX_TIMESTAMP => Ok(p
             .log()?
-            .max_timestamp_offset()
+            .max_timestamp_offset()?
             .filter(|(o, _)| *o < end)
             .map_or((-1, -1), |(o, t)| (t, o))),
         ts => Ok(p
