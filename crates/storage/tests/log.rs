@@ -160,6 +160,10 @@ fn segment_files(dir: &std::path::Path, ext: &str) -> Vec<std::path::PathBuf> {
     v
 }
 
+/// Offset-index entries `(relative offset, position)` and time-index entries
+/// `(timestamp, relative offset)`.
+type IndexEntries = (Vec<(u32, u32)>, Vec<(i64, u32)>);
+
 /// The index entries a segment file must have, worked out from the batches in it:
 /// an offset-index entry for the first batch and then for each batch that starts more
 /// than `interval` bytes after the last entry's batch (Kafka's `index.interval.bytes`),
@@ -167,7 +171,7 @@ fn segment_files(dir: &std::path::Path, ext: &str) -> Vec<std::path::PathBuf> {
 fn expected_entries(
     log_file: &std::path::Path,
     interval: usize,
-) -> (Vec<(u32, u32)>, Vec<(i64, u32)>) {
+) -> IndexEntries {
     let bytes = std::fs::read(log_file).unwrap();
     let seg_base: i64 = log_file
         .file_stem()
