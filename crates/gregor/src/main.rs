@@ -132,8 +132,54 @@ struct BrokerArgs {
     overrides: Vec<String>,
 }
 
+/// Options every client command takes, and whether each takes a value.
+const CONNECTION_OPTIONS: &[(&str, bool)] = &[
+    ("-b", true),
+    ("--brokers", true),
+    ("-X", true),
+    ("-v", false),
+    ("--verbose", false),
+    ("--output", true),
+];
+
+/// Lets connection options come before the command, as users type them
+/// (`gregor -b host:9092 topic list`): clap only accepts a subcommand's options after
+/// the subcommand's name, so leading ones are moved there. Everything else is left as
+/// it is, and clap reports what it does not know.
+fn hoist_connection_options(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut rest = args.into_iter();
+    let mut out: Vec<std::ffi::OsString> = rest.next().into_iter().collect();
+    let mut hoisted = Vec::new();
+    while let Some(arg) = rest.next() {
+        let text = arg.to_string_lossy().into_owned();
+        let option = CONNECTION_OPTIONS.iter().find(|(name, _)| {
+            text == *name
+                || (name.starts_with("--") && text.starts_with(&format!("{name}=")))
+                || (!name.starts_with("--") && text.len() > 2 && text.starts_with(name))
+        });
+        match option {
+            Some((name, takes_value)) => {
+                let inline = text.len() > name.len();
+                hoisted.push(arg);
+                if *takes_value && !inline {
+                    hoisted.extend(rest.next());
+                }
+            }
+            None => {
+                // The subcommand: its name, then the hoisted options, then the rest.
+                out.push(arg);
+                out.append(&mut hoisted);
+                out.extend(rest);
+                return out;
+            }
+        }
+    }
+    out.append(&mut hoisted);
+    out
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(hoist_connection_options(std::env::args_os().collect()));
     let result = match cli.command {
         Command::Broker(args) => run_broker(args),
         Command::Bench(cmd) => bench::run(cmd),
@@ -231,4 +277,52 @@ async fn shutdown_signal() {
         }
     }
     tracing::info!("shutdown signal received: finishing requests and flushing logs");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hoist_connection_options;
+
+    fn hoist(args: &[&str]) -> Vec<String> {
+        hoist_connection_options(args.iter().map(Into::into).collect())
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn connection_options_before_the_command_move_after_it() {
+        assert_eq!(
+            hoist(&["gregor", "-b", "h:1", "topic", "list"]),
+            ["gregor", "topic", "-b", "h:1", "list"]
+        );
+        assert_eq!(
+            hoist(&[
+                "gregor",
+                "--brokers=h:1",
+                "-v",
+                "-Xa=b",
+                "--output",
+                "json",
+                "group",
+                "list"
+            ]),
+            [
+                "gregor",
+                "group",
+                "--brokers=h:1",
+                "-v",
+                "-Xa=b",
+                "--output",
+                "json",
+                "list"
+            ]
+        );
+        assert_eq!(
+            hoist(&["gregor", "topic", "-b", "h:1", "list"]),
+            ["gregor", "topic", "-b", "h:1", "list"]
+        );
+        assert_eq!(hoist(&["gregor", "--version"]), ["gregor", "--version"]);
+        assert_eq!(hoist(&["gregor", "-b"]), ["gregor", "-b"]);
+    }
 }

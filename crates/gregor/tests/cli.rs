@@ -71,6 +71,18 @@ fn topics_produce_consume_groups_and_cluster() {
         .unwrap()
         .iter()
         .any(|t| t["name"] == "orders" && t["partitions"] == 2));
+    // Connection options may also come before the command, as users type them.
+    let before = Command::new(env!("CARGO_BIN_EXE_gregor"))
+        .args(["-b", b, "--output", "json", "topic", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        before.status.success(),
+        "{}",
+        String::from_utf8_lossy(&before.stderr)
+    );
+    let before: Value = serde_json::from_slice(&before.stdout).unwrap();
+    assert_eq!(before, list);
 
     // Produce through the CLI: keys, a header, an explicit partition.
     let input = "k1:one\nk2:two\nk3:three\n";

@@ -168,10 +168,7 @@ type IndexEntries = (Vec<(u32, u32)>, Vec<(i64, u32)>);
 /// an offset-index entry for the first batch and then for each batch that starts more
 /// than `interval` bytes after the last entry's batch (Kafka's `index.interval.bytes`),
 /// and a time-index entry for each batch that raises the segment's max timestamp.
-fn expected_entries(
-    log_file: &std::path::Path,
-    interval: usize,
-) -> IndexEntries {
+fn expected_entries(log_file: &std::path::Path, interval: usize) -> IndexEntries {
     let bytes = std::fs::read(log_file).unwrap();
     let seg_base: i64 = log_file
         .file_stem()
