@@ -22,7 +22,9 @@ use tokio::time::Instant;
 
 use super::consumer::{ConsumerHeartbeat, ConsumerHeartbeatResponse};
 use super::records::{GroupValue, OffsetValue, RecordKey};
-use super::state::{apply_if_newer, Effects, Group, GroupState, Reply, StoredOffset};
+use super::state::{
+    apply_if_newer, offsets_due_ms, Effects, Group, GroupState, Idle, Reply, StoredOffset,
+};
 use super::{
     CommitRequest, CommittedOffset, ConsumerGroupDescription, GroupConfig, GroupDescription,
     GroupError, JoinRequest, JoinResponse, MemberRef, SyncRequest, SyncResponse,
@@ -58,6 +60,8 @@ enum Command {
     ),
     ConsumerDescribe(oneshot::Sender<Option<ConsumerGroupDescription>>),
     ForgetTopic(String, oneshot::Sender<()>),
+    /// Offset expiry now (the sweep of unloaded groups whose offsets fell due).
+    ExpireOffsets(oneshot::Sender<()>),
     Unload,
     Describe(oneshot::Sender<GroupDescription>),
     Delete(oneshot::Sender<Result<(), GroupError>>),
@@ -77,7 +81,8 @@ enum Command {
 
 type PendingTxnOffsets = HashMap<i64, BTreeMap<(String, i32), StoredOffset>>;
 
-/// What replaying `__consumer_offsets` found for one group.
+/// What replaying `__consumer_offsets` found for one group, or what an idle group left
+/// when its task was unloaded.
 #[derive(Default)]
 struct Loaded {
     group: Option<GroupValue>,
@@ -86,11 +91,30 @@ struct Loaded {
     pending: PendingTxnOffsets,
 }
 
+impl Loaded {
+    /// When the sweep must give this group its task again (offset expiry).
+    fn due_ms(&self, retention_ms: i64) -> Option<i64> {
+        offsets_due_ms(self.group.as_ref(), &self.offsets, retention_ms)
+    }
+}
+
+type Registry = Arc<Mutex<HashMap<String, mpsc::Sender<Command>>>>;
+type Parked = Arc<Mutex<HashMap<String, Loaded>>>;
+
+/// How many times a request follows a group whose task was unloading.
+const SEND_ATTEMPTS: usize = 4;
+
 pub struct GroupCoordinator {
     config: Arc<GroupConfig>,
-    groups: Mutex<HashMap<String, mpsc::Sender<Command>>>,
-    /// Replayed groups not yet given a task.
-    loaded: Mutex<HashMap<String, Loaded>>,
+    /// Groups with a running task: those with members, a rebalance, pending member ids
+    /// or open transactions' offsets. An idle group's task unloads itself (see
+    /// [`try_unload`]), so the number of tasks follows live groups, not every group id
+    /// a client has named.
+    groups: Registry,
+    /// Groups without a task: replayed at startup and not asked for yet, or unloaded
+    /// when idle with committed offsets (their data only; bounded by the offsets
+    /// `__consumer_offsets` holds, which expire under `offsets.retention.minutes`).
+    loaded: Parked,
     /// Set once the broker is stopping: no group gets a new task.
     stopping: std::sync::atomic::AtomicBool,
     /// Producer id → groups holding offsets of its open transaction.
@@ -112,8 +136,8 @@ impl GroupCoordinator {
     pub fn new(config: GroupConfig) -> Self {
         Self {
             config: Arc::new(config),
-            groups: Mutex::new(HashMap::new()),
-            loaded: Mutex::new(HashMap::new()),
+            groups: Arc::new(Mutex::new(HashMap::new())),
+            loaded: Arc::new(Mutex::new(HashMap::new())),
             stopping: std::sync::atomic::AtomicBool::new(false),
             txn_groups: Mutex::new(HashMap::new()),
             replayed: Mutex::new(HashSet::new()),
@@ -186,7 +210,16 @@ impl GroupCoordinator {
         if let Some(p) = &partition {
             self.ensure_replayed(p).await?;
         }
-        let known = lock(&self.loaded).contains_key(group);
+        // Both maps under the registry lock: a task moves its data to `loaded` (and a
+        // new task takes it back) inside that lock, so the group is always in one of
+        // them; two separate looks could miss it between them.
+        let known = {
+            let groups = lock(&self.groups);
+            if let Some(tx) = groups.get(group).filter(|t| !t.is_closed()) {
+                return Ok(Some(tx.clone()));
+            }
+            lock(&self.loaded).contains_key(group)
+        };
         if !known && !create {
             return Ok(None);
         }
@@ -216,9 +249,58 @@ impl GroupCoordinator {
             state.restore(l.group, offsets, l.pending, Instant::now());
         }
         let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(run(state, partition, rx));
+        let task = Task {
+            group: state,
+            partition,
+            groups: self.groups.clone(),
+            loaded: self.loaded.clone(),
+        };
+        tokio::spawn(task.run(rx));
         groups.insert(group.to_string(), tx.clone());
         Ok(Some(tx))
+    }
+
+    /// Running group tasks (tests and diagnostics: it follows the live groups, not
+    /// every group id a client has named).
+    pub fn loaded_count(&self) -> usize {
+        lock(&self.groups).len()
+    }
+
+    /// Groups kept as data only (idle, with committed offsets).
+    pub fn parked_count(&self) -> usize {
+        lock(&self.loaded).len()
+    }
+
+    /// The periodic cleanup of groups without a task: each one whose first offset is
+    /// due (or that has no offsets left) gets its task back for one cleanup pass, after
+    /// which it unloads again, or is forgotten once nothing is left. Run every
+    /// `offsets.retention.check.interval.ms`; a few groups at a time.
+    pub async fn expire_unloaded(&self, broker: &Arc<Broker>) {
+        const IN_FLIGHT: usize = 32;
+        let now = now_ms();
+        let retention = self.config.offsets_retention_ms;
+        let due: Vec<String> = lock(&self.loaded)
+            .iter()
+            .filter(|(_, l)| l.due_ms(retention).is_some_and(|at| at <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut running = tokio::task::JoinSet::new();
+        for id in due {
+            if running.len() >= IN_FLIGHT {
+                running.join_next().await;
+            }
+            let broker = broker.clone();
+            running.spawn(async move {
+                let groups = &broker.groups;
+                if let Err(e) = groups
+                    .ask(&broker, &id, false, Command::ExpireOffsets)
+                    .await
+                {
+                    tracing::warn!(group = %id, error = %e, "cannot clean up an unloaded group");
+                }
+            });
+        }
+        while running.join_next().await.is_some() {}
     }
 
     /// The `__consumer_offsets` partition that owns `group` (over the topic's partition
@@ -273,17 +355,25 @@ impl GroupCoordinator {
         create: bool,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<Option<T>, GroupError> {
-        let Some(handle) = self.handle(broker, group, create).await? else {
-            return Ok(None);
-        };
         let (tx, rx) = oneshot::channel();
-        handle
-            .send(make(tx))
-            .await
-            .map_err(|_| GroupError::CoordinatorNotAvailable)?;
-        rx.await
-            .map(Some)
-            .map_err(|_| GroupError::CoordinatorNotAvailable)
+        let mut cmd = make(tx);
+        for _ in 0..SEND_ATTEMPTS {
+            let Some(handle) = self.handle(broker, group, create).await? else {
+                return Ok(None);
+            };
+            match handle.send(cmd).await {
+                Ok(()) => {
+                    return rx
+                        .await
+                        .map(Some)
+                        .map_err(|_| GroupError::CoordinatorNotAvailable)
+                }
+                // The task unloaded itself between the lookup and the send: its data
+                // is back in `loaded`, look again.
+                Err(mpsc::error::SendError(back)) => cmd = back,
+            }
+        }
+        Err(GroupError::CoordinatorNotAvailable)
     }
 
     pub async fn join(&self, broker: &Arc<Broker>, group: &str, req: JoinRequest) -> JoinResponse {
@@ -585,30 +675,67 @@ fn validate_group_id(group: &str) -> Result<(), GroupError> {
     Ok(())
 }
 
-/// The task that owns one group until the broker stops.
-async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver<Command>) {
-    loop {
-        let deadline = group.next_deadline();
-        let cmd = tokio::select! {
-            c = rx.recv() => match c {
-                Some(c) => c,
-                None => return,
-            },
-            _ = tokio::time::sleep_until(deadline) => {
-                let fx = group.on_deadline(Instant::now(), now_ms());
-                finish(&mut group, &partition, fx).await;
-                continue;
+/// The task that owns one group while it has anything live.
+struct Task {
+    group: Group,
+    partition: Arc<Partition>,
+    /// The registry it removes itself from, and where it leaves its offsets, when idle.
+    groups: Registry,
+    loaded: Parked,
+}
+
+/// What unloading found.
+enum Unload {
+    /// The task is gone from the registry (its data, if any, is in `loaded`): stop.
+    Done,
+    /// Commands were queued before the channel closed: the task stays, on a new
+    /// channel, and serves them first.
+    Stay(Vec<Command>),
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        loop {
+            let deadline = self.group.next_deadline();
+            tokio::select! {
+                c = rx.recv() => match c {
+                    Some(Command::Unload) => {
+                        let fx = self.group.unload();
+                        finish(&mut self.group, &self.partition, fx).await;
+                        return;
+                    }
+                    Some(c) => self.apply(c).await,
+                    None => return,
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    let fx = self.group.on_deadline(Instant::now(), now_ms());
+                    finish(&mut self.group, &self.partition, fx).await;
+                }
             }
-        };
+            while let Some(idle) = self.group.idle() {
+                match try_unload(&self.groups, &self.loaded, &mut self.group, idle, &mut rx) {
+                    Unload::Done => return,
+                    Unload::Stay(queued) => {
+                        for cmd in queued {
+                            self.apply(cmd).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn apply(&mut self, cmd: Command) {
         let (now, ms) = (Instant::now(), now_ms());
+        let (group, partition) = (&mut self.group, &self.partition);
         match cmd {
             Command::Join(req, tx) => {
                 let fx = group.join(req, tx, now, ms);
-                finish(&mut group, &partition, fx).await;
+                finish(group, partition, fx).await;
             }
             Command::Sync(req, tx) => {
                 let fx = group.sync(req, tx, now, ms);
-                finish(&mut group, &partition, fx).await;
+                finish(group, partition, fx).await;
             }
             Command::Heartbeat {
                 member,
@@ -625,13 +752,13 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
             }
             Command::Leave(members, tx) => {
                 let (results, fx) = group.leave(&members, now, ms);
-                finish(&mut group, &partition, fx).await;
+                finish(group, partition, fx).await;
                 let _ = tx.send(results);
             }
             Command::Commit(req, tx) => {
                 group.at_log_position(partition.high_watermark());
                 let (results, fx) = group.commit(req, now, ms);
-                let stored = write(&partition, &fx.records).await;
+                let stored = write(partition, &fx.records).await;
                 let _ = tx.send(stored.and(results));
             }
             Command::Fetch(wanted, member, tx) => {
@@ -647,13 +774,18 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
                 let _ = tx.send(group.consumer_describe());
             }
             Command::Unload => {
+                // Handled by `run`, which stops the task.
                 let fx = group.unload();
-                finish(&mut group, &partition, fx).await;
-                return;
+                finish(group, partition, fx).await;
             }
             Command::ForgetTopic(topic, tx) => {
                 let fx = group.forget_topic(&topic);
-                finish(&mut group, &partition, fx).await;
+                finish(group, partition, fx).await;
+                let _ = tx.send(());
+            }
+            Command::ExpireOffsets(tx) => {
+                let fx = group.expire_offsets_now(ms);
+                finish(group, partition, fx).await;
                 let _ = tx.send(());
             }
             Command::Describe(tx) => {
@@ -661,12 +793,12 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
             }
             Command::Delete(tx) => {
                 let (r, fx) = group.delete(ms);
-                let stored = write(&partition, &fx.records).await;
+                let stored = write(partition, &fx.records).await;
                 let _ = tx.send(stored.and(r));
             }
             Command::DeleteOffsets(wanted, tx) => {
                 let (r, fx) = group.delete_offsets(&wanted);
-                let stored = write(&partition, &fx.records).await;
+                let stored = write(partition, &fx.records).await;
                 let _ = tx.send(stored.and(r));
             }
             Command::TxnCommit {
@@ -683,7 +815,7 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
                     base_sequence: -1,
                     attributes: batch::ATTR_TRANSACTIONAL,
                 };
-                let stored = write_as(&partition, &fx.records, producer).await;
+                let stored = write_as(partition, &fx.records, producer).await;
                 if stored.is_ok() {
                     group.add_pending(producer_id, pending);
                 }
@@ -699,6 +831,51 @@ async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver
             }
         }
     }
+}
+
+/// Removes an idle group's task from the registry. Under the registry lock the channel
+/// is closed (a sender still holding it gets its command back and looks the group up
+/// again) and whatever was queued before is drained. If nothing was, the group's
+/// offsets (for [`Idle::Park`]) go to `loaded` in the same critical section, so a lookup
+/// finds either the task or the data, never neither. If something was queued, the task
+/// registers a new channel and stays to serve it: no command is lost.
+fn try_unload(
+    groups: &Registry,
+    loaded: &Parked,
+    group: &mut Group,
+    idle: Idle,
+    rx: &mut mpsc::Receiver<Command>,
+) -> Unload {
+    let mut registry = lock(groups);
+    rx.close();
+    let mut queued = Vec::new();
+    while let Ok(cmd) = rx.try_recv() {
+        queued.push(cmd);
+    }
+    let ours = registry.get(&group.id).is_some_and(mpsc::Sender::is_closed);
+    if !queued.is_empty() {
+        let (tx, fresh) = mpsc::channel(256);
+        *rx = fresh;
+        if ours {
+            registry.insert(group.id.clone(), tx);
+        }
+        return Unload::Stay(queued);
+    }
+    if ours {
+        registry.remove(&group.id);
+    }
+    if idle == Idle::Park {
+        let (value, offsets) = group.take_stored();
+        lock(loaded).insert(
+            group.id.clone(),
+            Loaded {
+                group: value,
+                offsets,
+                pending: HashMap::new(),
+            },
+        );
+    }
+    Unload::Done
 }
 
 /// Persists the effects' records (waiting for an fsync when the flush policy asks for

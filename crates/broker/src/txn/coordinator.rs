@@ -61,10 +61,16 @@ enum Command {
 }
 
 type View = Arc<Mutex<HashMap<String, TxnMetadata>>>;
+type Registry = Arc<Mutex<HashMap<String, mpsc::Sender<Command>>>>;
+
+/// How many times a request follows a transactional id whose task was unloading.
+const SEND_ATTEMPTS: usize = 4;
 
 pub struct TxnCoordinator {
     config: TxnConfig,
-    txns: Mutex<HashMap<String, mpsc::Sender<Command>>>,
+    /// Running tasks. A task whose id has no state (unknown, or expired) removes itself
+    /// (see `Task::try_unload`), so ids a client only names cost nothing.
+    txns: Registry,
     /// Every transactional id's metadata as its task last stored it (Describe/List).
     view: View,
     stopping: AtomicBool,
@@ -125,7 +131,7 @@ impl TxnCoordinator {
     pub fn new(config: TxnConfig) -> Self {
         Self {
             config,
-            txns: Mutex::new(HashMap::new()),
+            txns: Arc::new(Mutex::new(HashMap::new())),
             view: Arc::new(Mutex::new(HashMap::new())),
             stopping: AtomicBool::new(false),
             replayed: Mutex::new(HashSet::new()),
@@ -166,7 +172,7 @@ impl TxnCoordinator {
             .map(|(id, _)| id.clone())
             .collect();
         for id in pending {
-            if let Err(e) = self.handle(broker, &id).await {
+            if let Err(e) = self.handle(broker, &id, false).await {
                 tracing::error!(transactional_id = %id, error = %e, "cannot resume transaction");
             }
         }
@@ -176,6 +182,12 @@ impl TxnCoordinator {
     pub fn shutdown(&self) {
         self.stopping.store(true, Ordering::Release);
         lock(&self.txns).clear();
+    }
+
+    /// Running transactional-id tasks (tests and diagnostics: it returns to the number
+    /// of ids with state once a client stops naming unknown ones).
+    pub fn loaded_count(&self) -> usize {
+        lock(&self.txns).len()
     }
 
     /// Creates `__transaction_state` if it does not exist yet.
@@ -190,32 +202,45 @@ impl TxnCoordinator {
         coordinator_partition::owner(broker, TXN_TOPIC, id, self.config.state_partitions)
     }
 
-    /// The task owning `id`. An id whose `__transaction_state` partition is offline is
-    /// COORDINATOR_NOT_AVAILABLE.
+    /// The task owning `id`: running, or spawned for an id with state (or, when
+    /// `create`, for a new one). `None` for an unknown id that may not be created: the
+    /// caller answers without a task. An id whose `__transaction_state` partition is
+    /// offline is COORDINATOR_NOT_AVAILABLE.
     async fn handle(
         &self,
         broker: &Arc<Broker>,
         id: &str,
-    ) -> Result<mpsc::Sender<Command>, TxnError> {
+        create: bool,
+    ) -> Result<Option<mpsc::Sender<Command>>, TxnError> {
         if self.stopping.load(Ordering::Acquire) {
             return Err(TxnError::CoordinatorNotAvailable);
         }
         if let Some(tx) = lock(&self.txns).get(id).filter(|t| !t.is_closed()) {
-            return Ok(tx.clone());
+            return Ok(Some(tx.clone()));
         }
         let partition = match self.owner(broker, id) {
-            Owner::Online(p) => p,
+            Owner::Online(p) => Some(p),
+            Owner::NoTopic(_) => None,
             Owner::Unavailable(_) => return Err(TxnError::CoordinatorNotAvailable),
-            Owner::NoTopic(_) => {
+        };
+        if let Some(p) = &partition {
+            self.ensure_replayed(broker, p).await?;
+        }
+        if !create && !lock(&self.view).contains_key(id) {
+            return Ok(None);
+        }
+        let partition = match partition {
+            Some(p) => p,
+            None => {
                 self.ensure_topic(broker).await?;
                 let Owner::Online(p) = self.owner(broker, id) else {
                     return Err(TxnError::CoordinatorNotAvailable);
                 };
+                self.ensure_replayed(broker, &p).await?;
                 p
             }
         };
-        self.ensure_replayed(broker, &partition).await?;
-        Ok(self.spawn(broker, id, partition))
+        Ok(Some(self.spawn(broker, id, partition)))
     }
 
     /// The running task of `id`, or a new one from its stored state.
@@ -235,6 +260,7 @@ impl TxnCoordinator {
             partition,
             broker: Arc::downgrade(broker),
             view: self.view.clone(),
+            registry: self.txns.clone(),
             partitions_changed: broker.replicas.subscribe(),
             max_timeout_ms: self.config.max_timeout_ms,
             id_expiration_ms: self.config.id_expiration_ms,
@@ -298,19 +324,27 @@ impl TxnCoordinator {
         &self,
         broker: &Arc<Broker>,
         id: &str,
+        create: bool,
         make: impl FnOnce(Reply<T>) -> Command,
     ) -> Result<T, TxnError> {
         if id.is_empty() {
             return Err(TxnError::InvalidProducerIdMapping);
         }
         validate_id(id)?;
-        let handle = self.handle(broker, id).await?;
         let (tx, rx) = oneshot::channel();
-        handle
-            .send(make(tx))
-            .await
-            .map_err(|_| TxnError::CoordinatorNotAvailable)?;
-        rx.await.map_err(|_| TxnError::CoordinatorNotAvailable)?
+        let mut cmd = make(tx);
+        for _ in 0..SEND_ATTEMPTS {
+            // An id without state: the answer a task would give, without a task.
+            let Some(handle) = self.handle(broker, id, create).await? else {
+                return Err(TxnError::InvalidProducerIdMapping);
+            };
+            match handle.send(cmd).await {
+                Ok(()) => return rx.await.map_err(|_| TxnError::CoordinatorNotAvailable)?,
+                // The task unloaded itself between the lookup and the send: look again.
+                Err(mpsc::error::SendError(back)) => cmd = back,
+            }
+        }
+        Err(TxnError::CoordinatorNotAvailable)
     }
 
     /// InitProducerId with a transactional id: `(producer id, epoch)`.
@@ -321,7 +355,7 @@ impl TxnCoordinator {
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
     ) -> Result<(i64, i16), TxnError> {
-        self.ask(broker, id, |tx| Command::Init {
+        self.ask(broker, id, true, |tx| Command::Init {
             timeout_ms,
             expected,
             tx,
@@ -340,7 +374,7 @@ impl TxnCoordinator {
         partitions: Vec<(String, i32)>,
         verify_only: bool,
     ) -> Result<(), TxnError> {
-        self.ask(broker, id, |tx| Command::Add {
+        self.ask(broker, id, false, |tx| Command::Add {
             producer_id,
             epoch,
             partitions,
@@ -359,7 +393,7 @@ impl TxnCoordinator {
         epoch: i16,
         commit: bool,
     ) -> Result<(), TxnError> {
-        self.ask(broker, id, |tx| Command::End {
+        self.ask(broker, id, false, |tx| Command::End {
             producer_id,
             epoch,
             commit,
@@ -419,6 +453,8 @@ struct Task {
     partition: Arc<Partition>,
     broker: Weak<Broker>,
     view: View,
+    /// The registry this task removes itself from when its id has no state.
+    registry: Registry,
     /// Bumped when partitions open or close: a marker waiting for an offline partition
     /// is retried at once when it comes back.
     partitions_changed: tokio::sync::watch::Receiver<u64>,
@@ -430,6 +466,15 @@ struct Task {
     /// Partitions that already have the prepared transaction's marker (a retry writes
     /// only the rest).
     marked: BTreeSet<(String, i32)>,
+}
+
+/// What unloading found.
+enum Unload {
+    /// The task is gone from the registry and its channel is closed: stop.
+    Done,
+    /// Commands were queued before the channel closed: the task stays, on a new
+    /// channel, and serves them first.
+    Stay(Vec<Command>),
 }
 
 impl Task {
@@ -444,52 +489,87 @@ impl Task {
         loop {
             let deadline = self.deadline();
             let waiting_for_partitions = self.retry_at.is_some();
-            let cmd = tokio::select! {
+            tokio::select! {
                 c = rx.recv() => match c {
-                    Some(c) => c,
+                    Some(c) => self.apply(c).await,
                     None => return,
                 },
-                _ = sleep_until(deadline) => {
-                    self.on_deadline().await;
-                    continue;
-                }
+                _ = sleep_until(deadline) => self.on_deadline().await,
                 changed = self.partitions_changed.changed(), if waiting_for_partitions => {
                     if changed.is_ok() {
                         self.retry_at = Some(Instant::now());
                     }
-                    continue;
                 }
-            };
-            match cmd {
-                Command::Init {
-                    timeout_ms,
-                    expected,
-                    tx,
-                } => {
-                    let r = self.init(timeout_ms, expected).await;
-                    let _ = tx.send(r);
-                }
-                Command::Add {
-                    producer_id,
-                    epoch,
-                    partitions,
-                    verify_only,
-                    tx,
-                } => {
-                    let r = self.add(producer_id, epoch, &partitions, verify_only).await;
-                    let _ = tx.send(r);
-                }
-                Command::End {
-                    producer_id,
-                    epoch,
-                    commit,
-                    tx,
-                } => {
-                    let r = self.end(producer_id, epoch, commit).await;
-                    let _ = tx.send(r);
+            }
+            // An id with no state (never initialised, a failed init, expired) leaves
+            // no task behind.
+            while self.meta.is_none() && self.retry_at.is_none() {
+                match self.try_unload(&mut rx) {
+                    Unload::Done => return,
+                    Unload::Stay(queued) => {
+                        for cmd in queued {
+                            self.apply(cmd).await;
+                        }
+                    }
                 }
             }
         }
+    }
+
+    async fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::Init {
+                timeout_ms,
+                expected,
+                tx,
+            } => {
+                let r = self.init(timeout_ms, expected).await;
+                let _ = tx.send(r);
+            }
+            Command::Add {
+                producer_id,
+                epoch,
+                partitions,
+                verify_only,
+                tx,
+            } => {
+                let r = self.add(producer_id, epoch, &partitions, verify_only).await;
+                let _ = tx.send(r);
+            }
+            Command::End {
+                producer_id,
+                epoch,
+                commit,
+                tx,
+            } => {
+                let r = self.end(producer_id, epoch, commit).await;
+                let _ = tx.send(r);
+            }
+        }
+    }
+
+    /// Removes this stateless task from the registry. Under the registry lock the
+    /// channel is closed (a sender still holding it gets its command back and looks the
+    /// id up again) and whatever was queued before is drained: if anything was, the task
+    /// registers a new channel and stays to serve it, so no command is lost.
+    fn try_unload(&mut self, rx: &mut mpsc::Receiver<Command>) -> Unload {
+        let mut registry = lock(&self.registry);
+        rx.close();
+        if registry.get(&self.id).is_some_and(mpsc::Sender::is_closed) {
+            registry.remove(&self.id);
+        }
+        let mut queued = Vec::new();
+        while let Ok(cmd) = rx.try_recv() {
+            queued.push(cmd);
+        }
+        if queued.is_empty() {
+            return Unload::Done;
+        }
+        let (tx, fresh) = mpsc::channel(64);
+        *rx = fresh;
+        // Only if no new task took the id meanwhile (the old entry was ours).
+        registry.entry(self.id.clone()).or_insert(tx);
+        Unload::Stay(queued)
     }
 
     /// The next timer: the open transaction's timeout, a marker retry, or the idle id's
