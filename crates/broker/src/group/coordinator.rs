@@ -1,30 +1,27 @@
-//! The registry of groups, the task that owns each group, and `__consumer_offsets`.
+//! The registry of groups and `__consumer_offsets`.
 //!
-//! Each group lives in one tokio task that takes commands from a channel and sleeps until
-//! the group's next deadline. A command is applied to the [`Group`] state machine, the
-//! records it produced are appended to the group's `__consumer_offsets` partition, and
-//! only then are the parked answers sent. Groups never share a lock, so a slow or
-//! misbehaving group cannot stall another.
+//! Each live group lives in one tokio task (`task.rs`) that takes commands from a
+//! channel and sleeps until the group's next deadline. A command is applied to the
+//! [`Group`] state machine, the records it produced are appended to the group's
+//! `__consumer_offsets` partition, and only then are the parked answers sent. Groups
+//! never share a lock, so a slow or misbehaving group cannot stall another. An idle
+//! group's task unloads itself, leaving its data in `loaded`.
 //!
 //! `__consumer_offsets` is created on first use (as Kafka does), with
 //! `offsets.topic.num.partitions` partitions and `cleanup.policy=compact`. At startup it
-//! is replayed before the broker serves, and groups are spawned from what it holds when
-//! they are first asked for.
+//! is replayed before the broker serves (a partition that was offline then, when it is
+//! first used), and groups are spawned from what it holds when they are first asked for.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use gregor_protocol::batch::{self, NewRecord};
-use gregor_protocol::compression::Codec;
-use gregor_protocol::records::RecordWalker;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::consumer::{ConsumerHeartbeat, ConsumerHeartbeatResponse};
-use super::records::{GroupValue, OffsetValue, RecordKey};
-use super::state::{
-    apply_if_newer, offsets_due_ms, Effects, Group, GroupState, Idle, Reply, StoredOffset,
-};
+use super::replay::{replay_partition, Loaded};
+use super::state::Group;
+use super::task::Task;
 use super::{
     CommitRequest, CommittedOffset, ConsumerGroupDescription, GroupConfig, GroupDescription,
     GroupError, JoinRequest, JoinResponse, MemberRef, SyncRequest, SyncResponse,
@@ -37,9 +34,9 @@ use crate::util::now_ms;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-type PartitionResults = Result<Vec<Result<(), GroupError>>, GroupError>;
+pub(super) type PartitionResults = Result<Vec<Result<(), GroupError>>, GroupError>;
 
-enum Command {
+pub(super) enum Command {
     Join(JoinRequest, oneshot::Sender<JoinResponse>),
     Sync(SyncRequest, oneshot::Sender<SyncResponse>),
     Heartbeat {
@@ -79,27 +76,8 @@ enum Command {
     },
 }
 
-type PendingTxnOffsets = HashMap<i64, BTreeMap<(String, i32), StoredOffset>>;
-
-/// What replaying `__consumer_offsets` found for one group, or what an idle group left
-/// when its task was unloaded.
-#[derive(Default)]
-struct Loaded {
-    group: Option<GroupValue>,
-    offsets: BTreeMap<(String, i32), StoredOffset>,
-    /// Offsets of transactions with no marker yet, by producer id.
-    pending: PendingTxnOffsets,
-}
-
-impl Loaded {
-    /// When the sweep must give this group its task again (offset expiry).
-    fn due_ms(&self, retention_ms: i64) -> Option<i64> {
-        offsets_due_ms(self.group.as_ref(), &self.offsets, retention_ms)
-    }
-}
-
-type Registry = Arc<Mutex<HashMap<String, mpsc::Sender<Command>>>>;
-type Parked = Arc<Mutex<HashMap<String, Loaded>>>;
+pub(super) type Registry = Arc<Mutex<HashMap<String, mpsc::Sender<Command>>>>;
+pub(super) type Parked = Arc<Mutex<HashMap<String, Loaded>>>;
 
 /// How many times a request follows a group whose task was unloading.
 const SEND_ATTEMPTS: usize = 4;
@@ -125,7 +103,7 @@ pub struct GroupCoordinator {
     replay_lock: tokio::sync::Mutex<()>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
@@ -673,408 +651,4 @@ fn validate_group_id(group: &str) -> Result<(), GroupError> {
         return Err(GroupError::InvalidGroupId);
     }
     Ok(())
-}
-
-/// The task that owns one group while it has anything live.
-struct Task {
-    group: Group,
-    partition: Arc<Partition>,
-    /// The registry it removes itself from, and where it leaves its offsets, when idle.
-    groups: Registry,
-    loaded: Parked,
-}
-
-/// What unloading found.
-enum Unload {
-    /// The task is gone from the registry (its data, if any, is in `loaded`): stop.
-    Done,
-    /// Commands were queued before the channel closed: the task stays, on a new
-    /// channel, and serves them first.
-    Stay(Vec<Command>),
-}
-
-impl Task {
-    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        loop {
-            let deadline = self.group.next_deadline();
-            tokio::select! {
-                c = rx.recv() => match c {
-                    Some(Command::Unload) => {
-                        let fx = self.group.unload();
-                        finish(&mut self.group, &self.partition, fx).await;
-                        return;
-                    }
-                    Some(c) => self.apply(c).await,
-                    None => return,
-                },
-                _ = tokio::time::sleep_until(deadline) => {
-                    let fx = self.group.on_deadline(Instant::now(), now_ms());
-                    finish(&mut self.group, &self.partition, fx).await;
-                }
-            }
-            while let Some(idle) = self.group.idle() {
-                match try_unload(&self.groups, &self.loaded, &mut self.group, idle, &mut rx) {
-                    Unload::Done => return,
-                    Unload::Stay(queued) => {
-                        for cmd in queued {
-                            self.apply(cmd).await;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    async fn apply(&mut self, cmd: Command) {
-        let (now, ms) = (Instant::now(), now_ms());
-        let (group, partition) = (&mut self.group, &self.partition);
-        match cmd {
-            Command::Join(req, tx) => {
-                let fx = group.join(req, tx, now, ms);
-                finish(group, partition, fx).await;
-            }
-            Command::Sync(req, tx) => {
-                let fx = group.sync(req, tx, now, ms);
-                finish(group, partition, fx).await;
-            }
-            Command::Heartbeat {
-                member,
-                generation,
-                tx,
-            } => {
-                let r = group.heartbeat(
-                    &member.member_id,
-                    member.group_instance_id.as_deref(),
-                    generation,
-                    now,
-                );
-                let _ = tx.send(r);
-            }
-            Command::Leave(members, tx) => {
-                let (results, fx) = group.leave(&members, now, ms);
-                finish(group, partition, fx).await;
-                let _ = tx.send(results);
-            }
-            Command::Commit(req, tx) => {
-                group.at_log_position(partition.high_watermark());
-                let (results, fx) = group.commit(req, now, ms);
-                let stored = write(partition, &fx.records).await;
-                let _ = tx.send(stored.and(results));
-            }
-            Command::Fetch(wanted, member, tx) => {
-                let r = group
-                    .check_fetch(member.as_ref().map(|(m, e)| (m.as_str(), *e)))
-                    .map(|()| group.fetch_offsets(wanted.as_deref()));
-                let _ = tx.send(r);
-            }
-            Command::ConsumerHeartbeat(h, tx) => {
-                let _ = tx.send(group.consumer_heartbeat(h, now, ms));
-            }
-            Command::ConsumerDescribe(tx) => {
-                let _ = tx.send(group.consumer_describe());
-            }
-            Command::Unload => {
-                // Handled by `run`, which stops the task.
-                let fx = group.unload();
-                finish(group, partition, fx).await;
-            }
-            Command::ForgetTopic(topic, tx) => {
-                let fx = group.forget_topic(&topic);
-                finish(group, partition, fx).await;
-                let _ = tx.send(());
-            }
-            Command::ExpireOffsets(tx) => {
-                let fx = group.expire_offsets_now(ms);
-                finish(group, partition, fx).await;
-                let _ = tx.send(());
-            }
-            Command::Describe(tx) => {
-                let _ = tx.send(group.describe());
-            }
-            Command::Delete(tx) => {
-                let (r, fx) = group.delete(ms);
-                let stored = write(partition, &fx.records).await;
-                let _ = tx.send(stored.and(r));
-            }
-            Command::DeleteOffsets(wanted, tx) => {
-                let (r, fx) = group.delete_offsets(&wanted);
-                let stored = write(partition, &fx.records).await;
-                let _ = tx.send(stored.and(r));
-            }
-            Command::TxnCommit {
-                producer_id,
-                epoch,
-                req,
-                tx,
-            } => {
-                group.at_log_position(partition.high_watermark());
-                let (r, fx, pending) = group.txn_commit(req, ms);
-                let producer = batch::Producer {
-                    id: producer_id,
-                    epoch,
-                    base_sequence: -1,
-                    attributes: batch::ATTR_TRANSACTIONAL,
-                };
-                let stored = write_as(partition, &fx.records, producer).await;
-                if stored.is_ok() {
-                    group.add_pending(producer_id, pending);
-                }
-                let _ = tx.send(stored.and(r));
-            }
-            Command::CompleteTxn {
-                producer_id,
-                commit,
-                tx,
-            } => {
-                group.complete_txn(producer_id, commit);
-                let _ = tx.send(());
-            }
-        }
-    }
-}
-
-/// Removes an idle group's task from the registry. Under the registry lock the channel
-/// is closed (a sender still holding it gets its command back and looks the group up
-/// again) and whatever was queued before is drained. If nothing was, the group's
-/// offsets (for [`Idle::Park`]) go to `loaded` in the same critical section, so a lookup
-/// finds either the task or the data, never neither. If something was queued, the task
-/// registers a new channel and stays to serve it: no command is lost.
-fn try_unload(
-    groups: &Registry,
-    loaded: &Parked,
-    group: &mut Group,
-    idle: Idle,
-    rx: &mut mpsc::Receiver<Command>,
-) -> Unload {
-    let mut registry = lock(groups);
-    rx.close();
-    let mut queued = Vec::new();
-    while let Ok(cmd) = rx.try_recv() {
-        queued.push(cmd);
-    }
-    let ours = registry.get(&group.id).is_some_and(mpsc::Sender::is_closed);
-    if !queued.is_empty() {
-        let (tx, fresh) = mpsc::channel(256);
-        *rx = fresh;
-        if ours {
-            registry.insert(group.id.clone(), tx);
-        }
-        return Unload::Stay(queued);
-    }
-    if ours {
-        registry.remove(&group.id);
-    }
-    if idle == Idle::Park {
-        let (value, offsets) = group.take_stored();
-        lock(loaded).insert(
-            group.id.clone(),
-            Loaded {
-                group: value,
-                offsets,
-                pending: HashMap::new(),
-            },
-        );
-    }
-    Unload::Done
-}
-
-/// Persists the effects' records (waiting for an fsync when the flush policy asks for
-/// one), then sends the parked answers. If the records cannot be stored, SyncGroup
-/// answers become errors and the generation is abandoned, so no member acts on an
-/// assignment a restart would forget.
-async fn finish(group: &mut Group, partition: &Partition, mut fx: Effects) {
-    loop {
-        let stored = write(partition, &fx.records).await;
-        let failed = stored.is_err();
-        for reply in std::mem::take(&mut fx.replies) {
-            match reply {
-                Reply::Join(tx, resp) => {
-                    let _ = tx.send(resp);
-                }
-                Reply::Sync(tx, resp) if failed && resp.error.is_none() => {
-                    let _ = tx.send(SyncResponse::error(GroupError::CoordinatorNotAvailable));
-                }
-                Reply::Sync(tx, resp) => {
-                    let _ = tx.send(resp);
-                }
-            }
-        }
-        if !(failed && group.state() == GroupState::Stable) {
-            return;
-        }
-        fx = group.assignment_not_stored(Instant::now(), now_ms());
-    }
-}
-
-/// Appends records to the group's `__consumer_offsets` partition as one batch.
-async fn write(
-    partition: &Partition,
-    records: &[(RecordKey, Option<Vec<u8>>)],
-) -> Result<(), GroupError> {
-    write_as(partition, records, batch::Producer::NONE).await
-}
-
-/// [`write`] as a producer: transactional offset commits carry the transaction's
-/// producer id and epoch, so an older epoch is fenced by the partition. Like a
-/// produce, the write waits for an fsync when the partition's flush policy
-/// (`flush.messages`, `log.flush.interval.messages`) asks for one, so an answer sent
-/// after it never describes a commit a crash could lose.
-async fn write_as(
-    partition: &Partition,
-    records: &[(RecordKey, Option<Vec<u8>>)],
-    producer: batch::Producer,
-) -> Result<(), GroupError> {
-    if records.is_empty() {
-        return Ok(());
-    }
-    let keys: Vec<Vec<u8>> = records.iter().map(|(k, _)| k.encode()).collect();
-    let ts = now_ms();
-    let recs: Vec<NewRecord<'_>> = records
-        .iter()
-        .zip(&keys)
-        .map(|((_, v), k)| NewRecord {
-            key: Some(k),
-            value: v.as_deref(),
-            timestamp: ts,
-            headers: &[],
-        })
-        .collect();
-    let storage = |e: String| {
-        tracing::error!(partition = partition.index, error = %e, "cannot write __consumer_offsets");
-        GroupError::Storage(e)
-    };
-    let bytes =
-        batch::build_as(0, Codec::None, &recs, producer).map_err(|e| storage(e.to_string()))?;
-    let mut scratch = Vec::new();
-    let v =
-        batch::validate(&bytes, &mut scratch, usize::MAX).map_err(|e| storage(e.to_string()))?;
-    let (info, flush_due) = match partition.append(&bytes, &v, None) {
-        Ok(appended) => appended,
-        Err(gregor_storage::LogError::Producer(_)) => return Err(GroupError::ProducerFenced),
-        Err(e) => return Err(storage(e.to_string())),
-    };
-    if flush_due {
-        partition
-            .ensure_flushed(info.last_offset + 1)
-            .await
-            .map_err(|e| storage(e.to_string()))?;
-    }
-    Ok(())
-}
-
-/// Reads one `__consumer_offsets` partition from start to end into `out`. Offsets
-/// written inside a transaction wait in `pending` for their producer's marker.
-fn replay_partition(
-    p: &Partition,
-    scratch: &mut Vec<u8>,
-    out: &mut HashMap<String, Loaded>,
-) -> Result<(), String> {
-    let mut failure = None;
-    let mut in_txn: HashMap<i64, HashSet<String>> = HashMap::new();
-    let mut marker_scratch = Vec::new();
-    p.replay(|h, b| {
-        if failure.is_some() {
-            return;
-        }
-        if h.is_control() {
-            let Some(marker) = batch::control_marker(b, &mut marker_scratch) else {
-                return;
-            };
-            for group in in_txn.remove(&h.producer_id).unwrap_or_default() {
-                let Some(l) = out.get_mut(&group) else {
-                    continue;
-                };
-                let Some(pending) = l.pending.remove(&h.producer_id) else {
-                    continue;
-                };
-                if marker == batch::Marker::Commit {
-                    for (k, p) in pending {
-                        apply_if_newer(&mut l.offsets, k, p);
-                    }
-                }
-            }
-            return;
-        }
-        let data = match batch::records_section(h, b, scratch, 256 << 20) {
-            Ok(d) => d,
-            Err(e) => {
-                failure = Some(e.to_string());
-                return;
-            }
-        };
-        let txn = h.is_transactional().then_some(h.producer_id);
-        for rec in RecordWalker::new(data, h.record_count) {
-            match rec {
-                Ok(rec) => apply_record(out, rec.key, rec.value, h.base_offset, txn, &mut in_txn),
-                Err(e) => {
-                    failure = Some(e.to_string());
-                    return;
-                }
-            }
-        }
-    })
-    .map_err(|e| e.to_string())?;
-    failure.map_or(Ok(()), Err)
-}
-
-fn apply_record(
-    out: &mut HashMap<String, Loaded>,
-    key: Option<&[u8]>,
-    value: Option<&[u8]>,
-    appended_at: i64,
-    txn: Option<i64>,
-    in_txn: &mut HashMap<i64, HashSet<String>>,
-) {
-    let Some(key) = key else { return };
-    let key = match RecordKey::decode(key) {
-        Ok(k) => k,
-        Err(e) => {
-            tracing::warn!(error = %e, "skipping __consumer_offsets record");
-            return;
-        }
-    };
-    match key {
-        RecordKey::Offset {
-            group,
-            topic,
-            partition,
-        } => {
-            if let (Some(pid), Some(Ok(v))) = (txn, value.map(OffsetValue::decode)) {
-                in_txn.entry(pid).or_default().insert(group.clone());
-                let entry = out.entry(group).or_default();
-                entry.pending.entry(pid).or_default().insert(
-                    (topic, partition),
-                    StoredOffset {
-                        value: v,
-                        appended_at,
-                    },
-                );
-                return;
-            }
-            let entry = out.entry(group).or_default();
-            match value.map(OffsetValue::decode) {
-                Some(Ok(v)) => {
-                    entry.offsets.insert(
-                        (topic, partition),
-                        StoredOffset {
-                            value: v,
-                            appended_at,
-                        },
-                    );
-                }
-                None => {
-                    entry.offsets.remove(&(topic, partition));
-                }
-                Some(Err(e)) => tracing::warn!(error = %e, "skipping offset record"),
-            }
-        }
-        RecordKey::Group { group } => match value.map(GroupValue::decode) {
-            Some(Ok(v)) => out.entry(group).or_default().group = Some(v),
-            None => {
-                // A group tombstone ends the group: offsets before it were deleted too.
-                out.remove(&group);
-            }
-            Some(Err(e)) => tracing::warn!(error = %e, "skipping group record"),
-        },
-    }
 }
