@@ -264,6 +264,9 @@ impl GroupCoordinator {
             .collect();
         let mut running = tokio::task::JoinSet::new();
         for id in due {
+            if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
+                break;
+            }
             if running.len() >= IN_FLIGHT {
                 running.join_next().await;
             }
