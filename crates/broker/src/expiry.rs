@@ -1,8 +1,9 @@
 //! Periodic sweeps of state nobody asks about again: idle producers in every
 //! partition's producer state (`producer.id.expiration.ms`, checked every
-//! `producer.id.expiration.check.interval.ms`, as Kafka's `PeriodicProducerExpirationCheck`).
-//! Without it, a producer id that never returns would stay in memory for the life of
-//! the broker.
+//! `producer.id.expiration.check.interval.ms`, as Kafka's `PeriodicProducerExpirationCheck`)
+//! and the offsets of groups without a task (`offsets.retention.minutes`, checked every
+//! `offsets.retention.check.interval.ms`). Without them, a producer id or a group that
+//! never returns would stay in memory for the life of the broker.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +13,13 @@ use tokio::sync::broadcast;
 use crate::broker::Broker;
 use crate::util::now_ms;
 
-/// Runs the sweeps until `stop`.
+/// Runs both sweeps until `stop`.
 pub async fn run(broker: Arc<Broker>, stop: broadcast::Receiver<()>) {
-    producer_expiry_loop(broker, stop).await;
+    let stop_groups = stop.resubscribe();
+    tokio::join!(
+        producer_expiry_loop(broker.clone(), stop),
+        unloaded_group_expiry_loop(broker, stop_groups),
+    );
 }
 
 fn ticker(ms: u64) -> tokio::time::Interval {
@@ -46,5 +51,22 @@ async fn producer_expiry_loop(broker: Arc<Broker>, mut stop: broadcast::Receiver
         if removed > 0 {
             tracing::debug!(removed, "expired idle producers");
         }
+    }
+}
+
+/// Expires the offsets of groups without a task (their tasks do it themselves).
+async fn unloaded_group_expiry_loop(broker: Arc<Broker>, mut stop: broadcast::Receiver<()>) {
+    let interval = broker
+        .config
+        .group
+        .offsets_retention_check_interval_ms
+        .max(1) as u64;
+    let mut tick = ticker(interval);
+    loop {
+        tokio::select! {
+            _ = stop.recv() => return,
+            _ = tick.tick() => {}
+        }
+        broker.groups.expire_unloaded(&broker).await;
     }
 }

@@ -398,6 +398,182 @@ async fn stopping_the_broker_answers_parked_joins_at_once() {
     );
 }
 
+fn fetch_offsets(group: &str, topic: &str) -> OffsetFetchRequest {
+    OffsetFetchRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(TopicName(s(topic)))
+            .with_partition_indexes(vec![0])]))
+}
+
+/// This process's resident set size in KiB (the broker runs in it).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Waits (with a deadline of `secs`) until `done` holds.
+async fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// A client naming 100,000 group ids (OffsetFetch, DescribeGroups, and a member that
+/// joins and leaves) leaves no task behind: read-only requests about unknown groups are
+/// answered without one, and a group left Empty unloads its task at once, keeping only
+/// its data until the periodic cleanup (here every 200 ms) makes it Dead, as Kafka's
+/// does. A group with offsets but no members keeps only its data and is still
+/// answered. (Without the unloading, every joined group keeps a task forever and
+/// `loaded_count` ends at 100,000.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_ids_a_client_only_names_leave_no_tasks_behind() {
+    const N: usize = 100_000;
+    const CONNECTIONS: usize = 8;
+    let b = TestBroker::start(&[
+        ("group.initial.rebalance.delay.ms", "0"),
+        ("offsets.topic.num.partitions", "4"),
+        ("offsets.retention.check.interval.ms", "200"),
+    ])
+    .await;
+    let mut c = b.connect().await;
+    create_topic(&mut c, "t").await;
+    // A group with offsets and no members: its task goes, its data stays.
+    assert_eq!(
+        c.call(&commit("keeper", "", -1, "t", 42), 8).await.topics[0].partitions[0].error_code,
+        0
+    );
+    let rss_before = rss_kib();
+    let started = std::time::Instant::now();
+    let mut workers = Vec::new();
+    for k in 0..CONNECTIONS {
+        let mut c = b.connect().await;
+        workers.push(tokio::spawn(async move {
+            // Pipelined, a batch of ids at a time (as a client with many requests in
+            // flight would), to keep the test quick.
+            let ids: Vec<String> = (k..N)
+                .step_by(CONNECTIONS)
+                .map(|i| format!("cycling-{i}"))
+                .collect();
+            for batch in ids.chunks(100) {
+                let fetches: Vec<_> = batch.iter().map(|g| fetch_offsets(g, "t")).collect();
+                for fetched in c.call_pipelined(&fetches, 7).await {
+                    assert_eq!(fetched.error_code, 0);
+                    assert_eq!(fetched.topics[0].partitions[0].committed_offset, -1);
+                }
+                let describes: Vec<_> = batch
+                    .iter()
+                    .map(|g| DescribeGroupsRequest::default().with_groups(vec![GroupId(s(g))]))
+                    .collect();
+                for described in c.call_pipelined(&describes, 5).await {
+                    assert_eq!(described.groups[0].group_state.as_str(), "Dead");
+                }
+                // v3: no KIP-394 round trip; the rebalance completes at once.
+                let joins: Vec<_> = batch.iter().map(|g| join(g, "")).collect();
+                let joined = c.call_pipelined(&joins, 3).await;
+                let leaves: Vec<_> = batch
+                    .iter()
+                    .zip(&joined)
+                    .map(|(g, j)| {
+                        assert_eq!(j.error_code, 0);
+                        LeaveGroupRequest::default()
+                            .with_group_id(GroupId(s(g)))
+                            .with_member_id(s(&j.member_id))
+                    })
+                    .collect();
+                for left in c.call_pipelined(&leaves, 2).await {
+                    assert_eq!(left.error_code, 0);
+                }
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let groups = &b.broker.groups;
+    wait_for("idle group tasks to unload", 30, || {
+        groups.loaded_count() <= 8
+    })
+    .await;
+    let (tasks_at_end, parked_at_end, rss_at_end) =
+        (groups.loaded_count(), groups.parked_count(), rss_kib());
+    wait_for("the cleanup to forget the Empty groups", 300, || {
+        groups.parked_count() == 1 && groups.loaded_count() == 0
+    })
+    .await;
+    let rss_after = rss_kib();
+    eprintln!(
+        "{N} group ids in {elapsed:?}: RSS {rss_before} KiB before, {rss_at_end} KiB at the end \
+         ({tasks_at_end} group tasks, {parked_at_end} unloaded groups), {rss_after} KiB after \
+         the cleanup ({} tasks, {} unloaded groups)",
+        groups.loaded_count(),
+        groups.parked_count()
+    );
+    // The unloaded group is answered from its data, and comes back when named.
+    let got = c.call(&fetch_offsets("keeper", "t"), 7).await;
+    assert_eq!(got.topics[0].partitions[0].committed_offset, 42);
+    let described = c
+        .call(
+            &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("keeper"))]),
+            5,
+        )
+        .await;
+    assert_eq!(described.groups[0].group_state.as_str(), "Empty");
+    b.stop().await;
+}
+
+/// Races unloading: requests keep arriving for groups whose tasks unload after every
+/// one of them (a group with offsets and no members parks after each commit). Every
+/// commit is answered and none is lost: each fetch sees the commit before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_racing_an_unloading_group_are_not_lost() {
+    let b = TestBroker::start(OVERRIDES).await;
+    let mut c = b.connect().await;
+    create_topic(&mut c, "t").await;
+    let mut workers = Vec::new();
+    for k in 0..4 {
+        let mut c = b.connect().await;
+        workers.push(tokio::spawn(async move {
+            for offset in 0..300 {
+                // Two connections per group: their requests interleave with unloads.
+                let g = format!("race-{}", k % 2);
+                let committed = c.call(&commit(&g, "", -1, "t", offset), 8).await;
+                assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+                let got = c.call(&fetch_offsets(&g, "t"), 7).await;
+                assert_eq!(got.error_code, 0);
+                assert!(got.topics[0].partitions[0].committed_offset >= 0);
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let groups = &b.broker.groups;
+    wait_for("idle group tasks to unload", 30, || {
+        groups.loaded_count() == 0
+    })
+    .await;
+    assert_eq!(groups.parked_count(), 2);
+    // Both connections' last commits were 299: nothing was lost or reordered after them.
+    for g in ["race-0", "race-1"] {
+        let got = c.call(&fetch_offsets(g, "t"), 7).await;
+        assert_eq!(got.topics[0].partitions[0].committed_offset, 299, "{g}");
+    }
+    b.stop().await;
+}
+
 /// `flush.messages` (here the broker's `log.flush.interval.messages=1`) applies to
 /// offset commits as to produces: the OffsetCommit answer comes only once the commit's
 /// record is fsynced. The background flusher is slowed to an hour so only the commit

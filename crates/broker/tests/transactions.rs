@@ -531,6 +531,177 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// This process's resident set size in KiB (the broker runs in it).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn describe_state(c: &mut Client, id: &str) -> String {
+    let d = c
+        .call(
+            &DescribeTransactionsRequest::default().with_transactional_ids(vec![tid(id)]),
+            0,
+        )
+        .await;
+    d.transaction_states[0].transaction_state.to_string()
+}
+
+/// 100,000 unknown transactional ids on EndTxn (and AddPartitionsToTxn) leave no task
+/// behind: an id with no state is answered INVALID_PRODUCER_ID_MAPPING without one, and
+/// a task whose InitProducerId failed (so the id has no state) unloads itself.
+/// (Without this, each id kept a task forever: `loaded_count` ends at 100,000.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactional_ids_a_client_only_names_leave_no_tasks_behind() {
+    const N: usize = 100_000;
+    const CONNECTIONS: usize = 8;
+    let b = TestBroker::start(&[("transaction.max.timeout.ms", "60000")]).await;
+    let mut c = b.connect().await;
+    c.create_topic("t", 1).await;
+    let live = init(&mut c, "live", 60_000).await;
+    assert_eq!(live.error_code, 0);
+    let rss_before = rss_kib();
+    let started = std::time::Instant::now();
+    let mut workers = Vec::new();
+    for k in 0..CONNECTIONS {
+        let mut c = b.connect().await;
+        workers.push(tokio::spawn(async move {
+            for i in (k..N).step_by(CONNECTIONS) {
+                let id = format!("unknown-{i}");
+                assert_eq!(end(&mut c, &id, 1000, 0, true, 3).await, 49);
+                if i % 100 == 0 {
+                    assert_eq!(add(&mut c, &id, 1000, 0, "t", &[0]).await, vec![49]);
+                    // A failed init: a task is made for the id, which has no state.
+                    assert_eq!(init(&mut c, &id, 60_001).await.error_code, 50);
+                }
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let txns = &b.broker.txns;
+    wait_for("stateless transactional-id tasks to unload", || {
+        txns.loaded_count() <= 1
+    })
+    .await;
+    let rss_after = rss_kib();
+    eprintln!(
+        "{N} unknown transactional ids in {elapsed:?}: RSS {rss_before} KiB before, \
+         {rss_after} KiB after; {} transactional-id tasks",
+        txns.loaded_count()
+    );
+    // The id with state is untouched.
+    let again = init(&mut c, "live", 60_000).await;
+    assert_eq!((again.error_code, again.producer_id), (0, live.producer_id));
+    b.stop().await;
+}
+
+/// A transactional id must fit `TransactionLogKey`'s int16-length string: a longer one
+/// is INVALID_REQUEST everywhere (Kafka's answer to the other id it cannot take, the
+/// empty one), never truncated into another id's key. The longest allowed id works.
+#[tokio::test]
+async fn a_transactional_id_too_long_for_the_log_key_is_refused() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.connect().await;
+    c.create_topic("t", 1).await;
+    let longest = "x".repeat(i16::MAX as usize);
+    let too_long = format!("{longest}y");
+    let ok = init(&mut c, &longest, 60_000).await;
+    assert_eq!(ok.error_code, 0);
+    // InitProducerId v4 is flexible (compact strings), so the id reaches the broker.
+    assert_eq!(init(&mut c, &too_long, 60_000).await.error_code, 42);
+    assert_eq!(
+        end(&mut c, &too_long, ok.producer_id.0, 0, true, 3).await,
+        42
+    );
+    let found = c
+        .call(
+            &FindCoordinatorRequest::default()
+                .with_key(s(&too_long))
+                .with_key_type(1),
+            3,
+        )
+        .await;
+    assert_eq!(found.error_code, 42);
+    // The longest id was not disturbed by its longer twin.
+    let again = init(&mut c, &longest, 60_000).await;
+    assert_eq!((again.error_code, again.producer_id), (0, ok.producer_id));
+    assert_eq!(again.producer_epoch, ok.producer_epoch + 1);
+    b.stop().await;
+}
+
+/// A marker for a partition that is offline is not skipped: the transaction stays
+/// PrepareCommit (EndTxn answers COORDINATOR_NOT_AVAILABLE, and so does its retry)
+/// until the partition is back, and then completes on its own (the coordinator retries
+/// when partitions change) with the marker in that partition's log. (When markers
+/// skipped offline partitions, the transaction completed at once and the offline
+/// partition's records stayed in a transaction no marker would ever close.)
+#[tokio::test]
+async fn a_marker_for_an_offline_partition_waits_for_it() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.connect().await;
+    c.create_topic("good", 1).await;
+    c.create_topic("bad", 1).await;
+    let r = init(&mut c, "waits", 60_000).await;
+    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+    for topic in ["good", "bad"] {
+        assert_eq!(add(&mut c, "waits", pid, epoch, topic, &[0]).await, vec![0]);
+        assert_eq!(
+            produce_txn(&mut c, "waits", topic, pid, epoch, 0, 2)
+                .await
+                .0,
+            0
+        );
+    }
+    let dir = b.stop_keeping_data().await;
+    let seg = dir.path().join("bad-0").join(format!("{:020}.log", 0));
+    let saved = seg.with_extension("saved");
+    std::fs::rename(&seg, &saved).unwrap();
+    std::fs::create_dir(&seg).unwrap();
+    let b = TestBroker::start_in(dir, &[]).await;
+    let mut c = b.connect().await;
+    assert_eq!(describe_state(&mut c, "waits").await, "Ongoing");
+
+    assert_eq!(end(&mut c, "waits", pid, epoch, true, 3).await, 15);
+    assert_eq!(describe_state(&mut c, "waits").await, "PrepareCommit");
+    // A retry tries the markers again: still not written, still prepared.
+    assert_eq!(end(&mut c, "waits", pid, epoch, true, 3).await, 15);
+    assert_eq!(describe_state(&mut c, "waits").await, "PrepareCommit");
+    let good = b.broker.replicas.partition("good", 0).unwrap();
+    assert_eq!(good.last_stable_offset(), good.high_watermark());
+
+    // Repaired, and opened again at the next metadata change.
+    std::fs::remove_dir(&seg).unwrap();
+    std::fs::rename(&saved, &seg).unwrap();
+    c.create_topic("unrelated", 1).await;
+    let mut state = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while state != "CompleteCommit" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never completed: {state}"
+        );
+        state = describe_state(&mut c, "waits").await;
+    }
+    let bad = b.broker.replicas.partition("bad", 0).unwrap();
+    assert_eq!(bad.high_watermark(), 3, "two records and the marker");
+    assert_eq!(bad.last_stable_offset(), bad.high_watermark());
+    assert_eq!(
+        end(&mut c, "waits", pid, epoch, true, 3).await,
+        0,
+        "a retry is answered"
+    );
+    b.stop().await;
+}
+
 /// Produces one idempotent (non-transactional) batch to partition 0.
 async fn produce_idempotent(c: &mut Client, topic: &str, pid: i64) -> i16 {
     let rec = NewRecord {
@@ -605,114 +776,6 @@ async fn idle_producers_are_swept_from_partition_state() {
     assert_eq!(
         left[0].producer_id, tpid,
         "the open transaction's producer stays"
-    );
-    b.stop().await;
-}
-
-/// A transactional id must fit `TransactionLogKey`'s int16-length string: a longer one
-/// is INVALID_REQUEST everywhere (Kafka's answer to the other id it cannot take, the
-/// empty one), never truncated into another id's key. The longest allowed id works.
-#[tokio::test]
-async fn a_transactional_id_too_long_for_the_log_key_is_refused() {
-    let b = TestBroker::start(&[]).await;
-    let mut c = b.connect().await;
-    c.create_topic("t", 1).await;
-    let longest = "x".repeat(i16::MAX as usize);
-    let too_long = format!("{longest}y");
-    let ok = init(&mut c, &longest, 60_000).await;
-    assert_eq!(ok.error_code, 0);
-    // InitProducerId v4 is flexible (compact strings), so the id reaches the broker.
-    assert_eq!(init(&mut c, &too_long, 60_000).await.error_code, 42);
-    assert_eq!(
-        end(&mut c, &too_long, ok.producer_id.0, 0, true, 3).await,
-        42
-    );
-    let found = c
-        .call(
-            &FindCoordinatorRequest::default()
-                .with_key(s(&too_long))
-                .with_key_type(1),
-            3,
-        )
-        .await;
-    assert_eq!(found.error_code, 42);
-    // The longest id was not disturbed by its longer twin.
-    let again = init(&mut c, &longest, 60_000).await;
-    assert_eq!((again.error_code, again.producer_id), (0, ok.producer_id));
-    assert_eq!(again.producer_epoch, ok.producer_epoch + 1);
-    b.stop().await;
-}
-
-async fn describe_state(c: &mut Client, id: &str) -> String {
-    let d = c
-        .call(
-            &DescribeTransactionsRequest::default().with_transactional_ids(vec![tid(id)]),
-            0,
-        )
-        .await;
-    d.transaction_states[0].transaction_state.to_string()
-}
-
-/// A marker for a partition that is offline is not skipped: the transaction stays
-/// PrepareCommit (EndTxn answers COORDINATOR_NOT_AVAILABLE, and so does its retry)
-/// until the partition is back, and then completes on its own (the coordinator retries
-/// when partitions change) with the marker in that partition's log. (When markers
-/// skipped offline partitions, the transaction completed at once and the offline
-/// partition's records stayed in a transaction no marker would ever close.)
-#[tokio::test]
-async fn a_marker_for_an_offline_partition_waits_for_it() {
-    let b = TestBroker::start(&[]).await;
-    let mut c = b.connect().await;
-    c.create_topic("good", 1).await;
-    c.create_topic("bad", 1).await;
-    let r = init(&mut c, "waits", 60_000).await;
-    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
-    for topic in ["good", "bad"] {
-        assert_eq!(add(&mut c, "waits", pid, epoch, topic, &[0]).await, vec![0]);
-        assert_eq!(
-            produce_txn(&mut c, "waits", topic, pid, epoch, 0, 2)
-                .await
-                .0,
-            0
-        );
-    }
-    let dir = b.stop_keeping_data().await;
-    let seg = dir.path().join("bad-0").join(format!("{:020}.log", 0));
-    let saved = seg.with_extension("saved");
-    std::fs::rename(&seg, &saved).unwrap();
-    std::fs::create_dir(&seg).unwrap();
-    let b = TestBroker::start_in(dir, &[]).await;
-    let mut c = b.connect().await;
-    assert_eq!(describe_state(&mut c, "waits").await, "Ongoing");
-
-    assert_eq!(end(&mut c, "waits", pid, epoch, true, 3).await, 15);
-    assert_eq!(describe_state(&mut c, "waits").await, "PrepareCommit");
-    // A retry tries the markers again: still not written, still prepared.
-    assert_eq!(end(&mut c, "waits", pid, epoch, true, 3).await, 15);
-    assert_eq!(describe_state(&mut c, "waits").await, "PrepareCommit");
-    let good = b.broker.replicas.partition("good", 0).unwrap();
-    assert_eq!(good.last_stable_offset(), good.high_watermark());
-
-    // Repaired, and opened again at the next metadata change.
-    std::fs::remove_dir(&seg).unwrap();
-    std::fs::rename(&saved, &seg).unwrap();
-    c.create_topic("unrelated", 1).await;
-    let mut state = String::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while state != "CompleteCommit" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never completed: {state}"
-        );
-        state = describe_state(&mut c, "waits").await;
-    }
-    let bad = b.broker.replicas.partition("bad", 0).unwrap();
-    assert_eq!(bad.high_watermark(), 3, "two records and the marker");
-    assert_eq!(bad.last_stable_offset(), bad.high_watermark());
-    assert_eq!(
-        end(&mut c, "waits", pid, epoch, true, 3).await,
-        0,
-        "a retry is answered"
     );
     b.stop().await;
 }

@@ -1,28 +1,27 @@
-//! The registry of groups, the task that owns each group, and `__consumer_offsets`.
+//! The registry of groups and `__consumer_offsets`.
 //!
-//! Each group lives in one tokio task that takes commands from a channel and sleeps until
-//! the group's next deadline. A command is applied to the [`Group`] state machine, the
-//! records it produced are appended to the group's `__consumer_offsets` partition, and
-//! only then are the parked answers sent. Groups never share a lock, so a slow or
-//! misbehaving group cannot stall another.
+//! Each live group lives in one tokio task (`task.rs`) that takes commands from a
+//! channel and sleeps until the group's next deadline. A command is applied to the
+//! [`Group`] state machine, the records it produced are appended to the group's
+//! `__consumer_offsets` partition, and only then are the parked answers sent. Groups
+//! never share a lock, so a slow or misbehaving group cannot stall another. An idle
+//! group's task unloads itself, leaving its data in `loaded`.
 //!
 //! `__consumer_offsets` is created on first use (as Kafka does), with
 //! `offsets.topic.num.partitions` partitions and `cleanup.policy=compact`. At startup it
-//! is replayed before the broker serves, and groups are spawned from what it holds when
-//! they are first asked for.
+//! is replayed before the broker serves (a partition that was offline then, when it is
+//! first used), and groups are spawned from what it holds when they are first asked for.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use gregor_protocol::batch::{self, NewRecord};
-use gregor_protocol::compression::Codec;
-use gregor_protocol::records::RecordWalker;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::consumer::{ConsumerHeartbeat, ConsumerHeartbeatResponse};
-use super::records::{GroupValue, OffsetValue, RecordKey};
-use super::state::{apply_if_newer, Effects, Group, GroupState, Reply, StoredOffset};
+use super::replay::{replay_partition, Loaded};
+use super::state::Group;
+use super::task::Task;
 use super::{
     CommitRequest, CommittedOffset, ConsumerGroupDescription, GroupConfig, GroupDescription,
     GroupError, JoinRequest, JoinResponse, MemberRef, SyncRequest, SyncResponse,
@@ -35,9 +34,9 @@ use crate::util::now_ms;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-type PartitionResults = Result<Vec<Result<(), GroupError>>, GroupError>;
+pub(super) type PartitionResults = Result<Vec<Result<(), GroupError>>, GroupError>;
 
-enum Command {
+pub(super) enum Command {
     Join(JoinRequest, oneshot::Sender<JoinResponse>),
     Sync(SyncRequest, oneshot::Sender<SyncResponse>),
     Heartbeat {
@@ -58,6 +57,8 @@ enum Command {
     ),
     ConsumerDescribe(oneshot::Sender<Option<ConsumerGroupDescription>>),
     ForgetTopic(String, oneshot::Sender<()>),
+    /// Offset expiry now (the sweep of unloaded groups whose offsets fell due).
+    ExpireOffsets(oneshot::Sender<()>),
     Unload,
     Describe(oneshot::Sender<GroupDescription>),
     Delete(oneshot::Sender<Result<(), GroupError>>),
@@ -75,22 +76,23 @@ enum Command {
     },
 }
 
-type PendingTxnOffsets = HashMap<i64, BTreeMap<(String, i32), StoredOffset>>;
+pub(super) type Registry = Arc<Mutex<HashMap<String, mpsc::Sender<Command>>>>;
+pub(super) type Parked = Arc<Mutex<HashMap<String, Loaded>>>;
 
-/// What replaying `__consumer_offsets` found for one group.
-#[derive(Default)]
-struct Loaded {
-    group: Option<GroupValue>,
-    offsets: BTreeMap<(String, i32), StoredOffset>,
-    /// Offsets of transactions with no marker yet, by producer id.
-    pending: PendingTxnOffsets,
-}
+/// How many times a request follows a group whose task was unloading.
+const SEND_ATTEMPTS: usize = 4;
 
 pub struct GroupCoordinator {
     config: Arc<GroupConfig>,
-    groups: Mutex<HashMap<String, mpsc::Sender<Command>>>,
-    /// Replayed groups not yet given a task.
-    loaded: Mutex<HashMap<String, Loaded>>,
+    /// Groups with a running task: those with members, a rebalance, pending member ids
+    /// or open transactions' offsets. An idle group's task unloads itself (see
+    /// [`try_unload`]), so the number of tasks follows live groups, not every group id
+    /// a client has named.
+    groups: Registry,
+    /// Groups without a task: replayed at startup and not asked for yet, or unloaded
+    /// when idle with committed offsets (their data only; bounded by the offsets
+    /// `__consumer_offsets` holds, which expire under `offsets.retention.minutes`).
+    loaded: Parked,
     /// Set once the broker is stopping: no group gets a new task.
     stopping: std::sync::atomic::AtomicBool,
     /// Producer id → groups holding offsets of its open transaction.
@@ -101,7 +103,7 @@ pub struct GroupCoordinator {
     replay_lock: tokio::sync::Mutex<()>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
@@ -112,8 +114,8 @@ impl GroupCoordinator {
     pub fn new(config: GroupConfig) -> Self {
         Self {
             config: Arc::new(config),
-            groups: Mutex::new(HashMap::new()),
-            loaded: Mutex::new(HashMap::new()),
+            groups: Arc::new(Mutex::new(HashMap::new())),
+            loaded: Arc::new(Mutex::new(HashMap::new())),
             stopping: std::sync::atomic::AtomicBool::new(false),
             txn_groups: Mutex::new(HashMap::new()),
             replayed: Mutex::new(HashSet::new()),
@@ -186,7 +188,16 @@ impl GroupCoordinator {
         if let Some(p) = &partition {
             self.ensure_replayed(p).await?;
         }
-        let known = lock(&self.loaded).contains_key(group);
+        // Both maps under the registry lock: a task moves its data to `loaded` (and a
+        // new task takes it back) inside that lock, so the group is always in one of
+        // them; two separate looks could miss it between them.
+        let known = {
+            let groups = lock(&self.groups);
+            if let Some(tx) = groups.get(group).filter(|t| !t.is_closed()) {
+                return Ok(Some(tx.clone()));
+            }
+            lock(&self.loaded).contains_key(group)
+        };
         if !known && !create {
             return Ok(None);
         }
@@ -216,9 +227,61 @@ impl GroupCoordinator {
             state.restore(l.group, offsets, l.pending, Instant::now());
         }
         let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(run(state, partition, rx));
+        let task = Task {
+            group: state,
+            partition,
+            groups: self.groups.clone(),
+            loaded: self.loaded.clone(),
+        };
+        tokio::spawn(task.run(rx));
         groups.insert(group.to_string(), tx.clone());
         Ok(Some(tx))
+    }
+
+    /// Running group tasks (tests and diagnostics: it follows the live groups, not
+    /// every group id a client has named).
+    pub fn loaded_count(&self) -> usize {
+        lock(&self.groups).len()
+    }
+
+    /// Groups kept as data only (idle, with committed offsets).
+    pub fn parked_count(&self) -> usize {
+        lock(&self.loaded).len()
+    }
+
+    /// The periodic cleanup of groups without a task: each one whose first offset is
+    /// due (or that has no offsets left) gets its task back for one cleanup pass, after
+    /// which it unloads again, or is forgotten once nothing is left. Run every
+    /// `offsets.retention.check.interval.ms`; a few groups at a time.
+    pub async fn expire_unloaded(&self, broker: &Arc<Broker>) {
+        const IN_FLIGHT: usize = 32;
+        let now = now_ms();
+        let retention = self.config.offsets_retention_ms;
+        let due: Vec<String> = lock(&self.loaded)
+            .iter()
+            .filter(|(_, l)| l.due_ms(retention).is_some_and(|at| at <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut running = tokio::task::JoinSet::new();
+        for id in due {
+            if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
+                break;
+            }
+            if running.len() >= IN_FLIGHT {
+                running.join_next().await;
+            }
+            let broker = broker.clone();
+            running.spawn(async move {
+                let groups = &broker.groups;
+                if let Err(e) = groups
+                    .ask(&broker, &id, false, Command::ExpireOffsets)
+                    .await
+                {
+                    tracing::warn!(group = %id, error = %e, "cannot clean up an unloaded group");
+                }
+            });
+        }
+        while running.join_next().await.is_some() {}
     }
 
     /// The `__consumer_offsets` partition that owns `group` (over the topic's partition
@@ -273,17 +336,25 @@ impl GroupCoordinator {
         create: bool,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<Option<T>, GroupError> {
-        let Some(handle) = self.handle(broker, group, create).await? else {
-            return Ok(None);
-        };
         let (tx, rx) = oneshot::channel();
-        handle
-            .send(make(tx))
-            .await
-            .map_err(|_| GroupError::CoordinatorNotAvailable)?;
-        rx.await
-            .map(Some)
-            .map_err(|_| GroupError::CoordinatorNotAvailable)
+        let mut cmd = make(tx);
+        for _ in 0..SEND_ATTEMPTS {
+            let Some(handle) = self.handle(broker, group, create).await? else {
+                return Ok(None);
+            };
+            match handle.send(cmd).await {
+                Ok(()) => {
+                    return rx
+                        .await
+                        .map(Some)
+                        .map_err(|_| GroupError::CoordinatorNotAvailable)
+                }
+                // The task unloaded itself between the lookup and the send: its data
+                // is back in `loaded`, look again.
+                Err(mpsc::error::SendError(back)) => cmd = back,
+            }
+        }
+        Err(GroupError::CoordinatorNotAvailable)
     }
 
     pub async fn join(&self, broker: &Arc<Broker>, group: &str, req: JoinRequest) -> JoinResponse {
@@ -583,321 +654,4 @@ fn validate_group_id(group: &str) -> Result<(), GroupError> {
         return Err(GroupError::InvalidGroupId);
     }
     Ok(())
-}
-
-/// The task that owns one group until the broker stops.
-async fn run(mut group: Group, partition: Arc<Partition>, mut rx: mpsc::Receiver<Command>) {
-    loop {
-        let deadline = group.next_deadline();
-        let cmd = tokio::select! {
-            c = rx.recv() => match c {
-                Some(c) => c,
-                None => return,
-            },
-            _ = tokio::time::sleep_until(deadline) => {
-                let fx = group.on_deadline(Instant::now(), now_ms());
-                finish(&mut group, &partition, fx).await;
-                continue;
-            }
-        };
-        let (now, ms) = (Instant::now(), now_ms());
-        match cmd {
-            Command::Join(req, tx) => {
-                let fx = group.join(req, tx, now, ms);
-                finish(&mut group, &partition, fx).await;
-            }
-            Command::Sync(req, tx) => {
-                let fx = group.sync(req, tx, now, ms);
-                finish(&mut group, &partition, fx).await;
-            }
-            Command::Heartbeat {
-                member,
-                generation,
-                tx,
-            } => {
-                let r = group.heartbeat(
-                    &member.member_id,
-                    member.group_instance_id.as_deref(),
-                    generation,
-                    now,
-                );
-                let _ = tx.send(r);
-            }
-            Command::Leave(members, tx) => {
-                let (results, fx) = group.leave(&members, now, ms);
-                finish(&mut group, &partition, fx).await;
-                let _ = tx.send(results);
-            }
-            Command::Commit(req, tx) => {
-                group.at_log_position(partition.high_watermark());
-                let (results, fx) = group.commit(req, now, ms);
-                let stored = write(&partition, &fx.records).await;
-                let _ = tx.send(stored.and(results));
-            }
-            Command::Fetch(wanted, member, tx) => {
-                let r = group
-                    .check_fetch(member.as_ref().map(|(m, e)| (m.as_str(), *e)))
-                    .map(|()| group.fetch_offsets(wanted.as_deref()));
-                let _ = tx.send(r);
-            }
-            Command::ConsumerHeartbeat(h, tx) => {
-                let _ = tx.send(group.consumer_heartbeat(h, now, ms));
-            }
-            Command::ConsumerDescribe(tx) => {
-                let _ = tx.send(group.consumer_describe());
-            }
-            Command::Unload => {
-                let fx = group.unload();
-                finish(&mut group, &partition, fx).await;
-                return;
-            }
-            Command::ForgetTopic(topic, tx) => {
-                let fx = group.forget_topic(&topic);
-                finish(&mut group, &partition, fx).await;
-                let _ = tx.send(());
-            }
-            Command::Describe(tx) => {
-                let _ = tx.send(group.describe());
-            }
-            Command::Delete(tx) => {
-                let (r, fx) = group.delete(ms);
-                let stored = write(&partition, &fx.records).await;
-                let _ = tx.send(stored.and(r));
-            }
-            Command::DeleteOffsets(wanted, tx) => {
-                let (r, fx) = group.delete_offsets(&wanted);
-                let stored = write(&partition, &fx.records).await;
-                let _ = tx.send(stored.and(r));
-            }
-            Command::TxnCommit {
-                producer_id,
-                epoch,
-                req,
-                tx,
-            } => {
-                group.at_log_position(partition.high_watermark());
-                let (r, fx, pending) = group.txn_commit(req, ms);
-                let producer = batch::Producer {
-                    id: producer_id,
-                    epoch,
-                    base_sequence: -1,
-                    attributes: batch::ATTR_TRANSACTIONAL,
-                };
-                let stored = write_as(&partition, &fx.records, producer).await;
-                if stored.is_ok() {
-                    group.add_pending(producer_id, pending);
-                }
-                let _ = tx.send(stored.and(r));
-            }
-            Command::CompleteTxn {
-                producer_id,
-                commit,
-                tx,
-            } => {
-                group.complete_txn(producer_id, commit);
-                let _ = tx.send(());
-            }
-        }
-    }
-}
-
-/// Persists the effects' records (waiting for an fsync when the flush policy asks for
-/// one), then sends the parked answers. If the records cannot be stored, SyncGroup
-/// answers become errors and the generation is abandoned, so no member acts on an
-/// assignment a restart would forget.
-async fn finish(group: &mut Group, partition: &Partition, mut fx: Effects) {
-    loop {
-        let stored = write(partition, &fx.records).await;
-        let failed = stored.is_err();
-        for reply in std::mem::take(&mut fx.replies) {
-            match reply {
-                Reply::Join(tx, resp) => {
-                    let _ = tx.send(resp);
-                }
-                Reply::Sync(tx, resp) if failed && resp.error.is_none() => {
-                    let _ = tx.send(SyncResponse::error(GroupError::CoordinatorNotAvailable));
-                }
-                Reply::Sync(tx, resp) => {
-                    let _ = tx.send(resp);
-                }
-            }
-        }
-        if !(failed && group.state() == GroupState::Stable) {
-            return;
-        }
-        fx = group.assignment_not_stored(Instant::now(), now_ms());
-    }
-}
-
-/// Appends records to the group's `__consumer_offsets` partition as one batch.
-async fn write(
-    partition: &Partition,
-    records: &[(RecordKey, Option<Vec<u8>>)],
-) -> Result<(), GroupError> {
-    write_as(partition, records, batch::Producer::NONE).await
-}
-
-/// [`write`] as a producer: transactional offset commits carry the transaction's
-/// producer id and epoch, so an older epoch is fenced by the partition. Like a
-/// produce, the write waits for an fsync when the partition's flush policy
-/// (`flush.messages`, `log.flush.interval.messages`) asks for one, so an answer sent
-/// after it never describes a commit a crash could lose.
-async fn write_as(
-    partition: &Partition,
-    records: &[(RecordKey, Option<Vec<u8>>)],
-    producer: batch::Producer,
-) -> Result<(), GroupError> {
-    if records.is_empty() {
-        return Ok(());
-    }
-    let keys: Vec<Vec<u8>> = records.iter().map(|(k, _)| k.encode()).collect();
-    let ts = now_ms();
-    let recs: Vec<NewRecord<'_>> = records
-        .iter()
-        .zip(&keys)
-        .map(|((_, v), k)| NewRecord {
-            key: Some(k),
-            value: v.as_deref(),
-            timestamp: ts,
-            headers: &[],
-        })
-        .collect();
-    let storage = |e: String| {
-        tracing::error!(partition = partition.index, error = %e, "cannot write __consumer_offsets");
-        GroupError::Storage(e)
-    };
-    let bytes =
-        batch::build_as(0, Codec::None, &recs, producer).map_err(|e| storage(e.to_string()))?;
-    let mut scratch = Vec::new();
-    let v =
-        batch::validate(&bytes, &mut scratch, usize::MAX).map_err(|e| storage(e.to_string()))?;
-    let (info, flush_due) = match partition.append(&bytes, &v, None) {
-        Ok(appended) => appended,
-        Err(gregor_storage::LogError::Producer(_)) => return Err(GroupError::ProducerFenced),
-        Err(e) => return Err(storage(e.to_string())),
-    };
-    if flush_due {
-        partition
-            .ensure_flushed(info.last_offset + 1)
-            .await
-            .map_err(|e| storage(e.to_string()))?;
-    }
-    Ok(())
-}
-
-/// Reads one `__consumer_offsets` partition from start to end into `out`. Offsets
-/// written inside a transaction wait in `pending` for their producer's marker.
-fn replay_partition(
-    p: &Partition,
-    scratch: &mut Vec<u8>,
-    out: &mut HashMap<String, Loaded>,
-) -> Result<(), String> {
-    let mut failure = None;
-    let mut in_txn: HashMap<i64, HashSet<String>> = HashMap::new();
-    let mut marker_scratch = Vec::new();
-    p.replay(|h, b| {
-        if failure.is_some() {
-            return;
-        }
-        if h.is_control() {
-            let Some(marker) = batch::control_marker(b, &mut marker_scratch) else {
-                return;
-            };
-            for group in in_txn.remove(&h.producer_id).unwrap_or_default() {
-                let Some(l) = out.get_mut(&group) else {
-                    continue;
-                };
-                let Some(pending) = l.pending.remove(&h.producer_id) else {
-                    continue;
-                };
-                if marker == batch::Marker::Commit {
-                    for (k, p) in pending {
-                        apply_if_newer(&mut l.offsets, k, p);
-                    }
-                }
-            }
-            return;
-        }
-        let data = match batch::records_section(h, b, scratch, 256 << 20) {
-            Ok(d) => d,
-            Err(e) => {
-                failure = Some(e.to_string());
-                return;
-            }
-        };
-        let txn = h.is_transactional().then_some(h.producer_id);
-        for rec in RecordWalker::new(data, h.record_count) {
-            match rec {
-                Ok(rec) => apply_record(out, rec.key, rec.value, h.base_offset, txn, &mut in_txn),
-                Err(e) => {
-                    failure = Some(e.to_string());
-                    return;
-                }
-            }
-        }
-    })
-    .map_err(|e| e.to_string())?;
-    failure.map_or(Ok(()), Err)
-}
-
-fn apply_record(
-    out: &mut HashMap<String, Loaded>,
-    key: Option<&[u8]>,
-    value: Option<&[u8]>,
-    appended_at: i64,
-    txn: Option<i64>,
-    in_txn: &mut HashMap<i64, HashSet<String>>,
-) {
-    let Some(key) = key else { return };
-    let key = match RecordKey::decode(key) {
-        Ok(k) => k,
-        Err(e) => {
-            tracing::warn!(error = %e, "skipping __consumer_offsets record");
-            return;
-        }
-    };
-    match key {
-        RecordKey::Offset {
-            group,
-            topic,
-            partition,
-        } => {
-            if let (Some(pid), Some(Ok(v))) = (txn, value.map(OffsetValue::decode)) {
-                in_txn.entry(pid).or_default().insert(group.clone());
-                let entry = out.entry(group).or_default();
-                entry.pending.entry(pid).or_default().insert(
-                    (topic, partition),
-                    StoredOffset {
-                        value: v,
-                        appended_at,
-                    },
-                );
-                return;
-            }
-            let entry = out.entry(group).or_default();
-            match value.map(OffsetValue::decode) {
-                Some(Ok(v)) => {
-                    entry.offsets.insert(
-                        (topic, partition),
-                        StoredOffset {
-                            value: v,
-                            appended_at,
-                        },
-                    );
-                }
-                None => {
-                    entry.offsets.remove(&(topic, partition));
-                }
-                Some(Err(e)) => tracing::warn!(error = %e, "skipping offset record"),
-            }
-        }
-        RecordKey::Group { group } => match value.map(GroupValue::decode) {
-            Some(Ok(v)) => out.entry(group).or_default().group = Some(v),
-            None => {
-                // A group tombstone ends the group: offsets before it were deleted too.
-                out.remove(&group);
-            }
-            Some(Err(e)) => tracing::warn!(error = %e, "skipping group record"),
-        },
-    }
 }

@@ -6,10 +6,12 @@
 //!   CompletingRebalance, Stable, Dead). Synchronous and free of wire types: it takes
 //!   requests and the time, answers through the responders it holds, and says what to
 //!   persist.
-//! - [`coordinator`]: the registry of groups. Each group is owned by one task (an actor)
-//!   that applies commands in order and sleeps until the group's next deadline (session
-//!   expiry, rebalance timeout, initial delay, offset expiry), so no lock is shared
-//!   between groups and none is held across an `.await`.
+//! - [`coordinator`]: the registry of groups. Each live group is owned by one task (an
+//!   actor, `task.rs`) that applies commands in order and sleeps until the group's next
+//!   deadline (session expiry, rebalance timeout, initial delay, offset expiry), so no
+//!   lock is shared between groups and none is held across an `.await`. An idle group's
+//!   task unloads itself and leaves only its data (`state/lifecycle.rs`).
+//! - `replay.rs`: reading `__consumer_offsets` back into per-group data.
 //! - [`records`]: Kafka's key/value schemas for `__consumer_offsets`.
 //!
 //! # Invariants
@@ -21,7 +23,9 @@
 pub mod consumer;
 pub mod coordinator;
 pub mod records;
+mod replay;
 pub mod state;
+mod task;
 
 use bytes::Bytes;
 

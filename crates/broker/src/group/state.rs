@@ -23,6 +23,9 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+mod lifecycle;
+pub use lifecycle::{offsets_due_ms, Idle};
+
 use super::consumer::{ConsumerGroup, ConsumerHeartbeat, ConsumerHeartbeatResponse};
 use super::records::{GroupValue, MemberValue, OffsetValue, RecordKey};
 use super::{

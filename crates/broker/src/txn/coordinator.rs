@@ -1,45 +1,38 @@
-//! The registry of transactional ids, the task that owns each one, and
-//! `__transaction_state`.
+//! The registry of transactional ids and `__transaction_state`.
 //!
-//! Each transactional id lives in one tokio task that takes requests from a channel in
-//! order and sleeps until its open transaction's timeout. `__transaction_state` is
-//! created on first use with `transaction.state.log.num.partitions` partitions
-//! (compacted); at startup it is replayed before the broker serves, and ids with an
-//! open or half-finished transaction get their task at once, so a transaction a crash
-//! interrupted is finished (prepared) or times out and aborts (open).
+//! Each transactional id with state lives in one tokio task (`task.rs`) that takes
+//! requests from a channel in order and sleeps until its open transaction's timeout;
+//! requests about an id without state are answered here, without a task.
+//! `__transaction_state` is created on first use with
+//! `transaction.state.log.num.partitions` partitions (compacted); at startup it is
+//! replayed before the broker serves (a partition that was offline then, when it is
+//! first used), and ids with an open or half-finished transaction get their task at
+//! once, so a transaction a crash interrupted is finished (prepared) or times out and
+//! aborts (open).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
-use gregor_protocol::batch::{self, Marker, NewRecord};
-use gregor_protocol::compression::Codec;
+use gregor_protocol::batch;
 use gregor_protocol::records::RecordWalker;
-use gregor_storage::LogError;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 
-use super::records::{decode_key, decode_value, encode_key, encode_value};
-use super::state::{EndStep, InitStep, TxnMetadata, TxnState};
+use super::records::{decode_key, decode_value};
+use super::state::{TxnMetadata, TxnState};
+use super::task::{Task, RETRY_MIN_MS};
 use super::{TxnConfig, TxnError};
 use crate::broker::Broker;
 use crate::coordinator_partition::{self, Owner};
-use crate::error::ReplicaError;
 use crate::group::coordinator::OFFSETS_TOPIC;
 use crate::partition::Partition;
 use crate::replica_manager::ReplicaManager;
-use crate::util::now_ms;
 
 pub const TXN_TOPIC: &str = "__transaction_state";
 
-/// A failed marker write is tried again after this, doubling up to [`RETRY_MAX_MS`]
-/// (and at once when a partition comes online).
-const RETRY_MIN_MS: u64 = 100;
-const RETRY_MAX_MS: u64 = 30_000;
+pub(super) type Reply<T> = oneshot::Sender<Result<T, TxnError>>;
 
-type Reply<T> = oneshot::Sender<Result<T, TxnError>>;
-
-enum Command {
+pub(super) enum Command {
     Init {
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
@@ -60,11 +53,17 @@ enum Command {
     },
 }
 
-type View = Arc<Mutex<HashMap<String, TxnMetadata>>>;
+pub(super) type View = Arc<Mutex<HashMap<String, TxnMetadata>>>;
+pub(super) type Registry = Arc<Mutex<HashMap<String, mpsc::Sender<Command>>>>;
+
+/// How many times a request follows a transactional id whose task was unloading.
+const SEND_ATTEMPTS: usize = 4;
 
 pub struct TxnCoordinator {
     config: TxnConfig,
-    txns: Mutex<HashMap<String, mpsc::Sender<Command>>>,
+    /// Running tasks. A task whose id has no state (unknown, or expired) removes itself
+    /// (see `Task::try_unload`), so ids a client only names cost nothing.
+    txns: Registry,
     /// Every transactional id's metadata as its task last stored it (Describe/List).
     view: View,
     stopping: AtomicBool,
@@ -74,7 +73,7 @@ pub struct TxnCoordinator {
     replay_lock: tokio::sync::Mutex<()>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
@@ -125,7 +124,7 @@ impl TxnCoordinator {
     pub fn new(config: TxnConfig) -> Self {
         Self {
             config,
-            txns: Mutex::new(HashMap::new()),
+            txns: Arc::new(Mutex::new(HashMap::new())),
             view: Arc::new(Mutex::new(HashMap::new())),
             stopping: AtomicBool::new(false),
             replayed: Mutex::new(HashSet::new()),
@@ -166,7 +165,7 @@ impl TxnCoordinator {
             .map(|(id, _)| id.clone())
             .collect();
         for id in pending {
-            if let Err(e) = self.handle(broker, &id).await {
+            if let Err(e) = self.handle(broker, &id, false).await {
                 tracing::error!(transactional_id = %id, error = %e, "cannot resume transaction");
             }
         }
@@ -176,6 +175,12 @@ impl TxnCoordinator {
     pub fn shutdown(&self) {
         self.stopping.store(true, Ordering::Release);
         lock(&self.txns).clear();
+    }
+
+    /// Running transactional-id tasks (tests and diagnostics: it returns to the number
+    /// of ids with state once a client stops naming unknown ones).
+    pub fn loaded_count(&self) -> usize {
+        lock(&self.txns).len()
     }
 
     /// Creates `__transaction_state` if it does not exist yet.
@@ -190,32 +195,45 @@ impl TxnCoordinator {
         coordinator_partition::owner(broker, TXN_TOPIC, id, self.config.state_partitions)
     }
 
-    /// The task owning `id`. An id whose `__transaction_state` partition is offline is
-    /// COORDINATOR_NOT_AVAILABLE.
+    /// The task owning `id`: running, or spawned for an id with state (or, when
+    /// `create`, for a new one). `None` for an unknown id that may not be created: the
+    /// caller answers without a task. An id whose `__transaction_state` partition is
+    /// offline is COORDINATOR_NOT_AVAILABLE.
     async fn handle(
         &self,
         broker: &Arc<Broker>,
         id: &str,
-    ) -> Result<mpsc::Sender<Command>, TxnError> {
+        create: bool,
+    ) -> Result<Option<mpsc::Sender<Command>>, TxnError> {
         if self.stopping.load(Ordering::Acquire) {
             return Err(TxnError::CoordinatorNotAvailable);
         }
         if let Some(tx) = lock(&self.txns).get(id).filter(|t| !t.is_closed()) {
-            return Ok(tx.clone());
+            return Ok(Some(tx.clone()));
         }
         let partition = match self.owner(broker, id) {
-            Owner::Online(p) => p,
+            Owner::Online(p) => Some(p),
+            Owner::NoTopic(_) => None,
             Owner::Unavailable(_) => return Err(TxnError::CoordinatorNotAvailable),
-            Owner::NoTopic(_) => {
+        };
+        if let Some(p) = &partition {
+            self.ensure_replayed(broker, p).await?;
+        }
+        if !create && !lock(&self.view).contains_key(id) {
+            return Ok(None);
+        }
+        let partition = match partition {
+            Some(p) => p,
+            None => {
                 self.ensure_topic(broker).await?;
                 let Owner::Online(p) = self.owner(broker, id) else {
                     return Err(TxnError::CoordinatorNotAvailable);
                 };
+                self.ensure_replayed(broker, &p).await?;
                 p
             }
         };
-        self.ensure_replayed(broker, &partition).await?;
-        Ok(self.spawn(broker, id, partition))
+        Ok(Some(self.spawn(broker, id, partition)))
     }
 
     /// The running task of `id`, or a new one from its stored state.
@@ -235,6 +253,7 @@ impl TxnCoordinator {
             partition,
             broker: Arc::downgrade(broker),
             view: self.view.clone(),
+            registry: self.txns.clone(),
             partitions_changed: broker.replicas.subscribe(),
             max_timeout_ms: self.config.max_timeout_ms,
             id_expiration_ms: self.config.id_expiration_ms,
@@ -298,19 +317,27 @@ impl TxnCoordinator {
         &self,
         broker: &Arc<Broker>,
         id: &str,
+        create: bool,
         make: impl FnOnce(Reply<T>) -> Command,
     ) -> Result<T, TxnError> {
         if id.is_empty() {
             return Err(TxnError::InvalidProducerIdMapping);
         }
         validate_id(id)?;
-        let handle = self.handle(broker, id).await?;
         let (tx, rx) = oneshot::channel();
-        handle
-            .send(make(tx))
-            .await
-            .map_err(|_| TxnError::CoordinatorNotAvailable)?;
-        rx.await.map_err(|_| TxnError::CoordinatorNotAvailable)?
+        let mut cmd = make(tx);
+        for _ in 0..SEND_ATTEMPTS {
+            // An id without state: the answer a task would give, without a task.
+            let Some(handle) = self.handle(broker, id, create).await? else {
+                return Err(TxnError::InvalidProducerIdMapping);
+            };
+            match handle.send(cmd).await {
+                Ok(()) => return rx.await.map_err(|_| TxnError::CoordinatorNotAvailable)?,
+                // The task unloaded itself between the lookup and the send: look again.
+                Err(mpsc::error::SendError(back)) => cmd = back,
+            }
+        }
+        Err(TxnError::CoordinatorNotAvailable)
     }
 
     /// InitProducerId with a transactional id: `(producer id, epoch)`.
@@ -321,7 +348,7 @@ impl TxnCoordinator {
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
     ) -> Result<(i64, i16), TxnError> {
-        self.ask(broker, id, |tx| Command::Init {
+        self.ask(broker, id, true, |tx| Command::Init {
             timeout_ms,
             expected,
             tx,
@@ -340,7 +367,7 @@ impl TxnCoordinator {
         partitions: Vec<(String, i32)>,
         verify_only: bool,
     ) -> Result<(), TxnError> {
-        self.ask(broker, id, |tx| Command::Add {
+        self.ask(broker, id, false, |tx| Command::Add {
             producer_id,
             epoch,
             partitions,
@@ -359,7 +386,7 @@ impl TxnCoordinator {
         epoch: i16,
         commit: bool,
     ) -> Result<(), TxnError> {
-        self.ask(broker, id, |tx| Command::End {
+        self.ask(broker, id, false, |tx| Command::End {
             producer_id,
             epoch,
             commit,
@@ -412,387 +439,11 @@ impl TxnCoordinator {
     }
 }
 
-/// The task owning one transactional id.
-struct Task {
-    id: String,
-    meta: Option<TxnMetadata>,
-    partition: Arc<Partition>,
-    broker: Weak<Broker>,
-    view: View,
-    /// Bumped when partitions open or close: a marker waiting for an offline partition
-    /// is retried at once when it comes back.
-    partitions_changed: tokio::sync::watch::Receiver<u64>,
-    max_timeout_ms: i32,
-    id_expiration_ms: i64,
-    /// When to retry writing the markers of a prepared transaction.
-    retry_at: Option<Instant>,
-    retry_delay_ms: u64,
-    /// Partitions that already have the prepared transaction's marker (a retry writes
-    /// only the rest).
-    marked: BTreeSet<(String, i32)>,
-}
-
-impl Task {
-    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        if self
-            .meta
-            .as_ref()
-            .is_some_and(TxnMetadata::needs_completion)
-        {
-            self.retry_at = Some(Instant::now());
-        }
-        loop {
-            let deadline = self.deadline();
-            let waiting_for_partitions = self.retry_at.is_some();
-            let cmd = tokio::select! {
-                c = rx.recv() => match c {
-                    Some(c) => c,
-                    None => return,
-                },
-                _ = sleep_until(deadline) => {
-                    self.on_deadline().await;
-                    continue;
-                }
-                changed = self.partitions_changed.changed(), if waiting_for_partitions => {
-                    if changed.is_ok() {
-                        self.retry_at = Some(Instant::now());
-                    }
-                    continue;
-                }
-            };
-            match cmd {
-                Command::Init {
-                    timeout_ms,
-                    expected,
-                    tx,
-                } => {
-                    let r = self.init(timeout_ms, expected).await;
-                    let _ = tx.send(r);
-                }
-                Command::Add {
-                    producer_id,
-                    epoch,
-                    partitions,
-                    verify_only,
-                    tx,
-                } => {
-                    let r = self.add(producer_id, epoch, &partitions, verify_only).await;
-                    let _ = tx.send(r);
-                }
-                Command::End {
-                    producer_id,
-                    epoch,
-                    commit,
-                    tx,
-                } => {
-                    let r = self.end(producer_id, epoch, commit).await;
-                    let _ = tx.send(r);
-                }
-            }
-        }
-    }
-
-    /// The next timer: the open transaction's timeout, a marker retry, or the idle id's
-    /// expiration.
-    fn deadline(&self) -> Option<Instant> {
-        if let Some(at) = self.retry_at {
-            return Some(at);
-        }
-        let m = self.meta.as_ref()?;
-        let expires = m
-            .expires_at_ms()
-            .or_else(|| m.idle_expires_at_ms(self.id_expiration_ms))?;
-        let wait = expires.saturating_sub(now_ms()).max(0) as u64;
-        // A huge configured expiration is "never", not an overflow.
-        Instant::now().checked_add(std::time::Duration::from_millis(wait))
-    }
-
-    /// Schedules the next attempt at a failed write, backing off.
-    fn retry_later(&mut self) {
-        self.retry_at =
-            Some(Instant::now() + std::time::Duration::from_millis(self.retry_delay_ms));
-        self.retry_delay_ms = (self.retry_delay_ms * 2).min(RETRY_MAX_MS);
-    }
-
-    async fn on_deadline(&mut self) {
-        self.retry_at = None;
-        let now = now_ms();
-        let Some(m) = self.meta.clone() else { return };
-        if m.idle_expires_at_ms(self.id_expiration_ms)
-            .is_some_and(|at| now >= at)
-        {
-            self.expire().await;
-            return;
-        }
-        if m.expires_at_ms().is_some_and(|at| now >= at) {
-            tracing::info!(transactional_id = %self.id, producer_id = m.producer_id, "transaction timed out: aborting it and fencing its producer");
-            if self.store(m.prepare_fence_abort(now)).await.is_err() {
-                self.retry_later();
-                return;
-            }
-        }
-        if self
-            .meta
-            .as_ref()
-            .is_some_and(TxnMetadata::needs_completion)
-        {
-            let _ = self.finish().await;
-        }
-    }
-
-    fn broker(&self) -> Result<Arc<Broker>, TxnError> {
-        self.broker
-            .upgrade()
-            .ok_or(TxnError::CoordinatorNotAvailable)
-    }
-
-    /// `transactional.id.expiration.ms` passed with nothing open: a tombstone forgets the
-    /// id (a later InitProducerId gets a new producer id).
-    async fn expire(&mut self) {
-        match self.append_record(None).await {
-            Ok(()) => {
-                tracing::info!(transactional_id = %self.id, "transactional id expired");
-                lock(&self.view).remove(&self.id);
-                self.meta = None;
-            }
-            Err(_) => self.retry_later(),
-        }
-    }
-
-    /// Persists `next` to `__transaction_state` (waiting for an fsync when the flush
-    /// policy asks for one, as a produce would), then adopts it.
-    async fn store(&mut self, next: TxnMetadata) -> Result<(), TxnError> {
-        self.append_record(Some(encode_value(&next))).await?;
-        lock(&self.view).insert(self.id.clone(), next.clone());
-        self.meta = Some(next);
-        Ok(())
-    }
-
-    /// Appends this id's record (a tombstone for `None`) to its `__transaction_state`
-    /// partition.
-    async fn append_record(&self, value: Option<Vec<u8>>) -> Result<(), TxnError> {
-        let key = encode_key(&self.id);
-        let rec = NewRecord {
-            key: Some(&key),
-            value: value.as_deref(),
-            timestamp: now_ms(),
-            headers: &[],
-        };
-        let storage = |e: String| {
-            tracing::error!(transactional_id = %self.id, error = %e, "cannot write __transaction_state");
-            TxnError::Storage(e)
-        };
-        let bytes = batch::build(0, Codec::None, &[rec]).map_err(|e| storage(e.to_string()))?;
-        let mut scratch = Vec::new();
-        let v = batch::validate(&bytes, &mut scratch, usize::MAX)
-            .map_err(|e| storage(e.to_string()))?;
-        let (info, flush_due) = self
-            .partition
-            .append(&bytes, &v, None)
-            .map_err(|e| storage(e.to_string()))?;
-        if flush_due {
-            self.partition
-                .ensure_flushed(info.last_offset + 1)
-                .await
-                .map_err(|e| storage(e.to_string()))?;
-        }
-        Ok(())
-    }
-
-    async fn init(
-        &mut self,
-        timeout_ms: i32,
-        expected: Option<(i64, i16)>,
-    ) -> Result<(i64, i16), TxnError> {
-        if timeout_ms <= 0 || timeout_ms > self.max_timeout_ms {
-            return Err(TxnError::InvalidTransactionTimeout);
-        }
-        let broker = self.broker()?;
-        let new_id = || async {
-            broker
-                .next_producer_id()
-                .await
-                .map_err(|_| TxnError::CoordinatorNotAvailable)
-        };
-        // At most twice: an open transaction is aborted first.
-        for _ in 0..2 {
-            let now = now_ms();
-            let Some(m) = self.meta.clone() else {
-                let pid = new_id().await?;
-                self.store(TxnMetadata::new(&self.id, pid, timeout_ms, now))
-                    .await?;
-                return Ok((pid, 0));
-            };
-            match m.prepare_init(timeout_ms, expected, now)? {
-                InitStep::AbortOngoing(next) => {
-                    self.store(next).await?;
-                    self.finish().await?;
-                }
-                InitStep::Ready(next) => {
-                    let answer = (next.producer_id, next.producer_epoch);
-                    self.store(next).await?;
-                    return Ok(answer);
-                }
-                InitStep::NeedsNewProducerId(mut next) => {
-                    next.producer_id = new_id().await?;
-                    let answer = (next.producer_id, next.producer_epoch);
-                    self.store(next).await?;
-                    return Ok(answer);
-                }
-            }
-        }
-        Err(TxnError::ConcurrentTransactions)
-    }
-
-    async fn add(
-        &mut self,
-        producer_id: i64,
-        epoch: i16,
-        partitions: &[(String, i32)],
-        verify_only: bool,
-    ) -> Result<(), TxnError> {
-        let m = self
-            .meta
-            .clone()
-            .ok_or(TxnError::InvalidProducerIdMapping)?;
-        if verify_only {
-            return partitions
-                .iter()
-                .try_for_each(|p| m.verify(producer_id, epoch, p));
-        }
-        match m.prepare_add(producer_id, epoch, partitions, now_ms())? {
-            Some(next) => self.store(next).await,
-            None => Ok(()),
-        }
-    }
-
-    async fn end(&mut self, producer_id: i64, epoch: i16, commit: bool) -> Result<(), TxnError> {
-        let m = self
-            .meta
-            .clone()
-            .ok_or(TxnError::InvalidProducerIdMapping)?;
-        match m.prepare_end(producer_id, epoch, commit, now_ms())? {
-            EndStep::Done => Ok(()),
-            EndStep::Prepare(next) => {
-                self.store(next).await?;
-                crate::util::crash_point("txn-after-prepare");
-                self.finish().await
-            }
-            EndStep::Resume => self.finish().await,
-        }
-    }
-
-    /// Writes the markers of a prepared transaction, then stores its completion. On
-    /// failure (a partition offline, a write error) the transaction stays prepared and
-    /// the task retries with backoff, and at once when a partition comes online: a
-    /// marker is never skipped.
-    async fn finish(&mut self) -> Result<(), TxnError> {
-        let Some(m) = self.meta.clone().filter(TxnMetadata::needs_completion) else {
-            return Ok(());
-        };
-        let commit = m.state == TxnState::PrepareCommit;
-        let written = match self.broker() {
-            Ok(broker) => write_markers(&broker, &m, commit, &mut self.marked).await,
-            Err(e) => Err(e),
-        };
-        let stored = match written {
-            Ok(()) => self.store(m.complete(now_ms())).await,
-            Err(e) => Err(e),
-        };
-        match stored {
-            Ok(()) => {
-                self.marked.clear();
-                self.retry_at = None;
-                self.retry_delay_ms = RETRY_MIN_MS;
-            }
-            Err(_) => self.retry_later(),
-        }
-        stored
-    }
-}
-
 /// A transactional id must fit `TransactionLogKey`'s string (an int16 length): a longer
 /// one is refused rather than truncated (two long ids would share one key).
 pub fn validate_id(id: &str) -> Result<(), TxnError> {
     if id.len() > i16::MAX as usize {
         return Err(TxnError::TransactionalIdTooLong);
-    }
-    Ok(())
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Appends a commit or abort marker to every partition of the transaction not in
-/// `marked` (skipping partitions whose topic was deleted), then has the group
-/// coordinator apply or drop the transaction's offsets. A partition that is offline is
-/// an error once the others are written: the caller retries until it is back.
-async fn write_markers(
-    broker: &Arc<Broker>,
-    m: &TxnMetadata,
-    commit: bool,
-    marked: &mut BTreeSet<(String, i32)>,
-) -> Result<(), TxnError> {
-    let marker = if commit {
-        Marker::Commit
-    } else {
-        Marker::Abort
-    };
-    let storage = |e: String| TxnError::Storage(e);
-    let bytes = batch::build_marker(m.producer_id, m.producer_epoch, marker, 0, now_ms())
-        .map_err(|e| storage(e.to_string()))?;
-    let mut scratch = Vec::new();
-    let v =
-        batch::validate(&bytes, &mut scratch, usize::MAX).map_err(|e| storage(e.to_string()))?;
-    let mut offsets = false;
-    let mut offline = None;
-    for (topic, index) in &m.partitions {
-        offsets |= topic == OFFSETS_TOPIC;
-        if marked.contains(&(topic.clone(), *index)) {
-            continue;
-        }
-        let p = match broker.replicas.lookup(topic, *index) {
-            Ok(p) => p,
-            Err(ReplicaError::Offline) => {
-                // The decision is stored: the other partitions get their markers now,
-                // this one when it is back.
-                tracing::warn!(%topic, partition = index, transactional_id = %m.transactional_id, "partition offline: its transaction marker waits for it");
-                offline.get_or_insert_with(|| format!("{topic}-{index} is offline"));
-                continue;
-            }
-            // The topic was deleted: nothing is left to close there.
-            Err(_) => continue,
-        };
-        match p.append(&bytes, &v, None) {
-            // The marker is as durable as a produce under the topic's flush policy.
-            Ok((info, true)) => p
-                .ensure_flushed(info.last_offset + 1)
-                .await
-                .map_err(|e| storage(e.to_string()))?,
-            Ok(_) => {}
-            Err(LogError::Producer(e)) => {
-                // A newer epoch already closed it there: nothing is left open.
-                tracing::warn!(%topic, partition = index, error = %e, "marker refused");
-            }
-            Err(e) => {
-                tracing::error!(%topic, partition = index, error = %e, "cannot write a transaction marker");
-                return Err(storage(e.to_string()));
-            }
-        }
-        marked.insert((topic.clone(), *index));
-    }
-    if let Some(why) = offline {
-        return Err(storage(why));
-    }
-    if offsets {
-        broker
-            .groups
-            .complete_txn(broker, m.producer_id, commit)
-            .await;
     }
     Ok(())
 }

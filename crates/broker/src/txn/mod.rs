@@ -6,9 +6,11 @@
 //! - [`state`]: one transactional id's metadata and its transitions (Empty, Ongoing,
 //!   PrepareCommit/PrepareAbort, CompleteCommit/CompleteAbort), synchronous and free of
 //!   wire types. Each transition is computed on a copy, persisted, then adopted.
-//! - [`coordinator`]: the registry. Each transactional id is owned by one task that
-//!   applies requests in order, writes the transaction markers, and sleeps until the
-//!   transaction's timeout, when it aborts it and fences the producer.
+//! - [`coordinator`]: the registry. Each transactional id with state is owned by one
+//!   task (`task.rs`) that applies requests in order, writes the transaction markers
+//!   (retrying until every partition has its marker), and sleeps until the
+//!   transaction's timeout, when it aborts it and fences the producer. Ids without
+//!   state get no task (or their task unloads itself).
 //! - [`records`]: Kafka's `TransactionLogKey`/`TransactionLogValue` schemas.
 //!
 //! # Invariants
@@ -24,6 +26,7 @@
 pub mod coordinator;
 pub mod records;
 pub mod state;
+mod task;
 
 pub use coordinator::TxnCoordinator;
 

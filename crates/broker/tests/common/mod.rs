@@ -151,6 +151,31 @@ impl Client {
         body
     }
 
+    /// Sends all `reqs` before reading any answer (pipelined, as clients do), then
+    /// decodes the answers in order.
+    pub async fn call_pipelined<R: Request>(
+        &mut self,
+        reqs: &[R],
+        version: i16,
+    ) -> Vec<R::Response> {
+        let first = self.correlation + 1;
+        let mut frames = BytesMut::new();
+        for r in reqs {
+            let frame = self.encode(r, version);
+            frames.extend_from_slice(&frame);
+        }
+        self.send_raw(&frames).await;
+        let mut out = Vec::with_capacity(reqs.len());
+        for i in 0..reqs.len() {
+            let mut resp = self.read_frame().await.expect("connection closed");
+            let header =
+                ResponseHeader::decode(&mut resp, R::Response::header_version(version)).unwrap();
+            assert_eq!(header.correlation_id, first + i as i32);
+            out.push(R::Response::decode(&mut resp, version).unwrap());
+        }
+        out
+    }
+
     /// Creates a topic (CreateTopics v7) and asserts it worked.
     pub async fn create_topic(&mut self, name: &str, partitions: i32) {
         use gregor_protocol::kp::messages::create_topics_request::CreatableTopic;

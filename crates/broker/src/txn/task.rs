@@ -1,0 +1,450 @@
+//! The task that owns one transactional id: requests in order, the open transaction's
+//! timeout, the idle id's expiration, and the markers of a prepared transaction
+//! (retried with backoff, and at once when partitions change, until every one is
+//! written). A task whose id has no state unloads itself.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Weak};
+
+use gregor_protocol::batch::{self, Marker, NewRecord};
+use gregor_protocol::compression::Codec;
+use gregor_storage::LogError;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::coordinator::{lock, Command, Registry, View};
+use super::records::{encode_key, encode_value};
+use super::state::{EndStep, InitStep, TxnMetadata, TxnState};
+use super::TxnError;
+use crate::broker::Broker;
+use crate::error::ReplicaError;
+use crate::group::coordinator::OFFSETS_TOPIC;
+use crate::partition::Partition;
+use crate::util::now_ms;
+
+/// A failed marker write is tried again after this, doubling up to [`RETRY_MAX_MS`]
+/// (and at once when a partition comes online).
+pub(super) const RETRY_MIN_MS: u64 = 100;
+const RETRY_MAX_MS: u64 = 30_000;
+
+/// The task owning one transactional id.
+pub(super) struct Task {
+    pub(super) id: String,
+    pub(super) meta: Option<TxnMetadata>,
+    pub(super) partition: Arc<Partition>,
+    pub(super) broker: Weak<Broker>,
+    pub(super) view: View,
+    /// The registry this task removes itself from when its id has no state.
+    pub(super) registry: Registry,
+    /// Bumped when partitions open or close: a marker waiting for an offline partition
+    /// is retried at once when it comes back.
+    pub(super) partitions_changed: tokio::sync::watch::Receiver<u64>,
+    pub(super) max_timeout_ms: i32,
+    pub(super) id_expiration_ms: i64,
+    /// When to retry writing the markers of a prepared transaction.
+    pub(super) retry_at: Option<Instant>,
+    pub(super) retry_delay_ms: u64,
+    /// Partitions that already have the prepared transaction's marker (a retry writes
+    /// only the rest).
+    pub(super) marked: BTreeSet<(String, i32)>,
+}
+
+/// What unloading found.
+enum Unload {
+    /// The task is gone from the registry and its channel is closed: stop.
+    Done,
+    /// Commands were queued before the channel closed: the task stays, on a new
+    /// channel, and serves them first.
+    Stay(Vec<Command>),
+}
+
+impl Task {
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        if self
+            .meta
+            .as_ref()
+            .is_some_and(TxnMetadata::needs_completion)
+        {
+            self.retry_at = Some(Instant::now());
+        }
+        loop {
+            let deadline = self.deadline();
+            let waiting_for_partitions = self.retry_at.is_some();
+            tokio::select! {
+                c = rx.recv() => match c {
+                    Some(c) => self.apply(c).await,
+                    None => return,
+                },
+                _ = sleep_until(deadline) => self.on_deadline().await,
+                changed = self.partitions_changed.changed(), if waiting_for_partitions => {
+                    if changed.is_ok() {
+                        self.retry_at = Some(Instant::now());
+                    }
+                }
+            }
+            // An id with no state (never initialised, a failed init, expired) leaves
+            // no task behind.
+            while self.meta.is_none() && self.retry_at.is_none() {
+                match self.try_unload(&mut rx) {
+                    Unload::Done => return,
+                    Unload::Stay(queued) => {
+                        for cmd in queued {
+                            self.apply(cmd).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::Init {
+                timeout_ms,
+                expected,
+                tx,
+            } => {
+                let r = self.init(timeout_ms, expected).await;
+                let _ = tx.send(r);
+            }
+            Command::Add {
+                producer_id,
+                epoch,
+                partitions,
+                verify_only,
+                tx,
+            } => {
+                let r = self.add(producer_id, epoch, &partitions, verify_only).await;
+                let _ = tx.send(r);
+            }
+            Command::End {
+                producer_id,
+                epoch,
+                commit,
+                tx,
+            } => {
+                let r = self.end(producer_id, epoch, commit).await;
+                let _ = tx.send(r);
+            }
+        }
+    }
+
+    /// Removes this stateless task from the registry. Under the registry lock the
+    /// channel is closed (a sender still holding it gets its command back and looks the
+    /// id up again) and whatever was queued before is drained: if anything was, the task
+    /// registers a new channel and stays to serve it, so no command is lost.
+    fn try_unload(&mut self, rx: &mut mpsc::Receiver<Command>) -> Unload {
+        let mut registry = lock(&self.registry);
+        rx.close();
+        if registry.get(&self.id).is_some_and(mpsc::Sender::is_closed) {
+            registry.remove(&self.id);
+        }
+        let mut queued = Vec::new();
+        while let Ok(cmd) = rx.try_recv() {
+            queued.push(cmd);
+        }
+        if queued.is_empty() {
+            return Unload::Done;
+        }
+        let (tx, fresh) = mpsc::channel(64);
+        *rx = fresh;
+        // Only if no new task took the id meanwhile (the old entry was ours).
+        registry.entry(self.id.clone()).or_insert(tx);
+        Unload::Stay(queued)
+    }
+
+    /// The next timer: the open transaction's timeout, a marker retry, or the idle id's
+    /// expiration.
+    fn deadline(&self) -> Option<Instant> {
+        if let Some(at) = self.retry_at {
+            return Some(at);
+        }
+        let m = self.meta.as_ref()?;
+        let expires = m
+            .expires_at_ms()
+            .or_else(|| m.idle_expires_at_ms(self.id_expiration_ms))?;
+        let wait = expires.saturating_sub(now_ms()).max(0) as u64;
+        // A huge configured expiration is "never", not an overflow.
+        Instant::now().checked_add(std::time::Duration::from_millis(wait))
+    }
+
+    /// Schedules the next attempt at a failed write, backing off.
+    fn retry_later(&mut self) {
+        self.retry_at =
+            Some(Instant::now() + std::time::Duration::from_millis(self.retry_delay_ms));
+        self.retry_delay_ms = (self.retry_delay_ms * 2).min(RETRY_MAX_MS);
+    }
+
+    async fn on_deadline(&mut self) {
+        self.retry_at = None;
+        let now = now_ms();
+        let Some(m) = self.meta.clone() else { return };
+        if m.idle_expires_at_ms(self.id_expiration_ms)
+            .is_some_and(|at| now >= at)
+        {
+            self.expire().await;
+            return;
+        }
+        if m.expires_at_ms().is_some_and(|at| now >= at) {
+            tracing::info!(transactional_id = %self.id, producer_id = m.producer_id, "transaction timed out: aborting it and fencing its producer");
+            if self.store(m.prepare_fence_abort(now)).await.is_err() {
+                self.retry_later();
+                return;
+            }
+        }
+        if self
+            .meta
+            .as_ref()
+            .is_some_and(TxnMetadata::needs_completion)
+        {
+            let _ = self.finish().await;
+        }
+    }
+
+    fn broker(&self) -> Result<Arc<Broker>, TxnError> {
+        self.broker
+            .upgrade()
+            .ok_or(TxnError::CoordinatorNotAvailable)
+    }
+
+    /// `transactional.id.expiration.ms` passed with nothing open: a tombstone forgets the
+    /// id (a later InitProducerId gets a new producer id).
+    async fn expire(&mut self) {
+        match self.append_record(None).await {
+            Ok(()) => {
+                tracing::info!(transactional_id = %self.id, "transactional id expired");
+                lock(&self.view).remove(&self.id);
+                self.meta = None;
+            }
+            Err(_) => self.retry_later(),
+        }
+    }
+
+    /// Persists `next` to `__transaction_state` (waiting for an fsync when the flush
+    /// policy asks for one, as a produce would), then adopts it.
+    async fn store(&mut self, next: TxnMetadata) -> Result<(), TxnError> {
+        self.append_record(Some(encode_value(&next))).await?;
+        lock(&self.view).insert(self.id.clone(), next.clone());
+        self.meta = Some(next);
+        Ok(())
+    }
+
+    /// Appends this id's record (a tombstone for `None`) to its `__transaction_state`
+    /// partition.
+    async fn append_record(&self, value: Option<Vec<u8>>) -> Result<(), TxnError> {
+        let key = encode_key(&self.id);
+        let rec = NewRecord {
+            key: Some(&key),
+            value: value.as_deref(),
+            timestamp: now_ms(),
+            headers: &[],
+        };
+        let storage = |e: String| {
+            tracing::error!(transactional_id = %self.id, error = %e, "cannot write __transaction_state");
+            TxnError::Storage(e)
+        };
+        let bytes = batch::build(0, Codec::None, &[rec]).map_err(|e| storage(e.to_string()))?;
+        let mut scratch = Vec::new();
+        let v = batch::validate(&bytes, &mut scratch, usize::MAX)
+            .map_err(|e| storage(e.to_string()))?;
+        let (info, flush_due) = self
+            .partition
+            .append(&bytes, &v, None)
+            .map_err(|e| storage(e.to_string()))?;
+        if flush_due {
+            self.partition
+                .ensure_flushed(info.last_offset + 1)
+                .await
+                .map_err(|e| storage(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    async fn init(
+        &mut self,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), TxnError> {
+        if timeout_ms <= 0 || timeout_ms > self.max_timeout_ms {
+            return Err(TxnError::InvalidTransactionTimeout);
+        }
+        let broker = self.broker()?;
+        let new_id = || async {
+            broker
+                .next_producer_id()
+                .await
+                .map_err(|_| TxnError::CoordinatorNotAvailable)
+        };
+        // At most twice: an open transaction is aborted first.
+        for _ in 0..2 {
+            let now = now_ms();
+            let Some(m) = self.meta.clone() else {
+                let pid = new_id().await?;
+                self.store(TxnMetadata::new(&self.id, pid, timeout_ms, now))
+                    .await?;
+                return Ok((pid, 0));
+            };
+            match m.prepare_init(timeout_ms, expected, now)? {
+                InitStep::AbortOngoing(next) => {
+                    self.store(next).await?;
+                    self.finish().await?;
+                }
+                InitStep::Ready(next) => {
+                    let answer = (next.producer_id, next.producer_epoch);
+                    self.store(next).await?;
+                    return Ok(answer);
+                }
+                InitStep::NeedsNewProducerId(mut next) => {
+                    next.producer_id = new_id().await?;
+                    let answer = (next.producer_id, next.producer_epoch);
+                    self.store(next).await?;
+                    return Ok(answer);
+                }
+            }
+        }
+        Err(TxnError::ConcurrentTransactions)
+    }
+
+    async fn add(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+        verify_only: bool,
+    ) -> Result<(), TxnError> {
+        let m = self
+            .meta
+            .clone()
+            .ok_or(TxnError::InvalidProducerIdMapping)?;
+        if verify_only {
+            return partitions
+                .iter()
+                .try_for_each(|p| m.verify(producer_id, epoch, p));
+        }
+        match m.prepare_add(producer_id, epoch, partitions, now_ms())? {
+            Some(next) => self.store(next).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn end(&mut self, producer_id: i64, epoch: i16, commit: bool) -> Result<(), TxnError> {
+        let m = self
+            .meta
+            .clone()
+            .ok_or(TxnError::InvalidProducerIdMapping)?;
+        match m.prepare_end(producer_id, epoch, commit, now_ms())? {
+            EndStep::Done => Ok(()),
+            EndStep::Prepare(next) => {
+                self.store(next).await?;
+                crate::util::crash_point("txn-after-prepare");
+                self.finish().await
+            }
+            EndStep::Resume => self.finish().await,
+        }
+    }
+
+    /// Writes the markers of a prepared transaction, then stores its completion. On
+    /// failure (a partition offline, a write error) the transaction stays prepared and
+    /// the task retries with backoff, and at once when a partition comes online: a
+    /// marker is never skipped.
+    async fn finish(&mut self) -> Result<(), TxnError> {
+        let Some(m) = self.meta.clone().filter(TxnMetadata::needs_completion) else {
+            return Ok(());
+        };
+        let commit = m.state == TxnState::PrepareCommit;
+        let written = match self.broker() {
+            Ok(broker) => write_markers(&broker, &m, commit, &mut self.marked).await,
+            Err(e) => Err(e),
+        };
+        let stored = match written {
+            Ok(()) => self.store(m.complete(now_ms())).await,
+            Err(e) => Err(e),
+        };
+        match stored {
+            Ok(()) => {
+                self.marked.clear();
+                self.retry_at = None;
+                self.retry_delay_ms = RETRY_MIN_MS;
+            }
+            Err(_) => self.retry_later(),
+        }
+        stored
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Appends a commit or abort marker to every partition of the transaction not in
+/// `marked` (skipping partitions whose topic was deleted), then has the group
+/// coordinator apply or drop the transaction's offsets. A partition that is offline is
+/// an error once the others are written: the caller retries until it is back.
+async fn write_markers(
+    broker: &Arc<Broker>,
+    m: &TxnMetadata,
+    commit: bool,
+    marked: &mut BTreeSet<(String, i32)>,
+) -> Result<(), TxnError> {
+    let marker = if commit {
+        Marker::Commit
+    } else {
+        Marker::Abort
+    };
+    let storage = |e: String| TxnError::Storage(e);
+    let bytes = batch::build_marker(m.producer_id, m.producer_epoch, marker, 0, now_ms())
+        .map_err(|e| storage(e.to_string()))?;
+    let mut scratch = Vec::new();
+    let v =
+        batch::validate(&bytes, &mut scratch, usize::MAX).map_err(|e| storage(e.to_string()))?;
+    let mut offsets = false;
+    let mut offline = None;
+    for (topic, index) in &m.partitions {
+        offsets |= topic == OFFSETS_TOPIC;
+        if marked.contains(&(topic.clone(), *index)) {
+            continue;
+        }
+        let p = match broker.replicas.lookup(topic, *index) {
+            Ok(p) => p,
+            Err(ReplicaError::Offline) => {
+                // The decision is stored: the other partitions get their markers now,
+                // this one when it is back.
+                tracing::warn!(%topic, partition = index, transactional_id = %m.transactional_id, "partition offline: its transaction marker waits for it");
+                offline.get_or_insert_with(|| format!("{topic}-{index} is offline"));
+                continue;
+            }
+            // The topic was deleted: nothing is left to close there.
+            Err(_) => continue,
+        };
+        match p.append(&bytes, &v, None) {
+            // The marker is as durable as a produce under the topic's flush policy.
+            Ok((info, true)) => p
+                .ensure_flushed(info.last_offset + 1)
+                .await
+                .map_err(|e| storage(e.to_string()))?,
+            Ok(_) => {}
+            Err(LogError::Producer(e)) => {
+                // A newer epoch already closed it there: nothing is left open.
+                tracing::warn!(%topic, partition = index, error = %e, "marker refused");
+            }
+            Err(e) => {
+                tracing::error!(%topic, partition = index, error = %e, "cannot write a transaction marker");
+                return Err(storage(e.to_string()));
+            }
+        }
+        marked.insert((topic.clone(), *index));
+    }
+    if let Some(why) = offline {
+        return Err(storage(why));
+    }
+    if offsets {
+        broker
+            .groups
+            .complete_txn(broker, m.producer_id, commit)
+            .await;
+    }
+    Ok(())
+}
