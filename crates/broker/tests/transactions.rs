@@ -779,3 +779,44 @@ async fn idle_producers_are_swept_from_partition_state() {
     );
     b.stop().await;
 }
+
+/// A transaction marker carries the coordinator epoch: the leader epoch of the
+/// `__transaction_state` partition that owns the transactional id (Kafka's
+/// EndTransactionMarker value), not a constant.
+#[tokio::test]
+async fn markers_carry_the_coordinator_epoch() {
+    let b = TestBroker::start(&[("transaction.state.log.num.partitions", "1")]).await;
+    let mut c = b.connect().await;
+    c.create_topic("ce", 1).await;
+    let r = init(&mut c, "ce", 60_000).await;
+    assert_eq!(r.error_code, 0);
+    let pid = r.producer_id.0;
+    b.broker
+        .replicas
+        .partition("__transaction_state", 0)
+        .unwrap()
+        .set_leader_epoch(7);
+    assert_eq!(add(&mut c, "ce", pid, 0, "ce", &[0]).await, vec![0]);
+    assert_eq!(produce_txn(&mut c, "ce", "ce", pid, 0, 0, 1).await, (0, 0));
+    assert_eq!(end(&mut c, "ce", pid, 0, true, 3).await, 0);
+    let bytes = {
+        let p = b.broker.replicas.partition("ce", 0).unwrap();
+        let log = p.log().unwrap();
+        log.read(1, 1 << 20, true, i64::MAX).unwrap().bytes
+    };
+    let h = batch::BatchHeader::parse(&bytes).unwrap();
+    assert_ne!(
+        h.attributes & batch::ATTR_CONTROL,
+        0,
+        "offset 1 is the marker"
+    );
+    let payload = &bytes[batch::HEADER_LEN..h.total_size()];
+    let rec = gregor_protocol::records::RecordWalker::new(payload, h.record_count)
+        .next()
+        .unwrap()
+        .unwrap();
+    let value = rec.value.unwrap();
+    // EndTransactionMarker: version (i16), coordinator epoch (i32).
+    assert_eq!(i32::from_be_bytes(value[2..6].try_into().unwrap()), 7);
+    b.stop().await;
+}

@@ -353,7 +353,10 @@ impl Task {
         };
         let commit = m.state == TxnState::PrepareCommit;
         let written = match self.broker() {
-            Ok(broker) => write_markers(&broker, &m, commit, &mut self.marked).await,
+            Ok(broker) => {
+                let coordinator_epoch = self.partition.leader_epoch();
+                write_markers(&broker, &m, commit, coordinator_epoch, &mut self.marked).await
+            }
             Err(e) => Err(e),
         };
         let stored = match written {
@@ -382,11 +385,15 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// Appends a commit or abort marker to every partition of the transaction not in
 /// `marked` (skipping partitions whose topic was deleted), then has the group
 /// coordinator apply or drop the transaction's offsets. A partition that is offline is
-/// an error once the others are written: the caller retries until it is back.
+/// an error once the others are written: the caller retries until it is back. Each
+/// marker carries the coordinator epoch: the leader epoch of the `__transaction_state`
+/// partition that owns the id, as in Kafka (a marker from a coordinator that has since
+/// moved is recognisable by its lower epoch).
 async fn write_markers(
     broker: &Arc<Broker>,
     m: &TxnMetadata,
     commit: bool,
+    coordinator_epoch: i32,
     marked: &mut BTreeSet<(String, i32)>,
 ) -> Result<(), TxnError> {
     let marker = if commit {
@@ -395,8 +402,14 @@ async fn write_markers(
         Marker::Abort
     };
     let storage = |e: String| TxnError::Storage(e);
-    let bytes = batch::build_marker(m.producer_id, m.producer_epoch, marker, 0, now_ms())
-        .map_err(|e| storage(e.to_string()))?;
+    let bytes = batch::build_marker(
+        m.producer_id,
+        m.producer_epoch,
+        marker,
+        coordinator_epoch,
+        now_ms(),
+    )
+    .map_err(|e| storage(e.to_string()))?;
     let mut scratch = Vec::new();
     let v =
         batch::validate(&bytes, &mut scratch, usize::MAX).map_err(|e| storage(e.to_string()))?;
