@@ -44,6 +44,11 @@ pub(crate) enum BenchCommand {
     ///
     /// Example: gregor bench produce-raw --topic raw --count 20000000 --size 100
     ProduceRaw(crate::bench_raw::RawArgs),
+    /// Fetch partition 0 of a topic with raw Fetch requests, walking only batch headers:
+    /// the broker's fetch capacity without a client library's per-record work.
+    ///
+    /// Example: gregor bench fetch-raw --topic bench --count 1000000
+    FetchRaw(crate::bench_fetch_raw::FetchRawArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -669,5 +674,6 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Consume(a) => consume(a),
         BenchCommand::E2e(a) => e2e(a),
         BenchCommand::ProduceRaw(a) => crate::bench_raw::run(a),
+        BenchCommand::FetchRaw(a) => crate::bench_fetch_raw::run(a),
     }
 }

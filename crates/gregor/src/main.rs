@@ -21,6 +21,7 @@ macro_rules! out {
 }
 
 mod bench;
+mod bench_fetch_raw;
 mod bench_raw;
 mod conn;
 mod consume;
