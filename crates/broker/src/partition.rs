@@ -261,11 +261,13 @@ impl Partition {
         })
         .await?;
         // Under the lock: renames only.
+        let swap_started = std::time::Instant::now();
         let finish = self.log()?.swap_prepared(prepared)?;
+        let locked_us = swap_started.elapsed().as_micros() as u64;
         let doomed = blocking(move || finish.finish()).await?;
         remove_later(doomed, s.file_delete_delay_ms);
         let ms = started.elapsed().as_millis() as u64;
-        tracing::info!(topic = %self.topic, partition = self.index, before, after, removed, ms, "cleaned log");
+        tracing::info!(topic = %self.topic, partition = self.index, before, after, removed, ms, locked_us, "cleaned log");
         Ok(Some((before, after)))
     }
 

@@ -385,35 +385,32 @@ fn rebuild_files(
     (index, time): (&File, &File),
     index_interval: usize,
 ) -> Result<(SegState, u64)> {
-    {
-        let mut state = SegState::empty(base_offset);
-        let file_len = size;
-        let mut pos = 0u64;
-        let mut buf = Vec::new();
-        let mut scratch = Vec::new();
-        while pos < file_len {
-            let scanned = scan_at(log, pos, file_len, &mut buf, &mut scratch);
-            let Some(scanned) = scanned.filter(|s| s.header.base_offset >= state.next_offset)
-            else {
-                break;
-            };
-            let h = scanned.header;
-            index_batch(
-                &mut state,
-                base_offset,
-                None,
-                pos,
-                &h,
-                (scanned.max_timestamp, scanned.offset_of_max_timestamp),
-                index_interval,
-            )?;
-            state.next_offset = h.last_offset() + 1;
-            pos += h.total_size() as u64;
-        }
-        crate::index::write_if_changed(index, &state.offset_index.encoded())?;
-        crate::index::write_if_changed(time, &state.time_index.encoded())?;
-        Ok((state, pos))
+    let mut state = SegState::empty(base_offset);
+    let file_len = size;
+    let mut pos = 0u64;
+    let mut buf = Vec::new();
+    let mut scratch = Vec::new();
+    while pos < file_len {
+        let scanned = scan_at(log, pos, file_len, &mut buf, &mut scratch);
+        let Some(scanned) = scanned.filter(|s| s.header.base_offset >= state.next_offset) else {
+            break;
+        };
+        let h = scanned.header;
+        index_batch(
+            &mut state,
+            base_offset,
+            None,
+            pos,
+            &h,
+            (scanned.max_timestamp, scanned.offset_of_max_timestamp),
+            index_interval,
+        )?;
+        state.next_offset = h.last_offset() + 1;
+        pos += h.total_size() as u64;
     }
+    crate::index::write_if_changed(index, &state.offset_index.encoded())?;
+    crate::index::write_if_changed(time, &state.time_index.encoded())?;
+    Ok((state, pos))
 }
 
 impl LogSegment {

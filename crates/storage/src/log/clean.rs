@@ -147,18 +147,30 @@ impl Log {
                 continue;
             }
             // Indexes first: while `<base>.log.swap` exists a start rebuilds them, so a
-            // crash never pairs the new indexes with the old data or the reverse.
-            std::fs::rename(&names.index, self.dir.join(crate::file_name(base, "index")))?;
-            std::fs::rename(
-                &names.time,
-                self.dir.join(crate::file_name(base, "timeindex")),
-            )?;
-            let old = self.dir.join(crate::file_name(base, "log"));
-            let parked = self
-                .dir
-                .join(format!("{}{DELETED_SUFFIX}", crate::file_name(base, "log")));
-            std::fs::rename(&old, &parked)?;
-            std::fs::rename(&names.log, &old)?;
+            // crash never pairs the new indexes with the old data or the reverse. The
+            // old files are parked (`*.deleted`), not replaced: replacing frees their
+            // blocks in the rename, which with a `discard` mount waits for the device;
+            // the parked names are unique for the same reason (the previous clean of this
+            // segment parked its files under the same base offset a moment ago).
+            let stamp = super::retention::uuid_like();
+            for ext in ["index", "timeindex", "log"] {
+                let current = self.dir.join(crate::file_name(base, ext));
+                let parked = self.dir.join(format!(
+                    "{}.{stamp}{DELETED_SUFFIX}",
+                    crate::file_name(base, ext)
+                ));
+                match std::fs::rename(&current, &parked) {
+                    Ok(()) => finish.doomed.push(parked),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && ext != "log" => {}
+                    Err(e) => return Err(e.into()),
+                }
+                let new = match ext {
+                    "index" => &names.index,
+                    "timeindex" => &names.time,
+                    _ => &names.log,
+                };
+                std::fs::rename(new, &current)?;
+            }
             let end = self
                 .segments
                 .range(base + 1..)
@@ -171,7 +183,6 @@ impl Log {
                 self.config.index_interval_bytes,
             );
             self.segments.insert(base, installed);
-            finish.doomed.push(parked);
             // Abort markers the cleaner removed from this segment take their index
             // entries with them (the file is rewritten from memory after the lock).
             let gone: Vec<(i64, i64)> = p
