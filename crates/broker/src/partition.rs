@@ -5,11 +5,20 @@
 //! syscalls, never across an `.await`. Offsets readers need without the lock (high
 //! watermark, log start, log end) are atomics. Long-poll fetches register a `Notify` and
 //! are woken by appends; fsyncs run on the blocking pool with the log unlocked.
+//!
+//! Under the lock only page-cache reads and writes of segment data happen. The small
+//! file writes the log decides on there (producer snapshots at a roll, `.txnindex`
+//! appends, recovery points) are queued by the log and performed on the blocking pool
+//! once the lock is released ([`gregor_storage::DeferredWrites`]); the cleaner reads
+//! its checkpoint and snapshot list, re-validates and indexes the cleaned segments and
+//! fsyncs the directory without the lock, which covers only the renames of the swap.
 
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
-use gregor_storage::{AppendInfo, Log, LogError};
+use std::path::PathBuf;
+
+use gregor_storage::{AppendInfo, DeferredWrites, Log, LogError};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -21,6 +30,10 @@ pub struct Partition {
     pub topic_id: Uuid,
     pub index: i32,
     log: Mutex<Log>,
+    /// The log's directory (fixed for its life), for reads that need no lock.
+    dir: PathBuf,
+    /// Writes the log queued under the lock, run on the blocking pool after it.
+    deferred: Arc<DeferredWrites>,
     high_watermark: AtomicI64,
     /// The first offset of the oldest open transaction, or the high watermark: where
     /// read_committed consumers stop.
@@ -41,10 +54,11 @@ impl Partition {
         topic: String,
         topic_id: Uuid,
         index: i32,
-        log: Log,
+        mut log: Log,
         leader_epoch: i32,
         settings: Arc<TopicSettings>,
     ) -> Self {
+        log.set_defer_writes(true);
         let end = log.log_end_offset();
         let stable = log.first_unstable_offset().unwrap_or(end).min(end);
         Self {
@@ -55,6 +69,8 @@ impl Partition {
             last_stable_offset: AtomicI64::new(stable),
             log_start_offset: AtomicI64::new(log.log_start_offset()),
             flushed: AtomicI64::new(log.recovery_point()),
+            dir: log.dir().to_path_buf(),
+            deferred: log.deferred_writes(),
             log: Mutex::new(log),
             leader_epoch: AtomicI32::new(leader_epoch),
             settings: RwLock::new(settings),
@@ -70,6 +86,21 @@ impl Partition {
             path: format!("{}-{}", self.topic, self.index),
             reason: "log lock poisoned".into(),
         })
+    }
+
+    /// Performs the writes the log queued under the lock, on the blocking pool (inline
+    /// outside a runtime). Call after releasing the lock.
+    fn run_deferred(&self) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        let deferred = self.deferred.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(move || deferred.run());
+            }
+            Err(_) => deferred.run(),
+        }
     }
 
     pub fn high_watermark(&self) -> i64 {
@@ -116,6 +147,7 @@ impl Partition {
             let info = log.append(bytes, v, self.leader_epoch(), log_append_time, now)?;
             (info, log.flush_due(now), log.first_unstable_offset())
         };
+        self.run_deferred();
         if info.duplicate {
             // A retried batch already in the log: nothing new to announce (its ack still
             // follows the flush policy).
@@ -216,21 +248,32 @@ impl Partition {
         };
         let now = now_ms();
         let started = std::time::Instant::now();
-        let Some(plan) = self.log()?.clean_plan(&cfg, now) else {
+        let dir = self.dir.clone();
+        let inputs = blocking(move || Ok(gregor_storage::CleanInputs::read(&dir))).await?;
+        let Some(plan) = self.log()?.clean_plan_with(&cfg, now, inputs) else {
             return Ok(None);
         };
         let before: u64 = plan.segments.iter().map(|p| p.size).sum();
-        let built =
-            tokio::task::spawn_blocking(move || gregor_storage::build_cleaned(&plan, &cfg, now))
-                .await
-                .map_err(|e| LogError::Io(std::io::Error::other(e.to_string())))??;
-        let after: u64 = built.segments.iter().map(|c| c.cleaned_size).sum::<u64>()
-            + before.saturating_sub(built.segments.iter().map(|c| c.original_size).sum());
-        let removed = built.records_removed;
-        let doomed = self.log()?.swap_cleaned(built)?;
+        let interval = s.log_config.index_interval_bytes;
+        // Build, re-validate and index the cleaned segments, and make them durable,
+        // all without the lock.
+        let (prepared, after, removed) = blocking(move || {
+            let built = gregor_storage::build_cleaned(&plan, &cfg, now)?;
+            let after: u64 = built.segments.iter().map(|c| c.cleaned_size).sum::<u64>()
+                + before.saturating_sub(built.segments.iter().map(|c| c.original_size).sum());
+            let removed = built.records_removed;
+            let prepared = gregor_storage::PreparedSwap::prepare(&plan.dir, built, interval)?;
+            Ok((prepared, after, removed))
+        })
+        .await?;
+        // Under the lock: renames only.
+        let swap_started = std::time::Instant::now();
+        let finish = self.log()?.swap_prepared(prepared)?;
+        let locked_us = swap_started.elapsed().as_micros() as u64;
+        let doomed = blocking(move || finish.finish()).await?;
         remove_later(doomed, s.file_delete_delay_ms);
         let ms = started.elapsed().as_millis() as u64;
-        tracing::info!(topic = %self.topic, partition = self.index, before, after, removed, ms, "cleaned log");
+        tracing::info!(topic = %self.topic, partition = self.index, before, after, removed, ms, locked_us, "cleaned log");
         Ok(Some((before, after)))
     }
 
@@ -247,9 +290,11 @@ impl Partition {
             delete_retention_ms: s.delete_retention_ms,
             max_map_entries: 0,
         };
+        // The checkpoint is read before the lock is taken.
+        let inputs = gregor_storage::CleanInputs::read_checkpoint(&self.dir);
         self.log()
             .ok()?
-            .clean_plan(&cfg, now_ms())
+            .clean_plan_with(&cfg, now_ms(), inputs)
             .map(|p| p.dirty_ratio)
     }
 
@@ -297,6 +342,7 @@ impl Partition {
             Err(join) => return Err(LogError::Io(std::io::Error::other(join.to_string()))),
         }
         self.log()?.mark_flushed(upto, now_ms())?;
+        self.run_deferred();
         self.flushed.fetch_max(upto, Ordering::AcqRel);
         Ok(())
     }
@@ -309,6 +355,15 @@ impl Partition {
         let _turn = self.flush_lock.lock().await;
         self.flush_now().await
     }
+}
+
+/// Runs blocking storage work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LogError> + Send + 'static,
+) -> Result<T, LogError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| LogError::Io(std::io::Error::other(e.to_string())))?
 }
 
 /// Removes renamed (`*.deleted`) segment files after `delay_ms`, Kafka's

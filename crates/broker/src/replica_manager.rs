@@ -292,7 +292,12 @@ impl ReplicaManager {
         let mut ends = Vec::with_capacity(partitions.len());
         for p in &partitions {
             match p.log() {
-                Ok(l) => ends.push(Some(l.log_end_offset())),
+                Ok(mut l) => {
+                    // Writes queued under the lock and not yet run: now, before the sync;
+                    // from here on the log writes inline.
+                    l.set_defer_writes(false);
+                    ends.push(Some(l.log_end_offset()))
+                }
                 Err(e) => {
                     first.get_or_insert(e);
                     ends.push(None);

@@ -1,19 +1,28 @@
 //! The log cleaner: compaction keeps the newest record of each key.
 //!
 //! A clean has three steps, so that producers are never blocked by it:
-//! 1. [`Log::clean_plan`] (under the partition lock, cheap): which closed segments to
-//!    clean and which are dirty (written since the last clean).
+//! 1. [`Log::clean_plan_with`] (under the partition lock, cheap, with the checkpoint
+//!    and snapshot list read before it, [`crate::CleanInputs`]): which closed segments
+//!    to clean and which are dirty (written since the last clean).
 //! 2. [`build_cleaned`] (no lock, reads and writes files): a key → latest-offset map
 //!    over the dirty segments, in bounded memory (keys are kept as 128-bit hashes, as
 //!    Kafka's SkimpyOffsetMap does), then each segment up to the end of the map is
 //!    rewritten as `<base>.log.cleaned` keeping only the records no later record
 //!    supersedes. Tombstones older than `delete.retention.ms` go too.
-//! 3. [`Log::swap_cleaned`] (under the lock): each cleaned file replaces its segment by
-//!    Kafka's protocol: fsync `.cleaned`, rename it to `.swap`, drop the old indexes,
-//!    rename the old `.log` to `.log.deleted`, rename `.swap` to `.log`, rebuild the
-//!    indexes. At startup a `.cleaned` file (incomplete) is removed and a `.swap` file
-//!    (complete) finishes its swap, so a crash at any point leaves either the old or the
-//!    new segment, never a mix.
+//! 3. The swap, Kafka's protocol split around the lock:
+//!    a. [`crate::PreparedSwap::prepare`] (no lock): every batch of each fsynced
+//!    `.cleaned` file is re-validated and its indexes written as `.index.swap` and
+//!    `.timeindex.swap`; `.cleaned` is renamed `.swap`; one directory fsync.
+//!    b. [`Log::swap_prepared`] (under the lock, renames only): the new indexes over
+//!    the old, the old `.log` to `.log.deleted`, `.swap` to `.log`, and the prepared
+//!    segment (indexes in memory) in place of the old one.
+//!    c. [`crate::SwapFinish::finish`] (no lock): a directory fsync, the `.txnindex`
+//!    rewrites and the cleaner checkpoint.
+//!
+//!    At startup a `.cleaned` file (incomplete) is removed and a `.swap` file (complete)
+//!    finishes its swap with its indexes rebuilt, so a crash at any point leaves either
+//!    the old or the new segment, never a mix; a produce never waits for an fsync or a
+//!    re-validation of the cleaner's.
 //!
 //! Offsets never change: a compacted log has gaps, which consumers skip.
 //!

@@ -23,19 +23,24 @@
 //! Storage knows nothing of the network or Kafka request types.
 
 pub mod cleaner;
+mod deferred;
 mod file_cache;
 mod index;
 mod log;
 pub mod producer_state;
 mod segment;
+#[doc(hidden)]
+pub mod testing;
 mod txn_index;
 
 pub use crate::cleaner::{build_cleaned, CleanOutput, CleanPlan, CleanerConfig, PlannedSegment};
+pub use crate::deferred::DeferredWrites;
 pub use crate::file_cache::FileCache;
 #[doc(hidden)]
 pub use crate::index::{offset_index_entries, time_index_entries};
 pub use crate::log::{
-    AppendInfo, FileRange, FlushHandle, Log, LogConfig, ReadInfo, DELETED_SUFFIX, DELETE_SUFFIX,
+    AppendInfo, CleanInputs, FileRange, FlushHandle, Log, LogConfig, PreparedSwap, ReadInfo,
+    SwapFinish, DELETED_SUFFIX, DELETE_SUFFIX,
 };
 pub use crate::producer_state::AbortedTxn;
 

@@ -306,35 +306,114 @@ impl LogSegment {
         let log = self.file(FileKind::Log)?;
         let index = self.file(FileKind::Index)?;
         let time = self.file(FileKind::TimeIndex)?;
-        let mut state = SegState::empty(self.base_offset);
-        let file_len = self.size;
-        let mut pos = 0u64;
-        let mut buf = Vec::new();
-        let mut scratch = Vec::new();
-        while pos < file_len {
-            let scanned = scan_at(&log, pos, file_len, &mut buf, &mut scratch);
-            let Some(scanned) = scanned.filter(|s| s.header.base_offset >= state.next_offset)
-            else {
-                break;
-            };
-            let h = scanned.header;
-            index_batch(
-                &mut state,
-                self.base_offset,
-                None,
-                pos,
-                &h,
-                (scanned.max_timestamp, scanned.offset_of_max_timestamp),
-                self.index_interval,
-            )?;
-            state.next_offset = h.last_offset() + 1;
-            pos += h.total_size() as u64;
-        }
-        crate::index::write_if_changed(&index, &state.offset_index.encoded())?;
-        crate::index::write_if_changed(&time, &state.time_index.encoded())?;
-        Ok((state, pos))
+        rebuild_files(
+            self.base_offset,
+            (&log, self.size),
+            (&index, &time),
+            self.index_interval,
+        )
     }
 
+    /// A cleaned segment whose data and indexes were checked and written off the lock
+    /// (see [`PreparedSegment`]) and whose files now have their final names.
+    pub(crate) fn from_prepared(
+        dir: &Arc<Path>,
+        files: &Arc<FileCache>,
+        p: PreparedSegment,
+        index_interval: usize,
+    ) -> Self {
+        let mut seg = Self::new(dir, files, p.base, p.size, p.base, index_interval);
+        seg.state = OnceCell::from(p.state);
+        seg
+    }
+}
+
+/// A cleaned segment made ready before the swap: every batch re-validated and its
+/// indexes written to `<base>.index.swap` and `<base>.timeindex.swap`, all without the
+/// partition lock. The swap only renames files.
+pub(crate) struct PreparedSegment {
+    pub(crate) base: i64,
+    pub(crate) size: u64,
+    state: SegState,
+}
+
+impl PreparedSegment {
+    /// Validates the cleaned data file `log` of the segment at `base` and writes its
+    /// indexes to `index` and `time`. Fails if any batch is invalid (the cleaner wrote
+    /// it, so that is a bug or a bad disk, and the original is kept).
+    pub(crate) fn build(
+        base: i64,
+        log: &Path,
+        index: &Path,
+        time: &Path,
+        index_interval: usize,
+    ) -> Result<Self> {
+        let create = |p: &Path| {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(p)
+        };
+        let data = File::open(log)?;
+        let size = data.metadata()?.len();
+        let (index_file, time_file) = (create(index)?, create(time)?);
+        let (state, valid) = rebuild_files(
+            base,
+            (&data, size),
+            (&index_file, &time_file),
+            index_interval,
+        )?;
+        if valid < size {
+            return Err(LogError::Corrupt {
+                path: log.display().to_string(),
+                reason: format!("cleaned segment invalid at byte {valid}"),
+            });
+        }
+        index_file.sync_data()?;
+        time_file.sync_data()?;
+        Ok(Self { base, size, state })
+    }
+}
+
+/// Scans `log` (of `size` bytes) from the start, validating every batch, and rewrites
+/// the indexes in `index`/`time` for it. Returns the state and the valid prefix length.
+fn rebuild_files(
+    base_offset: i64,
+    (log, size): (&File, u64),
+    (index, time): (&File, &File),
+    index_interval: usize,
+) -> Result<(SegState, u64)> {
+    let mut state = SegState::empty(base_offset);
+    let file_len = size;
+    let mut pos = 0u64;
+    let mut buf = Vec::new();
+    let mut scratch = Vec::new();
+    while pos < file_len {
+        let scanned = scan_at(log, pos, file_len, &mut buf, &mut scratch);
+        let Some(scanned) = scanned.filter(|s| s.header.base_offset >= state.next_offset) else {
+            break;
+        };
+        let h = scanned.header;
+        index_batch(
+            &mut state,
+            base_offset,
+            None,
+            pos,
+            &h,
+            (scanned.max_timestamp, scanned.offset_of_max_timestamp),
+            index_interval,
+        )?;
+        state.next_offset = h.last_offset() + 1;
+        pos += h.total_size() as u64;
+    }
+    crate::index::write_if_changed(index, &state.offset_index.encoded())?;
+    crate::index::write_if_changed(time, &state.time_index.encoded())?;
+    Ok((state, pos))
+}
+
+impl LogSegment {
     /// Appends a finished batch given as its (patched) header and untouched payload.
     /// `max_ts`/`offset_of_max` are the record-level values found by validation.
     pub(crate) fn append(

@@ -117,6 +117,10 @@ pub struct Log {
     dir: Arc<Path>,
     /// The broker's budget of open segment files, shared with every other log.
     files: Arc<FileCache>,
+    /// Small writes decided under the caller's lock (see `crate::deferred`).
+    deferred: Arc<crate::DeferredWrites>,
+    /// Whether they wait for the caller ([`Log::set_defer_writes`]) or run at once.
+    defer_writes: bool,
     config: LogConfig,
     segments: BTreeMap<i64, LogSegment>,
     log_start_offset: i64,
@@ -136,6 +140,7 @@ mod clean;
 mod open;
 mod retention;
 
+pub use clean::{CleanInputs, PreparedSwap, SwapFinish};
 pub use retention::DELETE_SUFFIX;
 
 impl Log {
@@ -204,9 +209,39 @@ impl Log {
             let seg = LogSegment::create(&self.dir, &self.files, base, cfg.index_interval_bytes)?;
             self.segments.insert(base, seg);
             tracing::debug!(dir = %self.dir.display(), base, "rolled segment");
-            self.snapshot_producers();
+            // The snapshot (a write, a rename and a directory scan) is queued, not
+            // written under the lock: see `crate::deferred`.
+            self.queue(crate::deferred::Write::Snapshot {
+                dir: self.dir.to_path_buf(),
+                offset: self.log_end_offset,
+                bytes: self.producers.encode_snapshot(),
+            });
         }
         Ok(())
+    }
+
+    /// Queues a small file write, performed now unless the owner defers them
+    /// ([`Log::set_defer_writes`]).
+    fn queue(&self, w: crate::deferred::Write) {
+        self.deferred.push(w);
+        if !self.defer_writes {
+            self.deferred.run();
+        }
+    }
+
+    /// With `on`, the small writes this log decides on under its caller's lock
+    /// (snapshots at a roll, `.txnindex` appends, recovery points) are only queued: the
+    /// caller runs [`Log::deferred_writes`] after releasing its lock.
+    pub fn set_defer_writes(&mut self, on: bool) {
+        self.defer_writes = on;
+        if !on {
+            self.deferred.run();
+        }
+    }
+
+    /// The queue of writes deferred past the caller's lock (see [`Log::set_defer_writes`]).
+    pub fn deferred_writes(&self) -> Arc<crate::DeferredWrites> {
+        self.deferred.clone()
     }
 
     /// Appends one validated batch, assigning offsets from the log end. The producer's
@@ -305,11 +340,7 @@ impl Log {
     fn record_abort(&mut self, a: AbortedTxn) {
         let base = self.segments.keys().next_back().copied().unwrap_or(0);
         let path = self.dir.join(crate::file_name(base, "txnindex"));
-        if let Err(e) = crate::txn_index::append(&path, &a) {
-            // The entry is kept in memory; a restart would rebuild it only if the marker
-            // is above the producer snapshot it starts from.
-            tracing::error!(path = %path.display(), error = %e, "cannot write the aborted-transaction index");
-        }
+        self.queue(crate::deferred::Write::TxnIndex { path, entry: a });
         self.aborted.push(a);
     }
 
@@ -395,7 +426,10 @@ impl Log {
                 .is_some();
             self.recovery_point = upto;
             if crossed_segment {
-                self.write_recovery_point();
+                self.queue(crate::deferred::Write::OffsetFile {
+                    path: self.dir.join(RECOVERY_POINT_FILE),
+                    value: upto,
+                });
             }
         }
         Ok(())
@@ -435,32 +469,19 @@ impl Log {
     /// is known (as Kafka does): an empty snapshot at the log end spares the next start
     /// a replay of every batch header of every segment.
     pub fn snapshot_producers(&self) {
-        let name = crate::file_name(self.log_end_offset, "snapshot");
-        let tmp = self.dir.join(format!("{name}.tmp"));
-        let written = std::fs::write(&tmp, self.producers.encode_snapshot())
-            .and_then(|()| std::fs::rename(&tmp, self.dir.join(&name)));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write producer snapshot");
-            return;
-        }
-        let mut snaps = snapshot_offsets(&self.dir);
-        snaps.sort_unstable();
-        let keep_from = snaps.len().saturating_sub(2);
-        for old in &snaps[..keep_from] {
-            let _ = std::fs::remove_file(self.dir.join(crate::file_name(*old, "snapshot")));
-        }
+        write_snapshot(
+            &self.dir,
+            self.log_end_offset,
+            &self.producers.encode_snapshot(),
+        );
     }
 
     /// Records the recovery point. Best effort: if it cannot be written (a full disk),
     /// the file keeps an older, lower value, which only makes the next recovery check
     /// more of the log; it never skips unflushed data.
     fn write_recovery_point(&self) {
-        let tmp = self.dir.join(format!("{RECOVERY_POINT_FILE}.tmp"));
-        let written = std::fs::write(&tmp, self.recovery_point.to_string())
-            .and_then(|()| std::fs::rename(&tmp, self.dir.join(RECOVERY_POINT_FILE)));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
+        let path = self.dir.join(RECOVERY_POINT_FILE);
+        if let Err(e) = write_offset_file(&path, self.recovery_point) {
             tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write the recovery point; recovery will start earlier");
         }
     }
@@ -587,4 +608,37 @@ fn read_offset_file(dir: &Path, name: &str) -> Option<i64> {
     std::fs::read_to_string(dir.join(name))
         .ok()
         .and_then(|s| s.trim().parse().ok())
+}
+
+/// Writes `<offset>.snapshot` in `dir` (tmp + rename) and keeps the two newest.
+/// Best effort: a failure is logged.
+pub(crate) fn write_snapshot(dir: &Path, offset: i64, bytes: &[u8]) {
+    let name = crate::file_name(offset, "snapshot");
+    let tmp = dir.join(format!("{name}.tmp"));
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, dir.join(&name)));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot write producer snapshot");
+        return;
+    }
+    let mut snaps = snapshot_offsets(dir);
+    snaps.sort_unstable();
+    let keep_from = snaps.len().saturating_sub(2);
+    for old in &snaps[..keep_from] {
+        let _ = std::fs::remove_file(dir.join(crate::file_name(*old, "snapshot")));
+    }
+}
+
+/// Replaces the file at `path` with `value` (tmp + rename, so a reader sees the old or
+/// the new value).
+pub(crate) fn write_offset_file(path: &Path, value: i64) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let written =
+        std::fs::write(&tmp, value.to_string()).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }

@@ -46,13 +46,20 @@ impl Log {
         std::fs::create_dir_all(dir)?;
         let shared: Arc<Path> = Arc::from(dir);
         let mut bases: Vec<i64> = Vec::new();
+        // Segments whose interrupted swap was finished: their indexes are rebuilt.
+        let mut swapped: Vec<i64> = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if name.ends_with(DELETED_SUFFIX) || name.ends_with(".log.cleaned") {
+            if name.ends_with(DELETED_SUFFIX)
+                || name.ends_with(".log.cleaned")
+                || name.ends_with(".index.swap")
+                || name.ends_with(".timeindex.swap")
+            {
                 // Retention or the cleaner renamed it and the broker stopped before
-                // removing it; a `.cleaned` file was never complete.
+                // removing it; a `.cleaned` file was never complete; the indexes of a
+                // swap the start finishes are rebuilt.
                 std::fs::remove_file(entry.path())?;
                 continue;
             }
@@ -61,6 +68,7 @@ impl Log {
                 if let Some(base) = parse_base_offset(stem) {
                     finish_swap(dir, base, &entry.path())?;
                     bases.push(base);
+                    swapped.push(base);
                 }
                 continue;
             }
@@ -84,7 +92,8 @@ impl Log {
             // After a clean stop nothing is re-validated (the last segment's indexes are
             // checked and its tail walked); after a crash, what the recovery point does
             // not cover is.
-            let recover = !clean_shutdown && next_base.is_none_or(|nb| nb > recovery_point);
+            let recover = (!clean_shutdown && next_base.is_none_or(|nb| nb > recovery_point))
+                || swapped.contains(&base);
             let stale = expected_next.is_some_and(|n| base < n);
             if stale {
                 tracing::warn!(dir = %dir.display(), base, "dropping segment that overlaps its predecessor after recovery");
@@ -176,6 +185,8 @@ impl Log {
         let log = Self {
             dir: shared,
             files,
+            deferred: Default::default(),
+            defer_writes: false,
             config,
             segments,
             log_start_offset,

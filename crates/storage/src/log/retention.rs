@@ -121,7 +121,7 @@ impl Log {
 /// Suffix of log directories being deleted; startup removes leftovers.
 pub const DELETE_SUFFIX: &str = "-delete";
 
-fn uuid_like() -> String {
+pub(super) fn uuid_like() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());

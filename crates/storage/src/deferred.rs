@@ -1,0 +1,115 @@
+//! Small file writes a log decides on under its partition's lock but performs after it:
+//! producer snapshots at a roll, `.txnindex` appends, recovery-point and cleaner
+//! checkpoint files. The lock holder only queues them (a memory move); whoever releases
+//! the lock calls [`DeferredWrites::run`], on the blocking pool in the broker, so an
+//! append never waits behind a `write`/`rename`/`readdir`.
+//!
+//! Order: writes are queued under the partition lock, so the queue is in the log's
+//! order; one caller at a time drains it (the others return at once and the drainer
+//! picks their writes up), so a `.txnindex` gets its entries in marker order even when
+//! two appends release the lock at the same moment.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::producer_state::AbortedTxn;
+
+/// One deferred write. All are best effort, as when they were done inline: a failure is
+/// logged and only makes the next start do more work (replay headers, recover more).
+#[derive(Debug)]
+pub(crate) enum Write {
+    /// A producer-state snapshot `<offset>.snapshot` (then keep the two newest).
+    Snapshot {
+        dir: PathBuf,
+        offset: i64,
+        bytes: Vec<u8>,
+    },
+    /// An entry appended to a segment's `.txnindex`.
+    TxnIndex { path: PathBuf, entry: AbortedTxn },
+    /// A small file holding one offset, replaced atomically (tmp + rename).
+    OffsetFile { path: PathBuf, value: i64 },
+}
+
+#[derive(Default)]
+struct Queue {
+    writes: VecDeque<Write>,
+    draining: bool,
+}
+
+/// The queue of one log's deferred writes.
+#[derive(Default)]
+pub struct DeferredWrites {
+    queue: Mutex<Queue>,
+}
+
+impl std::fmt::Debug for DeferredWrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeferredWrites")
+            .field("pending", &self.lock().writes.len())
+            .finish()
+    }
+}
+
+impl DeferredWrites {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        match self.queue.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    pub(crate) fn push(&self, w: Write) {
+        self.lock().writes.push_back(w);
+    }
+
+    /// Whether anything is queued.
+    pub fn is_empty(&self) -> bool {
+        self.lock().writes.is_empty()
+    }
+
+    /// Performs the queued writes in order. Returns at once if another caller is
+    /// draining (it will perform these too).
+    pub fn run(&self) {
+        {
+            let mut q = self.lock();
+            if q.draining {
+                return;
+            }
+            q.draining = true;
+        }
+        loop {
+            let next = {
+                let mut q = self.lock();
+                match q.writes.pop_front() {
+                    Some(w) => w,
+                    None => {
+                        q.draining = false;
+                        return;
+                    }
+                }
+            };
+            perform(next);
+        }
+    }
+}
+
+fn perform(w: Write) {
+    match w {
+        Write::Snapshot { dir, offset, bytes } => {
+            crate::log::write_snapshot(&dir, offset, &bytes);
+        }
+        Write::TxnIndex { path, entry } => {
+            if let Err(e) = crate::txn_index::append(&path, &entry) {
+                // The entry is in memory; a restart rebuilds it only if the marker is
+                // above the producer snapshot it starts from.
+                tracing::error!(path = %path.display(), error = %e, "cannot write the aborted-transaction index");
+            }
+        }
+        Write::OffsetFile { path, value } => {
+            if let Err(e) = crate::log::write_offset_file(&path, value) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write an offset file; the next start does more work");
+            }
+        }
+    }
+}
