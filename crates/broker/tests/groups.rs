@@ -398,14 +398,6 @@ async fn stopping_the_broker_answers_parked_joins_at_once() {
     );
 }
 
-fn fetch_offsets(group: &str, topic: &str) -> OffsetFetchRequest {
-    OffsetFetchRequest::default()
-        .with_group_id(GroupId(s(group)))
-        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
-            .with_name(TopicName(s(topic)))
-            .with_partition_indexes(vec![0])]))
-}
-
 /// This process's resident set size in KiB (the broker runs in it).
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
