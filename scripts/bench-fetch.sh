@@ -5,7 +5,9 @@
 # cache).
 #
 # Usage: scripts/bench-fetch.sh [BROKER_BIN...]   (default: target/release/gregor)
-# The load generator is always this tree's `gregor bench consume` (librdkafka).
+# The load generators are always this tree's: `gregor bench consume` (librdkafka, every
+# record parsed) and `gregor bench fetch-raw` (Fetch requests walking only batch
+# headers: what the broker can serve, without a client's per-record work).
 # Env: RUNS (3), COUNT_1K (1000000), COUNT_100 (5000000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,27 +44,33 @@ start "$G" "$SEED"
 "$G" bench produce -b 127.0.0.1:$PORT --topic f100 --count "$COUNT_100" --size 100 --acks 1 --linger-ms 5 --quiet >/dev/null
 stop
 
-echo "| broker | records | size | run | consume msgs/s | consume MB/s | broker CPU s | broker CPU s per GB |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| broker | client | records | size | run | msgs/s | MB/s | broker CPU s | broker CPU s per GB |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for bin in "${BINS[@]}"; do
   name=$(basename "$(dirname "$(dirname "$(dirname "$bin")")")")
   for spec in "f1k $COUNT_1K 1024" "f100 $COUNT_100 100"; do
     set -- $spec
     topic=$1 count=$2 size=$3
+    for client in consume fetch-raw; do
     for run in $(seq "$RUNS"); do
       start "$bin" "$SEED"
       before=$(cpu)
-      out=$("$G" bench consume -b 127.0.0.1:$PORT --topic "$topic" --count "$count" --output json --quiet)
+      if [ "$client" = consume ]; then
+        out=$("$G" bench consume -b 127.0.0.1:$PORT --topic "$topic" --count "$count" --output json --quiet)
+      else
+        out=$("$G" bench fetch-raw -b 127.0.0.1:$PORT --topic "$topic" --count "$count" --output json)
+      fi
       after=$(cpu)
       stop
-      python3 - "$name" "$count" "$size" "$run" "$out" "$before" "$after" <<'PY'
+      python3 - "$name" "$client" "$count" "$size" "$run" "$out" "$before" "$after" <<'PY'
 import json, sys
-name, count, size, run, out, before, after = sys.argv[1:]
+name, client, count, size, run, out, before, after = sys.argv[1:]
 c = json.loads(out)
 cpu = float(after) - float(before)
 gb = int(count) * int(size) / 1e9
-print(f"| {name} | {int(count):,} | {size} B | {run} | {c['msgs_per_sec']:,.0f} | {c['mb_per_sec']:.1f} | {cpu:.2f} | {cpu / gb:.2f} |")
+print(f"| {name} | {client} | {int(count):,} | {size} B | {run} | {c['msgs_per_sec']:,.0f} | {c['mb_per_sec']:.1f} | {cpu:.2f} | {cpu / gb:.2f} |")
 PY
+    done
     done
   done
 done
