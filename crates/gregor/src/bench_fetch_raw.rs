@@ -95,7 +95,12 @@ fn walk(records: &[u8], mut next: i64) -> (u64, i64) {
 }
 
 pub(crate) fn run(args: FetchRawArgs) -> Result<()> {
-    let addr = args.brokers.split(',').next().unwrap_or_default().to_string();
+    let addr = args
+        .brokers
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let mut s = TcpStream::connect(&addr).with_context(|| format!("cannot reach {addr}"))?;
     s.set_nodelay(true)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;

@@ -160,15 +160,16 @@ fn segment_files(dir: &std::path::Path, ext: &str) -> Vec<std::path::PathBuf> {
     v
 }
 
-/// Offset-index entries `(relative offset, position)` and time-index entries
-/// `(timestamp, relative offset)`.
-type IndexEntries = (Vec<(u32, u32)>, Vec<(i64, u32)>);
+/// `(relative offset, position)` entries of an offset index.
+type OffsetEntries = Vec<(u32, u32)>;
+/// `(timestamp, relative offset)` entries of a time index.
+type TimeEntries = Vec<(i64, u32)>;
 
 /// The index entries a segment file must have, worked out from the batches in it:
 /// an offset-index entry for the first batch and then for each batch that starts more
 /// than `interval` bytes after the last entry's batch (Kafka's `index.interval.bytes`),
 /// and a time-index entry for each batch that raises the segment's max timestamp.
-fn expected_entries(log_file: &std::path::Path, interval: usize) -> IndexEntries {
+fn expected_entries(log_file: &std::path::Path, interval: usize) -> (OffsetEntries, TimeEntries) {
     let bytes = std::fs::read(log_file).unwrap();
     let seg_base: i64 = log_file
         .file_stem()
