@@ -272,13 +272,24 @@ impl LogSegment {
         }
     }
 
-    /// Reads base offset, total size and last offset delta of the batch at `pos`.
+    /// Reads base offset, total size and last offset delta of the batch at `pos`. The base
+    /// offset lies outside the CRC, so a damaged one is refused here (an offset whose
+    /// batch would end past `i64::MAX - 1`) rather than overflowing in the callers.
     fn peek(&self, pos: u64) -> Result<(i64, usize, i32)> {
         let mut h = [0u8; PEEK];
         self.file(FileKind::Log)?.read_exact_at(&mut h, pos)?;
         let (base, len) =
             batch::peek_offset_and_size(&h).ok_or_else(|| self.corrupt("negative batch length"))?;
         let last_delta = i32::from_be_bytes([h[23], h[24], h[25], h[26]]);
+        if last_delta < 0
+            || base < 0
+            || base
+                .checked_add(i64::from(last_delta))
+                .and_then(|l| l.checked_add(1))
+                .is_none()
+        {
+            return Err(self.corrupt("batch offsets out of range"));
+        }
         Ok((base, len, last_delta))
     }
 
@@ -392,7 +403,13 @@ fn rebuild_files(
     let mut scratch = Vec::new();
     while pos < file_len {
         let scanned = scan_at(log, pos, file_len, &mut buf, &mut scratch);
-        let Some(scanned) = scanned.filter(|s| s.header.base_offset >= state.next_offset) else {
+        // Offsets must go up and stay within the segment's 32-bit relative range (the
+        // base offset is outside the CRC, so a damaged one is caught here).
+        let in_range = |s: &ScannedBatch| {
+            s.header.base_offset >= state.next_offset
+                && s.header.last_offset().saturating_sub(base_offset) < i64::from(u32::MAX)
+        };
+        let Some(scanned) = scanned.filter(in_range) else {
             break;
         };
         let h = scanned.header;
@@ -405,7 +422,7 @@ fn rebuild_files(
             (scanned.max_timestamp, scanned.offset_of_max_timestamp),
             index_interval,
         )?;
-        state.next_offset = h.last_offset() + 1;
+        state.next_offset = h.last_offset().saturating_add(1);
         pos += h.total_size() as u64;
     }
     crate::index::write_if_changed(index, &state.offset_index.encoded())?;
@@ -453,7 +470,7 @@ impl LogSegment {
             (max_ts, offset_of_max),
             index_interval,
         )?;
-        state.next_offset = parsed.last_offset() + 1;
+        state.next_offset = parsed.last_offset().saturating_add(1);
         self.first_append_ms.get_or_insert(now_ms);
         Ok(())
     }
@@ -619,7 +636,9 @@ fn scan_at(
     } else {
         (
             v.max_timestamp,
-            header.base_offset + i64::from(v.offset_delta_of_max_timestamp),
+            header
+                .base_offset
+                .saturating_add(i64::from(v.offset_delta_of_max_timestamp)),
         )
     };
     Some(ScannedBatch {
@@ -640,7 +659,10 @@ fn index_batch(
     (max_ts, offset_of_max): (i64, i64),
     index_interval: usize,
 ) -> Result<()> {
-    let rel = (h.base_offset - base_offset) as u32;
+    let rel = h
+        .base_offset
+        .saturating_sub(base_offset)
+        .clamp(0, i64::from(u32::MAX)) as u32;
     if state.bytes_since_last_index > index_interval || pos == 0 {
         state
             .offset_index
@@ -654,7 +676,9 @@ fn index_batch(
         state.time_index.maybe_append(
             files.map(|f| f.1),
             max_ts,
-            (offset_of_max - base_offset) as u32,
+            offset_of_max
+                .saturating_sub(base_offset)
+                .clamp(0, i64::from(u32::MAX)) as u32,
         )?;
     }
     Ok(())

@@ -1000,3 +1000,39 @@ fn compaction_removes_markers_of_emptied_transactions_and_their_index_entries() 
         assert!(log.aborted_between(0, i64::MAX).is_empty(), "clean={clean}");
     }
 }
+
+/// The base offset lies outside a batch's CRC: a damaged one (here `i64::MAX`, and a
+/// negative one) must be found as corruption on open, clean or unclean, never overflow
+/// (the release profile checks overflow) or take the log past `i64::MAX`.
+#[test]
+fn a_damaged_base_offset_is_corruption_not_an_overflow() {
+    for bad in [i64::MAX, i64::MAX - 3, -5] {
+        for clean in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let cfg = LogConfig::default();
+            let mut log = Log::open(dir.path(), cfg.clone(), true, 0).unwrap();
+            for i in 0..3 {
+                append(&mut log, make_batch(2, i, 1));
+            }
+            let first_len = log.read(0, 1, true, i64::MAX).unwrap().bytes.len() as u64;
+            log.close(0).unwrap();
+            let seg = segment_files(dir.path(), "log")[0].clone();
+            let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+            std::os::unix::fs::FileExt::write_all_at(&f, &bad.to_be_bytes(), first_len).unwrap();
+            drop(f);
+            match Log::open(dir.path(), cfg.clone(), clean, 0) {
+                // Recovery keeps the batches before the damaged one; a clean open trusts
+                // the segment and ends at its last batch, which is intact.
+                Ok(log) => {
+                    let want = if clean { 6 } else { 2 };
+                    assert_eq!(log.log_end_offset(), want, "bad {bad}, clean {clean}");
+                    assert!(log.read(0, 1 << 20, true, i64::MAX).is_ok());
+                }
+                Err(e) => assert!(
+                    matches!(e, gregor_storage::LogError::Corrupt { .. }),
+                    "bad {bad}, clean {clean}: {e}"
+                ),
+            }
+        }
+    }
+}
