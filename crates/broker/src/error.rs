@@ -163,9 +163,10 @@ pub fn txn_error_code(e: &crate::txn::TxnError, fenced_code: ResponseError) -> R
         T::InvalidTransactionTimeout => ResponseError::InvalidTransactionTimeout,
         T::CoordinatorNotAvailable | T::Storage(_) => ResponseError::CoordinatorNotAvailable,
         T::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
-        // Kafka has no length check (its record serialisation throws); INVALID_REQUEST
-        // is what it answers for the other id it cannot take, the empty one.
-        T::TransactionalIdTooLong => ResponseError::InvalidRequest,
+        // Kafka's TransactionCoordinator answers INVALID_REQUEST for an empty id on
+        // EndTxn and AddPartitionsToTxn (AddOffsetsToTxn goes the same way). It has no
+        // length check (its record serialisation throws); we answer the same code.
+        T::EmptyTransactionalId | T::TransactionalIdTooLong => ResponseError::InvalidRequest,
     }
 }
 

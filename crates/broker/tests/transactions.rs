@@ -820,3 +820,21 @@ async fn markers_carry_the_coordinator_epoch() {
     assert_eq!(i32::from_be_bytes(value[2..6].try_into().unwrap()), 7);
     b.stop().await;
 }
+
+/// EndTxn, AddPartitionsToTxn and AddOffsetsToTxn without a transactional id are
+/// INVALID_REQUEST, as Kafka's transaction coordinator answers (not "unknown id").
+#[tokio::test]
+async fn an_empty_transactional_id_is_an_invalid_request() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.connect().await;
+    c.create_topic("empty-id", 1).await;
+    assert_eq!(end(&mut c, "", 1, 0, true, 3).await, 42);
+    assert_eq!(add(&mut c, "", 1, 0, "empty-id", &[0]).await, vec![42]);
+    let offsets = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(tid(""))
+        .with_producer_id(ProducerId(1))
+        .with_producer_epoch(0)
+        .with_group_id(GroupId(s("g")));
+    assert_eq!(c.call(&offsets, 3).await.error_code, 42);
+    b.stop().await;
+}

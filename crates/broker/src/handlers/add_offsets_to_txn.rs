@@ -22,19 +22,24 @@ pub async fn handle(
     req: AddOffsetsToTxnRequest,
 ) -> AddOffsetsToTxnResponse {
     let txns = &broker.txns;
-    let added = match txns.offsets_partition(broker, &req.group_id).await {
-        Ok(p) => {
-            txns.add_partitions(
-                broker,
-                &req.transactional_id,
-                req.producer_id.0,
-                req.producer_epoch,
-                vec![p],
-                false,
-            )
-            .await
+    let added = if req.transactional_id.is_empty() {
+        // Checked first, as Kafka does before it looks at the group.
+        Err(crate::txn::TxnError::EmptyTransactionalId)
+    } else {
+        match txns.offsets_partition(broker, &req.group_id).await {
+            Ok(p) => {
+                txns.add_partitions(
+                    broker,
+                    &req.transactional_id,
+                    req.producer_id.0,
+                    req.producer_epoch,
+                    vec![p],
+                    false,
+                )
+                .await
+            }
+            Err(e) => Err(e),
         }
-        Err(e) => Err(e),
     };
     let code = match added {
         Ok(()) => 0,

@@ -321,7 +321,7 @@ impl TxnCoordinator {
         make: impl FnOnce(Reply<T>) -> Command,
     ) -> Result<T, TxnError> {
         if id.is_empty() {
-            return Err(TxnError::InvalidProducerIdMapping);
+            return Err(TxnError::EmptyTransactionalId);
         }
         validate_id(id)?;
         let (tx, rx) = oneshot::channel();

@@ -49,6 +49,9 @@ pub enum TxnError {
     CoordinatorNotAvailable,
     #[error("The transactionalId could not be found.")]
     TransactionalIdNotFound,
+    /// EndTxn, AddPartitionsToTxn or AddOffsetsToTxn without a transactional id.
+    #[error("The transactional id is empty.")]
+    EmptyTransactionalId,
     /// Longer than `TransactionLogKey`'s int16-length string: refused, never truncated.
     #[error("The transactional id is longer than 32767 bytes.")]
     TransactionalIdTooLong,
