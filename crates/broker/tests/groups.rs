@@ -526,6 +526,46 @@ async fn group_ids_a_client_only_names_leave_no_tasks_behind() {
     b.stop().await;
 }
 
+/// Races unloading: requests keep arriving for groups whose tasks unload after every
+/// one of them (a group with offsets and no members parks after each commit). Every
+/// commit is answered and none is lost: each fetch sees the commit before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_racing_an_unloading_group_are_not_lost() {
+    let b = TestBroker::start(OVERRIDES).await;
+    let mut c = b.connect().await;
+    create_topic(&mut c, "t").await;
+    let mut workers = Vec::new();
+    for k in 0..4 {
+        let mut c = b.connect().await;
+        workers.push(tokio::spawn(async move {
+            for offset in 0..300 {
+                // Two connections per group: their requests interleave with unloads.
+                let g = format!("race-{}", k % 2);
+                let committed = c.call(&commit(&g, "", -1, "t", offset), 8).await;
+                assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+                let got = c.call(&fetch_offsets(&g, "t"), 7).await;
+                assert_eq!(got.error_code, 0);
+                assert!(got.topics[0].partitions[0].committed_offset >= 0);
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let groups = &b.broker.groups;
+    wait_for("idle group tasks to unload", 30, || {
+        groups.loaded_count() == 0
+    })
+    .await;
+    assert_eq!(groups.parked_count(), 2);
+    // Both connections' last commits were 299: nothing was lost or reordered after them.
+    for g in ["race-0", "race-1"] {
+        let got = c.call(&fetch_offsets(g, "t"), 7).await;
+        assert_eq!(got.topics[0].partitions[0].committed_offset, 299, "{g}");
+    }
+    b.stop().await;
+}
+
 /// `flush.messages` (here the broker's `log.flush.interval.messages=1`) applies to
 /// offset commits as to produces: the OffsetCommit answer comes only once the commit's
 /// record is fsynced. The background flusher is slowed to an hour so only the commit

@@ -183,7 +183,16 @@ impl GroupCoordinator {
         let partition = match self.owner(broker, group) {
             Owner::Online(p) => Some(p),
             Owner::NoTopic(_) => None,
-            Owner::Unavailable(_) => return Err(GroupError::CoordinatorNotAvailable),
+            // In the image but not open here: either its log failed to open, or the
+            // topic's creation is still being applied. Wait for any application in
+            // flight (creating the topic again queues behind it), then look again.
+            Owner::Unavailable(_) => {
+                self.ensure_offsets_topic(broker).await?;
+                match self.owner(broker, group) {
+                    Owner::Online(p) => Some(p),
+                    _ => return Err(GroupError::CoordinatorNotAvailable),
+                }
+            }
         };
         if let Some(p) = &partition {
             self.ensure_replayed(p).await?;
@@ -338,11 +347,21 @@ impl GroupCoordinator {
     ) -> Result<Option<T>, GroupError> {
         let (tx, rx) = oneshot::channel();
         let mut cmd = make(tx);
-        for _ in 0..SEND_ATTEMPTS {
+        let mut attempts = 0;
+        while attempts < SEND_ATTEMPTS {
             let Some(handle) = self.handle(broker, group, create).await? else {
                 return Ok(None);
             };
-            match handle.send(cmd).await {
+            // The send happens under the registry lock, where an unloading task closes
+            // its channel and drains what was queued (`task::try_unload`): a command is
+            // either drained and served, or refused and looked up again. An async send
+            // could take its slot before the close and deliver after the drain, into a
+            // channel about to be dropped, and its answer would never come.
+            let sent = {
+                let _registry = lock(&self.groups);
+                handle.try_send(cmd)
+            };
+            match sent {
                 Ok(()) => {
                     return rx
                         .await
@@ -351,7 +370,18 @@ impl GroupCoordinator {
                 }
                 // The task unloaded itself between the lookup and the send: its data
                 // is back in `loaded`, look again.
-                Err(mpsc::error::SendError(back)) => cmd = back,
+                Err(mpsc::error::TrySendError::Closed(back)) => {
+                    cmd = back;
+                    attempts += 1;
+                }
+                // A busy group: wait (parked, not polling) until its queue has room,
+                // give the slot back and send under the lock again.
+                Err(mpsc::error::TrySendError::Full(back)) => {
+                    cmd = back;
+                    if handle.reserve().await.is_err() {
+                        attempts += 1;
+                    }
+                }
             }
         }
         Err(GroupError::CoordinatorNotAvailable)

@@ -180,7 +180,8 @@ impl Task {
 
 /// Removes an idle group's task from the registry. Under the registry lock the channel
 /// is closed (a sender still holding it gets its command back and looks the group up
-/// again) and whatever was queued before is drained. If nothing was, the group's
+/// again) and whatever was queued before is drained. Senders push under the same lock
+/// (`GroupCoordinator::ask`), so nothing can land in the channel after the drain. If nothing was, the group's
 /// offsets (for [`Idle::Park`]) go to `loaded` in the same critical section, so a lookup
 /// finds either the task or the data, never neither. If something was queued, the task
 /// registers a new channel and stays to serve it: no command is lost.

@@ -214,7 +214,16 @@ impl TxnCoordinator {
         let partition = match self.owner(broker, id) {
             Owner::Online(p) => Some(p),
             Owner::NoTopic(_) => None,
-            Owner::Unavailable(_) => return Err(TxnError::CoordinatorNotAvailable),
+            // In the image but not open here: its log failed to open, or the topic's
+            // creation is still being applied. Wait for an application in flight
+            // (creating the topic again queues behind it), then look again.
+            Owner::Unavailable(_) => {
+                self.ensure_topic(broker).await?;
+                match self.owner(broker, id) {
+                    Owner::Online(p) => Some(p),
+                    _ => return Err(TxnError::CoordinatorNotAvailable),
+                }
+            }
         };
         if let Some(p) = &partition {
             self.ensure_replayed(broker, p).await?;
@@ -326,15 +335,34 @@ impl TxnCoordinator {
         validate_id(id)?;
         let (tx, rx) = oneshot::channel();
         let mut cmd = make(tx);
-        for _ in 0..SEND_ATTEMPTS {
+        let mut attempts = 0;
+        while attempts < SEND_ATTEMPTS {
             // An id without state: the answer a task would give, without a task.
             let Some(handle) = self.handle(broker, id, create).await? else {
                 return Err(TxnError::InvalidProducerIdMapping);
             };
-            match handle.send(cmd).await {
+            // Sent under the registry lock, where an unloading task closes and drains
+            // its channel (`task::try_unload`): a command is either drained and served
+            // or refused. An async send could take its slot before the close and
+            // deliver after the drain, and its answer would never come.
+            let sent = {
+                let _registry = lock(&self.txns);
+                handle.try_send(cmd)
+            };
+            match sent {
                 Ok(()) => return rx.await.map_err(|_| TxnError::CoordinatorNotAvailable)?,
                 // The task unloaded itself between the lookup and the send: look again.
-                Err(mpsc::error::SendError(back)) => cmd = back,
+                Err(mpsc::error::TrySendError::Closed(back)) => {
+                    cmd = back;
+                    attempts += 1;
+                }
+                // A busy id: wait (parked) until its queue has room, then send again.
+                Err(mpsc::error::TrySendError::Full(back)) => {
+                    cmd = back;
+                    if handle.reserve().await.is_err() {
+                        attempts += 1;
+                    }
+                }
             }
         }
         Err(TxnError::CoordinatorNotAvailable)

@@ -132,7 +132,9 @@ impl Task {
     /// Removes this stateless task from the registry. Under the registry lock the
     /// channel is closed (a sender still holding it gets its command back and looks the
     /// id up again) and whatever was queued before is drained: if anything was, the task
-    /// registers a new channel and stays to serve it, so no command is lost.
+    /// registers a new channel and stays to serve it, so no command is lost. Senders
+    /// push under the same lock (`TxnCoordinator::ask`), so nothing lands after the
+    /// drain.
     fn try_unload(&mut self, rx: &mut mpsc::Receiver<Command>) -> Unload {
         let mut registry = lock(&self.registry);
         rx.close();
