@@ -25,6 +25,9 @@ use uuid::Uuid;
 
 use super::GroupError;
 
+mod persist;
+pub(crate) use persist::Stored;
+
 /// Partitions by topic id.
 pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
 
@@ -93,6 +96,8 @@ pub struct ConsumerGroup {
     /// Metadata of the subscribed topics when the target was last computed.
     signature: BTreeMap<String, (Uuid, i32)>,
     topics: Option<TopicsView>,
+    /// The group's records as last written to (or replayed from) `__consumer_offsets`.
+    stored: Stored,
 }
 
 fn contains(a: &Assignment, topic: &Uuid, p: i32) -> bool {

@@ -144,7 +144,7 @@ impl GroupCoordinator {
             replayed.insert(p.index);
         }
         drop(replayed);
-        loaded.retain(|_, l| l.group.is_some() || !l.offsets.is_empty() || !l.pending.is_empty());
+        loaded.retain(|_, l| l.has_data());
         let mut txn_groups = lock(&self.txn_groups);
         for (group, l) in &loaded {
             for pid in l.pending.keys() {
@@ -233,7 +233,7 @@ impl GroupCoordinator {
         );
         if let Some(l) = lock(&self.loaded).remove(group) {
             let offsets = l.offsets.into_iter().map(|((t, p), v)| (t, p, v)).collect();
-            state.restore(l.group, offsets, l.pending, Instant::now());
+            state.restore(l.group, offsets, l.pending, l.consumer, Instant::now());
         }
         let (tx, rx) = mpsc::channel(256);
         let task = Task {
@@ -325,7 +325,7 @@ impl GroupCoordinator {
         let mut loaded = lock(&self.loaded);
         let mut txn_groups = lock(&self.txn_groups);
         for (group, l) in out {
-            let keep = l.group.is_some() || !l.offsets.is_empty() || !l.pending.is_empty();
+            let keep = l.has_data();
             if !keep || running.contains_key(&group) || loaded.contains_key(&group) {
                 continue;
             }

@@ -5,12 +5,47 @@
 //! These are record schemas, not protocol messages, so the `kafka-protocol` crate does
 //! not carry them. Keys are written at version 1 (offset) and 2 (group); values at
 //! version 3, the last non-flexible version, which every Kafka reader understands.
-//! Decoding accepts versions 0–3 and refuses the rest rather than guessing.
+//! Decoding accepts versions 0–3 and refuses the rest rather than guessing. KIP-848
+//! groups add key types 3–8 (`ConsumerRecordKind`), whose values are encoded in
+//! `group::consumer::persist`.
 
 use bytes::Bytes;
 
+/// The KIP-848 record types of `__consumer_offsets` (the key's version field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConsumerRecordKind {
+    Metadata = 3,
+    PartitionMetadata = 4,
+    MemberMetadata = 5,
+    TargetMetadata = 6,
+    TargetMember = 7,
+    CurrentAssignment = 8,
+}
+
+impl ConsumerRecordKind {
+    fn of(v: i16) -> Option<Self> {
+        Some(match v {
+            3 => Self::Metadata,
+            4 => Self::PartitionMetadata,
+            5 => Self::MemberMetadata,
+            6 => Self::TargetMetadata,
+            7 => Self::TargetMember,
+            8 => Self::CurrentAssignment,
+            _ => return None,
+        })
+    }
+
+    /// Whether the key names a member as well as the group.
+    fn per_member(self) -> bool {
+        matches!(
+            self,
+            Self::MemberMetadata | Self::TargetMember | Self::CurrentAssignment
+        )
+    }
+}
+
 /// Key of one record in `__consumer_offsets`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RecordKey {
     Offset {
         group: String,
@@ -19,6 +54,12 @@ pub enum RecordKey {
     },
     Group {
         group: String,
+    },
+    /// A KIP-848 group's record; `member` is set for the per-member kinds.
+    Consumer {
+        kind: ConsumerRecordKind,
+        group: String,
+        member: Option<String>,
     },
 }
 
@@ -96,6 +137,17 @@ impl RecordKey {
                 out.extend_from_slice(&2i16.to_be_bytes());
                 put_str(&mut out, group);
             }
+            RecordKey::Consumer {
+                kind,
+                group,
+                member,
+            } => {
+                out.extend_from_slice(&(*kind as i16).to_be_bytes());
+                put_str(&mut out, group);
+                if let Some(m) = member {
+                    put_str(&mut out, m);
+                }
+            }
         }
         out
     }
@@ -109,7 +161,20 @@ impl RecordKey {
                 partition: r.i32()?,
             }),
             2 => Ok(RecordKey::Group { group: r.string()? }),
-            _ => Err(RecordError("unknown key version")),
+            v => {
+                let kind = ConsumerRecordKind::of(v).ok_or(RecordError("unknown key version"))?;
+                let group = r.string()?;
+                let member = if kind.per_member() {
+                    Some(r.string()?)
+                } else {
+                    None
+                };
+                Ok(RecordKey::Consumer {
+                    kind,
+                    group,
+                    member,
+                })
+            }
         }
     }
 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use gregor_protocol::batch;
 use gregor_protocol::records::RecordWalker;
 
+use super::consumer::Stored;
 use super::records::{GroupValue, OffsetValue, RecordKey};
 use super::state::{apply_if_newer, offsets_due_ms, StoredOffset};
 use crate::partition::Partition;
@@ -21,9 +22,19 @@ pub(super) struct Loaded {
     pub(super) offsets: BTreeMap<(String, i32), StoredOffset>,
     /// Offsets of transactions with no marker yet, by producer id.
     pub(super) pending: PendingTxnOffsets,
+    /// A KIP-848 group's records (members, epochs, assignments).
+    pub(super) consumer: Stored,
 }
 
 impl Loaded {
+    /// Whether there is anything worth keeping (a group with none of this is forgotten).
+    pub(super) fn has_data(&self) -> bool {
+        self.group.is_some()
+            || !self.offsets.is_empty()
+            || !self.pending.is_empty()
+            || !self.consumer.is_empty()
+    }
+
     /// When the sweep must give this group its task again (offset expiry).
     pub(super) fn due_ms(&self, retention_ms: i64) -> Option<i64> {
         offsets_due_ms(self.group.as_ref(), &self.offsets, retention_ms)
@@ -144,5 +155,12 @@ fn apply_record(
             }
             Some(Err(e)) => tracing::warn!(error = %e, "skipping group record"),
         },
+        RecordKey::Consumer { ref group, .. } => {
+            let entry = out.entry(group.clone()).or_default();
+            match value {
+                Some(v) => entry.consumer.insert(key, v.to_vec()),
+                None => entry.consumer.remove(&key),
+            };
+        }
     }
 }

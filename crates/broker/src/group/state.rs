@@ -213,12 +213,21 @@ impl Group {
         group: Option<GroupValue>,
         offsets: Vec<(String, i32, StoredOffset)>,
         pending_txn: HashMap<i64, BTreeMap<(String, i32), StoredOffset>>,
+        consumer: super::consumer::Stored,
         now: Instant,
     ) {
         for (topic, partition, stored) in offsets {
             self.offsets.insert((topic, partition), stored);
         }
         self.pending_txn = pending_txn;
+        if !consumer.is_empty() {
+            // A KIP-848 group: its members come back with their epochs and assignments
+            // and a fresh session to heartbeat in.
+            self.is_consumer = true;
+            let session =
+                Duration::from_millis(self.config.consumer_session_timeout_ms.max(1) as u64);
+            self.consumer.restore(consumer, session, now);
+        }
         let Some(g) = group else { return };
         self.protocol_type = (!g.protocol_type.is_empty()).then_some(g.protocol_type);
         self.generation = g.generation;
@@ -918,6 +927,7 @@ impl Group {
         if had_consumers && self.consumer.is_empty() {
             self.state_since_ms = now_ms;
         }
+        out.records.extend(self.consumer.changed_records(&self.id));
         let expired: Vec<String> = self
             .members
             .iter()
@@ -1405,16 +1415,17 @@ impl Group {
         h: ConsumerHeartbeat,
         now: Instant,
         now_ms: i64,
-    ) -> ConsumerHeartbeatResponse {
+    ) -> (ConsumerHeartbeatResponse, Effects) {
         self.revive(now, now_ms);
         if !self.members.is_empty() || !self.pending.is_empty() {
-            return ConsumerHeartbeatResponse {
+            let resp = ConsumerHeartbeatResponse {
                 error: Some(GroupError::GroupIdNotFound),
                 error_message: Some(format!("Group {} is not a consumer group.", self.id)),
                 member_id: h.member_id,
                 member_epoch: h.member_epoch,
                 ..Default::default()
             };
+            return (resp, Effects::default());
         }
         self.is_consumer = true;
         let was_empty = self.consumer.is_empty();
@@ -1425,7 +1436,11 @@ impl Group {
         if was_empty != self.consumer.is_empty() {
             self.state_since_ms = now_ms;
         }
-        resp
+        let out = Effects {
+            records: self.consumer.changed_records(&self.id),
+            ..Default::default()
+        };
+        (resp, out)
     }
 
     /// ConsumerGroupDescribe: `None` for a group that is not a consumer group.

@@ -12,6 +12,7 @@ use gregor_protocol::compression::Codec;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::consumer::ConsumerHeartbeatResponse;
 use super::coordinator::{lock, Command, Parked, Registry};
 use super::records::RecordKey;
 use super::replay::Loaded;
@@ -113,7 +114,19 @@ impl Task {
                 let _ = tx.send(r);
             }
             Command::ConsumerHeartbeat(h, tx) => {
-                let _ = tx.send(group.consumer_heartbeat(h, now, ms));
+                // The member's new epoch and assignment are stored before it hears of
+                // them, so a restarted coordinator answers its next heartbeat as this
+                // one would have.
+                let (resp, fx) = group.consumer_heartbeat(h, now, ms);
+                let resp = match write(partition, &fx.records).await {
+                    Ok(()) => resp,
+                    Err(e) => ConsumerHeartbeatResponse {
+                        error: Some(e),
+                        error_message: None,
+                        ..resp
+                    },
+                };
+                let _ = tx.send(resp);
             }
             Command::ConsumerDescribe(tx) => {
                 let _ = tx.send(group.consumer_describe());
@@ -218,6 +231,7 @@ fn try_unload(
                 group: value,
                 offsets,
                 pending: HashMap::new(),
+                consumer: Default::default(),
             },
         );
     }
