@@ -36,3 +36,38 @@ def test_produce_and_consume(broker):
     assert c.end_offsets(tps) == {tp: 1000 for tp in tps}
     c.close()
     p.close()
+
+
+def test_groupless_subscriber_during_auto_creation_reads_everything(broker_factory):
+    """A consumer without a group (group_id=None, subscribe) while a producer auto-creates
+    the topic: before the topic exists it is UNKNOWN_TOPIC_OR_PARTITION (retriable, so
+    kafka-python asks again within its backoff), afterwards every partition is listed,
+    so the consumer assigns all four itself and reads every record, whichever comes
+    first. (Issue 11 saw one such consumer read nothing for 30 s once under load; this
+    covers both orders several times.)"""
+    broker = broker_factory({"num.partitions": "4"})
+    for i, consumer_first in enumerate([True, False] * 3):
+        topic = f"auto-{i}"
+        c = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None,
+                          auto_offset_reset="earliest", consumer_timeout_ms=100)
+        p = KafkaProducer(bootstrap_servers=broker.bootstrap)
+        if consumer_first:
+            c.subscribe([topic])
+            c.poll(timeout_ms=50)
+        for k in range(40):
+            p.send(topic, b"v%d" % k)
+        if not consumer_first:
+            c.subscribe([topic])
+        p.flush(30)
+        p.close()
+        got = []
+
+        def more():
+            for recs in c.poll(timeout_ms=200).values():
+                got.extend(r.value for r in recs)
+            return len(got) >= 40
+
+        wait_until(more, 30, f"all records of {topic} (consumer first: {consumer_first})")
+        assert sorted(got) == sorted(b"v%d" % k for k in range(40))
+        assert {tp.partition for tp in c.assignment()} == {0, 1, 2, 3}
+        c.close()
