@@ -11,6 +11,13 @@
 //! entering user space (TCP_CORK keeps the small parts from leaving as packets of their
 //! own).
 //!
+//! Two kinds of range are copied into memory instead: small ones (below
+//! [`COPY_BELOW`], where one `write` beats a `sendfile` each, as for a fetch over
+//! thousands of quiet partitions), and any beyond [`MAX_PINNED_FILES`] in one frame. A
+//! range holds its segment file open until the socket takes it, outside the
+//! `log.max.open.files` budget (the cache may already have evicted it), so a fetch over
+//! many partitions must not hold a descriptor for each.
+//!
 //! The marker is 16 random bytes chosen at start-up: nothing a client sends can predict
 //! it, and it is searched for only in the encoded metadata (the record bytes are never
 //! in memory), so it cannot be confused with data.
@@ -27,6 +34,13 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 
 const MARKER_LEN: usize = 16;
+
+/// Ranges shorter than this are copied into the frame rather than sent from the file.
+pub const COPY_BELOW: usize = 16 * 1024;
+
+/// At most this many file ranges (each an open descriptor) per frame; the rest are
+/// copied.
+pub const MAX_PINNED_FILES: usize = 64;
 
 /// The per-process marker that stands for a file range in an encoded response.
 pub fn marker() -> Bytes {
@@ -58,6 +72,8 @@ pub enum FrameError {
     MarkerMissing(usize),
     #[error("response too large for a frame")]
     TooLarge,
+    #[error("cannot read a segment range: {0}")]
+    Read(#[from] io::Error),
 }
 
 /// Length prefix of a `bytes` field: INT32 before flexible versions, UNSIGNED_VARINT of
@@ -107,6 +123,7 @@ impl FileFrame {
         let mut out = BytesMut::with_capacity(buf.len());
         let mut cursor = 4;
         let mut total: usize = 0;
+        let mut pinned = 0;
         for (i, range) in ranges.into_iter().enumerate() {
             let found = memchr::memmem::find(&buf[cursor..], &marker)
                 .map(|at| cursor + at)
@@ -114,10 +131,15 @@ impl FileFrame {
                 .ok_or(FrameError::MarkerMissing(i))?;
             out.extend_from_slice(&buf[cursor..found - old_prefix]);
             put_len_prefix(&mut out, range.len, flexible)?;
+            cursor = found + MARKER_LEN;
+            if range.len < COPY_BELOW || pinned >= MAX_PINNED_FILES {
+                range.read_into(&mut out)?;
+                continue;
+            }
+            pinned += 1;
             total += out.len() + range.len;
             parts.push(Part::Mem(out.split().freeze()));
             parts.push(Part::File(range));
-            cursor = found + MARKER_LEN;
         }
         out.extend_from_slice(&buf[cursor..]);
         total += out.len();
@@ -224,12 +246,20 @@ mod tests {
         }
     }
 
+    fn file_parts(frame: &FileFrame) -> usize {
+        frame
+            .parts
+            .iter()
+            .filter(|p| matches!(p, Part::File(_)))
+            .count()
+    }
+
     /// The spliced frame decodes to the same response as one encoded with the data in it,
     /// at a non-flexible and a flexible version, with a length that needs a multi-byte
-    /// varint.
+    /// varint; the large range is sent from its file, the small one copied.
     #[test]
     fn spliced_frame_equals_in_memory_encoding() {
-        let a = vec![7u8; 300];
+        let a = vec![7u8; COPY_BELOW + 300];
         let b = vec![9u8; 5];
         for (version, flexible) in [(11i16, false), (12, true), (16, true)] {
             let resp = |ra: Bytes, rb: Bytes| {
@@ -263,7 +293,45 @@ mod tests {
             let want = resp(Bytes::from(a.clone()), Bytes::from(b.clone()));
             assert_eq!(got, want, "version {version}");
             assert!(body.is_empty());
-            assert_eq!(frame.mem_len() + a.len() + b.len(), bytes.len());
+            assert_eq!(file_parts(&frame), 1);
+            assert_eq!(frame.mem_len() + a.len(), bytes.len());
         }
+    }
+
+    /// A frame over many partitions holds at most MAX_PINNED_FILES files open; the other
+    /// ranges are copied, and the answer is the same.
+    #[test]
+    fn a_frame_pins_a_bounded_number_of_files() {
+        let n = MAX_PINNED_FILES + 6;
+        let data: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; COPY_BELOW]).collect();
+        let resp = |records: Vec<Bytes>| {
+            FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+                .with_partitions(
+                    records
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, r)| {
+                            PartitionData::default()
+                                .with_partition_index(i as i32)
+                                .with_records(Some(r))
+                        })
+                        .collect(),
+                )])
+        };
+        let frame = FileFrame::build(
+            7,
+            16,
+            &resp(vec![marker(); n]),
+            true,
+            data.iter().map(|d| range(d)).collect(),
+        )
+        .unwrap_or_else(|e| panic!("build: {e}"));
+        assert_eq!(file_parts(&frame), MAX_PINNED_FILES);
+        let bytes = frame.to_vec().unwrap_or_else(|e| panic!("{e}"));
+        let mut body = Bytes::from(bytes[4..].to_vec());
+        ResponseHeader::decode(&mut body, FetchResponse::header_version(16))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let got = FetchResponse::decode(&mut body, 16).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got, resp(data.into_iter().map(Bytes::from).collect()));
     }
 }

@@ -92,6 +92,19 @@ impl FileRange {
         self.file.read_exact_at(&mut buf, self.position)?;
         Ok(buf)
     }
+
+    /// Appends the range's bytes to `out` (a small range, or one a response copies so
+    /// as not to hold its file open).
+    pub fn read_into(&self, out: &mut bytes::BytesMut) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let start = out.len();
+        out.resize(start + self.len, 0);
+        let read = self.file.read_exact_at(&mut out[start..], self.position);
+        if read.is_err() {
+            out.truncate(start);
+        }
+        read
+    }
 }
 
 /// Files to fsync to make everything below `upto` durable. Taken under the partition's
