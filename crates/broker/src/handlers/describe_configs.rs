@@ -52,7 +52,9 @@ pub async fn handle(
                 .as_ref()
                 .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
         };
+        // Success carries a null message (the generated default is "").
         let base = DescribeConfigsResult::default()
+            .with_error_message(None)
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
         let result = match r.resource_type {
