@@ -509,3 +509,222 @@ fn the_message_scanner_attributes_fields_to_their_own_struct() {
     assert_eq!(messages_on_success(bad).len(), 1);
     assert_eq!(error_codes(bad), vec![1, 0]);
 }
+
+/// What the new versions mean, at the wire: ids that name nothing, the tiered-storage
+/// target times of ListOffsets, and DescribeGroups v6's GROUP_ID_NOT_FOUND.
+#[tokio::test]
+async fn the_new_versions_answer_as_kafka_does() {
+    const UNKNOWN_TOPIC_ID: i16 = 100;
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.connect().await;
+    c.create_topic("t", 1).await;
+    let topic_id = b.broker.metadata.image().topic("t").unwrap().id;
+    let nobody = Uuid::from_u128(7);
+
+    // Produce v13 by id: a known id appends, an unknown one is UNKNOWN_TOPIC_ID.
+    let RequestKind::Produce(known) = minimal(ApiKey::Produce, 13, 0, topic_id) else {
+        unreachable!()
+    };
+    let mut unknown = known.clone();
+    unknown.topic_data[0].topic_id = nobody;
+    let mut both = known.clone();
+    both.topic_data.push(unknown.topic_data[0].clone());
+    let r = c.call(&both, 13).await;
+    assert_eq!(r.responses[0].topic_id, topic_id);
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(r.responses[1].topic_id, nobody);
+    let p = &r.responses[1].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (UNKNOWN_TOPIC_ID, -1));
+
+    // OffsetCommit v10 / OffsetFetch v10 by id.
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(
+            [topic_id, nobody]
+                .into_iter()
+                .map(|id| {
+                    offset_commit_request::OffsetCommitRequestTopic::default()
+                        .with_topic_id(id)
+                        .with_partitions(vec![
+                            offset_commit_request::OffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(1),
+                        ])
+                })
+                .collect(),
+        );
+    let r = c.call(&commit, 10).await;
+    let codes: Vec<(Uuid, i16)> = r
+        .topics
+        .iter()
+        .map(|t| (t.topic_id, t.partitions[0].error_code))
+        .collect();
+    assert_eq!(codes, vec![(topic_id, 0), (nobody, UNKNOWN_TOPIC_ID)]);
+    let fetch = OffsetFetchRequest::default().with_groups(vec![
+        offset_fetch_request::OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(s("g")))
+            .with_topics(Some(
+                [topic_id, nobody]
+                    .into_iter()
+                    .map(|id| {
+                        offset_fetch_request::OffsetFetchRequestTopics::default()
+                            .with_topic_id(id)
+                            .with_partition_indexes(vec![0])
+                    })
+                    .collect(),
+            )),
+    ]);
+    let r = c.call(&fetch, 10).await;
+    let got: Vec<(Uuid, i64, i16)> = r.groups[0]
+        .topics
+        .iter()
+        .map(|t| {
+            let p = &t.partitions[0];
+            (t.topic_id, p.committed_offset, p.error_code)
+        })
+        .collect();
+    assert_eq!(got, vec![(topic_id, 1, 0), (nobody, -1, UNKNOWN_TOPIC_ID)]);
+    // All topics of the group (null list): named by id too.
+    let mut all = fetch.clone();
+    all.groups[0].topics = None;
+    let r = c.call(&all, 10).await;
+    assert_eq!(r.groups[0].topics.len(), 1);
+    assert_eq!(r.groups[0].topics[0].topic_id, topic_id);
+
+    // ListOffsets: -4 is the log start, -5 and -6 are -1 without remote storage; a
+    // target time newer than the request's version is UNSUPPORTED_VERSION for that
+    // partition only, and so is a negative time that means nothing.
+    let list = |times: &[i64]| {
+        ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+                .with_name(TopicName(s("t")))
+                .with_partitions(
+                    times
+                        .iter()
+                        .map(|&t| {
+                            list_offsets_request::ListOffsetsPartition::default()
+                                .with_partition_index(0)
+                                .with_timestamp(t)
+                        })
+                        .collect(),
+                )])
+    };
+    let answers = |r: &ListOffsetsResponse| -> Vec<(i16, i64, i32)> {
+        r.topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.error_code, p.offset, p.leader_epoch))
+            .collect()
+    };
+    let r = c.call(&list(&[-1, -2, -4, -5, -6, -7]), 11).await;
+    assert_eq!(
+        answers(&r),
+        vec![
+            (0, 1, 0),
+            (0, 0, 0),
+            (0, 0, 0),
+            (0, -1, -1),
+            (0, -1, -1),
+            (UNSUPPORTED_VERSION, -1, -1)
+        ]
+    );
+    let r = c.call(&list(&[-6, -5, -1]), 10).await;
+    assert_eq!(
+        answers(&r),
+        vec![(UNSUPPORTED_VERSION, -1, -1), (0, -1, -1), (0, 1, 0)]
+    );
+    let r = c.call(&list(&[-5, -4]), 8).await;
+    assert_eq!(
+        answers(&r),
+        vec![(UNSUPPORTED_VERSION, -1, -1), (0, 0, 0)]
+    );
+
+    // DescribeGroups: an unknown group is Dead, with GROUP_ID_NOT_FOUND from v6.
+    let describe = DescribeGroupsRequest::default().with_groups(vec![GroupId(s("nobody"))]);
+    let r = c.call(&describe, 5).await;
+    assert_eq!((r.groups[0].error_code, r.groups[0].group_state.as_str()), (0, "Dead"));
+    let r = c.call(&describe, 6).await;
+    let g = &r.groups[0];
+    assert_eq!((g.error_code, g.group_state.as_str()), (GROUP_ID_NOT_FOUND, "Dead"));
+    assert_eq!(g.error_message.as_deref(), Some("Group nobody not found."));
+    b.stop().await;
+}
+
+/// The vendored codec's additions (GREGOR PATCH) round-trip, and the versions without a
+/// field leave it out.
+#[test]
+fn patched_codec_versions_round_trip() {
+    fn round_trip<T: Encodable + Decodable + PartialEq + std::fmt::Debug>(msg: &T, v: i16) -> T {
+        let mut buf = BytesMut::new();
+        msg.encode(&mut buf, v).unwrap();
+        assert_eq!(buf.len(), msg.compute_size(v).unwrap(), "v{v}: size");
+        let mut bytes = buf.freeze();
+        let back = T::decode(&mut bytes, v).unwrap();
+        assert_eq!(bytes.remaining(), 0, "v{v}: trailing bytes");
+        back
+    }
+    let id = Uuid::from_u128(42);
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+            .with_topic_id(id)
+            .with_partitions(vec![
+                offset_commit_request::OffsetCommitRequestPartition::default()
+                    .with_partition_index(3)
+                    .with_committed_offset(9),
+            ])]);
+    assert_eq!(round_trip(&commit, 10), commit);
+    let named = commit.clone().with_topics(vec![commit.topics[0]
+        .clone()
+        .with_topic_id(Uuid::nil())
+        .with_name(TopicName(s("t")))]);
+    assert_eq!(round_trip(&named, 9), named);
+
+    let fetch = OffsetFetchRequest::default().with_groups(vec![
+        offset_fetch_request::OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(s("g")))
+            .with_member_epoch(4)
+            .with_topics(Some(vec![
+                offset_fetch_request::OffsetFetchRequestTopics::default()
+                    .with_topic_id(id)
+                    .with_partition_indexes(vec![0, 1]),
+            ])),
+    ]);
+    assert_eq!(round_trip(&fetch, 10), fetch);
+
+    let list = ListOffsetsRequest::default()
+        .with_timeout_ms(1234)
+        .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+            .with_name(TopicName(s("t")))
+            .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
+                .with_timestamp(-6)])]);
+    assert_eq!(round_trip(&list, 11), list);
+    let answer = ListOffsetsResponse::default().with_topics(vec![
+        list_offsets_response::ListOffsetsTopicResponse::default()
+            .with_name(TopicName(s("t")))
+            .with_partitions(vec![
+                list_offsets_response::ListOffsetsPartitionResponse::default().with_offset(5),
+            ]),
+    ]);
+    assert_eq!(round_trip(&answer, 11), answer);
+
+    let dirs = DescribeLogDirsResponse::default().with_results(vec![
+        describe_log_dirs_response::DescribeLogDirsResult::default()
+            .with_log_dir(s("/d"))
+            .with_total_bytes(10)
+            .with_usable_bytes(5)
+            .with_is_cordoned(true),
+    ]);
+    assert_eq!(round_trip(&dirs, 5), dirs);
+    // v4 has no IsCordoned: it is written as nothing and read back as false.
+    let v4 = round_trip(&dirs, 4);
+    assert!(!v4.results[0].is_cordoned);
+    assert_eq!(
+        dirs.compute_size(5).unwrap(),
+        dirs.compute_size(4).unwrap() + 1
+    );
+    let req = DescribeLogDirsRequest::default().with_topics(None);
+    assert_eq!(round_trip(&req, 5), req);
+}
