@@ -123,12 +123,11 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
                         ProduceRequest::default()
                             .with_acks(-1)
                             .with_timeout_ms(5000)
-                            .with_topic_data(vec![topic
-                                .with_partition_data(vec![
-                                    produce_request::PartitionProduceData::default()
-                                        .with_index(0)
-                                        .with_records(Some(Bytes::from(one_record_batch(b"v")))),
-                                ])])
+                            .with_topic_data(vec![topic.with_partition_data(vec![
+                                produce_request::PartitionProduceData::default()
+                                    .with_index(0)
+                                    .with_records(Some(Bytes::from(one_record_batch(b"v")))),
+                            ])])
                     },
                     |v, r| {
                         let p = &r.responses[0].partition_responses[0];

@@ -129,13 +129,21 @@ fn default_request(key: ApiKey) -> RequestKind {
         ApiKey::DeleteGroups => RequestKind::DeleteGroups(Default::default()),
         ApiKey::ElectLeaders => RequestKind::ElectLeaders(Default::default()),
         ApiKey::IncrementalAlterConfigs => RequestKind::IncrementalAlterConfigs(Default::default()),
-        ApiKey::AlterPartitionReassignments => RequestKind::AlterPartitionReassignments(Default::default()),
-        ApiKey::ListPartitionReassignments => RequestKind::ListPartitionReassignments(Default::default()),
+        ApiKey::AlterPartitionReassignments => {
+            RequestKind::AlterPartitionReassignments(Default::default())
+        }
+        ApiKey::ListPartitionReassignments => {
+            RequestKind::ListPartitionReassignments(Default::default())
+        }
         ApiKey::OffsetDelete => RequestKind::OffsetDelete(Default::default()),
         ApiKey::DescribeClientQuotas => RequestKind::DescribeClientQuotas(Default::default()),
         ApiKey::AlterClientQuotas => RequestKind::AlterClientQuotas(Default::default()),
-        ApiKey::DescribeUserScramCredentials => RequestKind::DescribeUserScramCredentials(Default::default()),
-        ApiKey::AlterUserScramCredentials => RequestKind::AlterUserScramCredentials(Default::default()),
+        ApiKey::DescribeUserScramCredentials => {
+            RequestKind::DescribeUserScramCredentials(Default::default())
+        }
+        ApiKey::AlterUserScramCredentials => {
+            RequestKind::AlterUserScramCredentials(Default::default())
+        }
         ApiKey::Vote => RequestKind::Vote(Default::default()),
         ApiKey::BeginQuorumEpoch => RequestKind::BeginQuorumEpoch(Default::default()),
         ApiKey::EndQuorumEpoch => RequestKind::EndQuorumEpoch(Default::default()),
@@ -155,7 +163,9 @@ fn default_request(key: ApiKey) -> RequestKind {
         ApiKey::ConsumerGroupHeartbeat => RequestKind::ConsumerGroupHeartbeat(Default::default()),
         ApiKey::ConsumerGroupDescribe => RequestKind::ConsumerGroupDescribe(Default::default()),
         ApiKey::ControllerRegistration => RequestKind::ControllerRegistration(Default::default()),
-        ApiKey::GetTelemetrySubscriptions => RequestKind::GetTelemetrySubscriptions(Default::default()),
+        ApiKey::GetTelemetrySubscriptions => {
+            RequestKind::GetTelemetrySubscriptions(Default::default())
+        }
         ApiKey::PushTelemetry => RequestKind::PushTelemetry(Default::default()),
         ApiKey::AssignReplicasToDirs => RequestKind::AssignReplicasToDirs(Default::default()),
         ApiKey::ListConfigResources => RequestKind::ListConfigResources(Default::default()),
@@ -167,12 +177,18 @@ fn default_request(key: ApiKey) -> RequestKind {
         ApiKey::AddRaftVoter => RequestKind::AddRaftVoter(Default::default()),
         ApiKey::RemoveRaftVoter => RequestKind::RemoveRaftVoter(Default::default()),
         ApiKey::UpdateRaftVoter => RequestKind::UpdateRaftVoter(Default::default()),
-        ApiKey::InitializeShareGroupState => RequestKind::InitializeShareGroupState(Default::default()),
+        ApiKey::InitializeShareGroupState => {
+            RequestKind::InitializeShareGroupState(Default::default())
+        }
         ApiKey::ReadShareGroupState => RequestKind::ReadShareGroupState(Default::default()),
         ApiKey::WriteShareGroupState => RequestKind::WriteShareGroupState(Default::default()),
         ApiKey::DeleteShareGroupState => RequestKind::DeleteShareGroupState(Default::default()),
-        ApiKey::ReadShareGroupStateSummary => RequestKind::ReadShareGroupStateSummary(Default::default()),
-        ApiKey::DescribeShareGroupOffsets => RequestKind::DescribeShareGroupOffsets(Default::default()),
+        ApiKey::ReadShareGroupStateSummary => {
+            RequestKind::ReadShareGroupStateSummary(Default::default())
+        }
+        ApiKey::DescribeShareGroupOffsets => {
+            RequestKind::DescribeShareGroupOffsets(Default::default())
+        }
         ApiKey::AlterShareGroupOffsets => RequestKind::AlterShareGroupOffsets(Default::default()),
         ApiKey::DeleteShareGroupOffsets => RequestKind::DeleteShareGroupOffsets(Default::default()),
     }
@@ -232,26 +248,26 @@ fn minimal(key: ApiKey, v: i16, nth: i32, topic_id: Uuid) -> RequestKind {
                 r.with_key(s("g"))
             })
         }
-        ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(
-            DescribeConfigsRequest::default().with_resources(vec![
+        ApiKey::DescribeConfigs => {
+            RequestKind::DescribeConfigs(DescribeConfigsRequest::default().with_resources(vec![
                 describe_configs_request::DescribeConfigsResource::default()
                     .with_resource_type(2)
                     .with_resource_name(s("t")),
                 describe_configs_request::DescribeConfigsResource::default()
                     .with_resource_type(4)
                     .with_resource_name(s("1")),
-            ]),
-        ),
-        ApiKey::AlterConfigs => RequestKind::AlterConfigs(
-            AlterConfigsRequest::default().with_resources(vec![
+            ]))
+        }
+        ApiKey::AlterConfigs => {
+            RequestKind::AlterConfigs(AlterConfigsRequest::default().with_resources(vec![
                 alter_configs_request::AlterConfigsResource::default()
                     .with_resource_type(2)
                     .with_resource_name(s("t"))
                     .with_configs(vec![alter_configs_request::AlterableConfig::default()
                         .with_name(s("retention.ms"))
                         .with_value(Some(s("86400000")))]),
-            ]),
-        ),
+            ]))
+        }
         ApiKey::IncrementalAlterConfigs => RequestKind::IncrementalAlterConfigs(
             IncrementalAlterConfigsRequest::default().with_resources(vec![
                 incremental_alter_configs_request::AlterConfigsResource::default()
@@ -268,25 +284,32 @@ fn minimal(key: ApiKey, v: i16, nth: i32, topic_id: Uuid) -> RequestKind {
         ApiKey::CreatePartitions => RequestKind::CreatePartitions(
             CreatePartitionsRequest::default()
                 .with_timeout_ms(10_000)
-                .with_topics(vec![create_partitions_request::CreatePartitionsTopic::default()
-                    .with_name(TopicName(s("t")))
-                    .with_count(2 + nth)
-                    .with_assignments(None)]),
+                .with_topics(vec![
+                    create_partitions_request::CreatePartitionsTopic::default()
+                        .with_name(TopicName(s("t")))
+                        .with_count(2 + nth)
+                        .with_assignments(None),
+                ]),
         ),
         ApiKey::DescribeCluster => {
             RequestKind::DescribeCluster(DescribeClusterRequest::default().with_endpoint_type(1))
         }
-        ApiKey::Metadata => RequestKind::Metadata(MetadataRequest::default().with_topics(Some(
-            vec![metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s("t"))))],
-        ))),
+        ApiKey::Metadata => RequestKind::Metadata(
+            MetadataRequest::default()
+                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+                )
+                .with_name(Some(TopicName(s("t"))))])),
+        ),
         ApiKey::ListOffsets => RequestKind::ListOffsets(
             ListOffsetsRequest::default()
                 .with_replica_id(BrokerId(-1))
                 .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
                     .with_name(TopicName(s("t")))
-                    .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
-                        .with_partition_index(0)
-                        .with_timestamp(-1)])]),
+                    .with_partitions(vec![
+                        list_offsets_request::ListOffsetsPartition::default()
+                            .with_partition_index(0)
+                            .with_timestamp(-1),
+                    ])]),
         ),
         other => default_request(other),
     }
@@ -433,13 +456,21 @@ async fn every_advertised_api_answers_at_both_ends_and_refuses_the_next_version(
     assert!(table.len() >= KAFKA_MAX.len());
     for (key, max) in KAFKA_MAX {
         let listed = table.iter().find(|(k, _, _)| *k == *key as i16);
-        assert_eq!(listed.map(|l| l.2), Some(*max), "{key:?}: Kafka 4.2's maximum");
+        assert_eq!(
+            listed.map(|l| l.2),
+            Some(*max),
+            "{key:?}: Kafka 4.2's maximum"
+        );
     }
 
     let mut checked = 0;
     for &(raw_key, min, max) in &table {
         let key = ApiKey::try_from(raw_key).unwrap();
-        let versions: Vec<i16> = if min == max { vec![min] } else { vec![min, max] };
+        let versions: Vec<i16> = if min == max {
+            vec![min]
+        } else {
+            vec![min, max]
+        };
         for (nth, &v) in versions.iter().enumerate() {
             // A connection per request: a refusal closes it.
             let mut c = b.connect().await;
@@ -476,7 +507,10 @@ async fn every_advertised_api_answers_at_both_ends_and_refuses_the_next_version(
                 }
             } else {
                 let bad = messages_on_success(&debug);
-                assert!(bad.is_empty(), "{key:?} v{v}: success with a message: {bad:?}");
+                assert!(
+                    bad.is_empty(),
+                    "{key:?} v{v}: success with a message: {bad:?}"
+                );
             }
             checked += 1;
         }
@@ -497,7 +531,10 @@ async fn every_advertised_api_answers_at_both_ends_and_refuses_the_next_version(
             );
         }
     }
-    assert!(checked >= 2 * KAFKA_MAX.len() - 6, "checked {checked} answers");
+    assert!(
+        checked >= 2 * KAFKA_MAX.len() - 6,
+        "checked {checked} answers"
+    );
     b.stop().await;
 }
 
@@ -636,18 +673,21 @@ async fn the_new_versions_answer_as_kafka_does() {
         vec![(UNSUPPORTED_VERSION, -1, -1), (0, -1, -1), (0, 1, 0)]
     );
     let r = c.call(&list(&[-5, -4]), 8).await;
-    assert_eq!(
-        answers(&r),
-        vec![(UNSUPPORTED_VERSION, -1, -1), (0, 0, 0)]
-    );
+    assert_eq!(answers(&r), vec![(UNSUPPORTED_VERSION, -1, -1), (0, 0, 0)]);
 
     // DescribeGroups: an unknown group is Dead, with GROUP_ID_NOT_FOUND from v6.
     let describe = DescribeGroupsRequest::default().with_groups(vec![GroupId(s("nobody"))]);
     let r = c.call(&describe, 5).await;
-    assert_eq!((r.groups[0].error_code, r.groups[0].group_state.as_str()), (0, "Dead"));
+    assert_eq!(
+        (r.groups[0].error_code, r.groups[0].group_state.as_str()),
+        (0, "Dead")
+    );
     let r = c.call(&describe, 6).await;
     let g = &r.groups[0];
-    assert_eq!((g.error_code, g.group_state.as_str()), (GROUP_ID_NOT_FOUND, "Dead"));
+    assert_eq!(
+        (g.error_code, g.group_state.as_str()),
+        (GROUP_ID_NOT_FOUND, "Dead")
+    );
     assert_eq!(g.error_message.as_deref(), Some("Group nobody not found."));
     b.stop().await;
 }
@@ -668,13 +708,15 @@ fn patched_codec_versions_round_trip() {
     let id = Uuid::from_u128(42);
     let commit = OffsetCommitRequest::default()
         .with_group_id(GroupId(s("g")))
-        .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
-            .with_topic_id(id)
-            .with_partitions(vec![
-                offset_commit_request::OffsetCommitRequestPartition::default()
-                    .with_partition_index(3)
-                    .with_committed_offset(9),
-            ])]);
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_topic_id(id)
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(3)
+                        .with_committed_offset(9),
+                ]),
+        ]);
     assert_eq!(round_trip(&commit, 10), commit);
     let named = commit.clone().with_topics(vec![commit.topics[0]
         .clone()
@@ -698,8 +740,9 @@ fn patched_codec_versions_round_trip() {
         .with_timeout_ms(1234)
         .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
             .with_name(TopicName(s("t")))
-            .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
-                .with_timestamp(-6)])]);
+            .with_partitions(vec![
+                list_offsets_request::ListOffsetsPartition::default().with_timestamp(-6),
+            ])]);
     assert_eq!(round_trip(&list, 11), list);
     let answer = ListOffsetsResponse::default().with_topics(vec![
         list_offsets_response::ListOffsetsTopicResponse::default()

@@ -47,9 +47,18 @@ fn broker_synonyms(
     default: &str,
 ) -> Vec<DescribeConfigsSynonym> {
     let layers = [
-        (defaults.node.and_then(|m| m.get(name)), ConfigSource::DynamicBroker),
-        (defaults.cluster.and_then(|m| m.get(name)), ConfigSource::DynamicDefaultBroker),
-        (defaults.config.explicit.get(name), ConfigSource::StaticBroker),
+        (
+            defaults.node.and_then(|m| m.get(name)),
+            ConfigSource::DynamicBroker,
+        ),
+        (
+            defaults.cluster.and_then(|m| m.get(name)),
+            ConfigSource::DynamicDefaultBroker,
+        ),
+        (
+            defaults.config.explicit.get(name),
+            ConfigSource::StaticBroker,
+        ),
     ];
     let mut out: Vec<DescribeConfigsSynonym> = layers
         .into_iter()

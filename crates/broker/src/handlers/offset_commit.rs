@@ -34,10 +34,17 @@ pub async fn handle(
         let image = broker.metadata.image();
         req.topics
             .iter()
-            .map(|t| image.topic_by_id(&t.topic_id).map(|found| found.name.clone()))
+            .map(|t| {
+                image
+                    .topic_by_id(&t.topic_id)
+                    .map(|found| found.name.clone())
+            })
             .collect()
     } else {
-        req.topics.iter().map(|t| Some(t.name.to_string())).collect()
+        req.topics
+            .iter()
+            .map(|t| Some(t.name.to_string()))
+            .collect()
     };
     // One slot per requested partition of a named topic: Some(error) is decided here,
     // None goes to the group.
@@ -46,9 +53,9 @@ pub async fn handle(
         t.partitions.iter().filter_map(move |p| {
             Some(OffsetCommit {
                 topic: name?.clone(),
-            partition: p.partition_index,
-            offset: p.committed_offset,
-            leader_epoch: if v >= 6 { p.committed_leader_epoch } else { -1 },
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if v >= 6 { p.committed_leader_epoch } else { -1 },
                 metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
             })
         })

@@ -106,19 +106,19 @@ pub async fn handle(
                             .with_name(TopicName(StrBytes::from_string(name)))
                             .with_topic_id(topic_id)
                             .with_partitions(
-                            offsets
-                                .into_iter()
-                                .map(|o| {
-                                    let (code, offset) = stable(&o, req.require_stable);
-                                    OffsetFetchResponsePartitions::default()
-                                        .with_partition_index(o.partition)
-                                        .with_committed_offset(offset)
-                                        .with_error_code(code)
-                                        .with_committed_leader_epoch(o.leader_epoch)
-                                        .with_metadata(Some(StrBytes::from_string(o.metadata)))
-                                })
-                                .collect(),
-                        ),
+                                offsets
+                                    .into_iter()
+                                    .map(|o| {
+                                        let (code, offset) = stable(&o, req.require_stable);
+                                        OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(o.partition)
+                                            .with_committed_offset(offset)
+                                            .with_error_code(code)
+                                            .with_committed_leader_epoch(o.leader_epoch)
+                                            .with_metadata(Some(StrBytes::from_string(o.metadata)))
+                                    })
+                                    .collect(),
+                            ),
                     )
                 })
                 .collect();

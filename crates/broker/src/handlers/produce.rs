@@ -142,9 +142,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: &mut RequestContext, req: ProduceReques
     for (ti, topic) in req.topic_data.into_iter().enumerate() {
         // v13+: the topic is named by id only.
         let name = match &image {
-            Some(image) => image
-                .topic_by_id(&topic.topic_id)
-                .map(|t| t.name.clone()),
+            Some(image) => image.topic_by_id(&topic.topic_id).map(|t| t.name.clone()),
             None => Some(topic.name.0.to_string()),
         };
         let Some(name) = name else {
