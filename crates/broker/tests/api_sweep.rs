@@ -112,21 +112,30 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
                 check(
                     c,
                     range,
-                    |_| {
+                    |v| {
+                        // v13 names the topic by id.
+                        let topic = produce_request::TopicProduceData::default();
+                        let topic = if v >= 13 {
+                            topic.with_topic_id(topic_id)
+                        } else {
+                            topic.with_name(TopicName(s("sweep")))
+                        };
                         ProduceRequest::default()
                             .with_acks(-1)
                             .with_timeout_ms(5000)
-                            .with_topic_data(vec![produce_request::TopicProduceData::default()
-                                .with_name(TopicName(s("sweep")))
-                                .with_partition_data(vec![
-                                    produce_request::PartitionProduceData::default()
-                                        .with_index(0)
-                                        .with_records(Some(Bytes::from(one_record_batch(b"v")))),
-                                ])])
+                            .with_topic_data(vec![topic.with_partition_data(vec![
+                                produce_request::PartitionProduceData::default()
+                                    .with_index(0)
+                                    .with_records(Some(Bytes::from(one_record_batch(b"v")))),
+                            ])])
                     },
                     |v, r| {
                         let p = &r.responses[0].partition_responses[0];
-                        assert_eq!(r.responses[0].name.as_str(), "sweep", "v{v}");
+                        if v >= 13 {
+                            assert_eq!(r.responses[0].topic_id, topic_id, "v{v}");
+                        } else {
+                            assert_eq!(r.responses[0].name.as_str(), "sweep", "v{v}");
+                        }
                         assert_eq!((p.index, p.error_code), (0, 0), "v{v}");
                         assert_eq!(p.base_offset, base.get(), "v{v}: offsets in order");
                         if v >= 5 {
@@ -402,8 +411,10 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
                             .with_group_id(GroupId(s("sweep-g")))
                             .with_generation_id_or_member_epoch(-1)
                             .with_topics(vec![
+                                // v10 names the topic by id.
                                 offset_commit_request::OffsetCommitRequestTopic::default()
                                     .with_name(TopicName(s("sweep")))
+                                    .with_topic_id(topic_id)
                                     .with_partitions(vec![
                                     offset_commit_request::OffsetCommitRequestPartition::default()
                                         .with_partition_index(0)
@@ -417,6 +428,11 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
                     },
                     |v, r| {
                         let ps = &r.topics[0].partitions;
+                        if v >= 10 {
+                            assert_eq!(r.topics[0].topic_id, topic_id, "v{v}");
+                        } else {
+                            assert_eq!(r.topics[0].name.as_str(), "sweep", "v{v}");
+                        }
                         assert_eq!((ps[0].partition_index, ps[0].error_code), (0, 0), "v{v}");
                         assert_eq!(ps[1].error_code, UNKNOWN_TOPIC_OR_PARTITION, "v{v}");
                     },
@@ -449,8 +465,10 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
                             offset_fetch_request::OffsetFetchRequestGroup::default()
                                 .with_group_id(GroupId(s("sweep-g")))
                                 .with_topics(Some(vec![
+                                    // v10 names the topic by id.
                                     offset_fetch_request::OffsetFetchRequestTopics::default()
                                         .with_name(TopicName(s("sweep")))
+                                        .with_topic_id(topic_id)
                                         .with_partition_indexes(vec![0]),
                                 ])),
                         ])
@@ -459,7 +477,13 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
                         let (offset, md, code) = if v >= 8 {
                             assert_eq!(r.groups.len(), 1, "v{v}");
                             assert_eq!(r.groups[0].error_code, 0);
-                            let p = &r.groups[0].topics[0].partitions[0];
+                            let t = &r.groups[0].topics[0];
+                            if v >= 10 {
+                                assert_eq!(t.topic_id, topic_id, "v{v}");
+                            } else {
+                                assert_eq!(t.name.as_str(), "sweep", "v{v}");
+                            }
+                            let p = &t.partitions[0];
                             (
                                 p.committed_offset,
                                 p.metadata.as_deref().map(str::to_string),

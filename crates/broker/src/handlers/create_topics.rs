@@ -156,8 +156,10 @@ pub async fn handle(
             Ok(image) => {
                 let image = image.unwrap_or_else(|| broker.metadata.image());
                 let topic = image.topic(&name);
+                // Success carries a null message (the generated default is "").
                 let mut r = CreatableTopicResult::default()
                     .with_name(t.name.clone())
+                    .with_error_message(None)
                     .with_num_partitions(num_partitions)
                     .with_replication_factor(replication_factor);
                 if let Some(created) = topic.filter(|_| !req.validate_only) {

@@ -1,4 +1,5 @@
 //! DescribeCluster (key 60, KIP-700): the cluster id, the controller and the brokers.
+//! v2 (KIP-1073) may ask for fenced brokers too; this broker is never fenced.
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use crate::broker::Broker;
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::DescribeCluster,
     min: 0,
-    max: 1,
+    max: 2,
 };
 
 /// Endpoint types (v1+): 1 = brokers, 2 = controllers.

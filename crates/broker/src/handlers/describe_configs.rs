@@ -37,6 +37,39 @@ fn synonym(name: &str, value: &str, source: ConfigSource) -> DescribeConfigsSyno
         .with_source(source.code())
 }
 
+/// A broker config's synonyms as Kafka lists them: every layer that sets it, in
+/// precedence order (per-broker dynamic, cluster-wide dynamic, static from the
+/// properties file, `--override` or a flag, then the built-in default when it has one),
+/// so the first is where the value comes from.
+fn broker_synonyms(
+    defaults: &crate::topic_settings::BrokerDefaults<'_>,
+    name: &str,
+    default: &str,
+) -> Vec<DescribeConfigsSynonym> {
+    let layers = [
+        (
+            defaults.node.and_then(|m| m.get(name)),
+            ConfigSource::DynamicBroker,
+        ),
+        (
+            defaults.cluster.and_then(|m| m.get(name)),
+            ConfigSource::DynamicDefaultBroker,
+        ),
+        (
+            defaults.config.explicit.get(name),
+            ConfigSource::StaticBroker,
+        ),
+    ];
+    let mut out: Vec<DescribeConfigsSynonym> = layers
+        .into_iter()
+        .filter_map(|(value, source)| value.map(|v| synonym(name, v, source)))
+        .collect();
+    if !default.is_empty() {
+        out.push(synonym(name, default, ConfigSource::Default));
+    }
+    out
+}
+
 pub async fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
@@ -52,7 +85,9 @@ pub async fn handle(
                 .as_ref()
                 .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
         };
+        // Success carries a null message (the generated default is "").
         let base = DescribeConfigsResult::default()
+            .with_error_message(None)
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
         let result = match r.resource_type {
@@ -71,6 +106,7 @@ pub async fn handle(
                                         (d.default.to_string(), ConfigSource::Default)
                                     });
                             let mut e = DescribeConfigsResourceResult::default()
+                                .with_documentation(None)
                                 .with_name(s(d.name))
                                 .with_value(Some(s(&value)))
                                 .with_config_source(source.code());
@@ -130,9 +166,8 @@ pub async fn handle(
                 } else {
                     let configs = BROKER_DEFAULTS
                         .iter()
-                        .map(|(name, _)| *name)
-                        .filter(|name| wanted(name))
-                        .map(|name| {
+                        .filter(|(name, _)| wanted(name))
+                        .map(|&(name, default)| {
                             let (value, source) =
                                 defaults.broker_value(name).unwrap_or_else(|| {
                                     (
@@ -145,13 +180,15 @@ pub async fn handle(
                             let dynamic = topic_config::TOPIC_CONFIGS
                                 .iter()
                                 .any(|d| d.broker_synonym == name);
+                            // Documentation is null unless asked for (the generated default is "").
                             let mut e = DescribeConfigsResourceResult::default()
+                                .with_documentation(None)
                                 .with_name(s(name))
                                 .with_value(Some(s(value)))
                                 .with_config_source(source.code())
                                 .with_read_only(!dynamic);
                             if req.include_synonyms {
-                                e.synonyms = vec![synonym(name, value, source)];
+                                e.synonyms = broker_synonyms(&defaults, name, default);
                             }
                             if v >= 3 {
                                 e.config_type = topic_config::TOPIC_CONFIGS

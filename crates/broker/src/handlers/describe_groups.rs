@@ -1,5 +1,7 @@
 //! DescribeGroups (key 15): state, protocol and members of each group. A group that does
-//! not exist is reported as Dead with no error, as Kafka does up to v5.
+//! not exist is reported as Dead with no error, as Kafka does up to v5; from v6 (KIP-1043)
+//! it is Dead with GROUP_ID_NOT_FOUND, and so is a KIP-848 consumer group, which this
+//! classic API cannot describe (ConsumerGroupDescribe does).
 
 use std::sync::Arc;
 
@@ -8,6 +10,7 @@ use gregor_protocol::kp::messages::describe_groups_response::{
 };
 use gregor_protocol::kp::messages::{ApiKey, DescribeGroupsRequest, DescribeGroupsResponse};
 use gregor_protocol::kp::protocol::StrBytes;
+use gregor_protocol::kp::ResponseError;
 
 use super::{ApiSpec, RequestContext};
 use crate::broker::Broker;
@@ -16,7 +19,7 @@ use crate::error::group_code;
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::DescribeGroups,
     min: 0,
-    max: 5,
+    max: 6,
 };
 
 pub async fn handle(
@@ -28,7 +31,16 @@ pub async fn handle(
     let mut out = Vec::with_capacity(req.groups.len());
     for id in req.groups {
         let g = DescribedGroup::default().with_group_id(id.clone());
+        let not_found = |g: DescribedGroup, why: String| {
+            g.with_group_state(StrBytes::from_static_str("Dead"))
+                .with_error_code(ResponseError::GroupIdNotFound.code())
+                .with_error_message(Some(StrBytes::from_string(why)))
+        };
         let described = match broker.groups.describe(broker, &id).await {
+            Ok(None) if v >= 6 => not_found(g, format!("Group {} not found.", id.0)),
+            Ok(Some(d)) if v >= 6 && d.group_type != "Classic" => {
+                not_found(g, format!("Group {} is not a classic group.", id.0))
+            }
             Err(e) => g
                 .with_error_code(group_code(Some(&e)))
                 .with_group_state(StrBytes::from_static_str("Dead")),

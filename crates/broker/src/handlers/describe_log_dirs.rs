@@ -1,5 +1,5 @@
 //! DescribeLogDirs (key 35): the one log directory, its file system's total and usable
-//! bytes, and the size of each partition in it.
+//! bytes, and the size of each partition in it. v5 adds IsCordoned (never, here).
 
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use crate::broker::Broker;
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::DescribeLogDirs,
     min: 1,
-    max: 4,
+    max: 5,
 };
 
 pub async fn handle(

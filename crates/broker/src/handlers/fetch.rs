@@ -35,7 +35,7 @@ use crate::frame::{marker, FileFrame};
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::Fetch,
     min: 4,
-    max: 16,
+    max: 18,
 };
 
 const READ_COMMITTED: i8 = 1;

@@ -1,4 +1,6 @@
-//! FindCoordinator (key 10), including batched keys (KIP-699, v4).
+//! FindCoordinator (key 10), including batched keys (KIP-699, v4). v5 only allows the
+//! TRANSACTION_ABORTABLE error (KIP-890); v6 adds the share key type (KIP-932), which
+//! this broker does not serve (INVALID_REQUEST, as for any unknown key type).
 //!
 //! In a single-node cluster this broker coordinates every group and every
 //! transactional id, except those whose internal-topic partition is offline
@@ -23,10 +25,13 @@ use crate::txn::coordinator::TXN_TOPIC;
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::FindCoordinator,
     min: 0,
-    max: 4,
+    max: 6,
 };
 
 const GROUP: i8 = 0;
+/// Kafka answers a found coordinator with the error message "NONE" (its
+/// `Errors.NONE.message()`), not null, at every version that has the field.
+const FOUND: &str = "NONE";
 const TRANSACTION: i8 = 1;
 
 /// The coordinator for one key: `Ok((node, host, port))` or an error with its message.
@@ -94,6 +99,7 @@ pub async fn handle(
                 let c = Coordinator::default().with_key(key.clone());
                 match locate(broker, key, req.key_type) {
                     Ok((node, host, port)) => c
+                        .with_error_message(Some(StrBytes::from_static_str(FOUND)))
                         .with_node_id(BrokerId(node))
                         .with_host(StrBytes::from_string(host))
                         .with_port(port),
@@ -109,6 +115,7 @@ pub async fn handle(
     }
     match locate(broker, &req.key, req.key_type) {
         Ok((node, host, port)) => FindCoordinatorResponse::default()
+            .with_error_message((version >= 1).then(|| StrBytes::from_static_str(FOUND)))
             .with_node_id(BrokerId(node))
             .with_host(StrBytes::from_string(host))
             .with_port(port),

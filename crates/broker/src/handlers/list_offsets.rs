@@ -1,4 +1,11 @@
 //! ListOffsets (key 2): earliest, latest, by timestamp, and max timestamp (KIP-734).
+//!
+//! The special target times of tiered storage are answered as Kafka answers them for a
+//! topic without remote storage: earliest-local (-4, v8+) is the log start offset,
+//! latest-tiered (-5, v9+) and earliest-pending-upload (-6, v11+, KIP-1023) are -1. A
+//! negative target time the request's version does not know is UNSUPPORTED_VERSION for
+//! that partition (Kafka's `isListOffsetsTimestampUnsupported`). v10 adds `timeout_ms`,
+//! which only bounds remote-storage lookups, so it has nothing to wait for here.
 
 use std::sync::Arc;
 
@@ -6,6 +13,7 @@ use gregor_protocol::kp::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use gregor_protocol::kp::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
+use gregor_protocol::kp::ResponseError;
 
 use super::{ApiSpec, RequestContext};
 use crate::broker::Broker;
@@ -15,13 +23,32 @@ use crate::partition::Partition;
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::ListOffsets,
     min: 1,
-    max: 8,
+    max: 11,
 };
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+const EARLIEST_PENDING_UPLOAD: i64 = -6;
+
+/// The first version that may ask for a special (negative) target time; `None` for a
+/// negative time that means nothing.
+fn min_version_for(timestamp: i64) -> Option<i16> {
+    match timestamp {
+        LATEST | EARLIEST => Some(1),
+        MAX_TIMESTAMP => Some(7),
+        EARLIEST_LOCAL => Some(8),
+        LATEST_TIERED => Some(9),
+        EARLIEST_PENDING_UPLOAD => Some(11),
+        _ => None,
+    }
+}
+
+fn timestamp_unsupported(timestamp: i64, version: i16) -> bool {
+    timestamp < 0 && min_version_for(timestamp).is_none_or(|min| version < min)
+}
 
 /// Checks the client's view of the leader epoch (-1: no check).
 pub fn check_leader_epoch(p: &Partition, requested: i32) -> Result<(), ReplicaError> {
@@ -51,6 +78,8 @@ fn lookup(p: &Partition, timestamp: i64, isolation_level: i8) -> Result<(i64, i6
     match timestamp {
         LATEST => Ok((-1, end)),
         EARLIEST | EARLIEST_LOCAL => Ok((-1, p.log_start_offset())),
+        // No remote storage: nothing is tiered and nothing waits for upload.
+        LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Ok((-1, -1)),
         MAX_TIMESTAMP => Ok(p
             .log()?
             .max_timestamp_offset()?
@@ -69,8 +98,9 @@ pub async fn handle(
     ctx: &RequestContext,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
+    let version = ctx.header.request_api_version;
     // The leader epoch exists from v4; the generated encoder refuses it earlier.
-    let with_epoch = ctx.header.request_api_version >= 4;
+    let with_epoch = version >= 4;
     let topics = req
         .topics
         .into_iter()
@@ -82,6 +112,12 @@ pub async fn handle(
                 .map(|pr| {
                     let base = ListOffsetsPartitionResponse::default()
                         .with_partition_index(pr.partition_index);
+                    if timestamp_unsupported(pr.timestamp, version) {
+                        return base
+                            .with_error_code(ResponseError::UnsupportedVersion.code())
+                            .with_offset(-1)
+                            .with_timestamp(-1);
+                    }
                     let found = hosted
                         .as_ref()
                         .ok_or(ReplicaError::UnknownTopicOrPartition)
@@ -98,6 +134,8 @@ pub async fn handle(
                     match check_leader_epoch(&p, pr.current_leader_epoch)
                         .and_then(|()| lookup(&p, pr.timestamp, req.isolation_level))
                     {
+                        // No offset, no epoch (Kafka answers -1 for the tiered times).
+                        Ok((ts, -1)) => base.with_timestamp(ts).with_offset(-1),
                         Ok((ts, off)) => base
                             .with_timestamp(ts)
                             .with_offset(off)

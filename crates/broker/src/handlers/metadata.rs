@@ -1,4 +1,5 @@
-//! Metadata (key 3): brokers, the controller, and topics with their partitions.
+//! Metadata (key 3): brokers, the controller, and topics with their partitions. v13 adds
+//! a top-level error code (KIP-1102, for REBOOTSTRAP_REQUIRED), always 0 here.
 //!
 //! Unknown topics are created here when `auto.create.topics.enable` and the request
 //! allow it. Unlike Kafka, which answers LEADER_NOT_AVAILABLE and lets the client retry,
@@ -25,7 +26,7 @@ use crate::error::{controller_error_code, metadata_error_code};
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::Metadata,
     min: 0,
-    max: 12,
+    max: 13,
 };
 
 /// Topic operations reported when authorized operations are requested: READ, WRITE,

@@ -1,6 +1,8 @@
 //! OffsetCommit (key 8): store a group's consumed positions in `__consumer_offsets`.
 //! Partitions of unknown topics are refused one by one; a group-level problem
 //! (unknown member, stale generation, rebalance in progress) applies to every partition.
+//! v10 names topics by id (in the request and the response); a topic id this cluster
+//! does not know is UNKNOWN_TOPIC_ID for each of its partitions.
 
 use std::sync::Arc;
 
@@ -8,6 +10,7 @@ use gregor_protocol::kp::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use gregor_protocol::kp::messages::{ApiKey, OffsetCommitRequest, OffsetCommitResponse};
+use gregor_protocol::kp::ResponseError;
 
 use super::{ApiSpec, RequestContext};
 use crate::broker::Broker;
@@ -17,7 +20,7 @@ use crate::group::{CommitRequest, OffsetCommit};
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::OffsetCommit,
     min: 2,
-    max: 9,
+    max: 10,
 };
 
 pub async fn handle(
@@ -26,14 +29,35 @@ pub async fn handle(
     req: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let v = ctx.version();
-    // One slot per requested partition: Some(error) is decided here, None goes to the group.
-    let requested = req.topics.iter().flat_map(|t| {
-        t.partitions.iter().map(move |p| OffsetCommit {
-            topic: t.name.to_string(),
-            partition: p.partition_index,
-            offset: p.committed_offset,
-            leader_epoch: if v >= 6 { p.committed_leader_epoch } else { -1 },
-            metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+    // v10+: each topic's name comes from its id; None for an id nobody knows.
+    let names: Vec<Option<String>> = if v >= 10 {
+        let image = broker.metadata.image();
+        req.topics
+            .iter()
+            .map(|t| {
+                image
+                    .topic_by_id(&t.topic_id)
+                    .map(|found| found.name.clone())
+            })
+            .collect()
+    } else {
+        req.topics
+            .iter()
+            .map(|t| Some(t.name.to_string()))
+            .collect()
+    };
+    // One slot per requested partition of a named topic: Some(error) is decided here,
+    // None goes to the group.
+    let requested = req.topics.iter().zip(&names).flat_map(|(t, name)| {
+        let name = name.as_ref();
+        t.partitions.iter().filter_map(move |p| {
+            Some(OffsetCommit {
+                topic: name?.clone(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if v >= 6 { p.committed_leader_epoch } else { -1 },
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            })
         })
     });
     let (early, offsets) =
@@ -54,19 +78,24 @@ pub async fn handle(
     let topics = req
         .topics
         .into_iter()
-        .map(|t| {
+        .zip(names)
+        .map(|(t, name)| {
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
-                    let err = errors.next().flatten();
+                    let code = match name {
+                        Some(_) => group_code(errors.next().flatten().as_ref()),
+                        None => ResponseError::UnknownTopicId.code(),
+                    };
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(group_code(err.as_ref()))
+                        .with_error_code(code)
                 })
                 .collect();
             OffsetCommitResponseTopic::default()
                 .with_name(t.name)
+                .with_topic_id(t.topic_id)
                 .with_partitions(partitions)
         })
         .collect();

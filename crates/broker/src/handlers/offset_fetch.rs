@@ -1,5 +1,7 @@
 //! OffsetFetch (key 9): a group's committed offsets, for the requested partitions or
-//! all of them. v8+ asks for several groups at once (KIP-709).
+//! all of them. v8+ asks for several groups at once (KIP-709). v10 names topics by id in
+//! the request and the response: a requested id this cluster does not know is
+//! UNKNOWN_TOPIC_ID for each of its partitions.
 
 use std::sync::Arc;
 
@@ -19,7 +21,7 @@ use crate::group::{CommittedOffset, GroupError};
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::OffsetFetch,
     min: 1,
-    max: 9,
+    max: 10,
 };
 
 /// Committed offsets grouped by topic, in first-seen order.
@@ -65,11 +67,23 @@ pub async fn handle(
     let v = ctx.version();
     let epoch = |e: i32| if v >= 5 { e } else { -1 };
     if v >= 8 {
+        // v10+: topics are named by id, both ways.
+        let image = (v >= 10).then(|| broker.metadata.image());
         let mut groups = Vec::with_capacity(req.groups.len());
         for g in req.groups {
+            let mut unknown_ids = Vec::new();
             let wanted = g.topics.map(|ts| {
                 ts.into_iter()
-                    .map(|t| (t.name.to_string(), t.partition_indexes))
+                    .filter_map(|t| match &image {
+                        None => Some((t.name.to_string(), t.partition_indexes)),
+                        Some(image) => match image.topic_by_id(&t.topic_id) {
+                            Some(found) => Some((found.name.clone(), t.partition_indexes)),
+                            None => {
+                                unknown_ids.push((t.topic_id, t.partition_indexes));
+                                None
+                            }
+                        },
+                    })
                     .collect()
             });
             // v9 (KIP-848): a member fetching for its own consumer group proves it is
@@ -79,27 +93,53 @@ pub async fn handle(
                 Ok(t) => (None, t),
                 Err(e) => (Some(e), Vec::new()),
             };
-            let topics = topics
+            let mut topics: Vec<OffsetFetchResponseTopics> = topics
                 .into_iter()
-                .map(|(name, offsets)| {
+                .filter_map(|(name, offsets)| {
+                    // v10: a stored topic that has no id any more (deleted) is left out.
+                    let topic_id = match &image {
+                        Some(image) => image.topic(&name)?.id,
+                        None => uuid::Uuid::nil(),
+                    };
+                    Some(
+                        OffsetFetchResponseTopics::default()
+                            .with_name(TopicName(StrBytes::from_string(name)))
+                            .with_topic_id(topic_id)
+                            .with_partitions(
+                                offsets
+                                    .into_iter()
+                                    .map(|o| {
+                                        let (code, offset) = stable(&o, req.require_stable);
+                                        OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(o.partition)
+                                            .with_committed_offset(offset)
+                                            .with_error_code(code)
+                                            .with_committed_leader_epoch(o.leader_epoch)
+                                            .with_metadata(Some(StrBytes::from_string(o.metadata)))
+                                    })
+                                    .collect(),
+                            ),
+                    )
+                })
+                .collect();
+            if error.is_none() {
+                topics.extend(unknown_ids.into_iter().map(|(id, partitions)| {
                     OffsetFetchResponseTopics::default()
-                        .with_name(TopicName(StrBytes::from_string(name)))
+                        .with_topic_id(id)
                         .with_partitions(
-                            offsets
+                            partitions
                                 .into_iter()
-                                .map(|o| {
-                                    let (code, offset) = stable(&o, req.require_stable);
+                                .map(|p| {
                                     OffsetFetchResponsePartitions::default()
-                                        .with_partition_index(o.partition)
-                                        .with_committed_offset(offset)
-                                        .with_error_code(code)
-                                        .with_committed_leader_epoch(o.leader_epoch)
-                                        .with_metadata(Some(StrBytes::from_string(o.metadata)))
+                                        .with_partition_index(p)
+                                        .with_committed_offset(-1)
+                                        .with_metadata(Some(StrBytes::from_static_str("")))
+                                        .with_error_code(ResponseError::UnknownTopicId.code())
                                 })
                                 .collect(),
                         )
-                })
-                .collect();
+                }));
+            }
             groups.push(
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)

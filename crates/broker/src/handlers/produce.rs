@@ -2,7 +2,9 @@
 //!
 //! v0-v2 are listed for librdkafka's feature detection but refused at dispatch (message
 //! format v2 only). With acks=0 nothing is sent back; if any partition failed, the
-//! connection is closed so the client notices, as Kafka does.
+//! connection is closed so the client notices, as Kafka does. v12 is v11 (it only tells
+//! the broker the client may use transactions v2); v13 names topics by id in the request
+//! and the response, and an unknown id is UNKNOWN_TOPIC_ID for each of its partitions.
 
 use std::sync::Arc;
 
@@ -21,7 +23,7 @@ use crate::partition::Partition;
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::Produce,
     min: 0,
-    max: 11,
+    max: 13,
 };
 
 pub enum Reply {
@@ -136,8 +138,27 @@ pub fn handle(broker: &Arc<Broker>, ctx: &mut RequestContext, req: ProduceReques
     let mut any_error = false;
     let mut to_flush: Vec<(Arc<Partition>, i64, usize, usize)> = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
+    let image = (version >= 13).then(|| broker.metadata.image());
     for (ti, topic) in req.topic_data.into_iter().enumerate() {
-        let name = topic.name.0.to_string();
+        // v13+: the topic is named by id only.
+        let name = match &image {
+            Some(image) => image.topic_by_id(&topic.topic_id).map(|t| t.name.clone()),
+            None => Some(topic.name.0.to_string()),
+        };
+        let Some(name) = name else {
+            any_error = true;
+            let parts = topic
+                .partition_data
+                .iter()
+                .map(|pd| error_response(pd.index, ResponseError::UnknownTopicId, None, version))
+                .collect();
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_topic_id(topic.topic_id)
+                    .with_partition_responses(parts),
+            );
+            continue;
+        };
         let hosted = broker.replicas.topic(&name);
         let mut parts = Vec::with_capacity(topic.partition_data.len());
         for pd in topic.partition_data {
@@ -218,6 +239,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: &mut RequestContext, req: ProduceReques
         responses.push(
             TopicProduceResponse::default()
                 .with_name(topic.name)
+                .with_topic_id(topic.topic_id)
                 .with_partition_responses(parts),
         );
     }
