@@ -1030,8 +1030,7 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
                         let topics = r.config_resources.iter().filter(|c| c.resource_type == 2);
                         let names: Vec<&str> = topics.map(|c| c.resource_name.as_str()).collect();
                         // v0 lists client-metrics subscriptions only (none here).
-                        let want: &[&str] = if v == 0 { &[] } else { &["sweep"] };
-                        assert_eq!(names, want, "v{v}");
+                        assert_eq!(names.contains(&"sweep"), v > 0, "v{v}: {names:?}");
                     },
                 )
                 .await
