@@ -31,7 +31,11 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
-fn describe(topics: &[&str], limit: i32, cursor: Option<(&str, i32)>) -> DescribeTopicPartitionsRequest {
+fn describe(
+    topics: &[&str],
+    limit: i32,
+    cursor: Option<(&str, i32)>,
+) -> DescribeTopicPartitionsRequest {
     DescribeTopicPartitionsRequest::default()
         .with_topics(
             topics
@@ -71,10 +75,16 @@ async fn describe_topic_partitions_cursors() {
         .iter()
         .map(|t| {
             let name = t.name.as_ref().unwrap().0.to_string();
-            (name, t.partitions.iter().map(|p| p.partition_index).collect())
+            (
+                name,
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
         })
         .collect();
-    assert_eq!(got, vec![("a".into(), vec![4, 5]), ("b".into(), vec![0, 1])]);
+    assert_eq!(
+        got,
+        vec![("a".into(), vec![4, 5]), ("b".into(), vec![0, 1])]
+    );
     assert_eq!(cursor_of(&r), None);
 
     // A limit of 0 or less still answers one partition (Kafka's floor).
@@ -84,7 +94,10 @@ async fn describe_topic_partitions_cursors() {
 
     // A cursor past the end answers the topic with no partitions and no next cursor.
     let r = c.call(&describe(&["a"], 10, Some(("a", 50))), 0).await;
-    assert_eq!((r.topics[0].error_code, r.topics[0].partitions.len()), (0, 0));
+    assert_eq!(
+        (r.topics[0].error_code, r.topics[0].partitions.len()),
+        (0, 0)
+    );
     assert_eq!(cursor_of(&r), None);
 
     // Bad cursors refuse the whole request: a negative partition, or a topic not asked for.
@@ -118,10 +131,16 @@ async fn an_invalid_partition_limit_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let mut explicit = std::collections::BTreeMap::new();
     explicit.insert("log.dirs".to_string(), dir.path().display().to_string());
-    explicit.insert("max.request.partition.size.limit".to_string(), "0".to_string());
+    explicit.insert(
+        "max.request.partition.size.limit".to_string(),
+        "0".to_string(),
+    );
     let config = gregor_broker::BrokerConfig::from_explicit(explicit).unwrap();
     let err = gregor_broker::Broker::open(config).err().expect("refused");
-    assert!(err.to_string().contains("max.request.partition.size.limit"), "{err}");
+    assert!(
+        err.to_string().contains("max.request.partition.size.limit"),
+        "{err}"
+    );
 }
 
 fn alter(name: &str, configs: &[(&str, i8, Option<&str>)]) -> IncrementalAlterConfigsRequest {
@@ -162,28 +181,45 @@ async fn client_metrics_subscriptions_are_validated_listed_and_kept() {
     let b = TestBroker::start(&[]).await;
     let mut c = b.connect().await;
     let codes = |r: &IncrementalAlterConfigsResponse| r.responses[0].error_code;
-    let r = c.call(&alter("s", &[("interval.ms", 0, Some("50"))]), 1).await;
+    let r = c
+        .call(&alter("s", &[("interval.ms", 0, Some("50"))]), 1)
+        .await;
     assert_eq!(codes(&r), INVALID_REQUEST);
     let r = c.call(&alter("s", &[("colour", 0, Some("red"))]), 1).await;
     assert_eq!(codes(&r), INVALID_REQUEST);
-    let r = c.call(&alter("s", &[("match", 0, Some("client_id=("))]), 1).await;
+    let r = c
+        .call(&alter("s", &[("match", 0, Some("client_id=("))]), 1)
+        .await;
     assert_eq!(codes(&r), INVALID_CONFIG);
     let r = c.call(&alter("", &[("metrics", 0, Some("a."))]), 1).await;
     assert_eq!(codes(&r), INVALID_REQUEST);
     let ok = alter(
         "s",
-        &[("metrics", 0, Some("org.apache.kafka.")), ("interval.ms", 0, Some("60000"))],
+        &[
+            ("metrics", 0, Some("org.apache.kafka.")),
+            ("interval.ms", 0, Some("60000")),
+        ],
     );
     assert_eq!(codes(&c.call(&ok, 1).await), 0);
 
     // ListConfigResources v0 lists subscriptions only; v1 refuses a type it cannot list.
     let r = c.call(&ListConfigResourcesRequest::default(), 0).await;
-    let names: Vec<&str> = r.config_resources.iter().map(|x| x.resource_name.as_str()).collect();
+    let names: Vec<&str> = r
+        .config_resources
+        .iter()
+        .map(|x| x.resource_name.as_str())
+        .collect();
     assert_eq!((r.error_code, names), (0, vec!["s"]));
     let r = c
-        .call(&ListConfigResourcesRequest::default().with_resource_types(vec![2, 3]), 1)
+        .call(
+            &ListConfigResourcesRequest::default().with_resource_types(vec![2, 3]),
+            1,
+        )
         .await;
-    assert_eq!((r.error_code, r.config_resources.len()), (UNSUPPORTED_VERSION, 0));
+    assert_eq!(
+        (r.error_code, r.config_resources.len()),
+        (UNSUPPORTED_VERSION, 0)
+    );
 
     // DescribeConfigs: the configs as set; an empty name is INVALID_REQUEST.
     let describe = |name: &str| {
@@ -207,7 +243,10 @@ async fn client_metrics_subscriptions_are_validated_listed_and_kept() {
             ("metrics".to_string(), "org.apache.kafka.".to_string())
         ]
     );
-    assert_eq!(c.call(&describe(""), 4).await.results[0].error_code, INVALID_REQUEST);
+    assert_eq!(
+        c.call(&describe(""), 4).await.results[0].error_code,
+        INVALID_REQUEST
+    );
 
     // The subscription and the client's subscription id survive a restart, so a push
     // made after it (with the id from before) is accepted.
@@ -218,7 +257,10 @@ async fn client_metrics_subscriptions_are_validated_listed_and_kept() {
     let b = TestBroker::start_in(dir, &[]).await;
     let mut c = b.connect().await;
     let r = c
-        .call(&push(first.client_instance_id, first.subscription_id, 0, b"otlp"), 0)
+        .call(
+            &push(first.client_instance_id, first.subscription_id, 0, b"otlp"),
+            0,
+        )
         .await;
     assert_eq!(r.error_code, 0);
     let stored = b.broker.telemetry.latest(first.client_instance_id).unwrap();
@@ -227,7 +269,10 @@ async fn client_metrics_subscriptions_are_validated_listed_and_kept() {
     let del = alter("s", &[("metrics", 1, None), ("interval.ms", 1, None)]);
     assert_eq!(codes(&c.call(&del, 1).await), 0);
     let r = c
-        .call(&push(first.client_instance_id, first.subscription_id, 0, b"otlp"), 0)
+        .call(
+            &push(first.client_instance_id, first.subscription_id, 0, b"otlp"),
+            0,
+        )
         .await;
     assert_eq!(r.error_code, UNKNOWN_SUBSCRIPTION_ID);
     let r = c.call(&ListConfigResourcesRequest::default(), 0).await;
@@ -239,19 +284,32 @@ async fn client_metrics_subscriptions_are_validated_listed_and_kept() {
 async fn push_telemetry_error_paths() {
     let b = TestBroker::start(&[("telemetry.max.bytes", "100")]).await;
     let mut c = b.connect().await;
-    let ok = alter("all", &[("metrics", 0, Some("*")), ("interval.ms", 0, Some("60000"))]);
+    let ok = alter(
+        "all",
+        &[("metrics", 0, Some("*")), ("interval.ms", 0, Some("60000"))],
+    );
     assert_eq!(c.call(&ok, 1).await.responses[0].error_code, 0);
     let sub = subscribe(&mut c, Uuid::nil()).await;
     assert_eq!(sub.error_code, 0);
-    assert_eq!(sub.requested_metrics, vec![s("")], "a single empty prefix: every metric");
+    assert_eq!(
+        sub.requested_metrics,
+        vec![s("")],
+        "a single empty prefix: every metric"
+    );
     assert_eq!(sub.telemetry_max_bytes, 100);
     assert!(sub.delta_temporality);
     let (id, sid) = (sub.client_instance_id, sub.subscription_id);
 
     // Asking again before the interval is throttled.
-    assert_eq!(subscribe(&mut c, id).await.error_code, THROTTLING_QUOTA_EXCEEDED);
+    assert_eq!(
+        subscribe(&mut c, id).await.error_code,
+        THROTTLING_QUOTA_EXCEEDED
+    );
     // A wrong subscription id is refused (and lets the client ask again at once).
-    assert_eq!(c.call(&push(id, sid ^ 1, 0, b"x"), 0).await.error_code, UNKNOWN_SUBSCRIPTION_ID);
+    assert_eq!(
+        c.call(&push(id, sid ^ 1, 0, b"x"), 0).await.error_code,
+        UNKNOWN_SUBSCRIPTION_ID
+    );
     let again = subscribe(&mut c, id).await;
     assert_eq!((again.error_code, again.subscription_id), (0, sid));
     // The first push after a Get is on time; the next one, at once, is too early.
@@ -260,7 +318,10 @@ async fn push_telemetry_error_paths() {
     compression::compress(Codec::Lz4, &plain, &mut lz4).unwrap();
     assert!(lz4.len() <= 100);
     assert_eq!(c.call(&push(id, sid, 3, &lz4), 0).await.error_code, 0);
-    assert_eq!(b.broker.telemetry.latest(id).unwrap().payload.as_ref(), &plain[..]);
+    assert_eq!(
+        b.broker.telemetry.latest(id).unwrap().payload.as_ref(),
+        &plain[..]
+    );
     assert_eq!(
         c.call(&push(id, sid, 0, b"x"), 0).await.error_code,
         THROTTLING_QUOTA_EXCEEDED
@@ -269,7 +330,10 @@ async fn push_telemetry_error_paths() {
     // Fresh clients: too large as sent, an unknown codec, garbage that does not inflate.
     let big = subscribe(&mut c, Uuid::nil()).await;
     let r = c
-        .call(&push(big.client_instance_id, big.subscription_id, 0, &[0u8; 101]), 0)
+        .call(
+            &push(big.client_instance_id, big.subscription_id, 0, &[0u8; 101]),
+            0,
+        )
         .await;
     assert_eq!(r.error_code, TELEMETRY_TOO_LARGE);
     let other = subscribe(&mut c, Uuid::nil()).await;
@@ -280,17 +344,29 @@ async fn push_telemetry_error_paths() {
     );
     let third = subscribe(&mut c, Uuid::nil()).await;
     let (tid, tsid) = (third.client_instance_id, third.subscription_id);
-    assert_eq!(c.call(&push(tid, tsid, 1, b"not gzip"), 0).await.error_code, INVALID_RECORD);
+    assert_eq!(
+        c.call(&push(tid, tsid, 1, b"not gzip"), 0).await.error_code,
+        INVALID_RECORD
+    );
 
     // A terminating push is accepted even when early; nothing after it is.
     let mut last = push(id, sid, 0, b"bye");
     last.terminating = true;
     assert_eq!(c.call(&last, 0).await.error_code, 0);
-    assert_eq!(c.call(&push(id, sid, 0, b"x"), 0).await.error_code, INVALID_REQUEST);
+    assert_eq!(
+        c.call(&push(id, sid, 0, b"x"), 0).await.error_code,
+        INVALID_REQUEST
+    );
     // The zero id is no client instance.
-    assert_eq!(c.call(&push(Uuid::nil(), sid, 0, b"x"), 0).await.error_code, INVALID_REQUEST);
+    assert_eq!(
+        c.call(&push(Uuid::nil(), sid, 0, b"x"), 0).await.error_code,
+        INVALID_REQUEST
+    );
     let stats = b.broker.telemetry.stats();
     assert_eq!(stats.pushes, 2, "{stats:?}");
-    assert_eq!(b.broker.telemetry.latest(id).unwrap().payload.as_ref(), b"bye");
+    assert_eq!(
+        b.broker.telemetry.latest(id).unwrap().payload.as_ref(),
+        b"bye"
+    );
     b.stop().await;
 }

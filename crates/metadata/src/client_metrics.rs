@@ -48,7 +48,8 @@ pub fn list_items(value: &str) -> Vec<String> {
 
 /// Splits a `match` entry at its first `=` into a known selector and its pattern.
 pub fn split_match(entry: &str) -> Result<(&'static str, &str), ControllerError> {
-    let illegal = || ControllerError::InvalidConfig(format!("Illegal client matching pattern: {entry}"));
+    let illegal =
+        || ControllerError::InvalidConfig(format!("Illegal client matching pattern: {entry}"));
     let (name, pattern) = entry.split_once('=').ok_or_else(illegal)?;
     let selector = MATCH_SELECTORS
         .iter()
@@ -203,7 +204,11 @@ mod tests {
         let r = alter(
             &image,
             "sub",
-            &[(METRICS.into(), ConfigOp::Append, Some("org.apache.kafka.consumer.".into()))],
+            &[(
+                METRICS.into(),
+                ConfigOp::Append,
+                Some("org.apache.kafka.consumer.".into()),
+            )],
         )
         .unwrap();
         applied(&mut image, r);
@@ -224,14 +229,26 @@ mod tests {
     fn bad_configs_get_kafkas_codes() {
         let image = MetadataImage::empty();
         let err = |ops: &[(String, ConfigOp, Option<String>)]| alter(&image, "s", ops).unwrap_err();
-        assert!(matches!(err(&[set("nope", "1")]), ControllerError::InvalidRequest(_)));
-        assert!(matches!(err(&[set(INTERVAL_MS, "99")]), ControllerError::InvalidRequest(_)));
+        assert!(matches!(
+            err(&[set("nope", "1")]),
+            ControllerError::InvalidRequest(_)
+        ));
+        assert!(matches!(
+            err(&[set(INTERVAL_MS, "99")]),
+            ControllerError::InvalidRequest(_)
+        ));
         assert!(matches!(
             err(&[set(INTERVAL_MS, "3600001")]),
             ControllerError::InvalidRequest(_)
         ));
-        assert!(matches!(err(&[set(MATCH, "host=a")]), ControllerError::InvalidConfig(_)));
-        assert!(matches!(err(&[set(MATCH, "client_id")]), ControllerError::InvalidConfig(_)));
+        assert!(matches!(
+            err(&[set(MATCH, "host=a")]),
+            ControllerError::InvalidConfig(_)
+        ));
+        assert!(matches!(
+            err(&[set(MATCH, "client_id")]),
+            ControllerError::InvalidConfig(_)
+        ));
         assert!(matches!(
             err(&[set(MATCH, "client_id=(unclosed")]),
             ControllerError::InvalidConfig(_)
@@ -251,6 +268,9 @@ mod tests {
         let p = compile_pattern("app-.*").unwrap();
         assert!(p.is_match("app-1"));
         assert!(!p.is_match("my-app-1"));
-        assert_eq!(split_match("client_id = a=b").unwrap(), ("client_id", "a=b"));
+        assert_eq!(
+            split_match("client_id = a=b").unwrap(),
+            ("client_id", "a=b")
+        );
     }
 }

@@ -78,7 +78,12 @@ pub async fn handle(
         .map(|c| (c.topic_name.0.to_string(), c.partition_index));
     let cursor_topic = cursor.as_ref().map_or("", |(t, _)| t.as_str());
     let names: BTreeSet<String> = if fetch_all {
-        image.topics.keys().filter(|n| n.as_str() >= cursor_topic).cloned().collect()
+        image
+            .topics
+            .keys()
+            .filter(|n| n.as_str() >= cursor_topic)
+            .cloned()
+            .collect()
     } else {
         req.topics
             .iter()
@@ -195,7 +200,11 @@ impl Page<'_> {
     /// A partition's entry. With one broker there is no eligible leader replica beyond
     /// the ISR (empty lists, as Kafka reports without ELR); a partition whose log is
     /// offline here has no leader and this broker as its offline replica.
-    fn partition(&self, t: &TopicImage, idx: i32) -> Option<DescribeTopicPartitionsResponsePartition> {
+    fn partition(
+        &self,
+        t: &TopicImage,
+        idx: i32,
+    ) -> Option<DescribeTopicPartitionsResponsePartition> {
         let p = t.partitions.get(&idx)?;
         let ids = |v: &[i32]| v.iter().map(|&r| BrokerId(r)).collect::<Vec<_>>();
         let entry = DescribeTopicPartitionsResponsePartition::default()
@@ -254,7 +263,11 @@ mod tests {
         let mut out = Vec::new();
         loop {
             let from = cursor.as_ref().map_or("", |(t, _)| t.as_str()).to_string();
-            let names = all.iter().filter(|n| n.as_str() >= from.as_str()).cloned().collect();
+            let names = all
+                .iter()
+                .filter(|n| n.as_str() >= from.as_str())
+                .cloned()
+                .collect();
             let resp = page.answer(names, cursor.as_ref(), limit, fetch_all);
             for t in resp.topics {
                 let ps = t.partitions.iter().map(|p| p.partition_index).collect();
@@ -275,10 +288,19 @@ mod tests {
             .iter()
             .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
             .collect();
-        let expected: Vec<(String, i32)> = [("a", 0), ("a", 1), ("b", 0), ("b", 1), ("b", 2), ("b", 3), ("b", 4), ("c", 0)]
-            .iter()
-            .map(|(t, p)| (t.to_string(), *p))
-            .collect();
+        let expected: Vec<(String, i32)> = [
+            ("a", 0),
+            ("a", 1),
+            ("b", 0),
+            ("b", 1),
+            ("b", 2),
+            ("b", 3),
+            ("b", 4),
+            ("c", 0),
+        ]
+        .iter()
+        .map(|(t, p)| (t.to_string(), *p))
+        .collect();
         assert_eq!(flat, expected);
         // "a" (2) + 1 of "b"; then 3 of "b"; then the last of "b" and "c".
         assert_eq!(pages.len(), 5, "{pages:?}");

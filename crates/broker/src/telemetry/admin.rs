@@ -43,7 +43,13 @@ fn doc(name: &str) -> &'static str {
     }
 }
 
-fn entry(name: &str, value: String, source: i8, version: i16, docs: bool) -> DescribeConfigsResourceResult {
+fn entry(
+    name: &str,
+    value: String,
+    source: i8,
+    version: i16,
+    docs: bool,
+) -> DescribeConfigsResourceResult {
     let mut e = DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_string(name.to_string()))
         .with_value(Some(StrBytes::from_string(value)))
@@ -95,10 +101,22 @@ pub fn describe(
     if named(STAT_INSTANCES) || named(STAT_PUSHES) {
         let (instances, pushes) = broker.telemetry.subscription_stats(name);
         if named(STAT_INSTANCES) {
-            configs.push(entry(STAT_INSTANCES, instances.to_string(), SOURCE_UNKNOWN, version, docs));
+            configs.push(entry(
+                STAT_INSTANCES,
+                instances.to_string(),
+                SOURCE_UNKNOWN,
+                version,
+                docs,
+            ));
         }
         if named(STAT_PUSHES) {
-            configs.push(entry(STAT_PUSHES, pushes.to_string(), SOURCE_UNKNOWN, version, docs));
+            configs.push(entry(
+                STAT_PUSHES,
+                pushes.to_string(),
+                SOURCE_UNKNOWN,
+                version,
+                docs,
+            ));
         }
     }
     base.with_configs(configs)
@@ -113,6 +131,8 @@ pub async fn alter(
     validate_only: bool,
 ) -> Result<(), (ResponseError, String)> {
     broker
-        .decide(validate_only, move |img| client_metrics::alter(img, &name, &ops))
+        .decide(validate_only, move |img| {
+            client_metrics::alter(img, &name, &ops)
+        })
         .await
 }

@@ -32,8 +32,8 @@ use gregor_protocol::compression::{self, Codec};
 use uuid::Uuid;
 
 use crate::config::{BrokerConfig, ConfigError};
-pub use subscriptions::{Assignment, ClientInfo};
 use subscriptions::Subscriptions;
+pub use subscriptions::{Assignment, ClientInfo};
 
 /// Client instances known at once (Kafka's client-instance cache holds as many).
 pub const MAX_CLIENTS: usize = 16_384;
@@ -158,7 +158,9 @@ pub struct ClientTelemetry {
 }
 
 fn elapsed_at_least(since: Option<Instant>, now: Instant, ms: i32) -> bool {
-    since.is_none_or(|t| now.saturating_duration_since(t).as_millis() >= u128::from(ms.unsigned_abs()))
+    since.is_none_or(|t| {
+        now.saturating_duration_since(t).as_millis() >= u128::from(ms.unsigned_abs())
+    })
 }
 
 impl Inner {
@@ -325,7 +327,9 @@ impl ClientTelemetry {
                 gregor_protocol::BatchError::DecompressedTooLarge { .. } => {
                     TelemetryError::TooLarge(self.config.max_bytes)
                 }
-                other => TelemetryError::InvalidPayload(format!("cannot decompress metrics: {other}")),
+                other => {
+                    TelemetryError::InvalidPayload(format!("cannot decompress metrics: {other}"))
+                }
             })?;
             Bytes::from(out)
         };
@@ -347,7 +351,9 @@ impl ClientTelemetry {
         inner.stored_bytes += len;
         inner.pushes += 1;
         while inner.stored_bytes > self.config.max_stored_bytes {
-            let Some((_, old)) = inner.payloads.pop_first() else { break };
+            let Some((_, old)) = inner.payloads.pop_first() else {
+                break;
+            };
             inner.drop_payload(old);
         }
         Ok(())
@@ -355,7 +361,10 @@ impl ClientTelemetry {
 
     /// The latest payload a client instance pushed, if it is still kept.
     pub fn latest(&self, id: Uuid) -> Option<StoredPush> {
-        self.lock().instances.get(&id).and_then(|i| i.latest.clone())
+        self.lock()
+            .instances
+            .get(&id)
+            .and_then(|i| i.latest.clone())
     }
 
     pub fn stats(&self) -> TelemetryStats {
@@ -410,7 +419,9 @@ fn check_push(
     let codec = Codec::from_attributes(i16::from(push.compression_type))
         .ok()
         .filter(|_| (0..=4).contains(&push.compression_type))
-        .ok_or(TelemetryError::UnsupportedCompression(push.compression_type))?;
+        .ok_or(TelemetryError::UnsupportedCompression(
+            push.compression_type,
+        ))?;
     Ok(codec)
 }
 

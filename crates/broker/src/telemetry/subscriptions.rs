@@ -220,7 +220,11 @@ mod tests {
             ("b", METRICS, "org.apache.kafka.consumer."),
             ("b", INTERVAL_MS, "1000"),
             ("b", MATCH, "client_id=other"),
-            ("c", METRICS, "org.apache.kafka.producer.,org.apache.kafka.client."),
+            (
+                "c",
+                METRICS,
+                "org.apache.kafka.producer.,org.apache.kafka.client.",
+            ),
         ]);
         let mut subs = Subscriptions::new();
         subs.refresh(&image);
@@ -253,7 +257,10 @@ mod tests {
         let mut same = image_with(&[("a", METRICS, "*")]);
         same.offset = 7;
         subs.refresh(&same);
-        assert_eq!(subs.version, 1, "an unrelated metadata change keeps the version");
+        assert_eq!(
+            subs.version, 1,
+            "an unrelated metadata change keeps the version"
+        );
         subs.refresh(&image_with(&[("a", METRICS, "x.")]));
         assert_eq!(subs.version, 2);
     }

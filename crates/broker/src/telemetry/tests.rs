@@ -39,7 +39,10 @@ fn push<'a>(s: &Subscribed, metrics: &'a Bytes) -> Push<'a> {
 }
 
 fn subscribed_image() -> MetadataImage {
-    image(&[("s", "metrics", "org.apache.kafka."), ("s", "interval.ms", "1000")])
+    image(&[
+        ("s", "metrics", "org.apache.kafka."),
+        ("s", "interval.ms", "1000"),
+    ])
 }
 
 #[test]
@@ -81,20 +84,35 @@ fn pushes_are_checked_in_kafkas_order() {
     let data = Bytes::from_static(b"x");
     let mut p = push(&s, &data);
     p.subscription_id ^= 1;
-    assert_eq!(t.push(&img, &p, &c, now), Err(TelemetryError::UnknownSubscriptionId));
+    assert_eq!(
+        t.push(&img, &p, &c, now),
+        Err(TelemetryError::UnknownSubscriptionId)
+    );
     // A refused subscription id may ask again at once.
     t.subscribe(&img, s.client_instance_id, &c, now).unwrap();
     let big = Bytes::from(vec![0u8; 1001]);
-    assert_eq!(t.push(&img, &push(&s, &big), &c, now), Err(TelemetryError::TooLarge(1000)));
+    assert_eq!(
+        t.push(&img, &push(&s, &big), &c, now),
+        Err(TelemetryError::TooLarge(1000))
+    );
     let mut p = push(&s, &data);
     p.compression_type = 9;
     p.terminating = true;
-    assert_eq!(t.push(&img, &p, &c, now), Err(TelemetryError::UnsupportedCompression(9)));
+    assert_eq!(
+        t.push(&img, &p, &c, now),
+        Err(TelemetryError::UnsupportedCompression(9))
+    );
     // The terminating flag sticks even on a refused push.
-    assert_eq!(t.push(&img, &push(&s, &data), &c, now), Err(TelemetryError::Terminated));
+    assert_eq!(
+        t.push(&img, &push(&s, &data), &c, now),
+        Err(TelemetryError::Terminated)
+    );
     let mut p = push(&s, &data);
     p.client_instance_id = Uuid::nil();
-    assert_eq!(t.push(&img, &p, &c, now), Err(TelemetryError::InvalidClientInstanceId));
+    assert_eq!(
+        t.push(&img, &p, &c, now),
+        Err(TelemetryError::InvalidClientInstanceId)
+    );
 }
 
 #[test]
@@ -111,7 +129,10 @@ fn compressed_pushes_are_stored_decompressed_and_bombs_refused() {
     let mut p = push(&s, &z);
     p.compression_type = 4;
     t.push(&img, &p, &c, now).unwrap();
-    assert_eq!(t.latest(s.client_instance_id).unwrap().payload.as_ref(), &plain[..]);
+    assert_eq!(
+        t.latest(s.client_instance_id).unwrap().payload.as_ref(),
+        &plain[..]
+    );
     // 16 x telemetry.max.bytes is the most a push may inflate to.
     let bomb_plain = vec![0u8; 16_001];
     let mut bomb = Vec::new();
@@ -120,12 +141,18 @@ fn compressed_pushes_are_stored_decompressed_and_bombs_refused() {
     let mut p = push(&s, &bomb);
     p.compression_type = 1;
     let later = now + Duration::from_secs(2);
-    assert_eq!(t.push(&img, &p, &c, later), Err(TelemetryError::TooLarge(1000)));
+    assert_eq!(
+        t.push(&img, &p, &c, later),
+        Err(TelemetryError::TooLarge(1000))
+    );
     let junk = Bytes::from_static(b"not gzip at all");
     let mut p = push(&s, &junk);
     p.compression_type = 1;
     let later = now + Duration::from_secs(4);
-    assert!(matches!(t.push(&img, &p, &c, later), Err(TelemetryError::InvalidPayload(_))));
+    assert!(matches!(
+        t.push(&img, &p, &c, later),
+        Err(TelemetryError::InvalidPayload(_))
+    ));
 }
 
 #[test]
@@ -167,7 +194,10 @@ fn a_changed_subscription_reaches_the_client_as_unknown_subscription_id() {
     );
     let again = t.subscribe(&after, s.client_instance_id, &c, now).unwrap();
     assert_eq!(again.client_instance_id, s.client_instance_id);
-    assert_ne!(again.assignment.subscription_id, s.assignment.subscription_id);
+    assert_ne!(
+        again.assignment.subscription_id,
+        s.assignment.subscription_id
+    );
     t.push(&after, &push(&again, &data), &c, now).unwrap();
 }
 
@@ -175,7 +205,12 @@ fn a_changed_subscription_reaches_the_client_as_unknown_subscription_id() {
 fn no_subscription_means_no_metrics() {
     let t = store(10, 1 << 20);
     let s = t
-        .subscribe(&MetadataImage::empty(), Uuid::nil(), &ClientInfo::default(), Instant::now())
+        .subscribe(
+            &MetadataImage::empty(),
+            Uuid::nil(),
+            &ClientInfo::default(),
+            Instant::now(),
+        )
         .unwrap();
     assert!(s.assignment.metrics.is_empty());
     assert_eq!(s.assignment.interval_ms, 300_000);
