@@ -34,6 +34,8 @@ pub enum StartError {
     Metadata(#[from] MetadataError),
     #[error("logs: {0}")]
     Log(#[from] gregor_storage::LogError),
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
 }
 
 pub struct Broker {
@@ -44,6 +46,8 @@ pub struct Broker {
     pub fetch_sessions: FetchSessionCache,
     pub groups: GroupCoordinator,
     pub txns: crate::txn::TxnCoordinator,
+    /// Client telemetry (KIP-714): subscriptions handed out and pushes kept.
+    pub telemetry: crate::telemetry::ClientTelemetry,
     advertised_port: AtomicU16,
     /// Bytes of answers queued on all connections, waiting for their writers (Kafka's
     /// ResponseQueueSize, in bytes), and the most ever queued at once.
@@ -122,6 +126,10 @@ fn load_meta_properties(dir: &Path, node_id: i32) -> Result<String, StartError> 
 impl Broker {
     /// Opens the data directory and everything in it. Blocking (recovery reads logs).
     pub fn open(config: BrokerConfig) -> Result<Arc<Self>, StartError> {
+        crate::handlers::describe_topic_partitions::partition_limit(&config)?;
+        let telemetry = crate::telemetry::ClientTelemetry::new(
+            crate::telemetry::TelemetryConfig::from_broker(&config)?,
+        );
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let lock = File::options()
@@ -175,6 +183,7 @@ impl Broker {
             fetch_sessions,
             groups,
             txns,
+            telemetry,
             advertised_port,
             response_queue_bytes: AtomicUsize::new(0),
             response_queue_bytes_max: AtomicUsize::new(0),

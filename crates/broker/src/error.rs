@@ -103,8 +103,23 @@ pub fn controller_error_code(e: &ControllerError) -> ResponseError {
         ControllerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         ControllerError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
         ControllerError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        ControllerError::InvalidRequest(_) => ResponseError::InvalidRequest,
         ControllerError::UnknownTopic => ResponseError::UnknownTopicOrPartition,
         ControllerError::UnknownTopicId => ResponseError::UnknownTopicId,
+    }
+}
+
+/// The Kafka error code for a refused GetTelemetrySubscriptions or PushTelemetry
+/// (KIP-714), as Kafka's `ClientMetricsManager` answers.
+pub fn telemetry_error_code(e: &crate::telemetry::TelemetryError) -> ResponseError {
+    use crate::telemetry::TelemetryError as T;
+    match e {
+        T::InvalidClientInstanceId | T::Terminated => ResponseError::InvalidRequest,
+        T::UnknownSubscriptionId => ResponseError::UnknownSubscriptionId,
+        T::TooEarly => ResponseError::ThrottlingQuotaExceeded,
+        T::TooLarge(_) => ResponseError::TelemetryTooLarge,
+        T::UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType,
+        T::InvalidPayload(_) => ResponseError::InvalidRecord,
     }
 }
 
@@ -251,6 +266,27 @@ mod tests {
             controller_error_code(&ControllerError::InvalidConfig("t".into())).code(),
             40
         );
+        assert_eq!(
+            controller_error_code(&ControllerError::InvalidRequest("t".into())).code(),
+            42
+        );
+    }
+
+    #[test]
+    fn telemetry_mapping_table() {
+        use crate::telemetry::TelemetryError as T;
+        let cases = [
+            (T::InvalidClientInstanceId, 42),
+            (T::Terminated, 42),
+            (T::UnknownSubscriptionId, 117),
+            (T::TooEarly, 89),
+            (T::TooLarge(1), 118),
+            (T::UnsupportedCompression(9), 76),
+            (T::InvalidPayload("x".into()), 87),
+        ];
+        for (e, code) in cases {
+            assert_eq!(telemetry_error_code(&e).code(), code, "{e:?}");
+        }
     }
 
     #[test]

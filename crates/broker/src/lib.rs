@@ -16,6 +16,7 @@
 //! - [`replica_manager`], [`partition`]: hosted partitions, append/read, waiting, flushing.
 //! - [`fetch_session`]: KIP-227 sessions.
 //! - [`group`]: the group coordinator (consumer groups, committed offsets).
+//! - [`telemetry`]: client telemetry (KIP-714) subscriptions and the pushed-metrics store.
 //! - [`error`]: the single mapping of domain errors to Kafka error codes.
 //!
 //! # Invariants
@@ -39,6 +40,7 @@ pub mod handlers;
 pub mod partition;
 pub mod replica_manager;
 pub mod server;
+pub mod telemetry;
 pub mod topic_settings;
 pub mod txn;
 pub mod util;

@@ -1016,6 +1016,71 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
                 )
                 .await
             }
+            ApiKey::GetTelemetrySubscriptions => {
+                check(
+                    c,
+                    range,
+                    |_| GetTelemetrySubscriptionsRequest::default(),
+                    |v, r| {
+                        assert_eq!(r.error_code, 0, "v{v}");
+                        assert!(!r.client_instance_id.is_nil(), "v{v}: an id is assigned");
+                        assert!(r.requested_metrics.is_empty(), "v{v}: no subscription");
+                        assert_eq!(r.accepted_compression_types, vec![4, 3, 1, 2]);
+                        assert_eq!(r.push_interval_ms, 300_000);
+                    },
+                )
+                .await
+            }
+            ApiKey::PushTelemetry => {
+                check(
+                    c,
+                    range,
+                    |_| {
+                        PushTelemetryRequest::default()
+                            .with_client_instance_id(uuid::Uuid::from_u128(42))
+                            .with_subscription_id(0)
+                    },
+                    |v, r| assert_eq!(r.error_code, 117, "v{v}: UNKNOWN_SUBSCRIPTION_ID"),
+                )
+                .await
+            }
+            ApiKey::ListConfigResources => {
+                check(
+                    c,
+                    range,
+                    |_| ListConfigResourcesRequest::default(),
+                    |v, r| {
+                        assert_eq!(r.error_code, 0, "v{v}");
+                        let topics = r.config_resources.iter().filter(|c| c.resource_type == 2);
+                        let names: Vec<&str> = topics.map(|c| c.resource_name.as_str()).collect();
+                        // v0 lists client-metrics subscriptions only (none here).
+                        assert_eq!(names.contains(&"sweep"), v > 0, "v{v}: {names:?}");
+                    },
+                )
+                .await
+            }
+            ApiKey::DescribeTopicPartitions => {
+                check(
+                    c,
+                    range,
+                    |_| {
+                        DescribeTopicPartitionsRequest::default()
+                            .with_topics(vec![
+                                describe_topic_partitions_request::TopicRequest::default()
+                                    .with_name(TopicName(s("sweep"))),
+                            ])
+                            .with_response_partition_limit(2000)
+                    },
+                    |v, r| {
+                        let t = &r.topics[0];
+                        assert_eq!((t.error_code, t.topic_id), (0, topic_id), "v{v}");
+                        assert_eq!(t.partitions.len(), 1, "v{v}");
+                        assert_eq!(t.partitions[0].leader_id, BrokerId(1), "v{v}");
+                        assert!(r.next_cursor.is_none(), "v{v}");
+                    },
+                )
+                .await
+            }
             other => panic!("{other:?} is advertised but this test does not know it: add it"),
         }
     }

@@ -22,6 +22,8 @@ pub enum ControllerError {
     InvalidReplicationFactor(String),
     #[error("{0}")]
     InvalidConfig(String),
+    #[error("{0}")]
+    InvalidRequest(String),
     #[error("This server does not host this topic.")]
     UnknownTopic,
     #[error("This server does not host this topic ID.")]

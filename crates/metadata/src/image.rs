@@ -30,6 +30,9 @@ pub struct MetadataImage {
     pub topic_names: HashMap<Uuid, String>,
     /// Dynamic broker configs by broker id ("" for the cluster-wide default).
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Client-metrics subscriptions (KIP-714) by name; a subscription with no config
+    /// left is removed.
+    pub client_metrics: BTreeMap<String, BTreeMap<String, String>>,
     /// Offset of the last applied record in the metadata log, -1 if none.
     pub offset: i64,
     /// The first producer id not yet handed out.
@@ -107,6 +110,10 @@ impl MetadataImage {
                         .broker_configs
                         .entry(resource_name.clone())
                         .or_default(),
+                    ConfigResource::ClientMetrics => self
+                        .client_metrics
+                        .entry(resource_name.clone())
+                        .or_default(),
                 };
                 match value {
                     Some(v) => {
@@ -115,6 +122,14 @@ impl MetadataImage {
                     None => {
                         map.remove(name);
                     }
+                }
+                if *resource == ConfigResource::ClientMetrics
+                    && self
+                        .client_metrics
+                        .get(resource_name)
+                        .is_some_and(BTreeMap::is_empty)
+                {
+                    self.client_metrics.remove(resource_name);
                 }
             }
             MetadataRecord::ProducerIdsRecord { next_producer_id } => {

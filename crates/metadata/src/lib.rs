@@ -12,6 +12,7 @@
 //! - [`image`]: the image and how a record applies to it.
 //! - [`controller`]: validation and record generation for topic operations.
 //! - [`topic_config`]: the topic-level config names, their types and validation.
+//! - [`client_metrics`]: client-metrics subscriptions (KIP-714) and their validation.
 //! - [`store`]: the durable log plus the current image.
 //! - [`snapshot`]: the image written as records every
 //!   `metadata.log.max.record.bytes.between.snapshots`, so the log below can be deleted.
@@ -23,6 +24,7 @@
 //! - A commit is all-or-nothing: its records are one batch, applied only after fsync.
 //! - Metadata never touches partition data.
 
+pub mod client_metrics;
 pub mod controller;
 pub mod image;
 pub mod records;

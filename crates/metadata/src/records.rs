@@ -10,6 +10,8 @@ use uuid::Uuid;
 pub enum ConfigResource {
     Topic,
     Broker,
+    /// A client-metrics subscription (KIP-714), by name.
+    ClientMetrics,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

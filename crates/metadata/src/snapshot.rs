@@ -67,6 +67,16 @@ pub fn image_records(image: &MetadataImage) -> Vec<MetadataRecord> {
             });
         }
     }
+    for (subscription, configs) in &image.client_metrics {
+        for (name, value) in configs {
+            out.push(MetadataRecord::ConfigRecord {
+                resource: ConfigResource::ClientMetrics,
+                resource_name: subscription.clone(),
+                name: name.clone(),
+                value: Some(value.clone()),
+            });
+        }
+    }
     out
 }
 
@@ -187,6 +197,12 @@ mod tests {
             resource: ConfigResource::Broker,
             resource_name: String::new(),
             name: "log.retention.ms".into(),
+            value: Some("1000".into()),
+        });
+        image.apply(&MetadataRecord::ConfigRecord {
+            resource: ConfigResource::ClientMetrics,
+            resource_name: "sub".into(),
+            name: "interval.ms".into(),
             value: Some("1000".into()),
         });
         image.apply(&MetadataRecord::ProducerIdsRecord {

@@ -202,6 +202,14 @@ pub async fn handle(
                     base.with_configs(configs)
                 }
             }
+            crate::telemetry::admin::RESOURCE_CLIENT_METRICS => crate::telemetry::admin::describe(
+                broker,
+                &image,
+                &r.resource_name,
+                r.configuration_keys.as_deref(),
+                v,
+                req.include_documentation,
+            ),
             other => base
                 .with_error_code(ResponseError::InvalidRequest.code())
                 .with_error_message(Some(StrBytes::from_string(format!(

@@ -13,6 +13,7 @@ use gregor_protocol::kp::ResponseError;
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{ApiSpec, RequestContext};
 use crate::broker::Broker;
+use crate::telemetry::admin::RESOURCE_CLIENT_METRICS;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::IncrementalAlterConfigs,
@@ -28,7 +29,7 @@ pub async fn handle(
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
         let outcome = match r.resource_type {
-            RESOURCE_TOPIC | RESOURCE_BROKER => {
+            RESOURCE_TOPIC | RESOURCE_BROKER | RESOURCE_CLIENT_METRICS => {
                 let mut ops = Vec::with_capacity(r.configs.len());
                 let mut bad_op = None;
                 for c in &r.configs {
@@ -46,6 +47,15 @@ pub async fn handle(
                         ResponseError::InvalidRequest,
                         format!("Unknown config operation {code}"),
                     )),
+                    None if r.resource_type == RESOURCE_CLIENT_METRICS => {
+                        crate::telemetry::admin::alter(
+                            broker,
+                            r.resource_name.to_string(),
+                            ops,
+                            req.validate_only,
+                        )
+                        .await
+                    }
                     None if r.resource_type == RESOURCE_BROKER => {
                         broker
                             .alter_broker_configs(

@@ -30,15 +30,18 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod get_telemetry_subscriptions;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_transactions;
@@ -47,6 +50,7 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
+pub mod push_telemetry;
 pub mod sync_group;
 pub mod txn_offset_commit;
 
@@ -95,6 +99,10 @@ pub const SUPPORTED: &[ApiSpec] = &[
     describe_transactions::SPEC,
     list_transactions::SPEC,
     describe_producers::SPEC,
+    get_telemetry_subscriptions::SPEC,
+    push_telemetry::SPEC,
+    list_config_resources::SPEC,
+    describe_topic_partitions::SPEC,
 ];
 
 /// Capacity a connection's decompression buffer may keep between requests. One request
@@ -402,6 +410,22 @@ async fn route(
         ApiKey::DescribeProducers => call!(buf, ctx, m::DescribeProducersRequest, |r| {
             describe_producers::handle(broker, ctx, r)
         }),
+        ApiKey::GetTelemetrySubscriptions => {
+            call!(buf, ctx, m::GetTelemetrySubscriptionsRequest, |r| {
+                get_telemetry_subscriptions::handle(broker, ctx, r)
+            })
+        }
+        ApiKey::PushTelemetry => call!(buf, ctx, m::PushTelemetryRequest, |r| {
+            push_telemetry::handle(broker, ctx, r)
+        }),
+        ApiKey::ListConfigResources => call!(buf, ctx, m::ListConfigResourcesRequest, |r| {
+            list_config_resources::handle(broker, ctx, r)
+        }),
+        ApiKey::DescribeTopicPartitions => {
+            call!(buf, ctx, m::DescribeTopicPartitionsRequest, |r| {
+                describe_topic_partitions::handle(broker, ctx, r)
+            })
+        }
         other => Outcome::Close(format!("no handler for {other:?}")),
     }
 }
