@@ -105,6 +105,8 @@ pub fn controller_error_code(e: &ControllerError) -> ResponseError {
         ControllerError::InvalidConfig(_) => ResponseError::InvalidConfig,
         ControllerError::UnknownTopic => ResponseError::UnknownTopicOrPartition,
         ControllerError::UnknownTopicId => ResponseError::UnknownTopicId,
+        ControllerError::InvalidUpdateVersion(_) => ResponseError::InvalidUpdateVersion,
+        ControllerError::InvalidRequest(_) => ResponseError::InvalidRequest,
     }
 }
 
@@ -250,6 +252,14 @@ mod tests {
         assert_eq!(
             controller_error_code(&ControllerError::InvalidConfig("t".into())).code(),
             40
+        );
+        assert_eq!(
+            controller_error_code(&ControllerError::InvalidUpdateVersion("t".into())).code(),
+            95
+        );
+        assert_eq!(
+            controller_error_code(&ControllerError::InvalidRequest("t".into())).code(),
+            42
         );
     }
 

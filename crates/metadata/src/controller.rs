@@ -26,6 +26,12 @@ pub enum ControllerError {
     UnknownTopic,
     #[error("This server does not host this topic ID.")]
     UnknownTopicId,
+    /// UpdateFeatures: a level or upgrade type the broker refuses.
+    #[error("{0}")]
+    InvalidUpdateVersion(String),
+    /// A malformed request (UpdateFeatures naming a feature twice).
+    #[error("{0}")]
+    InvalidRequest(String),
 }
 
 /// Names reserved for the broker's internal topics.
