@@ -288,20 +288,23 @@ async fn v2_offset_commits_add_the_group_implicitly() {
         INVALID_TXN_STATE
     );
     assert_eq!(code(c.call(&commit_offset(0, 7), 5).await), 0);
-    assert_eq!(describe(&mut c, "eos").await.2, 2, "out-0 and the offsets partition");
+    assert_eq!(
+        describe(&mut c, "eos").await.2,
+        2,
+        "out-0 and the offsets partition"
+    );
     assert_eq!(end(&mut c, "eos", pid, 0, true, 5).await, (0, pid, 1));
     let fetch = OffsetFetchRequest::default()
         .with_group_id(GroupId(s("g")))
-        .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopic::default()
-            .with_name(TopicName(s("in")))
-            .with_partition_indexes(vec![0])]));
+        .with_topics(Some(vec![
+            offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(TopicName(s("in")))
+                .with_partition_indexes(vec![0]),
+        ]));
     let r = c.call(&fetch, 7).await;
     assert_eq!(r.topics[0].partitions[0].committed_offset, 7);
     // The next transaction's offsets go in at the bumped epoch; the old one is fenced.
-    assert_eq!(
-        code(c.call(&commit_offset(0, 9), 5).await),
-        PRODUCER_FENCED
-    );
+    assert_eq!(code(c.call(&commit_offset(0, 9), 5).await), PRODUCER_FENCED);
     assert_eq!(code(c.call(&commit_offset(1, 9), 5).await), 0);
     assert_eq!(end(&mut c, "eos", pid, 1, false, 5).await, (0, pid, 2));
     let r = c.call(&fetch, 7).await;
@@ -328,16 +331,25 @@ async fn v1_clients_and_a_downgraded_feature_keep_the_v1_protocol() {
                 .with_partitions(vec![0])])
     };
     let (pid, _) = init(&mut c, "old").await;
-    assert_eq!(produce_v1(&mut c, "old", "t", pid, 0, 0).await, INVALID_TXN_STATE);
+    assert_eq!(
+        produce_v1(&mut c, "old", "t", pid, 0, 0).await,
+        INVALID_TXN_STATE
+    );
     let r = c.call(&add("old", pid, 0), 3).await;
-    assert_eq!(r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, 0);
+    assert_eq!(
+        r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
     assert_eq!(produce_v1(&mut c, "old", "t", pid, 0, 0).await, 0);
     assert_eq!(end(&mut c, "old", pid, 0, true, 4).await.0, 0);
     assert_eq!(partition_epoch(&mut c, "t", pid).await, Some(0), "no bump");
     assert_eq!(describe(&mut c, "old").await.1, 0);
     // The same producer goes on at epoch 0.
     let r = c.call(&add("old", pid, 0), 3).await;
-    assert_eq!(r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, 0);
+    assert_eq!(
+        r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
     assert_eq!(produce_v1(&mut c, "old", "t", pid, 0, 2).await, 0);
     assert_eq!(end(&mut c, "old", pid, 0, false, 4).await.0, 0);
 
@@ -346,9 +358,15 @@ async fn v1_clients_and_a_downgraded_feature_keep_the_v1_protocol() {
     assert_eq!(r.error_code, 0, "{:?}", r.error_message);
     let (pid2, _) = init(&mut c, "v5-on-tv1").await;
     let r = c.call(&add("v5-on-tv1", pid2, 0), 3).await;
-    assert_eq!(r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, 0);
+    assert_eq!(
+        r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
     assert_eq!(produce_v1(&mut c, "v5-on-tv1", "t", pid2, 0, 0).await, 0);
-    assert_eq!(end(&mut c, "v5-on-tv1", pid2, 0, true, 5).await, (0, pid2, 0));
+    assert_eq!(
+        end(&mut c, "v5-on-tv1", pid2, 0, true, 5).await,
+        (0, pid2, 0)
+    );
     b.stop().await;
 }
 

@@ -85,7 +85,8 @@ fn describe(conn: &Conn) -> Result<()> {
     }
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
     for f in &resp.supported_features {
-        rows.entry(f.name.to_string()).or_default().supported = Some((f.min_version, f.max_version));
+        rows.entry(f.name.to_string()).or_default().supported =
+            Some((f.min_version, f.max_version));
     }
     for f in &resp.finalized_features {
         rows.entry(f.name.to_string()).or_default().finalized = Some(f.max_version_level);
@@ -103,7 +104,10 @@ fn describe(conn: &Conn) -> Result<()> {
                 })
             })
             .collect();
-        out!("{}", json!({"features": features, "finalized_epoch": epoch}));
+        out!(
+            "{}",
+            json!({"features": features, "finalized_epoch": epoch})
+        );
     } else {
         let table_rows: Vec<Vec<String>> = rows
             .iter()

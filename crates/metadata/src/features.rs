@@ -153,16 +153,13 @@ fn check(image: &MetadataImage, u: &FeatureUpdate) -> Result<(), ControllerError
         ));
     };
     // Level 0 removes the feature, which every feature but metadata.version allows.
-    let in_range = (spec.min..=spec.max).contains(&u.level)
-        || (u.level == 0 && spec.name != METADATA_VERSION);
+    let in_range =
+        (spec.min..=spec.max).contains(&u.level) || (u.level == 0 && spec.name != METADATA_VERSION);
     if !in_range {
         return Err(invalid(
             &u.name,
             u.level,
-            &format!(
-                "This broker supports levels {} to {}.",
-                spec.min, spec.max
-            ),
+            &format!("This broker supports levels {} to {}.", spec.min, spec.max),
         ));
     }
     let current = image.feature_level(&u.name);
@@ -291,9 +288,11 @@ mod tests {
             upgrade: None
         })
         .contains("Unknown upgrade type"));
-        let down =
-            update_features(&img2, &[up(TRANSACTION_VERSION, 0, UpgradeType::SafeDowngrade)])
-                .unwrap();
+        let down = update_features(
+            &img2,
+            &[up(TRANSACTION_VERSION, 0, UpgradeType::SafeDowngrade)],
+        )
+        .unwrap();
         assert_eq!(
             down,
             vec![MetadataRecord::FeatureLevelRecord {

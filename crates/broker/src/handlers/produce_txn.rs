@@ -43,11 +43,7 @@ pub async fn add_implicitly(broker: &Arc<Broker>, version: i16, req: &ProduceReq
             topic.name.0.to_string()
         };
         for pd in &topic.partition_data {
-            let Some(h) = pd
-                .records
-                .as_ref()
-                .and_then(|r| BatchHeader::parse(r).ok())
-            else {
+            let Some(h) = pd.records.as_ref().and_then(|r| BatchHeader::parse(r).ok()) else {
                 continue;
             };
             if !h.is_transactional() || h.is_control() {
