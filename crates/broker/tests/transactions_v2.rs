@@ -480,3 +480,50 @@ async fn update_features_changes_levels_durably() {
     assert!(gregor_broker::txn::v2_finalized(&b.broker));
     b.stop().await;
 }
+
+/// The last epoch: EndTxn v5 at epoch 32766 writes its markers at 32767 and moves the
+/// transactional id to a new producer id at epoch 0; the client's retry under the old
+/// id is answered with the new one, and the new id produces from sequence 0.
+#[tokio::test]
+async fn v2_epoch_overflow_moves_to_a_new_producer_id() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.connect().await;
+    c.create_topic("t", 1).await;
+    // Each InitProducerId bumps the epoch: walk it up to the last one.
+    let (pid, mut epoch) = init(&mut c, "old-age").await;
+    while epoch < i16::MAX - 1 {
+        let (p, e) = init(&mut c, "old-age").await;
+        assert_eq!((p, e), (pid, epoch + 1));
+        epoch = e;
+    }
+    assert_eq!(
+        produce_v2(&b, &mut c, "old-age", "t", pid, epoch, 0)
+            .await
+            .0,
+        0
+    );
+    let (code, new_pid, new_epoch) = end(&mut c, "old-age", pid, epoch, true, 5).await;
+    assert_eq!((code, new_epoch), (0, 0));
+    assert_ne!(new_pid, pid);
+    assert_eq!(
+        partition_epoch(&mut c, "t", pid).await,
+        Some(i32::from(i16::MAX)),
+        "the markers carry the overflow epoch"
+    );
+    assert_eq!(committed_end(&mut c, "t").await, 3);
+    // The retry under the old id and epoch.
+    assert_eq!(
+        end(&mut c, "old-age", pid, epoch, true, 5).await,
+        (0, new_pid, 0)
+    );
+    assert_eq!(
+        produce_v2(&b, &mut c, "old-age", "t", new_pid, 0, 0).await,
+        (0, 3)
+    );
+    assert_eq!(
+        end(&mut c, "old-age", new_pid, 0, false, 5).await,
+        (0, new_pid, 1)
+    );
+    assert_eq!(aborted(&mut c, "t").await, vec![(new_pid, 3)]);
+    b.stop().await;
+}
