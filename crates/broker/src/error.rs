@@ -106,6 +106,7 @@ pub fn controller_error_code(e: &ControllerError) -> ResponseError {
         ControllerError::InvalidRequest(_) => ResponseError::InvalidRequest,
         ControllerError::UnknownTopic => ResponseError::UnknownTopicOrPartition,
         ControllerError::UnknownTopicId => ResponseError::UnknownTopicId,
+        ControllerError::InvalidUpdateVersion(_) => ResponseError::InvalidUpdateVersion,
     }
 }
 
@@ -265,6 +266,10 @@ mod tests {
         assert_eq!(
             controller_error_code(&ControllerError::InvalidConfig("t".into())).code(),
             40
+        );
+        assert_eq!(
+            controller_error_code(&ControllerError::InvalidUpdateVersion("t".into())).code(),
+            95
         );
         assert_eq!(
             controller_error_code(&ControllerError::InvalidRequest("t".into())).code(),

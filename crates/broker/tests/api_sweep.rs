@@ -285,6 +285,19 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
                             .map(|s| (s.key as i16, s.min, s.max))
                             .collect();
                         assert_eq!(got, want, "v{v}: exactly the registry");
+                        // v3+ (KIP-584): a new cluster's finalized feature levels.
+                        let finalized: Vec<(String, i16)> = r
+                            .finalized_features
+                            .iter()
+                            .map(|f| (f.name.to_string(), f.max_version_level))
+                            .collect();
+                        if v >= 3 {
+                            assert!(finalized.contains(&("transaction.version".into(), 2)));
+                            assert_eq!(r.supported_features.len(), 3, "v{v}");
+                            assert!(r.finalized_features_epoch >= 0, "v{v}");
+                        } else {
+                            assert!(finalized.is_empty(), "v{v}");
+                        }
                     },
                 )
                 .await
@@ -1077,6 +1090,35 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
                         assert_eq!(t.partitions.len(), 1, "v{v}");
                         assert_eq!(t.partitions[0].leader_id, BrokerId(1), "v{v}");
                         assert!(r.next_cursor.is_none(), "v{v}");
+                    },
+                )
+                .await
+            }
+            ApiKey::UpdateFeatures => {
+                check(
+                    c,
+                    range,
+                    |_| {
+                        UpdateFeaturesRequest::default()
+                            .with_timeout_ms(5000)
+                            .with_feature_updates(vec![
+                                update_features_request::FeatureUpdateKey::default()
+                                    .with_feature(s("no.such.feature"))
+                                    .with_max_version_level(1),
+                            ])
+                    },
+                    |v, r| {
+                        assert_eq!(r.error_code, 95, "v{v}: INVALID_UPDATE_VERSION");
+                        let results: Vec<(&str, i16)> = r
+                            .results
+                            .iter()
+                            .map(|x| (x.feature.as_str(), x.error_code))
+                            .collect();
+                        if v >= 2 {
+                            assert!(results.is_empty(), "v{v}: no per-feature results");
+                        } else {
+                            assert_eq!(results, vec![("no.such.feature", 95)], "v{v}");
+                        }
                     },
                 )
                 .await

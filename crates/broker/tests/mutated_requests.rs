@@ -86,6 +86,7 @@ fn default_body(key: ApiKey, v: i16) -> Option<Vec<u8>> {
         ApiKey::DescribeTransactions => encoded::<DescribeTransactionsRequest>(v),
         ApiKey::ListTransactions => encoded::<ListTransactionsRequest>(v),
         ApiKey::DescribeProducers => encoded::<DescribeProducersRequest>(v),
+        ApiKey::UpdateFeatures => encoded::<UpdateFeaturesRequest>(v),
         other => panic!("{other:?} is advertised but this test does not know it: add it"),
     }
 }

@@ -25,6 +25,7 @@ mod bench_fetch_raw;
 mod bench_raw;
 mod conn;
 mod consume;
+mod features;
 mod group;
 mod produce;
 mod topic;
@@ -115,6 +116,14 @@ enum ClusterCommand {
     ///
     /// Example: gregor cluster info
     Info,
+    /// Feature levels (KIP-584): supported ranges and finalized levels; with
+    /// `upgrade`/`downgrade`, change them.
+    ///
+    /// Example: gregor cluster features upgrade --feature transaction.version=2
+    Features {
+        #[command(subcommand)]
+        cmd: Option<features::FeaturesCommand>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -193,6 +202,10 @@ fn main() {
             conn,
             cmd: ClusterCommand::Info,
         } => group::cluster_info(&conn),
+        Command::Cluster {
+            conn,
+            cmd: ClusterCommand::Features { cmd },
+        } => features::run(&conn, cmd),
     };
     // One plain line on failure, and a non-zero exit.
     if let Err(e) = result {

@@ -22,12 +22,17 @@ pub enum ControllerError {
     InvalidReplicationFactor(String),
     #[error("{0}")]
     InvalidConfig(String),
+    /// A malformed request (UpdateFeatures naming a feature twice, a bad client-metrics
+    /// resource).
     #[error("{0}")]
     InvalidRequest(String),
     #[error("This server does not host this topic.")]
     UnknownTopic,
     #[error("This server does not host this topic ID.")]
     UnknownTopicId,
+    /// UpdateFeatures: a level or upgrade type the broker refuses.
+    #[error("{0}")]
+    InvalidUpdateVersion(String),
 }
 
 /// Names reserved for the broker's internal topics.

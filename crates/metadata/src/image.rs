@@ -37,6 +37,9 @@ pub struct MetadataImage {
     pub offset: i64,
     /// The first producer id not yet handed out.
     pub next_producer_id: i64,
+    /// Finalized feature levels (KIP-584), by feature name; a feature at level 0 is
+    /// absent, as in Kafka.
+    pub features: BTreeMap<String, i16>,
 }
 
 impl MetadataImage {
@@ -45,6 +48,18 @@ impl MetadataImage {
             offset: -1,
             ..Self::default()
         }
+    }
+
+    /// A feature's finalized level, 0 when it is not finalized.
+    pub fn feature_level(&self, name: &str) -> i16 {
+        self.features.get(name).copied().unwrap_or(0)
+    }
+
+    /// The finalized features' epoch: as in KRaft, the offset of the metadata the
+    /// image reflects (it only grows, and a client compares epochs to pick the newer
+    /// answer).
+    pub fn features_epoch(&self) -> i64 {
+        self.offset
     }
 
     pub fn topic(&self, name: &str) -> Option<&TopicImage> {
@@ -134,6 +149,16 @@ impl MetadataImage {
             }
             MetadataRecord::ProducerIdsRecord { next_producer_id } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
+            }
+            MetadataRecord::FeatureLevelRecord {
+                name,
+                feature_level,
+            } => {
+                if *feature_level <= 0 {
+                    self.features.remove(name);
+                } else {
+                    self.features.insert(name.clone(), *feature_level);
+                }
             }
             MetadataRecord::RemoveTopicRecord { topic_id } => {
                 if let Some(name) = self.topic_names.remove(topic_id) {

@@ -11,6 +11,8 @@
 //! - [`records`]: the record types (Kafka's names: TopicRecord, PartitionRecord, ...).
 //! - [`image`]: the image and how a record applies to it.
 //! - [`controller`]: validation and record generation for topic operations.
+//! - [`features`]: feature levels (KIP-584): supported ranges, bootstrap levels and
+//!   the checks for UpdateFeatures.
 //! - [`topic_config`]: the topic-level config names, their types and validation.
 //! - [`client_metrics`]: client-metrics subscriptions (KIP-714) and their validation.
 //! - [`store`]: the durable log plus the current image.
@@ -26,6 +28,7 @@
 
 pub mod client_metrics;
 pub mod controller;
+pub mod features;
 pub mod image;
 pub mod records;
 pub mod snapshot;

@@ -41,6 +41,9 @@ pub enum MetadataRecord {
     /// Producer ids below `next_producer_id` are handed out (KRaft's ProducerIdsRecord):
     /// the broker takes a block at a time, so ids are unique across restarts.
     ProducerIdsRecord { next_producer_id: i64 },
+    /// A feature's finalized level (KIP-584, Kafka's FeatureLevelRecord); level 0
+    /// removes the feature from the finalized set.
+    FeatureLevelRecord { name: String, feature_level: i16 },
 }
 
 impl MetadataRecord {

@@ -27,6 +27,14 @@ const RECORDS_PER_BATCH: usize = 1000;
 /// The records that rebuild `image` from an empty one.
 pub fn image_records(image: &MetadataImage) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
+    // Features first, as KRaft writes metadata.version first: a reader knows the
+    // levels before any other record.
+    for (name, &level) in &image.features {
+        out.push(MetadataRecord::FeatureLevelRecord {
+            name: name.clone(),
+            feature_level: level,
+        });
+    }
     if image.next_producer_id > 0 {
         out.push(MetadataRecord::ProducerIdsRecord {
             next_producer_id: image.next_producer_id,
@@ -208,6 +216,10 @@ mod tests {
         image.apply(&MetadataRecord::ProducerIdsRecord {
             next_producer_id: 5000,
         });
+        for r in crate::features::bootstrap_records(&image, true) {
+            image.apply(&r);
+        }
+        assert_eq!(image.feature_level(crate::features::TRANSACTION_VERSION), 2);
         image.offset = 41;
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &image, 42, 0).unwrap();

@@ -11,7 +11,7 @@ use gregor_storage::{Log, LogConfig};
 use crate::controller::ControllerError;
 use crate::image::MetadataImage;
 use crate::records::MetadataRecord;
-use crate::{snapshot, MetadataError};
+use crate::{features, snapshot, MetadataError};
 
 /// Directory of the metadata log inside the data directory, as in KRaft.
 pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
@@ -135,7 +135,10 @@ impl MetadataStore {
             "metadata log replayed"
         );
         let since_snapshot = log.size_bytes();
-        Ok(Self {
+        // An empty log is a new cluster; records without metadata.version are a data
+        // directory from before features (see `features` for the levels each gets).
+        let new_cluster = image.offset < 0;
+        let store = Self {
             inner: Mutex::new(Inner {
                 log,
                 since_snapshot,
@@ -144,7 +147,9 @@ impl MetadataStore {
             image: RwLock::new(Arc::new(image)),
             config,
             dir,
-        })
+        };
+        store.commit_with(|img| Ok(features::bootstrap_records(img, new_cluster)))?;
+        Ok(store)
     }
 
     /// The current image.
@@ -292,6 +297,50 @@ mod tests {
         let reopened = MetadataStore::open(dir.path(), false).unwrap();
         assert_eq!(*reopened.image(), *before);
         assert_eq!(reopened.image().topics.len(), 2);
+    }
+
+    /// A new directory is formatted with Kafka 4.2's levels; a log with records but no
+    /// feature levels (a directory from before features) gets the levels that keep its
+    /// behaviour; a change survives a reopen.
+    #[test]
+    fn feature_levels_are_bootstrapped_and_durable() {
+        use crate::features::{GROUP_VERSION, METADATA_VERSION, TRANSACTION_VERSION};
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetadataStore::open(dir.path(), true).unwrap();
+        let img = store.image();
+        assert_eq!(img.feature_level(METADATA_VERSION), 29);
+        assert_eq!(img.feature_level(TRANSACTION_VERSION), 2);
+        assert_eq!(img.feature_level(GROUP_VERSION), 1);
+        assert_eq!(img.features_epoch(), img.offset);
+        // Remove every level: what a pre-features directory looks like.
+        let cleared: Vec<MetadataRecord> = [METADATA_VERSION, TRANSACTION_VERSION, GROUP_VERSION]
+            .iter()
+            .map(|n| MetadataRecord::FeatureLevelRecord {
+                name: n.to_string(),
+                feature_level: 0,
+            })
+            .collect();
+        store.commit_with(|_| Ok(cleared)).unwrap();
+        assert!(store.image().features.is_empty());
+        drop(store);
+        let store = MetadataStore::open(dir.path(), false).unwrap();
+        let img = store.image();
+        assert_eq!(img.feature_level(METADATA_VERSION), 29);
+        assert_eq!(img.feature_level(TRANSACTION_VERSION), 0);
+        assert_eq!(img.feature_level(GROUP_VERSION), 1);
+        let upgrade = [crate::features::FeatureUpdate {
+            name: TRANSACTION_VERSION.into(),
+            level: 2,
+            upgrade: Some(crate::features::UpgradeType::Upgrade),
+        }];
+        store
+            .commit_with(|img| crate::features::update_features(img, &upgrade))
+            .unwrap();
+        let before = store.image();
+        drop(store);
+        let reopened = MetadataStore::open(dir.path(), true).unwrap();
+        assert_eq!(*reopened.image(), *before);
+        assert_eq!(reopened.image().feature_level(TRANSACTION_VERSION), 2);
     }
 
     /// With snapshots every few KiB and small segments, the log is cut below the older

@@ -1,10 +1,19 @@
-//! ApiVersions (key 18): which APIs and versions this broker serves.
+//! ApiVersions (key 18): which APIs and versions this broker serves, and (v3+,
+//! KIP-584) the features it supports and their finalized levels. Clients read the
+//! finalized levels to pick protocols: a producer uses transactions v2 (KIP-890 part
+//! 2) only when `transaction.version` >= 2 is finalized.
 
-use gregor_protocol::kp::messages::api_versions_response::ApiVersion;
+use std::sync::Arc;
+
+use gregor_protocol::kp::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use gregor_protocol::kp::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 
 use super::{encode_response, ApiSpec, Outcome, RequestContext, SUPPORTED};
+use crate::broker::Broker;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::ApiVersions,
@@ -39,8 +48,43 @@ fn valid_software_field(s: &str) -> bool {
     }
 }
 
-pub async fn handle(ctx: &RequestContext, req: ApiVersionsRequest) -> ApiVersionsResponse {
+/// The supported ranges and the finalized levels (min = max = the level, as KRaft
+/// reports them), with the finalized features' epoch.
+fn with_features(resp: ApiVersionsResponse, broker: &Broker) -> ApiVersionsResponse {
+    let image = broker.metadata.image();
+    let supported = gregor_metadata::features::SUPPORTED
+        .iter()
+        .map(|f| {
+            SupportedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(f.name))
+                .with_min_version(f.min)
+                .with_max_version(f.max)
+        })
+        .collect();
+    let finalized = image
+        .features
+        .iter()
+        .map(|(name, &level)| {
+            FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_string(name.clone()))
+                .with_min_version_level(level)
+                .with_max_version_level(level)
+        })
+        .collect();
+    resp.with_supported_features(supported)
+        .with_finalized_features(finalized)
+        .with_finalized_features_epoch(image.features_epoch())
+}
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: ApiVersionsRequest,
+) -> ApiVersionsResponse {
     let mut resp = ApiVersionsResponse::default().with_api_keys(api_list());
+    if ctx.header.request_api_version >= 3 {
+        resp = with_features(resp, broker);
+    }
     if ctx.header.request_api_version >= 3
         && !(valid_software_field(&req.client_software_name)
             && valid_software_field(&req.client_software_version))

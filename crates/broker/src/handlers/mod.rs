@@ -50,9 +50,11 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
+pub mod produce_txn;
 pub mod push_telemetry;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod update_features;
 
 /// An API this broker implements, at versions `min..=max`.
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +105,7 @@ pub const SUPPORTED: &[ApiSpec] = &[
     push_telemetry::SPEC,
     list_config_resources::SPEC,
     describe_topic_partitions::SPEC,
+    update_features::SPEC,
 ];
 
 /// Capacity a connection's decompression buffer may keep between requests. One request
@@ -281,32 +284,35 @@ async fn route(
     use gregor_protocol::kp::messages as m;
     match key {
         ApiKey::ApiVersions => call!(buf, ctx, m::ApiVersionsRequest, |r| api_versions::handle(
-            ctx, r
+            broker, ctx, r
         )),
         ApiKey::Metadata => call!(buf, ctx, m::MetadataRequest, |r| metadata::handle(
             broker, ctx, r
         )),
         ApiKey::Produce => {
             let v = ctx.header.request_api_version;
-            match decode::<m::ProduceRequest>(&mut buf, v) {
-                Ok(req) => match produce::handle(broker, ctx, req) {
-                    produce::Reply::Response(resp) => respond(&ctx.header, &resp),
-                    produce::Reply::None => Outcome::NoResponse,
-                    produce::Reply::Close(why) => Outcome::Close(why),
-                    produce::Reply::AfterFlush(pending) => {
-                        let header = ctx.header.clone();
-                        Outcome::Deferred(Box::pin(async move {
-                            match pending.complete().await {
-                                produce::Reply::Response(resp) => respond(&header, &resp),
-                                produce::Reply::Close(why) => Outcome::Close(why),
-                                produce::Reply::None | produce::Reply::AfterFlush(_) => {
-                                    Outcome::NoResponse
-                                }
+            let req = match decode::<m::ProduceRequest>(&mut buf, v) {
+                Ok(req) => req,
+                Err(out) => return out,
+            };
+            // Transactions v2: the batches' partitions join their transaction first.
+            produce_txn::add_implicitly(broker, v, &req).await;
+            match produce::handle(broker, ctx, req) {
+                produce::Reply::Response(resp) => respond(&ctx.header, &resp),
+                produce::Reply::None => Outcome::NoResponse,
+                produce::Reply::Close(why) => Outcome::Close(why),
+                produce::Reply::AfterFlush(pending) => {
+                    let header = ctx.header.clone();
+                    Outcome::Deferred(Box::pin(async move {
+                        match pending.complete().await {
+                            produce::Reply::Response(resp) => respond(&header, &resp),
+                            produce::Reply::Close(why) => Outcome::Close(why),
+                            produce::Reply::None | produce::Reply::AfterFlush(_) => {
+                                Outcome::NoResponse
                             }
-                        }))
-                    }
-                },
-                Err(out) => out,
+                        }
+                    }))
+                }
             }
         }
         ApiKey::Fetch => {
@@ -426,6 +432,9 @@ async fn route(
                 describe_topic_partitions::handle(broker, ctx, r)
             })
         }
+        ApiKey::UpdateFeatures => call!(buf, ctx, m::UpdateFeaturesRequest, |r| {
+            update_features::handle(broker, ctx, r)
+        }),
         other => Outcome::Close(format!("no handler for {other:?}")),
     }
 }

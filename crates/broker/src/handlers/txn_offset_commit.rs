@@ -1,7 +1,8 @@
 //! TxnOffsetCommit (key 28): a transactional producer commits a group's offsets inside
 //! its transaction. They are written to `__consumer_offsets` with the producer's id and
 //! epoch and become the group's committed offsets only when the commit marker lands.
-//! The group's offsets partition must be in the transaction (AddOffsetsToTxn first).
+//! The group's offsets partition must be in the transaction (AddOffsetsToTxn first);
+//! v5 with `transaction.version` 2 (KIP-890 part 2) adds it to the transaction itself.
 
 use std::sync::Arc;
 
@@ -15,11 +16,10 @@ use crate::broker::Broker;
 use crate::error::{fenced_code, group_error_code, txn_error_code};
 use crate::group::{CommitRequest, GroupError, OffsetCommit};
 
-/// v5 belongs to KIP-890 part 2 and is not offered.
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::TxnOffsetCommit,
     min: 0,
-    max: 4,
+    max: 5,
 };
 
 pub async fn handle(
@@ -43,12 +43,21 @@ pub async fn handle(
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
     // The transaction must hold the group's offsets partition: checked with the
     // transaction coordinator (the KIP-890 verification), so offsets never land outside
-    // a transaction that will write a marker for them.
+    // a transaction that will write a marker for them. Under transactions v2 the
+    // coordinator adds it (the client sends no AddOffsetsToTxn).
+    let verify_only = !(v >= 5 && crate::txn::v2_finalized(broker));
     let verified = match broker.txns.offsets_partition(broker, &req.group_id).await {
         Ok(p) => {
             broker
                 .txns
-                .add_partitions(broker, &req.transactional_id, pid, epoch, vec![p], true)
+                .add_partitions(
+                    broker,
+                    &req.transactional_id,
+                    pid,
+                    epoch,
+                    vec![p],
+                    verify_only,
+                )
                 .await
         }
         Err(e) => Err(e),

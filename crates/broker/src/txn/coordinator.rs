@@ -49,7 +49,9 @@ pub(super) enum Command {
         producer_id: i64,
         epoch: i16,
         commit: bool,
-        tx: Reply<()>,
+        /// Transactions v2 (EndTxn v5 with `transaction.version` 2): bump the epoch.
+        v2: bool,
+        tx: Reply<(i64, i16)>,
     },
 }
 
@@ -405,7 +407,8 @@ impl TxnCoordinator {
         .await
     }
 
-    /// EndTxn: answered once every marker is written.
+    /// EndTxn: answered once every marker is written, with the id's producer id and
+    /// epoch after it (bumped under transactions v2, `v2`).
     pub async fn end_txn(
         &self,
         broker: &Arc<Broker>,
@@ -413,11 +416,13 @@ impl TxnCoordinator {
         producer_id: i64,
         epoch: i16,
         commit: bool,
-    ) -> Result<(), TxnError> {
+        v2: bool,
+    ) -> Result<(i64, i16), TxnError> {
         self.ask(broker, id, false, |tx| Command::End {
             producer_id,
             epoch,
             commit,
+            v2,
             tx,
         })
         .await

@@ -13,6 +13,15 @@
 //!   state get no task (or their task unloads itself).
 //! - [`records`]: Kafka's `TransactionLogKey`/`TransactionLogValue` schemas.
 //!
+//! # Transactions v2 (KIP-890 part 2)
+//! With `transaction.version` 2 finalized, EndTxn v5 bumps the producer epoch at every
+//! end: PrepareCommit/PrepareAbort is stored with the bumped epoch, the markers carry
+//! it (fencing any late batch of the ended transaction), and the answer hands it to
+//! the producer. At the last epoch the markers carry `i16::MAX` and the id moves to a
+//! new producer id at epoch 0. Produce v12+ and TxnOffsetCommit v5 add partitions and
+//! the group's offsets partition themselves (`handlers::produce_txn`), so a v2 client
+//! never sends AddPartitionsToTxn or AddOffsetsToTxn.
+//!
 //! # Invariants
 //! - A transition is in `__transaction_state` before anyone acts on it: PrepareCommit
 //!   or PrepareAbort is stored before the first marker is written, so a crash between
@@ -29,6 +38,15 @@ pub mod state;
 mod task;
 
 pub use coordinator::TxnCoordinator;
+
+/// Whether `transaction.version` 2 is finalized: then EndTxn v5, Produce v12+ and
+/// TxnOffsetCommit v5 follow KIP-890 part 2 (an epoch bump at every end, partitions
+/// and groups added to the transaction implicitly). Older request versions keep the
+/// v1 protocol either way.
+pub fn v2_finalized(broker: &crate::broker::Broker) -> bool {
+    use gregor_metadata::features::{TRANSACTION_VERSION, TRANSACTION_VERSION_2};
+    broker.metadata.image().feature_level(TRANSACTION_VERSION) >= TRANSACTION_VERSION_2
+}
 
 /// Why a transaction operation failed; mapped to a Kafka error code in `crate::error`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -83,6 +83,7 @@ pub fn decode_value(transactional_id: &str, b: &[u8]) -> Result<TxnMetadata, Rec
         producer_id,
         producer_epoch,
         last_producer_epoch: -1,
+        prev_producer_id: -1,
         timeout_ms,
         state,
         partitions,

@@ -79,6 +79,9 @@ pub struct TxnMetadata {
     /// The epoch before the last bump (memory only): lets a producer whose
     /// InitProducerId answer was lost retry with it (KIP-360).
     pub last_producer_epoch: i16,
+    /// The producer id before an epoch overflow moved the id to a new one (memory
+    /// only, -1 if none): a retried EndTxn v5 under the old id is recognised.
+    pub prev_producer_id: i64,
     pub timeout_ms: i32,
     pub state: TxnState,
     pub partitions: BTreeSet<(String, i32)>,
@@ -110,7 +113,12 @@ pub enum EndStep {
 }
 
 /// Kafka bumps to a new producer id before the epoch reaches `Short.MAX_VALUE`.
-const MAX_EPOCH: i16 = i16::MAX - 1;
+pub const MAX_EPOCH: i16 = i16::MAX - 1;
+
+/// The epoch the markers of a transactions-v2 transaction carry when its end bump
+/// exhausts the epoch; once they are written the id moves to a new producer id at
+/// epoch 0 (KIP-890), so no client ever sees this epoch.
+pub const OVERFLOW_EPOCH: i16 = i16::MAX;
 
 impl TxnMetadata {
     pub fn new(id: &str, producer_id: i64, timeout_ms: i32, now_ms: i64) -> Self {
@@ -119,6 +127,7 @@ impl TxnMetadata {
             producer_id,
             producer_epoch: 0,
             last_producer_epoch: -1,
+            prev_producer_id: -1,
             timeout_ms,
             state: TxnState::Empty,
             partitions: BTreeSet::new(),
@@ -288,6 +297,80 @@ impl TxnMetadata {
         }
     }
 
+    /// The next metadata for an end under transactions v2: the epoch is bumped (to
+    /// [`OVERFLOW_EPOCH`] from [`MAX_EPOCH`]), so the markers fence every batch of the
+    /// ending transaction and the producer's next one starts at the new epoch.
+    fn bumped_end(&self, state: TxnState, now_ms: i64) -> TxnMetadata {
+        let mut next = self.clone();
+        next.last_producer_epoch = self.producer_epoch;
+        next.producer_epoch = self.producer_epoch.saturating_add(1);
+        next.state = state;
+        next.last_update_ms = now_ms;
+        next
+    }
+
+    /// EndTxn v5 under `transaction.version` 2 (KIP-890 part 2): every end bumps the
+    /// epoch, and the answer carries the new producer id and epoch. Because the epoch
+    /// moves, a retry is recognised by the epoch before the bump (or, after an
+    /// overflow, by the previous producer id at [`MAX_EPOCH`]) rather than by an
+    /// unchanged epoch; a request at the current epoch after a completed transaction
+    /// is the next end, and an abort with nothing added is allowed (it only bumps).
+    pub fn prepare_end_v2(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        now_ms: i64,
+    ) -> Result<EndStep, TxnError> {
+        use TxnState as S;
+        let retry_on_bump = producer_id == self.producer_id
+            && i32::from(epoch) + 1 == i32::from(self.producer_epoch);
+        let retry_on_overflow = self.prev_producer_id >= 0
+            && producer_id == self.prev_producer_id
+            && epoch == MAX_EPOCH
+            && self.producer_epoch == 0;
+        if producer_id != self.producer_id && !retry_on_overflow {
+            return Err(TxnError::InvalidProducerIdMapping);
+        }
+        let retry = retry_on_bump || retry_on_overflow;
+        let current = producer_id == self.producer_id && epoch == self.producer_epoch;
+        let valid = match self.state {
+            S::Ongoing | S::Empty | S::Dead | S::PrepareEpochFence => current,
+            S::PrepareCommit | S::PrepareAbort => retry_on_bump,
+            S::CompleteCommit | S::CompleteAbort => retry || current,
+        };
+        if !valid {
+            return Err(TxnError::ProducerFenced);
+        }
+        let ending = if commit {
+            S::PrepareCommit
+        } else {
+            S::PrepareAbort
+        };
+        match (self.state, commit) {
+            (S::Ongoing, _) => Ok(EndStep::Prepare(self.bumped_end(ending, now_ms))),
+            (S::CompleteCommit, true) | (S::CompleteAbort, false) if retry => Ok(EndStep::Done),
+            (S::Empty | S::CompleteCommit | S::CompleteAbort, false) if !retry => {
+                let mut next = self.bumped_end(S::PrepareAbort, now_ms);
+                next.partitions.clear();
+                next.start_ms = now_ms;
+                Ok(EndStep::Prepare(next))
+            }
+            (S::PrepareCommit, true) | (S::PrepareAbort, false) => Ok(EndStep::Resume),
+            (S::PrepareEpochFence, _) => Err(TxnError::ConcurrentTransactions),
+            _ => Err(TxnError::InvalidTxnState),
+        }
+    }
+
+    /// After an overflowed end's markers: the id continues under `new_producer_id` at
+    /// epoch 0, remembering the old id for a retried EndTxn.
+    pub fn move_to_producer_id(&mut self, new_producer_id: i64) {
+        self.prev_producer_id = self.producer_id;
+        self.producer_id = new_producer_id;
+        self.producer_epoch = 0;
+        self.last_producer_epoch = -1;
+    }
+
     /// After the markers: CompleteCommit or CompleteAbort, with no partitions.
     pub fn complete(&self, now_ms: i64) -> TxnMetadata {
         let mut next = self.clone();
@@ -412,5 +495,83 @@ mod tests {
             TxnMetadata::new("t", 1, 1, 0).prepare_end(1, 0, true, 1),
             Err(TxnError::InvalidTxnState)
         );
+    }
+
+    #[test]
+    fn v2_ends_bump_the_epoch_and_retries_are_recognised() {
+        let m = TxnMetadata::new("t", 7, 60_000, 0);
+        let m = m
+            .prepare_add(7, 0, &parts(&[("a", 0)]), 1)
+            .unwrap()
+            .unwrap();
+        let EndStep::Prepare(p) = m.prepare_end_v2(7, 0, true, 2).unwrap() else {
+            panic!("expected prepare");
+        };
+        assert_eq!((p.state, p.producer_epoch), (TxnState::PrepareCommit, 1));
+        // A retry while the markers are pending resumes them.
+        assert_eq!(p.prepare_end_v2(7, 0, true, 3), Ok(EndStep::Resume));
+        assert_eq!(
+            p.prepare_end_v2(7, 1, true, 3),
+            Err(TxnError::ProducerFenced)
+        );
+        let c = p.complete(4);
+        // The retry (old epoch) is answered; the same request at the new epoch is the
+        // next end: a commit with nothing open is refused, an abort just bumps.
+        assert_eq!(c.prepare_end_v2(7, 0, true, 5), Ok(EndStep::Done));
+        assert_eq!(
+            c.prepare_end_v2(7, 0, false, 5),
+            Err(TxnError::InvalidTxnState)
+        );
+        assert_eq!(
+            c.prepare_end_v2(7, 1, true, 5),
+            Err(TxnError::InvalidTxnState)
+        );
+        let EndStep::Prepare(a) = c.prepare_end_v2(7, 1, false, 5).unwrap() else {
+            panic!("expected an empty abort");
+        };
+        assert_eq!((a.state, a.producer_epoch), (TxnState::PrepareAbort, 2));
+        assert!(a.partitions.is_empty());
+        // Older epochs are fenced; another producer id is not this id's.
+        assert_eq!(
+            a.complete(6).prepare_end_v2(7, 0, false, 7),
+            Err(TxnError::ProducerFenced)
+        );
+        assert_eq!(
+            c.prepare_end_v2(8, 1, true, 5),
+            Err(TxnError::InvalidProducerIdMapping)
+        );
+        // The next transaction runs at the bumped epoch.
+        let n = c
+            .prepare_add(7, 1, &parts(&[("b", 0)]), 8)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            n.prepare_add(7, 0, &parts(&[("b", 0)]), 8),
+            Err(TxnError::ProducerFenced)
+        );
+    }
+
+    #[test]
+    fn v2_epoch_overflow_moves_to_a_new_producer_id() {
+        let mut m = TxnMetadata::new("t", 7, 60_000, 0);
+        m.producer_epoch = MAX_EPOCH;
+        let m = m
+            .prepare_add(7, MAX_EPOCH, &parts(&[("a", 0)]), 1)
+            .unwrap()
+            .unwrap();
+        let EndStep::Prepare(p) = m.prepare_end_v2(7, MAX_EPOCH, false, 2).unwrap() else {
+            panic!("expected prepare");
+        };
+        assert_eq!(p.producer_epoch, OVERFLOW_EPOCH, "the markers' epoch");
+        let mut c = p.complete(3);
+        c.move_to_producer_id(9);
+        assert_eq!((c.producer_id, c.producer_epoch), (9, 0));
+        // The client's retry under the old id and epoch is answered with the new ones.
+        assert_eq!(c.prepare_end_v2(7, MAX_EPOCH, false, 4), Ok(EndStep::Done));
+        assert_eq!(
+            c.prepare_end_v2(7, MAX_EPOCH - 1, false, 4),
+            Err(TxnError::InvalidProducerIdMapping)
+        );
+        assert!(c.prepare_add(9, 0, &parts(&[("a", 0)]), 5).is_ok());
     }
 }

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::coordinator::{lock, Command, Registry, View};
 use super::records::{encode_key, encode_value};
-use super::state::{EndStep, InitStep, TxnMetadata, TxnState};
+use super::state::{EndStep, InitStep, TxnMetadata, TxnState, OVERFLOW_EPOCH};
 use super::TxnError;
 use crate::broker::Broker;
 use crate::error::ReplicaError;
@@ -121,9 +121,10 @@ impl Task {
                 producer_id,
                 epoch,
                 commit,
+                v2,
                 tx,
             } => {
-                let r = self.end(producer_id, epoch, commit).await;
+                let r = self.end(producer_id, epoch, commit, v2).await;
                 let _ = tx.send(r);
             }
         }
@@ -329,20 +330,36 @@ impl Task {
         }
     }
 
-    async fn end(&mut self, producer_id: i64, epoch: i16, commit: bool) -> Result<(), TxnError> {
+    async fn end(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        v2: bool,
+    ) -> Result<(i64, i16), TxnError> {
         let m = self
             .meta
             .clone()
             .ok_or(TxnError::InvalidProducerIdMapping)?;
-        match m.prepare_end(producer_id, epoch, commit, now_ms())? {
-            EndStep::Done => Ok(()),
+        let now = now_ms();
+        let step = if v2 {
+            m.prepare_end_v2(producer_id, epoch, commit, now)?
+        } else {
+            m.prepare_end(producer_id, epoch, commit, now)?
+        };
+        match step {
+            EndStep::Done => {}
             EndStep::Prepare(next) => {
                 self.store(next).await?;
                 crate::util::crash_point("txn-after-prepare");
-                self.finish().await
+                self.finish().await?;
             }
-            EndStep::Resume => self.finish().await,
+            EndStep::Resume => self.finish().await?,
         }
+        self.meta
+            .as_ref()
+            .map(|m| (m.producer_id, m.producer_epoch))
+            .ok_or(TxnError::InvalidProducerIdMapping)
     }
 
     /// Writes the markers of a prepared transaction, then stores its completion. On
@@ -362,7 +379,10 @@ impl Task {
             Err(e) => Err(e),
         };
         let stored = match written {
-            Ok(()) => self.store(m.complete(now_ms())).await,
+            Ok(()) => match self.completion(&m).await {
+                Ok(done) => self.store(done).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         match stored {
@@ -374,6 +394,24 @@ impl Task {
             Err(_) => self.retry_later(),
         }
         stored
+    }
+}
+
+impl Task {
+    /// The completed metadata; after a transactions-v2 end that exhausted the epoch,
+    /// under a new producer id at epoch 0 (the old id's epochs are used up).
+    async fn completion(&self, m: &TxnMetadata) -> Result<TxnMetadata, TxnError> {
+        let mut done = m.complete(now_ms());
+        if m.producer_epoch == OVERFLOW_EPOCH {
+            let pid = self
+                .broker()?
+                .next_producer_id()
+                .await
+                .map_err(|_| TxnError::CoordinatorNotAvailable)?;
+            tracing::info!(transactional_id = %self.id, old = m.producer_id, new = pid, "producer epoch exhausted: moving to a new producer id");
+            done.move_to_producer_id(pid);
+        }
+        Ok(done)
     }
 }
 

@@ -1,0 +1,79 @@
+//! Produce v12+ under transactions v2 (KIP-890 part 2): a transactional batch adds its
+//! partition to the producer's transaction, as Kafka's broker does through its
+//! AddPartitionsToTxn manager, so a v2 client never sends AddPartitionsToTxn. Not an
+//! API of its own: Produce calls it before it appends, and the produce path's
+//! verification then finds the partitions in the transaction (or answers with the
+//! coordinator's refusal: a fenced epoch, a transaction being ended).
+
+use std::sync::Arc;
+
+use gregor_protocol::batch::BatchHeader;
+use gregor_protocol::kp::messages::ProduceRequest;
+
+use crate::broker::Broker;
+
+/// The first Produce version whose transactional batches join their transaction
+/// implicitly.
+const FIRST_V2_VERSION: i16 = 12;
+
+/// Adds the partitions of `req`'s transactional batches that are not yet in their
+/// transaction. Only for Produce v12+ with a transactional id and `transaction.version`
+/// 2 finalized; older clients keep AddPartitionsToTxn and the strict verification.
+pub async fn add_implicitly(broker: &Arc<Broker>, version: i16, req: &ProduceRequest) {
+    if version < FIRST_V2_VERSION {
+        return;
+    }
+    let Some(id) = req.transactional_id.as_ref().filter(|t| !t.is_empty()) else {
+        return;
+    };
+    if !crate::txn::v2_finalized(broker) {
+        return;
+    }
+    let image = broker.metadata.image();
+    let mut producer = None;
+    let mut wanted = Vec::new();
+    for topic in &req.topic_data {
+        // v13 names topics by id.
+        let name = if topic.name.0.is_empty() {
+            match image.topic_by_id(&topic.topic_id) {
+                Some(t) => t.name.clone(),
+                None => continue,
+            }
+        } else {
+            topic.name.0.to_string()
+        };
+        for pd in &topic.partition_data {
+            let Some(h) = pd.records.as_ref().and_then(|r| BatchHeader::parse(r).ok()) else {
+                continue;
+            };
+            if !h.is_transactional() || h.is_control() {
+                continue;
+            }
+            if broker.replicas.partition(&name, pd.index).is_none() {
+                continue;
+            }
+            let (pid, epoch) = *producer.get_or_insert((h.producer_id, h.producer_epoch));
+            if (h.producer_id, h.producer_epoch) != (pid, epoch) {
+                continue; // one producer per request; the verification refuses the rest
+            }
+            if broker
+                .txns
+                .verify_produce(id, pid, epoch, &name, pd.index)
+                .is_err()
+            {
+                wanted.push((name.clone(), pd.index));
+            }
+        }
+    }
+    let Some((pid, epoch)) = producer else { return };
+    if wanted.is_empty() {
+        return;
+    }
+    if let Err(e) = broker
+        .txns
+        .add_partitions(broker, id, pid, epoch, wanted, false)
+        .await
+    {
+        tracing::debug!(transactional_id = %id.as_str(), error = %e, "implicit add to a transaction refused");
+    }
+}
