@@ -294,12 +294,11 @@ fn minimal(key: ApiKey, v: i16, nth: i32, topic_id: Uuid) -> RequestKind {
         ApiKey::DescribeCluster => {
             RequestKind::DescribeCluster(DescribeClusterRequest::default().with_endpoint_type(1))
         }
-        ApiKey::Metadata => RequestKind::Metadata(
-            MetadataRequest::default()
-                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        ApiKey::Metadata => RequestKind::Metadata(MetadataRequest::default().with_topics(Some(
+            vec![metadata_request::MetadataRequestTopic::default(
                 )
-                .with_name(Some(TopicName(s("t"))))])),
-        ),
+                .with_name(Some(TopicName(s("t"))))],
+        ))),
         ApiKey::ListOffsets => RequestKind::ListOffsets(
             ListOffsetsRequest::default()
                 .with_replica_id(BrokerId(-1))
