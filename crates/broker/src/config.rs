@@ -43,6 +43,8 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     // default `ulimit -n` of 20,000 with room for segment files; 1,000 per address is
     // far above what a host's clients open, and `.overrides` raises it for a proxy.
     ("max.connections", "10000"),
+    ("max.request.partition.size.limit", "2000"),
+    ("telemetry.max.bytes", "1048576"),
     ("max.connections.per.ip", "1000"),
     ("max.connections.per.ip.overrides", ""),
     ("log.segment.bytes", "1073741824"),

@@ -37,9 +37,9 @@ fn s(v: &str) -> StrBytes {
 }
 
 /// Kafka 4.2's highest version of each API this broker serves (its ApiVersions answer),
-/// except the transaction APIs and ApiVersions, whose maxima move with KIP-890 part 2
-/// and feature levels. DescribeLogDirs v5 (IsCordoned) is Kafka 4.3's, which newer
-/// clients (kafka-python 3) key on to recognise a current broker.
+/// except InitProducerId, whose v6 is KIP-939 two-phase commit, not offered.
+/// DescribeLogDirs v5 (IsCordoned) is Kafka 4.3's, which newer clients (kafka-python 3)
+/// key on to recognise a current broker.
 const KAFKA_MAX: &[(ApiKey, i16)] = &[
     (ApiKey::Produce, 13),
     (ApiKey::Fetch, 18),
@@ -70,6 +70,16 @@ const KAFKA_MAX: &[(ApiKey, i16)] = &[
     (ApiKey::ListTransactions, 2),
     (ApiKey::ConsumerGroupHeartbeat, 1),
     (ApiKey::ConsumerGroupDescribe, 1),
+    (ApiKey::ApiVersions, 4),
+    (ApiKey::AddPartitionsToTxn, 5),
+    (ApiKey::AddOffsetsToTxn, 4),
+    (ApiKey::EndTxn, 5),
+    (ApiKey::TxnOffsetCommit, 5),
+    (ApiKey::UpdateFeatures, 2),
+    (ApiKey::DescribeTopicPartitions, 0),
+    (ApiKey::ListConfigResources, 1),
+    (ApiKey::GetTelemetrySubscriptions, 0),
+    (ApiKey::PushTelemetry, 0),
 ];
 
 /// What the broker advertises: (key, min, max) in its order.
@@ -332,6 +342,8 @@ fn expected_errors(key: ApiKey, v: i16) -> &'static [i16] {
         }
         ApiKey::AddPartitionsToTxn if v < 4 => &[INVALID_REQUEST],
         ApiKey::DescribeGroups if v >= 6 => &[GROUP_ID_NOT_FOUND],
+        // The default push names the zero client instance id (KIP-714: INVALID_REQUEST).
+        ApiKey::PushTelemetry => &[INVALID_REQUEST],
         _ => &[],
     }
 }
