@@ -4,7 +4,20 @@ use std::collections::{BTreeMap, HashMap};
 
 use uuid::Uuid;
 
-use crate::records::{ConfigResource, MetadataRecord};
+use crate::records::{BrokerEndpoint, ConfigResource, MetadataRecord};
+
+/// A registered broker, as the controller knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerImage {
+    pub id: i32,
+    pub incarnation_id: Uuid,
+    /// The metadata offset of its registration.
+    pub epoch: i64,
+    pub endpoints: Vec<BrokerEndpoint>,
+    pub rack: Option<String>,
+    pub fenced: bool,
+    pub in_controlled_shutdown: bool,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionImage {
@@ -40,6 +53,8 @@ pub struct MetadataImage {
     /// Finalized feature levels (KIP-584), by feature name; a feature at level 0 is
     /// absent, as in Kafka.
     pub features: BTreeMap<String, i16>,
+    /// Registered brokers by id.
+    pub brokers: BTreeMap<i32, BrokerImage>,
 }
 
 impl MetadataImage {
@@ -68,6 +83,24 @@ impl MetadataImage {
 
     pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicImage> {
         self.topic_names.get(id).and_then(|n| self.topics.get(n))
+    }
+
+    /// Brokers that replicas may be placed on and leaders elected from: registered,
+    /// unfenced and not shutting down, in id order.
+    pub fn live_brokers(&self) -> Vec<&BrokerImage> {
+        self.brokers
+            .values()
+            .filter(|b| !b.fenced && !b.in_controlled_shutdown)
+            .collect()
+    }
+
+    /// Applies the records of the metadata log entry at `offset`: the image then
+    /// reflects everything up to and including that entry.
+    pub fn apply_entry(&mut self, offset: i64, records: &[MetadataRecord]) {
+        self.offset = offset;
+        for r in records {
+            self.apply(r);
+        }
     }
 
     /// Applies one record. Records that refer to unknown topics are ignored, as a
@@ -159,6 +192,82 @@ impl MetadataImage {
                 } else {
                     self.features.insert(name.clone(), *feature_level);
                 }
+            }
+            MetadataRecord::RegisterBrokerRecord {
+                broker_id,
+                incarnation_id,
+                endpoints,
+                rack,
+                broker_epoch,
+            } => {
+                self.brokers.insert(
+                    *broker_id,
+                    BrokerImage {
+                        id: *broker_id,
+                        incarnation_id: *incarnation_id,
+                        epoch: broker_epoch.unwrap_or(self.offset),
+                        endpoints: endpoints.clone(),
+                        rack: rack.clone(),
+                        fenced: true,
+                        in_controlled_shutdown: false,
+                    },
+                );
+            }
+            MetadataRecord::UnregisterBrokerRecord {
+                broker_id,
+                broker_epoch,
+            } => {
+                if self.brokers.get(broker_id).is_some_and(|b| b.epoch == *broker_epoch) {
+                    self.brokers.remove(broker_id);
+                }
+            }
+            MetadataRecord::BrokerRegistrationChangeRecord {
+                broker_id,
+                broker_epoch,
+                fenced,
+                in_controlled_shutdown,
+            } => {
+                if let Some(b) = self
+                    .brokers
+                    .get_mut(broker_id)
+                    .filter(|b| b.epoch == *broker_epoch)
+                {
+                    if let Some(f) = fenced {
+                        b.fenced = *f;
+                    }
+                    if let Some(s) = in_controlled_shutdown {
+                        b.in_controlled_shutdown = *s;
+                    }
+                }
+            }
+            MetadataRecord::PartitionChangeRecord {
+                topic_id,
+                partition,
+                leader,
+                isr,
+                replicas,
+            } => {
+                let Some(p) = self
+                    .topic_names
+                    .get(topic_id)
+                    .and_then(|n| self.topics.get_mut(n))
+                    .and_then(|t| t.partitions.get_mut(partition))
+                else {
+                    return;
+                };
+                if let Some(l) = leader {
+                    if *l != p.leader {
+                        p.leader = *l;
+                        p.leader_epoch += 1;
+                    }
+                }
+                if let Some(isr) = isr {
+                    p.isr = isr.clone();
+                }
+                if let Some(r) = replicas {
+                    p.replicas = r.clone();
+                }
+                p.partition_epoch += 1;
             }
             MetadataRecord::RemoveTopicRecord { topic_id } => {
                 if let Some(name) = self.topic_names.remove(topic_id) {

@@ -36,8 +36,8 @@ pub mod store;
 pub mod topic_config;
 
 pub use controller::ControllerError;
-pub use image::{MetadataImage, PartitionImage, TopicImage};
-pub use records::MetadataRecord;
+pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
+pub use records::{BrokerEndpoint, MetadataRecord};
 pub use store::{MetadataLogConfig, MetadataStore};
 
 /// Errors of the metadata store itself (I/O, corrupt records).

@@ -44,6 +44,50 @@ pub enum MetadataRecord {
     /// A feature's finalized level (KIP-584, Kafka's FeatureLevelRecord); level 0
     /// removes the feature from the finalized set.
     FeatureLevelRecord { name: String, feature_level: i16 },
+    /// A broker registered (KRaft's RegisterBrokerRecord). Its broker epoch is the
+    /// metadata offset of the entry that holds this record (set when applied), so a
+    /// new registration always has a larger epoch. A broker starts fenced.
+    RegisterBrokerRecord {
+        broker_id: i32,
+        incarnation_id: Uuid,
+        endpoints: Vec<BrokerEndpoint>,
+        rack: Option<String>,
+        /// Set only in snapshots, which restore an older registration's epoch; a live
+        /// registration takes its entry's offset.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        broker_epoch: Option<i64>,
+    },
+    /// A broker left the cluster (UnregisterBroker, or replaced by a new registration).
+    UnregisterBrokerRecord { broker_id: i32, broker_epoch: i64 },
+    /// Fencing changes of a registered broker (KRaft's BrokerRegistrationChangeRecord):
+    /// `fenced` true on session expiry, false once it caught up with the metadata log;
+    /// `in_controlled_shutdown` while it moves its leaderships away. Applied only when
+    /// `broker_epoch` is the broker's current one.
+    BrokerRegistrationChangeRecord {
+        broker_id: i32,
+        broker_epoch: i64,
+        fenced: Option<bool>,
+        in_controlled_shutdown: Option<bool>,
+    },
+    /// A change of one partition's leadership or replica sets (KRaft's
+    /// PartitionChangeRecord). `None` leaves a field as it is. A new leader bumps the
+    /// leader epoch; every change bumps the partition epoch.
+    PartitionChangeRecord {
+        topic_id: Uuid,
+        partition: i32,
+        leader: Option<i32>,
+        isr: Option<Vec<i32>>,
+        replicas: Option<Vec<i32>>,
+    },
+}
+
+/// One listener of a registered broker, as in BrokerRegistration's Listeners.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub security_protocol: i16,
 }
 
 impl MetadataRecord {

@@ -40,6 +40,23 @@ pub fn image_records(image: &MetadataImage) -> Vec<MetadataRecord> {
             next_producer_id: image.next_producer_id,
         });
     }
+    // Brokers before partitions, each with the epoch of its registration and its
+    // fencing state.
+    for b in image.brokers.values() {
+        out.push(MetadataRecord::RegisterBrokerRecord {
+            broker_id: b.id,
+            incarnation_id: b.incarnation_id,
+            endpoints: b.endpoints.clone(),
+            rack: b.rack.clone(),
+            broker_epoch: Some(b.epoch),
+        });
+        out.push(MetadataRecord::BrokerRegistrationChangeRecord {
+            broker_id: b.id,
+            broker_epoch: b.epoch,
+            fenced: Some(b.fenced),
+            in_controlled_shutdown: Some(b.in_controlled_shutdown),
+        });
+    }
     for t in image.topics.values() {
         out.push(MetadataRecord::TopicRecord {
             name: t.name.clone(),
