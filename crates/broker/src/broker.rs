@@ -7,9 +7,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use gregor_metadata::{
-    ControllerError, MetadataError, MetadataImage, MetadataRecord, MetadataStore,
-};
+use gregor_metadata::active::ControllerFailure;
+use gregor_metadata::{ControllerError, ControllerRequest, MetadataError, MetadataImage};
 
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessionCache;
@@ -36,12 +35,15 @@ pub enum StartError {
     Log(#[from] gregor_storage::LogError),
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 pub struct Broker {
     pub config: BrokerConfig,
     pub cluster_id: String,
-    pub metadata: MetadataStore,
+    /// The metadata this node follows and the controller it asks (see `cluster`).
+    pub metadata: Arc<crate::cluster::ClusterLink>,
     pub replicas: ReplicaManager,
     pub fetch_sessions: FetchSessionCache,
     pub groups: GroupCoordinator,
@@ -55,9 +57,29 @@ pub struct Broker {
     pub response_queue_bytes_max: AtomicUsize,
     /// The block of producer ids being handed out: `(next, end)`.
     producer_ids: Mutex<(i64, i64)>,
-    /// Serialises metadata commits with applying them, so images apply in order.
-    apply_lock: Mutex<()>,
+    /// Stops the metadata publisher and the heartbeats.
+    stop: tokio::sync::watch::Sender<bool>,
+    joining: tokio::sync::Mutex<()>,
     _dir_lock: File,
+}
+
+/// A running controller-only node.
+pub struct ControllerNode {
+    pub link: Arc<crate::cluster::ClusterLink>,
+    pub cluster_id: String,
+    pub config: BrokerConfig,
+    _dir_lock: File,
+}
+
+impl ControllerNode {
+    /// Stops the quorum member and leaves the clean-shutdown marker.
+    pub async fn shutdown(self) -> Result<(), StartError> {
+        self.link.shutdown().await;
+        let dir = &self.config.data_dir;
+        File::create(dir.join(CLEAN_SHUTDOWN_FILE))
+            .and_then(|f| f.sync_all())
+            .map_err(io_err(dir))
+    }
 }
 
 fn io_err(dir: &Path) -> impl Fn(std::io::Error) -> StartError + '_ {
@@ -89,7 +111,14 @@ fn new_cluster_id() -> String {
 }
 
 /// Reads `meta.properties`, or writes it for a new data directory. Returns the cluster id.
-fn load_meta_properties(dir: &Path, node_id: i32) -> Result<String, StartError> {
+/// A configured `cluster.id` must match the directory's (INCONSISTENT_CLUSTER_ID
+/// otherwise); a new directory takes it, or makes a new id when it may (a single node).
+fn load_meta_properties(
+    dir: &Path,
+    node_id: i32,
+    configured: Option<&str>,
+    may_create: bool,
+) -> Result<String, StartError> {
     let path = dir.join(META_PROPERTIES);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -102,12 +131,28 @@ fn load_meta_properties(dir: &Path, node_id: i32) -> Result<String, StartError> 
                     stored.unwrap_or_default()
                 )));
             }
-            props.get("cluster.id").cloned().ok_or_else(|| {
+            let stored = props.get("cluster.id").cloned().ok_or_else(|| {
                 StartError::MetaProperties(format!("{} has no cluster.id", path.display()))
-            })
+            })?;
+            if let Some(c) = configured.filter(|c| *c != stored) {
+                return Err(StartError::MetaProperties(format!(
+                    "INCONSISTENT_CLUSTER_ID: {} belongs to cluster {stored}, but cluster.id is {c}",
+                    path.display()
+                )));
+            }
+            Ok(stored)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cluster_id = new_cluster_id();
+            let cluster_id = match configured {
+                Some(c) => c.to_string(),
+                None if may_create => new_cluster_id(),
+                None => {
+                    return Err(StartError::MetaProperties(format!(
+                        "{} is a new data directory of a multi-node cluster: set cluster.id (the same on every node; `gregor cluster up` does) to format it",
+                        dir.display()
+                    )))
+                }
+            };
             let text = format!(
                 "#\n#Written by gregor\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n"
             );
@@ -124,12 +169,40 @@ fn load_meta_properties(dir: &Path, node_id: i32) -> Result<String, StartError> 
 }
 
 impl Broker {
-    /// Opens the data directory and everything in it. Blocking (recovery reads logs).
-    pub fn open(config: BrokerConfig) -> Result<Arc<Self>, StartError> {
+    /// Opens the data directory and everything in it, and starts this node's part of the
+    /// metadata quorum. Recovery runs on the blocking pool.
+    pub async fn open(config: BrokerConfig) -> Result<Arc<Self>, StartError> {
+        let (config, lock, cluster_id, clean) =
+            tokio::task::spawn_blocking(move || Self::open_dir(config))
+                .await
+                .map_err(|e| StartError::Cluster(e.to_string()))??;
+        let metadata =
+            crate::cluster::ClusterLink::open(&config, cluster_id.clone(), clean).await?;
+        tokio::task::spawn_blocking(move || Self::open_logs(config, lock, cluster_id, clean, metadata))
+            .await
+            .map_err(|e| StartError::Cluster(e.to_string()))?
+    }
+
+    /// A controller-only node (`process.roles=controller`): the data directory (locked,
+    /// its identity checked) and this node's voter of the metadata quorum; no partitions,
+    /// no client listener.
+    pub async fn open_controller(config: BrokerConfig) -> Result<ControllerNode, StartError> {
+        let (config, lock, cluster_id, clean) =
+            tokio::task::spawn_blocking(move || Self::open_dir(config))
+                .await
+                .map_err(|e| StartError::Cluster(e.to_string()))??;
+        let link = crate::cluster::ClusterLink::open(&config, cluster_id.clone(), clean).await?;
+        Ok(ControllerNode {
+            link,
+            cluster_id,
+            config,
+            _dir_lock: lock,
+        })
+    }
+
+    /// Locks the data directory and reads its identity.
+    fn open_dir(config: BrokerConfig) -> Result<(BrokerConfig, File, String, bool), StartError> {
         crate::handlers::describe_topic_partitions::partition_limit(&config)?;
-        let telemetry = crate::telemetry::ClientTelemetry::new(
-            crate::telemetry::TelemetryConfig::from_broker(&config)?,
-        );
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let lock = File::options()
@@ -141,7 +214,12 @@ impl Broker {
         if lock.try_lock().is_err() {
             return Err(StartError::Locked(dir.display().to_string()));
         }
-        let cluster_id = load_meta_properties(&dir, config.node_id)?;
+        let cluster_id = load_meta_properties(
+            &dir,
+            config.node_id,
+            config.cluster.cluster_id.as_deref(),
+            config.cluster.voters.is_empty(),
+        )?;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
         if clean {
@@ -161,14 +239,30 @@ impl Broker {
                 std::fs::remove_dir_all(&path).map_err(io_err(&dir))?;
             }
         }
-        let metadata = MetadataStore::open_with(&dir, clean, config.metadata_log)?;
+        Ok((config, lock, cluster_id, clean))
+    }
+
+    /// Opens the partitions of the current metadata image and the coordinators' state.
+    fn open_logs(
+        config: BrokerConfig,
+        lock: File,
+        cluster_id: String,
+        clean: bool,
+        metadata: Arc<crate::cluster::ClusterLink>,
+    ) -> Result<Arc<Self>, StartError> {
+        let dir = config.data_dir.clone();
+        let telemetry = crate::telemetry::ClientTelemetry::new(
+            crate::telemetry::TelemetryConfig::from_broker(&config)?,
+        );
         tracing::info!(
             max_open_files = config.max_open_files,
             "segment file budget (log.max.open.files)"
         );
         let replicas =
             ReplicaManager::new(config.node_id, dir.clone(), clean, config.max_open_files);
-        replicas.apply_image(&metadata.image(), &config)?;
+        let image = metadata.image();
+        replicas.apply_image(&image, &config)?;
+        metadata.set_applied(image.offset);
         let fetch_sessions = FetchSessionCache::new(config.fetch_session_slots);
         let groups = GroupCoordinator::new(config.group.clone());
         groups.load(&replicas);
@@ -188,9 +282,77 @@ impl Broker {
             response_queue_bytes: AtomicUsize::new(0),
             response_queue_bytes_max: AtomicUsize::new(0),
             producer_ids: Mutex::new((0, 0)),
-            apply_lock: Mutex::new(()),
+            stop: tokio::sync::watch::Sender::new(false),
+            joining: tokio::sync::Mutex::new(()),
             _dir_lock: lock,
         }))
+    }
+
+    /// Applies every new metadata image to the partitions, in order, until stopped.
+    /// Started once the broker is open; holds the broker weakly.
+    pub fn start_publisher(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let mut images = self.metadata.subscribe();
+        let mut stop = self.stop.subscribe();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    r = images.changed() => if r.is_err() { return },
+                    _ = stop.changed() => return,
+                }
+                let image = images.borrow_and_update().clone();
+                let Some(broker) = weak.upgrade() else { return };
+                let b = broker.clone();
+                let img = image.clone();
+                let applied = tokio::task::spawn_blocking(move || {
+                    b.replicas.apply_image(&img, &b.config)
+                })
+                .await;
+                match applied {
+                    Ok(Ok(())) => broker.metadata.set_applied(image.offset),
+                    Ok(Err(e)) => {
+                        tracing::error!(offset = image.offset, error = %e, "cannot apply metadata to the partitions");
+                        // The partitions that opened are served; the offset counts as
+                        // applied so writers do not wait for a log that cannot open.
+                        broker.metadata.set_applied(image.offset);
+                    }
+                    Err(e) => tracing::error!(error = %e, "metadata publisher task failed"),
+                }
+            }
+        });
+    }
+
+    /// Registers with the controller on the bound client port and waits to be unfenced.
+    /// Once: `server::run` calls it, and so may a caller that wants to know when the
+    /// broker is in the cluster before it serves.
+    pub async fn join_cluster(self: &Arc<Self>) -> Result<(), StartError> {
+        let _once = self.joining.lock().await;
+        if self.metadata.broker_epoch() >= 0 {
+            return Ok(());
+        }
+        self.start_publisher();
+        let endpoint = gregor_metadata::BrokerEndpoint {
+            name: "PLAINTEXT".into(),
+            host: self.config.advertised_host.clone(),
+            port: self.advertised_port(),
+            security_protocol: 0,
+        };
+        self.metadata
+            .join(
+                endpoint,
+                self.config.cluster.rack.clone(),
+                std::time::Duration::from_millis(self.config.cluster.heartbeat_interval_ms),
+                std::time::Duration::from_secs(120),
+                self.stop.subscribe(),
+            )
+            .await
+            .map_err(|e| StartError::Cluster(e.to_string()))
+    }
+
+    /// Stops the publisher and heartbeats and the quorum (clean shutdown).
+    pub async fn leave_cluster(&self) {
+        self.stop.send_replace(true);
+        self.metadata.shutdown().await;
     }
 
     pub fn advertised_port(&self) -> u16 {
@@ -204,55 +366,50 @@ impl Broker {
         }
     }
 
-    /// Brokers that replicas may be placed on (this one, until the quorum registers more).
-    pub fn live_brokers(&self) -> Vec<i32> {
-        vec![self.config.node_id]
+    /// Whether the metadata has this partition (wherever it is hosted).
+    pub fn partition_exists(&self, topic: &str, partition: i32) -> bool {
+        self.metadata
+            .image()
+            .topic(topic)
+            .is_some_and(|t| t.partitions.contains_key(&partition))
     }
 
-    /// Decides, commits and applies a metadata change on the blocking pool (it fsyncs).
-    pub async fn commit_metadata<F>(
+    /// Brokers that replicas may be placed on: registered and unfenced.
+    pub fn live_brokers(&self) -> Vec<i32> {
+        self.metadata
+            .image()
+            .live_brokers()
+            .iter()
+            .map(|b| b.id)
+            .collect()
+    }
+
+    /// Commits a metadata change through the active controller and waits until this
+    /// broker has applied it.
+    pub async fn commit_metadata(
         self: &Arc<Self>,
-        decide: F,
-    ) -> Result<Arc<MetadataImage>, MetadataError>
-    where
-        F: FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, ControllerError> + Send + 'static,
-    {
-        let broker = self.clone();
-        let joined = tokio::task::spawn_blocking(move || {
-            let _order = broker
-                .apply_lock
-                .lock()
-                .map_err(|_| MetadataError::Corrupt("apply lock poisoned".into()))?;
-            let image = broker.metadata.commit_with(decide)?;
-            broker.replicas.apply_image(&image, &broker.config)?;
-            Ok(image)
-        })
-        .await;
-        match joined {
-            Ok(r) => r,
-            Err(e) => Err(MetadataError::Io(std::io::Error::other(e.to_string()))),
-        }
+        req: ControllerRequest,
+    ) -> Result<Arc<MetadataImage>, ControllerFailure> {
+        self.metadata.commit(req).await
     }
 
     /// A controller decision that is either only validated (`validate_only`, against the
     /// current image) or committed and applied. Errors come back as wire code + message.
-    pub async fn decide<F>(
+    pub async fn decide(
         self: &Arc<Self>,
         validate_only: bool,
-        decide: F,
-    ) -> Result<(), (gregor_protocol::kp::ResponseError, String)>
-    where
-        F: FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, ControllerError> + Send + 'static,
-    {
+        req: ControllerRequest,
+    ) -> Result<(), (gregor_protocol::kp::ResponseError, String)> {
         if validate_only {
-            return decide(&self.metadata.image())
+            return req
+                .decide(&self.metadata.image())
                 .map(|_| ())
                 .map_err(|e| (crate::error::controller_error_code(&e), e.to_string()));
         }
-        self.commit_metadata(decide)
+        self.commit_metadata(req)
             .await
             .map(|_| ())
-            .map_err(|e| crate::error::metadata_failure(&e))
+            .map_err(|e| crate::error::controller_failure(&e))
     }
 
     /// Creates an internal topic (`__consumer_offsets`, `__transaction_state`) on first
@@ -261,30 +418,33 @@ impl Broker {
         self: &Arc<Self>,
         name: &str,
         partitions: i32,
-    ) -> Result<(), MetadataError> {
-        if self.replicas.topic(name).is_some() {
+        replication_factor: i16,
+    ) -> Result<(), ControllerFailure> {
+        if self.metadata.image().topic(name).is_some()
+            && self.metadata.applied() >= self.metadata.image().offset
+        {
             return Ok(());
         }
         let t = gregor_metadata::controller::NewTopic {
             name: name.to_string(),
             num_partitions: partitions,
-            replication_factor: 1,
+            replication_factor,
             configs: [
                 ("cleanup.policy".to_string(), "compact".to_string()),
                 ("segment.bytes".to_string(), "104857600".to_string()),
             ]
             .into(),
         };
-        let live = self.live_brokers();
         match self
-            .commit_metadata(move |image| {
-                gregor_metadata::controller::create_topic(image, &t, &live)
+            .commit_metadata(ControllerRequest::CreateTopic {
+                topic: t,
+                if_absent: true,
+                cap_replication: true,
             })
             .await
         {
-            Ok(_) | Err(MetadataError::Controller(ControllerError::TopicAlreadyExists(_))) => {
-                Ok(())
-            }
+            Ok(_)
+            | Err(ControllerFailure::Refused(ControllerError::TopicAlreadyExists(_))) => Ok(()),
             Err(e) => {
                 tracing::error!(topic = name, error = %e, "cannot create internal topic");
                 Err(e)
@@ -295,7 +455,7 @@ impl Broker {
     /// A new producer id, unique for the life of the cluster: taken from the current
     /// block, or from a new block reserved in the metadata log (no lock is held while
     /// that commits; a racing caller may reserve a block too, and ids are only skipped).
-    pub async fn next_producer_id(self: &Arc<Self>) -> Result<i64, MetadataError> {
+    pub async fn next_producer_id(self: &Arc<Self>) -> Result<i64, ControllerFailure> {
         let take = |ids: &Mutex<(i64, i64)>| -> Option<i64> {
             let mut g = match ids.lock() {
                 Ok(g) => g,
@@ -309,10 +469,7 @@ impl Broker {
         if let Some(id) = take(&self.producer_ids) {
             return Ok(id);
         }
-        let image = self
-            .commit_metadata(gregor_metadata::controller::allocate_producer_ids)
-            .await?;
-        let end = image.next_producer_id;
+        let end = self.metadata.allocate_producer_ids().await?;
         let start = end - gregor_metadata::controller::PRODUCER_ID_BLOCK;
         let mut g = match self.producer_ids.lock() {
             Ok(g) => g,
@@ -337,22 +494,16 @@ impl Broker {
         )>,
         validate_only: bool,
     ) -> Result<(), (gregor_protocol::kp::ResponseError, String)> {
-        if !name.is_empty() && name != self.config.node_id.to_string() {
-            return Err((
-                gregor_protocol::kp::ResponseError::InvalidRequest,
-                format!("Unknown broker {name}"),
-            ));
-        }
-        self.decide(validate_only, move |img| {
-            gregor_metadata::controller::alter_broker_configs(img, &name, &ops)
-        })
+        self.decide(
+            validate_only,
+            ControllerRequest::AlterBrokerConfigs { name, ops },
+        )
         .await
     }
 
     /// Flushes every log and the metadata log, then leaves the clean-shutdown marker.
     pub fn shutdown(&self) -> Result<(), StartError> {
         self.replicas.shutdown()?;
-        self.metadata.close()?;
         let dir = &self.config.data_dir;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         File::create(&marker)

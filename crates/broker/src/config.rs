@@ -30,6 +30,21 @@ pub enum ConfigError {
 /// Known broker configs and their defaults (Kafka's values).
 pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("node.id", "1"),
+    ("process.roles", "broker,controller"),
+    // Empty: this node is the only voter and opens no controller port (a single node).
+    ("controller.quorum.voters", ""),
+    ("controller.quorum.bootstrap.servers", ""),
+    ("controller.listener.names", "CONTROLLER"),
+    ("controller.quorum.election.timeout.ms", "1000"),
+    ("controller.quorum.fetch.timeout.ms", "2000"),
+    ("broker.heartbeat.interval.ms", "2000"),
+    ("broker.session.timeout.ms", "9000"),
+    ("broker.rack", ""),
+    // Gregor's: the cluster id a new data directory is formatted with (what
+    // `kafka-storage format -t` takes); empty makes a new one on a single node.
+    ("cluster.id", ""),
+    ("offsets.topic.replication.factor", "3"),
+    ("transaction.state.log.replication.factor", "3"),
     ("listeners", "PLAINTEXT://127.0.0.1:9092"),
     ("advertised.listeners", ""),
     ("log.dirs", "./gregor-data"),
@@ -145,6 +160,8 @@ pub struct BrokerConfig {
     /// `log.max.open.files`: the budget of open segment files shared by all logs (see
     /// `gregor_storage::FileCache`), resolved from RLIMIT_NOFILE when configured as 0.
     pub max_open_files: usize,
+    /// `process.roles`, the quorum and this node's place in it.
+    pub cluster: ClusterConfig,
     /// The group coordinator's `group.*` and `offsets.*` settings.
     pub group: crate::group::GroupConfig,
     /// The transaction coordinator's `transaction.*` settings.
@@ -168,12 +185,180 @@ pub fn derived_open_file_budget() -> usize {
     limit.saturating_sub(descriptor_reserve(limit)).max(64)
 }
 
+/// `process.roles`, `controller.quorum.voters` and the controller listener.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub broker: bool,
+    pub controller: bool,
+    /// Voter id -> "host:port" (`controller.quorum.voters`, or the ids and addresses of
+    /// `controller.quorum.bootstrap.servers` written `id@host:port`). Empty: a single
+    /// node that is its own only voter.
+    pub voters: BTreeMap<i32, String>,
+    /// Where this node's controller listener binds (a voter with peers only).
+    pub controller_listener: Option<SocketAddr>,
+    pub rack: Option<String>,
+    pub cluster_id: Option<String>,
+    pub election_timeout_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    pub session_timeout_ms: u64,
+    /// Replication factors of the internal topics (capped by the live brokers).
+    pub offsets_replication_factor: i16,
+    pub txn_replication_factor: i16,
+}
+
+/// One `listeners` entry: NAME://host:port.
+fn parse_listeners(value: &str) -> Vec<(String, String, u16)> {
+    value
+        .split(',')
+        .filter_map(|entry| {
+            let entry = entry.trim();
+            let (name, addr) = entry.split_once("://").unwrap_or(("PLAINTEXT", entry));
+            let (host, port) = addr.rsplit_once(':')?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            Some((name.to_string(), host.to_string(), port.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `1@host:port,2@host:port`: voter ids and addresses.
+fn parse_voters(name: &str, value: &str) -> Result<BTreeMap<i32, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (id, addr) = entry
+            .split_once('@')
+            .ok_or_else(|| invalid(name, value, "expected id@host:port entries"))?;
+        let id: i32 = id
+            .trim()
+            .parse()
+            .map_err(|_| invalid(name, value, &format!("{id:?} is not a node id")))?;
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(name, value, &format!("{addr:?} has no port")))?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(invalid(name, value, &format!("{addr:?} is not host:port")));
+        }
+        if out.insert(id, addr.trim().to_string()).is_some() {
+            return Err(invalid(name, value, &format!("voter {id} is listed twice")));
+        }
+    }
+    Ok(out)
+}
+
+fn socket_addr(name: &str, value: &str, host: &str, port: u16) -> Result<SocketAddr, ConfigError> {
+    let bracketed = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    format!("{bracketed}:{port}")
+        .parse()
+        .map_err(|_| invalid(name, value, "host must be an IP address"))
+}
+
+fn parse_cluster(
+    get: &dyn Fn(&str) -> String,
+    node_id: i32,
+    listeners: &[(String, String, u16)],
+) -> Result<ClusterConfig, ConfigError> {
+    let roles = get("process.roles");
+    let mut broker = false;
+    let mut controller = false;
+    for role in roles.split(',').map(str::trim) {
+        match role {
+            "broker" => broker = true,
+            "controller" => controller = true,
+            _ => {
+                return Err(invalid(
+                    "process.roles",
+                    &roles,
+                    "expected broker, controller or broker,controller",
+                ))
+            }
+        }
+    }
+    let mut voters = parse_voters("controller.quorum.voters", &get("controller.quorum.voters"))?;
+    if voters.is_empty() {
+        voters = parse_voters(
+            "controller.quorum.bootstrap.servers",
+            &get("controller.quorum.bootstrap.servers"),
+        )?;
+    }
+    let names = get("controller.listener.names");
+    let controller_names: Vec<&str> = names.split(',').map(str::trim).collect();
+    let controller_listener = listeners
+        .iter()
+        .find(|(n, _, _)| controller_names.contains(&n.as_str()))
+        .map(|(_, h, p)| socket_addr("listeners", &get("listeners"), h, *p))
+        .transpose()?;
+    if controller && !voters.is_empty() {
+        if !voters.contains_key(&node_id) {
+            return Err(invalid(
+                "controller.quorum.voters",
+                &get("controller.quorum.voters"),
+                &format!("node {node_id} has the controller role but is not a voter"),
+            ));
+        }
+        if controller_listener.is_none() {
+            return Err(invalid(
+                "listeners",
+                &get("listeners"),
+                &format!("a controller needs a listener named in controller.listener.names ({names})"),
+            ));
+        }
+    }
+    if !controller && voters.is_empty() {
+        return Err(invalid(
+            "controller.quorum.voters",
+            "",
+            "a broker-only node needs the controllers' addresses",
+        ));
+    }
+    if !broker && !controller {
+        return Err(invalid("process.roles", &roles, "no role"));
+    }
+    let rack = get("broker.rack");
+    let cluster_id = get("cluster.id");
+    Ok(ClusterConfig {
+        broker,
+        controller,
+        voters,
+        controller_listener,
+        rack: (!rack.is_empty()).then_some(rack),
+        cluster_id: (!cluster_id.is_empty()).then_some(cluster_id),
+        election_timeout_ms: positive(
+            "controller.quorum.election.timeout.ms",
+            &get("controller.quorum.election.timeout.ms"),
+        )?,
+        heartbeat_interval_ms: positive(
+            "broker.heartbeat.interval.ms",
+            &get("broker.heartbeat.interval.ms"),
+        )?,
+        session_timeout_ms: positive(
+            "broker.session.timeout.ms",
+            &get("broker.session.timeout.ms"),
+        )?,
+        offsets_replication_factor: positive(
+            "offsets.topic.replication.factor",
+            &get("offsets.topic.replication.factor"),
+        )?,
+        txn_replication_factor: positive(
+            "transaction.state.log.replication.factor",
+            &get("transaction.state.log.replication.factor"),
+        )?,
+    })
+}
+
+/// The first listener not named in `controller.listener.names`: the one clients use.
+fn parse_listener_excluding(value: &str, controller_names: &str) -> Option<(String, u16)> {
+    let names: Vec<&str> = controller_names.split(',').map(str::trim).collect();
+    parse_listeners(value)
+        .into_iter()
+        .find(|(n, _, _)| !names.contains(&n.as_str()))
+        .map(|(_, h, p)| (h, p))
+}
+
 fn parse_listener(value: &str) -> Option<(String, u16)> {
-    let first = value.split(',').next()?.trim();
-    let addr = first.split_once("://").map_or(first, |(_, a)| a);
-    let (host, port) = addr.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    Some((host.to_string(), port.parse().ok()?))
+    parse_listeners(value).into_iter().next().map(|(_, h, p)| (h, p))
 }
 
 /// Parses Java-style properties: `key=value` or `key: value`, `#`/`!` comments.
@@ -223,7 +408,8 @@ impl BrokerConfig {
         }
         let get = |k: &str| values.get(k).cloned().unwrap_or_default();
         let listeners = get("listeners");
-        let (host, port) = parse_listener(&listeners)
+        let (host, port) = parse_listener_excluding(&listeners, &get("controller.listener.names"))
+            .or_else(|| parse_listener(&listeners))
             .ok_or_else(|| invalid("listeners", &listeners, "expected PLAINTEXT://host:port"))?;
         let listener: SocketAddr = format!(
             "{}:{port}",
@@ -254,8 +440,11 @@ impl BrokerConfig {
                 .unwrap_or("./gregor-data")
                 .trim(),
         );
+        let node_id = num("node.id", &get("node.id"))?;
+        let cluster = parse_cluster(&get, node_id, &parse_listeners(&listeners))?;
         let cfg = Self {
-            node_id: num("node.id", &get("node.id"))?,
+            node_id,
+            cluster,
             listener,
             advertised_host,
             advertised_port,

@@ -22,8 +22,12 @@ pub enum Owner {
     /// The owning partition, open on this broker.
     Online(Arc<Partition>),
     /// The owning partition exists but is not open here (its log failed to open, or
-    /// the topic is still being opened): the id's coordinator is not available.
+    /// the topic is still being opened), or it has no leader: the id's coordinator is
+    /// not available.
     Unavailable(i32),
+    /// Another broker leads the owning partition: it is the coordinator (NOT_COORDINATOR
+    /// here).
+    Elsewhere { index: i32, leader: i32 },
 }
 
 /// The partition count `key`s are spread over: the topic's, from the metadata image,
@@ -40,8 +44,16 @@ pub fn partition_count(broker: &Broker, topic: &str, configured: i32) -> i32 {
 /// The partition of `topic` that owns `key`, and whether it is online.
 pub fn owner(broker: &Broker, topic: &str, key: &str, configured: i32) -> Owner {
     let index = partition_for(key, partition_count(broker, topic, configured));
-    if broker.metadata.image().topic(topic).is_none() {
+    let image = broker.metadata.image();
+    let Some(t) = image.topic(topic) else {
         return Owner::NoTopic(index);
+    };
+    match t.partitions.get(&index).map(|p| p.leader) {
+        Some(leader) if leader < 0 => return Owner::Unavailable(index),
+        Some(leader) if leader != broker.config.node_id => {
+            return Owner::Elsewhere { index, leader }
+        }
+        _ => {}
     }
     match broker.replicas.partition(topic, index) {
         Some(p) => Owner::Online(p),

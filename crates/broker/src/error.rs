@@ -33,6 +33,8 @@ pub enum ReplicaError {
     Storage(LogError),
     #[error("The partition's log could not be opened; it is offline on this broker.")]
     Offline,
+    #[error("For requests intended only for the leader, this error indicates that the broker is not the current leader.")]
+    NotLeaderOrFollower,
 }
 
 impl From<LogError> for ReplicaError {
@@ -50,6 +52,7 @@ pub fn replica_error_code(e: &ReplicaError) -> ResponseError {
     match e {
         ReplicaError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
         ReplicaError::Offline => ResponseError::KafkaStorageError,
+        ReplicaError::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
         ReplicaError::UnknownTopicId => ResponseError::UnknownTopicId,
         ReplicaError::MessageTooLarge(_) => ResponseError::MessageTooLarge,
         ReplicaError::Batch(b) => batch_error_code(b),
@@ -178,6 +181,7 @@ pub fn txn_error_code(e: &crate::txn::TxnError, fenced_code: ResponseError) -> R
         T::InvalidTxnState => ResponseError::InvalidTxnState,
         T::InvalidTransactionTimeout => ResponseError::InvalidTransactionTimeout,
         T::CoordinatorNotAvailable | T::Storage(_) => ResponseError::CoordinatorNotAvailable,
+        T::NotCoordinator => ResponseError::NotCoordinator,
         T::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
         // Kafka's TransactionCoordinator answers INVALID_REQUEST for an empty id on
         // EndTxn and AddPartitionsToTxn (AddOffsetsToTxn goes the same way). It has no
@@ -202,6 +206,26 @@ pub fn group_code(e: Option<&crate::group::GroupError>) -> i16 {
 }
 
 /// A metadata change that failed: its code and the message for the client.
+/// The Kafka error code for a metadata write the controller did not make. Not reaching
+/// a controller is retriable (NOT_CONTROLLER, REQUEST_TIMED_OUT), so clients retry.
+pub fn controller_failure_code(e: &gregor_metadata::active::ControllerFailure) -> ResponseError {
+    use gregor_metadata::active::ControllerFailure as F;
+    match e {
+        F::NotController { .. } => ResponseError::NotController,
+        F::Unavailable(_) => ResponseError::RequestTimedOut,
+        F::Refused(c) => controller_error_code(c),
+        F::DuplicateBrokerRegistration(_) => ResponseError::DuplicateBrokerRegistration,
+        F::StaleBrokerEpoch(_) => ResponseError::StaleBrokerEpoch,
+        F::BrokerIdNotRegistered(_) => ResponseError::BrokerIdNotRegistered,
+        F::Storage(_) => ResponseError::UnknownServerError,
+    }
+}
+
+/// A controller failure as wire code + message.
+pub fn controller_failure(e: &gregor_metadata::active::ControllerFailure) -> (ResponseError, String) {
+    (controller_failure_code(e), e.to_string())
+}
+
 pub fn metadata_failure(e: &gregor_metadata::MetadataError) -> (ResponseError, String) {
     let msg = match e {
         gregor_metadata::MetadataError::Controller(c) => c.to_string(),

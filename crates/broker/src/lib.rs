@@ -28,6 +28,7 @@
 //!   flush policy says so).
 
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod connection_quotas;
 pub mod coordinator_partition;

@@ -40,6 +40,9 @@ pub struct Partition {
     last_stable_offset: AtomicI64,
     log_start_offset: AtomicI64,
     leader_epoch: AtomicI32,
+    /// This broker leads the partition (the metadata says so); produce and client
+    /// fetches are refused with NOT_LEADER_OR_FOLLOWER otherwise.
+    leader: std::sync::atomic::AtomicBool,
     settings: RwLock<Arc<TopicSettings>>,
     waiters: Mutex<Vec<Weak<Notify>>>,
     /// Offset below which data is fsynced.
@@ -73,6 +76,7 @@ impl Partition {
             deferred: log.deferred_writes(),
             log: Mutex::new(log),
             leader_epoch: AtomicI32::new(leader_epoch),
+            leader: std::sync::atomic::AtomicBool::new(true),
             settings: RwLock::new(settings),
             waiters: Mutex::new(Vec::new()),
             flush_lock: tokio::sync::Mutex::new(()),
@@ -117,6 +121,12 @@ impl Partition {
     }
     pub fn set_leader_epoch(&self, epoch: i32) {
         self.leader_epoch.store(epoch, Ordering::Release);
+    }
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Acquire)
+    }
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.store(leader, Ordering::Release);
     }
     pub fn settings(&self) -> Arc<TopicSettings> {
         match self.settings.read() {

@@ -41,14 +41,19 @@ pub struct HostedTopic {
     /// Partitions whose log could not be opened (a damaged or unreadable directory):
     /// they answer KAFKA_STORAGE_ERROR while the rest of the broker serves on.
     pub offline: BTreeSet<i32>,
+    /// Partitions of the topic that other brokers host (NOT_LEADER_OR_FOLLOWER here).
+    pub elsewhere: BTreeSet<i32>,
 }
 
 impl HostedTopic {
-    /// One partition, or why not: offline (its log failed to open) or unknown.
+    /// One partition this broker leads, or why not: offline (its log failed to open),
+    /// led by another broker, or unknown.
     pub fn get(&self, partition: i32) -> Result<&Arc<Partition>, ReplicaError> {
         match self.partitions.get(&partition) {
+            Some(p) if !p.is_leader() => Err(ReplicaError::NotLeaderOrFollower),
             Some(p) => Ok(p),
             None if self.offline.contains(&partition) => Err(ReplicaError::Offline),
+            None if self.elsewhere.contains(&partition) => Err(ReplicaError::NotLeaderOrFollower),
             None => Err(ReplicaError::UnknownTopicOrPartition),
         }
     }
@@ -141,13 +146,16 @@ impl ReplicaManager {
             let existing = current.get(name).filter(|h| h.id == t.id);
             let mut partitions = BTreeMap::new();
             let mut offline = BTreeSet::new();
+            let mut elsewhere = BTreeSet::new();
             for (&idx, p) in &t.partitions {
                 if !p.replicas.contains(&self.node_id) {
+                    elsewhere.insert(idx);
                     continue;
                 }
                 let part = match existing.and_then(|h| h.partitions.get(&idx)) {
                     Some(part) => {
                         part.set_leader_epoch(p.leader_epoch);
+                        part.set_leader(p.leader == self.node_id);
                         if *part.settings() != *settings {
                             part.set_settings(settings.clone())?;
                         }
@@ -172,14 +180,16 @@ impl ReplicaManager {
                                 continue;
                             }
                         };
-                        Arc::new(Partition::new(
+                        let part = Partition::new(
                             name.clone(),
                             t.id,
                             idx,
                             log,
                             p.leader_epoch,
                             settings.clone(),
-                        ))
+                        );
+                        part.set_leader(p.leader == self.node_id);
+                        Arc::new(part)
                     }
                 };
                 partitions.insert(idx, part);
@@ -190,6 +200,7 @@ impl ReplicaManager {
                     id: t.id,
                     partitions,
                     offline,
+                    elsewhere,
                 }),
             );
         }

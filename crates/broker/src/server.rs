@@ -36,6 +36,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), crate::broker::StartError> {
+    broker.join_cluster().await?;
     let (stop_tx, _) = broadcast::channel::<()>(1);
     let limit = Arc::new(Semaphore::new(
         broker.config.max_connections.min(Semaphore::MAX_PERMITS),
@@ -96,6 +97,7 @@ pub async fn run(
     let _ = retention.await;
     let _ = cleaner.await;
     let _ = expiry.await;
+    broker.leave_cluster().await;
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.shutdown())
         .await

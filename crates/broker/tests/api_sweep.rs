@@ -1123,6 +1123,31 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
                 )
                 .await
             }
+            ApiKey::DescribeQuorum => {
+                check(
+                    c,
+                    range,
+                    |_| {
+                        DescribeQuorumRequest::default().with_topics(vec![
+                            describe_quorum_request::TopicData::default()
+                                .with_topic_name(TopicName(s("__cluster_metadata")))
+                                .with_partitions(vec![
+                                    describe_quorum_request::PartitionData::default(),
+                                ]),
+                        ])
+                    },
+                    |v, r| {
+                        assert_eq!(r.error_code, 0, "v{v}");
+                        let p = &r.topics[0].partitions[0];
+                        assert_eq!((p.error_code, p.leader_id), (0, BrokerId(1)), "v{v}");
+                        assert!(p.leader_epoch >= 1, "v{v}: {p:?}");
+                        assert!(p.high_watermark > 0, "v{v}: {p:?}");
+                        let voters: Vec<i32> = p.current_voters.iter().map(|r| r.replica_id.0).collect();
+                        assert_eq!(voters, vec![1], "v{v}");
+                    },
+                )
+                .await
+            }
             other => panic!("{other:?} is advertised but this test does not know it: add it"),
         }
     }

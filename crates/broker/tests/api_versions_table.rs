@@ -76,6 +76,7 @@ const KAFKA_MAX: &[(ApiKey, i16)] = &[
     (ApiKey::EndTxn, 5),
     (ApiKey::TxnOffsetCommit, 5),
     (ApiKey::UpdateFeatures, 2),
+    (ApiKey::DescribeQuorum, 2),
     (ApiKey::DescribeTopicPartitions, 0),
     (ApiKey::ListConfigResources, 1),
     (ApiKey::GetTelemetrySubscriptions, 0),
@@ -516,7 +517,9 @@ async fn every_advertised_api_answers_at_both_ends_and_refuses_the_next_version(
                     1..=3 => assert_eq!(r.error_message, none, "v{v}"),
                     _ => assert!(r.coordinators.iter().all(|c| c.error_message == none)),
                 }
-            } else {
+            } else if !(key == ApiKey::DescribeQuorum && v < 2) {
+                // (DescribeQuorum's ErrorMessage exists from v2; below, the decoder
+                // fills in its non-null default.)
                 let bad = messages_on_success(&debug);
                 assert!(
                     bad.is_empty(),

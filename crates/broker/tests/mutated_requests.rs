@@ -87,6 +87,7 @@ fn default_body(key: ApiKey, v: i16) -> Option<Vec<u8>> {
         ApiKey::ListTransactions => encoded::<ListTransactionsRequest>(v),
         ApiKey::DescribeProducers => encoded::<DescribeProducersRequest>(v),
         ApiKey::UpdateFeatures => encoded::<UpdateFeaturesRequest>(v),
+        ApiKey::DescribeQuorum => encoded::<DescribeQuorumRequest>(v),
         ApiKey::GetTelemetrySubscriptions => encoded::<GetTelemetrySubscriptionsRequest>(v),
         ApiKey::PushTelemetry => encoded::<PushTelemetryRequest>(v),
         ApiKey::ListConfigResources => encoded::<ListConfigResourcesRequest>(v),

@@ -23,11 +23,13 @@ macro_rules! out {
 mod bench;
 mod bench_fetch_raw;
 mod bench_raw;
+mod cluster_up;
 mod conn;
 mod consume;
 mod features;
 mod group;
 mod produce;
+mod quorum;
 mod topic;
 mod txn;
 mod wire;
@@ -124,6 +126,16 @@ enum ClusterCommand {
         #[command(subcommand)]
         cmd: Option<features::FeaturesCommand>,
     },
+    /// The metadata quorum: the active controller, and each voter's and broker's
+    /// log end offset and lag.
+    ///
+    /// Example: gregor cluster quorum
+    Quorum,
+    /// Start a local cluster of broker processes (data under ./gregor-cluster);
+    /// Ctrl-C stops it.
+    ///
+    /// Example: gregor cluster up --nodes 3
+    Up(cluster_up::UpArgs),
 }
 
 #[derive(clap::Args)]
@@ -206,6 +218,14 @@ fn main() {
             conn,
             cmd: ClusterCommand::Features { cmd },
         } => features::run(&conn, cmd),
+        Command::Cluster {
+            conn,
+            cmd: ClusterCommand::Quorum,
+        } => quorum::run(&conn),
+        Command::Cluster {
+            cmd: ClusterCommand::Up(args),
+            ..
+        } => cluster_up::run(args),
     };
     // One plain line on failure, and a non-zero exit.
     if let Err(e) = result {
@@ -253,13 +273,32 @@ fn run_broker(args: BrokerArgs) -> Result<()> {
         .thread_name("gregor")
         .build()?;
     runtime.block_on(async move {
+        if !config.cluster.broker {
+            let node = gregor_broker::Broker::open_controller(config).await?;
+            let mut out = std::io::stdout();
+            writeln!(
+                out,
+                "gregor controller ready: node.id={} in the metadata quorum on {} (cluster.id={})",
+                node.config.node_id,
+                node.config
+                    .cluster
+                    .controller_listener
+                    .map_or_else(|| "-".to_string(), |a| a.to_string()),
+                node.cluster_id
+            )?;
+            out.flush()?;
+            shutdown_signal().await;
+            node.shutdown().await?;
+            tracing::info!("controller stopped cleanly");
+            return Ok(());
+        }
         let listener = tokio::net::TcpListener::bind(config.listener)
             .await
             .with_context(|| format!("cannot listen on {}", config.listener))?;
         let bound = listener.local_addr()?;
-        let broker =
-            tokio::task::spawn_blocking(move || gregor_broker::Broker::open(config)).await??;
+        let broker = gregor_broker::Broker::open(config).await?;
         broker.set_bound_port(bound.port());
+        broker.join_cluster().await?;
         let mut out = std::io::stdout();
         writeln!(
             out,

@@ -10,7 +10,7 @@ use crate::records::{ConfigResource, MetadataRecord};
 use crate::topic_config;
 
 /// Why the controller refused an operation. Each maps to one Kafka error code.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ControllerError {
     #[error("Topic '{0}' already exists.")]
     TopicAlreadyExists(String),
@@ -73,7 +73,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
 }
 
 /// A request to create one topic.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NewTopic {
     pub name: String,
     /// `None`: the broker default (`num.partitions`).
@@ -130,11 +130,8 @@ pub fn create_topic(
         name: t.name.clone(),
         topic_id,
     }];
-    let n = live_brokers.len();
     for p in 0..t.num_partitions {
-        let replicas: Vec<i32> = (0..t.replication_factor as usize)
-            .map(|r| live_brokers[(p as usize + r) % n])
-            .collect();
+        let replicas = crate::placement::replicas_for(live_brokers, p, t.replication_factor as usize);
         records.push(MetadataRecord::PartitionRecord {
             topic_id,
             partition: p,
@@ -157,7 +154,7 @@ pub fn create_topic(
 }
 
 /// An IncrementalAlterConfigs operation (KIP-339), with Kafka's op codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ConfigOp {
     Set,
     Delete,
@@ -363,12 +360,9 @@ pub fn create_partitions(
         .next()
         .map_or(1, |p| p.replicas.len())
         .clamp(1, live_brokers.len());
-    let n = live_brokers.len();
     Ok((current..count)
         .map(|p| {
-            let replicas: Vec<i32> = (0..rf)
-                .map(|r| live_brokers[(p as usize + r) % n])
-                .collect();
+            let replicas = crate::placement::replicas_for(live_brokers, p, rf);
             MetadataRecord::PartitionRecord {
                 topic_id: t.id,
                 partition: p,

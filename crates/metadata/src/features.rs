@@ -99,7 +99,7 @@ pub fn bootstrap_records(image: &MetadataImage, new_cluster: bool) -> Vec<Metada
 }
 
 /// How an UpdateFeatures entry may move a level (Kafka's `UpgradeType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum UpgradeType {
     Upgrade,
     SafeDowngrade,
@@ -119,7 +119,7 @@ impl UpgradeType {
 }
 
 /// One requested change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FeatureUpdate {
     pub name: String,
     pub level: i16,

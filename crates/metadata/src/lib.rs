@@ -26,11 +26,15 @@
 //! - A commit is all-or-nothing: its records are one batch, applied only after fsync.
 //! - Metadata never touches partition data.
 
+pub mod active;
 pub mod client_metrics;
 pub mod controller;
 pub mod features;
 pub mod image;
+pub mod placement;
+pub mod quorum;
 pub mod records;
+pub mod request;
 pub mod snapshot;
 pub mod store;
 pub mod topic_config;
@@ -38,6 +42,7 @@ pub mod topic_config;
 pub use controller::ControllerError;
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use records::{BrokerEndpoint, MetadataRecord};
+pub use request::ControllerRequest;
 pub use store::{MetadataLogConfig, MetadataStore};
 
 /// Errors of the metadata store itself (I/O, corrupt records).

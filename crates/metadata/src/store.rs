@@ -198,10 +198,7 @@ impl MetadataStore {
         inner.log.flush(now)?;
         inner.since_snapshot += bytes.len() as u64;
         let mut next = (*current).clone();
-        for r in &records {
-            next.apply(r);
-        }
-        next.offset = info.last_offset;
+        next.apply_entry(info.last_offset, &records);
         let next = Arc::new(next);
         match self.image.write() {
             Ok(mut g) => *g = next.clone(),

@@ -159,7 +159,11 @@ impl GroupCoordinator {
     /// Creates `__consumer_offsets` if it does not exist yet.
     async fn ensure_offsets_topic(&self, broker: &Arc<Broker>) -> Result<(), GroupError> {
         broker
-            .ensure_internal_topic(OFFSETS_TOPIC, self.config.offsets_partitions)
+            .ensure_internal_topic(
+                OFFSETS_TOPIC,
+                self.config.offsets_partitions,
+                broker.config.cluster.offsets_replication_factor,
+            )
             .await
             .map_err(|_| GroupError::CoordinatorNotAvailable)
     }
@@ -177,12 +181,17 @@ impl GroupCoordinator {
         if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
             return Err(GroupError::CoordinatorNotAvailable);
         }
+        let owner = self.owner(broker, group);
+        if let Owner::Elsewhere { .. } = owner {
+            return Err(GroupError::NotCoordinator);
+        }
         if let Some(tx) = lock(&self.groups).get(group).filter(|t| !t.is_closed()) {
             return Ok(Some(tx.clone()));
         }
-        let partition = match self.owner(broker, group) {
+        let partition = match owner {
             Owner::Online(p) => Some(p),
             Owner::NoTopic(_) => None,
+            Owner::Elsewhere { .. } => return Err(GroupError::NotCoordinator),
             // In the image but not open here: either its log failed to open, or the
             // topic's creation is still being applied. Wait for any application in
             // flight (creating the topic again queues behind it), then look again.
@@ -190,6 +199,7 @@ impl GroupCoordinator {
                 self.ensure_offsets_topic(broker).await?;
                 match self.owner(broker, group) {
                     Owner::Online(p) => Some(p),
+                    Owner::Elsewhere { .. } => return Err(GroupError::NotCoordinator),
                     _ => return Err(GroupError::CoordinatorNotAvailable),
                 }
             }
@@ -563,6 +573,7 @@ impl GroupCoordinator {
         match self.owner(broker, group) {
             Owner::Online(p) => Ok(p.index),
             Owner::NoTopic(_) | Owner::Unavailable(_) => Err(GroupError::CoordinatorNotAvailable),
+            Owner::Elsewhere { .. } => Err(GroupError::NotCoordinator),
         }
     }
 

@@ -34,9 +34,13 @@ pub async fn handle(
                     .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
                     .collect();
                 broker
-                    .decide(req.validate_only, move |img| {
-                        controller::replace_topic_configs(img, &topic, &configs)
-                    })
+                    .decide(
+                        req.validate_only,
+                        gregor_metadata::ControllerRequest::ReplaceTopicConfigs {
+                            name: topic,
+                            configs,
+                        },
+                    )
                     .await
             }
             RESOURCE_BROKER => {

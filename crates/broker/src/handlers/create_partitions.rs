@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use gregor_metadata::controller;
 use gregor_protocol::kp::messages::create_partitions_response::CreatePartitionsTopicResult;
 use gregor_protocol::kp::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
 use gregor_protocol::kp::ResponseError;
@@ -51,12 +50,14 @@ pub async fn handle(
                 format!("Broker {} is not registered.", bad.0),
             ))
         } else {
-            let live = live.clone();
-            let count = t.count;
             broker
-                .decide(req.validate_only, move |img| {
-                    controller::create_partitions(img, &name, count, &live)
-                })
+                .decide(
+                    req.validate_only,
+                    gregor_metadata::ControllerRequest::CreatePartitions {
+                        name,
+                        count: t.count,
+                    },
+                )
                 .await
         };
         let (code, msg) = super::error_parts(outcome);

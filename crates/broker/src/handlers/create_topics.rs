@@ -14,7 +14,7 @@ use gregor_protocol::kp::ResponseError;
 
 use super::{ApiSpec, RequestContext};
 use crate::broker::Broker;
-use crate::error::{controller_error_code, metadata_error_code};
+use crate::error::controller_error_code;
 use crate::topic_settings;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -136,20 +136,15 @@ pub async fn handle(
                 .map(|_| None)
                 .map_err(|e| (controller_error_code(&e), e.to_string()))
         } else {
-            let live = live.clone();
             broker
-                .commit_metadata(move |img| controller::create_topic(img, &new, &live))
+                .commit_metadata(gregor_metadata::ControllerRequest::CreateTopic {
+                    topic: new,
+                    if_absent: false,
+                    cap_replication: false,
+                })
                 .await
                 .map(Some)
-                .map_err(|e| {
-                    (
-                        metadata_error_code(&e),
-                        match e {
-                            gregor_metadata::MetadataError::Controller(c) => c.to_string(),
-                            other => other.to_string(),
-                        },
-                    )
-                })
+                .map_err(|e| crate::error::controller_failure(&e))
         };
         match outcome {
             Err((code, msg)) => results.push(failed(&t.name, code, msg)),

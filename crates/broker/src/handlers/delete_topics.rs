@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use super::{ApiSpec, RequestContext};
 use crate::broker::Broker;
-use crate::error::metadata_error_code;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::DeleteTopics,
@@ -73,12 +72,12 @@ pub async fn handle(
                 r.topic_id = topic_id;
                 let name = topic.clone();
                 match broker
-                    .commit_metadata(move |img| controller::delete_topic(img, &name))
+                    .commit_metadata(gregor_metadata::ControllerRequest::DeleteTopic { name })
                     .await
                 {
                     Ok(_) => broker.groups.topic_deleted(broker, &topic).await,
                     Err(e) => {
-                        r.error_code = metadata_error_code(&e).code();
+                        r.error_code = crate::error::controller_failure_code(&e).code();
                         r.error_message = Some(StrBytes::from_string(e.to_string()));
                     }
                 }

@@ -1,5 +1,5 @@
 //! DescribeCluster (key 60, KIP-700): the cluster id, the controller and the brokers.
-//! v2 (KIP-1073) may ask for fenced brokers too; this broker is never fenced.
+//! v2 (KIP-1073) may ask for fenced brokers too.
 
 use std::sync::Arc;
 
@@ -27,9 +27,12 @@ pub async fn handle(
     ctx: &RequestContext,
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
+    let image = broker.metadata.image();
+    let controller =
+        crate::cluster::controller_id_for_clients(&broker.metadata, &image, broker.config.node_id);
     let mut resp = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_controller_id(BrokerId(controller))
         .with_cluster_authorized_operations(i32::MIN);
     if ctx.version() >= 1 {
         resp.endpoint_type = req.endpoint_type;
@@ -41,10 +44,26 @@ pub async fn handle(
                 )));
         }
     }
-    // In single-node mode this broker is also the controller, so both endpoint types
-    // name it.
-    resp.with_brokers(vec![DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(broker.config.node_id))
-        .with_host(StrBytes::from_string(broker.config.advertised_host.clone()))
-        .with_port(i32::from(broker.advertised_port()))])
+    // Controllers speak only the quorum's RPC, so clients are given the brokers for
+    // both endpoint types (a combined node is both; in single-node mode it is the one).
+    // v2 (KIP-1073) may ask for the fenced brokers too, marked as such.
+    let include_fenced = ctx.version() >= 2 && req.include_fenced_brokers;
+    let brokers = image
+        .brokers
+        .values()
+        .filter(|b| include_fenced || !b.fenced)
+        .filter(|b| req.endpoint_type != 2 || b.id == controller)
+        .filter_map(|b| {
+            let e = b.endpoints.first()?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.id))
+                    .with_host(StrBytes::from_string(e.host.clone()))
+                    .with_port(i32::from(e.port))
+                    .with_rack(b.rack.clone().map(StrBytes::from_string))
+                    .with_is_fenced(b.fenced),
+            )
+        })
+        .collect();
+    resp.with_brokers(brokers)
 }

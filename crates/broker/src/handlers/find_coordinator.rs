@@ -66,17 +66,28 @@ fn locate(
             } else {
                 owner(broker, TXN_TOPIC, key, broker.config.txn.state_partitions)
             };
-            if let Owner::Unavailable(_) = owner {
-                return Err((
-                    ResponseError::CoordinatorNotAvailable,
-                    "The coordinator is not available.",
-                ));
+            let unavailable = (
+                ResponseError::CoordinatorNotAvailable,
+                "The coordinator is not available.",
+            );
+            match owner {
+                Owner::Unavailable(_) => Err(unavailable),
+                // The topic is created on first use (see `handle`); until then this
+                // broker answers, as a single node does.
+                Owner::Online(_) | Owner::NoTopic(_) => Ok((
+                    broker.config.node_id,
+                    broker.config.advertised_host.clone(),
+                    i32::from(broker.advertised_port()),
+                )),
+                Owner::Elsewhere { leader, .. } => {
+                    let image = broker.metadata.image();
+                    crate::cluster::live_brokers(&image)
+                        .into_iter()
+                        .find(|b| b.id == leader)
+                        .map(|b| (b.id, b.host, b.port))
+                        .ok_or(unavailable)
+                }
             }
-            Ok((
-                broker.config.node_id,
-                broker.config.advertised_host.clone(),
-                i32::from(broker.advertised_port()),
-            ))
         }
         _ => Err((
             ResponseError::InvalidRequest,
@@ -91,6 +102,28 @@ pub async fn handle(
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let version = ctx.header.request_api_version;
+    // In a cluster the coordinator is the leader of the id's partition, so the internal
+    // topic must exist before the answer can name it (Kafka creates it here too).
+    if broker.metadata.image().brokers.len() > 1 {
+        let (topic, partitions, rf) = if req.key_type == TRANSACTION {
+            (
+                TXN_TOPIC,
+                broker.config.txn.state_partitions,
+                broker.config.cluster.txn_replication_factor,
+            )
+        } else {
+            (
+                OFFSETS_TOPIC,
+                broker.config.group.offsets_partitions,
+                broker.config.cluster.offsets_replication_factor,
+            )
+        };
+        if broker.metadata.image().topic(topic).is_none() {
+            if let Err(e) = broker.ensure_internal_topic(topic, partitions, rf).await {
+                tracing::warn!(topic, error = %e, "cannot create the coordinator topic yet");
+            }
+        }
+    }
     if version >= 4 {
         let coordinators = req
             .coordinator_keys

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use gregor_metadata::controller::{self, ConfigOp};
+use gregor_metadata::controller::ConfigOp;
 use gregor_protocol::kp::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use gregor_protocol::kp::messages::{
     ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
@@ -68,9 +68,13 @@ pub async fn handle(
                     None => {
                         let topic = r.resource_name.to_string();
                         broker
-                            .decide(req.validate_only, move |img| {
-                                controller::alter_topic_configs(img, &topic, &ops)
-                            })
+                            .decide(
+                                req.validate_only,
+                                gregor_metadata::ControllerRequest::AlterTopicConfigs {
+                                    name: topic,
+                                    ops,
+                                },
+                            )
                             .await
                     }
                 }

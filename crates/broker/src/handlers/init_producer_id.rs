@@ -16,7 +16,7 @@ use gregor_protocol::kp::ResponseError;
 
 use super::{ApiSpec, RequestContext};
 use crate::broker::Broker;
-use crate::error::{fenced_code, metadata_failure, txn_error_code};
+use crate::error::{fenced_code, txn_error_code};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::InitProducerId,
@@ -53,6 +53,6 @@ pub async fn handle(
         Ok(id) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),
-        Err(e) => failed(metadata_failure(&e).0),
+        Err(e) => failed(crate::error::controller_failure_code(&e)),
     }
 }

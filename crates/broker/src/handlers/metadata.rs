@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::{ApiSpec, RequestContext};
 use crate::broker::Broker;
-use crate::error::{controller_error_code, metadata_error_code};
+use crate::error::controller_error_code;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::Metadata,
@@ -39,17 +39,22 @@ const TOPIC_OPERATIONS: i32 =
 /// on an offline log directory: LEADER_NOT_AVAILABLE, so clients wait instead of sending.
 fn topic_entry(broker: &Broker, t: &TopicImage, include_ops: bool) -> MetadataResponseTopic {
     let hosted = broker.replicas.topic(&t.name);
+    let image = broker.metadata.image();
     let partitions = t
         .partitions
         .iter()
         .map(|(&idx, p)| {
+            let offline = crate::cluster::offline_replicas(&image, &p.replicas);
             let entry = MetadataResponsePartition::default()
                 .with_partition_index(idx)
                 .with_leader_id(BrokerId(p.leader))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas.iter().map(|&r| BrokerId(r)).collect())
-                .with_isr_nodes(p.isr.iter().map(|&r| BrokerId(r)).collect());
-            if hosted.as_ref().is_some_and(|h| h.offline.contains(&idx)) {
+                .with_isr_nodes(p.isr.iter().map(|&r| BrokerId(r)).collect())
+                .with_offline_replicas(offline.iter().map(|&r| BrokerId(r)).collect());
+            if p.leader < 0 {
+                entry.with_error_code(ResponseError::LeaderNotAvailable.code())
+            } else if hosted.as_ref().is_some_and(|h| h.offline.contains(&idx)) {
                 entry
                     .with_error_code(ResponseError::LeaderNotAvailable.code())
                     .with_leader_id(BrokerId(-1))
@@ -136,11 +141,12 @@ pub async fn handle(
                     replication_factor: broker.config.default_replication_factor,
                     configs: Default::default(),
                 };
-                let live = broker.live_brokers();
+                // A racing request may have created it: that is success.
                 let created = broker
-                    .commit_metadata(move |img| match img.topic(&new.name) {
-                        Some(_) => Ok(Vec::new()), // created by a racing request
-                        None => controller::create_topic(img, &new, &live),
+                    .commit_metadata(gregor_metadata::ControllerRequest::CreateTopic {
+                        topic: new,
+                        if_absent: true,
+                        cap_replication: false,
                     })
                     .await;
                 match created {
@@ -160,7 +166,7 @@ pub async fn handle(
                         out.push(error_entry(
                             Some(&name),
                             Uuid::nil(),
-                            metadata_error_code(&e),
+                            crate::error::controller_failure_code(&e),
                         ));
                     }
                 }
@@ -168,13 +174,22 @@ pub async fn handle(
             out
         }
     };
-    let node_id = broker.config.node_id;
+    let image = broker.metadata.image();
+    let brokers = crate::cluster::live_brokers(&image)
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.map(StrBytes::from_string))
+        })
+        .collect();
+    let controller =
+        crate::cluster::controller_id_for_clients(&broker.metadata, &image, broker.config.node_id);
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(node_id))
-            .with_host(StrBytes::from_string(broker.config.advertised_host.clone()))
-            .with_port(i32::from(broker.advertised_port()))])
+        .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(node_id))
+        .with_controller_id(BrokerId(controller))
         .with_topics(topics)
 }

@@ -26,6 +26,7 @@ pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_quorum;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
@@ -91,6 +92,7 @@ pub const SUPPORTED: &[ApiSpec] = &[
     incremental_alter_configs::SPEC,
     create_partitions::SPEC,
     describe_cluster::SPEC,
+    describe_quorum::SPEC,
     describe_log_dirs::SPEC,
     delete_records::SPEC,
     init_producer_id::SPEC,
@@ -385,6 +387,9 @@ async fn route(
         }),
         ApiKey::DescribeCluster => call!(buf, ctx, m::DescribeClusterRequest, |r| {
             describe_cluster::handle(broker, ctx, r)
+        }),
+        ApiKey::DescribeQuorum => call!(buf, ctx, m::DescribeQuorumRequest, |r| {
+            describe_quorum::handle(broker, ctx, r)
         }),
         ApiKey::DescribeLogDirs => call!(buf, ctx, m::DescribeLogDirsRequest, |r| {
             describe_log_dirs::handle(broker, ctx, r)

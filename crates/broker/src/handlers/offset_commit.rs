@@ -61,7 +61,7 @@ pub async fn handle(
         })
     });
     let (early, offsets) =
-        crate::group::split_known(requested, |t, p| broker.replicas.partition(t, p).is_some());
+        crate::group::split_known(requested, |t, p| broker.partition_exists(t, p));
     let commit = CommitRequest {
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.map(|s| s.to_string()),

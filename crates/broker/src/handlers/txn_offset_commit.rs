@@ -39,7 +39,7 @@ pub async fn handle(
         })
     });
     let (early, offsets) =
-        crate::group::split_known(requested, |t, p| broker.replicas.partition(t, p).is_some());
+        crate::group::split_known(requested, |t, p| broker.partition_exists(t, p));
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
     // The transaction must hold the group's offsets partition: checked with the
     // transaction coordinator (the KIP-890 verification), so offsets never land outside

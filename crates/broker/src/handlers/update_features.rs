@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use gregor_metadata::features::{self, FeatureUpdate, UpgradeType};
+use gregor_metadata::features::{FeatureUpdate, UpgradeType};
 use gregor_protocol::kp::messages::update_features_response::UpdatableFeatureResult;
 use gregor_protocol::kp::messages::{ApiKey, UpdateFeaturesRequest, UpdateFeaturesResponse};
 
@@ -45,9 +45,10 @@ pub async fn handle(
         .collect();
     let validate_only = v >= 1 && req.validate_only;
     let outcome = broker
-        .decide(validate_only, move |img| {
-            features::update_features(img, &updates)
-        })
+        .decide(
+            validate_only,
+            gregor_metadata::ControllerRequest::UpdateFeatures { updates },
+        )
         .await;
     if let Ok(()) = &outcome {
         tracing::info!(updates = ?req.feature_updates.iter().map(|u| (u.feature.to_string(), u.max_version_level)).collect::<Vec<_>>(), validate_only, "feature levels updated");

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use gregor_metadata::client_metrics::{self, INTERVAL_MS, MATCH, METRICS};
+use gregor_metadata::client_metrics::{INTERVAL_MS, MATCH, METRICS};
 use gregor_metadata::controller::ConfigOp;
 use gregor_metadata::MetadataImage;
 use gregor_protocol::kp::messages::describe_configs_response::{
@@ -131,8 +131,9 @@ pub async fn alter(
     validate_only: bool,
 ) -> Result<(), (ResponseError, String)> {
     broker
-        .decide(validate_only, move |img| {
-            client_metrics::alter(img, &name, &ops)
-        })
+        .decide(
+            validate_only,
+            gregor_metadata::ControllerRequest::AlterClientMetrics { name, ops },
+        )
         .await
 }

@@ -188,7 +188,11 @@ impl TxnCoordinator {
     /// Creates `__transaction_state` if it does not exist yet.
     async fn ensure_topic(&self, broker: &Arc<Broker>) -> Result<(), TxnError> {
         broker
-            .ensure_internal_topic(TXN_TOPIC, self.config.state_partitions)
+            .ensure_internal_topic(
+                TXN_TOPIC,
+                self.config.state_partitions,
+                broker.config.cluster.txn_replication_factor,
+            )
             .await
             .map_err(|_| TxnError::CoordinatorNotAvailable)
     }
@@ -210,12 +214,17 @@ impl TxnCoordinator {
         if self.stopping.load(Ordering::Acquire) {
             return Err(TxnError::CoordinatorNotAvailable);
         }
+        let owner = self.owner(broker, id);
+        if let Owner::Elsewhere { .. } = owner {
+            return Err(TxnError::NotCoordinator);
+        }
         if let Some(tx) = lock(&self.txns).get(id).filter(|t| !t.is_closed()) {
             return Ok(Some(tx.clone()));
         }
-        let partition = match self.owner(broker, id) {
+        let partition = match owner {
             Owner::Online(p) => Some(p),
             Owner::NoTopic(_) => None,
+            Owner::Elsewhere { .. } => return Err(TxnError::NotCoordinator),
             // In the image but not open here: its log failed to open, or the topic's
             // creation is still being applied. Wait for an application in flight
             // (creating the topic again queues behind it), then look again.

@@ -65,6 +65,9 @@ pub enum TxnError {
     InvalidTransactionTimeout,
     #[error("The transaction coordinator is not available.")]
     CoordinatorNotAvailable,
+    /// Another broker leads the transactional id's `__transaction_state` partition.
+    #[error("This is not the correct coordinator.")]
+    NotCoordinator,
     #[error("The transactionalId could not be found.")]
     TransactionalIdNotFound,
     /// EndTxn, AddPartitionsToTxn or AddOffsetsToTxn without a transactional id.

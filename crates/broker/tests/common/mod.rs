@@ -39,7 +39,7 @@ impl TestBroker {
         let config = BrokerConfig::from_explicit(explicit).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let broker = Broker::open(config).unwrap();
+        let broker = Broker::open(config).await.unwrap();
         broker.set_bound_port(addr.port());
         let (tx, rx) = oneshot::channel::<()>();
         let b = broker.clone();

@@ -1,0 +1,474 @@
+//! This node's place in the cluster: the metadata it follows, the controller it asks,
+//! and its registration.
+//!
+//! - A node with the controller role runs a voter of the metadata quorum
+//!   ([`MetadataQuorum`]) and a [`QuorumController`] that acts while it is the leader; a
+//!   broker-only node follows the committed metadata log ([`MetadataFollower`]).
+//! - Every metadata write is a [`ControllerRequest`] sent to the active controller: run
+//!   in place when that is this node, otherwise over the quorum's RPC to the leader
+//!   (retried on NOT_CONTROLLER until a deadline). The answer is the offset that holds
+//!   the change; the caller then waits until this broker has *applied* that offset, so a
+//!   client that created a topic can produce to it on the same broker at once.
+//! - The broker registers (BrokerRegistration) when it starts serving, heartbeats every
+//!   `broker.heartbeat.interval.ms`, and is fenced by the controller when it misses
+//!   `broker.session.timeout.ms`. It starts fenced and is unfenced once it has applied
+//!   the metadata up to its own registration.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use gregor_metadata::active::{
+    ControllerFailure, ControllerRpc, ControllerRpcReply, Heartbeat, LifecycleConfig,
+    QuorumController, QuorumInfo, Registration, RpcService,
+};
+use gregor_metadata::quorum::{MetadataFollower, MetadataQuorum, QuorumConfig, RpcClient};
+use gregor_metadata::{BrokerEndpoint, ControllerRequest, MetadataImage};
+use tokio::sync::watch;
+
+use crate::config::BrokerConfig;
+
+/// How long a metadata write may take, retries on NOT_CONTROLLER included.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// One RPC to a controller.
+const RPC_TIMEOUT: Duration = Duration::from_secs(10);
+/// Back-off between attempts while there is no controller to ask.
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+enum Source {
+    Voter {
+        quorum: Arc<MetadataQuorum>,
+        controller: Arc<QuorumController>,
+    },
+    Follower(Arc<MetadataFollower>),
+}
+
+pub struct ClusterLink {
+    node_id: i32,
+    cluster_id: String,
+    voters: BTreeMap<i32, String>,
+    source: Source,
+    clients: Mutex<HashMap<i32, RpcClient>>,
+    /// The newest metadata offset this broker has applied to its partitions.
+    applied: watch::Sender<i64>,
+    broker_epoch: AtomicI64,
+    /// True until the controller unfences this broker (and again when it fences it).
+    fenced: watch::Sender<bool>,
+    incarnation: uuid::Uuid,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl ClusterLink {
+    /// Starts this node's part of the metadata quorum (or its follower).
+    pub async fn open(
+        config: &BrokerConfig,
+        cluster_id: String,
+        clean_shutdown: bool,
+    ) -> Result<Arc<Self>, crate::broker::StartError> {
+        let c = &config.cluster;
+        let source = if c.controller {
+            let listener = match (c.voters.is_empty(), c.controller_listener) {
+                (false, Some(addr)) => Some(
+                    tokio::net::TcpListener::bind(addr)
+                        .await
+                        .map_err(|e| crate::broker::StartError::Cluster(format!(
+                            "cannot bind the controller listener {addr}: {e}"
+                        )))?,
+                ),
+                _ => None,
+            };
+            let service = Arc::new(RpcService(OnceLock::new()));
+            let quorum = MetadataQuorum::start(
+                QuorumConfig {
+                    node_id: config.node_id,
+                    voters: c.voters.clone(),
+                    data_dir: config.data_dir.clone(),
+                    cluster_id: cluster_id.clone(),
+                    log: config.metadata_log,
+                    election_timeout: Duration::from_millis(c.election_timeout_ms),
+                    heartbeat_interval: Duration::from_millis(
+                        (c.election_timeout_ms / 5).max(20),
+                    ),
+                    clean_shutdown,
+                },
+                listener,
+                service.clone(),
+            )
+            .await
+            .map_err(|e| crate::broker::StartError::Cluster(e.to_string()))?;
+            let controller = QuorumController::new(
+                quorum.clone(),
+                LifecycleConfig {
+                    session_timeout: Duration::from_millis(c.session_timeout_ms),
+                },
+            );
+            let _ = service.0.set(controller.clone());
+            Source::Voter { quorum, controller }
+        } else {
+            let follower =
+                MetadataFollower::start(config.node_id, c.voters.clone(), cluster_id.clone())
+                    .await
+                    .map_err(|e| crate::broker::StartError::Cluster(e.to_string()))?;
+            Source::Follower(follower)
+        };
+        Ok(Arc::new(Self {
+            node_id: config.node_id,
+            cluster_id,
+            voters: c.voters.clone(),
+            source,
+            clients: Mutex::new(HashMap::new()),
+            applied: watch::Sender::new(-1),
+            broker_epoch: AtomicI64::new(-1),
+            fenced: watch::Sender::new(true),
+            incarnation: uuid::Uuid::new_v4(),
+        }))
+    }
+
+    /// The newest committed metadata this node knows.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        match &self.source {
+            Source::Voter { quorum, .. } => quorum.image(),
+            Source::Follower(f) => f.image(),
+        }
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        match &self.source {
+            Source::Voter { quorum, .. } => quorum.subscribe(),
+            Source::Follower(f) => f.subscribe(),
+        }
+    }
+
+    /// The active controller, as this node knows it.
+    pub fn controller_id(&self) -> Option<i32> {
+        match &self.source {
+            Source::Voter { quorum, .. } => quorum.leader(),
+            Source::Follower(f) => f.leader(),
+        }
+    }
+
+    pub fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::Acquire)
+    }
+
+    pub fn is_fenced(&self) -> bool {
+        *self.fenced.borrow()
+    }
+
+    /// Records that the broker has applied the image at `offset`.
+    pub fn set_applied(&self, offset: i64) {
+        self.applied.send_if_modified(|a| {
+            let newer = offset > *a;
+            if newer {
+                *a = offset;
+            }
+            newer
+        });
+    }
+
+    pub fn applied(&self) -> i64 {
+        *self.applied.borrow()
+    }
+
+    /// Waits until this broker has applied the metadata at `offset`.
+    pub async fn wait_applied(&self, offset: i64, timeout: Duration) -> bool {
+        let mut rx = self.applied.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|&a| a >= offset))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    fn client(&self, id: i32) -> Option<RpcClient> {
+        let addr = self.voters.get(&id)?;
+        Some(
+            lock(&self.clients)
+                .entry(id)
+                .or_insert_with(|| RpcClient::new(addr.clone(), self.cluster_id.clone(), self.node_id))
+                .clone(),
+        )
+    }
+
+    /// Sends `rpc` to the active controller: in place when that is this node, else over
+    /// the RPC to the leader; retried (with the leader named in a NOT_CONTROLLER answer,
+    /// or each voter in turn) until `timeout`.
+    pub async fn call(
+        &self,
+        rpc: ControllerRpc,
+        timeout: Duration,
+    ) -> Result<ControllerRpcReply, ControllerFailure> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut hint: Option<i32> = None;
+        let mut turn = 0usize;
+        let mut last = ControllerFailure::Unavailable("no controller answered".into());
+        loop {
+            if let Source::Voter { quorum, controller } = &self.source {
+                if quorum.is_leader() {
+                    let reply = controller.serve(rpc.clone()).await;
+                    match reply {
+                        ControllerRpcReply::Failed(ControllerFailure::NotController { leader }) => {
+                            hint = leader;
+                        }
+                        other => return Ok(other),
+                    }
+                }
+            }
+            let target = hint.take().or_else(|| self.controller_id()).filter(|&id| {
+                id != self.node_id || !matches!(self.source, Source::Voter { .. })
+            });
+            let target = target.or_else(|| {
+                let ids: Vec<i32> = self
+                    .voters
+                    .keys()
+                    .copied()
+                    .filter(|&id| id != self.node_id)
+                    .collect();
+                turn += 1;
+                (!ids.is_empty()).then(|| ids[turn % ids.len()])
+            });
+            if let Some(client) = target.and_then(|id| self.client(id)) {
+                let body = serde_json::to_vec(&rpc)
+                    .map_err(|e| ControllerFailure::Storage(e.to_string()))?;
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match client.call_app(body, left.min(RPC_TIMEOUT)).await {
+                    Ok(bytes) => match serde_json::from_slice::<ControllerRpcReply>(&bytes) {
+                        Ok(ControllerRpcReply::Failed(ControllerFailure::NotController {
+                            leader,
+                        })) => {
+                            hint = leader.filter(|&l| Some(l) != target);
+                            last = ControllerFailure::NotController { leader };
+                        }
+                        Ok(ControllerRpcReply::Failed(ControllerFailure::Unavailable(m))) => {
+                            last = ControllerFailure::Unavailable(m);
+                        }
+                        Ok(reply) => return Ok(reply),
+                        Err(e) => {
+                            last = ControllerFailure::Storage(format!(
+                                "malformed controller answer: {e}"
+                            ))
+                        }
+                    },
+                    Err(e) => last = ControllerFailure::Unavailable(e.to_string()),
+                }
+            }
+            if tokio::time::Instant::now() + RETRY_BACKOFF >= deadline {
+                return Err(last);
+            }
+            if hint.is_none() {
+                tokio::time::sleep(RETRY_BACKOFF).await;
+            }
+        }
+    }
+
+    /// Commits a metadata change through the active controller and waits until this
+    /// broker has applied it; returns the image that includes it.
+    pub async fn commit(
+        &self,
+        req: ControllerRequest,
+    ) -> Result<Arc<MetadataImage>, ControllerFailure> {
+        match self.call(ControllerRpc::Request(req), WRITE_TIMEOUT).await? {
+            ControllerRpcReply::Committed { offset, .. } => {
+                if !self.wait_applied(offset, WRITE_TIMEOUT).await {
+                    return Err(ControllerFailure::Unavailable(format!(
+                        "metadata offset {offset} was committed but not applied here in time"
+                    )));
+                }
+                Ok(self.image())
+            }
+            ControllerRpcReply::Failed(e) => Err(e),
+            other => Err(ControllerFailure::Storage(format!(
+                "unexpected controller answer {other:?}"
+            ))),
+        }
+    }
+
+    /// Reserves a block of producer ids; returns the block's end (it starts
+    /// `PRODUCER_ID_BLOCK` below).
+    pub async fn allocate_producer_ids(&self) -> Result<i64, ControllerFailure> {
+        match self
+            .call(
+                ControllerRpc::Request(ControllerRequest::AllocateProducerIds),
+                WRITE_TIMEOUT,
+            )
+            .await?
+        {
+            ControllerRpcReply::Committed {
+                next_producer_id, ..
+            } => Ok(next_producer_id),
+            ControllerRpcReply::Failed(e) => Err(e),
+            other => Err(ControllerFailure::Storage(format!(
+                "unexpected controller answer {other:?}"
+            ))),
+        }
+    }
+
+    /// DescribeQuorum, from the active controller.
+    pub async fn describe_quorum(&self) -> Result<QuorumInfo, ControllerFailure> {
+        match self.call(ControllerRpc::DescribeQuorum, RPC_TIMEOUT).await? {
+            ControllerRpcReply::Quorum(q) => Ok(q),
+            ControllerRpcReply::Failed(e) => Err(e),
+            other => Err(ControllerFailure::Storage(format!(
+                "unexpected controller answer {other:?}"
+            ))),
+        }
+    }
+
+    /// Registers this broker, then heartbeats until it is unfenced (or `timeout`). The
+    /// heartbeats go on in a task until `stop` fires.
+    pub async fn join(
+        self: &Arc<Self>,
+        endpoint: BrokerEndpoint,
+        rack: Option<String>,
+        heartbeat_interval: Duration,
+        timeout: Duration,
+        stop: watch::Receiver<bool>,
+    ) -> Result<(), ControllerFailure> {
+        let registration = Registration {
+            broker_id: self.node_id,
+            incarnation_id: self.incarnation,
+            endpoints: vec![endpoint],
+            rack,
+        };
+        self.register(&registration, timeout).await?;
+        let unfenced = self.fenced_changes();
+        let link = self.clone();
+        tokio::spawn(link.heartbeat_loop(registration, heartbeat_interval, stop));
+        let mut rx = unfenced;
+        let done = tokio::time::timeout(timeout, rx.wait_for(|&fenced| !fenced))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        match done {
+            true => Ok(()),
+            false => Err(ControllerFailure::Unavailable(format!(
+                "broker {} was not unfenced within {timeout:?}",
+                self.node_id
+            ))),
+        }
+    }
+
+    fn fenced_changes(&self) -> watch::Receiver<bool> {
+        self.fenced.subscribe()
+    }
+
+    async fn register(&self, reg: &Registration, timeout: Duration) -> Result<i64, ControllerFailure> {
+        match self.call(ControllerRpc::Register(reg.clone()), timeout).await? {
+            ControllerRpcReply::Registered { broker_epoch } => {
+                self.broker_epoch.store(broker_epoch, Ordering::Release);
+                tracing::info!(node = self.node_id, broker_epoch, "registered with the controller");
+                Ok(broker_epoch)
+            }
+            ControllerRpcReply::Failed(e) => Err(e),
+            other => Err(ControllerFailure::Storage(format!(
+                "unexpected controller answer {other:?}"
+            ))),
+        }
+    }
+
+    async fn heartbeat_loop(
+        self: Arc<Self>,
+        reg: Registration,
+        interval: Duration,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut applied = self.applied.subscribe();
+        loop {
+            let hb = Heartbeat {
+                broker_id: self.node_id,
+                broker_epoch: self.broker_epoch(),
+                metadata_offset: self.applied(),
+                want_fence: false,
+                want_shut_down: false,
+            };
+            let fenced_before = self.is_fenced();
+            match self.call(ControllerRpc::Heartbeat(hb), interval.max(RPC_TIMEOUT)).await {
+                Ok(ControllerRpcReply::Heartbeat(r)) => self.set_fenced(r.is_fenced),
+                Ok(ControllerRpcReply::Failed(
+                    ControllerFailure::StaleBrokerEpoch(_) | ControllerFailure::BrokerIdNotRegistered(_),
+                )) => {
+                    // Replaced or unknown (a controller that lost our registration):
+                    // register again; the new epoch starts fenced.
+                    self.set_fenced(true);
+                    if let Err(e) = self.register(&reg, RPC_TIMEOUT).await {
+                        tracing::warn!(error = %e, "cannot register again with the controller");
+                    }
+                }
+                Ok(other) => tracing::warn!(reply = ?other, "unexpected heartbeat answer"),
+                Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+            }
+            // A fenced broker that is catching up heartbeats as soon as it applied more,
+            // so it is unfenced without waiting a whole interval.
+            let wait_for_progress = fenced_before && self.is_fenced();
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                r = applied.changed(), if wait_for_progress => { if r.is_err() { return; } }
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+
+    fn set_fenced(&self, fenced: bool) {
+        if self.fenced.send_replace(fenced) != fenced {
+            tracing::info!(node = self.node_id, fenced, "fencing state changed");
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        match &self.source {
+            Source::Voter { quorum, .. } => quorum.shutdown().await,
+            Source::Follower(f) => f.shutdown().await,
+        }
+    }
+}
+
+/// A live broker as clients see it: id, host, port, rack.
+pub struct LiveBroker {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+/// The unfenced brokers with their client endpoints, in id order (Metadata and
+/// DescribeCluster list exactly these, as Kafka lists its alive brokers).
+pub fn live_brokers(image: &MetadataImage) -> Vec<LiveBroker> {
+    image
+        .live_brokers()
+        .into_iter()
+        .filter_map(|b| {
+            let e = b.endpoints.first()?;
+            Some(LiveBroker {
+                id: b.id,
+                host: e.host.clone(),
+                port: i32::from(e.port),
+                rack: b.rack.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Replicas that cannot serve: not registered or fenced.
+pub fn offline_replicas(image: &MetadataImage, replicas: &[i32]) -> Vec<i32> {
+    replicas
+        .iter()
+        .copied()
+        .filter(|r| image.brokers.get(r).is_none_or(|b| b.fenced))
+        .collect()
+}
+
+/// The controller id clients are told: the active controller when it is a live broker
+/// (a combined node), else this broker, which forwards what it cannot do itself (as
+/// KRaft brokers answer with a live broker, since clients cannot reach controllers).
+pub fn controller_id_for_clients(link: &ClusterLink, image: &MetadataImage, me: i32) -> i32 {
+    link.controller_id()
+        .filter(|id| image.brokers.get(id).is_some_and(|b| !b.fenced))
+        .unwrap_or(me)
+}

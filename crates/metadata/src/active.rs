@@ -1,0 +1,586 @@
+//! The active controller's work beyond committing records: broker registrations,
+//! heartbeats and fencing (KIP-631), and the RPC that brokers use to reach it.
+//!
+//! Every voter runs a [`QuorumController`]; only the one whose quorum is the raft leader
+//! acts (the others answer NOT_CONTROLLER with the leader they know). Heartbeat times are
+//! kept in memory only, as in Kafka's `BrokerHeartbeatManager`: a controller that has
+//! just become active gives every registered broker a full session from the first time
+//! it looks, so an election never fences the whole cluster.
+//!
+//! Fencing is a metadata change like any other: a broker whose session expired gets a
+//! BrokerRegistrationChangeRecord (fenced) plus a PartitionChangeRecord for every
+//! partition whose ISR holds it (it leaves the ISR, unless it is the last member; a
+//! partition it led gets the next live ISR member as leader, or none). A broker is
+//! unfenced once its heartbeat reports a metadata offset at or past its registration.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::controller::ControllerError;
+use crate::image::MetadataImage;
+use crate::quorum::{AppHandler, MetadataQuorum, QuorumError, QuorumStatus};
+use crate::records::{BrokerEndpoint, MetadataRecord};
+use crate::request::ControllerRequest;
+
+/// A broker's registration (Kafka's BrokerRegistrationRequest).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Registration {
+    pub broker_id: i32,
+    pub incarnation_id: Uuid,
+    pub endpoints: Vec<BrokerEndpoint>,
+    pub rack: Option<String>,
+}
+
+/// A broker's heartbeat (Kafka's BrokerHeartbeatRequest).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub broker_id: i32,
+    pub broker_epoch: i64,
+    /// The offset of the newest metadata the broker has applied.
+    pub metadata_offset: i64,
+    pub want_fence: bool,
+    pub want_shut_down: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HeartbeatReply {
+    pub is_caught_up: bool,
+    pub is_fenced: bool,
+    pub should_shut_down: bool,
+}
+
+/// Requests to the active controller over the quorum's RPC.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ControllerRpc {
+    Request(ControllerRequest),
+    Register(Registration),
+    Heartbeat(Heartbeat),
+    DescribeQuorum,
+}
+
+/// Why the controller did not do what was asked, as it travels back to the broker.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error, PartialEq, Eq)]
+pub enum ControllerFailure {
+    #[error("this node is not the active controller")]
+    NotController { leader: Option<i32> },
+    #[error("the metadata quorum is unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Refused(#[from] ControllerError),
+    #[error("Broker {0} is already registered by another live process")]
+    DuplicateBrokerRegistration(i32),
+    #[error("Broker epoch {0} is not the current one")]
+    StaleBrokerEpoch(i64),
+    #[error("Broker {0} is not registered")]
+    BrokerIdNotRegistered(i32),
+    #[error("{0}")]
+    Storage(String),
+}
+
+impl From<QuorumError> for ControllerFailure {
+    fn from(e: QuorumError) -> Self {
+        match e {
+            QuorumError::NotLeader { leader } => ControllerFailure::NotController { leader },
+            QuorumError::Controller(c) => ControllerFailure::Refused(c),
+            QuorumError::Unavailable(m) => ControllerFailure::Unavailable(m),
+            other => ControllerFailure::Storage(other.to_string()),
+        }
+    }
+}
+
+/// DescribeQuorum's content, as it travels.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct QuorumInfo {
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+    /// (replica id, log end offset, last fetch ms, last caught-up ms)
+    pub voters: Vec<(i32, i64, i64, i64)>,
+    pub observers: Vec<(i32, i64, i64, i64)>,
+}
+
+impl From<QuorumStatus> for QuorumInfo {
+    fn from(s: QuorumStatus) -> Self {
+        let row = |r: &crate::quorum::ReplicaStatus| {
+            (
+                r.replica_id,
+                r.log_end_offset,
+                r.last_fetch_timestamp,
+                r.last_caught_up_timestamp,
+            )
+        };
+        Self {
+            leader_id: s.leader_id,
+            leader_epoch: s.leader_epoch,
+            high_watermark: s.high_watermark,
+            voters: s.voters.iter().map(row).collect(),
+            observers: s.observers.iter().map(row).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ControllerRpcReply {
+    /// The request's records are committed; the image offset that includes them, and
+    /// the next producer id as of that image (the end of a block just allocated).
+    Committed { offset: i64, next_producer_id: i64 },
+    Registered { broker_epoch: i64 },
+    Heartbeat(HeartbeatReply),
+    Quorum(QuorumInfo),
+    Failed(ControllerFailure),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LifecycleConfig {
+    /// `broker.session.timeout.ms`
+    pub session_timeout: Duration,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        Self {
+            session_timeout: Duration::from_millis(9000),
+        }
+    }
+}
+
+struct Session {
+    epoch: i64,
+    incarnation: Uuid,
+    deadline: Instant,
+    /// This controller heard from this incarnation itself (not just a lease granted at
+    /// activation): only then does it refuse another incarnation as a duplicate, so a
+    /// broker restarted together with its controller registers at once.
+    heard: bool,
+}
+
+pub struct QuorumController {
+    quorum: Arc<MetadataQuorum>,
+    config: LifecycleConfig,
+    /// Sessions of brokers this controller has heard from since it became active.
+    sessions: Mutex<HashMap<i32, Session>>,
+    /// Woken when a session is renewed or added, so the fencer re-arms its timer.
+    changed: tokio::sync::Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl QuorumController {
+    pub fn new(quorum: Arc<MetadataQuorum>, config: LifecycleConfig) -> Arc<Self> {
+        let c = Arc::new(Self {
+            quorum,
+            config,
+            sessions: Mutex::new(HashMap::new()),
+            changed: tokio::sync::Notify::new(),
+        });
+        tokio::spawn(c.clone().fence_expired_sessions());
+        c
+    }
+
+    pub fn quorum(&self) -> &Arc<MetadataQuorum> {
+        &self.quorum
+    }
+
+    fn not_leader(&self) -> Option<ControllerFailure> {
+        (!self.quorum.is_leader()).then(|| ControllerFailure::NotController {
+            leader: self.quorum.leader(),
+        })
+    }
+
+    /// Commits a request's records; returns the image that includes them.
+    pub async fn request(
+        &self,
+        req: &ControllerRequest,
+    ) -> Result<Arc<MetadataImage>, ControllerFailure> {
+        if let Some(e) = self.not_leader() {
+            return Err(e);
+        }
+        Ok(self.quorum.commit(|img| req.decide(img)).await?)
+    }
+
+    /// A broker registers: a new incarnation gets a new registration (and epoch) unless
+    /// another incarnation of the same id holds a live session; a retry of the same
+    /// incarnation gets its existing epoch.
+    pub async fn register(&self, reg: &Registration) -> Result<i64, ControllerFailure> {
+        if let Some(e) = self.not_leader() {
+            return Err(e);
+        }
+        let now = Instant::now();
+        let live_other = lock(&self.sessions)
+            .get(&reg.broker_id)
+            .is_some_and(|s| s.heard && s.incarnation != reg.incarnation_id && s.deadline > now);
+        let image = self.quorum.image();
+        if let Some(b) = image.brokers.get(&reg.broker_id) {
+            if b.incarnation_id == reg.incarnation_id {
+                self.renew(reg.broker_id, b.epoch, reg.incarnation_id);
+                return Ok(b.epoch);
+            }
+            if live_other {
+                return Err(ControllerFailure::DuplicateBrokerRegistration(
+                    reg.broker_id,
+                ));
+            }
+        }
+        let r = reg.clone();
+        let image = self
+            .quorum
+            .commit(|img| {
+                let mut out = Vec::new();
+                if let Some(old) = img.brokers.get(&r.broker_id) {
+                    if old.incarnation_id == r.incarnation_id {
+                        return Ok(Vec::new());
+                    }
+                    // The old incarnation is gone: fence it out of every ISR first.
+                    out.extend(fence_records(img, r.broker_id));
+                }
+                out.push(MetadataRecord::RegisterBrokerRecord {
+                    broker_id: r.broker_id,
+                    incarnation_id: r.incarnation_id,
+                    endpoints: r.endpoints.clone(),
+                    rack: r.rack.clone(),
+                    broker_epoch: None,
+                });
+                Ok(out)
+            })
+            .await?;
+        let epoch = image
+            .brokers
+            .get(&reg.broker_id)
+            .filter(|b| b.incarnation_id == reg.incarnation_id)
+            .map(|b| b.epoch)
+            .ok_or_else(|| ControllerFailure::Storage("registration not applied".into()))?;
+        self.renew(reg.broker_id, epoch, reg.incarnation_id);
+        tracing::info!(broker = reg.broker_id, epoch, rack = ?reg.rack, "broker registered");
+        Ok(epoch)
+    }
+
+    fn renew(&self, broker: i32, epoch: i64, incarnation: Uuid) {
+        lock(&self.sessions).insert(
+            broker,
+            Session {
+                epoch,
+                incarnation,
+                deadline: Instant::now() + self.config.session_timeout,
+                heard: true,
+            },
+        );
+        self.changed.notify_one();
+    }
+
+    /// A heartbeat renews the session; a fenced broker that has caught up with its own
+    /// registration is unfenced.
+    pub async fn heartbeat(&self, hb: &Heartbeat) -> Result<HeartbeatReply, ControllerFailure> {
+        if let Some(e) = self.not_leader() {
+            return Err(e);
+        }
+        let image = self.quorum.image();
+        let Some(b) = image.brokers.get(&hb.broker_id) else {
+            return Err(ControllerFailure::BrokerIdNotRegistered(hb.broker_id));
+        };
+        if b.epoch != hb.broker_epoch {
+            return Err(ControllerFailure::StaleBrokerEpoch(hb.broker_epoch));
+        }
+        self.renew(hb.broker_id, b.epoch, b.incarnation_id);
+        let caught_up = hb.metadata_offset >= b.epoch;
+        let mut fenced = b.fenced;
+        if fenced && caught_up && !hb.want_fence {
+            let (id, epoch) = (hb.broker_id, b.epoch);
+            let image = self
+                .quorum
+                .commit(|img| Ok(unfence_records(img, id, epoch)))
+                .await?;
+            fenced = image.brokers.get(&id).is_none_or(|b| b.fenced);
+            if !fenced {
+                tracing::info!(broker = id, epoch, "broker unfenced");
+            }
+        }
+        Ok(HeartbeatReply {
+            is_caught_up: caught_up,
+            is_fenced: fenced,
+            should_shut_down: false,
+        })
+    }
+
+    /// Sleeps until the earliest session deadline (or a change), and fences brokers
+    /// whose session expired, while this node is the active controller.
+    async fn fence_expired_sessions(self: Arc<Self>) {
+        let mut leader_changes = self.quorum.subscribe();
+        let mut was_leader = false;
+        loop {
+            let is_leader = self.quorum.is_leader();
+            if is_leader && !was_leader {
+                // Newly active: every registered broker gets a full session from now.
+                let now = Instant::now();
+                let image = self.quorum.image();
+                let mut sessions = lock(&self.sessions);
+                sessions.clear();
+                for b in image.brokers.values().filter(|b| !b.fenced) {
+                    sessions.insert(
+                        b.id,
+                        Session {
+                            epoch: b.epoch,
+                            incarnation: b.incarnation_id,
+                            deadline: now + self.config.session_timeout,
+                            heard: false,
+                        },
+                    );
+                }
+            }
+            was_leader = is_leader;
+            let next = if is_leader {
+                let now = Instant::now();
+                let expired: Vec<(i32, i64)> = lock(&self.sessions)
+                    .iter()
+                    .filter(|(_, s)| s.deadline <= now)
+                    .map(|(&id, s)| (id, s.epoch))
+                    .collect();
+                for (id, epoch) in expired {
+                    let result = self
+                        .quorum
+                        .commit(|img| match img.brokers.get(&id) {
+                            Some(b) if b.epoch == epoch && !b.fenced => Ok(fence_records(img, id)),
+                            _ => Ok(Vec::new()),
+                        })
+                        .await;
+                    match result {
+                        Ok(_) => {
+                            tracing::warn!(broker = id, epoch, "broker session expired: fenced");
+                            lock(&self.sessions).remove(&id);
+                        }
+                        Err(e) => {
+                            tracing::warn!(broker = id, error = %e, "cannot fence broker yet")
+                        }
+                    }
+                }
+                lock(&self.sessions).values().map(|s| s.deadline).min()
+            } else {
+                None
+            };
+            let sleep = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = sleep => {}
+                _ = self.changed.notified() => {}
+                r = leader_changes.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Serves one RPC from a broker.
+    pub async fn serve(&self, rpc: ControllerRpc) -> ControllerRpcReply {
+        let failed = ControllerRpcReply::Failed;
+        match rpc {
+            ControllerRpc::Request(req) => match self.request(&req).await {
+                Ok(img) => ControllerRpcReply::Committed {
+                    offset: img.offset,
+                    next_producer_id: img.next_producer_id,
+                },
+                Err(e) => failed(e),
+            },
+            ControllerRpc::Register(reg) => match self.register(&reg).await {
+                Ok(broker_epoch) => ControllerRpcReply::Registered { broker_epoch },
+                Err(e) => failed(e),
+            },
+            ControllerRpc::Heartbeat(hb) => match self.heartbeat(&hb).await {
+                Ok(r) => ControllerRpcReply::Heartbeat(r),
+                Err(e) => failed(e),
+            },
+            ControllerRpc::DescribeQuorum => {
+                if let Some(e) = self.not_leader() {
+                    return failed(e);
+                }
+                ControllerRpcReply::Quorum(self.quorum.status().into())
+            }
+        }
+    }
+}
+
+/// Serves the controller RPC on the quorum's transport (JSON both ways).
+pub struct RpcService(pub std::sync::OnceLock<Arc<QuorumController>>);
+
+impl AppHandler for RpcService {
+    fn handle(
+        &self,
+        _from_node: i32,
+        request: Vec<u8>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send>> {
+        let controller = self.0.get().cloned();
+        Box::pin(async move {
+            let reply = match (serde_json::from_slice::<ControllerRpc>(&request), controller) {
+                (Ok(rpc), Some(c)) => c.serve(rpc).await,
+                (Ok(_), None) => ControllerRpcReply::Failed(ControllerFailure::Unavailable(
+                    "the controller is starting".into(),
+                )),
+                (Err(e), _) => ControllerRpcReply::Failed(ControllerFailure::Storage(format!(
+                    "malformed controller request: {e}"
+                ))),
+            };
+            serde_json::to_vec(&reply).unwrap_or_default()
+        })
+    }
+}
+
+/// Records that fence `broker`: its registration, and every partition whose ISR holds
+/// it (it leaves the ISR unless it is the last member; a partition it led gets the first
+/// other live ISR member as leader, or no leader).
+pub fn fence_records(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    if let Some(b) = image.brokers.get(&broker) {
+        out.push(MetadataRecord::BrokerRegistrationChangeRecord {
+            broker_id: broker,
+            broker_epoch: b.epoch,
+            fenced: Some(true),
+            in_controlled_shutdown: None,
+        });
+    }
+    let live = |id: i32| {
+        id != broker
+            && image
+                .brokers
+                .get(&id)
+                .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
+    };
+    for t in image.topics.values() {
+        for (&index, p) in &t.partitions {
+            if !p.isr.contains(&broker) && p.leader != broker {
+                continue;
+            }
+            let isr: Vec<i32> = if p.isr.len() > 1 {
+                p.isr.iter().copied().filter(|&r| r != broker).collect()
+            } else {
+                p.isr.clone()
+            };
+            let leader = if p.leader == broker {
+                Some(isr.iter().copied().find(|&r| live(r)).unwrap_or(-1))
+            } else {
+                None
+            };
+            if leader.is_none() && isr == p.isr {
+                continue;
+            }
+            out.push(MetadataRecord::PartitionChangeRecord {
+                topic_id: t.id,
+                partition: index,
+                leader,
+                isr: (isr != p.isr).then_some(isr),
+                replicas: None,
+            });
+        }
+    }
+    out
+}
+
+/// Records that unfence `broker` at `epoch`: its registration, and leadership of every
+/// leaderless partition whose ISR holds it.
+pub fn unfence_records(image: &MetadataImage, broker: i32, epoch: i64) -> Vec<MetadataRecord> {
+    if image
+        .brokers
+        .get(&broker)
+        .is_none_or(|b| b.epoch != epoch || !b.fenced)
+    {
+        return Vec::new();
+    }
+    let mut out = vec![MetadataRecord::BrokerRegistrationChangeRecord {
+        broker_id: broker,
+        broker_epoch: epoch,
+        fenced: Some(false),
+        in_controlled_shutdown: Some(false),
+    }];
+    for t in image.topics.values() {
+        for (&index, p) in &t.partitions {
+            if p.leader == -1 && p.isr.contains(&broker) {
+                out.push(MetadataRecord::PartitionChangeRecord {
+                    topic_id: t.id,
+                    partition: index,
+                    leader: Some(broker),
+                    isr: None,
+                    replicas: None,
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::controller::{create_topic, NewTopic};
+
+    fn image_with_brokers(ids: &[i32]) -> MetadataImage {
+        let mut image = MetadataImage::empty();
+        for &id in ids {
+            image.apply_entry(
+                image.offset + 1,
+                &[MetadataRecord::RegisterBrokerRecord {
+                    broker_id: id,
+                    incarnation_id: Uuid::new_v4(),
+                    endpoints: vec![],
+                    rack: None,
+                    broker_epoch: None,
+                }],
+            );
+            let epoch = image.offset;
+            let recs = unfence_records(&image, id, epoch);
+            image.apply_entry(image.offset + 1, &recs);
+        }
+        image
+    }
+
+    #[test]
+    fn fencing_moves_leaders_and_shrinks_isrs_but_never_empties_them() {
+        let mut image = image_with_brokers(&[1, 2, 3]);
+        let t = NewTopic {
+            name: "t".into(),
+            num_partitions: 3,
+            replication_factor: 3,
+            configs: Default::default(),
+        };
+        let recs = create_topic(&image, &t, &[1, 2, 3]).unwrap();
+        image.apply_entry(image.offset + 1, &recs);
+        let recs = fence_records(&image, 1);
+        image.apply_entry(image.offset + 1, &recs);
+        assert!(image.brokers[&1].fenced);
+        for p in image.topic("t").unwrap().partitions.values() {
+            assert_ne!(p.leader, 1);
+            assert!(!p.isr.contains(&1));
+            assert_eq!(p.isr.len(), 2);
+        }
+        let p0 = &image.topic("t").unwrap().partitions[&0];
+        assert_eq!((p0.leader, p0.leader_epoch), (2, 1), "{p0:?}");
+        // Fence 2 and 3 too: the last ISR member stays, with no leader.
+        for b in [2, 3] {
+            let recs = fence_records(&image, b);
+            image.apply_entry(image.offset + 1, &recs);
+        }
+        for p in image.topic("t").unwrap().partitions.values() {
+            assert_eq!(p.leader, -1);
+            assert_eq!(p.isr, vec![3]);
+        }
+        // 3 comes back: it leads again.
+        let epoch = image.brokers[&3].epoch;
+        let recs = unfence_records(&image, 3, epoch);
+        image.apply_entry(image.offset + 1, &recs);
+        for p in image.topic("t").unwrap().partitions.values() {
+            assert_eq!(p.leader, 3);
+        }
+    }
+}
