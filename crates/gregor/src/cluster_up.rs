@@ -153,6 +153,7 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
     }
     // Each node prints one line once it is registered and unfenced.
     let mut out = std::io::stdout();
+    let mut failed = None;
     for node in &mut nodes {
         let Some(stdout) = node.child.stdout.take() else {
             continue;
@@ -160,13 +161,16 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
         if !line.starts_with("gregor broker ready") {
-            stop_all(&mut nodes);
-            bail!(
-                "node {} did not start; see {}",
-                node.id,
-                args.dir.join(format!("node-{}/broker.log", node.id)).display()
-            );
+            failed = Some(node.id);
+            break;
         }
+    }
+    if let Some(id) = failed {
+        stop_all(&mut nodes);
+        bail!(
+            "node {id} did not start; see {}",
+            args.dir.join(format!("node-{id}/broker.log")).display()
+        );
     }
     writeln!(out, "gregor cluster up: {} nodes, cluster.id={cluster_id}", nodes.len())?;
     for node in &nodes {
