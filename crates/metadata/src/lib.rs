@@ -15,7 +15,10 @@
 //!   the checks for UpdateFeatures.
 //! - [`topic_config`]: the topic-level config names, their types and validation.
 //! - [`client_metrics`]: client-metrics subscriptions (KIP-714) and their validation.
-//! - [`store`]: the durable log plus the current image.
+//! - [`quorum`]: the metadata log replicated by Raft (openraft): voters, broker-only
+//!   followers, the RPC transport, the migration from the single-voter store.
+//! - [`store`]: the single-voter durable log plus the current image (before the quorum;
+//!   now read by the quorum's migration).
 //! - [`snapshot`]: the image written as records every
 //!   `metadata.log.max.record.bytes.between.snapshots`, so the log below can be deleted.
 //!
@@ -30,12 +33,17 @@ pub mod client_metrics;
 pub mod controller;
 pub mod features;
 pub mod image;
+pub mod quorum;
 pub mod records;
 pub mod snapshot;
 pub mod store;
 pub mod topic_config;
 
 pub use controller::ControllerError;
+pub use quorum::{
+    AppHandler, MetadataFollower, MetadataQuorum, QuorumConfig, QuorumError, QuorumStatus,
+    ReplicaStatus, RpcClient,
+};
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use records::{BrokerEndpoint, MetadataRecord};
 pub use store::{MetadataLogConfig, MetadataStore};
