@@ -244,6 +244,21 @@ impl MetadataQuorum {
         m.state == ServerState::Leader && m.current_leader == Some(self.node_id as u64)
     }
 
+    /// Waits until a leader other than `other_than` is known, at most `timeout`; the
+    /// leader, or `None` when none was elected in time (start-up and tests).
+    pub async fn await_leader(&self, other_than: Option<i32>, timeout: Duration) -> Option<i32> {
+        let mut rx = self.raft.metrics();
+        let wait = rx.wait_for(|m| {
+            m.current_leader
+                .is_some_and(|l| Some(l as i32) != other_than && m.vote.is_committed())
+        });
+        let leader = match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(m)) => m.current_leader.map(|l| l as i32),
+            _ => None,
+        };
+        leader
+    }
+
     /// Waits until this node leads (Ok), another node is known to (NotLeader), or the
     /// deadline passes (Unavailable).
     async fn wait_leader(&self, deadline: Instant) -> Result<(), QuorumError> {
