@@ -13,7 +13,7 @@ use quorum_common::{create, Cluster, CLUSTER};
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_voters_replicate_and_fail_over() {
     let mut c = Cluster::start(3, 20 << 20).await;
-    let leader = c.leader(None).await;
+    c.leader(None).await;
     let img = c.commit_anywhere(20, create("t1")).await;
     for other in c.converge(img.offset).await {
         assert!(other.topic("t1").is_some());
@@ -23,7 +23,9 @@ async fn three_voters_replicate_and_fail_over() {
         assert_eq!(q.image().feature_level(gregor_metadata::features::METADATA_VERSION), 29);
     }
 
-    // A follower refuses to commit and names the leader.
+    // A follower refuses to commit and names the leader (asked again: on a loaded
+    // machine leadership may have moved since).
+    let leader = c.leader(None).await;
     let follower = *c.nodes.keys().find(|&&id| id != leader).unwrap();
     match c.nodes[&follower].commit(create("t2")).await {
         Err(QuorumError::NotLeader { leader: l }) => assert_eq!(l, Some(leader)),
@@ -31,11 +33,26 @@ async fn three_voters_replicate_and_fail_over() {
     }
 
     // status() on the leader: itself, term, every voter's log end.
-    let status = c.nodes[&leader].status();
+    // (The high watermark and the followers' log ends are reported as heartbeats come
+    // back: wait for them on image changes, with a deadline.)
+    let mut rx = c.nodes[&leader].subscribe();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = c.nodes[&leader].status();
+        let ready = status.high_watermark > img.offset
+            && status
+                .voters
+                .iter()
+                .all(|v| v.log_end_offset > img.offset && v.last_fetch_timestamp > 0);
+        if ready || Instant::now() > deadline {
+            break status;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(200), rx.changed()).await;
+    };
     assert_eq!(status.leader_id, leader);
     assert!(status.leader_epoch >= 1);
     assert_eq!(status.voters.len(), 3);
-    assert!(status.high_watermark > img.offset);
+    assert!(status.high_watermark > img.offset, "{status:?}");
     for v in &status.voters {
         assert!(v.log_end_offset > img.offset, "{v:?}");
         assert!(v.last_fetch_timestamp > 0, "{v:?}");
@@ -43,7 +60,7 @@ async fn three_voters_replicate_and_fail_over() {
     assert!(status.observers.is_empty());
 
     // CAS: two concurrent "create X iff absent" on the leader: exactly one succeeds.
-    let q = c.nodes[&leader].clone();
+    let q = c.nodes[&c.leader(None).await].clone();
     let (a, b) = tokio::join!(q.commit(create("x")), q.commit(create("x")));
     let oks = [&a, &b].iter().filter(|r| r.is_ok()).count();
     assert_eq!(oks, 1, "{a:?} {b:?}");
@@ -91,11 +108,14 @@ async fn five_voters_minority_and_majority_loss() {
     let others: Vec<i32> = c.nodes.keys().copied().filter(|&id| id != leader).collect();
     c.stop(others[0]).await;
     c.crash(others[1]);
-    let img = c.nodes[&leader].commit(create("b")).await.unwrap();
+    let img = c.commit_anywhere(20, create("b")).await;
     assert!(img.topic("b").is_some());
     c.converge(img.offset).await;
 
-    c.stop(others[2]).await;
+    // A third voter down (not the leader): no majority left.
+    let leader = c.leader(None).await;
+    let third = *c.nodes.keys().find(|&&id| id != leader).unwrap();
+    c.stop(third).await;
     let started = Instant::now();
     match c.nodes[&leader].commit(create("c")).await {
         Err(QuorumError::Unavailable(_)) | Err(QuorumError::NotLeader { .. }) => {}
@@ -103,7 +123,7 @@ async fn five_voters_minority_and_majority_loss() {
     }
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 
-    for id in [others[0], others[1], others[2]] {
+    for id in [others[0], others[1], third] {
         c.restart(id).await;
     }
     let img = c.commit_anywhere(30, create("c")).await;
