@@ -209,6 +209,13 @@ pub(crate) fn prepare(cfg: &QuorumConfig) -> Result<Prepared, QuorumError> {
             s
         }
     };
+    // Temp files of writes a crash interrupted.
+    for entry in std::fs::read_dir(&dir)? {
+        let entry = entry?;
+        if entry.file_name().to_str().is_some_and(|n| n.ends_with(".tmp")) && entry.path().is_file() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     let migrated = if state.migration_pending {
         let store = MetadataStore::open_dir(&dir.join(PRE_RAFT), cfg.clean_shutdown, cfg.log)?;
         let image = store.image();

@@ -15,7 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -64,8 +64,10 @@ pub(crate) fn unframe(bytes: &[u8]) -> Option<(&[u8], usize)> {
 
 /// Writes `bytes` to `path` through a temp file: fsync, rename, fsync the directory.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    // A name of its own per write: two writers never share a temp file.
+    static SEQ: AtomicU64 = AtomicU64::new(0);
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
+    name.push(format!(".{}.tmp", SEQ.fetch_add(1, Ordering::Relaxed)));
     let tmp = path.with_file_name(name);
     let mut f = File::create(&tmp)?;
     f.write_all(bytes)?;

@@ -244,13 +244,17 @@ impl MetadataQuorum {
         m.state == ServerState::Leader && m.current_leader == Some(self.node_id as u64)
     }
 
-    /// Waits until a leader other than `other_than` is known, at most `timeout`; the
-    /// leader, or `None` when none was elected in time (start-up and tests).
+    /// Waits until a leader other than `other_than` is known (when it is this node: until
+    /// it has taken office), at most `timeout`; the leader, or `None` when none was
+    /// elected in time (start-up and tests).
     pub async fn await_leader(&self, other_than: Option<i32>, timeout: Duration) -> Option<i32> {
         let mut rx = self.raft.metrics();
         let wait = rx.wait_for(|m| {
-            m.current_leader
-                .is_some_and(|l| Some(l as i32) != other_than && m.vote.is_committed())
+            m.current_leader.is_some_and(|l| {
+                Some(l as i32) != other_than
+                    && m.vote.is_committed()
+                    && (l != m.id || m.state == ServerState::Leader)
+            })
         });
         let leader = match tokio::time::timeout(timeout, wait).await {
             Ok(Ok(m)) => m.current_leader.map(|l| l as i32),
@@ -403,6 +407,10 @@ impl MetadataQuorum {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "metadata quorum: raft stopped with an error");
         }
+        // openraft does not wait for a snapshot build it spawned: fence the files.
+        self.log.fence();
+        let sm = self.sm.clone();
+        let _ = tokio::task::spawn_blocking(move || sm.close()).await;
         let tasks = match self.tasks.lock() {
             Ok(mut g) => std::mem::take(&mut *g),
             Err(p) => std::mem::take(&mut *p.into_inner()),
@@ -421,6 +429,7 @@ impl Drop for MetadataQuorum {
             return;
         }
         self.log.fence();
+        self.sm.close();
         self.stop.send_replace(true);
         if let Ok(mut g) = self.tasks.lock() {
             for t in g.drain(..) {

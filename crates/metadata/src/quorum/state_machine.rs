@@ -97,6 +97,39 @@ pub(crate) struct SmShared {
     snapshot_bytes: u64,
     /// Notified when `snapshot_bytes` were applied since the last snapshot.
     pub(crate) want_snapshot: Notify,
+    /// Serialises writes of the snapshot file (a build and an install may overlap) and
+    /// remembers the newest written, so an older one never replaces it.
+    file: Mutex<SnapshotFile>,
+}
+
+#[derive(Default)]
+struct SnapshotFile {
+    newest: Option<LogId<NodeId>>,
+    /// Set at shutdown: a build still running (openraft does not wait for it) writes
+    /// nothing.
+    closed: bool,
+}
+
+/// Writes `bytes` as the snapshot file unless a newer one is there; returns whether
+/// it did.
+fn write_snapshot_file(
+    shared: &SmShared,
+    last: Option<LogId<NodeId>>,
+    bytes: &[u8],
+) -> std::io::Result<bool> {
+    let mut file = match shared.file.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    if file.closed {
+        return Err(std::io::Error::other("the metadata quorum was stopped"));
+    }
+    if file.newest.is_some() && file.newest > last {
+        return Ok(false);
+    }
+    write_atomic(&shared.dir.join(SNAPSHOT_FILE), bytes)?;
+    file.newest = last;
+    Ok(true)
 }
 
 /// The state machine handed to openraft; clones share the state.
@@ -129,6 +162,7 @@ impl StateMachine {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("{}: {e}", path.display())),
         }
+        let written = state.snapshot.as_ref().and_then(|(m, _)| m.last_log_id);
         let (image_tx, _) = watch::channel(state.image.clone());
         Ok(Self {
             shared: Arc::new(SmShared {
@@ -137,6 +171,10 @@ impl StateMachine {
                 dir: dir.to_path_buf(),
                 snapshot_bytes: snapshot_bytes.max(1),
                 want_snapshot: Notify::new(),
+                file: Mutex::new(SnapshotFile {
+                    newest: written,
+                    closed: false,
+                }),
             }),
         })
     }
@@ -163,6 +201,14 @@ impl SmShared {
         self.lock().snapshot.as_ref().map(|(m, b)| {
             (m.last_log_id.map_or(-1, |l| l.index as i64), b.clone())
         })
+    }
+
+    /// No snapshot file is written after this returns (waits for one being written).
+    pub(crate) fn close(&self) {
+        match self.file.lock() {
+            Ok(mut g) => g.closed = true,
+            Err(p) => p.into_inner().closed = true,
+        }
     }
 
     fn publish(&self, image: Arc<MetadataImage>) {
@@ -193,14 +239,20 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         };
         let bytes = encode_snapshot(&meta, &image)
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
-        let path = self.shared.dir.join(SNAPSHOT_FILE);
+        let shared = self.shared.clone();
         let to_write = bytes.clone();
-        tokio::task::spawn_blocking(move || write_atomic(&path, &to_write))
-            .await
-            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?
-            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
-        tracing::info!(index = ?last_applied.map(|l| l.index), bytes = bytes.len(), "metadata snapshot written");
-        self.shared.lock().snapshot = Some((meta.clone(), Arc::new(bytes.clone())));
+        let written =
+            tokio::task::spawn_blocking(move || write_snapshot_file(&shared, last_applied, &to_write))
+                .await
+                .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?
+                .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        if written {
+            tracing::info!(index = ?last_applied.map(|l| l.index), bytes = bytes.len(), "metadata snapshot written");
+            let mut g = self.shared.lock();
+            if g.snapshot.as_ref().is_none_or(|(m, _)| m.last_log_id <= last_applied) {
+                g.snapshot = Some((meta.clone(), Arc::new(bytes.clone())));
+            }
+        }
         Ok(Snapshot {
             meta,
             snapshot: Box::new(bytes),
@@ -282,9 +334,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             )
             .into());
         }
-        let path = self.shared.dir.join(SNAPSHOT_FILE);
+        let shared = self.shared.clone();
         let to_write = bytes.clone();
-        tokio::task::spawn_blocking(move || write_atomic(&path, &to_write))
+        let last = meta.last_log_id;
+        tokio::task::spawn_blocking(move || write_snapshot_file(&shared, last, &to_write))
             .await
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;

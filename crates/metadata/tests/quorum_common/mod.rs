@@ -64,6 +64,14 @@ pub async fn wait_image(
     }
 }
 
+/// Logs to the test output when RUST_LOG is set.
+pub fn init_log() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 /// A cluster of voters in temp directories.
 pub struct Cluster {
     pub dirs: BTreeMap<i32, tempfile::TempDir>,
@@ -75,6 +83,7 @@ pub struct Cluster {
 impl Cluster {
     /// `n` voters with ids 1..=n, all started.
     pub async fn start(n: i32, snapshot_bytes: u64) -> Self {
+        init_log();
         let mut listeners = BTreeMap::new();
         let mut voters = BTreeMap::new();
         let mut dirs = BTreeMap::new();
@@ -144,24 +153,13 @@ impl Cluster {
                 seen.push(q.await_leader(other_than, left).await);
             }
             let first = seen[0].expect("no leader elected in time");
-            if seen.iter().all(|l| *l == Some(first)) && self.nodes.contains_key(&first) {
-                // Wait until it has taken office (its first entry applied).
-                let q = &self.nodes[&first];
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                let mut rx = q.subscribe();
-                let ok = tokio::time::timeout(left, async {
-                    loop {
-                        if q.is_leader() {
-                            return;
-                        }
-                        if rx.changed().await.is_err() {
-                            return;
-                        }
+            if seen.iter().all(|l| *l == Some(first)) {
+                if let Some(q) = self.nodes.get(&first) {
+                    // The leader's own view: it has taken office.
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    if q.await_leader(other_than, left).await == Some(first) && q.is_leader() {
+                        return first;
                     }
-                })
-                .await;
-                if ok.is_ok() && q.is_leader() {
-                    return first;
                 }
             }
             assert!(tokio::time::Instant::now() < deadline, "nodes disagree on the leader: {seen:?}");
