@@ -40,11 +40,11 @@ pub mod store;
 pub mod topic_config;
 
 pub use controller::ControllerError;
+pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use quorum::{
     AppHandler, MetadataFollower, MetadataQuorum, QuorumConfig, QuorumError, QuorumStatus,
     ReplicaStatus, RpcClient,
 };
-pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use records::{BrokerEndpoint, MetadataRecord};
 pub use store::{MetadataLogConfig, MetadataStore};
 

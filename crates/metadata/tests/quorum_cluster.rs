@@ -20,7 +20,11 @@ async fn three_voters_replicate_and_fail_over() {
     }
     // Every node has the bootstrap levels, committed once by the first leader.
     for q in c.nodes.values() {
-        assert_eq!(q.image().feature_level(gregor_metadata::features::METADATA_VERSION), 29);
+        assert_eq!(
+            q.image()
+                .feature_level(gregor_metadata::features::METADATA_VERSION),
+            29
+        );
     }
 
     // A follower refuses to commit and names the leader (asked again: on a loaded
@@ -67,7 +71,9 @@ async fn three_voters_replicate_and_fail_over() {
     let refused = if a.is_err() { a } else { b };
     assert!(matches!(
         refused,
-        Err(QuorumError::Controller(ControllerError::TopicAlreadyExists(_)))
+        Err(QuorumError::Controller(
+            ControllerError::TopicAlreadyExists(_)
+        ))
     ));
 
     // Stop the leader cleanly: a new one is elected and commits.
@@ -121,7 +127,11 @@ async fn five_voters_minority_and_majority_loss() {
         Err(QuorumError::Unavailable(_)) | Err(QuorumError::NotLeader { .. }) => {}
         other => panic!("expected Unavailable without a quorum, got {other:?}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 
     for id in [others[0], others[1], third] {
         c.restart(id).await;
@@ -152,7 +162,10 @@ async fn rpc_checks_the_cluster_id_and_survives_garbage() {
     assert_eq!(reply, b"olleh");
 
     let stranger = RpcClient::new(addr.clone(), "other-cluster".into(), 7);
-    match stranger.call_app(b"x".to_vec(), Duration::from_secs(5)).await {
+    match stranger
+        .call_app(b"x".to_vec(), Duration::from_secs(5))
+        .await
+    {
         Err(QuorumError::InconsistentClusterId { ours, theirs }) => {
             assert_eq!(ours, "other-cluster");
             assert_eq!(theirs, CLUSTER);
@@ -177,7 +190,10 @@ async fn rpc_checks_the_cluster_id_and_survives_garbage() {
     }
     // The node still serves and the cluster still commits.
     assert_eq!(
-        client.call_app(b"ab".to_vec(), Duration::from_secs(5)).await.unwrap(),
+        client
+            .call_app(b"ab".to_vec(), Duration::from_secs(5))
+            .await
+            .unwrap(),
         b"ba"
     );
     c.commit_anywhere(20, create("after-garbage")).await;

@@ -23,7 +23,9 @@ fn config(dir: &std::path::Path) -> QuorumConfig {
 async fn single_voter_commits_and_survives_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let q = MetadataQuorum::start(config(dir.path()), None, app()).await.unwrap();
+    let q = MetadataQuorum::start(config(dir.path()), None, app())
+        .await
+        .unwrap();
     let took = started.elapsed();
     assert!(q.is_leader(), "a single voter leads once started");
     assert_eq!(q.leader(), Some(1));
@@ -53,7 +55,9 @@ async fn single_voter_commits_and_survives_restarts() {
     let image = q.image();
     q.shutdown().await;
     drop(q);
-    let q = MetadataQuorum::start(config(dir.path()), None, app()).await.unwrap();
+    let q = MetadataQuorum::start(config(dir.path()), None, app())
+        .await
+        .unwrap();
     assert!(q.is_leader());
     let again = q.image();
     assert_eq!(again.topics, image.topics);
@@ -62,7 +66,9 @@ async fn single_voter_commits_and_survives_restarts() {
     let image = q.image();
     // A crash: dropped without shutdown.
     drop(q);
-    let q = MetadataQuorum::start(config(dir.path()), None, app()).await.unwrap();
+    let q = MetadataQuorum::start(config(dir.path()), None, app())
+        .await
+        .unwrap();
     assert_eq!(q.image().topics, image.topics);
     assert!(q.image().offset >= image.offset);
     q.shutdown().await;
@@ -72,11 +78,15 @@ async fn single_voter_commits_and_survives_restarts() {
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     f.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, b'{']).unwrap();
     drop(f);
-    let q = MetadataQuorum::start(config(dir.path()), None, app()).await.unwrap();
+    let q = MetadataQuorum::start(config(dir.path()), None, app())
+        .await
+        .unwrap();
     assert_eq!(q.image().topics, image.topics);
     q.commit(create("d")).await.unwrap();
     q.shutdown().await;
-    let q = MetadataQuorum::start(config(dir.path()), None, app()).await.unwrap();
+    let q = MetadataQuorum::start(config(dir.path()), None, app())
+        .await
+        .unwrap();
     assert!(q.image().topic("d").is_some());
     q.shutdown().await;
 }
@@ -86,7 +96,9 @@ async fn single_voter_commits_and_survives_restarts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amnesiac_voter_and_foreign_state_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let q = MetadataQuorum::start(config(dir.path()), None, app()).await.unwrap();
+    let q = MetadataQuorum::start(config(dir.path()), None, app())
+        .await
+        .unwrap();
     q.commit(create("a")).await.unwrap();
     q.shutdown().await;
     drop(q);
@@ -124,16 +136,22 @@ async fn old_format_directory_migrates() {
             replication_factor: 1,
             configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
         };
-        store.commit_with(|img| create_topic(img, &t, &[1])).unwrap();
         store
-            .commit_with(|img| gregor_metadata::controller::allocate_producer_ids(img))
+            .commit_with(|img| create_topic(img, &t, &[1]))
+            .unwrap();
+        store
+            .commit_with(gregor_metadata::controller::allocate_producer_ids)
             .unwrap();
         store
             .commit_with(|img| {
                 alter_broker_configs(
                     img,
                     "",
-                    &[("log.retention.ms".to_string(), ConfigOp::Set, Some("1234".to_string()))],
+                    &[(
+                        "log.retention.ms".to_string(),
+                        ConfigOp::Set,
+                        Some("1234".to_string()),
+                    )],
                 )
             })
             .unwrap();
@@ -151,12 +169,20 @@ async fn old_format_directory_migrates() {
     assert_eq!(old.feature_level(TRANSACTION_VERSION), 1);
     assert!(old.next_producer_id > 0);
 
-    let q = MetadataQuorum::start(config(dir.path()), None, app()).await.unwrap();
+    let q = MetadataQuorum::start(config(dir.path()), None, app())
+        .await
+        .unwrap();
     let img = q.image();
-    assert_eq!(img.topics, old.topics, "topics, ids, partitions and configs survive");
+    assert_eq!(
+        img.topics, old.topics,
+        "topics, ids, partitions and configs survive"
+    );
     assert_eq!(img.broker_configs, old.broker_configs);
     assert_eq!(img.next_producer_id, old.next_producer_id);
-    assert_eq!(img.features, old.features, "feature levels kept, not re-bootstrapped");
+    assert_eq!(
+        img.features, old.features,
+        "feature levels kept, not re-bootstrapped"
+    );
     let meta_dir = dir.path().join("__cluster_metadata-0");
     assert!(meta_dir.join("pre-raft").is_dir());
     let left: Vec<String> = std::fs::read_dir(&meta_dir)
@@ -169,10 +195,15 @@ async fn old_format_directory_migrates() {
     let offset = q.image().offset;
     q.shutdown().await;
     drop(q);
-    let q = MetadataQuorum::start(config(dir.path()), None, app()).await.unwrap();
+    let q = MetadataQuorum::start(config(dir.path()), None, app())
+        .await
+        .unwrap();
     let img = q.image();
     assert!(img.topic("old-topic").is_some() && img.topic("new-topic").is_some());
-    assert_eq!(img.topic("old-topic").unwrap().id, old.topic("old-topic").unwrap().id);
+    assert_eq!(
+        img.topic("old-topic").unwrap().id,
+        old.topic("old-topic").unwrap().id
+    );
     assert_eq!(img.features, old.features);
     assert!(img.offset >= offset);
     q.shutdown().await;

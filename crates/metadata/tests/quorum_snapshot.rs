@@ -16,10 +16,19 @@ async fn churn(c: &Cluster, from: usize, n: usize) -> std::sync::Arc<MetadataIma
     let mut last = None;
     for i in from..from + n {
         let name = format!("t{}", i % 10);
-        let exists = c.nodes.values().next().unwrap().image().topic(&name).is_some();
+        let exists = c
+            .nodes
+            .values()
+            .next()
+            .unwrap()
+            .image()
+            .topic(&name)
+            .is_some();
         let img = if exists && i % 3 != 0 {
-            c.commit_anywhere(20, |img: &MetadataImage| delete_topic(img, &name).or(Ok(Vec::new())))
-                .await
+            c.commit_anywhere(20, |img: &MetadataImage| {
+                delete_topic(img, &name).or(Ok(Vec::new()))
+            })
+            .await
         } else {
             let make = create(&name);
             c.commit_anywhere(20, move |img: &MetadataImage| make(img).or(Ok(Vec::new())))
@@ -60,9 +69,15 @@ async fn snapshots_purge_the_log_and_catch_up_voters_and_followers() {
     }
     for (&id, d) in &c.dirs {
         let meta = d.path().join("__cluster_metadata-0");
-        assert!(meta.join("raft.snapshot").exists(), "node {id} wrote a snapshot");
+        assert!(
+            meta.join("raft.snapshot").exists(),
+            "node {id} wrote a snapshot"
+        );
         let log_len = std::fs::metadata(meta.join("raft.log")).unwrap().len();
-        assert!(log_len < 24 << 10, "node {id}: the log was purged ({log_len} bytes)");
+        assert!(
+            log_len < 24 << 10,
+            "node {id}: the log was purged ({log_len} bytes)"
+        );
     }
 
     // A voter down while the others go on well past the log it has: it gets a snapshot.

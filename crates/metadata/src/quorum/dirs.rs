@@ -49,21 +49,25 @@ pub(crate) struct Prepared {
 
 fn read_state(dir: &Path) -> Result<Option<QuorumState>, QuorumError> {
     match std::fs::read(dir.join(STATE_FILE)) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            QuorumError::Storage(format!("{}: {e}", dir.join(STATE_FILE).display()))
-        }),
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| QuorumError::Storage(format!("{}: {e}", dir.join(STATE_FILE).display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
 
 pub(crate) fn write_state(dir: &Path, state: &QuorumState) -> Result<(), QuorumError> {
-    let bytes = serde_json::to_vec_pretty(state).map_err(|e| QuorumError::Storage(e.to_string()))?;
+    let bytes =
+        serde_json::to_vec_pretty(state).map_err(|e| QuorumError::Storage(e.to_string()))?;
     write_atomic(&dir.join(STATE_FILE), &bytes)?;
     Ok(())
 }
 
-fn read_properties(path: &Path) -> Result<Option<(String, BTreeMap<String, String>)>, QuorumError> {
+/// A properties file's text and its key/value pairs.
+type Properties = (String, BTreeMap<String, String>);
+
+fn read_properties(path: &Path) -> Result<Option<Properties>, QuorumError> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let props = text
@@ -212,7 +216,12 @@ pub(crate) fn prepare(cfg: &QuorumConfig) -> Result<Prepared, QuorumError> {
     // Temp files of writes a crash interrupted.
     for entry in std::fs::read_dir(&dir)? {
         let entry = entry?;
-        if entry.file_name().to_str().is_some_and(|n| n.ends_with(".tmp")) && entry.path().is_file() {
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(".tmp"))
+            && entry.path().is_file()
+        {
             let _ = std::fs::remove_file(entry.path());
         }
     }

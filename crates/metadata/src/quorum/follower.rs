@@ -97,7 +97,9 @@ pub(crate) async fn serve_fetch(ctx: &ServerCtx, from: i32, offset: i64) -> (Rep
                 (Reply::Fetch(reply), (*bytes).clone())
             }
             _ => (
-                Reply::Error(format!("entry {next} is neither in the log nor in a snapshot")),
+                Reply::Error(format!(
+                    "entry {next} is neither in the log nor in a snapshot"
+                )),
                 Vec::new(),
             ),
         },
@@ -209,7 +211,11 @@ async fn run(
             return;
         };
         let offset = state.image_tx.borrow().offset;
-        let call = client.call(Request::Fetch { offset }, &[], LONG_POLL + Duration::from_secs(5));
+        let call = client.call(
+            Request::Fetch { offset },
+            &[],
+            LONG_POLL + Duration::from_secs(5),
+        );
         let result = tokio::select! {
             r = call => r,
             _ = stop.changed() => return,
@@ -262,7 +268,11 @@ fn apply_reply(state: &FollowerState, offset: i64, reply: FetchReply, blob: &[u8
     }
     for e in &reply.entries {
         if e.index as i64 != image.offset + 1 {
-            tracing::warn!(index = e.index, at = image.offset, "metadata follower: gap in a fetch answer");
+            tracing::warn!(
+                index = e.index,
+                at = image.offset,
+                "metadata follower: gap in a fetch answer"
+            );
             break;
         }
         apply_to_image(&mut image, e.index, e.entry.as_ref());

@@ -156,7 +156,9 @@ impl LogStore {
         inner.len = at as u64;
         // The committed id never points past the log (it is written without fsync).
         let last = inner.entries.values().next_back().map(|(e, _)| e.log_id);
-        if inner.committed.map(|c| c.index) > last.map(|l| l.index).max(inner.purged.map(|p| p.index)) {
+        if inner.committed.map(|c| c.index)
+            > last.map(|l| l.index).max(inner.purged.map(|p| p.index))
+        {
             inner.committed = last.or(inner.purged);
         }
         Ok(Self {
@@ -197,7 +199,11 @@ impl LogStore {
     /// The index of the last entry, if any.
     pub(crate) fn last_index(&self) -> Option<u64> {
         let g = self.lock();
-        g.entries.keys().next_back().copied().or(g.purged.map(|p| p.index))
+        g.entries
+            .keys()
+            .next_back()
+            .copied()
+            .or(g.purged.map(|p| p.index))
     }
 
     pub(crate) fn committed(&self) -> Option<LogId<NodeId>> {
@@ -308,7 +314,10 @@ impl LogStore {
             buf.extend_from_slice(&frame(&payload));
         }
         write_atomic(&self.shared.path, &buf)?;
-        g.file = OpenOptions::new().read(true).write(true).open(&self.shared.path)?;
+        g.file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.shared.path)?;
         g.len = buf.len() as u64;
         for (index, pos) in new_pos {
             if let Some(slot) = g.entries.get_mut(&index) {
@@ -336,7 +345,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, SErr> {
         let g = self.lock();
-        Ok(g.entries.range(range).map(|(_, (e, _))| e.clone()).collect())
+        Ok(g.entries
+            .range(range)
+            .map(|(_, (e, _))| e.clone())
+            .collect())
     }
 }
 
@@ -345,7 +357,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, SErr> {
         let g = self.lock();
-        let last = g.entries.values().next_back().map(|(e, _)| e.log_id).or(g.purged);
+        let last = g
+            .entries
+            .values()
+            .next_back()
+            .map(|(e, _)| e.log_id)
+            .or(g.purged);
         Ok(LogState {
             last_purged_log_id: g.purged,
             last_log_id: last,

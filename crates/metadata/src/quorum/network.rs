@@ -92,7 +92,9 @@ fn unreachable<E: std::error::Error>(e: RpcFailure) -> RPCError<NodeId, BasicNod
 }
 
 fn unexpected<E: std::error::Error>() -> RPCError<NodeId, BasicNode, E> {
-    RPCError::Network(NetworkError::new(&std::io::Error::other("unexpected reply")))
+    RPCError::Network(NetworkError::new(&std::io::Error::other(
+        "unexpected reply",
+    )))
 }
 
 impl RaftNetwork<TypeConfig> for PeerNetwork {

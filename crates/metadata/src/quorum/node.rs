@@ -19,7 +19,9 @@ use super::log_store::LogStore;
 use super::network::{NetworkFactory, PeerTimes};
 use super::rpc::{self, AppHandler, ServerCtx};
 use super::state_machine::{SmShared, StateMachine};
-use super::{now_ms, MetaEntry, QuorumConfig, QuorumError, QuorumStatus, ReplicaStatus, TypeConfig};
+use super::{
+    now_ms, MetaEntry, QuorumConfig, QuorumError, QuorumStatus, ReplicaStatus, TypeConfig,
+};
 use crate::controller::ControllerError;
 use crate::image::MetadataImage;
 use crate::records::MetadataRecord;
@@ -72,7 +74,9 @@ impl MetadataQuorum {
             )));
         }
         if cfg.voters.len() > 1 && listener.is_none() {
-            return Err(QuorumError::Config("a voter among several needs a listener".into()));
+            return Err(QuorumError::Config(
+                "a voter among several needs a listener".into(),
+            ));
         }
         let me = cfg.node_id;
         let cfg2 = cfg.clone();
@@ -235,7 +239,11 @@ impl MetadataQuorum {
 
     /// The current known raft leader.
     pub fn leader(&self) -> Option<i32> {
-        self.raft.metrics().borrow().current_leader.map(|l| l as i32)
+        self.raft
+            .metrics()
+            .borrow()
+            .current_leader
+            .map(|l| l as i32)
     }
 
     pub fn is_leader(&self) -> bool {
@@ -271,14 +279,16 @@ impl MetadataQuorum {
             {
                 let m = rx.borrow_and_update();
                 if m.running_state.is_err() {
-                    return Err(QuorumError::Unavailable("the metadata quorum stopped".into()));
+                    return Err(QuorumError::Unavailable(
+                        "the metadata quorum stopped".into(),
+                    ));
                 }
                 match m.current_leader {
-                    Some(l) if l == self.node_id as u64 => {
-                        if m.state == ServerState::Leader {
-                            return Ok(());
-                        }
+                    Some(l) if l == self.node_id as u64 && m.state == ServerState::Leader => {
+                        return Ok(());
                     }
+                    // This node, still taking office: wait.
+                    Some(l) if l == self.node_id as u64 => {}
                     Some(l) => {
                         return Err(QuorumError::NotLeader {
                             leader: Some(l as i32),
@@ -290,7 +300,9 @@ impl MetadataQuorum {
             match tokio::time::timeout_at(deadline, rx.changed()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => {
-                    return Err(QuorumError::Unavailable("the metadata quorum stopped".into()))
+                    return Err(QuorumError::Unavailable(
+                        "the metadata quorum stopped".into(),
+                    ))
                 }
                 Err(_) => return Err(QuorumError::Unavailable("no leader elected in time".into())),
             }
@@ -315,7 +327,11 @@ impl MetadataQuorum {
             self.wait_leader(deadline).await?;
             // Everything committed before this term is applied first.
             match tokio::time::timeout_at(deadline, self.raft.ensure_linearizable()).await {
-                Err(_) => return Err(QuorumError::Unavailable("no quorum answered in time".into())),
+                Err(_) => {
+                    return Err(QuorumError::Unavailable(
+                        "no quorum answered in time".into(),
+                    ))
+                }
                 Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
                     return Err(QuorumError::NotLeader {
                         leader: f.leader_id.map(|l| l as i32),
@@ -347,7 +363,10 @@ impl MetadataQuorum {
                 Ok(Err(e)) => return Err(fatal(e)),
                 Ok(Ok(resp)) if resp.data.applied => return Ok(self.image()),
                 Ok(Ok(resp)) => {
-                    tracing::debug!(index = resp.log_id.index, "metadata entry stale; deciding again");
+                    tracing::debug!(
+                        index = resp.log_id.index,
+                        "metadata entry stale; deciding again"
+                    );
                 }
             }
         }
@@ -470,7 +489,9 @@ async fn leader_watch(quorum: Weak<MetadataQuorum>, mut stop: watch::Receiver<bo
             let Some(q) = quorum.upgrade() else { return };
             match q.after_election().await {
                 Ok(()) => led_term = Some(term),
-                Err(e) => tracing::warn!(error = %e, "metadata quorum: bootstrap after election failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metadata quorum: bootstrap after election failed")
+                }
             }
         }
         tokio::select! {

@@ -38,8 +38,11 @@ const MAX_IDLE: usize = 4;
 /// Serves the application's own requests (the broker side's, as opaque bytes).
 pub trait AppHandler: Send + Sync + 'static {
     /// A request from `from_node` -> the response bytes.
-    fn handle(&self, from_node: i32, request: Vec<u8>)
-        -> Pin<Box<dyn Future<Output = Vec<u8>> + Send>>;
+    fn handle(
+        &self,
+        from_node: i32,
+        request: Vec<u8>,
+    ) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send>>;
 }
 
 #[derive(Serialize, Deserialize)]
@@ -61,7 +64,9 @@ pub(crate) enum Request {
     /// The blob is the application request.
     App,
     /// A follower's fetch: entries after `offset` (its image offset).
-    Fetch { offset: i64 },
+    Fetch {
+        offset: i64,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -72,7 +77,9 @@ pub(crate) enum Reply {
     /// The blob is the application response.
     App,
     Fetch(FetchReply),
-    WrongCluster { ours: String },
+    WrongCluster {
+        ours: String,
+    },
     Error(String),
 }
 
@@ -134,7 +141,9 @@ fn bad(msg: impl Into<String>) -> std::io::Error {
 async fn write_frame(stream: &mut TcpStream, json: &[u8], blob: &[u8]) -> std::io::Result<()> {
     let total = 4 + json.len() + blob.len();
     if total > MAX_FRAME {
-        return Err(bad(format!("frame of {total} bytes over the {MAX_FRAME} limit")));
+        return Err(bad(format!(
+            "frame of {total} bytes over the {MAX_FRAME} limit"
+        )));
     }
     let mut buf = Vec::with_capacity(4 + total);
     buf.extend_from_slice(&(total as u32).to_be_bytes());
@@ -202,7 +211,9 @@ impl RpcClient {
     ) -> Result<Vec<u8>, QuorumError> {
         match self.call(Request::App, &request, timeout).await? {
             (Reply::App, blob) => Ok(blob),
-            _ => Err(QuorumError::Unavailable("unexpected reply to an app request".into())),
+            _ => Err(QuorumError::Unavailable(
+                "unexpected reply to an app request".into(),
+            )),
         }
     }
 
@@ -366,7 +377,10 @@ async fn connection(mut stream: TcpStream, ctx: Arc<ServerCtx>) {
 
 async fn dispatch(ctx: &ServerCtx, from: i32, body: Request, blob: Vec<u8>) -> (Reply, Vec<u8>) {
     match body {
-        Request::Append(rpc) => (Reply::Append(ctx.raft.append_entries(rpc).await), Vec::new()),
+        Request::Append(rpc) => (
+            Reply::Append(ctx.raft.append_entries(rpc).await),
+            Vec::new(),
+        ),
         Request::Vote(rpc) => (Reply::Vote(ctx.raft.vote(rpc).await), Vec::new()),
         Request::Snapshot { vote, meta } => {
             let snapshot = Snapshot {

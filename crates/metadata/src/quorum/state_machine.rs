@@ -37,7 +37,11 @@ struct SnapshotBody {
 /// Applies the entry at `index` to `image`: `Some(entry)` is a metadata entry (applied
 /// only when its expected offset is the image's), `None` a blank or membership entry.
 /// Returns whether records were applied.
-pub(crate) fn apply_to_image(image: &mut MetadataImage, index: u64, entry: Option<&MetaEntry>) -> bool {
+pub(crate) fn apply_to_image(
+    image: &mut MetadataImage,
+    index: u64,
+    entry: Option<&MetaEntry>,
+) -> bool {
     let offset = index as i64;
     match entry {
         Some(e) if e.expected_offset == image.offset => {
@@ -81,13 +85,16 @@ pub(crate) fn decode_snapshot(
     Ok((body.meta, image))
 }
 
+/// A snapshot's metadata and its bytes (the file's content).
+type StoredSnapshot = (SnapshotMeta<NodeId, BasicNode>, Arc<Vec<u8>>);
+
 struct State {
     image: Arc<MetadataImage>,
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
     /// Bytes of entries applied since the last snapshot.
     since_snapshot: u64,
-    snapshot: Option<(SnapshotMeta<NodeId, BasicNode>, Arc<Vec<u8>>)>,
+    snapshot: Option<StoredSnapshot>,
 }
 
 pub(crate) struct SmShared {
@@ -198,9 +205,10 @@ impl SmShared {
 
     /// The current snapshot's bytes and last index.
     pub(crate) fn snapshot(&self) -> Option<(i64, Arc<Vec<u8>>)> {
-        self.lock().snapshot.as_ref().map(|(m, b)| {
-            (m.last_log_id.map_or(-1, |l| l.index as i64), b.clone())
-        })
+        self.lock()
+            .snapshot
+            .as_ref()
+            .map(|(m, b)| (m.last_log_id.map_or(-1, |l| l.index as i64), b.clone()))
     }
 
     /// No snapshot file is written after this returns (waits for one being written).
@@ -241,15 +249,19 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         let shared = self.shared.clone();
         let to_write = bytes.clone();
-        let written =
-            tokio::task::spawn_blocking(move || write_snapshot_file(&shared, last_applied, &to_write))
-                .await
-                .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?
-                .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        let written = tokio::task::spawn_blocking(move || {
+            write_snapshot_file(&shared, last_applied, &to_write)
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?
+        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         if written {
             tracing::info!(index = ?last_applied.map(|l| l.index), bytes = bytes.len(), "metadata snapshot written");
             let mut g = self.shared.lock();
-            if g.snapshot.as_ref().is_none_or(|(m, _)| m.last_log_id <= last_applied) {
+            if g.snapshot
+                .as_ref()
+                .is_none_or(|(m, _)| m.last_log_id <= last_applied)
+            {
                 g.snapshot = Some((meta.clone(), Arc::new(bytes.clone())));
             }
         }

@@ -22,7 +22,11 @@ pub const CLUSTER: &str = "q-test-cluster";
 pub struct Echo;
 
 impl AppHandler for Echo {
-    fn handle(&self, _from: i32, mut request: Vec<u8>) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send>> {
+    fn handle(
+        &self,
+        _from: i32,
+        mut request: Vec<u8>,
+    ) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send>> {
         Box::pin(async move {
             request.reverse();
             request
@@ -60,7 +64,10 @@ pub async fn wait_image(
         .map(|img| img.clone());
     match r {
         Some(img) => img,
-        None => panic!("condition not reached in {secs} s; image at {}", rx.borrow().offset),
+        None => panic!(
+            "condition not reached in {secs} s; image at {}",
+            rx.borrow().offset
+        ),
     }
 }
 
@@ -128,7 +135,9 @@ impl Cluster {
     /// Starts (again) node `id` on its port.
     pub async fn restart(&mut self, id: i32) {
         let l = TcpListener::bind(&self.voters[&id]).await.unwrap();
-        let q = MetadataQuorum::start(self.config(id), Some(l), app()).await.unwrap();
+        let q = MetadataQuorum::start(self.config(id), Some(l), app())
+            .await
+            .unwrap();
         self.nodes.insert(id, q);
     }
 
@@ -162,10 +171,14 @@ impl Cluster {
                     }
                 }
             }
-            assert!(tokio::time::Instant::now() < deadline, "nodes disagree on the leader: {seen:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nodes disagree on the leader: {seen:?}"
+            );
             // A node still names an old leader: wait for any of them to learn more.
             let mut rxs: Vec<_> = self.nodes.values().map(|q| q.subscribe()).collect();
-            let changed = futures::future::select_all(rxs.iter_mut().map(|r| Box::pin(r.changed())));
+            let changed =
+                futures::future::select_all(rxs.iter_mut().map(|r| Box::pin(r.changed())));
             let _ = tokio::time::timeout(Duration::from_millis(500), changed).await;
         }
     }
