@@ -29,6 +29,7 @@ async fn single_voter_commits_and_survives_restarts() {
     let took = started.elapsed();
     assert!(q.is_leader(), "a single voter leads once started");
     assert_eq!(q.leader(), Some(1));
+    eprintln!("single voter started and leading in {took:?}");
     assert!(took < Duration::from_millis(900), "start took {took:?}");
     // A brand-new cluster gets the bootstrap feature levels.
     assert_eq!(q.image().feature_level(features::METADATA_VERSION), 29);

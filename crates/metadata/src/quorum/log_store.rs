@@ -424,3 +424,73 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+
+    fn entry(term: u64, index: u64) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    fn indexes(s: &LogStore) -> Vec<u64> {
+        s.lock().entries.keys().copied().collect()
+    }
+
+    /// Entries, votes, truncation and purge survive a reopen; a torn tail is cut and the
+    /// file appended to again.
+    #[test]
+    fn log_survives_reopen_truncate_purge_and_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        LogStore::create(dir.path()).unwrap();
+        let s = LogStore::open(dir.path()).unwrap();
+        s.do_append((0..10).map(|i| entry(1, i)).collect()).unwrap();
+        let vote = Vote::new_committed(1, 1);
+        s.do_save_vote(vote).unwrap();
+        s.do_save_committed(Some(entry(1, 5).log_id)).unwrap();
+        // Truncation cuts the file before the vote frame: the vote is written again.
+        s.do_truncate(7).unwrap();
+        s.do_append(vec![entry(2, 7)]).unwrap();
+        drop(s);
+        let s = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&s), (0..8).collect::<Vec<_>>());
+        assert_eq!(s.lock().entries[&7].0.log_id.leader_id.term, 2);
+        assert_eq!(s.lock().vote, Some(vote));
+        assert_eq!(s.committed(), Some(entry(1, 5).log_id));
+
+        s.do_purge(entry(1, 3).log_id).unwrap();
+        assert_eq!(s.entries(2, 7, 100), None, "purged entries are not served");
+        assert_eq!(s.entries(4, 5, 100).unwrap().len(), 2);
+        drop(s);
+        let s = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&s), (4..8).collect::<Vec<_>>());
+        assert_eq!(s.lock().purged, Some(entry(1, 3).log_id));
+        assert_eq!(s.lock().vote, Some(vote));
+        assert_eq!(s.last_index(), Some(7));
+        drop(s);
+
+        // A torn frame (kill -9 mid-append).
+        let path = dir.path().join(LOG_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let good = bytes.len();
+        bytes.extend_from_slice(&frame(b"{\"Entry\":")[..12]);
+        std::fs::write(&path, &bytes).unwrap();
+        let s = LogStore::open(dir.path()).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), good as u64);
+        s.do_append(vec![entry(2, 8)]).unwrap();
+        drop(s);
+        let s = LogStore::open(dir.path()).unwrap();
+        assert_eq!(s.last_index(), Some(8));
+
+        // Fenced (the node was dropped): nothing more is written.
+        s.fence();
+        assert!(s.do_append(vec![entry(2, 9)]).is_err());
+        assert!(s.do_save_vote(Vote::new(3, 2)).is_err());
+    }
+}

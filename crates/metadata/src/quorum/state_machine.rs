@@ -375,3 +375,56 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::records::MetadataRecord;
+
+    fn producer_ids(n: i64, expected_offset: i64) -> MetaEntry {
+        MetaEntry {
+            expected_offset,
+            records: vec![MetadataRecord::ProducerIdsRecord {
+                next_producer_id: n,
+            }],
+        }
+    }
+
+    /// The compare-and-set: an entry decided on the image's offset applies; one decided
+    /// on an older image (a blank entry of a new term came in between) applies nothing;
+    /// either way the offset is the entry's index.
+    #[test]
+    fn stale_entries_apply_nothing() {
+        let mut image = MetadataImage::empty();
+        assert!(!apply_to_image(&mut image, 0, None));
+        assert!(apply_to_image(&mut image, 1, Some(&producer_ids(1000, 0))));
+        assert_eq!((image.offset, image.next_producer_id), (1, 1000));
+        assert!(!apply_to_image(&mut image, 2, None));
+        assert!(!apply_to_image(&mut image, 3, Some(&producer_ids(5000, 1))));
+        assert_eq!((image.offset, image.next_producer_id), (3, 1000));
+        assert!(apply_to_image(&mut image, 4, Some(&producer_ids(2000, 3))));
+        assert_eq!((image.offset, image.next_producer_id), (4, 2000));
+    }
+
+    /// A snapshot decodes to the image it was made of; any damage is refused.
+    #[test]
+    fn snapshot_round_trip_and_damage() {
+        let mut image = MetadataImage::empty();
+        apply_to_image(&mut image, 7, Some(&producer_ids(3000, -1)));
+        let meta = SnapshotMeta {
+            last_log_id: Some(LogId::new(openraft::CommittedLeaderId::new(2, 1), 7)),
+            last_membership: StoredMembership::default(),
+            snapshot_id: "7-0".into(),
+        };
+        let bytes = encode_snapshot(&meta, &image).unwrap();
+        let (m, back) = decode_snapshot(&bytes).unwrap();
+        assert_eq!(m, meta);
+        assert_eq!(back, image);
+        let mut bad = bytes.clone();
+        let n = bad.len();
+        bad[n - 2] ^= 0x20;
+        assert!(decode_snapshot(&bad).is_err());
+        assert!(decode_snapshot(&bytes[..n - 1]).is_err());
+    }
+}
