@@ -209,3 +209,37 @@ async fn old_format_directory_migrates() {
     assert!(img.offset >= offset);
     q.shutdown().await;
 }
+
+/// A crash in the middle of moving the old files aside: the next start puts them back
+/// and migrates all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_migration_is_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = MetadataStore::open(dir.path(), true).unwrap();
+        store.commit_with(create("kept")).unwrap();
+        store.close().unwrap();
+    }
+    let old = MetadataStore::open(dir.path(), true).unwrap().image();
+    let meta_dir = dir.path().join("__cluster_metadata-0");
+    let tmp = meta_dir.join("pre-raft.tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(&meta_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "pre-raft.tmp")
+        .collect();
+    names.sort();
+    assert!(names.len() >= 2, "{names:?}");
+    for n in &names[..names.len() / 2] {
+        std::fs::rename(meta_dir.join(n), tmp.join(n)).unwrap();
+    }
+    let q = MetadataQuorum::start(config(dir.path()), None, app())
+        .await
+        .unwrap();
+    assert_eq!(q.image().topics, old.topics);
+    assert_eq!(q.image().features, old.features);
+    assert!(!tmp.exists());
+    assert!(meta_dir.join("pre-raft").is_dir());
+    q.shutdown().await;
+}

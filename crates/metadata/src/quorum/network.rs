@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::error::{
-    Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
-    Unreachable,
+    Fatal, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, ReplicationClosed,
+    StreamingError, Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -103,6 +103,7 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        let sent = rpc.entries.len() as u64;
         let sent_last = rpc
             .entries
             .last()
@@ -123,6 +124,10 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
                 Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
             }
             Ok(_) => Err(unexpected()),
+            // openraft sends fewer entries per request when told.
+            Err(RpcFailure::TooLarge(_)) if sent > 1 => Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(sent / 2),
+            )),
             Err(e) => Err(unreachable(e)),
         }
     }

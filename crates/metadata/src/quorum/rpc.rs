@@ -103,8 +103,13 @@ pub(crate) struct FetchedEntry {
 #[derive(Debug)]
 pub(crate) enum RpcFailure {
     Io(std::io::Error),
+    /// The request does not fit in a frame.
+    TooLarge(usize),
     Timeout,
-    WrongCluster { ours: String, theirs: String },
+    WrongCluster {
+        ours: String,
+        theirs: String,
+    },
     Remote(String),
 }
 
@@ -113,6 +118,9 @@ impl std::fmt::Display for RpcFailure {
         match self {
             RpcFailure::Io(e) => write!(f, "{e}"),
             RpcFailure::Timeout => write!(f, "timed out"),
+            RpcFailure::TooLarge(n) => {
+                write!(f, "a request of {n} bytes is over the {MAX_FRAME} limit")
+            }
             RpcFailure::WrongCluster { ours, theirs } => {
                 write!(f, "peer of cluster {theirs}, ours is {ours}")
             }
@@ -247,6 +255,9 @@ impl RpcClient {
             body,
         };
         let json = serde_json::to_vec(&env).map_err(|e| RpcFailure::Io(bad(e.to_string())))?;
+        if 4 + json.len() + blob.len() > MAX_FRAME {
+            return Err(RpcFailure::TooLarge(4 + json.len() + blob.len()));
+        }
         let attempt = async {
             // A pooled connection may have been closed by a restarted peer: one retry on
             // a fresh connection when it ends before any reply.
