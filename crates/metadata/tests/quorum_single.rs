@@ -243,3 +243,28 @@ async fn interrupted_migration_is_resumed() {
     assert!(meta_dir.join("pre-raft").is_dir());
     q.shutdown().await;
 }
+
+/// The voter set cannot change under an existing quorum (that would let the new voters
+/// form a second cluster beside it): a single voter restarted with three configured
+/// voters refuses to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_voter_set_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = MetadataQuorum::start(config(dir.path()), None, app())
+        .await
+        .unwrap();
+    q.shutdown().await;
+    drop(q);
+    let mut cfg = config(dir.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    cfg.voters = [
+        (1, listener.local_addr().unwrap().to_string()),
+        (2, "127.0.0.1:1".to_string()),
+        (3, "127.0.0.1:2".to_string()),
+    ]
+    .into();
+    match MetadataQuorum::start(cfg, Some(listener), app()).await {
+        Err(QuorumError::Config(msg)) => assert!(msg.contains("not supported"), "{msg}"),
+        other => panic!("expected a config error, got {:?}", other.err()),
+    }
+}

@@ -150,7 +150,26 @@ impl MetadataQuorum {
             tasks: Mutex::new(tasks),
             closed: AtomicBool::new(false),
         });
-        if !quorum.raft.is_initialized().await.map_err(fatal)? {
+        let configured: Vec<u64> = if cfg.voters.is_empty() {
+            vec![me as u64]
+        } else {
+            cfg.voters.keys().map(|&id| id as u64).collect()
+        };
+        if quorum.raft.is_initialized().await.map_err(fatal)? {
+            // Membership changes are not supported: a different voter set in the config
+            // would let the new voters form a second cluster beside this one.
+            let members: Vec<u64> = quorum
+                .raft
+                .with_raft_state(|st| st.membership_state.effective().voter_ids().collect())
+                .await
+                .map_err(fatal)?;
+            if members != configured {
+                quorum.raft.shutdown().await.map_err(fatal)?;
+                return Err(QuorumError::Config(format!(
+                    "controller.quorum.voters names {configured:?} but the quorum's voters are                      {members:?}; changing the voter set is not supported"
+                )));
+            }
+        } else {
             let members: BTreeMap<u64, BasicNode> = if cfg.voters.is_empty() {
                 [(me as u64, BasicNode::default())].into()
             } else {
