@@ -1,6 +1,7 @@
 //! Three and five voters on real TCP ports: election, replication, NotLeader on a
 //! follower, failover after a clean stop and after a crash, catch-up on restart,
-//! minority and majority loss, compare-and-set, status, cluster-id checks.
+//! minority and majority loss (3 and 5 voters), compare-and-set, status, cluster-id
+//! checks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod quorum_common;
@@ -97,6 +98,29 @@ async fn three_voters_replicate_and_fail_over() {
     let images = c.converge(img.offset).await;
     for other in &images {
         assert_eq!(other.topics, img.topics);
+    }
+
+    // Two of three down: no quorum, `commit` fails in bounded time; back, it works.
+    let leader = c.leader(None).await;
+    let down: Vec<i32> = c.nodes.keys().copied().filter(|&id| id != leader).collect();
+    c.stop(down[0]).await;
+    c.crash(down[1]);
+    let started = Instant::now();
+    match c.nodes[&leader].commit(create("t5")).await {
+        Err(QuorumError::Unavailable(_)) | Err(QuorumError::NotLeader { .. }) => {}
+        other => panic!("expected Unavailable without a quorum, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    for &id in &down {
+        c.restart(id).await;
+    }
+    let img = c.commit_anywhere(30, create("t5")).await;
+    for other in c.converge(img.offset).await {
+        assert!(other.topic("t5").is_some());
     }
     for q in c.nodes.values() {
         q.shutdown().await;

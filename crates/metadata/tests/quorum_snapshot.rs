@@ -153,3 +153,37 @@ async fn cluster_restart_rebuilds_from_snapshot_and_log() {
         q.shutdown().await;
     }
 }
+
+/// A follower goes on when the voter it fetched from (the leader) stops: it asks the
+/// others, learns the new leader and sees its commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn follower_survives_the_loss_of_its_voter() {
+    let mut c = Cluster::start(3, 20 << 20).await;
+    let img = c.commit_anywhere(20, create("before")).await;
+    let f = MetadataFollower::start(200, c.voters.clone(), CLUSTER.into())
+        .await
+        .unwrap();
+    let mut rx = f.subscribe();
+    wait_image(&mut rx, 20, |i| i.offset >= img.offset).await;
+    let leader = c.leader(None).await;
+    c.stop(leader).await;
+    let next = c.leader(Some(leader)).await;
+    let img = c.commit_anywhere(20, create("after")).await;
+    let got = wait_image(&mut rx, 20, |i| i.topic("after").is_some()).await;
+    assert!(got.topic("before").is_some());
+    assert!(got.offset >= img.offset);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while f.leader() != Some(next) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "follower names {:?}",
+            f.leader()
+        );
+        // Each fetch answer names the leader; one comes at least every long poll.
+        let _ = tokio::time::timeout(Duration::from_millis(600), rx.changed()).await;
+    }
+    f.shutdown().await;
+    for q in c.nodes.values() {
+        q.shutdown().await;
+    }
+}
