@@ -101,6 +101,8 @@ pub struct QuorumConfig {
     /// The election timeout; each election waits a random 1x..2x of it.
     pub election_timeout: Duration,
     pub heartbeat_interval: Duration,
+    /// Whether the last stop was clean; only the migration's reading of an old-format
+    /// log uses it (the raft log is checked frame by frame on every start).
     pub clean_shutdown: bool,
 }
 

@@ -166,7 +166,7 @@ impl MetadataQuorum {
             if members != configured {
                 quorum.raft.shutdown().await.map_err(fatal)?;
                 return Err(QuorumError::Config(format!(
-                    "controller.quorum.voters names {configured:?} but the quorum's voters are                      {members:?}; changing the voter set is not supported"
+                    "controller.quorum.voters names {configured:?} but the quorum's voters are {members:?}; changing the voter set is not supported"
                 )));
             }
         } else {
