@@ -21,8 +21,9 @@ use crate::image::MetadataImage;
 
 /// How long a voter parks a fetch with nothing new.
 pub(crate) const LONG_POLL: Duration = Duration::from_millis(500);
-/// Entries per fetch answer.
+/// Entries per fetch answer, and their encoded size (well under a frame).
 const MAX_ENTRIES: usize = 1000;
+const MAX_REPLY_BYTES: usize = 16 << 20;
 
 /// The followers that fetched from this voter (DescribeQuorum's observers).
 #[derive(Default)]
@@ -79,16 +80,25 @@ pub(crate) async fn serve_fetch(ctx: &ServerCtx, from: i32, offset: i64) -> (Rep
     let next = (offset + 1).max(0) as u64;
     match ctx.log.entries(next, applied as u64, MAX_ENTRIES) {
         Some(entries) if entries.first().is_some_and(|e| e.log_id.index == next) => {
-            reply.entries = entries
-                .into_iter()
-                .map(|e| FetchedEntry {
+            // At least one entry, then as many as fit in MAX_REPLY_BYTES.
+            let mut bytes = 0usize;
+            for e in entries {
+                let entry = match e.payload {
+                    EntryPayload::Normal(m) => Some(m),
+                    _ => None,
+                };
+                let size = entry
+                    .as_ref()
+                    .map_or(16, |m| serde_json::to_vec(m).map_or(0, |v| v.len()));
+                if !reply.entries.is_empty() && bytes + size > MAX_REPLY_BYTES {
+                    break;
+                }
+                bytes += size;
+                reply.entries.push(FetchedEntry {
                     index: e.log_id.index,
-                    entry: match e.payload {
-                        EntryPayload::Normal(m) => Some(m),
-                        _ => None,
-                    },
-                })
-                .collect();
+                    entry,
+                });
+            }
             (Reply::Fetch(reply), Vec::new())
         }
         _ => match ctx.sm.snapshot() {
