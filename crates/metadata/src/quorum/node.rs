@@ -155,14 +155,16 @@ impl MetadataQuorum {
         } else {
             cfg.voters.keys().map(|&id| id as u64).collect()
         };
-        if quorum.raft.is_initialized().await.map_err(fatal)? {
+        // The voters in the log, if it has any yet (a new node may already have voted
+        // for a peer's request, which counts as initialised, before it has a log).
+        let members: Vec<u64> = quorum
+            .raft
+            .with_raft_state(|st| st.membership_state.effective().voter_ids().collect())
+            .await
+            .map_err(fatal)?;
+        if !members.is_empty() {
             // Membership changes are not supported: a different voter set in the config
             // would let the new voters form a second cluster beside this one.
-            let members: Vec<u64> = quorum
-                .raft
-                .with_raft_state(|st| st.membership_state.effective().voter_ids().collect())
-                .await
-                .map_err(fatal)?;
             if members != configured {
                 quorum.raft.shutdown().await.map_err(fatal)?;
                 return Err(QuorumError::Config(format!(

@@ -115,7 +115,8 @@ impl Cluster {
         }
         for s in starts {
             let (id, q) = s.await.unwrap();
-            c.nodes.insert(id, q.unwrap());
+            let q = q.unwrap_or_else(|e| panic!("node {id} failed to start: {e:?}"));
+            c.nodes.insert(id, q);
         }
         c
     }
