@@ -178,9 +178,11 @@ impl Broker {
                 .map_err(|e| StartError::Cluster(e.to_string()))??;
         let metadata =
             crate::cluster::ClusterLink::open(&config, cluster_id.clone(), clean).await?;
-        tokio::task::spawn_blocking(move || Self::open_logs(config, lock, cluster_id, clean, metadata))
-            .await
-            .map_err(|e| StartError::Cluster(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            Self::open_logs(config, lock, cluster_id, clean, metadata)
+        })
+        .await
+        .map_err(|e| StartError::Cluster(e.to_string()))?
     }
 
     /// A controller-only node (`process.roles=controller`): the data directory (locked,
@@ -304,10 +306,9 @@ impl Broker {
                 let Some(broker) = weak.upgrade() else { return };
                 let b = broker.clone();
                 let img = image.clone();
-                let applied = tokio::task::spawn_blocking(move || {
-                    b.replicas.apply_image(&img, &b.config)
-                })
-                .await;
+                let applied =
+                    tokio::task::spawn_blocking(move || b.replicas.apply_image(&img, &b.config))
+                        .await;
                 match applied {
                     Ok(Ok(())) => broker.metadata.set_applied(image.offset),
                     Ok(Err(e)) => {
@@ -443,8 +444,9 @@ impl Broker {
             })
             .await
         {
-            Ok(_)
-            | Err(ControllerFailure::Refused(ControllerError::TopicAlreadyExists(_))) => Ok(()),
+            Ok(_) | Err(ControllerFailure::Refused(ControllerError::TopicAlreadyExists(_))) => {
+                Ok(())
+            }
             Err(e) => {
                 tracing::error!(topic = name, error = %e, "cannot create internal topic");
                 Err(e)

@@ -75,13 +75,13 @@ impl ClusterLink {
         let c = &config.cluster;
         let source = if c.controller {
             let listener = match (c.voters.is_empty(), c.controller_listener) {
-                (false, Some(addr)) => Some(
-                    tokio::net::TcpListener::bind(addr)
-                        .await
-                        .map_err(|e| crate::broker::StartError::Cluster(format!(
+                (false, Some(addr)) => {
+                    Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                        crate::broker::StartError::Cluster(format!(
                             "cannot bind the controller listener {addr}: {e}"
-                        )))?,
-                ),
+                        ))
+                    })?)
+                }
                 _ => None,
             };
             let service = Arc::new(RpcService(OnceLock::new()));
@@ -93,9 +93,7 @@ impl ClusterLink {
                     cluster_id: cluster_id.clone(),
                     log: config.metadata_log,
                     election_timeout: Duration::from_millis(c.election_timeout_ms),
-                    heartbeat_interval: Duration::from_millis(
-                        (c.election_timeout_ms / 5).max(20),
-                    ),
+                    heartbeat_interval: Duration::from_millis((c.election_timeout_ms / 5).max(20)),
                     clean_shutdown,
                 },
                 listener,
@@ -190,7 +188,9 @@ impl ClusterLink {
         Some(
             lock(&self.clients)
                 .entry(id)
-                .or_insert_with(|| RpcClient::new(addr.clone(), self.cluster_id.clone(), self.node_id))
+                .or_insert_with(|| {
+                    RpcClient::new(addr.clone(), self.cluster_id.clone(), self.node_id)
+                })
                 .clone(),
         )
     }
@@ -219,9 +219,10 @@ impl ClusterLink {
                     }
                 }
             }
-            let target = hint.take().or_else(|| self.controller_id()).filter(|&id| {
-                id != self.node_id || !matches!(self.source, Source::Voter { .. })
-            });
+            let target = hint
+                .take()
+                .or_else(|| self.controller_id())
+                .filter(|&id| id != self.node_id || !matches!(self.source, Source::Voter { .. }));
             let target = target.or_else(|| {
                 let ids: Vec<i32> = self
                     .voters
@@ -272,7 +273,10 @@ impl ClusterLink {
         &self,
         req: ControllerRequest,
     ) -> Result<Arc<MetadataImage>, ControllerFailure> {
-        match self.call(ControllerRpc::Request(req), WRITE_TIMEOUT).await? {
+        match self
+            .call(ControllerRpc::Request(req), WRITE_TIMEOUT)
+            .await?
+        {
             ControllerRpcReply::Committed { offset, .. } => {
                 if !self.wait_applied(offset, WRITE_TIMEOUT).await {
                     return Err(ControllerFailure::Unavailable(format!(
@@ -310,7 +314,10 @@ impl ClusterLink {
 
     /// DescribeQuorum, from the active controller.
     pub async fn describe_quorum(&self) -> Result<QuorumInfo, ControllerFailure> {
-        match self.call(ControllerRpc::DescribeQuorum, RPC_TIMEOUT).await? {
+        match self
+            .call(ControllerRpc::DescribeQuorum, RPC_TIMEOUT)
+            .await?
+        {
             ControllerRpcReply::Quorum(q) => Ok(q),
             ControllerRpcReply::Failed(e) => Err(e),
             other => Err(ControllerFailure::Storage(format!(
@@ -356,11 +363,22 @@ impl ClusterLink {
         self.fenced.subscribe()
     }
 
-    async fn register(&self, reg: &Registration, timeout: Duration) -> Result<i64, ControllerFailure> {
-        match self.call(ControllerRpc::Register(reg.clone()), timeout).await? {
+    async fn register(
+        &self,
+        reg: &Registration,
+        timeout: Duration,
+    ) -> Result<i64, ControllerFailure> {
+        match self
+            .call(ControllerRpc::Register(reg.clone()), timeout)
+            .await?
+        {
             ControllerRpcReply::Registered { broker_epoch } => {
                 self.broker_epoch.store(broker_epoch, Ordering::Release);
-                tracing::info!(node = self.node_id, broker_epoch, "registered with the controller");
+                tracing::info!(
+                    node = self.node_id,
+                    broker_epoch,
+                    "registered with the controller"
+                );
                 Ok(broker_epoch)
             }
             ControllerRpcReply::Failed(e) => Err(e),
@@ -386,10 +404,14 @@ impl ClusterLink {
                 want_shut_down: false,
             };
             let fenced_before = self.is_fenced();
-            match self.call(ControllerRpc::Heartbeat(hb), interval.max(RPC_TIMEOUT)).await {
+            match self
+                .call(ControllerRpc::Heartbeat(hb), interval.max(RPC_TIMEOUT))
+                .await
+            {
                 Ok(ControllerRpcReply::Heartbeat(r)) => self.set_fenced(r.is_fenced),
                 Ok(ControllerRpcReply::Failed(
-                    ControllerFailure::StaleBrokerEpoch(_) | ControllerFailure::BrokerIdNotRegistered(_),
+                    ControllerFailure::StaleBrokerEpoch(_)
+                    | ControllerFailure::BrokerIdNotRegistered(_),
                 )) => {
                     // Replaced or unknown (a controller that lost our registration):
                     // register again; the new epoch starts fenced.

@@ -302,7 +302,9 @@ fn parse_cluster(
             return Err(invalid(
                 "listeners",
                 &get("listeners"),
-                &format!("a controller needs a listener named in controller.listener.names ({names})"),
+                &format!(
+                    "a controller needs a listener named in controller.listener.names ({names})"
+                ),
             ));
         }
     }
@@ -358,7 +360,10 @@ fn parse_listener_excluding(value: &str, controller_names: &str) -> Option<(Stri
 }
 
 fn parse_listener(value: &str) -> Option<(String, u16)> {
-    parse_listeners(value).into_iter().next().map(|(_, h, p)| (h, p))
+    parse_listeners(value)
+        .into_iter()
+        .next()
+        .map(|(_, h, p)| (h, p))
 }
 
 /// Parses Java-style properties: `key=value` or `key: value`, `#`/`!` comments.

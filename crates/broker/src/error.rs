@@ -222,7 +222,9 @@ pub fn controller_failure_code(e: &gregor_metadata::active::ControllerFailure) -
 }
 
 /// A controller failure as wire code + message.
-pub fn controller_failure(e: &gregor_metadata::active::ControllerFailure) -> (ResponseError, String) {
+pub fn controller_failure(
+    e: &gregor_metadata::active::ControllerFailure,
+) -> (ResponseError, String) {
     (controller_failure_code(e), e.to_string())
 }
 

@@ -1142,7 +1142,8 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
                         assert_eq!((p.error_code, p.leader_id), (0, BrokerId(1)), "v{v}");
                         assert!(p.leader_epoch >= 1, "v{v}: {p:?}");
                         assert!(p.high_watermark > 0, "v{v}: {p:?}");
-                        let voters: Vec<i32> = p.current_voters.iter().map(|r| r.replica_id.0).collect();
+                        let voters: Vec<i32> =
+                            p.current_voters.iter().map(|r| r.replica_id.0).collect();
                         assert_eq!(voters, vec![1], "v{v}");
                     },
                 )

@@ -136,7 +136,10 @@ async fn an_invalid_partition_limit_refuses_to_start() {
         "0".to_string(),
     );
     let config = gregor_broker::BrokerConfig::from_explicit(explicit).unwrap();
-    let err = gregor_broker::Broker::open(config).await.err().expect("refused");
+    let err = gregor_broker::Broker::open(config)
+        .await
+        .err()
+        .expect("refused");
     assert!(
         err.to_string().contains("max.request.partition.size.limit"),
         "{err}"

@@ -84,7 +84,10 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
     }
     let controllers = args.controllers.unwrap_or(args.nodes.min(3));
     if controllers == 0 || controllers > args.nodes {
-        bail!("--controllers must be between 1 and --nodes ({})", args.nodes);
+        bail!(
+            "--controllers must be between 1 and --nodes ({})",
+            args.nodes
+        );
     }
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
@@ -131,7 +134,11 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
                 "-o",
                 &format!(
                     "process.roles={}",
-                    if is_controller { "broker,controller" } else { "broker" }
+                    if is_controller {
+                        "broker,controller"
+                    } else {
+                        "broker"
+                    }
                 ),
             ])
             .args(["-o", &format!("controller.quorum.voters={voters}")])
@@ -172,7 +179,11 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
             args.dir.join(format!("node-{id}/broker.log")).display()
         );
     }
-    writeln!(out, "gregor cluster up: {} nodes, cluster.id={cluster_id}", nodes.len())?;
+    writeln!(
+        out,
+        "gregor cluster up: {} nodes, cluster.id={cluster_id}",
+        nodes.len()
+    )?;
     for node in &nodes {
         writeln!(
             out,
@@ -205,7 +216,10 @@ fn wait_for_signal() {
     if let Ok(rt) = runtime {
         rt.block_on(async {
             use tokio::signal::unix::{signal, SignalKind};
-            match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
                 (Ok(mut term), Ok(mut int)) => {
                     tokio::select! {
                         _ = term.recv() => {}

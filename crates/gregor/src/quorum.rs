@@ -25,7 +25,10 @@ pub(crate) fn run(conn: &Conn) -> Result<()> {
         .with_partitions(vec![PartitionData::default()])]);
     let resp = w.call(&req, 2)?;
     if resp.error_code != 0 {
-        bail!("cannot describe the quorum: {}", error_name(resp.error_code));
+        bail!(
+            "cannot describe the quorum: {}",
+            error_name(resp.error_code)
+        );
     }
     let Some(p) = resp.topics.first().and_then(|t| t.partitions.first()) else {
         bail!("the broker answered without the metadata partition");
@@ -48,7 +51,16 @@ pub(crate) fn run(conn: &Conn) -> Result<()> {
     let rows: Vec<_> = p
         .current_voters
         .iter()
-        .map(|r| row(if r.replica_id == p.leader_id { "Leader" } else { "Follower" }, r))
+        .map(|r| {
+            row(
+                if r.replica_id == p.leader_id {
+                    "Leader"
+                } else {
+                    "Follower"
+                },
+                r,
+            )
+        })
         .chain(p.observers.iter().map(|r| row("Observer", r)))
         .collect();
     if conn.json() {
@@ -71,7 +83,13 @@ pub(crate) fn run(conn: &Conn) -> Result<()> {
             p.leader_epoch,
             p.high_watermark
         );
-        let ms = |v: i64| if v < 0 { "-".to_string() } else { format!("{v} ms") };
+        let ms = |v: i64| {
+            if v < 0 {
+                "-".to_string()
+            } else {
+                format!("{v} ms")
+            }
+        };
         let table_rows: Vec<Vec<String>> = rows
             .iter()
             .map(|(kind, id, leo, lag, fetch, caught)| {
@@ -86,7 +104,14 @@ pub(crate) fn run(conn: &Conn) -> Result<()> {
             })
             .collect();
         table(
-            &["NODE", "STATUS", "LOG END", "LAG", "LAST FETCH", "CAUGHT UP"],
+            &[
+                "NODE",
+                "STATUS",
+                "LOG END",
+                "LAG",
+                "LAST FETCH",
+                "CAUGHT UP",
+            ],
             &table_rows,
         );
     }

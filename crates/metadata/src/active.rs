@@ -127,8 +127,13 @@ impl From<QuorumStatus> for QuorumInfo {
 pub enum ControllerRpcReply {
     /// The request's records are committed; the image offset that includes them, and
     /// the next producer id as of that image (the end of a block just allocated).
-    Committed { offset: i64, next_producer_id: i64 },
-    Registered { broker_epoch: i64 },
+    Committed {
+        offset: i64,
+        next_producer_id: i64,
+    },
+    Registered {
+        broker_epoch: i64,
+    },
     Heartbeat(HeartbeatReply),
     Quorum(QuorumInfo),
     Failed(ControllerFailure),
@@ -423,7 +428,10 @@ impl AppHandler for RpcService {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send>> {
         let controller = self.0.get().cloned();
         Box::pin(async move {
-            let reply = match (serde_json::from_slice::<ControllerRpc>(&request), controller) {
+            let reply = match (
+                serde_json::from_slice::<ControllerRpc>(&request),
+                controller,
+            ) {
                 (Ok(rpc), Some(c)) => c.serve(rpc).await,
                 (Ok(_), None) => ControllerRpcReply::Failed(ControllerFailure::Unavailable(
                     "the controller is starting".into(),

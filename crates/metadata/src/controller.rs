@@ -131,7 +131,8 @@ pub fn create_topic(
         topic_id,
     }];
     for p in 0..t.num_partitions {
-        let replicas = crate::placement::replicas_for(live_brokers, p, t.replication_factor as usize);
+        let replicas =
+            crate::placement::replicas_for(live_brokers, p, t.replication_factor as usize);
         records.push(MetadataRecord::PartitionRecord {
             topic_id,
             partition: p,

@@ -171,6 +171,8 @@ impl MetadataImage {
                         map.remove(name);
                     }
                 }
+                // An emptied set is dropped, so an image rebuilt from a snapshot (which
+                // has no record for it) equals one that applied the log.
                 if *resource == ConfigResource::ClientMetrics
                     && self
                         .client_metrics
@@ -178,6 +180,14 @@ impl MetadataImage {
                         .is_some_and(BTreeMap::is_empty)
                 {
                     self.client_metrics.remove(resource_name);
+                }
+                if *resource == ConfigResource::Broker
+                    && self
+                        .broker_configs
+                        .get(resource_name)
+                        .is_some_and(BTreeMap::is_empty)
+                {
+                    self.broker_configs.remove(resource_name);
                 }
             }
             MetadataRecord::ProducerIdsRecord { next_producer_id } => {
@@ -217,7 +227,11 @@ impl MetadataImage {
                 broker_id,
                 broker_epoch,
             } => {
-                if self.brokers.get(broker_id).is_some_and(|b| b.epoch == *broker_epoch) {
+                if self
+                    .brokers
+                    .get(broker_id)
+                    .is_some_and(|b| b.epoch == *broker_epoch)
+                {
                     self.brokers.remove(broker_id);
                 }
             }

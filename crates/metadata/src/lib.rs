@@ -15,7 +15,10 @@
 //!   the checks for UpdateFeatures.
 //! - [`topic_config`]: the topic-level config names, their types and validation.
 //! - [`client_metrics`]: client-metrics subscriptions (KIP-714) and their validation.
-//! - [`store`]: the durable log plus the current image.
+//! - [`quorum`]: the metadata log replicated by Raft (openraft): voters, broker-only
+//!   followers, the RPC transport, the migration from the single-voter store.
+//! - [`store`]: the single-voter durable log plus the current image (before the quorum;
+//!   now read by the quorum's migration).
 //! - [`snapshot`]: the image written as records every
 //!   `metadata.log.max.record.bytes.between.snapshots`, so the log below can be deleted.
 //!
@@ -41,6 +44,10 @@ pub mod topic_config;
 
 pub use controller::ControllerError;
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
+pub use quorum::{
+    AppHandler, MetadataFollower, MetadataQuorum, QuorumConfig, QuorumError, QuorumStatus,
+    ReplicaStatus, RpcClient,
+};
 pub use records::{BrokerEndpoint, MetadataRecord};
 pub use request::ControllerRequest;
 pub use store::{MetadataLogConfig, MetadataStore};

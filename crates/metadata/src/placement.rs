@@ -50,15 +50,13 @@ mod tests {
     fn register(image: &mut MetadataImage, id: i32, rack: Option<&str>) {
         image.apply_entry(
             image.offset + 1,
-            &[
-                MetadataRecord::RegisterBrokerRecord {
-                    broker_id: id,
-                    incarnation_id: uuid::Uuid::new_v4(),
-                    endpoints: vec![],
-                    rack: rack.map(str::to_string),
-                    broker_epoch: None,
-                },
-            ],
+            &[MetadataRecord::RegisterBrokerRecord {
+                broker_id: id,
+                incarnation_id: uuid::Uuid::new_v4(),
+                endpoints: vec![],
+                rack: rack.map(str::to_string),
+                broker_epoch: None,
+            }],
         );
         let epoch = image.offset;
         image.apply_entry(

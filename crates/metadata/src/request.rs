@@ -26,16 +26,32 @@ pub enum ControllerRequest {
         if_absent: bool,
         cap_replication: bool,
     },
-    DeleteTopic { name: String },
-    CreatePartitions { name: String, count: i32 },
-    AlterTopicConfigs { name: String, ops: ConfigOps },
+    DeleteTopic {
+        name: String,
+    },
+    CreatePartitions {
+        name: String,
+        count: i32,
+    },
+    AlterTopicConfigs {
+        name: String,
+        ops: ConfigOps,
+    },
     ReplaceTopicConfigs {
         name: String,
         configs: Vec<(String, Option<String>)>,
     },
-    AlterBrokerConfigs { name: String, ops: ConfigOps },
-    AlterClientMetrics { name: String, ops: ConfigOps },
-    UpdateFeatures { updates: Vec<features::FeatureUpdate> },
+    AlterBrokerConfigs {
+        name: String,
+        ops: ConfigOps,
+    },
+    AlterClientMetrics {
+        name: String,
+        ops: ConfigOps,
+    },
+    UpdateFeatures {
+        updates: Vec<features::FeatureUpdate>,
+    },
     AllocateProducerIds,
 }
 

@@ -72,7 +72,17 @@ impl MetadataStore {
         clean_shutdown: bool,
         config: MetadataLogConfig,
     ) -> Result<Self, MetadataError> {
-        let dir = data_dir.join(METADATA_LOG_DIR);
+        Self::open_dir(&data_dir.join(METADATA_LOG_DIR), clean_shutdown, config)
+    }
+
+    /// Opens the log in `dir` itself (the quorum's migration reads an old log that was
+    /// moved aside).
+    pub fn open_dir(
+        dir: &Path,
+        clean_shutdown: bool,
+        config: MetadataLogConfig,
+    ) -> Result<Self, MetadataError> {
+        let dir = dir.to_path_buf();
         let log = Log::open(
             &dir,
             LogConfig {

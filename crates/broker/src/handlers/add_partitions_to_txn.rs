@@ -41,11 +41,8 @@ async fn add(
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), *p)))
         .collect();
     let image = broker.metadata.image();
-    let unknown = |(t, p): &(String, i32)| {
-        image
-            .topic(t)
-            .is_none_or(|t| !t.partitions.contains_key(p))
-    };
+    let unknown =
+        |(t, p): &(String, i32)| image.topic(t).is_none_or(|t| !t.partitions.contains_key(p));
     // With an unknown partition nothing is added: that one fails, the rest are untried.
     let any_unknown = wanted.iter().any(unknown);
     let outcome = if any_unknown {
