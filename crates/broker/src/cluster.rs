@@ -486,11 +486,12 @@ pub fn offline_replicas(image: &MetadataImage, replicas: &[i32]) -> Vec<i32> {
         .collect()
 }
 
-/// The controller id clients are told: the active controller when it is a live broker
-/// (a combined node), else this broker, which forwards what it cannot do itself (as
-/// KRaft brokers answer with a live broker, since clients cannot reach controllers).
-pub fn controller_id_for_clients(link: &ClusterLink, image: &MetadataImage, me: i32) -> i32 {
-    link.controller_id()
-        .filter(|id| image.brokers.get(id).is_some_and(|b| !b.fenced))
-        .unwrap_or(me)
+/// The controller id clients are told: this broker. Clients cannot reach the
+/// controllers (they speak only the quorum's RPC), so, as KRaft brokers do, a broker
+/// names a live broker, which forwards what it cannot do itself. Naming this one
+/// (rather than the active controller) means a client whose admin requests go to the
+/// "controller" follows the broker it already talks to, and never waits on a dead
+/// controller until its next metadata refresh.
+pub fn controller_id_for_clients(_link: &ClusterLink, _image: &MetadataImage, me: i32) -> i32 {
+    me
 }

@@ -96,14 +96,12 @@ pub async fn handle(
             .iter()
             .filter_map(|(&id, addr)| {
                 let (host, port) = addr.rsplit_once(':')?;
-                Some(
-                    Node::default()
-                        .with_node_id(BrokerId(id))
-                        .with_listeners(vec![Listener::default()
+                Some(Node::default().with_node_id(BrokerId(id)).with_listeners(
+                    vec![Listener::default()
                             .with_name(StrBytes::from_static_str("CONTROLLER"))
                             .with_host(StrBytes::from_string(host.to_string()))
-                            .with_port(port.parse().ok()?)]),
-                )
+                            .with_port(port.parse().ok()?)],
+                ))
             })
             .collect();
     }
