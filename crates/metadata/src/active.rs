@@ -239,22 +239,25 @@ impl QuorumController {
         let image = self
             .quorum
             .commit(|img| {
-                let mut out = Vec::new();
-                if let Some(old) = img.brokers.get(&r.broker_id) {
-                    if old.incarnation_id == r.incarnation_id {
-                        return Ok(Vec::new());
-                    }
-                    // The old incarnation is gone: fence it out of every ISR first.
-                    out.extend(fence_records(img, r.broker_id));
+                if img
+                    .brokers
+                    .get(&r.broker_id)
+                    .is_some_and(|old| old.incarnation_id == r.incarnation_id)
+                {
+                    return Ok(Vec::new());
                 }
-                out.push(MetadataRecord::RegisterBrokerRecord {
+                // A restarted broker replaces its old registration and starts fenced;
+                // its partitions keep their leader and ISR (a restart is not a session
+                // expiry: moving every leadership away and back would rewrite every
+                // partition twice per restart). If it does not catch up in time, its
+                // session expires and the fencer moves them.
+                Ok(vec![MetadataRecord::RegisterBrokerRecord {
                     broker_id: r.broker_id,
                     incarnation_id: r.incarnation_id,
                     endpoints: r.endpoints.clone(),
                     rack: r.rack.clone(),
                     broker_epoch: None,
-                });
-                Ok(out)
+                }])
             })
             .await?;
         let epoch = image
