@@ -135,7 +135,11 @@ def test_levels_survive_a_restart(broker):
     before = cli_levels(broker)
     assert before[0] == {"metadata.version": 29, "transaction.version": 0, "group.version": 0}
     broker.restart()
-    assert cli_levels(broker) == before
+    after = cli_levels(broker)
+    # Same levels; the epoch (the metadata offset) only grows, as the restarted broker's
+    # registration is metadata too.
+    assert after[0] == before[0]
+    assert after[1] >= before[1]
 
 
 def test_v1_clients_transact_on_a_transactions_v2_broker(broker):

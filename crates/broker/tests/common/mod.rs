@@ -94,6 +94,14 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client of the broker at `addr`.
+    pub async fn connect_to(addr: std::net::SocketAddr) -> Self {
+        Client {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            correlation: 0,
+        }
+    }
+
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.unwrap();
     }
