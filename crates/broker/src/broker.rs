@@ -90,7 +90,7 @@ fn io_err(dir: &Path) -> impl Fn(std::io::Error) -> StartError + '_ {
 }
 
 /// A new cluster id: a random UUID in URL-safe base64 without padding, as Kafka makes them.
-fn new_cluster_id() -> String {
+pub fn new_cluster_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes = *uuid::Uuid::new_v4().as_bytes();
     let mut out = String::with_capacity(22);

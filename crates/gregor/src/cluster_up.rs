@@ -45,32 +45,12 @@ struct Node {
     child: Child,
 }
 
-/// A cluster id in Kafka's form: 16 random bytes in URL-safe base64, no padding.
-fn new_cluster_id() -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = *uuid::Uuid::new_v4().as_bytes();
-    let mut out = String::with_capacity(22);
-    let (mut acc, mut bits) = (0u32, 0);
-    for b in bytes {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 6 {
-            bits -= 6;
-            out.push(ALPHABET[((acc >> bits) & 63) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
-    }
-    out
-}
-
 fn cluster_id(dir: &Path) -> Result<String> {
     let path = dir.join("cluster.id");
     match std::fs::read_to_string(&path) {
         Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
         _ => {
-            let id = new_cluster_id();
+            let id = gregor_broker::broker::new_cluster_id();
             std::fs::write(&path, format!("{id}\n"))
                 .with_context(|| format!("cannot write {}", path.display()))?;
             Ok(id)
