@@ -32,19 +32,23 @@ def cluster_id():
 
 
 class Node:
-    def __init__(self, cluster, node_id, port, controller_port, roles):
+    def __init__(self, cluster, node_id, port, controller_port, roles, host="127.0.0.1", exec_prefix=()):
         self.cluster = cluster
         self.id = node_id
         self.port = port
         self.controller_port = controller_port
         self.roles = roles
+        # The address it listens on and advertises (its own network namespace's, in faults.py),
+        # and the command its process is started under (e.g. `ip netns exec <ns>`).
+        self.host = host
+        self.exec_prefix = list(exec_prefix)
         self.proc = None
         self.data_dir = cluster.root / f"node-{node_id}"
         self.log_path = cluster.root / f"node-{node_id}.log"
 
     @property
     def bootstrap(self):
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def is_broker(self):
@@ -53,9 +57,9 @@ class Node:
     def args(self):
         parts = []
         if self.is_broker:
-            parts.append(f"PLAINTEXT://127.0.0.1:{self.port}")
+            parts.append(f"PLAINTEXT://{self.host}:{self.port}")
         if self.controller_port:
-            parts.append(f"CONTROLLER://127.0.0.1:{self.controller_port}")
+            parts.append(f"CONTROLLER://{self.host}:{self.controller_port}")
         listeners = ",".join(parts)
         overrides = {
             "node.id": str(self.id),
@@ -66,7 +70,7 @@ class Node:
         }
         overrides.update(self.cluster.overrides)
         overrides.update(self.cluster.node_overrides.get(self.id, {}))
-        args = [BIN, "broker", "--data-dir", str(self.data_dir)]
+        args = [*self.exec_prefix, BIN, "broker", "--data-dir", str(self.data_dir)]
         for k, v in overrides.items():
             args += ["--override", f"{k}={v}"]
         return args
@@ -113,12 +117,20 @@ class Node:
     def resume(self):
         self.proc.send_signal(signal.SIGCONT)
 
+    def restart(self, timeout=60.0):
+        """Starts the process again (after a kill or a stop) and waits until it is ready."""
+        assert not self.alive(), f"node {self.id} is still running"
+        return self.spawn().wait_ready(timeout)
+
 
 class Cluster:
     """`controllers` combined (or controller-only, with `split`) voters, plus
     `brokers` broker-only nodes."""
 
-    def __init__(self, root: Path, controllers=3, brokers=0, split=False, overrides=None, node_overrides=None):
+    def __init__(self, root: Path, controllers=3, brokers=0, split=False, overrides=None, node_overrides=None,
+                 hosts=None, exec_prefix=None):
+        """`hosts[i]` is node i+1's address (default 127.0.0.1) and `exec_prefix(node_id)`
+        the command list its process runs under (default none)."""
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.cluster_id = cluster_id()
@@ -127,14 +139,16 @@ class Cluster:
         n = controllers + brokers
         ports = free_ports(n + controllers)
         client_ports, controller_ports = ports[:n], ports[n:]
-        self.voters = ",".join(f"{i + 1}@127.0.0.1:{controller_ports[i]}" for i in range(controllers))
+        hosts = list(hosts or ["127.0.0.1"] * n)
+        prefix = exec_prefix or (lambda _node_id: [])
+        self.voters = ",".join(f"{i + 1}@{hosts[i]}:{controller_ports[i]}" for i in range(controllers))
         self.nodes = []
         for i in range(n):
             if i < controllers:
                 roles = "controller" if split else "broker,controller"
-                self.nodes.append(Node(self, i + 1, client_ports[i], controller_ports[i], roles))
+                self.nodes.append(Node(self, i + 1, client_ports[i], controller_ports[i], roles, hosts[i], prefix(i + 1)))
             else:
-                self.nodes.append(Node(self, i + 1, client_ports[i], None, "broker"))
+                self.nodes.append(Node(self, i + 1, client_ports[i], None, "broker", hosts[i], prefix(i + 1)))
 
     def start(self, timeout=60.0):
         for node in self.nodes:
