@@ -258,8 +258,9 @@ class ConfluentProducer(threading.Thread):
         }
         if transactional:
             self.conf["transactional.id"] = f"checker-{name}-{uuid.uuid4().hex[:8]}"
-            self.conf["transaction.timeout.ms"] = 30000
-        self._stop = threading.Event()
+            self.conf["transaction.timeout.ms"] = 60000
+        self._halt = threading.Event()
+        self.flush_timeout = 90.0
         self.sent = 0
         self.exception = None
 
@@ -281,8 +282,10 @@ class ConfluentProducer(threading.Thread):
             else:
                 self.history.unknown(id, err.name())
 
-    def stop(self):
-        self._stop.set()
+    def stop(self, flush_timeout=90.0):
+        """Stops sending; what was sent gets `flush_timeout` seconds to be answered."""
+        self.flush_timeout = flush_timeout
+        self._halt.set()
 
     def run(self):
         from confluent_kafka import Producer
@@ -303,7 +306,7 @@ class ConfluentProducer(threading.Thread):
         if self.rate:
             ahead = self.sent / self.rate - (time.monotonic() - started)
             if ahead > 0:
-                self._stop.wait(ahead)
+                self._halt.wait(ahead)
 
     def _send(self, seq):
         partition = seq % self.partitions
@@ -321,11 +324,11 @@ class ConfluentProducer(threading.Thread):
     def _run_plain(self):
         started = time.monotonic()
         seq = 0
-        while not self._stop.is_set() and (self.count is None or seq < self.count):
+        while not self._halt.is_set() and (self.count is None or seq < self.count):
             self._send(seq)
             seq += 1
             self._pace(started)
-        remaining = self.producer.flush(90)
+        remaining = self.producer.flush(self.flush_timeout)
         if remaining:
             self.history.error(self.name, f"{remaining} records undelivered after flush", True, False)
 
@@ -336,42 +339,55 @@ class ConfluentProducer(threading.Thread):
         started = time.monotonic()
         seq = 0
         txn = 0
-        while not self._stop.is_set() and (self.count is None or seq < self.count):
+        while not self._halt.is_set() and (self.count is None or seq < self.count):
             ids = []
             self.producer.begin_transaction()
-            for _ in range(self.txn_size):
-                ids.append(make_id(self.name, seq))
-                self._send(seq)
-                seq += 1
-                self._pace(started)
             txn += 1
             try:
-                if self.abort_every and txn % self.abort_every == 0:
+                for _ in range(self.txn_size):
+                    ids.append(make_id(self.name, seq))
+                    seq += 1
+                    self._send(seq - 1)
+                    self._pace(started)
+            except KafkaException as e:
+                # Refused once the transaction is in error: ending it tells which error.
+                err = e.args[0]
+                self.history.error(self.name, err.name(), err.retriable(), err.fatal())
+            self._end_transaction(ids, abort=bool(self.abort_every and txn % self.abort_every == 0))
+
+    def _end_transaction(self, ids, abort):
+        """Commits (or aborts) and records the outcome of every record in the transaction:
+        acknowledged when the commit succeeded, aborted when it was aborted, unknown when
+        the commit's outcome cannot be known."""
+        from confluent_kafka import KafkaException
+
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if abort:
                     self.producer.abort_transaction(60)
                     for id in ids:
                         self.history.abort(id)
-                else:
-                    self.producer.commit_transaction(60)
-                    self.producer.flush(0)
-                    for id in ids:
-                        where = self.delivered.pop(id, None)
-                        if where is None:
-                            self.history.unknown(id, "committed without a delivery report")
-                        else:
-                            self.history.ack(id, *where)
+                    return
+                self.producer.commit_transaction(60)
+                self.producer.flush(0)
+                for id in ids:
+                    where = self.delivered.pop(id, None)
+                    if where is None:
+                        self.history.unknown(id, "committed without a delivery report")
+                    else:
+                        self.history.ack(id, *where)
+                return
             except KafkaException as e:
                 err = e.args[0]
                 self.history.error(self.name, err.name(), err.retriable(), err.fatal())
-                if err.txn_requires_abort():
-                    self.producer.abort_transaction(60)
-                    for id in ids:
-                        self.history.abort(id)
-                else:
-                    # The commit's outcome is unknown (e.g. it timed out) or the producer is fenced.
+                if err.fatal() or time.monotonic() > deadline:
                     for id in ids:
                         self.history.unknown(id, err.name())
-                    if err.fatal():
-                        raise
+                    raise
+                if err.txn_requires_abort():
+                    abort = True
+                # Otherwise retriable (e.g. a timeout): the same call is retried.
 
 
 class ConfluentConsumer(threading.Thread):
@@ -389,11 +405,11 @@ class ConfluentConsumer(threading.Thread):
             "topic.metadata.refresh.interval.ms": 1000,
             "log_level": 3,
         }
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.count = 0
 
     def stop(self):
-        self._stop.set()
+        self._halt.set()
 
     def run(self):
         from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -401,7 +417,7 @@ class ConfluentConsumer(threading.Thread):
         c = Consumer(self.conf)
         c.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in range(self.partitions)])
         try:
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 for m in c.consume(500, 0.2):
                     if m.error() is None:
                         self.history.poll(m.partition(), m.offset(), m.value())

@@ -213,6 +213,16 @@ def _down_all():
         net.down()
 
 
+def _tail(path, size=4096):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 class FaultCluster:
     """A cluster of `nodes` combined broker+controller nodes, each in its own namespace
     (or all on 127.0.0.1 with `netns=False`, where cuts are unavailable), plus a log of
@@ -296,10 +306,24 @@ class FaultCluster:
             node.proc.send_signal(signal.SIGCONT)
         node.stop(timeout)
 
-    def restart(self, node_id, timeout=90.0):
-        """Starts a stopped or killed node and waits until it is ready."""
+    def restart(self, node_id, timeout=90.0, retry_duplicate=False):
+        """Starts a stopped or killed node and waits until it is ready. A node restarted
+        while its previous incarnation's session is still live is refused by the
+        controller (DUPLICATE_BROKER_REGISTRATION) and exits; with `retry_duplicate` it
+        is started again until the old session has expired (each refusal is logged as a
+        `duplicate_registration` event)."""
         self._record("restart", node_id)
-        return self.node(node_id).restart(timeout)
+        node = self.node(node_id)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return node.restart(max(1.0, deadline - time.monotonic()))
+            except RuntimeError:
+                refused = "already registered by another live process" in _tail(node.log_path)
+                if not (retry_duplicate and refused and time.monotonic() < deadline):
+                    raise
+                self._record("duplicate_registration", node_id)
+                time.sleep(0.5)  # back off before the next attempt (not a synchronisation)
 
     def pause(self, node_id):
         self._record("pause", node_id)
@@ -421,7 +445,7 @@ def random_fault(fc: FaultCluster, rng: random.Random, kinds=("kill", "pause", "
     # The fault's duration, not a synchronisation: the cluster is meant to live with it.
     time.sleep(max(0.0, until - time.monotonic()))
     if kind in ("kill", "restart"):
-        fc.restart(node_id)
+        fc.restart(node_id, retry_duplicate=True)
     elif kind == "pause":
         fc.resume(node_id)
     elif kind == "cut":
