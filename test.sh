@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what the tests need first, so it works on a fresh
 # Debian machine that has only the Rust toolchain:
-#   - Debian packages: kcat (librdkafka 2.0.2), python3 with venv
+#   - Debian packages: kcat (librdkafka 2.0.2), python3 with venv, iproute2
 #   - a Python venv (.venv) with pinned confluent-kafka, kafka-python and pytest
 #   - Node.js and kafkajs (pinned, in tests/node/node_modules)
 # Then: cargo test (release profile, which also builds the broker binary the client
@@ -11,6 +11,8 @@ cd "$(dirname "$0")"
 
 need_apt=()
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
+# iproute2 (`ip`): the fault tests put each cluster node in a network namespace (needs root).
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)

@@ -114,8 +114,8 @@ def main():
             results[topic] = report
             print(f"\n== {topic}\n{report.summary()}", flush=True)
             errors = {}
-            for _, name, retriable, fatal in history.errors:
-                key = f"{name}{' (fatal)' if fatal else '' if retriable else ' (not retriable)'}"
+            for _, source, name, retriable, fatal in history.errors:
+                key = f"{source} {name}{' (fatal)' if fatal else '' if retriable else ' (not retriable)'}"
                 errors[key] = errors.get(key, 0) + 1
             print("client errors:", json.dumps(errors, sort_keys=True))
         faults = [f for f in fc.faults if f[1] in ("kill", "pause", "terminate", "cut")]

@@ -63,48 +63,60 @@ class History:
         self._lock = threading.Lock()
         self.ops = {}  # id -> Op
         self.polled = []  # (partition, offset, value)
-        self.errors = []  # (producer, error name, retriable, fatal): every client error seen
+        # Every error a client reported: (producer, source, error name, retriable, fatal);
+        # source is "delivery" (a record's outcome), "client" (librdkafka's error callback:
+        # connection trouble it works around itself) or "txn" (a transaction call).
+        self.errors = []
+        self._counts = defaultdict(int)  # status -> number of ops
 
     def invoke(self, producer, seq, partition=None):
         op = Op(make_id(producer, seq), str(producer), seq, partition)
         with self._lock:
             self.ops[op.id] = op
+            self._counts[PENDING] += 1
         return op
 
-    def ack(self, id, partition, offset):
+    def _set(self, id, status, error=None):
         with self._lock:
             op = self.ops[id]
-            op.status, op.partition, op.offset = ACKED, partition, offset
+            self._counts[op.status] -= 1
+            self._counts[status] += 1
+            op.status = status
+            if error is not None:
+                op.error = error
+            return op
+
+    def ack(self, id, partition, offset):
+        op = self._set(id, ACKED)
+        op.partition, op.offset = partition, offset
 
     def fail(self, id, error=None):
-        with self._lock:
-            self.ops[id].status, self.ops[id].error = FAILED, error
+        self._set(id, FAILED, error)
 
     def unknown(self, id, error=None):
-        with self._lock:
-            self.ops[id].status, self.ops[id].error = UNKNOWN, error
+        self._set(id, UNKNOWN, error)
 
     def abort(self, id):
-        with self._lock:
-            self.ops[id].status = ABORTED
+        self._set(id, ABORTED)
 
     def resolve_pending(self, error="no outcome"):
         """Sends that never got an answer are unknown."""
         with self._lock:
-            for op in self.ops.values():
-                if op.status == PENDING:
-                    op.status, op.error = UNKNOWN, error
+            pending = [id for id, op in self.ops.items() if op.status == PENDING]
+        for id in pending:
+            self._set(id, UNKNOWN, error)
 
     def poll(self, partition, offset, value):
         with self._lock:
             self.polled.append((partition, offset, value.decode() if isinstance(value, bytes) else value))
 
-    def error(self, producer, name, retriable=True, fatal=False):
+    def error(self, producer, source, name, retriable=True, fatal=False):
         with self._lock:
-            self.errors.append((str(producer), name, retriable, fatal))
+            self.errors.append((str(producer), source, name, retriable, fatal))
 
     def count(self, status):
-        return sum(1 for op in self.ops.values() if op.status == status)
+        with self._lock:
+            return self._counts[status]
 
 
 @dataclass
@@ -265,7 +277,7 @@ class ConfluentProducer(threading.Thread):
         self.exception = None
 
     def _on_error(self, err):
-        self.history.error(self.name, err.name(), err.retriable(), err.fatal())
+        self.history.error(self.name, "client", err.name(), err.retriable(), err.fatal())
 
     def _on_delivery(self, err, msg):
         id = msg.value().decode()
@@ -276,7 +288,7 @@ class ConfluentProducer(threading.Thread):
             else:
                 self.history.ack(id, msg.partition(), msg.offset())
         else:
-            self.history.error(self.name, err.name(), err.retriable(), err.fatal())
+            self.history.error(self.name, "delivery", err.name(), err.retriable(), err.fatal())
             if err.name() in DEFINITE:
                 self.history.fail(id, err.name())
             else:
@@ -330,7 +342,7 @@ class ConfluentProducer(threading.Thread):
             self._pace(started)
         remaining = self.producer.flush(self.flush_timeout)
         if remaining:
-            self.history.error(self.name, f"{remaining} records undelivered after flush", True, False)
+            self.history.error(self.name, "delivery", f"{remaining} records undelivered after flush", True, False)
 
     def _run_transactions(self):
         from confluent_kafka import KafkaException
@@ -352,7 +364,7 @@ class ConfluentProducer(threading.Thread):
             except KafkaException as e:
                 # Refused once the transaction is in error: ending it tells which error.
                 err = e.args[0]
-                self.history.error(self.name, err.name(), err.retriable(), err.fatal())
+                self.history.error(self.name, "txn", err.name(), err.retriable(), err.fatal())
             self._end_transaction(ids, abort=bool(self.abort_every and txn % self.abort_every == 0))
 
     def _end_transaction(self, ids, abort):
@@ -380,7 +392,7 @@ class ConfluentProducer(threading.Thread):
                 return
             except KafkaException as e:
                 err = e.args[0]
-                self.history.error(self.name, err.name(), err.retriable(), err.fatal())
+                self.history.error(self.name, "txn", err.name(), err.retriable(), err.fatal())
                 if err.fatal() or time.monotonic() > deadline:
                     for id in ids:
                         self.history.unknown(id, err.name())

@@ -152,9 +152,10 @@ def test_a_rolling_restart_under_load_shows_only_retriable_errors(fault_cluster)
                 break
     report = w.check()
     assert_clean(fc, report, recovered=recovered)
-    # The clients saw nothing but retriable errors, and every send was acknowledged.
-    bad = [e for e in w.history.errors if e[3] or not e[2]]
-    assert not bad, f"non-retriable client errors: {bad}\n{explain(fc, report)}"
+    # Every send was acknowledged: the producers retried whatever went wrong, and never
+    # reached a fatal state. Connection errors from the nodes restarting are expected.
+    bad = [e for e in w.history.errors if e[1] != "client" or e[4]]
+    assert not bad, f"errors seen on sends: {bad}\n{explain(fc, report)}"
     assert report.failed == report.unknown == 0, explain(fc, report)
 
 
