@@ -122,7 +122,11 @@ mod tests {
         assert!(!c.assign(2, 20), "an older epoch is ignored");
         assert_eq!(c.end_offset_for(0, 30), (-1, -1));
         assert_eq!(c.end_offset_for(1, 30), (1, 10));
-        assert_eq!(c.end_offset_for(2, 30), (1, 10), "unknown epoch: the one below");
+        assert_eq!(
+            c.end_offset_for(2, 30),
+            (1, 10),
+            "unknown epoch: the one below"
+        );
         assert_eq!(c.end_offset_for(3, 30), (3, 30));
         assert_eq!(c.end_offset_for(9, 30), (3, 30));
         assert_eq!(c.start_of(3), Some(10));

@@ -41,8 +41,8 @@ pub use crate::file_cache::FileCache;
 #[doc(hidden)]
 pub use crate::index::{offset_index_entries, time_index_entries};
 pub use crate::log::{
-    AppendInfo, CleanInputs, FileRange, FlushHandle, Log, LogConfig, PreparedSwap, ReadInfo, ReplicaAppend,
-    SwapFinish, DELETED_SUFFIX, DELETE_SUFFIX,
+    AppendInfo, CleanInputs, FileRange, FlushHandle, Log, LogConfig, PreparedSwap, ReadInfo,
+    ReplicaAppend, SwapFinish, DELETED_SUFFIX, DELETE_SUFFIX,
 };
 pub use crate::producer_state::AbortedTxn;
 

@@ -58,8 +58,7 @@ fn a_follower_log_is_byte_identical_to_the_leaders() {
     for i in 0..10 {
         leader_append(&mut leader, 3, i, if i < 5 { 1 } else { 4 });
     }
-    let mut follower =
-        Log::open(&dir.path().join("follower"), small_segments(), false, 0).unwrap();
+    let mut follower = Log::open(&dir.path().join("follower"), small_segments(), false, 0).unwrap();
     // Fetched in two pieces, the second overlapping the first and cut mid-batch.
     let bytes = all_bytes(&leader);
     let half = bytes.len() / 2 + 7;
@@ -68,7 +67,10 @@ fn a_follower_log_is_byte_identical_to_the_leaders() {
     assert!(got.batches > 0);
     assert_eq!(follower.log_end_offset(), 30);
     assert_eq!(all_bytes(&follower), bytes);
-    assert!(follower.segment_count() > 1, "the follower rolls segments too");
+    assert!(
+        follower.segment_count() > 1,
+        "the follower rolls segments too"
+    );
     assert_eq!(follower.epochs().entries(), &[(1, 0), (4, 15)]);
     assert_eq!(follower.end_offset_for_epoch(1), (1, 15));
     assert_eq!(follower.end_offset_for_epoch(3), (1, 15));
@@ -151,8 +153,7 @@ fn idempotent_state_is_rebuilt_on_the_follower_and_after_truncation() {
         let v = batch::validate(&b, &mut scratch, 1 << 20).unwrap();
         leader.append(&b, &v, 1, None, 0).unwrap();
     }
-    let mut follower =
-        Log::open(&dir.path().join("f"), LogConfig::default(), false, 0).unwrap();
+    let mut follower = Log::open(&dir.path().join("f"), LogConfig::default(), false, 0).unwrap();
     follower.append_replica(&all_bytes(&leader), 0).unwrap();
     // The retry of sequence 2 is a duplicate on the follower (a new leader).
     let retry = batch::build_as(

@@ -6,6 +6,7 @@ use gregor_protocol::batch::{self, BatchHeader};
 use std::path::PathBuf;
 
 use super::*;
+use crate::epoch_cache::EpochCache;
 use crate::segment::LogSegment;
 
 /// What a replica append did.
@@ -181,6 +182,48 @@ impl Log {
         }
         let recovery_point = self.recovery_point.min(new_end);
         crate::log::write_offset_file(&self.dir.join(RECOVERY_POINT_FILE), recovery_point)?;
+        self.reopen(recovery_point, now_ms)?;
+        Ok(doomed)
+    }
+
+    /// Empties the log and restarts it at `offset` (a follower whose log ends below the
+    /// leader's log start: everything it has is gone on the leader). Returns the files
+    /// to remove later.
+    pub fn truncate_fully_and_start_at(
+        &mut self,
+        offset: i64,
+        now_ms: i64,
+    ) -> Result<Vec<PathBuf>> {
+        self.deferred.run();
+        let mut doomed = Vec::new();
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        self.segments.clear();
+        for base in bases {
+            doomed.extend(rename_deleted(&self.dir, base)?);
+        }
+        for snap in snapshot_offsets(&self.dir) {
+            let _ = std::fs::remove_file(self.dir.join(crate::file_name(snap, "snapshot")));
+        }
+        self.epochs = EpochCache::default();
+        crate::log::write_text_file(
+            &self.dir.join(crate::epoch_cache::FILE),
+            &self.epochs.encode(),
+        )?;
+        drop(LogSegment::create(
+            &self.dir,
+            &self.files,
+            offset,
+            self.config.index_interval_bytes,
+        )?);
+        crate::log::write_offset_file(&self.dir.join(LOG_START_FILE), offset)?;
+        crate::log::write_offset_file(&self.dir.join(RECOVERY_POINT_FILE), offset)?;
+        self.reopen(offset, now_ms)?;
+        Ok(doomed)
+    }
+
+    /// Reopens the log from its files after they were changed underneath it, keeping
+    /// its deferred-write queue and setting.
+    fn reopen(&mut self, recovery_point: i64, now_ms: i64) -> Result<()> {
         let defer = self.defer_writes;
         let deferred = self.deferred.clone();
         self.segments.clear();
@@ -194,9 +237,9 @@ impl Log {
         reopened.recovery_point = recovery_point.min(reopened.log_end_offset);
         reopened.deferred = deferred;
         reopened.defer_writes = defer;
-        tracing::info!(dir = %self.dir.display(), from = self.log_end_offset, to = reopened.log_end_offset, "truncated divergent log tail");
+        tracing::info!(dir = %self.dir.display(), from = self.log_end_offset, to = reopened.log_end_offset, "log truncated");
         *self = reopened;
-        Ok(doomed)
+        Ok(())
     }
 }
 
