@@ -45,6 +45,8 @@ pub struct Broker {
     /// The metadata this node follows and the controller it asks (see `cluster`).
     pub metadata: Arc<crate::cluster::ClusterLink>,
     pub replicas: ReplicaManager,
+    /// Followers' fetchers, one per leader broker (see `replication`).
+    pub fetchers: crate::replication::fetcher::ReplicaFetchers,
     pub fetch_sessions: FetchSessionCache,
     pub groups: GroupCoordinator,
     pub txns: crate::txn::TxnCoordinator,
@@ -285,6 +287,7 @@ impl Broker {
             response_queue_bytes_max: AtomicUsize::new(0),
             producer_ids: Mutex::new((0, 0)),
             stop: tokio::sync::watch::Sender::new(false),
+            fetchers: Default::default(),
             joining: tokio::sync::Mutex::new(()),
             _dir_lock: lock,
         }))
@@ -309,6 +312,8 @@ impl Broker {
                 let applied =
                     tokio::task::spawn_blocking(move || b.replicas.apply_image(&img, &b.config))
                         .await;
+                // Followed partitions fetch from their current leaders.
+                broker.fetchers.sync(&broker);
                 match applied {
                     Ok(Ok(())) => broker.metadata.set_applied(image.offset),
                     Ok(Err(e)) => {
@@ -332,6 +337,7 @@ impl Broker {
             return Ok(());
         }
         self.start_publisher();
+        crate::replication::start_isr_expiration(self);
         let endpoint = gregor_metadata::BrokerEndpoint {
             name: "PLAINTEXT".into(),
             host: self.config.advertised_host.clone(),
@@ -353,7 +359,13 @@ impl Broker {
     /// Stops the publisher and heartbeats and the quorum (clean shutdown).
     pub async fn leave_cluster(&self) {
         self.stop.send_replace(true);
+        self.fetchers.stop();
         self.metadata.shutdown().await;
+    }
+
+    /// Flips to true when the broker stops (background tasks end on it).
+    pub fn stop_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stop.subscribe()
     }
 
     pub fn advertised_port(&self) -> u16 {

@@ -43,6 +43,13 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     // Gregor's: the cluster id a new data directory is formatted with (what
     // `kafka-storage format -t` takes); empty makes a new one on a single node.
     ("cluster.id", ""),
+    ("replica.lag.time.max.ms", "30000"),
+    ("replica.fetch.wait.max.ms", "500"),
+    ("replica.fetch.min.bytes", "1"),
+    ("replica.fetch.max.bytes", "1048576"),
+    ("replica.fetch.response.max.bytes", "10485760"),
+    ("replica.fetch.backoff.ms", "1000"),
+    ("num.replica.fetchers", "1"),
     ("offsets.topic.replication.factor", "3"),
     ("transaction.state.log.replication.factor", "3"),
     ("listeners", "PLAINTEXT://127.0.0.1:9092"),
@@ -204,6 +211,27 @@ pub struct ClusterConfig {
     /// Replication factors of the internal topics (capped by the live brokers).
     pub offsets_replication_factor: i16,
     pub txn_replication_factor: i16,
+    pub replication: ReplicationConfig,
+}
+
+/// How followers fetch from leaders and when the leader drops them from the ISR
+/// (Kafka's `replica.*` settings).
+#[derive(Debug, Clone)]
+pub struct ReplicationConfig {
+    /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
+    pub lag_time_max_ms: i64,
+    /// `replica.fetch.wait.max.ms`: how long a follower's fetch parks on the leader.
+    pub fetch_wait_max_ms: i32,
+    /// `replica.fetch.min.bytes`.
+    pub fetch_min_bytes: i32,
+    /// `replica.fetch.max.bytes`: per partition.
+    pub fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`: per fetch.
+    pub fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms`: the pause after a failed fetch.
+    pub fetch_backoff_ms: u64,
+    /// `num.replica.fetchers`: fetch connections per leader broker.
+    pub num_fetchers: usize,
 }
 
 /// One `listeners` entry: NAME://host:port.
@@ -347,6 +375,24 @@ fn parse_cluster(
             "transaction.state.log.replication.factor",
             &get("transaction.state.log.replication.factor"),
         )?,
+        replication: ReplicationConfig {
+            lag_time_max_ms: positive("replica.lag.time.max.ms", &get("replica.lag.time.max.ms"))?,
+            fetch_wait_max_ms: positive(
+                "replica.fetch.wait.max.ms",
+                &get("replica.fetch.wait.max.ms"),
+            )?,
+            fetch_min_bytes: positive("replica.fetch.min.bytes", &get("replica.fetch.min.bytes"))?,
+            fetch_max_bytes: positive("replica.fetch.max.bytes", &get("replica.fetch.max.bytes"))?,
+            fetch_response_max_bytes: positive(
+                "replica.fetch.response.max.bytes",
+                &get("replica.fetch.response.max.bytes"),
+            )?,
+            fetch_backoff_ms: positive(
+                "replica.fetch.backoff.ms",
+                &get("replica.fetch.backoff.ms"),
+            )?,
+            num_fetchers: positive("num.replica.fetchers", &get("num.replica.fetchers"))?,
+        },
     })
 }
 

@@ -35,6 +35,8 @@ pub enum ReplicaError {
     Offline,
     #[error("For requests intended only for the leader, this error indicates that the broker is not the current leader.")]
     NotLeaderOrFollower,
+    #[error("Messages are rejected since there are fewer in-sync replicas than required.")]
+    NotEnoughReplicas,
 }
 
 impl From<LogError> for ReplicaError {
@@ -53,6 +55,7 @@ pub fn replica_error_code(e: &ReplicaError) -> ResponseError {
         ReplicaError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
         ReplicaError::Offline => ResponseError::KafkaStorageError,
         ReplicaError::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
+        ReplicaError::NotEnoughReplicas => ResponseError::NotEnoughReplicas,
         ReplicaError::UnknownTopicId => ResponseError::UnknownTopicId,
         ReplicaError::MessageTooLarge(_) => ResponseError::MessageTooLarge,
         ReplicaError::Batch(b) => batch_error_code(b),
@@ -110,6 +113,10 @@ pub fn controller_error_code(e: &ControllerError) -> ResponseError {
         ControllerError::UnknownTopic => ResponseError::UnknownTopicOrPartition,
         ControllerError::UnknownTopicId => ResponseError::UnknownTopicId,
         ControllerError::InvalidUpdateVersion(_) => ResponseError::InvalidUpdateVersion,
+        ControllerError::FencedLeaderEpoch(_) => ResponseError::FencedLeaderEpoch,
+        ControllerError::NotLeader(_) => ResponseError::NotLeaderOrFollower,
+        ControllerError::StaleBrokerEpoch(_) => ResponseError::StaleBrokerEpoch,
+        ControllerError::IneligibleReplica(_) => ResponseError::IneligibleReplica,
     }
 }
 

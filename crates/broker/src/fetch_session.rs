@@ -31,6 +31,8 @@ pub struct SessionPartition {
     pub fetch_offset: i64,
     pub max_bytes: i32,
     pub current_leader_epoch: i32,
+    /// The epoch of the last batch the fetcher has (v12+; followers), or -1.
+    pub last_fetched_epoch: i32,
     /// What the client was last told; a change is news.
     pub high_watermark: i64,
     pub last_stable_offset: i64,
@@ -271,6 +273,7 @@ mod tests {
             fetch_offset: offset,
             max_bytes: 1024,
             current_leader_epoch: -1,
+            last_fetched_epoch: -1,
             high_watermark: -1,
             last_stable_offset: -1,
             log_start_offset: -1,

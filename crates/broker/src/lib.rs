@@ -14,6 +14,8 @@
 //! - [`server`]: accept loop, connection framing, shutdown.
 //! - [`handlers`]: one file per Kafka API plus the registry (`handlers::SUPPORTED`).
 //! - [`replica_manager`], [`partition`]: hosted partitions, append/read, waiting, flushing.
+//! - [`replication`]: followers fetching from leaders, the ISR and high watermark,
+//!   AlterPartition to the controller.
 //! - [`fetch_session`]: KIP-227 sessions.
 //! - [`group`]: the group coordinator (consumer groups, committed offsets).
 //! - [`telemetry`]: client telemetry (KIP-714) subscriptions and the pushed-metrics store.
@@ -40,6 +42,7 @@ pub mod group;
 pub mod handlers;
 pub mod partition;
 pub mod replica_manager;
+pub mod replication;
 pub mod server;
 pub mod telemetry;
 pub mod topic_settings;

@@ -18,12 +18,21 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use std::path::PathBuf;
 
-use gregor_storage::{AppendInfo, DeferredWrites, Log, LogError};
-use tokio::sync::Notify;
+use gregor_storage::{AppendInfo, DeferredWrites, Log, LogError, ReplicaAppend};
+use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
+use crate::replication::state::{Assignment, ReplicaSet, Transition};
 use crate::topic_settings::TopicSettings;
 use crate::util::now_ms;
+
+/// What acks=all waiters watch: the high watermark and the leadership it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HwState {
+    pub high_watermark: i64,
+    pub leader_epoch: i32,
+    pub leader: bool,
+}
 
 pub struct Partition {
     pub topic: String,
@@ -50,10 +59,22 @@ pub struct Partition {
     /// Held by the one task running an fsync; others queue behind it and usually find
     /// their data covered when they get it (group commit).
     flush_lock: tokio::sync::Mutex<()>,
+    /// The log end, readable without the log lock.
+    log_end_offset: AtomicI64,
+    /// The first offset of the oldest open transaction (`i64::MAX` when none).
+    first_unstable: AtomicI64,
+    /// Leader, ISR, followers' progress (see `replication::state`). Taken after the
+    /// log lock when both are needed, never across an `.await`.
+    replicas: Mutex<ReplicaSet>,
+    /// Published on every high-watermark or leadership change (acks=all waits on it).
+    hw_watch: watch::Sender<HwState>,
 }
 
 impl Partition {
+    /// A partition hosted by broker `me`. Until [`Partition::apply_assignment`] says
+    /// otherwise it is its own only replica, with the high watermark at the log end.
     pub fn new(
+        me: i32,
         topic: String,
         topic_id: Uuid,
         index: i32,
@@ -63,11 +84,20 @@ impl Partition {
     ) -> Self {
         log.set_defer_writes(true);
         let end = log.log_end_offset();
-        let stable = log.first_unstable_offset().unwrap_or(end).min(end);
+        let unstable = log.first_unstable_offset().unwrap_or(i64::MAX);
+        let stable = unstable.min(end);
         Self {
             topic,
             topic_id,
             index,
+            log_end_offset: AtomicI64::new(end),
+            first_unstable: AtomicI64::new(unstable),
+            replicas: Mutex::new(ReplicaSet::new(me)),
+            hw_watch: watch::Sender::new(HwState {
+                high_watermark: end,
+                leader_epoch,
+                leader: true,
+            }),
             high_watermark: AtomicI64::new(end),
             last_stable_offset: AtomicI64::new(stable),
             log_start_offset: AtomicI64::new(log.log_start_offset()),
@@ -143,8 +173,9 @@ impl Partition {
         Ok(())
     }
 
-    /// Appends a validated batch and advances the high watermark (this broker is the whole
-    /// ISR), waking parked fetches. Returns whether the flush policy wants an fsync.
+    /// Appends a validated batch (as leader) and advances the high watermark as far as
+    /// the ISR allows, waking parked fetches. Returns whether the flush policy wants an
+    /// fsync.
     pub fn append(
         &self,
         bytes: &[u8],
@@ -152,10 +183,11 @@ impl Partition {
         log_append_time: Option<i64>,
     ) -> Result<(AppendInfo, bool), LogError> {
         let now = now_ms();
-        let (info, flush_due, unstable) = {
+        let (info, flush_due) = {
             let mut log = self.log()?;
             let info = log.append(bytes, v, self.leader_epoch(), log_append_time, now)?;
-            (info, log.flush_due(now), log.first_unstable_offset())
+            self.note_log_end(&log);
+            (info, log.flush_due(now))
         };
         self.run_deferred();
         if info.duplicate {
@@ -163,14 +195,211 @@ impl Partition {
             // follows the flush policy).
             return Ok((info, flush_due));
         }
-        let hw = info.last_offset + 1;
-        // Stored before the high watermark, so a reader never sees a stable offset
-        // above an open transaction's start.
-        self.last_stable_offset
-            .store(unstable.map_or(hw, |u| u.min(hw)), Ordering::Release);
-        self.high_watermark.store(hw, Ordering::Release);
+        self.advance_high_watermark();
         self.wake_waiters();
         Ok((info, flush_due))
+    }
+
+    /// Records the log end and open-transaction start (under the log lock).
+    fn note_log_end(&self, log: &Log) {
+        self.first_unstable.store(
+            log.first_unstable_offset().unwrap_or(i64::MAX),
+            Ordering::Release,
+        );
+        self.log_end_offset
+            .store(log.log_end_offset(), Ordering::Release);
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset.load(Ordering::Acquire)
+    }
+
+    /// Moves the high watermark to `hw` if that is higher (or, with `allow_lower`, to
+    /// a lower value: a follower truncating), and the last stable offset with it. The
+    /// stable offset is stored first, so a reader never sees it above an open
+    /// transaction.
+    fn publish_high_watermark(&self, hw: i64, allow_lower: bool) {
+        let current = self.high_watermark();
+        let target = if hw > current || (allow_lower && hw < current) {
+            hw
+        } else {
+            current
+        };
+        let unstable = self.first_unstable.load(Ordering::Acquire);
+        self.last_stable_offset
+            .store(unstable.min(target), Ordering::Release);
+        if target != current {
+            self.high_watermark.store(target, Ordering::Release);
+            self.hw_watch.send_modify(|s| s.high_watermark = target);
+            self.wake_waiters();
+        }
+    }
+
+    /// Where the high watermark starts for a replicated partition just opened: its log
+    /// start, not its log end, since the tail may not be on the other replicas; the
+    /// leader moves it up as followers fetch, a follower as the leader tells it.
+    pub fn start_high_watermark_at_log_start(&self) {
+        self.publish_high_watermark(self.log_start_offset(), true);
+    }
+
+    /// As leader: the high watermark becomes the smallest log end in the ISR.
+    pub fn advance_high_watermark(&self) {
+        let end = self.log_end_offset();
+        let hw = match self.replicas.lock() {
+            Ok(r) if r.role() == crate::replication::state::Role::Leader => r.high_watermark(end),
+            _ => None,
+        };
+        self.publish_high_watermark(hw.unwrap_or(i64::MIN), false);
+    }
+
+    /// Applies the metadata's view of this partition: leader, epochs, replicas, ISR.
+    /// Becoming leader records the new epoch's start in the epoch cache before any
+    /// write (KAFKA-7415).
+    pub fn apply_assignment(&self, a: &Assignment) -> Result<Transition, LogError> {
+        let transition = {
+            let mut log = self.log()?;
+            let end = log.log_end_offset();
+            let t = match self.replicas.lock() {
+                Ok(mut r) => r.apply(a, end, now_ms()),
+                Err(_) => Transition::Unchanged,
+            };
+            if t == Transition::BecameLeader {
+                log.assign_epoch(a.leader_epoch, end);
+            }
+            t
+        };
+        self.run_deferred();
+        self.set_leader_epoch(a.leader_epoch);
+        let leader = a.leader == self.replica_id();
+        self.set_leader(leader);
+        self.hw_watch.send_modify(|s| {
+            s.leader = leader;
+            s.leader_epoch = a.leader_epoch;
+        });
+        if leader {
+            self.advance_high_watermark();
+        }
+        // Parked fetches re-check leadership.
+        self.wake_waiters();
+        Ok(transition)
+    }
+
+    /// This broker's id.
+    pub fn replica_id(&self) -> i32 {
+        self.replicas.lock().map(|r| r.me).unwrap_or(-1)
+    }
+
+    /// The committed ISR and the metadata's assignment.
+    pub fn assignment(&self) -> Assignment {
+        self.replicas
+            .lock()
+            .map(|r| r.assignment.clone())
+            .unwrap_or_default()
+    }
+
+    /// Watches the high watermark and leadership (acks=all).
+    pub fn watch_high_watermark(&self) -> watch::Receiver<HwState> {
+        self.hw_watch.subscribe()
+    }
+
+    /// As leader: a follower fetched from `fetch_offset`. Returns the ISR to ask the
+    /// controller for when the follower has caught up and should join it.
+    pub fn record_follower_fetch(&self, replica: i32, fetch_offset: i64) -> Option<Vec<i32>> {
+        let end = self.log_end_offset();
+        let hw = self.high_watermark();
+        let expand = match self.replicas.lock() {
+            Ok(mut r) => r.record_fetch(replica, fetch_offset, end, hw, now_ms()),
+            Err(_) => None,
+        };
+        self.advance_high_watermark();
+        expand
+    }
+
+    /// As leader: the ISR without followers that lagged longer than `lag_max_ms`, if any
+    /// did (the change is then pending until the controller answers).
+    pub fn shrink_isr(&self, lag_max_ms: i64) -> Option<Vec<i32>> {
+        self.replicas.lock().ok()?.shrink(now_ms(), lag_max_ms)
+    }
+
+    /// The AlterPartition in flight failed: another may be sent.
+    pub fn alter_partition_failed(&self) {
+        if let Ok(mut r) = self.replicas.lock() {
+            r.pending_isr = None;
+        }
+    }
+
+    /// As follower: appends the leader's batches byte for byte, then takes the leader's
+    /// high watermark (capped at the local log end) and log start offset.
+    pub fn append_replica(
+        &self,
+        records: &[u8],
+        leader_high_watermark: i64,
+        leader_log_start: i64,
+    ) -> Result<ReplicaAppend, LogError> {
+        let now = now_ms();
+        let (appended, end) = {
+            let mut log = self.log()?;
+            let appended = if records.is_empty() {
+                ReplicaAppend::default()
+            } else {
+                log.append_replica(records, now)?
+            };
+            self.note_log_end(&log);
+            (appended, log.log_end_offset())
+        };
+        self.run_deferred();
+        if leader_log_start > self.log_start_offset() && leader_log_start <= end {
+            self.delete_records(leader_log_start)?;
+        }
+        self.publish_high_watermark(leader_high_watermark.min(end), false);
+        if appended.batches > 0 {
+            self.wake_waiters();
+        }
+        Ok(appended)
+    }
+
+    /// As follower: removes the log's tail from `offset` on (it diverged from the
+    /// leader's). The high watermark comes down with it if it was above.
+    pub fn truncate_to(&self, offset: i64) -> Result<(), LogError> {
+        self.truncate_with(|log| log.truncate_to(offset, now_ms()))
+    }
+
+    /// As follower: empties the log and restarts it at `offset` (the leader's log start
+    /// is past everything this replica has).
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), LogError> {
+        self.truncate_with(|log| log.truncate_fully_and_start_at(offset, now_ms()))
+    }
+
+    fn truncate_with(
+        &self,
+        f: impl FnOnce(&mut Log) -> Result<Vec<PathBuf>, LogError>,
+    ) -> Result<(), LogError> {
+        let doomed = {
+            let mut log = self.log()?;
+            let doomed = f(&mut log)?;
+            self.note_log_end(&log);
+            self.log_start_offset
+                .store(log.log_start_offset(), Ordering::Release);
+            doomed
+        };
+        self.run_deferred();
+        let end = self.log_end_offset();
+        if self.high_watermark() > end {
+            self.publish_high_watermark(end, true);
+        }
+        remove_later(doomed, self.settings().file_delete_delay_ms);
+        Ok(())
+    }
+
+    /// As follower: the largest epoch at or below `epoch` and where it ends here.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Result<(i32, i64), LogError> {
+        Ok(self.log()?.end_offset_for_epoch(epoch))
+    }
+
+    /// The newest leader epoch in the log (what a follower's fetch names as its last
+    /// fetched epoch).
+    pub fn latest_epoch(&self) -> Result<Option<i32>, LogError> {
+        Ok(self.log()?.epochs().latest_epoch())
     }
 
     /// Calls `f` with every batch from the log start to the log end, in order: how the

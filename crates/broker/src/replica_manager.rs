@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::config::BrokerConfig;
 use crate::error::ReplicaError;
 use crate::partition::Partition;
+use crate::replication::state::Assignment;
 use crate::topic_settings::TopicSettings;
 use crate::util::now_ms;
 
@@ -152,10 +153,16 @@ impl ReplicaManager {
                     elsewhere.insert(idx);
                     continue;
                 }
+                let assignment = Assignment {
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    partition_epoch: p.partition_epoch,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                };
                 let part = match existing.and_then(|h| h.partitions.get(&idx)) {
                     Some(part) => {
-                        part.set_leader_epoch(p.leader_epoch);
-                        part.set_leader(p.leader == self.node_id);
+                        part.apply_assignment(&assignment)?;
                         if *part.settings() != *settings {
                             part.set_settings(settings.clone())?;
                         }
@@ -181,6 +188,7 @@ impl ReplicaManager {
                             }
                         };
                         let part = Partition::new(
+                            self.node_id,
                             name.clone(),
                             t.id,
                             idx,
@@ -188,7 +196,10 @@ impl ReplicaManager {
                             p.leader_epoch,
                             settings.clone(),
                         );
-                        part.set_leader(p.leader == self.node_id);
+                        if p.replicas.len() > 1 {
+                            part.start_high_watermark_at_log_start();
+                        }
+                        part.apply_assignment(&assignment)?;
                         Arc::new(part)
                     }
                 };

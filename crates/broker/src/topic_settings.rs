@@ -27,6 +27,8 @@ pub struct TopicSettings {
     pub min_compaction_lag_ms: i64,
     pub max_compaction_lag_ms: i64,
     pub delete_retention_ms: i64,
+    /// `min.insync.replicas`: acks=all needs this many in the ISR.
+    pub min_insync_replicas: usize,
     pub log_config: LogConfig,
 }
 
@@ -164,6 +166,7 @@ impl TopicSettings {
             min_compaction_lag_ms: l("min.compaction.lag.ms", 0).max(0),
             max_compaction_lag_ms: l("max.compaction.lag.ms", i64::MAX).max(1),
             delete_retention_ms: l("delete.retention.ms", 86_400_000).max(0),
+            min_insync_replicas: l("min.insync.replicas", 1).clamp(1, i64::from(i32::MAX)) as usize,
             log_config: LogConfig {
                 segment_bytes: l("segment.bytes", 1 << 30).max(14) as u64,
                 segment_ms: l("segment.ms", 604_800_000).max(1),

@@ -62,6 +62,7 @@ async fn appends_go_on_while_a_swap_validates_and_fsyncs() {
     let s = settings();
     let log = Log::open(&dir, s.log_config.clone(), true, 0).unwrap();
     let p = Arc::new(Partition::new(
+        1,
         "compacted".into(),
         uuid::Uuid::nil(),
         0,

@@ -33,6 +33,19 @@ pub enum ControllerError {
     /// UpdateFeatures: a level or upgrade type the broker refuses.
     #[error("{0}")]
     InvalidUpdateVersion(String),
+    /// AlterPartition from a leader whose leader epoch is not the current one.
+    #[error("{0}")]
+    FencedLeaderEpoch(String),
+    /// AlterPartition from a broker that does not lead the partition.
+    #[error("{0}")]
+    NotLeader(String),
+    /// AlterPartition from a broker whose registration epoch is not the current one.
+    #[error("{0}")]
+    StaleBrokerEpoch(String),
+    /// AlterPartition naming a replica that may not join the ISR (fenced, shutting
+    /// down, or not a replica).
+    #[error("{0}")]
+    IneligibleReplica(String),
 }
 
 /// Names reserved for the broker's internal topics.

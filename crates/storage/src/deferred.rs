@@ -29,6 +29,8 @@ pub(crate) enum Write {
     TxnIndex { path: PathBuf, entry: AbortedTxn },
     /// A small file holding one offset, replaced atomically (tmp + rename).
     OffsetFile { path: PathBuf, value: i64 },
+    /// The leader-epoch checkpoint, replaced atomically.
+    EpochCheckpoint { path: PathBuf, text: String },
 }
 
 #[derive(Default)]
@@ -104,6 +106,11 @@ fn perform(w: Write) {
                 // The entry is in memory; a restart rebuilds it only if the marker is
                 // above the producer snapshot it starts from.
                 tracing::error!(path = %path.display(), error = %e, "cannot write the aborted-transaction index");
+            }
+        }
+        Write::EpochCheckpoint { path, text } => {
+            if let Err(e) = crate::log::write_text_file(&path, &text) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write the leader-epoch checkpoint; the next start rebuilds it");
             }
         }
         Write::OffsetFile { path, value } => {

@@ -24,6 +24,7 @@
 
 pub mod cleaner;
 mod deferred;
+pub mod epoch_cache;
 mod file_cache;
 mod index;
 mod log;
@@ -35,12 +36,13 @@ mod txn_index;
 
 pub use crate::cleaner::{build_cleaned, CleanOutput, CleanPlan, CleanerConfig, PlannedSegment};
 pub use crate::deferred::DeferredWrites;
+pub use crate::epoch_cache::EpochCache;
 pub use crate::file_cache::FileCache;
 #[doc(hidden)]
 pub use crate::index::{offset_index_entries, time_index_entries};
 pub use crate::log::{
     AppendInfo, CleanInputs, FileRange, FlushHandle, Log, LogConfig, PreparedSwap, ReadInfo,
-    SwapFinish, DELETED_SUFFIX, DELETE_SUFFIX,
+    ReplicaAppend, SwapFinish, DELETED_SUFFIX, DELETE_SUFFIX,
 };
 pub use crate::producer_state::AbortedTxn;
 

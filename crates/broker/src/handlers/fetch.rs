@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use gregor_protocol::kp::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
 use gregor_protocol::kp::messages::{ApiKey, FetchRequest, FetchResponse, ProducerId, TopicName};
 use gregor_protocol::kp::protocol::StrBytes;
@@ -49,15 +49,28 @@ struct PartitionRead {
     records: Option<FileRange>,
     /// `(producer id, first offset)` of aborted transactions in the range (read_committed).
     aborted: Option<Vec<(i64, i64)>>,
+    /// A follower's log diverges from this leader's after `(epoch, end offset)`.
+    diverging: Option<(i32, i64)>,
+}
+
+/// Who is fetching: a consumer, or a follower replica (by its broker id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fetcher {
+    Consumer { read_committed: bool },
+    Follower(i32),
 }
 
 fn read_partition(
     broker: &Broker,
     sp: &SessionPartition,
-    read_committed: bool,
+    fetcher: Fetcher,
     remaining: &mut usize,
     min_one: &mut bool,
 ) -> PartitionRead {
+    let read_committed = fetcher
+        == Fetcher::Consumer {
+            read_committed: true,
+        };
     let mut out = PartitionRead {
         error: None,
         high_watermark: -1,
@@ -65,6 +78,7 @@ fn read_partition(
         log_start_offset: -1,
         records: None,
         aborted: read_committed.then(Vec::new),
+        diverging: None,
     };
     let p = match broker.replicas.lookup(&sp.topic, sp.partition) {
         Ok(p) => p,
@@ -82,11 +96,25 @@ fn read_partition(
     out.high_watermark = hw;
     out.last_stable_offset = lso.min(hw);
     out.log_start_offset = p.log_start_offset();
-    let upper = if read_committed { lso.min(hw) } else { hw };
+    // Consumers read below the high watermark (the stable offset for read_committed);
+    // followers read up to the log end.
+    let upper = match fetcher {
+        Fetcher::Consumer {
+            read_committed: true,
+        } => lso.min(hw),
+        Fetcher::Consumer { .. } => hw,
+        Fetcher::Follower(_) => i64::MAX,
+    };
     let limit = (sp.max_bytes.max(0) as usize).min(*remaining);
     // Under the partition lock only the index and a few batch headers are read; the
     // data itself is sent later, from the file, with no lock held.
     let read = p.log().map_err(ReplicaError::from).and_then(|log| {
+        if let Fetcher::Follower(_) = fetcher {
+            if let Some(d) = divergence(&log, sp) {
+                out.diverging = Some(d);
+                return Ok(None);
+            }
+        }
         let r = log.read_range(sp.fetch_offset, limit, *min_one, upper)?;
         if let (true, Some(r)) = (read_committed, &r) {
             out.aborted = Some(log.aborted_between(sp.fetch_offset, r.end_offset));
@@ -104,6 +132,17 @@ fn read_partition(
         Err(e) => out.error = Some(e),
     }
     out
+}
+
+/// Where a follower's log diverges from this leader's (KIP-595, Kafka's
+/// `Partition.readRecords`): the leader's largest epoch at or below the follower's last
+/// fetched epoch, if it is older than that epoch or ends before the fetch offset.
+fn divergence(log: &gregor_storage::Log, sp: &SessionPartition) -> Option<(i32, i64)> {
+    if sp.last_fetched_epoch < 0 {
+        return None;
+    }
+    let (epoch, end) = log.end_offset_for_epoch(sp.last_fetched_epoch);
+    (epoch < sp.last_fetched_epoch || end < sp.fetch_offset).then_some((epoch, end))
 }
 
 fn has_news(sp: &SessionPartition, r: &PartitionRead) -> bool {
@@ -157,6 +196,11 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
                         fetch_offset: p.fetch_offset,
                         max_bytes: p.partition_max_bytes,
                         current_leader_epoch: p.current_leader_epoch,
+                        last_fetched_epoch: if version >= 12 {
+                            p.last_fetched_epoch
+                        } else {
+                            -1
+                        },
                         high_watermark: -1,
                         last_stable_offset: -1,
                         log_start_offset: -1,
@@ -220,8 +264,38 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
         },
     };
 
-    // Read, and if there is not yet enough, park until an append or the deadline.
-    let read_committed = req.isolation_level == READ_COMMITTED;
+    // A follower's fetch first tells the leader where the follower is: that may move
+    // the high watermark and grow the ISR.
+    let replica_id = if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let fetcher = if replica_id >= 0 {
+        Fetcher::Follower(replica_id)
+    } else {
+        Fetcher::Consumer {
+            read_committed: req.isolation_level == READ_COMMITTED,
+        }
+    };
+    let mut start_hw: Vec<i64> = Vec::new();
+    if let Fetcher::Follower(replica) = fetcher {
+        for sp in &plan {
+            let Some(p) = broker.replicas.partition(&sp.topic, sp.partition) else {
+                start_hw.push(-1);
+                continue;
+            };
+            if p.is_leader() && check_leader_epoch(&p, sp.current_leader_epoch).is_ok() {
+                if let Some(isr) = p.record_follower_fetch(replica, sp.fetch_offset) {
+                    crate::replication::alter_partition(broker, &p, isr);
+                }
+            }
+            start_hw.push(p.high_watermark());
+        }
+    }
+
+    // Read, and if there is not yet enough, park until an append or the deadline (a
+    // follower's fetch also returns when the high watermark moved: that is news to it).
     let max_wait = std::time::Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + max_wait;
     let notify = Arc::new(Notify::new());
@@ -235,15 +309,23 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
         let mut min_one = true;
         let reads: Vec<PartitionRead> = plan
             .iter()
-            .map(|sp| read_partition(broker, sp, read_committed, &mut remaining, &mut min_one))
+            .map(|sp| read_partition(broker, sp, fetcher, &mut remaining, &mut min_one))
             .collect();
+        let hw_moved = reads
+            .iter()
+            .zip(&start_hw)
+            .any(|(r, &hw)| r.high_watermark != hw);
         let bytes: usize = reads
             .iter()
             .map(|r| r.records.as_ref().map_or(0, |r| r.len))
             .sum();
-        let errored = reads.iter().any(|r| r.error.is_some()) || !unresolved.is_empty();
+        let errored = reads
+            .iter()
+            .any(|r| r.error.is_some() || r.diverging.is_some())
+            || !unresolved.is_empty();
         if bytes >= req.min_bytes.max(0) as usize
             || errored
+            || hw_moved
             || plan.is_empty()
             || tokio::time::Instant::now() >= deadline
         {
@@ -294,6 +376,11 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
             }));
         if let Some(e) = &r.error {
             data.error_code = replica_error_code(e).code();
+        }
+        if let Some((epoch, end_offset)) = r.diverging {
+            data.diverging_epoch = EpochEndOffset::default()
+                .with_epoch(epoch)
+                .with_end_offset(end_offset);
         }
         match topics.last_mut() {
             Some(t) if t.topic.0.as_str() == &*sp.topic => t.partitions.push(data),

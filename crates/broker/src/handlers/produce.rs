@@ -30,40 +30,72 @@ pub enum Reply {
     Response(ProduceResponse),
     None,
     Close(String),
-    /// Appended; the answer waits for the flush policy's fsync.
-    AfterFlush(PendingFlush),
+    /// Appended; the answer waits for the flush policy's fsync and, with acks=all, for
+    /// the ISR to have the batches.
+    AfterFlush(PendingProduce),
 }
 
-/// A produce whose batches are in the log but must be fsynced before the ack
-/// (`flush.messages` / `flush.ms`). Each fsync is shared with every other request waiting
-/// on the same partition (group commit), including later requests pipelined on this
-/// connection, since the connection keeps reading while this waits.
-pub struct PendingFlush {
+/// One partition's append that the answer waits on: `(partition, offset the wait
+/// must reach, topic index, partition index in the response)`.
+type Waiting = (Arc<Partition>, i64, usize, usize);
+
+/// A produce whose batches are in the log but not yet acknowledgeable: they must be
+/// fsynced first (`flush.messages` / `flush.ms`), and with acks=all the high watermark
+/// must pass them (every ISR member has them). Each fsync is shared with every other
+/// request waiting on the same partition (group commit), and the wait for the ISR parks
+/// on the partition's high-watermark notification; the connection keeps reading while
+/// this waits, so pipelined requests share both.
+pub struct PendingProduce {
     responses: Vec<TopicProduceResponse>,
-    to_flush: Vec<(Arc<Partition>, i64, usize, usize)>,
+    to_flush: Vec<Waiting>,
+    /// acks=all appends with the leader epoch they were written under.
+    to_replicate: Vec<(Waiting, i32)>,
     acks: i16,
     any_error: bool,
     version: i16,
+    timeout: std::time::Duration,
 }
 
-impl PendingFlush {
+impl PendingProduce {
+    fn fail(&mut self, ti: usize, pi: usize, code: ResponseError, message: Option<String>) {
+        self.any_error = true;
+        if let Some(r) = self
+            .responses
+            .get_mut(ti)
+            .and_then(|t| t.partition_responses.get_mut(pi))
+        {
+            *r = error_response(r.index, code, message, self.version);
+        }
+    }
+
     pub async fn complete(mut self) -> Reply {
+        let deadline = tokio::time::Instant::now() + self.timeout;
         for (partition, upto, ti, pi) in std::mem::take(&mut self.to_flush) {
             if let Err(e) = partition.ensure_flushed(upto).await {
                 tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
-                self.any_error = true;
-                if let Some(r) = self
-                    .responses
-                    .get_mut(ti)
-                    .and_then(|t| t.partition_responses.get_mut(pi))
-                {
-                    *r = error_response(
-                        r.index,
-                        log_error_code(&e),
-                        Some(e.to_string()),
-                        self.version,
-                    );
+                self.fail(ti, pi, log_error_code(&e), Some(e.to_string()));
+            }
+        }
+        for ((partition, upto, ti, pi), epoch) in std::mem::take(&mut self.to_replicate) {
+            let mut hw = partition.watch_high_watermark();
+            let reached = tokio::time::timeout_at(
+                deadline,
+                hw.wait_for(|s| s.high_watermark >= upto || !s.leader || s.leader_epoch != epoch),
+            )
+            .await;
+            match reached {
+                Ok(Ok(s)) if s.high_watermark >= upto && s.leader && s.leader_epoch == epoch => {
+                    // Written everywhere the ISR is, but the ISR shrank under the minimum.
+                    let min = partition.settings().min_insync_replicas;
+                    if partition.assignment().isr.len() < min {
+                        self.fail(ti, pi, ResponseError::NotEnoughReplicasAfterAppend, None);
+                    }
                 }
+                // The leadership moved before the ISR had the batch: whether the new
+                // leader has it is unknown, and the client retries (idempotence makes
+                // that safe).
+                Ok(_) => self.fail(ti, pi, ResponseError::NotLeaderOrFollower, None),
+                Err(_) => self.fail(ti, pi, ResponseError::RequestTimedOut, None),
             }
         }
         finish(self.responses, self.acks, self.any_error)
@@ -71,8 +103,6 @@ impl PendingFlush {
 }
 
 fn finish(responses: Vec<TopicProduceResponse>, acks: i16, any_error: bool) -> Reply {
-    // acks=all: this broker is the whole ISR, so the high watermark already covers every
-    // append; replication will park here on the high-watermark notification.
     if acks == 0 {
         return if any_error {
             Reply::Close("acks=0 produce failed; closing so the client notices".into())
@@ -135,8 +165,10 @@ fn verify_transactional(
 pub fn handle(broker: &Arc<Broker>, ctx: &mut RequestContext, req: ProduceRequest) -> Reply {
     let version = ctx.header.request_api_version;
     let acks = req.acks;
+    let timeout_ms = req.timeout_ms;
     let mut any_error = false;
-    let mut to_flush: Vec<(Arc<Partition>, i64, usize, usize)> = Vec::new();
+    let mut to_flush: Vec<Waiting> = Vec::new();
+    let mut to_replicate: Vec<(Waiting, i32)> = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     let image = (version >= 13).then(|| broker.metadata.image());
     for (ti, topic) in req.topic_data.into_iter().enumerate() {
@@ -206,6 +238,21 @@ pub fn handle(broker: &Arc<Broker>, ctx: &mut RequestContext, req: ProduceReques
                 parts.push(error_response(pd.index, code, None, version));
                 continue;
             }
+            if acks == -1 {
+                // min.insync.replicas: refused before anything is appended.
+                let isr = partition.assignment().isr.len();
+                if isr < partition.settings().min_insync_replicas {
+                    any_error = true;
+                    parts.push(error_response(
+                        pd.index,
+                        ResponseError::NotEnoughReplicas,
+                        None,
+                        version,
+                    ));
+                    continue;
+                }
+            }
+            let epoch = partition.leader_epoch();
             match broker
                 .replicas
                 .append(&partition, records, &mut ctx.scratch)
@@ -213,6 +260,12 @@ pub fn handle(broker: &Arc<Broker>, ctx: &mut RequestContext, req: ProduceReques
                 Ok((info, flush_due)) => {
                     if flush_due {
                         to_flush.push((partition.clone(), info.last_offset + 1, ti, parts.len()));
+                    }
+                    if acks == -1 && partition.high_watermark() <= info.last_offset {
+                        to_replicate.push((
+                            (partition.clone(), info.last_offset + 1, ti, parts.len()),
+                            epoch,
+                        ));
                     }
                     parts.push(
                         PartitionProduceResponse::default()
@@ -243,14 +296,16 @@ pub fn handle(broker: &Arc<Broker>, ctx: &mut RequestContext, req: ProduceReques
                 .with_partition_responses(parts),
         );
     }
-    if to_flush.is_empty() {
+    if to_flush.is_empty() && to_replicate.is_empty() {
         return finish(responses, acks, any_error);
     }
-    Reply::AfterFlush(PendingFlush {
+    Reply::AfterFlush(PendingProduce {
         responses,
         to_flush,
+        to_replicate,
         acks,
         any_error,
         version,
+        timeout: std::time::Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0)),
     })
 }

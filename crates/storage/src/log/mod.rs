@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use gregor_protocol::batch::{self, ValidatedBatch};
 
+use crate::epoch_cache::EpochCache;
 use crate::file_cache::FileCache;
 use crate::producer_state::AbortedTxn;
 use crate::segment::LogSegment;
@@ -147,13 +148,17 @@ pub struct Log {
     producers: crate::producer_state::ProducerStateManager,
     /// Aborted transactions by marker offset (the `.txnindex` files, in memory).
     aborted: Vec<AbortedTxn>,
+    /// Where each leader epoch starts (`leader-epoch-checkpoint`).
+    epochs: EpochCache,
 }
 
 mod clean;
 mod open;
+mod replica;
 mod retention;
 
 pub use clean::{CleanInputs, PreparedSwap, SwapFinish};
+pub use replica::ReplicaAppend;
 pub use retention::DELETE_SUFFIX;
 
 impl Log {
@@ -340,6 +345,7 @@ impl Log {
                 self.record_abort(a);
             }
         }
+        self.assign_epoch(leader_epoch, base_offset);
         Ok(AppendInfo {
             duplicate: false,
             base_offset,
@@ -347,6 +353,31 @@ impl Log {
             log_append_time: log_append_time_ms.unwrap_or(-1),
             log_start_offset: self.log_start_offset,
         })
+    }
+
+    /// Records that `epoch` wrote from `start` on (a leader's first append, or a new
+    /// leader before it accepts writes, KAFKA-7415), queueing the checkpoint write.
+    pub fn assign_epoch(&mut self, epoch: i32, start: i64) {
+        if self.epochs.assign(epoch, start) {
+            self.write_epochs();
+        }
+    }
+
+    fn write_epochs(&self) {
+        self.queue(crate::deferred::Write::EpochCheckpoint {
+            path: self.dir.join(crate::epoch_cache::FILE),
+            text: self.epochs.encode(),
+        });
+    }
+
+    /// The leader-epoch cache (OffsetForLeaderEpoch, divergence checks).
+    pub fn epochs(&self) -> &EpochCache {
+        &self.epochs
+    }
+
+    /// The largest epoch at or below `epoch` and where it ends in this log (KIP-101).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(epoch, self.log_end_offset)
     }
 
     /// Keeps an aborted transaction in memory and in the active segment's `.txnindex`.
@@ -645,11 +676,15 @@ pub(crate) fn write_snapshot(dir: &Path, offset: i64, bytes: &[u8]) {
 /// Replaces the file at `path` with `value` (tmp + rename, so a reader sees the old or
 /// the new value).
 pub(crate) fn write_offset_file(path: &Path, value: i64) -> std::io::Result<()> {
+    write_text_file(path, &value.to_string())
+}
+
+/// Replaces the file at `path` with `text` (tmp + rename).
+pub(crate) fn write_text_file(path: &Path, text: &str) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
-    let written =
-        std::fs::write(&tmp, value.to_string()).and_then(|()| std::fs::rename(&tmp, path));
+    let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

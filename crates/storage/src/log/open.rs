@@ -158,9 +158,31 @@ impl Log {
             }
             aborted.extend(kept);
         }
+        // The leader-epoch cache: the checkpoint, or the batch headers when it is
+        // missing (a log written before it existed, or a lost file); entries past the
+        // log end describe a tail recovery cut off.
+        let stored_epochs = crate::epoch_cache::EpochCache::load(dir);
+        let mut epochs = match stored_epochs.clone() {
+            Some(c) => c,
+            None => {
+                let mut c = crate::epoch_cache::EpochCache::default();
+                for seg in segments.values().filter(|s| s.next_offset() <= from) {
+                    seg.for_each_header(|h, _| {
+                        c.assign(h.partition_leader_epoch, h.base_offset);
+                        Ok(())
+                    })?;
+                }
+                c
+            }
+        };
+        epochs.truncate_from_end(log_end_offset);
         let mut scratch = Vec::new();
         for seg in segments.values().filter(|s| s.next_offset() > from) {
             seg.for_each_header(|h, pos| {
+                if h.base_offset >= from {
+                    // Batches a lost checkpoint write may not cover.
+                    epochs.assign(h.partition_leader_epoch, h.base_offset);
+                }
                 if h.producer_id < 0 || h.base_offset < from {
                     return Ok(());
                 }
@@ -196,9 +218,13 @@ impl Log {
             last_flush_ms: now_ms,
             producers,
             aborted,
+            epochs,
         };
         if stored_recovery_point != log.recovery_point {
             log.write_recovery_point();
+        }
+        if stored_epochs.as_ref() != Some(&log.epochs) && !log.epochs.entries().is_empty() {
+            log.write_epochs();
         }
         Ok(log)
     }

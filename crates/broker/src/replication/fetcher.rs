@@ -1,0 +1,289 @@
+//! Followers: one fetcher task per leader broker, fetching every partition this broker
+//! follows on that leader in one Fetch request (replica id and broker epoch set, as
+//! Kafka's `ReplicaFetcherThread` does). The leader parks the fetch until it has data
+//! (`replica.fetch.wait.max.ms`), so an idle follower costs one parked request, not a
+//! poll. Batches are appended byte for byte; a `DivergingEpoch` answer truncates the
+//! divergent tail (KIP-595/KIP-279) before fetching again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use gregor_protocol::kp::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use gregor_protocol::kp::messages::{BrokerId, FetchRequest};
+use gregor_protocol::kp::ResponseError;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::client::{BrokerClient, ClientError};
+use crate::broker::Broker;
+use crate::partition::Partition;
+
+/// Fetch v15: topic ids, the replica state (id and broker epoch, KIP-903) and the
+/// last fetched epoch for divergence checks.
+const FETCH_VERSION: i16 = 15;
+
+type PartitionKey = (Uuid, i32);
+
+struct Fetcher {
+    partitions: Arc<Mutex<BTreeMap<PartitionKey, Arc<Partition>>>>,
+    wake: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The fetcher tasks of this broker, one per leader it follows.
+#[derive(Default)]
+pub struct ReplicaFetchers {
+    fetchers: Mutex<HashMap<i32, Fetcher>>,
+}
+
+impl ReplicaFetchers {
+    /// Brings the fetchers in line with the hosted partitions: each partition this
+    /// broker follows is fetched from its current leader; fetchers left with nothing
+    /// stop.
+    pub fn sync(&self, broker: &Arc<Broker>) {
+        let me = broker.config.node_id;
+        let mut wanted: HashMap<i32, BTreeMap<PartitionKey, Arc<Partition>>> = HashMap::new();
+        for p in broker.replicas.all_partitions() {
+            let a = p.assignment();
+            if a.leader >= 0 && a.leader != me && a.replicas.contains(&me) {
+                wanted
+                    .entry(a.leader)
+                    .or_default()
+                    .insert((p.topic_id, p.index), p);
+            }
+        }
+        let Ok(mut fetchers) = self.fetchers.lock() else {
+            return;
+        };
+        fetchers.retain(|leader, f| {
+            let keep = wanted.contains_key(leader) && !f.task.is_finished();
+            if !keep {
+                f.task.abort();
+            }
+            keep
+        });
+        for (leader, parts) in wanted {
+            let f = fetchers.entry(leader).or_insert_with(|| {
+                let partitions = Arc::new(Mutex::new(BTreeMap::new()));
+                let wake = Arc::new(Notify::new());
+                let task = tokio::spawn(run(
+                    Arc::downgrade(broker),
+                    leader,
+                    partitions.clone(),
+                    wake.clone(),
+                ));
+                Fetcher {
+                    partitions,
+                    wake,
+                    task,
+                }
+            });
+            if let Ok(mut current) = f.partitions.lock() {
+                *current = parts;
+            }
+            f.wake.notify_one();
+        }
+    }
+
+    /// Stops every fetcher (shutdown).
+    pub fn stop(&self) {
+        if let Ok(mut fetchers) = self.fetchers.lock() {
+            for (_, f) in fetchers.drain() {
+                f.task.abort();
+            }
+        }
+    }
+}
+
+/// One fetcher: loops fetching from `leader` while it has partitions.
+async fn run(
+    broker: Weak<Broker>,
+    leader: i32,
+    partitions: Arc<Mutex<BTreeMap<PartitionKey, Arc<Partition>>>>,
+    wake: Arc<Notify>,
+) {
+    let mut conn: Option<BrokerClient> = None;
+    loop {
+        let Some(b) = broker.upgrade() else { return };
+        let backoff = Duration::from_millis(b.config.cluster.replication.fetch_backoff_ms);
+        let parts: Vec<Arc<Partition>> = partitions
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        if parts.is_empty() {
+            drop(b);
+            wake.notified().await;
+            continue;
+        }
+        let client = match conn.as_mut() {
+            Some(c) => c,
+            None => match connect(&b, leader).await {
+                Ok(c) => conn.insert(c),
+                Err(e) => {
+                    tracing::debug!(leader, error = %e, "replica fetcher cannot connect");
+                    drop(b);
+                    pause(&wake, backoff).await;
+                    continue;
+                }
+            },
+        };
+        let (req, sent) = build_request(&b, &parts);
+        let timeout = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0) + 30_000);
+        let resp = match client.call(&req, FETCH_VERSION, timeout).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(leader, error = %e, "replica fetch failed; reconnecting");
+                conn = None;
+                drop(b);
+                pause(&wake, backoff).await;
+                continue;
+            }
+        };
+        if resp.error_code != 0 {
+            drop(b);
+            pause(&wake, backoff).await;
+            continue;
+        }
+        let mut progressed = false;
+        let mut failed = 0usize;
+        for t in resp.responses {
+            for pd in t.partitions {
+                let key = (t.topic_id, pd.partition_index);
+                let Some((p, epoch)) = sent.get(&key) else {
+                    continue;
+                };
+                // The answer is for the leadership the request named; a partition that
+                // changed role or epoch since is left to its next fetch.
+                if p.is_leader() || p.leader_epoch() != *epoch {
+                    continue;
+                }
+                match handle_partition(p, &pd) {
+                    Ok(true) => progressed = true,
+                    Ok(false) => {}
+                    Err(e) => {
+                        failed += 1;
+                        tracing::warn!(topic = %p.topic, partition = p.index, leader, error = %e, "replica fetch of a partition failed");
+                    }
+                }
+            }
+        }
+        drop(b);
+        if failed > 0 && !progressed {
+            pause(&wake, backoff).await;
+        }
+    }
+}
+
+/// Waits for the backoff or for a change of this fetcher's partitions.
+async fn pause(wake: &Notify, backoff: Duration) {
+    let _ = tokio::time::timeout(backoff, wake.notified()).await;
+}
+
+async fn connect(b: &Broker, leader: i32) -> Result<BrokerClient, ClientError> {
+    let image = b.metadata.image();
+    let endpoint = image
+        .brokers
+        .get(&leader)
+        .and_then(|r| r.endpoints.first())
+        .ok_or(ClientError::NoEndpoint(leader))?;
+    let addr = format!("{}:{}", endpoint.host, endpoint.port);
+    BrokerClient::connect(
+        leader,
+        &addr,
+        format!("gregor-replica-fetcher-{}", b.config.node_id),
+        Duration::from_secs(5),
+    )
+    .await
+}
+
+type Sent = BTreeMap<PartitionKey, (Arc<Partition>, i32)>;
+
+fn build_request(b: &Broker, parts: &[Arc<Partition>]) -> (FetchRequest, Sent) {
+    let cfg = &b.config.cluster.replication;
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    let mut sent = Sent::new();
+    for p in parts {
+        let epoch = p.leader_epoch();
+        let fp = FetchPartition::default()
+            .with_partition(p.index)
+            .with_current_leader_epoch(epoch)
+            .with_fetch_offset(p.log_end_offset())
+            .with_last_fetched_epoch(p.latest_epoch().ok().flatten().unwrap_or(-1))
+            .with_log_start_offset(p.log_start_offset())
+            .with_partition_max_bytes(cfg.fetch_max_bytes);
+        sent.insert((p.topic_id, p.index), (p.clone(), epoch));
+        match topics.last_mut() {
+            Some(t) if t.topic_id == p.topic_id => t.partitions.push(fp),
+            _ => topics.push(
+                FetchTopic::default()
+                    .with_topic_id(p.topic_id)
+                    .with_partitions(vec![fp]),
+            ),
+        }
+    }
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_replica_state(
+            ReplicaState::default()
+                .with_replica_id(BrokerId(b.config.node_id))
+                .with_replica_epoch(b.metadata.broker_epoch()),
+        )
+        .with_max_wait_ms(cfg.fetch_wait_max_ms)
+        .with_min_bytes(cfg.fetch_min_bytes)
+        .with_max_bytes(cfg.fetch_response_max_bytes)
+        .with_isolation_level(0)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(topics);
+    (req, sent)
+}
+
+/// Applies one partition's answer. Returns whether the log moved.
+fn handle_partition(
+    p: &Partition,
+    pd: &gregor_protocol::kp::messages::fetch_response::PartitionData,
+) -> Result<bool, gregor_storage::LogError> {
+    match ResponseError::try_from_code(pd.error_code) {
+        None => {}
+        Some(ResponseError::OffsetOutOfRange) => {
+            // Below the leader's log start: nothing here is on the leader any more.
+            if p.log_end_offset() < pd.log_start_offset {
+                p.truncate_fully_and_start_at(pd.log_start_offset)?;
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+        // Not the leader (yet or any more), an epoch mismatch, an unknown partition:
+        // the metadata will say what changed.
+        Some(_) => return Ok(false),
+    }
+    if pd.diverging_epoch.epoch >= 0 && pd.diverging_epoch.end_offset >= 0 {
+        let target = truncation_offset(p, pd.diverging_epoch.epoch, pd.diverging_epoch.end_offset)?;
+        p.truncate_to(target)?;
+        return Ok(true);
+    }
+    let records = pd.records.as_deref().unwrap_or(&[]);
+    let appended = p.append_replica(records, pd.high_watermark, pd.log_start_offset)?;
+    Ok(appended.batches > 0)
+}
+
+/// Where a follower truncates when the leader says its log diverges after
+/// (`leader_epoch`, `leader_end`): if this replica knows that epoch, the smaller of the
+/// two ends of it; if not, the end of its largest epoch below, and the next fetch
+/// checks again (Kafka's `getOffsetTruncationState`).
+fn truncation_offset(
+    p: &Partition,
+    leader_epoch: i32,
+    leader_end: i64,
+) -> Result<i64, gregor_storage::LogError> {
+    let end = p.log_end_offset();
+    let (epoch, epoch_end) = p.end_offset_for_epoch(leader_epoch)?;
+    Ok(if epoch < 0 {
+        leader_end.min(end)
+    } else if epoch != leader_epoch {
+        epoch_end.min(end)
+    } else {
+        epoch_end.min(leader_end).min(end)
+    })
+}

@@ -1,0 +1,259 @@
+//! What a follower does to its log: append the leader's batches byte for byte, and
+//! truncate a divergent tail (KIP-101, KIP-279).
+
+use gregor_protocol::batch::{self, BatchHeader};
+
+use std::path::PathBuf;
+
+use super::*;
+use crate::epoch_cache::EpochCache;
+use crate::segment::LogSegment;
+
+/// What a replica append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReplicaAppend {
+    /// Batches appended.
+    pub batches: usize,
+    /// Bytes appended.
+    pub bytes: usize,
+}
+
+impl Log {
+    /// Appends the leader's batches as they are (offsets, epochs, timestamps and CRCs
+    /// all the leader's). `records` is a fetch response's record set: whole batches,
+    /// possibly followed by a partial one cut by the fetch size, which is ignored.
+    /// Batches entirely below the log end are skipped (a retried fetch); a batch may
+    /// start above the log end (the leader compacted the offsets between). Each batch's
+    /// CRC is checked; the first bad one stops the append with an error, leaving the
+    /// batches before it appended.
+    pub fn append_replica(&mut self, records: &[u8], now_ms: i64) -> Result<ReplicaAppend> {
+        let mut out = ReplicaAppend::default();
+        let mut at = 0;
+        let mut scratch = Vec::new();
+        while let Some(rest) = records.get(at..).filter(|r| r.len() >= batch::HEADER_LEN) {
+            let h = BatchHeader::parse(rest)?;
+            let Some(bytes) = rest.get(..h.total_size()) else {
+                break; // the partial batch at the end of a size-limited fetch
+            };
+            at += bytes.len();
+            if h.last_offset() < self.log_end_offset {
+                continue;
+            }
+            if h.base_offset < self.log_end_offset {
+                return Err(LogError::Corrupt {
+                    path: self.dir.display().to_string(),
+                    reason: format!(
+                        "replicated batch [{}, {}] straddles the log end {}",
+                        h.base_offset,
+                        h.last_offset(),
+                        self.log_end_offset
+                    ),
+                });
+            }
+            let computed = batch::compute_crc(bytes);
+            if computed != h.crc {
+                return Err(LogError::Batch(gregor_protocol::BatchError::CrcMismatch {
+                    stored: h.crc,
+                    computed,
+                }));
+            }
+            self.maybe_roll(bytes.len(), h.last_offset(), now_ms)?;
+            let (head, payload) = bytes.split_at(batch::HEADER_LEN);
+            let interval = self.config.index_interval_bytes;
+            // The batch's own max timestamp, at its last offset (Kafka's shallow offset
+            // of the max timestamp for replicated batches).
+            self.active()?.append(
+                head,
+                payload,
+                h.max_timestamp,
+                h.last_offset(),
+                interval,
+                now_ms,
+            )?;
+            self.log_end_offset = h.last_offset() + 1;
+            if h.producer_id >= 0 {
+                if !h.is_control() {
+                    self.producers
+                        .update(&h, h.base_offset, h.last_offset(), now_ms);
+                } else if let Some(m) = batch::control_marker(bytes, &mut scratch) {
+                    let commit = m == batch::Marker::Commit;
+                    if let Some(a) = self.producers.complete_txn(
+                        &h,
+                        h.base_offset,
+                        commit,
+                        self.log_end_offset,
+                        now_ms,
+                    ) {
+                        self.record_abort(a);
+                    }
+                }
+            }
+            self.assign_epoch(h.partition_leader_epoch, h.base_offset);
+            out.batches += 1;
+            out.bytes += bytes.len();
+        }
+        Ok(out)
+    }
+
+    /// Removes every batch at or after `offset` (a follower's divergent tail). A batch
+    /// that straddles `offset` goes whole, so the log ends at a batch boundary at or
+    /// below it. Below the log start, the log is emptied and restarts at `offset`.
+    /// The producer state, aborted-transaction index and epoch cache are rebuilt for
+    /// the shorter log by reopening it. Returns the files to remove later.
+    pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<Vec<PathBuf>> {
+        if offset >= self.log_end_offset {
+            return Ok(Vec::new());
+        }
+        self.deferred.run();
+        let mut doomed = Vec::new();
+        let restart_at = (offset < self.log_start_offset).then_some(offset);
+        // Where the kept data ends: the base of the batch holding `offset`.
+        let mut cut: Option<(i64, u64, i64)> = None; // (segment base, position, new end)
+        if restart_at.is_none() {
+            if let Some((&base, seg)) = self.segments.range(..=offset).next_back() {
+                if let Some((pos, _, batch_base)) = seg.locate(offset)? {
+                    cut = Some((base, pos, batch_base.min(offset)));
+                }
+            }
+        }
+        let keep_from = match (restart_at, cut) {
+            (Some(_), _) => i64::MIN,
+            (None, Some((base, pos, _))) if pos == 0 => base - 1,
+            (None, Some((base, _, _))) => base,
+            (None, None) => offset,
+        };
+        // Segments after the cut (and the cut segment itself when nothing of it stays).
+        let gone: Vec<i64> = self
+            .segments
+            .keys()
+            .copied()
+            .filter(|&b| b > keep_from)
+            .collect();
+        for base in gone {
+            if let Some(seg) = self.segments.remove(&base) {
+                drop(seg);
+            }
+            doomed.extend(rename_deleted(&self.dir, base)?);
+        }
+        let new_end = match (restart_at, cut) {
+            (Some(at), _) => at,
+            (None, Some((base, pos, end))) if pos > 0 => {
+                if let Some(seg) = self.segments.get(&base) {
+                    seg.shared_file()?.set_len(pos)?;
+                }
+                // Its indexes are rebuilt when the log reopens.
+                self.segments.remove(&base);
+                for ext in ["index", "timeindex"] {
+                    match std::fs::remove_file(self.dir.join(crate::file_name(base, ext))) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                end
+            }
+            (None, Some((_, _, end))) => end,
+            (None, None) => offset,
+        };
+        if self.segments.is_empty() {
+            // Nothing kept below: the log restarts empty at the new end.
+            let seg = LogSegment::create(
+                &self.dir,
+                &self.files,
+                new_end,
+                self.config.index_interval_bytes,
+            )?;
+            drop(seg);
+            crate::log::write_offset_file(&self.dir.join(LOG_START_FILE), new_end)?;
+        }
+        // Records of the removed tail: the producer snapshots above the new end and the
+        // epochs that started above it (reopening drops the txnindex entries above the
+        // newest snapshot and replays the markers after it).
+        for snap in snapshot_offsets(&self.dir) {
+            if snap > new_end {
+                let _ = std::fs::remove_file(self.dir.join(crate::file_name(snap, "snapshot")));
+            }
+        }
+        if self.epochs.truncate_from_end(new_end) {
+            crate::log::write_text_file(
+                &self.dir.join(crate::epoch_cache::FILE),
+                &self.epochs.encode(),
+            )?;
+        }
+        let recovery_point = self.recovery_point.min(new_end);
+        crate::log::write_offset_file(&self.dir.join(RECOVERY_POINT_FILE), recovery_point)?;
+        self.reopen(recovery_point, now_ms)?;
+        Ok(doomed)
+    }
+
+    /// Empties the log and restarts it at `offset` (a follower whose log ends below the
+    /// leader's log start: everything it has is gone on the leader). Returns the files
+    /// to remove later.
+    pub fn truncate_fully_and_start_at(
+        &mut self,
+        offset: i64,
+        now_ms: i64,
+    ) -> Result<Vec<PathBuf>> {
+        self.deferred.run();
+        let mut doomed = Vec::new();
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        self.segments.clear();
+        for base in bases {
+            doomed.extend(rename_deleted(&self.dir, base)?);
+        }
+        for snap in snapshot_offsets(&self.dir) {
+            let _ = std::fs::remove_file(self.dir.join(crate::file_name(snap, "snapshot")));
+        }
+        self.epochs = EpochCache::default();
+        crate::log::write_text_file(
+            &self.dir.join(crate::epoch_cache::FILE),
+            &self.epochs.encode(),
+        )?;
+        drop(LogSegment::create(
+            &self.dir,
+            &self.files,
+            offset,
+            self.config.index_interval_bytes,
+        )?);
+        crate::log::write_offset_file(&self.dir.join(LOG_START_FILE), offset)?;
+        crate::log::write_offset_file(&self.dir.join(RECOVERY_POINT_FILE), offset)?;
+        self.reopen(offset, now_ms)?;
+        Ok(doomed)
+    }
+
+    /// Reopens the log from its files after they were changed underneath it, keeping
+    /// its deferred-write queue and setting.
+    fn reopen(&mut self, recovery_point: i64, now_ms: i64) -> Result<()> {
+        let defer = self.defer_writes;
+        let deferred = self.deferred.clone();
+        self.segments.clear();
+        let mut reopened = Log::open_with(
+            &self.dir,
+            self.config.clone(),
+            false,
+            now_ms,
+            self.files.clone(),
+        )?;
+        reopened.recovery_point = recovery_point.min(reopened.log_end_offset);
+        reopened.deferred = deferred;
+        reopened.defer_writes = defer;
+        tracing::info!(dir = %self.dir.display(), from = self.log_end_offset, to = reopened.log_end_offset, "log truncated");
+        *self = reopened;
+        Ok(())
+    }
+}
+
+/// Renames a segment's files `*.deleted`; returns the new paths.
+fn rename_deleted(dir: &Path, base: i64) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for ext in ["log", "index", "timeindex", "txnindex"] {
+        let from = dir.join(crate::file_name(base, ext));
+        let to = dir.join(format!("{}{DELETED_SUFFIX}", crate::file_name(base, ext)));
+        match std::fs::rename(&from, &to) {
+            Ok(()) => out.push(to),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
