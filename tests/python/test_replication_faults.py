@@ -54,10 +54,14 @@ class Workload:
     def __enter__(self):
         for t in self.producers + ([self.consumer] if self.consumer else []):
             t.start()
-        self.wait_acks(100, "acks before the fault")
+        try:
+            self.wait_acks(100, "acks before the fault")
+        except BaseException:
+            self.__exit__(AssertionError)
+            raise
         return self
 
-    def __exit__(self, exc_type, *exc):
+    def __exit__(self, exc_type, *_):
         for p in self.producers:
             p.stop(flush_timeout=90 if exc_type is None else 5)
         if self.consumer:
