@@ -103,9 +103,9 @@ def main():
                 t.stop()
             for t in threads:
                 t.join(120)
-        for t in threads:
-            if getattr(t, "exception", None) is not None:
-                print(f"{t.name} stopped on {t.exception!r}", flush=True)
+        died = [t for t in threads if getattr(t, "exception", None) is not None]
+        for t in died:
+            print(f"{t.name} stopped at {t.died_at - started:.1f}s on {t.exception!r}", flush=True)
         fc.heal()
         results = {}
         for topic, history in topics.items():
@@ -123,17 +123,19 @@ def main():
         print(f"\nfaults injected: {len(faults)} ({', '.join(f'{k} {sum(1 for f in faults if f[1] == k)}' for k in ('kill', 'pause', 'terminate', 'cut'))})")
         print(f"restarts refused as DUPLICATE_BROKER_REGISTRATION: {dups}")
         print(f"production stalled > 60 s after a fault: {len(stalls)} {stalls}")
+        print(f"producers stopped by an error: {len(died)}")
         print(f"elapsed {time.monotonic() - started:.0f}s; node logs in {root}")
         if args.json:
             Path(args.json).write_text(json.dumps({
                 "seed": seed,
                 "faults": fc.faults,
                 "stalls": stalls,
+                "producers_stopped": [f"{t.name}: {t.exception!r}" for t in died],
                 "topics": {t: {"counts": r.counts, "acked": r.acked, "unknown": r.unknown, "failed": r.failed,
                                "aborted": r.aborted, "read": r.read, "examples": r.examples}
                            for t, r in results.items()},
             }, indent=1))
-        return 0 if all(r.ok for r in results.values()) and not stalls else 1
+        return 0 if all(r.ok for r in results.values()) and not stalls and not died else 1
 
 
 if __name__ == "__main__":

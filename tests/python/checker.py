@@ -275,6 +275,7 @@ class ConfluentProducer(threading.Thread):
         self.flush_timeout = 90.0
         self.sent = 0
         self.exception = None
+        self.died_at = None
 
     def _on_error(self, err):
         self.history.error(self.name, "client", err.name(), err.retriable(), err.fatal())
@@ -311,6 +312,7 @@ class ConfluentProducer(threading.Thread):
                 self._run_plain()
         except Exception as e:  # recorded for the test to assert on
             self.exception = e
+            self.died_at = time.monotonic()
         finally:
             self.history.resolve_pending()
 
