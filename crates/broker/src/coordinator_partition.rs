@@ -60,3 +60,42 @@ pub fn owner(broker: &Broker, topic: &str, key: &str, configured: i32) -> Owner 
         None => Owner::Unavailable(index),
     }
 }
+
+/// A coordinator's handle on the internal-topic partition it writes to, with the
+/// coordinator epoch: the partition's leader epoch when the coordinator took it over.
+/// Writes go through [`CoordinatorPartition::append`], which refuses them once the
+/// leadership moved on (even if it came back: the state the writer holds may be
+/// stale), and waits for the ISR (acks=all).
+#[derive(Clone)]
+pub struct CoordinatorPartition {
+    pub partition: Arc<Partition>,
+    pub epoch: i32,
+}
+
+/// How long a coordinator's write waits for the ISR (Kafka's
+/// `offsets.commit.timeout.ms` default).
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(5_000);
+
+impl CoordinatorPartition {
+    pub fn new(partition: Arc<Partition>) -> Self {
+        let epoch = partition.leader_epoch();
+        Self { partition, epoch }
+    }
+
+    /// Appends a batch the coordinator built and waits for the ISR to have it.
+    pub async fn append(
+        &self,
+        bytes: &[u8],
+        v: &gregor_protocol::batch::ValidatedBatch,
+    ) -> Result<gregor_storage::AppendInfo, crate::replication::ReplicatedAppendError> {
+        crate::replication::append_replicated(&self.partition, bytes, v, self.epoch, WRITE_TIMEOUT)
+            .await
+    }
+}
+
+impl std::ops::Deref for CoordinatorPartition {
+    type Target = Partition;
+    fn deref(&self) -> &Partition {
+        &self.partition
+    }
+}

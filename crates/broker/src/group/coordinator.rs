@@ -97,8 +97,10 @@ pub struct GroupCoordinator {
     stopping: std::sync::atomic::AtomicBool,
     /// Producer id → groups holding offsets of its open transaction.
     txn_groups: Mutex<HashMap<i64, HashSet<String>>>,
-    /// `__consumer_offsets` partitions already replayed into `loaded`.
-    replayed: Mutex<HashSet<i32>>,
+    /// `__consumer_offsets` partitions already replayed into `loaded`, with the leader
+    /// epoch they were replayed under: a partition this broker leads again under a new
+    /// epoch is replayed again (its groups moved away and back; what is held is stale).
+    replayed: Mutex<HashMap<i32, i32>>,
     /// Serialises late replays (a partition that comes back online).
     replay_lock: tokio::sync::Mutex<()>,
 }
@@ -118,7 +120,7 @@ impl GroupCoordinator {
             loaded: Arc::new(Mutex::new(HashMap::new())),
             stopping: std::sync::atomic::AtomicBool::new(false),
             txn_groups: Mutex::new(HashMap::new()),
-            replayed: Mutex::new(HashSet::new()),
+            replayed: Mutex::new(HashMap::new()),
             replay_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -141,7 +143,7 @@ impl GroupCoordinator {
             if let Err(e) = replay_partition(p, &mut scratch, &mut loaded) {
                 tracing::warn!(partition = p.index, error = %e, "could not replay __consumer_offsets partition");
             }
-            replayed.insert(p.index);
+            replayed.insert(p.index, p.leader_epoch());
         }
         drop(replayed);
         loaded.retain(|_, l| l.has_data());
@@ -205,7 +207,7 @@ impl GroupCoordinator {
             }
         };
         if let Some(p) = &partition {
-            self.ensure_replayed(p).await?;
+            self.ensure_replayed(broker, p).await?;
         }
         // Both maps under the registry lock: a task moves its data to `loaded` (and a
         // new task takes it back) inside that lock, so the group is always in one of
@@ -227,7 +229,7 @@ impl GroupCoordinator {
                 let Owner::Online(p) = self.owner(broker, group) else {
                     return Err(GroupError::CoordinatorNotAvailable);
                 };
-                self.ensure_replayed(&p).await?;
+                self.ensure_replayed(broker, &p).await?;
                 p
             }
         };
@@ -248,7 +250,7 @@ impl GroupCoordinator {
         let (tx, rx) = mpsc::channel(256);
         let task = Task {
             group: state,
-            partition,
+            partition: crate::coordinator_partition::CoordinatorPartition::new(partition),
             groups: self.groups.clone(),
             loaded: self.loaded.clone(),
         };
@@ -312,13 +314,18 @@ impl GroupCoordinator {
     /// Replays a `__consumer_offsets` partition that was not replayed at startup (it
     /// was offline then, or did not exist) before any of its groups gets a task, so a
     /// partition that comes back online brings its groups' offsets with it.
-    async fn ensure_replayed(&self, p: &Arc<Partition>) -> Result<(), GroupError> {
-        if lock(&self.replayed).contains(&p.index) {
+    async fn ensure_replayed(&self, broker: &Broker, p: &Arc<Partition>) -> Result<(), GroupError> {
+        let epoch = p.leader_epoch();
+        if lock(&self.replayed).get(&p.index) == Some(&epoch) {
             return Ok(());
         }
         let _turn = self.replay_lock.lock().await;
-        if lock(&self.replayed).contains(&p.index) {
+        let previous = lock(&self.replayed).get(&p.index).copied();
+        if previous == Some(epoch) {
             return Ok(());
+        }
+        if previous.is_some() {
+            self.forget_partition(broker, p.index);
         }
         let part = p.clone();
         let out = tokio::task::spawn_blocking(move || {
@@ -344,8 +351,26 @@ impl GroupCoordinator {
             }
             loaded.insert(group, l);
         }
-        lock(&self.replayed).insert(p.index);
+        lock(&self.replayed).insert(p.index, epoch);
         Ok(())
+    }
+
+    /// Drops what this broker holds of the groups of `__consumer_offsets` partition
+    /// `index` (running tasks and parked data): the partition's leadership moved away
+    /// and back, so the log is the truth again.
+    fn forget_partition(&self, broker: &Broker, index: i32) {
+        let count = coordinator_partition::partition_count(
+            broker,
+            OFFSETS_TOPIC,
+            self.config.offsets_partitions,
+        );
+        let mine = |g: &String| super::records::partition_for(g, count) == index;
+        lock(&self.groups).retain(|g, _| !mine(g));
+        lock(&self.loaded).retain(|g, _| !mine(g));
+        tracing::info!(
+            partition = index,
+            "dropped stale group state: the partition's leadership changed"
+        );
     }
 
     async fn ask<T>(

@@ -5,7 +5,6 @@
 //! is idle.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use gregor_protocol::batch::{self, NewRecord};
 use gregor_protocol::compression::Codec;
@@ -18,13 +17,13 @@ use super::records::RecordKey;
 use super::replay::Loaded;
 use super::state::{Effects, Group, GroupState, Idle, Reply};
 use super::{GroupError, SyncResponse};
-use crate::partition::Partition;
+use crate::coordinator_partition::CoordinatorPartition;
 use crate::util::now_ms;
 
 /// The task that owns one group while it has anything live.
 pub(super) struct Task {
     pub(super) group: Group,
-    pub(super) partition: Arc<Partition>,
+    pub(super) partition: CoordinatorPartition,
     /// The registry it removes itself from, and where it leaves its offsets, when idle.
     pub(super) groups: Registry,
     pub(super) loaded: Parked,
@@ -223,7 +222,9 @@ fn try_unload(
     if ours {
         registry.remove(&group.id);
     }
-    if idle == Idle::Park {
+    // A task no longer in the registry was dropped with its partition's leadership
+    // (the data it holds may be stale): its data is not parked.
+    if idle == Idle::Park && ours {
         let (value, offsets) = group.take_stored();
         lock(loaded).insert(
             group.id.clone(),
@@ -242,7 +243,7 @@ fn try_unload(
 /// one), then sends the parked answers. If the records cannot be stored, SyncGroup
 /// answers become errors and the generation is abandoned, so no member acts on an
 /// assignment a restart would forget.
-async fn finish(group: &mut Group, partition: &Partition, mut fx: Effects) {
+async fn finish(group: &mut Group, partition: &CoordinatorPartition, mut fx: Effects) {
     loop {
         let stored = write(partition, &fx.records).await;
         let failed = stored.is_err();
@@ -268,7 +269,7 @@ async fn finish(group: &mut Group, partition: &Partition, mut fx: Effects) {
 
 /// Appends records to the group's `__consumer_offsets` partition as one batch.
 async fn write(
-    partition: &Partition,
+    partition: &CoordinatorPartition,
     records: &[(RecordKey, Option<Vec<u8>>)],
 ) -> Result<(), GroupError> {
     write_as(partition, records, batch::Producer::NONE).await
@@ -280,7 +281,7 @@ async fn write(
 /// (`flush.messages`, `log.flush.interval.messages`) asks for one, so an answer sent
 /// after it never describes a commit a crash could lose.
 async fn write_as(
-    partition: &Partition,
+    partition: &CoordinatorPartition,
     records: &[(RecordKey, Option<Vec<u8>>)],
     producer: batch::Producer,
 ) -> Result<(), GroupError> {
@@ -308,16 +309,15 @@ async fn write_as(
     let mut scratch = Vec::new();
     let v =
         batch::validate(&bytes, &mut scratch, usize::MAX).map_err(|e| storage(e.to_string()))?;
-    let (info, flush_due) = match partition.append(&bytes, &v, None) {
-        Ok(appended) => appended,
-        Err(gregor_storage::LogError::Producer(_)) => return Err(GroupError::ProducerFenced),
-        Err(e) => return Err(storage(e.to_string())),
-    };
-    if flush_due {
-        partition
-            .ensure_flushed(info.last_offset + 1)
-            .await
-            .map_err(|e| storage(e.to_string()))?;
+    use crate::replication::ReplicatedAppendError as E;
+    match partition.append(&bytes, &v).await {
+        Ok(_) => Ok(()),
+        Err(E::Log(gregor_storage::LogError::Producer(_))) => Err(GroupError::ProducerFenced),
+        // Kafka's mapping for a failed offsets write: the leadership moved (or the log
+        // failed) is NOT_COORDINATOR, too few replicas or a timeout is
+        // COORDINATOR_NOT_AVAILABLE; the client retries either.
+        Err(E::NotLeader(_)) => Err(GroupError::NotCoordinator),
+        Err(E::NotEnoughReplicas(_) | E::Timeout(_)) => Err(GroupError::CoordinatorNotAvailable),
+        Err(E::Log(e)) => Err(storage(e.to_string())),
     }
-    Ok(())
 }

@@ -56,6 +56,7 @@ pub mod push_telemetry;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod update_features;
+pub mod write_txn_markers;
 
 /// An API this broker implements, at versions `min..=max`.
 #[derive(Debug, Clone, Copy)]
@@ -108,6 +109,7 @@ pub const SUPPORTED: &[ApiSpec] = &[
     list_config_resources::SPEC,
     describe_topic_partitions::SPEC,
     update_features::SPEC,
+    write_txn_markers::SPEC,
 ];
 
 /// Capacity a connection's decompression buffer may keep between requests. One request
@@ -420,6 +422,9 @@ async fn route(
         }),
         ApiKey::DescribeProducers => call!(buf, ctx, m::DescribeProducersRequest, |r| {
             describe_producers::handle(broker, ctx, r)
+        }),
+        ApiKey::WriteTxnMarkers => call!(buf, ctx, m::WriteTxnMarkersRequest, |r| {
+            write_txn_markers::handle(broker, ctx, r)
         }),
         ApiKey::GetTelemetrySubscriptions => {
             call!(buf, ctx, m::GetTelemetrySubscriptionsRequest, |r| {

@@ -58,7 +58,7 @@ pub async fn add_implicitly(broker: &Arc<Broker>, version: i16, req: &ProduceReq
             }
             if broker
                 .txns
-                .verify_produce(id, pid, epoch, &name, pd.index)
+                .verify_produce(broker, id, pid, epoch, &name, pd.index)
                 .is_err()
             {
                 wanted.push((name.clone(), pd.index));
@@ -66,6 +66,26 @@ pub async fn add_implicitly(broker: &Arc<Broker>, version: i16, req: &ProduceReq
         }
     }
     let Some((pid, epoch)) = producer else { return };
+    if let Some(coordinator) = broker.txns.coordinator_elsewhere(broker, id) {
+        // Another broker coordinates the id: it adds the partitions (the inter-broker
+        // AddPartitionsToTxn, v4+), as Kafka's AddPartitionsToTxnManager does. Every
+        // transactional partition of the request is named; ones already in the
+        // transaction are no change there.
+        let missing =
+            broker
+                .txns
+                .not_yet_added_remotely(pid, epoch, request_partitions(&image, req));
+        if missing.is_empty() {
+            return;
+        }
+        match add_remotely(broker, coordinator, id, pid, epoch, missing.clone()).await {
+            Ok(()) => broker.txns.added_remotely(pid, epoch, &missing),
+            Err(e) => {
+                tracing::debug!(transactional_id = %id.as_str(), coordinator, error = %e, "implicit add to a transaction refused")
+            }
+        }
+        return;
+    }
     if wanted.is_empty() {
         return;
     }
@@ -75,5 +95,101 @@ pub async fn add_implicitly(broker: &Arc<Broker>, version: i16, req: &ProduceReq
         .await
     {
         tracing::debug!(transactional_id = %id.as_str(), error = %e, "implicit add to a transaction refused");
+    }
+}
+
+/// The partitions of `req`'s transactional batches, by name.
+fn request_partitions(
+    image: &gregor_metadata::MetadataImage,
+    req: &ProduceRequest,
+) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    for topic in &req.topic_data {
+        let name = if topic.name.0.is_empty() {
+            match image.topic_by_id(&topic.topic_id) {
+                Some(t) => t.name.clone(),
+                None => continue,
+            }
+        } else {
+            topic.name.0.to_string()
+        };
+        for pd in &topic.partition_data {
+            let transactional = pd
+                .records
+                .as_ref()
+                .and_then(|r| BatchHeader::parse(r).ok())
+                .is_some_and(|h| h.is_transactional() && !h.is_control());
+            if transactional {
+                out.push((name.clone(), pd.index));
+            }
+        }
+    }
+    out
+}
+
+/// AddPartitionsToTxn v5 (the inter-broker form) to the coordinator `coordinator`.
+async fn add_remotely(
+    broker: &Arc<Broker>,
+    coordinator: i32,
+    id: &gregor_protocol::kp::messages::TransactionalId,
+    producer_id: i64,
+    epoch: i16,
+    partitions: Vec<(String, i32)>,
+) -> Result<(), String> {
+    use gregor_protocol::kp::messages::add_partitions_to_txn_request::{
+        AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+    };
+    use gregor_protocol::kp::messages::{AddPartitionsToTxnRequest, ProducerId, TopicName};
+    use gregor_protocol::kp::protocol::StrBytes;
+    let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
+    for (name, index) in partitions {
+        match topics.last_mut() {
+            Some(t) if t.name.0.as_str() == name => t.partitions.push(index),
+            _ => topics.push(
+                AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(name)))
+                    .with_partitions(vec![index]),
+            ),
+        }
+    }
+    let req = AddPartitionsToTxnRequest::default().with_transactions(vec![
+        AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(id.clone())
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch)
+            .with_verify_only(false)
+            .with_topics(topics),
+    ]);
+    let image = broker.metadata.image();
+    let endpoint = image
+        .brokers
+        .get(&coordinator)
+        .and_then(|b| b.endpoints.first())
+        .ok_or_else(|| format!("broker {coordinator} has no endpoint"))?;
+    let timeout = std::time::Duration::from_secs(30);
+    let mut client = crate::replication::client::BrokerClient::connect(
+        coordinator,
+        &format!("{}:{}", endpoint.host, endpoint.port),
+        format!("gregor-txn-{}", broker.config.node_id),
+        timeout,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let resp = client
+        .call(&req, 5, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    if resp.error_code != 0 {
+        return Err(format!("error {}", resp.error_code));
+    }
+    let refused = resp
+        .results_by_transaction
+        .iter()
+        .flat_map(|t| &t.topic_results)
+        .flat_map(|t| &t.results_by_partition)
+        .find(|p| p.partition_error_code != 0);
+    match refused {
+        Some(p) => Err(format!("error {}", p.partition_error_code)),
+        None => Ok(()),
     }
 }

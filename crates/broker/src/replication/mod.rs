@@ -79,3 +79,63 @@ pub fn start_isr_expiration(broker: &Arc<Broker>) {
         }
     });
 }
+
+/// Why an append that must reach the ISR (a coordinator's write, a transaction marker)
+/// did not.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicatedAppendError {
+    /// This broker no longer leads the partition under the epoch the writer holds.
+    #[error("not the leader of {0} under the expected epoch")]
+    NotLeader(String),
+    /// The ISR is below `min.insync.replicas`, or shrank under it before the write
+    /// reached it.
+    #[error("not enough in-sync replicas for {0}")]
+    NotEnoughReplicas(String),
+    /// The ISR did not have the write in time.
+    #[error("the in-sync replicas of {0} did not acknowledge in time")]
+    Timeout(String),
+    #[error(transparent)]
+    Log(#[from] gregor_storage::LogError),
+}
+
+/// Appends a batch the broker wrote itself as leader under `leader_epoch` and waits
+/// until it is durable by the topic's flush policy and in every ISR member (the high
+/// watermark passed it): acks=all, as Kafka's coordinators write. A leadership change
+/// fails it (the writer's view is stale); so does an ISR under `min.insync.replicas`.
+pub async fn append_replicated(
+    p: &Partition,
+    bytes: &[u8],
+    v: &gregor_protocol::batch::ValidatedBatch,
+    leader_epoch: i32,
+    timeout: Duration,
+) -> Result<gregor_storage::AppendInfo, ReplicatedAppendError> {
+    let name = || format!("{}-{}", p.topic, p.index);
+    if !p.is_leader() || p.leader_epoch() != leader_epoch {
+        return Err(ReplicatedAppendError::NotLeader(name()));
+    }
+    let min = p.settings().min_insync_replicas;
+    if p.assignment().isr.len() < min {
+        return Err(ReplicatedAppendError::NotEnoughReplicas(name()));
+    }
+    let (info, flush_due) = p.append(bytes, v, None)?;
+    if flush_due {
+        p.ensure_flushed(info.last_offset + 1).await?;
+    }
+    let upto = info.last_offset + 1;
+    let mut hw = p.watch_high_watermark();
+    let reached = tokio::time::timeout(
+        timeout,
+        hw.wait_for(|s| s.high_watermark >= upto || !s.leader || s.leader_epoch != leader_epoch),
+    )
+    .await;
+    match reached {
+        Ok(Ok(s)) if s.high_watermark >= upto && s.leader && s.leader_epoch == leader_epoch => {
+            if p.assignment().isr.len() < min {
+                return Err(ReplicatedAppendError::NotEnoughReplicas(name()));
+            }
+            Ok(info)
+        }
+        Ok(_) => Err(ReplicatedAppendError::NotLeader(name())),
+        Err(_) => Err(ReplicatedAppendError::Timeout(name())),
+    }
+}

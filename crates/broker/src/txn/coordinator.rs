@@ -10,7 +10,7 @@
 //! once, so a transaction a crash interrupted is finished (prepared) or times out and
 //! aborts (open).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -69,10 +69,15 @@ pub struct TxnCoordinator {
     /// Every transactional id's metadata as its task last stored it (Describe/List).
     view: View,
     stopping: AtomicBool,
-    /// `__transaction_state` partitions already replayed into `view`.
-    replayed: Mutex<HashSet<i32>>,
+    /// `__transaction_state` partitions already replayed into `view`, with the leader
+    /// epoch they were replayed under (led again under a new epoch: replayed again).
+    replayed: Mutex<HashMap<i32, i32>>,
     /// Serialises late replays (a partition that comes back online).
     replay_lock: tokio::sync::Mutex<()>,
+    /// Partitions led here that another broker's coordinator already added to a
+    /// producer's transaction (transactions v2), by (producer id, epoch): asked once
+    /// per transaction, not once per produce. Forgotten when the marker arrives.
+    remote_added: Mutex<HashMap<(i64, i16), BTreeSet<(String, i32)>>>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -129,9 +134,41 @@ impl TxnCoordinator {
             txns: Arc::new(Mutex::new(HashMap::new())),
             view: Arc::new(Mutex::new(HashMap::new())),
             stopping: AtomicBool::new(false),
-            replayed: Mutex::new(HashSet::new()),
+            replayed: Mutex::new(HashMap::new()),
             replay_lock: tokio::sync::Mutex::new(()),
+            remote_added: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Of `partitions`, those a remote coordinator has not yet added to the transaction
+    /// of `(producer_id, epoch)` at this broker's request.
+    pub fn not_yet_added_remotely(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        partitions: Vec<(String, i32)>,
+    ) -> Vec<(String, i32)> {
+        let added = lock(&self.remote_added);
+        match added.get(&(producer_id, epoch)) {
+            Some(known) => partitions
+                .into_iter()
+                .filter(|p| !known.contains(p))
+                .collect(),
+            None => partitions,
+        }
+    }
+
+    /// Records that a remote coordinator added `partitions` to the transaction.
+    pub fn added_remotely(&self, producer_id: i64, epoch: i16, partitions: &[(String, i32)]) {
+        lock(&self.remote_added)
+            .entry((producer_id, epoch))
+            .or_default()
+            .extend(partitions.iter().cloned());
+    }
+
+    /// The producer's transaction ended (a marker was written here).
+    pub fn forget_remote(&self, producer_id: i64) {
+        lock(&self.remote_added).retain(|(pid, _), _| *pid != producer_id);
     }
 
     /// Replays `__transaction_state` (startup, before serving): the newest record per
@@ -148,7 +185,7 @@ impl TxnCoordinator {
                     .into_iter()
                     .filter_map(|(id, m)| Some((id, m?))),
             );
-            replayed.insert(p.index);
+            replayed.insert(p.index, p.leader_epoch());
         }
         drop(replayed);
         tracing::info!(
@@ -195,6 +232,14 @@ impl TxnCoordinator {
             )
             .await
             .map_err(|_| TxnError::CoordinatorNotAvailable)
+    }
+
+    /// The broker that coordinates `id`, when it is not this one.
+    pub fn coordinator_elsewhere(&self, broker: &Broker, id: &str) -> Option<i32> {
+        match self.owner(broker, id) {
+            Owner::Elsewhere { leader, .. } => Some(leader),
+            _ => None,
+        }
     }
 
     fn owner(&self, broker: &Broker, id: &str) -> Owner {
@@ -270,7 +315,7 @@ impl TxnCoordinator {
         let task = Task {
             meta: lock(&self.view).get(id).cloned(),
             id: id.to_string(),
-            partition,
+            partition: crate::coordinator_partition::CoordinatorPartition::new(partition),
             broker: Arc::downgrade(broker),
             view: self.view.clone(),
             registry: self.txns.clone(),
@@ -295,12 +340,25 @@ impl TxnCoordinator {
         broker: &Arc<Broker>,
         p: &Arc<Partition>,
     ) -> Result<(), TxnError> {
-        if lock(&self.replayed).contains(&p.index) {
+        let epoch = p.leader_epoch();
+        if lock(&self.replayed).get(&p.index) == Some(&epoch) {
             return Ok(());
         }
         let _turn = self.replay_lock.lock().await;
-        if lock(&self.replayed).contains(&p.index) {
+        let previous = lock(&self.replayed).get(&p.index).copied();
+        if previous == Some(epoch) {
             return Ok(());
+        }
+        if previous.is_some() {
+            // The leadership moved away and back: what is held of its ids is stale.
+            let count = coordinator_partition::partition_count(
+                broker,
+                TXN_TOPIC,
+                self.config.state_partitions,
+            );
+            let mine = |id: &String| crate::group::records::partition_for(id, count) == p.index;
+            lock(&self.txns).retain(|id, _| !mine(id));
+            lock(&self.view).retain(|id, _| !mine(id));
         }
         let part = p.clone();
         let found = tokio::task::spawn_blocking(move || replay_txn_partition(&part))
@@ -321,7 +379,7 @@ impl TxnCoordinator {
                 view.insert(id, m);
             }
         }
-        lock(&self.replayed).insert(p.index);
+        lock(&self.replayed).insert(p.index, epoch);
         tracing::info!(
             partition = p.index,
             resumed = resume.len(),
@@ -443,12 +501,19 @@ impl TxnCoordinator {
     /// transaction" hole: a late batch can never open a transaction no marker will end.
     pub fn verify_produce(
         &self,
+        broker: &Broker,
         id: &str,
         producer_id: i64,
         epoch: i16,
         topic: &str,
         partition: i32,
     ) -> Result<(), TxnError> {
+        if self.coordinator_elsewhere(broker, id).is_some() {
+            // The id's coordinator is another broker: its state is not here to check
+            // against (Kafka asks it with AddPartitionsToTxn verifyOnly; Gregor does
+            // not yet, and accepts the batch as Kafka before 3.6 did).
+            return Ok(());
+        }
         let view = lock(&self.view);
         let m = view.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
         m.verify(producer_id, epoch, &(topic.to_string(), partition))

@@ -33,6 +33,7 @@
 //!   an older epoch is fenced (PRODUCER_FENCED), on every path.
 
 pub mod coordinator;
+pub mod markers;
 pub mod records;
 pub mod state;
 mod task;

@@ -6,9 +6,8 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
 
-use gregor_protocol::batch::{self, Marker, NewRecord};
+use gregor_protocol::batch::{self, NewRecord};
 use gregor_protocol::compression::Codec;
-use gregor_storage::LogError;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -17,9 +16,7 @@ use super::records::{encode_key, encode_value};
 use super::state::{EndStep, InitStep, TxnMetadata, TxnState, OVERFLOW_EPOCH};
 use super::TxnError;
 use crate::broker::Broker;
-use crate::error::ReplicaError;
-use crate::group::coordinator::OFFSETS_TOPIC;
-use crate::partition::Partition;
+use crate::coordinator_partition::CoordinatorPartition;
 use crate::util::now_ms;
 
 /// A failed marker write is tried again after this, doubling up to [`RETRY_MAX_MS`]
@@ -31,7 +28,7 @@ const RETRY_MAX_MS: u64 = 30_000;
 pub(super) struct Task {
     pub(super) id: String,
     pub(super) meta: Option<TxnMetadata>,
-    pub(super) partition: Arc<Partition>,
+    pub(super) partition: CoordinatorPartition,
     pub(super) broker: Weak<Broker>,
     pub(super) view: View,
     /// The registry this task removes itself from when its id has no state.
@@ -250,17 +247,15 @@ impl Task {
         let mut scratch = Vec::new();
         let v = batch::validate(&bytes, &mut scratch, usize::MAX)
             .map_err(|e| storage(e.to_string()))?;
-        let (info, flush_due) = self
-            .partition
-            .append(&bytes, &v, None)
-            .map_err(|e| storage(e.to_string()))?;
-        if flush_due {
-            self.partition
-                .ensure_flushed(info.last_offset + 1)
-                .await
-                .map_err(|e| storage(e.to_string()))?;
+        use crate::replication::ReplicatedAppendError as E;
+        match self.partition.append(&bytes, &v).await {
+            Ok(_) => Ok(()),
+            // Kafka's mapping for a failed transaction-log write: the leadership moved
+            // is NOT_COORDINATOR, too few replicas or a timeout COORDINATOR_NOT_AVAILABLE.
+            Err(E::NotLeader(_)) => Err(TxnError::NotCoordinator),
+            Err(E::NotEnoughReplicas(_) | E::Timeout(_)) => Err(TxnError::CoordinatorNotAvailable),
+            Err(E::Log(e)) => Err(storage(e.to_string())),
         }
-        Ok(())
     }
 
     async fn init(
@@ -373,7 +368,7 @@ impl Task {
         let commit = m.state == TxnState::PrepareCommit;
         let written = match self.broker() {
             Ok(broker) => {
-                let coordinator_epoch = self.partition.leader_epoch();
+                let coordinator_epoch = self.partition.epoch;
                 write_markers(&broker, &m, commit, coordinator_epoch, &mut self.marked).await
             }
             Err(e) => Err(e),
@@ -422,13 +417,15 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Appends a commit or abort marker to every partition of the transaction not in
-/// `marked` (skipping partitions whose topic was deleted), then has the group
-/// coordinator apply or drop the transaction's offsets. A partition that is offline is
-/// an error once the others are written: the caller retries until it is back. Each
-/// marker carries the coordinator epoch: the leader epoch of the `__transaction_state`
-/// partition that owns the id, as in Kafka (a marker from a coordinator that has since
-/// moved is recognisable by its lower epoch).
+/// Writes a commit or abort marker to every partition of the transaction not in
+/// `marked` (skipping partitions whose topic was deleted): here for the partitions this
+/// broker leads, with WriteTxnMarkers to the leaders of the others (see `markers`).
+/// The group coordinator owning a `__consumer_offsets` partition applies or drops the
+/// transaction's offsets when it writes the marker there. A partition that is offline
+/// or leaderless is an error once the others are written: the caller retries until it
+/// is back. Each marker carries the coordinator epoch: the leader epoch of the
+/// `__transaction_state` partition that owns the id, as in Kafka (a marker from a
+/// coordinator that has since moved is recognisable by its lower epoch).
 async fn write_markers(
     broker: &Arc<Broker>,
     m: &TxnMetadata,
@@ -436,68 +433,13 @@ async fn write_markers(
     coordinator_epoch: i32,
     marked: &mut BTreeSet<(String, i32)>,
 ) -> Result<(), TxnError> {
-    let marker = if commit {
-        Marker::Commit
-    } else {
-        Marker::Abort
-    };
-    let storage = |e: String| TxnError::Storage(e);
-    let bytes = batch::build_marker(
-        m.producer_id,
-        m.producer_epoch,
-        marker,
+    let spec = super::markers::MarkerSpec {
+        producer_id: m.producer_id,
+        producer_epoch: m.producer_epoch,
+        commit,
         coordinator_epoch,
-        now_ms(),
-    )
-    .map_err(|e| storage(e.to_string()))?;
-    let mut scratch = Vec::new();
-    let v =
-        batch::validate(&bytes, &mut scratch, usize::MAX).map_err(|e| storage(e.to_string()))?;
-    let mut offsets = false;
-    let mut offline = None;
-    for (topic, index) in &m.partitions {
-        offsets |= topic == OFFSETS_TOPIC;
-        if marked.contains(&(topic.clone(), *index)) {
-            continue;
-        }
-        let p = match broker.replicas.lookup(topic, *index) {
-            Ok(p) => p,
-            Err(ReplicaError::Offline) => {
-                // The decision is stored: the other partitions get their markers now,
-                // this one when it is back.
-                tracing::warn!(%topic, partition = index, transactional_id = %m.transactional_id, "partition offline: its transaction marker waits for it");
-                offline.get_or_insert_with(|| format!("{topic}-{index} is offline"));
-                continue;
-            }
-            // The topic was deleted: nothing is left to close there.
-            Err(_) => continue,
-        };
-        match p.append(&bytes, &v, None) {
-            // The marker is as durable as a produce under the topic's flush policy.
-            Ok((info, true)) => p
-                .ensure_flushed(info.last_offset + 1)
-                .await
-                .map_err(|e| storage(e.to_string()))?,
-            Ok(_) => {}
-            Err(LogError::Producer(e)) => {
-                // A newer epoch already closed it there: nothing is left open.
-                tracing::warn!(%topic, partition = index, error = %e, "marker refused");
-            }
-            Err(e) => {
-                tracing::error!(%topic, partition = index, error = %e, "cannot write a transaction marker");
-                return Err(storage(e.to_string()));
-            }
-        }
-        marked.insert((topic.clone(), *index));
-    }
-    if let Some(why) = offline {
-        return Err(storage(why));
-    }
-    if offsets {
-        broker
-            .groups
-            .complete_txn(broker, m.producer_id, commit)
-            .await;
-    }
-    Ok(())
+    };
+    super::markers::write_all(broker, &m.partitions, spec, marked)
+        .await
+        .map_err(TxnError::Storage)
 }
