@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from checker import ACKED, ConfluentConsumer, ConfluentProducer, History, check, make_id, read_log
+from checker import ABORTED, ACKED, ConfluentConsumer, ConfluentProducer, History, check, make_id, read_log
 from conftest import wait_until
 from faults import FaultCluster, netns_available
 
@@ -176,6 +176,35 @@ def test_a_leader_cut_from_its_followers_loses_no_acknowledged_write(fault_clust
             fc.heal()
         recovered = recover(fc, w)
     assert_clean(fc, w.check(), recovered=recovered)
+
+
+def test_transactions_through_a_leader_kill_read_nothing_aborted(fault_cluster):
+    """A transactional producer (one transaction in three aborted on purpose) through a
+    kill -9 of partition 0's leader: read_committed returns every committed record once
+    and in order, and no aborted one (G1a)."""
+    fc = fault_cluster()
+    h = History()
+    p = ConfluentProducer(h, fc.bootstrap, TOPIC, "t", PARTITIONS, rate=150, transactional=True,
+                          txn_size=9, abort_every=3)
+    p.start()
+    try:
+        wait_until(lambda: h.count(ACKED) >= 60 and h.count(ABORTED) >= 9, timeout=45,
+                   what="transactions committed and aborted before the fault")
+        leader = fc.wait_leader(TOPIC, 0)
+        fc.kill(leader)
+        fc.wait_leader(TOPIC, 0, exclude=(leader,), timeout=30)
+        target = h.count(ACKED) + 90
+        wait_until(lambda: h.count(ACKED) >= target, timeout=60, what="commits after the kill")
+        fc.restart(leader)
+        recovered = recover(fc)
+    finally:
+        p.stop(flush_timeout=30)
+        p.join(180)
+    assert p.exception is None, f"the transactional producer stopped: {p.exception!r}"
+    report = check(h, read_log(fc.bootstrap, TOPIC, PARTITIONS))
+    print(report.summary())
+    assert report.aborted > 0, explain(fc, report)
+    assert_clean(fc, report, min_acked=150, recovered=recovered)
 
 
 def test_kafka_python_producing_through_a_leader_kill(fault_cluster):
