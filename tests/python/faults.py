@@ -395,6 +395,27 @@ class FaultCluster:
             return None
         return {p.id: (p.leader, sorted(p.replicas), sorted(p.isrs)) for p in t.partitions.values()}
 
+    def controller(self, timeout=30.0):
+        """The active controller (the metadata quorum's leader), as a live node outside
+        every cut reports it."""
+        import json
+
+        from conftest import BIN
+
+        cut = {n for pair in (self.net.cuts if self.net else ()) for n in pair}
+
+        def ask():
+            for node in sorted((n for n in self.nodes if n.alive()), key=lambda n: n.id in cut):
+                r = subprocess.run([BIN, "cluster", "quorum", "-b", node.bootstrap, "--output", "json"],
+                                   capture_output=True, text=True, timeout=30)
+                if r.returncode == 0:
+                    leader = json.loads(r.stdout).get("leader")
+                    if leader in {n.id for n in self.nodes}:
+                        return leader
+            return None
+
+        return wait_until(ask, timeout=timeout, what="the active controller", interval=0.5)
+
     def leader_of(self, topic, partition=0):
         layout = self.layout(topic)
         return layout[partition][0] if layout and partition in layout else -1

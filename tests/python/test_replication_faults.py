@@ -163,15 +163,57 @@ def test_a_rolling_restart_under_load_shows_only_retriable_errors(fault_cluster)
     assert report.failed == report.unknown == 0, explain(fc, report)
 
 
-def test_a_leader_cut_from_its_followers_loses_no_acknowledged_write(fault_cluster):
-    fc = fault_cluster()
+def cut_leader(fc, partition, **cut):
+    """Cuts `partition`'s leader from the other nodes under load, waits for a new leader
+    and more acks, heals, and returns the checker's report and the recovery."""
     with Workload(fc) as w:
-        leader = fc.wait_leader(TOPIC, 0)
+        leader = fc.wait_leader(TOPIC, partition)
         # Clients still reach the cut node: it may go on taking writes as a zombie leader.
-        fc.cut(leader)
+        fc.cut(leader, **cut)
         try:
-            fc.wait_leader(TOPIC, 0, exclude=(leader,), timeout=30)
+            fc.wait_leader(TOPIC, partition, exclude=(leader,), timeout=30)
             w.wait_acks(150, "acks from the majority side")
+        finally:
+            fc.heal()
+        recovered = recover(fc, w)
+    return w.check(), recovered
+
+
+def test_a_leader_cut_from_its_followers_loses_no_acknowledged_write(fault_cluster):
+    """The leader of a partition, not the active controller, cut from both other nodes."""
+    fc = fault_cluster()
+    controller = fc.controller()
+    layout = fc.wait_healthy(TOPIC, PARTITIONS)
+    partition = next(p for p, (leader, _, _) in sorted(layout.items()) if leader != controller)
+    report, recovered = cut_leader(fc, partition)
+    assert_clean(fc, report, recovered=recovered)
+
+
+def test_the_active_controller_cut_off_while_leading_loses_nothing(fault_cluster):
+    """The node that is both the active controller and a partition's leader, cut from both
+    other nodes: the two others elect a controller, which fences the cut node only and
+    moves its leaderships."""
+    fc = fault_cluster()
+    controller = fc.controller()
+    layout = fc.wait_healthy(TOPIC, PARTITIONS)
+    partition = next(p for p, (leader, _, _) in sorted(layout.items()) if leader == controller)
+    report, recovered = cut_leader(fc, partition)
+    assert_clean(fc, report, recovered=recovered)
+
+
+def test_a_leader_cut_from_the_controller_only_is_fenced_and_loses_nothing(fault_cluster):
+    """The leader of a partition loses the controller but still reaches its followers and
+    the clients. Its session expires, the controller moves the leadership, and the old
+    leader, which never hears of it, must not acknowledge anything the new leader lacks."""
+    fc = fault_cluster()
+    controller = fc.controller()
+    layout = fc.wait_healthy(TOPIC, PARTITIONS)
+    partition, leader = next((p, l) for p, (l, _, _) in sorted(layout.items()) if l != controller)
+    with Workload(fc) as w:
+        fc.cut(leader, peers=[controller])
+        try:
+            fc.wait_leader(TOPIC, partition, exclude=(leader,), timeout=30)
+            w.wait_acks(150, "acks after the leadership moved")
         finally:
             fc.heal()
         recovered = recover(fc, w)
