@@ -282,6 +282,20 @@ class FaultCluster:
         """Every node's address, dead or alive: clients find the live ones themselves."""
         return ",".join(n.bootstrap for n in self.nodes)
 
+    def log_start_offsets(self, topic, partitions):
+        """{(node id, partition): log start offset} from each replica's `log-start-offset`
+        file (absent: 0). Without retention or DeleteRecords every one must stay 0: a
+        replica whose log start moved has dropped data it may later serve as leader."""
+        out = {}
+        for node in self.nodes:
+            for p in range(partitions):
+                path = node.data_dir / f"{topic}-{p}" / "log-start-offset"
+                try:
+                    out[(node.id, p)] = int(path.read_text().strip() or 0)
+                except FileNotFoundError:
+                    out[(node.id, p)] = 0
+        return out
+
     def log_paths(self):
         return [n.log_path for n in self.nodes]
 

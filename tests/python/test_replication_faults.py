@@ -98,6 +98,10 @@ def assert_clean(fc, report, min_acked=200, recovered=None):
     assert report.ok, explain(fc, report)
     assert report.acked >= min_acked, explain(fc, report)
     assert recovered is None, f"{recovered}\n{explain(fc, report)}"
+    # No retention, no DeleteRecords: no replica may have dropped the head of its log
+    # (a replica that did would lose it for everyone on becoming leader).
+    moved = {k: v for k, v in fc.log_start_offsets(TOPIC, PARTITIONS).items() if v != 0}
+    assert not moved, f"log start offsets moved on (node, partition): {moved}\n{explain(fc, report)}"
 
 
 def recover(fc, w=None):
@@ -123,6 +127,25 @@ def test_kill_9_of_a_partition_leader_loses_nothing(fault_cluster):
         w.wait_acks(150, "acks after the leader was killed")
         fc.restart(leader)
         recovered = recover(fc, w)
+    assert_clean(fc, w.check(), recovered=recovered)
+
+
+def test_two_leader_kills_in_turn_lose_nothing(fault_cluster):
+    """Kill the leader, bring it back (it truncates its unacknowledged tail and rejoins the
+    ISR), then kill the next leader: whichever replica leads last must hold everything."""
+    fc = fault_cluster()
+    with Workload(fc) as w:
+        killed = []
+        for _ in range(2):
+            leader = fc.wait_leader(TOPIC, 0, exclude=tuple(killed[-1:]))
+            fc.kill(leader)
+            killed.append(leader)
+            fc.wait_leader(TOPIC, 0, exclude=(leader,), timeout=30)
+            w.wait_acks(150, f"acks after node {leader} was killed")
+            fc.restart(leader)
+            recovered = recover(fc, w)
+            if recovered:
+                break
     assert_clean(fc, w.check(), recovered=recovered)
 
 
