@@ -4,7 +4,6 @@ producers run, then a final read checked by checker.py. Each scenario asserts th
 checker finds nothing: no acknowledged record lost, no duplicate, nothing unexpected, no
 order or offset anomaly. Node logs stay in the test's tmp dir (named in every failure)."""
 import subprocess
-import threading
 import time
 
 import pytest
