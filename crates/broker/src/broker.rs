@@ -358,6 +358,11 @@ impl Broker {
 
     /// Stops the publisher and heartbeats and the quorum (clean shutdown).
     pub async fn leave_cluster(&self) {
+        self.metadata
+            .controlled_shutdown(std::time::Duration::from_millis(
+                self.config.cluster.session_timeout_ms,
+            ))
+            .await;
         self.stop.send_replace(true);
         self.fetchers.stop();
         self.metadata.shutdown().await;

@@ -342,7 +342,26 @@ impl ClusterLink {
             endpoints: vec![endpoint],
             rack,
         };
-        self.register(&registration, timeout).await?;
+        // A restart right after a kill finds the old process's session still live at
+        // the controller (DUPLICATE_BROKER_REGISTRATION): retried until it expires, as
+        // Kafka's broker does.
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.register(&registration, left).await {
+                Ok(_) => break,
+                Err(ControllerFailure::DuplicateBrokerRegistration(id))
+                    if tokio::time::Instant::now() + heartbeat_interval < deadline =>
+                {
+                    tracing::info!(
+                        broker = id,
+                        "the previous process's session is still live; registering again shortly"
+                    );
+                    tokio::time::sleep(heartbeat_interval).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let unfenced = self.fenced_changes();
         let link = self.clone();
         tokio::spawn(link.heartbeat_loop(registration, heartbeat_interval, stop));
@@ -404,10 +423,7 @@ impl ClusterLink {
                 want_shut_down: false,
             };
             let fenced_before = self.is_fenced();
-            match self
-                .call(ControllerRpc::Heartbeat(hb), interval.max(RPC_TIMEOUT))
-                .await
-            {
+            match self.call(ControllerRpc::Heartbeat(hb), interval).await {
                 Ok(ControllerRpcReply::Heartbeat(r)) => self.set_fenced(r.is_fenced),
                 Ok(ControllerRpcReply::Failed(
                     ControllerFailure::StaleBrokerEpoch(_)
@@ -440,6 +456,32 @@ impl ClusterLink {
     fn set_fenced(&self, fenced: bool) {
         if self.fenced.send_replace(fenced) != fenced {
             tracing::info!(node = self.node_id, fenced, "fencing state changed");
+        }
+    }
+
+    /// A clean stop: tells the controller, which moves this broker's leaderships to
+    /// other ISR members and ends its session (KIP-631's controlled shutdown, in one
+    /// step). Best effort: without an answer in `timeout`, the session expires instead.
+    pub async fn controlled_shutdown(&self, timeout: Duration) {
+        let epoch = self.broker_epoch();
+        if epoch < 0 {
+            return;
+        }
+        let hb = Heartbeat {
+            broker_id: self.node_id,
+            broker_epoch: epoch,
+            metadata_offset: self.applied(),
+            want_fence: true,
+            want_shut_down: true,
+        };
+        match self.call(ControllerRpc::Heartbeat(hb), timeout).await {
+            Ok(ControllerRpcReply::Heartbeat(r)) if r.should_shut_down => {
+                tracing::info!(node = self.node_id, "controlled shutdown done")
+            }
+            Ok(other) => tracing::warn!(reply = ?other, "unexpected controlled shutdown answer"),
+            Err(e) => {
+                tracing::warn!(error = %e, "controlled shutdown failed; the session will expire")
+            }
         }
     }
 

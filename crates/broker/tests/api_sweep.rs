@@ -1149,6 +1149,63 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
                 )
                 .await
             }
+            ApiKey::OffsetForLeaderEpoch => {
+                check(
+                    c,
+                    range,
+                    |_| {
+                        OffsetForLeaderEpochRequest::default()
+                            .with_replica_id(BrokerId(-1))
+                            .with_topics(vec![
+                                offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                                    .with_topic(TopicName(s("sweep")))
+                                    .with_partitions(
+                                        [0, 9]
+                                            .into_iter()
+                                            .map(|p| {
+                                                offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                                                    .with_partition(p)
+                                                    .with_current_leader_epoch(-1)
+                                                    .with_leader_epoch(0)
+                                            })
+                                            .collect(),
+                                    ),
+                            ])
+                    },
+                    |v, r| {
+                        let ps = &r.topics[0].partitions;
+                        assert_eq!((ps[0].error_code, ps[0].leader_epoch), (0, 0), "v{v}");
+                        assert!(ps[0].end_offset > 0, "v{v}: epoch 0 ends at the log end");
+                        assert_eq!(ps[1].error_code, UNKNOWN_TOPIC_OR_PARTITION, "v{v}");
+                    },
+                )
+                .await
+            }
+            ApiKey::WriteTxnMarkers => {
+                check(
+                    c,
+                    range,
+                    |_| {
+                        WriteTxnMarkersRequest::default().with_markers(vec![
+                            write_txn_markers_request::WritableTxnMarker::default()
+                                .with_producer_id(ProducerId(999_999))
+                                .with_producer_epoch(0)
+                                .with_transaction_result(false)
+                                .with_topics(vec![
+                                    write_txn_markers_request::WritableTxnMarkerTopic::default()
+                                        .with_name(TopicName(s("sweep")))
+                                        .with_partition_indexes(vec![0, 9]),
+                                ]),
+                        ])
+                    },
+                    |v, r| {
+                        let ps = &r.markers[0].topics[0].partitions;
+                        assert_eq!(ps[0].error_code, 0, "v{v}: the marker is written");
+                        assert_eq!(ps[1].error_code, UNKNOWN_TOPIC_OR_PARTITION, "v{v}");
+                    },
+                )
+                .await
+            }
             other => panic!("{other:?} is advertised but this test does not know it: add it"),
         }
     }

@@ -81,6 +81,8 @@ const KAFKA_MAX: &[(ApiKey, i16)] = &[
     (ApiKey::ListConfigResources, 1),
     (ApiKey::GetTelemetrySubscriptions, 0),
     (ApiKey::PushTelemetry, 0),
+    (ApiKey::OffsetForLeaderEpoch, 4),
+    (ApiKey::WriteTxnMarkers, 1),
 ];
 
 /// What the broker advertises: (key, min, max) in its order.

@@ -31,6 +31,7 @@ fn settings() -> TopicSettings {
         min_compaction_lag_ms: 0,
         max_compaction_lag_ms: i64::MAX,
         delete_retention_ms: 86_400_000,
+        min_insync_replicas: 1,
         log_config: LogConfig {
             segment_bytes: 2048,
             index_interval_bytes: 100,

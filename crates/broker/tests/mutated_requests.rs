@@ -92,6 +92,8 @@ fn default_body(key: ApiKey, v: i16) -> Option<Vec<u8>> {
         ApiKey::PushTelemetry => encoded::<PushTelemetryRequest>(v),
         ApiKey::ListConfigResources => encoded::<ListConfigResourcesRequest>(v),
         ApiKey::DescribeTopicPartitions => encoded::<DescribeTopicPartitionsRequest>(v),
+        ApiKey::OffsetForLeaderEpoch => encoded::<OffsetForLeaderEpochRequest>(v),
+        ApiKey::WriteTxnMarkers => encoded::<WriteTxnMarkersRequest>(v),
         other => panic!("{other:?} is advertised but this test does not know it: add it"),
     }
 }

@@ -297,6 +297,26 @@ impl QuorumController {
         if b.epoch != hb.broker_epoch {
             return Err(ControllerFailure::StaleBrokerEpoch(hb.broker_epoch));
         }
+        if hb.want_shut_down {
+            // A clean stop (SIGTERM): leaderships move to other live ISR members, the
+            // broker leaves the ISRs it shares and is fenced, and its session ends at
+            // once, so the restarted process may register without waiting for it.
+            let (id, epoch) = (hb.broker_id, b.epoch);
+            self.quorum
+                .commit(|img| Ok(shutdown_records(img, id, epoch)))
+                .await?;
+            lock(&self.sessions).remove(&id);
+            tracing::info!(
+                broker = id,
+                epoch,
+                "broker shut down: leaderships moved, fenced"
+            );
+            return Ok(HeartbeatReply {
+                is_caught_up: true,
+                is_fenced: true,
+                should_shut_down: true,
+            });
+        }
         self.renew(hb.broker_id, b.epoch, b.incarnation_id);
         let caught_up = hb.metadata_offset >= b.epoch;
         let mut fenced = b.fenced;
@@ -496,6 +516,28 @@ pub fn fence_records(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> 
         }
     }
     out
+}
+
+/// Records for a broker's clean stop: like [`fence_records`], except that a partition
+/// no other live ISR member can take over keeps its leader and ISR (it is offline while
+/// the broker is down, and back without a metadata change when it returns: a single
+/// node's restart writes no record per partition).
+pub fn shutdown_records(image: &MetadataImage, broker: i32, epoch: i64) -> Vec<MetadataRecord> {
+    if image.brokers.get(&broker).is_none_or(|b| b.epoch != epoch) {
+        return Vec::new();
+    }
+    fence_records(image, broker)
+        .into_iter()
+        .filter(|r| {
+            !matches!(
+                r,
+                MetadataRecord::PartitionChangeRecord {
+                    leader: Some(-1),
+                    ..
+                }
+            )
+        })
+        .collect()
 }
 
 /// Records that unfence `broker` at `epoch`: its registration, and leadership of every

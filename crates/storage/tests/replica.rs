@@ -176,3 +176,31 @@ fn idempotent_state_is_rebuilt_on_the_follower_and_after_truncation() {
     assert!(!info.duplicate);
     assert_eq!(info.base_offset, 2);
 }
+
+#[test]
+fn truncating_inside_the_only_segment_keeps_the_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p");
+    let mut log = Log::open(&path, LogConfig::default(), false, 0).unwrap();
+    for i in 0..6 {
+        leader_append(&mut log, 2, i, 1);
+    }
+    log.truncate_to(7, 0).unwrap();
+    assert_eq!(
+        log.log_start_offset(),
+        0,
+        "the data below the cut is still there"
+    );
+    assert_eq!(log.log_end_offset(), 6);
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!(
+        log.read(0, 1 << 20, true, i64::MAX)
+            .unwrap()
+            .bytes
+            .is_empty(),
+        false
+    );
+    drop(log);
+    let log = Log::open(&path, LogConfig::default(), false, 0).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 6));
+}

@@ -184,8 +184,11 @@ impl GroupCoordinator {
             return Err(GroupError::CoordinatorNotAvailable);
         }
         let owner = self.owner(broker, group);
-        if let Owner::Elsewhere { .. } = owner {
-            return Err(GroupError::NotCoordinator);
+        match &owner {
+            Owner::Elsewhere { .. } => return Err(GroupError::NotCoordinator),
+            // Led here again under a new epoch: stale tasks go before one is handed out.
+            Owner::Online(p) => self.ensure_replayed(broker, p).await?,
+            _ => {}
         }
         if let Some(tx) = lock(&self.groups).get(group).filter(|t| !t.is_closed()) {
             return Ok(Some(tx.clone()));

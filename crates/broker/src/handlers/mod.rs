@@ -50,6 +50,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod produce_txn;
 pub mod push_telemetry;
@@ -110,6 +111,7 @@ pub const SUPPORTED: &[ApiSpec] = &[
     describe_topic_partitions::SPEC,
     update_features::SPEC,
     write_txn_markers::SPEC,
+    offset_for_leader_epoch::SPEC,
 ];
 
 /// Capacity a connection's decompression buffer may keep between requests. One request
@@ -422,6 +424,9 @@ async fn route(
         }),
         ApiKey::DescribeProducers => call!(buf, ctx, m::DescribeProducersRequest, |r| {
             describe_producers::handle(broker, ctx, r)
+        }),
+        ApiKey::OffsetForLeaderEpoch => call!(buf, ctx, m::OffsetForLeaderEpochRequest, |r| {
+            offset_for_leader_epoch::handle(broker, ctx, r)
         }),
         ApiKey::WriteTxnMarkers => call!(buf, ctx, m::WriteTxnMarkersRequest, |r| {
             write_txn_markers::handle(broker, ctx, r)

@@ -204,8 +204,13 @@ impl TxnCoordinator {
             .map(|(id, _)| id.clone())
             .collect();
         for id in pending {
-            if let Err(e) = self.handle(broker, &id, false).await {
-                tracing::error!(transactional_id = %id, error = %e, "cannot resume transaction");
+            match self.handle(broker, &id, false).await {
+                Ok(_) => {}
+                // Another broker leads its partition: that coordinator resumes it.
+                Err(TxnError::NotCoordinator) => {}
+                Err(e) => {
+                    tracing::error!(transactional_id = %id, error = %e, "cannot resume transaction")
+                }
             }
         }
     }
@@ -260,8 +265,11 @@ impl TxnCoordinator {
             return Err(TxnError::CoordinatorNotAvailable);
         }
         let owner = self.owner(broker, id);
-        if let Owner::Elsewhere { .. } = owner {
-            return Err(TxnError::NotCoordinator);
+        match &owner {
+            Owner::Elsewhere { .. } => return Err(TxnError::NotCoordinator),
+            // Led here again under a new epoch: stale tasks go before one is handed out.
+            Owner::Online(p) => self.ensure_replayed(broker, p).await?,
+            _ => {}
         }
         if let Some(tx) = lock(&self.txns).get(id).filter(|t| !t.is_closed()) {
             return Ok(Some(tx.clone()));

@@ -141,8 +141,8 @@ impl Log {
                 if let Some(seg) = self.segments.get(&base) {
                     seg.shared_file()?.set_len(pos)?;
                 }
-                // Its indexes are rebuilt when the log reopens.
-                self.segments.remove(&base);
+                // Its indexes are rebuilt when the log reopens (the segment stays: it
+                // keeps the data below the cut, and the log's start with it).
                 for ext in ["index", "timeindex"] {
                     match std::fs::remove_file(self.dir.join(crate::file_name(base, ext))) {
                         Ok(()) => {}
