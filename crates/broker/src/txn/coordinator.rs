@@ -30,6 +30,9 @@ use crate::replica_manager::ReplicaManager;
 
 pub const TXN_TOPIC: &str = "__transaction_state";
 
+/// Partitions by topic name and index.
+type PartitionSet = BTreeSet<(String, i32)>;
+
 pub(super) type Reply<T> = oneshot::Sender<Result<T, TxnError>>;
 
 pub(super) enum Command {
@@ -77,7 +80,7 @@ pub struct TxnCoordinator {
     /// Partitions led here that another broker's coordinator already added to a
     /// producer's transaction (transactions v2), by (producer id, epoch): asked once
     /// per transaction, not once per produce. Forgotten when the marker arrives.
-    remote_added: Mutex<HashMap<(i64, i16), BTreeSet<(String, i32)>>>,
+    remote_added: Mutex<HashMap<(i64, i16), PartitionSet>>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

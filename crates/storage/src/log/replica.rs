@@ -118,7 +118,7 @@ impl Log {
         }
         let keep_from = match (restart_at, cut) {
             (Some(_), _) => i64::MIN,
-            (None, Some((base, pos, _))) if pos == 0 => base - 1,
+            (None, Some((base, 0, _))) => base - 1,
             (None, Some((base, _, _))) => base,
             (None, None) => offset,
         };
