@@ -287,7 +287,18 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
             };
             if p.is_leader() && check_leader_epoch(&p, sp.current_leader_epoch).is_ok() {
                 if let Some(isr) = p.record_follower_fetch(replica, sp.fetch_offset) {
-                    crate::replication::alter_partition(broker, &p, isr);
+                    // Only an unfenced broker may join an ISR (KIP-841): a restarted one
+                    // still catching up with the metadata is not proposed (the controller
+                    // would refuse it, once per fetch).
+                    let eligible = image
+                        .brokers
+                        .get(&replica)
+                        .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown);
+                    if eligible {
+                        crate::replication::alter_partition(broker, &p, isr);
+                    } else {
+                        p.alter_partition_failed();
+                    }
                 }
             }
             start_hw.push(p.high_watermark());
