@@ -678,9 +678,19 @@ async fn a_marker_for_an_offline_partition_waits_for_it() {
     let good = b.broker.replicas.partition("good", 0).unwrap();
     assert_eq!(good.last_stable_offset(), good.high_watermark());
 
-    // Repaired, and opened again at the next metadata change.
-    std::fs::remove_dir(&seg).unwrap();
-    std::fs::rename(&saved, &seg).unwrap();
+    // Repaired, and opened again at the next metadata change. The segment and the
+    // directory standing in for it swap places in one step (RENAME_EXCHANGE): a metadata
+    // change applied in between would otherwise open the partition with no segment and
+    // start it empty.
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        &saved,
+        rustix::fs::CWD,
+        &seg,
+        rustix::fs::RenameFlags::EXCHANGE,
+    )
+    .unwrap();
+    std::fs::remove_dir(&saved).unwrap();
     c.create_topic("unrelated", 1).await;
     let mut state = String::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
