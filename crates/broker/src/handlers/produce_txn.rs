@@ -31,6 +31,9 @@ pub async fn add_implicitly(broker: &Arc<Broker>, version: i16, req: &ProduceReq
     }
     let image = broker.metadata.image();
     let mut producer = None;
+    // Every transactional partition of the request (hosted here, one producer), and
+    // those of them not yet in the transaction this broker knows of.
+    let mut all = Vec::new();
     let mut wanted = Vec::new();
     for topic in &req.topic_data {
         // v13 names topics by id.
@@ -56,6 +59,7 @@ pub async fn add_implicitly(broker: &Arc<Broker>, version: i16, req: &ProduceReq
             if (h.producer_id, h.producer_epoch) != (pid, epoch) {
                 continue; // one producer per request; the verification refuses the rest
             }
+            all.push((name.clone(), pd.index));
             if broker
                 .txns
                 .verify_produce(broker, id, pid, epoch, &name, pd.index)
@@ -71,10 +75,7 @@ pub async fn add_implicitly(broker: &Arc<Broker>, version: i16, req: &ProduceReq
         // AddPartitionsToTxn, v4+), as Kafka's AddPartitionsToTxnManager does. Every
         // transactional partition of the request is named; ones already in the
         // transaction are no change there.
-        let missing =
-            broker
-                .txns
-                .not_yet_added_remotely(pid, epoch, request_partitions(&image, req));
+        let missing = broker.txns.not_yet_added_remotely(pid, epoch, all);
         if missing.is_empty() {
             return;
         }
@@ -96,35 +97,6 @@ pub async fn add_implicitly(broker: &Arc<Broker>, version: i16, req: &ProduceReq
     {
         tracing::debug!(transactional_id = %id.as_str(), error = %e, "implicit add to a transaction refused");
     }
-}
-
-/// The partitions of `req`'s transactional batches, by name.
-fn request_partitions(
-    image: &gregor_metadata::MetadataImage,
-    req: &ProduceRequest,
-) -> Vec<(String, i32)> {
-    let mut out = Vec::new();
-    for topic in &req.topic_data {
-        let name = if topic.name.0.is_empty() {
-            match image.topic_by_id(&topic.topic_id) {
-                Some(t) => t.name.clone(),
-                None => continue,
-            }
-        } else {
-            topic.name.0.to_string()
-        };
-        for pd in &topic.partition_data {
-            let transactional = pd
-                .records
-                .as_ref()
-                .and_then(|r| BatchHeader::parse(r).ok())
-                .is_some_and(|h| h.is_transactional() && !h.is_control());
-            if transactional {
-                out.push((name.clone(), pd.index));
-            }
-        }
-    }
-    out
 }
 
 /// AddPartitionsToTxn v5 (the inter-broker form) to the coordinator `coordinator`.
