@@ -206,6 +206,16 @@ impl LogStore {
             .or(g.purged.map(|p| p.index))
     }
 
+    /// The id of the last entry (or of the last purged one when none is left).
+    pub(crate) fn last_log_id(&self) -> Option<LogId<NodeId>> {
+        let g = self.lock();
+        g.entries
+            .values()
+            .next_back()
+            .map(|(e, _)| e.log_id)
+            .or(g.purged)
+    }
+
     pub(crate) fn committed(&self) -> Option<LogId<NodeId>> {
         self.lock().committed
     }
@@ -356,15 +366,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, SErr> {
-        let g = self.lock();
-        let last = g
-            .entries
-            .values()
-            .next_back()
-            .map(|(e, _)| e.log_id)
-            .or(g.purged);
+        let last = self.last_log_id();
         Ok(LogState {
-            last_purged_log_id: g.purged,
+            last_purged_log_id: self.lock().purged,
             last_log_id: last,
         })
     }

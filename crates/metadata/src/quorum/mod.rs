@@ -43,6 +43,7 @@ mod follower;
 mod log_store;
 mod network;
 mod node;
+mod prevote;
 mod rpc;
 mod state_machine;
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use futures::StreamExt;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
 use tokio::net::TcpListener;
@@ -17,7 +18,8 @@ use super::dirs::{self, QuorumState};
 use super::follower::ObserverTable;
 use super::log_store::LogStore;
 use super::network::{NetworkFactory, PeerTimes};
-use super::rpc::{self, AppHandler, ServerCtx};
+use super::prevote::{ElectionTimer, PreVoteRequest};
+use super::rpc::{self, AppHandler, Reply, Request, RpcClient, ServerCtx};
 use super::state_machine::{SmShared, StateMachine};
 use super::{
     now_ms, MetaEntry, QuorumConfig, QuorumError, QuorumStatus, ReplicaStatus, TypeConfig,
@@ -99,6 +101,8 @@ impl MetadataQuorum {
             install_snapshot_timeout: election.max(1000),
             snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: KEEP_BEHIND_SNAPSHOT,
+            // Among several voters, elections start only after a pre-vote (see `prevote`).
+            enable_elect: cfg.voters.len() <= 1,
             ..Default::default()
         }
         .validate()
@@ -117,6 +121,11 @@ impl MetadataQuorum {
             .map_err(fatal)?;
         let (stop, stop_rx) = watch::channel(false);
         let observers = Arc::new(ObserverTable::default());
+        let timer = Arc::new(ElectionTimer::new(
+            Duration::from_millis(election),
+            Duration::from_millis(election * 2),
+            me as u64 ^ u64::from(std::process::id()) << 20,
+        ));
         let mut tasks = Vec::new();
         if let Some(listener) = listener {
             let ctx = Arc::new(ServerCtx {
@@ -126,6 +135,7 @@ impl MetadataQuorum {
                 log: log.clone(),
                 sm: sm_shared.clone(),
                 observers: observers.clone(),
+                timer: timer.clone(),
             });
             tasks.push(tokio::spawn(rpc::serve(listener, ctx, stop_rx.clone())));
         }
@@ -194,7 +204,20 @@ impl MetadataQuorum {
                 .await?;
             quorum.after_election().await?;
         } else {
-            let task = tokio::spawn(leader_watch(Arc::downgrade(&quorum), stop_rx));
+            let task = tokio::spawn(leader_watch(Arc::downgrade(&quorum), stop_rx.clone()));
+            quorum.push_task(task);
+            let peers = cfg
+                .voters
+                .iter()
+                .filter(|(&id, _)| id != me)
+                .map(|(_, addr)| RpcClient::new(addr.clone(), cfg.cluster_id.clone(), me))
+                .collect();
+            let task = tokio::spawn(election_loop(
+                Arc::downgrade(&quorum),
+                timer,
+                peers,
+                stop_rx,
+            ));
             quorum.push_task(task);
         }
         Ok(quorum)
@@ -518,6 +541,77 @@ async fn leader_watch(quorum: Weak<MetadataQuorum>, mut stop: watch::Receiver<bo
         tokio::select! {
             r = metrics.changed() => if r.is_err() { return },
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Runs elections among several voters: after an election timeout without a leader,
+/// a pre-vote; with a majority of yeses, a real election (see `prevote`).
+async fn election_loop(
+    quorum: Weak<MetadataQuorum>,
+    timer: Arc<ElectionTimer>,
+    peers: Vec<RpcClient>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(timer.next_wait()) => {}
+            _ = stop.changed() => return,
+        }
+        let Some(q) = quorum.upgrade() else { return };
+        if q.is_leader() {
+            timer.heard_from_leader();
+            continue;
+        }
+        if !timer.expired() {
+            continue;
+        }
+        let term = q.raft.metrics().borrow().current_term + 1;
+        let req = PreVoteRequest {
+            term,
+            last_log_id: q.log.last_log_id(),
+        };
+        let voters = peers.len() + 1;
+        let majority = voters / 2 + 1;
+        // Peers answer within half an election timeout, or count as a no.
+        let ttl = timer.timeout_min() / 2;
+        let mut asks: futures::stream::FuturesUnordered<_> = peers
+            .iter()
+            .map(|client| {
+                let req = Request::PreVote(req.clone());
+                async move {
+                    matches!(
+                        client.call(req, &[], ttl).await,
+                        Ok((Reply::PreVote(true), _))
+                    )
+                }
+            })
+            .collect();
+        let mut yes = 1;
+        while yes < majority {
+            match asks.next().await {
+                Some(true) => yes += 1,
+                Some(false) => {}
+                None => break,
+            }
+        }
+        drop(asks);
+        // Meanwhile a leader may have spoken, or this voter voted for another: the
+        // pre-vote is stale then.
+        let still = timer.expired() && q.raft.metrics().borrow().current_term + 1 == term;
+        if yes >= majority && still {
+            tracing::info!(
+                term,
+                votes = yes,
+                "metadata quorum: pre-vote won; standing for election"
+            );
+            // The election gets a full timeout before this voter stands again.
+            timer.heard_from_leader();
+            if q.raft.trigger().elect().await.is_err() {
+                return;
+            }
+        } else {
+            tracing::debug!(term, votes = yes, "metadata quorum: pre-vote lost");
         }
     }
 }

@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 
 use super::follower::{serve_fetch, ObserverTable};
 use super::log_store::LogStore;
+use super::prevote::{ElectionTimer, PreVoteRequest};
 use super::state_machine::SmShared;
 use super::{MetaEntry, QuorumError, TypeConfig};
 
@@ -67,6 +68,8 @@ pub(crate) enum Request {
     Fetch {
         offset: i64,
     },
+    /// Would the peer vote for the sender (see `prevote`)?
+    PreVote(PreVoteRequest),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -77,6 +80,8 @@ pub(crate) enum Reply {
     /// The blob is the application response.
     App,
     Fetch(FetchReply),
+    /// The pre-vote is granted.
+    PreVote(bool),
     WrongCluster {
         ours: String,
     },
@@ -316,6 +321,7 @@ pub(crate) struct ServerCtx {
     pub(crate) log: LogStore,
     pub(crate) sm: Arc<SmShared>,
     pub(crate) observers: Arc<ObserverTable>,
+    pub(crate) timer: Arc<ElectionTimer>,
 }
 
 /// Accepts connections until `shutdown` turns true; dropping the task drops every
@@ -388,20 +394,43 @@ async fn connection(mut stream: TcpStream, ctx: Arc<ServerCtx>) {
 
 async fn dispatch(ctx: &ServerCtx, from: i32, body: Request, blob: Vec<u8>) -> (Reply, Vec<u8>) {
     match body {
-        Request::Append(rpc) => (
-            Reply::Append(ctx.raft.append_entries(rpc).await),
-            Vec::new(),
-        ),
-        Request::Vote(rpc) => (Reply::Vote(ctx.raft.vote(rpc).await), Vec::new()),
+        Request::Append(rpc) => {
+            let r = ctx.raft.append_entries(rpc).await;
+            // Accepted, or refused only for a log mismatch: a current leader spoke.
+            if matches!(
+                r,
+                Ok(AppendEntriesResponse::Success
+                    | AppendEntriesResponse::PartialSuccess(_)
+                    | AppendEntriesResponse::Conflict)
+            ) {
+                ctx.timer.heard_from_leader();
+            }
+            (Reply::Append(r), Vec::new())
+        }
+        Request::Vote(rpc) => {
+            let r = ctx.raft.vote(rpc).await;
+            if r.as_ref().is_ok_and(|v| v.vote_granted) {
+                ctx.timer.heard_from_leader();
+            }
+            (Reply::Vote(r), Vec::new())
+        }
         Request::Snapshot { vote, meta } => {
             let snapshot = Snapshot {
                 meta,
                 snapshot: Box::new(blob),
             };
             let r = ctx.raft.install_full_snapshot(vote, snapshot).await;
+            // Answered with our vote: not above the sender's means it was accepted.
+            if r.as_ref().is_ok_and(|resp| resp.vote <= vote) {
+                ctx.timer.heard_from_leader();
+            }
             (Reply::Snapshot(r), Vec::new())
         }
         Request::App => (Reply::App, ctx.app.handle(from, blob).await),
         Request::Fetch { offset } => serve_fetch(ctx, from, offset).await,
+        Request::PreVote(req) => (
+            Reply::PreVote(ctx.timer.answer(&ctx.raft, ctx.log.last_log_id(), &req)),
+            Vec::new(),
+        ),
     }
 }
