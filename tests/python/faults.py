@@ -430,6 +430,19 @@ class FaultCluster:
 
         return wait_until(ask, timeout=timeout, what="the active controller", interval=0.5)
 
+    def quorum(self, via):
+        """(leader, epoch) of the metadata quorum as node `via` reports it, or None."""
+        import json
+
+        from conftest import BIN
+
+        r = subprocess.run([BIN, "cluster", "quorum", "-b", self.node(via).bootstrap, "--output", "json"],
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            return None
+        q = json.loads(r.stdout)
+        return q.get("leader"), q.get("epoch")
+
     def leader_of(self, topic, partition=0):
         layout = self.layout(topic)
         return layout[partition][0] if layout and partition in layout else -1
@@ -445,12 +458,17 @@ class FaultCluster:
         return wait_until(found, timeout=timeout, what=f"a leader for {topic}-{partition} outside {exclude}", interval=0.2)
 
     def wait_healthy(self, topic, partitions=None, full_isr=False, timeout=90.0):
-        """Waits until every partition has a live leader (and, with `full_isr`, every
-        replica in its ISR)."""
+        """Waits until every live node reports every partition with a live leader (and,
+        with `full_isr`, every replica in its ISR), all of them the same layout."""
 
         def healthy():
-            layout = self.layout(topic)
-            if not layout or (partitions is not None and len(layout) != partitions):
+            # Every live node's view, and the same one: a node that was paused or cut
+            # may still answer with what it knew before (its metadata catches up after).
+            views = [self.layout(topic, via=n.id) for n in self.nodes if n.alive()]
+            layout = views[0] if views else None
+            if not layout or any(v != layout for v in views):
+                return False
+            if partitions is not None and len(layout) != partitions:
                 return False
             live = {n.id for n in self.nodes if n.alive()}
             for leader, replicas, isr in layout.values():

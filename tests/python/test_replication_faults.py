@@ -165,6 +165,30 @@ def test_a_paused_leader_is_replaced_and_acknowledges_nothing_the_new_leader_lac
     assert_clean(fc, w.check(), recovered=recovered)
 
 
+def test_a_voter_paused_past_its_election_timeout_rejoins_without_an_election(fault_cluster):
+    """Pre-vote (KIP-996): a voter paused longer than the election timeout wakes up with
+    its election timer expired. Before raising the term it asks whether it could win, is
+    told no (the others still hear from the controller) and follows: the controller and
+    its epoch stay, and the woken node's metadata catches up at once. Without pre-vote its
+    higher term would depose the controller and leave the cluster without one until a
+    new election."""
+    fc = fault_cluster()
+    controller = fc.controller()
+    before = wait_until(lambda: fc.quorum(controller), timeout=30, what="the quorum's state")
+    voter = next(n.id for n in fc.nodes if n.id != controller)
+    fc.pause(voter)
+    try:
+        # Long enough for every election timer to run out (and more): the partitions'
+        # leaders drop the paused node from their ISRs.
+        wait_until(lambda: all(voter not in isr for _, _, isr in (fc.layout(TOPIC, via=controller) or {0: (0, 0, [voter])}).values()),
+                   timeout=30, what=f"node {voter} out of every ISR", interval=0.25)
+    finally:
+        fc.resume(voter)
+    fc.wait_healthy(TOPIC, PARTITIONS, full_isr=True, timeout=45)
+    assert fc.quorum(voter) == before, f"node {voter} after resuming: {fc.quorum(voter)}, before: {before}"
+    assert fc.quorum(controller) == before, f"an election happened: {fc.quorum(controller)}, before: {before}"
+
+
 def test_a_rolling_restart_under_load_shows_only_retriable_errors(fault_cluster):
     fc = fault_cluster()
     recovered = None
