@@ -29,6 +29,8 @@ pub enum ReplicaError {
     FencedLeaderEpoch,
     #[error("The leader epoch in the request is newer than the epoch on the broker.")]
     UnknownLeaderEpoch,
+    #[error("The leader was just elected and its high watermark has not reached the start of its epoch yet.")]
+    OffsetNotAvailable,
     #[error("storage: {0}")]
     Storage(LogError),
     #[error("The partition's log could not be opened; it is offline on this broker.")]
@@ -64,6 +66,7 @@ pub fn replica_error_code(e: &ReplicaError) -> ResponseError {
         ReplicaError::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
         ReplicaError::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
         ReplicaError::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
+        ReplicaError::OffsetNotAvailable => ResponseError::OffsetNotAvailable,
         ReplicaError::Storage(s) => log_error_code(s),
     }
 }
@@ -272,6 +275,7 @@ mod tests {
             (ReplicaError::OffsetOutOfRange, 1),
             (ReplicaError::FencedLeaderEpoch, 74),
             (ReplicaError::UnknownLeaderEpoch, 75),
+            (ReplicaError::OffsetNotAvailable, 78),
             (
                 ReplicaError::Storage(LogError::Io(std::io::Error::other("disk"))),
                 56,

@@ -284,6 +284,17 @@ impl Partition {
         Ok(transition)
     }
 
+    /// As a newly elected leader: whether the high watermark is still below the start
+    /// of this leader's epoch (it learns where the ISR is only as followers fetch). Until
+    /// then the latest offset it could name might be lower than one a client already saw
+    /// from the previous leader: Kafka answers OFFSET_NOT_AVAILABLE, and so do we.
+    pub fn high_watermark_below_epoch_start(&self) -> bool {
+        let hw = self.high_watermark();
+        self.replicas.lock().is_ok_and(|r| {
+            r.role() == crate::replication::state::Role::Leader && r.epoch_start_offset > hw
+        })
+    }
+
     /// This broker's id.
     pub fn replica_id(&self) -> i32 {
         self.replicas.lock().map(|r| r.me).unwrap_or(-1)

@@ -79,17 +79,26 @@ impl EpochCache {
         true
     }
 
-    /// The largest epoch at or below `requested` and the offset where it ends (the start
-    /// of the next epoch, or `log_end` for the latest): Kafka's `endOffsetFor`.
-    /// `(-1, -1)` when no epoch at or below `requested` is known.
+    /// Kafka's `endOffsetFor`: the largest epoch at or below `requested` and the offset
+    /// where it ends (the start of the next epoch, or `log_end` for the latest). When
+    /// `requested` is older than every epoch here, `requested` itself and the start of the
+    /// first one (what it ended at is gone from this log). `(-1, -1)` when `requested`
+    /// is undefined or newer than every epoch here.
     pub fn end_offset_for(&self, requested: i32, log_end: i64) -> (i32, i64) {
-        let idx = self.entries.partition_point(|&(e, _)| e <= requested);
-        if idx == 0 {
+        if requested < 0 {
             return (-1, -1);
         }
-        let epoch = self.entries[idx - 1].0;
-        let end = self.entries.get(idx).map_or(log_end, |&(_, s)| s);
-        (epoch, end)
+        if self.entries.last().is_some_and(|&(e, _)| e == requested) {
+            return (requested, log_end);
+        }
+        let idx = self.entries.partition_point(|&(e, _)| e <= requested);
+        let Some(&(_, higher_start)) = self.entries.get(idx) else {
+            return (-1, -1);
+        };
+        match idx.checked_sub(1).and_then(|i| self.entries.get(i)) {
+            Some(&(floor, _)) => (floor, higher_start),
+            None => (requested, higher_start),
+        }
     }
 
     /// The offset where `epoch` started, if it wrote here.
@@ -120,7 +129,12 @@ mod tests {
         assert!(c.assign(3, 10));
         assert!(!c.assign(3, 12), "the same epoch again is no change");
         assert!(!c.assign(2, 20), "an older epoch is ignored");
-        assert_eq!(c.end_offset_for(0, 30), (-1, -1));
+        assert_eq!(c.end_offset_for(-1, 30), (-1, -1));
+        assert_eq!(
+            c.end_offset_for(0, 30),
+            (0, 0),
+            "older than every epoch: itself, ending where the first starts"
+        );
         assert_eq!(c.end_offset_for(1, 30), (1, 10));
         assert_eq!(
             c.end_offset_for(2, 30),
@@ -128,7 +142,8 @@ mod tests {
             "unknown epoch: the one below"
         );
         assert_eq!(c.end_offset_for(3, 30), (3, 30));
-        assert_eq!(c.end_offset_for(9, 30), (3, 30));
+        assert_eq!(c.end_offset_for(9, 30), (-1, -1), "newer than every epoch");
+        assert_eq!(EpochCache::default().end_offset_for(1, 30), (-1, -1));
         assert_eq!(c.start_of(3), Some(10));
     }
 

@@ -110,7 +110,7 @@ fn read_partition(
     // data itself is sent later, from the file, with no lock held.
     let read = p.log().map_err(ReplicaError::from).and_then(|log| {
         if let Fetcher::Follower(_) = fetcher {
-            if let Some(d) = divergence(&log, sp) {
+            if let Some(d) = divergence(&log, sp)? {
                 out.diverging = Some(d);
                 return Ok(None);
             }
@@ -137,12 +137,20 @@ fn read_partition(
 /// Where a follower's log diverges from this leader's (KIP-595, Kafka's
 /// `Partition.readRecords`): the leader's largest epoch at or below the follower's last
 /// fetched epoch, if it is older than that epoch or ends before the fetch offset.
-fn divergence(log: &gregor_storage::Log, sp: &SessionPartition) -> Option<(i32, i64)> {
+/// An epoch this leader cannot place at all (newer than all of its own) is
+/// OFFSET_OUT_OF_RANGE, as in Kafka: the follower falls back to the high watermark.
+fn divergence(
+    log: &gregor_storage::Log,
+    sp: &SessionPartition,
+) -> Result<Option<(i32, i64)>, ReplicaError> {
     if sp.last_fetched_epoch < 0 {
-        return None;
+        return Ok(None);
     }
     let (epoch, end) = log.end_offset_for_epoch(sp.last_fetched_epoch);
-    (epoch < sp.last_fetched_epoch || end < sp.fetch_offset).then_some((epoch, end))
+    if epoch < 0 || end < 0 {
+        return Err(ReplicaError::OffsetOutOfRange);
+    }
+    Ok((epoch < sp.last_fetched_epoch || end < sp.fetch_offset).then_some((epoch, end)))
 }
 
 fn has_news(sp: &SessionPartition, r: &PartitionRead) -> bool {
@@ -285,7 +293,14 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
                 start_hw.push(-1);
                 continue;
             };
-            if p.is_leader() && check_leader_epoch(&p, sp.current_leader_epoch).is_ok() {
+            // A follower whose log diverges from this one's is not where its fetch offset
+            // says: it truncates first (the read below tells it where), and only its next
+            // fetch counts for the high watermark and the ISR.
+            let diverges = p
+                .log()
+                .map_or(true, |log| !matches!(divergence(&log, sp), Ok(None)));
+            if p.is_leader() && !diverges && check_leader_epoch(&p, sp.current_leader_epoch).is_ok()
+            {
                 if let Some(isr) = p.record_follower_fetch(replica, sp.fetch_offset) {
                     // Only an unfenced broker may join an ISR (KIP-841): a restarted one
                     // still catching up with the metadata is not proposed (the controller

@@ -76,6 +76,7 @@ fn visible_end(p: &Partition, isolation_level: i8) -> i64 {
 fn lookup(p: &Partition, timestamp: i64, isolation_level: i8) -> Result<(i64, i64), ReplicaError> {
     let end = visible_end(p, isolation_level);
     match timestamp {
+        LATEST if p.high_watermark_below_epoch_start() => Err(ReplicaError::OffsetNotAvailable),
         LATEST => Ok((-1, end)),
         EARLIEST | EARLIEST_LOCAL => Ok((-1, p.log_start_offset())),
         // No remote storage: nothing is tiered and nothing waits for upload.

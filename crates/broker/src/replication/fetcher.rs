@@ -160,6 +160,8 @@ async fn run(
                 }
                 match handle_partition(p, &pd) {
                     Ok(true) => progressed = true,
+                    // An error answer that changed nothing: back off before asking again.
+                    Ok(false) if pd.error_code != 0 => failed += 1,
                     Ok(false) => {}
                     Err(e) => {
                         failed += 1;
@@ -247,9 +249,18 @@ fn handle_partition(
     match ResponseError::try_from_code(pd.error_code) {
         None => {}
         Some(ResponseError::OffsetOutOfRange) => {
+            let end = p.log_end_offset();
             // Below the leader's log start: nothing here is on the leader any more.
-            if p.log_end_offset() < pd.log_start_offset {
+            if end < pd.log_start_offset {
                 p.truncate_fully_and_start_at(pd.log_start_offset)?;
+                return Ok(true);
+            }
+            // Past what the leader can place (an epoch it does not know, or an offset
+            // beyond its log): what is above its high watermark was never committed;
+            // start again from there.
+            let target = pd.high_watermark.max(p.high_watermark());
+            if pd.high_watermark >= 0 && end > target {
+                p.truncate_to(target)?;
                 return Ok(true);
             }
             return Ok(false);
