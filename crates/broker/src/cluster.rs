@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use gregor_metadata::active::{
-    ControllerFailure, ControllerRpc, ControllerRpcReply, Heartbeat, LifecycleConfig,
-    QuorumController, QuorumInfo, Registration, RpcService,
+    ControllerFailure, ControllerRpc, ControllerRpcReply, Heartbeat, LeaderBalance,
+    LifecycleConfig, QuorumController, QuorumInfo, Registration, RpcService,
 };
 use gregor_metadata::quorum::{MetadataFollower, MetadataQuorum, QuorumConfig, RpcClient};
 use gregor_metadata::{BrokerEndpoint, ControllerRequest, MetadataImage};
@@ -105,6 +105,10 @@ impl ClusterLink {
                 quorum.clone(),
                 LifecycleConfig {
                     session_timeout: Duration::from_millis(c.session_timeout_ms),
+                    leader_balance: c.leader_balance.map(|(secs, percent)| LeaderBalance {
+                        interval: Duration::from_secs(secs),
+                        max_imbalance_percent: percent,
+                    }),
                 },
             );
             let _ = service.0.set(controller.clone());

@@ -40,6 +40,9 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("broker.heartbeat.interval.ms", "2000"),
     ("broker.session.timeout.ms", "9000"),
     ("broker.rack", ""),
+    ("auto.leader.rebalance.enable", "true"),
+    ("leader.imbalance.check.interval.seconds", "300"),
+    ("leader.imbalance.per.broker.percentage", "10"),
     // Gregor's: the cluster id a new data directory is formatted with (what
     // `kafka-storage format -t` takes); empty makes a new one on a single node.
     ("cluster.id", ""),
@@ -208,6 +211,9 @@ pub struct ClusterConfig {
     pub election_timeout_ms: u64,
     pub heartbeat_interval_ms: u64,
     pub session_timeout_ms: u64,
+    /// `auto.leader.rebalance.enable`, `leader.imbalance.check.interval.seconds` and
+    /// `leader.imbalance.per.broker.percentage`: `None` when disabled.
+    pub leader_balance: Option<(u64, u32)>,
     /// Replication factors of the internal topics (capped by the live brokers).
     pub offsets_replication_factor: i16,
     pub txn_replication_factor: i16,
@@ -367,6 +373,30 @@ fn parse_cluster(
             "broker.session.timeout.ms",
             &get("broker.session.timeout.ms"),
         )?,
+        leader_balance: if boolean(
+            "auto.leader.rebalance.enable",
+            &get("auto.leader.rebalance.enable"),
+        )? {
+            Some((
+                positive(
+                    "leader.imbalance.check.interval.seconds",
+                    &get("leader.imbalance.check.interval.seconds"),
+                )?,
+                get("leader.imbalance.per.broker.percentage")
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|p| *p <= 100)
+                    .ok_or_else(|| {
+                        invalid(
+                            "leader.imbalance.per.broker.percentage",
+                            &get("leader.imbalance.per.broker.percentage"),
+                            "a percentage from 0 to 100",
+                        )
+                    })?,
+            ))
+        } else {
+            None
+        },
         offsets_replication_factor: positive(
             "offsets.topic.replication.factor",
             &get("offsets.topic.replication.factor"),

@@ -1206,6 +1206,28 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
                 )
                 .await
             }
+            ApiKey::ElectLeaders => {
+                check(
+                    c,
+                    range,
+                    |_| {
+                        ElectLeadersRequest::default()
+                            .with_election_type(0)
+                            .with_topic_partitions(Some(vec![
+                                elect_leaders_request::TopicPartitions::default()
+                                    .with_topic(TopicName(s("sweep")))
+                                    .with_partitions(vec![0, 9]),
+                            ]))
+                    },
+                    |v, r| {
+                        let ps = &r.replica_election_results[0].partition_result;
+                        // One node leads every partition it prefers: ELECTION_NOT_NEEDED.
+                        assert_eq!(ps[0].error_code, 84, "v{v}");
+                        assert_eq!(ps[1].error_code, UNKNOWN_TOPIC_OR_PARTITION, "v{v}");
+                    },
+                )
+                .await
+            }
             other => panic!("{other:?} is advertised but this test does not know it: add it"),
         }
     }

@@ -83,6 +83,7 @@ const KAFKA_MAX: &[(ApiKey, i16)] = &[
     (ApiKey::PushTelemetry, 0),
     (ApiKey::OffsetForLeaderEpoch, 4),
     (ApiKey::WriteTxnMarkers, 1),
+    (ApiKey::ElectLeaders, 2),
 ];
 
 /// What the broker advertises: (key, min, max) in its order.

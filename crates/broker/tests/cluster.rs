@@ -176,13 +176,21 @@ async fn three_nodes_share_metadata_and_survive_the_controller_stopping() {
         ],
     )
     .await;
-    // Every node lists every broker.
+    // Every node lists every broker (joining returns once registered; the unfencing that
+    // makes a broker visible follows with its next heartbeat).
     for node in &nodes {
-        let mut c = node.connect().await;
-        let md = metadata(&mut c, None).await;
-        let mut ids: Vec<i32> = md.brokers.iter().map(|b| b.node_id.0).collect();
-        ids.sort_unstable();
-        assert_eq!(ids, vec![1, 2, 3], "node {}", node.id);
+        let addr = node.addr;
+        eventually(
+            &format!("node {} listing brokers 1, 2, 3", node.id),
+            || async move {
+                let mut c = Client::connect_to(addr).await;
+                let md = metadata(&mut c, None).await;
+                let mut ids: Vec<i32> = md.brokers.iter().map(|b| b.node_id.0).collect();
+                ids.sort_unstable();
+                ids == vec![1, 2, 3]
+            },
+        )
+        .await;
     }
     // Created through node 2, seen the same from node 3, leaders spread.
     let mut c2 = nodes[1].connect().await;

@@ -94,6 +94,7 @@ fn default_body(key: ApiKey, v: i16) -> Option<Vec<u8>> {
         ApiKey::DescribeTopicPartitions => encoded::<DescribeTopicPartitionsRequest>(v),
         ApiKey::OffsetForLeaderEpoch => encoded::<OffsetForLeaderEpochRequest>(v),
         ApiKey::WriteTxnMarkers => encoded::<WriteTxnMarkersRequest>(v),
+        ApiKey::ElectLeaders => encoded::<ElectLeadersRequest>(v),
         other => panic!("{other:?} is advertised but this test does not know it: add it"),
     }
 }

@@ -26,6 +26,7 @@ mod bench_raw;
 mod cluster_up;
 mod conn;
 mod consume;
+mod elect;
 mod features;
 mod group;
 mod produce;
@@ -131,6 +132,12 @@ enum ClusterCommand {
     ///
     /// Example: gregor cluster quorum
     Quorum,
+    /// Leader elections (ElectLeaders): preferred (back to each partition's first
+    /// replica) or unclean (partitions without a live leader), on a topic's partitions or
+    /// on all of them.
+    ///
+    /// Example: gregor cluster elect-leaders --topic orders --partition 0,1
+    ElectLeaders(elect::ElectArgs),
     /// Start a local cluster of broker processes (data under ./gregor-cluster);
     /// Ctrl-C stops it.
     ///
@@ -222,6 +229,10 @@ fn main() {
             conn,
             cmd: ClusterCommand::Quorum,
         } => quorum::run(&conn),
+        Command::Cluster {
+            conn,
+            cmd: ClusterCommand::ElectLeaders(args),
+        } => elect::run(&conn, args),
         Command::Cluster {
             cmd: ClusterCommand::Up(args),
             ..

@@ -143,12 +143,25 @@ pub enum ControllerRpcReply {
 pub struct LifecycleConfig {
     /// `broker.session.timeout.ms`
     pub session_timeout: Duration,
+    /// `auto.leader.rebalance.enable`: every `leader.imbalance.check.interval.seconds`,
+    /// preferred elections for the brokers over `leader.imbalance.per.broker.percentage`.
+    pub leader_balance: Option<LeaderBalance>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LeaderBalance {
+    pub interval: Duration,
+    pub max_imbalance_percent: u32,
 }
 
 impl Default for LifecycleConfig {
     fn default() -> Self {
         Self {
             session_timeout: Duration::from_millis(9000),
+            leader_balance: Some(LeaderBalance {
+                interval: Duration::from_secs(300),
+                max_imbalance_percent: 10,
+            }),
         }
     }
 }
@@ -188,6 +201,9 @@ impl QuorumController {
             changed: tokio::sync::Notify::new(),
         });
         tokio::spawn(c.clone().fence_expired_sessions());
+        if let Some(balance) = c.config.leader_balance {
+            tokio::spawn(balance_leaders(Arc::downgrade(&c), balance));
+        }
         c
     }
 
@@ -465,6 +481,37 @@ impl AppHandler for RpcService {
             };
             serde_json::to_vec(&reply).unwrap_or_default()
         })
+    }
+}
+
+/// While this node is the active controller: every interval, preferred elections for the
+/// partitions of brokers whose leadership drifted past the threshold (after restarts,
+/// leaders stay where failover put them until then).
+async fn balance_leaders(controller: std::sync::Weak<QuorumController>, balance: LeaderBalance) {
+    loop {
+        tokio::time::sleep(balance.interval).await;
+        let Some(c) = controller.upgrade() else {
+            return;
+        };
+        if !c.quorum.is_leader() {
+            continue;
+        }
+        let moves = crate::election::imbalanced(&c.quorum.image(), balance.max_imbalance_percent);
+        if moves.is_empty() {
+            continue;
+        }
+        let kind = crate::election::ElectionType::Preferred;
+        match c
+            .quorum
+            .commit(|img| Ok(crate::election::election_records(img, kind, &moves)))
+            .await
+        {
+            Ok(_) => tracing::info!(
+                partitions = moves.len(),
+                "leadership given back to preferred replicas"
+            ),
+            Err(e) => tracing::warn!(error = %e, "preferred leader election failed"),
+        }
     }
 }
 

@@ -32,6 +32,7 @@
 pub mod active;
 pub mod client_metrics;
 pub mod controller;
+pub mod election;
 pub mod features;
 pub mod image;
 pub mod placement;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::controller::{self, ConfigOp, ControllerError, NewTopic};
 use crate::image::MetadataImage;
 use crate::records::MetadataRecord;
-use crate::{client_metrics, features, placement};
+use crate::{client_metrics, election, features, placement};
 
 /// One config operation: name, op, value.
 pub type ConfigOps = Vec<(String, ConfigOp, Option<String>)>;
@@ -66,6 +66,12 @@ pub enum ControllerRequest {
         partition_epoch: i32,
         new_isr: Vec<i32>,
     },
+    /// ElectLeaders: the elections of `kind` these partitions still need when decided
+    /// (see `election`); the others are left as they are.
+    ElectLeaders {
+        kind: election::ElectionType,
+        partitions: Vec<(uuid::Uuid, i32)>,
+    },
 }
 
 impl ControllerRequest {
@@ -120,6 +126,9 @@ impl ControllerRequest {
                 features::update_features(image, updates)
             }
             ControllerRequest::AllocateProducerIds => controller::allocate_producer_ids(image),
+            ControllerRequest::ElectLeaders { kind, partitions } => {
+                Ok(election::election_records(image, *kind, partitions))
+            }
             ControllerRequest::AlterPartition {
                 broker_id,
                 broker_epoch,

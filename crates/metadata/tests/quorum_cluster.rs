@@ -19,11 +19,16 @@ async fn three_voters_replicate_and_fail_over() {
     for other in c.converge(img.offset).await {
         assert!(other.topic("t1").is_some());
     }
-    // Every node has the bootstrap levels, committed once by the first leader.
+    // Every node gets the bootstrap levels, committed once by the first leader just
+    // after its election (possibly after t1, which any leader may take first).
     for q in c.nodes.values() {
+        let mut rx = q.subscribe();
+        let img = quorum_common::wait_image(&mut rx, 20, |i| {
+            i.feature_level(gregor_metadata::features::METADATA_VERSION) != 0
+        })
+        .await;
         assert_eq!(
-            q.image()
-                .feature_level(gregor_metadata::features::METADATA_VERSION),
+            img.feature_level(gregor_metadata::features::METADATA_VERSION),
             29
         );
     }

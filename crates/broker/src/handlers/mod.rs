@@ -33,6 +33,7 @@ pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
+pub mod elect_leaders;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
@@ -112,6 +113,7 @@ pub const SUPPORTED: &[ApiSpec] = &[
     update_features::SPEC,
     write_txn_markers::SPEC,
     offset_for_leader_epoch::SPEC,
+    elect_leaders::SPEC,
 ];
 
 /// Capacity a connection's decompression buffer may keep between requests. One request
@@ -430,6 +432,9 @@ async fn route(
         }),
         ApiKey::WriteTxnMarkers => call!(buf, ctx, m::WriteTxnMarkersRequest, |r| {
             write_txn_markers::handle(broker, ctx, r)
+        }),
+        ApiKey::ElectLeaders => call!(buf, ctx, m::ElectLeadersRequest, |r| {
+            elect_leaders::handle(broker, ctx, r)
         }),
         ApiKey::GetTelemetrySubscriptions => {
             call!(buf, ctx, m::GetTelemetrySubscriptionsRequest, |r| {

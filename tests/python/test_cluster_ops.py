@@ -1,0 +1,126 @@
+"""Operating a cluster: leader elections asked through confluent-kafka's AdminClient
+(ElectLeaders, preferred and unclean) and the controller's own preferred-leader
+balancing (`auto.leader.rebalance.enable`)."""
+import json
+import subprocess
+
+import pytest
+from confluent_kafka import ElectionType, KafkaError, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from cluster import Cluster
+from conftest import BIN, wait_until
+
+FAST = {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500"}
+TOPIC = "ops"
+
+
+@pytest.fixture
+def cluster_factory(tmp_path):
+    made = []
+
+    def make(**kw):
+        c = Cluster(tmp_path / f"cluster{len(made)}", **kw)
+        made.append(c)
+        return c.start()
+
+    yield make
+    for c in made:
+        c.kill_all()
+
+
+def layout(admin, topic):
+    """{partition: (leader, replicas in order, sorted isr)}, or None if not readable now."""
+    try:
+        md = admin.list_topics(topic=topic, timeout=5)
+    except Exception:
+        return None
+    t = md.topics.get(topic)
+    if t is None or t.error is not None or not t.partitions:
+        return None
+    return {p.id: (p.leader, list(p.replicas), sorted(p.isrs)) for p in t.partitions.values()}
+
+
+def setup(c, partitions=3):
+    admin = AdminClient({"bootstrap.servers": c.bootstrap, "log_level": 3})
+    admin.create_topics([NewTopic(TOPIC, partitions, 3)])[TOPIC].result(30)
+
+    def healthy():
+        lay = layout(admin, TOPIC)
+        return lay if lay and len(lay) == partitions and all(
+            sorted(r) == isr for _, r, isr in lay.values()) else None
+
+    return admin, wait_until(healthy, timeout=30, what="the topic with full ISRs")
+
+
+def move_leadership_away(c, admin, partition, stays_away=True):
+    """Stops the preferred leader of `partition` (a controlled shutdown moves its
+    leaderships), starts it again and waits until it is back in the partition's ISR.
+    Returns it: it is then in sync but no longer leads."""
+    preferred = layout(admin, TOPIC)[partition][1][0]
+    c.node(preferred).stop()
+    wait_until(lambda: (layout(admin, TOPIC) or {}).get(partition, (preferred,))[0] not in (preferred, -1),
+               timeout=30, what="leadership moved off the stopped node")
+    c.node(preferred).restart()
+    wait_until(lambda: preferred in (layout(admin, TOPIC) or {}).get(partition, (0, 0, []))[2],
+               timeout=30, what=f"node {preferred} back in the ISR")
+    if stays_away:
+        assert layout(admin, TOPIC)[partition][0] != preferred, "the restarted node must not take over by itself"
+    return preferred
+
+
+def elect(admin, kind, partitions):
+    return admin.elect_leaders(kind, partitions).result(30)
+
+
+def test_a_preferred_election_gives_leadership_back_and_errors_say_why_not(cluster_factory):
+    c = cluster_factory(controllers=3, overrides={**FAST, "auto.leader.rebalance.enable": "false"})
+    admin, _ = setup(c)
+    preferred = move_leadership_away(c, admin, 0)
+    tp = TopicPartition(TOPIC, 0)
+
+    result = elect(admin, ElectionType.PREFERRED, [tp])
+    assert list(result.values()) == [None], result
+    wait_until(lambda: layout(admin, TOPIC)[0][0] == preferred, timeout=30,
+               what=f"node {preferred} leading partition 0 again")
+
+    # Nothing to do now, for either kind: ELECTION_NOT_NEEDED.
+    for kind in (ElectionType.PREFERRED, ElectionType.UNCLEAN):
+        err = elect(admin, kind, [tp])[tp]
+        assert err is not None and err.code() == KafkaError.ELECTION_NOT_NEEDED, (kind, err)
+    # An unknown partition.
+    missing = TopicPartition(TOPIC, 99)
+    err = elect(admin, ElectionType.PREFERRED, [missing])[missing]
+    assert err is not None and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART, err
+    # All partitions: every leader is the preferred one, so nothing is listed.
+    assert elect(admin, ElectionType.PREFERRED, None) == {}
+    # The same through the CLI.
+    r = subprocess.run([BIN, "cluster", "elect-leaders", "-b", c.bootstrap, "--topic", TOPIC,
+                        "--partition", "0,1", "--output", "json"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [
+        {"topic": TOPIC, "partition": 0, "result": "ElectionNotNeeded"},
+        {"topic": TOPIC, "partition": 1, "result": "ElectionNotNeeded"},
+    ]
+
+
+def test_a_preferred_leader_out_of_the_isr_is_not_elected(cluster_factory):
+    c = cluster_factory(controllers=3, overrides={**FAST, "auto.leader.rebalance.enable": "false"})
+    admin, lay = setup(c, partitions=1)
+    preferred = lay[0][1][0]
+    c.node(preferred).stop()
+    wait_until(lambda: preferred not in (layout(admin, TOPIC) or {0: (0, 0, [preferred])})[0][2],
+               timeout=30, what=f"node {preferred} out of the ISR")
+    tp = TopicPartition(TOPIC, 0)
+    err = elect(admin, ElectionType.PREFERRED, [tp])[tp]
+    assert err is not None and err.code() == KafkaError.PREFERRED_LEADER_NOT_AVAILABLE, err
+
+
+def test_the_controller_gives_leaders_back_to_their_preferred_replica_by_itself(cluster_factory):
+    c = cluster_factory(controllers=3, overrides={**FAST, "leader.imbalance.check.interval.seconds": "1"})
+    admin, _ = setup(c)
+    preferred = move_leadership_away(c, admin, 0, stays_away=False)
+    # No election is asked for: the controller finds broker `preferred` 100% imbalanced
+    # (over leader.imbalance.per.broker.percentage, 10) and moves its leadership back.
+    wait_until(lambda: layout(admin, TOPIC)[0][0] == preferred, timeout=30,
+               what=f"node {preferred} leading partition 0 again")
