@@ -124,3 +124,84 @@ def test_the_controller_gives_leaders_back_to_their_preferred_replica_by_itself(
     # (over leader.imbalance.per.broker.percentage, 10) and moves its leadership back.
     wait_until(lambda: layout(admin, TOPIC)[0][0] == preferred, timeout=30,
                what=f"node {preferred} leading partition 0 again")
+
+
+class PartitionStats:
+    """librdkafka's statistics (`statistics.interval.ms`): for each partition, the leader
+    and the broker the consumer is fetching it from right now."""
+
+    def __init__(self):
+        self.latest = {}
+
+    def __call__(self, raw):
+        parts = json.loads(raw).get("topics", {}).get(TOPIC, {}).get("partitions", {})
+        for p, s in parts.items():
+            if int(p) >= 0:
+                self.latest[int(p)] = (s.get("leader"), s.get("broker"))
+
+
+def test_a_consumer_reads_from_the_follower_in_its_rack_and_falls_back_to_the_leader(cluster_factory):
+    from confluent_kafka import Consumer, Producer
+
+    racks = {1: "rack-a", 2: "rack-b", 3: "rack-c"}
+    c = cluster_factory(
+        controllers=3,
+        overrides={**FAST, "auto.leader.rebalance.enable": "false",
+                   "replica.selector.class": "org.apache.kafka.common.replica.RackAwareReplicaSelector"},
+        node_overrides={i: {"broker.rack": r} for i, r in racks.items()},
+    )
+    admin, lay = setup(c, partitions=1)
+    leader, replicas, _ = lay[0]
+    follower = next(r for r in replicas if r != leader)
+    producer = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "log_level": 3})
+    sent = []
+
+    def produce(n):
+        for _ in range(n):
+            v = f"m{len(sent)}"
+            producer.produce(TOPIC, v.encode(), partition=0)
+            sent.append(v)
+        assert producer.flush(30) == 0
+
+    stats = PartitionStats()
+    consumer = Consumer({
+        "bootstrap.servers": c.bootstrap, "group.id": "racked", "auto.offset.reset": "earliest",
+        "client.rack": racks[follower], "statistics.interval.ms": 200, "stats_cb": stats,
+        "topic.metadata.refresh.interval.ms": 1000, "log_level": 3,
+    })
+    got = []
+
+    def pump():
+        """Polls once (which also serves the statistics callback), keeping what arrives."""
+        for m in consumer.consume(100, 0.2):
+            if m.error() is None:
+                got.append(m.value().decode())
+
+    def consume_until(n, what):
+        wait_until(lambda: pump() or len(got) >= n, timeout=60, what=what, interval=0)
+
+    def fetched_from(broker):
+        pump()
+        return stats.latest.get(0, (None, None))[1] == broker
+
+    try:
+        consumer.subscribe([TOPIC])
+        produce(200)
+        consume_until(200, "the first 200 records")
+        # The leader points the consumer at the in-sync follower in its rack, and the
+        # consumer fetches from it (librdkafka's statistics name the broker it fetches
+        # from and the leader).
+        produce(100)
+        consume_until(300, "300 records")
+        wait_until(lambda: fetched_from(follower) and stats.latest[0][0] == leader, timeout=30, interval=0,
+                   what=f"partition 0 fetched from follower {follower} (leader {leader}): {stats.latest}")
+
+        # That follower stops: the consumer goes back to the leader and misses nothing.
+        c.node(follower).stop()
+        produce(100)
+        consume_until(400, "the records produced after the follower stopped")
+        assert got == sent, "every record once, in order"
+        wait_until(lambda: fetched_from(leader), timeout=30, interval=0,
+                   what=f"partition 0 fetched from the leader again: {stats.latest}")
+    finally:
+        consumer.close()

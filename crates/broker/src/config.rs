@@ -53,6 +53,10 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("replica.fetch.response.max.bytes", "10485760"),
     ("replica.fetch.backoff.ms", "1000"),
     ("num.replica.fetchers", "1"),
+    // KIP-392: empty (Kafka's null) keeps consumers on the leader; Kafka's
+    // RackAwareReplicaSelector points consumers with `client.rack` at an in-sync replica
+    // in their rack.
+    ("replica.selector.class", ""),
     ("offsets.topic.replication.factor", "3"),
     ("transaction.state.log.replication.factor", "3"),
     ("listeners", "PLAINTEXT://127.0.0.1:9092"),
@@ -238,7 +242,15 @@ pub struct ReplicationConfig {
     pub fetch_backoff_ms: u64,
     /// `num.replica.fetchers`: fetch connections per leader broker.
     pub num_fetchers: usize,
+    /// `replica.selector.class` is Kafka's `RackAwareReplicaSelector` (KIP-392).
+    pub rack_aware_reads: bool,
 }
+
+/// The `replica.selector.class` values that turn on rack-aware reads.
+const RACK_AWARE_SELECTORS: &[&str] = &[
+    "org.apache.kafka.common.replica.RackAwareReplicaSelector",
+    "RackAwareReplicaSelector",
+];
 
 /// One `listeners` entry: NAME://host:port.
 fn parse_listeners(value: &str) -> Vec<(String, String, u16)> {
@@ -422,6 +434,17 @@ fn parse_cluster(
                 &get("replica.fetch.backoff.ms"),
             )?,
             num_fetchers: positive("num.replica.fetchers", &get("num.replica.fetchers"))?,
+            rack_aware_reads: match get("replica.selector.class").trim() {
+                "" | "org.apache.kafka.common.replica.LeaderSelector" => false,
+                s if RACK_AWARE_SELECTORS.contains(&s) => true,
+                other => {
+                    return Err(invalid(
+                        "replica.selector.class",
+                        other,
+                        "RackAwareReplicaSelector or LeaderSelector (the default)",
+                    ))
+                }
+            },
         },
     })
 }

@@ -295,6 +295,14 @@ impl Partition {
         })
     }
 
+    /// As leader: each follower's log end as of its last fetch (-1 before one).
+    pub fn follower_log_ends(&self) -> Vec<(i32, i64)> {
+        self.replicas.lock().map_or_else(
+            |_| Vec::new(),
+            |r| r.followers.iter().map(|(&id, f)| (id, f.log_end)).collect(),
+        )
+    }
+
     /// This broker's id.
     pub fn replica_id(&self) -> i32 {
         self.replicas.lock().map(|r| r.me).unwrap_or(-1)

@@ -18,7 +18,9 @@ use bytes::Bytes;
 use gregor_protocol::kp::messages::fetch_response::{
     AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
-use gregor_protocol::kp::messages::{ApiKey, FetchRequest, FetchResponse, ProducerId, TopicName};
+use gregor_protocol::kp::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName,
+};
 use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 use gregor_storage::FileRange;
@@ -51,6 +53,17 @@ struct PartitionRead {
     aborted: Option<Vec<(i64, i64)>>,
     /// A follower's log diverges from this leader's after `(epoch, end offset)`.
     diverging: Option<(i32, i64)>,
+    /// KIP-392: the consumer should read this partition from that replica instead.
+    preferred_read_replica: Option<i32>,
+}
+
+/// What a consumer's fetch says of where it may read (Fetch v11+, KIP-392).
+#[derive(Debug, Clone, Copy)]
+struct ReadPolicy<'a> {
+    /// The consumer may read from a follower (v11+: it knows `preferred_read_replica`).
+    followers_allowed: bool,
+    /// `client.rack`, when the broker selects replicas by rack; empty otherwise.
+    rack: &'a str,
 }
 
 /// Who is fetching: a consumer, or a follower replica (by its broker id).
@@ -64,6 +77,7 @@ fn read_partition(
     broker: &Broker,
     sp: &SessionPartition,
     fetcher: Fetcher,
+    policy: ReadPolicy<'_>,
     remaining: &mut usize,
     min_one: &mut bool,
 ) -> PartitionRead {
@@ -79,9 +93,21 @@ fn read_partition(
         records: None,
         aborted: read_committed.then(Vec::new),
         diverging: None,
+        preferred_read_replica: None,
     };
+    let is_consumer = matches!(fetcher, Fetcher::Consumer { .. });
     let p = match broker.replicas.lookup(&sp.topic, sp.partition) {
         Ok(p) => p,
+        // A follower serves consumers that can be sent to it (KIP-392).
+        Err(ReplicaError::NotLeaderOrFollower) if is_consumer && policy.followers_allowed => {
+            match broker.replicas.partition(&sp.topic, sp.partition) {
+                Some(p) => p,
+                None => {
+                    out.error = Some(ReplicaError::NotLeaderOrFollower);
+                    return out;
+                }
+            }
+        }
         Err(e) => {
             out.error = Some(e);
             return out;
@@ -96,6 +122,18 @@ fn read_partition(
     out.high_watermark = hw;
     out.last_stable_offset = lso.min(hw);
     out.log_start_offset = p.log_start_offset();
+    if is_consumer && !policy.rack.is_empty() {
+        let image = broker.metadata.image();
+        out.preferred_read_replica = crate::replication::selector::preferred_read_replica(
+            &image,
+            &p,
+            policy.rack,
+            sp.fetch_offset,
+        );
+        if out.preferred_read_replica.is_some() {
+            return out;
+        }
+    }
     // Consumers read below the high watermark (the stable offset for read_committed);
     // followers read up to the log end.
     let upper = match fetcher {
@@ -156,6 +194,7 @@ fn divergence(
 fn has_news(sp: &SessionPartition, r: &PartitionRead) -> bool {
     r.records.is_some()
         || r.error.is_some()
+        || r.preferred_read_replica.is_some()
         || r.high_watermark != sp.high_watermark
         || r.last_stable_offset != sp.last_stable_offset
         || r.log_start_offset != sp.log_start_offset
@@ -286,6 +325,14 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
             read_committed: req.isolation_level == READ_COMMITTED,
         }
     };
+    let policy = ReadPolicy {
+        followers_allowed: version >= 11,
+        rack: if version >= 11 && broker.config.cluster.replication.rack_aware_reads {
+            req.rack_id.as_str()
+        } else {
+            ""
+        },
+    };
     let mut start_hw: Vec<i64> = Vec::new();
     if let Fetcher::Follower(replica) = fetcher {
         for sp in &plan {
@@ -335,7 +382,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
         let mut min_one = true;
         let reads: Vec<PartitionRead> = plan
             .iter()
-            .map(|sp| read_partition(broker, sp, fetcher, &mut remaining, &mut min_one))
+            .map(|sp| read_partition(broker, sp, fetcher, policy, &mut remaining, &mut min_one))
             .collect();
         let hw_moved = reads
             .iter()
@@ -345,10 +392,9 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
             .iter()
             .map(|r| r.records.as_ref().map_or(0, |r| r.len))
             .sum();
-        let errored = reads
-            .iter()
-            .any(|r| r.error.is_some() || r.diverging.is_some())
-            || !unresolved.is_empty();
+        let errored = reads.iter().any(|r| {
+            r.error.is_some() || r.diverging.is_some() || r.preferred_read_replica.is_some()
+        }) || !unresolved.is_empty();
         if bytes >= req.min_bytes.max(0) as usize
             || errored
             || hw_moved
@@ -402,6 +448,9 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
             }));
         if let Some(e) = &r.error {
             data.error_code = replica_error_code(e).code();
+        }
+        if let Some(replica) = r.preferred_read_replica {
+            data.preferred_read_replica = BrokerId(replica);
         }
         if let Some((epoch, end_offset)) = r.diverging {
             data.diverging_epoch = EpochEndOffset::default()

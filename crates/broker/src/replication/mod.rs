@@ -5,6 +5,7 @@
 //! - [`fetcher`]: followers fetching from leaders with the Fetch API, appending the
 //!   leader's bytes, truncating a divergent tail.
 //! - [`client`]: the broker-to-broker Kafka-protocol connection.
+//! - [`selector`]: which replica a consumer in a given rack reads from (KIP-392).
 //! - here: ISR changes sent to the controller (AlterPartition, one in flight per
 //!   partition) and the periodic check that drops lagging followers
 //!   (`replica.lag.time.max.ms`).
@@ -15,6 +16,7 @@
 
 pub mod client;
 pub mod fetcher;
+pub mod selector;
 pub mod state;
 
 use std::sync::Arc;
