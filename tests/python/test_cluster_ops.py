@@ -4,29 +4,14 @@ balancing (`auto.leader.rebalance.enable`)."""
 import json
 import subprocess
 
-import pytest
 from confluent_kafka import ElectionType, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from cluster import Cluster
 from conftest import BIN, wait_until
+# The same cluster fixture and short sessions as the other cluster tests.
+from test_cluster import FAST, cluster_factory  # noqa: F401 (a pytest fixture)
 
-FAST = {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500"}
 TOPIC = "ops"
-
-
-@pytest.fixture
-def cluster_factory(tmp_path):
-    made = []
-
-    def make(**kw):
-        c = Cluster(tmp_path / f"cluster{len(made)}", **kw)
-        made.append(c)
-        return c.start()
-
-    yield make
-    for c in made:
-        c.kill_all()
 
 
 def layout(admin, topic):
