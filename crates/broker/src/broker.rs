@@ -47,6 +47,8 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     /// Followers' fetchers, one per leader broker (see `replication`).
     pub fetchers: crate::replication::fetcher::ReplicaFetchers,
+    /// Replication quotas, leader and follower side (see `replication::throttle`).
+    pub throttles: crate::replication::throttle::ReplicationThrottles,
     pub fetch_sessions: FetchSessionCache,
     pub groups: GroupCoordinator,
     pub txns: crate::txn::TxnCoordinator,
@@ -288,6 +290,7 @@ impl Broker {
             producer_ids: Mutex::new((0, 0)),
             stop: tokio::sync::watch::Sender::new(false),
             fetchers: Default::default(),
+            throttles: Default::default(),
             joining: tokio::sync::Mutex::new(()),
             _dir_lock: lock,
         }))
@@ -444,6 +447,7 @@ impl Broker {
             return Ok(());
         }
         let t = gregor_metadata::controller::NewTopic {
+            assignments: Vec::new(),
             name: name.to_string(),
             num_partitions: partitions,
             replication_factor,

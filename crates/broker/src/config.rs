@@ -53,6 +53,10 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("replica.fetch.response.max.bytes", "10485760"),
     ("replica.fetch.backoff.ms", "1000"),
     ("num.replica.fetchers", "1"),
+    // Dynamic (IncrementalAlterConfigs on a broker): bytes/s for the replicas the topics'
+    // `*.replication.throttled.replicas` name; unlimited by default.
+    ("leader.replication.throttled.rate", "9223372036854775807"),
+    ("follower.replication.throttled.rate", "9223372036854775807"),
     // KIP-392: empty (Kafka's null) keeps consumers on the leader; Kafka's
     // RackAwareReplicaSelector points consumers with `client.rack` at an in-sync replica
     // in their rack.

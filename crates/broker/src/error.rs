@@ -120,6 +120,9 @@ pub fn controller_error_code(e: &ControllerError) -> ResponseError {
         ControllerError::NotLeader(_) => ResponseError::NotLeaderOrFollower,
         ControllerError::StaleBrokerEpoch(_) => ResponseError::StaleBrokerEpoch,
         ControllerError::IneligibleReplica(_) => ResponseError::IneligibleReplica,
+        ControllerError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+        ControllerError::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
+        ControllerError::BrokerIdNotRegistered(_) => ResponseError::BrokerIdNotRegistered,
     }
 }
 

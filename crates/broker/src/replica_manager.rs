@@ -133,7 +133,8 @@ impl ReplicaManager {
     }
 
     /// Brings hosted partitions in line with `image`: opens or creates logs for new
-    /// partitions, updates settings and leader epochs, deletes logs of removed topics.
+    /// partitions, updates settings and leader epochs, deletes logs of removed topics
+    /// and of replicas reassigned to other brokers.
     pub fn apply_image(
         &self,
         image: &MetadataImage,
@@ -215,6 +216,19 @@ impl ReplicaManager {
                 }),
             );
         }
+        // Replicas moved off this broker (a completed or cancelled reassignment, KIP-455):
+        // their logs go, as Kafka's StopReplica with deletion does.
+        let dropped: Vec<Arc<Partition>> = current
+            .iter()
+            .filter_map(|(n, h)| Some((h, next.get(n).filter(|x| x.id == h.id)?)))
+            .flat_map(|(old, new)| {
+                old.partitions
+                    .iter()
+                    .filter(|(i, _)| new.elsewhere.contains(i))
+                    .map(|(_, p)| p.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         let removed: Vec<Arc<HostedTopic>> = current
             .iter()
             .filter(|(n, h)| next.get(*n).is_none_or(|x| x.id != h.id))
@@ -231,6 +245,11 @@ impl ReplicaManager {
                 tracing::info!(topic = %p.topic, partition = p.index, "deleting log of removed topic");
                 log.delete()?;
             }
+        }
+        for p in dropped {
+            let log = p.log()?;
+            tracing::info!(topic = %p.topic, partition = p.index, "deleting log of a replica moved to other brokers");
+            log.delete()?;
         }
         Ok(())
     }

@@ -1228,6 +1228,59 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
                 )
                 .await
             }
+            ApiKey::AlterPartitionReassignments => {
+                check(
+                    c,
+                    range,
+                    |_| {
+                        AlterPartitionReassignmentsRequest::default()
+                            .with_allow_replication_factor_change(true)
+                            .with_topics(vec![
+                            alter_partition_reassignments_request::ReassignableTopic::default()
+                                .with_name(TopicName(s("sweep")))
+                                .with_partitions(vec![
+                                    alter_partition_reassignments_request::ReassignablePartition::default()
+                                        .with_partition_index(0)
+                                        .with_replicas(Some(vec![BrokerId(1)])),
+                                    alter_partition_reassignments_request::ReassignablePartition::default()
+                                        .with_partition_index(9)
+                                        .with_replicas(Some(vec![BrokerId(1)])),
+                                    // A cancel with nothing to cancel.
+                                    alter_partition_reassignments_request::ReassignablePartition::default()
+                                        .with_partition_index(1),
+                                ]),
+                        ])
+                    },
+                    |v, r| {
+                        let ps = &r.responses[0].partitions;
+                        assert_eq!(ps[0].error_code, 0, "v{v}: already there");
+                        assert_eq!(ps[1].error_code, UNKNOWN_TOPIC_OR_PARTITION, "v{v}");
+                        assert_eq!(ps[2].error_code, 85, "v{v}: NO_REASSIGNMENT_IN_PROGRESS");
+                    },
+                )
+                .await
+            }
+            ApiKey::ListPartitionReassignments => {
+                check(
+                    c,
+                    range,
+                    |_| ListPartitionReassignmentsRequest::default().with_topics(None),
+                    |v, r| {
+                        assert_eq!(r.error_code, 0, "v{v}");
+                        assert!(r.topics.is_empty(), "v{v}: nothing is moving");
+                    },
+                )
+                .await
+            }
+            ApiKey::UnregisterBroker => {
+                check(
+                    c,
+                    range,
+                    |_| UnregisterBrokerRequest::default().with_broker_id(BrokerId(99)),
+                    |v, r| assert_eq!(r.error_code, 102, "v{v}: BROKER_ID_NOT_REGISTERED"),
+                )
+                .await
+            }
             other => panic!("{other:?} is advertised but this test does not know it: add it"),
         }
     }

@@ -84,6 +84,9 @@ const KAFKA_MAX: &[(ApiKey, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 4),
     (ApiKey::WriteTxnMarkers, 1),
     (ApiKey::ElectLeaders, 2),
+    (ApiKey::AlterPartitionReassignments, 1),
+    (ApiKey::ListPartitionReassignments, 0),
+    (ApiKey::UnregisterBroker, 0),
 ];
 
 /// What the broker advertises: (key, min, max) in its order.

@@ -95,6 +95,9 @@ fn default_body(key: ApiKey, v: i16) -> Option<Vec<u8>> {
         ApiKey::OffsetForLeaderEpoch => encoded::<OffsetForLeaderEpochRequest>(v),
         ApiKey::WriteTxnMarkers => encoded::<WriteTxnMarkersRequest>(v),
         ApiKey::ElectLeaders => encoded::<ElectLeadersRequest>(v),
+        ApiKey::AlterPartitionReassignments => encoded::<AlterPartitionReassignmentsRequest>(v),
+        ApiKey::ListPartitionReassignments => encoded::<ListPartitionReassignmentsRequest>(v),
+        ApiKey::UnregisterBroker => encoded::<UnregisterBrokerRequest>(v),
         other => panic!("{other:?} is advertised but this test does not know it: add it"),
     }
 }

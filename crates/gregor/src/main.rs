@@ -31,6 +31,7 @@ mod features;
 mod group;
 mod produce;
 mod quorum;
+mod reassign;
 mod topic;
 mod txn;
 mod wire;
@@ -138,6 +139,26 @@ enum ClusterCommand {
     ///
     /// Example: gregor cluster elect-leaders --topic orders --partition 0,1
     ElectLeaders(elect::ElectArgs),
+    /// Move partitions between brokers (AlterPartitionReassignments): generate a
+    /// balanced plan, execute it with an optional throttle, verify, cancel.
+    ///
+    /// Example: gregor cluster reassign execute --plan plan.json --throttle 10000000 --wait
+    Reassign {
+        #[command(subcommand)]
+        cmd: reassign::ReassignCommand,
+    },
+    /// Move every replica off a broker and wait until done, before it is stopped and
+    /// unregistered.
+    ///
+    /// Example: gregor cluster decommission 3
+    Decommission(reassign::DecommissionArgs),
+    /// Remove a stopped broker's registration (UnregisterBroker).
+    ///
+    /// Example: gregor cluster unregister 3
+    Unregister {
+        /// The broker id.
+        broker: i32,
+    },
     /// Start a local cluster of broker processes (data under ./gregor-cluster);
     /// Ctrl-C stops it.
     ///
@@ -233,6 +254,18 @@ fn main() {
             conn,
             cmd: ClusterCommand::ElectLeaders(args),
         } => elect::run(&conn, args),
+        Command::Cluster {
+            conn,
+            cmd: ClusterCommand::Reassign { cmd },
+        } => reassign::run(&conn, cmd),
+        Command::Cluster {
+            conn,
+            cmd: ClusterCommand::Decommission(args),
+        } => reassign::decommission(&conn, args),
+        Command::Cluster {
+            conn,
+            cmd: ClusterCommand::Unregister { broker },
+        } => reassign::unregister(&conn, broker),
         Command::Cluster {
             cmd: ClusterCommand::Up(args),
             ..

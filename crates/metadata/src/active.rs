@@ -559,6 +559,8 @@ pub fn fence_records(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> 
                 leader,
                 isr: (isr != p.isr).then_some(isr),
                 replicas: None,
+                adding_replicas: None,
+                removing_replicas: None,
             });
         }
     }
@@ -612,6 +614,8 @@ pub fn unfence_records(image: &MetadataImage, broker: i32, epoch: i64) -> Vec<Me
                     leader: Some(broker),
                     isr: None,
                     replicas: None,
+                    adding_replicas: None,
+                    removing_replicas: None,
                 });
             }
         }
@@ -649,6 +653,7 @@ mod tests {
     fn fencing_moves_leaders_and_shrinks_isrs_but_never_empties_them() {
         let mut image = image_with_brokers(&[1, 2, 3]);
         let t = NewTopic {
+            assignments: Vec::new(),
             name: "t".into(),
             num_partitions: 3,
             replication_factor: 3,

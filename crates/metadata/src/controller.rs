@@ -46,6 +46,15 @@ pub enum ControllerError {
     /// down, or not a replica).
     #[error("{0}")]
     IneligibleReplica(String),
+    /// A reassignment target that is empty, repeats a broker or names an unknown one.
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    /// A cancel of a partition that is not being reassigned.
+    #[error("No partition reassignment is in progress.")]
+    NoReassignmentInProgress,
+    /// UnregisterBroker of a broker that is not registered.
+    #[error("Broker {0} is not registered.")]
+    BrokerIdNotRegistered(i32),
 }
 
 /// Names reserved for the broker's internal topics.
@@ -93,6 +102,10 @@ pub struct NewTopic {
     pub num_partitions: i32,
     pub replication_factor: i16,
     pub configs: BTreeMap<String, String>,
+    /// Manual replica assignment, one list per partition (CreateTopics' Assignments);
+    /// empty: the controller places replicas.
+    #[serde(default)]
+    pub assignments: Vec<Vec<i32>>,
 }
 
 /// Validates a topic creation and returns its records. `live_brokers` is the set of
@@ -138,14 +151,32 @@ pub fn create_topic(
     for (k, v) in &t.configs {
         topic_config::validate(k, v).map_err(ControllerError::InvalidConfig)?;
     }
+    for (p, manual) in t.assignments.iter().enumerate() {
+        let mut sorted = manual.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() != manual.len() || manual.len() != t.replication_factor as usize {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "Partition {p}: a manual assignment needs {} distinct replicas, got {manual:?}",
+                t.replication_factor
+            )));
+        }
+        if let Some(b) = manual.iter().find(|b| !image.brokers.contains_key(b)) {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "Partition {p}: broker {b} is not registered"
+            )));
+        }
+    }
     let topic_id = Uuid::new_v4();
     let mut records = vec![MetadataRecord::TopicRecord {
         name: t.name.clone(),
         topic_id,
     }];
     for p in 0..t.num_partitions {
-        let replicas =
-            crate::placement::replicas_for(live_brokers, p, t.replication_factor as usize);
+        let replicas = match t.assignments.get(p as usize) {
+            Some(manual) => manual.clone(),
+            None => crate::placement::replicas_for(live_brokers, p, t.replication_factor as usize),
+        };
         records.push(MetadataRecord::PartitionRecord {
             topic_id,
             partition: p,
@@ -154,6 +185,8 @@ pub fn create_topic(
             replicas,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         });
     }
     for (k, v) in &t.configs {
@@ -289,8 +322,8 @@ pub fn alter_topic_configs(
 
 /// Records for dynamic broker configs (`resource_name` is a broker id, or "" for the
 /// cluster-wide default). Only the broker defaults of topic configs (`log.retention.ms`,
-/// `log.cleanup.policy`, ...) can change at runtime; they apply to every topic that does
-/// not override them.
+/// `log.cleanup.policy`, ...), which apply to every topic that does not override them,
+/// and the replication throttle rates can change at runtime.
 pub fn alter_broker_configs(
     image: &MetadataImage,
     resource_name: &str,
@@ -304,7 +337,8 @@ pub fn alter_broker_configs(
     let find = |name: &str| {
         topic_config::TOPIC_CONFIGS
             .iter()
-            .find(|d| d.broker_synonym == name)
+            .chain(topic_config::BROKER_DYNAMIC_CONFIGS)
+            .find(|d| !d.broker_synonym.is_empty() && d.broker_synonym == name)
     };
     let next = apply_config_ops(&current, ops, find, |name| {
         format!("Cannot update these configs dynamically: {name}")
@@ -385,6 +419,8 @@ pub fn create_partitions(
                 replicas,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             }
         })
         .collect())
@@ -418,6 +454,7 @@ mod tests {
 
     fn new_topic(name: &str, parts: i32) -> NewTopic {
         NewTopic {
+            assignments: Vec::new(),
             name: name.into(),
             num_partitions: parts,
             replication_factor: 1,

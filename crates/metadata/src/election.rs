@@ -111,6 +111,8 @@ pub fn election_records(
                     leader: Some(leader),
                     isr: None,
                     replicas: None,
+                    adding_replicas: None,
+                    removing_replicas: None,
                 }),
                 ElectionOutcome::ElectUnclean(leader) => {
                     Some(MetadataRecord::PartitionChangeRecord {
@@ -119,6 +121,8 @@ pub fn election_records(
                         leader: Some(leader),
                         isr: Some(vec![leader]),
                         replicas: None,
+                        adding_replicas: None,
+                        removing_replicas: None,
                     })
                 }
                 _ => None,
@@ -206,6 +210,8 @@ mod tests {
                     leader: *leader,
                     leader_epoch: 0,
                     partition_epoch: 0,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 },
             );
         }

@@ -26,6 +26,35 @@ pub struct PartitionImage {
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// An ongoing reassignment (KIP-455): replicas being added and replicas to drop once
+    /// every target replica is in the ISR. Both empty when none is ongoing; the target is
+    /// `replicas` minus `removing_replicas`.
+    pub adding_replicas: Vec<i32>,
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionImage {
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// Where an ongoing reassignment goes: `replicas` minus the replicas it drops.
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing_replicas.contains(r))
+            .collect()
+    }
+
+    /// Where an ongoing reassignment came from: `replicas` minus the replicas it adds.
+    pub fn original_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.adding_replicas.contains(r))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +156,8 @@ impl MetadataImage {
                 leader,
                 leader_epoch,
                 partition_epoch,
+                adding_replicas,
+                removing_replicas,
             } => {
                 if let Some(name) = self.topic_names.get(topic_id) {
                     if let Some(t) = self.topics.get_mut(name) {
@@ -138,6 +169,8 @@ impl MetadataImage {
                                 leader: *leader,
                                 leader_epoch: *leader_epoch,
                                 partition_epoch: *partition_epoch,
+                                adding_replicas: adding_replicas.clone(),
+                                removing_replicas: removing_replicas.clone(),
                             },
                         );
                     }
@@ -260,6 +293,8 @@ impl MetadataImage {
                 leader,
                 isr,
                 replicas,
+                adding_replicas,
+                removing_replicas,
             } => {
                 let Some(p) = self
                     .topic_names
@@ -280,6 +315,12 @@ impl MetadataImage {
                 }
                 if let Some(r) = replicas {
                     p.replicas = r.clone();
+                }
+                if let Some(a) = adding_replicas {
+                    p.adding_replicas = a.clone();
+                }
+                if let Some(r) = removing_replicas {
+                    p.removing_replicas = r.clone();
                 }
                 p.partition_epoch += 1;
             }

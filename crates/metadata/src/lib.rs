@@ -13,6 +13,8 @@
 //! - [`controller`]: validation and record generation for topic operations.
 //! - [`features`]: feature levels (KIP-584): supported ranges, bootstrap levels and
 //!   the checks for UpdateFeatures.
+//! - [`election`]: preferred and unclean leader elections, leader balance.
+//! - [`reassignment`]: moving partitions to new replicas (KIP-455), pure decisions.
 //! - [`topic_config`]: the topic-level config names, their types and validation.
 //! - [`client_metrics`]: client-metrics subscriptions (KIP-714) and their validation.
 //! - [`quorum`]: the metadata log replicated by Raft (openraft): voters, broker-only
@@ -37,6 +39,7 @@ pub mod features;
 pub mod image;
 pub mod placement;
 pub mod quorum;
+pub mod reassignment;
 pub mod records;
 pub mod request;
 pub mod snapshot;

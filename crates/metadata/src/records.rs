@@ -28,6 +28,13 @@ pub enum MetadataRecord {
         leader: i32,
         leader_epoch: i32,
         partition_epoch: i32,
+        /// Replicas being added by an ongoing reassignment (KIP-455); they are in
+        /// `replicas` too. Empty when none is ongoing (and absent from older logs).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        adding_replicas: Vec<i32>,
+        /// Replicas an ongoing reassignment will drop once the targets are in sync.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removing_replicas: Vec<i32>,
     },
     /// Sets (`Some`) or removes (`None`) one config of a resource.
     ConfigRecord {
@@ -78,6 +85,11 @@ pub enum MetadataRecord {
         leader: Option<i32>,
         isr: Option<Vec<i32>>,
         replicas: Option<Vec<i32>>,
+        /// A reassignment's replica sets (see PartitionRecord); `None` leaves them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adding_replicas: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        removing_replicas: Option<Vec<i32>>,
     },
 }
 

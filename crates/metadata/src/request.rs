@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::controller::{self, ConfigOp, ControllerError, NewTopic};
 use crate::image::MetadataImage;
 use crate::records::MetadataRecord;
-use crate::{client_metrics, election, features, placement};
+use crate::{client_metrics, election, features, placement, reassignment};
 
 /// One config operation: name, op, value.
 pub type ConfigOps = Vec<(String, ConfigOp, Option<String>)>;
@@ -72,6 +72,18 @@ pub enum ControllerRequest {
         kind: election::ElectionType,
         partitions: Vec<(uuid::Uuid, i32)>,
     },
+    /// AlterPartitionReassignments (KIP-455): start, replace or cancel (`None`) the
+    /// reassignment of each partition; partitions refused when decided are left alone
+    /// (the broker checked them against its image before asking).
+    AlterReassignments {
+        partitions: Vec<reassignment::Reassignment>,
+        allow_rf_change: bool,
+    },
+    /// UnregisterBroker (KIP-631): a stopped (fenced) broker's registration goes, after
+    /// it leaves every ISR and leadership as if fenced.
+    UnregisterBroker {
+        broker_id: i32,
+    },
 }
 
 impl ControllerRequest {
@@ -128,6 +140,41 @@ impl ControllerRequest {
             ControllerRequest::AllocateProducerIds => controller::allocate_producer_ids(image),
             ControllerRequest::ElectLeaders { kind, partitions } => {
                 Ok(election::election_records(image, *kind, partitions))
+            }
+            ControllerRequest::AlterReassignments {
+                partitions,
+                allow_rf_change,
+            } => {
+                // Each against the image as the previous ones left it, so a partition
+                // named twice ends as the last entry says.
+                let mut next = image.clone();
+                let mut out = Vec::new();
+                for r in partitions {
+                    if let Ok(recs) = reassignment::records(&next, r, *allow_rf_change) {
+                        next.apply_entry(next.offset, &recs);
+                        out.extend(recs);
+                    }
+                }
+                Ok(out)
+            }
+            ControllerRequest::UnregisterBroker { broker_id } => {
+                let b = image
+                    .brokers
+                    .get(broker_id)
+                    .ok_or(ControllerError::BrokerIdNotRegistered(*broker_id))?;
+                // Kafka unregisters a live broker too, which then registers again at
+                // once; refusing says what happened instead.
+                if !b.fenced {
+                    return Err(ControllerError::InvalidRequest(format!(
+                        "Broker {broker_id} is still live: stop it before unregistering it"
+                    )));
+                }
+                let mut out = crate::active::fence_records(image, *broker_id);
+                out.push(MetadataRecord::UnregisterBrokerRecord {
+                    broker_id: *broker_id,
+                    broker_epoch: b.epoch,
+                });
+                Ok(out)
             }
             ControllerRequest::AlterPartition {
                 broker_id,
@@ -218,11 +265,12 @@ fn alter_partition(
     if isr == p.isr {
         return Ok(Vec::new());
     }
-    Ok(vec![MetadataRecord::PartitionChangeRecord {
-        topic_id,
-        partition,
-        leader: None,
-        isr: Some(isr),
-        replicas: None,
-    }])
+    // An ISR that now holds every target of an ongoing reassignment completes it in the
+    // same change (KIP-455).
+    let mut next = p.clone();
+    next.isr = isr;
+    let next = reassignment::maybe_complete(image, next);
+    Ok(reassignment::change(topic_id, partition, p, &next)
+        .into_iter()
+        .collect())
 }

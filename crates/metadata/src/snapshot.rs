@@ -71,6 +71,8 @@ pub fn image_records(image: &MetadataImage) -> Vec<MetadataRecord> {
                 leader: p.leader,
                 leader_epoch: p.leader_epoch,
                 partition_epoch: p.partition_epoch,
+                adding_replicas: p.adding_replicas.clone(),
+                removing_replicas: p.removing_replicas.clone(),
             });
         }
         for (name, value) in &t.configs {
@@ -210,6 +212,7 @@ mod tests {
     fn image_round_trips_through_a_snapshot() {
         let mut image = MetadataImage::empty();
         let t = NewTopic {
+            assignments: Vec::new(),
             name: "t".into(),
             num_partitions: 3,
             replication_factor: 1,

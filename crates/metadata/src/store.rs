@@ -281,6 +281,7 @@ mod tests {
         let store = MetadataStore::open(dir.path(), true).unwrap();
         for name in ["a", "b"] {
             let t = NewTopic {
+                assignments: Vec::new(),
                 name: name.into(),
                 num_partitions: 2,
                 replication_factor: 1,
@@ -291,6 +292,7 @@ mod tests {
                 .unwrap();
         }
         let dup = NewTopic {
+            assignments: Vec::new(),
             name: "a".into(),
             num_partitions: 2,
             replication_factor: 1,
@@ -363,6 +365,7 @@ mod tests {
         let store = MetadataStore::open_with(dir.path(), true, config).unwrap();
         for i in 0..400 {
             let t = NewTopic {
+                assignments: Vec::new(),
                 name: format!("t{}", i % 50),
                 num_partitions: 2,
                 replication_factor: 1,

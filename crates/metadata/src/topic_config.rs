@@ -35,6 +35,8 @@ pub enum Validator {
     DoubleRange(f64, f64),
     OneOf(&'static [&'static str]),
     ListOf(&'static [&'static str]),
+    /// `*`, or `partition:broker` pairs (replication throttles).
+    ThrottledReplicas,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -241,6 +243,22 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "Time after which a segment is rolled."
     ),
     def!(
+        "leader.replication.throttled.replicas",
+        List,
+        "",
+        "",
+        Validator::ThrottledReplicas,
+        "Replicas whose replication is throttled on the leader side: partition:broker pairs, or * for all."
+    ),
+    def!(
+        "follower.replication.throttled.replicas",
+        List,
+        "",
+        "",
+        Validator::ThrottledReplicas,
+        "Replicas whose replication is throttled on the follower side: partition:broker pairs, or * for all."
+    ),
+    def!(
         "unclean.leader.election.enable",
         Boolean,
         "false",
@@ -249,6 +267,48 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "Allow out-of-sync replicas to become leader."
     ),
 ];
+
+/// Broker configs that change at runtime and are not a topic's default: the replication
+/// throttle rates, bytes/s, that apply to the replicas the topics' throttled-replica
+/// lists name (Kafka's `leader.replication.throttled.rate` and the follower's).
+pub const BROKER_DYNAMIC_CONFIGS: &[ConfigDef] = &[
+    def!(
+        "leader.replication.throttled.rate",
+        Long,
+        LONG_MAX,
+        "leader.replication.throttled.rate",
+        Validator::AtLeast(1),
+        "Bytes/s a leader sends to the throttled replicas it serves."
+    ),
+    def!(
+        "follower.replication.throttled.rate",
+        Long,
+        LONG_MAX,
+        "follower.replication.throttled.rate",
+        Validator::AtLeast(1),
+        "Bytes/s a follower fetches for its throttled replicas."
+    ),
+];
+
+/// Parses a throttled-replicas list: `None` for `*` (every replica), else the
+/// (partition, broker) pairs. An empty list throttles nothing.
+pub fn parse_throttled_replicas(value: &str) -> Result<Option<Vec<(i32, i32)>>, String> {
+    let v = value.trim();
+    if v == "*" {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let pair = item
+            .split_once(':')
+            .and_then(|(p, b)| Some((p.trim().parse().ok()?, b.trim().parse().ok()?)));
+        match pair {
+            Some(p) => out.push(p),
+            None => return Err(format!("{item} is not partition:broker")),
+        }
+    }
+    Ok(Some(out))
+}
 
 /// The definition of topic config `name`.
 pub fn find(name: &str) -> Option<&'static ConfigDef> {
@@ -307,6 +367,11 @@ pub fn validate_value(def: &ConfigDef, value: &str) -> Result<(), String> {
             }
         }
         ConfigType::List => {
+            if let Validator::ThrottledReplicas = def.validator {
+                if let Err(why) = parse_throttled_replicas(v) {
+                    return bad(&why);
+                }
+            }
             if let Validator::ListOf(options) = def.validator {
                 for item in v.split(',').map(str::trim) {
                     if !options.contains(&item) {
@@ -342,5 +407,9 @@ mod tests {
         assert!(validate("message.timestamp.type", "LogAppendTime").is_ok());
         assert!(validate("no.such.config", "1").is_err());
         assert!(validate("max.message.bytes", "lots").is_err());
+        assert!(validate("leader.replication.throttled.replicas", "0:1,1:2").is_ok());
+        assert!(validate("leader.replication.throttled.replicas", "*").is_ok());
+        assert!(validate("follower.replication.throttled.replicas", "").is_ok());
+        assert!(validate("follower.replication.throttled.replicas", "0-1").is_err());
     }
 }

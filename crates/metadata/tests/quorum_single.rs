@@ -132,6 +132,7 @@ async fn old_format_directory_migrates() {
     {
         let store = MetadataStore::open(dir.path(), true).unwrap();
         let t = NewTopic {
+            assignments: Vec::new(),
             name: "old-topic".into(),
             num_partitions: 3,
             replication_factor: 1,

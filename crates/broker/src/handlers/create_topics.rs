@@ -126,6 +126,14 @@ pub async fn handle(
             )
         };
         let new = NewTopic {
+            assignments: {
+                let mut manual: Vec<_> = t.assignments.iter().collect();
+                manual.sort_by_key(|a| a.partition_index);
+                manual
+                    .iter()
+                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            },
             name: name.clone(),
             num_partitions,
             replication_factor,

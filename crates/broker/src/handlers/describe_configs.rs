@@ -110,7 +110,13 @@ pub async fn handle(
                                 .with_name(s(d.name))
                                 .with_value(Some(s(&value)))
                                 .with_config_source(source.code());
-                            if req.include_synonyms {
+                            if req.include_synonyms && d.broker_synonym.is_empty() {
+                                let mut syn = Vec::new();
+                                if let Some(o) = t.configs.get(d.name) {
+                                    syn.push(synonym(d.name, o, ConfigSource::TopicOverride));
+                                }
+                                e.synonyms = syn;
+                            } else if req.include_synonyms {
                                 let mut syn = Vec::new();
                                 if let Some(o) = t.configs.get(d.name) {
                                     syn.push(synonym(d.name, o, ConfigSource::TopicOverride));
@@ -179,6 +185,7 @@ pub async fn handle(
                             // Topic defaults can change at runtime; the rest are static.
                             let dynamic = topic_config::TOPIC_CONFIGS
                                 .iter()
+                                .chain(topic_config::BROKER_DYNAMIC_CONFIGS)
                                 .any(|d| d.broker_synonym == name);
                             // Documentation is null unless asked for (the generated default is "").
                             let mut e = DescribeConfigsResourceResult::default()
@@ -193,6 +200,7 @@ pub async fn handle(
                             if v >= 3 {
                                 e.config_type = topic_config::TOPIC_CONFIGS
                                     .iter()
+                                    .chain(topic_config::BROKER_DYNAMIC_CONFIGS)
                                     .find(|d| d.broker_synonym == name)
                                     .map_or(2, |d| d.kind.code());
                             }

@@ -235,6 +235,7 @@ mod tests {
         let mut image = MetadataImage::empty();
         for (name, n) in topics {
             let t = NewTopic {
+                assignments: Vec::new(),
                 name: name.to_string(),
                 num_partitions: *n,
                 replication_factor: 1,

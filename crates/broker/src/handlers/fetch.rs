@@ -33,6 +33,7 @@ use crate::broker::Broker;
 use crate::error::{replica_error_code, ReplicaError};
 use crate::fetch_session::{SessionError, SessionPartition};
 use crate::frame::{marker, FileFrame};
+use crate::partition::Partition;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::Fetch,
@@ -55,6 +56,22 @@ struct PartitionRead {
     diverging: Option<(i32, i64)>,
     /// KIP-392: the consumer should read this partition from that replica instead.
     preferred_read_replica: Option<i32>,
+    /// A follower's fetch under the leader's replication throttle, at this rate.
+    throttle_rate: Option<u64>,
+}
+
+/// The leader-side throttle rate for `replica`'s fetch of `p`, if that replica is
+/// throttled: named in the topic's `leader.replication.throttled.replicas` for this
+/// broker, a rate set, and the replica not in the ISR (Kafka's `shouldLeaderThrottle`).
+fn leader_throttle_rate(broker: &Broker, p: &Partition, replica: i32) -> Option<u64> {
+    use crate::replication::throttle;
+    let image = broker.metadata.image();
+    let me = broker.config.node_id;
+    if !throttle::is_throttled(&image, &p.topic, p.index, me, throttle::LEADER_REPLICAS) {
+        return None;
+    }
+    let rate = throttle::rate(&image, &broker.config, throttle::LEADER_RATE)?;
+    (!p.assignment().isr.contains(&replica)).then_some(rate)
 }
 
 /// What a consumer's fetch says of where it may read (Fetch v11+, KIP-392).
@@ -94,6 +111,7 @@ fn read_partition(
         aborted: read_committed.then(Vec::new),
         diverging: None,
         preferred_read_replica: None,
+        throttle_rate: None,
     };
     let is_consumer = matches!(fetcher, Fetcher::Consumer { .. });
     let p = match broker.replicas.lookup(&sp.topic, sp.partition) {
@@ -143,7 +161,16 @@ fn read_partition(
         Fetcher::Consumer { .. } => hw,
         Fetcher::Follower(_) => i64::MAX,
     };
-    let limit = (sp.max_bytes.max(0) as usize).min(*remaining);
+    let mut limit = (sp.max_bytes.max(0) as usize).min(*remaining);
+    if let Fetcher::Follower(replica) = fetcher {
+        if let Some(rate) = leader_throttle_rate(broker, &p, replica) {
+            if broker.throttles.leader.exhausted(rate) {
+                return out;
+            }
+            out.throttle_rate = Some(rate);
+            limit = limit.min(crate::replication::throttle::chunk(rate));
+        }
+    }
     // Under the partition lock only the index and a few batch headers are read; the
     // data itself is sent later, from the file, with no lock held.
     let read = p.log().map_err(ReplicaError::from).and_then(|log| {
@@ -411,6 +438,12 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
             continue;
         }
     };
+
+    for r in &reads {
+        if let (Some(rate), Some(range)) = (r.throttle_rate, &r.records) {
+            broker.throttles.leader.record(rate, range.len);
+        }
+    }
 
     // Build the response: every partition for a full fetch, only news for an incremental one.
     let mut sent: Vec<SessionPartition> = Vec::new();

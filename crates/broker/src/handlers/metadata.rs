@@ -136,6 +136,7 @@ pub async fn handle(
                     continue;
                 }
                 let new = NewTopic {
+                    assignments: Vec::new(),
                     name: name.clone(),
                     num_partitions: broker.config.num_partitions,
                     replication_factor: broker.config.default_replication_factor,

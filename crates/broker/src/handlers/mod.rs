@@ -17,6 +17,7 @@ use crate::broker::Broker;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -46,6 +47,7 @@ pub mod leave_group;
 pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
@@ -57,6 +59,7 @@ pub mod produce_txn;
 pub mod push_telemetry;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod unregister_broker;
 pub mod update_features;
 pub mod write_txn_markers;
 
@@ -114,6 +117,9 @@ pub const SUPPORTED: &[ApiSpec] = &[
     write_txn_markers::SPEC,
     offset_for_leader_epoch::SPEC,
     elect_leaders::SPEC,
+    alter_partition_reassignments::SPEC,
+    list_partition_reassignments::SPEC,
+    unregister_broker::SPEC,
 ];
 
 /// Capacity a connection's decompression buffer may keep between requests. One request
@@ -435,6 +441,19 @@ async fn route(
         }),
         ApiKey::ElectLeaders => call!(buf, ctx, m::ElectLeadersRequest, |r| {
             elect_leaders::handle(broker, ctx, r)
+        }),
+        ApiKey::AlterPartitionReassignments => {
+            call!(buf, ctx, m::AlterPartitionReassignmentsRequest, |r| {
+                alter_partition_reassignments::handle(broker, ctx, r)
+            })
+        }
+        ApiKey::ListPartitionReassignments => {
+            call!(buf, ctx, m::ListPartitionReassignmentsRequest, |r| {
+                list_partition_reassignments::handle(broker, ctx, r)
+            })
+        }
+        ApiKey::UnregisterBroker => call!(buf, ctx, m::UnregisterBrokerRequest, |r| {
+            unregister_broker::handle(broker, ctx, r)
         }),
         ApiKey::GetTelemetrySubscriptions => {
             call!(buf, ctx, m::GetTelemetrySubscriptionsRequest, |r| {

@@ -128,7 +128,18 @@ async fn run(
                 }
             },
         };
-        let (req, sent) = build_request(&b, &parts);
+        let (req, sent, held) = build_request(&b, &parts);
+        if sent.is_empty() {
+            // Every partition is throttled and the quota is spent: wait for it.
+            let wait = b.throttles.follower.wait_time(held.unwrap_or(1));
+            drop(b);
+            pause(
+                &wake,
+                wait.clamp(Duration::from_millis(10), Duration::from_secs(1)),
+            )
+            .await;
+            continue;
+        }
         let timeout = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0) + 30_000);
         let resp = match client.call(&req, FETCH_VERSION, timeout).await {
             Ok(r) => r,
@@ -150,9 +161,12 @@ async fn run(
         for t in resp.responses {
             for pd in t.partitions {
                 let key = (t.topic_id, pd.partition_index);
-                let Some((p, epoch)) = sent.get(&key) else {
+                let Some((p, epoch, throttle)) = sent.get(&key) else {
                     continue;
                 };
+                if let (Some(rate), Some(records)) = (throttle, &pd.records) {
+                    b.throttles.follower.record(*rate, records.len());
+                }
                 // The answer is for the leadership the request named; a partition that
                 // changed role or epoch since is left to its next fetch.
                 if p.is_leader() || p.leader_epoch() != *epoch {
@@ -199,13 +213,46 @@ async fn connect(b: &Broker, leader: i32) -> Result<BrokerClient, ClientError> {
     .await
 }
 
-type Sent = BTreeMap<PartitionKey, (Arc<Partition>, i32)>;
+/// The partitions asked for: the replica, the leader epoch named, and the follower
+/// throttle rate when the partition is throttled.
+type Sent = BTreeMap<PartitionKey, (Arc<Partition>, i32, Option<u64>)>;
 
-fn build_request(b: &Broker, parts: &[Arc<Partition>]) -> (FetchRequest, Sent) {
+/// The follower-side throttle rate for `p`, if it is throttled here: named in the
+/// topic's `follower.replication.throttled.replicas` for this broker, a rate set, and
+/// this replica not in the ISR (Kafka's `shouldFollowerThrottle`).
+fn follower_throttle_rate(
+    b: &Broker,
+    image: &gregor_metadata::MetadataImage,
+    p: &Partition,
+) -> Option<u64> {
+    use super::throttle;
+    let me = b.config.node_id;
+    if !throttle::is_throttled(image, &p.topic, p.index, me, throttle::FOLLOWER_REPLICAS) {
+        return None;
+    }
+    let rate = throttle::rate(image, &b.config, throttle::FOLLOWER_RATE)?;
+    (!p.assignment().isr.contains(&me)).then_some(rate)
+}
+
+/// The fetch for `parts`, leaving out throttled partitions while the follower quota is
+/// spent; the third value is the throttle rate when some were left out.
+fn build_request(b: &Broker, parts: &[Arc<Partition>]) -> (FetchRequest, Sent, Option<u64>) {
     let cfg = &b.config.cluster.replication;
+    let image = b.metadata.image();
     let mut topics: Vec<FetchTopic> = Vec::new();
     let mut sent = Sent::new();
+    let mut held = None;
     for p in parts {
+        let throttle = follower_throttle_rate(b, &image, p);
+        let mut max_bytes = cfg.fetch_max_bytes;
+        if let Some(rate) = throttle {
+            if b.throttles.follower.exhausted(rate) {
+                held = Some(rate);
+                continue;
+            }
+            max_bytes =
+                max_bytes.min(i32::try_from(super::throttle::chunk(rate)).unwrap_or(i32::MAX));
+        }
         let epoch = p.leader_epoch();
         let fp = FetchPartition::default()
             .with_partition(p.index)
@@ -213,8 +260,8 @@ fn build_request(b: &Broker, parts: &[Arc<Partition>]) -> (FetchRequest, Sent) {
             .with_fetch_offset(p.log_end_offset())
             .with_last_fetched_epoch(p.latest_epoch().ok().flatten().unwrap_or(-1))
             .with_log_start_offset(p.log_start_offset())
-            .with_partition_max_bytes(cfg.fetch_max_bytes);
-        sent.insert((p.topic_id, p.index), (p.clone(), epoch));
+            .with_partition_max_bytes(max_bytes);
+        sent.insert((p.topic_id, p.index), (p.clone(), epoch, throttle));
         match topics.last_mut() {
             Some(t) if t.topic_id == p.topic_id => t.partitions.push(fp),
             _ => topics.push(
@@ -238,7 +285,7 @@ fn build_request(b: &Broker, parts: &[Arc<Partition>]) -> (FetchRequest, Sent) {
         .with_session_id(0)
         .with_session_epoch(-1)
         .with_topics(topics);
-    (req, sent)
+    (req, sent, held)
 }
 
 /// Applies one partition's answer. Returns whether the log moved.

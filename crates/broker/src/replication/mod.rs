@@ -6,6 +6,8 @@
 //!   leader's bytes, truncating a divergent tail.
 //! - [`client`]: the broker-to-broker Kafka-protocol connection.
 //! - [`selector`]: which replica a consumer in a given rack reads from (KIP-392).
+//! - [`throttle`]: replication quotas (`*.replication.throttled.rate`), so a
+//!   reassignment's catch-up does not starve clients.
 //! - here: ISR changes sent to the controller (AlterPartition, one in flight per
 //!   partition) and the periodic check that drops lagging followers
 //!   (`replica.lag.time.max.ms`).
@@ -18,6 +20,7 @@ pub mod client;
 pub mod fetcher;
 pub mod selector;
 pub mod state;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -43,6 +43,7 @@ pub fn create(
     name: &str,
 ) -> impl Fn(&MetadataImage) -> Result<Vec<MetadataRecord>, ControllerError> + Send + Sync {
     let t = NewTopic {
+        assignments: Vec::new(),
         name: name.to_string(),
         num_partitions: 2,
         replication_factor: 1,
