@@ -330,6 +330,18 @@ impl ClusterLink {
         }
     }
 
+    /// AddRaftVoter / RemoveRaftVoter (KIP-853), on the active controller. A voter is
+    /// added only once it has caught up with the metadata log, so this can take a while.
+    pub async fn change_voters(&self, rpc: ControllerRpc) -> Result<(), ControllerFailure> {
+        match self.call(rpc, WRITE_TIMEOUT).await? {
+            ControllerRpcReply::VotersChanged => Ok(()),
+            ControllerRpcReply::Failed(e) => Err(e),
+            other => Err(ControllerFailure::Storage(format!(
+                "unexpected controller answer {other:?}"
+            ))),
+        }
+    }
+
     /// Registers this broker, then heartbeats until it is unfenced (or `timeout`). The
     /// heartbeats go on in a task until `stop` fires.
     pub async fn join(

@@ -231,6 +231,17 @@ pub fn controller_failure_code(e: &gregor_metadata::active::ControllerFailure) -
         F::StaleBrokerEpoch(_) => ResponseError::StaleBrokerEpoch,
         F::BrokerIdNotRegistered(_) => ResponseError::BrokerIdNotRegistered,
         F::Storage(_) => ResponseError::UnknownServerError,
+        F::Membership(m) => match m {
+            gregor_metadata::quorum::MembershipError::DuplicateVoter(_) => {
+                ResponseError::DuplicateVoter
+            }
+            gregor_metadata::quorum::MembershipError::VoterNotFound(_) => {
+                ResponseError::VoterNotFound
+            }
+            gregor_metadata::quorum::MembershipError::InvalidVoter(_) => {
+                ResponseError::InvalidRequest
+            }
+        },
     }
 }
 

@@ -87,6 +87,8 @@ const KAFKA_MAX: &[(ApiKey, i16)] = &[
     (ApiKey::AlterPartitionReassignments, 1),
     (ApiKey::ListPartitionReassignments, 0),
     (ApiKey::UnregisterBroker, 0),
+    (ApiKey::AddRaftVoter, 0),
+    (ApiKey::RemoveRaftVoter, 0),
 ];
 
 /// What the broker advertises: (key, min, max) in its order.

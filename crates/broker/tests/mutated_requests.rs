@@ -98,6 +98,8 @@ fn default_body(key: ApiKey, v: i16) -> Option<Vec<u8>> {
         ApiKey::AlterPartitionReassignments => encoded::<AlterPartitionReassignmentsRequest>(v),
         ApiKey::ListPartitionReassignments => encoded::<ListPartitionReassignmentsRequest>(v),
         ApiKey::UnregisterBroker => encoded::<UnregisterBrokerRequest>(v),
+        ApiKey::AddRaftVoter => encoded::<AddRaftVoterRequest>(v),
+        ApiKey::RemoveRaftVoter => encoded::<RemoveRaftVoterRequest>(v),
         other => panic!("{other:?} is advertised but this test does not know it: add it"),
     }
 }

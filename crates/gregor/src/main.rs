@@ -129,10 +129,13 @@ enum ClusterCommand {
         cmd: Option<features::FeaturesCommand>,
     },
     /// The metadata quorum: the active controller, and each voter's and broker's
-    /// log end offset and lag.
+    /// log end offset and lag; `add` and `remove` change the voters (KIP-853).
     ///
     /// Example: gregor cluster quorum
-    Quorum,
+    Quorum {
+        #[command(subcommand)]
+        cmd: Option<quorum::QuorumCommand>,
+    },
     /// Leader elections (ElectLeaders): preferred (back to each partition's first
     /// replica) or unclean (partitions without a live leader), on a topic's partitions or
     /// on all of them.
@@ -248,8 +251,12 @@ fn main() {
         } => features::run(&conn, cmd),
         Command::Cluster {
             conn,
-            cmd: ClusterCommand::Quorum,
+            cmd: ClusterCommand::Quorum { cmd: None },
         } => quorum::run(&conn),
+        Command::Cluster {
+            conn,
+            cmd: ClusterCommand::Quorum { cmd: Some(cmd) },
+        } => quorum::change(&conn, cmd),
         Command::Cluster {
             conn,
             cmd: ClusterCommand::ElectLeaders(args),

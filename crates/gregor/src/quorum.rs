@@ -18,6 +18,63 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+#[derive(clap::Subcommand)]
+pub(crate) enum QuorumCommand {
+    /// Make a controller that started outside the voter set (its id not in
+    /// controller.quorum.bootstrap.servers) a voter, once it has caught up (AddRaftVoter).
+    ///
+    /// Example: gregor cluster quorum add 4 127.0.0.1:9195
+    Add {
+        /// The controller's node id.
+        id: i32,
+        /// Its controller listener, host:port.
+        listener: String,
+    },
+    /// Remove a voter from the quorum (RemoveRaftVoter).
+    ///
+    /// Example: gregor cluster quorum remove 1
+    Remove {
+        /// The voter's node id.
+        id: i32,
+    },
+}
+
+/// `gregor cluster quorum add|remove`.
+pub(crate) fn change(conn: &Conn, cmd: QuorumCommand) -> Result<()> {
+    use kafka_protocol::messages::add_raft_voter_request::Listener;
+    use kafka_protocol::messages::{AddRaftVoterRequest, RemoveRaftVoterRequest};
+    let mut w = Wire::connect(conn.first_broker())?;
+    let (code, message, what) = match cmd {
+        QuorumCommand::Add { id, listener } => {
+            let Some((host, port)) = listener.rsplit_once(':') else {
+                bail!("the listener must be host:port, not {listener}");
+            };
+            let port: u16 = port
+                .parse()
+                .map_err(|_| anyhow::anyhow!("bad port in {listener}"))?;
+            let req = AddRaftVoterRequest::default()
+                .with_timeout_ms(60_000)
+                .with_voter_id(id)
+                .with_listeners(vec![Listener::default()
+                    .with_name(StrBytes::from_static_str("CONTROLLER"))
+                    .with_host(StrBytes::from_string(host.to_string()))
+                    .with_port(port)]);
+            let r = w.call(&req, 0)?;
+            (r.error_code, r.error_message, format!("voter {id} added"))
+        }
+        QuorumCommand::Remove { id } => {
+            let r = w.call(&RemoveRaftVoterRequest::default().with_voter_id(id), 0)?;
+            (r.error_code, r.error_message, format!("voter {id} removed"))
+        }
+    };
+    if code != 0 {
+        let why = message.map(|m| m.to_string()).unwrap_or_default();
+        bail!("{}: {why}", error_name(code));
+    }
+    out!("{what}");
+    Ok(())
+}
+
 pub(crate) fn run(conn: &Conn) -> Result<()> {
     let mut w = Wire::connect(conn.first_broker())?;
     let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()

@@ -60,6 +60,15 @@ pub enum ControllerRpc {
     Register(Registration),
     Heartbeat(Heartbeat),
     DescribeQuorum,
+    /// AddRaftVoter (KIP-853): `voter_id` with its controller listener `host:port`.
+    AddVoter {
+        voter_id: i32,
+        addr: String,
+    },
+    /// RemoveRaftVoter (KIP-853).
+    RemoveVoter {
+        voter_id: i32,
+    },
 }
 
 /// Why the controller did not do what was asked, as it travels back to the broker.
@@ -79,6 +88,8 @@ pub enum ControllerFailure {
     BrokerIdNotRegistered(i32),
     #[error("{0}")]
     Storage(String),
+    #[error(transparent)]
+    Membership(#[from] crate::quorum::MembershipError),
 }
 
 impl From<QuorumError> for ControllerFailure {
@@ -87,6 +98,7 @@ impl From<QuorumError> for ControllerFailure {
             QuorumError::NotLeader { leader } => ControllerFailure::NotController { leader },
             QuorumError::Controller(c) => ControllerFailure::Refused(c),
             QuorumError::Unavailable(m) => ControllerFailure::Unavailable(m),
+            QuorumError::Membership(m) => ControllerFailure::Membership(m),
             other => ControllerFailure::Storage(other.to_string()),
         }
     }
@@ -136,6 +148,8 @@ pub enum ControllerRpcReply {
     },
     Heartbeat(HeartbeatReply),
     Quorum(QuorumInfo),
+    /// A voter change is committed.
+    VotersChanged,
     Failed(ControllerFailure),
 }
 
@@ -451,6 +465,24 @@ impl QuorumController {
                     return failed(e);
                 }
                 ControllerRpcReply::Quorum(self.quorum.status().into())
+            }
+            ControllerRpc::AddVoter { voter_id, addr } => {
+                if let Some(e) = self.not_leader() {
+                    return failed(e);
+                }
+                match self.quorum.add_voter(voter_id, addr).await {
+                    Ok(()) => ControllerRpcReply::VotersChanged,
+                    Err(e) => failed(e.into()),
+                }
+            }
+            ControllerRpc::RemoveVoter { voter_id } => {
+                if let Some(e) = self.not_leader() {
+                    return failed(e);
+                }
+                match self.quorum.remove_voter(voter_id).await {
+                    Ok(()) => ControllerRpcReply::VotersChanged,
+                    Err(e) => failed(e.into()),
+                }
             }
         }
     }

@@ -16,6 +16,7 @@ use crate::broker::Broker;
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod add_raft_voter;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
@@ -57,6 +58,7 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod produce_txn;
 pub mod push_telemetry;
+pub mod remove_raft_voter;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod unregister_broker;
@@ -120,6 +122,8 @@ pub const SUPPORTED: &[ApiSpec] = &[
     alter_partition_reassignments::SPEC,
     list_partition_reassignments::SPEC,
     unregister_broker::SPEC,
+    add_raft_voter::SPEC,
+    remove_raft_voter::SPEC,
 ];
 
 /// Capacity a connection's decompression buffer may keep between requests. One request
@@ -452,6 +456,12 @@ async fn route(
                 list_partition_reassignments::handle(broker, ctx, r)
             })
         }
+        ApiKey::AddRaftVoter => call!(buf, ctx, m::AddRaftVoterRequest, |r| {
+            add_raft_voter::handle(broker, ctx, r)
+        }),
+        ApiKey::RemoveRaftVoter => call!(buf, ctx, m::RemoveRaftVoterRequest, |r| {
+            remove_raft_voter::handle(broker, ctx, r)
+        }),
         ApiKey::UnregisterBroker => call!(buf, ctx, m::UnregisterBrokerRequest, |r| {
             unregister_broker::handle(broker, ctx, r)
         }),

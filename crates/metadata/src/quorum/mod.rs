@@ -173,6 +173,20 @@ pub enum QuorumError {
     StateLost(String),
     #[error("metadata quorum config: {0}")]
     Config(String),
+    /// AddRaftVoter / RemoveRaftVoter refused.
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
+}
+
+/// Why a voter change (KIP-853) was refused; each maps to one Kafka error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+pub enum MembershipError {
+    #[error("Voter {0} is already part of the set of voters.")]
+    DuplicateVoter(i32),
+    #[error("Voter {0} is not part of the set of voters.")]
+    VoterNotFound(i32),
+    #[error("Invalid voter: {0}")]
+    InvalidVoter(String),
 }
 
 impl From<std::io::Error> for QuorumError {

@@ -66,11 +66,13 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerNetwork {
         let id = target as i32;
-        let addr = self
-            .voters
-            .get(&id)
-            .cloned()
-            .unwrap_or_else(|| node.addr.clone());
+        // The address in the log's membership (voters added at runtime are only there),
+        // else the configured one.
+        let addr = if node.addr.is_empty() {
+            self.voters.get(&id).cloned().unwrap_or_default()
+        } else {
+            node.addr.clone()
+        };
         PeerNetwork {
             target,
             client: RpcClient::new(addr, self.cluster_id.clone(), self.me),

@@ -1,6 +1,6 @@
 //! A voter: openraft plus the storage, the state machine and the RPC server.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -22,7 +22,8 @@ use super::prevote::{ElectionTimer, PreVoteRequest};
 use super::rpc::{self, AppHandler, Reply, Request, RpcClient, ServerCtx};
 use super::state_machine::{SmShared, StateMachine};
 use super::{
-    now_ms, MetaEntry, QuorumConfig, QuorumError, QuorumStatus, ReplicaStatus, TypeConfig,
+    now_ms, MembershipError, MetaEntry, QuorumConfig, QuorumError, QuorumStatus, ReplicaStatus,
+    TypeConfig,
 };
 use crate::controller::ControllerError;
 use crate::image::MetadataImage;
@@ -50,6 +51,24 @@ pub struct MetadataQuorum {
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     closed: AtomicBool,
+    /// Whether peers can reach this node (a voter among several, or joining): a
+    /// single node without a controller listener cannot grow its quorum.
+    reachable: bool,
+}
+
+/// A membership change's failure: not the leader, or the quorum unavailable.
+fn membership_failure<E>(e: RaftError<u64, E>) -> QuorumError
+where
+    E: std::fmt::Debug
+        + std::fmt::Display
+        + openraft::TryAsRef<openraft::error::ForwardToLeader<u64, BasicNode>>,
+{
+    if let Some(f) = e.forward_to_leader::<BasicNode>() {
+        return QuorumError::NotLeader {
+            leader: f.leader_id.map(|l| l as i32),
+        };
+    }
+    QuorumError::Unavailable(e.to_string())
 }
 
 fn fatal(e: impl std::fmt::Display) -> QuorumError {
@@ -69,12 +88,9 @@ impl MetadataQuorum {
         if cfg.node_id < 0 {
             return Err(QuorumError::Config(format!("bad node id {}", cfg.node_id)));
         }
-        if !cfg.voters.is_empty() && !cfg.voters.contains_key(&cfg.node_id) {
-            return Err(QuorumError::Config(format!(
-                "node {} is not in controller.quorum.voters",
-                cfg.node_id
-            )));
-        }
+        // A controller not among the bootstrap voters joins a running quorum (KIP-853):
+        // it waits, uninitialised, until the leader adds it (AddRaftVoter).
+        let joining = !cfg.voters.is_empty() && !cfg.voters.contains_key(&cfg.node_id);
         if cfg.voters.len() > 1 && listener.is_none() {
             return Err(QuorumError::Config(
                 "a voter among several needs a listener".into(),
@@ -159,6 +175,7 @@ impl MetadataQuorum {
             stop,
             tasks: Mutex::new(tasks),
             closed: AtomicBool::new(false),
+            reachable: cfg.voters.len() > 1 || joining,
         });
         let configured: Vec<u64> = if cfg.voters.is_empty() {
             vec![me as u64]
@@ -173,15 +190,16 @@ impl MetadataQuorum {
             .await
             .map_err(fatal)?;
         if !members.is_empty() {
-            // Membership changes are not supported: a different voter set in the config
-            // would let the new voters form a second cluster beside this one.
+            // The log's voters win: the configured ones only form a new quorum, and
+            // voters added or removed since (KIP-853) are in the log.
             if members != configured {
-                quorum.raft.shutdown().await.map_err(fatal)?;
-                return Err(QuorumError::Config(format!(
-                    "controller.quorum.voters names {configured:?} but the quorum's voters are {members:?}; changing the voter set is not supported"
-                )));
+                tracing::info!(
+                    configured = ?configured,
+                    voters = ?members,
+                    "metadata quorum: the voters in the log differ from the configured ones; following the log"
+                );
             }
-        } else {
+        } else if !joining {
             let members: BTreeMap<u64, BasicNode> = if cfg.voters.is_empty() {
                 [(me as u64, BasicNode::default())].into()
             } else {
@@ -195,7 +213,7 @@ impl MetadataQuorum {
                 Err(e) => return Err(fatal(e)),
             }
         }
-        if cfg.voters.len() <= 1 {
+        if cfg.voters.len() <= 1 && !joining {
             if !quorum.is_leader() {
                 quorum.raft.trigger().elect().await.map_err(fatal)?;
             }
@@ -206,16 +224,10 @@ impl MetadataQuorum {
         } else {
             let task = tokio::spawn(leader_watch(Arc::downgrade(&quorum), stop_rx.clone()));
             quorum.push_task(task);
-            let peers = cfg
-                .voters
-                .iter()
-                .filter(|(&id, _)| id != me)
-                .map(|(_, addr)| RpcClient::new(addr.clone(), cfg.cluster_id.clone(), me))
-                .collect();
             let task = tokio::spawn(election_loop(
                 Arc::downgrade(&quorum),
                 timer,
-                peers,
+                cfg.cluster_id.clone(),
                 stop_rx,
             ));
             quorum.push_task(task);
@@ -419,6 +431,74 @@ impl MetadataQuorum {
         ))
     }
 
+    /// The voters in the log's effective membership, with their addresses.
+    pub fn voter_nodes(&self) -> BTreeMap<u64, BasicNode> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        let membership = m.membership();
+        membership
+            .voter_ids()
+            .filter_map(|id| membership.get_node(&id).map(|n| (id, n.clone())))
+            .collect()
+    }
+
+    /// AddRaftVoter (KIP-853), on the leader: `id` (its controller listener at `addr`)
+    /// first follows as a learner until it has caught up with the log, then becomes a
+    /// voter through a joint-consensus membership change.
+    pub async fn add_voter(&self, id: i32, addr: String) -> Result<(), QuorumError> {
+        let voters = self.voter_nodes();
+        if voters.contains_key(&(id as u64)) {
+            return Err(QuorumError::Membership(MembershipError::DuplicateVoter(id)));
+        }
+        if !self.reachable {
+            return Err(QuorumError::Membership(MembershipError::InvalidVoter(
+                "a single node without a controller listener cannot add voters".into(),
+            )));
+        }
+        let valid_addr = addr
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if id < 0 || !valid_addr {
+            return Err(QuorumError::Membership(MembershipError::InvalidVoter(
+                format!("voter {id} at {addr:?}"),
+            )));
+        }
+        self.raft
+            .add_learner(id as u64, BasicNode::new(addr), true)
+            .await
+            .map_err(membership_failure)?;
+        let mut ids: BTreeSet<u64> = voters.keys().copied().collect();
+        ids.insert(id as u64);
+        self.raft
+            .change_membership(ids, true)
+            .await
+            .map_err(membership_failure)?;
+        tracing::info!(voter = id, "metadata quorum: voter added");
+        Ok(())
+    }
+
+    /// RemoveRaftVoter (KIP-853), on the leader: `id` leaves the voters and goes on
+    /// receiving the log as a learner. The last voter cannot be removed.
+    pub async fn remove_voter(&self, id: i32) -> Result<(), QuorumError> {
+        let voters = self.voter_nodes();
+        if !voters.contains_key(&(id as u64)) {
+            return Err(QuorumError::Membership(MembershipError::VoterNotFound(id)));
+        }
+        if voters.len() == 1 {
+            return Err(QuorumError::Membership(MembershipError::InvalidVoter(
+                "the last voter cannot be removed".into(),
+            )));
+        }
+        // `retain`: the removed voter stays a learner, so a combined broker keeps
+        // following the metadata log (Kafka's observer).
+        let ids: BTreeSet<u64> = voters.keys().copied().filter(|&v| v != id as u64).collect();
+        self.raft
+            .change_membership(ids, true)
+            .await
+            .map_err(membership_failure)?;
+        tracing::info!(voter = id, "metadata quorum: voter removed");
+        Ok(())
+    }
+
     /// For DescribeQuorum (API 55).
     pub fn status(&self) -> QuorumStatus {
         let m = self.raft.metrics().borrow().clone();
@@ -550,9 +630,12 @@ async fn leader_watch(quorum: Weak<MetadataQuorum>, mut stop: watch::Receiver<bo
 async fn election_loop(
     quorum: Weak<MetadataQuorum>,
     timer: Arc<ElectionTimer>,
-    peers: Vec<RpcClient>,
+    cluster_id: String,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Clients of the current voters, kept while the voter set is the same.
+    let mut peers: Vec<RpcClient> = Vec::new();
+    let mut peers_of: BTreeMap<u64, BasicNode> = BTreeMap::new();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(timer.next_wait()) => {}
@@ -565,6 +648,21 @@ async fn election_loop(
         }
         if !timer.expired() {
             continue;
+        }
+        // Only a voter stands (a joining controller, or one removed, waits for the
+        // leader); its peers are the voters in the log now.
+        let voters = q.voter_nodes();
+        if !voters.contains_key(&(q.node_id as u64)) {
+            timer.heard_from_leader();
+            continue;
+        }
+        if voters != peers_of {
+            peers = voters
+                .iter()
+                .filter(|(&id, _)| id != q.node_id as u64)
+                .map(|(_, n)| RpcClient::new(n.addr.clone(), cluster_id.clone(), q.node_id))
+                .collect();
+            peers_of = voters;
         }
         let term = q.raft.metrics().borrow().current_term + 1;
         let req = PreVoteRequest {

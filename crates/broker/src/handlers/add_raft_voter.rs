@@ -1,0 +1,70 @@
+//! AddRaftVoter (key 80, KIP-853): a controller that started outside the voter set
+//! (`controller.quorum.bootstrap.servers`, its id not among them) becomes a voter of the
+//! metadata quorum. The active controller adds it as a learner, waits until it has
+//! caught up with the metadata log, then changes the membership (openraft's joint
+//! consensus). Answered once the new voter set is committed.
+
+use std::sync::Arc;
+
+use gregor_metadata::active::ControllerRpc;
+use gregor_protocol::kp::messages::{AddRaftVoterRequest, AddRaftVoterResponse, ApiKey};
+use gregor_protocol::kp::protocol::StrBytes;
+use gregor_protocol::kp::ResponseError;
+
+use super::{ApiSpec, RequestContext};
+use crate::broker::Broker;
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::AddRaftVoter,
+    min: 0,
+    max: 0,
+};
+
+fn refused(code: ResponseError, message: String) -> AddRaftVoterResponse {
+    AddRaftVoterResponse::default()
+        .with_error_code(code.code())
+        .with_error_message(Some(StrBytes::from_string(message)))
+}
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext,
+    req: AddRaftVoterRequest,
+) -> AddRaftVoterResponse {
+    if let Some(id) = req.cluster_id.as_ref().filter(|id| !id.is_empty()) {
+        if id.as_str() != broker.cluster_id {
+            return refused(
+                ResponseError::InconsistentClusterId,
+                format!("cluster id {id} is not this cluster's"),
+            );
+        }
+    }
+    // The controller listener: the one named like this node's (`controller.listener.names`),
+    // else the only one given.
+    let names = broker
+        .config
+        .get("controller.listener.names")
+        .unwrap_or("CONTROLLER");
+    let listener = req
+        .listeners
+        .iter()
+        .find(|l| names.split(',').any(|n| n.trim() == l.name.as_str()))
+        .or_else(|| (req.listeners.len() == 1).then(|| &req.listeners[0]));
+    let Some(l) = listener else {
+        return refused(
+            ResponseError::InvalidRequest,
+            "the new voter's controller listener is missing".into(),
+        );
+    };
+    let rpc = ControllerRpc::AddVoter {
+        voter_id: req.voter_id,
+        addr: format!("{}:{}", l.host.as_str(), l.port),
+    };
+    match broker.metadata.change_voters(rpc).await {
+        Ok(()) => AddRaftVoterResponse::default().with_error_message(None),
+        Err(e) => {
+            let (code, message) = crate::error::controller_failure(&e);
+            refused(code, message)
+        }
+    }
+}
