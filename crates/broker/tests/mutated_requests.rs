@@ -100,6 +100,7 @@ fn default_body(key: ApiKey, v: i16) -> Option<Vec<u8>> {
         ApiKey::UnregisterBroker => encoded::<UnregisterBrokerRequest>(v),
         ApiKey::AddRaftVoter => encoded::<AddRaftVoterRequest>(v),
         ApiKey::RemoveRaftVoter => encoded::<RemoveRaftVoterRequest>(v),
+        ApiKey::UpdateRaftVoter => encoded::<UpdateRaftVoterRequest>(v),
         other => panic!("{other:?} is advertised but this test does not know it: add it"),
     }
 }

@@ -65,6 +65,11 @@ pub enum ControllerRpc {
         voter_id: i32,
         addr: String,
     },
+    /// UpdateRaftVoter (KIP-853): a voter's new controller listener.
+    UpdateVoter {
+        voter_id: i32,
+        addr: String,
+    },
     /// RemoveRaftVoter (KIP-853).
     RemoveVoter {
         voter_id: i32,
@@ -471,6 +476,15 @@ impl QuorumController {
                     return failed(e);
                 }
                 match self.quorum.add_voter(voter_id, addr).await {
+                    Ok(()) => ControllerRpcReply::VotersChanged,
+                    Err(e) => failed(e.into()),
+                }
+            }
+            ControllerRpc::UpdateVoter { voter_id, addr } => {
+                if let Some(e) = self.not_leader() {
+                    return failed(e);
+                }
+                match self.quorum.update_voter(voter_id, addr).await {
                     Ok(()) => ControllerRpcReply::VotersChanged,
                     Err(e) => failed(e.into()),
                 }

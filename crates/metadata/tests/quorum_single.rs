@@ -265,7 +265,7 @@ async fn a_changed_voter_set_is_refused() {
     ]
     .into();
     match MetadataQuorum::start(cfg, Some(listener), app()).await {
-        Err(QuorumError::Config(msg)) => assert!(msg.contains("not supported"), "{msg}"),
+        Err(QuorumError::Config(msg)) => assert!(msg.contains("AddRaftVoter"), "{msg}"),
         other => panic!("expected a config error, got {:?}", other.err()),
     }
 }

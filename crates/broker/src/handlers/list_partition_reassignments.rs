@@ -81,5 +81,7 @@ pub async fn handle(
             })
             .collect(),
     };
-    ListPartitionReassignmentsResponse::default().with_topics(topics)
+    ListPartitionReassignmentsResponse::default()
+        .with_error_message(None)
+        .with_topics(topics)
 }

@@ -63,6 +63,7 @@ pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod unregister_broker;
 pub mod update_features;
+pub mod update_raft_voter;
 pub mod write_txn_markers;
 
 /// An API this broker implements, at versions `min..=max`.
@@ -124,6 +125,7 @@ pub const SUPPORTED: &[ApiSpec] = &[
     unregister_broker::SPEC,
     add_raft_voter::SPEC,
     remove_raft_voter::SPEC,
+    update_raft_voter::SPEC,
 ];
 
 /// Capacity a connection's decompression buffer may keep between requests. One request
@@ -458,6 +460,9 @@ async fn route(
         }
         ApiKey::AddRaftVoter => call!(buf, ctx, m::AddRaftVoterRequest, |r| {
             add_raft_voter::handle(broker, ctx, r)
+        }),
+        ApiKey::UpdateRaftVoter => call!(buf, ctx, m::UpdateRaftVoterRequest, |r| {
+            update_raft_voter::handle(broker, ctx, r)
         }),
         ApiKey::RemoveRaftVoter => call!(buf, ctx, m::RemoveRaftVoterRequest, |r| {
             remove_raft_voter::handle(broker, ctx, r)

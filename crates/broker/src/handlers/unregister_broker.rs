@@ -27,7 +27,7 @@ pub async fn handle(
         broker_id: req.broker_id.0,
     };
     match broker.commit_metadata(asked).await {
-        Ok(_) => UnregisterBrokerResponse::default(),
+        Ok(_) => UnregisterBrokerResponse::default().with_error_message(None),
         Err(e) => {
             let (code, message) = crate::error::controller_failure(&e);
             UnregisterBrokerResponse::default()

@@ -197,7 +197,7 @@ pub(crate) async fn alter_partition_reassignments(
                                 .with_replicas(Some(vec![BrokerId(1)])),
                             // A cancel with nothing to cancel.
                             alter_partition_reassignments_request::ReassignablePartition::default()
-                                .with_partition_index(1),
+                                .with_partition_index(0),
                         ]),
                 ])
         },
@@ -234,6 +234,70 @@ pub(crate) async fn unregister_broker(c: &mut Client, _cx: &Sweep<'_>, range: (i
         range,
         |_| UnregisterBrokerRequest::default().with_broker_id(BrokerId(99)),
         |v, r| assert_eq!(r.error_code, 102, "v{v}: BROKER_ID_NOT_REGISTERED"),
+    )
+    .await
+}
+
+pub(crate) async fn add_raft_voter(c: &mut Client, _cx: &Sweep<'_>, range: (i16, i16)) {
+    // A single node has no controller listener: its quorum cannot grow.
+    check(
+        c,
+        range,
+        |_| {
+            AddRaftVoterRequest::default()
+                .with_voter_id(2)
+                .with_listeners(vec![add_raft_voter_request::Listener::default()
+                    .with_name(s("CONTROLLER"))
+                    .with_host(s("127.0.0.1"))
+                    .with_port(1)])
+        },
+        |v, r| assert_eq!(r.error_code, 42, "v{v}: INVALID_REQUEST"),
+    )
+    .await;
+    check(
+        c,
+        range,
+        |_| AddRaftVoterRequest::default().with_voter_id(1),
+        |v, r| assert_eq!(r.error_code, 42, "v{v}: no listener: INVALID_REQUEST"),
+    )
+    .await
+}
+
+pub(crate) async fn remove_raft_voter(c: &mut Client, _cx: &Sweep<'_>, range: (i16, i16)) {
+    check(
+        c,
+        range,
+        |_| RemoveRaftVoterRequest::default().with_voter_id(7),
+        |v, r| assert_eq!(r.error_code, 127, "v{v}: VOTER_NOT_FOUND"),
+    )
+    .await;
+    check(
+        c,
+        range,
+        |_| RemoveRaftVoterRequest::default().with_voter_id(1),
+        |v, r| {
+            assert_eq!(
+                r.error_code, 42,
+                "v{v}: the last voter stays: INVALID_REQUEST"
+            )
+        },
+    )
+    .await
+}
+
+pub(crate) async fn update_raft_voter(c: &mut Client, _cx: &Sweep<'_>, range: (i16, i16)) {
+    check(
+        c,
+        range,
+        |_| {
+            UpdateRaftVoterRequest::default()
+                .with_voter_id(7)
+                .with_listeners(vec![update_raft_voter_request::Listener::default()
+                    .with_name(s("CONTROLLER"))
+                    .with_host(s("127.0.0.1"))
+                    .with_port(9)])
+        },
+        |v, r| assert_eq!(r.error_code, 127, "v{v}: VOTER_NOT_FOUND"),
     )
     .await
 }

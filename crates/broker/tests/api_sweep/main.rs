@@ -123,6 +123,9 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
                 cluster_apis::list_partition_reassignments(c, &cx, range).await
             }
             ApiKey::UnregisterBroker => cluster_apis::unregister_broker(c, &cx, range).await,
+            ApiKey::AddRaftVoter => cluster_apis::add_raft_voter(c, &cx, range).await,
+            ApiKey::RemoveRaftVoter => cluster_apis::remove_raft_voter(c, &cx, range).await,
+            ApiKey::UpdateRaftVoter => cluster_apis::update_raft_voter(c, &cx, range).await,
             other => panic!("{other:?} is advertised but this test does not know it: add it"),
         }
     }

@@ -184,14 +184,26 @@ impl MetadataQuorum {
         };
         // The voters in the log, if it has any yet (a new node may already have voted
         // for a peer's request, which counts as initialised, before it has a log).
-        let members: Vec<u64> = quorum
+        let (members, changed_at_runtime): (Vec<u64>, bool) = quorum
             .raft
-            .with_raft_state(|st| st.membership_state.effective().voter_ids().collect())
+            .with_raft_state(|st| {
+                let m = st.membership_state.effective();
+                // The initial membership is entry 0; a voter change (KIP-853) is later.
+                let changed = m.log_id().is_some_and(|id| id.index > 0);
+                (m.voter_ids().collect(), changed)
+            })
             .await
             .map_err(fatal)?;
         if !members.is_empty() {
-            // The log's voters win: the configured ones only form a new quorum, and
-            // voters added or removed since (KIP-853) are in the log.
+            // Voters added or removed at runtime (KIP-853) are in the log, which wins.
+            // Otherwise a configured voter set that differs from the log's is an error:
+            // following it would let the new voters form a second quorum beside this one.
+            if members != configured && !changed_at_runtime {
+                quorum.raft.shutdown().await.map_err(fatal)?;
+                return Err(QuorumError::Config(format!(
+                    "controller.quorum.voters names {configured:?} but the quorum's voters are {members:?}; change voters with AddRaftVoter/RemoveRaftVoter, not the config"
+                )));
+            }
             if members != configured {
                 tracing::info!(
                     configured = ?configured,
@@ -473,6 +485,29 @@ impl MetadataQuorum {
             .await
             .map_err(membership_failure)?;
         tracing::info!(voter = id, "metadata quorum: voter added");
+        Ok(())
+    }
+
+    /// UpdateRaftVoter (KIP-853), on the leader: a voter's controller listener moved
+    /// to `addr`; the membership in the log takes the new address.
+    pub async fn update_voter(&self, id: i32, addr: String) -> Result<(), QuorumError> {
+        if !self.voter_nodes().contains_key(&(id as u64)) {
+            return Err(QuorumError::Membership(MembershipError::VoterNotFound(id)));
+        }
+        let valid_addr = addr
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !valid_addr {
+            return Err(QuorumError::Membership(MembershipError::InvalidVoter(
+                format!("voter {id} at {addr:?}"),
+            )));
+        }
+        let nodes = [(id as u64, BasicNode::new(addr))].into();
+        self.raft
+            .change_membership(openraft::ChangeMembers::SetNodes(nodes), true)
+            .await
+            .map_err(membership_failure)?;
+        tracing::info!(voter = id, "metadata quorum: voter's listener updated");
         Ok(())
     }
 
