@@ -5,7 +5,7 @@ broker 1, then moved 1 -> 2 without a throttle and 2 -> 3 with one, each while
 `live` for WINDOW_S seconds; and the same producer with nothing moving, as the baseline.
 Reported: the move's time and bytes/s, and the producer's throughput and ack latency.
 
-    GREGOR_BIN=target/release/gregor .venv/bin/python bench/reassign_bench.py [SIZE_MB] [THROTTLE_MB_S]
+    GREGOR_BIN=target/release/gregor .venv/bin/python bench/reassign_bench.py [SIZE_MB] [THROTTLE_MB_S] [PACE]
 
 Uses the test harness (tests/python/cluster.py) and the gregor CLI
 (`cluster reassign execute --wait`)."""
@@ -24,6 +24,9 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 SIZE_MB = int(sys.argv[1]) if len(sys.argv) > 1 else 300
 THROTTLE = int(sys.argv[2]) * 1_000_000 if len(sys.argv) > 2 else 20_000_000
+# Records/s for the producer (0: as fast as it can, which measures throughput; a pace
+# below saturation measures the ack latency clients see).
+PACE = int(sys.argv[3]) if len(sys.argv) > 3 else 0
 WINDOW_S = 8
 
 
@@ -36,7 +39,7 @@ def run_json(args, timeout=900):
 
 def produce(bootstrap, topic, seconds, count=100_000_000):
     return run_json(["bench", "produce", "-b", bootstrap, "--topic", topic, "--acks", "all",
-                     "--size", "1024", "--count", str(count), "--duration", str(seconds),
+                     "--size", "1024", "--count", str(count), "--duration", str(seconds), "--rate", str(PACE),
                      "--output", "json", "--quiet", "-X", "linger.ms=5"])
 
 

@@ -58,6 +58,8 @@ struct PartitionRead {
     preferred_read_replica: Option<i32>,
     /// A follower's fetch under the leader's replication throttle, at this rate.
     throttle_rate: Option<u64>,
+    /// Held back by that throttle (its bucket overdrawn): read again once it refills.
+    held: bool,
 }
 
 /// The leader-side throttle rate for `replica`'s fetch of `p`, if that replica is
@@ -112,6 +114,7 @@ fn read_partition(
         diverging: None,
         preferred_read_replica: None,
         throttle_rate: None,
+        held: false,
     };
     let is_consumer = matches!(fetcher, Fetcher::Consumer { .. });
     let p = match broker.replicas.lookup(&sp.topic, sp.partition) {
@@ -164,10 +167,11 @@ fn read_partition(
     let mut limit = (sp.max_bytes.max(0) as usize).min(*remaining);
     if let Fetcher::Follower(replica) = fetcher {
         if let Some(rate) = leader_throttle_rate(broker, &p, replica) {
+            out.throttle_rate = Some(rate);
             if broker.throttles.leader.exhausted(rate) {
+                out.held = true;
                 return out;
             }
-            out.throttle_rate = Some(rate);
             limit = limit.min(crate::replication::throttle::chunk(rate));
         }
     }
@@ -430,11 +434,24 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
         {
             break reads;
         }
-        if tokio::time::timeout_at(deadline, notify.notified())
+        // A partition held back by the replication throttle is read again as soon as
+        // the bucket has refilled, not at the fetch's deadline.
+        let wake_at = reads
+            .iter()
+            .filter(|r| r.held)
+            .filter_map(|r| r.throttle_rate)
+            .map(|rate| broker.throttles.leader.wait_time(rate))
+            .min()
+            .map_or(deadline, |w| {
+                deadline
+                    .min(tokio::time::Instant::now() + w.max(std::time::Duration::from_millis(1)))
+            });
+        if tokio::time::timeout_at(wake_at, notify.notified())
             .await
             .is_err()
         {
-            // Deadline passed: one last read picks up anything that raced the timer.
+            // Deadline (or refill) passed: one more read picks up anything that raced
+            // the timer.
             continue;
         }
     };
