@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "python"))
 from cluster import Cluster  # noqa: E402
-from conftest import BIN  # noqa: E402
+from conftest import BIN, wait_until  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 SIZE_MB = int(sys.argv[1]) if len(sys.argv) > 1 else 300
@@ -78,7 +78,9 @@ def main():
         admin = AdminClient({"bootstrap.servers": c.bootstrap})
         admin.create_topics([NewTopic("big", 1, replica_assignment=[[1]]),
                              NewTopic("live", 3, 3, config={"min.insync.replicas": "2"})])["big"].result(30)
-        time.sleep(1)
+        wait_until(lambda: all(p.leader >= 0 and len(p.isrs) == 3
+                               for p in admin.list_topics("live", timeout=5).topics["live"].partitions.values()),
+                   30, what="live with full ISRs")
         run_json(["bench", "produce", "-b", c.bootstrap, "--topic", "big", "--acks", "1", "--size", "1024",
                   "--count", str(SIZE_MB * 1000), "--output", "json", "--quiet", "-X", "linger.ms=20"])
         base = produce(c.bootstrap, "live", WINDOW_S)

@@ -9,25 +9,14 @@ import threading
 import time
 
 from confluent_kafka import Consumer, KafkaError, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from kafka import KafkaAdminClient, TopicPartition
 
 from conftest import BIN, wait_until
 from test_cluster import FAST, cluster_factory  # noqa: F401 (a pytest fixture)
+from test_cluster_ops import layout
 
 SETTINGS = {**FAST, "replica.lag.time.max.ms": "3000", "auto.leader.rebalance.enable": "false"}
-
-
-def layout(admin, topic):
-    """{partition: (leader, replicas in order, sorted isr)}, or None if not readable now."""
-    try:
-        md = admin.list_topics(topic=topic, timeout=5)
-    except Exception:
-        return None
-    t = md.topics.get(topic)
-    if t is None or t.error is not None or not t.partitions:
-        return None
-    return {p.id: (p.leader, list(p.replicas), sorted(p.isrs)) for p in t.partitions.values()}
 
 
 def cli(c, *args, check=True):
@@ -183,8 +172,7 @@ def test_a_throttled_move_stays_under_its_rate(cluster_factory):
     measured = size / elapsed
     assert measured <= rate * 1.25, f"{size} bytes moved in {elapsed:.1f} s: {measured:.0f} B/s over {rate}"
     # --wait removed the throttle once done.
-    described = admin.describe_configs([__import__("confluent_kafka.admin", fromlist=["ConfigResource"])
-                                        .ConfigResource("TOPIC", "th")])
+    described = admin.describe_configs([ConfigResource("TOPIC", "th")])
     configs = list(described.values())[0].result(10)
     assert configs["leader.replication.throttled.replicas"].value in ("", None)
 

@@ -669,31 +669,33 @@ pub fn unfence_records(image: &MetadataImage, broker: i32, epoch: i64) -> Vec<Me
     out
 }
 
+/// For unit tests: an image with these brokers registered and unfenced.
+#[cfg(test)]
+pub(crate) fn image_with_brokers(ids: &[i32]) -> MetadataImage {
+    let mut image = MetadataImage::empty();
+    for &id in ids {
+        image.apply_entry(
+            image.offset + 1,
+            &[MetadataRecord::RegisterBrokerRecord {
+                broker_id: id,
+                incarnation_id: Uuid::new_v4(),
+                endpoints: vec![],
+                rack: None,
+                broker_epoch: None,
+            }],
+        );
+        let epoch = image.offset;
+        let recs = unfence_records(&image, id, epoch);
+        image.apply_entry(image.offset + 1, &recs);
+    }
+    image
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::controller::{create_topic, NewTopic};
-
-    fn image_with_brokers(ids: &[i32]) -> MetadataImage {
-        let mut image = MetadataImage::empty();
-        for &id in ids {
-            image.apply_entry(
-                image.offset + 1,
-                &[MetadataRecord::RegisterBrokerRecord {
-                    broker_id: id,
-                    incarnation_id: Uuid::new_v4(),
-                    endpoints: vec![],
-                    rack: None,
-                    broker_epoch: None,
-                }],
-            );
-            let epoch = image.offset;
-            let recs = unfence_records(&image, id, epoch);
-            image.apply_entry(image.offset + 1, &recs);
-        }
-        image
-    }
 
     #[test]
     fn fencing_moves_leaders_and_shrinks_isrs_but_never_empties_them() {

@@ -187,25 +187,11 @@ pub fn change(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::active::unfence_records;
+    use crate::active::image_with_brokers;
     use crate::controller::{create_topic, NewTopic};
 
     fn cluster(brokers: &[i32], rf: i16) -> (MetadataImage, Uuid) {
-        let mut image = MetadataImage::empty();
-        for &id in brokers {
-            image.apply_entry(
-                image.offset + 1,
-                &[MetadataRecord::RegisterBrokerRecord {
-                    broker_id: id,
-                    incarnation_id: Uuid::new_v4(),
-                    endpoints: vec![],
-                    rack: None,
-                    broker_epoch: None,
-                }],
-            );
-            let recs = unfence_records(&image, id, image.offset);
-            image.apply_entry(image.offset + 1, &recs);
-        }
+        let mut image = image_with_brokers(brokers);
         let t = NewTopic {
             assignments: Vec::new(),
             name: "t".into(),

@@ -20,6 +20,24 @@ pub const SPEC: ApiSpec = ApiSpec {
     max: 0,
 };
 
+/// The `host:port` of a voter's controller listener among `(name, host, port)`
+/// entries (AddRaftVoter's and UpdateRaftVoter's listener lists): the one named like
+/// this cluster's (`controller.listener.names`), else the only one given.
+pub(super) fn controller_listener(
+    broker: &Broker,
+    listeners: &[(&str, &str, u16)],
+) -> Option<String> {
+    let names = broker
+        .config
+        .get("controller.listener.names")
+        .unwrap_or("CONTROLLER");
+    listeners
+        .iter()
+        .find(|(name, _, _)| names.split(',').any(|n| n.trim() == *name))
+        .or_else(|| (listeners.len() == 1).then(|| &listeners[0]))
+        .map(|(_, host, port)| format!("{host}:{port}"))
+}
+
 fn refused(code: ResponseError, message: String) -> AddRaftVoterResponse {
     AddRaftVoterResponse::default()
         .with_error_code(code.code())
@@ -39,18 +57,12 @@ pub async fn handle(
             );
         }
     }
-    // The controller listener: the one named like this node's (`controller.listener.names`),
-    // else the only one given.
-    let names = broker
-        .config
-        .get("controller.listener.names")
-        .unwrap_or("CONTROLLER");
-    let listener = req
+    let listeners: Vec<(&str, &str, u16)> = req
         .listeners
         .iter()
-        .find(|l| names.split(',').any(|n| n.trim() == l.name.as_str()))
-        .or_else(|| (req.listeners.len() == 1).then(|| &req.listeners[0]));
-    let Some(l) = listener else {
+        .map(|l| (l.name.as_str(), l.host.as_str(), l.port))
+        .collect();
+    let Some(addr) = controller_listener(broker, &listeners) else {
         return refused(
             ResponseError::InvalidRequest,
             "the new voter's controller listener is missing".into(),
@@ -58,7 +70,7 @@ pub async fn handle(
     };
     let rpc = ControllerRpc::AddVoter {
         voter_id: req.voter_id,
-        addr: format!("{}:{}", l.host.as_str(), l.port),
+        addr,
     };
     match broker.metadata.change_voters(rpc).await {
         Ok(()) => AddRaftVoterResponse::default().with_error_message(None),

@@ -40,21 +40,17 @@ pub async fn handle(
             return answer(ResponseError::InconsistentClusterId);
         }
     }
-    let names = broker
-        .config
-        .get("controller.listener.names")
-        .unwrap_or("CONTROLLER");
-    let listener = req
+    let listeners: Vec<(&str, &str, u16)> = req
         .listeners
         .iter()
-        .find(|l| names.split(',').any(|n| n.trim() == l.name.as_str()))
-        .or_else(|| (req.listeners.len() == 1).then(|| &req.listeners[0]));
-    let Some(l) = listener else {
+        .map(|l| (l.name.as_str(), l.host.as_str(), l.port))
+        .collect();
+    let Some(addr) = super::add_raft_voter::controller_listener(broker, &listeners) else {
         return answer(ResponseError::InvalidRequest);
     };
     let rpc = ControllerRpc::UpdateVoter {
         voter_id: req.voter_id,
-        addr: format!("{}:{}", l.host.as_str(), l.port),
+        addr,
     };
     match broker.metadata.change_voters(rpc).await {
         Ok(()) => UpdateRaftVoterResponse::default().with_current_leader(

@@ -56,6 +56,12 @@ pub struct MetadataQuorum {
     reachable: bool,
 }
 
+/// Whether `addr` is `host:port` with a non-zero port.
+fn is_host_port(addr: &str) -> bool {
+    addr.rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+}
+
 /// A membership change's failure: not the leader, or the quorum unavailable.
 fn membership_failure<E>(e: RaftError<u64, E>) -> QuorumError
 where
@@ -466,9 +472,7 @@ impl MetadataQuorum {
                 "a single node without a controller listener cannot add voters".into(),
             )));
         }
-        let valid_addr = addr
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        let valid_addr = is_host_port(&addr);
         if id < 0 || !valid_addr {
             return Err(QuorumError::Membership(MembershipError::InvalidVoter(
                 format!("voter {id} at {addr:?}"),
@@ -494,9 +498,7 @@ impl MetadataQuorum {
         if !self.voter_nodes().contains_key(&(id as u64)) {
             return Err(QuorumError::Membership(MembershipError::VoterNotFound(id)));
         }
-        let valid_addr = addr
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        let valid_addr = is_host_port(&addr);
         if !valid_addr {
             return Err(QuorumError::Membership(MembershipError::InvalidVoter(
                 format!("voter {id} at {addr:?}"),
