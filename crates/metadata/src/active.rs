@@ -193,6 +193,8 @@ struct Session {
     /// activation): only then does it refuse another incarnation as a duplicate, so a
     /// broker restarted together with its controller registers at once.
     heard: bool,
+    /// The metadata offset this broker last said it has applied (-1: not heard yet).
+    applied: i64,
 }
 
 pub struct QuorumController {
@@ -202,6 +204,8 @@ pub struct QuorumController {
     sessions: Mutex<HashMap<i32, Session>>,
     /// Woken when a session is renewed or added, so the fencer re-arms its timer.
     changed: tokio::sync::Notify,
+    /// Woken by every heartbeat (a broker's applied offset may have moved).
+    heard: tokio::sync::Notify,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -218,6 +222,7 @@ impl QuorumController {
             config,
             sessions: Mutex::new(HashMap::new()),
             changed: tokio::sync::Notify::new(),
+            heard: tokio::sync::Notify::new(),
         });
         tokio::spawn(c.clone().fence_expired_sessions());
         if let Some(balance) = c.config.leader_balance {
@@ -261,7 +266,7 @@ impl QuorumController {
         let image = self.quorum.image();
         if let Some(b) = image.brokers.get(&reg.broker_id) {
             if b.incarnation_id == reg.incarnation_id {
-                self.renew(reg.broker_id, b.epoch, reg.incarnation_id);
+                self.renew(reg.broker_id, b.epoch, reg.incarnation_id, -1);
                 return Ok(b.epoch);
             }
             if live_other {
@@ -301,12 +306,12 @@ impl QuorumController {
             .filter(|b| b.incarnation_id == reg.incarnation_id)
             .map(|b| b.epoch)
             .ok_or_else(|| ControllerFailure::Storage("registration not applied".into()))?;
-        self.renew(reg.broker_id, epoch, reg.incarnation_id);
+        self.renew(reg.broker_id, epoch, reg.incarnation_id, -1);
         tracing::info!(broker = reg.broker_id, epoch, rack = ?reg.rack, "broker registered");
         Ok(epoch)
     }
 
-    fn renew(&self, broker: i32, epoch: i64, incarnation: Uuid) {
+    fn renew(&self, broker: i32, epoch: i64, incarnation: Uuid, applied: i64) {
         lock(&self.sessions).insert(
             broker,
             Session {
@@ -314,9 +319,34 @@ impl QuorumController {
                 incarnation,
                 deadline: Instant::now() + self.config.session_timeout,
                 heard: true,
+                applied,
             },
         );
         self.changed.notify_one();
+        self.heard.notify_waiters();
+    }
+
+    /// Waits (at most `limit`) until every other broker with a live session has said in
+    /// a heartbeat that it applied metadata up to `offset`, so that a client asking any
+    /// of them next sees what was just committed (a controlled shutdown's leader moves).
+    async fn await_applied_everywhere(&self, offset: i64, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let heard = self.heard.notified();
+            let now = Instant::now();
+            let behind: Vec<i32> = lock(&self.sessions)
+                .iter()
+                .filter(|(_, s)| s.heard && s.deadline > now && s.applied < offset)
+                .map(|(&id, _)| id)
+                .collect();
+            if behind.is_empty() {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, heard).await.is_err() {
+                tracing::info!(?behind, offset, "brokers still applying the metadata");
+                return;
+            }
+        }
     }
 
     /// A heartbeat renews the session; a fenced broker that has caught up with its own
@@ -337,10 +367,15 @@ impl QuorumController {
             // broker leaves the ISRs it shares and is fenced, and its session ends at
             // once, so the restarted process may register without waiting for it.
             let (id, epoch) = (hb.broker_id, b.epoch);
-            self.quorum
+            let image = self
+                .quorum
                 .commit(|img| Ok(shutdown_records(img, id, epoch)))
                 .await?;
             lock(&self.sessions).remove(&id);
+            // Answer once the others serve the new leaders: the leaving broker then
+            // stops, and clients that ask the rest find the moved partitions at once.
+            self.await_applied_everywhere(image.offset, self.config.session_timeout / 2)
+                .await;
             tracing::info!(
                 broker = id,
                 epoch,
@@ -352,7 +387,7 @@ impl QuorumController {
                 should_shut_down: true,
             });
         }
-        self.renew(hb.broker_id, b.epoch, b.incarnation_id);
+        self.renew(hb.broker_id, b.epoch, b.incarnation_id, hb.metadata_offset);
         let caught_up = hb.metadata_offset >= b.epoch;
         let mut fenced = b.fenced;
         if fenced && caught_up && !hb.want_fence {
@@ -394,6 +429,7 @@ impl QuorumController {
                             incarnation: b.incarnation_id,
                             deadline: now + self.config.session_timeout,
                             heard: false,
+                            applied: -1,
                         },
                     );
                 }
