@@ -1,0 +1,1 @@
+//! Kafka's ACL model and authorizer (placeholder: filled in by the ACL work).
