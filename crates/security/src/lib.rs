@@ -2,6 +2,7 @@
 //! a SASL exchange proves one, how TLS is configured, and what a principal may do.
 //!
 //! # Layout
+//! - [`principal`]: who a connection is (`User:alice`).
 //! - [`acl`]: Kafka's ACL model (principal, host, operation, permission, resource
 //!   pattern) and the authorizer that decides a request against a set of bindings.
 //!
@@ -10,3 +11,6 @@
 //! - Every function that reads client bytes returns an error for bad input; none panics.
 
 pub mod acl;
+pub mod principal;
+
+pub use principal::Principal;
