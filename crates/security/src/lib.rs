@@ -1,8 +1,12 @@
-//! Gregor's security model, free of sockets and of the broker: what a principal is, how
+//! Gregor's security model, free of sockets and of the broker (the only I/O is reading PEM files): what a principal is, how
 //! a SASL exchange proves one, how TLS is configured, and what a principal may do.
 //!
 //! # Layout
 //! - [`principal`]: who a connection is (`User:alice`).
+//! - [`scram`]: SCRAM-SHA-256/512 credentials and the server side of the exchange.
+//! - [`plain`]: SASL/PLAIN against JAAS-configured users.
+//! - [`tls`]: rustls server configuration from PEM files, reloaded when they change;
+//!   the principal of a client certificate.
 //! - [`acl`]: Kafka's ACL model (principal, host, operation, permission, resource
 //!   pattern) and the authorizer that decides a request against a set of bindings.
 //!
@@ -11,6 +15,9 @@
 //! - Every function that reads client bytes returns an error for bad input; none panics.
 
 pub mod acl;
+pub mod plain;
 pub mod principal;
+pub mod scram;
+pub mod tls;
 
 pub use principal::Principal;
