@@ -37,6 +37,11 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error("cluster: {0}")]
     Cluster(String),
+    #[error("listener {listener}: {source}")]
+    Tls {
+        listener: String,
+        source: gregor_security::tls::TlsError,
+    },
 }
 
 pub struct Broker {
@@ -54,7 +59,8 @@ pub struct Broker {
     pub txns: crate::txn::TxnCoordinator,
     /// Client telemetry (KIP-714): subscriptions handed out and pushes kept.
     pub telemetry: crate::telemetry::ClientTelemetry,
-    advertised_port: AtomicU16,
+    /// Per client listener (as `config.listeners`): the port clients are told.
+    advertised_ports: Vec<AtomicU16>,
     /// Bytes of answers queued on all connections, waiting for their writers (Kafka's
     /// ResponseQueueSize, in bytes), and the most ever queued at once.
     pub response_queue_bytes: AtomicUsize,
@@ -274,7 +280,11 @@ impl Broker {
         groups.load(&replicas);
         let txns = crate::txn::TxnCoordinator::new(config.txn.clone());
         txns.load(&replicas);
-        let advertised_port = AtomicU16::new(config.advertised_port);
+        let advertised_ports = config
+            .listeners
+            .iter()
+            .map(|l| AtomicU16::new(l.advertised_port))
+            .collect();
         Ok(Arc::new(Self {
             config,
             cluster_id,
@@ -284,7 +294,7 @@ impl Broker {
             groups,
             txns,
             telemetry,
-            advertised_port,
+            advertised_ports,
             response_queue_bytes: AtomicUsize::new(0),
             response_queue_bytes_max: AtomicUsize::new(0),
             producer_ids: Mutex::new((0, 0)),
@@ -341,15 +351,9 @@ impl Broker {
         }
         self.start_publisher();
         crate::replication::start_isr_expiration(self);
-        let endpoint = gregor_metadata::BrokerEndpoint {
-            name: "PLAINTEXT".into(),
-            host: self.config.advertised_host.clone(),
-            port: self.advertised_port(),
-            security_protocol: 0,
-        };
         self.metadata
             .join(
-                endpoint,
+                self.endpoints(),
                 self.config.cluster.rack.clone(),
                 std::time::Duration::from_millis(self.config.cluster.heartbeat_interval_ms),
                 std::time::Duration::from_secs(120),
@@ -376,15 +380,44 @@ impl Broker {
         self.stop.subscribe()
     }
 
+    /// The inter-broker listener's advertised port.
     pub fn advertised_port(&self) -> u16 {
-        self.advertised_port.load(Ordering::Relaxed)
+        self.advertised_ports
+            .first()
+            .map_or(0, |p| p.load(Ordering::Relaxed))
     }
 
-    /// Once the listener is bound: a configured port of 0 advertises the real one.
+    /// Once the inter-broker listener is bound: a configured port of 0 advertises the
+    /// real one.
     pub fn set_bound_port(&self, port: u16) {
-        if self.config.advertised_port == 0 {
-            self.advertised_port.store(port, Ordering::Relaxed);
+        if let Some(l) = self.config.listeners.first() {
+            self.set_listener_port(&l.name, port);
         }
+    }
+
+    /// Once listener `name` is bound: a configured port of 0 advertises the real one.
+    pub fn set_listener_port(&self, name: &str, port: u16) {
+        for (l, p) in self.config.listeners.iter().zip(&self.advertised_ports) {
+            if l.name == name && l.advertised_port == 0 {
+                p.store(port, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// What this broker registers: one endpoint per client listener, the inter-broker
+    /// one first.
+    pub fn endpoints(&self) -> Vec<gregor_metadata::BrokerEndpoint> {
+        self.config
+            .listeners
+            .iter()
+            .zip(&self.advertised_ports)
+            .map(|(l, p)| gregor_metadata::BrokerEndpoint {
+                name: l.name.clone(),
+                host: l.advertised_host.clone(),
+                port: p.load(Ordering::Relaxed),
+                security_protocol: l.protocol.id(),
+            })
+            .collect()
     }
 
     /// Whether the metadata has this partition (wherever it is hosted).

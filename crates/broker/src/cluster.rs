@@ -346,7 +346,7 @@ impl ClusterLink {
     /// heartbeats go on in a task until `stop` fires.
     pub async fn join(
         self: &Arc<Self>,
-        endpoint: BrokerEndpoint,
+        endpoints: Vec<BrokerEndpoint>,
         rack: Option<String>,
         heartbeat_interval: Duration,
         timeout: Duration,
@@ -355,7 +355,7 @@ impl ClusterLink {
         let registration = Registration {
             broker_id: self.node_id,
             incarnation_id: self.incarnation,
-            endpoints: vec![endpoint],
+            endpoints,
             rack,
         };
         // A restart right after a kill finds the old process's session still live at
@@ -517,14 +517,15 @@ pub struct LiveBroker {
     pub rack: Option<String>,
 }
 
-/// The unfenced brokers with their client endpoints, in id order (Metadata and
-/// DescribeCluster list exactly these, as Kafka lists its alive brokers).
-pub fn live_brokers(image: &MetadataImage) -> Vec<LiveBroker> {
+/// The unfenced brokers with their endpoints on `listener`, in id order (Metadata and
+/// DescribeCluster list exactly these, as Kafka lists its alive brokers; a broker
+/// without that listener is left out, as in Kafka).
+pub fn live_brokers(image: &MetadataImage, listener: &str) -> Vec<LiveBroker> {
     image
         .live_brokers()
         .into_iter()
         .filter_map(|b| {
-            let e = b.endpoints.first()?;
+            let e = endpoint_on(&b.endpoints, listener)?;
             Some(LiveBroker {
                 id: b.id,
                 host: e.host.clone(),
@@ -533,6 +534,14 @@ pub fn live_brokers(image: &MetadataImage) -> Vec<LiveBroker> {
             })
         })
         .collect()
+}
+
+/// A broker's endpoint on the listener named `listener`.
+pub fn endpoint_on<'a>(
+    endpoints: &'a [gregor_metadata::BrokerEndpoint],
+    listener: &str,
+) -> Option<&'a gregor_metadata::BrokerEndpoint> {
+    endpoints.iter().find(|e| e.name == listener)
 }
 
 /// Replicas that cannot serve: not registered or fenced.

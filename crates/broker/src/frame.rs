@@ -195,6 +195,43 @@ pub async fn write_frame(wr: &mut OwnedWriteHalf, frame: &FileFrame) -> io::Resu
     result
 }
 
+/// Writes a frame to a stream that cannot take `sendfile` (TLS encrypts in user
+/// space): file ranges are read in chunks on the blocking pool, one reused buffer.
+pub async fn write_frame_copying<W>(wr: &mut W, frame: &FileFrame) -> io::Result<()>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    const CHUNK: usize = 256 * 1024;
+    let mut buf = Vec::new();
+    for part in &frame.parts {
+        match part {
+            Part::Mem(b) => wr.write_all(b).await?,
+            Part::File(r) => {
+                let mut offset = r.position;
+                let end = r.position + r.len as u64;
+                while offset < end {
+                    let want = usize::try_from(end - offset).unwrap_or(CHUNK).min(CHUNK);
+                    let file = r.file.clone();
+                    let mut chunk = std::mem::take(&mut buf);
+                    chunk.resize(want, 0);
+                    let (chunk, read) = tokio::task::spawn_blocking(move || {
+                        let read =
+                            std::os::unix::fs::FileExt::read_exact_at(&*file, &mut chunk, offset);
+                        (chunk, read)
+                    })
+                    .await
+                    .map_err(io::Error::other)?;
+                    read?;
+                    wr.write_all(&chunk).await?;
+                    offset += want as u64;
+                    buf = chunk;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Sends a file range to the socket with `sendfile`, waiting for writability as tokio
 /// does for its own writes.
 async fn send_file(stream: &TcpStream, range: &FileRange) -> io::Result<()> {

@@ -11,7 +11,9 @@
 //!
 //! # Layout
 //! - [`config`]: Kafka-named configuration.
-//! - [`server`]: accept loop, connection framing, shutdown.
+//! - [`server`]: accept loops (one per listener), TLS handshakes, connection framing,
+//!   shutdown.
+//! - [`auth`]: a connection's principal and SASL state, and what it may send meanwhile.
 //! - [`handlers`]: one file per Kafka API plus the registry (`handlers::SUPPORTED`).
 //! - [`replica_manager`], [`partition`]: hosted partitions, append/read, waiting, flushing.
 //! - [`replication`]: followers fetching from leaders, the ISR and high watermark,
@@ -29,6 +31,7 @@
 //! - A produce is acknowledged only after its batch is in the log (and fsynced when the
 //!   flush policy says so).
 
+pub mod auth;
 pub mod broker;
 pub mod cluster;
 pub mod config;

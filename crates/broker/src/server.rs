@@ -11,13 +11,16 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use gregor_protocol::frame;
+use gregor_security::tls::ReloadingTls;
 use std::sync::atomic::Ordering;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{broadcast, mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 
 use crate::broker::Broker;
-use crate::frame::write_frame;
+use crate::config::ListenerConfig;
+use crate::frame::{write_frame, write_frame_copying};
 use crate::handlers::{self, Outcome};
 use crate::util::now_ms;
 
@@ -29,18 +32,56 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// not read its answers stops being read once this is full, as Kafka mutes its channel.
 pub const QUEUED_RESPONSE_BYTES: usize = 16 << 20;
 
-/// Serves `listener` until `shutdown` resolves, then waits for connections to finish
-/// and flushes the broker.
+/// Serves the inter-broker (first) listener on `listener` until `shutdown` resolves.
 pub async fn run(
     broker: Arc<Broker>,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), crate::broker::StartError> {
+    let first = broker.config.listeners.first().cloned();
+    let Some(first) = first else {
+        return Err(crate::broker::StartError::Cluster(
+            "no client listener".into(),
+        ));
+    };
+    run_listeners(broker, vec![(first, listener)], shutdown).await
+}
+
+/// Serves every client listener until `shutdown` resolves, then waits for connections
+/// to finish and flushes the broker.
+pub async fn run_listeners(
+    broker: Arc<Broker>,
+    listeners: Vec<(ListenerConfig, TcpListener)>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), crate::broker::StartError> {
+    // TLS settings are checked before the broker joins: a bad key store stops start-up.
+    let mut bound = Vec::new();
+    for (config, socket) in listeners {
+        let tls = match &config.tls {
+            Some(settings) => Some(Arc::new(ReloadingTls::new(settings.clone()).map_err(
+                |source| crate::broker::StartError::Tls {
+                    listener: config.name.clone(),
+                    source,
+                },
+            )?)),
+            None => None,
+        };
+        bound.push(Acceptor {
+            config: Arc::new(config),
+            socket,
+            tls,
+        });
+    }
     broker.join_cluster().await?;
     let (stop_tx, _) = broadcast::channel::<()>(1);
-    let limit = Arc::new(Semaphore::new(
-        broker.config.max_connections.min(Semaphore::MAX_PERMITS),
-    ));
+    let shared = Arc::new(Shared {
+        broker: broker.clone(),
+        limit: Arc::new(Semaphore::new(
+            broker.config.max_connections.min(Semaphore::MAX_PERMITS),
+        )),
+        quotas: Arc::new(crate::connection_quotas::ConnectionQuotas::default()),
+        stop: stop_tx.clone(),
+    });
     let flusher = tokio::spawn(flush_loop(broker.clone(), stop_tx.subscribe()));
     let retention = tokio::spawn(retention_loop(broker.clone(), stop_tx.subscribe()));
     let cleaner = tokio::spawn(cleaner_loop(broker.clone(), stop_tx.subscribe()));
@@ -48,46 +89,23 @@ pub async fn run(
     // Transactions a stop left open or half-finished get their timers and markers back.
     broker.txns.resume(&broker).await;
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-    let quotas = Arc::new(crate::connection_quotas::ConnectionQuotas::default());
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
-        let accepted = tokio::select! {
-            _ = &mut shutdown => break,
-            a = listener.accept() => a,
-        };
-        match accepted {
-            Ok((socket, peer)) => {
-                // Over `max.connections.per.ip`: closed at once, as Kafka's acceptor does
-                // (dropping the socket); the permit goes back with it.
-                let Some(slot) = quotas.try_acquire(&broker.config, peer.ip()) else {
-                    tracing::info!(%peer, "closing connection: max.connections.per.ip reached");
-                    drop(socket);
-                    continue;
-                };
-                let broker = broker.clone();
-                let stop = stop_tx.subscribe();
-                let done = done_tx.clone();
-                tokio::spawn(async move {
-                    tracing::debug!(%peer, "connection opened");
-                    serve(broker, socket, stop).await;
-                    tracing::debug!(%peer, "connection closed");
-                    drop(slot);
-                    drop(permit);
-                    drop(done);
-                });
-            }
-            Err(e) => {
-                // Out of file descriptors and the like: back off briefly, keep serving.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+    let (halt_tx, halt_rx) = watch::channel(false);
+    let acceptors: Vec<_> = bound
+        .into_iter()
+        .map(|a| {
+            tokio::spawn(accept_loop(
+                shared.clone(),
+                a,
+                halt_rx.clone(),
+                done_tx.clone(),
+            ))
+        })
+        .collect();
+    shutdown.await;
+    halt_tx.send_replace(true);
+    for a in acceptors {
+        let _ = a.await;
     }
-    drop(listener);
     broker.txns.shutdown();
     broker.groups.shutdown().await;
     let _ = stop_tx.send(());
@@ -102,6 +120,148 @@ pub async fn run(
     tokio::task::spawn_blocking(move || b.shutdown())
         .await
         .map_err(|e| crate::broker::StartError::MetaProperties(e.to_string()))?
+}
+
+/// One listener's socket and what its connections need.
+struct Acceptor {
+    config: Arc<ListenerConfig>,
+    socket: TcpListener,
+    tls: Option<Arc<ReloadingTls>>,
+}
+
+/// What every accept loop shares: the connection limits and the stop broadcast.
+struct Shared {
+    broker: Arc<Broker>,
+    limit: Arc<Semaphore>,
+    quotas: Arc<crate::connection_quotas::ConnectionQuotas>,
+    stop: broadcast::Sender<()>,
+}
+
+/// How long a TLS handshake may take before the connection is dropped: a client that
+/// stops halfway holds a slot no longer than this.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    acceptor: Acceptor,
+    mut halt: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
+) {
+    let broker = &shared.broker;
+    loop {
+        let permit = tokio::select! {
+            _ = halt.wait_for(|h| *h) => break,
+            p = shared.limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let accepted = tokio::select! {
+            _ = halt.wait_for(|h| *h) => break,
+            a = acceptor.socket.accept() => a,
+        };
+        match accepted {
+            Ok((socket, peer)) => {
+                // Over `max.connections.per.ip`: closed at once, as Kafka's acceptor does
+                // (dropping the socket); the permit goes back with it.
+                let Some(slot) = shared.quotas.try_acquire(&broker.config, peer.ip()) else {
+                    tracing::info!(%peer, "closing connection: max.connections.per.ip reached");
+                    drop(socket);
+                    continue;
+                };
+                let broker = broker.clone();
+                let mut stop = shared.stop.subscribe();
+                let done = done.clone();
+                let listener = acceptor.config.clone();
+                let tls = acceptor.tls.clone();
+                tokio::spawn(async move {
+                    tracing::debug!(%peer, listener = %listener.name, "connection opened");
+                    let _ = socket.set_nodelay(true);
+                    let host: Arc<str> = format!("/{}", peer.ip()).into();
+                    match tls {
+                        None => {
+                            let (rd, wr) = socket.into_split();
+                            let conn = handlers::Connection::new(listener, host, None);
+                            serve(broker, rd, Writer::Plain(wr), conn, stop).await;
+                        }
+                        Some(tls) => {
+                            let accept = TlsAcceptor::from(tls.config()).accept(socket);
+                            let stream = tokio::select! {
+                                _ = stop.recv() => None,
+                                r = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept) => match r {
+                                    Ok(Ok(s)) => Some(s),
+                                    Ok(Err(e)) => {
+                                        tracing::info!(%peer, listener = %listener.name, error = %e, "TLS handshake failed");
+                                        None
+                                    }
+                                    Err(_) => {
+                                        tracing::info!(%peer, listener = %listener.name, "TLS handshake timed out");
+                                        None
+                                    }
+                                },
+                            };
+                            if let Some(stream) = stream {
+                                let principal = stream
+                                    .get_ref()
+                                    .1
+                                    .peer_certificates()
+                                    .and_then(|c| c.first())
+                                    .and_then(|c| gregor_security::tls::principal_of(c).ok());
+                                let conn = handlers::Connection::new(listener, host, principal);
+                                let (rd, wr) = tokio::io::split(stream);
+                                serve(broker, rd, Writer::Tls(Box::new(wr)), conn, stop).await;
+                            }
+                        }
+                    }
+                    tracing::debug!(%peer, "connection closed");
+                    drop(slot);
+                    drop(permit);
+                    drop(done);
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly, keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The sending half of a connection: plain TCP (file ranges by `sendfile`) or TLS.
+enum Writer {
+    Plain(tokio::net::tcp::OwnedWriteHalf),
+    Tls(Box<tokio::io::WriteHalf<tokio_rustls::server::TlsStream<TcpStream>>>),
+}
+
+impl Writer {
+    async fn send(&mut self, item: Outcome) -> Result<(), String> {
+        match (self, item) {
+            (Writer::Plain(w), Outcome::Respond(bytes)) => {
+                w.write_all(&bytes).await.map_err(|e| e.to_string())
+            }
+            (Writer::Plain(w), Outcome::RespondFile(frame)) => {
+                write_frame(w, &frame).await.map_err(|e| e.to_string())
+            }
+            (Writer::Tls(w), Outcome::Respond(bytes)) => {
+                w.write_all(&bytes).await.map_err(|e| e.to_string())?;
+                w.flush().await.map_err(|e| e.to_string())
+            }
+            (Writer::Tls(w), Outcome::RespondFile(frame)) => {
+                write_frame_copying(&mut **w, &frame)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                w.flush().await.map_err(|e| e.to_string())
+            }
+            (_, Outcome::NoResponse) => Ok(()),
+            (_, Outcome::Close(why)) => Err(why),
+            (_, Outcome::Deferred(_)) => Err("nested deferred response".into()),
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        let _ = match self {
+            Writer::Plain(w) => w.shutdown().await,
+            Writer::Tls(w) => w.shutdown().await,
+        };
+    }
 }
 
 /// Runs the background flush (`flush.ms`, rolled segments) every
@@ -129,10 +289,7 @@ enum ReadFrame {
     Eof,
 }
 
-async fn read_frame(
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
-    max: usize,
-) -> Result<ReadFrame, String> {
+async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R, max: usize) -> Result<ReadFrame, String> {
     let mut prefix = [0u8; 4];
     match tokio::time::timeout(IDLE_TIMEOUT, rd.read_exact(&mut prefix)).await {
         Err(_) => return Err("idle timeout".into()),
@@ -191,15 +348,20 @@ impl Drop for Queued {
     }
 }
 
-async fn serve(broker: Arc<Broker>, socket: TcpStream, mut stop: broadcast::Receiver<()>) {
-    let _ = socket.set_nodelay(true);
-    let peer = socket.peer_addr().ok();
-    let (mut rd, mut wr) = socket.into_split();
+async fn serve<R: AsyncRead + Unpin>(
+    broker: Arc<Broker>,
+    mut rd: R,
+    mut wr: Writer,
+    mut conn: handlers::Connection,
+    mut stop: broadcast::Receiver<()>,
+) {
+    let peer = conn.client_host.clone();
     // Answers in request order. Deferred answers (a produce waiting for its fsync) are
     // resolved here, one after another, while the reader goes on appending later requests.
     // The queue is bounded in answers (the channel) and in bytes (`budget`).
     let (tx, mut rx) = mpsc::channel::<Queued>(64);
     let budget = Arc::new(Semaphore::new(QUEUED_RESPONSE_BYTES));
+    let writer_peer = peer.clone();
     let writer = tokio::spawn(async move {
         while let Some(mut queued) = rx.recv().await {
             let item = match queued.out.take() {
@@ -207,30 +369,16 @@ async fn serve(broker: Arc<Broker>, socket: TcpStream, mut stop: broadcast::Rece
                 Some(other) => other,
                 None => Outcome::NoResponse,
             };
-            let written = match item {
-                Outcome::Respond(bytes) => wr.write_all(&bytes).await.map_err(|e| e.to_string()),
-                Outcome::RespondFile(frame) => write_frame(&mut wr, &frame)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Outcome::NoResponse => Ok(()),
-                Outcome::Close(why) => Err(why),
-                Outcome::Deferred(_) => Err("nested deferred response".into()),
-            };
+            let written = wr.send(item).await;
             drop(queued);
             if let Err(why) = written {
-                tracing::info!(?peer, %why, "closing connection");
+                tracing::info!(peer = %writer_peer, %why, "closing connection");
                 break;
             }
         }
-        let _ = wr.shutdown().await;
+        wr.shutdown().await;
     });
     let max = broker.config.socket_request_max_bytes;
-    let mut conn = handlers::Connection {
-        scratch: Vec::new(),
-        client_host: peer
-            .map_or_else(String::new, |p| format!("/{}", p.ip()))
-            .into(),
-    };
     loop {
         let frame = tokio::select! {
             _ = stop.recv() => break,
@@ -241,14 +389,14 @@ async fn serve(broker: Arc<Broker>, socket: TcpStream, mut stop: broadcast::Rece
             Ok(ReadFrame::Frame(f)) => f,
             Ok(ReadFrame::Eof) => break,
             Err(why) => {
-                tracing::info!(?peer, %why, "closing connection");
+                tracing::info!(%peer, %why, "closing connection");
                 break;
             }
         };
         match handlers::dispatch(&broker, &mut conn, frame).await {
             Outcome::NoResponse => {}
             Outcome::Close(why) => {
-                tracing::info!(?peer, %why, "closing connection");
+                tracing::info!(%peer, %why, "closing connection");
                 break;
             }
             out => {

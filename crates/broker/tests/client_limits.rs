@@ -215,10 +215,8 @@ async fn a_large_batch_leaves_no_large_buffer_behind() {
     let big = with_payload(Codec::Lz4, &zero_record_compressed(Codec::Lz4, 24 << 20));
     let mut frame = c.encode(&produce_req("big", big), 9);
     frame.advance(4); // dispatch takes the frame without its length prefix
-    let mut conn = Connection {
-        client_host: "/127.0.0.1".into(),
-        ..Connection::default()
-    };
+    let listener = std::sync::Arc::new(b.broker.config.listeners[0].clone());
+    let mut conn = Connection::new(listener, "/127.0.0.1".into(), None);
     let Outcome::Respond(mut resp) = handlers::dispatch(&b.broker, &mut conn, frame).await else {
         panic!("a produce with acks=1 answers at once");
     };

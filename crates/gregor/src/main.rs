@@ -343,23 +343,36 @@ fn run_broker(args: BrokerArgs) -> Result<()> {
             tracing::info!("controller stopped cleanly");
             return Ok(());
         }
-        let listener = tokio::net::TcpListener::bind(config.listener)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listener))?;
-        let bound = listener.local_addr()?;
+        let mut sockets = Vec::new();
+        for l in &config.listeners {
+            if let Some(tls) = &l.tls {
+                tls.server_config()
+                    .with_context(|| format!("listener {}: TLS settings", l.name))?;
+            }
+            let socket = tokio::net::TcpListener::bind(l.bind)
+                .await
+                .with_context(|| format!("cannot listen on {} ({})", l.bind, l.name))?;
+            sockets.push((l.clone(), socket));
+        }
         let broker = gregor_broker::Broker::open(config).await?;
-        broker.set_bound_port(bound.port());
+        let mut bound = Vec::new();
+        for (l, socket) in &sockets {
+            let addr = socket.local_addr()?;
+            broker.set_listener_port(&l.name, addr.port());
+            bound.push(format!("{addr} ({}, {})", l.name, l.protocol.name()));
+        }
         broker.join_cluster().await?;
         let mut out = std::io::stdout();
         writeln!(
             out,
-            "gregor broker ready: listening on {bound} (node.id={}, cluster.id={}, data dir {})",
+            "gregor broker ready: listening on {} (node.id={}, cluster.id={}, data dir {})",
+            bound.join(", "),
             broker.config.node_id,
             broker.cluster_id,
             broker.config.data_dir.display()
         )?;
         out.flush()?;
-        gregor_broker::server::run(broker, listener, shutdown_signal()).await?;
+        gregor_broker::server::run_listeners(broker, sockets, shutdown_signal()).await?;
         tracing::info!("broker stopped cleanly");
         Ok(())
     })

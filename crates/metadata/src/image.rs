@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use gregor_security::scram::{ScramCredential, ScramMechanism};
 use uuid::Uuid;
 
 use crate::records::{BrokerEndpoint, ConfigResource, MetadataRecord};
@@ -84,6 +85,8 @@ pub struct MetadataImage {
     pub features: BTreeMap<String, i16>,
     /// Registered brokers by id.
     pub brokers: BTreeMap<i32, BrokerImage>,
+    /// SCRAM credentials by user and mechanism (AlterUserScramCredentials).
+    pub scram: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
 }
 
 impl MetadataImage {
@@ -92,6 +95,15 @@ impl MetadataImage {
             offset: -1,
             ..Self::default()
         }
+    }
+
+    /// A user's SCRAM credential for one mechanism.
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Option<&ScramCredential> {
+        self.scram.get(user).and_then(|m| m.get(&mechanism))
     }
 
     /// A feature's finalized level, 0 when it is not finalized.
@@ -323,6 +335,20 @@ impl MetadataImage {
                     p.removing_replicas = r.clone();
                 }
                 p.partition_epoch += 1;
+            }
+            MetadataRecord::UserScramCredentialRecord { name, credential } => {
+                self.scram
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(credential.mechanism, credential.clone());
+            }
+            MetadataRecord::RemoveUserScramCredentialRecord { name, mechanism } => {
+                if let Some(m) = self.scram.get_mut(name) {
+                    m.remove(mechanism);
+                    if m.is_empty() {
+                        self.scram.remove(name);
+                    }
+                }
             }
             MetadataRecord::RemoveTopicRecord { topic_id } => {
                 if let Some(name) = self.topic_names.remove(topic_id) {

@@ -91,6 +91,18 @@ pub enum MetadataRecord {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         removing_replicas: Option<Vec<i32>>,
     },
+    /// A user's SCRAM credential for one mechanism, set or replaced (Kafka's
+    /// UserScramCredentialRecord): salt, stored key, server key, iterations; never the
+    /// password.
+    UserScramCredentialRecord {
+        name: String,
+        credential: gregor_security::scram::ScramCredential,
+    },
+    /// A user's SCRAM credential for one mechanism removed.
+    RemoveUserScramCredentialRecord {
+        name: String,
+        mechanism: gregor_security::scram::ScramMechanism,
+    },
 }
 
 /// One listener of a registered broker, as in BrokerRegistration's Listeners.

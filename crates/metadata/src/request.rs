@@ -84,6 +84,12 @@ pub enum ControllerRequest {
     UnregisterBroker {
         broker_id: i32,
     },
+    /// AlterUserScramCredentials: deletions then upsertions, each already checked by the
+    /// broker (a deletion of a credential that is gone by now is skipped).
+    AlterScramCredentials {
+        deletions: Vec<(String, gregor_security::scram::ScramMechanism)>,
+        upsertions: Vec<(String, gregor_security::scram::ScramCredential)>,
+    },
 }
 
 impl ControllerRequest {
@@ -174,6 +180,28 @@ impl ControllerRequest {
                     broker_id: *broker_id,
                     broker_epoch: b.epoch,
                 });
+                Ok(out)
+            }
+            ControllerRequest::AlterScramCredentials {
+                deletions,
+                upsertions,
+            } => {
+                let mut out: Vec<MetadataRecord> = deletions
+                    .iter()
+                    .filter(|(name, m)| image.scram_credential(name, *m).is_some())
+                    .map(
+                        |(name, m)| MetadataRecord::RemoveUserScramCredentialRecord {
+                            name: name.clone(),
+                            mechanism: *m,
+                        },
+                    )
+                    .collect();
+                out.extend(upsertions.iter().map(|(name, c)| {
+                    MetadataRecord::UserScramCredentialRecord {
+                        name: name.clone(),
+                        credential: c.clone(),
+                    }
+                }));
                 Ok(out)
             }
             ControllerRequest::AlterPartition {

@@ -94,6 +94,14 @@ pub fn image_records(image: &MetadataImage) -> Vec<MetadataRecord> {
             });
         }
     }
+    for (name, credentials) in &image.scram {
+        for credential in credentials.values() {
+            out.push(MetadataRecord::UserScramCredentialRecord {
+                name: name.clone(),
+                credential: credential.clone(),
+            });
+        }
+    }
     for (subscription, configs) in &image.client_metrics {
         for (name, value) in configs {
             out.push(MetadataRecord::ConfigRecord {

@@ -259,22 +259,3 @@ pub(super) fn parse_cluster(
         },
     })
 }
-
-/// The first listener not named in `controller.listener.names`: the one clients use.
-pub(super) fn parse_listener_excluding(
-    value: &str,
-    controller_names: &str,
-) -> Option<(String, u16)> {
-    let names: Vec<&str> = controller_names.split(',').map(str::trim).collect();
-    parse_listeners(value)
-        .into_iter()
-        .find(|(n, _, _)| !names.contains(&n.as_str()))
-        .map(|(_, h, p)| (h, p))
-}
-
-pub(super) fn parse_listener(value: &str) -> Option<(String, u16)> {
-    parse_listeners(value)
-        .into_iter()
-        .next()
-        .map(|(_, h, p)| (h, p))
-}

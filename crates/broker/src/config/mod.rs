@@ -10,9 +10,11 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 mod cluster;
+mod listeners;
 
-use cluster::{parse_cluster, parse_listener, parse_listener_excluding, parse_listeners};
+use cluster::{parse_cluster, parse_listeners};
 pub use cluster::{ClusterConfig, ReplicationConfig};
+pub use listeners::{ListenerConfig, SaslConfig, SecurityProtocol};
 
 /// Why a configuration was refused at startup.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,23 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("transaction.state.log.replication.factor", "3"),
     ("listeners", "PLAINTEXT://127.0.0.1:9092"),
     ("advertised.listeners", ""),
+    // Empty: Kafka's default map (each protocol's own name, CONTROLLER:PLAINTEXT).
+    ("listener.security.protocol.map", ""),
+    // Empty: the first PLAINTEXT listener (else the first listener).
+    ("inter.broker.listener.name", ""),
+    ("sasl.enabled.mechanisms", listeners::DEFAULT_MECHANISMS),
+    ("sasl.jaas.config", ""),
+    // KIP-152: 0 keeps an authenticated session for the connection's life.
+    ("connections.max.reauth.ms", "0"),
+    ("ssl.keystore.type", "PEM"),
+    ("ssl.keystore.location", ""),
+    ("ssl.keystore.key", ""),
+    ("ssl.keystore.certificate.chain", ""),
+    ("ssl.key.password", ""),
+    ("ssl.truststore.type", "PEM"),
+    ("ssl.truststore.location", ""),
+    ("ssl.truststore.certificates", ""),
+    ("ssl.client.auth", "none"),
     ("log.dirs", "./gregor-data"),
     ("num.partitions", "1"),
     ("default.replication.factor", "1"),
@@ -148,10 +167,16 @@ pub struct BrokerConfig {
     /// Names set explicitly (file, override or flag), for config sources.
     pub explicit: BTreeMap<String, String>,
     pub node_id: i32,
+    /// The client listeners, the inter-broker one first.
+    pub listeners: Vec<ListenerConfig>,
+    /// The inter-broker listener's address (`listeners[0]`).
     pub listener: SocketAddr,
     /// Host and port that clients are told to connect to; a port of 0 follows the bound port.
     pub advertised_host: String,
     pub advertised_port: u16,
+    /// `connections.max.reauth.ms` (KIP-152): an authenticated SASL session lasts this
+    /// long before the client must authenticate again; 0 for ever.
+    pub connections_max_reauth_ms: i64,
     pub data_dir: PathBuf,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -234,7 +259,7 @@ impl BrokerConfig {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         for (k, v) in &explicit {
-            if !values.contains_key(k) {
+            if !values.contains_key(k) && !k.starts_with("listener.name.") {
                 tracing::warn!(config = %k, "the configuration was supplied but is not a known config");
             }
             values.insert(k.clone(), v.clone());
@@ -255,30 +280,14 @@ impl BrokerConfig {
         }
         let get = |k: &str| values.get(k).cloned().unwrap_or_default();
         let listeners = get("listeners");
-        let (host, port) = parse_listener_excluding(&listeners, &get("controller.listener.names"))
-            .or_else(|| parse_listener(&listeners))
-            .ok_or_else(|| invalid("listeners", &listeners, "expected PLAINTEXT://host:port"))?;
-        let listener: SocketAddr = format!(
-            "{}:{port}",
-            if host.contains(':') {
-                format!("[{host}]")
-            } else {
-                host.clone()
-            }
-        )
-        .parse()
-        .map_err(|_| invalid("listeners", &listeners, "host must be an IP address"))?;
-        let advertised = get("advertised.listeners");
-        let (advertised_host, advertised_port) = if advertised.is_empty() {
-            (host, port)
-        } else {
-            parse_listener(&advertised).ok_or_else(|| {
-                invalid(
-                    "advertised.listeners",
-                    &advertised,
-                    "expected PLAINTEXT://host:port",
-                )
-            })?
+        let controller_names: Vec<String> = get("controller.listener.names")
+            .split(',')
+            .map(|n| n.trim().to_string())
+            .collect();
+        let client_listeners = listeners::parse(&values, &controller_names)?;
+        let (listener, advertised_host, advertised_port) = match client_listeners.first() {
+            Some(l) => (l.bind, l.advertised_host.clone(), l.advertised_port),
+            None => return Err(invalid("listeners", &listeners, "no client listener")),
         };
         let data_dir = PathBuf::from(
             get("log.dirs")
@@ -295,6 +304,11 @@ impl BrokerConfig {
             listener,
             advertised_host,
             advertised_port,
+            listeners: client_listeners,
+            connections_max_reauth_ms: num(
+                "connections.max.reauth.ms",
+                &get("connections.max.reauth.ms"),
+            )?,
             data_dir,
             num_partitions: positive("num.partitions", &get("num.partitions"))?,
             default_replication_factor: positive(

@@ -54,7 +54,7 @@ pub async fn handle(
         .filter(|b| include_fenced || !b.fenced)
         .filter(|b| req.endpoint_type != 2 || b.id == controller)
         .filter_map(|b| {
-            let e = b.endpoints.first()?;
+            let e = crate::cluster::endpoint_on(&b.endpoints, &ctx.listener)?;
             Some(
                 DescribeClusterBroker::default()
                     .with_broker_id(BrokerId(b.id))

@@ -37,6 +37,7 @@ const TRANSACTION: i8 = 1;
 /// The coordinator for one key: `Ok((node, host, port))` or an error with its message.
 fn locate(
     broker: &Broker,
+    listener: &str,
     key: &str,
     key_type: i8,
 ) -> Result<(i32, String, i32), (ResponseError, &'static str)> {
@@ -74,14 +75,15 @@ fn locate(
                 Owner::Unavailable(_) => Err(unavailable),
                 // The topic is created on first use (see `handle`); until then this
                 // broker answers, as a single node does.
-                Owner::Online(_) | Owner::NoTopic(_) => Ok((
-                    broker.config.node_id,
-                    broker.config.advertised_host.clone(),
-                    i32::from(broker.advertised_port()),
-                )),
+                Owner::Online(_) | Owner::NoTopic(_) => broker
+                    .endpoints()
+                    .into_iter()
+                    .find(|e| e.name == listener)
+                    .map(|e| (broker.config.node_id, e.host, i32::from(e.port)))
+                    .ok_or(unavailable),
                 Owner::Elsewhere { leader, .. } => {
                     let image = broker.metadata.image();
-                    crate::cluster::live_brokers(&image)
+                    crate::cluster::live_brokers(&image, listener)
                         .into_iter()
                         .find(|b| b.id == leader)
                         .map(|b| (b.id, b.host, b.port))
@@ -130,7 +132,7 @@ pub async fn handle(
             .iter()
             .map(|key| {
                 let c = Coordinator::default().with_key(key.clone());
-                match locate(broker, key, req.key_type) {
+                match locate(broker, &ctx.listener, key, req.key_type) {
                     Ok((node, host, port)) => c
                         .with_error_message(Some(StrBytes::from_static_str(FOUND)))
                         .with_node_id(BrokerId(node))
@@ -146,7 +148,7 @@ pub async fn handle(
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    match locate(broker, &req.key, req.key_type) {
+    match locate(broker, &ctx.listener, &req.key, req.key_type) {
         Ok((node, host, port)) => FindCoordinatorResponse::default()
             .with_error_message((version >= 1).then(|| StrBytes::from_static_str(FOUND)))
             .with_node_id(BrokerId(node))

@@ -176,7 +176,7 @@ pub async fn handle(
         }
     };
     let image = broker.metadata.image();
-    let brokers = crate::cluster::live_brokers(&image)
+    let brokers = crate::cluster::live_brokers(&image, &ctx.listener)
         .into_iter()
         .map(|b| {
             MetadataResponseBroker::default()

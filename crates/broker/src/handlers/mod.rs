@@ -19,6 +19,7 @@ pub mod add_partitions_to_txn;
 pub mod add_raft_voter;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -35,6 +36,7 @@ pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod end_txn;
 pub mod fetch;
@@ -59,6 +61,8 @@ pub mod produce;
 pub mod produce_txn;
 pub mod push_telemetry;
 pub mod remove_raft_voter;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod unregister_broker;
@@ -126,6 +130,10 @@ pub const SUPPORTED: &[ApiSpec] = &[
     add_raft_voter::SPEC,
     remove_raft_voter::SPEC,
     update_raft_voter::SPEC,
+    sasl_handshake::SPEC,
+    sasl_authenticate::SPEC,
+    describe_user_scram_credentials::SPEC,
+    alter_user_scram_credentials::SPEC,
 ];
 
 /// Capacity a connection's decompression buffer may keep between requests. One request
@@ -136,13 +144,30 @@ pub const SUPPORTED: &[ApiSpec] = &[
 pub const SCRATCH_RETAIN: usize = 1 << 20;
 
 /// What a connection keeps between requests.
-#[derive(Default)]
 pub struct Connection {
     /// Reused decompression buffer for produce validation; at most
     /// [`SCRATCH_RETAIN`] bytes of capacity between requests.
     pub scratch: Vec<u8>,
     /// The client's address as Kafka shows it (`/127.0.0.1`), for group membership.
     pub client_host: Arc<str>,
+    /// The listener it came in on, its principal and its SASL state.
+    pub auth: crate::auth::ConnAuth,
+    pub listener_name: Arc<str>,
+}
+
+impl Connection {
+    pub fn new(
+        listener: Arc<crate::config::ListenerConfig>,
+        client_host: Arc<str>,
+        tls_principal: Option<gregor_security::Principal>,
+    ) -> Self {
+        Self {
+            scratch: Vec::new(),
+            client_host,
+            listener_name: listener.name.as_str().into(),
+            auth: crate::auth::ConnAuth::new(listener, tls_principal),
+        }
+    }
 }
 
 /// Per-request state handlers may use.
@@ -151,6 +176,10 @@ pub struct RequestContext {
     /// Reused decompression buffer for produce validation.
     pub scratch: Vec<u8>,
     pub client_host: Arc<str>,
+    /// The listener the request came in on (Metadata answers with its endpoints).
+    pub listener: Arc<str>,
+    /// Who sent it.
+    pub principal: Arc<gregor_security::Principal>,
 }
 
 impl RequestContext {
@@ -247,6 +276,9 @@ macro_rules! call {
 
 /// Handles one request frame (without its length prefix).
 pub async fn dispatch(broker: &Arc<Broker>, conn: &mut Connection, frame: Bytes) -> Outcome {
+    if conn.auth.expects_raw_token() {
+        return raw_sasl_token(broker, conn, &frame);
+    }
     if frame.len() < 8 {
         return Outcome::Close("request shorter than a request header".into());
     }
@@ -268,20 +300,61 @@ pub async fn dispatch(broker: &Arc<Broker>, conn: &mut Connection, frame: Bytes)
             _ => Outcome::Close(format!("unsupported version {version} of API key {key}")),
         };
     }
+    if let crate::auth::Gate::Close(why) = conn.auth.gate(spec.key) {
+        return Outcome::Close(why);
+    }
     let mut buf = frame;
     let header = match RequestHeader::decode(&mut buf, spec.key.request_header_version(version)) {
         Ok(h) => h,
         Err(e) => return Outcome::Close(format!("malformed request header: {e}")),
     };
+    // The SASL exchange changes the connection itself, so it is served here.
+    match spec.key {
+        ApiKey::SaslHandshake => {
+            return match decode::<gregor_protocol::kp::messages::SaslHandshakeRequest>(
+                &mut buf, version,
+            ) {
+                Ok(req) => respond(&header, &sasl_handshake::handle(conn, version, req)),
+                Err(out) => out,
+            }
+        }
+        ApiKey::SaslAuthenticate => {
+            return match decode::<gregor_protocol::kp::messages::SaslAuthenticateRequest>(
+                &mut buf, version,
+            ) {
+                Ok(req) => respond(&header, &sasl_authenticate::handle(broker, conn, req)),
+                Err(out) => out,
+            }
+        }
+        _ => {}
+    }
     let mut ctx = RequestContext {
         header,
         scratch: std::mem::take(&mut conn.scratch),
         client_host: conn.client_host.clone(),
+        listener: conn.listener_name.clone(),
+        principal: conn.auth.principal.clone(),
     };
     let out = route(broker, &mut ctx, spec.key, buf).await;
     conn.scratch = ctx.scratch;
     conn.release_scratch();
     out
+}
+
+/// A bare SASL token after a SaslHandshake v0: answered with a bare token (a length
+/// and the bytes, no response header); a failure closes the connection, as Kafka does.
+fn raw_sasl_token(broker: &Arc<Broker>, conn: &mut Connection, token: &[u8]) -> Outcome {
+    let reauth = broker.config.connections_max_reauth_ms;
+    let image = broker.metadata.image();
+    match conn.auth.step(token, &image, reauth, &conn.client_host) {
+        crate::auth::TokenOutcome::Continue(t) | crate::auth::TokenOutcome::Done(t) => {
+            let mut out = BytesMut::with_capacity(4 + t.len());
+            out.put_u32(u32::try_from(t.len()).unwrap_or(u32::MAX));
+            out.put_slice(&t);
+            Outcome::Respond(out.freeze())
+        }
+        crate::auth::TokenOutcome::Failed(why) => Outcome::Close(why),
+    }
 }
 
 impl Connection {
@@ -470,6 +543,16 @@ async fn route(
         ApiKey::UnregisterBroker => call!(buf, ctx, m::UnregisterBrokerRequest, |r| {
             unregister_broker::handle(broker, ctx, r)
         }),
+        ApiKey::DescribeUserScramCredentials => {
+            call!(buf, ctx, m::DescribeUserScramCredentialsRequest, |r| {
+                describe_user_scram_credentials::handle(broker, ctx, r)
+            })
+        }
+        ApiKey::AlterUserScramCredentials => {
+            call!(buf, ctx, m::AlterUserScramCredentialsRequest, |r| {
+                alter_user_scram_credentials::handle(broker, ctx, r)
+            })
+        }
         ApiKey::GetTelemetrySubscriptions => {
             call!(buf, ctx, m::GetTelemetrySubscriptionsRequest, |r| {
                 get_telemetry_subscriptions::handle(broker, ctx, r)
