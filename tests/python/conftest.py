@@ -14,6 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("GREGOR_BIN", str(ROOT / "target" / "release" / "gregor"))
 READY = re.compile(r"gregor broker ready: listening on ([0-9.]+):(\d+)")
+# Each listener in the ready line: "127.0.0.1:40001 (SASL_SSL, SASL_SSL)".
+LISTENER = re.compile(r"([0-9.]+):(\d+) \((\w+), (\w+)\)")
 
 
 def wait_until(cond, timeout=30.0, what="condition", interval=0.05):
@@ -36,6 +38,8 @@ class Broker:
         # Runs in the child before exec (e.g. to lower its RLIMIT_NOFILE).
         self.preexec_fn = preexec_fn
         self.port = 0
+        # Bound port by listener name (several listeners: see test_security).
+        self.ports = {}
         self.proc = None
 
     @property
@@ -43,7 +47,9 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout=30.0):
-        args = [BIN, "broker", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}"]
+        args = [BIN, "broker", "--data-dir", str(self.data_dir)]
+        if "listeners" not in self.overrides:
+            args += ["--listen", f"127.0.0.1:{self.port}"]
         for k, v in self.overrides.items():
             args += ["--override", f"{k}={v}"]
         log = open(self.log_path, "ab")
@@ -61,6 +67,7 @@ class Broker:
                 m = READY.search(line.decode())
                 if m:
                     self.port = int(m.group(2))
+                    self.ports = {name: int(port) for _, port, name, _ in LISTENER.findall(line.decode())}
                     return self
         raise RuntimeError(f"broker not ready in {timeout}s (last line {line!r})")
 

@@ -87,6 +87,11 @@ impl ConnAuth {
         }
     }
 
+    /// Whether ordinary requests may flow (not in or before a SASL exchange).
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, SaslState::Open)
+    }
+
     /// Whether bare SASL tokens (after a v0 handshake) are expected next.
     pub fn expects_raw_token(&self) -> bool {
         matches!(self.state, SaslState::Authenticating { raw: true, .. })

@@ -378,8 +378,15 @@ async fn serve<R: AsyncRead + Unpin>(
         }
         wr.shutdown().await;
     });
-    let max = broker.config.socket_request_max_bytes;
     loop {
+        // Before a SASL connection has authenticated, frames are bounded by
+        // `sasl.server.max.receive.size` (512 KiB), as in Kafka: a stranger cannot make
+        // the broker buffer a 100 MiB frame.
+        let max = if conn.auth.is_open() {
+            broker.config.socket_request_max_bytes
+        } else {
+            broker.config.sasl_server_max_receive_size
+        };
         let frame = tokio::select! {
             _ = stop.recv() => break,
             _ = tx.closed() => break,

@@ -78,6 +78,7 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("inter.broker.listener.name", ""),
     ("sasl.enabled.mechanisms", listeners::DEFAULT_MECHANISMS),
     ("sasl.jaas.config", ""),
+    ("sasl.server.max.receive.size", "524288"),
     // KIP-152: 0 keeps an authenticated session for the connection's life.
     ("connections.max.reauth.ms", "0"),
     ("ssl.keystore.type", "PEM"),
@@ -160,6 +161,9 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("group.consumer.heartbeat.interval.ms", "5000"),
 ];
 
+/// Configs whose values are secrets: DescribeConfigs never returns them.
+pub const SENSITIVE: &[&str] = &["ssl.key.password", "ssl.keystore.key", "sasl.jaas.config"];
+
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     /// Every config by Kafka name, defaults included.
@@ -177,6 +181,8 @@ pub struct BrokerConfig {
     /// `connections.max.reauth.ms` (KIP-152): an authenticated SASL session lasts this
     /// long before the client must authenticate again; 0 for ever.
     pub connections_max_reauth_ms: i64,
+    /// `sasl.server.max.receive.size`: the largest frame before authentication.
+    pub sasl_server_max_receive_size: usize,
     pub data_dir: PathBuf,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -308,6 +314,10 @@ impl BrokerConfig {
             connections_max_reauth_ms: num(
                 "connections.max.reauth.ms",
                 &get("connections.max.reauth.ms"),
+            )?,
+            sasl_server_max_receive_size: positive(
+                "sasl.server.max.receive.size",
+                &get("sasl.server.max.receive.size"),
             )?,
             data_dir,
             num_partitions: positive("num.partitions", &get("num.partitions"))?,

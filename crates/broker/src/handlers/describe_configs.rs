@@ -197,6 +197,13 @@ pub async fn handle(
                             if req.include_synonyms {
                                 e.synonyms = broker_synonyms(&defaults, name, default);
                             }
+                            // Secrets are described as set or not, never shown (Kafka's
+                            // PASSWORD type: a null value, is_sensitive).
+                            if crate::config::SENSITIVE.contains(&name) {
+                                e.value = None;
+                                e.is_sensitive = true;
+                                e.synonyms.iter_mut().for_each(|syn| syn.value = None);
+                            }
                             if v >= 3 {
                                 e.config_type = topic_config::TOPIC_CONFIGS
                                     .iter()
