@@ -101,6 +101,10 @@ fn default_body(key: ApiKey, v: i16) -> Option<Vec<u8>> {
         ApiKey::AddRaftVoter => encoded::<AddRaftVoterRequest>(v),
         ApiKey::RemoveRaftVoter => encoded::<RemoveRaftVoterRequest>(v),
         ApiKey::UpdateRaftVoter => encoded::<UpdateRaftVoterRequest>(v),
+        ApiKey::SaslHandshake => encoded::<SaslHandshakeRequest>(v),
+        ApiKey::SaslAuthenticate => encoded::<SaslAuthenticateRequest>(v),
+        ApiKey::DescribeUserScramCredentials => encoded::<DescribeUserScramCredentialsRequest>(v),
+        ApiKey::AlterUserScramCredentials => encoded::<AlterUserScramCredentialsRequest>(v),
         other => panic!("{other:?} is advertised but this test does not know it: add it"),
     }
 }

@@ -4,7 +4,7 @@
 //! one version fails here. (A listed API without a handler would close the connection.)
 //!
 //! This file runs the APIs in the registry's order; the checks, one function per API, live
-//! by theme in `data_apis`, `group_apis`, `admin_apis`, `txn_apis` and `cluster_apis`.
+//! by theme in `data_apis`, `group_apis`, `admin_apis`, `txn_apis`, `cluster_apis` and `security_apis`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -17,6 +17,7 @@ mod admin_apis;
 mod cluster_apis;
 mod data_apis;
 mod group_apis;
+mod security_apis;
 mod txn_apis;
 
 use common::TestBroker;
@@ -126,6 +127,14 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
             ApiKey::AddRaftVoter => cluster_apis::add_raft_voter(c, &cx, range).await,
             ApiKey::RemoveRaftVoter => cluster_apis::remove_raft_voter(c, &cx, range).await,
             ApiKey::UpdateRaftVoter => cluster_apis::update_raft_voter(c, &cx, range).await,
+            ApiKey::SaslHandshake => security_apis::sasl_handshake(c, &cx, range).await,
+            ApiKey::SaslAuthenticate => security_apis::sasl_authenticate(c, &cx, range).await,
+            ApiKey::DescribeUserScramCredentials => {
+                security_apis::describe_user_scram_credentials(c, &cx, range).await
+            }
+            ApiKey::AlterUserScramCredentials => {
+                security_apis::alter_user_scram_credentials(c, &cx, range).await
+            }
             other => panic!("{other:?} is advertised but this test does not know it: add it"),
         }
     }

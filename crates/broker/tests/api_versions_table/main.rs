@@ -96,6 +96,10 @@ const KAFKA_MAX: &[(ApiKey, i16)] = &[
     (ApiKey::AddRaftVoter, 0),
     (ApiKey::RemoveRaftVoter, 0),
     (ApiKey::UpdateRaftVoter, 0),
+    (ApiKey::SaslHandshake, 1),
+    (ApiKey::SaslAuthenticate, 2),
+    (ApiKey::DescribeUserScramCredentials, 0),
+    (ApiKey::AlterUserScramCredentials, 0),
 ];
 
 /// What the broker advertises: (key, min, max) in its order.
