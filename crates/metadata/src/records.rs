@@ -91,6 +91,13 @@ pub enum MetadataRecord {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         removing_replicas: Option<Vec<i32>>,
     },
+    /// An ACL, by the id the controller gave it (Kafka's AccessControlEntryRecord).
+    AccessControlEntryRecord {
+        id: Uuid,
+        binding: gregor_security::acl::AclBinding,
+    },
+    /// Removes the ACL with this id (Kafka's RemoveAccessControlEntryRecord).
+    RemoveAccessControlEntryRecord { id: Uuid },
 }
 
 /// One listener of a registered broker, as in BrokerRegistration's Listeners.

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::controller::{self, ConfigOp, ControllerError, NewTopic};
 use crate::image::MetadataImage;
 use crate::records::MetadataRecord;
-use crate::{client_metrics, election, features, placement, reassignment};
+use crate::{acls, client_metrics, election, features, placement, reassignment};
+use gregor_security::acl::{AclBinding, AclBindingFilter};
 
 /// One config operation: name, op, value.
 pub type ConfigOps = Vec<(String, ConfigOp, Option<String>)>;
@@ -83,6 +84,16 @@ pub enum ControllerRequest {
     /// it leaves every ISR and leadership as if fenced.
     UnregisterBroker {
         broker_id: i32,
+    },
+    /// CreateAcls: each valid binding not already present gets an id (the broker
+    /// answers the invalid ones itself; they are skipped here too).
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+    },
+    /// DeleteAcls: removes every ACL some filter matches in the image at commit time
+    /// (the committed reply names them, see `active::ControllerRpcReply`).
+    DeleteAcls {
+        filters: Vec<AclBindingFilter>,
     },
 }
 
@@ -176,6 +187,8 @@ impl ControllerRequest {
                 });
                 Ok(out)
             }
+            ControllerRequest::CreateAcls { bindings } => Ok(acls::create_records(image, bindings)),
+            ControllerRequest::DeleteAcls { filters } => Ok(acls::delete_records(image, filters)),
             ControllerRequest::AlterPartition {
                 broker_id,
                 broker_epoch,

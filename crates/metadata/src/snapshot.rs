@@ -104,6 +104,7 @@ pub fn image_records(image: &MetadataImage) -> Vec<MetadataRecord> {
             });
         }
     }
+    out.extend(crate::acls::image_records(image));
     out
 }
 
@@ -236,6 +237,10 @@ mod tests {
         image.apply(&MetadataRecord::ProducerIdsRecord {
             next_producer_id: 5000,
         });
+        for r in crate::acls::tests::sample_records() {
+            image.apply(&r);
+        }
+        assert_eq!(image.acls.len(), 2);
         for r in crate::features::bootstrap_records(&image, true) {
             image.apply(&r);
         }
