@@ -101,6 +101,9 @@ fn default_body(key: ApiKey, v: i16) -> Option<Vec<u8>> {
         ApiKey::AddRaftVoter => encoded::<AddRaftVoterRequest>(v),
         ApiKey::RemoveRaftVoter => encoded::<RemoveRaftVoterRequest>(v),
         ApiKey::UpdateRaftVoter => encoded::<UpdateRaftVoterRequest>(v),
+        ApiKey::CreateAcls => encoded::<CreateAclsRequest>(v),
+        ApiKey::DescribeAcls => encoded::<DescribeAclsRequest>(v),
+        ApiKey::DeleteAcls => encoded::<DeleteAclsRequest>(v),
         other => panic!("{other:?} is advertised but this test does not know it: add it"),
     }
 }

@@ -129,8 +129,8 @@ pub const SUPPORTED: &[ApiSpec] = &[
     add_raft_voter::SPEC,
     remove_raft_voter::SPEC,
     update_raft_voter::SPEC,
-    describe_acls::SPEC,
     create_acls::SPEC,
+    describe_acls::SPEC,
     delete_acls::SPEC,
 ];
 

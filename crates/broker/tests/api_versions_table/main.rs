@@ -96,6 +96,9 @@ const KAFKA_MAX: &[(ApiKey, i16)] = &[
     (ApiKey::AddRaftVoter, 0),
     (ApiKey::RemoveRaftVoter, 0),
     (ApiKey::UpdateRaftVoter, 0),
+    (ApiKey::DescribeAcls, 3),
+    (ApiKey::CreateAcls, 3),
+    (ApiKey::DeleteAcls, 3),
 ];
 
 /// What the broker advertises: (key, min, max) in its order.
