@@ -253,7 +253,7 @@ impl QuorumController {
     }
 
     /// [`Self::request`], also returning the ACLs its records removed, as they were in
-    /// the image they were decided on (a DeleteAcls answer lists them).
+    /// the image they were decided on (the last decision is the committed one).
     pub async fn request_removing_acls(
         &self,
         req: &ControllerRequest,
@@ -262,17 +262,14 @@ impl QuorumController {
         if let Some(e) = self.not_leader() {
             return Err(e);
         }
-        // The last decision is the committed one (a lost compare-and-set decides again).
         let removed = Mutex::new(Vec::new());
-        let image = self
-            .quorum
-            .commit(|img| {
-                let records = req.decide(img)?;
-                *lock(&removed) = crate::acls::removed_bindings(img, &records);
-                Ok(records)
-            })
-            .await?;
-        let removed = std::mem::take(&mut *lock(&removed));
+        let decide = |img: &MetadataImage| {
+            let records = req.decide(img)?;
+            *lock(&removed) = crate::acls::removed_bindings(img, &records);
+            Ok(records)
+        };
+        let image = self.quorum.commit(decide).await?;
+        let removed = removed.into_inner().unwrap_or_default();
         Ok((image, removed))
     }
 
