@@ -438,6 +438,12 @@ impl Broker {
             .collect()
     }
 
+    /// The authorizer for a request now: the current image's ACLs with `super.users` and
+    /// `allow.everyone.if.no.acl.found` (two reference counts; take one per request).
+    pub fn authorizer(&self) -> gregor_security::acl::Authorizer {
+        self.metadata.image().authorizer(&self.config.authorizer)
+    }
+
     /// Commits a metadata change through the active controller and waits until this
     /// broker has applied it.
     pub async fn commit_metadata(

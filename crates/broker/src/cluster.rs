@@ -277,17 +277,30 @@ impl ClusterLink {
         &self,
         req: ControllerRequest,
     ) -> Result<Arc<MetadataImage>, ControllerFailure> {
+        Ok(self.commit_removing_acls(req).await?.0)
+    }
+
+    /// [`Self::commit`], also returning the ACLs the request removed (DeleteAcls).
+    pub async fn commit_removing_acls(
+        &self,
+        req: ControllerRequest,
+    ) -> Result<(Arc<MetadataImage>, Vec<gregor_security::acl::AclBinding>), ControllerFailure>
+    {
         match self
             .call(ControllerRpc::Request(req), WRITE_TIMEOUT)
             .await?
         {
-            ControllerRpcReply::Committed { offset, .. } => {
+            ControllerRpcReply::Committed {
+                offset,
+                removed_acls,
+                ..
+            } => {
                 if !self.wait_applied(offset, WRITE_TIMEOUT).await {
                     return Err(ControllerFailure::Unavailable(format!(
                         "metadata offset {offset} was committed but not applied here in time"
                     )));
                 }
-                Ok(self.image())
+                Ok((self.image(), removed_acls))
             }
             ControllerRpcReply::Failed(e) => Err(e),
             other => Err(ControllerFailure::Storage(format!(

@@ -246,6 +246,16 @@ pub fn controller_failure_code(e: &gregor_metadata::active::ControllerFailure) -
 }
 
 /// A controller failure as wire code + message.
+/// A binding or filter the ACL model refuses: always INVALID_REQUEST, as in Kafka.
+pub fn acl_error_code(e: &gregor_security::acl::AclError) -> ResponseError {
+    use gregor_security::acl::AclError as A;
+    match e {
+        A::UnknownCode { .. } | A::UnknownName { .. } | A::Invalid(_) => {
+            ResponseError::InvalidRequest
+        }
+    }
+}
+
 pub fn controller_failure(
     e: &gregor_metadata::active::ControllerFailure,
 ) -> (ResponseError, String) {

@@ -105,6 +105,9 @@ fn default_body(key: ApiKey, v: i16) -> Option<Vec<u8>> {
         ApiKey::SaslAuthenticate => encoded::<SaslAuthenticateRequest>(v),
         ApiKey::DescribeUserScramCredentials => encoded::<DescribeUserScramCredentialsRequest>(v),
         ApiKey::AlterUserScramCredentials => encoded::<AlterUserScramCredentialsRequest>(v),
+        ApiKey::CreateAcls => encoded::<CreateAclsRequest>(v),
+        ApiKey::DescribeAcls => encoded::<DescribeAclsRequest>(v),
+        ApiKey::DeleteAcls => encoded::<DeleteAclsRequest>(v),
         other => panic!("{other:?} is advertised but this test does not know it: add it"),
     }
 }

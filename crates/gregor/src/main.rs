@@ -20,6 +20,7 @@ macro_rules! out {
     }};
 }
 
+mod acl;
 mod bench;
 mod bench_fetch_raw;
 mod bench_raw;
@@ -102,6 +103,15 @@ enum Command {
         conn: conn::Conn,
         #[command(subcommand)]
         cmd: txn::TxnCommand,
+    },
+    /// Create, list and delete ACLs (kafka-acls.sh's --add, --list, --remove).
+    ///
+    /// Example: gregor acl create --allow-principal User:alice --operation read --topic orders
+    Acl {
+        #[command(flatten)]
+        conn: conn::Conn,
+        #[command(subcommand)]
+        cmd: acl::AclCommand,
     },
     /// Cluster information.
     ///
@@ -241,6 +251,7 @@ fn main() {
         Command::Consume { conn, args } => consume::run(&conn, args),
         Command::Group { conn, cmd } => group::run(&conn, cmd),
         Command::Txn { conn, cmd } => txn::run(&conn, cmd),
+        Command::Acl { conn, cmd } => acl::run(&conn, cmd),
         Command::Cluster {
             conn,
             cmd: ClusterCommand::Info,

@@ -147,6 +147,9 @@ pub enum ControllerRpcReply {
     Committed {
         offset: i64,
         next_producer_id: i64,
+        /// The ACLs a DeleteAcls removed, as they were (empty for other requests).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removed_acls: Vec<gregor_security::acl::AclBinding>,
     },
     Registered {
         broker_epoch: i64,
@@ -246,10 +249,28 @@ impl QuorumController {
         &self,
         req: &ControllerRequest,
     ) -> Result<Arc<MetadataImage>, ControllerFailure> {
+        Ok(self.request_removing_acls(req).await?.0)
+    }
+
+    /// [`Self::request`], also returning the ACLs its records removed, as they were in
+    /// the image they were decided on (the last decision is the committed one).
+    pub async fn request_removing_acls(
+        &self,
+        req: &ControllerRequest,
+    ) -> Result<(Arc<MetadataImage>, Vec<gregor_security::acl::AclBinding>), ControllerFailure>
+    {
         if let Some(e) = self.not_leader() {
             return Err(e);
         }
-        Ok(self.quorum.commit(|img| req.decide(img)).await?)
+        let removed = Mutex::new(Vec::new());
+        let decide = |img: &MetadataImage| {
+            let records = req.decide(img)?;
+            *lock(&removed) = crate::acls::removed_bindings(img, &records);
+            Ok(records)
+        };
+        let image = self.quorum.commit(decide).await?;
+        let removed = removed.into_inner().unwrap_or_default();
+        Ok((image, removed))
     }
 
     /// A broker registers: a new incarnation gets a new registration (and epoch) unless
@@ -486,10 +507,11 @@ impl QuorumController {
     pub async fn serve(&self, rpc: ControllerRpc) -> ControllerRpcReply {
         let failed = ControllerRpcReply::Failed;
         match rpc {
-            ControllerRpc::Request(req) => match self.request(&req).await {
-                Ok(img) => ControllerRpcReply::Committed {
+            ControllerRpc::Request(req) => match self.request_removing_acls(&req).await {
+                Ok((img, removed_acls)) => ControllerRpcReply::Committed {
                     offset: img.offset,
                     next_producer_id: img.next_producer_id,
+                    removed_acls,
                 },
                 Err(e) => failed(e),
             },

@@ -17,6 +17,7 @@
 //! - [`reassignment`]: moving partitions to new replicas (KIP-455), pure decisions.
 //! - [`topic_config`]: the topic-level config names, their types and validation.
 //! - [`client_metrics`]: client-metrics subscriptions (KIP-714) and their validation.
+//! - [`acls`]: CreateAcls and DeleteAcls as records (the ACL model is gregor-security's).
 //! - [`quorum`]: the metadata log replicated by Raft (openraft): voters, broker-only
 //!   followers, the RPC transport, the migration from the single-voter store.
 //! - [`store`]: the single-voter durable log plus the current image (before the quorum;
@@ -31,6 +32,7 @@
 //! - A commit is all-or-nothing: its records are one batch, applied only after fsync.
 //! - Metadata never touches partition data.
 
+pub mod acls;
 pub mod active;
 pub mod client_metrics;
 pub mod controller;

@@ -103,6 +103,13 @@ pub enum MetadataRecord {
         name: String,
         mechanism: gregor_security::scram::ScramMechanism,
     },
+    /// An ACL, by the id the controller gave it (Kafka's AccessControlEntryRecord).
+    AccessControlEntryRecord {
+        id: Uuid,
+        binding: gregor_security::acl::AclBinding,
+    },
+    /// Removes the ACL with this id (Kafka's RemoveAccessControlEntryRecord).
+    RemoveAccessControlEntryRecord { id: Uuid },
 }
 
 /// One listener of a registered broker, as in BrokerRegistration's Listeners.

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::controller::{self, ConfigOp, ControllerError, NewTopic};
 use crate::image::MetadataImage;
 use crate::records::MetadataRecord;
-use crate::{client_metrics, election, features, placement, reassignment};
+use crate::{acls, client_metrics, election, features, placement, reassignment};
+use gregor_security::acl::{AclBinding, AclBindingFilter};
 
 /// One config operation: name, op, value.
 pub type ConfigOps = Vec<(String, ConfigOp, Option<String>)>;
@@ -89,6 +90,16 @@ pub enum ControllerRequest {
     AlterScramCredentials {
         deletions: Vec<(String, gregor_security::scram::ScramMechanism)>,
         upsertions: Vec<(String, gregor_security::scram::ScramCredential)>,
+    },
+    /// CreateAcls: each valid binding not already present gets an id (the broker
+    /// answers the invalid ones itself; they are skipped here too).
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+    },
+    /// DeleteAcls: removes every ACL some filter matches in the image at commit time
+    /// (the committed reply names them, see `active::ControllerRpcReply`).
+    DeleteAcls {
+        filters: Vec<AclBindingFilter>,
     },
 }
 
@@ -204,6 +215,8 @@ impl ControllerRequest {
                 }));
                 Ok(out)
             }
+            ControllerRequest::CreateAcls { bindings } => Ok(acls::create_records(image, bindings)),
+            ControllerRequest::DeleteAcls { filters } => Ok(acls::delete_records(image, filters)),
             ControllerRequest::AlterPartition {
                 broker_id,
                 broker_epoch,

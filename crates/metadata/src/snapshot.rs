@@ -112,6 +112,7 @@ pub fn image_records(image: &MetadataImage) -> Vec<MetadataRecord> {
             });
         }
     }
+    out.extend(crate::acls::image_records(image));
     out
 }
 
@@ -244,6 +245,10 @@ mod tests {
         image.apply(&MetadataRecord::ProducerIdsRecord {
             next_producer_id: 5000,
         });
+        for r in crate::acls::tests::sample_records() {
+            image.apply(&r);
+        }
+        assert_eq!(image.acls.len(), 2);
         for r in crate::features::bootstrap_records(&image, true) {
             image.apply(&r);
         }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 mod cluster;
 mod listeners;
+mod security;
 
 use cluster::{parse_cluster, parse_listeners};
 pub use cluster::{ClusterConfig, ReplicationConfig};
@@ -159,6 +160,10 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("group.max.size", "2147483647"),
     ("group.consumer.session.timeout.ms", "45000"),
     ("group.consumer.heartbeat.interval.ms", "5000"),
+    // `;`-separated principals allowed everything (Kafka's format: `User:a;User:b`).
+    ("super.users", ""),
+    // Kafka's default is false; Gregor's stays true until every handler authorizes.
+    ("allow.everyone.if.no.acl.found", "true"),
 ];
 
 /// Configs whose values are secrets: DescribeConfigs never returns them.
@@ -220,6 +225,9 @@ pub struct BrokerConfig {
     pub group: crate::group::GroupConfig,
     /// The transaction coordinator's `transaction.*` settings.
     pub txn: crate::txn::TxnConfig,
+    /// `super.users` and `allow.everyone.if.no.acl.found`, shared with every
+    /// authorizer the broker hands out (see `Broker::authorizer`).
+    pub authorizer: std::sync::Arc<gregor_security::acl::AuthorizerConfig>,
 }
 
 /// Descriptors kept out of the segment-file budget when it is derived: sockets, the
@@ -434,6 +442,7 @@ impl BrokerConfig {
                     &get("transactional.id.expiration.ms"),
                 )?,
             },
+            authorizer: std::sync::Arc::new(security::authorizer_config(&get)?),
             values,
             explicit,
         };

@@ -23,11 +23,14 @@ pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -134,6 +137,9 @@ pub const SUPPORTED: &[ApiSpec] = &[
     sasl_authenticate::SPEC,
     describe_user_scram_credentials::SPEC,
     alter_user_scram_credentials::SPEC,
+    create_acls::SPEC,
+    describe_acls::SPEC,
+    delete_acls::SPEC,
 ];
 
 /// Capacity a connection's decompression buffer may keep between requests. One request
@@ -571,6 +577,15 @@ async fn route(
         }
         ApiKey::UpdateFeatures => call!(buf, ctx, m::UpdateFeaturesRequest, |r| {
             update_features::handle(broker, ctx, r)
+        }),
+        ApiKey::DescribeAcls => call!(buf, ctx, m::DescribeAclsRequest, |r| {
+            describe_acls::handle(broker, ctx, r)
+        }),
+        ApiKey::CreateAcls => call!(buf, ctx, m::CreateAclsRequest, |r| {
+            create_acls::handle(broker, ctx, r)
+        }),
+        ApiKey::DeleteAcls => call!(buf, ctx, m::DeleteAclsRequest, |r| {
+            delete_acls::handle(broker, ctx, r)
         }),
         other => Outcome::Close(format!("no handler for {other:?}")),
     }

@@ -13,6 +13,7 @@
 mod common;
 mod support;
 
+mod acl_apis;
 mod admin_apis;
 mod cluster_apis;
 mod data_apis;
@@ -135,6 +136,9 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
             ApiKey::AlterUserScramCredentials => {
                 security_apis::alter_user_scram_credentials(c, &cx, range).await
             }
+            ApiKey::CreateAcls => acl_apis::create_acls(c, &cx, range).await,
+            ApiKey::DescribeAcls => acl_apis::describe_acls(c, &cx, range).await,
+            ApiKey::DeleteAcls => acl_apis::delete_acls(c, &cx, range).await,
             other => panic!("{other:?} is advertised but this test does not know it: add it"),
         }
     }

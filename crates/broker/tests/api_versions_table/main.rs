@@ -100,6 +100,9 @@ const KAFKA_MAX: &[(ApiKey, i16)] = &[
     (ApiKey::SaslAuthenticate, 2),
     (ApiKey::DescribeUserScramCredentials, 0),
     (ApiKey::AlterUserScramCredentials, 0),
+    (ApiKey::DescribeAcls, 3),
+    (ApiKey::CreateAcls, 3),
+    (ApiKey::DeleteAcls, 3),
 ];
 
 /// What the broker advertises: (key, min, max) in its order.

@@ -1,1 +1,0 @@
-//! Kafka's ACL model and authorizer (placeholder: filled in by the ACL work).
