@@ -13,6 +13,10 @@ use gregor_protocol::kp::protocol::{Decodable, Encodable, HeaderVersion};
 use std::sync::Arc;
 
 use crate::broker::Broker;
+pub use gregor_security::acl::{AclOperation, ResourceType};
+
+/// The name of Kafka's one cluster resource.
+pub const CLUSTER_RESOURCE: &str = "kafka-cluster";
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
@@ -186,12 +190,41 @@ pub struct RequestContext {
     pub listener: Arc<str>,
     /// Who sent it.
     pub principal: Arc<gregor_security::Principal>,
+    /// The ACLs of the metadata image at the time of the request, with `super.users`.
+    pub authorizer: gregor_security::acl::Authorizer,
 }
 
 impl RequestContext {
     pub fn version(&self) -> i16 {
         self.header.request_api_version
     }
+    /// May this request's principal, from its host, do `op` on the resource? Every
+    /// handler asks before it touches a topic, group, transactional id or the cluster.
+    pub fn allowed(&self, op: AclOperation, resource: ResourceType, name: &str) -> bool {
+        self.authorizer.authorize(
+            &self.principal,
+            self.client_host.trim_start_matches('/'),
+            op,
+            resource,
+            name,
+        )
+    }
+
+    /// `op` on the cluster resource (`kafka-cluster`).
+    pub fn allowed_on_cluster(&self, op: AclOperation) -> bool {
+        self.allowed(op, ResourceType::Cluster, CLUSTER_RESOURCE)
+    }
+
+    /// KIP-679: may the principal do `op` on at least one resource of this type?
+    pub fn allowed_on_any(&self, op: AclOperation, resource: ResourceType) -> bool {
+        self.authorizer.authorize_by_resource_type(
+            &self.principal,
+            self.client_host.trim_start_matches('/'),
+            op,
+            resource,
+        )
+    }
+
     pub fn client_id(&self) -> String {
         self.header
             .client_id
@@ -340,6 +373,7 @@ pub async fn dispatch(broker: &Arc<Broker>, conn: &mut Connection, frame: Bytes)
         client_host: conn.client_host.clone(),
         listener: conn.listener_name.clone(),
         principal: conn.auth.principal.clone(),
+        authorizer: broker.authorizer(),
     };
     let out = route(broker, &mut ctx, spec.key, buf).await;
     conn.scratch = ctx.scratch;
