@@ -35,6 +35,7 @@ mod quorum;
 mod reassign;
 mod topic;
 mod txn;
+mod user;
 mod wire;
 
 #[derive(Parser)]
@@ -112,6 +113,15 @@ enum Command {
         conn: conn::Conn,
         #[command(subcommand)]
         cmd: acl::AclCommand,
+    },
+    /// SCRAM users: set, delete and list credentials.
+    ///
+    /// Example: gregor user scram set alice --password alice-secret
+    User {
+        #[command(flatten)]
+        conn: conn::Conn,
+        #[command(subcommand)]
+        cmd: user::UserCommand,
     },
     /// Cluster information.
     ///
@@ -252,6 +262,7 @@ fn main() {
         Command::Group { conn, cmd } => group::run(&conn, cmd),
         Command::Txn { conn, cmd } => txn::run(&conn, cmd),
         Command::Acl { conn, cmd } => acl::run(&conn, cmd),
+        Command::User { conn, cmd } => user::run(&conn, cmd),
         Command::Cluster {
             conn,
             cmd: ClusterCommand::Info,

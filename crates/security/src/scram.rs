@@ -337,7 +337,18 @@ impl ScramServer {
             .next()
             .and_then(|f| f.strip_prefix("r="))
             .ok_or(ScramError::Malformed("no nonce"))?;
-        if nonce != first.nonce {
+        // librdkafka before 2.6.1 (librdkafka#4895; Debian's kcat, many distributions)
+        // sends the client nonce twice: client nonce + the server's whole nonce. Kafka
+        // 3.8.1 accepted that, Kafka 4 refuses it; accepting exactly that form keeps the
+        // replay protection (the server's fresh part must be there) and those clients.
+        let client_nonce = first
+            .nonce
+            .get(..first.nonce.len().saturating_sub(SERVER_NONCE_CHARS))
+            .unwrap_or_default();
+        let doubled = nonce.len() == client_nonce.len() + first.nonce.len()
+            && nonce.starts_with(client_nonce)
+            && nonce.ends_with(first.nonce);
+        if nonce != first.nonce && !doubled {
             return Err(ScramError::Malformed("nonce does not match"));
         }
         let proof = B64
@@ -392,6 +403,9 @@ fn decode_saslname(s: &str) -> Result<String, ScramError> {
     }
     Ok(out)
 }
+
+/// The length of [`server_nonce`]'s output: 24 bytes in base64.
+const SERVER_NONCE_CHARS: usize = 32;
 
 /// 24 random bytes, base64 (no commas, printable, as RFC 5802 asks).
 fn server_nonce() -> String {
@@ -538,6 +552,36 @@ mod tests {
             let first = s.step(b"n,,n=a,r=b", |_| Some(cred.clone()));
             assert!(matches!(first, Ok(Step::Continue(_))));
             assert!(s.step(input, |_| None).is_err(), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn old_librdkafka_doubled_client_nonce_is_accepted_and_nothing_else() {
+        let cred =
+            ScramCredential::from_password(ScramMechanism::Sha256, "pw", random_salt(), 4096);
+        for (sent, ok) in [("doubled", true), ("short", false), ("other", false)] {
+            let mut s = ScramServer::new(ScramMechanism::Sha256);
+            let Ok(Step::Continue(sf)) = s.step(b"n,,n=u,r=cnonce", |_| Some(cred.clone())) else {
+                panic!("no server-first")
+            };
+            let sf = String::from_utf8(sf).unwrap_or_default();
+            let nonce = sf
+                .split(',')
+                .next()
+                .and_then(|f| f.strip_prefix("r="))
+                .unwrap_or_default();
+            let claimed = match sent {
+                "doubled" => format!("cnonce{nonce}"),
+                "short" => "cnonce".to_string(),
+                _ => format!("xxxxxx{nonce}"),
+            };
+            let (msg, _) =
+                client_final(ScramMechanism::Sha256, "pw", "n=u,r=cnonce", &sf, &claimed);
+            assert_eq!(
+                matches!(s.step(msg.as_bytes(), |_| None), Ok(Step::Done { .. })),
+                ok,
+                "{sent}"
+            );
         }
     }
 
