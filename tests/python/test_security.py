@@ -418,3 +418,99 @@ def test_certificates_are_reloaded_without_a_restart(broker_factory, pki, tmp_pa
     renewed.private_key_and_cert_chain_pem.write_to_path(str(staging))
     staging.replace(keystore)  # atomic, as cert-manager and certbot rotate files
     wait_until(lambda: served_serial() != first, 10, "the renewed certificate to be served")
+
+
+# --- ACLs enforced, with real clients --------------------------------------------------
+
+def test_acls_decide_what_each_principal_may_do(broker_factory, pki):
+    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, NewTopic,
+                                       ResourcePatternType, ResourceType)
+    jaas = JAAS.replace(";", ' user_eve="eve-secret";')
+    b = broker_factory(secure_overrides(pki, **{
+        "allow.everyone.if.no.acl.found": "false", "super.users": "User:admin",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas}))
+    as_user = lambda user, pw: conf(b, "SASL_PLAINTEXT", pki, "PLAIN", user, pw)
+    admin = AdminClient(as_user("admin", "admin-secret"))
+    for f in admin.create_topics([NewTopic("orders", 1, 1), NewTopic("secret", 1, 1)]).values():
+        f.result(20)
+
+    def allow(op, rtype, name, principal="User:alice", permission=AclPermissionType.ALLOW):
+        return AclBinding(rtype, name, ResourcePatternType.LITERAL, principal, "*", op, permission)
+
+    grants = [allow(AclOperation.WRITE, ResourceType.TOPIC, "orders"),
+              allow(AclOperation.READ, ResourceType.TOPIC, "orders"),
+              allow(AclOperation.READ, ResourceType.GROUP, "billing")]
+    for f in admin.create_acls(grants).values():
+        assert f.result(20) is None
+
+    alice = as_user("alice", "alice-secret")
+    eve = as_user("eve", "eve-secret")
+    # Metadata shows each principal only the topics it may describe.
+    assert set(Producer(alice).list_topics(timeout=10).topics) == {"orders"}
+    assert set(Producer(eve).list_topics(timeout=10).topics) == set()
+    assert len(roundtrip_group(alice, "orders", "billing")) == 5
+
+    def produce_error(config, topic):
+        errors = []
+        p = Producer({**config, "message.timeout.ms": 5000})
+        p.produce(topic, b"x", on_delivery=lambda err, msg: errors.append(err))
+        p.flush(15)
+        return errors[0].name() if errors and errors[0] else None
+
+    assert produce_error(alice, "secret") == "TOPIC_AUTHORIZATION_FAILED"
+    assert produce_error(eve, "orders") == "TOPIC_AUTHORIZATION_FAILED"
+    # eve may not read with alice's group; alice may not read with another group.
+    assert consume_error(eve, "orders", "billing") in ("TOPIC_AUTHORIZATION_FAILED", "GROUP_AUTHORIZATION_FAILED")
+    assert consume_error(alice, "orders", "other") == "GROUP_AUTHORIZATION_FAILED"
+    # Admin operations need cluster or topic rights.
+    with pytest.raises(KafkaException, match="TOPIC_AUTHORIZATION_FAILED"):
+        AdminClient(eve).create_topics([NewTopic("eves", 1, 1)])["eves"].result(20)
+    with pytest.raises(KafkaException, match="CLUSTER_AUTHORIZATION_FAILED"):
+        list(AdminClient(alice).create_acls([allow(AclOperation.ALL, ResourceType.TOPIC, "*")]).values())[0].result(20)
+    # kafka-python: alice reads, eve is refused.
+    kp = dict(bootstrap_servers=f"127.0.0.1:{b.ports['SASL_PLAINTEXT']}", security_protocol="SASL_PLAINTEXT",
+              sasl_mechanism="PLAIN", sasl_plain_username="alice", sasl_plain_password="alice-secret")
+    cons = KafkaConsumer("orders", group_id="billing", auto_offset_reset="earliest", consumer_timeout_ms=20000, **kp)
+    first = next(iter(cons))
+    assert first.value == b"orders-0"
+    cons.close()
+    prod = KafkaProducer(**{**kp, "sasl_plain_username": "eve", "sasl_plain_password": "eve-secret"}, retries=0)
+    with pytest.raises(KafkaPythonError, match="TopicAuthorizationFailed"):
+        prod.send("orders", b"x").get(timeout=20)
+    prod.close()
+    # A DENY beats the ALLOW.
+    deny = allow(AclOperation.READ, ResourceType.TOPIC, "orders", permission=AclPermissionType.DENY)
+    assert list(admin.create_acls([deny]).values())[0].result(20) is None
+    assert consume_error(alice, "orders", "billing") == "TOPIC_AUTHORIZATION_FAILED"
+
+
+def roundtrip_group(config, topic, group, n=5):
+    p = Producer(config)
+    for i in range(n):
+        p.produce(topic, f"{topic}-{i}".encode())
+    assert p.flush(20) == 0
+    c = Consumer({**config, "group.id": group, "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < n and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value().decode())
+    c.close()
+    return got
+
+
+def consume_error(config, topic, group):
+    """The first error a group consumer gets (its name), or None after 15 s of nothing."""
+    c = Consumer({**config, "group.id": group, "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    deadline = time.monotonic() + 15
+    try:
+        while time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error():
+                return m.error().name()
+    finally:
+        c.close()
+    return None
