@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gregor_protocol::kp::messages::ApiKey;
+use gregor_security::oauthbearer::OAuthValidator;
 use gregor_security::scram::{ScramMechanism, ScramServer};
 use gregor_security::Principal;
 
@@ -23,12 +24,16 @@ use crate::config::ListenerConfig;
 pub enum Exchange {
     Plain,
     Scram(Box<ScramServer>),
+    OAuthBearer,
 }
 
 impl Exchange {
     pub fn start(mechanism: &str) -> Option<Self> {
         if mechanism == "PLAIN" {
             return Some(Exchange::Plain);
+        }
+        if mechanism == "OAUTHBEARER" {
+            return Some(Exchange::OAuthBearer);
         }
         ScramMechanism::from_name(mechanism).map(|m| Exchange::Scram(Box::new(ScramServer::new(m))))
     }
@@ -37,6 +42,7 @@ impl Exchange {
         match self {
             Exchange::Plain => "PLAIN",
             Exchange::Scram(s) => s.mechanism().name(),
+            Exchange::OAuthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -63,6 +69,8 @@ pub struct ConnAuth {
     /// Whether a SASL exchange succeeded on this connection (re-authentication must keep
     /// its principal).
     pub authenticated: bool,
+    /// The listener's OAUTHBEARER token validator (its keys loaded at start-up).
+    pub oauth: Option<Arc<OAuthValidator>>,
 }
 
 /// Whether a request may be served now, and if not, why the connection closes.
@@ -84,6 +92,7 @@ impl ConnAuth {
             state,
             expires: None,
             authenticated: false,
+            oauth: None,
         }
     }
 
@@ -149,7 +158,19 @@ impl ConnAuth {
             return TokenOutcome::Failed("no SASL exchange in progress".into());
         };
         let mechanism = exchange.name();
+        let mut token_expires_ms = None;
         let result = match exchange {
+            Exchange::OAuthBearer => match self.oauth.as_ref().map(|v| v.authenticate(token)) {
+                Some(Ok(valid)) => {
+                    token_expires_ms = valid.expires_ms;
+                    Ok((valid.principal, Vec::new()))
+                }
+                Some(Err(e)) => {
+                    tracing::info!(peer, reason = %e, "OAUTHBEARER token refused");
+                    Err((None, r#"{"status":"invalid_token"}"#.to_string()))
+                }
+                None => Err((None, "OAUTHBEARER is not enabled".into())),
+            },
             Exchange::Plain => {
                 let users = self.listener.sasl.as_ref().map(|s| &s.plain_users);
                 match users.map(|u| u.authenticate(token)) {
@@ -198,8 +219,14 @@ impl ConnAuth {
                 tracing::debug!(peer, %principal, mechanism, "SASL authentication succeeded");
                 self.principal = Arc::new(principal);
                 self.authenticated = true;
+                // KIP-368: the session ends at the re-authentication interval or when
+                // the token expires, whichever is first.
                 self.expires = (reauth_ms > 0).then(|| {
-                    Instant::now() + std::time::Duration::from_millis(reauth_ms.unsigned_abs())
+                    let mut ms = reauth_ms;
+                    if let Some(exp) = token_expires_ms {
+                        ms = ms.min(exp.saturating_sub(crate::util::now_ms()).max(0));
+                    }
+                    Instant::now() + std::time::Duration::from_millis(ms.unsigned_abs())
                 });
                 self.state = SaslState::Open;
                 TokenOutcome::Done(last)

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use gregor_protocol::frame;
+use gregor_security::oauthbearer::OAuthValidator;
 use gregor_security::tls::ReloadingTls;
 use std::sync::atomic::Ordering;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -66,10 +67,17 @@ pub async fn run_listeners(
             )?)),
             None => None,
         };
+        let oauth = match config.sasl.as_ref().and_then(|s| s.oauth.clone()) {
+            Some(settings) => Some(Arc::new(OAuthValidator::load(settings).map_err(|e| {
+                crate::broker::StartError::Cluster(format!("listener {}: {e}", config.name))
+            })?)),
+            None => None,
+        };
         bound.push(Acceptor {
             config: Arc::new(config),
             socket,
             tls,
+            oauth,
         });
     }
     broker.join_cluster().await?;
@@ -127,6 +135,7 @@ struct Acceptor {
     config: Arc<ListenerConfig>,
     socket: TcpListener,
     tls: Option<Arc<ReloadingTls>>,
+    oauth: Option<Arc<OAuthValidator>>,
 }
 
 /// What every accept loop shares: the connection limits and the stop broadcast.
@@ -171,6 +180,7 @@ async fn accept_loop(
                 let done = done.clone();
                 let listener = acceptor.config.clone();
                 let tls = acceptor.tls.clone();
+                let oauth = acceptor.oauth.clone();
                 tokio::spawn(async move {
                     tracing::debug!(%peer, listener = %listener.name, "connection opened");
                     let _ = socket.set_nodelay(true);
@@ -178,7 +188,8 @@ async fn accept_loop(
                     match tls {
                         None => {
                             let (rd, wr) = socket.into_split();
-                            let conn = handlers::Connection::new(listener, host, None);
+                            let mut conn = handlers::Connection::new(listener, host, None);
+                            conn.auth.oauth = oauth;
                             serve(broker, rd, Writer::Plain(wr), conn, stop).await;
                         }
                         Some(tls) => {
@@ -204,7 +215,8 @@ async fn accept_loop(
                                     .peer_certificates()
                                     .and_then(|c| c.first())
                                     .and_then(|c| gregor_security::tls::principal_of(c).ok());
-                                let conn = handlers::Connection::new(listener, host, principal);
+                                let mut conn = handlers::Connection::new(listener, host, principal);
+                                conn.auth.oauth = oauth;
                                 let (rd, wr) = tokio::io::split(stream);
                                 serve(broker, rd, Writer::Tls(Box::new(wr)), conn, stop).await;
                             }

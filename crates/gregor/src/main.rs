@@ -371,6 +371,10 @@ fn run_broker(args: BrokerArgs) -> Result<()> {
                 tls.server_config()
                     .with_context(|| format!("listener {}: TLS settings", l.name))?;
             }
+            if let Some(oauth) = l.sasl.as_ref().and_then(|s| s.oauth.clone()) {
+                gregor_security::oauthbearer::OAuthValidator::load(oauth)
+                    .with_context(|| format!("listener {}: OAUTHBEARER settings", l.name))?;
+            }
             let socket = tokio::net::TcpListener::bind(l.bind)
                 .await
                 .with_context(|| format!("cannot listen on {} ({})", l.bind, l.name))?;

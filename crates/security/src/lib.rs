@@ -5,6 +5,7 @@
 //! - [`principal`]: who a connection is (`User:alice`).
 //! - [`scram`]: SCRAM-SHA-256/512 credentials and the server side of the exchange.
 //! - [`plain`]: SASL/PLAIN against JAAS-configured users.
+//! - [`oauthbearer`]: SASL/OAUTHBEARER: JWTs checked against a JWKS file.
 //! - [`tls`]: rustls server configuration from PEM files, reloaded when they change;
 //!   the principal of a client certificate.
 //! - [`acl`]: Kafka's ACL model (principal, host, operation, permission, resource
@@ -15,6 +16,7 @@
 //! - Every function that reads client bytes returns an error for bad input; none panics.
 
 pub mod acl;
+pub mod oauthbearer;
 pub mod plain;
 pub mod principal;
 pub mod scram;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use gregor_security::oauthbearer::OAuthSettings;
 use gregor_security::plain::PlainUsers;
 use gregor_security::scram::ScramMechanism;
 use gregor_security::tls::{ClientAuth, TlsSettings};
@@ -72,6 +73,8 @@ pub struct SaslConfig {
     pub mechanisms: Vec<String>,
     /// PLAIN's users, from `listener.name.<l>.plain.sasl.jaas.config`.
     pub plain_users: PlainUsers,
+    /// OAUTHBEARER's JWKS and token rules (`sasl.oauthbearer.*`), when enabled.
+    pub oauth: Option<OAuthSettings>,
 }
 
 impl SaslConfig {
@@ -287,11 +290,11 @@ fn sasl_settings(
     let mut mechanisms = Vec::new();
     for m in value.split(',').map(str::trim).filter(|m| !m.is_empty()) {
         let m = m.to_ascii_uppercase();
-        if m != "PLAIN" && ScramMechanism::from_name(&m).is_none() {
+        if m != "PLAIN" && m != "OAUTHBEARER" && ScramMechanism::from_name(&m).is_none() {
             return Err(invalid(
                 "sasl.enabled.mechanisms",
                 &value,
-                &format!("{m} is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"),
+                &format!("{m} is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER)"),
             ));
         }
         mechanisms.push(m);
@@ -311,9 +314,39 @@ fn sasl_settings(
             .map_err(|e| invalid(&jaas_key, "(hidden)", &e.to_string()))?,
         _ => PlainUsers::default(),
     };
+    let oauth = if mechanisms.iter().any(|m| m == "OAUTHBEARER") {
+        let key = "sasl.oauthbearer.jwks.endpoint.url";
+        let url = prefixed(key).ok_or_else(|| {
+            invalid(
+                key,
+                "",
+                "OAUTHBEARER is enabled: name the JWKS file (file:///...)",
+            )
+        })?;
+        let jwks_file =
+            OAuthSettings::jwks_path(&url).map_err(|e| invalid(key, &url, &e.to_string()))?;
+        let skew = prefixed("sasl.oauthbearer.clock.skew.seconds").unwrap_or_else(|| "30".into());
+        Some(OAuthSettings {
+            jwks_file,
+            expected_audience: prefixed("sasl.oauthbearer.expected.audience")
+                .map(|a| {
+                    a.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            expected_issuer: prefixed("sasl.oauthbearer.expected.issuer"),
+            clock_skew_seconds: super::num("sasl.oauthbearer.clock.skew.seconds", &skew)?,
+            sub_claim: prefixed("sasl.oauthbearer.sub.claim.name").unwrap_or_else(|| "sub".into()),
+        })
+    } else {
+        None
+    };
     Ok(SaslConfig {
         mechanisms,
         plain_users,
+        oauth,
     })
 }
 

@@ -80,6 +80,12 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("sasl.enabled.mechanisms", listeners::DEFAULT_MECHANISMS),
     ("sasl.jaas.config", ""),
     ("sasl.server.max.receive.size", "524288"),
+    // OAUTHBEARER (KIP-768): a file: URL of the JSON Web Key Set tokens are checked against.
+    ("sasl.oauthbearer.jwks.endpoint.url", ""),
+    ("sasl.oauthbearer.expected.audience", ""),
+    ("sasl.oauthbearer.expected.issuer", ""),
+    ("sasl.oauthbearer.clock.skew.seconds", "30"),
+    ("sasl.oauthbearer.sub.claim.name", "sub"),
     // KIP-152: 0 keeps an authenticated session for the connection's life.
     ("connections.max.reauth.ms", "0"),
     ("ssl.keystore.type", "PEM"),
