@@ -4,12 +4,17 @@
 //! API of its own: Produce calls it before it appends, and the produce path's
 //! verification then finds the partitions in the transaction (or answers with the
 //! coordinator's refusal: a fenced epoch, a transaction being ended).
+//!
+//! Nothing is added for a request Produce will refuse: without WRITE on the
+//! transactional id, none of it; without WRITE on a topic, none of that topic's
+//! partitions (Kafka adds partitions only after authorizing the produce).
 
 use std::sync::Arc;
 
 use gregor_protocol::batch::BatchHeader;
 use gregor_protocol::kp::messages::ProduceRequest;
 
+use super::{produce, AclOperation, RequestContext, ResourceType};
 use crate::broker::Broker;
 
 /// The first Produce version whose transactional batches join their transaction
@@ -19,14 +24,14 @@ const FIRST_V2_VERSION: i16 = 12;
 /// Adds the partitions of `req`'s transactional batches that are not yet in their
 /// transaction. Only for Produce v12+ with a transactional id and `transaction.version`
 /// 2 finalized; older clients keep AddPartitionsToTxn and the strict verification.
-pub async fn add_implicitly(broker: &Arc<Broker>, version: i16, req: &ProduceRequest) {
-    if version < FIRST_V2_VERSION {
+pub async fn add_implicitly(broker: &Arc<Broker>, ctx: &RequestContext, req: &ProduceRequest) {
+    if ctx.version() < FIRST_V2_VERSION {
         return;
     }
     let Some(id) = req.transactional_id.as_ref().filter(|t| !t.is_empty()) else {
         return;
     };
-    if !crate::txn::v2_finalized(broker) {
+    if !crate::txn::v2_finalized(broker) || !produce::transactional_id_authorized(ctx, req) {
         return;
     }
     let image = broker.metadata.image();
@@ -45,6 +50,9 @@ pub async fn add_implicitly(broker: &Arc<Broker>, version: i16, req: &ProduceReq
         } else {
             topic.name.0.to_string()
         };
+        if !ctx.allowed(AclOperation::Write, ResourceType::Topic, &name) {
+            continue;
+        }
         for pd in &topic.partition_data {
             let Some(h) = pd.records.as_ref().and_then(|r| BatchHeader::parse(r).ok()) else {
                 continue;
