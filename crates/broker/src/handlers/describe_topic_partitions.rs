@@ -334,6 +334,7 @@ mod tests {
             image: &img,
             node_id: 1,
             offline: &|_, _| false,
+            access: &|_| Some(0),
         };
         let names = ["a", "b"].iter().map(|s| s.to_string()).collect();
         let resp = page.answer(names, None, 2, true);
@@ -351,10 +352,41 @@ mod tests {
             image: &img,
             node_id: 1,
             offline: &|_, _| false,
+            access: &|_| Some(0),
         };
         let names = ["nope", "bad/name"].iter().map(|s| s.to_string()).collect();
         let resp = page.answer(names, None, 10, false);
         let codes: Vec<i16> = resp.topics.iter().map(|t| t.error_code).collect();
         assert_eq!(codes, vec![17, 3]);
+    }
+
+    #[test]
+    fn hidden_topics_are_refused_when_named_and_left_out_of_all() {
+        let img = image(&[("a", 1), ("hidden", 1)]);
+        let page = Page {
+            image: &img,
+            node_id: 1,
+            offline: &|_, _| false,
+            access: &|t| (t != "hidden" && t != "hidden-nope").then_some(0),
+        };
+        let named = ["a", "hidden", "hidden-nope"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let resp = page.answer(named, None, 10, false);
+        let seen: Vec<(i16, uuid::Uuid, usize)> = resp
+            .topics
+            .iter()
+            .map(|t| (t.error_code, t.topic_id, t.partitions.len()))
+            .collect();
+        let a = img.topic("a").unwrap().id;
+        // Existing or not, a hidden topic gets the same answer: no id, no partitions.
+        assert_eq!(
+            seen,
+            vec![(0, a, 1), (29, Uuid::nil(), 0), (29, Uuid::nil(), 0)]
+        );
+        let all = ["a", "hidden"].iter().map(|s| s.to_string()).collect();
+        let resp = page.answer(all, None, 10, true);
+        assert_eq!(resp.topics.len(), 1);
     }
 }

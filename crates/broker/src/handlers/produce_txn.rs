@@ -24,14 +24,32 @@ const FIRST_V2_VERSION: i16 = 12;
 /// Adds the partitions of `req`'s transactional batches that are not yet in their
 /// transaction. Only for Produce v12+ with a transactional id and `transaction.version`
 /// 2 finalized; older clients keep AddPartitionsToTxn and the strict verification.
-pub async fn add_implicitly(broker: &Arc<Broker>, ctx: &RequestContext, req: &ProduceRequest) {
-    if ctx.version() < FIRST_V2_VERSION {
+pub async fn add_implicitly(broker: &Arc<Broker>, version: i16, req: &ProduceRequest) {
+    add(broker, version, req, &|_| true).await;
+}
+
+/// [`add_implicitly`] for a request Produce will serve: nothing without WRITE on the
+/// transactional id, and only the partitions of topics the principal may WRITE.
+pub async fn add_authorized(broker: &Arc<Broker>, ctx: &RequestContext, req: &ProduceRequest) {
+    if produce::transactional_id_authorized(ctx, req) {
+        let writable = |topic: &str| ctx.allowed(AclOperation::Write, ResourceType::Topic, topic);
+        add(broker, ctx.version(), req, &writable).await;
+    }
+}
+
+async fn add(
+    broker: &Arc<Broker>,
+    version: i16,
+    req: &ProduceRequest,
+    writable: &(dyn Fn(&str) -> bool + Sync),
+) {
+    if version < FIRST_V2_VERSION {
         return;
     }
     let Some(id) = req.transactional_id.as_ref().filter(|t| !t.is_empty()) else {
         return;
     };
-    if !crate::txn::v2_finalized(broker) || !produce::transactional_id_authorized(ctx, req) {
+    if !crate::txn::v2_finalized(broker) {
         return;
     }
     let image = broker.metadata.image();
@@ -50,7 +68,7 @@ pub async fn add_implicitly(broker: &Arc<Broker>, ctx: &RequestContext, req: &Pr
         } else {
             topic.name.0.to_string()
         };
-        if !ctx.allowed(AclOperation::Write, ResourceType::Topic, &name) {
+        if !writable(&name) {
             continue;
         }
         for pd in &topic.partition_data {
