@@ -340,3 +340,47 @@ fn consumer_group_describe(_: &Env, _: i16) -> RequestKind {
         ConsumerGroupDescribeRequest::default().with_group_ids(vec![g("g-cgd")]),
     )
 }
+
+/// What the table cannot show: answers that filter rather than refuse, a hidden topic's
+/// answer that does not depend on its existence, and a follower's fetch without
+/// CLUSTER_ACTION.
+#[tokio::test]
+async fn hidden_topics_are_filtered_or_refused_alike() {
+    let b = crate::common::TestBroker::start(&[("allow.everyone.if.no.acl.found", "false")]).await;
+    let mut setup = b.connect().await;
+    setup.create_topic("t", 1).await;
+    setup.create_topic("hidden", 1).await;
+    crate::set_acls(&b, &[(Op::Describe, Rt::Topic, "t")]).await;
+    let mut c = b.connect().await;
+
+    // All topics: the hidden one is left out, and nothing is refused.
+    let all = RequestKind::Metadata(MetadataRequest::default().with_topics(None));
+    let seen = crate::answer(&mut c, ApiKey::Metadata, 12, &all).await;
+    assert!(seen.contains("\"t\"") && !seen.contains("hidden"), "{seen}");
+    assert!(!crate::error_codes(&seen).contains(&TOPIC), "{seen}");
+
+    // Named: an existing hidden topic and a missing one get the same answer.
+    let named = |name: &str| {
+        RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
+            metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s(name)))),
+        ])))
+    };
+    let hidden = crate::answer(&mut c, ApiKey::Metadata, 12, &named("hidden")).await;
+    let missing = crate::answer(&mut c, ApiKey::Metadata, 12, &named("nope")).await;
+    assert!(crate::error_codes(&hidden).contains(&TOPIC), "{hidden}");
+    assert_eq!(hidden.replace("hidden", "nope"), missing);
+
+    // A follower's fetch needs CLUSTER_ACTION: every partition is refused without it.
+    let follower = RequestKind::Fetch(
+        FetchRequest::default()
+            .with_replica_id(BrokerId(1))
+            .with_topics(vec![fetch_request::FetchTopic::default()
+                .with_topic(t())
+                .with_partitions(vec![
+                    fetch_request::FetchPartition::default().with_partition_max_bytes(1 << 20)
+                ])]),
+    );
+    let refused = crate::answer(&mut c, ApiKey::Fetch, 12, &follower).await;
+    assert_eq!(crate::error_codes(&refused), vec![0, TOPIC], "{refused}");
+    b.stop().await;
+}
