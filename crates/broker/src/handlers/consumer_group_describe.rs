@@ -1,6 +1,11 @@
 //! ConsumerGroupDescribe (key 69, KIP-848): epochs, assignor, and each member's current
 //! and target assignment. A classic or unknown group is GROUP_ID_NOT_FOUND, which is
 //! also how admin clients learn to fall back to DescribeGroups.
+//!
+//! Authorization is Kafka's: DESCRIBE on each group (else GROUP_AUTHORIZATION_FAILED for
+//! it); a group whose members subscribe to or are assigned a topic the principal may
+//! not describe is TOPIC_AUTHORIZATION_FAILED, with nothing of it shown. The group's
+//! authorized operations are reported when asked (KIP-430).
 
 use std::sync::Arc;
 
@@ -12,10 +17,13 @@ use gregor_protocol::kp::messages::{
 };
 use gregor_protocol::kp::protocol::StrBytes;
 
-use super::{ApiSpec, RequestContext};
+use gregor_protocol::kp::ResponseError;
+
+use super::metadata::authorized_operations;
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::group_code;
-use crate::group::GroupError;
+use crate::group::{ConsumerGroupDescription, GroupError};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::ConsumerGroupDescribe,
@@ -37,6 +45,27 @@ fn assignment(parts: Vec<(uuid::Uuid, String, Vec<i32>)>) -> Assignment {
     )
 }
 
+/// Does any member subscribe to, or hold or target, a topic the principal may not
+/// describe? Each topic is asked about once.
+fn uses_hidden_topics(ctx: &RequestContext, d: &ConsumerGroupDescription) -> bool {
+    let mut topics: Vec<&str> = d
+        .members
+        .iter()
+        .flat_map(|m| {
+            let held = m.assignment.iter().chain(&m.target_assignment);
+            m.subscribed_topic_names
+                .iter()
+                .chain(held.map(|(_, name, _)| name))
+                .map(String::as_str)
+        })
+        .collect();
+    topics.sort_unstable();
+    topics.dedup();
+    topics
+        .iter()
+        .any(|t| !ctx.allowed(AclOperation::Describe, ResourceType::Topic, t))
+}
+
 pub async fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
@@ -49,7 +78,28 @@ pub async fn handle(
         let g = DescribedGroup::default()
             .with_group_id(id.clone())
             .with_authorized_operations(i32::MIN);
-        let described = match broker.groups.consumer_describe(broker, &id).await {
+        if !ctx.allowed(AclOperation::Describe, ResourceType::Group, &id) {
+            groups.push(g.with_error_code(ResponseError::GroupAuthorizationFailed.code()));
+            continue;
+        }
+        let found = broker.groups.consumer_describe(broker, &id).await;
+        let hidden = matches!(&found, Ok(Some(d)) if uses_hidden_topics(ctx, d));
+        if hidden {
+            groups.push(
+                g.with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "The described group uses topics that the client is not authorized to describe.",
+                    ))),
+            );
+            continue;
+        }
+        let ops = if req.include_authorized_operations {
+            authorized_operations(ctx, ResourceType::Group, &id)
+        } else {
+            i32::MIN
+        };
+        let g = g.with_authorized_operations(ops);
+        let described = match found {
             Err(e) => g.with_error_code(group_code(Some(&e))),
             Ok(None) => g
                 .with_error_code(group_code(Some(&GroupError::GroupIdNotFound)))

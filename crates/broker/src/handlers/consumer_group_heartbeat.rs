@@ -1,5 +1,9 @@
 //! ConsumerGroupHeartbeat (key 68, KIP-848): join, stay in, and leave a consumer group
 //! whose assignment the coordinator computes. v1 lets the client choose its member id.
+//!
+//! Authorization is Kafka's: READ on the group (else GROUP_AUTHORIZATION_FAILED), and
+//! DESCRIBE on every subscribed topic named (else TOPIC_AUTHORIZATION_FAILED for the
+//! request, the member left as it was).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +16,9 @@ use gregor_protocol::kp::messages::{
 };
 use gregor_protocol::kp::protocol::StrBytes;
 
-use super::{ApiSpec, RequestContext};
+use gregor_protocol::kp::ResponseError;
+
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::group_code;
 use crate::group::consumer::ConsumerHeartbeat;
@@ -28,6 +34,22 @@ pub async fn handle(
     ctx: &RequestContext,
     req: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
+    if !ctx.allowed(AclOperation::Read, ResourceType::Group, &req.group_id) {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
+    let hidden = req.subscribed_topic_names.as_ref().is_some_and(|names| {
+        names
+            .iter()
+            .any(|t| !ctx.allowed(AclOperation::Describe, ResourceType::Topic, t))
+    });
+    if hidden {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "The group has subscribed topics that are not authorized.",
+            )));
+    }
     let image = broker.metadata.image();
     let topics: HashMap<String, (uuid::Uuid, i32)> = image
         .topics

@@ -1,11 +1,14 @@
-//! DeleteGroups (key 42): removes empty groups and their committed offsets.
+//! DeleteGroups (key 42): removes empty groups and their committed offsets. Each group
+//! needs DELETE (else GROUP_AUTHORIZATION_FAILED for it), as in Kafka.
 
 use std::sync::Arc;
 
 use gregor_protocol::kp::messages::delete_groups_response::DeletableGroupResult;
 use gregor_protocol::kp::messages::{ApiKey, DeleteGroupsRequest, DeleteGroupsResponse};
 
-use super::{ApiSpec, RequestContext};
+use gregor_protocol::kp::ResponseError;
+
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::group_code;
 
@@ -17,16 +20,20 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(req.groups_names.len());
     for id in req.groups_names {
-        let r = broker.groups.delete(broker, &id).await;
+        let code = if ctx.allowed(AclOperation::Delete, ResourceType::Group, &id) {
+            group_code(broker.groups.delete(broker, &id).await.err().as_ref())
+        } else {
+            ResponseError::GroupAuthorizationFailed.code()
+        };
         results.push(
             DeletableGroupResult::default()
                 .with_group_id(id)
-                .with_error_code(group_code(r.err().as_ref())),
+                .with_error_code(code),
         );
     }
     DeleteGroupsResponse::default().with_results(results)

@@ -2,6 +2,9 @@
 //! not exist is reported as Dead with no error, as Kafka does up to v5; from v6 (KIP-1043)
 //! it is Dead with GROUP_ID_NOT_FOUND, and so is a KIP-848 consumer group, which this
 //! classic API cannot describe (ConsumerGroupDescribe does).
+//!
+//! Each group needs DESCRIBE (else GROUP_AUTHORIZATION_FAILED for it), as in Kafka;
+//! v3+ reports the group's authorized operations when asked (KIP-430).
 
 use std::sync::Arc;
 
@@ -12,7 +15,8 @@ use gregor_protocol::kp::messages::{ApiKey, DescribeGroupsRequest, DescribeGroup
 use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::metadata::authorized_operations;
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::group_code;
 
@@ -29,8 +33,16 @@ pub async fn handle(
 ) -> DescribeGroupsResponse {
     let v = ctx.version();
     let mut out = Vec::with_capacity(req.groups.len());
+    let include_ops = v >= 3 && req.include_authorized_operations;
     for id in req.groups {
         let g = DescribedGroup::default().with_group_id(id.clone());
+        if !ctx.allowed(AclOperation::Describe, ResourceType::Group, &id) {
+            out.push(
+                g.with_error_code(ResponseError::GroupAuthorizationFailed.code())
+                    .with_authorized_operations(i32::MIN),
+            );
+            continue;
+        }
         let not_found = |g: DescribedGroup, why: String| {
             g.with_group_state(StrBytes::from_static_str("Dead"))
                 .with_error_code(ResponseError::GroupIdNotFound.code())
@@ -68,9 +80,12 @@ pub async fn handle(
                         .collect(),
                 ),
         };
-        // Authorization is not implemented: report "unknown" as Kafka does when the
-        // operations were not requested.
-        out.push(described.with_authorized_operations(i32::MIN));
+        let ops = if include_ops {
+            authorized_operations(ctx, ResourceType::Group, &id)
+        } else {
+            i32::MIN
+        };
+        out.push(described.with_authorized_operations(ops));
     }
     DescribeGroupsResponse::default().with_groups(out)
 }

@@ -2,6 +2,9 @@
 //! last sequence and the start of any open transaction: how operators find a
 //! transaction that holds the last stable offset back (`kafka-transactions.sh
 //! find-hanging`).
+//!
+//! Each topic needs READ (as in Kafka), else TOPIC_AUTHORIZATION_FAILED for its
+//! partitions, before their existence is looked at.
 
 use std::sync::Arc;
 
@@ -12,7 +15,9 @@ use gregor_protocol::kp::messages::{
     ApiKey, DescribeProducersRequest, DescribeProducersResponse, ProducerId,
 };
 
-use super::{ApiSpec, RequestContext};
+use gregor_protocol::kp::ResponseError;
+
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::{replica_error_code, ReplicaError};
 
@@ -24,18 +29,23 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let readable = ctx.allowed(AclOperation::Read, ResourceType::Topic, &t.name);
             let partitions = t
                 .partition_indexes
                 .iter()
                 .map(|&index| {
                     let base = PartitionResponse::default().with_partition_index(index);
+                    if !readable {
+                        return base
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let producers = broker
                         .replicas
                         .partition(&t.name, index)

@@ -9,6 +9,11 @@
 //! used up exactly at a topic boundary, `next_cursor` is the next topic at partition 0.
 //! A cursor whose topic is not among the topics asked for, or whose partition index is
 //! negative, makes the whole request INVALID_REQUEST (every topic gets the code).
+//!
+//! Authorization is Kafka's: DESCRIBE per topic. Listing all topics leaves out those the
+//! principal may not describe; a named one is TOPIC_AUTHORIZATION_FAILED (no id, no
+//! partitions) before its existence is looked at. Every topic answered carries its
+//! authorized operations (KIP-430), as Kafka's answer always does.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -25,7 +30,8 @@ use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 use uuid::Uuid;
 
-use super::{ApiSpec, RequestContext};
+use super::metadata::authorized_operations;
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::config::{BrokerConfig, ConfigError};
 
@@ -38,11 +44,6 @@ pub const SPEC: ApiSpec = ApiSpec {
 /// Kafka's `max.request.partition.size.limit`: the most partitions one answer carries.
 pub const PARTITION_LIMIT_CONFIG: &str = "max.request.partition.size.limit";
 pub const DEFAULT_PARTITION_LIMIT: i32 = 2000;
-
-/// Topic operations reported (no ACLs yet), as Metadata reports them: READ, WRITE,
-/// CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
-const TOPIC_OPERATIONS: i32 =
-    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
 
 /// `max.request.partition.size.limit` from the broker config: a positive integer.
 pub fn partition_limit(config: &BrokerConfig) -> Result<i32, ConfigError> {
@@ -67,7 +68,7 @@ fn name_of(n: &str) -> Option<TopicName> {
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeTopicPartitionsRequest,
 ) -> DescribeTopicPartitionsResponse {
     let image = broker.metadata.image();
@@ -116,10 +117,15 @@ pub async fn handle(
             .topic(topic)
             .is_some_and(|h| h.offline.contains(&idx))
     };
+    let access = |topic: &str| {
+        ctx.allowed(AclOperation::Describe, ResourceType::Topic, topic)
+            .then(|| authorized_operations(ctx, ResourceType::Topic, topic))
+    };
     let page = Page {
         image: &image,
         node_id: broker.config.node_id,
         offline: &offline,
+        access: &access,
     };
     page.answer(names, cursor.as_ref(), limit, fetch_all)
 }
@@ -129,6 +135,8 @@ struct Page<'a> {
     image: &'a MetadataImage,
     node_id: i32,
     offline: &'a dyn Fn(&str, i32) -> bool,
+    /// The topic's authorized operations, or `None` when it may not be described.
+    access: &'a dyn Fn(&str) -> Option<i32>,
 }
 
 impl Page<'_> {
@@ -147,6 +155,17 @@ impl Page<'_> {
                 next = Some((name, 0));
                 break;
             }
+            let Some(ops) = (self.access)(&name) else {
+                if !fetch_all {
+                    topics.push(
+                        DescribeTopicPartitionsResponseTopic::default()
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                            .with_name(name_of(&name))
+                            .with_topic_id(Uuid::nil()),
+                    );
+                }
+                continue;
+            };
             let Some(t) = self.image.topic(&name) else {
                 if !fetch_all {
                     let code = match controller::validate_topic_name(&name) {
@@ -159,7 +178,7 @@ impl Page<'_> {
                             .with_name(name_of(&name))
                             .with_topic_id(Uuid::nil())
                             .with_is_internal(INTERNAL_TOPICS.contains(&name.as_str()))
-                            .with_topic_authorized_operations(TOPIC_OPERATIONS),
+                            .with_topic_authorized_operations(ops),
                     );
                 }
                 continue;
@@ -180,7 +199,7 @@ impl Page<'_> {
                     .with_topic_id(t.id)
                     .with_is_internal(INTERNAL_TOPICS.contains(&name.as_str()))
                     .with_partitions(partitions)
-                    .with_topic_authorized_operations(TOPIC_OPERATIONS),
+                    .with_topic_authorized_operations(ops),
             );
             if upper < count {
                 next = Some((name, upper));
@@ -253,6 +272,7 @@ mod tests {
             image,
             node_id: 1,
             offline: &|_, _| false,
+            access: &|_| Some(0),
         };
         let fetch_all = names.is_empty();
         let all: BTreeSet<String> = if fetch_all {
@@ -314,6 +334,7 @@ mod tests {
             image: &img,
             node_id: 1,
             offline: &|_, _| false,
+            access: &|_| Some(0),
         };
         let names = ["a", "b"].iter().map(|s| s.to_string()).collect();
         let resp = page.answer(names, None, 2, true);
@@ -331,10 +352,41 @@ mod tests {
             image: &img,
             node_id: 1,
             offline: &|_, _| false,
+            access: &|_| Some(0),
         };
         let names = ["nope", "bad/name"].iter().map(|s| s.to_string()).collect();
         let resp = page.answer(names, None, 10, false);
         let codes: Vec<i16> = resp.topics.iter().map(|t| t.error_code).collect();
         assert_eq!(codes, vec![17, 3]);
+    }
+
+    #[test]
+    fn hidden_topics_are_refused_when_named_and_left_out_of_all() {
+        let img = image(&[("a", 1), ("hidden", 1)]);
+        let page = Page {
+            image: &img,
+            node_id: 1,
+            offline: &|_, _| false,
+            access: &|t| (t != "hidden" && t != "hidden-nope").then_some(0),
+        };
+        let named = ["a", "hidden", "hidden-nope"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let resp = page.answer(named, None, 10, false);
+        let seen: Vec<(i16, uuid::Uuid, usize)> = resp
+            .topics
+            .iter()
+            .map(|t| (t.error_code, t.topic_id, t.partitions.len()))
+            .collect();
+        let a = img.topic("a").unwrap().id;
+        // Existing or not, a hidden topic gets the same answer: no id, no partitions.
+        assert_eq!(
+            seen,
+            vec![(0, a, 1), (29, Uuid::nil(), 0), (29, Uuid::nil(), 0)]
+        );
+        let all = ["a", "hidden"].iter().map(|s| s.to_string()).collect();
+        let resp = page.answer(all, None, 10, true);
+        assert_eq!(resp.topics.len(), 1);
     }
 }

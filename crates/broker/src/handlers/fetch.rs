@@ -11,6 +11,14 @@
 //! Record data is never read here: each partition's answer is a file range, and the
 //! response is sent with the ranges spliced in from the page cache (`crate::frame`).
 //! Partitions that do not exist are answered without entering a fetch session.
+//!
+//! Authorization is Kafka's: a follower's fetch needs CLUSTER_ACTION on the cluster
+//! (without it every partition is TOPIC_AUTHORIZATION_FAILED); a consumer's needs READ
+//! on each topic (TOPIC_AUTHORIZATION_FAILED for its partitions, checked before the
+//! topic's existence; a v13+ topic id nobody knows stays UNKNOWN_TOPIC_ID). Refused
+//! partitions never enter a session, like unknown ones; an incremental fetch whose
+//! session holds a topic the principal may no longer read ends that session
+//! (FETCH_SESSION_ID_NOT_FOUND), so the client's next full fetch gets the refusal.
 
 use std::sync::Arc;
 
@@ -28,7 +36,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::list_offsets::check_leader_epoch;
-use super::{encode_response, ApiSpec, Outcome, RequestContext};
+use super::{encode_response, AclOperation, ApiSpec, Outcome, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::{replica_error_code, ReplicaError};
 use crate::fetch_session::{SessionError, SessionPartition};
@@ -231,6 +239,35 @@ fn has_news(sp: &SessionPartition, r: &PartitionRead) -> bool {
         || r.log_start_offset != sp.log_start_offset
 }
 
+/// A follower without CLUSTER_ACTION: every requested partition is refused.
+fn refuse_follower(ctx: &RequestContext, req: &FetchRequest) -> Outcome {
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            FetchableTopicResponse::default()
+                .with_topic(t.topic.clone())
+                .with_topic_id(t.topic_id)
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            PartitionData::default()
+                                .with_partition_index(p.partition)
+                                .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                                .with_high_watermark(-1)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    respond(ctx, &FetchResponse::default().with_responses(topics))
+}
+
+fn readable(ctx: &RequestContext, topic: &str) -> bool {
+    ctx.allowed(AclOperation::Read, ResourceType::Topic, topic)
+}
+
 fn top_level_error(ctx: &RequestContext, code: ResponseError) -> Outcome {
     respond(ctx, &FetchResponse::default().with_error_code(code.code()))
 }
@@ -253,8 +290,17 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
     let version = ctx.header.request_api_version;
     let image = broker.metadata.image();
     let by_id = version >= 13;
-    // Resolve the request's partitions; topics that cannot be resolved are answered with
-    // an error and never enter a session.
+    let replica_id = if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let is_follower = replica_id >= 0;
+    if is_follower && !ctx.allowed_on_cluster(AclOperation::ClusterAction) {
+        return refuse_follower(ctx, &req);
+    }
+    // Resolve the request's partitions; topics that cannot be resolved or read are
+    // answered with an error and never enter a session.
     let mut unresolved: Vec<(String, Uuid, i32, ResponseError)> = Vec::new();
     let mut wanted: Vec<SessionPartition> = Vec::new();
     for t in &req.topics {
@@ -263,6 +309,25 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
         } else {
             image.topic(&t.topic.0)
         };
+        // By name the refusal comes first, so a hidden topic's existence does not leak;
+        // by id an unknown id is UNKNOWN_TOPIC_ID first (ids are not secret).
+        let refused = !is_follower
+            && match (by_id, resolved) {
+                (true, Some(found)) => !readable(ctx, &found.name),
+                (true, None) => false,
+                (false, _) => !readable(ctx, &t.topic.0),
+            };
+        if refused {
+            unresolved.extend(t.partitions.iter().map(|p| {
+                (
+                    t.topic.0.to_string(),
+                    if by_id { t.topic_id } else { Uuid::nil() },
+                    p.partition,
+                    ResponseError::TopicAuthorizationFailed,
+                )
+            }));
+            continue;
+        }
         let name: Option<Arc<str>> = resolved.map(|x| Arc::from(x.name.as_str()));
         for p in &t.partitions {
             match (resolved, &name) {
@@ -342,13 +407,23 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
         },
     };
 
+    // A session may hold topics read under ACLs since revoked: end it, as for an
+    // unknown partition, so the client's next full fetch gets the refusal.
+    if incremental && !is_follower {
+        let mut last: Option<&str> = None;
+        let revoked = plan.iter().any(|sp| {
+            let seen = last == Some(&*sp.topic);
+            last = Some(&sp.topic);
+            !seen && !readable(ctx, &sp.topic)
+        });
+        if revoked {
+            sessions.remove(req.session_id);
+            return top_level_error(ctx, ResponseError::FetchSessionIdNotFound);
+        }
+    }
+
     // A follower's fetch first tells the leader where the follower is: that may move
     // the high watermark and grow the ISR.
-    let replica_id = if version >= 15 {
-        req.replica_state.replica_id.0
-    } else {
-        req.replica_id.0
-    };
     let fetcher = if replica_id >= 0 {
         Fetcher::Follower(replica_id)
     } else {

@@ -6,6 +6,11 @@
 //! transactional id, except those whose internal-topic partition is offline
 //! (COORDINATOR_NOT_AVAILABLE).
 //! Besides consumer groups, librdkafka needs this API listed to enable LZ4 at all.
+//!
+//! Authorization is Kafka's, per key: DESCRIBE on the GROUP (GROUP_AUTHORIZATION_FAILED)
+//! or on the TRANSACTIONAL_ID (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); a share key needs
+//! CLUSTER_ACTION on the cluster (CLUSTER_AUTHORIZATION_FAILED) before it is refused
+//! as unknown.
 
 use std::sync::Arc;
 
@@ -16,7 +21,7 @@ use gregor_protocol::kp::messages::{
 use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::coordinator_partition::{owner, Owner};
 use crate::group::coordinator::OFFSETS_TOPIC;
@@ -33,6 +38,37 @@ const GROUP: i8 = 0;
 /// `Errors.NONE.message()`), not null, at every version that has the field.
 const FOUND: &str = "NONE";
 const TRANSACTION: i8 = 1;
+const SHARE: i8 = 2;
+
+/// Kafka's refusal of one key, with its exception's message, or `None` when the
+/// principal may look its coordinator up.
+fn refused(ctx: &RequestContext, key: &str, key_type: i8) -> Option<(ResponseError, &'static str)> {
+    let (allowed, refusal) = match key_type {
+        GROUP => (
+            ctx.allowed(AclOperation::Describe, ResourceType::Group, key),
+            (
+                ResponseError::GroupAuthorizationFailed,
+                "Not authorized to access group: Group authorization failed.",
+            ),
+        ),
+        TRANSACTION => (
+            ctx.allowed(AclOperation::Describe, ResourceType::TransactionalId, key),
+            (
+                ResponseError::TransactionalIdAuthorizationFailed,
+                "Transactional Id authorization failed.",
+            ),
+        ),
+        SHARE => (
+            ctx.allowed_on_cluster(AclOperation::ClusterAction),
+            (
+                ResponseError::ClusterAuthorizationFailed,
+                "Cluster authorization failed.",
+            ),
+        ),
+        _ => return None,
+    };
+    (!allowed).then_some(refusal)
+}
 
 /// The coordinator for one key: `Ok((node, host, port))` or an error with its message.
 fn locate(
@@ -104,9 +140,16 @@ pub async fn handle(
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let version = ctx.header.request_api_version;
+    let keys: Vec<&str> = if version >= 4 {
+        req.coordinator_keys.iter().map(|k| k.as_str()).collect()
+    } else {
+        vec![req.key.as_str()]
+    };
+    let refusals: Vec<_> = keys.iter().map(|k| refused(ctx, k, req.key_type)).collect();
     // In a cluster the coordinator is the leader of the id's partition, so the internal
-    // topic must exist before the answer can name it (Kafka creates it here too).
-    if broker.metadata.image().brokers.len() > 1 {
+    // topic must exist before the answer can name it (Kafka creates it here too, for a
+    // key the principal may look up).
+    if broker.metadata.image().brokers.len() > 1 && refusals.iter().any(Option::is_none) {
         let (topic, partitions, rf) = if req.key_type == TRANSACTION {
             (
                 TXN_TOPIC,
@@ -130,9 +173,14 @@ pub async fn handle(
         let coordinators = req
             .coordinator_keys
             .iter()
-            .map(|key| {
+            .zip(refusals)
+            .map(|(key, refusal)| {
                 let c = Coordinator::default().with_key(key.clone());
-                match locate(broker, &ctx.listener, key, req.key_type) {
+                let found = match refusal {
+                    Some(refusal) => Err(refusal),
+                    None => locate(broker, &ctx.listener, key, req.key_type),
+                };
+                match found {
                     Ok((node, host, port)) => c
                         .with_error_message(Some(StrBytes::from_static_str(FOUND)))
                         .with_node_id(BrokerId(node))
@@ -148,7 +196,11 @@ pub async fn handle(
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    match locate(broker, &ctx.listener, &req.key, req.key_type) {
+    let found = match refusals.into_iter().next().flatten() {
+        Some(refusal) => Err(refusal),
+        None => locate(broker, &ctx.listener, &req.key, req.key_type),
+    };
+    match found {
         Ok((node, host, port)) => FindCoordinatorResponse::default()
             .with_error_message((version >= 1).then(|| StrBytes::from_static_str(FOUND)))
             .with_node_id(BrokerId(node))

@@ -1,10 +1,13 @@
 //! Heartbeat (key 12): keeps a member's session alive and tells it when to re-join.
+//! Needs READ on the group (else GROUP_AUTHORIZATION_FAILED), as in Kafka.
 
 use std::sync::Arc;
 
 use gregor_protocol::kp::messages::{ApiKey, HeartbeatRequest, HeartbeatResponse};
 
-use super::{ApiSpec, RequestContext};
+use gregor_protocol::kp::ResponseError;
+
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::group_code;
 use crate::group::MemberRef;
@@ -17,9 +20,13 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: HeartbeatRequest,
 ) -> HeartbeatResponse {
+    if !ctx.allowed(AclOperation::Read, ResourceType::Group, &req.group_id) {
+        return HeartbeatResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let member = MemberRef {
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.map(|s| s.to_string()),

@@ -1,6 +1,8 @@
 //! JoinGroup (key 11): a member joins or re-joins a classic group. The answer waits
 //! until the rebalance completes (every member has re-joined, or the rebalance timeout
 //! passed), parked in the group's task rather than polling.
+//!
+//! Needs READ on the group (else GROUP_AUTHORIZATION_FAILED), as in Kafka.
 
 use std::sync::Arc;
 
@@ -8,7 +10,9 @@ use gregor_protocol::kp::messages::join_group_response::JoinGroupResponseMember;
 use gregor_protocol::kp::messages::{ApiKey, JoinGroupRequest, JoinGroupResponse};
 use gregor_protocol::kp::protocol::StrBytes;
 
-use super::{ApiSpec, RequestContext};
+use gregor_protocol::kp::ResponseError;
+
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::group_code;
 use crate::group::JoinRequest;
@@ -25,6 +29,14 @@ pub async fn handle(
     req: JoinGroupRequest,
 ) -> JoinGroupResponse {
     let v = ctx.version();
+    if !ctx.allowed(AclOperation::Read, ResourceType::Group, &req.group_id) {
+        // Kafka's error answer: no generation, no member id, no protocol.
+        let mut resp = JoinGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+            .with_generation_id(-1);
+        resp.protocol_name = (v < 7).then(StrBytes::default);
+        return resp;
+    }
     let join = JoinRequest {
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.map(|s| s.to_string()),

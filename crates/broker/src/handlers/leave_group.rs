@@ -1,12 +1,17 @@
 //! LeaveGroup (key 13): members leave at once instead of waiting for their sessions to
 //! expire. v3+ takes a batch of members (KIP-345), each with its own result.
+//!
+//! Needs READ on the group (else GROUP_AUTHORIZATION_FAILED for the request), as in
+//! Kafka.
 
 use std::sync::Arc;
 
 use gregor_protocol::kp::messages::leave_group_response::MemberResponse;
 use gregor_protocol::kp::messages::{ApiKey, LeaveGroupRequest, LeaveGroupResponse};
 
-use super::{ApiSpec, RequestContext};
+use gregor_protocol::kp::ResponseError;
+
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::group_code;
 use crate::group::MemberRef;
@@ -22,6 +27,10 @@ pub async fn handle(
     ctx: &RequestContext,
     req: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
+    if !ctx.allowed(AclOperation::Read, ResourceType::Group, &req.group_id) {
+        return LeaveGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let batched = ctx.version() >= 3;
     let members: Vec<MemberRef> = if batched {
         req.members

@@ -1,5 +1,8 @@
 //! ListGroups (key 16): every group this coordinator holds, filtered by state (v4+,
 //! KIP-518) and type (v5+, KIP-848: "classic" or "consumer").
+//!
+//! Never refused, as in Kafka: DESCRIBE on the cluster lists every group; otherwise
+//! only the groups the principal may DESCRIBE are listed.
 
 use std::sync::Arc;
 
@@ -7,7 +10,7 @@ use gregor_protocol::kp::messages::list_groups_response::ListedGroup;
 use gregor_protocol::kp::messages::{ApiKey, GroupId, ListGroupsRequest, ListGroupsResponse};
 use gregor_protocol::kp::protocol::StrBytes;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -32,6 +35,7 @@ pub async fn handle(
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
+    let all = ctx.allowed_on_cluster(AclOperation::Describe);
     let groups = broker
         .groups
         .list(broker)
@@ -39,6 +43,7 @@ pub async fn handle(
         .into_iter()
         .filter(|g| states.is_empty() || states.contains(&g.state_name.to_ascii_lowercase()))
         .filter(|g| types.is_empty() || types.contains(&g.group_type.to_ascii_lowercase()))
+        .filter(|g| all || ctx.allowed(AclOperation::Describe, ResourceType::Group, &g.group_id))
         .map(|g| {
             let mut l = ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(g.group_id)))

@@ -6,6 +6,8 @@
 //! negative target time the request's version does not know is UNSUPPORTED_VERSION for
 //! that partition (Kafka's `isListOffsetsTimestampUnsupported`). v10 adds `timeout_ms`,
 //! which only bounds remote-storage lookups, so it has nothing to wait for here.
+//!
+//! Each topic needs DESCRIBE, else TOPIC_AUTHORIZATION_FAILED for its partitions.
 
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ use gregor_protocol::kp::messages::list_offsets_response::{
 use gregor_protocol::kp::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::{replica_error_code, ReplicaError};
 use crate::partition::Partition;
@@ -106,6 +108,22 @@ pub async fn handle(
         .topics
         .into_iter()
         .map(|t| {
+            if !ctx.allowed(AclOperation::Describe, ResourceType::Topic, &t.name.0) {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|pr| {
+                        ListOffsetsPartitionResponse::default()
+                            .with_partition_index(pr.partition_index)
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                            .with_offset(-1)
+                            .with_timestamp(-1)
+                    })
+                    .collect();
+                return ListOffsetsTopicResponse::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions);
+            }
             let hosted = broker.replicas.topic(&t.name.0);
             let partitions = t
                 .partitions

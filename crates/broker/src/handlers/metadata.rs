@@ -4,6 +4,11 @@
 //! Unknown topics are created here when `auto.create.topics.enable` and the request
 //! allow it. Unlike Kafka, which answers LEADER_NOT_AVAILABLE and lets the client retry,
 //! the single-node controller commits synchronously, so the first answer is complete.
+//!
+//! Authorization is Kafka's: DESCRIBE per topic. Listing all topics leaves out those the
+//! principal may not describe; a named one is TOPIC_AUTHORIZATION_FAILED before its
+//! existence is looked at (so a hidden topic's existence does not leak); auto-creation
+//! needs CREATE on the cluster or on the topic.
 
 use std::sync::Arc;
 
@@ -19,7 +24,7 @@ use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 use uuid::Uuid;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::controller_error_code;
 
@@ -29,15 +34,56 @@ pub const SPEC: ApiSpec = ApiSpec {
     max: 13,
 };
 
-/// Topic operations reported when authorized operations are requested: READ, WRITE,
-/// CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (no ACLs yet).
-const TOPIC_OPERATIONS: i32 =
-    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// The operations Kafka reports for each resource type in an authorized-operations
+/// bitfield (its `AclEntry.supportedOperations`).
+fn supported_operations(resource: ResourceType) -> &'static [AclOperation] {
+    use AclOperation as O;
+    match resource {
+        ResourceType::Topic => &[
+            O::Read,
+            O::Write,
+            O::Create,
+            O::Describe,
+            O::Delete,
+            O::Alter,
+            O::DescribeConfigs,
+            O::AlterConfigs,
+        ],
+        ResourceType::Group => &[O::Read, O::Describe, O::Delete],
+        ResourceType::Cluster => &[
+            O::Create,
+            O::ClusterAction,
+            O::DescribeConfigs,
+            O::AlterConfigs,
+            O::IdempotentWrite,
+            O::Alter,
+            O::Describe,
+        ],
+        ResourceType::TransactionalId => &[O::Describe, O::Write, O::TwoPhaseCommit],
+        _ => &[],
+    }
+}
+
+/// KIP-430: the operations the request's principal may do on a resource, as a bitfield
+/// of `1 << operation code` (Kafka's `AuthHelper.authorizedOperations`).
+pub(crate) fn authorized_operations(
+    ctx: &RequestContext,
+    resource: ResourceType,
+    name: &str,
+) -> i32 {
+    supported_operations(resource)
+        .iter()
+        .filter(|&&op| ctx.allowed(op, resource, name))
+        .fold(0, |bits, &op| bits | (1 << op.code()))
+}
+
+/// What is not requested stays Kafka's "unknown" default.
+const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 /// A topic's entry. A partition whose log is offline here (it failed to open) has no
 /// leader and lists this broker among its offline replicas, as Kafka reports a replica
 /// on an offline log directory: LEADER_NOT_AVAILABLE, so clients wait instead of sending.
-fn topic_entry(broker: &Broker, t: &TopicImage, include_ops: bool) -> MetadataResponseTopic {
+fn topic_entry(broker: &Broker, t: &TopicImage, ops: Option<i32>) -> MetadataResponseTopic {
     let hosted = broker.replicas.topic(&t.name);
     let image = broker.metadata.image();
     let partitions = t
@@ -69,8 +115,8 @@ fn topic_entry(broker: &Broker, t: &TopicImage, include_ops: bool) -> MetadataRe
         .with_topic_id(t.id)
         .with_is_internal(INTERNAL_TOPICS.contains(&t.name.as_str()))
         .with_partitions(partitions);
-    if include_ops {
-        entry.topic_authorized_operations = TOPIC_OPERATIONS;
+    if let Some(ops) = ops {
+        entry.topic_authorized_operations = ops;
     }
     entry
 }
@@ -82,13 +128,32 @@ fn error_entry(name: Option<&str>, id: Uuid, code: ResponseError) -> MetadataRes
         .with_topic_id(id)
 }
 
+/// A named topic the principal may not describe (or may not auto-create): no id, no
+/// partitions.
+fn unauthorized_entry(name: &str, internal: bool, ops: Option<i32>) -> MetadataResponseTopic {
+    let mut entry = error_entry(
+        Some(name),
+        Uuid::nil(),
+        ResponseError::TopicAuthorizationFailed,
+    )
+    .with_is_internal(internal);
+    if let Some(ops) = ops {
+        entry.topic_authorized_operations = ops;
+    }
+    entry
+}
+
 pub async fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
     req: MetadataRequest,
 ) -> MetadataResponse {
     let version = ctx.header.request_api_version;
-    let include_ops = req.include_topic_authorized_operations;
+    // KIP-430 (v8+): each topic's authorized operations, when asked for.
+    let include_ops = version >= 8 && req.include_topic_authorized_operations;
+    let ops =
+        |name: &str| include_ops.then(|| authorized_operations(ctx, ResourceType::Topic, name));
+    let describable = |name: &str| ctx.allowed(AclOperation::Describe, ResourceType::Topic, name);
     let mut image: Arc<MetadataImage> = broker.metadata.image();
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let requested = match req.topics {
@@ -97,10 +162,12 @@ pub async fn handle(
         Some(t) => Some(t),
     };
     let topics = match requested {
+        // All topics: those the principal may not describe are left out, silently.
         None => image
             .topics
             .values()
-            .map(|t| topic_entry(broker, t, include_ops))
+            .filter(|t| describable(&t.name))
+            .map(|t| topic_entry(broker, t, ops(&t.name)))
             .collect(),
         Some(list) => {
             let allow_create =
@@ -108,15 +175,34 @@ pub async fn handle(
             let mut out = Vec::with_capacity(list.len());
             for t in list {
                 let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) else {
-                    // v10+: lookup by topic id.
+                    // v10+: lookup by topic id. Ids are not secret: an id the principal
+                    // may not describe is TOPIC_AUTHORIZATION_FAILED, without its name.
                     out.push(match image.topic_by_id(&t.topic_id) {
-                        Some(found) => topic_entry(broker, found, include_ops),
+                        Some(found) if !describable(&found.name) => {
+                            error_entry(None, t.topic_id, ResponseError::TopicAuthorizationFailed)
+                        }
+                        Some(found) => topic_entry(broker, found, ops(&found.name)),
                         None => error_entry(None, t.topic_id, ResponseError::UnknownTopicId),
                     });
                     continue;
                 };
+                // Refused before existence is looked at, so the answer does not tell
+                // whether a hidden topic exists.
+                if !describable(&name) {
+                    out.push(unauthorized_entry(&name, false, ops(&name)));
+                    continue;
+                }
                 if let Some(found) = image.topic(&name) {
-                    out.push(topic_entry(broker, found, include_ops));
+                    out.push(topic_entry(broker, found, ops(&name)));
+                    continue;
+                }
+                // Auto-creation needs CREATE on the cluster or on the topic.
+                if allow_create
+                    && !ctx.allowed_on_cluster(AclOperation::Create)
+                    && !ctx.allowed(AclOperation::Create, ResourceType::Topic, &name)
+                {
+                    let internal = INTERNAL_TOPICS.contains(&name.as_str());
+                    out.push(unauthorized_entry(&name, internal, ops(&name)));
                     continue;
                 }
                 if let Err(e) = controller::validate_topic_name(&name) {
@@ -154,7 +240,7 @@ pub async fn handle(
                     Ok(img) => {
                         image = img;
                         match image.topic(&name) {
-                            Some(found) => out.push(topic_entry(broker, found, include_ops)),
+                            Some(found) => out.push(topic_entry(broker, found, ops(&name))),
                             None => out.push(error_entry(
                                 Some(&name),
                                 Uuid::nil(),
@@ -175,6 +261,17 @@ pub async fn handle(
             out
         }
     };
+    // v8-v10: the cluster's authorized operations when asked for (0 without DESCRIBE
+    // on the cluster); v11+ moved them to DescribeCluster.
+    let cluster_ops = if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
+        if ctx.allowed_on_cluster(AclOperation::Describe) {
+            authorized_operations(ctx, ResourceType::Cluster, super::CLUSTER_RESOURCE)
+        } else {
+            0
+        }
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
     let image = broker.metadata.image();
     let brokers = crate::cluster::live_brokers(&image, &ctx.listener)
         .into_iter()
@@ -193,4 +290,5 @@ pub async fn handle(
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
         .with_controller_id(BrokerId(controller))
         .with_topics(topics)
+        .with_cluster_authorized_operations(cluster_ops)
 }

@@ -429,7 +429,7 @@ async fn route(
                 Err(out) => return out,
             };
             // Transactions v2: the batches' partitions join their transaction first.
-            produce_txn::add_implicitly(broker, v, &req).await;
+            produce_txn::add_authorized(broker, ctx, &req).await;
             match produce::handle(broker, ctx, req) {
                 produce::Reply::Response(resp) => respond(&ctx.header, &resp),
                 produce::Reply::None => Outcome::NoResponse,

@@ -3,6 +3,10 @@
 //! (unknown member, stale generation, rebalance in progress) applies to every partition.
 //! v10 names topics by id (in the request and the response); a topic id this cluster
 //! does not know is UNKNOWN_TOPIC_ID for each of its partitions.
+//!
+//! Authorization is Kafka's: READ on the group (else GROUP_AUTHORIZATION_FAILED for
+//! every partition), then READ on each topic (else TOPIC_AUTHORIZATION_FAILED for its
+//! partitions, before the topic's existence is looked at).
 
 use std::sync::Arc;
 
@@ -12,7 +16,7 @@ use gregor_protocol::kp::messages::offset_commit_response::{
 use gregor_protocol::kp::messages::{ApiKey, OffsetCommitRequest, OffsetCommitResponse};
 use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::group_code;
 use crate::group::{CommitRequest, OffsetCommit};
@@ -23,33 +27,65 @@ pub const SPEC: ApiSpec = ApiSpec {
     max: 10,
 };
 
+/// Every partition of the request gets `code` (Kafka's `getErrorResponse`).
+fn refuse_all(req: OffsetCommitRequest, code: ResponseError) -> OffsetCommitResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code.code())
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
 pub async fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
     req: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let v = ctx.version();
-    // v10+: each topic's name comes from its id; None for an id nobody knows.
-    let names: Vec<Option<String>> = if v >= 10 {
-        let image = broker.metadata.image();
-        req.topics
-            .iter()
-            .map(|t| {
+    if !ctx.allowed(AclOperation::Read, ResourceType::Group, &req.group_id) {
+        return refuse_all(req, ResponseError::GroupAuthorizationFailed);
+    }
+    // v10+: each topic's name comes from its id (UNKNOWN_TOPIC_ID for an id nobody
+    // knows); a topic the principal may not read is refused here.
+    let image = broker.metadata.image();
+    let names: Vec<Result<String, ResponseError>> = req
+        .topics
+        .iter()
+        .map(|t| {
+            let name = if v >= 10 {
                 image
                     .topic_by_id(&t.topic_id)
                     .map(|found| found.name.clone())
-            })
-            .collect()
-    } else {
-        req.topics
-            .iter()
-            .map(|t| Some(t.name.to_string()))
-            .collect()
-    };
+                    .ok_or(ResponseError::UnknownTopicId)?
+            } else {
+                t.name.to_string()
+            };
+            if ctx.allowed(AclOperation::Read, ResourceType::Topic, &name) {
+                Ok(name)
+            } else {
+                Err(ResponseError::TopicAuthorizationFailed)
+            }
+        })
+        .collect();
     // One slot per requested partition of a named topic: Some(error) is decided here,
     // None goes to the group.
     let requested = req.topics.iter().zip(&names).flat_map(|(t, name)| {
-        let name = name.as_ref();
+        let name = name.as_ref().ok();
         t.partitions.iter().filter_map(move |p| {
             Some(OffsetCommit {
                 topic: name?.clone(),
@@ -84,9 +120,9 @@ pub async fn handle(
                 .partitions
                 .iter()
                 .map(|p| {
-                    let code = match name {
-                        Some(_) => group_code(errors.next().flatten().as_ref()),
-                        None => ResponseError::UnknownTopicId.code(),
+                    let code = match &name {
+                        Ok(_) => group_code(errors.next().flatten().as_ref()),
+                        Err(refused) => refused.code(),
                     };
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)

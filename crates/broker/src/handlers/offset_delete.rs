@@ -1,5 +1,9 @@
 //! OffsetDelete (key 47, KIP-496): deletes a group's committed offsets for partitions
 //! the group is not consuming.
+//!
+//! Authorization is Kafka's: DELETE on the group (else GROUP_AUTHORIZATION_FAILED for
+//! the request), then READ on each topic (else TOPIC_AUTHORIZATION_FAILED for its
+//! partitions, before the topic's existence is looked at).
 
 use std::sync::Arc;
 
@@ -8,7 +12,9 @@ use gregor_protocol::kp::messages::offset_delete_response::{
 };
 use gregor_protocol::kp::messages::{ApiKey, OffsetDeleteRequest, OffsetDeleteResponse};
 
-use super::{ApiSpec, RequestContext};
+use gregor_protocol::kp::ResponseError;
+
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::group_code;
 use crate::group::GroupError;
@@ -21,12 +27,21 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
+    if !ctx.allowed(AclOperation::Delete, ResourceType::Group, &req.group_id) {
+        return OffsetDeleteResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
+    let readable: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| ctx.allowed(AclOperation::Read, ResourceType::Topic, &t.name))
+        .collect();
     let mut early: Vec<Option<GroupError>> = Vec::new();
     let mut wanted: Vec<(String, Vec<i32>)> = Vec::new();
-    for t in &req.topics {
+    for (t, _) in req.topics.iter().zip(&readable).filter(|(_, r)| **r) {
         let mut ps = Vec::new();
         for p in &t.partitions {
             if broker
@@ -54,15 +69,20 @@ pub async fn handle(
     let topics = req
         .topics
         .into_iter()
-        .map(|t| {
+        .zip(readable)
+        .map(|(t, readable)| {
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
-                    let err = errors.next().flatten();
+                    let code = if readable {
+                        group_code(errors.next().flatten().as_ref())
+                    } else {
+                        ResponseError::TopicAuthorizationFailed.code()
+                    };
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(group_code(err.as_ref()))
+                        .with_error_code(code)
                 })
                 .collect();
             OffsetDeleteResponseTopic::default()

@@ -2,6 +2,11 @@
 //! all of them. v8+ asks for several groups at once (KIP-709). v10 names topics by id in
 //! the request and the response: a requested id this cluster does not know is
 //! UNKNOWN_TOPIC_ID for each of its partitions.
+//!
+//! Authorization is Kafka's: DESCRIBE on each group (else GROUP_AUTHORIZATION_FAILED for
+//! that group), and DESCRIBE on each topic: a named topic the principal may not describe
+//! is TOPIC_AUTHORIZATION_FAILED for its partitions; a fetch of all the group's offsets
+//! leaves such topics out.
 
 use std::sync::Arc;
 
@@ -13,7 +18,7 @@ use gregor_protocol::kp::messages::{ApiKey, OffsetFetchRequest, OffsetFetchRespo
 use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::group_code;
 use crate::group::{CommittedOffset, GroupError};
@@ -46,6 +51,57 @@ fn stable(o: &CommittedOffset, require_stable: bool) -> (i16, i64) {
     }
 }
 
+fn describable(ctx: &RequestContext, topic: &str) -> bool {
+    ctx.allowed(AclOperation::Describe, ResourceType::Topic, topic)
+}
+
+/// A refused or unknown topic's entry (v8+): every partition gets `code`.
+fn topic_error(
+    name: TopicName,
+    id: uuid::Uuid,
+    partitions: Vec<i32>,
+    code: ResponseError,
+) -> OffsetFetchResponseTopics {
+    OffsetFetchResponseTopics::default()
+        .with_name(name)
+        .with_topic_id(id)
+        .with_partitions(
+            partitions
+                .into_iter()
+                .map(|p| {
+                    OffsetFetchResponsePartitions::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(-1)
+                        .with_metadata(Some(StrBytes::from_static_str("")))
+                        .with_error_code(code.code())
+                })
+                .collect(),
+        )
+}
+
+/// A refused topic's entry before v8: every partition gets `code`.
+fn legacy_topic_error(
+    name: TopicName,
+    partitions: Vec<i32>,
+    code: ResponseError,
+) -> OffsetFetchResponseTopic {
+    OffsetFetchResponseTopic::default()
+        .with_name(name)
+        .with_partitions(
+            partitions
+                .into_iter()
+                .map(|p| {
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(-1)
+                        .with_committed_leader_epoch(-1)
+                        .with_metadata(Some(StrBytes::from_static_str("")))
+                        .with_error_code(code.code())
+                })
+                .collect(),
+        )
+}
+
 async fn fetch(
     broker: &Arc<Broker>,
     group: &str,
@@ -71,18 +127,45 @@ pub async fn handle(
         let image = (v >= 10).then(|| broker.metadata.image());
         let mut groups = Vec::with_capacity(req.groups.len());
         for g in req.groups {
-            let mut unknown_ids = Vec::new();
+            if !ctx.allowed(AclOperation::Describe, ResourceType::Group, &g.group_id) {
+                groups.push(
+                    OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(ResponseError::GroupAuthorizationFailed.code()),
+                );
+                continue;
+            }
+            let fetch_all = g.topics.is_none();
+            // Topics answered here: unknown ids and topics the principal may not describe.
+            let mut refused: Vec<OffsetFetchResponseTopics> = Vec::new();
             let wanted = g.topics.map(|ts| {
                 ts.into_iter()
-                    .filter_map(|t| match &image {
-                        None => Some((t.name.to_string(), t.partition_indexes)),
-                        Some(image) => match image.topic_by_id(&t.topic_id) {
-                            Some(found) => Some((found.name.clone(), t.partition_indexes)),
-                            None => {
-                                unknown_ids.push((t.topic_id, t.partition_indexes));
-                                None
-                            }
-                        },
+                    .filter_map(|t| {
+                        let name = match &image {
+                            None => t.name.to_string(),
+                            Some(image) => match image.topic_by_id(&t.topic_id) {
+                                Some(found) => found.name.clone(),
+                                None => {
+                                    refused.push(topic_error(
+                                        TopicName::default(),
+                                        t.topic_id,
+                                        t.partition_indexes,
+                                        ResponseError::UnknownTopicId,
+                                    ));
+                                    return None;
+                                }
+                            },
+                        };
+                        if !describable(ctx, &name) {
+                            refused.push(topic_error(
+                                t.name,
+                                t.topic_id,
+                                t.partition_indexes,
+                                ResponseError::TopicAuthorizationFailed,
+                            ));
+                            return None;
+                        }
+                        Some((name, t.partition_indexes))
                     })
                     .collect()
             });
@@ -95,6 +178,9 @@ pub async fn handle(
             };
             let mut topics: Vec<OffsetFetchResponseTopics> = topics
                 .into_iter()
+                // All the group's offsets: topics the principal may not describe are
+                // left out.
+                .filter(|(name, _)| !fetch_all || describable(ctx, name))
                 .filter_map(|(name, offsets)| {
                     // v10: a stored topic that has no id any more (deleted) is left out.
                     let topic_id = match &image {
@@ -123,22 +209,7 @@ pub async fn handle(
                 })
                 .collect();
             if error.is_none() {
-                topics.extend(unknown_ids.into_iter().map(|(id, partitions)| {
-                    OffsetFetchResponseTopics::default()
-                        .with_topic_id(id)
-                        .with_partitions(
-                            partitions
-                                .into_iter()
-                                .map(|p| {
-                                    OffsetFetchResponsePartitions::default()
-                                        .with_partition_index(p)
-                                        .with_committed_offset(-1)
-                                        .with_metadata(Some(StrBytes::from_static_str("")))
-                                        .with_error_code(ResponseError::UnknownTopicId.code())
-                                })
-                                .collect(),
-                        )
-                }));
+                topics.extend(refused);
             }
             groups.push(
                 OffsetFetchResponseGroup::default()
@@ -149,17 +220,45 @@ pub async fn handle(
         }
         return OffsetFetchResponse::default().with_groups(groups);
     }
+    if !ctx.allowed(AclOperation::Describe, ResourceType::Group, &req.group_id) {
+        // v2+: the group's error; v1 has none, so every requested partition carries it.
+        let code = ResponseError::GroupAuthorizationFailed;
+        if v >= 2 {
+            return OffsetFetchResponse::default().with_error_code(code.code());
+        }
+        let topics = req
+            .topics
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| legacy_topic_error(t.name, t.partition_indexes, code))
+            .collect();
+        return OffsetFetchResponse::default().with_topics(topics);
+    }
+    let fetch_all = req.topics.is_none();
+    let mut refused: Vec<OffsetFetchResponseTopic> = Vec::new();
     let wanted = req.topics.map(|ts| {
         ts.into_iter()
-            .map(|t| (t.name.to_string(), t.partition_indexes))
+            .filter_map(|t| {
+                if describable(ctx, &t.name) {
+                    Some((t.name.to_string(), t.partition_indexes))
+                } else {
+                    refused.push(legacy_topic_error(
+                        t.name,
+                        t.partition_indexes,
+                        ResponseError::TopicAuthorizationFailed,
+                    ));
+                    None
+                }
+            })
             .collect()
     });
     let (error, topics) = match fetch(broker, &req.group_id, wanted, None).await {
         Ok(t) => (None, t),
         Err(e) => (Some(e), Vec::new()),
     };
-    let topics = topics
+    let mut topics: Vec<OffsetFetchResponseTopic> = topics
         .into_iter()
+        .filter(|(name, _)| !fetch_all || describable(ctx, name))
         .map(|(name, offsets)| {
             OffsetFetchResponseTopic::default()
                 .with_name(TopicName(StrBytes::from_string(name)))
@@ -179,6 +278,9 @@ pub async fn handle(
                 )
         })
         .collect();
+    if error.is_none() {
+        topics.extend(refused);
+    }
     let mut resp = OffsetFetchResponse::default().with_topics(topics);
     if v >= 2 {
         resp.error_code = group_code(error.as_ref());

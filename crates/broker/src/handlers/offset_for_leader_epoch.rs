@@ -3,6 +3,10 @@
 //! they read were truncated away (KIP-320); followers may use it instead of Fetch's
 //! diverging-epoch answer. Only the leader answers; `current_leader_epoch` fences a
 //! caller with stale or future metadata.
+//!
+//! Authorization is Kafka's (KIP-320): CLUSTER_ACTION on the cluster (a broker) covers
+//! every topic; otherwise each topic needs DESCRIBE, else TOPIC_AUTHORIZATION_FAILED
+//! for its partitions.
 
 use std::sync::Arc;
 
@@ -13,8 +17,10 @@ use gregor_protocol::kp::messages::{
     ApiKey, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
 };
 
+use gregor_protocol::kp::ResponseError;
+
 use super::list_offsets::check_leader_epoch;
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::{replica_error_code, ReplicaError};
 
@@ -28,13 +34,32 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
+    let cluster_action = ctx.allowed_on_cluster(AclOperation::ClusterAction);
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            if !cluster_action
+                && !ctx.allowed(AclOperation::Describe, ResourceType::Topic, &t.topic.0)
+            {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        EpochEndOffset::default()
+                            .with_partition(p.partition)
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                            .with_leader_epoch(-1)
+                            .with_end_offset(-1)
+                    })
+                    .collect();
+                return OffsetForLeaderTopicResult::default()
+                    .with_topic(t.topic)
+                    .with_partitions(partitions);
+            }
             let partitions =
                 t.partitions
                     .iter()

@@ -5,6 +5,11 @@
 //! connection is closed so the client notices, as Kafka does. v12 is v11 (it only tells
 //! the broker the client may use transactions v2); v13 names topics by id in the request
 //! and the response, and an unknown id is UNKNOWN_TOPIC_ID for each of its partitions.
+//!
+//! Authorization is Kafka's: a request with transactional batches needs WRITE on its
+//! transactional id (else every partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+//! and each topic needs WRITE (else TOPIC_AUTHORIZATION_FAILED for its partitions,
+//! before its existence is looked at).
 
 use std::sync::Arc;
 
@@ -15,7 +20,7 @@ use gregor_protocol::kp::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::{log_error_code, replica_error_code, ReplicaError};
 use crate::partition::Partition;
@@ -169,8 +174,61 @@ fn verify_transactional(
         })
 }
 
+/// Does any batch of the request belong to a transaction (Kafka's
+/// `hasTransactionalRecords`)? Only each partition's first batch header is read.
+pub fn has_transactional_records(req: &ProduceRequest) -> bool {
+    req.topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .filter_map(|pd| pd.records.as_ref())
+        .filter_map(|r| gregor_protocol::batch::BatchHeader::parse(r).ok())
+        .any(|h| h.is_transactional())
+}
+
+/// WRITE on the request's transactional id, when it has transactional batches.
+pub fn transactional_id_authorized(ctx: &RequestContext, req: &ProduceRequest) -> bool {
+    !has_transactional_records(req)
+        || req.transactional_id.as_ref().is_some_and(|id| {
+            ctx.allowed(
+                AclOperation::Write,
+                ResourceType::TransactionalId,
+                id.as_str(),
+            )
+        })
+}
+
+/// The answer when the transactional id is refused: every partition gets the error.
+fn refuse_transactional(req: ProduceRequest, version: i16) -> Reply {
+    let responses = req
+        .topic_data
+        .into_iter()
+        .map(|topic| {
+            let parts = topic
+                .partition_data
+                .iter()
+                .map(|pd| {
+                    error_response(
+                        pd.index,
+                        ResponseError::TransactionalIdAuthorizationFailed,
+                        None,
+                        version,
+                    )
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(parts)
+        })
+        .collect();
+    finish(responses, req.acks, true)
+}
+
 pub fn handle(broker: &Arc<Broker>, ctx: &mut RequestContext, req: ProduceRequest) -> Reply {
     let version = ctx.header.request_api_version;
+    if !transactional_id_authorized(ctx, &req) {
+        return refuse_transactional(req, version);
+    }
     let acks = req.acks;
     let timeout_ms = req.timeout_ms;
     let mut any_error = false;
@@ -198,6 +256,28 @@ pub fn handle(broker: &Arc<Broker>, ctx: &mut RequestContext, req: ProduceReques
             );
             continue;
         };
+        if !ctx.allowed(AclOperation::Write, ResourceType::Topic, &name) {
+            any_error = true;
+            let parts = topic
+                .partition_data
+                .iter()
+                .map(|pd| {
+                    error_response(
+                        pd.index,
+                        ResponseError::TopicAuthorizationFailed,
+                        None,
+                        version,
+                    )
+                })
+                .collect();
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(topic.name)
+                    .with_topic_id(topic.topic_id)
+                    .with_partition_responses(parts),
+            );
+            continue;
+        }
         let hosted = broker.replicas.topic(&name);
         let mut parts = Vec::with_capacity(topic.partition_data.len());
         for pd in topic.partition_data {

@@ -4,12 +4,17 @@
 //! API of its own: Produce calls it before it appends, and the produce path's
 //! verification then finds the partitions in the transaction (or answers with the
 //! coordinator's refusal: a fenced epoch, a transaction being ended).
+//!
+//! Nothing is added for a request Produce will refuse: without WRITE on the
+//! transactional id, none of it; without WRITE on a topic, none of that topic's
+//! partitions (Kafka adds partitions only after authorizing the produce).
 
 use std::sync::Arc;
 
 use gregor_protocol::batch::BatchHeader;
 use gregor_protocol::kp::messages::ProduceRequest;
 
+use super::{produce, AclOperation, RequestContext, ResourceType};
 use crate::broker::Broker;
 
 /// The first Produce version whose transactional batches join their transaction
@@ -20,6 +25,24 @@ const FIRST_V2_VERSION: i16 = 12;
 /// transaction. Only for Produce v12+ with a transactional id and `transaction.version`
 /// 2 finalized; older clients keep AddPartitionsToTxn and the strict verification.
 pub async fn add_implicitly(broker: &Arc<Broker>, version: i16, req: &ProduceRequest) {
+    add(broker, version, req, &|_| true).await;
+}
+
+/// [`add_implicitly`] for a request Produce will serve: nothing without WRITE on the
+/// transactional id, and only the partitions of topics the principal may WRITE.
+pub async fn add_authorized(broker: &Arc<Broker>, ctx: &RequestContext, req: &ProduceRequest) {
+    if produce::transactional_id_authorized(ctx, req) {
+        let writable = |topic: &str| ctx.allowed(AclOperation::Write, ResourceType::Topic, topic);
+        add(broker, ctx.version(), req, &writable).await;
+    }
+}
+
+async fn add(
+    broker: &Arc<Broker>,
+    version: i16,
+    req: &ProduceRequest,
+    writable: &(dyn Fn(&str) -> bool + Sync),
+) {
     if version < FIRST_V2_VERSION {
         return;
     }
@@ -45,6 +68,9 @@ pub async fn add_implicitly(broker: &Arc<Broker>, version: i16, req: &ProduceReq
         } else {
             topic.name.0.to_string()
         };
+        if !writable(&name) {
+            continue;
+        }
         for pd in &topic.partition_data {
             let Some(h) = pd.records.as_ref().and_then(|r| BatchHeader::parse(r).ok()) else {
                 continue;

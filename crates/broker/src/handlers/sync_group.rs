@@ -1,12 +1,16 @@
 //! SyncGroup (key 14): the leader hands in the assignment; every member gets its own.
 //! Followers wait (parked in the group's task) until the leader's assignment is stored.
+//!
+//! Needs READ on the group (else GROUP_AUTHORIZATION_FAILED), as in Kafka.
 
 use std::sync::Arc;
 
 use gregor_protocol::kp::messages::{ApiKey, SyncGroupRequest, SyncGroupResponse};
 use gregor_protocol::kp::protocol::StrBytes;
 
-use super::{ApiSpec, RequestContext};
+use gregor_protocol::kp::ResponseError;
+
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::group_code;
 use crate::group::SyncRequest;
@@ -22,6 +26,10 @@ pub async fn handle(
     ctx: &RequestContext,
     req: SyncGroupRequest,
 ) -> SyncGroupResponse {
+    if !ctx.allowed(AclOperation::Read, ResourceType::Group, &req.group_id) {
+        return SyncGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let sync = SyncRequest {
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.map(|s| s.to_string()),
