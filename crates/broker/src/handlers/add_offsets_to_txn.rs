@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use gregor_protocol::kp::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, ApiKey};
+use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::{fenced_code, txn_error_code};
 
@@ -21,6 +22,21 @@ pub async fn handle(
     ctx: &RequestContext,
     req: AddOffsetsToTxnRequest,
 ) -> AddOffsetsToTxnResponse {
+    // Kafka: WRITE on the transactional id, then READ on the group.
+    let refusal = if !ctx.allowed(
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !ctx.allowed(AclOperation::Read, ResourceType::Group, &req.group_id) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(error) = refusal {
+        return AddOffsetsToTxnResponse::default().with_error_code(error.code());
+    }
     let txns = &broker.txns;
     let added = if req.transactional_id.is_empty() {
         // Checked first, as Kafka does before it looks at the group.

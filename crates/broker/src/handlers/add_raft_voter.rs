@@ -11,7 +11,7 @@ use gregor_protocol::kp::messages::{AddRaftVoterRequest, AddRaftVoterResponse, A
 use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext};
 use crate::broker::Broker;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -46,9 +46,15 @@ fn refused(code: ResponseError, message: String) -> AddRaftVoterResponse {
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: AddRaftVoterRequest,
 ) -> AddRaftVoterResponse {
+    if !ctx.allowed_on_cluster(AclOperation::Alter) {
+        return refused(
+            ResponseError::ClusterAuthorizationFailed,
+            "Cluster authorization failed.".into(),
+        );
+    }
     if let Some(id) = req.cluster_id.as_ref().filter(|id| !id.is_empty()) {
         if id.as_str() != broker.cluster_id {
             return refused(

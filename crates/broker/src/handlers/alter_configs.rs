@@ -8,8 +8,8 @@ use gregor_protocol::kp::messages::alter_configs_response::AlterConfigsResourceR
 use gregor_protocol::kp::messages::{AlterConfigsRequest, AlterConfigsResponse, ApiKey};
 use gregor_protocol::kp::ResponseError;
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::{ApiSpec, RequestContext};
+use super::describe_configs::{config_refusal, refusal_message, RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::{AclOperation, ApiSpec, RequestContext};
 use crate::broker::Broker;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -20,11 +20,27 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
+        let refusal = config_refusal(
+            ctx,
+            AclOperation::AlterConfigs,
+            r.resource_type,
+            &r.resource_name,
+        );
+        if let Some(error) = refusal {
+            responses.push(
+                AlterConfigsResourceResponse::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name)
+                    .with_error_code(error.code())
+                    .with_error_message(Some(refusal_message(error))),
+            );
+            continue;
+        }
         let outcome = match r.resource_type {
             RESOURCE_TOPIC => {
                 let topic = r.resource_name.to_string();

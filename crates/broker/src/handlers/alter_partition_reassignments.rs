@@ -16,8 +16,9 @@ use gregor_protocol::kp::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey,
 };
 use gregor_protocol::kp::protocol::StrBytes;
+use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext};
 use crate::broker::Broker;
 use crate::error::controller_error_code;
 
@@ -32,6 +33,9 @@ pub async fn handle(
     ctx: &RequestContext,
     req: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
+    if !ctx.allowed_on_cluster(AclOperation::Alter) {
+        return refused(&req);
+    }
     // v0 has no such field: a change of replication factor is allowed.
     let allow_rf_change = ctx.header.request_api_version < 1 || req.allow_replication_factor_change;
     let image = broker.metadata.image();
@@ -98,5 +102,35 @@ pub async fn handle(
     AlterPartitionReassignmentsResponse::default()
         .with_error_message(None)
         .with_allow_replication_factor_change(allow_rf_change)
+        .with_responses(responses)
+}
+
+/// Kafka's answer without ALTER on the cluster: the error at the top and on every
+/// partition asked for.
+fn refused(req: &AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse {
+    let code = ResponseError::ClusterAuthorizationFailed.code();
+    let msg = || Some(StrBytes::from_static_str("Cluster authorization failed."));
+    let responses = req
+        .topics
+        .iter()
+        .map(|t| {
+            ReassignableTopicResponse::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            ReassignablePartitionResponse::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code)
+                                .with_error_message(msg())
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    AlterPartitionReassignmentsResponse::default()
+        .with_error_code(code)
+        .with_error_message(msg())
         .with_responses(responses)
 }

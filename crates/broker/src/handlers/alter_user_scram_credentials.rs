@@ -21,7 +21,7 @@ use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 use gregor_security::scram::{ScramCredential, ScramMechanism, MAX_ITERATIONS, MIN_ITERATIONS};
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext};
 use crate::broker::Broker;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -34,9 +34,30 @@ type Refusal = (ResponseError, String);
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
+    // Kafka: ALTER on the cluster, else the error for each user named, sorted.
+    if !ctx.allowed_on_cluster(AclOperation::Alter) {
+        let users: BTreeSet<&StrBytes> = req
+            .deletions
+            .iter()
+            .map(|d| &d.name)
+            .chain(req.upsertions.iter().map(|u| &u.name))
+            .collect();
+        let results = users
+            .into_iter()
+            .map(|u| {
+                AlterUserScramCredentialsResult::default()
+                    .with_user(u.clone())
+                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "Cluster authorization failed.",
+                    )))
+            })
+            .collect();
+        return AlterUserScramCredentialsResponse::default().with_results(results);
+    }
     let image = broker.metadata.image();
     // Users in request order, each with its first refusal.
     let mut users: BTreeMap<String, Option<Refusal>> = BTreeMap::new();

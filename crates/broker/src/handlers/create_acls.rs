@@ -10,6 +10,7 @@ use gregor_protocol::kp::messages::create_acls_request::AclCreation;
 use gregor_protocol::kp::messages::create_acls_response::AclCreationResult;
 use gregor_protocol::kp::messages::{ApiKey, CreateAclsRequest, CreateAclsResponse};
 use gregor_protocol::kp::protocol::StrBytes;
+use gregor_protocol::kp::ResponseError;
 use gregor_security::acl::{
     AclBinding, AclError, AclOperation, PatternType, PermissionType, ResourceType,
 };
@@ -40,9 +41,18 @@ fn binding(c: &AclCreation) -> Result<AclBinding, AclError> {
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: CreateAclsRequest,
 ) -> CreateAclsResponse {
+    // Kafka: ALTER on the cluster, else every creation fails.
+    if !ctx.allowed_on_cluster(AclOperation::Alter) {
+        let refused = AclCreationResult::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "Cluster authorization failed.",
+            )));
+        return CreateAclsResponse::default().with_results(vec![refused; req.creations.len()]);
+    }
     let checked: Vec<Result<AclBinding, AclError>> = req.creations.iter().map(binding).collect();
     let valid: Vec<AclBinding> = checked.iter().filter_map(|r| r.clone().ok()).collect();
     let failure = if valid.is_empty() {

@@ -8,7 +8,7 @@ use gregor_protocol::kp::messages::create_partitions_response::CreatePartitionsT
 use gregor_protocol::kp::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
 use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -19,7 +19,7 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut seen = HashSet::new();
@@ -37,6 +37,11 @@ pub async fn handle(
             Err((
                 ResponseError::InvalidRequest,
                 "Duplicate topic in request.".to_string(),
+            ))
+        } else if !ctx.allowed(AclOperation::Alter, ResourceType::Topic, &name) {
+            Err((
+                ResponseError::TopicAuthorizationFailed,
+                "Topic authorization failed.".to_string(),
             ))
         } else if let Some(bad) = t
             .assignments

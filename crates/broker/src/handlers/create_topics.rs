@@ -12,7 +12,7 @@ use gregor_protocol::kp::messages::{ApiKey, CreateTopicsRequest, CreateTopicsRes
 use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::controller_error_code;
 use crate::topic_settings;
@@ -51,6 +51,8 @@ pub async fn handle(
         .map(|t| t.name.0.to_string())
         .collect();
     let live = broker.live_brokers();
+    // Kafka: CREATE on the cluster covers every topic, else CREATE per topic.
+    let cluster_create = ctx.allowed_on_cluster(AclOperation::Create);
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -62,6 +64,17 @@ pub async fn handle(
             ));
             continue;
         }
+        if !cluster_create && !ctx.allowed(AclOperation::Create, ResourceType::Topic, &name) {
+            results.push(failed(
+                &t.name,
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".into(),
+            ));
+            continue;
+        }
+        // Without DESCRIBE_CONFIGS on the topic the answer hides its configs, partition
+        // count and replication factor (topic_config_error_code says why), as Kafka does.
+        let describable = ctx.allowed(AclOperation::DescribeConfigs, ResourceType::Topic, &name);
         if !t.assignments.is_empty() {
             let unknown = t
                 .assignments
@@ -168,7 +181,12 @@ pub async fn handle(
                 if let Some(created) = topic.filter(|_| !req.validate_only) {
                     r.topic_id = created.id;
                 }
-                if version >= 5 {
+                if !describable {
+                    r.num_partitions = -1;
+                    r.replication_factor = -1;
+                    r.configs = None;
+                    r.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
+                } else if version >= 5 {
                     let defaults = topic_settings::BrokerDefaults::new(&broker.config, &image);
                     let entries = topic_settings::all_effective(
                         topic.filter(|_| !req.validate_only),

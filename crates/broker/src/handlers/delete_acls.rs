@@ -12,10 +12,11 @@ use gregor_protocol::kp::messages::delete_acls_response::{
 };
 use gregor_protocol::kp::messages::{ApiKey, DeleteAclsRequest, DeleteAclsResponse};
 use gregor_protocol::kp::protocol::StrBytes;
+use gregor_protocol::kp::ResponseError;
 use gregor_security::acl::{AclBinding, AclBindingFilter, AclError};
 
 use super::describe_acls::filter;
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext};
 use crate::broker::Broker;
 use crate::error::{acl_error_code, controller_failure};
 
@@ -39,9 +40,18 @@ fn matching(b: &AclBinding) -> DeleteAclsMatchingAcl {
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DeleteAclsRequest,
 ) -> DeleteAclsResponse {
+    // Kafka: ALTER on the cluster, else every filter fails.
+    if !ctx.allowed_on_cluster(AclOperation::Alter) {
+        let refused = DeleteAclsFilterResult::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "Cluster authorization failed.",
+            )));
+        return DeleteAclsResponse::default().with_filter_results(vec![refused; req.filters.len()]);
+    }
     let checked: Vec<Result<AclBindingFilter, AclError>> = req
         .filters
         .iter()

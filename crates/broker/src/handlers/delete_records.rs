@@ -10,7 +10,7 @@ use gregor_protocol::kp::messages::delete_records_response::{
 use gregor_protocol::kp::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsResponse};
 use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::log_error_code;
 
@@ -25,13 +25,15 @@ const HIGH_WATERMARK: i64 = -1;
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            // Kafka: DELETE on the topic, checked before the topic's existence.
+            let allowed = ctx.allowed(AclOperation::Delete, ResourceType::Topic, &t.name);
             let partitions = t
                 .partitions
                 .iter()
@@ -39,6 +41,9 @@ pub async fn handle(
                     let r = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
+                    if !allowed {
+                        return r.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let part = match broker.replicas.lookup(&t.name, p.partition_index) {
                         Ok(part) => part,
                         Err(e) => {

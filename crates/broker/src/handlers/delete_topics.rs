@@ -9,7 +9,7 @@ use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 use uuid::Uuid;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -34,6 +34,13 @@ pub async fn handle(
             .map(|n| (Some(n.0.to_string()), Uuid::nil()))
             .collect()
     };
+    // Kafka: DELETE on the cluster covers every topic, else DELETE per topic. A name the
+    // principal may not even DESCRIBE is refused before its existence is told; a topic
+    // id that resolves to such a name is refused without the name.
+    let cluster_delete = ctx.allowed_on_cluster(AclOperation::Delete);
+    let may = |op: AclOperation, topic: &str| {
+        cluster_delete || ctx.allowed(op, ResourceType::Topic, topic)
+    };
     let mut responses = Vec::with_capacity(targets.len());
     for (name, id) in targets {
         let image = broker.metadata.image();
@@ -50,6 +57,23 @@ pub async fn handle(
         let mut r = DeletableTopicResult::default()
             .with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))))
             .with_topic_id(id);
+        let refused = match (&name, &resolved) {
+            (Some(n), _) if !may(AclOperation::Describe, n) => Some(None),
+            (_, Ok((topic, _))) if !may(AclOperation::Delete, topic) => {
+                Some(may(AclOperation::Describe, topic).then(|| topic.clone()))
+            }
+            _ => None,
+        };
+        if let Some(shown) = refused {
+            r.name = name
+                .clone()
+                .or(shown)
+                .map(|n| TopicName(StrBytes::from_string(n)));
+            r.error_code = ResponseError::TopicAuthorizationFailed.code();
+            r.error_message = Some(StrBytes::from_static_str("Topic authorization failed."));
+            responses.push(r);
+            continue;
+        }
         match resolved {
             Err(code) => {
                 r.error_code = code.code();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use gregor_protocol::kp::messages::describe_acls_response::{AclDescription, DescribeAclsResource};
 use gregor_protocol::kp::messages::{ApiKey, DescribeAclsRequest, DescribeAclsResponse};
 use gregor_protocol::kp::protocol::StrBytes;
+use gregor_protocol::kp::ResponseError;
 use gregor_security::acl::{
     AclBinding, AclBindingFilter, AclError, AclOperation, PatternType, PermissionType, ResourceType,
 };
@@ -41,9 +42,16 @@ pub(super) fn filter(
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeAclsRequest,
 ) -> DescribeAclsResponse {
+    if !ctx.allowed_on_cluster(AclOperation::Describe) {
+        return DescribeAclsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "Cluster authorization failed.",
+            )));
+    }
     let f = match filter(
         (
             req.resource_type_filter,

@@ -10,7 +10,7 @@ use gregor_protocol::kp::messages::{
 use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext};
 use crate::broker::Broker;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -18,6 +18,32 @@ pub const SPEC: ApiSpec = ApiSpec {
     min: 0,
     max: 2,
 };
+
+/// The operations Kafka reports for the cluster resource (`AclEntry.supportedOperations`).
+const CLUSTER_OPERATIONS: [AclOperation; 7] = [
+    AclOperation::Create,
+    AclOperation::ClusterAction,
+    AclOperation::DescribeConfigs,
+    AclOperation::AlterConfigs,
+    AclOperation::IdempotentWrite,
+    AclOperation::Alter,
+    AclOperation::Describe,
+];
+
+/// Kafka's `cluster_authorized_operations`: not asked, `i32::MIN`; without DESCRIBE on
+/// the cluster, 0; else a bit (1 << code) per operation the principal may do on it.
+fn cluster_authorized_operations(ctx: &RequestContext, asked: bool) -> i32 {
+    if !asked {
+        return i32::MIN;
+    }
+    if !ctx.allowed_on_cluster(AclOperation::Describe) {
+        return 0;
+    }
+    CLUSTER_OPERATIONS
+        .iter()
+        .filter(|op| ctx.allowed_on_cluster(**op))
+        .fold(0, |bits, op| bits | (1 << op.code()))
+}
 
 /// Endpoint types (v1+): 1 = brokers, 2 = controllers.
 const BROKERS: i8 = 1;
@@ -33,7 +59,10 @@ pub async fn handle(
     let mut resp = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
         .with_controller_id(BrokerId(controller))
-        .with_cluster_authorized_operations(i32::MIN);
+        .with_cluster_authorized_operations(cluster_authorized_operations(
+            ctx,
+            req.include_cluster_authorized_operations,
+        ));
     if ctx.version() >= 1 {
         resp.endpoint_type = req.endpoint_type;
         if req.endpoint_type != BROKERS && req.endpoint_type != 2 {

@@ -11,7 +11,7 @@ use gregor_protocol::kp::messages::{ApiKey, DescribeConfigsRequest, DescribeConf
 use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType, CLUSTER_RESOURCE};
 use crate::broker::Broker;
 use crate::config::BROKER_DEFAULTS;
 use crate::topic_settings::ConfigSource;
@@ -25,6 +25,50 @@ pub const SPEC: ApiSpec = ApiSpec {
 /// Kafka's `ConfigResource.Type` codes.
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_BROKER_LOGGER: i8 = 8;
+pub const RESOURCE_GROUP: i8 = 32;
+
+/// Kafka's check for a config resource (`DESCRIBE_CONFIGS` to read, `ALTER_CONFIGS` to
+/// change): on the cluster for brokers, broker loggers and client-metrics
+/// subscriptions, on the topic or the group for those. `None`: allowed, or a type no
+/// check applies to (the handler refuses it itself).
+pub fn config_refusal(
+    ctx: &RequestContext,
+    op: AclOperation,
+    resource_type: i8,
+    name: &str,
+) -> Option<ResponseError> {
+    let (kind, name, error) = match resource_type {
+        RESOURCE_BROKER
+        | RESOURCE_BROKER_LOGGER
+        | crate::telemetry::admin::RESOURCE_CLIENT_METRICS => (
+            ResourceType::Cluster,
+            CLUSTER_RESOURCE,
+            ResponseError::ClusterAuthorizationFailed,
+        ),
+        RESOURCE_TOPIC => (
+            ResourceType::Topic,
+            name,
+            ResponseError::TopicAuthorizationFailed,
+        ),
+        RESOURCE_GROUP => (
+            ResourceType::Group,
+            name,
+            ResponseError::GroupAuthorizationFailed,
+        ),
+        _ => return None,
+    };
+    (!ctx.allowed(op, kind, name)).then_some(error)
+}
+
+/// The message Kafka gives with an authorization error.
+pub fn refusal_message(error: ResponseError) -> StrBytes {
+    StrBytes::from_static_str(match error {
+        ResponseError::TopicAuthorizationFailed => "Topic authorization failed.",
+        ResponseError::GroupAuthorizationFailed => "Group authorization failed.",
+        _ => "Cluster authorization failed.",
+    })
+}
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -90,6 +134,19 @@ pub async fn handle(
             .with_error_message(None)
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
+        let refusal = config_refusal(
+            ctx,
+            AclOperation::DescribeConfigs,
+            r.resource_type,
+            &r.resource_name,
+        );
+        if let Some(error) = refusal {
+            results.push(
+                base.with_error_code(error.code())
+                    .with_error_message(Some(refusal_message(error))),
+            );
+            continue;
+        }
         let result = match r.resource_type {
             RESOURCE_TOPIC => match image.topic(&r.resource_name) {
                 None => base

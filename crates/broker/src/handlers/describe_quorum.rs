@@ -14,7 +14,7 @@ use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 use uuid::Uuid;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext};
 use crate::broker::Broker;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -41,8 +41,12 @@ pub async fn handle(
     req: DescribeQuorumRequest,
 ) -> DescribeQuorumResponse {
     let version = ctx.version();
-    let quorum = broker.metadata.describe_quorum().await;
     let mut resp = DescribeQuorumResponse::default().with_error_message(None);
+    if !ctx.allowed_on_cluster(AclOperation::Describe) {
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return resp;
+    }
+    let quorum = broker.metadata.describe_quorum().await;
     let info = match quorum {
         Ok(q) => q,
         Err(e) => {

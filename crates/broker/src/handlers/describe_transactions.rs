@@ -10,7 +10,7 @@ use gregor_protocol::kp::messages::{
 use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -21,7 +21,7 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
     let states = req
@@ -29,6 +29,12 @@ pub async fn handle(
         .into_iter()
         .map(|id| {
             let base = TransactionState::default().with_transactional_id(id.clone());
+            // Kafka: DESCRIBE on the id; the partitions listed are only those of topics
+            // the principal may DESCRIBE.
+            if !ctx.allowed(AclOperation::Describe, ResourceType::TransactionalId, &id) {
+                return base
+                    .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+            }
             let Some(m) = broker.txns.describe(&id) else {
                 return base
                     .with_error_code(ResponseError::TransactionalIdNotFound.code())
@@ -38,6 +44,9 @@ pub async fn handle(
             };
             let mut topics: Vec<TopicData> = Vec::new();
             for (t, p) in &m.partitions {
+                if !ctx.allowed(AclOperation::Describe, ResourceType::Topic, t) {
+                    continue;
+                }
                 match topics.last_mut() {
                     Some(d) if d.topic.0.as_str() == t => d.partitions.push(*p),
                     _ => topics.push(

@@ -14,7 +14,7 @@ use gregor_protocol::kp::messages::{
 use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext};
 use crate::broker::Broker;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -25,9 +25,29 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    // Kafka: DESCRIBE on the cluster, else the error at the top and for each user named.
+    if !ctx.allowed_on_cluster(AclOperation::Describe) {
+        let code = ResponseError::ClusterAuthorizationFailed.code();
+        let msg = || Some(StrBytes::from_static_str("Cluster authorization failed."));
+        let results = req
+            .users
+            .iter()
+            .flatten()
+            .map(|u| {
+                DescribeUserScramCredentialsResult::default()
+                    .with_user(u.name.clone())
+                    .with_error_code(code)
+                    .with_error_message(msg())
+            })
+            .collect();
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(code)
+            .with_error_message(msg())
+            .with_results(results);
+    }
     let image = broker.metadata.image();
     let asked: Vec<String> = match &req.users {
         Some(users) if !users.is_empty() => users.iter().map(|u| u.name.to_string()).collect(),

@@ -15,7 +15,7 @@ use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 use uuid::Uuid;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext};
 use crate::broker::Broker;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -45,9 +45,12 @@ fn error_of(outcome: ElectionOutcome) -> Option<ResponseError> {
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: ElectLeadersRequest,
 ) -> ElectLeadersResponse {
+    if !ctx.allowed_on_cluster(AclOperation::Alter) {
+        return refused(&req, ctx.version());
+    }
     let Some(kind) = ElectionType::from_code(req.election_type) else {
         return ElectLeadersResponse::default()
             .with_error_code(ResponseError::InvalidRequest.code());
@@ -126,4 +129,35 @@ pub async fn handle(
         }
     }
     ElectLeadersResponse::default().with_replica_election_results(results)
+}
+
+/// Kafka's answer without ALTER on the cluster: the error at the top (v1+) and on every
+/// partition named (none when all were asked for).
+fn refused(req: &ElectLeadersRequest, version: i16) -> ElectLeadersResponse {
+    let code = ResponseError::ClusterAuthorizationFailed.code();
+    let results = req
+        .topic_partitions
+        .iter()
+        .flatten()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|&p| {
+                    PartitionResult::default()
+                        .with_partition_id(p)
+                        .with_error_code(code)
+                        .with_error_message(Some(StrBytes::from_static_str(
+                            "Cluster authorization failed.",
+                        )))
+                })
+                .collect();
+            ReplicaElectionResult::default()
+                .with_topic(t.topic.clone())
+                .with_partition_result(partitions)
+        })
+        .collect();
+    ElectLeadersResponse::default()
+        .with_error_code(if version >= 1 { code } else { 0 })
+        .with_replica_election_results(results)
 }

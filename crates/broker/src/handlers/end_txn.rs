@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use gregor_protocol::kp::messages::{ApiKey, EndTxnRequest, EndTxnResponse, ProducerId};
+use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::{fenced_code, txn_error_code};
 
@@ -22,6 +23,16 @@ pub async fn handle(
     ctx: &RequestContext,
     req: EndTxnRequest,
 ) -> EndTxnResponse {
+    if !ctx.allowed(
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
+        return EndTxnResponse::default()
+            .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
     let v2 = ctx.version() >= 5 && crate::txn::v2_finalized(broker);
     let ended = broker
         .txns

@@ -14,7 +14,7 @@ use gregor_protocol::kp::messages::{
 };
 use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::{fenced_code, txn_error_code};
 
@@ -36,6 +36,9 @@ pub async fn handle(
             .with_producer_epoch(-1)
     };
     if let Some(id) = req.transactional_id.as_ref().filter(|t| !t.is_empty()) {
+        if !ctx.allowed(AclOperation::Write, ResourceType::TransactionalId, id) {
+            return failed(ResponseError::TransactionalIdAuthorizationFailed);
+        }
         // v3+ (KIP-360): a producer recovering from an error names its id and epoch.
         let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
         return match broker
@@ -48,6 +51,12 @@ pub async fn handle(
                 .with_producer_epoch(epoch),
             Err(e) => failed(txn_error_code(&e, fenced_code(ctx.version(), 4))),
         };
+    }
+    // Idempotence: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic (KIP-679).
+    if !ctx.allowed_on_cluster(AclOperation::IdempotentWrite)
+        && !ctx.allowed_on_any(AclOperation::Write, ResourceType::Topic)
+    {
+        return failed(ResponseError::ClusterAuthorizationFailed);
     }
     match broker.next_producer_id().await {
         Ok(id) => InitProducerIdResponse::default()

@@ -17,7 +17,7 @@ use gregor_protocol::kp::messages::{
 use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext};
 use crate::broker::Broker;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -38,6 +38,11 @@ pub async fn handle(
     ctx: &RequestContext,
     req: ListConfigResourcesRequest,
 ) -> ListConfigResourcesResponse {
+    // Kafka: DESCRIBE_CONFIGS on the cluster.
+    if !ctx.allowed_on_cluster(AclOperation::DescribeConfigs) {
+        return ListConfigResourcesResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let wanted: Vec<i8> = match ctx.version() {
         0 => vec![CLIENT_METRICS],
         _ if req.resource_types.is_empty() => SUPPORTED_V1.to_vec(),

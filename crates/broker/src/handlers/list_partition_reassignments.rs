@@ -14,7 +14,9 @@ use gregor_protocol::kp::messages::{
 };
 use gregor_protocol::kp::protocol::StrBytes;
 
-use super::{ApiSpec, RequestContext};
+use gregor_protocol::kp::ResponseError;
+
+use super::{AclOperation, ApiSpec, RequestContext};
 use crate::broker::Broker;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -50,9 +52,16 @@ fn topic_entry(
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
+    if !ctx.allowed_on_cluster(AclOperation::Describe) {
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "Cluster authorization failed.",
+            )));
+    }
     let image = broker.metadata.image();
     let topics: Vec<OngoingTopicReassignment> = match &req.topics {
         // Named partitions that do not exist or are not moving are left out (Kafka).

@@ -11,7 +11,7 @@ use gregor_protocol::kp::messages::{
 use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::txn::state::TxnState;
 use crate::util::now_ms;
@@ -35,7 +35,7 @@ const STATES: [TxnState; 8] = [
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: ListTransactionsRequest,
 ) -> ListTransactionsResponse {
     let mut unknown = Vec::new();
@@ -75,6 +75,14 @@ pub async fn handle(
             req.duration_filter < 0
                 || (m.state == TxnState::Ongoing
                     && now.saturating_sub(m.start_ms) >= req.duration_filter)
+        })
+        // Kafka lists only the ids the principal may DESCRIBE.
+        .filter(|m| {
+            ctx.allowed(
+                AclOperation::Describe,
+                ResourceType::TransactionalId,
+                &m.transactional_id,
+            )
         })
         .filter(|m| {
             pattern

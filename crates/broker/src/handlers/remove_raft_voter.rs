@@ -9,7 +9,7 @@ use gregor_protocol::kp::messages::{ApiKey, RemoveRaftVoterRequest, RemoveRaftVo
 use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext};
 use crate::broker::Broker;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -20,9 +20,16 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: RemoveRaftVoterRequest,
 ) -> RemoveRaftVoterResponse {
+    if !ctx.allowed_on_cluster(AclOperation::Alter) {
+        return RemoveRaftVoterResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "Cluster authorization failed.",
+            )));
+    }
     if let Some(id) = req.cluster_id.as_ref().filter(|id| !id.is_empty()) {
         if id.as_str() != broker.cluster_id {
             return RemoveRaftVoterResponse::default()

@@ -10,8 +10,9 @@ use gregor_protocol::kp::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use gregor_protocol::kp::messages::{ApiKey, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::{fenced_code, group_error_code, txn_error_code};
 use crate::group::{CommitRequest, GroupError, OffsetCommit};
@@ -28,6 +29,23 @@ pub async fn handle(
     req: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
     let v = ctx.version();
+    // Kafka: WRITE on the transactional id, then READ on the group (either refusal for
+    // every partition), then READ per topic (refused before unknown).
+    let refusal = if !ctx.allowed(
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !ctx.allowed(AclOperation::Read, ResourceType::Group, &req.group_id) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(error) = refusal {
+        return every_partition(req, error.code());
+    }
+    let readable = |topic: &str| ctx.allowed(AclOperation::Read, ResourceType::Topic, topic);
     let fenced = fenced_code(v, 3);
     let requested = req.topics.iter().flat_map(|t| {
         t.partitions.iter().map(move |p| OffsetCommit {
@@ -38,8 +56,9 @@ pub async fn handle(
             metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
         })
     });
-    let (early, offsets) =
-        crate::group::split_known(requested, |t, p| broker.partition_exists(t, p));
+    let (early, offsets) = crate::group::split_known(requested, |t, p| {
+        readable(t) && broker.partition_exists(t, p)
+    });
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
     // The transaction must hold the group's offsets partition: checked with the
     // transaction coordinator (the KIP-890 verification), so offsets never land outside
@@ -99,13 +118,42 @@ pub async fn handle(
         .topics
         .into_iter()
         .map(|t| {
+            let refused = !readable(&t.name);
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let code = code(errors.next().flatten());
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(if refused {
+                            ResponseError::TopicAuthorizationFailed.code()
+                        } else {
+                            code
+                        })
+                })
+                .collect();
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+/// The same code for every partition asked for.
+fn every_partition(req: TxnOffsetCommitRequest, code: i16) -> TxnOffsetCommitResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
                     TxnOffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(code(errors.next().flatten()))
+                        .with_error_code(code)
                 })
                 .collect();
             TxnOffsetCommitResponseTopic::default()

@@ -9,7 +9,9 @@ use gregor_metadata::ControllerRequest;
 use gregor_protocol::kp::messages::{ApiKey, UnregisterBrokerRequest, UnregisterBrokerResponse};
 use gregor_protocol::kp::protocol::StrBytes;
 
-use super::{ApiSpec, RequestContext};
+use gregor_protocol::kp::ResponseError;
+
+use super::{AclOperation, ApiSpec, RequestContext};
 use crate::broker::Broker;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -20,9 +22,16 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: UnregisterBrokerRequest,
 ) -> UnregisterBrokerResponse {
+    if !ctx.allowed_on_cluster(AclOperation::Alter) {
+        return UnregisterBrokerResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "Cluster authorization failed.",
+            )));
+    }
     let asked = ControllerRequest::UnregisterBroker {
         broker_id: req.broker_id.0,
     };

@@ -11,7 +11,10 @@ use gregor_metadata::features::{FeatureUpdate, UpgradeType};
 use gregor_protocol::kp::messages::update_features_response::UpdatableFeatureResult;
 use gregor_protocol::kp::messages::{ApiKey, UpdateFeaturesRequest, UpdateFeaturesResponse};
 
-use super::{error_parts, ApiSpec, RequestContext};
+use gregor_protocol::kp::protocol::StrBytes;
+use gregor_protocol::kp::ResponseError;
+
+use super::{error_parts, AclOperation, ApiSpec, RequestContext};
 use crate::broker::Broker;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -25,6 +28,13 @@ pub async fn handle(
     ctx: &RequestContext,
     req: UpdateFeaturesRequest,
 ) -> UpdateFeaturesResponse {
+    if !ctx.allowed_on_cluster(AclOperation::Alter) {
+        return UpdateFeaturesResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "Cluster authorization failed.",
+            )));
+    }
     let v = ctx.version();
     let updates: Vec<FeatureUpdate> = req
         .feature_updates

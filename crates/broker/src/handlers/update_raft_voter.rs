@@ -11,7 +11,7 @@ use gregor_protocol::kp::messages::{
 };
 use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext};
 use crate::broker::Broker;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -32,9 +32,12 @@ fn answer(code: ResponseError) -> UpdateRaftVoterResponse {
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: UpdateRaftVoterRequest,
 ) -> UpdateRaftVoterResponse {
+    if !ctx.allowed_on_cluster(AclOperation::ClusterAction) {
+        return answer(ResponseError::ClusterAuthorizationFailed);
+    }
     if let Some(id) = req.cluster_id.as_ref().filter(|id| !id.is_empty()) {
         if id.as_str() != broker.cluster_id {
             return answer(ResponseError::InconsistentClusterId);

@@ -10,8 +10,9 @@ use gregor_protocol::kp::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
 use gregor_protocol::kp::messages::{ApiKey, WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use gregor_protocol::kp::ResponseError;
 
-use super::{ApiSpec, RequestContext};
+use super::{AclOperation, ApiSpec, RequestContext};
 use crate::broker::Broker;
 use crate::txn::markers::{write_local, MarkerSpec};
 
@@ -23,9 +24,12 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: WriteTxnMarkersRequest,
 ) -> WriteTxnMarkersResponse {
+    // Kafka: CLUSTER_ACTION on the cluster (an inter-broker request), else every
+    // partition of every marker gets CLUSTER_AUTHORIZATION_FAILED.
+    let allowed = ctx.allowed_on_cluster(AclOperation::ClusterAction);
     let mut markers = Vec::with_capacity(req.markers.len());
     for m in req.markers {
         let spec = MarkerSpec {
@@ -38,9 +42,13 @@ pub async fn handle(
         for t in m.topics {
             let mut partitions = Vec::with_capacity(t.partition_indexes.len());
             for &index in &t.partition_indexes {
-                let code = match write_local(broker, &t.name.0, index, spec).await {
-                    Ok(()) => 0,
-                    Err(e) => e.code(),
+                let code = if !allowed {
+                    ResponseError::ClusterAuthorizationFailed.code()
+                } else {
+                    match write_local(broker, &t.name.0, index, spec).await {
+                        Ok(()) => 0,
+                        Err(e) => e.code(),
+                    }
                 };
                 partitions.push(
                     WritableTxnMarkerPartitionResult::default()
