@@ -145,7 +145,12 @@ async fn every_api_is_refused_without_its_acl_and_served_with_it() {
         ("group.initial.rebalance.delay.ms", "0"),
     ])
     .await;
-    // Set up as a super user would: the topic exists before the ACLs bite.
+    // Set up as an operator would: the topic exists before the test's ACLs bite.
+    set_acls(
+        &b,
+        &[(AclOperation::Create, ResourceType::Cluster, "kafka-cluster")],
+    )
+    .await;
     let mut setup = b.connect().await;
     setup.create_topic("t", 1).await;
     let env = Env {
@@ -157,13 +162,16 @@ async fn every_api_is_refused_without_its_acl_and_served_with_it() {
         let case = data_groups::case(spec.key)
             .or_else(|| admin_cluster::case(spec.key))
             .unwrap_or_else(|| panic!("{:?} has no authorization case: add one", spec.key));
-        let Case::Checked {
-            request,
-            denied,
-            grants,
-        } = case
-        else {
-            continue;
+        let (request, denied, grants) = match case {
+            Case::Checked {
+                request,
+                denied,
+                grants,
+            } => (request, denied, grants),
+            Case::Exempt(why) => {
+                eprintln!("{:?}: not in the table ({why})", spec.key);
+                continue;
+            }
         };
         // Produce v0-v2 are listed for librdkafka's feature detection only.
         let min = if spec.key == ApiKey::Produce {
