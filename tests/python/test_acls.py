@@ -30,6 +30,16 @@ ALLOW = AclPermissionType.ALLOW
 DENY = AclPermissionType.DENY
 
 
+# The tests' admin clients connect over PLAINTEXT, as User:ANONYMOUS: a super user here,
+# since the ACLs they create (on the cluster too) are enforced.
+SUPER = {"super.users": "User:ANONYMOUS"}
+
+
+@pytest.fixture
+def broker(broker_factory):
+    return broker_factory(SUPER)
+
+
 def admin(b):
     return AdminClient({"bootstrap.servers": b.bootstrap})
 
@@ -139,7 +149,7 @@ def snapshot_files(b):
 def test_acls_survive_a_restart_from_a_snapshot(broker_factory):
     # A snapshot is asked for after every entry: the ACLs are read back from a snapshot
     # (the log below it is gone), and a delete after it from the log on top.
-    b = broker_factory({"metadata.log.max.record.bytes.between.snapshots": "1"})
+    b = broker_factory({"metadata.log.max.record.bytes.between.snapshots": "1", **SUPER})
     a = admin(b)
     assert all(e is None for e in create(a, list(EVERYTHING)).values())
     nudges = []
@@ -211,7 +221,7 @@ def test_acls_through_non_controller_brokers_reach_every_broker(cluster_factory)
     removed."""
     from test_cluster import controller_of
 
-    c = cluster_factory(controllers=3, brokers=1)
+    c = cluster_factory(controllers=3, brokers=1, overrides=SUPER)
     leader = controller_of(c.bootstrap)
     others = [n for n in c.brokers if n.id != leader]
     writer, deleter = others[0], others[-1]
