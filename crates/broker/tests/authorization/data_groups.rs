@@ -347,6 +347,7 @@ fn consumer_group_describe(_: &Env, _: i16) -> RequestKind {
 #[tokio::test]
 async fn hidden_topics_are_filtered_or_refused_alike() {
     let b = crate::common::TestBroker::start(&[("allow.everyone.if.no.acl.found", "false")]).await;
+    crate::set_acls(&b, &[(Op::Create, Rt::Cluster, "kafka-cluster")]).await;
     let mut setup = b.connect().await;
     setup.create_topic("t", 1).await;
     setup.create_topic("hidden", 1).await;
