@@ -56,6 +56,9 @@ pub struct ClusterLink {
     /// True until the controller unfences this broker (and again when it fences it).
     fenced: watch::Sender<bool>,
     incarnation: uuid::Uuid,
+    /// Set by a controlled shutdown: the heartbeat loop sends nothing more, so a routine
+    /// heartbeat cannot unfence the broker the controller has just fenced for its stop.
+    leaving: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -130,6 +133,7 @@ impl ClusterLink {
             broker_epoch: AtomicI64::new(-1),
             fenced: watch::Sender::new(true),
             incarnation: uuid::Uuid::new_v4(),
+            leaving: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -444,6 +448,10 @@ impl ClusterLink {
     ) {
         let mut applied = self.applied.subscribe();
         loop {
+            if self.leaving.load(Ordering::Acquire) {
+                let _ = stop.wait_for(|s| *s).await;
+                return;
+            }
             let hb = Heartbeat {
                 broker_id: self.node_id,
                 broker_epoch: self.broker_epoch(),
@@ -496,6 +504,7 @@ impl ClusterLink {
         if epoch < 0 {
             return;
         }
+        self.leaving.store(true, Ordering::Release);
         let hb = Heartbeat {
             broker_id: self.node_id,
             broker_epoch: epoch,

@@ -210,11 +210,34 @@ pub(super) fn parse(
         });
     }
     if out.is_empty() {
-        return Err(invalid(
-            "listeners",
-            &listeners,
-            "no client listener (expected NAME://host:port)",
-        ));
+        // A controller-only node has no client listener: its first listener stands in
+        // (never served: such a node serves only the quorum's RPC).
+        let Some((name, host, port)) = super::parse_listeners(&listeners).into_iter().next() else {
+            return Err(invalid(
+                "listeners",
+                &listeners,
+                "no listener (expected NAME://host:port)",
+            ));
+        };
+        let bind = format!(
+            "{}:{port}",
+            if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.clone()
+            }
+        )
+        .parse()
+        .map_err(|_| invalid("listeners", &listeners, "host must be an IP address"))?;
+        out.push(ListenerConfig {
+            name: name.to_ascii_uppercase(),
+            protocol: SecurityProtocol::Plaintext,
+            bind,
+            advertised_host: host,
+            advertised_port: port,
+            tls: None,
+            sasl: None,
+        });
     }
     for name in advertised.keys() {
         if !out.iter().any(|l| &l.name == name) {
