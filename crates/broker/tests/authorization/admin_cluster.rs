@@ -12,7 +12,7 @@ use gregor_security::acl::{AclOperation as Op, ResourceType as Rt};
 
 use crate::common::TestBroker;
 use crate::{
-    s, set_acls, Case, Env, CLUSTER_AUTHORIZATION_FAILED as CLUSTER,
+    checked, s, set_acls, Case, CLUSTER_AUTHORIZATION_FAILED as CLUSTER,
     TOPIC_AUTHORIZATION_FAILED as TOPIC, TRANSACTIONAL_ID_AUTHORIZATION_FAILED as TXN_ID,
 };
 
@@ -27,18 +27,6 @@ fn topic(name: &str) -> TopicName {
 
 fn txn_id(name: &str) -> TransactionalId {
     TransactionalId(s(name))
-}
-
-fn checked(
-    request: fn(&Env, i16) -> RequestKind,
-    denied: i16,
-    grants: &'static [(Op, Rt, &'static str)],
-) -> Option<Case> {
-    Some(Case::Checked {
-        request,
-        denied,
-        grants,
-    })
 }
 
 pub(crate) fn case(key: ApiKey) -> Option<Case> {

@@ -10,20 +10,8 @@ use gregor_protocol::kp::messages::*;
 use gregor_security::acl::{AclOperation as Op, ResourceType as Rt};
 
 use crate::{
-    s, Case, Env, GROUP_AUTHORIZATION_FAILED as GROUP, TOPIC_AUTHORIZATION_FAILED as TOPIC,
+    checked, s, Case, Env, GROUP_AUTHORIZATION_FAILED as GROUP, TOPIC_AUTHORIZATION_FAILED as TOPIC,
 };
-
-fn checked(
-    request: fn(&Env, i16) -> RequestKind,
-    denied: i16,
-    grants: &'static [(Op, Rt, &'static str)],
-) -> Option<Case> {
-    Some(Case::Checked {
-        request,
-        denied,
-        grants,
-    })
-}
 
 pub(crate) fn case(key: ApiKey) -> Option<Case> {
     match key {

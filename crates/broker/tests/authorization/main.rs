@@ -64,6 +64,19 @@ pub(crate) enum Case {
     },
 }
 
+/// A checked case (the table's usual entry).
+pub(crate) fn checked(
+    request: fn(&Env, i16) -> RequestKind,
+    denied: i16,
+    grants: &'static [(AclOperation, ResourceType, &'static str)],
+) -> Option<Case> {
+    Some(Case::Checked {
+        request,
+        denied,
+        grants,
+    })
+}
+
 fn binding(op: AclOperation, rt: ResourceType, name: &str) -> AclBinding {
     AclBinding {
         resource_type: rt,
