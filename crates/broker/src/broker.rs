@@ -54,6 +54,8 @@ pub struct Broker {
     pub fetchers: crate::replication::fetcher::ReplicaFetchers,
     /// Replication quotas, leader and follower side (see `replication::throttle`).
     pub throttles: crate::replication::throttle::ReplicationThrottles,
+    /// Client quotas' sensors (see `quota`).
+    pub client_quotas: crate::quota::ClientQuotas,
     pub fetch_sessions: FetchSessionCache,
     pub groups: GroupCoordinator,
     pub txns: crate::txn::TxnCoordinator,
@@ -285,6 +287,10 @@ impl Broker {
             .iter()
             .map(|l| AtomicU16::new(l.advertised_port))
             .collect();
+        let client_quotas = crate::quota::ClientQuotas::new(
+            config.quota_window,
+            config.max_connection_creation_rate,
+        );
         Ok(Arc::new(Self {
             config,
             cluster_id,
@@ -301,6 +307,7 @@ impl Broker {
             stop: tokio::sync::watch::Sender::new(false),
             fetchers: Default::default(),
             throttles: Default::default(),
+            client_quotas,
             joining: tokio::sync::Mutex::new(()),
             _dir_lock: lock,
         }))

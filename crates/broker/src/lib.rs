@@ -44,6 +44,7 @@ pub mod frame;
 pub mod group;
 pub mod handlers;
 pub mod partition;
+pub mod quota;
 pub mod replica_manager;
 pub mod replication;
 pub mod server;

@@ -175,6 +175,26 @@ async fn accept_loop(
                     drop(socket);
                     continue;
                 };
+                // KIP-612: an address over its `connection_creation_rate` quota has its
+                // connection closed after the throttle time (the client backs off
+                // instead of reconnecting at once); the broker-wide
+                // `max.connection.creation.rate` holds the accept loop itself back.
+                let image = broker.metadata.image();
+                let ip_throttle = broker
+                    .client_quotas
+                    .connection_from(&image, peer.ip().to_canonical());
+                if !ip_throttle.is_zero() {
+                    tracing::info!(%peer, throttle_ms = ip_throttle.as_millis() as u64, "closing connection: connection_creation_rate quota reached");
+                    let mut halt = halt.clone();
+                    tokio::spawn(async move {
+                        tokio::select! {
+                            _ = halt.wait_for(|h| *h) => {}
+                            _ = tokio::time::sleep(ip_throttle) => {}
+                        }
+                        drop((socket, slot, permit));
+                    });
+                    continue;
+                }
                 let broker = broker.clone();
                 let mut stop = shared.stop.subscribe();
                 let done = done.clone();
@@ -227,6 +247,13 @@ async fn accept_loop(
                     drop(permit);
                     drop(done);
                 });
+                let accept_throttle = shared.broker.client_quotas.accepted();
+                if !accept_throttle.is_zero() {
+                    tokio::select! {
+                        _ = halt.wait_for(|h| *h) => {}
+                        _ = tokio::time::sleep(accept_throttle) => {}
+                    }
+                }
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off briefly, keep serving.
@@ -399,6 +426,15 @@ async fn serve<R: AsyncRead + Unpin>(
         } else {
             broker.config.sasl_server_max_receive_size
         };
+        // A throttled client (KIP-219): its answer is on its way, but nothing more is
+        // read from it until the throttle time has passed.
+        if let Some(until) = conn.muted_until.take() {
+            tokio::select! {
+                _ = stop.recv() => break,
+                _ = tx.closed() => break,
+                _ = tokio::time::sleep_until(until) => {}
+            }
+        }
         let frame = tokio::select! {
             _ = stop.recv() => break,
             _ = tx.closed() => break,

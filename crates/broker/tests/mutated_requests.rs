@@ -108,6 +108,8 @@ fn default_body(key: ApiKey, v: i16) -> Option<Vec<u8>> {
         ApiKey::CreateAcls => encoded::<CreateAclsRequest>(v),
         ApiKey::DescribeAcls => encoded::<DescribeAclsRequest>(v),
         ApiKey::DeleteAcls => encoded::<DeleteAclsRequest>(v),
+        ApiKey::DescribeClientQuotas => encoded::<DescribeClientQuotasRequest>(v),
+        ApiKey::AlterClientQuotas => encoded::<AlterClientQuotasRequest>(v),
         other => panic!("{other:?} is advertised but this test does not know it: add it"),
     }
 }

@@ -96,6 +96,9 @@ pub struct MetadataImage {
     /// Shared with every [`Authorizer`] taken from this image; copied on write, so an
     /// image clone is cheap and an authorizer never sees a half-applied entry.
     pub acl_index: Arc<AclIndex>,
+    /// Client quotas by entity (AlterClientQuotas); an entity with none left is removed.
+    pub client_quotas:
+        BTreeMap<crate::quotas::QuotaEntity, BTreeMap<String, crate::quotas::QuotaValue>>,
 }
 
 impl MetadataImage {
@@ -370,6 +373,9 @@ impl MetadataImage {
                     index.remove(&old);
                 }
                 index.insert(binding.clone());
+            }
+            MetadataRecord::ClientQuotaRecord { entity, key, value } => {
+                crate::quotas::apply(&mut self.client_quotas, entity, key, *value);
             }
             MetadataRecord::RemoveAccessControlEntryRecord { id } => {
                 if let Some(old) = self.acls.remove(id) {

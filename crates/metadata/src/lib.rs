@@ -41,6 +41,7 @@ pub mod features;
 pub mod image;
 pub mod placement;
 pub mod quorum;
+pub mod quotas;
 pub mod reassignment;
 pub mod records;
 pub mod request;

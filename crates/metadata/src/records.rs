@@ -110,6 +110,13 @@ pub enum MetadataRecord {
     },
     /// Removes the ACL with this id (Kafka's RemoveAccessControlEntryRecord).
     RemoveAccessControlEntryRecord { id: Uuid },
+    /// Sets (`Some`) or removes (`None`) one quota of a client-quota entity (Kafka's
+    /// ClientQuotaRecord).
+    ClientQuotaRecord {
+        entity: crate::quotas::QuotaEntity,
+        key: String,
+        value: Option<crate::quotas::QuotaValue>,
+    },
 }
 
 /// One listener of a registered broker, as in BrokerRegistration's Listeners.

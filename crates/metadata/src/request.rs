@@ -101,6 +101,11 @@ pub enum ControllerRequest {
     DeleteAcls {
         filters: Vec<AclBindingFilter>,
     },
+    /// AlterClientQuotas: each entity's keys set or removed (already checked by the
+    /// broker); only changes become records.
+    AlterClientQuotas {
+        entries: Vec<crate::quotas::QuotaAlteration>,
+    },
 }
 
 impl ControllerRequest {
@@ -217,6 +222,9 @@ impl ControllerRequest {
             }
             ControllerRequest::CreateAcls { bindings } => Ok(acls::create_records(image, bindings)),
             ControllerRequest::DeleteAcls { filters } => Ok(acls::delete_records(image, filters)),
+            ControllerRequest::AlterClientQuotas { entries } => {
+                Ok(crate::quotas::alter_records(image, entries))
+            }
             ControllerRequest::AlterPartition {
                 broker_id,
                 broker_epoch,

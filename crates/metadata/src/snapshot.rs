@@ -113,6 +113,7 @@ pub fn image_records(image: &MetadataImage) -> Vec<MetadataRecord> {
         }
     }
     out.extend(crate::acls::image_records(image));
+    out.extend(crate::quotas::image_records(image));
     out
 }
 

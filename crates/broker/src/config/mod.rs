@@ -112,6 +112,12 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("telemetry.max.bytes", "1048576"),
     ("max.connections.per.ip", "1000"),
     ("max.connections.per.ip.overrides", ""),
+    // Client quotas (KIP-13/124/612): rates are sampled over `quota.window.num` windows of
+    // `quota.window.size.seconds`; new connections broker-wide are held to
+    // `max.connection.creation.rate` per second (Kafka's default: unlimited).
+    ("quota.window.num", "11"),
+    ("quota.window.size.seconds", "1"),
+    ("max.connection.creation.rate", "2147483647"),
     ("log.segment.bytes", "1073741824"),
     ("log.roll.ms", "604800000"),
     ("log.roll.hours", "168"),
@@ -205,6 +211,10 @@ pub struct BrokerConfig {
     /// once (as Kafka's acceptor does); `max.connections.per.ip.overrides` per address.
     pub max_connections_per_ip: usize,
     pub max_connections_per_ip_overrides: HashMap<IpAddr, usize>,
+    /// `quota.window.num` x `quota.window.size.seconds`: how client quotas sample rates.
+    pub quota_window: crate::quota::Window,
+    /// `max.connection.creation.rate`: new connections per second, broker-wide.
+    pub max_connection_creation_rate: f64,
     pub flush_scheduler_interval_ms: u64,
     pub fetch_session_slots: usize,
     /// `fetch.max.bytes`: the most record data one fetch answer carries, whatever the
@@ -349,6 +359,18 @@ impl BrokerConfig {
                 &get("socket.request.max.bytes"),
             )?,
             max_connections: positive("max.connections", &get("max.connections"))?,
+            quota_window: crate::quota::Window {
+                samples: positive("quota.window.num", &get("quota.window.num"))?,
+                size: std::time::Duration::from_secs(positive(
+                    "quota.window.size.seconds",
+                    &get("quota.window.size.seconds"),
+                )?),
+            },
+            max_connection_creation_rate: positive::<u32>(
+                "max.connection.creation.rate",
+                &get("max.connection.creation.rate"),
+            )?
+            .into(),
             max_connections_per_ip: positive(
                 "max.connections.per.ip",
                 &get("max.connections.per.ip"),

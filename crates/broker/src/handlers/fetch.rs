@@ -537,6 +537,32 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
         }
     }
 
+    // A consumer over its `consumer_byte_rate`: Kafka answers with no data and the
+    // throttle time (the bytes are taken back, they were not sent) and mutes the
+    // connection; the client fetches the same offsets again afterwards.
+    if !is_follower {
+        let bytes: usize = reads
+            .iter()
+            .map(|r| r.records.as_ref().map_or(0, |r| r.len))
+            .sum();
+        let recorded = broker.client_quotas.record(
+            &image,
+            crate::quota::QuotaKind::Fetch,
+            &ctx.principal.name,
+            ctx.header.client_id.as_deref().unwrap_or(""),
+            bytes as f64,
+        );
+        if !recorded.throttle.is_zero() {
+            broker.client_quotas.unrecord(&recorded);
+            ctx.note_throttle(recorded.throttle);
+            let session_id = if incremental { req.session_id } else { 0 };
+            let resp = FetchResponse::default()
+                .with_throttle_time_ms(crate::quota::throttle_ms(recorded.throttle))
+                .with_session_id(session_id);
+            return respond(ctx, &resp);
+        }
+    }
+
     // Build the response: every partition for a full fetch, only news for an incremental one.
     let mut sent: Vec<SessionPartition> = Vec::new();
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();

@@ -21,6 +21,7 @@ pub const CLUSTER_RESOURCE: &str = "kafka-cluster";
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod add_raft_voter;
+pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod alter_user_scram_credentials;
@@ -35,6 +36,7 @@ pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_acls;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -71,6 +73,7 @@ pub mod remove_raft_voter;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
+pub mod throttle;
 pub mod txn_offset_commit;
 pub mod unregister_broker;
 pub mod update_features;
@@ -144,6 +147,8 @@ pub const SUPPORTED: &[ApiSpec] = &[
     create_acls::SPEC,
     describe_acls::SPEC,
     delete_acls::SPEC,
+    alter_client_quotas::SPEC,
+    describe_client_quotas::SPEC,
 ];
 
 /// Capacity a connection's decompression buffer may keep between requests. One request
@@ -163,6 +168,8 @@ pub struct Connection {
     /// The listener it came in on, its principal and its SASL state.
     pub auth: crate::auth::ConnAuth,
     pub listener_name: Arc<str>,
+    /// A throttled client's connection reads nothing until then (KIP-219).
+    pub muted_until: Option<tokio::time::Instant>,
 }
 
 impl Connection {
@@ -176,6 +183,7 @@ impl Connection {
             client_host,
             listener_name: listener.name.as_str().into(),
             auth: crate::auth::ConnAuth::new(listener, tls_principal),
+            muted_until: None,
         }
     }
 }
@@ -192,6 +200,12 @@ pub struct RequestContext {
     pub principal: Arc<gregor_security::Principal>,
     /// The ACLs of the metadata image at the time of the request, with `super.users`.
     pub authorizer: gregor_security::acl::Authorizer,
+    /// When handling began, for the request-time quota.
+    pub started: std::time::Instant,
+    /// The longest throttle a quota set on this request's response, in ms.
+    pub throttle_ms: std::sync::atomic::AtomicU64,
+    /// The request frame's size, for the produce byte rate.
+    pub request_size: usize,
 }
 
 impl RequestContext {
@@ -223,6 +237,13 @@ impl RequestContext {
             op,
             resource,
         )
+    }
+
+    /// Keeps the longest throttle set on this request.
+    pub fn note_throttle(&self, throttle: std::time::Duration) {
+        let ms = u64::try_from(throttle.as_millis()).unwrap_or(u64::MAX);
+        self.throttle_ms
+            .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn client_id(&self) -> String {
@@ -304,10 +325,14 @@ fn decode<R: Decodable>(buf: &mut Bytes, version: i16) -> Result<R, Outcome> {
 }
 
 macro_rules! call {
-    ($buf:expr, $ctx:expr, $req:ty, $handler:expr) => {{
+    ($broker:expr, $buf:expr, $ctx:expr, $req:ty, $handler:expr) => {{
         let v = $ctx.header.request_api_version;
         match decode::<$req>(&mut $buf, v) {
-            Ok(req) => respond(&$ctx.header, &$handler(req).await),
+            Ok(req) => {
+                let mut resp = $handler(req).await;
+                throttle::apply($broker, $ctx, &mut resp);
+                respond(&$ctx.header, &resp)
+            }
             Err(out) => out,
         }
     }};
@@ -342,6 +367,7 @@ pub async fn dispatch(broker: &Arc<Broker>, conn: &mut Connection, frame: Bytes)
     if let crate::auth::Gate::Close(why) = conn.auth.gate(spec.key) {
         return Outcome::Close(why);
     }
+    let request_size = frame.len();
     let mut buf = frame;
     let header = match RequestHeader::decode(&mut buf, spec.key.request_header_version(version)) {
         Ok(h) => h,
@@ -374,8 +400,16 @@ pub async fn dispatch(broker: &Arc<Broker>, conn: &mut Connection, frame: Bytes)
         listener: conn.listener_name.clone(),
         principal: conn.auth.principal.clone(),
         authorizer: broker.authorizer(),
+        started: std::time::Instant::now(),
+        throttle_ms: std::sync::atomic::AtomicU64::new(0),
+        request_size,
     };
     let out = route(broker, &mut ctx, spec.key, buf).await;
+    let throttle = *ctx.throttle_ms.get_mut();
+    if throttle > 0 {
+        conn.muted_until =
+            Some(tokio::time::Instant::now() + std::time::Duration::from_millis(throttle));
+    }
     conn.scratch = ctx.scratch;
     conn.release_scratch();
     out
@@ -416,10 +450,10 @@ async fn route(
 ) -> Outcome {
     use gregor_protocol::kp::messages as m;
     match key {
-        ApiKey::ApiVersions => call!(buf, ctx, m::ApiVersionsRequest, |r| api_versions::handle(
-            broker, ctx, r
-        )),
-        ApiKey::Metadata => call!(buf, ctx, m::MetadataRequest, |r| metadata::handle(
+        ApiKey::ApiVersions => call!(broker, buf, ctx, m::ApiVersionsRequest, |r| {
+            api_versions::handle(broker, ctx, r)
+        }),
+        ApiKey::Metadata => call!(broker, buf, ctx, m::MetadataRequest, |r| metadata::handle(
             broker, ctx, r
         )),
         ApiKey::Produce => {
@@ -430,15 +464,23 @@ async fn route(
             };
             // Transactions v2: the batches' partitions join their transaction first.
             produce_txn::add_authorized(broker, ctx, &req).await;
-            match produce::handle(broker, ctx, req) {
-                produce::Reply::Response(resp) => respond(&ctx.header, &resp),
+            let reply = produce::handle(broker, ctx, req);
+            let throttle = crate::quota::throttle_ms(produce::record_quota(broker, ctx));
+            match reply {
+                produce::Reply::Response(mut resp) => {
+                    resp.throttle_time_ms = throttle;
+                    respond(&ctx.header, &resp)
+                }
                 produce::Reply::None => Outcome::NoResponse,
                 produce::Reply::Close(why) => Outcome::Close(why),
                 produce::Reply::AfterFlush(pending) => {
                     let header = ctx.header.clone();
                     Outcome::Deferred(Box::pin(async move {
                         match pending.complete().await {
-                            produce::Reply::Response(resp) => respond(&header, &resp),
+                            produce::Reply::Response(mut resp) => {
+                                resp.throttle_time_ms = throttle;
+                                respond(&header, &resp)
+                            }
                             produce::Reply::Close(why) => Outcome::Close(why),
                             produce::Reply::None | produce::Reply::AfterFlush(_) => {
                                 Outcome::NoResponse
@@ -454,172 +496,206 @@ async fn route(
                 Err(out) => out,
             }
         }
-        ApiKey::ListOffsets => call!(buf, ctx, m::ListOffsetsRequest, |r| list_offsets::handle(
-            broker, ctx, r
-        )),
-        ApiKey::CreateTopics => call!(buf, ctx, m::CreateTopicsRequest, |r| create_topics::handle(
-            broker, ctx, r
-        )),
-        ApiKey::DeleteTopics => call!(buf, ctx, m::DeleteTopicsRequest, |r| delete_topics::handle(
-            broker, ctx, r
-        )),
-        ApiKey::FindCoordinator => call!(buf, ctx, m::FindCoordinatorRequest, |r| {
+        ApiKey::ListOffsets => call!(broker, buf, ctx, m::ListOffsetsRequest, |r| {
+            list_offsets::handle(broker, ctx, r)
+        }),
+        ApiKey::CreateTopics => call!(broker, buf, ctx, m::CreateTopicsRequest, |r| {
+            create_topics::handle(broker, ctx, r)
+        }),
+        ApiKey::DeleteTopics => call!(broker, buf, ctx, m::DeleteTopicsRequest, |r| {
+            delete_topics::handle(broker, ctx, r)
+        }),
+        ApiKey::FindCoordinator => call!(broker, buf, ctx, m::FindCoordinatorRequest, |r| {
             find_coordinator::handle(broker, ctx, r)
         }),
-        ApiKey::JoinGroup => call!(buf, ctx, m::JoinGroupRequest, |r| join_group::handle(
-            broker, ctx, r
-        )),
-        ApiKey::SyncGroup => call!(buf, ctx, m::SyncGroupRequest, |r| sync_group::handle(
-            broker, ctx, r
-        )),
-        ApiKey::Heartbeat => call!(buf, ctx, m::HeartbeatRequest, |r| heartbeat::handle(
-            broker, ctx, r
-        )),
-        ApiKey::LeaveGroup => call!(buf, ctx, m::LeaveGroupRequest, |r| leave_group::handle(
-            broker, ctx, r
-        )),
-        ApiKey::OffsetCommit => call!(buf, ctx, m::OffsetCommitRequest, |r| {
+        ApiKey::JoinGroup => call!(broker, buf, ctx, m::JoinGroupRequest, |r| {
+            join_group::handle(broker, ctx, r)
+        }),
+        ApiKey::SyncGroup => call!(broker, buf, ctx, m::SyncGroupRequest, |r| {
+            sync_group::handle(broker, ctx, r)
+        }),
+        ApiKey::Heartbeat => call!(
+            broker,
+            buf,
+            ctx,
+            m::HeartbeatRequest,
+            |r| heartbeat::handle(broker, ctx, r)
+        ),
+        ApiKey::LeaveGroup => call!(broker, buf, ctx, m::LeaveGroupRequest, |r| {
+            leave_group::handle(broker, ctx, r)
+        }),
+        ApiKey::OffsetCommit => call!(broker, buf, ctx, m::OffsetCommitRequest, |r| {
             offset_commit::handle(broker, ctx, r)
         }),
-        ApiKey::OffsetFetch => call!(buf, ctx, m::OffsetFetchRequest, |r| offset_fetch::handle(
-            broker, ctx, r
-        )),
-        ApiKey::ListGroups => call!(buf, ctx, m::ListGroupsRequest, |r| list_groups::handle(
-            broker, ctx, r
-        )),
-        ApiKey::DescribeGroups => call!(buf, ctx, m::DescribeGroupsRequest, |r| {
+        ApiKey::OffsetFetch => call!(broker, buf, ctx, m::OffsetFetchRequest, |r| {
+            offset_fetch::handle(broker, ctx, r)
+        }),
+        ApiKey::ListGroups => call!(broker, buf, ctx, m::ListGroupsRequest, |r| {
+            list_groups::handle(broker, ctx, r)
+        }),
+        ApiKey::DescribeGroups => call!(broker, buf, ctx, m::DescribeGroupsRequest, |r| {
             describe_groups::handle(broker, ctx, r)
         }),
-        ApiKey::DeleteGroups => call!(buf, ctx, m::DeleteGroupsRequest, |r| {
+        ApiKey::DeleteGroups => call!(broker, buf, ctx, m::DeleteGroupsRequest, |r| {
             delete_groups::handle(broker, ctx, r)
         }),
-        ApiKey::OffsetDelete => call!(buf, ctx, m::OffsetDeleteRequest, |r| {
+        ApiKey::OffsetDelete => call!(broker, buf, ctx, m::OffsetDeleteRequest, |r| {
             offset_delete::handle(broker, ctx, r)
         }),
-        ApiKey::ConsumerGroupHeartbeat => call!(buf, ctx, m::ConsumerGroupHeartbeatRequest, |r| {
-            consumer_group_heartbeat::handle(broker, ctx, r)
-        }),
-        ApiKey::ConsumerGroupDescribe => call!(buf, ctx, m::ConsumerGroupDescribeRequest, |r| {
-            consumer_group_describe::handle(broker, ctx, r)
-        }),
-        ApiKey::DescribeConfigs => call!(buf, ctx, m::DescribeConfigsRequest, |r| {
+        ApiKey::ConsumerGroupHeartbeat => {
+            call!(broker, buf, ctx, m::ConsumerGroupHeartbeatRequest, |r| {
+                consumer_group_heartbeat::handle(broker, ctx, r)
+            })
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            call!(broker, buf, ctx, m::ConsumerGroupDescribeRequest, |r| {
+                consumer_group_describe::handle(broker, ctx, r)
+            })
+        }
+        ApiKey::DescribeConfigs => call!(broker, buf, ctx, m::DescribeConfigsRequest, |r| {
             describe_configs::handle(broker, ctx, r)
         }),
-        ApiKey::AlterConfigs => call!(buf, ctx, m::AlterConfigsRequest, |r| {
+        ApiKey::AlterConfigs => call!(broker, buf, ctx, m::AlterConfigsRequest, |r| {
             alter_configs::handle(broker, ctx, r)
         }),
         ApiKey::IncrementalAlterConfigs => {
-            call!(buf, ctx, m::IncrementalAlterConfigsRequest, |r| {
+            call!(broker, buf, ctx, m::IncrementalAlterConfigsRequest, |r| {
                 incremental_alter_configs::handle(broker, ctx, r)
             })
         }
-        ApiKey::CreatePartitions => call!(buf, ctx, m::CreatePartitionsRequest, |r| {
+        ApiKey::CreatePartitions => call!(broker, buf, ctx, m::CreatePartitionsRequest, |r| {
             create_partitions::handle(broker, ctx, r)
         }),
-        ApiKey::DescribeCluster => call!(buf, ctx, m::DescribeClusterRequest, |r| {
+        ApiKey::DescribeCluster => call!(broker, buf, ctx, m::DescribeClusterRequest, |r| {
             describe_cluster::handle(broker, ctx, r)
         }),
-        ApiKey::DescribeQuorum => call!(buf, ctx, m::DescribeQuorumRequest, |r| {
+        ApiKey::DescribeQuorum => call!(broker, buf, ctx, m::DescribeQuorumRequest, |r| {
             describe_quorum::handle(broker, ctx, r)
         }),
-        ApiKey::DescribeLogDirs => call!(buf, ctx, m::DescribeLogDirsRequest, |r| {
+        ApiKey::DescribeLogDirs => call!(broker, buf, ctx, m::DescribeLogDirsRequest, |r| {
             describe_log_dirs::handle(broker, ctx, r)
         }),
-        ApiKey::DeleteRecords => call!(buf, ctx, m::DeleteRecordsRequest, |r| {
+        ApiKey::DeleteRecords => call!(broker, buf, ctx, m::DeleteRecordsRequest, |r| {
             delete_records::handle(broker, ctx, r)
         }),
-        ApiKey::InitProducerId => call!(buf, ctx, m::InitProducerIdRequest, |r| {
+        ApiKey::InitProducerId => call!(broker, buf, ctx, m::InitProducerIdRequest, |r| {
             init_producer_id::handle(broker, ctx, r)
         }),
-        ApiKey::AddPartitionsToTxn => call!(buf, ctx, m::AddPartitionsToTxnRequest, |r| {
+        ApiKey::AddPartitionsToTxn => call!(broker, buf, ctx, m::AddPartitionsToTxnRequest, |r| {
             add_partitions_to_txn::handle(broker, ctx, r)
         }),
-        ApiKey::AddOffsetsToTxn => call!(buf, ctx, m::AddOffsetsToTxnRequest, |r| {
+        ApiKey::AddOffsetsToTxn => call!(broker, buf, ctx, m::AddOffsetsToTxnRequest, |r| {
             add_offsets_to_txn::handle(broker, ctx, r)
         }),
-        ApiKey::EndTxn => call!(buf, ctx, m::EndTxnRequest, |r| end_txn::handle(
+        ApiKey::EndTxn => call!(broker, buf, ctx, m::EndTxnRequest, |r| end_txn::handle(
             broker, ctx, r
         )),
-        ApiKey::TxnOffsetCommit => call!(buf, ctx, m::TxnOffsetCommitRequest, |r| {
+        ApiKey::TxnOffsetCommit => call!(broker, buf, ctx, m::TxnOffsetCommitRequest, |r| {
             txn_offset_commit::handle(broker, ctx, r)
         }),
-        ApiKey::DescribeTransactions => call!(buf, ctx, m::DescribeTransactionsRequest, |r| {
-            describe_transactions::handle(broker, ctx, r)
-        }),
-        ApiKey::ListTransactions => call!(buf, ctx, m::ListTransactionsRequest, |r| {
+        ApiKey::DescribeTransactions => {
+            call!(broker, buf, ctx, m::DescribeTransactionsRequest, |r| {
+                describe_transactions::handle(broker, ctx, r)
+            })
+        }
+        ApiKey::ListTransactions => call!(broker, buf, ctx, m::ListTransactionsRequest, |r| {
             list_transactions::handle(broker, ctx, r)
         }),
-        ApiKey::DescribeProducers => call!(buf, ctx, m::DescribeProducersRequest, |r| {
+        ApiKey::DescribeProducers => call!(broker, buf, ctx, m::DescribeProducersRequest, |r| {
             describe_producers::handle(broker, ctx, r)
         }),
-        ApiKey::OffsetForLeaderEpoch => call!(buf, ctx, m::OffsetForLeaderEpochRequest, |r| {
-            offset_for_leader_epoch::handle(broker, ctx, r)
-        }),
-        ApiKey::WriteTxnMarkers => call!(buf, ctx, m::WriteTxnMarkersRequest, |r| {
+        ApiKey::OffsetForLeaderEpoch => {
+            call!(broker, buf, ctx, m::OffsetForLeaderEpochRequest, |r| {
+                offset_for_leader_epoch::handle(broker, ctx, r)
+            })
+        }
+        ApiKey::WriteTxnMarkers => call!(broker, buf, ctx, m::WriteTxnMarkersRequest, |r| {
             write_txn_markers::handle(broker, ctx, r)
         }),
-        ApiKey::ElectLeaders => call!(buf, ctx, m::ElectLeadersRequest, |r| {
+        ApiKey::ElectLeaders => call!(broker, buf, ctx, m::ElectLeadersRequest, |r| {
             elect_leaders::handle(broker, ctx, r)
         }),
         ApiKey::AlterPartitionReassignments => {
-            call!(buf, ctx, m::AlterPartitionReassignmentsRequest, |r| {
-                alter_partition_reassignments::handle(broker, ctx, r)
-            })
+            call!(
+                broker,
+                buf,
+                ctx,
+                m::AlterPartitionReassignmentsRequest,
+                |r| { alter_partition_reassignments::handle(broker, ctx, r) }
+            )
         }
         ApiKey::ListPartitionReassignments => {
-            call!(buf, ctx, m::ListPartitionReassignmentsRequest, |r| {
-                list_partition_reassignments::handle(broker, ctx, r)
-            })
+            call!(
+                broker,
+                buf,
+                ctx,
+                m::ListPartitionReassignmentsRequest,
+                |r| { list_partition_reassignments::handle(broker, ctx, r) }
+            )
         }
-        ApiKey::AddRaftVoter => call!(buf, ctx, m::AddRaftVoterRequest, |r| {
+        ApiKey::AddRaftVoter => call!(broker, buf, ctx, m::AddRaftVoterRequest, |r| {
             add_raft_voter::handle(broker, ctx, r)
         }),
-        ApiKey::UpdateRaftVoter => call!(buf, ctx, m::UpdateRaftVoterRequest, |r| {
+        ApiKey::UpdateRaftVoter => call!(broker, buf, ctx, m::UpdateRaftVoterRequest, |r| {
             update_raft_voter::handle(broker, ctx, r)
         }),
-        ApiKey::RemoveRaftVoter => call!(buf, ctx, m::RemoveRaftVoterRequest, |r| {
+        ApiKey::RemoveRaftVoter => call!(broker, buf, ctx, m::RemoveRaftVoterRequest, |r| {
             remove_raft_voter::handle(broker, ctx, r)
         }),
-        ApiKey::UnregisterBroker => call!(buf, ctx, m::UnregisterBrokerRequest, |r| {
+        ApiKey::UnregisterBroker => call!(broker, buf, ctx, m::UnregisterBrokerRequest, |r| {
             unregister_broker::handle(broker, ctx, r)
         }),
         ApiKey::DescribeUserScramCredentials => {
-            call!(buf, ctx, m::DescribeUserScramCredentialsRequest, |r| {
-                describe_user_scram_credentials::handle(broker, ctx, r)
-            })
+            call!(
+                broker,
+                buf,
+                ctx,
+                m::DescribeUserScramCredentialsRequest,
+                |r| { describe_user_scram_credentials::handle(broker, ctx, r) }
+            )
         }
         ApiKey::AlterUserScramCredentials => {
-            call!(buf, ctx, m::AlterUserScramCredentialsRequest, |r| {
+            call!(broker, buf, ctx, m::AlterUserScramCredentialsRequest, |r| {
                 alter_user_scram_credentials::handle(broker, ctx, r)
             })
         }
         ApiKey::GetTelemetrySubscriptions => {
-            call!(buf, ctx, m::GetTelemetrySubscriptionsRequest, |r| {
+            call!(broker, buf, ctx, m::GetTelemetrySubscriptionsRequest, |r| {
                 get_telemetry_subscriptions::handle(broker, ctx, r)
             })
         }
-        ApiKey::PushTelemetry => call!(buf, ctx, m::PushTelemetryRequest, |r| {
+        ApiKey::PushTelemetry => call!(broker, buf, ctx, m::PushTelemetryRequest, |r| {
             push_telemetry::handle(broker, ctx, r)
         }),
-        ApiKey::ListConfigResources => call!(buf, ctx, m::ListConfigResourcesRequest, |r| {
-            list_config_resources::handle(broker, ctx, r)
-        }),
+        ApiKey::ListConfigResources => {
+            call!(broker, buf, ctx, m::ListConfigResourcesRequest, |r| {
+                list_config_resources::handle(broker, ctx, r)
+            })
+        }
         ApiKey::DescribeTopicPartitions => {
-            call!(buf, ctx, m::DescribeTopicPartitionsRequest, |r| {
+            call!(broker, buf, ctx, m::DescribeTopicPartitionsRequest, |r| {
                 describe_topic_partitions::handle(broker, ctx, r)
             })
         }
-        ApiKey::UpdateFeatures => call!(buf, ctx, m::UpdateFeaturesRequest, |r| {
+        ApiKey::UpdateFeatures => call!(broker, buf, ctx, m::UpdateFeaturesRequest, |r| {
             update_features::handle(broker, ctx, r)
         }),
-        ApiKey::DescribeAcls => call!(buf, ctx, m::DescribeAclsRequest, |r| {
+        ApiKey::DescribeAcls => call!(broker, buf, ctx, m::DescribeAclsRequest, |r| {
             describe_acls::handle(broker, ctx, r)
         }),
-        ApiKey::CreateAcls => call!(buf, ctx, m::CreateAclsRequest, |r| {
+        ApiKey::CreateAcls => call!(broker, buf, ctx, m::CreateAclsRequest, |r| {
             create_acls::handle(broker, ctx, r)
         }),
-        ApiKey::DeleteAcls => call!(buf, ctx, m::DeleteAclsRequest, |r| {
+        ApiKey::DeleteAcls => call!(broker, buf, ctx, m::DeleteAclsRequest, |r| {
             delete_acls::handle(broker, ctx, r)
+        }),
+        ApiKey::DescribeClientQuotas => {
+            call!(broker, buf, ctx, m::DescribeClientQuotasRequest, |r| {
+                describe_client_quotas::handle(broker, ctx, r)
+            })
+        }
+        ApiKey::AlterClientQuotas => call!(broker, buf, ctx, m::AlterClientQuotasRequest, |r| {
+            alter_client_quotas::handle(broker, ctx, r)
         }),
         other => Outcome::Close(format!("no handler for {other:?}")),
     }

@@ -224,6 +224,22 @@ fn refuse_transactional(req: ProduceRequest, version: i16) -> Reply {
     finish(responses, req.acks, true)
 }
 
+/// Records the request's bytes against the client's `producer_byte_rate` (Kafka counts
+/// the whole request) and its handling time against `request_percentage`; returns the
+/// throttle its response carries (the connection is muted for as long, even at acks=0).
+pub fn record_quota(broker: &Arc<Broker>, ctx: &RequestContext) -> std::time::Duration {
+    let image = broker.metadata.image();
+    let recorded = broker.client_quotas.record(
+        &image,
+        crate::quota::QuotaKind::Produce,
+        &ctx.principal.name,
+        ctx.header.client_id.as_deref().unwrap_or(""),
+        ctx.request_size as f64,
+    );
+    ctx.note_throttle(recorded.throttle);
+    super::throttle::request_throttle(broker, ctx)
+}
+
 pub fn handle(broker: &Arc<Broker>, ctx: &mut RequestContext, req: ProduceRequest) -> Reply {
     let version = ctx.header.request_api_version;
     if !transactional_id_authorized(ctx, &req) {

@@ -18,6 +18,7 @@ mod admin_apis;
 mod cluster_apis;
 mod data_apis;
 mod group_apis;
+mod quota_apis;
 mod security_apis;
 mod txn_apis;
 
@@ -139,6 +140,8 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
             ApiKey::CreateAcls => acl_apis::create_acls(c, &cx, range).await,
             ApiKey::DescribeAcls => acl_apis::describe_acls(c, &cx, range).await,
             ApiKey::DeleteAcls => acl_apis::delete_acls(c, &cx, range).await,
+            ApiKey::AlterClientQuotas => quota_apis::alter_client_quotas(c, &cx, range).await,
+            ApiKey::DescribeClientQuotas => quota_apis::describe_client_quotas(c, &cx, range).await,
             other => panic!("{other:?} is advertised but this test does not know it: add it"),
         }
     }

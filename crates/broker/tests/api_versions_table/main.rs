@@ -103,6 +103,8 @@ const KAFKA_MAX: &[(ApiKey, i16)] = &[
     (ApiKey::DescribeAcls, 3),
     (ApiKey::CreateAcls, 3),
     (ApiKey::DeleteAcls, 3),
+    (ApiKey::DescribeClientQuotas, 1),
+    (ApiKey::AlterClientQuotas, 1),
 ];
 
 /// What the broker advertises: (key, min, max) in its order.

@@ -409,6 +409,26 @@ pub(crate) fn case(key: ApiKey) -> Option<Case> {
             CLUSTER,
             &[(Op::Alter, Rt::Cluster, CLUSTER_NAME)],
         ),
+        ApiKey::DescribeClientQuotas => checked(
+            |_, _| RequestKind::DescribeClientQuotas(DescribeClientQuotasRequest::default()),
+            CLUSTER,
+            &[(Op::DescribeConfigs, Rt::Cluster, CLUSTER_NAME)],
+        ),
+        ApiKey::AlterClientQuotas => checked(
+            |_, _| {
+                RequestKind::AlterClientQuotas(AlterClientQuotasRequest::default().with_entries(
+                    vec![alter_client_quotas_request::EntryData::default()
+                        .with_entity(vec![alter_client_quotas_request::EntityData::default()
+                            .with_entity_type(s("user"))
+                            .with_entity_name(Some(s("authz-user")))])
+                        .with_ops(vec![alter_client_quotas_request::OpData::default()
+                            .with_key(s("producer_byte_rate"))
+                            .with_value(1e6)])],
+                ))
+            },
+            CLUSTER,
+            &[(Op::AlterConfigs, Rt::Cluster, CLUSTER_NAME)],
+        ),
         _ => None,
     }
 }
