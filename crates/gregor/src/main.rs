@@ -32,6 +32,7 @@ mod features;
 mod group;
 mod produce;
 mod quorum;
+mod quota;
 mod reassign;
 mod topic;
 mod txn;
@@ -122,6 +123,16 @@ enum Command {
         conn: conn::Conn,
         #[command(subcommand)]
         cmd: user::UserCommand,
+    },
+    /// Client quotas: byte rates, request percentage, connection rates
+    /// (kafka-configs.sh's --entity-type users|clients|ips).
+    ///
+    /// Example: gregor quota set --client-id loader producer_byte_rate=1048576
+    Quota {
+        #[command(flatten)]
+        conn: conn::Conn,
+        #[command(subcommand)]
+        cmd: quota::QuotaCommand,
     },
     /// Cluster information.
     ///
@@ -263,6 +274,7 @@ fn main() {
         Command::Txn { conn, cmd } => txn::run(&conn, cmd),
         Command::Acl { conn, cmd } => acl::run(&conn, cmd),
         Command::User { conn, cmd } => user::run(&conn, cmd),
+        Command::Quota { conn, cmd } => quota::run(&conn, cmd),
         Command::Cluster {
             conn,
             cmd: ClusterCommand::Info,
