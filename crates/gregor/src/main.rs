@@ -33,6 +33,7 @@ mod group;
 mod produce;
 mod quorum;
 mod reassign;
+mod registry;
 mod topic;
 mod txn;
 mod user;
@@ -122,6 +123,16 @@ enum Command {
         conn: conn::Conn,
         #[command(subcommand)]
         cmd: user::UserCommand,
+    },
+    /// Run a schema registry (Confluent Schema Registry's REST API) that keeps its
+    /// state in the cluster's compacted `_schemas` topic.
+    ///
+    /// Example: gregor registry --listen 127.0.0.1:8081 -b 127.0.0.1:9092
+    Registry {
+        #[command(flatten)]
+        conn: conn::Conn,
+        #[command(flatten)]
+        args: registry::RegistryArgs,
     },
     /// Cluster information.
     ///
@@ -263,6 +274,7 @@ fn main() {
         Command::Txn { conn, cmd } => txn::run(&conn, cmd),
         Command::Acl { conn, cmd } => acl::run(&conn, cmd),
         Command::User { conn, cmd } => user::run(&conn, cmd),
+        Command::Registry { conn, args } => registry::run(&conn, args),
         Command::Cluster {
             conn,
             cmd: ClusterCommand::Info,

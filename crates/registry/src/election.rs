@@ -9,7 +9,8 @@
 //! ordered after everything the previous primary wrote.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
@@ -49,6 +50,7 @@ impl ConsumerContext for ElectionContext {
 pub struct Election {
     pub elected: watch::Receiver<bool>,
     stop: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Election {
@@ -73,7 +75,7 @@ impl Election {
         consumer.subscribe(&[topic])?;
         let stop = Arc::new(AtomicBool::new(false));
         let t_stop = stop.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("registry-election".into())
             .spawn(move || {
                 // Polling serves the rebalance callbacks; the records themselves are
@@ -81,9 +83,27 @@ impl Election {
                 while !t_stop.load(Ordering::Relaxed) {
                     let _ = consumer.poll(Duration::from_millis(100));
                 }
+                // Dropping the consumer closes it: it leaves the group at once, so a
+                // clean stop hands the role over without waiting for a session timeout.
                 consumer.unsubscribe();
             })?;
-        Ok(Election { elected, stop })
+        Ok(Election {
+            elected,
+            stop,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Leaves the group and waits until it is done.
+    pub fn leave(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let thread = match self.thread.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
     }
 
     pub fn is_elected(&self) -> bool {

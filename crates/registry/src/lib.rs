@@ -88,8 +88,9 @@ pub async fn run(
     let node = Arc::new(node::Node::new(store, election, url.clone()));
     tokio::spawn(node.clone().announce_loop());
     ready(addr, &url);
-    axum::serve(listener, api::router(node))
+    axum::serve(listener, api::router(node.clone()))
         .with_graceful_shutdown(shutdown)
         .await?;
+    tokio::task::spawn_blocking(move || node.election.leave()).await?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -33,6 +33,7 @@ pub fn router(node: Ctx) -> Router {
     Router::new()
         .route("/", get(read::root).post(read::root))
         .route("/schemas/types", get(read::schema_types))
+        .route("/v1/metadata/primary", get(read::primary))
         .route("/schemas/ids/{id}", get(read::schema_by_id))
         .route("/schemas/ids/{id}/schema", get(read::raw_schema_by_id))
         .route("/schemas/ids/{id}/versions", get(read::id_versions))
@@ -105,9 +106,4 @@ fn ok(value: Value) -> Response {
 
 fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| RegistryError::BadRequest(e.to_string()))
-}
-
-/// Headers a forwarded write needs (kept as they came).
-fn headers(h: &HeaderMap) -> HeaderMap {
-    h.clone()
 }

@@ -16,6 +16,15 @@ pub(super) async fn root() -> Response {
     ok(json!({}))
 }
 
+/// Gregor's own: who this process is, and which process it takes for the primary.
+pub(super) async fn primary(State(node): State<Ctx>) -> Response {
+    ok(json!({
+        "url": node.url,
+        "primary": node.primary_url(),
+        "is_primary": node.is_primary(),
+    }))
+}
+
 pub(super) async fn schema_types() -> Response {
     ok(json!(SchemaType::ALL.map(SchemaType::name)))
 }
@@ -240,19 +249,18 @@ fn check(
     let level = st.effective_config(subject);
     let verbose = flag(q, "verbose");
     let messages = match spec {
-        Some(VersionSpec::Number(_)) => {
-            let (_, v) = st.version(subject, spec.unwrap_or(VersionSpec::Latest), false)?;
+        Some(VersionSpec::Number(n)) => {
+            let (_, v) = st.version(subject, VersionSpec::Number(n), false)?;
             // One version named: the level's directions, against it alone.
-            let one = [v];
-            let level = non_transitive(level);
-            service::incompatibilities(&st, level, &parsed, &one)
+            service::incompatibilities(&st, non_transitive(level), &parsed, &[v])
         }
+        // `latest` or no version: what registering would check; nothing to check
+        // against when the subject has no live version.
         _ => {
-            let live: Vec<&Version> = match st.versions(subject, false) {
-                Ok(vs) => vs.into_iter().map(|(_, v)| v).collect(),
-                Err(_) if spec.is_none() => Vec::new(),
-                Err(_) => Vec::new(),
-            };
+            let live: Vec<&Version> = st
+                .versions(subject, false)
+                .map(|vs| vs.into_iter().map(|(_, v)| v).collect())
+                .unwrap_or_default();
             service::incompatibilities(&st, level, &parsed, &live)
         }
     };

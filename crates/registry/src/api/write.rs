@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 
-use super::{body, flag, headers, Ctx, Params};
+use super::{body, flag, Ctx, Params};
 use crate::error::Result;
 use crate::forward::{self, WriteRequest};
 use crate::service::{self, ConfigRequest, ModeRequest, SchemaRequest};
@@ -17,7 +17,7 @@ fn request(method: Method, uri: Uri, h: &HeaderMap, body: Bytes) -> WriteRequest
     WriteRequest {
         method,
         uri,
-        headers: headers(h),
+        headers: h.clone(),
         body,
     }
 }
