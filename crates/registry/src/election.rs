@@ -66,7 +66,10 @@ impl Election {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "latest")
             .set("session.timeout.ms", session_timeout_ms.to_string())
-            .set("heartbeat.interval.ms", (session_timeout_ms / 6).max(100).to_string())
+            .set(
+                "heartbeat.interval.ms",
+                (session_timeout_ms / 6).max(100).to_string(),
+            )
             .set("partition.assignment.strategy", "range");
         let consumer: BaseConsumer<ElectionContext> = c.create_with_context(ElectionContext {
             topic: topic.to_string(),

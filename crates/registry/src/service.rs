@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 
 use crate::error::{RegistryError, Result};
 use crate::model::{
-    Compatibility, ConfigValue, IdWatermarkValue, Mode, ModeValue, Record, RecordKey,
-    Reference, SchemaType, SchemaValue,
+    Compatibility, ConfigValue, IdWatermarkValue, Mode, ModeValue, Record, RecordKey, Reference,
+    SchemaType, SchemaValue,
 };
 use crate::schema::{self, Parsed};
 use crate::state::{State, Version, VersionSpec};
@@ -124,12 +124,18 @@ pub fn incompatibilities(
         };
         if level.backward() {
             for m in schema::can_read(&old_parsed, candidate) {
-                out.push(format!("{{oldSchemaVersion: id {}, reason: BACKWARD: {m}}}", old.id));
+                out.push(format!(
+                    "{{oldSchemaVersion: id {}, reason: BACKWARD: {m}}}",
+                    old.id
+                ));
             }
         }
         if level.forward() {
             for m in schema::can_read(candidate, &old_parsed) {
-                out.push(format!("{{oldSchemaVersion: id {}, reason: FORWARD: {m}}}", old.id));
+                out.push(format!(
+                    "{{oldSchemaVersion: id {}, reason: FORWARD: {m}}}",
+                    old.id
+                ));
             }
         }
     }
@@ -306,17 +312,18 @@ pub fn plan_delete_version(
     if state.all_versions(subject).is_none() {
         return Err(RegistryError::SubjectNotFound(subject.to_string()));
     }
-    // A permanent delete targets soft-deleted versions, so it looks among them too.
-    let (n, v) = state.version(subject, spec, permanent)?;
+    // A numbered version is found even when soft-deleted (to say so: 40406); `latest`
+    // is the latest live one, except for a permanent delete, which targets soft-deleted
+    // versions.
+    let include_deleted = permanent || matches!(spec, VersionSpec::Number(_));
+    let (n, v) = state.version(subject, spec, include_deleted)?;
     if state.is_referenced(subject, n) {
         return Err(RegistryError::ReferenceExists(subject.to_string(), n));
     }
     let records = match (permanent, v.deleted) {
         (false, true) => return Err(RegistryError::VersionSoftDeleted(subject.to_string(), n)),
         (false, false) => vec![rewrite(subject, n, v, true)],
-        (true, false) => {
-            return Err(RegistryError::VersionNotSoftDeleted(subject.to_string(), n))
-        }
+        (true, false) => return Err(RegistryError::VersionNotSoftDeleted(subject.to_string(), n)),
         (true, true) => vec![watermark(state), tombstone(subject, n)],
     };
     Ok(Plan {

@@ -97,7 +97,13 @@ fn transitive_levels_check_every_live_version() {
 fn invalid_schemas_and_readonly_mode() {
     let mut st = State::default();
     assert_eq!(register(&mut st, "s", "{").unwrap_err().code(), 42201);
-    let plan = plan_set_mode(None, &ModeRequest { mode: "READONLY".into() }).unwrap();
+    let plan = plan_set_mode(
+        None,
+        &ModeRequest {
+            mode: "READONLY".into(),
+        },
+    )
+    .unwrap();
     apply(&mut st, &plan);
     assert_eq!(register(&mut st, "s", V1).unwrap_err().code(), 42205);
     assert_eq!(
@@ -113,14 +119,23 @@ fn delete_lifecycle_and_fresh_ids_after_permanent_delete() {
     let mut st = State::default();
     register(&mut st, "s", V1).unwrap();
     register(&mut st, "s", V2).unwrap();
-    assert_eq!(plan_delete_subject(&st, "s", true).unwrap_err().code(), 40405);
+    assert_eq!(
+        plan_delete_subject(&st, "s", true).unwrap_err().code(),
+        40405
+    );
     let plan = plan_delete_subject(&st, "s", false).unwrap();
     assert_eq!(plan.response, json!([1, 2]));
     apply(&mut st, &plan);
-    assert_eq!(plan_delete_subject(&st, "s", false).unwrap_err().code(), 40404);
+    assert_eq!(
+        plan_delete_subject(&st, "s", false).unwrap_err().code(),
+        40404
+    );
     let plan = plan_delete_subject(&st, "s", true).unwrap();
     apply(&mut st, &plan);
-    assert_eq!(plan_delete_subject(&st, "x", false).unwrap_err().code(), 40401);
+    assert_eq!(
+        plan_delete_subject(&st, "x", false).unwrap_err().code(),
+        40401
+    );
     // A new schema after everything was deleted still gets a fresh id.
     assert_eq!(register(&mut st, "s", V4).unwrap(), 3);
     assert_eq!(st.versions("s", false).unwrap()[0].0, 1);
@@ -131,10 +146,18 @@ fn delete_version_errors() {
     let mut st = State::default();
     register(&mut st, "s", V1).unwrap();
     let one = VersionSpec::Number(1);
-    assert_eq!(plan_delete_version(&st, "s", one, true).unwrap_err().code(), 40407);
+    assert_eq!(
+        plan_delete_version(&st, "s", one, true).unwrap_err().code(),
+        40407
+    );
     let plan = plan_delete_version(&st, "s", one, false).unwrap();
     apply(&mut st, &plan);
-    assert_eq!(plan_delete_version(&st, "s", one, false).unwrap_err().code(), 40406);
+    assert_eq!(
+        plan_delete_version(&st, "s", one, false)
+            .unwrap_err()
+            .code(),
+        40406
+    );
     assert_eq!(
         plan_delete_version(&st, "s", VersionSpec::Number(7), true)
             .unwrap_err()
@@ -164,5 +187,8 @@ fn avro_references_resolve_across_subjects() {
     apply(&mut st, &plan);
     assert_eq!(plan.response["id"], 2);
     // The referenced version cannot be deleted while used.
-    assert_eq!(plan_delete_subject(&st, "addr", false).unwrap_err().code(), 42206);
+    assert_eq!(
+        plan_delete_subject(&st, "addr", false).unwrap_err().code(),
+        42206
+    );
 }

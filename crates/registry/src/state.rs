@@ -331,7 +331,11 @@ mod tests {
         assert_eq!(st.id_users(1, false).len(), 2);
         assert_eq!(st.version("a", VersionSpec::Latest, false).unwrap().0, 2);
         assert_eq!(
-            st.id_of(SchemaType::Avro, &schema::identity(SchemaType::Avro, " \"int\" "), &[]),
+            st.id_of(
+                SchemaType::Avro,
+                &schema::identity(SchemaType::Avro, " \"int\" "),
+                &[]
+            ),
             Some(2)
         );
     }
@@ -418,7 +422,12 @@ mod tests {
         assert_eq!(st.effective_config("b"), Compatibility::Full);
         put(
             &mut st,
-            Record::put(RecordKey::Mode { subject: None }, &ModeValue { mode: Mode::Readonly }),
+            Record::put(
+                RecordKey::Mode { subject: None },
+                &ModeValue {
+                    mode: Mode::Readonly,
+                },
+            ),
         )
         .unwrap();
         assert_eq!(st.effective_mode("a"), Mode::Readonly);

@@ -40,7 +40,11 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn open(config: &ClientConfig, topic: &str, state: Arc<Mutex<State>>) -> anyhow::Result<Store> {
+    pub fn open(
+        config: &ClientConfig,
+        topic: &str,
+        state: Arc<Mutex<State>>,
+    ) -> anyhow::Result<Store> {
         ensure_topic(config, topic)?;
         let mut pc = config.clone();
         pc.set("acks", "all")
@@ -189,9 +193,8 @@ fn tail_loop(
                 // Past gaps (compaction, control records) the position moves without a
                 // record to show for it.
                 if let Ok(pos) = consumer.position() {
-                    if let Some(Offset::Offset(n)) = pos
-                        .find_partition(topic, 0)
-                        .map(|p| p.offset())
+                    if let Some(Offset::Offset(n)) =
+                        pos.find_partition(topic, 0).map(|p| p.offset())
                     {
                         applied.send_if_modified(|next| {
                             let changed = n > *next;
@@ -220,7 +223,9 @@ fn ensure_topic(config: &ClientConfig, topic: &str) -> anyhow::Result<()> {
     let rf = all.brokers().len().clamp(1, 3) as i32;
     let admin: AdminClient<DefaultClientContext> = config.create()?;
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(rf)).set("cleanup.policy", "compact");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let results = rt.block_on(admin.create_topics([&new], &AdminOptions::new()))?;
     for r in results {
         match r {

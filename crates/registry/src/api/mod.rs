@@ -79,10 +79,7 @@ pub fn router(node: Ctx) -> Router {
                 .put(write::set_subject_config)
                 .delete(write::delete_subject_config),
         )
-        .route(
-            "/mode",
-            get(read::global_mode).put(write::set_global_mode),
-        )
+        .route("/mode", get(read::global_mode).put(write::set_global_mode))
         .route(
             "/mode/{subject}",
             get(read::subject_mode)

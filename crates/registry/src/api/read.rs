@@ -55,7 +55,10 @@ fn parse_id(id: &str) -> Result<i32> {
         .map_err(|_| RegistryError::SchemaNotFound(id.to_string()))
 }
 
-pub(super) async fn schema_by_id(State(node): State<Ctx>, Path(id): Path<String>) -> Result<Response> {
+pub(super) async fn schema_by_id(
+    State(node): State<Ctx>,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let st = node.state();
     let v = st
         .by_id(parse_id(&id)?)
@@ -73,7 +76,10 @@ pub(super) async fn raw_schema_by_id(
     let v = st
         .by_id(parse_id(&id)?)
         .ok_or(RegistryError::SchemaNotFound(id))?;
-    Ok(super::json_response(axum::http::StatusCode::OK, v.schema.clone()))
+    Ok(super::json_response(
+        axum::http::StatusCode::OK,
+        v.schema.clone(),
+    ))
 }
 
 pub(super) async fn id_versions(
@@ -153,7 +159,10 @@ pub(super) async fn raw_version(
     let spec = VersionSpec::parse(&version)?;
     let st = node.state();
     let (_, v) = st.version(&subject, spec, flag(&q, "deleted"))?;
-    Ok(super::json_response(axum::http::StatusCode::OK, v.schema.clone()))
+    Ok(super::json_response(
+        axum::http::StatusCode::OK,
+        v.schema.clone(),
+    ))
 }
 
 pub(super) async fn referenced_by(

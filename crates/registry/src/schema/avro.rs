@@ -135,7 +135,8 @@ fn inline(
 mod tests {
     use super::*;
 
-    const V1: &str = r#"{"type":"record","name":"User","fields":[{"name":"name","type":"string"}]}"#;
+    const V1: &str =
+        r#"{"type":"record","name":"User","fields":[{"name":"name","type":"string"}]}"#;
     const V2_DEFAULT: &str = r#"{"type":"record","name":"User","fields":[{"name":"name","type":"string"},{"name":"age","type":"int","default":0}]}"#;
     const V2_NO_DEFAULT: &str = r#"{"type":"record","name":"User","fields":[{"name":"name","type":"string"},{"name":"age","type":"int"}]}"#;
 

@@ -27,7 +27,11 @@ pub(super) fn can_read(writer: &Value, reader: &Value) -> Vec<String> {
 fn types(v: &Value) -> Option<BTreeSet<String>> {
     match v.get("type")? {
         Value::String(s) => Some(BTreeSet::from([s.clone()])),
-        Value::Array(a) => Some(a.iter().filter_map(|t| t.as_str().map(String::from)).collect()),
+        Value::Array(a) => Some(
+            a.iter()
+                .filter_map(|t| t.as_str().map(String::from))
+                .collect(),
+        ),
         _ => None,
     }
 }
@@ -35,7 +39,11 @@ fn types(v: &Value) -> Option<BTreeSet<String>> {
 fn required(v: &Value) -> BTreeSet<String> {
     v.get("required")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -51,7 +59,9 @@ fn check(writer: &Value, reader: &Value, path: &str, out: &mut Vec<String>) {
             return;
         }
         (Value::Bool(true), r) if r.as_object().is_some_and(|m| !m.is_empty()) => {
-            out.push(format!("{path}: the reader constrains what the writer left open"));
+            out.push(format!(
+                "{path}: the reader constrains what the writer left open"
+            ));
             return;
         }
         _ => {}

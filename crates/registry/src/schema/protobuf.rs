@@ -19,9 +19,9 @@ pub(super) fn parse(text: &str) -> Result<String, String> {
     if depth != 0 {
         return Err("unbalanced '{'".to_string());
     }
-    let has_definition = text.split_whitespace().any(|w| {
-        matches!(w, "message" | "enum" | "service") || w.starts_with("syntax")
-    });
+    let has_definition = text
+        .split_whitespace()
+        .any(|w| matches!(w, "message" | "enum" | "service") || w.starts_with("syntax"));
     if !has_definition {
         return Err("no message, enum, service or syntax declaration".to_string());
     }
