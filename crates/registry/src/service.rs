@@ -269,7 +269,7 @@ pub fn plan_delete_subject(state: &State, subject: &str, permanent: bool) -> Res
         .filter(|(_, v)| !v.deleted)
         .map(|(n, v)| (*n, v))
         .collect();
-    for (n, _) in all {
+    for n in all.keys() {
         if state.is_referenced(subject, *n) {
             return Err(RegistryError::ReferenceExists(subject.to_string(), *n));
         }
