@@ -247,3 +247,40 @@ def test_restart_keeps_ids(registry):
     assert sorted(client.get_subjects()) == [f"s{i}" for i in range(4)]
     new_id = client.register_schema("fresh", Schema('"bytes"', "AVRO"))
     assert new_id > max(ids)
+
+
+def test_references_and_json_schema_compatibility(registry):
+    address = json.dumps({
+        "type": "record", "name": "Address", "namespace": "gregor.test",
+        "fields": [{"name": "city", "type": "string"}],
+    })
+    person = json.dumps({
+        "type": "record", "name": "Person", "namespace": "gregor.test",
+        "fields": [{"name": "home", "type": "Address"}, {"name": "work", "type": "gregor.test.Address"}],
+    })
+    status, body = registry.post("/subjects/address/versions", {"schema": address})
+    assert status == 200
+    # Without the reference the named type is unknown.
+    status, body = registry.post("/subjects/person/versions", {"schema": person})
+    assert (status, body["error_code"]) == (422, 42201)
+    ref = [{"name": "gregor.test.Address", "subject": "address", "version": 1}]
+    status, body = registry.post("/subjects/person/versions", {"schema": person, "references": ref})
+    assert status == 200, body
+    status, got = registry.get(f"/schemas/ids/{body['id']}")
+    assert got["references"] == ref
+    assert registry.get("/subjects/address/versions/1/referencedby")[1] == [body["id"]]
+    # A referenced version cannot be deleted.
+    status, body = registry.delete("/subjects/address/versions/1")
+    assert (status, body["error_code"]) == (422, 42206)
+    # The confluent client reads the references back.
+    client = SchemaRegistryClient({"url": registry.url})
+    assert client.get_latest_version("person").schema.references[0].subject == "address"
+
+    v1 = {"type": "object", "properties": {"a": {"type": "string"}}}
+    v2 = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}, "required": ["b"]}
+    v3 = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}}
+    assert registry.post("/subjects/js/versions", {"schemaType": "JSON", "schema": json.dumps(v1)})[0] == 200
+    status, body = registry.post("/subjects/js/versions", {"schemaType": "JSON", "schema": json.dumps(v2)})
+    assert (status, body["error_code"]) == (409, 409)
+    assert registry.post("/subjects/js/versions", {"schemaType": "JSON", "schema": json.dumps(v3)})[0] == 200
+    assert registry.get("/subjects/js/versions") == (200, [1, 2])
