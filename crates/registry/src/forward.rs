@@ -1,7 +1,9 @@
 //! The write path's routing: run on this process if it is the primary, otherwise
 //! forward the request over HTTP to the primary announced in the log.
 //!
-//! A forwarded request carries `x-gregor-forwarded` so it is never forwarded twice. The
+//! A forwarded request carries `x-gregor-forwarded` so it is never forwarded twice: a
+//! process that gets one and is not the primary answers 50003 at once, and the
+//! forwarder tries again with the primary it learns of next (until its deadline). The
 //! primary answers with `x-gregor-offset` (the last offset the write appended), and the
 //! forwarding process waits until its own tailer has read past it, so a client that
 //! wrote through any process reads its write back from that process.
@@ -54,14 +56,17 @@ pub async fn write(
         if node.is_primary() {
             break;
         }
+        if forwarded {
+            // The forwarder tries again with the primary it sees next.
+            return Err(RegistryError::Forward(format!(
+                "{} is not the primary",
+                node.url
+            )));
+        }
         if let Some(url) = node.primary_url().filter(|u| *u != node.url) {
-            if !forwarded {
-                match forward_once(node, &url, &req).await {
-                    Ok(resp) => return Ok(resp),
-                    Err(e) => last = format!("{url}: {e}"),
-                }
-            } else {
-                last = format!("this process is not the primary ({url} is)");
+            match forward_once(node, &url, &req).await {
+                Ok(resp) => return Ok(resp),
+                Err(e) => last = format!("{url}: {e}"),
             }
         }
         if Instant::now() > deadline {
@@ -112,6 +117,13 @@ async fn forward_once(node: &Node, url: &str, req: &WriteRequest) -> Result<Resp
         .await
         .map_err(|e| e.to_string())?
         .to_bytes();
+    if status == StatusCode::INTERNAL_SERVER_ERROR
+        && serde_json::from_slice::<serde_json::Value>(&body)
+            .is_ok_and(|v| v["error_code"] == 50003)
+    {
+        // It is not (or no longer) the primary: try again with the next announcement.
+        return Err("not the primary".to_string());
+    }
     if let Some(offset) = offset {
         node.store
             .wait_applied(offset)
