@@ -284,3 +284,26 @@ def test_references_and_json_schema_compatibility(registry):
     assert (status, body["error_code"]) == (409, 409)
     assert registry.post("/subjects/js/versions", {"schemaType": "JSON", "schema": json.dumps(v3)})[0] == 200
     assert registry.get("/subjects/js/versions") == (200, [1, 2])
+
+
+def test_concurrent_writes_through_two_registries_get_distinct_ids(registry_factory):
+    from concurrent.futures import ThreadPoolExecutor
+
+    a = registry_factory("a")
+    b = registry_factory("b")
+    wait_until(lambda: primary_of([a, b]), 60, "an agreed primary")
+
+    def register(i):
+        r = (a, b)[i % 2]
+        schema = json.dumps({"type": "record", "name": f"R{i}", "fields": [{"name": "f", "type": "int"}]})
+        return r.post(f"/subjects/c{i}/versions", {"schema": schema})
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(register, range(24)))
+    assert all(status == 200 for status, _ in results), results
+    ids = [body["id"] for _, body in results]
+    assert len(set(ids)) == len(ids)
+    for r in (a, b):
+        assert sorted(r.get("/subjects")[1]) == sorted(f"c{i}" for i in range(24))
+        for i, sid in enumerate(ids):
+            assert r.get(f"/subjects/c{i}/versions/1")[1]["id"] == sid
