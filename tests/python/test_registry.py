@@ -174,6 +174,10 @@ def test_error_bodies_types_config_and_mode(registry):
     assert (status, body["error_code"]) == (422, 42201)
     proto = {"schemaType": "PROTOBUF", "schema": 'syntax = "proto3"; message M { string a = 1; }'}
     assert registry.post("/subjects/p/versions", proto)[0] == 200
+    # A field number that changes to a wire-incompatible type is refused.
+    proto_bad = {"schemaType": "PROTOBUF", "schema": 'syntax = "proto3"; message M { double a = 1; }'}
+    status, body = registry.post("/subjects/p/versions", proto_bad)
+    assert (status, body["error_code"]) == (409, 409)
 
     assert registry.get("/mode") == (200, {"mode": "READWRITE"})
     assert registry.put("/mode", {"mode": "READONLY"}) == (200, {"mode": "READONLY"})

@@ -4,7 +4,8 @@
 //!
 //! Layout: `avro` (complete: apache-avro's parser and schema resolution rules),
 //! `json` (JSON Schema: validity and a structural subset of the compatibility rules),
-//! `protobuf` (partial: stored with a syntax sanity check, no compatibility rules).
+//! `protobuf` (partial: a syntax sanity check, and only the wire-type rule for a field
+//! number kept on both sides).
 
 mod avro;
 mod json;
@@ -17,7 +18,7 @@ use crate::model::SchemaType;
 pub enum Parsed {
     Avro(apache_avro::Schema),
     Json(serde_json::Value),
-    Protobuf(String),
+    Protobuf(protobuf::Proto),
 }
 
 /// Parses `text` as `kind`. `refs` are the texts of the schemas it references
@@ -58,7 +59,7 @@ pub fn can_read(writer: &Parsed, reader: &Parsed) -> Vec<String> {
     match (writer, reader) {
         (Parsed::Avro(w), Parsed::Avro(r)) => avro::can_read(w, r),
         (Parsed::Json(w), Parsed::Json(r)) => json::can_read(w, r),
-        (Parsed::Protobuf(_), Parsed::Protobuf(_)) => Vec::new(),
+        (Parsed::Protobuf(w), Parsed::Protobuf(r)) => protobuf::can_read(w, r),
         _ => vec!["schema types differ".to_string()],
     }
 }
