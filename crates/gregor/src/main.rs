@@ -34,6 +34,7 @@ mod produce;
 mod quorum;
 mod quota;
 mod reassign;
+mod registry;
 mod topic;
 mod txn;
 mod user;
@@ -133,6 +134,16 @@ enum Command {
         conn: conn::Conn,
         #[command(subcommand)]
         cmd: quota::QuotaCommand,
+    },
+    /// Run a schema registry (Confluent Schema Registry's REST API) that keeps its
+    /// state in the cluster's compacted `_schemas` topic.
+    ///
+    /// Example: gregor registry --listen 127.0.0.1:8081 -b 127.0.0.1:9092
+    Registry {
+        #[command(flatten)]
+        conn: conn::Conn,
+        #[command(flatten)]
+        args: registry::RegistryArgs,
     },
     /// Cluster information.
     ///
@@ -275,6 +286,7 @@ fn main() {
         Command::Acl { conn, cmd } => acl::run(&conn, cmd),
         Command::User { conn, cmd } => user::run(&conn, cmd),
         Command::Quota { conn, cmd } => quota::run(&conn, cmd),
+        Command::Registry { conn, args } => registry::run(&conn, args),
         Command::Cluster {
             conn,
             cmd: ClusterCommand::Info,
