@@ -70,6 +70,9 @@ pub mod push_telemetry;
 pub mod remove_raft_voter;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
+pub mod share_acknowledge;
+pub mod share_fetch;
+pub mod share_group_heartbeat;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod unregister_broker;
@@ -144,6 +147,9 @@ pub const SUPPORTED: &[ApiSpec] = &[
     create_acls::SPEC,
     describe_acls::SPEC,
     delete_acls::SPEC,
+    share_group_heartbeat::SPEC,
+    share_fetch::SPEC,
+    share_acknowledge::SPEC,
 ];
 
 /// Capacity a connection's decompression buffer may keep between requests. One request
@@ -620,6 +626,15 @@ async fn route(
         }),
         ApiKey::DeleteAcls => call!(buf, ctx, m::DeleteAclsRequest, |r| {
             delete_acls::handle(broker, ctx, r)
+        }),
+        ApiKey::ShareGroupHeartbeat => call!(buf, ctx, m::ShareGroupHeartbeatRequest, |r| {
+            share_group_heartbeat::handle(broker, ctx, r)
+        }),
+        ApiKey::ShareFetch => call!(buf, ctx, m::ShareFetchRequest, |r| {
+            share_fetch::handle(broker, ctx, r)
+        }),
+        ApiKey::ShareAcknowledge => call!(buf, ctx, m::ShareAcknowledgeRequest, |r| {
+            share_acknowledge::handle(broker, ctx, r)
         }),
         other => Outcome::Close(format!("no handler for {other:?}")),
     }
