@@ -23,6 +23,7 @@ pub mod add_partitions_to_txn;
 pub mod add_raft_voter;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_share_group_offsets;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod consumer_group_describe;
@@ -33,6 +34,7 @@ pub mod create_topics;
 pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
+pub mod delete_share_group_offsets;
 pub mod delete_topics;
 pub mod describe_acls;
 pub mod describe_cluster;
@@ -41,6 +43,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_quorum;
+pub mod describe_share_group_offsets;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
@@ -72,6 +75,7 @@ pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod share_acknowledge;
 pub mod share_fetch;
+pub mod share_group_describe;
 pub mod share_group_heartbeat;
 pub mod sync_group;
 pub mod txn_offset_commit;
@@ -150,6 +154,10 @@ pub const SUPPORTED: &[ApiSpec] = &[
     share_group_heartbeat::SPEC,
     share_fetch::SPEC,
     share_acknowledge::SPEC,
+    share_group_describe::SPEC,
+    describe_share_group_offsets::SPEC,
+    alter_share_group_offsets::SPEC,
+    delete_share_group_offsets::SPEC,
 ];
 
 /// Capacity a connection's decompression buffer may keep between requests. One request
@@ -636,6 +644,22 @@ async fn route(
         ApiKey::ShareAcknowledge => call!(buf, ctx, m::ShareAcknowledgeRequest, |r| {
             share_acknowledge::handle(broker, ctx, r)
         }),
+        ApiKey::ShareGroupDescribe => call!(buf, ctx, m::ShareGroupDescribeRequest, |r| {
+            share_group_describe::handle(broker, ctx, r)
+        }),
+        ApiKey::DescribeShareGroupOffsets => {
+            call!(buf, ctx, m::DescribeShareGroupOffsetsRequest, |r| {
+                describe_share_group_offsets::handle(broker, ctx, r)
+            })
+        }
+        ApiKey::AlterShareGroupOffsets => call!(buf, ctx, m::AlterShareGroupOffsetsRequest, |r| {
+            alter_share_group_offsets::handle(broker, ctx, r)
+        }),
+        ApiKey::DeleteShareGroupOffsets => {
+            call!(buf, ctx, m::DeleteShareGroupOffsetsRequest, |r| {
+                delete_share_group_offsets::handle(broker, ctx, r)
+            })
+        }
         other => Outcome::Close(format!("no handler for {other:?}")),
     }
 }
