@@ -229,6 +229,9 @@ impl ShareCoordinator {
         group: &str,
         offsets: &[(Uuid, i32, i64)],
     ) -> Result<(), ShareError> {
+        if group.is_empty() {
+            return Err(ShareError::InvalidGroupId);
+        }
         let saved = {
             let mut st = self.lock();
             if st.groups.get(group).is_some_and(|g| !g.members.is_empty()) {
@@ -252,6 +255,9 @@ impl ShareCoordinator {
     /// Forgets a share group's share-partitions of the given topics
     /// (DeleteShareGroupOffsets; the group must have no members).
     pub async fn delete_offsets(&self, group: &str, topics: &[Uuid]) -> Result<(), ShareError> {
+        if group.is_empty() {
+            return Err(ShareError::InvalidGroupId);
+        }
         let removed = {
             let mut st = self.lock();
             let g = st.groups.get(group).ok_or(ShareError::GroupIdNotFound)?;
