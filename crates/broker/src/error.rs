@@ -234,10 +234,14 @@ pub fn share_error_code(e: &crate::share::ShareError) -> ResponseError {
 }
 
 /// A share-group error as wire code and message.
-pub fn share_failure(e: &crate::share::ShareError) -> (i16, Option<gregor_protocol::kp::protocol::StrBytes>) {
+pub fn share_failure(
+    e: &crate::share::ShareError,
+) -> (i16, Option<gregor_protocol::kp::protocol::StrBytes>) {
     (
         share_error_code(e).code(),
-        Some(gregor_protocol::kp::protocol::StrBytes::from_string(e.to_string())),
+        Some(gregor_protocol::kp::protocol::StrBytes::from_string(
+            e.to_string(),
+        )),
     )
 }
 

@@ -63,7 +63,10 @@ pub async fn handle(
                     let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
                     for o in &stored {
                         if let Some(t) = image.topic_by_id(&o.topic_id) {
-                            by_topic.entry(t.name.clone()).or_default().push(o.partition);
+                            by_topic
+                                .entry(t.name.clone())
+                                .or_default()
+                                .push(o.partition);
                         }
                     }
                     by_topic.into_iter().collect()
@@ -84,10 +87,14 @@ pub async fn handle(
                     let partitions = parts
                         .into_iter()
                         .map(|p| {
-                            let r = RPartition::default().with_partition_index(p).with_leader_epoch(-1);
+                            let r = RPartition::default()
+                                .with_partition_index(p)
+                                .with_leader_epoch(-1);
                             match err {
                                 Some(e) => r.with_error_code(e.code()).with_start_offset(-1),
-                                None => r.with_start_offset(spso.get(&(id, p)).copied().unwrap_or(-1)),
+                                None => {
+                                    r.with_start_offset(spso.get(&(id, p)).copied().unwrap_or(-1))
+                                }
                             }
                         })
                         .collect();

@@ -33,8 +33,16 @@ pub async fn handle(
     ctx: &RequestContext,
     req: ShareAcknowledgeRequest,
 ) -> ShareAcknowledgeResponse {
-    let group = req.group_id.as_ref().map(|g| g.to_string()).unwrap_or_default();
-    let member = req.member_id.as_ref().map(|m| m.to_string()).unwrap_or_default();
+    let group = req
+        .group_id
+        .as_ref()
+        .map(|g| g.to_string())
+        .unwrap_or_default();
+    let member = req
+        .member_id
+        .as_ref()
+        .map(|m| m.to_string())
+        .unwrap_or_default();
     if !ctx.allowed(AclOperation::Read, ResourceType::Group, &group) {
         return ShareAcknowledgeResponse::default()
             .with_error_code(ResponseError::GroupAuthorizationFailed.code());
@@ -61,7 +69,10 @@ pub async fn handle(
         broker,
         ctx,
         req.topics.iter().map(|t| {
-            (t.topic_id, t.partitions.iter().map(|p| p.partition_index).collect())
+            (
+                t.topic_id,
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
         }),
     );
     let mut acks: Vec<(Tp, Vec<AckBatch>)> = Vec::new();

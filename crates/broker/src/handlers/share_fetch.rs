@@ -75,7 +75,10 @@ pub fn resolve(
     out
 }
 
-fn top_level(code: i16, msg: Option<gregor_protocol::kp::protocol::StrBytes>) -> ShareFetchResponse {
+fn top_level(
+    code: i16,
+    msg: Option<gregor_protocol::kp::protocol::StrBytes>,
+) -> ShareFetchResponse {
     ShareFetchResponse::default()
         .with_error_code(code)
         .with_error_message(msg)
@@ -86,8 +89,16 @@ pub async fn handle(
     ctx: &RequestContext,
     req: ShareFetchRequest,
 ) -> ShareFetchResponse {
-    let group = req.group_id.as_ref().map(|g| g.to_string()).unwrap_or_default();
-    let member = req.member_id.as_ref().map(|m| m.to_string()).unwrap_or_default();
+    let group = req
+        .group_id
+        .as_ref()
+        .map(|g| g.to_string())
+        .unwrap_or_default();
+    let member = req
+        .member_id
+        .as_ref()
+        .map(|m| m.to_string())
+        .unwrap_or_default();
     if !ctx.allowed(AclOperation::Read, ResourceType::Group, &group) {
         return top_level(ResponseError::GroupAuthorizationFailed.code(), None);
     }
@@ -101,7 +112,10 @@ pub async fn handle(
         broker,
         ctx,
         req.topics.iter().map(|t| {
-            (t.topic_id, t.partitions.iter().map(|p| p.partition_index).collect())
+            (
+                t.topic_id,
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
         }),
     );
     let mut acks: Vec<(Tp, Vec<AckBatch>)> = Vec::new();
@@ -128,16 +142,17 @@ pub async fn handle(
         .iter()
         .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p)))
         .collect();
-    let session = match broker
-        .shares
-        .session_step(&group, &member, epoch, &requested.ok, &forgotten, true)
-    {
-        Ok(s) => s,
-        Err(e) => {
-            let (c, m) = share_failure(&e);
-            return top_level(c, m);
-        }
-    };
+    let session =
+        match broker
+            .shares
+            .session_step(&group, &member, epoch, &requested.ok, &forgotten, true)
+        {
+            Ok(s) => s,
+            Err(e) => {
+                let (c, m) = share_failure(&e);
+                return top_level(c, m);
+            }
+        };
     let acked = broker.shares.acknowledge(&group, &member, acks).await;
     let mut answers: BTreeMap<Tp, PartitionData> = BTreeMap::new();
     for (tp, e) in &requested.refused {
@@ -210,7 +225,9 @@ async fn fetch(
         let got = broker
             .shares
             .fetch_once(group, member, &parts, max_records, max_bytes);
-        let any = got.iter().any(|(_, f)| !f.acquired.is_empty() || f.error.is_some());
+        let any = got
+            .iter()
+            .any(|(_, f)| !f.acquired.is_empty() || f.error.is_some());
         if any || tokio::time::Instant::now() >= deadline || parts.is_empty() {
             for (tp, f) in got {
                 let d = answers.entry(tp).or_insert_with(|| partition(tp.1));
@@ -234,13 +251,16 @@ async fn fetch(
             for (tp, p, _) in &parts {
                 if let Some(d) = answers.get_mut(tp) {
                     d.current_leader = LeaderIdAndEpoch::default()
-                        .with_leader_id(broker.config.node_id.into())
+                        .with_leader_id(broker.config.node_id)
                         .with_leader_epoch(p.leader_epoch());
                 }
             }
             return;
         }
-        if tokio::time::timeout_at(deadline, notify.notified()).await.is_err() {
+        if tokio::time::timeout_at(deadline, notify.notified())
+            .await
+            .is_err()
+        {
             // One last look at the deadline, then answer what there is.
             continue;
         }
@@ -251,7 +271,7 @@ fn partition(index: i32) -> PartitionData {
     PartitionData::default()
         .with_partition_index(index)
         .with_records(Some(bytes::Bytes::new()))
-        .with_current_leader(LeaderIdAndEpoch::default().with_leader_id((-1).into()))
+        .with_current_leader(LeaderIdAndEpoch::default().with_leader_id(-1))
 }
 
 fn respond(broker: &Broker, answers: BTreeMap<Tp, PartitionData>) -> ShareFetchResponse {

@@ -7,9 +7,7 @@
 
 use std::sync::Arc;
 
-use gregor_protocol::kp::messages::share_group_heartbeat_response::{
-    Assignment, TopicPartitions,
-};
+use gregor_protocol::kp::messages::share_group_heartbeat_response::{Assignment, TopicPartitions};
 use gregor_protocol::kp::messages::{
     ApiKey, ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse,
 };

@@ -215,7 +215,11 @@ impl ShareCoordinator {
                 .cloned()
                 .collect();
             keys.into_iter()
-                .filter_map(|k| st.partitions.remove(&k).map(|sp| snapshot(&k.0, k.1, k.2, &sp)))
+                .filter_map(|k| {
+                    st.partitions
+                        .remove(&k)
+                        .map(|sp| snapshot(&k.0, k.1, k.2, &sp))
+                })
                 .map(|s| self.store.remove(s))
                 .collect::<Vec<_>>()
         };
@@ -271,7 +275,11 @@ impl ShareCoordinator {
                 .cloned()
                 .collect();
             keys.into_iter()
-                .filter_map(|k| st.partitions.remove(&k).map(|sp| snapshot(&k.0, k.1, k.2, &sp)))
+                .filter_map(|k| {
+                    st.partitions
+                        .remove(&k)
+                        .map(|sp| snapshot(&k.0, k.1, k.2, &sp))
+                })
                 .map(|s| self.store.remove(s))
                 .collect::<Vec<_>>()
         };
@@ -530,11 +538,9 @@ pub fn start_timer(broker: &Arc<Broker>) {
                 None => {
                     // Nothing is due; wake on a change, or look again now and then so
                     // a dropped broker ends this task.
-                    let _ = tokio::time::timeout(
-                        std::time::Duration::from_secs(60),
-                        wake.notified(),
-                    )
-                    .await;
+                    let _ =
+                        tokio::time::timeout(std::time::Duration::from_secs(60), wake.notified())
+                            .await;
                 }
             }
         }

@@ -85,7 +85,9 @@ impl ShareGroup {
         match h.member_epoch {
             0 => {
                 if h.member_id.is_empty() {
-                    return Err(ShareError::InvalidRequest("MemberId can't be empty.".into()));
+                    return Err(ShareError::InvalidRequest(
+                        "MemberId can't be empty.".into(),
+                    ));
                 }
                 let Some(subscribed) = h.subscribed.clone() else {
                     return Err(ShareError::InvalidRequest(
@@ -269,23 +271,34 @@ mod tests {
         let now = Instant::now();
         let s = Duration::from_secs(45);
         let mut g = ShareGroup::default();
-        let a = g.heartbeat(hb("a", 0, Some(&["t"])), &topics, now, s, 10).unwrap();
+        let a = g
+            .heartbeat(hb("a", 0, Some(&["t"])), &topics, now, s, 10)
+            .unwrap();
         assert_eq!(a.member_epoch, 1);
         assert_eq!(a.assignment.unwrap()[&t], BTreeSet::from([0]));
-        let b = g.heartbeat(hb("b", 0, Some(&["t"])), &topics, now, s, 10).unwrap();
+        let b = g
+            .heartbeat(hb("b", 0, Some(&["t"])), &topics, now, s, 10)
+            .unwrap();
         assert_eq!(b.assignment.unwrap()[&t], BTreeSet::from([0]));
         // a's partitions did not change: its epoch stays, no assignment is sent.
         let a2 = g.heartbeat(hb("a", 1, None), &topics, now, s, 10).unwrap();
         assert_eq!(a2.member_epoch, 1);
         assert!(a2.assignment.is_none());
         assert_eq!(
-            g.heartbeat(hb("a", 7, None), &topics, now, s, 10).unwrap_err(),
+            g.heartbeat(hb("a", 7, None), &topics, now, s, 10)
+                .unwrap_err(),
             ShareError::FencedMemberEpoch
         );
-        assert_eq!(g.heartbeat(hb("a", -1, None), &topics, now, s, 10).unwrap().member_epoch, -1);
+        assert_eq!(
+            g.heartbeat(hb("a", -1, None), &topics, now, s, 10)
+                .unwrap()
+                .member_epoch,
+            -1
+        );
         assert_eq!(g.members.len(), 1);
         assert_eq!(
-            g.heartbeat(hb("c", 0, Some(&["t"])), &topics, now, s, 1).unwrap_err(),
+            g.heartbeat(hb("c", 0, Some(&["t"])), &topics, now, s, 1)
+                .unwrap_err(),
             ShareError::GroupMaxSizeReached
         );
     }
@@ -297,8 +310,10 @@ mod tests {
         let now = Instant::now();
         let s = Duration::from_secs(1);
         let mut g = ShareGroup::default();
-        g.heartbeat(hb("a", 0, Some(&["t"])), &topics, now, s, 10).unwrap();
-        g.heartbeat(hb("b", 0, Some(&["t"])), &topics, now + s / 2, s, 10).unwrap();
+        g.heartbeat(hb("a", 0, Some(&["t"])), &topics, now, s, 10)
+            .unwrap();
+        g.heartbeat(hb("b", 0, Some(&["t"])), &topics, now + s / 2, s, 10)
+            .unwrap();
         assert_eq!(g.members["a"].assignment[&t], BTreeSet::from([0, 2]));
         assert_eq!(g.members["b"].assignment[&t], BTreeSet::from([1, 3]));
         assert_eq!(g.next_deadline(), Some(now + s));

@@ -28,8 +28,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use coordinator::{
-    start_timer, topic_info, AckBatch, AckOutcome, FetchOutcome, PartitionFetch, ShareCoordinator, ShareGroupInfo,
-    ShareOffsets,
+    start_timer, topic_info, AckBatch, AckOutcome, FetchOutcome, PartitionFetch, ShareCoordinator,
+    ShareGroupInfo, ShareOffsets,
 };
 
 /// Why a share-group operation failed; mapped to a Kafka error code in `crate::error`.
@@ -37,7 +37,9 @@ pub use coordinator::{
 pub enum ShareError {
     #[error("{0}")]
     InvalidRequest(String),
-    #[error("The record state is invalid. The acknowledgement of delivery could not be completed.")]
+    #[error(
+        "The record state is invalid. The acknowledgement of delivery could not be completed."
+    )]
     InvalidRecordState,
     #[error("The coordinator is not aware of this member.")]
     UnknownMemberId,

@@ -205,7 +205,8 @@ impl SharePartition {
             .range(from..)
             .find(|(_, r)| r.state == RecordState::Available)
             .map(|(o, _)| *o);
-        redeliver.or_else(|| (self.records.len() < limits.max_in_flight).then_some(self.speo.max(from)))
+        redeliver
+            .or_else(|| (self.records.len() < limits.max_in_flight).then_some(self.speo.max(from)))
     }
 
     /// The log start moved past the SPSO (retention or DeleteRecords): what is below
@@ -321,7 +322,9 @@ impl SharePartition {
         limits: &Limits,
     ) -> Result<(), ShareError> {
         if last < first || types.is_empty() {
-            return Err(ShareError::InvalidRequest("empty acknowledgement batch".into()));
+            return Err(ShareError::InvalidRequest(
+                "empty acknowledgement batch".into(),
+            ));
         }
         let span = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
         if types.len() != 1 && types.len() != span {
@@ -335,7 +338,9 @@ impl SharePartition {
             let kind = AckType::from_code(code)
                 .ok_or_else(|| ShareError::InvalidRequest(format!("acknowledge type {code}")))?;
             match self.records.get(&o) {
-                Some(r) if r.state == RecordState::Acquired && r.owner.as_deref() == Some(member) => {
+                Some(r)
+                    if r.state == RecordState::Acquired && r.owner.as_deref() == Some(member) =>
+                {
                     planned.push((o, kind));
                 }
                 // A gap the client names that we never counted as a record.

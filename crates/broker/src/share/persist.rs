@@ -126,7 +126,9 @@ pub fn load(data_dir: &Path) -> Vec<Snapshot> {
         }
         match std::fs::read(&path).ok().and_then(|d| Snapshot::decode(&d)) {
             Some(s) => out.push(s),
-            None => tracing::warn!(file = %path.display(), "unreadable share-partition state skipped"),
+            None => {
+                tracing::warn!(file = %path.display(), "unreadable share-partition state skipped")
+            }
         }
     }
     out
@@ -247,7 +249,10 @@ mod tests {
             partition: 3,
             spso: 10,
             speo: 20,
-            entries: vec![(12, RecordState::Acknowledged, 1), (13, RecordState::Available, 4)],
+            entries: vec![
+                (12, RecordState::Acknowledged, 1),
+                (13, RecordState::Available, 4),
+            ],
         };
         let mut bytes = s.encode();
         assert_eq!(Snapshot::decode(&bytes), Some(s.clone()));

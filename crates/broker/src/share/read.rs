@@ -132,8 +132,16 @@ mod tests {
         assert_eq!(
             spans(&bytes),
             vec![
-                BatchSpan { base: 5, last: 7, control: false },
-                BatchSpan { base: 8, last: 8, control: true },
+                BatchSpan {
+                    base: 5,
+                    last: 7,
+                    control: false
+                },
+                BatchSpan {
+                    base: 8,
+                    last: 8,
+                    control: true
+                },
             ]
         );
     }

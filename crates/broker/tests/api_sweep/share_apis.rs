@@ -22,17 +22,10 @@ fn heartbeat(member: &str, epoch: i32, topics: Option<&[&str]>) -> ShareGroupHea
         .with_group_id(GroupId(s(GROUP)))
         .with_member_id(s(member))
         .with_member_epoch(epoch)
-        .with_subscribed_topic_names(
-            topics.map(|ts| ts.iter().map(|t| TopicName(s(t))).collect()),
-        )
+        .with_subscribed_topic_names(topics.map(|ts| ts.iter().map(|t| TopicName(s(t))).collect()))
 }
 
-fn fetch(
-    member: &str,
-    epoch: i32,
-    topic: Uuid,
-    ack: Option<(i64, i64, i8)>,
-) -> ShareFetchRequest {
+fn fetch(member: &str, epoch: i32, topic: Uuid, ack: Option<(i64, i64, i8)>) -> ShareFetchRequest {
     use share_fetch_request::{AcknowledgementBatch, FetchPartition, FetchTopic};
     let acks = ack
         .map(|(f, l, t)| {
@@ -66,10 +59,12 @@ fn acknowledge(member: &str, epoch: i32, topic: Uuid, f: i64, l: i64) -> ShareAc
             .with_topic_id(topic)
             .with_partitions(vec![AcknowledgePartition::default()
                 .with_partition_index(0)
-                .with_acknowledgement_batches(vec![AcknowledgementBatch::default()
-                    .with_first_offset(f)
-                    .with_last_offset(l)
-                    .with_acknowledge_types(vec![1])])])])
+                .with_acknowledgement_batches(vec![
+                    AcknowledgementBatch::default()
+                        .with_first_offset(f)
+                        .with_last_offset(l)
+                        .with_acknowledge_types(vec![1]),
+                ])])])
 }
 
 fn describe_offsets() -> DescribeShareGroupOffsetsRequest {
@@ -94,16 +89,24 @@ async fn start_offset(c: &mut Client) -> Option<i64> {
 
 pub(crate) async fn share_group_heartbeat(c: &mut Client, cx: &Sweep<'_>, range: (i16, i16)) {
     let topic = cx.topic_id;
-    check(c, range, |_| heartbeat("m1", 0, Some(&["sweep"])), |v, r| {
-        assert_eq!(r.error_code, 0, "v{v}: {r:?}");
-        assert_eq!(r.member_id.as_deref(), Some("m1"));
-        assert!(r.member_epoch >= 1);
-        let a = r.assignment.as_ref().unwrap();
-        assert_eq!(a.topic_partitions[0].topic_id, topic);
-        assert_eq!(a.topic_partitions[0].partitions, vec![0]);
-    })
+    check(
+        c,
+        range,
+        |_| heartbeat("m1", 0, Some(&["sweep"])),
+        |v, r| {
+            assert_eq!(r.error_code, 0, "v{v}: {r:?}");
+            assert_eq!(r.member_id.as_deref(), Some("m1"));
+            assert!(r.member_epoch >= 1);
+            let a = r.assignment.as_ref().unwrap();
+            assert_eq!(a.topic_partitions[0].topic_id, topic);
+            assert_eq!(a.topic_partitions[0].partitions, vec![0]);
+        },
+    )
     .await;
-    let epoch = c.call(&heartbeat("m1", 0, Some(&["sweep"])), 1).await.member_epoch;
+    let epoch = c
+        .call(&heartbeat("m1", 0, Some(&["sweep"])), 1)
+        .await
+        .member_epoch;
     let r = c.call(&heartbeat("m1", epoch, None), 1).await;
     assert_eq!((r.error_code, r.member_epoch), (0, epoch));
     assert!(r.assignment.is_none(), "unchanged: no assignment");
@@ -125,13 +128,18 @@ pub(crate) async fn share_group_heartbeat(c: &mut Client, cx: &Sweep<'_>, range:
 
 pub(crate) async fn share_fetch(c: &mut Client, cx: &Sweep<'_>, range: (i16, i16)) {
     let topic = cx.topic_id;
-    check(c, range, |_| fetch("m1", 0, topic, None), |v, r| {
-        assert_eq!(r.error_code, 0, "v{v}: {r:?}");
-        let p = &r.responses[0].partitions[0];
-        assert_eq!((p.error_code, p.partition_index), (0, 0));
-        assert!(p.acquired_records.is_empty(), "starts at the end (latest)");
-        assert_eq!(r.acquisition_lock_timeout_ms, 30_000);
-    })
+    check(
+        c,
+        range,
+        |_| fetch("m1", 0, topic, None),
+        |v, r| {
+            assert_eq!(r.error_code, 0, "v{v}: {r:?}");
+            let p = &r.responses[0].partitions[0];
+            assert_eq!((p.error_code, p.partition_index), (0, 0));
+            assert!(p.acquired_records.is_empty(), "starts at the end (latest)");
+            assert_eq!(r.acquisition_lock_timeout_ms, 30_000);
+        },
+    )
     .await;
     // Acknowledging what nobody acquired; then a wrong epoch.
     let r = c.call(&fetch("m1", 1, topic, Some((0, 0, 1))), 1).await;
@@ -149,9 +157,14 @@ pub(crate) async fn share_fetch(c: &mut Client, cx: &Sweep<'_>, range: (i16, i16
 
 pub(crate) async fn share_acknowledge(c: &mut Client, cx: &Sweep<'_>, range: (i16, i16)) {
     let topic = cx.topic_id;
-    check(c, range, |_| acknowledge("nobody", 1, topic, 0, 0), |v, r| {
-        assert_eq!(r.error_code, SHARE_SESSION_NOT_FOUND, "v{v}");
-    })
+    check(
+        c,
+        range,
+        |_| acknowledge("nobody", 1, topic, 0, 0),
+        |v, r| {
+            assert_eq!(r.error_code, SHARE_SESSION_NOT_FOUND, "v{v}");
+        },
+    )
     .await;
     let r = c.call(&acknowledge("m1", 0, topic, 0, 0), 1).await;
     assert_eq!(r.error_code, INVALID_SHARE_SESSION_EPOCH);
@@ -187,20 +200,26 @@ pub(crate) async fn describe_share_group_offsets(
     cx: &Sweep<'_>,
     range: (i16, i16),
 ) {
-    let hw = cx.b.broker.replicas.partition("sweep", 0).unwrap().high_watermark();
-    check(c, range, |_| describe_offsets(), |v, r| {
-        let g = &r.groups[0];
-        assert_eq!(g.error_code, 0, "v{v}");
-        assert_eq!(g.topics[0].partitions[0].start_offset, hw);
-    })
+    let hw =
+        cx.b.broker
+            .replicas
+            .partition("sweep", 0)
+            .unwrap()
+            .high_watermark();
+    check(
+        c,
+        range,
+        |_| describe_offsets(),
+        |v, r| {
+            let g = &r.groups[0];
+            assert_eq!(g.error_code, 0, "v{v}");
+            assert_eq!(g.topics[0].partitions[0].start_offset, hw);
+        },
+    )
     .await
 }
 
-pub(crate) async fn alter_share_group_offsets(
-    c: &mut Client,
-    cx: &Sweep<'_>,
-    range: (i16, i16),
-) {
+pub(crate) async fn alter_share_group_offsets(c: &mut Client, cx: &Sweep<'_>, range: (i16, i16)) {
     use alter_share_group_offsets_request::{
         AlterShareGroupOffsetsRequestPartition as P, AlterShareGroupOffsetsRequestTopic as T,
     };
@@ -216,11 +235,19 @@ pub(crate) async fn alter_share_group_offsets(
                     .with_partition_index(0)
                     .with_start_offset(offset)])])
     };
-    check(c, range, |_| alter(start), |v, r| {
-        assert_eq!(r.error_code, NON_EMPTY_GROUP, "v{v}: a member is in");
-    })
+    check(
+        c,
+        range,
+        |_| alter(start),
+        |v, r| {
+            assert_eq!(r.error_code, NON_EMPTY_GROUP, "v{v}: a member is in");
+        },
+    )
     .await;
-    let epoch = c.call(&heartbeat("m1", 0, Some(&["sweep"])), 1).await.member_epoch;
+    let epoch = c
+        .call(&heartbeat("m1", 0, Some(&["sweep"])), 1)
+        .await
+        .member_epoch;
     assert_eq!(c.call(&heartbeat("m1", -1, None), 1).await.member_epoch, -1);
     let _ = epoch;
     let r = c.call(&alter(start), 0).await;
@@ -245,7 +272,10 @@ pub(crate) async fn alter_share_group_offsets(
     assert_eq!(start_offset(c).await, Some(next_held.unwrap_or(hw)));
     // A second acknowledgement of the same offset: no longer held.
     let r = c.call(&acknowledge("m2", 2, topic, start, start), 1).await;
-    assert_eq!(r.responses[0].partitions[0].error_code, INVALID_RECORD_STATE);
+    assert_eq!(
+        r.responses[0].partitions[0].error_code,
+        INVALID_RECORD_STATE
+    );
     // Closing the session gives back the rest; it cannot be used after.
     let close = ShareAcknowledgeRequest::default()
         .with_group_id(Some(GroupId(s(GROUP))))
@@ -255,11 +285,7 @@ pub(crate) async fn alter_share_group_offsets(
     assert_eq!(c.call(&close, 1).await.error_code, SHARE_SESSION_NOT_FOUND);
 }
 
-pub(crate) async fn delete_share_group_offsets(
-    c: &mut Client,
-    _cx: &Sweep<'_>,
-    range: (i16, i16),
-) {
+pub(crate) async fn delete_share_group_offsets(c: &mut Client, _cx: &Sweep<'_>, range: (i16, i16)) {
     use delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic as T;
     check(
         c,

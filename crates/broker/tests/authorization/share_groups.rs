@@ -24,7 +24,10 @@ pub(crate) fn case(key: ApiKey) -> Option<Case> {
         ApiKey::ShareFetch => checked(
             fetch,
             GROUP,
-            &[(Op::Read, Rt::Group, "sg-fetch"), (Op::Read, Rt::Topic, "t")],
+            &[
+                (Op::Read, Rt::Group, "sg-fetch"),
+                (Op::Read, Rt::Topic, "t"),
+            ],
         ),
         ApiKey::ShareAcknowledge => checked(
             acknowledge,
@@ -47,7 +50,10 @@ pub(crate) fn case(key: ApiKey) -> Option<Case> {
         ApiKey::DeleteShareGroupOffsets => checked(
             delete_offsets,
             GROUP,
-            &[(Op::Delete, Rt::Group, "sg-dlo"), (Op::Read, Rt::Topic, "t")],
+            &[
+                (Op::Delete, Rt::Group, "sg-dlo"),
+                (Op::Read, Rt::Topic, "t"),
+            ],
         ),
         _ => None,
     }
@@ -82,7 +88,9 @@ fn fetch(env: &Env, _: i16) -> RequestKind {
             .with_max_records(10)
             .with_topics(vec![FetchTopic::default()
                 .with_topic_id(env.topic_id)
-                .with_partitions(vec![FetchPartition::default().with_partition_index(0)])]),
+                .with_partitions(vec![
+                    FetchPartition::default().with_partition_index(0)
+                ])]),
     )
 }
 
@@ -95,7 +103,9 @@ fn acknowledge(env: &Env, _: i16) -> RequestKind {
             .with_share_session_epoch(1)
             .with_topics(vec![AcknowledgeTopic::default()
                 .with_topic_id(env.topic_id)
-                .with_partitions(vec![AcknowledgePartition::default().with_partition_index(0)])]),
+                .with_partitions(vec![
+                    AcknowledgePartition::default().with_partition_index(0)
+                ])]),
     )
 }
 
@@ -119,7 +129,9 @@ fn alter_offsets(_: &Env, _: i16) -> RequestKind {
             .with_group_id(g("sg-aso"))
             .with_topics(vec![T::default()
                 .with_topic_name(TopicName(s("t")))
-                .with_partitions(vec![P::default().with_partition_index(0).with_start_offset(0)])]),
+                .with_partitions(vec![P::default()
+                    .with_partition_index(0)
+                    .with_start_offset(0)])]),
     )
 }
 

@@ -32,9 +32,15 @@ fn acquire_hands_each_offset_to_one_member() {
     let l = limits();
     let now = Instant::now();
     let mut p = SharePartition::new(0);
-    assert_eq!(p.acquire("a", &[batch(0, 4)], 0, 3, now, &l), vec![range(0, 2, 1)]);
+    assert_eq!(
+        p.acquire("a", &[batch(0, 4)], 0, 3, now, &l),
+        vec![range(0, 2, 1)]
+    );
     // b reads the same batch: only what a does not hold.
-    assert_eq!(p.acquire("b", &[batch(0, 4)], 0, 10, now, &l), vec![range(3, 4, 1)]);
+    assert_eq!(
+        p.acquire("b", &[batch(0, 4)], 0, 10, now, &l),
+        vec![range(3, 4, 1)]
+    );
     assert!(p.acquire("c", &[batch(0, 4)], 0, 10, now, &l).is_empty());
     assert_eq!(p.record(1).map(|r| r.state), Some(RecordState::Acquired));
     assert_eq!(p.end_offset(), 5);
@@ -55,7 +61,10 @@ fn accept_advances_the_start_and_release_redelivers() {
     p.acknowledge("a", 10, 13, &[1, 2, 3, 1], &l).unwrap();
     assert_eq!(p.start_offset(), 11);
     assert_eq!(p.next_candidate(0, &l), Some(11));
-    assert_eq!(p.acquire("b", &[batch(10, 13)], 11, 10, now, &l), vec![range(11, 11, 2)]);
+    assert_eq!(
+        p.acquire("b", &[batch(10, 13)], 11, 10, now, &l),
+        vec![range(11, 11, 2)]
+    );
     p.acknowledge("b", 11, 11, &[1], &l).unwrap();
     // Everything done: the start moves to the end.
     assert_eq!(p.start_offset(), 14);
@@ -74,8 +83,14 @@ fn locks_expire_at_their_deadline() {
     assert_eq!(p.record(0).map(|r| r.state), Some(RecordState::Available));
     assert_eq!(p.next_deadline(), None);
     // An expired holder can no longer acknowledge.
-    assert_eq!(p.acknowledge("a", 0, 1, &[1], &l), Err(ShareError::InvalidRecordState));
-    assert_eq!(p.acquire("b", &[batch(0, 1)], 0, 10, now, &l), vec![range(0, 1, 2)]);
+    assert_eq!(
+        p.acknowledge("a", 0, 1, &[1], &l),
+        Err(ShareError::InvalidRecordState)
+    );
+    assert_eq!(
+        p.acquire("b", &[batch(0, 1)], 0, 10, now, &l),
+        vec![range(0, 1, 2)]
+    );
 }
 
 #[test]
@@ -84,7 +99,10 @@ fn the_delivery_limit_archives() {
     let now = Instant::now();
     let mut p = SharePartition::new(0);
     for n in 1..=3 {
-        assert_eq!(p.acquire("a", &[batch(0, 0)], 0, 10, now, &l), vec![range(0, 0, n)]);
+        assert_eq!(
+            p.acquire("a", &[batch(0, 0)], 0, 10, now, &l),
+            vec![range(0, 0, n)]
+        );
         p.acknowledge("a", 0, 0, &[2], &l).unwrap();
     }
     // The third release reached the limit: archived, and the start moved past it.
@@ -98,7 +116,10 @@ fn members_leaving_release_and_the_cap_holds() {
     l.max_in_flight = 2;
     let now = Instant::now();
     let mut p = SharePartition::new(0);
-    assert_eq!(p.acquire("a", &[batch(0, 4)], 0, 10, now, &l), vec![range(0, 1, 1)]);
+    assert_eq!(
+        p.acquire("a", &[batch(0, 4)], 0, 10, now, &l),
+        vec![range(0, 1, 1)]
+    );
     assert_eq!(p.next_candidate(0, &l), None);
     assert!(p.release_member("a", &l));
     assert!(!p.release_member("a", &l));
@@ -143,7 +164,10 @@ fn restore_turns_acquired_into_available() {
         ],
     );
     assert_eq!(p.start_offset(), 4);
-    assert_eq!(p.record(4).map(|r| (r.state, r.delivery_count)), Some((RecordState::Available, 2)));
+    assert_eq!(
+        p.record(4).map(|r| (r.state, r.delivery_count)),
+        Some((RecordState::Available, 2))
+    );
     assert_eq!(p.next_candidate(0, &l), Some(4));
     assert_eq!(p.next_deadline(), None);
 }
