@@ -202,3 +202,49 @@ def test_accepted_records_survive_a_restart(broker_factory):
         assert poll_records(c, 1.0) == []
     finally:
         c.close()
+
+
+HOLDER = r"""
+import sys, time
+from confluent_kafka import ShareConsumer
+c = ShareConsumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2],
+                   "share.acknowledgement.mode": "explicit"})
+c.subscribe([sys.argv[3]])
+want, got = int(sys.argv[4]), 0
+deadline = time.monotonic() + 60
+while got < want and time.monotonic() < deadline:
+    msgs = [m for m in c.poll(0.5) if m.error() is None]
+    got += len(msgs)
+print("HELD" if got >= want else "SHORT", got, flush=True)
+sys.stdin.read()  # hold them until killed
+"""
+
+
+def test_a_killed_consumer_records_go_to_another_after_the_lock(broker_factory, tmp_path):
+    import subprocess
+    import sys
+
+    b = broker_factory({**BASE, "group.share.record.lock.duration.ms": "3000"})
+    topic, group = f"q-{uuid.uuid4().hex[:8]}", f"sg-{uuid.uuid4().hex[:8]}"
+    create_topic(b, topic)
+    sent = produce(b, topic, 5, prefix="x")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, b.bootstrap, group, topic, str(len(sent))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        line = holder.stdout.readline().decode()
+        assert line.startswith("HELD"), line
+        holder.kill()
+        holder.wait(10)
+        c = consumer(b, group, topic)
+        try:
+            got = drain_until([c], lambda g: len(g[0]) >= len(sent), timeout=30)[0]
+            assert sorted(m.value() for m in got) == sorted(sent)
+            assert [delivery_count(m) for m in got] == [2] * len(sent)
+        finally:
+            c.close()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
