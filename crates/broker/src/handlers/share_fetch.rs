@@ -108,6 +108,12 @@ pub async fn handle(
         return top_level(c, m);
     }
     let epoch = req.share_session_epoch;
+    // Only a share group's members fetch: a group id nobody joined as a share group
+    // (or one of another type) is GROUP_ID_NOT_FOUND, so a fetch never creates a group.
+    if epoch != -1 && !broker.shares.is_share_group(&group) {
+        let (c, m) = share_failure(&ShareError::GroupIdNotFound);
+        return top_level(c, m);
+    }
     let requested = resolve(
         broker,
         ctx,

@@ -395,7 +395,6 @@ impl ShareCoordinator {
         let mut records_left = max_records;
         let mut bytes_left = max_bytes;
         let mut st = self.lock();
-        st.groups.entry(group.to_string()).or_default();
         for (tp, p, upper) in parts {
             let mut pf = PartitionFetch::default();
             if records_left == 0 {
