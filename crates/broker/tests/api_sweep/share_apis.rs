@@ -302,4 +302,37 @@ pub(crate) async fn delete_share_group_offsets(c: &mut Client, _cx: &Sweep<'_>, 
     )
     .await;
     assert_eq!(start_offset(c).await, None);
+    // ListGroups (v5 type filter) shows it as a share group; DeleteGroups removes it.
+    let r = c
+        .call(
+            &ListGroupsRequest::default().with_types_filter(vec![s("Share")]),
+            5,
+        )
+        .await;
+    let listed: Vec<(&str, &str, &str)> = r
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.group_id.as_str(),
+                g.group_type.as_str(),
+                g.group_state.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, vec![(GROUP, "share", "Empty")]);
+    let r = c
+        .call(
+            &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(GROUP))]),
+            2,
+        )
+        .await;
+    assert_eq!(r.results[0].error_code, 0);
+    let r = c
+        .call(
+            &ShareGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(GROUP))]),
+            1,
+        )
+        .await;
+    assert_eq!(r.groups[0].error_code, GROUP_ID_NOT_FOUND);
 }
