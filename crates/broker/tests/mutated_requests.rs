@@ -108,6 +108,13 @@ fn default_body(key: ApiKey, v: i16) -> Option<Vec<u8>> {
         ApiKey::CreateAcls => encoded::<CreateAclsRequest>(v),
         ApiKey::DescribeAcls => encoded::<DescribeAclsRequest>(v),
         ApiKey::DeleteAcls => encoded::<DeleteAclsRequest>(v),
+        ApiKey::ShareGroupHeartbeat => encoded::<ShareGroupHeartbeatRequest>(v),
+        ApiKey::ShareGroupDescribe => encoded::<ShareGroupDescribeRequest>(v),
+        ApiKey::ShareFetch => encoded::<ShareFetchRequest>(v),
+        ApiKey::ShareAcknowledge => encoded::<ShareAcknowledgeRequest>(v),
+        ApiKey::DescribeShareGroupOffsets => encoded::<DescribeShareGroupOffsetsRequest>(v),
+        ApiKey::AlterShareGroupOffsets => encoded::<AlterShareGroupOffsetsRequest>(v),
+        ApiKey::DeleteShareGroupOffsets => encoded::<DeleteShareGroupOffsetsRequest>(v),
         other => panic!("{other:?} is advertised but this test does not know it: add it"),
     }
 }

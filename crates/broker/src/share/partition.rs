@@ -326,7 +326,8 @@ impl SharePartition {
                 "empty acknowledgement batch".into(),
             ));
         }
-        let span = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
+        // Wire values: computed wide so no pair of offsets overflows.
+        let span = usize::try_from(i128::from(last) - i128::from(first) + 1).unwrap_or(usize::MAX);
         if types.len() != 1 && types.len() != span {
             return Err(ShareError::InvalidRequest(
                 "acknowledge types must be one, or one per offset".into(),

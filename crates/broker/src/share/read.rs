@@ -92,7 +92,7 @@ pub fn acquire(
         let got = sp.acquire(member, &batches, from, max_records - out.count, now, limits);
         let n: usize = got
             .iter()
-            .map(|r| usize::try_from(r.last - r.first + 1).unwrap_or(0))
+            .map(|r| usize::try_from(r.last.saturating_sub(r.first) + 1).unwrap_or(0))
             .sum();
         if n > 0 {
             out.records.extend_from_slice(&chunk);

@@ -171,3 +171,27 @@ fn restore_turns_acquired_into_available() {
     assert_eq!(p.next_candidate(0, &l), Some(4));
     assert_eq!(p.next_deadline(), None);
 }
+
+#[test]
+fn acknowledgements_of_any_offsets_are_refused_without_overflow() {
+    let l = limits();
+    let mut p = SharePartition::new(0);
+    p.acquire("a", &[batch(0, 0)], 0, 10, Instant::now(), &l);
+    assert_eq!(
+        p.acknowledge("a", i64::MIN, i64::MAX, &[1], &l),
+        Err(ShareError::InvalidRecordState)
+    );
+    assert!(matches!(
+        p.acknowledge("a", 0, 0, &[9], &l),
+        Err(ShareError::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        p.acknowledge("a", 0, 1, &[1, 1, 1], &l),
+        Err(ShareError::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        p.acknowledge("a", 1, 0, &[1], &l),
+        Err(ShareError::InvalidRequest(_))
+    ));
+    assert_eq!(p.record(0).map(|r| r.state), Some(RecordState::Acquired));
+}
