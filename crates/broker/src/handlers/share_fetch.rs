@@ -7,6 +7,9 @@
 //! append notifications and on the share coordinator's releases (an acknowledgement,
 //! a lock expiring, a member leaving), never on a sleep.
 //!
+//! A share session's opening fetch for a consumer or classic group's id is
+//! GROUP_ID_NOT_FOUND.
+//!
 //! Authorization is Kafka's: READ on the group (else GROUP_AUTHORIZATION_FAILED for the
 //! request), READ on each topic (TOPIC_AUTHORIZATION_FAILED for its partitions, which
 //! never enter the session).
@@ -108,9 +111,13 @@ pub async fn handle(
         return top_level(c, m);
     }
     let epoch = req.share_session_epoch;
-    // Only a share group's members fetch: a group id nobody joined as a share group
-    // (or one of another type) is GROUP_ID_NOT_FOUND, so a fetch never creates a group.
-    if epoch != -1 && !broker.shares.is_share_group(&group) {
+    // A group id of another type is GROUP_ID_NOT_FOUND. The share group itself may live
+    // on another broker (its coordinator), so its absence here is no error: a fetch
+    // keeps only share-partition state on the partition's leader, never a group.
+    if epoch == 0
+        && !broker.shares.is_share_group(&group)
+        && matches!(broker.groups.describe(broker, &group).await, Ok(Some(_)))
+    {
         let (c, m) = share_failure(&ShareError::GroupIdNotFound);
         return top_level(c, m);
     }

@@ -108,9 +108,11 @@ impl ShareCoordinator {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether `group` is a share group (for the other group APIs, which refuse it).
+    /// Whether `group` is a share group here: it has members or had them, or this
+    /// broker keeps share-partition state for it (the other group APIs refuse it).
     pub fn is_share_group(&self, group: &str) -> bool {
-        self.lock().groups.contains_key(group)
+        let st = self.lock();
+        st.groups.contains_key(group) || st.partitions.keys().any(|(g, _, _)| g == group)
     }
 
     /// Applies a ShareGroupHeartbeat. A member that leaves gives back its records.
@@ -202,10 +204,7 @@ impl ShareCoordinator {
     pub async fn delete(&self, group: &str) -> Result<(), ShareError> {
         let removed = {
             let mut st = self.lock();
-            let g = st.groups.get(group).ok_or(ShareError::GroupIdNotFound)?;
-            if !g.members.is_empty() {
-                return Err(ShareError::NonEmptyGroup);
-            }
+            check_empty(&st, group)?;
             st.groups.remove(group);
             st.sessions.retain(|(g, _), _| g != group);
             let keys: Vec<Key> = st
@@ -264,10 +263,7 @@ impl ShareCoordinator {
         }
         let removed = {
             let mut st = self.lock();
-            let g = st.groups.get(group).ok_or(ShareError::GroupIdNotFound)?;
-            if !g.members.is_empty() {
-                return Err(ShareError::NonEmptyGroup);
-            }
+            check_empty(&st, group)?;
             let keys: Vec<Key> = st
                 .partitions
                 .keys()
@@ -485,6 +481,16 @@ impl ShareCoordinator {
         let locks = st.partitions.values().filter_map(|sp| sp.next_deadline());
         let members = st.groups.values().filter_map(|g| g.next_deadline());
         locks.chain(members).min()
+    }
+}
+
+/// A share group known here (members, or share-partition state) without members.
+fn check_empty(st: &State, group: &str) -> Result<(), ShareError> {
+    match st.groups.get(group) {
+        Some(g) if !g.members.is_empty() => Err(ShareError::NonEmptyGroup),
+        Some(_) => Ok(()),
+        None if st.partitions.keys().any(|(g, _, _)| g == group) => Ok(()),
+        None => Err(ShareError::GroupIdNotFound),
     }
 }
 
