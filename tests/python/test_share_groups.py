@@ -248,3 +248,41 @@ def test_a_killed_consumer_records_go_to_another_after_the_lock(broker_factory, 
     finally:
         if holder.poll() is None:
             holder.kill()
+
+
+def test_a_member_whose_session_times_out_gives_back_its_records(broker_factory):
+    """Locks far longer than the session: the records come back when the killed
+    member's session expires (group.share.session.timeout.ms), not the locks."""
+    import subprocess
+    import sys
+
+    b = broker_factory(
+        {
+            **BASE,
+            "group.share.record.lock.duration.ms": "120000",
+            "group.share.session.timeout.ms": "3000",
+        }
+    )
+    topic, group = f"q-{uuid.uuid4().hex[:8]}", f"sg-{uuid.uuid4().hex[:8]}"
+    create_topic(b, topic)
+    sent = produce(b, topic, 3, prefix="s")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, b.bootstrap, group, topic, str(len(sent))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        line = holder.stdout.readline().decode()
+        assert line.startswith("HELD"), line
+        holder.kill()
+        holder.wait(10)
+        c = consumer(b, group, topic)
+        try:
+            got = drain_until([c], lambda g: len(g[0]) >= len(sent), timeout=30)[0]
+            assert sorted(m.value() for m in got) == sorted(sent)
+            assert [delivery_count(m) for m in got] == [2] * len(sent)
+        finally:
+            c.close()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
