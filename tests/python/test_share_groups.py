@@ -286,3 +286,28 @@ def test_a_member_whose_session_times_out_gives_back_its_records(broker_factory)
     finally:
         if holder.poll() is None:
             holder.kill()
+
+
+def test_read_committed_share_group_skips_aborted_transactions(broker_factory):
+    b = broker_factory({**BASE, "share.isolation.level": "read_committed"})
+    topic, group = f"q-{uuid.uuid4().hex[:8]}", f"sg-{uuid.uuid4().hex[:8]}"
+    create_topic(b, topic)
+    p = Producer({"bootstrap.servers": b.bootstrap, "transactional.id": f"tx-{group}"})
+    p.init_transactions(30)
+    p.begin_transaction()
+    for i in range(3):
+        p.produce(topic, f"aborted-{i}".encode())
+    p.flush(30)
+    p.abort_transaction(30)
+    p.begin_transaction()
+    for i in range(2):
+        p.produce(topic, f"committed-{i}".encode())
+    p.commit_transaction(30)
+    produce(b, topic, 1, prefix="plain")
+    c = consumer(b, group, topic)
+    try:
+        got = drain_until([c], lambda g: len(g[0]) >= 3)[0]
+        assert sorted(m.value() for m in got) == [b"committed-0", b"committed-1", b"plain-0"]
+        assert poll_records(c, 1.0) == []
+    finally:
+        c.close()

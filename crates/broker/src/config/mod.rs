@@ -175,6 +175,7 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("group.share.delivery.count.limit", "5"),
     // Gregor's broker-wide default for the share group config of that name.
     ("share.auto.offset.reset", "latest"),
+    ("share.isolation.level", "read_uncommitted"),
     // `;`-separated principals allowed everything (Kafka's format: `User:a;User:b`).
     ("super.users", ""),
     // Kafka's default is false; Gregor's stays true until every handler authorizes.

@@ -204,7 +204,13 @@ async fn fetch(
         let name = image.topic_by_id(&tp.0).map(|t| t.name.clone());
         match name.map(|n| broker.replicas.lookup(&n, tp.1)) {
             Some(Ok(p)) => {
-                let upper = p.high_watermark();
+                // read_committed groups read below the last stable offset.
+                let hw = p.high_watermark();
+                let upper = if broker.shares.config().read_committed {
+                    p.last_stable_offset().min(hw)
+                } else {
+                    hw
+                };
                 parts.push((*tp, p, upper));
             }
             Some(Err(e)) => {

@@ -414,6 +414,7 @@ impl ShareCoordinator {
                 bytes_left,
                 first,
                 *upper,
+                self.config.read_committed,
                 now,
                 &limits,
             ) {

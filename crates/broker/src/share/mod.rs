@@ -81,6 +81,9 @@ pub struct ShareConfig {
     pub limits: partition::Limits,
     /// `share.auto.offset.reset`: the broker-wide default for share groups.
     pub auto_offset_reset: OffsetReset,
+    /// `share.isolation.level` = read_committed: deliver only committed transactional
+    /// records (read below the last stable offset, aborted batches skipped).
+    pub read_committed: bool,
 }
 
 impl ShareConfig {
@@ -118,6 +121,8 @@ impl ShareConfig {
                 Some("earliest") => OffsetReset::Earliest,
                 _ => OffsetReset::Latest,
             },
+            read_committed: values.get("share.isolation.level").map(|s| s.as_str())
+                == Some("read_committed"),
         }
     }
 }
