@@ -59,6 +59,8 @@ pub struct Broker {
     pub fetch_sessions: FetchSessionCache,
     pub groups: GroupCoordinator,
     pub txns: crate::txn::TxnCoordinator,
+    /// Share groups (KIP-932): membership, share-partitions and share sessions.
+    pub shares: crate::share::ShareCoordinator,
     /// Client telemetry (KIP-714): subscriptions handed out and pushes kept.
     pub telemetry: crate::telemetry::ClientTelemetry,
     /// Per client listener (as `config.listeners`): the port clients are told.
@@ -282,6 +284,10 @@ impl Broker {
         groups.load(&replicas);
         let txns = crate::txn::TxnCoordinator::new(config.txn.clone());
         txns.load(&replicas);
+        let shares = crate::share::ShareCoordinator::open(
+            crate::share::ShareConfig::from_values(&config.values),
+            &dir,
+        );
         let advertised_ports = config
             .listeners
             .iter()
@@ -299,6 +305,7 @@ impl Broker {
             fetch_sessions,
             groups,
             txns,
+            shares,
             telemetry,
             advertised_ports,
             response_queue_bytes: AtomicUsize::new(0),
@@ -316,6 +323,7 @@ impl Broker {
     /// Applies every new metadata image to the partitions, in order, until stopped.
     /// Started once the broker is open; holds the broker weakly.
     pub fn start_publisher(self: &Arc<Self>) {
+        crate::share::start_timer(self);
         let weak = Arc::downgrade(self);
         let mut images = self.metadata.subscribe();
         let mut stop = self.stop.subscribe();

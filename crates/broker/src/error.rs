@@ -213,6 +213,38 @@ pub fn fenced_code(version: i16, since: i16) -> ResponseError {
     }
 }
 
+/// The Kafka error code for a share-group error (KIP-932).
+pub fn share_error_code(e: &crate::share::ShareError) -> ResponseError {
+    use crate::share::ShareError as S;
+    match e {
+        S::InvalidRequest(_) => ResponseError::InvalidRequest,
+        S::InvalidRecordState => ResponseError::InvalidRecordState,
+        S::UnknownMemberId => ResponseError::UnknownMemberId,
+        S::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
+        S::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+        S::ShareSessionNotFound => ResponseError::ShareSessionNotFound,
+        S::InvalidShareSessionEpoch => ResponseError::InvalidShareSessionEpoch,
+        // Kafka: a group of another type is "not found" for the share APIs.
+        S::NotShareGroup(_) | S::GroupIdNotFound => ResponseError::GroupIdNotFound,
+        S::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        S::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        S::InvalidGroupId => ResponseError::InvalidGroupId,
+        S::Storage => ResponseError::UnknownServerError,
+    }
+}
+
+/// A share-group error as wire code and message.
+pub fn share_failure(
+    e: &crate::share::ShareError,
+) -> (i16, Option<gregor_protocol::kp::protocol::StrBytes>) {
+    (
+        share_error_code(e).code(),
+        Some(gregor_protocol::kp::protocol::StrBytes::from_string(
+            e.to_string(),
+        )),
+    )
+}
+
 /// The wire code for an optional group error (0 for success).
 pub fn group_code(e: Option<&crate::group::GroupError>) -> i16 {
     e.map_or(0, |e| group_error_code(e).code())

@@ -20,6 +20,7 @@
 //!   AlterPartition to the controller.
 //! - [`fetch_session`]: KIP-227 sessions.
 //! - [`group`]: the group coordinator (consumer groups, committed offsets).
+//! - [`share`]: share groups (KIP-932): membership, share-partitions, sessions.
 //! - [`telemetry`]: client telemetry (KIP-714) subscriptions and the pushed-metrics store.
 //! - [`error`]: the single mapping of domain errors to Kafka error codes.
 //!
@@ -48,6 +49,7 @@ pub mod quota;
 pub mod replica_manager;
 pub mod replication;
 pub mod server;
+pub mod share;
 pub mod telemetry;
 pub mod topic_settings;
 pub mod txn;

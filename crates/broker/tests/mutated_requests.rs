@@ -110,6 +110,13 @@ fn default_body(key: ApiKey, v: i16) -> Option<Vec<u8>> {
         ApiKey::DeleteAcls => encoded::<DeleteAclsRequest>(v),
         ApiKey::DescribeClientQuotas => encoded::<DescribeClientQuotasRequest>(v),
         ApiKey::AlterClientQuotas => encoded::<AlterClientQuotasRequest>(v),
+        ApiKey::ShareGroupHeartbeat => encoded::<ShareGroupHeartbeatRequest>(v),
+        ApiKey::ShareGroupDescribe => encoded::<ShareGroupDescribeRequest>(v),
+        ApiKey::ShareFetch => encoded::<ShareFetchRequest>(v),
+        ApiKey::ShareAcknowledge => encoded::<ShareAcknowledgeRequest>(v),
+        ApiKey::DescribeShareGroupOffsets => encoded::<DescribeShareGroupOffsetsRequest>(v),
+        ApiKey::AlterShareGroupOffsets => encoded::<AlterShareGroupOffsetsRequest>(v),
+        ApiKey::DeleteShareGroupOffsets => encoded::<DeleteShareGroupOffsetsRequest>(v),
         other => panic!("{other:?} is advertised but this test does not know it: add it"),
     }
 }

@@ -172,6 +172,16 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("group.max.size", "2147483647"),
     ("group.consumer.session.timeout.ms", "45000"),
     ("group.consumer.heartbeat.interval.ms", "5000"),
+    // Share groups (KIP-932).
+    ("group.share.session.timeout.ms", "45000"),
+    ("group.share.heartbeat.interval.ms", "5000"),
+    ("group.share.max.size", "200"),
+    ("group.share.record.lock.duration.ms", "30000"),
+    ("group.share.partition.max.record.locks", "2000"),
+    ("group.share.delivery.count.limit", "5"),
+    // Gregor's broker-wide default for the share group config of that name.
+    ("share.auto.offset.reset", "latest"),
+    ("share.isolation.level", "read_uncommitted"),
     // `;`-separated principals allowed everything (Kafka's format: `User:a;User:b`).
     ("super.users", ""),
     // Kafka's default is false; Gregor's stays true until every handler authorizes.

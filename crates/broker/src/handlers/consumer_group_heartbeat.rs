@@ -50,6 +50,15 @@ pub async fn handle(
                 "The group has subscribed topics that are not authorized.",
             )));
     }
+    // A share group's id is not a consumer group's (Kafka: GROUP_ID_NOT_FOUND).
+    if broker.shares.is_share_group(&req.group_id) {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(ResponseError::GroupIdNotFound.code())
+            .with_error_message(Some(StrBytes::from_string(format!(
+                "Group {} is not a consumer group.",
+                &*req.group_id
+            ))));
+    }
     let image = broker.metadata.image();
     let topics: HashMap<String, (uuid::Uuid, i32)> = image
         .topics

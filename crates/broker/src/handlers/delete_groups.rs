@@ -1,5 +1,6 @@
 //! DeleteGroups (key 42): removes empty groups and their committed offsets. Each group
-//! needs DELETE (else GROUP_AUTHORIZATION_FAILED for it), as in Kafka.
+//! needs DELETE (else GROUP_AUTHORIZATION_FAILED for it), as in Kafka. A share group
+//! (KIP-932) goes with its share-partitions' state.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use gregor_protocol::kp::ResponseError;
 
 use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
-use crate::error::group_code;
+use crate::error::{group_code, share_error_code};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::DeleteGroups,
@@ -25,10 +26,13 @@ pub async fn handle(
 ) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(req.groups_names.len());
     for id in req.groups_names {
-        let code = if ctx.allowed(AclOperation::Delete, ResourceType::Group, &id) {
-            group_code(broker.groups.delete(broker, &id).await.err().as_ref())
-        } else {
+        let code = if !ctx.allowed(AclOperation::Delete, ResourceType::Group, &id) {
             ResponseError::GroupAuthorizationFailed.code()
+        } else if broker.shares.is_share_group(&id) {
+            let r = broker.shares.delete(&id).await;
+            r.err().map_or(0, |e| share_error_code(&e).code())
+        } else {
+            group_code(broker.groups.delete(broker, &id).await.err().as_ref())
         };
         results.push(
             DeletableGroupResult::default()

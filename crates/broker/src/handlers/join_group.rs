@@ -37,6 +37,15 @@ pub async fn handle(
         resp.protocol_name = (v < 7).then(StrBytes::default);
         return resp;
     }
+    // A share group's id is not a classic group's (Kafka: INCONSISTENT_GROUP_PROTOCOL).
+    if broker.shares.is_share_group(&req.group_id) {
+        let mut resp = JoinGroupResponse::default()
+            .with_error_code(ResponseError::InconsistentGroupProtocol.code())
+            .with_generation_id(-1)
+            .with_member_id(req.member_id.clone());
+        resp.protocol_name = (v < 7).then(StrBytes::default);
+        return resp;
+    }
     let join = JoinRequest {
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.map(|s| s.to_string()),

@@ -24,6 +24,7 @@ pub mod add_raft_voter;
 pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_share_group_offsets;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod consumer_group_describe;
@@ -34,6 +35,7 @@ pub mod create_topics;
 pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
+pub mod delete_share_group_offsets;
 pub mod delete_topics;
 pub mod describe_acls;
 pub mod describe_client_quotas;
@@ -43,6 +45,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_quorum;
+pub mod describe_share_group_offsets;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
@@ -72,6 +75,10 @@ pub mod push_telemetry;
 pub mod remove_raft_voter;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
+pub mod share_acknowledge;
+pub mod share_fetch;
+pub mod share_group_describe;
+pub mod share_group_heartbeat;
 pub mod sync_group;
 pub mod throttle;
 pub mod txn_offset_commit;
@@ -149,6 +156,13 @@ pub const SUPPORTED: &[ApiSpec] = &[
     delete_acls::SPEC,
     alter_client_quotas::SPEC,
     describe_client_quotas::SPEC,
+    share_group_heartbeat::SPEC,
+    share_fetch::SPEC,
+    share_acknowledge::SPEC,
+    share_group_describe::SPEC,
+    describe_share_group_offsets::SPEC,
+    alter_share_group_offsets::SPEC,
+    delete_share_group_offsets::SPEC,
 ];
 
 /// Capacity a connection's decompression buffer may keep between requests. One request
@@ -697,6 +711,31 @@ async fn route(
         ApiKey::AlterClientQuotas => call!(broker, buf, ctx, m::AlterClientQuotasRequest, |r| {
             alter_client_quotas::handle(broker, ctx, r)
         }),
+        ApiKey::ShareGroupHeartbeat => call!(broker, buf, ctx, m::ShareGroupHeartbeatRequest, |r| {
+            share_group_heartbeat::handle(broker, ctx, r)
+        }),
+        ApiKey::ShareFetch => call!(broker, buf, ctx, m::ShareFetchRequest, |r| {
+            share_fetch::handle(broker, ctx, r)
+        }),
+        ApiKey::ShareAcknowledge => call!(broker, buf, ctx, m::ShareAcknowledgeRequest, |r| {
+            share_acknowledge::handle(broker, ctx, r)
+        }),
+        ApiKey::ShareGroupDescribe => call!(broker, buf, ctx, m::ShareGroupDescribeRequest, |r| {
+            share_group_describe::handle(broker, ctx, r)
+        }),
+        ApiKey::DescribeShareGroupOffsets => {
+            call!(broker, buf, ctx, m::DescribeShareGroupOffsetsRequest, |r| {
+                describe_share_group_offsets::handle(broker, ctx, r)
+            })
+        }
+        ApiKey::AlterShareGroupOffsets => call!(broker, buf, ctx, m::AlterShareGroupOffsetsRequest, |r| {
+            alter_share_group_offsets::handle(broker, ctx, r)
+        }),
+        ApiKey::DeleteShareGroupOffsets => {
+            call!(broker, buf, ctx, m::DeleteShareGroupOffsetsRequest, |r| {
+                delete_share_group_offsets::handle(broker, ctx, r)
+            })
+        }
         other => Outcome::Close(format!("no handler for {other:?}")),
     }
 }

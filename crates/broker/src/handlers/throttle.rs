@@ -96,6 +96,13 @@ with_field!(
     UpdateRaftVoterResponse,
     DescribeClientQuotasResponse,
     AlterClientQuotasResponse,
+    ShareGroupHeartbeatResponse,
+    ShareGroupDescribeResponse,
+    ShareFetchResponse,
+    ShareAcknowledgeResponse,
+    DescribeShareGroupOffsetsResponse,
+    AlterShareGroupOffsetsResponse,
+    DeleteShareGroupOffsetsResponse,
 );
 
 without_field!(DescribeQuorumResponse, WriteTxnMarkersResponse,);

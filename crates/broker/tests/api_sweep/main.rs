@@ -20,6 +20,7 @@ mod data_apis;
 mod group_apis;
 mod quota_apis;
 mod security_apis;
+mod share_apis;
 mod txn_apis;
 
 use common::TestBroker;
@@ -142,6 +143,19 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
             ApiKey::DeleteAcls => acl_apis::delete_acls(c, &cx, range).await,
             ApiKey::AlterClientQuotas => quota_apis::alter_client_quotas(c, &cx, range).await,
             ApiKey::DescribeClientQuotas => quota_apis::describe_client_quotas(c, &cx, range).await,
+            ApiKey::ShareGroupHeartbeat => share_apis::share_group_heartbeat(c, &cx, range).await,
+            ApiKey::ShareFetch => share_apis::share_fetch(c, &cx, range).await,
+            ApiKey::ShareAcknowledge => share_apis::share_acknowledge(c, &cx, range).await,
+            ApiKey::ShareGroupDescribe => share_apis::share_group_describe(c, &cx, range).await,
+            ApiKey::DescribeShareGroupOffsets => {
+                share_apis::describe_share_group_offsets(c, &cx, range).await
+            }
+            ApiKey::AlterShareGroupOffsets => {
+                share_apis::alter_share_group_offsets(c, &cx, range).await
+            }
+            ApiKey::DeleteShareGroupOffsets => {
+                share_apis::delete_share_group_offsets(c, &cx, range).await
+            }
             other => panic!("{other:?} is advertised but this test does not know it: add it"),
         }
     }

@@ -21,6 +21,12 @@ pub(crate) fn expected_errors(key: ApiKey, v: i16) -> &'static [i16] {
         ApiKey::EndTxn | ApiKey::AddOffsetsToTxn | ApiKey::ConsumerGroupHeartbeat => {
             &[INVALID_REQUEST, UNKNOWN_MEMBER_ID]
         }
+        // KIP-932: the default heartbeat names the group ""; a share fetch or
+        // acknowledgement without group and member ids is INVALID_REQUEST.
+        ApiKey::ShareGroupHeartbeat
+        | ApiKey::AlterShareGroupOffsets
+        | ApiKey::DeleteShareGroupOffsets => &[INVALID_GROUP_ID],
+        ApiKey::ShareFetch | ApiKey::ShareAcknowledge => &[INVALID_REQUEST],
         ApiKey::AddPartitionsToTxn if v < 4 => &[INVALID_REQUEST],
         ApiKey::DescribeGroups if v >= 6 => &[GROUP_ID_NOT_FOUND],
         // The default push names the zero client instance id (KIP-714: INVALID_REQUEST).

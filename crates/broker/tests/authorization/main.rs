@@ -8,7 +8,8 @@
 //! The test client speaks PLAINTEXT, so its principal is `User:ANONYMOUS`; the ACLs are
 //! committed through the broker's controller path directly (the client itself may not).
 //! Cases live by theme: `data_groups` (produce, fetch, offsets, metadata, groups) and
-//! `admin_cluster` (topics, configs, transactions, cluster operations, ACLs, SCRAM).
+//! `admin_cluster` (topics, configs, transactions, cluster operations, ACLs, SCRAM),
+//! `share_groups` (KIP-932).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -17,6 +18,7 @@ mod common;
 
 mod admin_cluster;
 mod data_groups;
+mod share_groups;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use common::{Client, TestBroker};
@@ -174,6 +176,7 @@ async fn every_api_is_refused_without_its_acl_and_served_with_it() {
     for spec in SUPPORTED {
         let case = data_groups::case(spec.key)
             .or_else(|| admin_cluster::case(spec.key))
+            .or_else(|| share_groups::case(spec.key))
             .unwrap_or_else(|| panic!("{:?} has no authorization case: add one", spec.key));
         let (request, denied, grants) = match case {
             Case::Checked {

@@ -1,0 +1,128 @@
+//! Share groups (KIP-932, "queues for Kafka"): members of a share group consume the
+//! same partitions together, and each record goes to one member at a time.
+//!
+//! # Layout
+//! - [`group`]: membership and the uniform assignor (ShareGroupHeartbeat).
+//! - [`partition`]: one share-partition's state machine (SPSO/SPEO, in-flight records,
+//!   acquisition locks, delivery counts). Pure and unit-tested.
+//! - [`session`]: share sessions and their epochs (ShareFetch/ShareAcknowledge).
+//! - [`read`]: reading stored batches from a log and acquiring their offsets.
+//! - [`persist`]: durable share-partition snapshots.
+//! - `coordinator.rs`: [`ShareCoordinator`], the registry all handlers call, and the
+//!   timer task that expires acquisition locks and member sessions at their deadlines.
+//!
+//! One coordinator per broker holds both the group side (membership, served where
+//! FindCoordinator points, as for consumer groups) and the share-partition side
+//! (served by the partition's leader). On a single node they are the same broker; in
+//! a cluster a member's leave releases its records only on the coordinator's node, and
+//! elsewhere its locks expire.
+
+mod coordinator;
+pub mod group;
+pub mod partition;
+pub mod persist;
+pub mod read;
+pub mod session;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub use coordinator::{
+    start_timer, topic_info, AckBatch, AckOutcome, FetchOutcome, PartitionFetch, ShareCoordinator,
+    ShareGroupInfo, ShareOffsets,
+};
+
+/// Why a share-group operation failed; mapped to a Kafka error code in `crate::error`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShareError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error(
+        "The record state is invalid. The acknowledgement of delivery could not be completed."
+    )]
+    InvalidRecordState,
+    #[error("The coordinator is not aware of this member.")]
+    UnknownMemberId,
+    #[error("The member epoch is fenced by the group coordinator.")]
+    FencedMemberEpoch,
+    #[error("The share group has reached its max size.")]
+    GroupMaxSizeReached,
+    #[error("The share session was not found.")]
+    ShareSessionNotFound,
+    #[error("The share session epoch is invalid.")]
+    InvalidShareSessionEpoch,
+    #[error("Group {0} is not a share group.")]
+    NotShareGroup(String),
+    #[error("The group id does not exist.")]
+    GroupIdNotFound,
+    #[error("The group is not empty.")]
+    NonEmptyGroup,
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopicOrPartition,
+    #[error("The configured groupId is invalid.")]
+    InvalidGroupId,
+    #[error("share-partition state could not be stored")]
+    Storage,
+}
+
+/// Where a new share-partition starts (`share.auto.offset.reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
+}
+
+/// The `group.share.*` settings.
+#[derive(Debug, Clone)]
+pub struct ShareConfig {
+    pub session_timeout: Duration,
+    pub heartbeat_interval_ms: i32,
+    pub max_size: usize,
+    pub limits: partition::Limits,
+    /// `share.auto.offset.reset`: the broker-wide default for share groups.
+    pub auto_offset_reset: OffsetReset,
+    /// `share.isolation.level` = read_committed: deliver only committed transactional
+    /// records (read below the last stable offset, aborted batches skipped).
+    pub read_committed: bool,
+}
+
+impl ShareConfig {
+    /// Reads the settings from the broker's config values (defaults in
+    /// `config::BROKER_DEFAULTS`); a value that does not parse keeps Kafka's default.
+    pub fn from_values(values: &BTreeMap<String, String>) -> Self {
+        fn num<T: std::str::FromStr + PartialOrd + Default>(
+            v: &BTreeMap<String, String>,
+            k: &str,
+            d: T,
+        ) -> T {
+            v.get(k)
+                .and_then(|s| s.trim().parse::<T>().ok())
+                .filter(|n| *n > T::default())
+                .unwrap_or(d)
+        }
+        Self {
+            session_timeout: Duration::from_millis(num(
+                values,
+                "group.share.session.timeout.ms",
+                45_000u64,
+            )),
+            heartbeat_interval_ms: num(values, "group.share.heartbeat.interval.ms", 5_000i32),
+            max_size: num(values, "group.share.max.size", 200usize),
+            limits: partition::Limits {
+                max_in_flight: num(values, "group.share.partition.max.record.locks", 2_000usize),
+                delivery_limit: num(values, "group.share.delivery.count.limit", 5i16),
+                lock_duration: Duration::from_millis(num(
+                    values,
+                    "group.share.record.lock.duration.ms",
+                    30_000u64,
+                )),
+            },
+            auto_offset_reset: match values.get("share.auto.offset.reset").map(|s| s.as_str()) {
+                Some("earliest") => OffsetReset::Earliest,
+                _ => OffsetReset::Latest,
+            },
+            read_committed: values.get("share.isolation.level").map(|s| s.as_str())
+                == Some("read_committed"),
+        }
+    }
+}
