@@ -305,13 +305,16 @@ pub fn component(
     Ok((entity_type.to_string(), m))
 }
 
+/// An entity and its quota values by key.
+pub type EntityQuotas = (QuotaEntity, BTreeMap<String, f64>);
+
 /// The entities (and their quotas) a DescribeClientQuotas filter selects: each must
 /// match every component; with `strict`, it names no other type.
 pub fn describe(
     image: &MetadataImage,
     components: &[(String, ComponentMatch)],
     strict: bool,
-) -> Result<Vec<(QuotaEntity, BTreeMap<String, f64>)>, FilterError> {
+) -> Result<Vec<EntityQuotas>, FilterError> {
     let mut seen: Vec<&str> = Vec::new();
     for (t, _) in components {
         if seen.contains(&t.as_str()) {

@@ -711,9 +711,11 @@ async fn route(
         ApiKey::AlterClientQuotas => call!(broker, buf, ctx, m::AlterClientQuotasRequest, |r| {
             alter_client_quotas::handle(broker, ctx, r)
         }),
-        ApiKey::ShareGroupHeartbeat => call!(broker, buf, ctx, m::ShareGroupHeartbeatRequest, |r| {
-            share_group_heartbeat::handle(broker, ctx, r)
-        }),
+        ApiKey::ShareGroupHeartbeat => {
+            call!(broker, buf, ctx, m::ShareGroupHeartbeatRequest, |r| {
+                share_group_heartbeat::handle(broker, ctx, r)
+            })
+        }
         ApiKey::ShareFetch => call!(broker, buf, ctx, m::ShareFetchRequest, |r| {
             share_fetch::handle(broker, ctx, r)
         }),
@@ -728,9 +730,11 @@ async fn route(
                 describe_share_group_offsets::handle(broker, ctx, r)
             })
         }
-        ApiKey::AlterShareGroupOffsets => call!(broker, buf, ctx, m::AlterShareGroupOffsetsRequest, |r| {
-            alter_share_group_offsets::handle(broker, ctx, r)
-        }),
+        ApiKey::AlterShareGroupOffsets => {
+            call!(broker, buf, ctx, m::AlterShareGroupOffsetsRequest, |r| {
+                alter_share_group_offsets::handle(broker, ctx, r)
+            })
+        }
         ApiKey::DeleteShareGroupOffsets => {
             call!(broker, buf, ctx, m::DeleteShareGroupOffsetsRequest, |r| {
                 delete_share_group_offsets::handle(broker, ctx, r)

@@ -97,9 +97,10 @@ fn component(
         .with_match(name.map(s))
 }
 
-fn keys(
-    r: &DescribeClientQuotasResponse,
-) -> Vec<(Vec<(String, Option<String>)>, Vec<(String, f64)>)> {
+/// An answered entity: its (type, name) parts and its (key, value) quotas.
+type Described = (Vec<(String, Option<String>)>, Vec<(String, f64)>);
+
+fn keys(r: &DescribeClientQuotasResponse) -> Vec<Described> {
     let mut out: Vec<_> = r
         .entries
         .iter()
@@ -165,7 +166,7 @@ pub(crate) async fn describe_client_quotas(
         let specified = DescribeClientQuotasRequest::default()
             .with_components(vec![component("user", 2, None)]);
         let r = c.call(&specified, v).await;
-        assert!(keys(&r).len() >= 1);
+        assert!(!keys(&r).is_empty());
         assert!(keys(&r)
             .iter()
             .all(|(e, _)| e[0].0 == "user" && e[0].1.is_some()));
