@@ -15,11 +15,12 @@ READY = re.compile(r"gregor registry ready: listening on ([0-9.]+):(\d+)")
 
 
 class Registry:
-    def __init__(self, bootstrap, log_path, session_timeout_ms=6000):
+    def __init__(self, bootstrap, log_path, session_timeout_ms=6000, port=0):
         self.bootstrap = bootstrap
         self.log_path = log_path
         self.session_timeout_ms = session_timeout_ms
-        self.port = 0
+        # 0: any free port; a fixed one when the broker must know it in advance.
+        self.port = port
         self.proc = None
 
     @property
@@ -29,7 +30,7 @@ class Registry:
     def start(self, timeout=60.0):
         args = [
             BIN, "registry", "-b", self.bootstrap,
-            "--listen", "127.0.0.1:0",
+            "--listen", f"127.0.0.1:{self.port}",
             "--session-timeout-ms", str(self.session_timeout_ms),
         ]
         log = open(self.log_path, "ab")

@@ -56,6 +56,8 @@ pub struct Broker {
     pub throttles: crate::replication::throttle::ReplicationThrottles,
     /// Client quotas' sensors (see `quota`).
     pub client_quotas: crate::quota::ClientQuotas,
+    /// Topics with `confluent.*.schema.validation` checked against the registry.
+    pub schemas: crate::schema_validation::SchemaValidation,
     pub fetch_sessions: FetchSessionCache,
     pub groups: GroupCoordinator,
     pub txns: crate::txn::TxnCoordinator,
@@ -297,7 +299,11 @@ impl Broker {
             config.quota_window,
             config.max_connection_creation_rate,
         );
+        let schemas = crate::schema_validation::SchemaValidation::new(
+            config.get("confluent.schema.registry.url").unwrap_or(""),
+        );
         Ok(Arc::new(Self {
+            schemas,
             config,
             cluster_id,
             metadata,

@@ -48,6 +48,7 @@ pub mod partition;
 pub mod quota;
 pub mod replica_manager;
 pub mod replication;
+pub mod schema_validation;
 pub mod server;
 pub mod share;
 pub mod telemetry;

@@ -29,6 +29,9 @@ pub struct TopicSettings {
     pub delete_retention_ms: i64,
     /// `min.insync.replicas`: acks=all needs this many in the ISR.
     pub min_insync_replicas: usize,
+    /// `confluent.{key,value}.schema.validation`: see `schema_validation`.
+    pub key_schema_validation: bool,
+    pub value_schema_validation: bool,
     pub log_config: LogConfig,
 }
 
@@ -167,6 +170,10 @@ impl TopicSettings {
             max_compaction_lag_ms: l("max.compaction.lag.ms", i64::MAX).max(1),
             delete_retention_ms: l("delete.retention.ms", 86_400_000).max(0),
             min_insync_replicas: l("min.insync.replicas", 1).clamp(1, i64::from(i32::MAX)) as usize,
+            key_schema_validation: value(topic, broker, "confluent.key.schema.validation")
+                .eq_ignore_ascii_case("true"),
+            value_schema_validation: value(topic, broker, "confluent.value.schema.validation")
+                .eq_ignore_ascii_case("true"),
             log_config: LogConfig {
                 segment_bytes: l("segment.bytes", 1 << 30).max(14) as u64,
                 segment_ms: l("segment.ms", 604_800_000).max(1),

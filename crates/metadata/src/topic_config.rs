@@ -266,6 +266,22 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         Validator::Any,
         "Allow out-of-sync replicas to become leader."
     ),
+    def!(
+        "confluent.key.schema.validation",
+        Boolean,
+        "false",
+        "",
+        Validator::Any,
+        "Accept only keys in the schema registry's wire format whose schema id is registered under <topic>-key."
+    ),
+    def!(
+        "confluent.value.schema.validation",
+        Boolean,
+        "false",
+        "",
+        Validator::Any,
+        "Accept only values in the schema registry's wire format whose schema id is registered under <topic>-value."
+    ),
 ];
 
 /// Broker configs that change at runtime and are not a topic's default: the replication

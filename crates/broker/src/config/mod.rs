@@ -118,6 +118,9 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("quota.window.num", "11"),
     ("quota.window.size.seconds", "1"),
     ("max.connection.creation.rate", "2147483647"),
+    // Confluent Server's name: the schema registry that topics with
+    // `confluent.{key,value}.schema.validation=true` check produced records against.
+    ("confluent.schema.registry.url", ""),
     ("log.segment.bytes", "1073741824"),
     ("log.roll.ms", "604800000"),
     ("log.roll.hours", "168"),

@@ -478,7 +478,9 @@ async fn route(
             };
             // Transactions v2: the batches' partitions join their transaction first.
             produce_txn::add_authorized(broker, ctx, &req).await;
-            let reply = produce::handle(broker, ctx, req);
+            // Topics that validate schemas: their records are checked with the registry.
+            let refusals = broker.schemas.check(broker, ctx, &req).await;
+            let reply = produce::handle(broker, ctx, req, &refusals);
             let throttle = crate::quota::throttle_ms(produce::record_quota(broker, ctx));
             match reply {
                 produce::Reply::Response(mut resp) => {

@@ -24,6 +24,7 @@ use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::{log_error_code, replica_error_code, ReplicaError};
 use crate::partition::Partition;
+use crate::schema_validation::{Refusal, Refusals};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::Produce,
@@ -240,7 +241,12 @@ pub fn record_quota(broker: &Arc<Broker>, ctx: &RequestContext) -> std::time::Du
     super::throttle::request_throttle(broker, ctx)
 }
 
-pub fn handle(broker: &Arc<Broker>, ctx: &mut RequestContext, req: ProduceRequest) -> Reply {
+pub fn handle(
+    broker: &Arc<Broker>,
+    ctx: &mut RequestContext,
+    req: ProduceRequest,
+    refusals: &Refusals,
+) -> Reply {
     let version = ctx.header.request_api_version;
     if !transactional_id_authorized(ctx, &req) {
         return refuse_transactional(req, version);
@@ -334,6 +340,15 @@ pub fn handle(broker: &Arc<Broker>, ctx: &mut RequestContext, req: ProduceReques
                 ));
                 continue;
             };
+            if let Some(refusal) = refusals.get(&(ti, pd.index)) {
+                any_error = true;
+                let (code, message) = match refusal {
+                    Refusal::Invalid(m) => (ResponseError::InvalidRecord, m),
+                    Refusal::Unavailable(m) => (ResponseError::RequestTimedOut, m),
+                };
+                parts.push(error_response(pd.index, code, Some(message.clone()), version));
+                continue;
+            }
             if let Err(code) =
                 verify_transactional(broker, &req.transactional_id, &name, pd.index, records)
             {
