@@ -58,6 +58,8 @@ pub struct Broker {
     pub client_quotas: crate::quota::ClientQuotas,
     /// Topics with `confluent.*.schema.validation` checked against the registry.
     pub schemas: crate::schema_validation::SchemaValidation,
+    /// How this broker connects to the others' inter-broker listener (TLS, SASL).
+    pub inter_broker: crate::replication::inter_broker::InterBrokerSecurity,
     pub fetch_sessions: FetchSessionCache,
     pub groups: GroupCoordinator,
     pub txns: crate::txn::TxnCoordinator,
@@ -302,7 +304,10 @@ impl Broker {
         let schemas = crate::schema_validation::SchemaValidation::new(
             config.get("confluent.schema.registry.url").unwrap_or(""),
         );
+        let inter_broker =
+            crate::replication::inter_broker::InterBrokerSecurity::from_config(&config)?;
         Ok(Arc::new(Self {
+            inter_broker,
             schemas,
             config,
             cluster_id,

@@ -32,6 +32,8 @@ fn settings() -> TopicSettings {
         max_compaction_lag_ms: i64::MAX,
         delete_retention_ms: 86_400_000,
         min_insync_replicas: 1,
+        key_schema_validation: false,
+        value_schema_validation: false,
         log_config: LogConfig {
             segment_bytes: 2048,
             index_interval_bytes: 100,

@@ -20,6 +20,7 @@ pub mod oauthbearer;
 pub mod plain;
 pub mod principal;
 pub mod scram;
+pub mod scram_client;
 pub mod tls;
 
 pub use principal::Principal;

@@ -53,14 +53,14 @@ impl ScramMechanism {
         Self::ALL.into_iter().find(|m| m.wire() == v)
     }
 
-    fn hash(self, data: &[u8]) -> Vec<u8> {
+    pub(crate) fn hash(self, data: &[u8]) -> Vec<u8> {
         match self {
             ScramMechanism::Sha256 => Sha256::digest(data).to_vec(),
             ScramMechanism::Sha512 => Sha512::digest(data).to_vec(),
         }
     }
 
-    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+    pub(crate) fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
         // HMAC takes keys of any length, so `new_from_slice` cannot fail here.
         match self {
             ScramMechanism::Sha256 => match Hmac::<Sha256>::new_from_slice(key) {
@@ -382,7 +382,7 @@ struct First<'a> {
 }
 
 /// RFC 5802's saslname: `=2C` is a comma, `=3D` an equals sign, any other `=` is bad.
-fn decode_saslname(s: &str) -> Result<String, ScramError> {
+pub(crate) fn decode_saslname(s: &str) -> Result<String, ScramError> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('=') {
@@ -408,7 +408,7 @@ fn decode_saslname(s: &str) -> Result<String, ScramError> {
 const SERVER_NONCE_CHARS: usize = 32;
 
 /// 24 random bytes, base64 (no commas, printable, as RFC 5802 asks).
-fn server_nonce() -> String {
+pub(crate) fn server_nonce() -> String {
     let mut bytes = [0u8; 24];
     if getrandom::fill(&mut bytes).is_err() {
         // No OS randomness: fall back to a per-process counter mixed with time, still

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -142,6 +142,54 @@ impl TlsSettings {
             }
         };
         Ok(Arc::new(builder.with_single_cert(chain, key)?))
+    }
+}
+
+impl TlsSettings {
+    /// The configuration for this broker's own connections to another broker's TLS
+    /// listener: the trust store verifies the server (required: there is no default
+    /// trust store), and the key store, when set, is the client certificate for a
+    /// listener with `ssl.client.auth`.
+    pub fn client_config(&self) -> Result<Arc<ClientConfig>, TlsError> {
+        let trust = match (&self.truststore_location, &self.truststore_certificates) {
+            (Some(path), _) => read(path)?,
+            (None, Some(pem)) => pem.clone().into_bytes(),
+            (None, None) => return Err(TlsError::NoTrustStore(ClientAuth::Required)),
+        };
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&trust) {
+            let cert = cert.map_err(|e| TlsError::BadTrust(e.to_string()))?;
+            roots
+                .add(cert)
+                .map_err(|e| TlsError::BadTrust(e.to_string()))?;
+        }
+        if roots.is_empty() {
+            return Err(TlsError::NoTrustStore(ClientAuth::Required));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots);
+        let keystore = match (
+            &self.keystore_location,
+            &self.keystore_key,
+            &self.keystore_certificate_chain,
+        ) {
+            (Some(path), _, _) => Some(read(path)?),
+            (None, Some(key), Some(chain)) => Some(format!("{key}\n{chain}").into_bytes()),
+            _ => None,
+        };
+        let config = match keystore {
+            Some(keystore) => {
+                let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&keystore)
+                    .filter_map(Result::ok)
+                    .collect();
+                let key = PrivateKeyDer::from_pem_slice(&keystore).map_err(|_| TlsError::NoKey)?;
+                builder.with_client_auth_cert(chain, key)?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        Ok(Arc::new(config))
     }
 }
 

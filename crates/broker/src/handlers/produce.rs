@@ -346,7 +346,12 @@ pub fn handle(
                     Refusal::Invalid(m) => (ResponseError::InvalidRecord, m),
                     Refusal::Unavailable(m) => (ResponseError::RequestTimedOut, m),
                 };
-                parts.push(error_response(pd.index, code, Some(message.clone()), version));
+                parts.push(error_response(
+                    pd.index,
+                    code,
+                    Some(message.clone()),
+                    version,
+                ));
                 continue;
             }
             if let Err(code) =

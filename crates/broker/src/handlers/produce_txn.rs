@@ -170,6 +170,7 @@ async fn add_remotely(
         &format!("{}:{}", endpoint.host, endpoint.port),
         format!("gregor-txn-{}", broker.config.node_id),
         timeout,
+        &broker.inter_broker,
     )
     .await
     .map_err(|e| e.to_string())?;

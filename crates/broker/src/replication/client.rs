@@ -1,15 +1,27 @@
-//! A Kafka-protocol connection from this broker to another one (the inter-broker
-//! listener is the client listener): followers fetch through it, and the transaction
-//! coordinator sends markers through it. One request in flight at a time; the codecs
-//! are `kafka-protocol`'s.
+//! A Kafka-protocol connection from this broker to another one's inter-broker listener:
+//! followers fetch through it, and the transaction coordinator sends markers through
+//! it. Over TLS and with a SASL login when that listener asks for them (see
+//! `inter_broker`). One request in flight at a time; the codecs are `kafka-protocol`'s.
 
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use gregor_protocol::kp::messages::{ApiKey, RequestHeader, ResponseHeader};
+use gregor_protocol::kp::messages::{
+    ApiKey, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
+};
 use gregor_protocol::kp::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use gregor_security::scram::ScramMechanism;
+use gregor_security::scram_client::ScramClient;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::TlsConnector;
+
+use super::inter_broker::{InterBrokerSecurity, SaslLogin};
+
+/// A plain or TLS stream.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Why a call to another broker failed. Any of them ends the connection.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +34,8 @@ pub enum ClientError {
     Protocol { broker: i32, reason: String },
     #[error("broker {0} is not registered or has no endpoint")]
     NoEndpoint(i32),
+    #[error("broker {broker} refused this broker's login: {reason}")]
+    Auth { broker: i32, reason: String },
 }
 
 /// The largest response accepted (a fetch answer is bounded by
@@ -30,7 +44,7 @@ const MAX_RESPONSE: usize = 256 << 20;
 
 pub struct BrokerClient {
     broker: i32,
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     correlation: i32,
     client_id: StrBytes,
 }
@@ -41,18 +55,110 @@ impl BrokerClient {
         addr: &str,
         client_id: String,
         timeout: Duration,
+        security: &InterBrokerSecurity,
     ) -> Result<Self, ClientError> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        let io = |source| ClientError::Io { broker, source };
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| ClientError::Timeout(broker))?
-            .map_err(|source| ClientError::Io { broker, source })?;
-        let _ = stream.set_nodelay(true);
-        Ok(Self {
+            .map_err(io)?;
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn Io> = match &security.tls {
+            Some(config) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = ServerName::try_from(host.to_string()).map_err(|e| {
+                    io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("{host} is not a TLS server name: {e}"),
+                    ))
+                })?;
+                let tls = tokio::time::timeout(
+                    timeout,
+                    TlsConnector::from(config.clone()).connect(name, tcp),
+                )
+                .await
+                .map_err(|_| ClientError::Timeout(broker))?
+                .map_err(io)?;
+                Box::new(tls)
+            }
+            None => Box::new(tcp),
+        };
+        let mut client = Self {
             broker,
             stream,
             correlation: 0,
             client_id: StrBytes::from_string(client_id),
-        })
+        };
+        if let Some(login) = &security.sasl {
+            client.login(login, timeout).await?;
+        }
+        Ok(client)
+    }
+
+    /// SaslHandshake, then SaslAuthenticate until the mechanism is done.
+    async fn login(&mut self, login: &SaslLogin, timeout: Duration) -> Result<(), ClientError> {
+        let broker = self.broker;
+        let refused = |reason: String| ClientError::Auth { broker, reason };
+        let hs = self
+            .call(
+                &SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_string(login.mechanism.clone())),
+                1,
+                timeout,
+            )
+            .await?;
+        if hs.error_code != 0 {
+            return Err(refused(format!(
+                "SaslHandshake error {} (it offers {:?})",
+                hs.error_code,
+                hs.mechanisms.iter().map(|m| m.as_str()).collect::<Vec<_>>()
+            )));
+        }
+        let scram = ScramMechanism::from_name(&login.mechanism)
+            .map(|m| ScramClient::new(m, &login.user, &login.password));
+        let Some(mut scram) = scram else {
+            // PLAIN: authzid (empty), user, password.
+            let message = format!("\0{}\0{}", login.user, login.password);
+            self.authenticate(Bytes::from(message), timeout).await?;
+            return Ok(());
+        };
+        let server_first = self
+            .authenticate(Bytes::from(scram.client_first()), timeout)
+            .await?;
+        let client_final = scram
+            .client_final(&server_first)
+            .map_err(|e| refused(e.to_string()))?;
+        let server_final = self
+            .authenticate(Bytes::from(client_final), timeout)
+            .await?;
+        scram
+            .verify_server_final(&server_final)
+            .map_err(|e| refused(format!("the server's SCRAM signature: {e}")))
+    }
+
+    async fn authenticate(
+        &mut self,
+        bytes: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, ClientError> {
+        let resp = self
+            .call(
+                &SaslAuthenticateRequest::default().with_auth_bytes(bytes),
+                2,
+                timeout,
+            )
+            .await?;
+        if resp.error_code != 0 {
+            return Err(ClientError::Auth {
+                broker: self.broker,
+                reason: resp
+                    .error_message
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| format!("error {}", resp.error_code)),
+            });
+        }
+        Ok(resp.auth_bytes)
     }
 
     /// Sends `req` at `version` and waits up to `timeout` for its response.

@@ -120,6 +120,13 @@ async fn run(
             Some(c) => c,
             None => match connect(&b, leader).await {
                 Ok(c) => conn.insert(c),
+                Err(e @ ClientError::Auth { .. }) => {
+                    // A configuration problem an operator must see (credentials, mechanism).
+                    tracing::warn!(leader, error = %e, "replica fetcher cannot log in");
+                    drop(b);
+                    pause(&wake, backoff).await;
+                    continue;
+                }
                 Err(e) => {
                     tracing::debug!(leader, error = %e, "replica fetcher cannot connect");
                     drop(b);
@@ -209,6 +216,7 @@ async fn connect(b: &Broker, leader: i32) -> Result<BrokerClient, ClientError> {
         &addr,
         format!("gregor-replica-fetcher-{}", b.config.node_id),
         Duration::from_secs(5),
+        &b.inter_broker,
     )
     .await
 }

@@ -18,6 +18,7 @@
 
 pub mod client;
 pub mod fetcher;
+pub mod inter_broker;
 pub mod selector;
 pub mod state;
 pub mod throttle;

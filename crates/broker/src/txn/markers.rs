@@ -200,6 +200,7 @@ async fn send(
         &format!("{}:{}", endpoint.host, endpoint.port),
         format!("gregor-txn-markers-{}", broker.config.node_id),
         Duration::from_secs(5),
+        &broker.inter_broker,
     )
     .await
     .map_err(|e| e.to_string())?;
