@@ -124,3 +124,45 @@ def test_scram_inter_broker_login_waits_for_its_credential(tmp_path, cleanup):
     wait_until(lambda: all(log_bytes(n, "s") == want for n in followers), 60,
                what="followers caught up after the credential was set")
     wait_until(lambda: len(partition(admin, "s").isrs) == 3, 30, what="ISR of 3")
+
+
+def test_controller_listener_over_mutual_tls(tmp_path, cleanup):
+    """The metadata quorum's RPC (votes, log replication, broker registration and
+    heartbeats, a broker-only node's metadata fetches) over TLS with client certificates
+    required: the cluster forms and serves; a peer without a certificate is refused."""
+    import socket
+    import ssl
+
+    ca = trustme.CA()
+    ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(
+        str(tmp_path / "node.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    c = Cluster(tmp_path / "c", controllers=3, brokers=1, overrides={
+        **FAST,
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL",
+        "listener.name.controller.ssl.keystore.location": str(tmp_path / "node.pem"),
+        "listener.name.controller.ssl.truststore.location": str(tmp_path / "ca.pem"),
+        "listener.name.controller.ssl.client.auth": "required",
+    })
+    cleanup(c)
+    c.start()
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    assert len(admin.list_topics(timeout=10).brokers) == 4
+    admin.create_topics([NewTopic("t", 1, 3)])["t"].result(30)
+    wait_until(lambda: len(partition(admin, "t").isrs) == 3, 30, what="ISR of 3")
+    assert produce(c.bootstrap, "t", 100, "all") == []
+
+    # Without a client certificate the controller listener refuses the peer.
+    ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    port = c.node(1).controller_port
+    refused = False
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        try:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                s.sendall(b"\x00\x00\x00\x08\x00\x00\x00\x02{}xx")
+                refused = s.recv(16) == b""
+        except (ssl.SSLError, ConnectionResetError):
+            refused = True
+    assert refused
+    wait_until(lambda: b"TLS handshake failed" in c.node(1).log_path.read_bytes(), 10,
+               what="the refusal logged")

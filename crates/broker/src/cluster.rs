@@ -48,6 +48,8 @@ pub struct ClusterLink {
     node_id: i32,
     cluster_id: String,
     voters: BTreeMap<i32, String>,
+    /// The controller listener's TLS client side, when it is SSL.
+    rpc_tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     source: Source,
     clients: Mutex<HashMap<i32, RpcClient>>,
     /// The newest metadata offset this broker has applied to its partitions.
@@ -76,6 +78,19 @@ impl ClusterLink {
         clean_shutdown: bool,
     ) -> Result<Arc<Self>, crate::broker::StartError> {
         let c = &config.cluster;
+        let tls = match &config.controller_tls {
+            None => gregor_metadata::quorum::RpcTls::default(),
+            Some(settings) => {
+                let fail = |source| crate::broker::StartError::Tls {
+                    listener: "the controller listener".into(),
+                    source,
+                };
+                gregor_metadata::quorum::RpcTls {
+                    client: Some(settings.client_config().map_err(fail)?),
+                    server: Some(settings.server_config().map_err(fail)?),
+                }
+            }
+        };
         let source = if c.controller {
             let listener = match (c.voters.is_empty(), c.controller_listener) {
                 (false, Some(addr)) => {
@@ -98,6 +113,7 @@ impl ClusterLink {
                     election_timeout: Duration::from_millis(c.election_timeout_ms),
                     heartbeat_interval: Duration::from_millis((c.election_timeout_ms / 5).max(20)),
                     clean_shutdown,
+                    tls: tls.clone(),
                 },
                 listener,
                 service.clone(),
@@ -117,16 +133,21 @@ impl ClusterLink {
             let _ = service.0.set(controller.clone());
             Source::Voter { quorum, controller }
         } else {
-            let follower =
-                MetadataFollower::start(config.node_id, c.voters.clone(), cluster_id.clone())
-                    .await
-                    .map_err(|e| crate::broker::StartError::Cluster(e.to_string()))?;
+            let follower = MetadataFollower::start(
+                config.node_id,
+                c.voters.clone(),
+                cluster_id.clone(),
+                tls.client.clone(),
+            )
+            .await
+            .map_err(|e| crate::broker::StartError::Cluster(e.to_string()))?;
             Source::Follower(follower)
         };
         Ok(Arc::new(Self {
             node_id: config.node_id,
             cluster_id,
             voters: c.voters.clone(),
+            rpc_tls: tls.client.clone(),
             source,
             clients: Mutex::new(HashMap::new()),
             applied: watch::Sender::new(-1),
@@ -197,7 +218,12 @@ impl ClusterLink {
             lock(&self.clients)
                 .entry(id)
                 .or_insert_with(|| {
-                    RpcClient::new(addr.clone(), self.cluster_id.clone(), self.node_id)
+                    RpcClient::new(
+                        addr.clone(),
+                        self.cluster_id.clone(),
+                        self.node_id,
+                        self.rpc_tls.clone(),
+                    )
                 })
                 .clone(),
         )

@@ -183,14 +183,14 @@ async fn rpc_checks_the_cluster_id_and_survives_garbage() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let c = Cluster::start(3, 20 << 20).await;
     let addr = c.voters[&1].clone();
-    let client = RpcClient::new(addr.clone(), CLUSTER.into(), 7);
+    let client = RpcClient::new(addr.clone(), CLUSTER.into(), 7, None);
     let reply = client
         .call_app(b"hello".to_vec(), Duration::from_secs(5))
         .await
         .unwrap();
     assert_eq!(reply, b"olleh");
 
-    let stranger = RpcClient::new(addr.clone(), "other-cluster".into(), 7);
+    let stranger = RpcClient::new(addr.clone(), "other-cluster".into(), 7, None);
     match stranger
         .call_app(b"x".to_vec(), Duration::from_secs(5))
         .await

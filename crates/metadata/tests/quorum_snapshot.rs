@@ -50,7 +50,7 @@ async fn snapshots_purge_the_log_and_catch_up_voters_and_followers() {
     c.leader(None).await;
     let voters = c.voters.clone();
     // A follower from the start sees every commit.
-    let early = MetadataFollower::start(100, voters.clone(), CLUSTER.into())
+    let early = MetadataFollower::start(100, voters.clone(), CLUSTER.into(), None)
         .await
         .unwrap();
     let mut early_rx = early.subscribe();
@@ -93,7 +93,7 @@ async fn snapshots_purge_the_log_and_catch_up_voters_and_followers() {
     assert!(images.iter().all(|i| i.topic("early9").is_some()));
 
     // A follower started late (the log start is far past 0): snapshot, then entries.
-    let late = MetadataFollower::start(101, voters.clone(), CLUSTER.into())
+    let late = MetadataFollower::start(101, voters.clone(), CLUSTER.into(), None)
         .await
         .unwrap();
     let mut late_rx = late.subscribe();
@@ -160,7 +160,7 @@ async fn cluster_restart_rebuilds_from_snapshot_and_log() {
 async fn follower_survives_the_loss_of_its_voter() {
     let mut c = Cluster::start(3, 20 << 20).await;
     let img = c.commit_anywhere(20, create("before")).await;
-    let f = MetadataFollower::start(200, c.voters.clone(), CLUSTER.into())
+    let f = MetadataFollower::start(200, c.voters.clone(), CLUSTER.into(), None)
         .await
         .unwrap();
     let mut rx = f.subscribe();

@@ -111,33 +111,7 @@ pub(super) fn parse(
     controller_names: &[String],
 ) -> Result<Vec<ListenerConfig>, ConfigError> {
     let get = |k: &str| values.get(k).cloned().unwrap_or_default();
-    let map_value = values
-        .get("listener.security.protocol.map")
-        .filter(|v| !v.trim().is_empty())
-        .cloned()
-        .unwrap_or_else(|| DEFAULT_MAP.to_string());
-    let mut map = BTreeMap::new();
-    for entry in map_value
-        .split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-    {
-        let (name, proto) = entry.split_once(':').ok_or_else(|| {
-            invalid(
-                "listener.security.protocol.map",
-                &map_value,
-                "expected NAME:PROTOCOL entries",
-            )
-        })?;
-        let proto = SecurityProtocol::parse(proto).ok_or_else(|| {
-            invalid(
-                "listener.security.protocol.map",
-                &map_value,
-                &format!("{proto:?} is not PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
-            )
-        })?;
-        map.insert(name.trim().to_ascii_uppercase(), proto);
-    }
+    let (map, map_value) = protocol_map(values)?;
     let listeners = get("listeners");
     let advertised: BTreeMap<String, (String, u16)> =
         super::parse_listeners(&get("advertised.listeners"))
@@ -269,6 +243,79 @@ pub(super) fn parse(
     let inter_listener = out.remove(first);
     out.insert(0, inter_listener);
     Ok(out)
+}
+
+/// `listener.security.protocol.map` (Kafka's default when unset), and its text.
+fn protocol_map(
+    values: &BTreeMap<String, String>,
+) -> Result<(BTreeMap<String, SecurityProtocol>, String), ConfigError> {
+    let map_value = values
+        .get("listener.security.protocol.map")
+        .filter(|v| !v.trim().is_empty())
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_MAP.to_string());
+    let mut map = BTreeMap::new();
+    for entry in map_value
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        let (name, proto) = entry.split_once(':').ok_or_else(|| {
+            invalid(
+                "listener.security.protocol.map",
+                &map_value,
+                "expected NAME:PROTOCOL entries",
+            )
+        })?;
+        let proto = SecurityProtocol::parse(proto).ok_or_else(|| {
+            invalid(
+                "listener.security.protocol.map",
+                &map_value,
+                &format!("{proto:?} is not PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
+            )
+        })?;
+        map.insert(name.trim().to_ascii_uppercase(), proto);
+    }
+    Ok((map, map_value))
+}
+
+/// The controller listener's TLS settings (`listener.name.<controller>.ssl.*`, else the
+/// unprefixed ones) when its protocol is SSL; `None` for PLAINTEXT. SASL is refused:
+/// the quorum's RPC is not the Kafka protocol, so mutual TLS is how controllers and
+/// brokers prove themselves to each other there.
+pub(super) fn controller_tls(
+    values: &BTreeMap<String, String>,
+    controller_names: &[String],
+) -> Result<Option<TlsSettings>, ConfigError> {
+    let Some(name) = controller_names.first() else {
+        return Ok(None);
+    };
+    let name = name.to_ascii_uppercase();
+    let (map, map_value) = protocol_map(values)?;
+    match map.get(&name) {
+        None | Some(SecurityProtocol::Plaintext) => Ok(None),
+        Some(SecurityProtocol::Ssl) => {
+            let prefixed = |key: &str| -> Option<String> {
+                values
+                    .get(&format!(
+                        "listener.name.{}.{key}",
+                        name.to_ascii_lowercase()
+                    ))
+                    .or_else(|| values.get(key))
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+            };
+            tls_settings(&prefixed).map(Some)
+        }
+        Some(other) => Err(invalid(
+            "listener.security.protocol.map",
+            &map_value,
+            &format!(
+                "the controller listener {name} can be PLAINTEXT or SSL, not {}",
+                other.name()
+            ),
+        )),
+    }
 }
 
 fn tls_settings(prefixed: &dyn Fn(&str) -> Option<String>) -> Result<TlsSettings, ConfigError> {

@@ -203,6 +203,9 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// The client listeners, the inter-broker one first.
     pub listeners: Vec<ListenerConfig>,
+    /// The controller listener's TLS (its protocol is SSL), used by the quorum's RPC on
+    /// both sides; `None`: plaintext.
+    pub controller_tls: Option<gregor_security::tls::TlsSettings>,
     /// The inter-broker listener's address (`listeners[0]`).
     pub listener: SocketAddr,
     /// Host and port that clients are told to connect to; a port of 0 follows the bound port.
@@ -328,6 +331,7 @@ impl BrokerConfig {
             .map(|n| n.trim().to_string())
             .collect();
         let client_listeners = listeners::parse(&values, &controller_names)?;
+        let controller_tls = listeners::controller_tls(&values, &controller_names)?;
         let (listener, advertised_host, advertised_port) = match client_listeners.first() {
             Some(l) => (l.bind, l.advertised_host.clone(), l.advertised_port),
             None => return Err(invalid("listeners", &listeners, "no client listener")),
@@ -348,6 +352,7 @@ impl BrokerConfig {
             advertised_host,
             advertised_port,
             listeners: client_listeners,
+            controller_tls,
             connections_max_reauth_ms: num(
                 "connections.max.reauth.ms",
                 &get("connections.max.reauth.ms"),

@@ -129,11 +129,12 @@ pub struct MetadataFollower {
 }
 
 impl MetadataFollower {
-    /// Starts pulling from `voters` (id -> "host:port").
+    /// Starts pulling from `voters` (id -> "host:port"), over TLS when `tls` is set.
     pub async fn start(
         node_id: i32,
         voters: BTreeMap<i32, String>,
         cluster_id: String,
+        tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     ) -> Result<Arc<Self>, QuorumError> {
         if voters.is_empty() {
             return Err(QuorumError::Config(
@@ -142,7 +143,12 @@ impl MetadataFollower {
         }
         let clients: BTreeMap<i32, RpcClient> = voters
             .into_iter()
-            .map(|(id, addr)| (id, RpcClient::new(addr, cluster_id.clone(), node_id)))
+            .map(|(id, addr)| {
+                (
+                    id,
+                    RpcClient::new(addr, cluster_id.clone(), node_id, tls.clone()),
+                )
+            })
             .collect();
         let (image_tx, _) = watch::channel(Arc::new(MetadataImage::empty()));
         let state = Arc::new(FollowerState {

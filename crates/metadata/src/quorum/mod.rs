@@ -59,7 +59,7 @@ use crate::store::MetadataLogConfig;
 
 pub use follower::MetadataFollower;
 pub use node::MetadataQuorum;
-pub use rpc::{AppHandler, RpcClient};
+pub use rpc::{AppHandler, RpcClient, RpcTls};
 
 openraft::declare_raft_types!(
     /// openraft's types for the metadata log.
@@ -105,6 +105,8 @@ pub struct QuorumConfig {
     /// Whether the last stop was clean; only the migration's reading of an old-format
     /// log uses it (the raft log is checked frame by frame on every start).
     pub clean_shutdown: bool,
+    /// TLS on the controller listener (both sides), when its protocol is SSL.
+    pub tls: rpc::RpcTls,
 }
 
 impl QuorumConfig {
@@ -124,6 +126,7 @@ impl QuorumConfig {
             election_timeout: Duration::from_secs(1),
             heartbeat_interval: Duration::from_millis(200),
             clean_shutdown: true,
+            tls: rpc::RpcTls::default(),
         }
     }
 }

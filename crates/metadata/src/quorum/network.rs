@@ -59,6 +59,7 @@ pub(crate) struct NetworkFactory {
     pub(crate) voters: BTreeMap<i32, String>,
     pub(crate) log: LogStore,
     pub(crate) times: Arc<PeerTimes>,
+    pub(crate) tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -75,7 +76,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
         };
         PeerNetwork {
             target,
-            client: RpcClient::new(addr, self.cluster_id.clone(), self.me),
+            client: RpcClient::new(addr, self.cluster_id.clone(), self.me, self.tls.clone()),
             log: self.log.clone(),
             times: self.times.clone(),
         }

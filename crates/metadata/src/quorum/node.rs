@@ -136,6 +136,7 @@ impl MetadataQuorum {
             voters: cfg.voters.clone(),
             log: log.clone(),
             times: times.clone(),
+            tls: cfg.tls.client.clone(),
         };
         let sm_shared = sm.shared.clone();
         let raft = Raft::new(me as u64, Arc::new(config), network, log.clone(), sm)
@@ -159,7 +160,12 @@ impl MetadataQuorum {
                 observers: observers.clone(),
                 timer: timer.clone(),
             });
-            tasks.push(tokio::spawn(rpc::serve(listener, ctx, stop_rx.clone())));
+            tasks.push(tokio::spawn(rpc::serve(
+                listener,
+                ctx,
+                cfg.tls.server.clone(),
+                stop_rx.clone(),
+            )));
         }
         tasks.push(tokio::spawn(snapshot_loop(
             raft.clone(),
@@ -246,6 +252,7 @@ impl MetadataQuorum {
                 Arc::downgrade(&quorum),
                 timer,
                 cfg.cluster_id.clone(),
+                cfg.tls.client.clone(),
                 stop_rx,
             ));
             quorum.push_task(task);
@@ -668,6 +675,7 @@ async fn election_loop(
     quorum: Weak<MetadataQuorum>,
     timer: Arc<ElectionTimer>,
     cluster_id: String,
+    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     mut stop: watch::Receiver<bool>,
 ) {
     // Clients of the current voters, kept while the voter set is the same.
@@ -697,7 +705,9 @@ async fn election_loop(
             peers = voters
                 .iter()
                 .filter(|(&id, _)| id != q.node_id as u64)
-                .map(|(_, n)| RpcClient::new(n.addr.clone(), cluster_id.clone(), q.node_id))
+                .map(|(_, n)| {
+                    RpcClient::new(n.addr.clone(), cluster_id.clone(), q.node_id, tls.clone())
+                })
                 .collect();
             peers_of = voters;
         }

@@ -7,6 +7,11 @@
 //! request at a time per connection, answered in order; a client keeps a few idle
 //! connections per peer and opens more when calls overlap. A malformed frame closes its
 //! connection only; a peer of another cluster is answered `WrongCluster` and closed.
+//!
+//! With [`RpcTls`] (the controller listener's protocol is SSL) every connection is TLS:
+//! the server presents its certificate (and, with `ssl.client.auth=required`, accepts
+//! only peers whose certificate its trust store signed); the client verifies the server
+//! against the same trust store. The handshake has [`HANDSHAKE_TIMEOUT`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,10 +25,13 @@ use openraft::raft::{
 use openraft::storage::{Snapshot, SnapshotMeta};
 use openraft::{BasicNode, Raft, Vote};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{ClientConfig, ServerConfig};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::follower::{serve_fetch, ObserverTable};
 use super::log_store::LogStore;
@@ -147,11 +155,40 @@ impl From<RpcFailure> for QuorumError {
     }
 }
 
+/// The controller listener's TLS: the client side for calls, the server side for the
+/// listener. Both `None`: plaintext.
+#[derive(Clone, Default)]
+pub struct RpcTls {
+    pub client: Option<Arc<ClientConfig>>,
+    pub server: Option<Arc<ServerConfig>>,
+}
+
+impl std::fmt::Debug for RpcTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcTls")
+            .field("client", &self.client.is_some())
+            .field("server", &self.server.is_some())
+            .finish()
+    }
+}
+
+/// A TLS handshake must finish within this.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A plain or TLS connection.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+type Stream = Box<dyn Io>;
+
 fn bad(msg: impl Into<String>) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, msg.into())
 }
 
-async fn write_frame(stream: &mut TcpStream, json: &[u8], blob: &[u8]) -> std::io::Result<()> {
+async fn write_frame<S: AsyncWrite + Unpin + ?Sized>(
+    stream: &mut S,
+    json: &[u8],
+    blob: &[u8],
+) -> std::io::Result<()> {
     let total = 4 + json.len() + blob.len();
     if total > MAX_FRAME {
         return Err(bad(format!(
@@ -168,7 +205,9 @@ async fn write_frame(stream: &mut TcpStream, json: &[u8], blob: &[u8]) -> std::i
 }
 
 /// Reads one frame; `None` on a clean end of stream before it.
-async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Option<(Vec<u8>, Vec<u8>)>> {
+async fn read_frame<S: AsyncRead + Unpin + ?Sized>(
+    stream: &mut S,
+) -> std::io::Result<Option<(Vec<u8>, Vec<u8>)>> {
     let mut len = [0u8; 4];
     match stream.read_exact(&mut len).await {
         Ok(_) => {}
@@ -195,7 +234,8 @@ struct ClientInner {
     addr: String,
     cluster_id: String,
     me: i32,
-    idle: Mutex<Vec<TcpStream>>,
+    tls: Option<Arc<ClientConfig>>,
+    idle: Mutex<Vec<Stream>>,
 }
 
 /// A client of one peer; reconnects as needed, cheap to clone.
@@ -205,12 +245,19 @@ pub struct RpcClient {
 }
 
 impl RpcClient {
-    pub fn new(addr: String, cluster_id: String, my_node_id: i32) -> Self {
+    /// `tls`: the controller listener's client side, when it is SSL.
+    pub fn new(
+        addr: String,
+        cluster_id: String,
+        my_node_id: i32,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> Self {
         Self {
             inner: Arc::new(ClientInner {
                 addr,
                 cluster_id,
                 me: my_node_id,
+                tls,
                 idle: Mutex::new(Vec::new()),
             }),
         }
@@ -230,14 +277,34 @@ impl RpcClient {
         }
     }
 
-    fn take_idle(&self) -> Option<TcpStream> {
+    async fn connect(&self) -> std::io::Result<Stream> {
+        let tcp = TcpStream::connect(&self.inner.addr).await?;
+        let _ = tcp.set_nodelay(true);
+        let Some(config) = &self.inner.tls else {
+            return Ok(Box::new(tcp));
+        };
+        let addr = &self.inner.addr;
+        let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| bad(format!("{host} is not a TLS server name: {e}")))?;
+        let tls = tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            TlsConnector::from(config.clone()).connect(name, tcp),
+        )
+        .await
+        .map_err(|_| bad("TLS handshake timed out"))??;
+        Ok(Box::new(tls))
+    }
+
+    fn take_idle(&self) -> Option<Stream> {
         match self.inner.idle.lock() {
             Ok(mut g) => g.pop(),
             Err(p) => p.into_inner().pop(),
         }
     }
 
-    fn put_idle(&self, s: TcpStream) {
+    fn put_idle(&self, s: Stream) {
         let mut g = match self.inner.idle.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -272,10 +339,7 @@ impl RpcClient {
                     return Ok(reply);
                 }
             }
-            let mut s = TcpStream::connect(&self.inner.addr)
-                .await
-                .map_err(RpcFailure::Io)?;
-            let _ = s.set_nodelay(true);
+            let mut s = self.connect().await.map_err(RpcFailure::Io)?;
             match exchange(&mut s, &json, blob).await {
                 Ok(Some(reply)) => {
                     self.put_idle(s);
@@ -305,7 +369,7 @@ impl RpcClient {
 }
 
 async fn exchange(
-    s: &mut TcpStream,
+    s: &mut Stream,
     json: &[u8],
     blob: &[u8],
 ) -> std::io::Result<Option<(Vec<u8>, Vec<u8>)>> {
@@ -329,15 +393,37 @@ pub(crate) struct ServerCtx {
 pub(crate) async fn serve(
     listener: TcpListener,
     ctx: Arc<ServerCtx>,
+    tls: Option<Arc<ServerConfig>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut conns = JoinSet::new();
+    let acceptor = tls.map(TlsAcceptor::from);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    conns.spawn(connection(stream, ctx.clone()));
+                    let ctx = ctx.clone();
+                    let acceptor = acceptor.clone();
+                    conns.spawn(async move {
+                        let stream: Stream = match acceptor {
+                            None => Box::new(stream),
+                            Some(a) => {
+                                match tokio::time::timeout(HANDSHAKE_TIMEOUT, a.accept(stream)).await {
+                                    Ok(Ok(s)) => Box::new(s),
+                                    Ok(Err(e)) => {
+                                        tracing::warn!(%peer, error = %e, "metadata quorum: TLS handshake failed");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        tracing::warn!(%peer, "metadata quorum: TLS handshake timed out");
+                                        return;
+                                    }
+                                }
+                            }
+                        };
+                        connection(stream, ctx).await;
+                    });
                 }
                 Err(e) => tracing::warn!(error = %e, "metadata quorum: accept failed"),
             },
@@ -350,7 +436,7 @@ pub(crate) async fn serve(
     }
 }
 
-async fn connection(mut stream: TcpStream, ctx: Arc<ServerCtx>) {
+async fn connection(mut stream: Stream, ctx: Arc<ServerCtx>) {
     loop {
         let (json, blob) = match read_frame(&mut stream).await {
             Ok(Some(f)) => f,
