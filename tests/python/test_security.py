@@ -566,3 +566,45 @@ def test_oauthbearer_tokens_are_validated_against_the_jwks(broker_factory, pki, 
                          ssl_cafile=pki["ca"], sasl_mechanism="OAUTHBEARER", sasl_oauth_token_provider=Provider())
     prod.send("oauth-t", b"from-kafka-python").get(timeout=20)
     prod.close()
+
+
+def test_cli_admin_commands_speak_tls_and_sasl(secure, pki):
+    """`gregor user|quota|acl` reach a SASL_SSL, SASL_PLAINTEXT or mTLS listener with the
+    same -X properties librdkafka takes; a wrong password is a clear failure."""
+    from conftest import BIN
+
+    def gregor(listener, *args, extra=()):
+        props = {
+            "SASL_SSL": ["security.protocol=SASL_SSL", f"ssl.ca.location={pki['ca']}",
+                         "sasl.mechanism=PLAIN", "sasl.username=admin", "sasl.password=admin-secret"],
+            "SASL_PLAINTEXT": ["security.protocol=sasl_plaintext", "sasl.mechanisms=PLAIN",
+                               "sasl.username=alice", "sasl.password=alice-secret"],
+            "MTLS": ["security.protocol=ssl", f"ssl.ca.location={pki['ca']}",
+                     f"ssl.certificate.location={pki['client_cert']}",
+                     f"ssl.key.location={pki['client_key']}"],
+        }[listener]
+        cmd = [BIN, *args, "-b", f"127.0.0.1:{secure.ports[listener]}", "--output", "json"]
+        for p in [*props, *extra]:
+            cmd += ["-X", p]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+
+    r = gregor("SASL_SSL", "user", "scram", "set", "bob", "--password", "bob-secret",
+               "--mechanism", "SCRAM-SHA-256")
+    assert r.returncode == 0, r.stderr
+    # bob's new credential logs the CLI in with SCRAM over SASL_SSL.
+    r = gregor("SASL_SSL", "user", "scram", "list",
+               extra=["sasl.mechanism=SCRAM-SHA-256", "sasl.username=bob", "sasl.password=bob-secret"])
+    assert r.returncode == 0, r.stderr
+    assert [u["user"] for u in json.loads(r.stdout)] == ["bob"]
+    r = gregor("SASL_PLAINTEXT", "quota", "set", "--client-id", "etl", "producer_byte_rate=4096")
+    assert r.returncode == 0, r.stderr
+    r = gregor("MTLS", "quota", "describe")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [{"entity": "client-id=etl", "key": "producer_byte_rate", "value": 4096.0}]
+    r = gregor("MTLS", "acl", "list")
+    assert r.returncode == 0, r.stderr
+    # A wrong password and a missing CA are refused with a clear message.
+    r = gregor("SASL_SSL", "acl", "list", extra=["sasl.password=wrong"])
+    assert r.returncode != 0 and "authentication failed" in r.stderr.lower(), r.stderr
+    r = gregor("SASL_PLAINTEXT", "acl", "list", extra=["security.protocol=ssl"])
+    assert r.returncode != 0 and "ssl.ca.location" in r.stderr, r.stderr

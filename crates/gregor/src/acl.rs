@@ -149,7 +149,7 @@ impl FilterArgs {
 }
 
 pub(crate) fn run(conn: &Conn, cmd: AclCommand) -> Result<()> {
-    let mut w = Wire::connect(conn.first_broker())?;
+    let mut w = Wire::open(conn)?;
     match cmd {
         AclCommand::Create(args) => create(conn, &mut w, &args),
         AclCommand::List(args) => list(conn, &mut w, &args),

@@ -34,7 +34,7 @@ pub(crate) struct ElectArgs {
 }
 
 pub(crate) fn run(conn: &Conn, args: ElectArgs) -> Result<()> {
-    let mut w = Wire::connect(conn.first_broker())?;
+    let mut w = Wire::open(conn)?;
     let partitions = match &args.topic {
         None => None,
         Some(topic) => {

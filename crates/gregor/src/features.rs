@@ -75,7 +75,7 @@ struct Row {
 }
 
 fn describe(conn: &Conn) -> Result<()> {
-    let mut w = Wire::connect(conn.first_broker())?;
+    let mut w = Wire::open(conn)?;
     let req = ApiVersionsRequest::default()
         .with_client_software_name(StrBytes::from_static_str("gregor-cli"))
         .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
@@ -160,7 +160,7 @@ fn update(conn: &Conn, change: &Change, upgrade_type: i8) -> Result<()> {
                 })
                 .collect(),
         );
-    let mut w = Wire::connect(conn.first_broker())?;
+    let mut w = Wire::open(conn)?;
     let resp = w.call(&req, 1)?;
     if resp.error_code != 0 {
         let why = resp

@@ -527,7 +527,7 @@ fn delete_offsets(
     use kafka_protocol::protocol::StrBytes;
 
     conn.config()?; // the reachability check
-    let mut coord = crate::wire::Wire::coordinator(conn.first_broker(), group, 0)?;
+    let mut coord = crate::wire::Wire::coordinator(conn, group, 0)?;
     let req = OffsetDeleteRequest::default()
         .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
         .with_topics(vec![OffsetDeleteRequestTopic::default()
@@ -557,7 +557,7 @@ fn delete_offsets(
 /// The controller's id, from a Metadata request (librdkafka keeps it to itself).
 fn controller_id(conn: &Conn) -> Result<i32> {
     use kafka_protocol::messages::MetadataRequest;
-    let mut w = crate::wire::Wire::connect(conn.first_broker())?;
+    let mut w = crate::wire::Wire::open(conn)?;
     let md = w.call(&MetadataRequest::default().with_topics(Some(Vec::new())), 9)?;
     Ok(md.controller_id.0)
 }

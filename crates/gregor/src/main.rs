@@ -39,6 +39,7 @@ mod topic;
 mod txn;
 mod user;
 mod wire;
+mod wire_security;
 
 #[derive(Parser)]
 #[command(

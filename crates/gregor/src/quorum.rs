@@ -43,7 +43,7 @@ pub(crate) enum QuorumCommand {
 pub(crate) fn change(conn: &Conn, cmd: QuorumCommand) -> Result<()> {
     use kafka_protocol::messages::add_raft_voter_request::Listener;
     use kafka_protocol::messages::{AddRaftVoterRequest, RemoveRaftVoterRequest};
-    let mut w = Wire::connect(conn.first_broker())?;
+    let mut w = Wire::open(conn)?;
     let (code, message, what) = match cmd {
         QuorumCommand::Add { id, listener } => {
             let Some((host, port)) = listener.rsplit_once(':') else {
@@ -76,7 +76,7 @@ pub(crate) fn change(conn: &Conn, cmd: QuorumCommand) -> Result<()> {
 }
 
 pub(crate) fn run(conn: &Conn) -> Result<()> {
-    let mut w = Wire::connect(conn.first_broker())?;
+    let mut w = Wire::open(conn)?;
     let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
         .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
         .with_partitions(vec![PartitionData::default()])]);

@@ -84,6 +84,7 @@ pub(crate) enum QuotaCommand {
     /// Quotas set, for every entity or those matching the given parts.
     ///
     /// Example: gregor quota list --client-id loader
+    #[command(alias = "describe")]
     List {
         #[command(flatten)]
         entity: EntityArgs,
@@ -91,7 +92,7 @@ pub(crate) enum QuotaCommand {
 }
 
 pub(crate) fn run(conn: &Conn, cmd: QuotaCommand) -> Result<()> {
-    let mut w = Wire::connect(conn.first_broker())?;
+    let mut w = Wire::open(conn)?;
     match cmd {
         QuotaCommand::Set {
             entity,

@@ -407,8 +407,8 @@ fn set_throttle(w: &mut Wire, v: &ClusterView, plan: &Plan, rate: Option<u64>) -
 }
 
 /// Sizes of the named partitions in `broker`'s log directories.
-fn sizes(addr: &str, parts: &[(String, i32)]) -> Result<HashMap<(String, i32), i64>> {
-    let mut w = Wire::connect(addr)?;
+fn sizes(conn: &Conn, addr: &str, parts: &[(String, i32)]) -> Result<HashMap<(String, i32), i64>> {
+    let mut w = Wire::connect(conn, addr)?;
     let topics = by_topic(
         &parts
             .iter()
@@ -443,7 +443,7 @@ fn sizes(addr: &str, parts: &[(String, i32)]) -> Result<HashMap<(String, i32), i
 
 /// Bytes the adding replicas of the ongoing moves still lack: for each, the leader's
 /// size of the partition minus its own.
-fn bytes_left(v: &ClusterView, moving: &BTreeMap<(String, i32), Vec<i32>>) -> i64 {
+fn bytes_left(conn: &Conn, v: &ClusterView, moving: &BTreeMap<(String, i32), Vec<i32>>) -> i64 {
     let mut wanted: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
     for (key, adding) in moving {
         if let Some(&l) = v.leaders.get(key) {
@@ -458,7 +458,7 @@ fn bytes_left(v: &ClusterView, moving: &BTreeMap<(String, i32), Vec<i32>>) -> i6
         let Some(addr) = v.brokers.get(b) else {
             continue;
         };
-        if let Ok(s) = sizes(addr, parts) {
+        if let Ok(s) = sizes(conn, addr, parts) {
             for ((t, p), n) in s {
                 size.insert((*b, t, p), n);
             }
@@ -499,7 +499,7 @@ fn wait_done(conn: &Conn, w: &mut Wire, plan: &Plan) -> Result<()> {
         }
         let topics: Vec<String> = moving.keys().map(|(t, _)| t.clone()).collect();
         let v = view(w, Some(&topics))?;
-        let left = bytes_left(&v, &moving);
+        let left = bytes_left(conn, &v, &moving);
         let total = *first_total.get_or_insert(left.max(1));
         bar.set_length(total.max(left) as u64);
         bar.set_position((total - left).max(0) as u64);
@@ -516,7 +516,7 @@ fn wait_done(conn: &Conn, w: &mut Wire, plan: &Plan) -> Result<()> {
 }
 
 pub(crate) fn run(conn: &Conn, cmd: ReassignCommand) -> Result<()> {
-    let mut w = Wire::connect(conn.first_broker())?;
+    let mut w = Wire::open(conn)?;
     match cmd {
         ReassignCommand::Generate { topics, brokers } => {
             let v = view(&mut w, Some(&topics))?;
@@ -645,7 +645,7 @@ fn execute(
 /// the others by [`generate`]) and waits until done. Then the broker can be stopped and
 /// unregistered (`gregor cluster unregister BROKER`).
 pub(crate) fn decommission(conn: &Conn, args: DecommissionArgs) -> Result<()> {
-    let mut w = Wire::connect(conn.first_broker())?;
+    let mut w = Wire::open(conn)?;
     let v = view(&mut w, None)?;
     if !v.brokers.contains_key(&args.broker) {
         bail!("broker {} is not in the cluster", args.broker);
@@ -706,7 +706,7 @@ pub(crate) fn decommission(conn: &Conn, args: DecommissionArgs) -> Result<()> {
 
 /// `gregor cluster unregister BROKER` (UnregisterBroker, API 64).
 pub(crate) fn unregister(conn: &Conn, broker: i32) -> Result<()> {
-    let mut w = Wire::connect(conn.first_broker())?;
+    let mut w = Wire::open(conn)?;
     let resp = w.call(
         &UnregisterBrokerRequest::default().with_broker_id(BrokerId(broker)),
         0,

@@ -58,7 +58,7 @@ pub(crate) fn run(conn: &Conn, cmd: TxnCommand) -> Result<()> {
 }
 
 fn list(conn: &Conn, states: Vec<String>, older_than_ms: Option<i64>) -> Result<()> {
-    let mut w = Wire::connect(conn.first_broker())?;
+    let mut w = Wire::open(conn)?;
     let req = ListTransactionsRequest::default()
         .with_state_filters(states.into_iter().map(StrBytes::from_string).collect())
         .with_duration_filter(older_than_ms.unwrap_or(-1));
@@ -107,7 +107,7 @@ fn list(conn: &Conn, states: Vec<String>, older_than_ms: Option<i64>) -> Result<
 fn describe(conn: &Conn, ids: &[String]) -> Result<()> {
     let mut states = Vec::new();
     for id in ids {
-        let mut coord = Wire::coordinator(conn.first_broker(), id, 1)?;
+        let mut coord = Wire::coordinator(conn, id, 1)?;
         let req = DescribeTransactionsRequest::default()
             .with_transactional_ids(vec![TransactionalId(StrBytes::from_string(id.clone()))]);
         states.extend(coord.call(&req, 0)?.transaction_states);
@@ -188,7 +188,7 @@ fn producers(conn: &Conn, topic: &str, mut partitions: Vec<i32>) -> Result<()> {
         }
         partitions = t.partitions().iter().map(|p| p.id()).collect();
     }
-    let mut w = Wire::connect(conn.first_broker())?;
+    let mut w = Wire::open(conn)?;
     let req = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
         .with_name(TopicName(StrBytes::from_string(topic.to_string())))
         .with_partition_indexes(partitions)]);

@@ -60,7 +60,7 @@ pub(crate) enum ScramCommand {
 }
 
 pub(crate) fn run(conn: &Conn, cmd: UserCommand) -> Result<()> {
-    let mut w = Wire::connect(conn.first_broker())?;
+    let mut w = Wire::open(conn)?;
     let UserCommand::Scram(cmd) = cmd;
     match cmd {
         ScramCommand::Set {
