@@ -603,6 +603,17 @@ def test_cli_admin_commands_speak_tls_and_sasl(secure, pki):
     assert json.loads(r.stdout) == [{"entity": "client-id=etl", "key": "producer_byte_rate", "value": 4096.0}]
     r = gregor("MTLS", "acl", "list")
     assert r.returncode == 0, r.stderr
+    # The Rust rdkafka crate (gregor produce/consume; its librdkafka is built without
+    # OpenSSL, so SASL/PLAIN without TLS) with the same flags.
+    cmd = [BIN, "produce", "cli-secure", "-K", ":", "-b", f"127.0.0.1:{secure.ports['SASL_PLAINTEXT']}",
+           "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanism=PLAIN",
+           "-X", "sasl.username=alice", "-X", "sasl.password=alice-secret"]
+    r = subprocess.run(cmd, input="k1:one\nk2:two\n", capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    r = gregor("SASL_PLAINTEXT", "consume", "cli-secure", "--from", "beginning", "--count", "2")
+    assert r.returncode == 0, r.stderr
+    got = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    assert [(m["key"], m["value"]) for m in got] == [("k1", "one"), ("k2", "two")], r.stdout
     # A wrong password and a missing CA are refused with a clear message.
     r = gregor("SASL_SSL", "acl", "list", extra=["sasl.password=wrong"])
     assert r.returncode != 0 and "authentication failed" in r.stderr.lower(), r.stderr
