@@ -311,3 +311,38 @@ def test_read_committed_share_group_skips_aborted_transactions(broker_factory):
         assert poll_records(c, 1.0) == []
     finally:
         c.close()
+
+
+def test_a_killed_consumer_records_go_back_when_its_connection_closes(broker_factory):
+    """The locks and the member's session are long (two minutes): the records a killed
+    consumer held reach another at once because its share session ends with its
+    connection, as in Kafka."""
+    import subprocess
+    import sys
+
+    b = broker_factory({**BASE, "group.share.record.lock.duration.ms": "120000",
+                        "group.share.session.timeout.ms": "120000"})
+    topic, group = f"q-{uuid.uuid4().hex[:8]}", f"sg-{uuid.uuid4().hex[:8]}"
+    create_topic(b, topic)
+    sent = produce(b, topic, 5, prefix="y")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, b.bootstrap, group, topic, str(len(sent))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        line = holder.stdout.readline().decode()
+        assert line.startswith("HELD"), line
+        holder.kill()
+        holder.wait(10)
+        c = consumer(b, group, topic)
+        try:
+            # Well inside the two-minute lock and session timeout.
+            got = drain_until([c], lambda g: len(g[0]) >= len(sent), timeout=30)[0]
+            assert sorted(m.value() for m in got) == sorted(sent)
+            assert [delivery_count(m) for m in got] == [2] * len(sent)
+        finally:
+            c.close()
+    finally:
+        if holder.poll() is None:
+            holder.kill()

@@ -477,6 +477,7 @@ async fn serve<R: AsyncRead + Unpin>(
     }
     drop(tx);
     let _ = writer.await;
+    broker.shares.connection_closed(conn.id);
 }
 
 /// Applies retention to every partition every `log.retention.check.interval.ms`.

@@ -184,7 +184,12 @@ pub struct Connection {
     pub listener_name: Arc<str>,
     /// A throttled client's connection reads nothing until then (KIP-219).
     pub muted_until: Option<tokio::time::Instant>,
+    /// Unique in this process: what share sessions opened here are tied to.
+    pub id: u64,
 }
+
+/// The next connection id.
+static NEXT_CONNECTION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Connection {
     pub fn new(
@@ -198,6 +203,7 @@ impl Connection {
             listener_name: listener.name.as_str().into(),
             auth: crate::auth::ConnAuth::new(listener, tls_principal),
             muted_until: None,
+            id: NEXT_CONNECTION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 }
@@ -220,6 +226,8 @@ pub struct RequestContext {
     pub throttle_ms: std::sync::atomic::AtomicU64,
     /// The request frame's size, for the produce byte rate.
     pub request_size: usize,
+    /// The connection it came in on (`Connection::id`).
+    pub connection_id: u64,
 }
 
 impl RequestContext {
@@ -417,6 +425,7 @@ pub async fn dispatch(broker: &Arc<Broker>, conn: &mut Connection, frame: Bytes)
         started: std::time::Instant::now(),
         throttle_ms: std::sync::atomic::AtomicU64::new(0),
         request_size,
+        connection_id: conn.id,
     };
     let out = route(broker, &mut ctx, spec.key, buf).await;
     let throttle = *ctx.throttle_ms.get_mut();

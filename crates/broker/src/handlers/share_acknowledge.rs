@@ -61,7 +61,7 @@ pub async fn handle(
     let epoch = req.share_session_epoch;
     if let Err(e) = broker
         .shares
-        .session_step(&group, &member, epoch, &[], &[], false)
+        .session_step(&group, &member, epoch, &[], &[], None)
     {
         return fail(&e);
     }

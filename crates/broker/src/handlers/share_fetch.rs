@@ -155,17 +155,20 @@ pub async fn handle(
         .iter()
         .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p)))
         .collect();
-    let session =
-        match broker
-            .shares
-            .session_step(&group, &member, epoch, &requested.ok, &forgotten, true)
-        {
-            Ok(s) => s,
-            Err(e) => {
-                let (c, m) = share_failure(&e);
-                return top_level(c, m);
-            }
-        };
+    let session = match broker.shares.session_step(
+        &group,
+        &member,
+        epoch,
+        &requested.ok,
+        &forgotten,
+        Some(ctx.connection_id),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            let (c, m) = share_failure(&e);
+            return top_level(c, m);
+        }
+    };
     let acked = broker.shares.acknowledge(&group, &member, acks).await;
     let mut answers: BTreeMap<Tp, PartitionData> = BTreeMap::new();
     for (tp, e) in &requested.refused {

@@ -285,7 +285,8 @@ impl ShareCoordinator {
     /// Checks and advances `member`'s share session for a request with `epoch`, adding
     /// and forgetting partitions; returns the session's partitions. Epoch 0 opens a new
     /// session (only a fetch may), -1 is the closing request (the caller ends it with
-    /// [`Self::close_session`] once its acknowledgements are applied).
+    /// [`Self::close_session`] once its acknowledgements are applied). A fetch names the
+    /// connection it came in on (`fetch_on`): the session it opens ends with it.
     pub fn session_step(
         &self,
         group: &str,
@@ -293,15 +294,16 @@ impl ShareCoordinator {
         epoch: i32,
         added: &[Tp],
         forgotten: &[Tp],
-        is_fetch: bool,
+        fetch_on: Option<u64>,
     ) -> Result<Vec<Tp>, ShareError> {
         let mut st = self.lock();
         let key = (group.to_string(), member.to_string());
-        match SessionStep::from_epoch(epoch) {
-            SessionStep::Open if !is_fetch => Err(ShareError::InvalidShareSessionEpoch),
-            SessionStep::Open => {
+        match (SessionStep::from_epoch(epoch), fetch_on) {
+            (SessionStep::Open, None) => Err(ShareError::InvalidShareSessionEpoch),
+            (SessionStep::Open, Some(connection)) => {
                 let mut s = Session {
                     next_epoch: 1,
+                    connection,
                     ..Session::default()
                 };
                 s.update(added, forgotten);
@@ -309,14 +311,14 @@ impl ShareCoordinator {
                 st.sessions.insert(key, s);
                 Ok(parts)
             }
-            SessionStep::Close => {
+            (SessionStep::Close, _) => {
                 let s = st
                     .sessions
                     .get(&key)
                     .ok_or(ShareError::ShareSessionNotFound)?;
                 Ok(s.partitions.iter().copied().collect())
             }
-            SessionStep::Continue(e) => {
+            (SessionStep::Continue(e), _) => {
                 let s = st
                     .sessions
                     .get_mut(&key)
@@ -325,6 +327,22 @@ impl ShareCoordinator {
                 s.update(added, forgotten);
                 Ok(s.partitions.iter().copied().collect())
             }
+        }
+    }
+
+    /// A connection closed: the share sessions opened on it end and their members'
+    /// acquired records go back to the others at once, as Kafka does, rather than
+    /// after the acquisition lock (a client killed with records in hand).
+    pub fn connection_closed(&self, connection: u64) {
+        let mut st = self.lock();
+        let gone: Vec<(String, String)> = st
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.connection == connection)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (group, member) in gone {
+            self.member_gone(&mut st, &group, &member);
         }
     }
 

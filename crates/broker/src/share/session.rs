@@ -20,6 +20,8 @@ pub struct Session {
     /// The epoch the next request must carry.
     pub next_epoch: i32,
     pub partitions: BTreeSet<Tp>,
+    /// The connection the session was opened on; it ends when that connection closes.
+    pub connection: u64,
 }
 
 /// What a request asks of its session.
