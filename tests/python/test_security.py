@@ -619,3 +619,28 @@ def test_cli_admin_commands_speak_tls_and_sasl(secure, pki):
     assert r.returncode != 0 and "authentication failed" in r.stderr.lower(), r.stderr
     r = gregor("SASL_PLAINTEXT", "acl", "list", extra=["security.protocol=ssl"])
     assert r.returncode != 0 and "ssl.ca.location" in r.stderr, r.stderr
+
+
+def test_an_encrypted_private_key_is_opened_with_ssl_key_password(broker_factory, pki, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    from conftest import Broker
+
+    server = pki["authority"].issue_cert("localhost", "127.0.0.1")
+    key = serialization.load_pem_private_key(server.private_key_pem.bytes(), None)
+    encrypted = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.BestAvailableEncryption(b"store-pass"))
+    store = tmp_path / "encrypted.pem"
+    store.write_bytes(encrypted + b"".join(c.bytes() for c in server.cert_chain_pems))
+    assert b"ENCRYPTED PRIVATE KEY" in store.read_bytes()
+    overrides = {"listeners": "SSL://127.0.0.1:0", "listener.security.protocol.map": "SSL:SSL",
+                 "ssl.keystore.location": str(store), "ssl.key.password": "store-pass"}
+    b = broker_factory(overrides)
+    config = {"bootstrap.servers": f"127.0.0.1:{b.ports['SSL']}", "security.protocol": "SSL",
+              "ssl.ca.location": pki["ca"]}
+    assert roundtrip(config, "enc-key", 3) == ["enc-key-0", "enc-key-1", "enc-key-2"]
+    # A wrong password stops the broker at startup with a clear message.
+    wrong = Broker(tmp_path / "wrong", tmp_path / "wrong.log", {**overrides, "ssl.key.password": "nope"})
+    with pytest.raises(RuntimeError):
+        wrong.start(timeout=20)
+    assert b"ssl.key.password" in (tmp_path / "wrong.log").read_bytes()

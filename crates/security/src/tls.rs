@@ -63,8 +63,10 @@ pub enum TlsError {
     NoCertificate,
     #[error("no private key in the key store (PKCS#8, PKCS#1 or SEC1 PEM)")]
     NoKey,
-    #[error("ssl.key.password is set: encrypted PEM keys are not supported; decrypt the key (openssl pkey) and protect the file instead")]
+    #[error("the private key is encrypted: set ssl.key.password")]
     EncryptedKey,
+    #[error("cannot decrypt the private key with ssl.key.password (a wrong password, or not PKCS#8 PBES2): {0}")]
+    BadKeyPassword(String),
     #[error("ssl.client.auth={0:?} needs trusted certificates (ssl.truststore.location or ssl.truststore.certificates)")]
     NoTrustStore(ClientAuth),
     #[error("bad trusted certificate: {0}")]
@@ -88,9 +90,6 @@ impl TlsSettings {
 
     /// Builds the rustls configuration (TLS 1.2 and 1.3, safe defaults).
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
-        if self.key_password.as_deref().is_some_and(|p| !p.is_empty()) {
-            return Err(TlsError::EncryptedKey);
-        }
         let keystore = match (
             &self.keystore_location,
             &self.keystore_key,
@@ -106,7 +105,7 @@ impl TlsSettings {
         if chain.is_empty() {
             return Err(TlsError::NoCertificate);
         }
-        let key = PrivateKeyDer::from_pem_slice(&keystore).map_err(|_| TlsError::NoKey)?;
+        let key = private_key(&keystore, self.key_password.as_deref())?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?;
@@ -191,6 +190,35 @@ impl TlsSettings {
         };
         Ok(Arc::new(config))
     }
+}
+
+/// The key store's private key: an `ENCRYPTED PRIVATE KEY` (PKCS#8, PBES2) is decrypted
+/// with `ssl.key.password`, as Kafka's PEM key stores allow; otherwise the first
+/// PKCS#8, PKCS#1 or SEC1 key.
+fn private_key(
+    keystore: &[u8],
+    password: Option<&str>,
+) -> Result<PrivateKeyDer<'static>, TlsError> {
+    const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    const END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+    let text = String::from_utf8_lossy(keystore);
+    let Some(start) = text.find(BEGIN) else {
+        return PrivateKeyDer::from_pem_slice(keystore).map_err(|_| TlsError::NoKey);
+    };
+    let end = text[start..]
+        .find(END)
+        .map(|e| start + e + END.len())
+        .ok_or(TlsError::NoKey)?;
+    let password = password
+        .filter(|p| !p.is_empty())
+        .ok_or(TlsError::EncryptedKey)?;
+    let bad = |e: String| TlsError::BadKeyPassword(e);
+    let (_, doc) =
+        pkcs8::der::Document::from_pem(&text[start..end]).map_err(|e| bad(e.to_string()))?;
+    let info =
+        pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes()).map_err(|e| bad(e.to_string()))?;
+    let plain = info.decrypt(password).map_err(|e| bad(e.to_string()))?;
+    Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()))
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, TlsError> {
@@ -364,13 +392,29 @@ mod tests {
             no_trust.server_config(),
             Err(TlsError::NoTrustStore(_))
         ));
-        let encrypted = TlsSettings {
+        // A password with a plain key: the key is used as it is.
+        let needless = TlsSettings {
             key_password: Some("x".into()),
+            ..ok.clone()
+        };
+        assert!(needless.server_config().is_ok());
+        let junk =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let encrypted = TlsSettings {
+            keystore_key: Some(junk.into()),
             ..ok.clone()
         };
         assert!(matches!(
             encrypted.server_config(),
             Err(TlsError::EncryptedKey)
+        ));
+        let wrong = TlsSettings {
+            key_password: Some("x".into()),
+            ..encrypted.clone()
+        };
+        assert!(matches!(
+            wrong.server_config(),
+            Err(TlsError::BadKeyPassword(_))
         ));
         let no_key = TlsSettings {
             keystore_key: Some(chain.clone()),

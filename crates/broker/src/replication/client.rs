@@ -63,7 +63,20 @@ impl BrokerClient {
             .map_err(|_| ClientError::Timeout(broker))?
             .map_err(io)?;
         let _ = tcp.set_nodelay(true);
-        let stream: Box<dyn Io> = match &security.tls {
+        let tls = if security.protocol.tls() {
+            match &security.tls {
+                Ok(config) => Some(config),
+                Err(why) => {
+                    return Err(ClientError::Auth {
+                        broker,
+                        reason: why.clone(),
+                    })
+                }
+            }
+        } else {
+            None
+        };
+        let stream: Box<dyn Io> = match tls {
             Some(config) => {
                 let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
                 let host = host.trim_start_matches('[').trim_end_matches(']');

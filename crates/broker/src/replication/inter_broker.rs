@@ -35,7 +35,10 @@ impl std::fmt::Debug for SaslLogin {
 #[derive(Clone, Debug)]
 pub struct InterBrokerSecurity {
     pub protocol: SecurityProtocol,
-    pub tls: Option<Arc<ClientConfig>>,
+    /// For a TLS listener: the client configuration, or why there is none (no trust
+    /// store: fine for a single broker, which never connects to another; a cluster's
+    /// connections then fail with this reason).
+    pub tls: Result<Arc<ClientConfig>, String>,
     pub sasl: Option<SaslLogin>,
 }
 
@@ -43,7 +46,7 @@ impl Default for InterBrokerSecurity {
     fn default() -> Self {
         Self {
             protocol: SecurityProtocol::Plaintext,
-            tls: None,
+            tls: Err("plaintext".into()),
             sasl: None,
         }
     }
@@ -56,13 +59,25 @@ impl InterBrokerSecurity {
         };
         let protocol = listener.protocol;
         let tls = match (&listener.tls, protocol.tls()) {
-            (Some(settings), true) => {
-                Some(settings.client_config().map_err(|source| StartError::Tls {
-                    listener: format!("{} (as a client of the other brokers)", listener.name),
-                    source,
-                })?)
-            }
-            _ => None,
+            (Some(settings), true) => match settings.client_config() {
+                Ok(config) => Ok(config),
+                Err(e @ gregor_security::tls::TlsError::NoTrustStore(_)) => {
+                    let why = format!(
+                        "the inter-broker listener {} is TLS but has no trust store to check \
+                         other brokers with: {e}",
+                        listener.name
+                    );
+                    tracing::info!("{why} (only a cluster of one works so)");
+                    Err(why)
+                }
+                Err(source) => {
+                    return Err(StartError::Tls {
+                        listener: format!("{} (as a client of the other brokers)", listener.name),
+                        source,
+                    })
+                }
+            },
+            _ => Err("plaintext".into()),
         };
         let sasl = if protocol.sasl() {
             let key = "sasl.mechanism.inter.broker.protocol";
