@@ -37,10 +37,7 @@ impl Wire {
         tcp.set_write_timeout(Some(TIMEOUT))?;
         let stream: Box<dyn ReadWrite> = match security.tls {
             Some(config) => {
-                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                let name = rustls::pki_types::ServerName::try_from(host.to_string())
-                    .with_context(|| format!("{host} is not a TLS server name"))?;
+                let name = gregor_security::tls::server_name(addr)?;
                 let tls = rustls::ClientConnection::new(config, name)?;
                 Box::new(rustls::StreamOwned::new(tls, tcp))
             }

@@ -75,6 +75,8 @@ pub enum TlsError {
     NoKeyStore,
     #[error("rustls refused the configuration: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("not a TLS server name: {0}")]
+    BadServerName(String),
     #[error("bad client certificate: {0}")]
     BadCertificate(String),
 }
@@ -88,45 +90,66 @@ impl TlsSettings {
             .collect()
     }
 
-    /// Builds the rustls configuration (TLS 1.2 and 1.3, safe defaults).
-    pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
-        let keystore = match (
-            &self.keystore_location,
-            &self.keystore_key,
-            &self.keystore_certificate_chain,
-        ) {
-            (Some(path), _, _) => read(path)?,
-            (None, Some(key), Some(chain)) => format!("{key}\n{chain}").into_bytes(),
-            _ => return Err(TlsError::NoKeyStore),
-        };
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&keystore)
+    /// The key store's bytes (a file, or the inline key and chain), if one is set.
+    fn keystore(&self) -> Result<Option<Vec<u8>>, TlsError> {
+        Ok(
+            match (
+                &self.keystore_location,
+                &self.keystore_key,
+                &self.keystore_certificate_chain,
+            ) {
+                (Some(path), _, _) => Some(read(path)?),
+                (None, Some(key), Some(chain)) => Some(format!("{key}\n{chain}").into_bytes()),
+                _ => None,
+            },
+        )
+    }
+
+    /// The key store's certificate chain and private key.
+    fn identity(
+        &self,
+        keystore: &[u8],
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(keystore)
             .filter_map(Result::ok)
             .collect();
         if chain.is_empty() {
             return Err(TlsError::NoCertificate);
         }
-        let key = private_key(&keystore, self.key_password.as_deref())?;
+        Ok((chain, private_key(keystore, self.key_password.as_deref())?))
+    }
+
+    /// The trusted certificates; `mode` is who needs them, for the error.
+    fn roots(&self, mode: ClientAuth) -> Result<RootCertStore, TlsError> {
+        let trust = match (&self.truststore_location, &self.truststore_certificates) {
+            (Some(path), _) => read(path)?,
+            (None, Some(pem)) => pem.clone().into_bytes(),
+            (None, None) => return Err(TlsError::NoTrustStore(mode)),
+        };
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&trust) {
+            let cert = cert.map_err(|e| TlsError::BadTrust(e.to_string()))?;
+            roots
+                .add(cert)
+                .map_err(|e| TlsError::BadTrust(e.to_string()))?;
+        }
+        if roots.is_empty() {
+            return Err(TlsError::NoTrustStore(mode));
+        }
+        Ok(roots)
+    }
+
+    /// Builds the rustls configuration (TLS 1.2 and 1.3, safe defaults).
+    pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
+        let keystore = self.keystore()?.ok_or(TlsError::NoKeyStore)?;
+        let (chain, key) = self.identity(&keystore)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?;
         let builder = match self.client_auth {
             ClientAuth::None => builder.with_no_client_auth(),
             mode => {
-                let trust = match (&self.truststore_location, &self.truststore_certificates) {
-                    (Some(path), _) => read(path)?,
-                    (None, Some(pem)) => pem.clone().into_bytes(),
-                    (None, None) => return Err(TlsError::NoTrustStore(mode)),
-                };
-                let mut roots = RootCertStore::empty();
-                for cert in CertificateDer::pem_slice_iter(&trust) {
-                    let cert = cert.map_err(|e| TlsError::BadTrust(e.to_string()))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| TlsError::BadTrust(e.to_string()))?;
-                }
-                if roots.is_empty() {
-                    return Err(TlsError::NoTrustStore(mode));
-                }
+                let roots = self.roots(mode)?;
                 let verifier =
                     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
                 let verifier = if mode == ClientAuth::Requested {
@@ -142,54 +165,35 @@ impl TlsSettings {
         };
         Ok(Arc::new(builder.with_single_cert(chain, key)?))
     }
-}
 
-impl TlsSettings {
     /// The configuration for this broker's own connections to another broker's TLS
     /// listener: the trust store verifies the server (required: there is no default
     /// trust store), and the key store, when set, is the client certificate for a
     /// listener with `ssl.client.auth`.
     pub fn client_config(&self) -> Result<Arc<ClientConfig>, TlsError> {
-        let trust = match (&self.truststore_location, &self.truststore_certificates) {
-            (Some(path), _) => read(path)?,
-            (None, Some(pem)) => pem.clone().into_bytes(),
-            (None, None) => return Err(TlsError::NoTrustStore(ClientAuth::Required)),
-        };
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(&trust) {
-            let cert = cert.map_err(|e| TlsError::BadTrust(e.to_string()))?;
-            roots
-                .add(cert)
-                .map_err(|e| TlsError::BadTrust(e.to_string()))?;
-        }
-        if roots.is_empty() {
-            return Err(TlsError::NoTrustStore(ClientAuth::Required));
-        }
+        let roots = self.roots(ClientAuth::Required)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots);
-        let keystore = match (
-            &self.keystore_location,
-            &self.keystore_key,
-            &self.keystore_certificate_chain,
-        ) {
-            (Some(path), _, _) => Some(read(path)?),
-            (None, Some(key), Some(chain)) => Some(format!("{key}\n{chain}").into_bytes()),
-            _ => None,
-        };
-        let config = match keystore {
+        let config = match self.keystore()? {
             Some(keystore) => {
-                let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&keystore)
-                    .filter_map(Result::ok)
-                    .collect();
-                let key = PrivateKeyDer::from_pem_slice(&keystore).map_err(|_| TlsError::NoKey)?;
+                let (chain, key) = self.identity(&keystore)?;
                 builder.with_client_auth_cert(chain, key)?
             }
             None => builder.with_no_client_auth(),
         };
         Ok(Arc::new(config))
     }
+}
+
+/// The name a TLS client checks the server's certificate against, from the `host:port`
+/// it connects to (an IP address or a DNS name; `[v6]` brackets removed).
+pub fn server_name(addr: &str) -> Result<rustls_pki_types::ServerName<'static>, TlsError> {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    rustls_pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| TlsError::BadServerName(format!("{host}: {e}")))
 }
 
 /// The key store's private key: an `ENCRYPTED PRIVATE KEY` (PKCS#8, PBES2) is decrypted

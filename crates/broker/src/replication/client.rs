@@ -14,7 +14,6 @@ use gregor_security::scram::ScramMechanism;
 use gregor_security::scram_client::ScramClient;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
 use super::inter_broker::{InterBrokerSecurity, SaslLogin};
@@ -78,12 +77,10 @@ impl BrokerClient {
         };
         let stream: Box<dyn Io> = match tls {
             Some(config) => {
-                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                let name = ServerName::try_from(host.to_string()).map_err(|e| {
+                let name = gregor_security::tls::server_name(addr).map_err(|e| {
                     io(std::io::Error::new(
                         std::io::ErrorKind::InvalidInput,
-                        format!("{host} is not a TLS server name: {e}"),
+                        e.to_string(),
                     ))
                 })?;
                 let tls = tokio::time::timeout(

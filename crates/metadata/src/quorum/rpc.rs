@@ -29,7 +29,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{ClientConfig, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -283,11 +282,8 @@ impl RpcClient {
         let Some(config) = &self.inner.tls else {
             return Ok(Box::new(tcp));
         };
-        let addr = &self.inner.addr;
-        let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let name = ServerName::try_from(host.to_string())
-            .map_err(|e| bad(format!("{host} is not a TLS server name: {e}")))?;
+        let name =
+            gregor_security::tls::server_name(&self.inner.addr).map_err(|e| bad(e.to_string()))?;
         let tls = tokio::time::timeout(
             HANDSHAKE_TIMEOUT,
             TlsConnector::from(config.clone()).connect(name, tcp),
