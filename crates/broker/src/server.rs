@@ -80,6 +80,16 @@ pub async fn run_listeners(
             oauth,
         });
     }
+    // The metrics listener is up (live, not ready) while the broker joins.
+    let metrics = match crate::metrics::listener_address(
+        broker
+            .config
+            .get(crate::metrics::LISTENER_CONFIG)
+            .unwrap_or(""),
+    )? {
+        Some(addr) => Some(crate::metrics::MetricsServer::start(broker.clone(), addr).await?),
+        None => None,
+    };
     broker.join_cluster().await?;
     let (stop_tx, _) = broadcast::channel::<()>(1);
     let shared = Arc::new(Shared {
@@ -109,7 +119,9 @@ pub async fn run_listeners(
             ))
         })
         .collect();
+    broker.metrics.set_ready(true);
     shutdown.await;
+    broker.metrics.set_ready(false);
     halt_tx.send_replace(true);
     for a in acceptors {
         let _ = a.await;
@@ -124,6 +136,9 @@ pub async fn run_listeners(
     let _ = cleaner.await;
     let _ = expiry.await;
     broker.leave_cluster().await;
+    if let Some(m) = metrics {
+        m.stop().await;
+    }
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.shutdown())
         .await
