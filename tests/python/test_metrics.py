@@ -155,3 +155,65 @@ def test_metrics_move_with_client_traffic(broker_factory):
     ends = [value(again, "kafka_log_log_logendoffset", topic=topic, partition=p) for p in range(PARTITIONS)]
     assert sum(ends) == 2 * N, ends
 
+
+
+def group_series(samples, name, group, topic):
+    """{partition: value} of a consumer-group series for `group` and `topic`."""
+    out = {}
+    for (n, labels), v in samples.items():
+        d = dict(labels)
+        if n == name and d.get("consumergroup") == group and d.get("topic") == topic:
+            out[int(d["partition"])] = v
+    return out
+
+
+def test_consumer_group_lag_is_end_offset_minus_committed(broker_factory):
+    port = free_port()
+    broker = broker_factory({"metrics.listener": f"127.0.0.1:{port}"})
+    base = f"http://127.0.0.1:{port}"
+    topic, group = "lagged", "lag-test"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
+
+    produce(broker.bootstrap, topic, N, "a")
+    c = Consumer({
+        "bootstrap.servers": broker.bootstrap,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    })
+    c.subscribe([topic])
+    got = []
+    try:
+        wait_until(
+            lambda: got.extend(m for m in c.consume(50, 0.5) if not m.error()) or len(got) >= N,
+            timeout=60,
+            what=f"{N} records consumed",
+        )
+        c.commit(asynchronous=False)
+    finally:
+        c.close()
+
+    # Everything consumed and committed: no lag, committed offsets at the log ends.
+    caught_up = wait_until(
+        lambda: (s := scrape(base))
+        and sum(group_series(s, "kafka_consumergroup_current_offset", group, topic).values()) == N
+        and s,
+        what="committed offsets to show",
+    )
+    lag = group_series(caught_up, "kafka_consumergroup_lag", group, topic)
+    assert set(lag) == set(range(PARTITIONS)) and sum(lag.values()) == 0, lag
+
+    # The consumer is gone; what is produced now is lag, partition by partition.
+    produce(broker.bootstrap, topic, N, "b")
+    behind = wait_until(
+        lambda: (s := scrape(base))
+        and sum(group_series(s, "kafka_consumergroup_lag", group, topic).values()) == N
+        and s,
+        what="lag to reach N",
+    )
+    lag = group_series(behind, "kafka_consumergroup_lag", group, topic)
+    committed = group_series(behind, "kafka_consumergroup_current_offset", group, topic)
+    for p in range(PARTITIONS):
+        end = value(behind, "kafka_log_log_logendoffset", topic=topic, partition=p)
+        assert lag[p] == end - committed[p], (p, lag, committed, end)

@@ -77,7 +77,9 @@ impl MetricsServer {
 }
 
 async fn metrics(State(broker): State<Arc<Broker>>) -> Response {
-    let rendered = tokio::task::spawn_blocking(move || broker.metrics.render(&broker)).await;
+    let groups = super::BrokerMetrics::group_offsets(&broker).await;
+    let rendered =
+        tokio::task::spawn_blocking(move || broker.metrics.render(&broker, &groups)).await;
     match rendered {
         Ok(Ok(text)) => ([(header::CONTENT_TYPE, TEXT_FORMAT)], text).into_response(),
         Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),

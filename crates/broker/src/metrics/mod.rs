@@ -12,6 +12,7 @@
 //! - `requests.rs`: requests per API and version, and request time per API.
 //! - `state.rs`: gauges read from the broker's state at scrape time (partitions,
 //!   leaders, under-replicated and offline partitions, log end offsets and sizes).
+//! - `groups.rs`: consumer group committed offsets and lag (kafka_exporter's names).
 //! - `http.rs`: the listener: `GET /metrics`, `/health/live`, `/health/ready`.
 //!
 //! # Cost on the hot path
@@ -27,11 +28,13 @@ use std::sync::Mutex;
 use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, Registry, TextEncoder};
 
+mod groups;
 mod http;
 mod requests;
 mod state;
 mod topics;
 
+pub use groups::GroupOffsets;
 pub use http::MetricsServer;
 pub use requests::RequestMetrics;
 pub use topics::{TopicCounters, TopicMetrics};
@@ -81,6 +84,7 @@ pub struct BrokerMetrics {
     pub topics: TopicMetrics,
     pub requests: RequestMetrics,
     state: state::StateGauges,
+    groups: groups::GroupGauges,
     /// Held for a whole scrape (sync, never across an await): two scrapes at once
     /// would otherwise interleave their resets and sets of the state gauges.
     scrape: Mutex<()>,
@@ -95,6 +99,7 @@ impl BrokerMetrics {
             topics: TopicMetrics::new(&registry)?,
             requests: RequestMetrics::new(&registry, crate::handlers::SUPPORTED)?,
             state: state::StateGauges::new(&registry)?,
+            groups: groups::GroupGauges::new(&registry)?,
             registry,
             scrape: Mutex::new(()),
             ready: AtomicBool::new(false),
@@ -112,14 +117,22 @@ impl BrokerMetrics {
         self.ready.load(Ordering::Acquire) && !broker.metadata.is_fenced()
     }
 
-    /// The Prometheus text exposition of every metric, the state gauges read now.
-    pub fn render(&self, broker: &Broker) -> Result<String, MetricsError> {
+    /// The committed offsets of the groups this broker coordinates, for [`Self::render`]
+    /// (asked of the group tasks, so async; bounded in time).
+    pub async fn group_offsets(broker: &std::sync::Arc<Broker>) -> GroupOffsets {
+        groups::collect(broker).await
+    }
+
+    /// The Prometheus text exposition of every metric, the state gauges read now and
+    /// the lag gauges from `groups`.
+    pub fn render(&self, broker: &Broker, groups: &GroupOffsets) -> Result<String, MetricsError> {
         let _scrape = match self.scrape.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
         let image = broker.metadata.image();
         self.state.refresh(broker, &image);
+        self.groups.refresh(broker, groups);
         self.topics.prune(&image);
         let mut families = self.registry.gather();
         merge(&mut families, self.topics.all_topics());
