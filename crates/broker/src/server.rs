@@ -81,15 +81,7 @@ pub async fn run_listeners(
         });
     }
     // The metrics listener is up (live, not ready) while the broker joins.
-    let metrics = match crate::metrics::listener_address(
-        broker
-            .config
-            .get(crate::metrics::LISTENER_CONFIG)
-            .unwrap_or(""),
-    )? {
-        Some(addr) => Some(crate::metrics::MetricsServer::start(broker.clone(), addr).await?),
-        None => None,
-    };
+    crate::metrics::BrokerMetrics::start_listener(&broker).await?;
     broker.join_cluster().await?;
     let (stop_tx, _) = broadcast::channel::<()>(1);
     let shared = Arc::new(Shared {
@@ -136,9 +128,7 @@ pub async fn run_listeners(
     let _ = cleaner.await;
     let _ = expiry.await;
     broker.leave_cluster().await;
-    if let Some(m) = metrics {
-        m.stop().await;
-    }
+    broker.metrics.stop_listener().await;
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.shutdown())
         .await

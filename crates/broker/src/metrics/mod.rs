@@ -57,6 +57,8 @@ pub enum MetricsError {
     },
     #[error("metrics encoding is not UTF-8: {0}")]
     Encoding(#[from] std::string::FromUtf8Error),
+    #[error("{0}")]
+    Config(#[from] ConfigError),
 }
 
 /// `metrics.listener` as an address: `None` when empty (no listener).
@@ -90,6 +92,8 @@ pub struct BrokerMetrics {
     scrape: Mutex<()>,
     /// Set once the broker serves its listeners, cleared when it starts to stop.
     ready: AtomicBool,
+    /// The running listener, if `metrics.listener` names one and it was started.
+    server: Mutex<Option<MetricsServer>>,
 }
 
 impl BrokerMetrics {
@@ -103,7 +107,33 @@ impl BrokerMetrics {
             registry,
             scrape: Mutex::new(()),
             ready: AtomicBool::new(false),
+            server: Mutex::new(None),
         })
+    }
+
+    /// Starts the listener `metrics.listener` names, unless there is none or it runs
+    /// already. The binary calls it as soon as the broker is open (so `/health/live`
+    /// answers while the broker joins and once its ready line is out);
+    /// `server::run_listeners` calls it too, for brokers started without the binary.
+    pub async fn start_listener(broker: &std::sync::Arc<Broker>) -> Result<(), MetricsError> {
+        let configured = broker.config.get(LISTENER_CONFIG).unwrap_or("");
+        let Some(addr) = listener_address(configured)? else {
+            return Ok(());
+        };
+        if lock(&broker.metrics.server).is_some() {
+            return Ok(());
+        }
+        let server = MetricsServer::start(broker.clone(), addr).await?;
+        *lock(&broker.metrics.server) = Some(server);
+        Ok(())
+    }
+
+    /// Stops the listener, if one runs, and waits for it.
+    pub async fn stop_listener(&self) {
+        let server = lock(&self.server).take();
+        if let Some(s) = server {
+            s.stop().await;
+        }
     }
 
     /// Marks the broker as serving (or not) for `/health/ready`.
@@ -126,10 +156,7 @@ impl BrokerMetrics {
     /// The Prometheus text exposition of every metric, the state gauges read now and
     /// the lag gauges from `groups`.
     pub fn render(&self, broker: &Broker, groups: &GroupOffsets) -> Result<String, MetricsError> {
-        let _scrape = match self.scrape.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let _scrape = lock(&self.scrape);
         let image = broker.metadata.image();
         self.state.refresh(broker, &image);
         self.groups.refresh(broker, groups);
@@ -140,6 +167,13 @@ impl BrokerMetrics {
         let mut out = Vec::new();
         TextEncoder::new().encode(&families, &mut out)?;
         Ok(String::from_utf8(out)?)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
     }
 }
 
