@@ -9,6 +9,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
+from cluster import Cluster, free_ports
 from conftest import wait_until
 
 PARTITIONS = 3
@@ -217,3 +218,51 @@ def test_consumer_group_lag_is_end_offset_minus_committed(broker_factory):
     for p in range(PARTITIONS):
         end = value(behind, "kafka_log_log_logendoffset", topic=topic, partition=p)
         assert lag[p] == end - committed[p], (p, lag, committed, end)
+
+
+def test_cluster_counts_leaders_once_and_not_followers_fetches(tmp_path):
+    """Three nodes, a topic replicated to all: the active controller is one node,
+    leaders add up to the partitions, produced records are counted once (by their
+    leaders), and followers' fetches are not bytes out."""
+    ports = free_ports(3)
+    c = Cluster(
+        tmp_path / "c",
+        controllers=3,
+        overrides={"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500"},
+        node_overrides={i + 1: {"metrics.listener": f"127.0.0.1:{ports[i]}"} for i in range(3)},
+    ).start()
+    try:
+        bases = [f"http://127.0.0.1:{p}" for p in ports]
+        topic = "replicated"
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        admin.create_topics([NewTopic(topic, PARTITIONS, 3)])[topic].result(30)
+        produce(c.bootstrap, topic, N, "r")
+
+        def settled():
+            scrapes = [scrape(b) for b in bases]
+            for s in scrapes:
+                ends = [value(s, "kafka_log_log_logendoffset", topic=topic, partition=p) for p in range(PARTITIONS)]
+                if None in ends or sum(ends) != N:
+                    return None
+                if value(s, "kafka_server_replicamanager_underreplicatedpartitions") != 0:
+                    return None
+            return scrapes
+
+        scrapes = wait_until(settled, timeout=60, what="every replica at the log end, ISRs full")
+        assert sum(value(s, "kafka_controller_kafkacontroller_activecontrollercount") for s in scrapes) == 1
+        assert sum(value(s, "kafka_controller_kafkacontroller_offlinepartitionscount") for s in scrapes) == 0
+        for s in scrapes:
+            assert value(s, "kafka_server_replicamanager_partitioncount") >= PARTITIONS
+        for s in scrapes:
+            # Followers hold the topic's partitions too: every node has all three series.
+            assert all(
+                value(s, "kafka_log_log_size", topic=topic, partition=p) > 0 for p in range(PARTITIONS)
+            )
+        assert sum(value(s, "kafka_server_replicamanager_leadercount") for s in scrapes) >= PARTITIONS
+        # Produced records are counted once, by the partitions' leaders.
+        assert sum(value(s, "kafka_server_brokertopicmetrics_messagesin_total", topic=topic) or 0 for s in scrapes) == N
+        # Replication is not consumption.
+        assert sum(value(s, "kafka_server_brokertopicmetrics_bytesout_total", topic=topic) or 0 for s in scrapes) == 0
+        assert all(get(f"{b}/health/ready")[0] == 200 for b in bases)
+    finally:
+        c.kill_all()
