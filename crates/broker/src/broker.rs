@@ -37,6 +37,8 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error("cluster: {0}")]
     Cluster(String),
+    #[error("metrics: {0}")]
+    Metrics(#[from] crate::metrics::MetricsError),
     #[error("listener {listener}: {source}")]
     Tls {
         listener: String,
@@ -67,6 +69,9 @@ pub struct Broker {
     pub shares: crate::share::ShareCoordinator,
     /// Client telemetry (KIP-714): subscriptions handed out and pushes kept.
     pub telemetry: crate::telemetry::ClientTelemetry,
+    /// Prometheus metrics (see `metrics`): counted by dispatch and the produce and
+    /// fetch handlers, served on `metrics.listener`.
+    pub metrics: crate::metrics::BrokerMetrics,
     /// Per client listener (as `config.listeners`): the port clients are told.
     advertised_ports: Vec<AtomicU16>,
     /// Bytes of answers queued on all connections, waiting for their writers (Kafka's
@@ -318,6 +323,7 @@ impl Broker {
             txns,
             shares,
             telemetry,
+            metrics: crate::metrics::BrokerMetrics::new()?,
             advertised_ports,
             response_queue_bytes: AtomicUsize::new(0),
             response_queue_bytes_max: AtomicUsize::new(0),

@@ -22,6 +22,7 @@
 //! - [`group`]: the group coordinator (consumer groups, committed offsets).
 //! - [`share`]: share groups (KIP-932): membership, share-partitions, sessions.
 //! - [`telemetry`]: client telemetry (KIP-714) subscriptions and the pushed-metrics store.
+//! - [`metrics`]: Prometheus metrics with Kafka's names, health endpoints (`metrics.listener`).
 //! - [`error`]: the single mapping of domain errors to Kafka error codes.
 //!
 //! # Invariants
@@ -44,6 +45,7 @@ pub mod fetch_session;
 pub mod frame;
 pub mod group;
 pub mod handlers;
+pub mod metrics;
 pub mod partition;
 pub mod quota;
 pub mod replica_manager;

@@ -80,6 +80,8 @@ pub async fn run_listeners(
             oauth,
         });
     }
+    // The metrics listener is up (live, not ready) while the broker joins.
+    crate::metrics::BrokerMetrics::start_listener(&broker).await?;
     broker.join_cluster().await?;
     let (stop_tx, _) = broadcast::channel::<()>(1);
     let shared = Arc::new(Shared {
@@ -109,7 +111,9 @@ pub async fn run_listeners(
             ))
         })
         .collect();
+    broker.metrics.set_ready(true);
     shutdown.await;
+    broker.metrics.set_ready(false);
     halt_tx.send_replace(true);
     for a in acceptors {
         let _ = a.await;
@@ -124,6 +128,7 @@ pub async fn run_listeners(
     let _ = cleaner.await;
     let _ = expiry.await;
     broker.leave_cluster().await;
+    broker.metrics.stop_listener().await;
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.shutdown())
         .await

@@ -406,6 +406,8 @@ fn run_broker(args: BrokerArgs) -> Result<()> {
             sockets.push((l.clone(), socket));
         }
         let broker = gregor_broker::Broker::open(config).await?;
+        // Before the ready line: once it is out, `metrics.listener` answers.
+        gregor_broker::metrics::BrokerMetrics::start_listener(&broker).await?;
         let mut bound = Vec::new();
         for (l, socket) in &sockets {
             let addr = socket.local_addr()?;

@@ -121,6 +121,9 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     // Confluent Server's name: the schema registry that topics with
     // `confluent.{key,value}.schema.validation=true` check produced records against.
     ("confluent.schema.registry.url", ""),
+    // Gregor's: `host:port` of the Prometheus endpoint (`/metrics`, `/health/*`); empty
+    // for none.
+    ("metrics.listener", ""),
     ("log.segment.bytes", "1073741824"),
     ("log.roll.ms", "604800000"),
     ("log.roll.hours", "168"),
@@ -345,6 +348,7 @@ impl BrokerConfig {
         );
         let node_id = num("node.id", &get("node.id"))?;
         let cluster = parse_cluster(&get, node_id, &parse_listeners(&listeners))?;
+        crate::metrics::listener_address(&get(crate::metrics::LISTENER_CONFIG))?;
         let cfg = Self {
             node_id,
             cluster,

@@ -567,6 +567,8 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
     let mut sent: Vec<SessionPartition> = Vec::new();
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
     let mut ranges: Vec<FileRange> = Vec::new();
+    // Bytes sent to consumers, by topic (the plan lists a topic's partitions together).
+    let mut bytes_out: Option<(&str, crate::metrics::TopicCounters)> = None;
     for (sp, r) in plan.iter().zip(reads) {
         if incremental && !has_news(sp, &r) {
             continue;
@@ -592,6 +594,18 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
             }))
             .with_records(Some(match r.records {
                 Some(range) => {
+                    if !is_follower {
+                        if bytes_out.as_ref().is_none_or(|(t, _)| *t != &*sp.topic) {
+                            bytes_out = broker
+                                .metrics
+                                .topics
+                                .topic(&sp.topic)
+                                .map(|c| (&*sp.topic, c));
+                        }
+                        if let Some((_, c)) = &bytes_out {
+                            c.record_fetched(range.len as u64);
+                        }
+                    }
                     ranges.push(range);
                     marker()
                 }

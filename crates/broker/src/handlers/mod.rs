@@ -428,6 +428,11 @@ pub async fn dispatch(broker: &Arc<Broker>, conn: &mut Connection, frame: Bytes)
         connection_id: conn.id,
     };
     let out = route(broker, &mut ctx, spec.key, buf).await;
+    // Until the handler returned: a deferred produce's fsync wait is not included.
+    broker
+        .metrics
+        .requests
+        .record(spec.key, version, ctx.started.elapsed());
     let throttle = *ctx.throttle_ms.get_mut();
     if throttle > 0 {
         conn.muted_until =

@@ -301,6 +301,9 @@ pub fn handle(
             continue;
         }
         let hosted = broker.replicas.topic(&name);
+        let counters = hosted
+            .as_ref()
+            .and_then(|_| broker.metrics.topics.topic(&name));
         let mut parts = Vec::with_capacity(topic.partition_data.len());
         for pd in topic.partition_data {
             if !matches!(acks, -1..=1) {
@@ -381,6 +384,13 @@ pub fn handle(
                 .append(&partition, records, &mut ctx.scratch)
             {
                 Ok((info, flush_due)) => {
+                    if let Some(c) = counters.as_ref().filter(|_| !info.duplicate) {
+                        let records_appended = info.last_offset - info.base_offset + 1;
+                        c.record_produced(
+                            records.len() as u64,
+                            u64::try_from(records_appended).unwrap_or(0),
+                        );
+                    }
                     if flush_due {
                         to_flush.push((partition.clone(), info.last_offset + 1, ti, parts.len()));
                     }
