@@ -30,6 +30,7 @@ pub use dsl::{
 };
 pub use error::{Result, StreamsError};
 pub use record::RawRecord;
+pub use runtime::kafka::{KafkaStreams, State};
 pub use runtime::test_driver::{TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver};
 pub use serde::{Serde, SerdeRef, Serdes};
 pub use state::{ReadOnlyKeyValueStore, ReadOnlyWindowStore};

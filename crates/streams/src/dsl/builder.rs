@@ -21,7 +21,8 @@ pub(crate) struct BuilderInner {
     pub(crate) nodes: Vec<NodeDef>,
     pub(crate) sources: Vec<SourceDef>,
     pub(crate) stores: Vec<StoreSpec>,
-    pub(crate) repartition_topics: Vec<String>,
+    /// (topic suffix, the sink node writing it).
+    pub(crate) repartition_topics: Vec<(String, usize)>,
     counter: usize,
 }
 
@@ -191,8 +192,9 @@ pub(crate) struct TopologyInner {
     pub(crate) nodes: Vec<NodeDef>,
     pub(crate) sources: Vec<SourceDef>,
     pub(crate) stores: Vec<StoreSpec>,
-    /// Suffixes (without `<application.id>-`) of the repartition topics.
-    pub(crate) repartition_topics: Vec<String>,
+    /// Suffixes (without `<application.id>-`) of the repartition topics, with the sink
+    /// node writing each.
+    pub(crate) repartition_topics: Vec<(String, usize)>,
     pub(crate) subtopologies: Vec<SubTopology>,
 }
 

@@ -279,11 +279,12 @@ impl<K: Data, V: Data> KStream<K, V> {
         value_serde: SerdeRef<V>,
     ) -> KStream<K, V> {
         let topic = TopicName::Internal(suffix.to_string());
+        self.add_sink(topic.clone(), key_serde.clone(), value_serde.clone());
+        let sink_node = self.b.borrow().nodes.len() - 1;
         self.b
             .borrow_mut()
             .repartition_topics
-            .push(suffix.to_string());
-        self.add_sink(topic.clone(), key_serde.clone(), value_serde.clone());
+            .push((suffix.to_string(), sink_node));
         let source =
             self.b
                 .borrow_mut()
@@ -368,11 +369,13 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 }
 
+type Predicate<K, V> = Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
+
 /// The branches of [`KStream::split`].
 pub struct BranchedKStream<K, V> {
     stream: KStream<K, V>,
     prefix: String,
-    branches: Vec<(String, Arc<dyn Fn(&K, &V) -> bool + Send + Sync>)>,
+    branches: Vec<(String, Predicate<K, V>)>,
 }
 
 impl<K: Data, V: Data> BranchedKStream<K, V> {
@@ -398,7 +401,7 @@ impl<K: Data, V: Data> BranchedKStream<K, V> {
     /// The branches; records no branch matched are dropped.
     pub fn no_default_branch(self) -> HashMap<String, KStream<K, V>> {
         let mut out = HashMap::new();
-        let mut earlier: Vec<Arc<dyn Fn(&K, &V) -> bool + Send + Sync>> = Vec::new();
+        let mut earlier: Vec<Predicate<K, V>> = Vec::new();
         for (name, pred) in self.branches {
             let before = earlier.clone();
             let p = pred.clone();

@@ -7,5 +7,8 @@
 //! - `restore.rs`: reading changelogs back into stores
 //! - `topics.rs`: creating internal topics
 
+pub(crate) mod kafka;
+pub(crate) mod restore;
 pub(crate) mod task;
 pub(crate) mod test_driver;
+pub(crate) mod topics;

@@ -66,7 +66,7 @@ impl DriverInner {
         let internal: Vec<String> = topo
             .repartition_topics
             .iter()
-            .map(|s| format!("{}-{s}", self.app_id))
+            .map(|(s, _)| format!("{}-{s}", self.app_id))
             .collect();
         for r in out {
             if internal.contains(&r.topic) {

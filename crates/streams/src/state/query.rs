@@ -9,10 +9,13 @@ use super::{split_window_key, window_key, SharedMap};
 use crate::error::Result;
 use crate::serde::SerdeRef;
 
+/// (task id, map) of each live task holding a store.
+type TaskMaps = Vec<(String, SharedMap)>;
+
 /// store name → (task id, map) of each live task.
 #[derive(Clone, Default)]
 pub(crate) struct StoreRegistry {
-    inner: Arc<Mutex<HashMap<String, Vec<(String, SharedMap)>>>>,
+    inner: Arc<Mutex<HashMap<String, TaskMaps>>>,
 }
 
 impl StoreRegistry {

@@ -1,0 +1,278 @@
+"""gregor-streams examples against a real broker: exact word counts, event-time windows
+with out-of-order and late records, exactly-once across a kill -9, state restored from the
+changelog, and two instances sharing (and rebalancing) the work.
+
+The example binaries are built by `cargo build --release -p gregor-streams --examples` (CI's
+`cargo test --release --workspace --all-targets` builds them too); GREGOR_EXAMPLES_DIR
+overrides where they are looked for.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import ROOT, wait_until
+
+EXAMPLES = Path(os.environ.get("GREGOR_EXAMPLES_DIR", ROOT / "target" / "release" / "examples"))
+
+
+def example(name):
+    path = EXAMPLES / name
+    if not path.exists():
+        pytest.fail(f"{path} missing: build with cargo build --release -p gregor-streams --examples")
+    return str(path)
+
+
+class App:
+    """One instance of an example, logging to a file."""
+
+    def __init__(self, tmp_path, name, args, instance="a"):
+        self.cmd = [example(name)] + args
+        self.log_path = tmp_path / f"{name}-{instance}.log"
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=self.log)
+        return self
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(30) == 0, self.text()[-2000:]
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def text(self):
+        return self.log_path.read_text(errors="replace")
+
+    def assigned(self):
+        """The tasks of the last assignment this instance logged."""
+        found = re.findall(r"tasks assigned: \[([^\]]*)\]", self.text())
+        if not found:
+            return None
+        return sorted(t.strip() for t in found[-1].split(",") if t.strip())
+
+    def alive(self):
+        assert self.proc.poll() is None, f"example exited: {self.text()[-3000:]}"
+        return True
+
+
+def create_topics(bootstrap, names, partitions):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+    for f in futures.values():
+        f.result(30)
+
+
+def produce(bootstrap, topic, records):
+    """records: (key, value, timestamp or None)."""
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for key, value, ts in records:
+        kwargs = {"timestamp": ts} if ts is not None else {}
+        p.produce(topic, key=key, value=value, **kwargs)
+    assert p.flush(30) == 0
+
+
+class Reader:
+    """Reads a topic from the beginning, accumulating (partition, offset, key, value)."""
+
+    def __init__(self, bootstrap, topic, isolation="read_committed"):
+        self.c = Consumer({
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{topic}-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": isolation,
+        })
+        parts = self.c.list_topics(topic, timeout=10).topics[topic].partitions
+        self.c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        self.records = []
+
+    def poll(self):
+        for m in self.c.consume(500, 0.1):
+            if m.error():
+                if m.error().code() != KafkaError._PARTITION_EOF:
+                    raise AssertionError(m.error())
+                continue
+            self.records.append((m.partition(), m.offset(), m.key(), m.value()))
+        return self.records
+
+    def close(self):
+        self.c.close()
+
+
+def counts_by_word(records):
+    """word -> the counts written for it, in order (a word always maps to one partition)."""
+    seq = defaultdict(list)
+    for _, _, k, v in sorted(records, key=lambda r: (r[0], r[1])):
+        seq[k.decode()].append(int.from_bytes(v, "big", signed=True))
+    return seq
+
+
+def true_counts(lines):
+    c = defaultdict(int)
+    for line in lines:
+        for w in re.split(r"[^0-9A-Za-z]+", line):
+            if w:
+                c[w.lower()] += 1
+    return dict(c)
+
+
+def wordcount(tmp_path, bootstrap, app_id, state, extra=(), instance="a", commit_ms=200):
+    return App(tmp_path, "wordcount", [
+        "--brokers", bootstrap, "--app-id", app_id, "--state-dir", str(state),
+        "--input", "lines", "--output", "counts", "--commit-interval-ms", str(commit_ms),
+        "--session-timeout-ms", "6000", *extra,
+    ], instance)
+
+
+def finals(seq):
+    return {w: vals[-1] for w, vals in seq.items()}
+
+
+LINES = [f"the quick fox {i % 7} jumps over the lazy dog {i % 3}" for i in range(60)]
+
+
+def test_wordcount_exact_counts(broker, tmp_path):
+    create_topics(broker.bootstrap, ["lines", "counts"], 2)
+    app = wordcount(tmp_path, broker.bootstrap, "wc", tmp_path / "state").start()
+    produce(broker.bootstrap, "lines", [(None, l.encode(), None) for l in LINES])
+    reader = Reader(broker.bootstrap, "counts")
+    expected = true_counts(LINES)
+    wait_until(lambda: app.alive() and finals(counts_by_word(reader.poll())) == expected, 30, "final word counts")
+    # No failure happened: every update was written once, in order.
+    for word, values in counts_by_word(reader.records).items():
+        assert values == list(range(1, expected[word] + 1)), word
+    # The repartition and changelog topics were created by the application.
+    topics = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10).topics
+    assert "wc-counts-repartition" in topics and "wc-counts-changelog" in topics
+    assert len(topics["wc-counts-changelog"].partitions) == 2
+    app.stop()
+    reader.close()
+
+
+def test_pageviews_windows_out_of_order_and_late(broker, tmp_path):
+    create_topics(broker.bootstrap, ["pageviews", "pageviews-per-minute"], 1)
+    app = App(tmp_path, "pageviews", [
+        "--brokers", broker.bootstrap, "--state-dir", str(tmp_path / "state"),
+        "--commit-interval-ms", "200", "--grace-ms", "10000",
+    ]).start()
+    base = (int(time.time() * 1000) // 60000 - 30) * 60000
+    views = [
+        ("home", 1_000), ("about", 10_000), ("home", 30_000),
+        ("home", 61_000),   # window 2; stream time 61 s
+        ("home", 20_000),   # out of order, inside the grace of window 1 (closes at 70 s)
+        ("home", 75_000),   # stream time 75 s: window 1 closes
+        ("home", 5_000),    # late, past grace: dropped
+        ("about", 50_000),  # late, past grace: dropped
+        ("other", 300_000), # stream time 300 s: window 2 closes
+    ]
+    produce(broker.bootstrap, "pageviews", [(b"user", p.encode(), base + t) for p, t in views])
+    reader = Reader(broker.bootstrap, "pageviews-per-minute")
+    expected = {("home", base): 3, ("about", base): 1, ("home", base + 60_000): 2}
+
+    def results():
+        out = []
+        for _, _, k, v in reader.poll():
+            out.append(((k[:-8].decode(), int.from_bytes(k[-8:], "big")), int.from_bytes(v, "big")))
+        return out
+
+    wait_until(lambda: app.alive() and len(results()) >= len(expected), 30, "final window counts")
+    # Let the last windows' emission settle: the flush record's window never closes, so
+    # nothing else can come; each closed window is emitted exactly once.
+    out = results()
+    assert dict(out) == expected
+    assert len(out) == len(expected), out
+    app.stop()
+    reader.close()
+
+
+def test_exactly_once_survives_kill9(broker, tmp_path):
+    """Phase 1 is committed (the first instance stops cleanly). The second instance commits
+    every 3 s; it is killed with SIGKILL as soon as phase 2 output shows up uncommitted:
+    the words were committed to the repartition topic, their counts are in an open
+    transaction. The third (same state dir, so same transactional.id) fences and aborts it
+    and counts again from the committed offsets and changelog."""
+    create_topics(broker.bootstrap, ["lines", "counts"], 2)
+    state = tmp_path / "state"
+    eos = ["--guarantee", "exactly_once_v2"]
+    lines = [f"alpha beta {i % 5} gamma{i % 4}" for i in range(300)]
+    committed = Reader(broker.bootstrap, "counts")
+    uncommitted = Reader(broker.bootstrap, "counts", "read_uncommitted")
+
+    app = wordcount(tmp_path, broker.bootstrap, "wc-eos", state, eos).start()
+    produce(broker.bootstrap, "lines", [(None, l.encode(), None) for l in lines[:100]])
+    wait_until(lambda: app.alive() and finals(counts_by_word(committed.poll())) == true_counts(lines[:100]), 30, "phase 1 committed")
+    app.stop()
+
+    app = wordcount(tmp_path, broker.bootstrap, "wc-eos", state, eos, instance="b", commit_ms=3000).start()
+    produce(broker.bootstrap, "lines", [(None, l.encode(), None) for l in lines[100:]])
+    wait_until(lambda: app.alive() and len(uncommitted.poll()) > len(committed.poll()), 30, "phase 2 output inside an open transaction")
+    app.kill9()
+
+    app = wordcount(tmp_path, broker.bootstrap, "wc-eos", state, eos, instance="c").start()
+    expected = true_counts(lines)
+    wait_until(lambda: app.alive() and finals(counts_by_word(committed.poll())) == expected, 60, "final counts after restart")
+    # Exactly once: each count of each word committed once, none skipped, none repeated.
+    for word, values in counts_by_word(committed.records).items():
+        assert values == list(range(1, expected[word] + 1)), (word, values)
+    # The killed instance's output is in the log, but only in an aborted transaction.
+    wait_until(lambda: len(uncommitted.poll()) > len(committed.records), 10, "aborted output read uncommitted")
+    app.stop()
+    committed.close()
+    uncommitted.close()
+
+
+def test_state_restored_from_changelog_when_state_dir_is_lost(broker, tmp_path):
+    create_topics(broker.bootstrap, ["lines", "counts"], 2)
+    state = tmp_path / "state"
+    app = wordcount(tmp_path, broker.bootstrap, "wc-restore", state).start()
+    first = LINES[:30]
+    produce(broker.bootstrap, "lines", [(None, l.encode(), None) for l in first])
+    reader = Reader(broker.bootstrap, "counts")
+    wait_until(lambda: app.alive() and finals(counts_by_word(reader.poll())) == true_counts(first), 30, "first counts")
+    app.stop()
+    shutil.rmtree(state)
+    app = wordcount(tmp_path, broker.bootstrap, "wc-restore", state, instance="b").start()
+    wait_until(lambda: app.alive() and app.assigned(), 30, "assignment after restart")
+    restored = sum(int(n) for n in re.findall(r"restored=(\d+)", app.text()))
+    assert restored > 0, "the counts store was restored from its changelog"
+    produce(broker.bootstrap, "lines", [(None, l.encode(), None) for l in LINES[30:]])
+    wait_until(lambda: app.alive() and finals(counts_by_word(reader.poll())) == true_counts(LINES), 30, "continued counts")
+    app.stop()
+    reader.close()
+
+
+def test_two_instances_share_partitions_and_rebalance(broker, tmp_path):
+    create_topics(broker.bootstrap, ["lines", "counts"], 4)
+    a = wordcount(tmp_path, broker.bootstrap, "wc-two", tmp_path / "state-a", instance="a").start()
+    wait_until(lambda: a.alive() and a.assigned() and len(a.assigned()) == 8, 30, "first instance owns all 8 tasks")
+    b = wordcount(tmp_path, broker.bootstrap, "wc-two", tmp_path / "state-b", instance="b").start()
+
+    def split():
+        ta, tb = a.assigned() or [], b.assigned() or []
+        return ta and tb and len(ta) + len(tb) == 8 and not set(ta) & set(tb)
+
+    wait_until(lambda: a.alive() and b.alive() and split(), 40, "tasks split between the two instances")
+    first = LINES[:30]
+    produce(broker.bootstrap, "lines", [(f"k{i}".encode(), l.encode(), None) for i, l in enumerate(first)])
+    reader = Reader(broker.bootstrap, "counts")
+    wait_until(lambda: finals(counts_by_word(reader.poll())) == true_counts(first), 30, "counts from two instances")
+    b.stop()
+    wait_until(lambda: a.alive() and len(a.assigned()) == 8, 40, "survivor takes every task")
+    produce(broker.bootstrap, "lines", [(f"k{i}".encode(), l.encode(), None) for i, l in enumerate(LINES[30:])])
+    wait_until(lambda: a.alive() and finals(counts_by_word(reader.poll())) == true_counts(LINES), 30, "counts after rebalance")
+    restored = sum(int(n) for n in re.findall(r"restored=(\d+)", a.text()))
+    assert restored > 0, "the survivor restored the other instance's stores from the changelogs"
+    a.stop()
+    reader.close()
