@@ -6,6 +6,7 @@ The example binaries are built by `cargo build --release -p gregor-streams --exa
 `cargo test --release --workspace --all-targets` builds them too); GREGOR_EXAMPLES_DIR
 overrides where they are looked for.
 """
+import json
 import os
 import re
 import shutil
@@ -276,3 +277,66 @@ def test_two_instances_share_partitions_and_rebalance(broker, tmp_path):
     assert restored > 0, "the survivor restored the other instance's stores from the changelogs"
     a.stop()
     reader.close()
+
+
+def test_orders_enriched_stream_table_left_join(broker, tmp_path):
+    create_topics(broker.bootstrap, ["orders", "customers", "orders-enriched"], 2)
+    app = App(tmp_path, "orders_enriched", [
+        "--brokers", broker.bootstrap, "--state-dir", str(tmp_path / "state"), "--commit-interval-ms", "200",
+    ]).start()
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    changelog_topic = "streams-orders-enriched-customers-changelog"
+    wait_until(lambda: app.alive() and changelog_topic in admin.list_topics(timeout=10).topics, 30, "changelog topic created")
+    changelog = Reader(broker.bootstrap, changelog_topic)
+    enriched = Reader(broker.bootstrap, "orders-enriched")
+
+    def customer(cid, name, tier):
+        return (cid.encode(), json.dumps({"name": name, "tier": tier}).encode(), None)
+
+    def order(oid, cid, amount):
+        return (oid.encode(), json.dumps({"order_id": oid, "customer_id": cid, "amount": amount}).encode(), None)
+
+    produce(broker.bootstrap, "customers", [customer("c1", "Ada", "gold"), customer("c2", "Bob", "silver")])
+    # The table is materialized once its changelog holds both customers.
+    wait_until(lambda: app.alive() and len(changelog.poll()) == 2, 30, "customers table materialized")
+    produce(broker.bootstrap, "orders", [order("o1", "c1", 10.5), order("o2", "c2", 3.0), order("o3", "c9", 1.0)])
+    wait_until(lambda: len(enriched.poll()) == 3, 30, "three enriched orders")
+    produce(broker.bootstrap, "customers", [customer("c1", "Ada L.", "platinum")])
+    wait_until(lambda: len(changelog.poll()) == 3, 30, "customer update materialized")
+    produce(broker.bootstrap, "orders", [order("o4", "c1", 7.0)])
+    wait_until(lambda: len(enriched.poll()) == 4, 30, "fourth enriched order")
+    got = {json.loads(v)["order_id"]: (k.decode(), json.loads(v)) for _, _, k, v in enriched.records}
+    assert got["o1"] == ("c1", {"order_id": "o1", "customer_id": "c1", "amount": 10.5, "customer_name": "Ada", "tier": "gold"})
+    assert got["o2"][1]["customer_name"] == "Bob"
+    assert got["o3"] == ("c9", {"order_id": "o3", "customer_id": "c9", "amount": 1.0, "customer_name": None, "tier": None})
+    assert got["o4"][1]["customer_name"] == "Ada L." and got["o4"][1]["tier"] == "platinum"
+    app.stop()
+    changelog.close()
+    enriched.close()
+
+
+def test_payments_split_and_aggregate(broker, tmp_path):
+    topics = ["payments", "payments-approved", "payments-denied", "card-totals"]
+    create_topics(broker.bootstrap, topics, 1)
+    app = App(tmp_path, "payments", [
+        "--brokers", broker.bootstrap, "--state-dir", str(tmp_path / "state"), "--commit-interval-ms", "200",
+    ]).start()
+    payments = [
+        ("p1", "card-a", 100.0, "FR"), ("p2", "card-a", 5000.0, "FR"), ("p3", "card-b", 20.0, "US"),
+        ("p4", "card-a", 50.0, "DE"), ("p5", "card-b", 30.0, "NL"),
+    ]
+    produce(broker.bootstrap, "payments", [
+        (card.encode(), json.dumps({"id": pid, "card": card, "amount": amt, "country": c}).encode(), None)
+        for pid, card, amt, c in payments
+    ])
+    readers = {t: Reader(broker.bootstrap, t) for t in topics[1:]}
+    wait_until(lambda: app.alive() and len(readers["card-totals"].poll()) == 3, 30, "three approved payments aggregated")
+    wait_until(lambda: len(readers["payments-approved"].poll()) == 3 and len(readers["payments-denied"].poll()) == 2, 30, "split")
+    ids = lambda t: sorted(json.loads(v)["id"] for _, _, _, v in readers[t].records)
+    assert ids("payments-approved") == ["p1", "p4", "p5"]
+    assert ids("payments-denied") == ["p2", "p3"]
+    totals = {k.decode(): json.loads(v) for _, _, k, v in readers["card-totals"].records}
+    assert totals == {"card-a": {"count": 2, "total": 150.0}, "card-b": {"count": 1, "total": 30.0}}
+    app.stop()
+    for r in readers.values():
+        r.close()
