@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use gregor_streams::{
-    Consumed, Grouped, KafkaStreams, Materialized, Produced, Serdes, StreamsBuilder, StreamsConfig, TimeWindows,
+    Consumed, Grouped, KafkaStreams, Materialized, Produced, Serdes, StreamsBuilder, StreamsConfig,
+    TimeWindows,
 };
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -69,7 +70,9 @@ fn plain(args: &Args) -> anyhow::Result<()> {
     consumer.subscribe(&[&args.input])?;
     let (mut n, mut first, mut last_commit) = (0u64, None, Instant::now());
     while n < args.count {
-        let Some(m) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let Some(m) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
         let m = m?;
         first.get_or_insert_with(Instant::now);
         let value = m.payload().map(|v| v.to_ascii_uppercase());
@@ -95,7 +98,11 @@ fn plain(args: &Args) -> anyhow::Result<()> {
         }
     }
     producer.flush(Duration::from_secs(30))?;
-    report(Mode::Plain, n, first.map(|f| f.elapsed()).unwrap_or_default());
+    report(
+        Mode::Plain,
+        n,
+        first.map(|f| f.elapsed()).unwrap_or_default(),
+    );
     Ok(())
 }
 
@@ -105,7 +112,10 @@ fn streams(args: &Args) -> anyhow::Result<()> {
     let builder = StreamsBuilder::new();
     let (s, f) = (seen.clone(), first.clone());
     let input = builder
-        .stream(&args.input, Consumed::with(Serdes::bytes(), Serdes::bytes()))
+        .stream(
+            &args.input,
+            Consumed::with(Serdes::bytes(), Serdes::bytes()),
+        )
         .peek(move |_, _| {
             if s.fetch_add(1, Ordering::Relaxed) == 0 {
                 *f.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
@@ -115,13 +125,19 @@ fn streams(args: &Args) -> anyhow::Result<()> {
         Mode::MapFilter => input
             .map_values(|v: Vec<u8>| v.to_ascii_uppercase())
             .filter(|_, v| !v.is_empty())
-            .to(&args.output, Produced::with(Serdes::bytes(), Serdes::bytes())),
+            .to(
+                &args.output,
+                Produced::with(Serdes::bytes(), Serdes::bytes()),
+            ),
         _ => input
             .group_by_key(Grouped::with(Serdes::bytes(), Serdes::bytes()))
             .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_secs(1)))
             .count(Materialized::as_("bench-counts"))
             .to_stream()
-            .to(&args.output, Produced::with(Serdes::windowed(Serdes::bytes(), 1000), Serdes::i64())),
+            .to(
+                &args.output,
+                Produced::with(Serdes::windowed(Serdes::bytes(), 1000), Serdes::i64()),
+            ),
     }
     let config = StreamsConfig::new(&args.app_id, &args.brokers)
         .set("state.dir", &args.state_dir)
@@ -136,7 +152,10 @@ fn streams(args: &Args) -> anyhow::Result<()> {
     }
     // close() commits: the producer is flushed, so every output record is written.
     app.close()?;
-    let start = first.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or_else(Instant::now);
+    let start = first
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(Instant::now);
     report(args.mode, args.count, start.elapsed());
     Ok(())
 }

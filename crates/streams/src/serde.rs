@@ -55,6 +55,38 @@ impl Serdes {
             window_size_ms,
         })
     }
+
+    /// Session-windowed keys as Kafka's `SessionWindowedSerde` writes them: the inner key's
+    /// bytes, then the session end and start (8 bytes each, big-endian).
+    pub fn session_windowed<K: 'static>(inner: SerdeRef<K>) -> SerdeRef<Windowed<K>> {
+        Arc::new(SessionWindowedSerde { inner })
+    }
+}
+
+struct SessionWindowedSerde<K> {
+    inner: SerdeRef<K>,
+}
+impl<K> Serde<Windowed<K>> for SessionWindowedSerde<K> {
+    fn serialize(&self, topic: &str, value: &Windowed<K>) -> Result<Vec<u8>> {
+        let mut out = self.inner.serialize(topic, &value.key)?;
+        out.extend_from_slice(&value.window.end.to_be_bytes());
+        out.extend_from_slice(&value.window.start.to_be_bytes());
+        Ok(out)
+    }
+    fn deserialize(&self, topic: &str, data: Option<&[u8]>) -> Result<Windowed<K>> {
+        let data = data.unwrap_or_default();
+        let split = data
+            .len()
+            .checked_sub(16)
+            .ok_or_else(|| StreamsError::serde(topic, "session key shorter than 16 bytes"))?;
+        let (key, times) = data.split_at(split);
+        let end = i64::from_be_bytes(fixed::<8>(topic, times.get(..8))?);
+        let start = i64::from_be_bytes(fixed::<8>(topic, times.get(8..))?);
+        Ok(Windowed {
+            key: self.inner.deserialize(topic, Some(key))?,
+            window: crate::window::Window { start, end },
+        })
+    }
 }
 
 struct BytesSerde;

@@ -105,3 +105,32 @@ mod tests {
         assert_eq!(h.windows_for(3), vec![Window { start: 0, end: 10 }]);
     }
 }
+
+/// Session windows: records of a key closer than `gap` to each other belong to one
+/// session; a record joining two sessions merges them. A session's `end` is the timestamp
+/// of its last record (inclusive, as in Kafka).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionWindows {
+    gap_ms: i64,
+    grace_ms: i64,
+}
+
+impl SessionWindows {
+    /// Sessions split by `gap` of inactivity, accepting records up to `grace` late.
+    pub fn with_inactivity_gap_and_grace(gap: Duration, grace: Duration) -> Self {
+        SessionWindows {
+            gap_ms: millis(gap),
+            grace_ms: millis(grace),
+        }
+    }
+
+    /// The inactivity gap in milliseconds.
+    pub fn gap_ms(&self) -> i64 {
+        self.gap_ms
+    }
+
+    /// Grace period in milliseconds.
+    pub fn grace_ms(&self) -> i64 {
+        self.grace_ms
+    }
+}

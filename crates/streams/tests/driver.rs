@@ -390,3 +390,55 @@ fn deserialization_handler_continue_or_fail() {
         .unwrap_err();
     assert!(matches!(err, StreamsError::Deserialization { .. }), "{err}");
 }
+
+#[test]
+fn session_windows_merge_and_suppress_emits_closed_sessions() {
+    let b = StreamsBuilder::new();
+    let sessions = b
+        .stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .windowed_by_session(SessionWindows::with_inactivity_gap_and_grace(
+            Duration::from_millis(10),
+            Duration::from_millis(20),
+        ))
+        .count(Materialized::as_("sessions"));
+    let key_serde = Serdes::session_windowed(Serdes::string());
+    sessions
+        .to_stream()
+        .to("updates", Produced::with(key_serde.clone(), Serdes::i64()));
+    sessions
+        .suppress(Suppressed::until_window_closes())
+        .unwrap()
+        .to_stream()
+        .to("final", Produced::with(key_serde.clone(), Serdes::i64()));
+    let d = TopologyTestDriver::new(b.build().unwrap(), config()).unwrap();
+    let input = d.create_input_topic("in", Serdes::string(), Serdes::string());
+    for ts in [0, 5, 30, 20, 12, 100, 50] {
+        input.pipe_input("k".into(), "x".into(), ts).unwrap();
+    }
+    let read = |t: &str| -> Vec<(i64, i64, Option<i64>)> {
+        d.create_output_topic(t, key_serde.clone(), Serdes::i64())
+            .read_key_values()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k.window.start, k.window.end, v))
+            .collect()
+    };
+    assert_eq!(
+        read("updates"),
+        vec![
+            (0, 0, Some(1)),
+            (0, 0, None),
+            (0, 5, Some(2)),
+            (30, 30, Some(1)),
+            (30, 30, None),
+            (20, 30, Some(2)),
+            (0, 5, None),
+            (20, 30, None),
+            (0, 30, Some(5)),
+            (100, 100, Some(1)),
+            // ts 50: its session would end before stream time (100) minus grace (20): dropped
+        ]
+    );
+    assert_eq!(read("final"), vec![(0, 30, Some(5))]);
+}

@@ -158,7 +158,7 @@ impl StreamsBuilder {
             store: Some(store),
             key_serde: Some(ks),
             value_serde: Some(vs),
-            windows: None,
+            grace_ms: None,
             _types: PhantomData,
         }
     }

@@ -28,7 +28,11 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
 
     /// The store name, and the stream to aggregate: read back from
     /// `<application.id>-<name>-repartition` if the key changed upstream.
-    fn prepare(&self, materialized: &Materialized, prefix: &str) -> (String, KStream<K, V>) {
+    pub(crate) fn prepare(
+        &self,
+        materialized: &Materialized,
+        prefix: &str,
+    ) -> (String, KStream<K, V>) {
         let store = materialized
             .name
             .clone()
@@ -78,7 +82,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             store: Some(store),
             key_serde: Some(self.grouped.key_serde.clone()),
             value_serde: Some(agg_serde),
-            windows: None,
+            grace_ms: None,
             _types: PhantomData,
         }
     }
@@ -112,6 +116,32 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         self.aggregate_with(fold_aggregator(init, aggregator), agg_serde, materialized)
     }
 
+    /// Aggregates per key and session.
+    pub fn windowed_by_session(
+        &self,
+        windows: crate::SessionWindows,
+    ) -> super::SessionWindowedKStream<K, V> {
+        super::SessionWindowedKStream::new(
+            KGroupedStream {
+                stream: self.stream.clone(),
+                grouped: Grouped {
+                    key_serde: self.grouped.key_serde.clone(),
+                    value_serde: self.grouped.value_serde.clone(),
+                    name: self.grouped.name.clone(),
+                },
+            },
+            windows,
+        )
+    }
+
+    pub(crate) fn stream(&self) -> &KStream<K, V> {
+        &self.stream
+    }
+
+    pub(crate) fn grouped(&self) -> &Grouped<K, V> {
+        &self.grouped
+    }
+
     /// Aggregates per key and event-time window.
     pub fn windowed_by(&self, windows: TimeWindows) -> TimeWindowedKStream<K, V> {
         TimeWindowedKStream {
@@ -128,14 +158,14 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     }
 }
 
-fn count_aggregator<K, V>() -> Aggregator<K, V, i64> {
+pub(crate) fn count_aggregator<K, V>() -> Aggregator<K, V, i64> {
     Aggregator {
         first: Arc::new(|_, _| 1),
         next: Arc::new(|_, _, a| a.saturating_add(1)),
     }
 }
 
-fn reduce_aggregator<K, V: Clone>(
+pub(crate) fn reduce_aggregator<K, V: Clone>(
     reducer: impl Fn(V, &V) -> V + Send + Sync + 'static,
 ) -> Aggregator<K, V, V> {
     Aggregator {
@@ -144,7 +174,7 @@ fn reduce_aggregator<K, V: Clone>(
     }
 }
 
-fn fold_aggregator<K, V, A>(
+pub(crate) fn fold_aggregator<K, V, A>(
     init: impl Fn() -> A + Send + Sync + 'static,
     aggregator: impl Fn(&K, &V, A) -> A + Send + Sync + 'static,
 ) -> Aggregator<K, V, A> {
@@ -211,7 +241,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             store: Some(store),
             key_serde: Some(Serdes::windowed(key_serde, windows.size_ms())),
             value_serde: Some(agg_serde),
-            windows: Some(windows),
+            grace_ms: Some(windows.grace_ms()),
             _types: PhantomData,
         }
     }

@@ -12,7 +12,7 @@ use crate::processor::{Ctx, ProcessorFactory};
 use crate::record::DynRecord;
 use crate::serde::SerdeRef;
 use crate::state::StoreKind;
-use crate::window::{TimeWindows, Windowed};
+use crate::window::Windowed;
 use crate::{Result, StreamsError};
 
 /// A table of `K → V`.
@@ -23,8 +23,8 @@ pub struct KTable<K, V> {
     pub(crate) store: Option<String>,
     pub(crate) key_serde: Option<SerdeRef<K>>,
     pub(crate) value_serde: Option<SerdeRef<V>>,
-    /// Set for windowed aggregations (suppression needs size and grace).
-    pub(crate) windows: Option<TimeWindows>,
+    /// The grace period of a windowed aggregation (suppression needs it).
+    pub(crate) grace_ms: Option<i64>,
     pub(crate) _types: PhantomData<fn(K, V)>,
 }
 
@@ -48,7 +48,7 @@ impl<K: Data, V: Data> KTable<K, V> {
             store: None,
             key_serde: self.key_serde.clone(),
             value_serde,
-            windows: self.windows,
+            grace_ms: self.grace_ms,
             _types: PhantomData,
         }
     }
@@ -106,8 +106,8 @@ impl<K: Data, V: Data> KTable<Windowed<K>, V> {
     /// each window is emitted, once stream time passes the window's end plus grace.
     pub fn suppress(&self, suppressed: Suppressed) -> Result<KTable<Windowed<K>, V>> {
         let Suppressed::UntilWindowCloses = suppressed;
-        let (Some(windows), Some(key_serde), Some(value_serde)) = (
-            self.windows,
+        let (Some(grace_ms), Some(key_serde), Some(value_serde)) = (
+            self.grace_ms,
             self.key_serde.clone(),
             self.value_serde.clone(),
         ) else {
@@ -125,7 +125,6 @@ impl<K: Data, V: Data> KTable<Windowed<K>, V> {
             key_serde.clone(),
             value_serde.clone(),
         );
-        let grace_ms = windows.grace_ms();
         let factory: ProcessorFactory = Arc::new(move || {
             Box::new(SuppressUntilWindowCloses {
                 name: pn.clone(),
@@ -143,7 +142,7 @@ impl<K: Data, V: Data> KTable<Windowed<K>, V> {
             store: None,
             key_serde: Some(key_serde),
             value_serde: Some(value_serde),
-            windows: Some(windows),
+            grace_ms: Some(grace_ms),
             _types: PhantomData,
         })
     }

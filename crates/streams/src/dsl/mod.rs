@@ -7,11 +7,13 @@
 //! - `kstream.rs`: `KStream`, `BranchedKStream`
 //! - `ktable.rs`: `KTable`
 //! - `grouped.rs`: `KGroupedStream`, `TimeWindowedKStream`
+//! - `session.rs`: `SessionWindowedKStream`
 
 pub(crate) mod builder;
 mod grouped;
 mod kstream;
 mod ktable;
+mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +22,7 @@ pub use builder::{StreamsBuilder, Topology};
 pub use grouped::{KGroupedStream, TimeWindowedKStream};
 pub use kstream::{BranchedKStream, KStream};
 pub use ktable::KTable;
+pub use session::SessionWindowedKStream;
 
 use crate::serde::SerdeRef;
 

@@ -7,10 +7,12 @@
 //! - `stateless.rs`: a processor from a closure (filter, map, ..., sinks)
 //! - `aggregate.rs`: key-value aggregations (count, reduce, aggregate) and table sources
 //! - `windowed.rs`: windowed aggregations and `suppress(untilWindowCloses)`
+//! - `session.rs`: session-windowed aggregation
 //! - `join.rs`: stream-table join
 
 pub(crate) mod aggregate;
 pub(crate) mod join;
+pub(crate) mod session;
 pub(crate) mod stateless;
 pub(crate) mod windowed;
 

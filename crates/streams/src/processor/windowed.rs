@@ -107,9 +107,14 @@ where
 {
     fn process(&mut self, rec: DynRecord, ctx: &mut Ctx<'_>) -> Result<()> {
         let (wk, v, ts) = rec.into_typed::<Windowed<K>, A>(&self.name)?;
-        let Some(v) = v else { return Ok(()) };
         self.stream_time = self.stream_time.max(ts);
         let kb = self.key_serde.serialize(&self.store, &wk)?;
+        let Some(v) = v else {
+            // A merged (deleted) session: it will never be final.
+            ctx.store(&self.store)?
+                .put(buffer_key(wk.window.end, &kb), None);
+            return Ok(());
+        };
         let mut value = ts.to_be_bytes().to_vec();
         value.extend_from_slice(&self.value_serde.serialize(&self.store, &v)?);
         let store = ctx.store(&self.store)?;

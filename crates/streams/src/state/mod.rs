@@ -124,6 +124,34 @@ impl Store {
             .collect()
     }
 
+    /// Every entry with `lo <= key <= hi`, in key order.
+    pub(crate) fn entries_between(&self, lo: &[u8], hi: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.read()
+            .range::<[u8], _>((std::ops::Bound::Included(lo), std::ops::Bound::Included(hi)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Drops sessions (window entries whose value starts with the session end) that ended
+    /// before `min_end`. Local only, like [`expire_windows`](Self::expire_windows).
+    pub(crate) fn expire_sessions(&mut self, min_end: i64) {
+        let expired: Vec<Vec<u8>> = self
+            .read()
+            .iter()
+            .filter(|(_, v)| {
+                v.get(..8)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .is_some_and(|b| i64::from_be_bytes(b) < min_end)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut map = self.data.write().unwrap_or_else(|p| p.into_inner());
+        for k in expired {
+            map.remove(&k);
+            self.dirty.insert(k, None);
+        }
+    }
+
     // ---- window ----
 
     pub(crate) fn fetch_window(&self, key: &[u8], start: i64) -> Option<Vec<u8>> {
