@@ -146,7 +146,7 @@ LINES = [f"the quick fox {i % 7} jumps over the lazy dog {i % 3}" for i in range
 
 def test_wordcount_exact_counts(broker, tmp_path):
     create_topics(broker.bootstrap, ["lines", "counts"], 2)
-    app = wordcount(tmp_path, broker.bootstrap, "wc", tmp_path / "state").start()
+    app = wordcount(tmp_path, broker.bootstrap, "wc", tmp_path / "state", ["--print-store"]).start()
     produce(broker.bootstrap, "lines", [(None, l.encode(), None) for l in LINES])
     reader = Reader(broker.bootstrap, "counts")
     expected = true_counts(LINES)
@@ -159,6 +159,9 @@ def test_wordcount_exact_counts(broker, tmp_path):
     assert "wc-counts-repartition" in topics and "wc-counts-changelog" in topics
     assert len(topics["wc-counts-changelog"].partitions) == 2
     app.stop()
+    # The interactive query of the running instance's store (all partitions are local).
+    store = re.findall(r"^STORE (.*)$", app.text(), re.M)
+    assert store and json.loads(store[-1]) == expected
     reader.close()
 
 

@@ -20,6 +20,10 @@ struct Args {
     input: String,
     #[arg(long, default_value = "streams-wordcount-output")]
     output: String,
+    /// On shutdown, print this instance's `counts` store (an interactive query) as one
+    /// JSON line: `STORE {"word": count, ...}`.
+    #[arg(long)]
+    print_store: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,5 +52,14 @@ fn main() -> anyhow::Result<()> {
         );
     let topology = builder.build()?;
     eprintln!("{}", topology.describe());
-    common::run(topology, args.runtime.config(&args.app_id))
+    let print_store = args.print_store;
+    common::run_with(topology, args.runtime.config(&args.app_id), |streams| {
+        if print_store {
+            let store = streams.key_value_store("counts", Serdes::string(), Serdes::i64());
+            let counts: std::collections::BTreeMap<String, i64> =
+                store.all()?.into_iter().collect();
+            println!("STORE {}", serde_json::to_string(&counts)?);
+        }
+        Ok(())
+    })
 }

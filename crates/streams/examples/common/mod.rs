@@ -42,7 +42,17 @@ impl RuntimeArgs {
 }
 
 /// Runs `topology` until SIGINT or SIGTERM, then closes it (commit, leave the group).
+#[allow(dead_code)] // not every example uses both entry points
 pub(crate) fn run(topology: Topology, config: StreamsConfig) -> anyhow::Result<()> {
+    run_with(topology, config, |_| Ok(()))
+}
+
+/// [`run`], calling `before_close` once the signal came (to query stores, say).
+pub(crate) fn run_with(
+    topology: Topology,
+    config: StreamsConfig,
+    before_close: impl FnOnce(&KafkaStreams) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -72,6 +82,7 @@ pub(crate) fn run(topology: Topology, config: StreamsConfig) -> anyhow::Result<(
         }
         Ok::<_, std::io::Error>(())
     })?;
+    before_close(&streams)?;
     streams.close()?;
     eprintln!("streams closed");
     Ok(())

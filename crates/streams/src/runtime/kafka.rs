@@ -288,6 +288,18 @@ impl Engine {
                 self.registry.clone(),
             )?;
             let restored = restore_task(&mut task, &self.base)?;
+            // Offsets this producer delivered to these changelog partitions while an
+            // earlier owner period are older than what was just restored.
+            {
+                let mut delivered = self
+                    .deliveries
+                    .offsets
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                for (_, topic, _) in task.restore_plan() {
+                    delivered.remove(&(topic, id.partition));
+                }
+            }
             tracing::info!(task = %id, restored, "task created");
             self.tasks.insert(id, task);
         }
