@@ -25,8 +25,8 @@ mod window;
 pub use config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
 pub use dsl::{
     BranchedKStream, Consumed, Data, Grouped, KGroupedStream, KStream, KTable, Materialized,
-    Produced, RecordView, SessionWindowedKStream, StreamsBuilder, Suppressed, TimeWindowedKStream,
-    TimestampExtractor, Topology,
+    Produced, RecordView, SessionWindowedKStream, StreamJoined, StreamsBuilder, Suppressed,
+    TimeWindowedKStream, TimestampExtractor, Topology,
 };
 pub use error::{Result, StreamsError};
 pub use record::RawRecord;
@@ -34,4 +34,4 @@ pub use runtime::kafka::{KafkaStreams, State};
 pub use runtime::test_driver::{TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver};
 pub use serde::{Serde, SerdeRef, Serdes};
 pub use state::{ReadOnlyKeyValueStore, ReadOnlyWindowStore};
-pub use window::{SessionWindows, TimeWindows, Window, Windowed};
+pub use window::{JoinWindows, SessionWindows, TimeWindows, Window, Windowed};

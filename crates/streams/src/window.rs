@@ -134,3 +134,24 @@ impl SessionWindows {
         self.grace_ms
     }
 }
+
+/// How far apart in event time two records of a stream-stream join may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinWindows {
+    pub(crate) before_ms: i64,
+    pub(crate) after_ms: i64,
+    pub(crate) grace_ms: i64,
+}
+
+impl JoinWindows {
+    /// Records join when their timestamps differ by at most `difference`; records later
+    /// than `grace` (in stream time) are dropped.
+    pub fn of_time_difference_and_grace(difference: Duration, grace: Duration) -> Self {
+        let d = millis(difference);
+        JoinWindows {
+            before_ms: d,
+            after_ms: d,
+            grace_ms: millis(grace),
+        }
+    }
+}

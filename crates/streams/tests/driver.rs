@@ -442,3 +442,59 @@ fn session_windows_merge_and_suppress_emits_closed_sessions() {
     );
     assert_eq!(read("final"), vec![(0, 30, Some(5))]);
 }
+
+#[test]
+fn stream_stream_join_within_the_window_both_ways() {
+    let b = StreamsBuilder::new();
+    let orders = b.stream("orders", Consumed::with(Serdes::string(), Serdes::string()));
+    let payments = b.stream(
+        "payments",
+        Consumed::with(Serdes::string(), Serdes::string()),
+    );
+    orders
+        .join_windowed(
+            &payments,
+            |o: &String, p: &String| format!("{o}+{p}"),
+            JoinWindows::of_time_difference_and_grace(Duration::from_millis(10), Duration::ZERO),
+            StreamJoined::with(Serdes::string(), Serdes::string(), Serdes::string()).named("op"),
+        )
+        .to("paid", Produced::with(Serdes::string(), Serdes::string()));
+    let d = TopologyTestDriver::new(b.build().unwrap(), config()).unwrap();
+    let o = d.create_input_topic("orders", Serdes::string(), Serdes::string());
+    let p = d.create_input_topic("payments", Serdes::string(), Serdes::string());
+    o.pipe_input("k1".into(), "o1".into(), 0).unwrap();
+    p.pipe_input("k1".into(), "p1".into(), 5).unwrap(); // joins o1 (right side arrives second)
+    p.pipe_input("k2".into(), "px".into(), 5).unwrap(); // other key: nothing
+    p.pipe_input("k1".into(), "p2".into(), 20).unwrap(); // 20 from o1: outside the window
+    o.pipe_input("k1".into(), "o2".into(), 15).unwrap(); // joins p1 (10 apart) and p2 (5)
+    p.pipe_input("k1".into(), "p3".into(), 1).unwrap(); // 1 + 10 + 0 grace < stream time 20: late
+    let out = d.create_output_topic("paid", Serdes::string(), Serdes::string());
+    assert_eq!(
+        out.read_records_to_list().unwrap(),
+        vec![
+            TestRecord {
+                key: "k1".into(),
+                value: Some("o1+p1".into()),
+                timestamp: 5
+            },
+            TestRecord {
+                key: "k1".into(),
+                value: Some("o2+p1".into()),
+                timestamp: 15
+            },
+            TestRecord {
+                key: "k1".into(),
+                value: Some("o2+p2".into()),
+                timestamp: 15
+            },
+        ]
+    );
+    // Both buffers are logged stores.
+    assert!(!d
+        .create_output_topic(
+            "t-op-this-join-store-changelog",
+            Serdes::bytes(),
+            Serdes::bytes()
+        )
+        .is_empty());
+}

@@ -10,12 +10,15 @@ use std::sync::Arc;
 
 use super::builder::Shared;
 use super::grouped::KGroupedStream;
-use super::{Data, Grouped, KTable, Produced};
+use super::{Data, Grouped, KTable, Produced, StreamJoined};
 use crate::processor::join::{Joiner, StreamTableJoin};
 use crate::processor::stateless::{FnProcessor, PassThrough, SinkProcessor};
+use crate::processor::stream_join::JoinSide;
 use crate::processor::{Ctx, ProcessorFactory, TopicName};
 use crate::record::DynRecord;
 use crate::serde::SerdeRef;
+use crate::state::StoreKind;
+use crate::window::JoinWindows;
 use crate::Consumed;
 
 /// A stream of `(K, V)` records.
@@ -366,6 +369,126 @@ impl<K: Data, V: Data> KStream<K, V> {
         });
         let node = b.add_node(name, &[left.node], factory, vec![store]);
         Ok(KStream::new(self.b.clone(), node, false))
+    }
+}
+
+impl<K: Data, V: Data> KStream<K, V> {
+    /// Stream-stream inner join: each record joins every record of `other` with the same
+    /// key whose timestamp is within `windows` (in both directions: whichever arrives
+    /// second produces the result, with its own timestamp).
+    pub fn join_windowed<VO: Data, VR: Data>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(&V, &VO) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, VO>,
+    ) -> KStream<K, VR> {
+        let name = joined
+            .name
+            .clone()
+            .unwrap_or_else(|| self.b.borrow_mut().name("KSTREAM-JOIN"));
+        let left = if self.key_changed {
+            self.repartition_through(
+                &format!("{name}-left-repartition"),
+                joined.key_serde.clone(),
+                joined.value_serde.clone(),
+            )
+        } else {
+            self.clone()
+        };
+        let right = if other.key_changed {
+            other.repartition_through(
+                &format!("{name}-right-repartition"),
+                joined.key_serde.clone(),
+                joined.other_value_serde.clone(),
+            )
+        } else {
+            other.clone()
+        };
+        let (this_store, other_store) = (
+            format!("{name}-this-join-store"),
+            format!("{name}-other-join-store"),
+        );
+        let retention_ms = windows
+            .before_ms
+            .saturating_add(windows.after_ms)
+            .saturating_add(windows.grace_ms);
+        let mut b = self.b.borrow_mut();
+        b.add_store(&this_store, StoreKind::Window { retention_ms });
+        b.add_store(&other_store, StoreKind::Window { retention_ms });
+        let joiner = Arc::new(joiner);
+        let (lj, rj) = (joiner.clone(), joiner);
+        let left_joiner: Arc<dyn Fn(&K, &V, &VO) -> VR + Send + Sync> =
+            Arc::new(move |_, v, o| lj(v, o));
+        let right_joiner: Arc<dyn Fn(&K, &VO, &V) -> VR + Send + Sync> =
+            Arc::new(move |_, o, v| rj(v, o));
+        let left_name = b.name("KSTREAM-JOINTHIS");
+        let (pn, ts, os, j) = (
+            left_name.clone(),
+            this_store.clone(),
+            other_store.clone(),
+            joined,
+        );
+        let (ks, vs, ovs) = (
+            j.key_serde.clone(),
+            j.value_serde.clone(),
+            j.other_value_serde.clone(),
+        );
+        let (ks2, vs2, ovs2) = (ks.clone(), vs.clone(), ovs.clone());
+        let left_factory: ProcessorFactory = Arc::new(move || {
+            Box::new(JoinSide {
+                name: pn.clone(),
+                this_store: ts.clone(),
+                other_store: os.clone(),
+                before_ms: windows.before_ms,
+                after_ms: windows.after_ms,
+                grace_ms: windows.grace_ms,
+                key_serde: ks.clone(),
+                value_serde: vs.clone(),
+                other_value_serde: ovs.clone(),
+                joiner: left_joiner.clone(),
+                stream_time: i64::MIN,
+                last_expiry: i64::MIN,
+            })
+        });
+        let left_node = b.add_node(
+            left_name,
+            &[left.node],
+            left_factory,
+            vec![this_store.clone(), other_store.clone()],
+        );
+        let right_name = b.name("KSTREAM-JOINOTHER");
+        let (pn, ts, os) = (right_name.clone(), other_store.clone(), this_store.clone());
+        let right_factory: ProcessorFactory = Arc::new(move || {
+            Box::new(JoinSide {
+                name: pn.clone(),
+                this_store: ts.clone(),
+                other_store: os.clone(),
+                before_ms: windows.after_ms,
+                after_ms: windows.before_ms,
+                grace_ms: windows.grace_ms,
+                key_serde: ks2.clone(),
+                value_serde: ovs2.clone(),
+                other_value_serde: vs2.clone(),
+                joiner: right_joiner.clone(),
+                stream_time: i64::MIN,
+                last_expiry: i64::MIN,
+            })
+        });
+        let right_node = b.add_node(
+            right_name,
+            &[right.node],
+            right_factory,
+            vec![other_store, this_store],
+        );
+        let merge_name = b.name("KSTREAM-MERGE");
+        let node = b.add_node(
+            merge_name,
+            &[left_node, right_node],
+            Arc::new(|| Box::new(PassThrough)),
+            Vec::new(),
+        );
+        KStream::new(self.b.clone(), node, false)
     }
 }
 

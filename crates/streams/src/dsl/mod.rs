@@ -122,6 +122,38 @@ impl<K, V> Grouped<K, V> {
     }
 }
 
+/// Serdes (and an optional name) for a stream-stream join: they write the join buffers'
+/// changelogs (`<application.id>-<name>-this-join-store-changelog`, `...-other-...`) and,
+/// when a side's key changed, its repartition topic.
+pub struct StreamJoined<K, V, VO> {
+    pub(crate) key_serde: SerdeRef<K>,
+    pub(crate) value_serde: SerdeRef<V>,
+    pub(crate) other_value_serde: SerdeRef<VO>,
+    pub(crate) name: Option<String>,
+}
+
+impl<K, V, VO> StreamJoined<K, V, VO> {
+    /// Joins with these serdes.
+    pub fn with(
+        key_serde: SerdeRef<K>,
+        value_serde: SerdeRef<V>,
+        other_value_serde: SerdeRef<VO>,
+    ) -> Self {
+        StreamJoined {
+            key_serde,
+            value_serde,
+            other_value_serde,
+            name: None,
+        }
+    }
+
+    /// Names the join's stores and topics.
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self
+    }
+}
+
 /// The store behind an aggregation or table: its name (queryable, and part of the
 /// changelog topic name `<application.id>-<name>-changelog`) and, for windows, retention.
 #[derive(Debug, Clone, Default)]

@@ -9,11 +9,13 @@
 //! - `windowed.rs`: windowed aggregations and `suppress(untilWindowCloses)`
 //! - `session.rs`: session-windowed aggregation
 //! - `join.rs`: stream-table join
+//! - `stream_join.rs`: stream-stream windowed join
 
 pub(crate) mod aggregate;
 pub(crate) mod join;
 pub(crate) mod session;
 pub(crate) mod stateless;
+pub(crate) mod stream_join;
 pub(crate) mod windowed;
 
 use std::collections::HashMap;
