@@ -13,7 +13,7 @@ use super::grouped::KGroupedStream;
 use super::{Data, Grouped, KTable, Produced, StreamJoined};
 use crate::processor::join::{Joiner, StreamTableJoin};
 use crate::processor::stateless::{FnProcessor, PassThrough, SinkProcessor};
-use crate::processor::stream_join::JoinSide;
+use crate::processor::stream_join::{JoinSide, ValueJoiner};
 use crate::processor::{Ctx, ProcessorFactory, TopicName};
 use crate::record::DynRecord;
 use crate::serde::SerdeRef;
@@ -418,10 +418,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         b.add_store(&other_store, StoreKind::Window { retention_ms });
         let joiner = Arc::new(joiner);
         let (lj, rj) = (joiner.clone(), joiner);
-        let left_joiner: Arc<dyn Fn(&K, &V, &VO) -> VR + Send + Sync> =
-            Arc::new(move |_, v, o| lj(v, o));
-        let right_joiner: Arc<dyn Fn(&K, &VO, &V) -> VR + Send + Sync> =
-            Arc::new(move |_, o, v| rj(v, o));
+        let left_joiner: ValueJoiner<K, V, VO, VR> = Arc::new(move |_, v, o| lj(v, o));
+        let right_joiner: ValueJoiner<K, VO, V, VR> = Arc::new(move |_, o, v| rj(v, o));
         let left_name = b.name("KSTREAM-JOINTHIS");
         let (pn, ts, os, j) = (
             left_name.clone(),

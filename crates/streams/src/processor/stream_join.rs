@@ -37,6 +37,9 @@ fn entries<'a>(store: &str, mut list: &'a [u8]) -> Result<Vec<&'a [u8]>> {
     Ok(out)
 }
 
+/// Joins a record of this side (`V`) with one of the other side (`VO`).
+pub(crate) type ValueJoiner<K, V, VO, VR> = Arc<dyn Fn(&K, &V, &VO) -> VR + Send + Sync>;
+
 /// One side of the join: `V` its values, `VO` the other side's, `VR` the result.
 pub(crate) struct JoinSide<K, V, VO, VR> {
     pub(crate) name: String,
@@ -49,7 +52,7 @@ pub(crate) struct JoinSide<K, V, VO, VR> {
     pub(crate) key_serde: SerdeRef<K>,
     pub(crate) value_serde: SerdeRef<V>,
     pub(crate) other_value_serde: SerdeRef<VO>,
-    pub(crate) joiner: Arc<dyn Fn(&K, &V, &VO) -> VR + Send + Sync>,
+    pub(crate) joiner: ValueJoiner<K, V, VO, VR>,
     pub(crate) stream_time: i64,
     pub(crate) last_expiry: i64,
 }
