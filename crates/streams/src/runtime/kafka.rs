@@ -103,6 +103,8 @@ struct Engine {
     error: Option<StreamsError>,
     state: Arc<Mutex<State>>,
     skipped: u64,
+    /// Resolved source topic → sub-topology (looked up per record).
+    topic_subs: HashMap<String, usize>,
 }
 
 impl Engine {
@@ -111,12 +113,7 @@ impl Engine {
     }
 
     fn sub_of_topic(&self, topic: &str) -> Option<usize> {
-        let source = self.topo.source_for(topic, &self.app_id)?;
-        self.topo
-            .subtopologies
-            .iter()
-            .find(|s| s.nodes.contains(&source.node))
-            .map(|s| s.id)
+        self.topic_subs.get(topic).copied()
     }
 
     fn process(
@@ -535,6 +532,17 @@ fn run(
         error: None,
         state,
         skipped: 0,
+        topic_subs: topo
+            .sources
+            .iter()
+            .filter_map(|s| {
+                let sub = topo
+                    .subtopologies
+                    .iter()
+                    .find(|sub| sub.nodes.contains(&s.node))?;
+                Some((s.topic.resolve(&app_id), sub.id))
+            })
+            .collect(),
     }));
     let mut consumer_config = base.clone();
     consumer_config

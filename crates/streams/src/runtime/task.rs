@@ -35,6 +35,8 @@ pub(crate) struct Task {
     /// Per store: the last changelog offset its contents include (for the checkpoint).
     pub(crate) changelog_offsets: HashMap<String, i64>,
     registry: StoreRegistry,
+    /// Resolved source topic → index in the topology's sources.
+    sources: HashMap<String, usize>,
 }
 
 impl Task {
@@ -70,7 +72,14 @@ impl Task {
             registry.register(name, &id.to_string(), store.data.clone());
             stores.insert(name.clone(), store);
         }
+        let sources = topo
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.topic.resolve(app_id), i))
+            .collect();
         Ok(Task {
+            sources,
             id,
             app_id: app_id.to_string(),
             topo,
@@ -121,8 +130,10 @@ impl Task {
         timestamp: i64,
     ) -> Result<Vec<SinkRecord>> {
         let topo = self.topo.clone();
-        let source = topo
-            .source_for(topic, &self.app_id)
+        let source = self
+            .sources
+            .get(topic)
+            .and_then(|&i| topo.sources.get(i))
             .ok_or_else(|| StreamsError::Topology(format!("no source reads {topic}")))?;
         let ts = match topo.extractor(source) {
             Some(e) => e.extract(&RecordView {
