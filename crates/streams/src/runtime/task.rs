@@ -216,3 +216,76 @@ impl Task {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Consumed, Grouped, Materialized, Produced, Serdes, StreamsBuilder};
+
+    fn topology() -> crate::Topology {
+        let b = StreamsBuilder::new();
+        b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+            .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+            .count(Materialized::as_("c"))
+            .to_stream()
+            .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn stores_persist_with_their_checkpoint_and_restore_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let topo = topology();
+        let id = TaskId {
+            sub: 0,
+            partition: 2,
+        };
+        let registry = StoreRegistry::default();
+        let mut task = Task::new(
+            topo.inner.clone(),
+            "app",
+            id,
+            LocalState::open(dir.path()).unwrap(),
+            registry.clone(),
+        )
+        .unwrap();
+        assert_eq!(
+            task.restore_plan(),
+            vec![("c".into(), "app-c-changelog".into(), 0)]
+        );
+        let out = task.process("in", Some(b"k"), Some(b"v"), 1).unwrap();
+        let changelog: Vec<_> = out.iter().filter(|r| r.changelog_of.is_some()).collect();
+        assert_eq!(changelog.len(), 1);
+        assert_eq!(
+            (changelog[0].topic.as_str(), changelog[0].partition),
+            ("app-c-changelog", Some(2))
+        );
+        task.process("in", Some(b"k"), Some(b"v"), 2).unwrap();
+        // The producer acknowledged the changelog up to offset 41; commit.
+        task.changelog_offsets.insert("c".into(), 41);
+        task.flush().unwrap();
+        task.close();
+        drop(registry);
+
+        // Reopened from the same directory: the count is back, and restoration starts
+        // right after the checkpoint.
+        let registry = StoreRegistry::default();
+        let mut task = Task::new(
+            topo.inner.clone(),
+            "app",
+            id,
+            LocalState::open(dir.path()).unwrap(),
+            registry,
+        )
+        .unwrap();
+        assert_eq!(
+            task.restore_plan(),
+            vec![("c".into(), "app-c-changelog".into(), 42)]
+        );
+        // A changelog record written after the checkpoint (by another owner) is applied.
+        task.restore("c", b"k", Some(7i64.to_be_bytes().to_vec()), 42);
+        let out = task.process("in", Some(b"k"), Some(b"v"), 3).unwrap();
+        let sink: Vec<_> = out.iter().filter(|r| r.topic == "out").collect();
+        assert_eq!(sink[0].value.as_deref(), Some(&8i64.to_be_bytes()[..]));
+    }
+}

@@ -21,7 +21,7 @@ use crate::state::StoreKind;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Partition count of each sub-topology (by id).
+/// Partition count of each sub-topology (by id), from the source topics' metadata.
 pub(crate) fn subtopology_partitions<C: ConsumerContext>(
     topo: &TopologyInner,
     app_id: &str,
@@ -43,6 +43,15 @@ pub(crate) fn subtopology_partitions<C: ConsumerContext>(
             topic_partitions.insert(t.clone(), i32::try_from(count).unwrap_or(i32::MAX));
         }
     }
+    partitions_from(topo, app_id, &topic_partitions)
+}
+
+/// Partition count of each sub-topology given the user source topics' partition counts.
+pub(crate) fn partitions_from(
+    topo: &TopologyInner,
+    app_id: &str,
+    topic_partitions: &HashMap<String, i32>,
+) -> Result<Vec<i32>> {
     let sub_of_node = |node: usize| {
         topo.subtopologies
             .iter()
@@ -160,4 +169,44 @@ pub(crate) fn create_internal_topics(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Consumed, Grouped, Materialized, Produced, Serdes, StreamsBuilder};
+
+    #[test]
+    fn repartition_topics_take_their_writers_partition_count() {
+        let b = StreamsBuilder::new();
+        let counts = b
+            .stream("lines", Consumed::with(Serdes::string(), Serdes::string()))
+            .group_by(
+                |_, v: &String| v.clone(),
+                Grouped::with(Serdes::string(), Serdes::string()),
+            )
+            .count(Materialized::as_("c"));
+        let table = b.table(
+            "other",
+            Consumed::with(Serdes::string(), Serdes::i64()),
+            Materialized::as_("t"),
+        );
+        counts
+            .to_stream()
+            .join(
+                &table,
+                |a, b| a + b,
+                Grouped::with(Serdes::string(), Serdes::i64()),
+            )
+            .unwrap()
+            .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+        let topo = b.build().unwrap();
+        let inner = &topo.inner;
+        assert_eq!(inner.subtopologies.len(), 2, "{}", topo.describe());
+        let parts = HashMap::from([("lines".to_string(), 3), ("other".to_string(), 5)]);
+        // Sub-topology 0 reads `lines` (3); sub-topology 1 reads the repartition topic
+        // (written by 0: 3) and `other` (5): the widest wins.
+        assert_eq!(partitions_from(inner, "app", &parts).unwrap(), vec![3, 5]);
+        assert!(partitions_from(inner, "app", &HashMap::new()).is_err());
+    }
 }
