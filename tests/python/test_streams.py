@@ -343,3 +343,32 @@ def test_payments_split_and_aggregate(broker, tmp_path):
     app.stop()
     for r in readers.values():
         r.close()
+
+
+def test_exactly_once_when_an_instance_is_killed_and_the_other_takes_over(broker, tmp_path):
+    """Two exactly-once instances share four partitions; the second never commits (60 s
+    interval), so whatever it processed is in its open transaction when it is killed with
+    SIGKILL. The survivor takes its tasks after the session timeout, restores their stores
+    from the changelogs (read_committed: without that transaction, which the broker aborts
+    at its timeout) and reprocesses from the committed offsets: each count exactly once."""
+    create_topics(broker.bootstrap, ["lines", "counts"], 4)
+    eos = ["--guarantee", "exactly_once_v2"]
+    a = wordcount(tmp_path, broker.bootstrap, "wc-eos2", tmp_path / "state-a", eos, instance="a").start()
+    wait_until(lambda: a.alive() and a.assigned() and len(a.assigned()) == 8, 30, "first instance owns all tasks")
+    b = wordcount(tmp_path, broker.bootstrap, "wc-eos2", tmp_path / "state-b", eos, instance="b", commit_ms=60000).start()
+    wait_until(lambda: a.alive() and b.alive() and b.assigned() and len(a.assigned()) + len(b.assigned()) == 8, 40, "tasks split")
+    lines = [f"w{i % 13} x{i % 7} y{i % 3}" for i in range(400)]
+    committed = Reader(broker.bootstrap, "counts")
+    uncommitted = Reader(broker.bootstrap, "counts", "read_uncommitted")
+    produce(broker.bootstrap, "lines", [(f"k{i}".encode(), l.encode(), None) for i, l in enumerate(lines[:200])])
+    wait_until(lambda: len(uncommitted.poll()) > len(committed.poll()) and len(committed.records) > 0, 30, "a committed, b open")
+    b.kill9()
+    produce(broker.bootstrap, "lines", [(f"k{i}".encode(), l.encode(), None) for i, l in enumerate(lines[200:])])
+    expected = true_counts(lines)
+    wait_until(lambda: a.alive() and finals(counts_by_word(committed.poll())) == expected, 60, "final counts on the survivor")
+    for word, values in counts_by_word(committed.records).items():
+        assert values == list(range(1, expected[word] + 1)), (word, values)
+    assert len(a.assigned()) == 8
+    a.stop()
+    committed.close()
+    uncommitted.close()
