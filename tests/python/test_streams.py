@@ -147,7 +147,10 @@ LINES = [f"the quick fox {i % 7} jumps over the lazy dog {i % 3}" for i in range
 def test_wordcount_exact_counts(broker, tmp_path):
     create_topics(broker.bootstrap, ["lines", "counts"], 2)
     app = wordcount(tmp_path, broker.bootstrap, "wc", tmp_path / "state", ["--print-store"]).start()
-    produce(broker.bootstrap, "lines", [(None, l.encode(), None) for l in LINES])
+    records = [(None, l.encode(), None) for l in LINES]
+    # Not UTF-8: the examples run with log-and-continue, so it is skipped, not fatal.
+    records.insert(10, (None, b"\xff\xfe broken", None))
+    produce(broker.bootstrap, "lines", records)
     reader = Reader(broker.bootstrap, "counts")
     expected = true_counts(LINES)
     wait_until(lambda: app.alive() and finals(counts_by_word(reader.poll())) == expected, 30, "final word counts")
@@ -159,6 +162,7 @@ def test_wordcount_exact_counts(broker, tmp_path):
     assert "wc-counts-repartition" in topics and "wc-counts-changelog" in topics
     assert len(topics["wc-counts-changelog"].partitions) == 2
     app.stop()
+    assert "skipping a record that cannot be deserialized" in app.text()
     # The interactive query of the running instance's store (all partitions are local).
     store = re.findall(r"^STORE (.*)$", app.text(), re.M)
     assert store and json.loads(store[-1]) == expected
