@@ -80,6 +80,11 @@ impl Ctx<'_> {
 /// One node of the graph, instantiated once per task.
 pub(crate) trait Processor: Send {
     fn process(&mut self, rec: DynRecord, ctx: &mut Ctx<'_>) -> Result<()>;
+
+    /// Moves the processor's stream time to at least `t`: the task's stream time as it
+    /// was committed (in the input offsets' metadata), given to a new task before its
+    /// first record so a restart does not reopen closed windows.
+    fn restore_stream_time(&mut self, _t: i64) {}
 }
 
 pub(crate) type ProcessorFactory = Arc<dyn Fn() -> Box<dyn Processor> + Send + Sync>;

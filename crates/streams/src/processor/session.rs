@@ -43,6 +43,10 @@ where
     V: Any,
     A: Any + Send + Clone,
 {
+    fn restore_stream_time(&mut self, t: i64) {
+        self.stream_time = self.stream_time.max(t);
+    }
+
     fn process(&mut self, rec: DynRecord, ctx: &mut Ctx<'_>) -> Result<()> {
         let (k, v, ts) = rec.into_typed::<K, V>(&self.name)?;
         let Some(v) = v else { return Ok(()) };

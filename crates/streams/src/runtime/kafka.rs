@@ -39,6 +39,8 @@ use crate::serde::SerdeRef;
 use crate::state::{LocalState, ReadOnlyKeyValueStore, ReadOnlyWindowStore, StoreRegistry};
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Offset commit metadata: `gregor-streams:st=<stream time ms>`.
+const STREAM_TIME_PREFIX: &str = "gregor-streams:st=";
 
 /// The application's state, as Kafka Streams reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,6 +219,15 @@ impl Engine {
         let mut tpl = TopicPartitionList::new();
         for ((t, p), o) in &self.offsets {
             tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+            // Kafka Streams' way: the task's stream time rides in the offset metadata.
+            let stream_time = self
+                .sub_of_topic(t)
+                .and_then(|sub| self.tasks.get(&TaskId { sub, partition: *p }))
+                .map(|task| task.stream_time)
+                .filter(|&st| st != i64::MIN);
+            if let (Some(st), Some(mut e)) = (stream_time, tpl.find_partition(t, *p)) {
+                e.set_metadata(format!("{STREAM_TIME_PREFIX}{st}"));
+            }
         }
         self.producer.flush(CLIENT_TIMEOUT)?;
         self.delivery_error()?;
@@ -258,7 +269,11 @@ impl Engine {
         }
     }
 
-    fn assign(&mut self, tpl: &TopicPartitionList) -> Result<()> {
+    fn assign<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        tpl: &TopicPartitionList,
+    ) -> Result<()> {
         let mut ids: Vec<TaskId> = tpl
             .elements()
             .iter()
@@ -300,6 +315,23 @@ impl Engine {
             tracing::info!(task = %id, restored, "task created");
             self.tasks.insert(id, task);
         }
+        // Stream time as committed by the previous owner (or this one, before a restart).
+        let committed = consumer.committed_offsets(tpl.clone(), CLIENT_TIMEOUT)?;
+        for e in committed.elements() {
+            let st = e
+                .metadata()
+                .strip_prefix(STREAM_TIME_PREFIX)
+                .and_then(|v| v.parse::<i64>().ok());
+            let task = self.sub_of_topic(e.topic()).and_then(|sub| {
+                self.tasks.get_mut(&TaskId {
+                    sub,
+                    partition: e.partition(),
+                })
+            });
+            if let (Some(st), Some(task)) = (st, task) {
+                task.restore_stream_time(st);
+            }
+        }
         let names: Vec<String> = self.tasks.keys().map(ToString::to_string).collect();
         tracing::info!("tasks assigned: [{}]", names.join(", "));
         Ok(())
@@ -326,7 +358,7 @@ impl ConsumerContext for GroupCtx {
                 engine.close_all_tasks();
             }
             Rebalance::Assign(tpl) => {
-                if let Err(e) = engine.assign(tpl) {
+                if let Err(e) = engine.assign(consumer, tpl) {
                     engine.error.get_or_insert(e);
                 }
                 engine.set_state(State::Running);

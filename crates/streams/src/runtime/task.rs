@@ -37,6 +37,8 @@ pub(crate) struct Task {
     registry: StoreRegistry,
     /// Resolved source topic → index in the topology's sources.
     sources: HashMap<String, usize>,
+    /// The largest timestamp of a record this task processed (or was restored with).
+    pub(crate) stream_time: i64,
 }
 
 impl Task {
@@ -79,6 +81,7 @@ impl Task {
             .map(|(i, s)| (s.topic.resolve(app_id), i))
             .collect();
         Ok(Task {
+            stream_time: i64::MIN,
             sources,
             id,
             app_id: app_id.to_string(),
@@ -148,6 +151,7 @@ impl Task {
             tracing::warn!(topic, ts, "skipping a record with a negative timestamp");
             return Ok(Vec::new());
         }
+        self.stream_time = self.stream_time.max(ts);
         let rec = (source.deserialize)(topic, key, value, ts).map_err(|e| match e {
             StreamsError::Serde { topic, reason } => {
                 StreamsError::Deserialization { topic, reason }
@@ -200,6 +204,14 @@ impl Task {
             }
         }
         Ok(sink)
+    }
+
+    /// Starts the task (and its processors) at a committed stream time.
+    pub(crate) fn restore_stream_time(&mut self, t: i64) {
+        self.stream_time = self.stream_time.max(t);
+        for p in self.processors.values_mut() {
+            p.restore_stream_time(t);
+        }
     }
 
     /// Persists the stores' changes and checkpoints to the local database.
