@@ -1,0 +1,14 @@
+//! Running a topology.
+//!
+//! Layout:
+//! - `task.rs`: a task (sub-topology × partition): processors, stores, dispatch
+//! - `test_driver.rs`: `TopologyTestDriver` (no broker)
+//! - `kafka.rs`: `KafkaStreams` (consumer group, producer, commit loop)
+//! - `restore.rs`: reading changelogs back into stores
+//! - `topics.rs`: creating internal topics
+
+pub(crate) mod kafka;
+pub(crate) mod restore;
+pub(crate) mod task;
+pub(crate) mod test_driver;
+pub(crate) mod topics;
