@@ -7,7 +7,9 @@ pub use json::JsonConverter;
 
 use gregor_connect_api::{ConnectError, Props, Schema, SchemaType, Value};
 
-/// Bytes <-> (schema, value) for keys or values (Kafka's `Converter`).
+/// Bytes <-> (schema, value) for keys or values (Kafka's `Converter`; the method names
+/// are Kafka's `fromConnectData`/`toConnectData`, hence the allowed lint).
+#[allow(clippy::wrong_self_convention)]
 pub trait Converter: Send + Sync {
     /// Serializes; `None` is a null record key/value.
     fn from_connect(
