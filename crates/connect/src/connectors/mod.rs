@@ -1,6 +1,7 @@
 //! The connector plugins this worker ships, found by Kafka's class names or aliases.
 
 pub mod file;
+pub mod postgres;
 
 use gregor_connect_api::{Connector, ConnectorType, SinkTask, SourceTask};
 
@@ -45,6 +46,22 @@ pub static PLUGINS: &[ConnectorPlugin] = &[
         new_connector: file::source_connector,
         new_source_task: Some(file::source_task),
         new_sink_task: None,
+    },
+    ConnectorPlugin {
+        class: "io.gregor.connect.postgres.PostgresCdcSourceConnector",
+        kind: ConnectorType::Source,
+        version: postgres::VERSION,
+        new_connector: postgres::cdc::connector,
+        new_source_task: Some(postgres::cdc::task),
+        new_sink_task: None,
+    },
+    ConnectorPlugin {
+        class: "io.gregor.connect.postgres.PostgresSinkConnector",
+        kind: ConnectorType::Sink,
+        version: postgres::VERSION,
+        new_connector: postgres::sink::connector,
+        new_source_task: None,
+        new_sink_task: Some(postgres::sink::task),
     },
 ];
 
