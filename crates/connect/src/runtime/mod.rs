@@ -447,6 +447,7 @@ impl Worker {
         };
         let ctx = TaskContext {
             connector: name.to_string(),
+            worker_id: self.worker_id.clone(),
             task_id: id,
             task_props,
             client: self.client.clone(),

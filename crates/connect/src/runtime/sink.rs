@@ -36,6 +36,14 @@ pub fn run(ctx: TaskContext, mut task: Box<dyn SinkTask>) {
             "client.id",
             format!("connector-consumer-{}-{}", ctx.connector, ctx.task_id),
         )
+        // Static membership (KIP-345): a task restarted on the same worker (a restart, or
+        // the worker killed and started again) takes its partitions back at once instead
+        // of waiting for the dead member's session to time out.
+        .set(
+            "group.instance.id",
+            format!("{}-{}-{}", ctx.worker_id, ctx.connector, ctx.task_id),
+        )
+        .set("session.timeout.ms", "10000")
         .create()
     {
         Ok(c) => c,
@@ -107,9 +115,16 @@ fn round(
             break;
         };
         timeout = Duration::ZERO;
-        let msg = msg.map_err(|e| {
-            format!("org.apache.kafka.connect.errors.ConnectException: consumer error: {e}")
-        })?;
+        let msg = match msg {
+            Ok(m) => m,
+            // librdkafka reports transient conditions (a subscribed topic that does not
+            // exist yet, a broker restart) as errors and keeps retrying; as Kafka
+            // Connect's consumer, the task waits rather than fails.
+            Err(e) => {
+                tracing::warn!(connector = %ctx.connector, task = ctx.task_id, "consumer: {e}");
+                break;
+            }
+        };
         next.insert((msg.topic().to_string(), msg.partition()), msg.offset() + 1);
         if let Some(r) = convert(ctx, &msg)? {
             batch.push(r);

@@ -110,6 +110,8 @@ pub fn trace(err: &ConnectError) -> String {
 /// Everything a task thread runs with.
 pub struct TaskContext {
     pub connector: String,
+    /// The worker's id (`host:port`), stable across restarts of the worker.
+    pub worker_id: String,
     pub task_id: u32,
     pub task_props: Props,
     pub client: ClientConfig,
