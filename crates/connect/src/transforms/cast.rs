@@ -348,3 +348,116 @@ impl Transformation for TimestampConverter {
         Ok(Some(r))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_connect_api::Field;
+
+    fn props(pairs: &[(&str, &str)]) -> Props {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn cast_fields_and_whole_values() {
+        let schema = Schema::structure(vec![
+            Field {
+                name: "n".into(),
+                schema: Schema::new(SchemaType::String),
+            },
+            Field {
+                name: "f".into(),
+                schema: Schema::new(SchemaType::Float64),
+            },
+        ]);
+        let r = ConnectRecord::new(
+            "t",
+            Some(schema),
+            Value::Struct(vec![
+                ("n".into(), Value::String("42".into())),
+                ("f".into(), Value::Float(2.9)),
+            ]),
+        );
+        let c = Cast::new(Side::Value, &props(&[("spec", "n:int32,f:string")])).unwrap();
+        let r = c.apply(r, &RecordContext::default()).unwrap().unwrap();
+        assert_eq!(r.value.get("n"), Some(&Value::Int(42)));
+        assert_eq!(r.value.get("f"), Some(&Value::String("2.9".into())));
+        assert_eq!(
+            r.value_schema
+                .unwrap()
+                .field("n")
+                .unwrap()
+                .schema
+                .schema_type,
+            SchemaType::Int32
+        );
+        let whole = Cast::new(Side::Value, &props(&[("spec", "int64")])).unwrap();
+        let r = ConnectRecord::new("t", None, Value::Float(7.8));
+        assert_eq!(
+            whole
+                .apply(r, &RecordContext::default())
+                .unwrap()
+                .unwrap()
+                .value,
+            Value::Int(7)
+        );
+        assert!(Cast::new(Side::Value, &props(&[("spec", "a:struct")])).is_err());
+        let bad = ConnectRecord::new("t", None, Value::String("x".into()));
+        assert!(whole.apply(bad, &RecordContext::default()).is_err());
+    }
+
+    #[test]
+    fn timestamp_converter_between_unix_string_and_timestamp() {
+        let to_string = TimestampConverter::new(
+            Side::Value,
+            &props(&[
+                ("field", "ts"),
+                ("target.type", "string"),
+                ("format", "yyyy-MM-dd HH:mm"),
+            ]),
+        )
+        .unwrap();
+        let r = ConnectRecord::new(
+            "t",
+            None,
+            Value::Map(vec![(
+                Value::String("ts".into()),
+                Value::Int(1_709_214_306_789),
+            )]),
+        );
+        let r = to_string
+            .apply(r, &RecordContext::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r.value.get("ts"),
+            Some(&Value::String("2024-02-29 13:45".into()))
+        );
+        let back = TimestampConverter::new(
+            Side::Value,
+            &props(&[
+                ("field", "ts"),
+                ("target.type", "unix"),
+                ("format", "yyyy-MM-dd HH:mm"),
+                ("unix.precision", "seconds"),
+            ]),
+        )
+        .unwrap();
+        let r = back.apply(r, &RecordContext::default()).unwrap().unwrap();
+        assert_eq!(r.value.get("ts"), Some(&Value::Int(1_709_214_300)));
+        let ts =
+            TimestampConverter::new(Side::Value, &props(&[("target.type", "Timestamp")])).unwrap();
+        let r = ConnectRecord::new("t", Some(Schema::new(SchemaType::Int64)), Value::Int(5));
+        let r = ts.apply(r, &RecordContext::default()).unwrap().unwrap();
+        assert_eq!(
+            r.value_schema.unwrap().name.as_deref(),
+            Some(TIMESTAMP_LOGICAL)
+        );
+        assert!(
+            TimestampConverter::new(Side::Value, &props(&[("target.type", "string")])).is_err()
+        );
+    }
+}

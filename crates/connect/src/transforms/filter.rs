@@ -75,3 +75,56 @@ pub(crate) fn create_predicate(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transforms::Chain;
+    use gregor_connect_api::{Header, Value};
+
+    #[test]
+    fn filter_with_predicates_and_negate() {
+        let props: Props = [
+            ("transforms", "dropTomb,keepOnlyTagged"),
+            (
+                "transforms.dropTomb.type",
+                "org.apache.kafka.connect.transforms.Filter",
+            ),
+            ("transforms.dropTomb.predicate", "tomb"),
+            (
+                "transforms.keepOnlyTagged.type",
+                "org.apache.kafka.connect.transforms.Filter",
+            ),
+            ("transforms.keepOnlyTagged.predicate", "tagged"),
+            ("transforms.keepOnlyTagged.negate", "true"),
+            ("predicates", "tomb,tagged"),
+            (
+                "predicates.tomb.type",
+                "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone",
+            ),
+            (
+                "predicates.tagged.type",
+                "org.apache.kafka.connect.transforms.predicates.HasHeaderKey",
+            ),
+            ("predicates.tagged.name", "tag"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let chain = Chain::from_config(&props).unwrap();
+        let ctx = RecordContext::default();
+        let mut tagged = ConnectRecord::new("t", None, Value::String("x".into()));
+        tagged.headers.push(Header {
+            key: "tag".into(),
+            value: None,
+        });
+        assert!(chain.apply(tagged.clone(), &ctx).unwrap().is_some());
+        let untagged = ConnectRecord::new("t", None, Value::String("x".into()));
+        assert!(chain.apply(untagged, &ctx).unwrap().is_none());
+        tagged.value = Value::Null;
+        assert!(chain.apply(tagged, &ctx).unwrap().is_none());
+        let mut bad = props.clone();
+        bad.insert("transforms.dropTomb.predicate".into(), "missing".into());
+        assert!(Chain::from_config(&bad).is_err());
+    }
+}

@@ -140,3 +140,25 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod timestamp_router_tests {
+    use super::*;
+    use gregor_connect_api::Value;
+
+    #[test]
+    fn timestamp_router_formats_the_record_time() {
+        let tr = TimestampRouter::new(&Props::new()).unwrap();
+        let mut r = ConnectRecord::new("logs", None, Value::Null);
+        r.timestamp = Some(1_709_214_306_789);
+        assert_eq!(
+            tr.apply(r, &RecordContext::default())
+                .unwrap()
+                .unwrap()
+                .topic,
+            "logs-20240229"
+        );
+        let no_ts = ConnectRecord::new("logs", None, Value::Null);
+        assert!(tr.apply(no_ts, &RecordContext::default()).is_err());
+    }
+}
