@@ -145,6 +145,13 @@ def test_rest_api_shapes_errors_and_lifecycle(worker, tmp_path):
     r = worker.put("/connectors/other/config", dict(config, topic="other"))
     assert r.status_code == 201
     assert worker.delete("/connectors/other").status_code == 204
+    # KIP-980: created STOPPED, no task runs.
+    r = worker.post("/connectors", {"name": "cold", "config": config, "initial_state": "STOPPED"})
+    assert r.status_code == 201 and r.json()["tasks"] == []
+    assert worker.status("cold")["connector"]["state"] == "STOPPED"
+    r = worker.post("/connectors", {"name": "x", "config": config, "initial_state": "SLEEPING"})
+    assert r.status_code == 400
+    assert worker.delete("/connectors/cold").status_code == 204
 
     assert worker.put("/connectors/life/pause").status_code == 202
     wait_until(lambda: worker.status("life")["connector"]["state"] == "PAUSED"

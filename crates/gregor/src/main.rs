@@ -148,7 +148,7 @@ enum Command {
         args: registry::RegistryArgs,
     },
     /// Run a Kafka Connect-compatible worker (standalone mode): Kafka Connect's REST
-    /// API, converters, transforms and the FileStream connectors.
+    /// API, converters, transforms, the FileStream and PostgreSQL connectors.
     ///
     /// Example: gregor connect --listen 127.0.0.1:8083 -b 127.0.0.1:9092 worker.properties
     Connect {

@@ -64,7 +64,19 @@ pub(super) async fn create(State(w): W, body: Bytes) -> Result<Response, Error> 
             "connector name should not contain '/'".into(),
         ));
     }
-    let (_, info) = blocking(move || w.put(&name, config, false)).await?;
+    // KIP-980: the state the connector starts in.
+    let initial = match body.get("initial_state").and_then(J::as_str) {
+        None => None,
+        Some(s) if s.eq_ignore_ascii_case("RUNNING") => Some(TargetState::Started),
+        Some(s) if s.eq_ignore_ascii_case("PAUSED") => Some(TargetState::Paused),
+        Some(s) if s.eq_ignore_ascii_case("STOPPED") => Some(TargetState::Stopped),
+        Some(other) => {
+            return Err(Error::BadRequest(format!(
+                "Invalid initial state {other}: must be one of RUNNING, PAUSED, STOPPED"
+            )))
+        }
+    };
+    let (_, info) = blocking(move || w.put(&name, config, false, initial)).await?;
     Ok(created(info))
 }
 
@@ -90,7 +102,7 @@ pub(super) async fn put_config(
     body: Bytes,
 ) -> Result<Response, Error> {
     let config = props_of(&parse_body(&body)?)?;
-    let (was_created, info) = blocking(move || w.put(&name, config, true)).await?;
+    let (was_created, info) = blocking(move || w.put(&name, config, true, None)).await?;
     Ok(if was_created {
         created(info)
     } else {

@@ -186,11 +186,13 @@ impl Worker {
 
     /// Creates a connector, or replaces its config when `allow_update`. Nothing starts
     /// when the config is invalid. Returns whether it was created, and its info.
+    /// `initial` (KIP-980 `initial_state`) applies only when the connector is created.
     pub fn put(
         &self,
         name: &str,
         mut config: Props,
         allow_update: bool,
+        initial: Option<TargetState>,
     ) -> Result<(bool, J), Error> {
         let _op = lock(&self.ops);
         if name.trim().is_empty() {
@@ -220,7 +222,7 @@ impl Worker {
                 .get(name)
                 .map_or(TargetState::Started, |e| e.target)
         } else {
-            TargetState::Started
+            initial.unwrap_or(TargetState::Started)
         };
         lock(&self.state).insert(name.to_string(), Entry::new(config, target, v.plugin));
         self.persist()?;
