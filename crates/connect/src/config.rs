@@ -48,7 +48,7 @@ const DISTRIBUTED: &[&str] = &[
 impl WorkerConfig {
     pub fn from_props(props: Props) -> Result<Self, Error> {
         if let Some(k) = DISTRIBUTED.iter().find(|k| props.contains_key(**k)) {
-            return Err(Error::BadRequest(format!(
+            return Err(Error::Unsupported(format!(
                 "worker property {k} asks for distributed mode, which gregor connect does not implement yet; \
                  run standalone (offset.storage.file.filename) instead"
             )));

@@ -24,6 +24,9 @@ pub enum Error {
     /// The request is invalid: bad config, wrong state (400).
     #[error("{0}")]
     BadRequest(String),
+    /// A worker setting asks for something not implemented (distributed mode).
+    #[error("{0}")]
+    Unsupported(String),
     /// Local state files.
     #[error("{0}")]
     Storage(String),
@@ -48,7 +51,7 @@ impl Error {
             | Error::NotFoundRoute => StatusCode::NOT_FOUND,
             Error::AlreadyExists(_) => StatusCode::CONFLICT,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::Storage(_) | Error::Kafka(_) | Error::Internal(_) => {
+            Error::Storage(_) | Error::Kafka(_) | Error::Internal(_) | Error::Unsupported(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }

@@ -281,7 +281,9 @@ impl Worker {
                 for (i, t) in ts.iter_mut().enumerate() {
                     if !only_failed || t["state"] == "FAILED" {
                         t["state"] = J::from("RESTARTING");
-                        t.as_object_mut().map(|o| o.remove("trace"));
+                        if let Some(o) = t.as_object_mut() {
+                            o.remove("trace");
+                        }
                         restart_tasks.push(i);
                     }
                 }

@@ -73,9 +73,9 @@ pub fn converter_settings(worker: &Props, connector: &Props, side: &str) -> (Str
 /// not of a setting, as in Kafka.
 pub fn validate(worker: &Props, config: &Props) -> Result<Validation, Error> {
     let class = get_str(config, "connector.class").ok_or_else(|| {
-        Error::BadRequest(
-            "Connector config {} contains no connector type".replace("{}", &format!("{config:?}")),
-        )
+        Error::BadRequest(format!(
+            "Connector config {config:?} contains no connector type"
+        ))
     })?;
     let plugin = connectors::find(class).ok_or_else(|| {
         Error::BadRequest(format!(
