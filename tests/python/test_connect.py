@@ -372,10 +372,16 @@ def _table(pg):
 def test_postgres_cdc_snapshot_then_changes_in_order(worker, broker, pg):
     pg.sql("CREATE TABLE items (id int PRIMARY KEY, name text, qty bigint, ok boolean)")
     pg.sql("INSERT INTO items VALUES (1, 'apple', 10, true)")
+    pg.sql("CREATE TABLE bulk (id int PRIMARY KEY)")
+    pg.sql("INSERT INTO bulk SELECT generate_series(1, 25)")
     worker.create("cdc", dict(JSON_PLAIN, **{
         "connector.class": "PostgresCdcSource", "connection.url": pg.url,
-        "connection.user": "postgres", "topic.prefix": "pg",
-        "table.include.list": "public.items", "poll.interval.ms": "50"}))
+        "connection.user": "postgres", "topic.prefix": "pg", "batch.size": "10",
+        "table.include.list": "public.bulk,public.items", "poll.interval.ms": "50"}))
+    # The snapshot reads `batch.size` rows per poll: 25 rows in 3 fetches.
+    bulk = consume(broker.bootstrap, "pg.public.bulk", 25)
+    assert [json.loads(m.key())["id"] for m in bulk] == list(range(1, 26))
+    assert {json.loads(m.value())["op"] for m in bulk} == {"r"}
     wait_until(lambda: worker.get("/connectors/cdc/offsets").json()["offsets"], 30, "snapshot stored")
     pg.sql("INSERT INTO items VALUES (2, 'pear', 5, false)")
     pg.sql("UPDATE items SET qty = 11 WHERE id = 1")

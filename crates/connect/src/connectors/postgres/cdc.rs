@@ -90,6 +90,8 @@ struct CdcTask {
     relations: HashMap<u32, Relation>,
     /// Tables still to snapshot.
     snapshot: Vec<(String, String)>,
+    /// The table being snapshotted (its cursor is open), and whether it is the last.
+    cursor: Option<(Relation, bool)>,
     /// End LSN of the last transaction whose records are stored.
     last_lsn: u64,
     /// Where to advance the slot once the last poll's records are stored.
@@ -330,13 +332,10 @@ impl CdcTask {
             .collect()
     }
 
-    /// Reads one table for the snapshot.
-    fn snapshot_table(
-        &mut self,
-        schema: &str,
-        table: &str,
-        last: bool,
-    ) -> Result<Vec<SourceRecord>, ConnectError> {
+    /// Starts reading one table for the snapshot: its columns, then a cursor over its
+    /// rows in a REPEATABLE READ transaction, fetched `batch.size` rows per poll so a
+    /// large table is never held in memory at once.
+    fn open_snapshot(&mut self, schema: &str, table: &str, last: bool) -> Result<(), ConnectError> {
         let qualified = format!("{}.{}", ident(schema), ident(table));
         let client = self.client()?;
         let cols = client
@@ -355,15 +354,31 @@ impl CdcTask {
                 key: r.get(2),
             })
             .collect();
+        client
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; DECLARE gregor_snapshot NO SCROLL CURSOR FOR SELECT * FROM {qualified}"
+            ))
+            .map_err(|e| db_err(&format!("cannot read {qualified}"), e))?;
         let rel = Relation {
             id: 0,
             namespace: schema.to_string(),
             name: table.to_string(),
             columns,
         };
+        self.cursor = Some((rel, last));
+        Ok(())
+    }
+
+    /// The next rows of the table being snapshotted.
+    fn fetch_snapshot(&mut self) -> Result<Vec<SourceRecord>, ConnectError> {
+        let Some((rel, last)) = self.cursor.clone() else {
+            return Ok(Vec::new());
+        };
+        let n = usize::try_from(self.batch).unwrap_or(2048).max(1);
+        let client = self.client()?;
         let rows = client
-            .simple_query(&format!("SELECT * FROM {qualified}"))
-            .map_err(|e| db_err(&format!("cannot read {qualified}"), e))?;
+            .simple_query(&format!("FETCH {n} FROM gregor_snapshot"))
+            .map_err(|e| db_err(&format!("cannot read {}.{}", rel.namespace, rel.name), e))?;
         let tuples: Vec<Tuple> = rows
             .iter()
             .filter_map(|m| match m {
@@ -373,11 +388,18 @@ impl CdcTask {
                 _ => None,
             })
             .collect();
+        let table_done = tuples.len() < n;
+        if table_done {
+            client
+                .batch_execute("CLOSE gregor_snapshot; COMMIT")
+                .map_err(|e| db_err("cannot end the snapshot transaction", e))?;
+            self.cursor = None;
+        }
         let now = now_ms();
         let mut out = Vec::new();
-        let n = tuples.len();
+        let count = tuples.len();
         for (i, t) in tuples.iter().enumerate() {
-            let done = last && i + 1 == n;
+            let done = last && table_done && i + 1 == count;
             let offset = json!({"lsn": self.last_lsn, "snapshot_completed": done});
             let offset = offset.as_object().cloned().unwrap_or_default();
             let ch = Change {
@@ -631,10 +653,13 @@ impl SourceTask for CdcTask {
     }
 
     fn poll(&mut self) -> Result<Vec<SourceRecord>, ConnectError> {
-        if !self.snapshot.is_empty() {
+        if self.cursor.is_none() && !self.snapshot.is_empty() {
             let (schema, table) = self.snapshot.remove(0);
             let last = self.snapshot.is_empty();
-            return self.snapshot_table(&schema, &table, last);
+            self.open_snapshot(&schema, &table, last)?;
+        }
+        if self.cursor.is_some() {
+            return self.fetch_snapshot();
         }
         let out = self.stream()?;
         if out.is_empty() {
