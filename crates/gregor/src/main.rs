@@ -26,6 +26,7 @@ mod bench_fetch_raw;
 mod bench_raw;
 mod cluster_up;
 mod conn;
+mod connect;
 mod consume;
 mod elect;
 mod features;
@@ -145,6 +146,16 @@ enum Command {
         conn: conn::Conn,
         #[command(flatten)]
         args: registry::RegistryArgs,
+    },
+    /// Run a Kafka Connect-compatible worker (standalone mode): Kafka Connect's REST
+    /// API, converters, transforms, the FileStream and PostgreSQL connectors.
+    ///
+    /// Example: gregor connect --listen 127.0.0.1:8083 -b 127.0.0.1:9092 worker.properties
+    Connect {
+        #[command(flatten)]
+        conn: conn::Conn,
+        #[command(flatten)]
+        args: connect::ConnectArgs,
     },
     /// Cluster information.
     ///
@@ -288,6 +299,7 @@ fn main() {
         Command::User { conn, cmd } => user::run(&conn, cmd),
         Command::Quota { conn, cmd } => quota::run(&conn, cmd),
         Command::Registry { conn, args } => registry::run(&conn, args),
+        Command::Connect { conn, args } => connect::run(&conn, args),
         Command::Cluster {
             conn,
             cmd: ClusterCommand::Info,

@@ -1,0 +1,155 @@
+//! Standalone-mode durable state: source offsets and connector configs, each a JSON
+//! file replaced atomically (write to a temporary file, fsync, rename) so a worker
+//! killed at any point finds either the old or the new content.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as J};
+
+use crate::error::Error;
+
+type JsonMap = Map<String, J>;
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    let io = |e: std::io::Error| Error::Storage(format!("cannot write {}: {e}", path.display()));
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+fn read_json<T: for<'de> Deserialize<'de> + Default>(path: &Path) -> Result<T, Error> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.is_empty() => Ok(T::default()),
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Storage(format!("cannot parse {}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(Error::Storage(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// One source partition's committed offset, in KIP-875's REST shape.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PartitionOffset {
+    pub partition: JsonMap,
+    pub offset: JsonMap,
+}
+
+/// Source offsets per connector (`offset.storage.file.filename`).
+pub struct OffsetStore {
+    path: PathBuf,
+    data: Mutex<BTreeMap<String, Vec<PartitionOffset>>>,
+}
+
+impl OffsetStore {
+    pub fn open(path: PathBuf) -> Result<Self, Error> {
+        let data = read_json(&path)?;
+        Ok(OffsetStore {
+            path,
+            data: Mutex::new(data),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<PartitionOffset>>> {
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The committed offset of one source partition.
+    pub fn get(&self, connector: &str, partition: &JsonMap) -> Option<JsonMap> {
+        self.lock()
+            .get(connector)?
+            .iter()
+            .find(|p| &p.partition == partition)
+            .map(|p| p.offset.clone())
+    }
+
+    /// All of a connector's committed offsets.
+    pub fn list(&self, connector: &str) -> Vec<PartitionOffset> {
+        self.lock().get(connector).cloned().unwrap_or_default()
+    }
+
+    /// Stores offsets (a `None` offset removes the partition) and writes the file
+    /// before returning.
+    pub fn put(
+        &self,
+        connector: &str,
+        updates: Vec<(JsonMap, Option<JsonMap>)>,
+    ) -> Result<(), Error> {
+        let mut data = self.lock();
+        let entries = data.entry(connector.to_string()).or_default();
+        for (partition, offset) in updates {
+            entries.retain(|p| p.partition != partition);
+            if let Some(offset) = offset {
+                entries.push(PartitionOffset { partition, offset });
+            }
+        }
+        let bytes = serde_json::to_vec_pretty(&*data)
+            .map_err(|e| Error::Storage(format!("cannot encode offsets: {e}")))?;
+        write_atomically(&self.path, &bytes)
+    }
+
+    /// Forgets every offset of a connector.
+    pub fn reset(&self, connector: &str) -> Result<(), Error> {
+        let mut data = self.lock();
+        data.remove(connector);
+        let bytes = serde_json::to_vec_pretty(&*data)
+            .map_err(|e| Error::Storage(format!("cannot encode offsets: {e}")))?;
+        write_atomically(&self.path, &bytes)
+    }
+}
+
+/// A connector's desired state, stored with its config (Kafka's target state).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TargetState {
+    Started,
+    Paused,
+    Stopped,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredConnector {
+    pub config: BTreeMap<String, String>,
+    pub target: TargetState,
+}
+
+/// Connector configs and target states; `None` path: kept in memory only.
+pub struct ConfigStore {
+    path: Option<PathBuf>,
+}
+
+impl ConfigStore {
+    pub fn new(path: Option<PathBuf>) -> Self {
+        ConfigStore { path }
+    }
+
+    pub fn load(&self) -> Result<BTreeMap<String, StoredConnector>, Error> {
+        match &self.path {
+            Some(p) => read_json(p),
+            None => Ok(BTreeMap::new()),
+        }
+    }
+
+    pub fn save(&self, all: &BTreeMap<String, StoredConnector>) -> Result<(), Error> {
+        let Some(p) = &self.path else {
+            return Ok(());
+        };
+        let bytes = serde_json::to_vec_pretty(all)
+            .map_err(|e| Error::Storage(format!("cannot encode connector configs: {e}")))?;
+        write_atomically(p, &bytes)
+    }
+}
