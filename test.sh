@@ -40,5 +40,9 @@ echo "== node client (kafkajs) in tests/node"
 echo "== cargo test (release)"
 cargo test --release --workspace --all-targets
 
+# The streams tests run the example binaries; `cargo test --all-targets` builds examples
+# only as test harnesses (hashed names), so build the runnable ones too.
+cargo build --release -p gregor-streams --examples
+
 echo "== real-client tests (kcat, confluent-kafka, kafka-python)"
 GREGOR_BIN="$PWD/target/release/gregor" .venv/bin/python -m pytest -q -p no:cacheprovider tests/python "$@"
