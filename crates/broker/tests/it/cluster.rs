@@ -1,0 +1,245 @@
+//! An N-node cluster in one process (as Kafka's KafkaClusterTestKit): every node a
+//! broker and a controller, real TCP on 127.0.0.1, the quorum's real RPC. Fast checks of
+//! what the process tests (tests/python/test_cluster.py) prove with real clients: one
+//! metadata for all, writes forwarded to the controller from any node, the controller
+//! stopped and replaced, a stopped broker fenced.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use crate::common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::Client;
+use gregor_broker::{Broker, BrokerConfig};
+use gregor_protocol::kp::messages::*;
+use gregor_protocol::kp::protocol::StrBytes;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+struct Node {
+    id: i32,
+    addr: std::net::SocketAddr,
+    broker: Arc<Broker>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    async fn connect(&self) -> Client {
+        Client::connect_to(self.addr).await
+    }
+
+    async fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_cluster(n: i32, extra: &[(&str, &str)]) -> Vec<Node> {
+    let mut clients = Vec::new();
+    for _ in 0..n {
+        clients.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
+    }
+    let controller_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let voters: Vec<String> = controller_ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
+        .collect();
+    let voters = voters.join(",");
+    let mut opening = Vec::new();
+    let mut dirs = Vec::new();
+    for (i, listener) in clients.iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut explicit: BTreeMap<String, String> = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let port = listener.local_addr().unwrap().port();
+        explicit.insert("log.dirs".into(), dir.path().display().to_string());
+        explicit.insert("node.id".into(), (i + 1).to_string());
+        explicit.insert(
+            "listeners".into(),
+            format!(
+                "PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{}",
+                controller_ports[i]
+            ),
+        );
+        explicit.insert("controller.quorum.voters".into(), voters.clone());
+        explicit.insert("cluster.id".into(), "inprocCLUSTERtest00000".into());
+        let config = BrokerConfig::from_explicit(explicit).unwrap();
+        opening.push(tokio::spawn(Broker::open(config)));
+        dirs.push(dir);
+    }
+    let mut nodes = Vec::new();
+    for ((open, listener), dir) in opening.into_iter().zip(clients).zip(dirs) {
+        let broker = open.await.unwrap().unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let b = broker.clone();
+        let task = tokio::spawn(async move {
+            gregor_broker::server::run(b, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        nodes.push(Node {
+            id: broker.config.node_id,
+            addr,
+            broker,
+            stop: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        });
+    }
+    for node in &nodes {
+        tokio::time::timeout(Duration::from_secs(60), node.broker.join_cluster())
+            .await
+            .expect("joined in time")
+            .unwrap();
+    }
+    nodes
+}
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+async fn metadata(c: &mut Client, topic: Option<&str>) -> MetadataResponse {
+    let topics = topic.map(|t| {
+        vec![metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s(t))))]
+    });
+    c.call(
+        &MetadataRequest::default()
+            .with_topics(topics)
+            .with_allow_auto_topic_creation(false),
+        12,
+    )
+    .await
+}
+
+async fn create(c: &mut Client, name: &str, partitions: i32, rf: i16) -> i16 {
+    let r = c
+        .call(
+            &CreateTopicsRequest::default()
+                .with_timeout_ms(30_000)
+                .with_topics(vec![create_topics_request::CreatableTopic::default()
+                    .with_name(TopicName(s(name)))
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(rf)]),
+            7,
+        )
+        .await;
+    r.topics[0].error_code
+}
+
+/// Polls `cond` until it holds or the deadline passes.
+async fn eventually<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_share_metadata_and_survive_the_controller_stopping() {
+    let mut nodes = start_cluster(
+        3,
+        &[
+            ("broker.session.timeout.ms", "2000"),
+            ("broker.heartbeat.interval.ms", "300"),
+        ],
+    )
+    .await;
+    // Every node lists every broker (joining returns once registered; the unfencing that
+    // makes a broker visible follows with its next heartbeat).
+    for node in &nodes {
+        let addr = node.addr;
+        eventually(
+            &format!("node {} listing brokers 1, 2, 3", node.id),
+            || async move {
+                let mut c = Client::connect_to(addr).await;
+                let md = metadata(&mut c, None).await;
+                let mut ids: Vec<i32> = md.brokers.iter().map(|b| b.node_id.0).collect();
+                ids.sort_unstable();
+                ids == vec![1, 2, 3]
+            },
+        )
+        .await;
+    }
+    // Created through node 2, seen the same from node 3, leaders spread.
+    let mut c2 = nodes[1].connect().await;
+    assert_eq!(create(&mut c2, "t", 3, 3).await, 0);
+    assert_eq!(create(&mut c2, "t", 3, 3).await, 36, "TOPIC_ALREADY_EXISTS");
+    assert_eq!(
+        create(&mut c2, "big", 1, 4).await,
+        38,
+        "INVALID_REPLICATION_FACTOR"
+    );
+    let mut c3 = nodes[2].connect().await;
+    let md = metadata(&mut c3, Some("t")).await;
+    let mut leaders: Vec<i32> = md.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.leader_id.0)
+        .collect();
+    leaders.sort_unstable();
+    assert_eq!(leaders, vec![1, 2, 3]);
+    // Stop the active controller: another voter takes over and writes work again.
+    let leader = nodes[0].broker.metadata.controller_id().unwrap();
+    let idx = nodes.iter().position(|n| n.id == leader).unwrap();
+    nodes[idx].stop().await;
+    let survivor = nodes.iter().position(|n| n.id != leader).unwrap();
+    let addr = nodes[survivor].addr;
+    eventually(
+        "a topic created after the controller stopped",
+        || async move {
+            let mut c = Client::connect_to(addr).await;
+            matches!(create(&mut c, "after", 1, 2).await, 0 | 36)
+        },
+    )
+    .await;
+    // The stopped node's session expires: it is fenced, and no partition names it as
+    // leader or in-sync replica any more.
+    eventually("the stopped node fenced", || async move {
+        let mut c = Client::connect_to(addr).await;
+        let md = metadata(&mut c, None).await;
+        !md.brokers.iter().any(|b| b.node_id.0 == leader)
+    })
+    .await;
+    let mut c = nodes[survivor].connect().await;
+    let md = metadata(&mut c, Some("t")).await;
+    for p in &md.topics[0].partitions {
+        assert_ne!(p.leader_id.0, leader);
+        assert!(!p.isr_nodes.iter().any(|r| r.0 == leader), "{p:?}");
+        assert!(p.offline_replicas.iter().any(|r| r.0 == leader), "{p:?}");
+    }
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
