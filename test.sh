@@ -38,11 +38,15 @@ echo "== node client (kafkajs) in tests/node"
 (cd tests/node && npm install --silent --no-audit --no-fund --no-package-lock >/dev/null)
 
 echo "== cargo test (release)"
-cargo test --release --workspace --all-targets
+cargo test --release --workspace --lib --bins --tests
 
-# The streams tests run the example binaries; `cargo test --all-targets` builds examples
-# only as test harnesses (hashed names), so build the runnable ones too.
+# Examples have no tests (clippy --all-targets checks them); the streams tests run them as
+# programs, so build them once as plain binaries.
 cargo build --release -p gregor-streams --examples
 
 echo "== real-client tests (kcat, confluent-kafka, kafka-python)"
-GREGOR_BIN="$PWD/target/release/gregor" .venv/bin/python -m pytest -q -p no:cacheprovider tests/python "$@"
+# Three workers, whole files each (--dist loadfile keeps a file's fixtures in one process).
+# Every fixture picks its own ports, data directories and network namespaces, so files
+# never share state. PYTEST_WORKERS=0 runs them one at a time.
+GREGOR_BIN="$PWD/target/release/gregor" .venv/bin/python -m pytest -q -p no:cacheprovider \
+  -n "${PYTEST_WORKERS:-3}" --dist loadfile tests/python "$@"
