@@ -498,3 +498,96 @@ fn stream_stream_join_within_the_window_both_ways() {
         )
         .is_empty());
 }
+
+fn rec(key: &str, value: &str, timestamp: i64) -> TestRecord<String, String> {
+    TestRecord {
+        key: key.into(),
+        value: Some(value.into()),
+        timestamp,
+    }
+}
+
+#[test]
+fn stream_stream_left_join_emits_unmatched_records_when_their_window_closes() {
+    let b = StreamsBuilder::new();
+    let orders = b.stream("orders", Consumed::with(Serdes::string(), Serdes::string()));
+    let payments = b.stream(
+        "payments",
+        Consumed::with(Serdes::string(), Serdes::string()),
+    );
+    orders
+        .left_join_windowed(
+            &payments,
+            |o: &String, p: Option<&String>| format!("{o}+{}", p.map_or("null", |p| p.as_str())),
+            JoinWindows::of_time_difference_and_grace(Duration::from_millis(10), Duration::ZERO),
+            StreamJoined::with(Serdes::string(), Serdes::string(), Serdes::string()).named("lj"),
+        )
+        .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    let d = TopologyTestDriver::new(b.build().unwrap(), config()).unwrap();
+    let o = d.create_input_topic("orders", Serdes::string(), Serdes::string());
+    let p = d.create_input_topic("payments", Serdes::string(), Serdes::string());
+    let out = d.create_output_topic("out", Serdes::string(), Serdes::string());
+    o.pipe_input("k1".into(), "o1".into(), 0).unwrap();
+    p.pipe_input("k1".into(), "p1".into(), 5).unwrap(); // joins o1
+    o.pipe_input("k2".into(), "o2".into(), 6).unwrap(); // no partner yet: parked
+    o.pipe_input("k3".into(), "o3".into(), 8).unwrap(); // parked
+    p.pipe_input("k3".into(), "p3".into(), 12).unwrap(); // joins o3, which is then never emitted alone
+    assert_eq!(
+        out.read_records_to_list().unwrap(),
+        vec![rec("k1", "o1+p1", 5), rec("k3", "o3+p3", 12)],
+        "nothing unmatched is emitted while its window is open"
+    );
+    o.pipe_input("k4".into(), "o4".into(), 17).unwrap(); // stream time 17 > 6 + 10: o2 closes
+    p.pipe_input("k5".into(), "p5".into(), 40).unwrap(); // right side: never emitted alone; o4 closes
+    assert_eq!(
+        out.read_records_to_list().unwrap(),
+        vec![rec("k2", "o2+null", 6), rec("k4", "o4+null", 17)]
+    );
+    // The parked records are a logged store too.
+    assert!(!d
+        .create_output_topic(
+            "t-lj-outer-shared-join-store-changelog",
+            Serdes::bytes(),
+            Serdes::bytes()
+        )
+        .is_empty());
+}
+
+#[test]
+fn stream_stream_outer_join_emits_both_sides_unmatched() {
+    let b = StreamsBuilder::new();
+    let left = b.stream("l", Consumed::with(Serdes::string(), Serdes::string()));
+    let right = b.stream("r", Consumed::with(Serdes::string(), Serdes::string()));
+    left.outer_join_windowed(
+        &right,
+        |l: Option<&String>, r: Option<&String>| {
+            format!(
+                "{}+{}",
+                l.map_or("null", |l| l.as_str()),
+                r.map_or("null", |r| r.as_str())
+            )
+        },
+        JoinWindows::of_time_difference_and_grace(Duration::from_millis(10), Duration::ZERO),
+        StreamJoined::with(Serdes::string(), Serdes::string(), Serdes::string()).named("oj"),
+    )
+    .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    let d = TopologyTestDriver::new(b.build().unwrap(), config()).unwrap();
+    let l = d.create_input_topic("l", Serdes::string(), Serdes::string());
+    let r = d.create_input_topic("r", Serdes::string(), Serdes::string());
+    let out = d.create_output_topic("out", Serdes::string(), Serdes::string());
+    l.pipe_input("k1".into(), "l1".into(), 0).unwrap(); // parked
+    r.pipe_input("k2".into(), "r2".into(), 3).unwrap(); // parked
+    assert!(out.read_records_to_list().unwrap().is_empty());
+    // 17 apart from r2: no join; stream time 20 closes l1 (0 + 10) and r2 (3 + 10).
+    l.pipe_input("k2".into(), "l2".into(), 20).unwrap();
+    r.pipe_input("k2".into(), "r2b".into(), 25).unwrap(); // joins l2
+    l.pipe_input("k9".into(), "l9".into(), 100).unwrap(); // closes nothing more: l2 was joined
+    assert_eq!(
+        out.read_records_to_list().unwrap(),
+        vec![
+            rec("k1", "l1+null", 0),
+            rec("k2", "null+r2", 3),
+            rec("k2", "l2+r2b", 25),
+        ]
+    );
+}

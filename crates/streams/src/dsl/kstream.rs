@@ -13,7 +13,7 @@ use super::grouped::KGroupedStream;
 use super::{Data, Grouped, KTable, Produced, StreamJoined};
 use crate::processor::join::{Joiner, StreamTableJoin};
 use crate::processor::stateless::{FnProcessor, PassThrough, SinkProcessor};
-use crate::processor::stream_join::{JoinSide, ValueJoiner};
+use crate::processor::stream_join::{JoinSide, OuterJoin, ValueJoiner};
 use crate::processor::{Ctx, ProcessorFactory, TopicName};
 use crate::record::DynRecord;
 use crate::serde::SerdeRef;
@@ -383,10 +383,77 @@ impl<K: Data, V: Data> KStream<K, V> {
         windows: JoinWindows,
         joined: StreamJoined<K, V, VO>,
     ) -> KStream<K, VR> {
+        let joiner = Arc::new(move |_: &K, v: Option<&V>, o: Option<&VO>| match (v, o) {
+            (Some(v), Some(o)) => Some(joiner(v, o)),
+            _ => None,
+        });
+        self.stream_join(
+            other,
+            joiner,
+            windows,
+            joined,
+            (false, false),
+            "KSTREAM-JOIN",
+        )
+    }
+
+    /// Stream-stream left join: as [`join_windowed`](Self::join_windowed), and a record of
+    /// this stream that no record of `other` joined within the window is emitted with
+    /// `None` once its window has closed (stream time past its timestamp + after + grace),
+    /// as Kafka does since 3.1: never a `(v, None)` that a later partner contradicts.
+    pub fn left_join_windowed<VO: Data, VR: Data>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, VO>,
+    ) -> KStream<K, VR> {
+        let joiner = Arc::new(move |_: &K, v: Option<&V>, o: Option<&VO>| v.map(|v| joiner(v, o)));
+        self.stream_join(
+            other,
+            joiner,
+            windows,
+            joined,
+            (true, false),
+            "KSTREAM-LEFTJOIN",
+        )
+    }
+
+    /// Stream-stream outer join: as [`left_join_windowed`](Self::left_join_windowed), for
+    /// the records of both streams.
+    pub fn outer_join_windowed<VO: Data, VR: Data>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, VO>,
+    ) -> KStream<K, VR> {
+        let joiner = Arc::new(move |_: &K, v: Option<&V>, o: Option<&VO>| Some(joiner(v, o)));
+        self.stream_join(
+            other,
+            joiner,
+            windows,
+            joined,
+            (true, true),
+            "KSTREAM-OUTERJOIN",
+        )
+    }
+
+    /// The windowed join: `outer` says which sides (this, other) emit unmatched records;
+    /// the joiner returns `None` for results the join kind does not emit.
+    fn stream_join<VO: Data, VR: Data>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: ValueJoiner<K, V, VO, VR>,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, VO>,
+        outer: (bool, bool),
+        prefix: &str,
+    ) -> KStream<K, VR> {
         let name = joined
             .name
             .clone()
-            .unwrap_or_else(|| self.b.borrow_mut().name("KSTREAM-JOIN"));
+            .unwrap_or_else(|| self.b.borrow_mut().name(prefix));
         let left = if self.key_changed {
             self.repartition_through(
                 &format!("{name}-left-repartition"),
@@ -416,10 +483,30 @@ impl<K: Data, V: Data> KStream<K, V> {
         let mut b = self.b.borrow_mut();
         b.add_store(&this_store, StoreKind::Window { retention_ms });
         b.add_store(&other_store, StoreKind::Window { retention_ms });
-        let joiner = Arc::new(joiner);
-        let (lj, rj) = (joiner.clone(), joiner);
-        let left_joiner: ValueJoiner<K, V, VO, VR> = Arc::new(move |_, v, o| lj(v, o));
-        let right_joiner: ValueJoiner<K, VO, V, VR> = Arc::new(move |_, o, v| rj(v, o));
+        let outer_store = format!("{name}-outer-shared-join-store");
+        let (left_outer, right_outer) = if outer.0 || outer.1 {
+            b.add_store(&outer_store, StoreKind::KeyValue);
+            let side = |side, this_outer, other_outer| OuterJoin {
+                store: outer_store.clone(),
+                side,
+                this_outer,
+                other_outer,
+            };
+            (
+                Some(side(0, outer.0, outer.1)),
+                Some(side(1, outer.1, outer.0)),
+            )
+        } else {
+            (None, None)
+        };
+        let mut left_stores = vec![this_store.clone(), other_store.clone()];
+        let mut right_stores = vec![other_store.clone(), this_store.clone()];
+        if left_outer.is_some() {
+            left_stores.push(outer_store.clone());
+            right_stores.push(outer_store);
+        }
+        let left_joiner: ValueJoiner<K, V, VO, VR> = joiner.clone();
+        let right_joiner: ValueJoiner<K, VO, V, VR> = Arc::new(move |k, o, v| joiner(k, v, o));
         let left_name = b.name("KSTREAM-JOINTHIS");
         let (pn, ts, os, j) = (
             left_name.clone(),
@@ -447,14 +534,10 @@ impl<K: Data, V: Data> KStream<K, V> {
                 joiner: left_joiner.clone(),
                 stream_time: i64::MIN,
                 last_expiry: i64::MIN,
+                outer: left_outer.clone(),
             })
         });
-        let left_node = b.add_node(
-            left_name,
-            &[left.node],
-            left_factory,
-            vec![this_store.clone(), other_store.clone()],
-        );
+        let left_node = b.add_node(left_name, &[left.node], left_factory, left_stores);
         let right_name = b.name("KSTREAM-JOINOTHER");
         let (pn, ts, os) = (right_name.clone(), other_store.clone(), this_store.clone());
         let right_factory: ProcessorFactory = Arc::new(move || {
@@ -471,14 +554,10 @@ impl<K: Data, V: Data> KStream<K, V> {
                 joiner: right_joiner.clone(),
                 stream_time: i64::MIN,
                 last_expiry: i64::MIN,
+                outer: right_outer.clone(),
             })
         });
-        let right_node = b.add_node(
-            right_name,
-            &[right.node],
-            right_factory,
-            vec![other_store, this_store],
-        );
+        let right_node = b.add_node(right_name, &[right.node], right_factory, right_stores);
         let merge_name = b.name("KSTREAM-MERGE");
         let node = b.add_node(
             merge_name,
