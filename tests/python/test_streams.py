@@ -385,3 +385,48 @@ def test_exactly_once_when_an_instance_is_killed_and_the_other_takes_over(broker
     a.stop()
     committed.close()
     uncommitted.close()
+
+
+def txn_states(bootstrap):
+    """transactional id -> state, from `gregor txn list` (ListTransactions)."""
+    from conftest import BIN
+    out = subprocess.run([BIN, "txn", "list", "-b", bootstrap, "--output", "json"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return {t["transactional_id"]: t["state"] for t in json.loads(out.stdout)}
+
+
+def test_exactly_once_rewinds_when_its_transaction_was_aborted_under_it(broker, tmp_path):
+    """The instance is paused (SIGSTOP) with a transaction open until the broker aborts
+    that transaction at its timeout. When it resumes, its commit fails; it aborts, drops
+    its tasks' uncommitted state, reads the input again from the committed offsets and
+    carries on: each count still exactly once, and the application keeps running."""
+    create_topics(broker.bootstrap, ["lines", "counts"], 2)
+    eos = ["--guarantee", "exactly_once_v2", "--transaction-timeout-ms", "2000"]
+    app = wordcount(tmp_path, broker.bootstrap, "wc-rewind", tmp_path / "state", eos, commit_ms=1500).start()
+    committed = Reader(broker.bootstrap, "counts")
+    uncommitted = Reader(broker.bootstrap, "counts", "read_uncommitted")
+    lines = [f"a{i % 4} b{i % 3}" for i in range(200)]
+    produce(broker.bootstrap, "lines", [(None, l.encode(), None) for l in lines[:100]])
+    wait_until(lambda: app.alive() and finals(counts_by_word(committed.poll())) == true_counts(lines[:100]),
+               30, "first counts committed")
+
+    produce(broker.bootstrap, "lines", [(None, l.encode(), None) for l in lines[100:]])
+    wait_until(lambda: len(uncommitted.poll()) > len(committed.poll()), 30, "output inside an open transaction")
+    app.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: any(t.startswith("wc-rewind-") and s == "CompleteAbort"
+                               for t, s in txn_states(broker.bootstrap).items()),
+                   30, "the broker aborted the paused instance's transaction")
+    finally:
+        app.proc.send_signal(signal.SIGCONT)
+
+    expected = true_counts(lines)
+    wait_until(lambda: app.alive() and finals(counts_by_word(committed.poll())) == expected, 60,
+               "final counts after the rewind")
+    for word, values in counts_by_word(committed.records).items():
+        assert values == list(range(1, expected[word] + 1)), (word, values)
+    assert "rewinding to the last commit" in app.text()
+    app.stop()
+    committed.close()
+    uncommitted.close()

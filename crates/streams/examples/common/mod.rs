@@ -21,6 +21,9 @@ pub(crate) struct RuntimeArgs {
     /// consumer session.timeout.ms
     #[arg(long, default_value_t = 10000)]
     pub(crate) session_timeout_ms: u64,
+    /// producer transaction.timeout.ms (exactly_once_v2)
+    #[arg(long, default_value_t = 10000)]
+    pub(crate) transaction_timeout_ms: u64,
 }
 
 impl RuntimeArgs {
@@ -34,6 +37,10 @@ impl RuntimeArgs {
                 &self.session_timeout_ms.to_string(),
             )
             .set("consumer.heartbeat.interval.ms", "500")
+            .set(
+                "producer.transaction.timeout.ms",
+                &self.transaction_timeout_ms.to_string(),
+            )
             .set(
                 "default.deserialization.exception.handler",
                 "log-and-continue",

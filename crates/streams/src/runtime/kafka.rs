@@ -39,6 +39,9 @@ use crate::serde::SerdeRef;
 use crate::state::{LocalState, ReadOnlyKeyValueStore, ReadOnlyWindowStore, StoreRegistry};
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Exactly-once commits that may fail in a row, each rewinding the tasks, before the
+/// application stops.
+const MAX_FAILED_COMMITS: u32 = 5;
 /// Offset commit metadata: `gregor-streams:st=<stream time ms>`.
 const STREAM_TIME_PREFIX: &str = "gregor-streams:st=";
 
@@ -96,6 +99,10 @@ struct Engine {
     base: ClientConfig,
     registry: StoreRegistry,
     producer: BaseProducer<ProducerCtx>,
+    /// To replace a fenced producer (exactly-once): same transactional.id.
+    producer_config: ClientConfig,
+    /// Exactly-once commits that failed in a row (each one rewinds the tasks).
+    failed_commits: u32,
     deliveries: Arc<Deliveries>,
     tasks: BTreeMap<TaskId, Task>,
     /// Next offset to commit per input partition.
@@ -212,10 +219,47 @@ impl Engine {
         }
     }
 
-    fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
+    /// Commits what was processed. Under exactly-once, a failed commit aborts and, with
+    /// `reopen`, rewinds the tasks (see [`rewind`](Self::rewind)); without it (the
+    /// partitions are being revoked) the tasks are only dropped.
+    fn commit<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        reopen: bool,
+    ) -> Result<()> {
         if self.offsets.is_empty() && !self.in_txn {
             return Ok(());
         }
+        let tpl = self.offsets_to_commit()?;
+        if self.guarantee == ProcessingGuarantee::AtLeastOnce {
+            self.producer.flush(CLIENT_TIMEOUT)?;
+            self.delivery_error()?;
+            self.note_changelog_offsets();
+            for t in self.tasks.values_mut() {
+                t.flush()?;
+            }
+            if tpl.count() > 0 {
+                consumer.commit(&tpl, CommitMode::Sync)?;
+            }
+            self.offsets.clear();
+            return Ok(());
+        }
+        match self.commit_transaction(consumer, &tpl) {
+            Ok(()) => {
+                self.failed_commits = 0;
+                self.note_changelog_offsets();
+                for t in self.tasks.values_mut() {
+                    t.flush()?;
+                }
+                self.offsets.clear();
+                Ok(())
+            }
+            Err(e) => self.rewind(consumer, e, reopen),
+        }
+    }
+
+    /// The input offsets to commit, each with its task's stream time in the metadata.
+    fn offsets_to_commit(&self) -> Result<TopicPartitionList> {
         let mut tpl = TopicPartitionList::new();
         for ((t, p), o) in &self.offsets {
             tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
@@ -229,37 +273,97 @@ impl Engine {
                 e.set_metadata(format!("{STREAM_TIME_PREFIX}{st}"));
             }
         }
+        Ok(tpl)
+    }
+
+    /// Flushes the transaction's records and commits it with the input offsets. Retriable
+    /// errors (a coordinator moving or briefly unavailable) are retried until the client
+    /// timeout, as librdkafka allows for both calls.
+    fn commit_transaction<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        tpl: &TopicPartitionList,
+    ) -> Result<()> {
         self.producer.flush(CLIENT_TIMEOUT)?;
         self.delivery_error()?;
-        match self.guarantee {
-            ProcessingGuarantee::AtLeastOnce => {
-                self.note_changelog_offsets();
-                for t in self.tasks.values_mut() {
-                    t.flush()?;
-                }
-                if tpl.count() > 0 {
-                    consumer.commit(&tpl, CommitMode::Sync)?;
-                }
+        if !self.in_txn {
+            return Ok(());
+        }
+        let meta = consumer
+            .group_metadata()
+            .ok_or_else(|| StreamsError::NotRunning("no consumer group metadata".into()))?;
+        let deadline = Instant::now() + CLIENT_TIMEOUT;
+        loop {
+            let mut attempt = Ok(());
+            if tpl.count() > 0 {
+                attempt = self
+                    .producer
+                    .send_offsets_to_transaction(tpl, &meta, CLIENT_TIMEOUT);
             }
-            ProcessingGuarantee::ExactlyOnceV2 => {
-                if self.in_txn {
-                    let meta = consumer.group_metadata().ok_or_else(|| {
-                        StreamsError::NotRunning("no consumer group metadata".into())
-                    })?;
-                    if tpl.count() > 0 {
-                        self.producer
-                            .send_offsets_to_transaction(&tpl, &meta, CLIENT_TIMEOUT)?;
-                    }
-                    self.producer.commit_transaction(CLIENT_TIMEOUT)?;
+            let attempt = attempt.and_then(|()| self.producer.commit_transaction(CLIENT_TIMEOUT));
+            match attempt {
+                Ok(()) => {
                     self.in_txn = false;
+                    return Ok(());
                 }
-                self.note_changelog_offsets();
-                for t in self.tasks.values_mut() {
-                    t.flush()?;
+                Err(KafkaError::Transaction(e))
+                    if e.is_retriable() && Instant::now() < deadline =>
+                {
+                    tracing::warn!(error = %e, "transaction commit failed; retrying");
                 }
+                Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// A failed exactly-once commit: abort the transaction (or, if this producer was
+    /// fenced or failed fatally, replace it: the new one's InitProducerId fences the old
+    /// epoch), drop every task's uncommitted state and read the input again from the
+    /// committed offsets, as Kafka Streams does for a corrupted or migrated task. The
+    /// application stops only when commits keep failing.
+    fn rewind<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        cause: StreamsError,
+        reopen: bool,
+    ) -> Result<()> {
+        self.failed_commits += 1;
+        if self.failed_commits > MAX_FAILED_COMMITS {
+            return Err(cause);
+        }
+        tracing::warn!(error = %cause, "exactly-once commit failed: aborting and rewinding to the last commit");
+        if self.in_txn {
+            if let Err(e) = self.producer.abort_transaction(CLIENT_TIMEOUT) {
+                tracing::warn!(error = %e, "abort failed: replacing the producer");
+                self.producer = self
+                    .producer_config
+                    .create_with_context(ProducerCtx(self.deliveries.clone()))?;
+                self.producer.init_transactions(CLIENT_TIMEOUT)?;
+            }
+        }
+        self.in_txn = false;
         self.offsets.clear();
+        self.deliveries
+            .error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        // Tasks reopen from their local stores and changelogs (read committed): the
+        // state as of the last commit.
+        self.close_all_tasks();
+        if !reopen {
+            return Ok(());
+        }
+        let assignment = consumer.assignment()?;
+        self.assign(consumer, &assignment)?;
+        let committed = consumer.committed_offsets(assignment, CLIENT_TIMEOUT)?;
+        for e in committed.elements() {
+            let to = match e.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            consumer.seek(e.topic(), e.partition(), to, CLIENT_TIMEOUT)?;
+        }
         Ok(())
     }
 
@@ -352,7 +456,7 @@ impl ConsumerContext for GroupCtx {
                 engine.set_state(State::Rebalancing);
                 // Eager protocol: everything is revoked. Commit what was processed so
                 // the next owner starts exactly after it.
-                if let Err(e) = engine.commit(consumer) {
+                if let Err(e) = engine.commit(consumer, false) {
                     engine.error.get_or_insert(e);
                 }
                 engine.close_all_tasks();
@@ -557,6 +661,8 @@ fn run(
         base: base.clone(),
         registry,
         producer,
+        producer_config,
+        failed_commits: 0,
         deliveries,
         tasks: BTreeMap::new(),
         offsets: HashMap::new(),
@@ -637,12 +743,12 @@ fn run(
             }
             engine.producer.poll(Duration::ZERO);
             if last_commit.elapsed() >= commit_interval {
-                engine.commit(&consumer)?;
+                engine.commit(&consumer, true)?;
                 last_commit = Instant::now();
             }
         }
         let mut engine = engine.lock().unwrap_or_else(|p| p.into_inner());
-        engine.commit(&consumer)?;
+        engine.commit(&consumer, false)?;
         Ok(())
     })();
     let mut g = engine.lock().unwrap_or_else(|p| p.into_inner());
