@@ -598,10 +598,14 @@ impl GroupCoordinator {
     ) -> Result<i32, GroupError> {
         validate_group_id(group)?;
         self.ensure_offsets_topic(broker).await?;
+        // Only the index: the transaction coordinator that asks is often not the
+        // group's coordinator (Kafka: `partitionFor(groupId)`); the markers reach the
+        // partition's leader wherever it is.
         match self.owner(broker, group) {
             Owner::Online(p) => Ok(p.index),
-            Owner::NoTopic(_) | Owner::Unavailable(_) => Err(GroupError::CoordinatorNotAvailable),
-            Owner::Elsewhere { .. } => Err(GroupError::NotCoordinator),
+            Owner::NoTopic(index) | Owner::Unavailable(index) | Owner::Elsewhere { index, .. } => {
+                Ok(index)
+            }
         }
     }
 

@@ -105,7 +105,17 @@ async fn add(
         if missing.is_empty() {
             return;
         }
-        match add_remotely(broker, coordinator, id, pid, epoch, missing.clone()).await {
+        let added = crate::txn::remote::add_partitions(
+            broker,
+            coordinator,
+            id.as_str(),
+            pid,
+            epoch,
+            missing.clone(),
+            false,
+        )
+        .await;
+        match added {
             Ok(()) => broker.txns.added_remotely(pid, epoch, &missing),
             Err(e) => {
                 tracing::debug!(transactional_id = %id.as_str(), coordinator, error = %e, "implicit add to a transaction refused")
@@ -122,73 +132,5 @@ async fn add(
         .await
     {
         tracing::debug!(transactional_id = %id.as_str(), error = %e, "implicit add to a transaction refused");
-    }
-}
-
-/// AddPartitionsToTxn v5 (the inter-broker form) to the coordinator `coordinator`.
-async fn add_remotely(
-    broker: &Arc<Broker>,
-    coordinator: i32,
-    id: &gregor_protocol::kp::messages::TransactionalId,
-    producer_id: i64,
-    epoch: i16,
-    partitions: Vec<(String, i32)>,
-) -> Result<(), String> {
-    use gregor_protocol::kp::messages::add_partitions_to_txn_request::{
-        AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
-    };
-    use gregor_protocol::kp::messages::{AddPartitionsToTxnRequest, ProducerId, TopicName};
-    use gregor_protocol::kp::protocol::StrBytes;
-    let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
-    for (name, index) in partitions {
-        match topics.last_mut() {
-            Some(t) if t.name.0.as_str() == name => t.partitions.push(index),
-            _ => topics.push(
-                AddPartitionsToTxnTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(name)))
-                    .with_partitions(vec![index]),
-            ),
-        }
-    }
-    let req = AddPartitionsToTxnRequest::default().with_transactions(vec![
-        AddPartitionsToTxnTransaction::default()
-            .with_transactional_id(id.clone())
-            .with_producer_id(ProducerId(producer_id))
-            .with_producer_epoch(epoch)
-            .with_verify_only(false)
-            .with_topics(topics),
-    ]);
-    let image = broker.metadata.image();
-    let endpoint = image
-        .brokers
-        .get(&coordinator)
-        .and_then(|b| b.endpoints.first())
-        .ok_or_else(|| format!("broker {coordinator} has no endpoint"))?;
-    let timeout = std::time::Duration::from_secs(30);
-    let mut client = crate::replication::client::BrokerClient::connect(
-        coordinator,
-        &format!("{}:{}", endpoint.host, endpoint.port),
-        format!("gregor-txn-{}", broker.config.node_id),
-        timeout,
-        &broker.inter_broker,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let resp = client
-        .call(&req, 5, timeout)
-        .await
-        .map_err(|e| e.to_string())?;
-    if resp.error_code != 0 {
-        return Err(format!("error {}", resp.error_code));
-    }
-    let refused = resp
-        .results_by_transaction
-        .iter()
-        .flat_map(|t| &t.topic_results)
-        .flat_map(|t| &t.results_by_partition)
-        .find(|p| p.partition_error_code != 0);
-    match refused {
-        Some(p) => Err(format!("error {}", p.partition_error_code)),
-        None => Ok(()),
     }
 }

@@ -65,12 +65,17 @@ pub async fn handle(
     // a transaction that will write a marker for them. Under transactions v2 the
     // coordinator adds it (the client sends no AddOffsetsToTxn).
     let verify_only = !(v >= 5 && crate::txn::v2_finalized(broker));
+    // The transactional id's coordinator may be another broker: asked over the
+    // inter-broker AddPartitionsToTxn, as Kafka's group coordinator does.
     let verified = match broker.txns.offsets_partition(broker, &req.group_id).await {
-        Ok(p) => {
-            broker
-                .txns
-                .add_partitions(
+        Ok(p) => match broker
+            .txns
+            .coordinator_elsewhere(broker, &req.transactional_id)
+        {
+            Some(coordinator) => {
+                crate::txn::remote::add_partitions(
                     broker,
+                    coordinator,
                     &req.transactional_id,
                     pid,
                     epoch,
@@ -78,7 +83,21 @@ pub async fn handle(
                     verify_only,
                 )
                 .await
-        }
+            }
+            None => {
+                broker
+                    .txns
+                    .add_partitions(
+                        broker,
+                        &req.transactional_id,
+                        pid,
+                        epoch,
+                        vec![p],
+                        verify_only,
+                    )
+                    .await
+            }
+        },
         Err(e) => Err(e),
     };
     let mut txn_code = None;

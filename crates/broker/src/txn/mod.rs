@@ -35,6 +35,7 @@
 pub mod coordinator;
 pub mod markers;
 pub mod records;
+pub mod remote;
 pub mod state;
 mod task;
 
