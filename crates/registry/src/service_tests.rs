@@ -234,15 +234,24 @@ fn protobuf_levels_and_transitive_checks() {
     set_level(&mut st, "p", "BACKWARD_TRANSITIVE");
     let err = register_proto(&mut st, "p", &r(P3)).unwrap_err();
     assert_eq!(err.code(), 409);
-    assert!(format!("{err:?}").contains("FIELD_SCALAR_KIND_CHANGED"), "{err:?}");
+    assert!(
+        format!("{err:?}").contains("FIELD_SCALAR_KIND_CHANGED"),
+        "{err:?}"
+    );
     set_level(&mut st, "p", "FULL");
     register_proto(&mut st, "p", &r(P3)).unwrap();
-    assert_eq!(register_proto(&mut st, "p", &r(P4)).unwrap_err().code(), 409);
+    assert_eq!(
+        register_proto(&mut st, "p", &r(P4)).unwrap_err().code(),
+        409
+    );
     set_level(&mut st, "p", "FORWARD");
     register_proto(&mut st, "p", &r(P4)).unwrap();
     // FORWARD: the old schema (P4) reads data of the new one, which lost nothing, but
     // adding a message back is a removal seen from the other side.
-    assert_eq!(register_proto(&mut st, "p", &r(P5)).unwrap_err().code(), 409);
+    assert_eq!(
+        register_proto(&mut st, "p", &r(P5)).unwrap_err().code(),
+        409
+    );
     set_level(&mut st, "p", "BACKWARD");
     register_proto(&mut st, "p", &r(P5)).unwrap();
 }
@@ -255,7 +264,10 @@ fn protobuf_text_and_descriptor_share_an_id_and_references_resolve() {
     assert_ne!(money_b64, money);
     let money_id = register_proto(&mut st, "money", &proto_req(&money_b64, &[])).unwrap();
     // The text form of the same file is the same schema.
-    assert_eq!(register_proto(&mut st, "money", &proto_req(money, &[])).unwrap(), money_id);
+    assert_eq!(
+        register_proto(&mut st, "money", &proto_req(money, &[])).unwrap(),
+        money_id
+    );
     assert_eq!(st.versions("money", false).unwrap().len(), 1);
 
     let order = "syntax = \"proto3\"; import \"money.proto\"; message Order { m.Money total = 1; }";
@@ -268,11 +280,20 @@ fn protobuf_text_and_descriptor_share_an_id_and_references_resolve() {
     let resolved = stored_refs(&st, v);
     let (identity, references) = (v.identity.clone(), v.references.clone());
     let order_b64 = schema::serialized(SchemaType::Protobuf, order, &resolved);
-    assert_eq!(register_proto(&mut st, "order", &proto_req(&order_b64, &refs)).unwrap(), id);
+    assert_eq!(
+        register_proto(&mut st, "order", &proto_req(&order_b64, &refs)).unwrap(),
+        id
+    );
     // A replay computes the same identities.
     let mut replayed = State::default();
-    for (subject, req) in [("money", proto_req(money, &[])), ("order", proto_req(order, &refs))] {
+    for (subject, req) in [
+        ("money", proto_req(money, &[])),
+        ("order", proto_req(order, &refs)),
+    ] {
         register_proto(&mut replayed, subject, &req).unwrap();
     }
-    assert_eq!(replayed.id_of(SchemaType::Protobuf, &identity, &references), Some(id));
+    assert_eq!(
+        replayed.id_of(SchemaType::Protobuf, &identity, &references),
+        Some(id)
+    );
 }

@@ -18,7 +18,7 @@ use crate::model::SchemaType;
 pub enum Parsed {
     Avro(apache_avro::Schema),
     Json(serde_json::Value),
-    Protobuf(protobuf::Proto),
+    Protobuf(Box<protobuf::Proto>),
 }
 
 /// A schema that the one being parsed references, directly or not: the reference's
@@ -43,7 +43,7 @@ pub fn parse(kind: SchemaType, text: &str, refs: &[RefSchema]) -> Result<Parsed,
             avro::parse(text, &texts).map(Parsed::Avro)
         }
         SchemaType::Json => json::parse(text).map(Parsed::Json),
-        SchemaType::Protobuf => protobuf::parse(text, refs).map(Parsed::Protobuf),
+        SchemaType::Protobuf => protobuf::parse(text, refs).map(|p| Parsed::Protobuf(Box::new(p))),
     }
 }
 

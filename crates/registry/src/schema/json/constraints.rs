@@ -48,7 +48,15 @@ pub(super) fn number(ctx: &mut Ctx<'_>, path: &str, o: &Value, n: &Value) {
     upper(ctx, path, o, n, "maximum", "MAXIMUM");
     lower(ctx, path, o, n, "minimum", "MINIMUM", false);
     upper(ctx, path, o, n, "exclusiveMaximum", "EXCLUSIVE_MAXIMUM");
-    lower(ctx, path, o, n, "exclusiveMinimum", "EXCLUSIVE_MINIMUM", false);
+    lower(
+        ctx,
+        path,
+        o,
+        n,
+        "exclusiveMinimum",
+        "EXCLUSIVE_MINIMUM",
+        false,
+    );
     let p = format!("{path}/multipleOf");
     match (num(o, "multipleOf"), num(n, "multipleOf")) {
         (None, Some(_)) => ctx.add("MULTIPLE_OF_ADDED", &p),
@@ -118,7 +126,10 @@ pub(super) fn object<'a>(ctx: &mut Ctx<'a>, path: &str, o: &'a Value, n: &'a Val
     for name in op.into_iter().flat_map(Map::keys) {
         let newly = !required(o, name) && required(n, name);
         if newly && in_new(name).is_some() && !has_default(in_new(name)) {
-            ctx.add("REQUIRED_ATTRIBUTE_ADDED", &format!("{path}/required/{name}"));
+            ctx.add(
+                "REQUIRED_ATTRIBUTE_ADDED",
+                &format!("{path}/required/{name}"),
+            );
         }
     }
     for (name, a) in op.into_iter().flatten() {
@@ -129,7 +140,10 @@ pub(super) fn object<'a>(ctx: &mut Ctx<'a>, path: &str, o: &'a Value, n: &'a Val
             None => match covering(n, name) {
                 Some(s) => {
                     if !ctx.compatible(&p, a, s) {
-                        ctx.add("PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL", &p);
+                        ctx.add(
+                            "PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+                            &p,
+                        );
                     }
                 }
                 None if matches!(shape(a), Shape::False) => {}
@@ -150,14 +164,24 @@ pub(super) fn object<'a>(ctx: &mut Ctx<'a>, path: &str, o: &'a Value, n: &'a Val
         }
         if let Some(s) = covering(o, name) {
             if !ctx.compatible(&p, s, b) {
-                ctx.add("PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL", &p);
+                ctx.add(
+                    "PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+                    &p,
+                );
             }
         }
         if required(n, name) && !has_default(Some(b)) {
             ctx.add("REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL", &p);
         }
     }
-    extra(ctx, path, o, n, "additionalProperties", "ADDITIONAL_PROPERTIES");
+    extra(
+        ctx,
+        path,
+        o,
+        n,
+        "additionalProperties",
+        "ADDITIONAL_PROPERTIES",
+    );
     upper(ctx, path, o, n, "maxProperties", "MAX_PROPERTIES");
     lower(ctx, path, o, n, "minProperties", "MIN_PROPERTIES", true);
 }
@@ -217,7 +241,10 @@ fn tuple<'a>(
                 }
                 match extra_schema(n, "additionalItems") {
                     Some(s) if !ctx.compatible(&p, x, s) => {
-                        ctx.add("ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL", &p);
+                        ctx.add(
+                            "ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+                            &p,
+                        );
                     }
                     Some(_) => {}
                     None if matches!(shape(x), Shape::False) => {}

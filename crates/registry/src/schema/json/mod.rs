@@ -142,7 +142,9 @@ fn shape(v: &Value) -> Shape<'_> {
     let mut types = BTreeSet::new();
     match m.get("type") {
         Some(Value::String(t)) => types.extend(type_name(t)),
-        Some(Value::Array(ts)) => types.extend(ts.iter().filter_map(Value::as_str).filter_map(type_name)),
+        Some(Value::Array(ts)) => {
+            types.extend(ts.iter().filter_map(Value::as_str).filter_map(type_name))
+        }
         _ => {
             let has = |keys: &[&str]| keys.iter().any(|k| m.contains_key(*k));
             for (keys, t) in [
@@ -242,10 +244,10 @@ impl<'a> Ctx<'a> {
                     return;
                 }
             }
-            (Shape::Combined(_, subs), _) if subs.len() == 1 => {
-                if self.compatible(path, subs[0], n) {
-                    return;
-                }
+            (Shape::Combined(_, subs), _)
+                if subs.len() == 1 && self.compatible(path, subs[0], n) =>
+            {
+                return;
             }
             _ => {}
         }

@@ -23,10 +23,16 @@ fn types_widen_not_narrow() {
     let num = json!({"type": "number"});
     assert!(backward(int.clone(), num.clone()).is_empty());
     assert_eq!(backward(num.clone(), int.clone()), ["TYPE_CHANGED"]);
-    assert_eq!(backward(json!({"type": "string"}), int.clone()), ["TYPE_CHANGED"]);
+    assert_eq!(
+        backward(json!({"type": "string"}), int.clone()),
+        ["TYPE_CHANGED"]
+    );
     let nullable = json!({"type": ["string", "null"]});
     assert!(backward(json!({"type": "string"}), nullable.clone()).is_empty());
-    assert_eq!(backward(nullable, json!({"type": "string"})), ["TYPE_NARROWED"]);
+    assert_eq!(
+        backward(nullable, json!({"type": "string"})),
+        ["TYPE_NARROWED"]
+    );
     // A union in the update that covers the old type.
     let any = json!({"anyOf": [{"type": "string"}, {"type": "integer"}]});
     assert!(backward(json!({"type": "integer"}), any.clone()).is_empty());
@@ -40,7 +46,10 @@ fn types_widen_not_narrow() {
     // true accepts everything; false nothing.
     assert!(backward(json!({"type": "string"}), json!(true)).is_empty());
     assert!(backward(json!(false), json!({"type": "string"})).is_empty());
-    assert_eq!(backward(json!(true), json!({"type": "string"})), ["TYPE_CHANGED"]);
+    assert_eq!(
+        backward(json!(true), json!({"type": "string"})),
+        ["TYPE_CHANGED"]
+    );
 }
 
 #[test]
@@ -49,7 +58,10 @@ fn enums_may_grow() {
     let abc = json!({"enum": ["a", "b", "c"]});
     assert!(backward(ab.clone(), abc.clone()).is_empty());
     assert_eq!(backward(abc, ab.clone()), ["ENUM_ARRAY_NARROWED"]);
-    assert_eq!(backward(ab, json!({"enum": ["a", "x"]})), ["ENUM_ARRAY_CHANGED"]);
+    assert_eq!(
+        backward(ab, json!({"enum": ["a", "x"]})),
+        ["ENUM_ARRAY_CHANGED"]
+    );
 }
 
 #[test]
@@ -59,12 +71,18 @@ fn open_content_model() {
     let removed = json!({"type": "object", "properties": {"a": {"type": "string"}}});
     assert!(backward(v1.clone(), removed.clone()).is_empty());
     // Adding one is not (old data may carry it with any value), unless it is unconstrained.
-    assert_eq!(backward(removed.clone(), v1.clone()), ["PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL"]);
+    assert_eq!(
+        backward(removed.clone(), v1.clone()),
+        ["PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL"]
+    );
     let added_empty = json!({"type": "object", "properties": {"a": {"type": "string"}, "c": {}}});
     assert!(backward(removed, added_empty).is_empty());
     // Required: may be dropped, not added without a default.
     let req = json!({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}, "required": ["b"]});
-    assert_eq!(backward(v1.clone(), req.clone()), ["REQUIRED_ATTRIBUTE_ADDED"]);
+    assert_eq!(
+        backward(v1.clone(), req.clone()),
+        ["REQUIRED_ATTRIBUTE_ADDED"]
+    );
     assert!(backward(req, v1.clone()).is_empty());
     let req_default = json!({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer", "default": 0}}, "required": ["b"]});
     assert!(backward(v1.clone(), req_default).is_empty());
@@ -89,7 +107,10 @@ fn closed_and_partially_open_content_models() {
     );
     // Closing an open model is incompatible; opening a closed one is fine.
     let open = json!({"type": "object", "properties": {"a": {"type": "string"}}});
-    assert_eq!(backward(open.clone(), closed.clone()), ["ADDITIONAL_PROPERTIES_REMOVED"]);
+    assert_eq!(
+        backward(open.clone(), closed.clone()),
+        ["ADDITIONAL_PROPERTIES_REMOVED"]
+    );
     assert!(backward(closed, open).is_empty());
     // Partially open: extra properties must be integers.
     let partial = json!({"type": "object", "additionalProperties": {"type": "integer"}, "properties": {"a": {"type": "string"}}});
@@ -121,36 +142,75 @@ fn bounds_may_loosen_not_tighten() {
     let s = json!({"type": "string", "maxLength": 10, "minLength": 2});
     assert!(backward(s.clone(), json!({"type": "string", "maxLength": 20})).is_empty());
     assert_eq!(
-        backward(s.clone(), json!({"type": "string", "maxLength": 5, "minLength": 3})),
+        backward(
+            s.clone(),
+            json!({"type": "string", "maxLength": 5, "minLength": 3})
+        ),
         ["MAX_LENGTH_DECREASED", "MIN_LENGTH_INCREASED"]
     );
     assert_eq!(
-        backward(json!({"type": "string"}), json!({"type": "string", "pattern": "^a"})),
+        backward(
+            json!({"type": "string"}),
+            json!({"type": "string", "pattern": "^a"})
+        ),
         ["PATTERN_ADDED"]
     );
     let n = json!({"type": "number", "minimum": 0, "maximum": 100, "multipleOf": 10});
-    assert!(backward(n.clone(), json!({"type": "number", "minimum": -5, "multipleOf": 5})).is_empty());
+    assert!(backward(
+        n.clone(),
+        json!({"type": "number", "minimum": -5, "multipleOf": 5})
+    )
+    .is_empty());
     assert_eq!(
-        backward(n.clone(), json!({"type": "number", "minimum": 1, "maximum": 99, "multipleOf": 20})),
-        ["MAXIMUM_DECREASED", "MINIMUM_INCREASED", "MULTIPLE_OF_EXPANDED"]
+        backward(
+            n.clone(),
+            json!({"type": "number", "minimum": 1, "maximum": 99, "multipleOf": 20})
+        ),
+        [
+            "MAXIMUM_DECREASED",
+            "MINIMUM_INCREASED",
+            "MULTIPLE_OF_EXPANDED"
+        ]
     );
     assert_eq!(
-        backward(json!({"type": "integer"}), json!({"type": "integer", "exclusiveMaximum": 9})),
+        backward(
+            json!({"type": "integer"}),
+            json!({"type": "integer", "exclusiveMaximum": 9})
+        ),
         ["EXCLUSIVE_MAXIMUM_ADDED"]
     );
     let o = json!({"type": "object", "maxProperties": 3});
-    assert_eq!(backward(o, json!({"type": "object", "maxProperties": 2})), ["MAX_PROPERTIES_DECREASED"]);
+    assert_eq!(
+        backward(o, json!({"type": "object", "maxProperties": 2})),
+        ["MAX_PROPERTIES_DECREASED"]
+    );
 }
 
 #[test]
 fn arrays_and_items() {
     let a = json!({"type": "array", "items": {"type": "integer"}});
-    assert!(backward(a.clone(), json!({"type": "array", "items": {"type": "number"}})).is_empty());
-    assert_eq!(backward(a.clone(), json!({"type": "array", "items": {"type": "string"}})), ["TYPE_CHANGED"]);
-    assert!(backward(a.clone(), json!({"type": "array"})).is_empty());
-    assert_eq!(backward(json!({"type": "array"}), a.clone()), ["SCHEMA_ADDED"]);
+    assert!(backward(
+        a.clone(),
+        json!({"type": "array", "items": {"type": "number"}})
+    )
+    .is_empty());
     assert_eq!(
-        backward(a.clone(), json!({"type": "array", "items": {"type": "integer"}, "maxItems": 3, "uniqueItems": true})),
+        backward(
+            a.clone(),
+            json!({"type": "array", "items": {"type": "string"}})
+        ),
+        ["TYPE_CHANGED"]
+    );
+    assert!(backward(a.clone(), json!({"type": "array"})).is_empty());
+    assert_eq!(
+        backward(json!({"type": "array"}), a.clone()),
+        ["SCHEMA_ADDED"]
+    );
+    assert_eq!(
+        backward(
+            a.clone(),
+            json!({"type": "array", "items": {"type": "integer"}, "maxItems": 3, "uniqueItems": true})
+        ),
         ["MAX_ITEMS_ADDED", "UNIQUE_ITEMS_ADDED"]
     );
     let t1 = json!({"type": "array", "items": [{"type": "string"}], "additionalItems": false});

@@ -41,7 +41,11 @@ pub(super) fn differences(original: &Proto, update: &Proto) -> Vec<String> {
         ctx.add(
             "PACKAGE_CHANGED",
             "#/",
-            format!("the package changed from '{}' to '{}'", o.package(), u.package()),
+            format!(
+                "the package changed from '{}' to '{}'",
+                o.package(),
+                u.package()
+            ),
         );
     }
     ctx.types(
@@ -320,7 +324,11 @@ impl<'a> Ctx<'a> {
             let Some(new_fields) = nf.oneofs.get(name) else {
                 continue;
             };
-            let tags: BTreeSet<i32> = old_fields.keys().chain(new_fields.keys()).copied().collect();
+            let tags: BTreeSet<i32> = old_fields
+                .keys()
+                .chain(new_fields.keys())
+                .copied()
+                .collect();
             for tag in tags {
                 let p = format!("{path}/{name}/{tag}");
                 match (old_fields.get(&tag), new_fields.get(&tag)) {
@@ -406,7 +414,10 @@ impl<'a> Ctx<'a> {
                 self.add(
                     "FIELD_NUMERIC_LABEL_CHANGED",
                     path,
-                    format!("numeric field {} changed between repeated and singular", a.name()),
+                    format!(
+                        "numeric field {} changed between repeated and singular",
+                        a.name()
+                    ),
                 );
             }
         }
@@ -434,7 +445,11 @@ impl<'a> Ctx<'a> {
             _ => self.add(
                 "FIELD_KIND_CHANGED",
                 path,
-                format!("the field changed from {} to {}", a.describe(), b.describe()),
+                format!(
+                    "the field changed from {} to {}",
+                    a.describe(),
+                    b.describe()
+                ),
             ),
         }
     }

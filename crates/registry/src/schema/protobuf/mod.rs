@@ -36,7 +36,9 @@ pub(super) fn parse(text: &str, refs: &[RefSchema]) -> Result<Proto, String> {
     }
     let mut files = HashMap::new();
     for r in refs {
-        files.entry(r.name.clone()).or_insert_with(|| r.text.clone());
+        files
+            .entry(r.name.clone())
+            .or_insert_with(|| r.text.clone());
     }
     let mut main = MAIN.to_string();
     while files.contains_key(&main) {
@@ -158,7 +160,6 @@ impl FileResolver for Sources {
         Ok(File::from_file_descriptor_proto(fd))
     }
 }
-
 
 #[cfg(test)]
 mod tests;

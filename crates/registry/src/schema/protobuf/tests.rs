@@ -123,15 +123,24 @@ fn field_changes() {
         assert!(backward(ok, v1).is_empty(), "{ok}");
     }
     assert_eq!(
-        backward(v1, "syntax = \"proto3\"; message A { string x = 1; string s = 2; }"),
+        backward(
+            v1,
+            "syntax = \"proto3\"; message A { string x = 1; string s = 2; }"
+        ),
         ["FIELD_SCALAR_KIND_CHANGED"]
     );
     assert_eq!(
-        backward(v1, "syntax = \"proto3\"; message A { sint32 x = 1; string s = 2; }"),
+        backward(
+            v1,
+            "syntax = \"proto3\"; message A { sint32 x = 1; string s = 2; }"
+        ),
         ["FIELD_SCALAR_KIND_CHANGED"]
     );
     assert_eq!(
-        backward(v1, "syntax = \"proto3\"; message A { repeated int32 x = 1; string s = 2; }"),
+        backward(
+            v1,
+            "syntax = \"proto3\"; message A { repeated int32 x = 1; string s = 2; }"
+        ),
         ["FIELD_NUMERIC_LABEL_CHANGED"]
     );
     assert_eq!(
@@ -208,7 +217,10 @@ fn oneof_changes() {
     assert_eq!(backward(v1, two_moved), ["MULTIPLE_FIELDS_MOVED_TO_ONEOF"]);
     let into_existing = "syntax = \"proto3\"; message M { int32 b = 2; \
                          oneof o { int32 a = 1; string c = 3; string d = 4; } }";
-    assert_eq!(backward(v1, into_existing), ["FIELD_MOVED_TO_EXISTING_ONEOF"]);
+    assert_eq!(
+        backward(v1, into_existing),
+        ["FIELD_MOVED_TO_EXISTING_ONEOF"]
+    );
     let field_removed = "syntax = \"proto3\"; message M { int32 a = 1; int32 b = 2; \
                          oneof o { string c = 3; } }";
     assert_eq!(backward(v1, field_removed), ["ONEOF_FIELD_REMOVED"]);
