@@ -280,9 +280,13 @@ def test_references_and_json_schema_compatibility(registry):
     client = SchemaRegistryClient({"url": registry.url})
     assert client.get_latest_version("person").schema.references[0].subject == "address"
 
-    v1 = {"type": "object", "properties": {"a": {"type": "string"}}}
-    v2 = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}, "required": ["b"]}
-    v3 = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}}
+    # Closed content models (Confluent's rules): an optional property may be added, a
+    # required one (without a default) may not. (More cases in test_registry_protobuf.py.)
+    closed = {"additionalProperties": False}
+    v1 = {"type": "object", "properties": {"a": {"type": "string"}}, **closed}
+    v2 = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}, "required": ["b"],
+          **closed}
+    v3 = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}, **closed}
     assert registry.post("/subjects/js/versions", {"schemaType": "JSON", "schema": json.dumps(v1)})[0] == 200
     status, body = registry.post("/subjects/js/versions", {"schemaType": "JSON", "schema": json.dumps(v2)})
     assert (status, body["error_code"]) == (409, 409)

@@ -10,7 +10,7 @@ use crate::model::{
     Compatibility, ConfigValue, IdWatermarkValue, Mode, ModeValue, Record, RecordKey, Reference,
     SchemaType, SchemaValue,
 };
-use crate::schema::{self, Parsed};
+use crate::schema::{self, Parsed, RefSchema};
 use crate::state::{State, Version, VersionSpec};
 
 /// The body of register, look-up and compatibility requests.
@@ -63,15 +63,22 @@ impl Plan {
     }
 }
 
-/// Texts of everything `refs` reaches, dependencies first; 42201 for a missing one.
-pub fn resolve_refs(state: &State, refs: &[Reference], out: &mut Vec<String>) -> Result<()> {
+/// Everything `refs` reaches, dependencies first, each under the name it is referenced
+/// by; 42201 for a missing one. `deleted`: soft-deleted versions count (stored schemas
+/// keep their references to them, as clients read them with `deleted=true`).
+pub fn resolve_refs(
+    state: &State,
+    refs: &[Reference],
+    deleted: bool,
+    out: &mut Vec<RefSchema>,
+) -> Result<()> {
     for r in refs {
         let spec = if r.version <= 0 {
             VersionSpec::Latest
         } else {
             VersionSpec::Number(r.version)
         };
-        let (_, v) = state.version(&r.subject, spec, false).map_err(|_| {
+        let (_, v) = state.version(&r.subject, spec, deleted).map_err(|_| {
             RegistryError::InvalidSchema(format!(
                 "reference {} to subject {} version {} not found",
                 r.name, r.subject, r.version
@@ -80,26 +87,43 @@ pub fn resolve_refs(state: &State, refs: &[Reference], out: &mut Vec<String>) ->
         if out.len() > 1000 {
             return Err(RegistryError::InvalidSchema("references too deep".into()));
         }
-        resolve_refs(state, &v.references, out)?;
-        if !out.contains(&v.schema) {
-            out.push(v.schema.clone());
+        resolve_refs(state, &v.references, deleted, out)?;
+        let found = RefSchema {
+            name: r.name.clone(),
+            text: v.schema.clone(),
+        };
+        if !out.contains(&found) {
+            out.push(found);
         }
     }
     Ok(())
 }
 
-pub fn parse_request(state: &State, req: &SchemaRequest) -> Result<(SchemaType, Parsed)> {
+/// A request's schema type, parsed schema and resolved references.
+pub fn parse_request(
+    state: &State,
+    req: &SchemaRequest,
+) -> Result<(SchemaType, Parsed, Vec<RefSchema>)> {
     let kind = req.kind()?;
-    let mut texts = Vec::new();
-    resolve_refs(state, &req.refs(), &mut texts)?;
-    let parsed = schema::parse(kind, &req.schema, &texts).map_err(RegistryError::InvalidSchema)?;
-    Ok((kind, parsed))
+    let mut refs = Vec::new();
+    resolve_refs(state, &req.refs(), false, &mut refs)?;
+    let parsed = schema::parse(kind, &req.schema, &refs).map_err(RegistryError::InvalidSchema)?;
+    Ok((kind, parsed, refs))
+}
+
+/// The resolved references of a stored version (empty if one is gone).
+pub fn stored_refs(state: &State, v: &Version) -> Vec<RefSchema> {
+    let mut refs = Vec::new();
+    match resolve_refs(state, &v.references, true, &mut refs) {
+        Ok(()) => refs,
+        Err(_) => Vec::new(),
+    }
 }
 
 fn parse_stored(state: &State, v: &Version) -> Option<Parsed> {
-    let mut texts = Vec::new();
-    resolve_refs(state, &v.references, &mut texts).ok()?;
-    schema::parse(v.schema_type, &v.schema, &texts).ok()
+    let mut refs = Vec::new();
+    resolve_refs(state, &v.references, true, &mut refs).ok()?;
+    schema::parse(v.schema_type, &v.schema, &refs).ok()
 }
 
 /// Reasons `candidate` breaks `level` against `existing` (oldest first); empty if none.
@@ -156,14 +180,14 @@ pub fn plan_register(
     normalize: bool,
 ) -> Result<Plan> {
     let mode = writable(state, subject)?;
-    let (kind, parsed) = parse_request(state, req)?;
+    let (kind, parsed, resolved) = parse_request(state, req)?;
     let refs = req.refs();
     let text = if normalize {
         schema::normalize(kind, &req.schema, &parsed, !refs.is_empty())
     } else {
         req.schema.clone()
     };
-    let identity = schema::identity(kind, &text);
+    let identity = schema::identity(kind, &text, &resolved);
     let stored = state.all_versions(subject);
     let live: Vec<&Version> = stored
         .into_iter()

@@ -192,3 +192,108 @@ fn avro_references_resolve_across_subjects() {
         42206
     );
 }
+
+fn proto_req(schema: &str, refs: &[(&str, &str, i32)]) -> SchemaRequest {
+    SchemaRequest {
+        schema: schema.to_string(),
+        schema_type: Some("PROTOBUF".into()),
+        references: Some(
+            refs.iter()
+                .map(|(name, subject, version)| Reference {
+                    name: name.to_string(),
+                    subject: subject.to_string(),
+                    version: *version,
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+fn register_proto(st: &mut State, subject: &str, req: &SchemaRequest) -> Result<i32> {
+    let plan = plan_register(st, subject, req, false)?;
+    apply(st, &plan);
+    Ok(plan.response["id"].as_i64().unwrap() as i32)
+}
+
+const P1: &str = "syntax = \"proto3\"; message A { int32 x = 1; } message B { int32 y = 1; }";
+// Field 1 removed: fine both ways.
+const P2: &str = "syntax = \"proto3\"; message A { } message B { int32 y = 1; }";
+// Field 1 back as a string: fine against P2, not against P1.
+const P3: &str = "syntax = \"proto3\"; message A { string x = 1; } message B { int32 y = 1; }";
+// Message B removed: incompatible for BACKWARD; added back, for FORWARD.
+const P4: &str = "syntax = \"proto3\"; message A { string x = 1; }";
+const P5: &str = "syntax = \"proto3\"; message A { string x = 1; int32 z = 2; } message B { }";
+
+#[test]
+fn protobuf_levels_and_transitive_checks() {
+    let mut st = State::default();
+    let r = |s: &str| proto_req(s, &[]);
+    register_proto(&mut st, "p", &r(P1)).unwrap();
+    register_proto(&mut st, "p", &r(P2)).unwrap();
+    set_level(&mut st, "p", "BACKWARD_TRANSITIVE");
+    let err = register_proto(&mut st, "p", &r(P3)).unwrap_err();
+    assert_eq!(err.code(), 409);
+    assert!(
+        format!("{err:?}").contains("FIELD_SCALAR_KIND_CHANGED"),
+        "{err:?}"
+    );
+    set_level(&mut st, "p", "FULL");
+    register_proto(&mut st, "p", &r(P3)).unwrap();
+    assert_eq!(
+        register_proto(&mut st, "p", &r(P4)).unwrap_err().code(),
+        409
+    );
+    set_level(&mut st, "p", "FORWARD");
+    register_proto(&mut st, "p", &r(P4)).unwrap();
+    // FORWARD: the old schema (P4) reads data of the new one, which lost nothing, but
+    // adding a message back is a removal seen from the other side.
+    assert_eq!(
+        register_proto(&mut st, "p", &r(P5)).unwrap_err().code(),
+        409
+    );
+    set_level(&mut st, "p", "BACKWARD");
+    register_proto(&mut st, "p", &r(P5)).unwrap();
+}
+
+#[test]
+fn protobuf_text_and_descriptor_share_an_id_and_references_resolve() {
+    let mut st = State::default();
+    let money = "syntax = \"proto3\"; package m; message Money { int64 cents = 1; }";
+    let money_b64 = schema::serialized(SchemaType::Protobuf, money, &[]);
+    assert_ne!(money_b64, money);
+    let money_id = register_proto(&mut st, "money", &proto_req(&money_b64, &[])).unwrap();
+    // The text form of the same file is the same schema.
+    assert_eq!(
+        register_proto(&mut st, "money", &proto_req(money, &[])).unwrap(),
+        money_id
+    );
+    assert_eq!(st.versions("money", false).unwrap().len(), 1);
+
+    let order = "syntax = \"proto3\"; import \"money.proto\"; message Order { m.Money total = 1; }";
+    // Without the reference the import is unknown: 42201.
+    let err = register_proto(&mut st, "order", &proto_req(order, &[])).unwrap_err();
+    assert_eq!(err.code(), 42201);
+    let refs = [("money.proto", "money", 1)];
+    let id = register_proto(&mut st, "order", &proto_req(order, &refs)).unwrap();
+    let (_, v) = st.version("order", VersionSpec::Latest, false).unwrap();
+    let resolved = stored_refs(&st, v);
+    let (identity, references) = (v.identity.clone(), v.references.clone());
+    let order_b64 = schema::serialized(SchemaType::Protobuf, order, &resolved);
+    assert_eq!(
+        register_proto(&mut st, "order", &proto_req(&order_b64, &refs)).unwrap(),
+        id
+    );
+    // A replay computes the same identities.
+    let mut replayed = State::default();
+    for (subject, req) in [
+        ("money", proto_req(money, &[])),
+        ("order", proto_req(order, &refs)),
+    ] {
+        register_proto(&mut replayed, subject, &req).unwrap();
+    }
+    assert_eq!(
+        replayed.id_of(SchemaType::Protobuf, &identity, &references),
+        Some(id)
+    );
+}

@@ -89,7 +89,15 @@ impl State {
                 Some(value) => {
                     let v: SchemaValue =
                         serde_json::from_slice(value).map_err(|e| format!("schema: {e}"))?;
-                    let identity = schema::identity(v.schema_type, &v.schema);
+                    // References resolve against what was applied before: a schema's
+                    // references are registered before it.
+                    let mut refs = Vec::new();
+                    let resolved =
+                        crate::service::resolve_refs(self, &v.references, true, &mut refs);
+                    if resolved.is_err() {
+                        refs.clear();
+                    }
+                    let identity = schema::identity(v.schema_type, &v.schema, &refs);
                     if let Some(other) = self.by_id(v.id) {
                         if !other.same_as(v.schema_type, &identity, &v.references) {
                             return Err(format!("id {} already names another schema", v.id));
@@ -333,7 +341,7 @@ mod tests {
         assert_eq!(
             st.id_of(
                 SchemaType::Avro,
-                &schema::identity(SchemaType::Avro, " \"int\" "),
+                &schema::identity(SchemaType::Avro, " \"int\" ", &[]),
                 &[]
             ),
             Some(2)

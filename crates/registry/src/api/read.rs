@@ -29,10 +29,21 @@ pub(super) async fn schema_types() -> Response {
     ok(json!(SchemaType::ALL.map(SchemaType::name)))
 }
 
+/// The schema text in the form `?format=` asks for (`serialized`: Protobuf as a base64
+/// descriptor; anything else: as stored).
+fn schema_text(st: &crate::state::State, v: &Version, q: &Params) -> String {
+    match q.get("format").map(String::as_str) {
+        Some("serialized") => {
+            schema::serialized(v.schema_type, &v.schema, &service::stored_refs(st, v))
+        }
+        _ => v.schema.clone(),
+    }
+}
+
 /// A schema's fields as Confluent shows them: `schemaType` only when not Avro,
 /// `references` only when there are some.
-fn schema_fields(v: &Version, out: &mut Map<String, Value>) {
-    out.insert("schema".into(), json!(v.schema));
+fn schema_fields(text: String, v: &Version, out: &mut Map<String, Value>) {
+    out.insert("schema".into(), json!(text));
     if v.schema_type != SchemaType::Avro {
         out.insert("schemaType".into(), json!(v.schema_type.name()));
     }
@@ -41,12 +52,12 @@ fn schema_fields(v: &Version, out: &mut Map<String, Value>) {
     }
 }
 
-fn version_json(subject: &str, n: i32, v: &Version) -> Value {
+fn version_json(subject: &str, n: i32, v: &Version, text: String) -> Value {
     let mut m = Map::new();
     m.insert("subject".into(), json!(subject));
     m.insert("version".into(), json!(n));
     m.insert("id".into(), json!(v.id));
-    schema_fields(v, &mut m);
+    schema_fields(text, v, &mut m);
     Value::Object(m)
 }
 
@@ -58,19 +69,21 @@ fn parse_id(id: &str) -> Result<i32> {
 pub(super) async fn schema_by_id(
     State(node): State<Ctx>,
     Path(id): Path<String>,
+    Query(q): Query<Params>,
 ) -> Result<Response> {
     let st = node.state();
     let v = st
         .by_id(parse_id(&id)?)
         .ok_or(RegistryError::SchemaNotFound(id))?;
     let mut m = Map::new();
-    schema_fields(v, &mut m);
+    schema_fields(schema_text(&st, v, &q), v, &mut m);
     Ok(ok(Value::Object(m)))
 }
 
 pub(super) async fn raw_schema_by_id(
     State(node): State<Ctx>,
     Path(id): Path<String>,
+    Query(q): Query<Params>,
 ) -> Result<Response> {
     let st = node.state();
     let v = st
@@ -78,7 +91,7 @@ pub(super) async fn raw_schema_by_id(
         .ok_or(RegistryError::SchemaNotFound(id))?;
     Ok(super::json_response(
         axum::http::StatusCode::OK,
-        v.schema.clone(),
+        schema_text(&st, v, &q),
     ))
 }
 
@@ -148,7 +161,7 @@ pub(super) async fn version(
     let spec = VersionSpec::parse(&version)?;
     let st = node.state();
     let (n, v) = st.version(&subject, spec, flag(&q, "deleted"))?;
-    Ok(ok(version_json(&subject, n, v)))
+    Ok(ok(version_json(&subject, n, v, schema_text(&st, v, &q))))
 }
 
 pub(super) async fn raw_version(
@@ -161,7 +174,7 @@ pub(super) async fn raw_version(
     let (_, v) = st.version(&subject, spec, flag(&q, "deleted"))?;
     Ok(super::json_response(
         axum::http::StatusCode::OK,
-        v.schema.clone(),
+        schema_text(&st, v, &q),
     ))
 }
 
@@ -199,19 +212,20 @@ pub(super) async fn lookup(
     let st = node.state();
     let deleted = flag(&q, "deleted");
     let versions = st.versions(&subject, deleted)?;
-    let (kind, parsed) = service::parse_request(&st, &req)?;
+    let (kind, parsed, resolved) = service::parse_request(&st, &req)?;
     let refs = req.refs();
-    let identity = schema::identity(kind, &req.schema);
+    let identity = schema::identity(kind, &req.schema, &resolved);
     let normalized = schema::identity(
         kind,
         &schema::normalize(kind, &req.schema, &parsed, !refs.is_empty()),
+        &resolved,
     );
     let found = versions.iter().rev().find(|(_, v)| {
         v.same_as(kind, &identity, &refs)
             || (flag(&q, "normalize") && v.same_as(kind, &normalized, &refs))
     });
     let (n, v) = found.ok_or_else(|| RegistryError::SchemaNotFound(String::new()))?;
-    Ok(ok(version_json(&subject, *n, v)))
+    Ok(ok(version_json(&subject, *n, v, schema_text(&st, v, &q))))
 }
 
 fn compat_answer(messages: Vec<String>, verbose: bool) -> Response {
@@ -254,7 +268,7 @@ fn check(
 ) -> Result<Response> {
     let req: SchemaRequest = body(bytes)?;
     let st = node.state();
-    let (_, parsed) = service::parse_request(&st, &req)?;
+    let (_, parsed, _) = service::parse_request(&st, &req)?;
     let level = st.effective_config(subject);
     let verbose = flag(q, "verbose");
     let messages = match spec {
