@@ -7,6 +7,8 @@ import signal
 import subprocess
 import time
 
+from confluent_kafka.admin import AdminClient, NewTopic
+
 from conftest import BIN
 
 READY = re.compile(r"gregor broker ready: listening on ([0-9.]+):(\d+)")
@@ -26,6 +28,12 @@ def test_broker_logs_one_json_object_per_line(tmp_path):
             assert time.monotonic() < deadline, "broker not ready in 30 s"
             if select.select([proc.stdout], [], [], 0.1)[0]:
                 line = proc.stdout.readline()
+        # A client request: proof the broker is serving (so its signal handler is in
+        # place) and a few more log lines.
+        port = READY.search(line.decode()).group(2)
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
+        for f in admin.create_topics([NewTopic("logged", 1, 1)]).values():
+            f.result(30)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0

@@ -49,7 +49,10 @@ impl Cluster {
         }
         let (low, high) = self.watermarks(&q.topic, q.partition)?;
         let mut cfg = self.config.clone();
-        cfg.set("enable.auto.commit", "false")
+        // librdkafka's assign() wants a group id; this consumer never subscribes or
+        // commits, so the group stays empty and unseen.
+        cfg.set("group.id", "gregor-console")
+            .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false");
         let consumer: BaseConsumer = cfg
             .create()
@@ -151,11 +154,18 @@ impl Cluster {
 }
 
 /// A value as text: a JSON object or array pretty-printed (and flagged), anything else
-/// as lossy UTF-8.
+/// as lossy UTF-8. Transcoded token by token, so keys keep the producer's order.
 pub(crate) fn render_value(v: &[u8]) -> (String, bool) {
-    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(v) {
-        if json.is_object() || json.is_array() {
-            if let Ok(pretty) = serde_json::to_string_pretty(&json) {
+    let looks_like_json = v
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{' || *b == b'[');
+    if looks_like_json {
+        let mut de = serde_json::Deserializer::from_slice(v);
+        let mut out = Vec::with_capacity(v.len() * 2);
+        let mut ser = serde_json::Serializer::pretty(&mut out);
+        if serde_transcode::transcode(&mut de, &mut ser).is_ok() && de.end().is_ok() {
+            if let Ok(pretty) = String::from_utf8(out) {
                 return (pretty, true);
             }
         }
@@ -199,9 +209,10 @@ mod tests {
 
     #[test]
     fn json_objects_are_pretty_printed_and_other_values_are_text() {
-        let (s, json) = render_value(br#"{"a":1,"b":[true]}"#);
+        let (s, json) = render_value(br#" {"b":1,"a":[true]}"#);
         assert!(json);
-        assert_eq!(s, "{\n  \"a\": 1,\n  \"b\": [\n    true\n  ]\n}");
+        assert_eq!(s, "{\n  \"b\": 1,\n  \"a\": [\n    true\n  ]\n}");
+        assert!(!render_value(br#"{"a":1} trailing"#).1);
         assert_eq!(render_value(b"42"), ("42".to_string(), false));
         assert_eq!(render_value(b"hello"), ("hello".to_string(), false));
         assert!(!render_value(&[0xff, 0xfe]).1);
