@@ -211,12 +211,13 @@ def test_a_topic_is_created_through_the_form(broker, console_for, page):
     expect(page.locator("#error")).to_contain_text("TopicAlreadyExists")
 
 
-def consume_and_commit(bootstrap, group, topic, until_offset_total):
-    """Consumes `topic` in `group` until `until_offset_total` records were read in all,
-    committing synchronously as it goes, then closes the consumer."""
+def consume_and_commit(bootstrap, group, topic, n, keep_open=False):
+    """Consumes `topic` in `group` until `n` records were read, committing synchronously
+    as it goes; then closes the consumer, or returns it still a member."""
     c = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": group,
+        "client.id": f"{group}-worker",
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
     })
@@ -228,12 +229,17 @@ def consume_and_commit(bootstrap, group, topic, until_offset_total):
             if m.error() is None:
                 seen.add((m.partition(), m.offset()))
                 c.commit(message=m, asynchronous=False)
-        return len(seen) >= until_offset_total
+        return len(seen) >= n
 
     try:
-        wait_until(step, timeout=30, what=f"{group} to read {until_offset_total} records")
-    finally:
+        wait_until(step, timeout=30, what=f"{group} to read {n} records")
+    except BaseException:
         c.close()
+        raise
+    if keep_open:
+        return c
+    c.close()
+    return None
 
 
 def produce(bootstrap, topic, start, n):
@@ -267,8 +273,20 @@ def test_group_lag_goes_up_while_the_consumer_is_stopped_and_down_when_it_resume
     page.screenshot(path=str(tmp_path / "group-lagging.png"), full_page=True)
 
     # The consumer resumes and catches up: lag back to 0.
-    consume_and_commit(broker.bootstrap, "billing", "events", 25)
-    expect(lag).to_have_text("0", timeout=20_000)
+    resumed = consume_and_commit(broker.bootstrap, "billing", "events", 25, keep_open=True)
+    try:
+        expect(lag).to_have_text("0", timeout=20_000)
+        # It is a member again, with both partitions.
+        expect(page.locator("#member-count")).to_have_text("1", timeout=20_000)
+        expect(page.locator("#group-state")).to_have_text("Stable")
+        expect(page.locator("#members tbody")).to_contain_text("billing-worker")
+        expect(page.locator("#members tbody")).to_contain_text("events 0, 1")
+        assert_history_and_screenshot(page, console, tmp_path)
+    finally:
+        resumed.close()
+
+
+def assert_history_and_screenshot(page, console, tmp_path):
     # The sampled history (what the plot draws) has the climb to 25 and the drop to 0.
     def history():
         with urllib.request.urlopen(console.url + "/api/groups/billing/lag", timeout=5) as r:
@@ -276,9 +294,31 @@ def test_group_lag_goes_up_while_the_consumer_is_stopped_and_down_when_it_resume
 
     wait_until(lambda: (h := history()) and 25 in h and h[-1] == 0, timeout=20,
                what="a sampled lag of 25 and then 0")
-    wait_until(lambda: len(page.locator("#lag-line").get_attribute("points").split()) >= 4,
-               timeout=20, what="the plot to have its points")
+    # The plot on the page (refreshed in place) peaks at 25 and ends at 0.
+    plot = page.locator("#lag-plot")
+    expect(plot).to_have_attribute("data-peak", "25", timeout=20_000)
+    expect(plot).to_have_attribute("data-last", "0", timeout=20_000)
+    assert len(page.locator("#lag-line").get_attribute("points").split()) >= 4
     shot = tmp_path / "group.png"
     page.screenshot(path=str(shot), full_page=True)
     if os.environ.get("GREGOR_UPDATE_SCREENSHOTS") == "1":
         shutil.copy(shot, ROOT / "docs" / "console.png")
+
+
+def test_transactions_page_shows_an_open_transaction_and_its_partitions(
+        broker, console_for, page):
+    create_topic(broker.bootstrap, "ledger", 2)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "ledger-app"})
+    p.init_transactions(30)
+    p.begin_transaction()
+    p.produce("ledger", key=b"a", value=b"1", partition=1)
+    p.flush(30)
+    console = console_for(broker)
+    page.goto(console.url + "/transactions")
+    row = page.locator("#transactions tbody tr", has_text="ledger-app")
+    expect(row).to_contain_text("Ongoing")
+    expect(row).to_contain_text("ledger 1")
+    p.commit_transaction(30)
+    page.reload()
+    expect(row).to_contain_text("CompleteCommit")
+    expect(row).not_to_contain_text("ledger 1")

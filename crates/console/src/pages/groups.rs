@@ -136,7 +136,8 @@ fn plot(samples: &[Sample]) -> Markup {
     let base = H - PAD / 2.0;
     html! {
         svg.plot #lag-plot width=(W) height=(H) viewBox={"0 0 " (W) " " (H)}
-            role="img" aria-label="total lag over time" data-samples=(samples.len()) {
+            role="img" aria-label="total lag over time" data-samples=(samples.len())
+            data-peak=(top) data-last=[samples.last().map(|s| s.lag)] {
             line x1=(PAD) y1=(base) x2=(W - PAD) y2=(base) stroke="#98a2b3" {}
             line x1=(PAD) y1=(PAD / 2.0) x2=(PAD) y2=(base) stroke="#98a2b3" {}
             text x="4" y=(PAD / 2.0 + 4.0) font-size="11" fill="#5b6475" { (top) }
