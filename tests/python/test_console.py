@@ -112,7 +112,8 @@ def create_topic(bootstrap, name, partitions=1):
 
 
 def test_overview_lists_brokers_and_topics_and_a_down_broker_is_an_error_page(
-        broker, console_for, page, tmp_path):
+        broker_factory, console_for, page, tmp_path):
+    broker = broker_factory({"broker.rack": "rack-a"})
     create_topic(broker.bootstrap, "orders", 3)
     console = console_for(broker)
     page.goto(console.url + "/")
@@ -120,6 +121,9 @@ def test_overview_lists_brokers_and_topics_and_a_down_broker_is_an_error_page(
     expect(page.locator("#controller")).not_to_have_text("-")
     expect(page.locator("#cluster-id")).not_to_have_text("-")
     expect(page.locator("#brokers tbody tr")).to_contain_text(f"127.0.0.1:{broker.port}")
+    expect(page.locator("#brokers tbody tr")).to_contain_text("rack-a")
+    expect(page.locator("#topic-count")).to_have_text("1")
+    expect(page.locator("#partition-count")).to_have_text("3")
     expect(page.locator("#offline")).to_have_text("0")
     page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
 

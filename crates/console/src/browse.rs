@@ -194,10 +194,10 @@ pub(crate) fn parse_time(s: &str) -> Result<i64> {
 /// Milliseconds since the epoch as RFC 3339 UTC with milliseconds.
 pub(crate) fn format_time(ms: i64) -> String {
     match u64::try_from(ms) {
-        Ok(ms) => humantime::format_rfc3339_millis(
-            std::time::UNIX_EPOCH + Duration::from_millis(ms),
-        )
-        .to_string(),
+        Ok(ms) => {
+            humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms))
+                .to_string()
+        }
         Err(_) => ms.to_string(),
     }
 }

@@ -14,9 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::metadata::{Metadata, MetadataTopic};
 
 use crate::error::{ConsoleError, Result};
-use crate::model::{
-    BrokerInfo, ConfigRow, Overview, PartitionInfo, TopicDetail, TopicSummary,
-};
+use crate::model::{BrokerInfo, ConfigRow, Overview, PartitionInfo, TopicDetail, TopicSummary};
 use crate::wire::{error_name, Wire};
 
 /// Shared by every request: two long-lived librdkafka handles and the settings to make
@@ -105,7 +103,11 @@ impl Cluster {
                 })
                 .collect(),
             topics: topics.iter().filter(|t| !t.internal).count(),
-            partitions: topics.iter().map(|t| t.partitions).sum(),
+            partitions: topics
+                .iter()
+                .filter(|t| !t.internal)
+                .map(|t| t.partitions)
+                .sum(),
             offline: topics.iter().map(|t| t.offline).sum(),
             under_replicated: topics.iter().map(|t| t.under_replicated).sum(),
             note: None,

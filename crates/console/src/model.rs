@@ -18,9 +18,10 @@ pub(crate) struct Overview {
     /// None when the raw Metadata request could not be made (see `wire`).
     pub(crate) controller: Option<i32>,
     pub(crate) brokers: Vec<BrokerInfo>,
+    /// Topics and their partitions, internal ones (`__consumer_offsets`) left out.
     pub(crate) topics: usize,
     pub(crate) partitions: usize,
-    /// Partitions without a leader.
+    /// Partitions without a leader (internal topics included).
     pub(crate) offline: usize,
     /// Partitions whose ISR is smaller than their replica set.
     pub(crate) under_replicated: usize,

@@ -65,7 +65,9 @@ async fn create_topic(State(s): State<AppState>, Form(f): Form<CreateTopic>) -> 
     }
     let partitions = number("partitions", &f.partitions)?;
     let replication = number("replication factor", &f.replication_factor)?;
-    s.cluster.create_topic(name, partitions, replication).await?;
+    s.cluster
+        .create_topic(name, partitions, replication)
+        .await?;
     Ok(Redirect::to(&pages::topic_href(name)))
 }
 

@@ -52,7 +52,15 @@ async fn a_cluster_that_is_down_gives_error_pages_not_panics() {
         },
     ));
     let addr = ready_rx.await.unwrap();
-    for path in ["/", "/topics", "/topics/orders", "/topics/orders/messages", "/groups", "/groups/g1", "/transactions"] {
+    for path in [
+        "/",
+        "/topics",
+        "/topics/orders",
+        "/topics/orders/messages",
+        "/groups",
+        "/groups/g1",
+        "/transactions",
+    ] {
         let (status, body) = get(addr, path).await;
         assert_eq!(status, 502, "{path}: {body}");
         assert!(body.contains("id=\"error\""), "{path}: {body}");
@@ -60,7 +68,10 @@ async fn a_cluster_that_is_down_gives_error_pages_not_panics() {
     // Bad input is a 400 page, before the cluster is asked.
     let (status, body) = get(addr, "/topics/orders/messages?offset=abc").await;
     assert_eq!(status, 400, "{body}");
-    assert!(body.contains("offset: &quot;abc&quot; is not a number"), "{body}");
+    assert!(
+        body.contains("offset: &quot;abc&quot; is not a number"),
+        "{body}"
+    );
     // Unknown pages are 404s.
     assert_eq!(get(addr, "/nope").await.0, 404);
     // The lag history of a group never seen is empty, not an error.

@@ -161,9 +161,18 @@ mod tests {
     #[test]
     fn points_span_the_plot_and_peak_at_the_top() {
         let s = [
-            Sample { at_ms: 1000, lag: 0 },
-            Sample { at_ms: 2000, lag: 10 },
-            Sample { at_ms: 3000, lag: 5 },
+            Sample {
+                at_ms: 1000,
+                lag: 0,
+            },
+            Sample {
+                at_ms: 2000,
+                lag: 10,
+            },
+            Sample {
+                at_ms: 3000,
+                lag: 5,
+            },
         ];
         assert_eq!(points(&s), "36.0,162.0 320.0,18.0 604.0,90.0");
         assert_eq!(points(&[]), "");
