@@ -236,7 +236,7 @@ def consume_and_commit(bootstrap, group, topic, n, keep_open=False):
         return len(seen) >= n
 
     try:
-        wait_until(step, timeout=30, what=f"{group} to read {n} records")
+        wait_until(step, timeout=60, what=f"{group} to read {n} records")
     except BaseException:
         c.close()
         raise
