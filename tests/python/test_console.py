@@ -170,6 +170,13 @@ def test_message_browser_shows_keys_pretty_json_and_headers_and_searches_by_key(
     expect(json_row.locator("td.headers")).to_contain_text("trace: abc123")
     page.screenshot(path=str(tmp_path / "messages.png"), full_page=True)
 
+    # The topic page: offsets and the size on disk (DescribeLogDirs).
+    page.locator("h1 a").click()
+    expect(page.locator("#partitions td.high")).to_have_text("7")
+    size = page.locator("#partitions td.size").inner_text()
+    assert size.endswith(" B") and int(size[:-2]) > 0, size
+    page.go_back()
+
     # Search by key, through the form.
     page.fill('#browse input[name="key"]', "json")
     page.click('#browse button[type="submit"]')

@@ -174,12 +174,23 @@ impl Cluster {
                         isr: p.isr().to_vec(),
                         low,
                         high,
+                        size: None,
                     });
                 }
                 partitions.sort_by_key(|p| p.id);
                 Ok((name, partitions))
             })
             .await?;
+        let mut partitions = partitions;
+        let ids = partitions.iter().map(|p| p.id).collect();
+        match self.replica_sizes(&name, ids).await {
+            Ok(sizes) => {
+                for p in &mut partitions {
+                    p.size = sizes.get(&(p.leader, p.id)).copied();
+                }
+            }
+            Err(e) => tracing::debug!("partition sizes of {name}: {e}"),
+        }
         let opts = AdminOptions::new().request_timeout(Some(self.timeout));
         let described = self
             .admin

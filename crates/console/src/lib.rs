@@ -7,7 +7,8 @@
 //! - `cluster`: the librdkafka clients; overview, topics, topic creation.
 //! - `groups`: consumer groups, members, committed offsets and lag.
 //! - `browse`: the message browser (by offset or time, key filter).
-//! - `txns` + `wire`: transactions over raw Kafka protocol (`kafka-protocol` types).
+//! - `txns`, `logdirs` + `wire`: transactions and partition sizes over raw Kafka
+//!   protocol (`kafka-protocol` types).
 //! - `lag`: the lag sampler thread and its bounded per-group ring buffers.
 //! - `routes`: thin axum handlers; `pages`: maud templates (escaped by construction).
 //! - `error`: `ConsoleError`, rendered as an error page.
@@ -20,6 +21,7 @@ mod cluster;
 pub mod error;
 mod groups;
 pub mod lag;
+mod logdirs;
 mod model;
 mod pages;
 mod routes;

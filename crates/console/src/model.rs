@@ -48,6 +48,8 @@ pub(crate) struct PartitionInfo {
     pub(crate) isr: Vec<i32>,
     pub(crate) low: i64,
     pub(crate) high: i64,
+    /// Bytes on disk of the leader's replica, when DescribeLogDirs could be asked.
+    pub(crate) size: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

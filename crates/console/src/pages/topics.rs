@@ -49,7 +49,7 @@ pub(crate) fn detail(t: &TopicDetail) -> Markup {
                 a href=(messages_href(&t.name, 0)) { "Browse messages" } }
             h2 { "Partitions" }
             table #partitions {
-                thead { tr { th { "Partition" } th { "Leader" } th { "Replicas" } th { "ISR" } th { "Low watermark" } th { "High watermark" } th {} } }
+                thead { tr { th { "Partition" } th { "Leader" } th { "Replicas" } th { "ISR" } th { "Low watermark" } th { "High watermark" } th { "Size" } th {} } }
                 tbody {
                     @for p in &t.partitions {
                         tr {
@@ -59,6 +59,7 @@ pub(crate) fn detail(t: &TopicDetail) -> Markup {
                             td class=[(p.isr.len() < p.replicas.len()).then_some("bad")] { (ids(&p.isr)) }
                             td.low { (p.low) }
                             td.high { (p.high) }
+                            td.size { @match p.size { Some(b) => { (b) " B" }, None => "-" } }
                             td { a href=(messages_href(&t.name, p.id)) { "messages" } }
                         }
                     }
