@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what the tests need first, so it works on a fresh
 # Debian machine that has only the Rust toolchain:
-#   - Debian packages: kcat (librdkafka 2.0.2), python3 with venv, iproute2, postgresql
+#   - Debian packages: kcat (librdkafka 2.0.2), python3 with venv, iproute2, postgresql,
+#     chromium
 #   - a Python venv (.venv) with pinned confluent-kafka, kafka-python and pytest
 #   - Node.js and kafkajs (pinned, in tests/node/node_modules)
 # Then: cargo test (release profile, which also builds the broker binary the client
@@ -20,6 +21,9 @@ command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 # PostgreSQL server binaries for gregor connect's PostgreSQL connector tests (a throwaway
 # cluster per test: tests/python/pg_cluster.py); initdb is not on PATH on Debian.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
+# Headless Chromium for the web console test (tests/python/test_console.py drives it
+# with Playwright; Playwright's own browser download is not used).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${need_apt[*]}"
   SUDO=""

@@ -27,6 +27,7 @@ mod bench_raw;
 mod cluster_up;
 mod conn;
 mod connect;
+mod console;
 mod consume;
 mod elect;
 mod features;
@@ -51,7 +52,21 @@ mod wire_security;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log line format on stderr for the long-running commands (broker, registry,
+    /// connect, console): text for people, json (one object per line) for log shippers.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
 }
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
+enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Set once in `main`, read by `init_logging`.
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
 
 #[derive(Subcommand)]
 enum Command {
@@ -156,6 +171,16 @@ enum Command {
         conn: conn::Conn,
         #[command(flatten)]
         args: connect::ConnectArgs,
+    },
+    /// Serve a web console: cluster overview, topics, a message browser, consumer
+    /// groups with lag over time, transactions. Speaks only the Kafka protocol.
+    ///
+    /// Example: gregor console --listen 127.0.0.1:8080 -b 127.0.0.1:9092
+    Console {
+        #[command(flatten)]
+        conn: conn::Conn,
+        #[command(flatten)]
+        args: console::ConsoleArgs,
     },
     /// Cluster information.
     ///
@@ -287,6 +312,7 @@ fn hoist_connection_options(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsSt
 
 fn main() {
     let cli = Cli::parse_from(hoist_connection_options(std::env::args_os().collect()));
+    let _ = LOG_FORMAT.set(cli.log_format);
     let result = match cli.command {
         Command::Broker(args) => run_broker(args),
         Command::Bench(cmd) => bench::run(cmd),
@@ -300,6 +326,7 @@ fn main() {
         Command::Quota { conn, cmd } => quota::run(&conn, cmd),
         Command::Registry { conn, args } => registry::run(&conn, args),
         Command::Connect { conn, args } => connect::run(&conn, args),
+        Command::Console { conn, args } => console::run(&conn, args),
         Command::Cluster {
             conn,
             cmd: ClusterCommand::Info,
@@ -347,10 +374,14 @@ fn main() {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match LOG_FORMAT.get().copied().unwrap_or_default() {
+        LogFormat::Text => builder.try_init(),
+        // `flatten_event`: message and fields at the top level of each object.
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }
 
 fn broker_config(args: &BrokerArgs) -> Result<gregor_broker::BrokerConfig> {
