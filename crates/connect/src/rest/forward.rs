@@ -44,24 +44,27 @@ pub(crate) async fn forward(State(w): State<Arc<Worker>>, req: Request, next: Ne
         if cluster.is_leader() {
             return next.run(req).await;
         }
+        // A forwarded request waits out a rebalance here (the sender thought this
+        // worker led); once another worker leads, the sender must retry: 409.
         match cluster.leader_url() {
             Some(url) if !forwarded => break url,
-            _ => {}
+            Some(_) => return rebalancing(),
+            None if Instant::now() > deadline => return rebalancing(),
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
         }
-        if Instant::now() > deadline || forwarded {
-            return Error::Conflict(
-                "Cannot complete request because of a conflicting operation (e.g. worker rebalance)"
-                    .into(),
-            )
-            .into_response();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     };
     match to_leader(&url, req).await {
         Ok(r) => r,
         Err(e) => Error::Internal(format!("Error trying to forward REST request to {url}: {e}"))
             .into_response(),
     }
+}
+
+fn rebalancing() -> Response {
+    Error::Conflict(
+        "Cannot complete request because of a conflicting operation (e.g. worker rebalance)".into(),
+    )
+    .into_response()
 }
 
 async fn to_leader(url: &str, req: Request) -> Result<Response, String> {
