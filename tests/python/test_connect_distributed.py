@@ -165,6 +165,10 @@ def test_kill9_moves_the_source_task_and_loses_no_line(cluster, broker, tmp_path
     wait_until(lambda: survivor.get("/connectors/big/offsets").json()["offsets"], 30,
                "first offsets stored in the offsets topic")
     victim.kill9()
+    # The victim died part-way: the stored position is inside the file.
+    [stored] = survivor.get("/connectors/big/offsets").json()["offsets"]
+    assert stored["partition"] == {"filename": str(src)}
+    assert 0 < stored["offset"]["position"] < src.stat().st_size
     more = [f"record-{i:05d}" for i in range(30000, 31000)]
     write_lines(src, more, "a")
     # After the session timeout the survivor runs the task, from the stored offset.

@@ -145,8 +145,18 @@ async fn run_distributed(
     let url = format!("http://{worker_id}/");
     let (cluster, offsets) = tokio::task::spawn_blocking(move || {
         let configs = TopicLog::open(&client, &d.config_topic, 1, d.config_replication)?;
-        let status = TopicLog::open(&client, &d.status_topic, d.status_partitions, d.status_replication)?;
-        let offsets = TopicLog::open(&client, &d.offset_topic, d.offset_partitions, d.offset_replication)?;
+        let status = TopicLog::open(
+            &client,
+            &d.status_topic,
+            d.status_partitions,
+            d.status_replication,
+        )?;
+        let offsets = TopicLog::open(
+            &client,
+            &d.offset_topic,
+            d.offset_partitions,
+            d.offset_replication,
+        )?;
         let offsets = OffsetStore::on_topic(Arc::new(offsets))?;
         Ok::<_, anyhow::Error>((Cluster::new(d, url, configs, status), offsets))
     })

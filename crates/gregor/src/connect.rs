@@ -52,9 +52,7 @@ pub(crate) fn run(conn: &Conn, args: ConnectArgs) -> Result<()> {
             let _ = writeln!(
                 out,
                 "gregor connect ready: listening on {} (worker id {}, {})",
-                ready.addr,
-                ready.worker_id,
-                ready.mode
+                ready.addr, ready.worker_id, ready.mode
             );
             let _ = out.flush();
         },

@@ -55,8 +55,10 @@ pub(crate) async fn forward(State(w): State<Arc<Worker>>, req: Request, next: Ne
     };
     match to_leader(&url, req).await {
         Ok(r) => r,
-        Err(e) => Error::Internal(format!("Error trying to forward REST request to {url}: {e}"))
-            .into_response(),
+        Err(e) => Error::Internal(format!(
+            "Error trying to forward REST request to {url}: {e}"
+        ))
+        .into_response(),
     }
 }
 
@@ -84,7 +86,8 @@ async fn to_leader(url: &str, req: Request) -> Result<Response, String> {
         builder = builder.header(header::CONTENT_TYPE, ct);
     }
     let request = builder.body(Full::new(body)).map_err(|e| e.to_string())?;
-    let client: Client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
+    let client: Client =
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
     let resp = tokio::time::timeout(Duration::from_secs(90), client.request(request))
         .await
         .map_err(|_| "timed out".to_string())?

@@ -92,15 +92,16 @@ impl OffsetStore {
         };
         let mut updates: Vec<(String, JsonMap, Option<JsonMap>)> = Vec::new();
         log.read_to_end(|r| {
-            let key: Option<(String, JsonMap)> = serde_json::from_slice::<J>(r.key)
-                .ok()
-                .and_then(|k| match k {
-                    J::Array(mut a) if a.len() == 2 => match (a.pop(), a.pop()) {
-                        (Some(J::Object(p)), Some(J::String(c))) => Some((c, p)),
+            let key: Option<(String, JsonMap)> =
+                serde_json::from_slice::<J>(r.key)
+                    .ok()
+                    .and_then(|k| match k {
+                        J::Array(mut a) if a.len() == 2 => match (a.pop(), a.pop()) {
+                            (Some(J::Object(p)), Some(J::String(c))) => Some((c, p)),
+                            _ => None,
+                        },
                         _ => None,
-                    },
-                    _ => None,
-                });
+                    });
             let value = r.value.and_then(|v| match serde_json::from_slice::<J>(v) {
                 Ok(J::Object(o)) => Some(o),
                 _ => None,
@@ -158,7 +159,11 @@ impl OffsetStore {
                 .iter()
                 .map(|(p, o)| {
                     let key = J::Array(vec![J::from(connector), J::Object(p.clone())]);
-                    (key.to_string(), o.as_ref().map(|o| J::Object(o.clone()).to_string().into_bytes()))
+                    (
+                        key.to_string(),
+                        o.as_ref()
+                            .map(|o| J::Object(o.clone()).to_string().into_bytes()),
+                    )
                 })
                 .collect();
             log.send(&records)
@@ -181,7 +186,10 @@ impl OffsetStore {
     pub fn reset(&self, connector: &str) -> Result<(), Error> {
         if let Backend::Topic(_) = &self.backend {
             let all = self.list(connector);
-            return self.put(connector, all.into_iter().map(|p| (p.partition, None)).collect());
+            return self.put(
+                connector,
+                all.into_iter().map(|p| (p.partition, None)).collect(),
+            );
         }
         let mut data = self.lock();
         data.remove(connector);

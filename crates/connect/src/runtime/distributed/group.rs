@@ -15,8 +15,8 @@ use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest,
-    LeaveGroupRequest, RequestHeader, ResponseHeader, SyncGroupRequest,
+    ApiKey, FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+    RequestHeader, ResponseHeader, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -113,8 +113,8 @@ impl Connection {
             .map_err(|_| DistError::Io(format!("{key:?}: no answer in {wait:?}")))??;
         let mut body = Bytes::from(body);
         let dec = |e: anyhow::Error| DistError::Protocol(format!("cannot decode {key:?}: {e}"));
-        let rh = ResponseHeader::decode(&mut body, key.response_header_version(version))
-            .map_err(dec)?;
+        let rh =
+            ResponseHeader::decode(&mut body, key.response_header_version(version)).map_err(dec)?;
         if rh.correlation_id != self.correlation {
             return Err(DistError::Protocol(format!(
                 "{key:?}: correlation id {} instead of {}",

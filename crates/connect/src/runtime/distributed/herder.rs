@@ -196,7 +196,11 @@ impl Herder {
         for (id, meta) in members {
             states.push((id.clone(), WorkerState::decode(meta)?));
         }
-        let max = states.iter().map(|(_, s)| s.config_offset).max().unwrap_or(0);
+        let max = states
+            .iter()
+            .map(|(_, s)| s.config_offset)
+            .max()
+            .unwrap_or(0);
         let cs = if max > my_offset {
             self.read_configs().await?
         } else {

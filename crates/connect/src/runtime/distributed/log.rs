@@ -72,8 +72,9 @@ impl TopicLog {
         partitions: i32,
         replication: i32,
     ) -> Result<Self, DistError> {
-        let admin: AdminClient<DefaultClientContext> =
-            client.create().map_err(kafka("cannot create admin client"))?;
+        let admin: AdminClient<DefaultClientContext> = client
+            .create()
+            .map_err(kafka("cannot create admin client"))?;
         let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication))
             .set("cleanup.policy", "compact");
         let created = tokio::runtime::Handle::current()
@@ -201,7 +202,9 @@ impl TopicLog {
             loop {
                 match self.producer.send(rec) {
                     Ok(()) => break,
-                    Err((e, back)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                    Err((e, back))
+                        if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) =>
+                    {
                         self.producer.poll(Duration::from_millis(20));
                         rec = back;
                     }

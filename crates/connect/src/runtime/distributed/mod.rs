@@ -131,7 +131,10 @@ mod tests {
         p.insert("group.id".into(), "g".into());
         p.insert("offset.storage.partitions".into(), "3".into());
         let c = DistConfig::from_props(&p).unwrap().unwrap();
-        assert_eq!((c.config_topic.as_str(), c.offset_partitions), ("connect-configs", 3));
+        assert_eq!(
+            (c.config_topic.as_str(), c.offset_partitions),
+            ("connect-configs", 3)
+        );
         p.insert("heartbeat.interval.ms".into(), "20000".into());
         assert!(DistConfig::from_props(&p).is_err());
         p.insert("session.timeout.ms".into(), "x".into());

@@ -22,7 +22,12 @@ type Records = Vec<(String, Option<Vec<u8>>)>;
 
 /// The connector's task configs, computed on the leader when its config or target
 /// state is written (Kafka has the connector's owner compute and the leader write them).
-fn task_records(name: &str, plugin: &ConnectorPlugin, config: &Props, target: TargetState) -> Records {
+fn task_records(
+    name: &str,
+    plugin: &ConnectorPlugin,
+    config: &Props,
+    target: TargetState,
+) -> Records {
     let mut configs: Vec<Props> = Vec::new();
     if target != TargetState::Stopped {
         let mut c = (plugin.new_connector)();
@@ -37,9 +42,17 @@ fn task_records(name: &str, plugin: &ConnectorPlugin, config: &Props, target: Ta
     let mut out: Records = configs
         .iter()
         .enumerate()
-        .map(|(i, p)| (keys::task_config_key(name, i), Some(keys::properties_value(p))))
+        .map(|(i, p)| {
+            (
+                keys::task_config_key(name, i),
+                Some(keys::properties_value(p)),
+            )
+        })
         .collect();
-    out.push((keys::commit_key(name), Some(keys::commit_value(configs.len()))));
+    out.push((
+        keys::commit_key(name),
+        Some(keys::commit_value(configs.len())),
+    ));
     out
 }
 
@@ -65,7 +78,10 @@ impl Worker {
         if current.is_none() {
             records.push((keys::target_key(name), Some(keys::target_value(target))));
         }
-        records.push((keys::connector_key(name), Some(keys::properties_value(&config))));
+        records.push((
+            keys::connector_key(name),
+            Some(keys::properties_value(&config)),
+        ));
         records.extend(task_records(name, v.plugin, &config, target));
         c.write_configs(&records)?;
         Ok((current.is_none(), self.info(name)?))
@@ -114,7 +130,10 @@ impl Worker {
         let mut planned = self.status(name)?;
         if include_tasks {
             if let Some(ts) = planned["tasks"].as_array_mut() {
-                for t in ts.iter_mut().filter(|t| !only_failed || t["state"] == "FAILED") {
+                for t in ts
+                    .iter_mut()
+                    .filter(|t| !only_failed || t["state"] == "FAILED")
+                {
                     t["state"] = J::from("RESTARTING");
                 }
             }
@@ -229,7 +248,9 @@ impl Worker {
         }
         let mut state = lock(&self.state);
         for name in &a.connectors {
-            let Some(e) = state.get_mut(name) else { continue };
+            let Some(e) = state.get_mut(name) else {
+                continue;
+            };
             e.owned = true;
             e.failed = None;
             if e.target == TargetState::Stopped {
@@ -242,9 +263,13 @@ impl Worker {
             }
         }
         for (name, id) in &a.tasks {
-            let Some(e) = state.get_mut(name) else { continue };
+            let Some(e) = state.get_mut(name) else {
+                continue;
+            };
             let idx = usize::try_from(*id).unwrap_or(usize::MAX);
-            let Some(cfg) = e.task_configs.get(idx).cloned() else { continue };
+            let Some(cfg) = e.task_configs.get(idx).cloned() else {
+                continue;
+            };
             if e.target == TargetState::Stopped {
                 continue;
             }
@@ -263,7 +288,10 @@ impl Worker {
             && (!req.only_failed || failed(&keys::status_connector_key(name)))
         {
             let _op = lock(&self.ops);
-            if lock(&self.state).get(name).is_some_and(|e| e.target != TargetState::Stopped) {
+            if lock(&self.state)
+                .get(name)
+                .is_some_and(|e| e.target != TargetState::Stopped)
+            {
                 self.restart_connector_object(name);
             }
         }
@@ -290,7 +318,11 @@ impl Worker {
                     (None, TargetState::Paused) => "PAUSED",
                     (None, TargetState::Stopped) => "STOPPED",
                 };
-                out.push((keys::status_connector_key(name), s.to_string(), e.failed.clone()));
+                out.push((
+                    keys::status_connector_key(name),
+                    s.to_string(),
+                    e.failed.clone(),
+                ));
             }
             for (i, t) in &e.tasks {
                 let (s, trace) = t.shared.status();

@@ -88,7 +88,9 @@ impl Reader<'_> {
         // Each item takes at least 2 bytes: a length that exceeds the input is corrupt.
         let n = usize::try_from(n.max(0)).unwrap_or(0);
         if n > self.0.len() {
-            return Err(DistError::Protocol("bad Connect protocol array length".into()));
+            return Err(DistError::Protocol(
+                "bad Connect protocol array length".into(),
+            ));
         }
         Ok(n)
     }
@@ -182,16 +184,19 @@ impl Assignment {
     }
 }
 
+/// One member's share of the work: connector objects and (connector, task id)s.
+pub type Share = (Vec<String>, Vec<(String, u32)>);
+
 /// The leader's eager assignment: every connector, then every task, dealt round-robin
 /// over the members sorted by member id (Kafka's `EagerAssignor`). `work` lists each
 /// connector with its task count.
 pub fn assign(
     members: &[String],
     work: &[(String, u32)],
-) -> BTreeMap<String, (Vec<String>, Vec<(String, u32)>)> {
+) -> BTreeMap<String, Share> {
     let mut sorted: Vec<&String> = members.iter().collect();
     sorted.sort();
-    let mut out: BTreeMap<String, (Vec<String>, Vec<(String, u32)>)> = sorted
+    let mut out: BTreeMap<String, Share> = sorted
         .iter()
         .map(|m| ((*m).clone(), (Vec::new(), Vec::new())))
         .collect();

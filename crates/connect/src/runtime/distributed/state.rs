@@ -168,8 +168,14 @@ pub fn target_value(t: TargetState) -> Vec<u8> {
         // Workers that predate STOPPED read it as PAUSED (Kafka's compatibility).
         TargetState::Paused | TargetState::Stopped => ("PAUSED", "PAUSED"),
     };
-    let v2 = if t == TargetState::Stopped { "STOPPED" } else { v2 };
-    json!({ "state": v1, "state.v2": v2 }).to_string().into_bytes()
+    let v2 = if t == TargetState::Stopped {
+        "STOPPED"
+    } else {
+        v2
+    };
+    json!({ "state": v1, "state.v2": v2 })
+        .to_string()
+        .into_bytes()
 }
 
 pub fn commit_value(n: usize) -> Vec<u8> {
@@ -207,16 +213,25 @@ mod tests {
     #[test]
     fn tasks_become_visible_on_commit_and_tombstone_deletes() {
         let mut s = ConfigState::default();
-        s.apply("connector-my-src", Some(&properties_value(&props("a", "1"))));
+        s.apply(
+            "connector-my-src",
+            Some(&properties_value(&props("a", "1"))),
+        );
         s.apply("task-my-src-0", Some(&properties_value(&props("t", "0"))));
         s.apply("task-my-src-1", Some(&properties_value(&props("t", "1"))));
         assert_eq!(s.work(), vec![("my-src".to_string(), 0)]);
         s.apply("commit-my-src", Some(&commit_value(2)));
         assert_eq!(s.work(), vec![("my-src".to_string(), 2)]);
         assert_eq!(s.tasks["my-src"][1]["t"], "1");
-        s.apply("target-state-my-src", Some(&target_value(TargetState::Stopped)));
+        s.apply(
+            "target-state-my-src",
+            Some(&target_value(TargetState::Stopped)),
+        );
         assert_eq!(s.target("my-src"), TargetState::Stopped);
-        s.apply("restart-connector-my-src", Some(&restart_value(true, false)));
+        s.apply(
+            "restart-connector-my-src",
+            Some(&restart_value(true, false)),
+        );
         assert!(s.restarts[0].include_tasks && !s.restarts[0].only_failed);
         s.apply("connector-my-src", None);
         assert!(s.work().is_empty());
