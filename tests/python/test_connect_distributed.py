@@ -8,7 +8,7 @@ import json
 import uuid
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from conftest import wait_until
 from connect_worker import ConnectWorker, distributed_props
@@ -76,11 +76,13 @@ def group_formed(bootstrap, group, workers):
 
 
 def read_values(bootstrap, topic, expected, timeout):
-    """Reads `topic` until every expected value was seen; returns a Counter of values."""
+    """Reads `topic` until every expected value was seen; returns a Counter of values.
+    Assigns every partition (no consumer group, so no rebalance delay)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4()}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                  "topic.metadata.refresh.interval.ms": 500})
-    c.subscribe([topic])
+                  "enable.auto.commit": False})
+    parts = wait_until(lambda: c.list_topics(topic, timeout=5).topics[topic].partitions, 30,
+                       f"{topic} exists")
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
     seen = collections.Counter()
     missing = set(expected)
 
@@ -128,21 +130,22 @@ def test_workers_share_connectors_created_through_a_follower(cluster, broker, tm
         wait_until(lambda w=w: sorted(w.get("/connectors").json()) == sorted(files), 15,
                    f"connectors listed on {w.url}")
         assert w.get("/connectors/src-1/config").json()["file"] == str(files["src-1"])
-    # All tasks run, spread over the workers, and every worker's status says where.
+    # All tasks run, spread over the workers (three connectors and three tasks over
+    # three workers: round-robin gives each worker a task), and every worker's status
+    # says where.
     ids = [worker_id(w) for w in workers]
-    owners = {}
+
+    def owners():
+        o = {n: running_on(workers[0], n, ids) for n in files}
+        return o if all(o.values()) and len({v[0] for v in o.values()}) == 3 else None
+    placed = wait_until(owners, 30, "every task running, one per worker")
     for name in files:
-        owners[name] = wait_until(lambda n=name: running_on(workers[0], n, ids), 30,
-                                  f"{name} running")[0]
         for w in workers:
-            assert wait_until(lambda w=w, n=name: running_on(w, n) == [owners[name]], 10,
-                              "the same status on every worker")
+            wait_until(lambda w=w, n=name: running_on(w, n) == placed[name], 10,
+                       "the same status on every worker")
         s = statuses(workers[1], name)
         assert s["type"] == "source" and s["connector"]["state"] == "RUNNING"
         assert s["connector"]["worker_id"] in ids
-    # Three connectors and three tasks over three workers: round-robin gives each worker
-    # a task.
-    assert len(set(owners.values())) == 3, owners
     for name, src in files.items():
         seen = read_values(broker.bootstrap, name, src.read_text().splitlines(), 30)
         assert sum(seen.values()) == 100

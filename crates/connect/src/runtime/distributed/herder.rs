@@ -116,8 +116,9 @@ pub async fn run(
             }
         }
     }
-    let w = h.worker.clone();
-    let _ = tokio::task::spawn_blocking(move || w.stop_all_local()).await;
+    if let Err(e) = h.revoke().await {
+        tracing::warn!("stopping the tasks: {e}");
+    }
     h.member.leave().await;
 }
 
@@ -125,12 +126,7 @@ impl Herder {
     /// One eager rebalance: revoke, join, (lead,) sync, start the assignment.
     async fn rebalance(&mut self) -> Result<(), DistError> {
         self.cluster.set_leader(None, false);
-        let w = self.worker.clone();
-        blocking(move || {
-            w.stop_all_local();
-            Ok(())
-        })
-        .await?;
+        self.revoke().await?;
         let cs = self.read_configs().await?;
         let metadata = WorkerState {
             url: self.cluster.url.clone(),
@@ -184,6 +180,23 @@ impl Herder {
         self.assignment = a;
         self.publish().await?;
         Ok(())
+    }
+
+    /// Stops everything this worker runs and reports it UNASSIGNED, as Kafka's workers
+    /// do on revocation (written before rejoining, so before the next owner reports).
+    async fn revoke(&self) -> Result<(), DistError> {
+        let w = self.worker.clone();
+        let c = self.cluster.clone();
+        blocking(move || {
+            let ran = w.local_statuses();
+            w.stop_all_local();
+            let unassigned = ran
+                .into_iter()
+                .map(|(k, _, _)| (k, "UNASSIGNED".to_string(), None))
+                .collect();
+            c.publish(&w.worker_id, unassigned)
+        })
+        .await
     }
 
     /// The leader deals the connectors and tasks over the members.

@@ -190,10 +190,7 @@ pub type Share = (Vec<String>, Vec<(String, u32)>);
 /// The leader's eager assignment: every connector, then every task, dealt round-robin
 /// over the members sorted by member id (Kafka's `EagerAssignor`). `work` lists each
 /// connector with its task count.
-pub fn assign(
-    members: &[String],
-    work: &[(String, u32)],
-) -> BTreeMap<String, Share> {
+pub fn assign(members: &[String], work: &[(String, u32)]) -> BTreeMap<String, Share> {
     let mut sorted: Vec<&String> = members.iter().collect();
     sorted.sort();
     let mut out: BTreeMap<String, Share> = sorted
