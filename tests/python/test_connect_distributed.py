@@ -18,6 +18,13 @@ SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
 
 
 @pytest.fixture
+def broker(broker_factory):
+    """A broker that forms new groups at once (no initial rebalance delay), so group
+    formation does not dominate the tests' wall time."""
+    return broker_factory({"group.initial.rebalance.delay.ms": "0"})
+
+
+@pytest.fixture
 def cluster(broker, tmp_path):
     """start(n) starts n workers of one group; the workers are killed at the end."""
     workers = []
