@@ -99,3 +99,25 @@ class ConnectWorker:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def distributed_props(group, **overrides):
+    """Worker properties for a distributed worker of `group` (Kafka's
+    connect-distributed.properties names), with short session timeouts so a dead worker
+    is noticed in seconds, and internal topics sized for a one-broker test cluster."""
+    props = {
+        "group.id": group,
+        "config.storage.topic": f"{group}-configs",
+        "offset.storage.topic": f"{group}-offsets",
+        "status.storage.topic": f"{group}-status",
+        "config.storage.replication.factor": "1",
+        "offset.storage.replication.factor": "1",
+        "status.storage.replication.factor": "1",
+        "offset.storage.partitions": "3",
+        "status.storage.partitions": "2",
+        "session.timeout.ms": "6000",
+        "heartbeat.interval.ms": "500",
+        "rebalance.timeout.ms": "15000",
+    }
+    props.update(overrides)
+    return props

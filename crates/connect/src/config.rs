@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use gregor_connect_api::Props;
 
 use crate::error::Error;
+use crate::runtime::distributed::DistConfig;
 
 /// Parses Java-style properties: `key=value` or `key: value`, `#`/`!` comments.
 pub fn parse_properties(text: &str) -> Props {
@@ -24,7 +25,8 @@ pub fn parse_properties(text: &str) -> Props {
     props
 }
 
-/// The settings of a standalone worker, read from its properties.
+/// A worker's settings, read from its properties (standalone, or distributed when
+/// `group.id` is set).
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
     pub props: Props,
@@ -35,24 +37,13 @@ pub struct WorkerConfig {
     /// Where connector configs are kept across restarts (a Gregor setting,
     /// `config.storage.file.filename`; default: the offsets file name + `.connectors`).
     pub configs_file: PathBuf,
+    /// Distributed mode's settings, when `group.id` is set.
+    pub distributed: Option<DistConfig>,
 }
-
-/// Settings that only make sense in distributed mode.
-const DISTRIBUTED: &[&str] = &[
-    "group.id",
-    "config.storage.topic",
-    "offset.storage.topic",
-    "status.storage.topic",
-];
 
 impl WorkerConfig {
     pub fn from_props(props: Props) -> Result<Self, Error> {
-        if let Some(k) = DISTRIBUTED.iter().find(|k| props.contains_key(**k)) {
-            return Err(Error::Unsupported(format!(
-                "worker property {k} asks for distributed mode, which gregor connect does not implement yet; \
-                 run standalone (offset.storage.file.filename) instead"
-            )));
-        }
+        let distributed = DistConfig::from_props(&props)?;
         let listen = props.get("listeners").and_then(|l| {
             l.split(',')
                 .next()
@@ -82,6 +73,7 @@ impl WorkerConfig {
             listen,
             offsets_file,
             configs_file,
+            distributed,
         })
     }
 }
@@ -91,7 +83,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn properties_and_distributed_refusal() {
+    fn properties_and_distributed_mode() {
         let p = parse_properties("# c\nbootstrap.servers=a:1\nlisteners = http://127.0.0.1:8083\nkey.converter.schemas.enable: false\n");
         assert_eq!(
             p.get("key.converter.schemas.enable").map(String::as_str),
@@ -103,11 +95,12 @@ mod tests {
             c.configs_file,
             PathBuf::from("/tmp/connect.offsets.connectors")
         );
+        assert!(c.distributed.is_none());
         let mut d = Props::new();
         d.insert("group.id".into(), "g".into());
-        assert!(WorkerConfig::from_props(d)
-            .unwrap_err()
-            .to_string()
-            .contains("distributed mode"));
+        let c = WorkerConfig::from_props(d.clone()).unwrap();
+        assert_eq!(c.distributed.unwrap().group_id, "g");
+        d.insert("session.timeout.ms".into(), "soon".into());
+        assert!(WorkerConfig::from_props(d).is_err());
     }
 }

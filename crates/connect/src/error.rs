@@ -21,6 +21,9 @@ pub enum Error {
     /// A connector with that name exists (409).
     #[error("Connector {0} already exists")]
     AlreadyExists(String),
+    /// The request conflicts with a rebalance in progress (409).
+    #[error("{0}")]
+    Conflict(String),
     /// The request is invalid: bad config, wrong state (400).
     #[error("{0}")]
     BadRequest(String),
@@ -49,7 +52,7 @@ impl Error {
             | Error::TaskNotFound(_)
             | Error::PluginNotFound(_)
             | Error::NotFoundRoute => StatusCode::NOT_FOUND,
-            Error::AlreadyExists(_) => StatusCode::CONFLICT,
+            Error::AlreadyExists(_) | Error::Conflict(_) => StatusCode::CONFLICT,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Storage(_) | Error::Kafka(_) | Error::Internal(_) | Error::Unsupported(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR

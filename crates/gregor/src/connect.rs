@@ -1,4 +1,4 @@
-//! `gregor connect`: run a Kafka Connect-compatible worker (standalone mode) against
+//! `gregor connect`: run a Kafka Connect-compatible worker (standalone or distributed) against
 //! the cluster; see the `gregor-connect` crate.
 
 use std::io::Write;
@@ -15,8 +15,9 @@ pub(crate) struct ConnectArgs {
     #[arg(long, value_name = "HOST:PORT")]
     listen: Option<String>,
     /// Worker properties (Kafka's names: bootstrap.servers, key.converter,
-    /// value.converter, offset.storage.file.filename, listeners, ...). A
-    /// bootstrap.servers there takes the place of -b.
+    /// value.converter, offset.storage.file.filename, listeners, ...; group.id,
+    /// config.storage.topic, offset.storage.topic, status.storage.topic for
+    /// distributed mode). A bootstrap.servers there takes the place of -b.
     #[arg(value_name = "worker.properties")]
     properties: Option<PathBuf>,
 }
@@ -50,10 +51,8 @@ pub(crate) fn run(conn: &Conn, args: ConnectArgs) -> Result<()> {
             let mut out = std::io::stdout();
             let _ = writeln!(
                 out,
-                "gregor connect ready: listening on {} (worker id {}, standalone mode, offsets in {})",
-                ready.addr,
-                ready.worker_id,
-                ready.offsets_file.display()
+                "gregor connect ready: listening on {} (worker id {}, {})",
+                ready.addr, ready.worker_id, ready.mode
             );
             let _ = out.flush();
         },

@@ -4,6 +4,7 @@
 //! one place, `Error::into_response`.
 
 mod connectors;
+mod forward;
 mod plugins;
 
 use std::sync::Arc;
@@ -68,6 +69,10 @@ pub fn router(worker: Arc<Worker>) -> Router {
             put(plugins::validate),
         )
         .fallback(|| async { Error::NotFoundRoute.into_response() })
+        .layer(axum::middleware::from_fn_with_state(
+            worker.clone(),
+            forward::forward,
+        ))
         .with_state(worker)
 }
 

@@ -10,6 +10,7 @@
 //! state), `source` and `sink` (task threads), `errors` (tolerance and DLQ),
 //! `offsets` (KIP-875 endpoints).
 
+pub mod distributed;
 pub mod errors;
 mod offsets;
 pub mod sink;
@@ -46,7 +47,11 @@ struct Entry {
     /// The connector object's failure trace (connector state FAILED).
     failed: Option<String>,
     task_configs: Vec<Props>,
-    tasks: Vec<Task>,
+    /// The task threads this worker runs, by task id (all of them standalone; the
+    /// assigned ones in distributed mode).
+    tasks: BTreeMap<usize, Task>,
+    /// Distributed mode: this worker runs the connector object (its assignment).
+    owned: bool,
 }
 
 /// A standalone worker.
@@ -60,6 +65,8 @@ pub struct Worker {
     configs: ConfigStore,
     ops: Mutex<()>,
     state: Mutex<BTreeMap<String, Entry>>,
+    /// Distributed mode: the group, the internal topics and the leader.
+    cluster: Option<Arc<distributed::cluster::Cluster>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -84,7 +91,34 @@ impl Worker {
             configs,
             ops: Mutex::new(()),
             state: Mutex::new(BTreeMap::new()),
+            cluster: None,
         }
+    }
+
+    /// A distributed worker: configs, offsets and status live in the cluster's topics.
+    pub fn distributed(
+        worker_id: String,
+        cluster_id: String,
+        worker_props: Props,
+        client: ClientConfig,
+        offsets: OffsetStore,
+        cluster: Arc<distributed::cluster::Cluster>,
+    ) -> Self {
+        let mut w = Worker::new(
+            worker_id,
+            cluster_id,
+            worker_props,
+            client,
+            offsets,
+            ConfigStore::new(None),
+        );
+        w.cluster = Some(cluster);
+        w
+    }
+
+    /// The group state, in distributed mode.
+    pub fn cluster(&self) -> Option<&Arc<distributed::cluster::Cluster>> {
+        self.cluster.as_ref()
     }
 
     /// Starts the connectors stored by a previous run, each in its stored target state.
@@ -163,6 +197,9 @@ impl Worker {
 
     /// `GET /connectors/{name}/status`.
     pub fn status(&self, name: &str) -> Result<J, Error> {
+        if let Some(c) = &self.cluster {
+            return self.cluster_status(c, name);
+        }
         let state = lock(&self.state);
         let e = state
             .get(name)
@@ -194,7 +231,6 @@ impl Worker {
         allow_update: bool,
         initial: Option<TargetState>,
     ) -> Result<(bool, J), Error> {
-        let _op = lock(&self.ops);
         if name.trim().is_empty() {
             return Err(Error::BadRequest("Connector name is required".into()));
         }
@@ -208,6 +244,10 @@ impl Worker {
                 config.insert("name".into(), name.to_string());
             }
         }
+        if let Some(c) = self.cluster.clone() {
+            return self.cluster_put(&c, name, config, allow_update, initial);
+        }
+        let _op = lock(&self.ops);
         let exists = lock(&self.state).contains_key(name);
         if exists && !allow_update {
             return Err(Error::AlreadyExists(name.into()));
@@ -232,6 +272,9 @@ impl Worker {
 
     /// `DELETE /connectors/{name}`. Offsets are kept (as in Kafka).
     pub fn delete(&self, name: &str) -> Result<(), Error> {
+        if let Some(c) = self.cluster.clone() {
+            return self.cluster_delete(&c, name);
+        }
         let _op = lock(&self.ops);
         self.require(name)?;
         self.stop_tasks_and_connector(name);
@@ -241,6 +284,9 @@ impl Worker {
 
     /// `PUT .../pause`, `.../resume`, `.../stop`.
     pub fn set_target(&self, name: &str, target: TargetState) -> Result<(), Error> {
+        if let Some(c) = self.cluster.clone() {
+            return self.cluster_set_target(&c, name, target);
+        }
         let _op = lock(&self.ops);
         let previous = self.require(name)?;
         if let Some(e) = lock(&self.state).get_mut(name) {
@@ -252,7 +298,7 @@ impl Worker {
             (TargetState::Stopped, _) => self.start_connector(name),
             (_, t) => {
                 if let Some(e) = lock(&self.state).get(name) {
-                    for t2 in &e.tasks {
+                    for t2 in e.tasks.values() {
                         t2.shared.set_paused(t == TargetState::Paused);
                     }
                 }
@@ -270,6 +316,9 @@ impl Worker {
         include_tasks: bool,
         only_failed: bool,
     ) -> Result<Option<J>, Error> {
+        if let Some(c) = self.cluster.clone() {
+            return self.cluster_restart(&c, name, include_tasks, only_failed);
+        }
         let _op = lock(&self.ops);
         self.require(name)?;
         let mut planned = self.status(name)?;
@@ -311,11 +360,18 @@ impl Worker {
 
     /// `POST /connectors/{name}/tasks/{id}/restart`.
     pub fn restart_one_task(&self, name: &str, id: usize) -> Result<(), Error> {
+        if self.cluster.is_some() {
+            return Err(Error::Unsupported(
+                "restarting a single task is not supported in distributed mode yet; \
+                 use POST /connectors/{name}/restart?includeTasks=true"
+                    .into(),
+            ));
+        }
         let _op = lock(&self.ops);
         self.require(name)?;
         let known = lock(&self.state)
             .get(name)
-            .is_some_and(|e| id < e.tasks.len());
+            .is_some_and(|e| e.tasks.contains_key(&id));
         if !known {
             return Err(Error::TaskNotFound(format!("{name}-{id}")));
         }
@@ -355,7 +411,7 @@ impl Worker {
 
     fn restart_task(&self, name: &str, id: usize) {
         let old = lock(&self.state).get_mut(name).and_then(|e| {
-            e.tasks.get_mut(id).map(|t| {
+            e.tasks.get_mut(&id).map(|t| {
                 t.shared.request_stop();
                 t.thread.take()
             })
@@ -368,9 +424,7 @@ impl Worker {
             if let Some(cfg) = e.task_configs.get(id).cloned() {
                 let paused = e.target == TargetState::Paused;
                 let t = self.spawn_task(name, e, u32::try_from(id).unwrap_or(0), cfg, paused);
-                if let Some(slot) = e.tasks.get_mut(id) {
-                    *slot = t;
-                }
+                e.tasks.insert(id, t);
             }
         }
     }
@@ -379,7 +433,7 @@ impl Worker {
     fn stop_tasks_and_connector(&self, name: &str) {
         let tasks = match lock(&self.state).get_mut(name) {
             Some(e) => {
-                for t in &e.tasks {
+                for t in e.tasks.values() {
                     t.shared.request_stop();
                 }
                 if let Some(mut c) = e.connector.take() {
@@ -388,9 +442,9 @@ impl Worker {
                 e.task_configs.clear();
                 std::mem::take(&mut e.tasks)
             }
-            None => Vec::new(),
+            None => BTreeMap::new(),
         };
-        for t in tasks {
+        for t in tasks.into_values() {
             if let Some(h) = t.thread {
                 let _ = h.join();
             }
@@ -422,7 +476,12 @@ impl Worker {
         e.tasks = configs
             .into_iter()
             .enumerate()
-            .map(|(i, cfg)| self.spawn_task(name, e, u32::try_from(i).unwrap_or(0), cfg, paused))
+            .map(|(i, cfg)| {
+                (
+                    i,
+                    self.spawn_task(name, e, u32::try_from(i).unwrap_or(0), cfg, paused),
+                )
+            })
             .collect();
     }
 
@@ -496,7 +555,8 @@ impl Entry {
             connector: None,
             failed: None,
             task_configs: Vec::new(),
-            tasks: Vec::new(),
+            tasks: BTreeMap::new(),
+            owned: false,
         }
     }
 
@@ -525,7 +585,6 @@ impl Entry {
         let tasks: Vec<J> = self
             .tasks
             .iter()
-            .enumerate()
             .map(|(i, t)| {
                 let (state, trace) = t.shared.status();
                 let state = match state {

@@ -43,7 +43,11 @@ impl Worker {
     pub fn offsets(&self, name: &str) -> Result<J, Error> {
         let (kind, _, topics) = self.kind_and_topics(name)?;
         let entries: Vec<PartitionOffset> = match kind {
-            ConnectorType::Source => self.offsets.list(name),
+            ConnectorType::Source => {
+                // Distributed mode: what the task's owner (any worker) stored.
+                self.offsets.refresh()?;
+                self.offsets.list(name)
+            }
             ConnectorType::Sink => {
                 let consumer = self.group_consumer(name)?;
                 let mut tpl = TopicPartitionList::new();

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as J};
 
+use super::distributed::log::TopicLog;
 use crate::error::Error;
 
 type JsonMap = Map<String, J>;
@@ -49,9 +50,18 @@ pub struct PartitionOffset {
     pub offset: JsonMap,
 }
 
-/// Source offsets per connector (`offset.storage.file.filename`).
+/// Where source offsets are kept durably.
+enum Backend {
+    /// Standalone: `offset.storage.file.filename`, replaced atomically on each write.
+    File(PathBuf),
+    /// Distributed: the compacted `offset.storage.topic`, key `["<connector>",
+    /// {<partition>}]`, value the offset (a tombstone removes it), as Kafka writes it.
+    Topic(Arc<TopicLog>),
+}
+
+/// Source offsets per connector: a map in memory backed by a file or a topic.
 pub struct OffsetStore {
-    path: PathBuf,
+    backend: Backend,
     data: Mutex<BTreeMap<String, Vec<PartitionOffset>>>,
 }
 
@@ -59,13 +69,68 @@ impl OffsetStore {
     pub fn open(path: PathBuf) -> Result<Self, Error> {
         let data = read_json(&path)?;
         Ok(OffsetStore {
-            path,
+            backend: Backend::File(path),
             data: Mutex::new(data),
         })
     }
 
+    /// An offset store on the offsets topic, read to its end.
+    pub fn on_topic(log: Arc<TopicLog>) -> Result<Self, Error> {
+        let store = OffsetStore {
+            backend: Backend::Topic(log),
+            data: Mutex::new(BTreeMap::new()),
+        };
+        store.refresh()?;
+        Ok(store)
+    }
+
+    /// Distributed mode: reads what other workers wrote to the offsets topic since the
+    /// last call (before tasks start after a rebalance). Standalone: nothing to do.
+    pub fn refresh(&self) -> Result<(), Error> {
+        let Backend::Topic(log) = &self.backend else {
+            return Ok(());
+        };
+        let mut updates: Vec<(String, JsonMap, Option<JsonMap>)> = Vec::new();
+        log.read_to_end(|r| {
+            let key: Option<(String, JsonMap)> =
+                serde_json::from_slice::<J>(r.key)
+                    .ok()
+                    .and_then(|k| match k {
+                        J::Array(mut a) if a.len() == 2 => match (a.pop(), a.pop()) {
+                            (Some(J::Object(p)), Some(J::String(c))) => Some((c, p)),
+                            _ => None,
+                        },
+                        _ => None,
+                    });
+            let value = r.value.and_then(|v| match serde_json::from_slice::<J>(v) {
+                Ok(J::Object(o)) => Some(o),
+                _ => None,
+            });
+            if let Some((c, p)) = key {
+                updates.push((c, p, value));
+            }
+        })
+        .map_err(|e| Error::Storage(e.to_string()))?;
+        let mut data = self.lock();
+        for (c, partition, offset) in updates {
+            let entries = data.entry(c).or_default();
+            entries.retain(|p| p.partition != partition);
+            if let Some(offset) = offset {
+                entries.push(PartitionOffset { partition, offset });
+            }
+        }
+        Ok(())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<PartitionOffset>>> {
         self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_file(&self, bytes: &[u8]) -> Result<(), Error> {
+        match &self.backend {
+            Backend::File(path) => write_atomically(path, bytes),
+            Backend::Topic(_) => Ok(()),
+        }
     }
 
     /// The committed offset of one source partition.
@@ -89,6 +154,21 @@ impl OffsetStore {
         connector: &str,
         updates: Vec<(JsonMap, Option<JsonMap>)>,
     ) -> Result<(), Error> {
+        if let Backend::Topic(log) = &self.backend {
+            let records: Vec<(String, Option<Vec<u8>>)> = updates
+                .iter()
+                .map(|(p, o)| {
+                    let key = J::Array(vec![J::from(connector), J::Object(p.clone())]);
+                    (
+                        key.to_string(),
+                        o.as_ref()
+                            .map(|o| J::Object(o.clone()).to_string().into_bytes()),
+                    )
+                })
+                .collect();
+            log.send(&records)
+                .map_err(|e| Error::Storage(e.to_string()))?;
+        }
         let mut data = self.lock();
         let entries = data.entry(connector.to_string()).or_default();
         for (partition, offset) in updates {
@@ -99,16 +179,23 @@ impl OffsetStore {
         }
         let bytes = serde_json::to_vec_pretty(&*data)
             .map_err(|e| Error::Storage(format!("cannot encode offsets: {e}")))?;
-        write_atomically(&self.path, &bytes)
+        self.write_file(&bytes)
     }
 
     /// Forgets every offset of a connector.
     pub fn reset(&self, connector: &str) -> Result<(), Error> {
+        if let Backend::Topic(_) = &self.backend {
+            let all = self.list(connector);
+            return self.put(
+                connector,
+                all.into_iter().map(|p| (p.partition, None)).collect(),
+            );
+        }
         let mut data = self.lock();
         data.remove(connector);
         let bytes = serde_json::to_vec_pretty(&*data)
             .map_err(|e| Error::Storage(format!("cannot encode offsets: {e}")))?;
-        write_atomically(&self.path, &bytes)
+        self.write_file(&bytes)
     }
 }
 
