@@ -192,6 +192,15 @@ def test_consumer_group_lag_is_end_offset_minus_committed(broker_factory):
             what=f"{N} records consumed",
         )
         c.commit(asynchronous=False)
+        # The idle consumer's fetches wait in the Fetch purgatory for data; its group is
+        # Stable on the coordinator.
+        wait_until(
+            lambda: (s := scrape(base))
+            and (value(s, "kafka_server_delayedoperationpurgatory_purgatorysize", delayedOperation="Fetch") or 0) >= 1
+            and value(s, "kafka_coordinator_group_groupmetadatamanager_numgroupsstable") == 1
+            and value(s, "kafka_coordinator_group_groupmetadatamanager_numgroups") == 1,
+            what="a parked fetch and one Stable group",
+        )
     finally:
         c.close()
 
@@ -213,6 +222,9 @@ def test_consumer_group_lag_is_end_offset_minus_committed(broker_factory):
         and s,
         what="lag to reach N",
     )
+    # Its only member left: the group is Empty, and nothing is parked any more.
+    assert value(behind, "kafka_coordinator_group_groupmetadatamanager_numgroupsempty") == 1
+    assert value(behind, "kafka_server_delayedoperationpurgatory_purgatorysize", delayedOperation="Produce") == 0
     lag = group_series(behind, "kafka_consumergroup_lag", group, topic)
     committed = group_series(behind, "kafka_consumergroup_current_offset", group, topic)
     for p in range(PARTITIONS):
@@ -264,5 +276,20 @@ def test_cluster_counts_leaders_once_and_not_followers_fetches(tmp_path):
         # Replication is not consumption.
         assert sum(value(s, "kafka_server_brokertopicmetrics_bytesout_total", topic=topic) or 0 for s in scrapes) == 0
         assert all(get(f"{b}/health/ready")[0] == 200 for b in bases)
+
+        # A follower killed and restarted rejoins the ISR through its leaders'
+        # AlterPartition: counted as ISR expansions there.
+        victim = next(i for i, s in enumerate(scrapes)
+                      if value(s, "kafka_controller_kafkacontroller_activecontrollercount") == 0)
+        assert sum(value(s, "kafka_server_replicamanager_isrexpands_total") for s in scrapes) == 0
+        c.node(victim + 1).kill9()
+        others = [b for i, b in enumerate(bases) if i != victim]
+        wait_until(lambda: any(value(scrape(b), "kafka_server_replicamanager_underreplicatedpartitions") > 0
+                               for b in others), timeout=30, what="the killed follower out of the ISR")
+        c.node(victim + 1).restart()
+        wait_until(lambda: (scrapes := [scrape(b) for b in bases])
+                   and all(value(s, "kafka_server_replicamanager_underreplicatedpartitions") == 0 for s in scrapes)
+                   and sum(value(s, "kafka_server_replicamanager_isrexpands_total") for s in scrapes) >= 1,
+                   timeout=60, what="the restarted follower back in the ISR, counted as expansions")
     finally:
         c.kill_all()

@@ -521,10 +521,10 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
                 deadline
                     .min(tokio::time::Instant::now() + w.max(std::time::Duration::from_millis(1)))
             });
-        if tokio::time::timeout_at(wake_at, notify.notified())
-            .await
-            .is_err()
-        {
+        let parked = broker.metrics.operations.park_fetch();
+        let woken = tokio::time::timeout_at(wake_at, notify.notified()).await;
+        drop(parked);
+        if woken.is_err() {
             // Deadline (or refill) passed: one more read picks up anything that raced
             // the timer.
             continue;

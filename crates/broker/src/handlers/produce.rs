@@ -60,6 +60,8 @@ pub struct PendingProduce {
     any_error: bool,
     version: i16,
     timeout: std::time::Duration,
+    /// Counted in the Produce purgatory while acks=all waits for the ISR.
+    parked: Option<crate::metrics::Parked>,
 }
 
 impl PendingProduce {
@@ -104,6 +106,7 @@ impl PendingProduce {
                 Err(_) => self.fail(ti, pi, ResponseError::RequestTimedOut, None),
             }
         }
+        drop(self.parked.take());
         finish(self.responses, self.acks, self.any_error)
     }
 }
@@ -432,10 +435,12 @@ pub fn handle(
     if to_flush.is_empty() && to_replicate.is_empty() {
         return finish(responses, acks, any_error);
     }
+    let parked = (!to_replicate.is_empty()).then(|| broker.metrics.operations.park_produce());
     Reply::AfterFlush(PendingProduce {
         responses,
         to_flush,
         to_replicate,
+        parked,
         acks,
         any_error,
         version,

@@ -30,12 +30,14 @@ use prometheus::{Encoder, Registry, TextEncoder};
 
 mod groups;
 mod http;
+mod operations;
 mod requests;
 mod state;
 mod topics;
 
 pub use groups::GroupOffsets;
 pub use http::MetricsServer;
+pub use operations::{OperationMetrics, Parked};
 pub use requests::RequestMetrics;
 pub use topics::{TopicCounters, TopicMetrics};
 
@@ -85,6 +87,7 @@ pub struct BrokerMetrics {
     registry: Registry,
     pub topics: TopicMetrics,
     pub requests: RequestMetrics,
+    pub operations: OperationMetrics,
     state: state::StateGauges,
     groups: groups::GroupGauges,
     /// Held for a whole scrape (sync, never across an await): two scrapes at once
@@ -102,6 +105,7 @@ impl BrokerMetrics {
         Ok(Self {
             topics: TopicMetrics::new(&registry)?,
             requests: RequestMetrics::new(&registry, crate::handlers::SUPPORTED)?,
+            operations: OperationMetrics::new(&registry)?,
             state: state::StateGauges::new(&registry)?,
             groups: groups::GroupGauges::new(&registry)?,
             registry,

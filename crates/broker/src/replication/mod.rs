@@ -50,9 +50,15 @@ pub fn alter_partition(broker: &Arc<Broker>, p: &Arc<Partition>, isr: Vec<i32>) 
     let p = p.clone();
     tokio::spawn(async move {
         tracing::info!(topic = %p.topic, partition = p.index, from = ?a.isr, to = ?isr, "asking the controller to change the ISR");
-        if let Err(e) = broker.commit_metadata(req).await {
-            tracing::info!(topic = %p.topic, partition = p.index, error = %e, "ISR change refused");
-            p.alter_partition_failed();
+        match broker.commit_metadata(req).await {
+            Ok(_) => broker
+                .metrics
+                .operations
+                .isr_changed(a.isr.len(), isr.len()),
+            Err(e) => {
+                tracing::info!(topic = %p.topic, partition = p.index, error = %e, "ISR change refused");
+                p.alter_partition_failed();
+            }
         }
     });
 }
