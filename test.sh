@@ -45,8 +45,9 @@ echo "== cargo test (release)"
 cargo test --release --workspace --lib --bins --tests
 
 # Examples have no tests (clippy --all-targets checks them); the streams tests run them as
-# programs, so build them once as plain binaries.
-cargo build --release -p gregor-streams --examples
+# programs, so build them once as plain binaries. `--workspace`, as above: the same
+# feature set, so no dependency is compiled a second time.
+cargo build --release --workspace --examples
 
 echo "== real-client tests (kcat, confluent-kafka, kafka-python)"
 # Three workers, whole files each (--dist loadfile keeps a file's fixtures in one process).

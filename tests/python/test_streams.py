@@ -2,9 +2,8 @@
 with out-of-order and late records, exactly-once across a kill -9, state restored from the
 changelog, and two instances sharing (and rebalancing) the work.
 
-The example binaries are built by `cargo build --release -p gregor-streams --examples` (CI's
-`cargo test --release --workspace --all-targets` builds them too); GREGOR_EXAMPLES_DIR
-overrides where they are looked for.
+The example binaries are built by test.sh (`cargo build --release --workspace --examples`;
+`-p gregor-streams` works too); GREGOR_EXAMPLES_DIR overrides where they are looked for.
 """
 import json
 import os
