@@ -50,8 +50,8 @@ cargo test --release --workspace --lib --bins --tests
 cargo build --release --workspace --examples
 
 echo "== real-client tests (kcat, confluent-kafka, kafka-python)"
-# Three workers, whole files each (--dist loadfile keeps a file's fixtures in one process).
+# Two workers, whole files each (--dist loadfile keeps a file's fixtures in one process).
 # Every fixture picks its own ports, data directories and network namespaces, so files
 # never share state. PYTEST_WORKERS=0 runs them one at a time.
 GREGOR_BIN="$PWD/target/release/gregor" .venv/bin/python -m pytest -q -p no:cacheprovider \
-  -n "${PYTEST_WORKERS:-3}" --dist loadfile tests/python "$@"
+  -n "${PYTEST_WORKERS:-2}" --dist loadfile tests/python "$@"

@@ -373,7 +373,7 @@ def test_exactly_once_when_an_instance_is_killed_and_the_other_takes_over(broker
     committed = Reader(broker.bootstrap, "counts")
     uncommitted = Reader(broker.bootstrap, "counts", "read_uncommitted")
     produce(broker.bootstrap, "lines", [(f"k{i}".encode(), l.encode(), None) for i, l in enumerate(lines[:200])])
-    wait_until(lambda: len(uncommitted.poll()) > len(committed.poll()) and len(committed.records) > 0, 30, "a committed, b open")
+    wait_until(lambda: len(uncommitted.poll()) > len(committed.poll()) and len(committed.records) > 0, 60, "a committed, b open")
     b.kill9()
     produce(broker.bootstrap, "lines", [(f"k{i}".encode(), l.encode(), None) for i, l in enumerate(lines[200:])])
     expected = true_counts(lines)
