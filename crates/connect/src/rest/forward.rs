@@ -6,7 +6,7 @@
 //! a deadline, then answers 409 as Kafka does.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -39,8 +39,12 @@ pub(crate) async fn forward(State(w): State<Arc<Worker>>, req: Request, next: Ne
         return next.run(req).await;
     }
     let forwarded = req.headers().contains_key(FORWARDED);
-    let deadline = Instant::now() + LEADER_DEADLINE;
+    let deadline = tokio::time::Instant::now() + LEADER_DEADLINE;
     let url = loop {
+        // Registered before the leader is read, so a change in between is not missed.
+        let changed = cluster.leader_changed();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
         if cluster.is_leader() {
             return next.run(req).await;
         }
@@ -49,8 +53,11 @@ pub(crate) async fn forward(State(w): State<Arc<Worker>>, req: Request, next: Ne
         match cluster.leader_url() {
             Some(url) if !forwarded => break url,
             Some(_) => return rebalancing(),
-            None if Instant::now() > deadline => return rebalancing(),
-            None => tokio::time::sleep(Duration::from_millis(50)).await,
+            None => {
+                if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                    return rebalancing();
+                }
+            }
         }
     };
     match to_leader(&url, req).await {

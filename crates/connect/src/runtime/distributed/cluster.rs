@@ -32,6 +32,8 @@ pub struct Cluster {
     statuses: Mutex<BTreeMap<String, J>>,
     /// (leader member id, leader URL) of the current generation.
     leader: Mutex<Option<(String, String)>>,
+    /// Woken whenever the leader is set or cleared (REST writes wait on it).
+    leader_changed: tokio::sync::Notify,
     is_leader: AtomicBool,
     pub generation: AtomicI32,
     /// What this worker last wrote to the status topic, per key.
@@ -49,6 +51,7 @@ impl Cluster {
             applied: (Mutex::new(-1), Condvar::new()),
             statuses: Mutex::new(BTreeMap::new()),
             leader: Mutex::new(None),
+            leader_changed: tokio::sync::Notify::new(),
             is_leader: AtomicBool::new(false),
             generation: AtomicI32::new(-1),
             published: Mutex::new(BTreeMap::new()),
@@ -169,6 +172,12 @@ impl Cluster {
     pub fn set_leader(&self, leader: Option<(String, String)>, me: bool) {
         *lock(&self.leader) = leader;
         self.is_leader.store(me, Ordering::SeqCst);
+        self.leader_changed.notify_waiters();
+    }
+
+    /// Notified when the leader changes; create the future before reading the leader.
+    pub fn leader_changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.leader_changed.notified()
     }
 
     pub fn is_leader(&self) -> bool {
