@@ -297,6 +297,7 @@ impl Broker {
             crate::share::ShareConfig::from_values(&config.values),
             &dir,
         );
+        shares.share_state.load(&replicas);
         let advertised_ports = config
             .listeners
             .iter()
@@ -341,6 +342,7 @@ impl Broker {
     /// Started once the broker is open; holds the broker weakly.
     pub fn start_publisher(self: &Arc<Self>) {
         crate::share::start_timer(self);
+        self.shares.start(self);
         let weak = Arc::downgrade(self);
         let mut images = self.metadata.subscribe();
         let mut stop = self.stop.subscribe();

@@ -233,6 +233,42 @@ pub fn share_error_code(e: &crate::share::ShareError) -> ResponseError {
     }
 }
 
+/// The Kafka error code for a share coordinator error (APIs 83–87).
+pub fn share_state_error_code(e: &crate::share::state::StateError) -> ResponseError {
+    use crate::share::state::StateError as S;
+    match e {
+        S::NotCoordinator => ResponseError::NotCoordinator,
+        S::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        S::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
+        S::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
+        S::FencedStateEpoch => ResponseError::FencedStateEpoch,
+        S::InvalidRequest(_) => ResponseError::InvalidRequest,
+        S::Storage(_) => ResponseError::UnknownServerError,
+    }
+}
+
+/// A share coordinator's answer for one share-partition as wire code and message
+/// (`(0, None)` for success; CLUSTER_AUTHORIZATION_FAILED when `authorized` is false).
+pub fn share_state_outcome<T>(
+    authorized: bool,
+    r: &Result<T, crate::share::state::StateError>,
+) -> (i16, Option<gregor_protocol::kp::protocol::StrBytes>) {
+    use gregor_protocol::kp::protocol::StrBytes;
+    if !authorized {
+        return (
+            ResponseError::ClusterAuthorizationFailed.code(),
+            Some(StrBytes::from_static_str("Cluster authorization failed.")),
+        );
+    }
+    match r {
+        Ok(_) => (0, None),
+        Err(e) => (
+            share_state_error_code(e).code(),
+            Some(StrBytes::from_string(e.to_string())),
+        ),
+    }
+}
+
 /// A share-group error as wire code and message.
 pub fn share_failure(
     e: &crate::share::ShareError,

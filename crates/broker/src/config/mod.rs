@@ -185,6 +185,8 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("group.share.record.lock.duration.ms", "30000"),
     ("group.share.partition.max.record.locks", "2000"),
     ("group.share.delivery.count.limit", "5"),
+    ("share.coordinator.state.topic.num.partitions", "50"),
+    ("share.coordinator.state.topic.replication.factor", "3"),
     // Gregor's broker-wide default for the share group config of that name.
     ("share.auto.offset.reset", "latest"),
     ("share.isolation.level", "read_uncommitted"),

@@ -1,6 +1,7 @@
 //! FindCoordinator (key 10), including batched keys (KIP-699, v4). v5 only allows the
-//! TRANSACTION_ABORTABLE error (KIP-890); v6 adds the share key type (KIP-932), which
-//! this broker does not serve (INVALID_REQUEST, as for any unknown key type).
+//! TRANSACTION_ABORTABLE error (KIP-890); v6 adds the share key type (KIP-932): the
+//! key `group:topicId:partition` names a share-partition, whose share coordinator is
+//! the leader of its `__share_group_state` partition.
 //!
 //! In a single-node cluster this broker coordinates every group and every
 //! transactional id, except those whose internal-topic partition is offline
@@ -9,8 +10,8 @@
 //!
 //! Authorization is Kafka's, per key: DESCRIBE on the GROUP (GROUP_AUTHORIZATION_FAILED)
 //! or on the TRANSACTIONAL_ID (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); a share key needs
-//! CLUSTER_ACTION on the cluster (CLUSTER_AUTHORIZATION_FAILED) before it is refused
-//! as unknown.
+//! CLUSTER_ACTION on the cluster (CLUSTER_AUTHORIZATION_FAILED): only brokers look
+//! share coordinators up.
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::coordinator_partition::{owner, Owner};
 use crate::group::coordinator::OFFSETS_TOPIC;
+use crate::share::state::STATE_TOPIC;
 use crate::txn::coordinator::TXN_TOPIC;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -90,18 +92,27 @@ fn locate(
             ResponseError::InvalidRequest,
             "The transactional id is longer than 32767 bytes.",
         )),
-        GROUP | TRANSACTION => {
+        SHARE if !valid_share_key(key) => Err((
+            ResponseError::InvalidRequest,
+            "The share coordinator key must be group:topicId:partition.",
+        )),
+        GROUP | TRANSACTION | SHARE => {
             // The id's partition of the internal topic, over the topic's partition
             // count: if that one partition is offline, only its ids are unavailable.
-            let owner = if key_type == GROUP {
-                owner(
+            let owner = match key_type {
+                GROUP => owner(
                     broker,
                     OFFSETS_TOPIC,
                     key,
                     broker.config.group.offsets_partitions,
-                )
-            } else {
-                owner(broker, TXN_TOPIC, key, broker.config.txn.state_partitions)
+                ),
+                TRANSACTION => owner(broker, TXN_TOPIC, key, broker.config.txn.state_partitions),
+                _ => owner(
+                    broker,
+                    STATE_TOPIC,
+                    key,
+                    broker.shares.share_state.config().partitions,
+                ),
             };
             let unavailable = (
                 ResponseError::CoordinatorNotAvailable,
@@ -134,6 +145,17 @@ fn locate(
     }
 }
 
+/// Kafka's share coordinator key: `group:topicId:partition`, a non-empty group (which
+/// may itself contain colons), a topic id and a partition number.
+fn valid_share_key(key: &str) -> bool {
+    let mut parts = key.rsplitn(3, ':');
+    let (Some(partition), Some(topic), Some(group)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    !group.is_empty() && !topic.is_empty() && partition.parse::<i32>().is_ok_and(|p| p >= 0)
+}
+
 pub async fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
@@ -150,18 +172,21 @@ pub async fn handle(
     // topic must exist before the answer can name it (Kafka creates it here too, for a
     // key the principal may look up).
     if broker.metadata.image().brokers.len() > 1 && refusals.iter().any(Option::is_none) {
-        let (topic, partitions, rf) = if req.key_type == TRANSACTION {
-            (
+        let (topic, partitions, rf) = match req.key_type {
+            TRANSACTION => (
                 TXN_TOPIC,
                 broker.config.txn.state_partitions,
                 broker.config.cluster.txn_replication_factor,
-            )
-        } else {
-            (
+            ),
+            SHARE => {
+                let c = broker.shares.share_state.config();
+                (STATE_TOPIC, c.partitions, c.replication_factor)
+            }
+            _ => (
                 OFFSETS_TOPIC,
                 broker.config.group.offsets_partitions,
                 broker.config.cluster.offsets_replication_factor,
-            )
+            ),
         };
         if broker.metadata.image().topic(topic).is_none() {
             if let Err(e) = broker.ensure_internal_topic(topic, partitions, rf).await {

@@ -36,6 +36,7 @@ pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_share_group_offsets;
+pub mod delete_share_group_state;
 pub mod delete_topics;
 pub mod describe_acls;
 pub mod describe_client_quotas;
@@ -57,6 +58,7 @@ pub mod get_telemetry_subscriptions;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod initialize_share_group_state;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_config_resources;
@@ -72,6 +74,8 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod produce_txn;
 pub mod push_telemetry;
+pub mod read_share_group_state;
+pub mod read_share_group_state_summary;
 pub mod remove_raft_voter;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
@@ -85,6 +89,7 @@ pub mod txn_offset_commit;
 pub mod unregister_broker;
 pub mod update_features;
 pub mod update_raft_voter;
+pub mod write_share_group_state;
 pub mod write_txn_markers;
 
 /// An API this broker implements, at versions `min..=max`.
@@ -163,6 +168,11 @@ pub const SUPPORTED: &[ApiSpec] = &[
     describe_share_group_offsets::SPEC,
     alter_share_group_offsets::SPEC,
     delete_share_group_offsets::SPEC,
+    initialize_share_group_state::SPEC,
+    read_share_group_state::SPEC,
+    write_share_group_state::SPEC,
+    delete_share_group_state::SPEC,
+    read_share_group_state_summary::SPEC,
 ];
 
 /// Capacity a connection's decompression buffer may keep between requests. One request
@@ -756,6 +766,33 @@ async fn route(
                 delete_share_group_offsets::handle(broker, ctx, r)
             })
         }
+        ApiKey::InitializeShareGroupState => {
+            call!(broker, buf, ctx, m::InitializeShareGroupStateRequest, |r| {
+                initialize_share_group_state::handle(broker, ctx, r)
+            })
+        }
+        ApiKey::ReadShareGroupState => {
+            call!(broker, buf, ctx, m::ReadShareGroupStateRequest, |r| {
+                read_share_group_state::handle(broker, ctx, r)
+            })
+        }
+        ApiKey::WriteShareGroupState => {
+            call!(broker, buf, ctx, m::WriteShareGroupStateRequest, |r| {
+                write_share_group_state::handle(broker, ctx, r)
+            })
+        }
+        ApiKey::DeleteShareGroupState => {
+            call!(broker, buf, ctx, m::DeleteShareGroupStateRequest, |r| {
+                delete_share_group_state::handle(broker, ctx, r)
+            })
+        }
+        ApiKey::ReadShareGroupStateSummary => call!(
+            broker,
+            buf,
+            ctx,
+            m::ReadShareGroupStateSummaryRequest,
+            |r| { read_share_group_state_summary::handle(broker, ctx, r) }
+        ),
         other => Outcome::Close(format!("no handler for {other:?}")),
     }
 }

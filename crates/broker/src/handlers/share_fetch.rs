@@ -226,6 +226,9 @@ async fn fetch(
             }
         }
     }
+    // A share-partition served here for the first time (or under a new leader epoch)
+    // is read from its share coordinator first.
+    broker.shares.ensure_loaded(broker, group, &parts).await;
     let max_records = usize::try_from(req.max_records)
         .ok()
         .filter(|n| *n > 0)

@@ -105,7 +105,15 @@ with_field!(
     DeleteShareGroupOffsetsResponse,
 );
 
-without_field!(DescribeQuorumResponse, WriteTxnMarkersResponse,);
+without_field!(
+    DescribeQuorumResponse,
+    WriteTxnMarkersResponse,
+    InitializeShareGroupStateResponse,
+    ReadShareGroupStateResponse,
+    WriteShareGroupStateResponse,
+    DeleteShareGroupStateResponse,
+    ReadShareGroupStateSummaryResponse,
+);
 
 /// APIs whose handling time is not charged: ApiVersions (a client must always be able
 /// to start), and those that park waiting for others (a fetch's long poll, a group's

@@ -18,8 +18,9 @@ use uuid::Uuid;
 
 use super::group::{Heartbeat, HeartbeatResult, Member, ShareGroup, TopicInfo};
 use super::partition::{AcquiredRange, SharePartition};
-use super::persist::{self, Snapshot, Store};
+use super::persister::{from_batches, to_batches, Persister};
 use super::session::{Session, SessionStep, Tp};
+use super::state::{ShareState, ShareStateCoordinator, StateKey};
 use super::{OffsetReset, ShareConfig, ShareError};
 use crate::broker::Broker;
 use crate::error::ReplicaError;
@@ -32,6 +33,10 @@ struct State {
     groups: BTreeMap<String, ShareGroup>,
     partitions: HashMap<Key, SharePartition>,
     sessions: HashMap<(String, String), Session>,
+    /// The share-partitions loaded from their share coordinator, with the leader epoch
+    /// they were loaded under and their state epoch. A partition led here again under
+    /// a new epoch is loaded again: what is held of it may be stale.
+    loaded: HashMap<Key, (i32, i32)>,
 }
 
 /// A share group as ShareGroupDescribe and ListGroups show it.
@@ -76,26 +81,86 @@ pub struct ShareCoordinator {
     timer: Arc<Notify>,
     /// Parked share fetches, woken when records become available again.
     waiters: Mutex<Vec<Weak<Notify>>>,
-    store: Store,
+    persister: Persister,
+    /// The share coordinator of the `__share_group_state` partitions led here.
+    pub share_state: ShareStateCoordinator,
 }
 
 impl ShareCoordinator {
-    /// Opens the coordinator and restores the share-partitions stored in `data_dir`.
+    /// Opens the coordinator. Share-partition state is loaded from the share
+    /// coordinator when a partition is first fetched ([`Self::ensure_loaded`]).
     pub fn open(config: ShareConfig, data_dir: &std::path::Path) -> Self {
+        let persister = Persister::open(data_dir);
         let mut state = State::default();
-        for s in persist::load(data_dir) {
-            state.groups.entry(s.group.clone()).or_default();
-            state.partitions.insert(
-                (s.group, s.topic_id, s.partition),
-                SharePartition::restore(s.spso, s.speo, s.entries),
-            );
+        for g in persister.legacy_groups() {
+            state.groups.entry(g).or_default();
         }
+        let coordinator = ShareStateCoordinator::new(config.state);
         Self {
             config,
             state: Mutex::new(state),
             timer: Arc::new(Notify::new()),
             waiters: Mutex::new(Vec::new()),
-            store: Store::open(data_dir),
+            persister,
+            share_state: coordinator,
+        }
+    }
+
+    /// Starts the persister's writer (once the broker exists).
+    pub fn start(&self, broker: &Arc<Broker>) {
+        self.persister.start(broker);
+    }
+
+    /// Loads, from their share coordinator, the share-partitions of `group` among
+    /// `parts` that are not loaded under their current leader epoch. A partition whose
+    /// state cannot be read stays unloaded: it serves nothing until a later fetch loads
+    /// it (never a fresh start that would redeliver acknowledged records).
+    pub async fn ensure_loaded(
+        &self,
+        broker: &Arc<Broker>,
+        group: &str,
+        parts: &[(Tp, Arc<Partition>, i64)],
+    ) {
+        for (tp, p, _) in parts {
+            let key = (group.to_string(), tp.0, tp.1);
+            let epoch = p.leader_epoch();
+            if self.lock().loaded.get(&key).map(|l| l.0) == Some(epoch) {
+                continue;
+            }
+            let skey = StateKey {
+                group: group.to_string(),
+                topic_id: tp.0,
+                partition: tp.1,
+            };
+            let stored = match self.persister.load(broker, &skey, epoch).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(group, partition = tp.1, error = %e, "share-partition state not available");
+                    continue;
+                }
+            };
+            let sp = if stored.start_offset >= 0 {
+                let entries = from_batches(&stored.batches, self.config.limits.max_in_flight * 2);
+                let speo = stored
+                    .batches
+                    .iter()
+                    .map(|b| b.last_offset.saturating_add(1))
+                    .max()
+                    .unwrap_or(stored.start_offset);
+                SharePartition::restore(stored.start_offset, speo, entries)
+            } else {
+                SharePartition::new(match self.config.auto_offset_reset {
+                    OffsetReset::Earliest => p.log_start_offset(),
+                    OffsetReset::Latest => p.high_watermark(),
+                })
+            };
+            let mut st = self.lock();
+            if st.loaded.get(&key).map(|l| l.0) == Some(epoch) {
+                continue; // another fetch loaded it meanwhile, and may have acquired
+            }
+            st.loaded.insert(key.clone(), (epoch, stored.state_epoch));
+            st.groups.entry(group.to_string()).or_default();
+            st.partitions.insert(key, sp);
         }
     }
 
@@ -112,7 +177,9 @@ impl ShareCoordinator {
     /// broker keeps share-partition state for it (the other group APIs refuse it).
     pub fn is_share_group(&self, group: &str) -> bool {
         let st = self.lock();
-        st.groups.contains_key(group) || st.partitions.keys().any(|(g, _, _)| g == group)
+        st.groups.contains_key(group)
+            || st.partitions.keys().any(|(g, _, _)| g == group)
+            || self.share_state.groups().iter().any(|g| g == group)
     }
 
     /// Applies a ShareGroupHeartbeat. A member that leaves gives back its records.
@@ -152,10 +219,14 @@ impl ShareCoordinator {
         st.sessions.remove(&(group.to_string(), member.to_string()));
         let mut released = false;
         let limits = self.config.limits;
-        for ((g, t, p), sp) in st.partitions.iter_mut() {
-            if g == group && sp.release_member(member, &limits) {
+        let State {
+            partitions, loaded, ..
+        } = st;
+        for (k, sp) in partitions.iter_mut() {
+            if k.0 == group && sp.release_member(member, &limits) {
                 released = true;
-                self.store.save_later(snapshot(g, *t, *p, sp));
+                let (key, state) = durable_state(loaded, k, sp);
+                self.persister.save_later(key, state);
             }
         }
         if released {
@@ -164,11 +235,20 @@ impl ShareCoordinator {
     }
 
     pub fn list(&self) -> Vec<(String, &'static str)> {
-        self.lock()
+        let st = self.lock();
+        let mut out: Vec<(String, &'static str)> = st
             .groups
             .iter()
             .map(|(id, g)| (id.clone(), g.state_name()))
-            .collect()
+            .collect();
+        // Groups whose state this broker coordinates but that nobody consumed since
+        // it started (membership is not persisted): empty share groups.
+        for g in self.share_state.groups() {
+            if !st.groups.contains_key(&g) {
+                out.push((g, "Empty"));
+            }
+        }
+        out
     }
 
     pub fn describe(&self, group: &str) -> Option<ShareGroupInfo> {
@@ -186,18 +266,49 @@ impl ShareCoordinator {
     /// The start offset of every share-partition of `group`; `None` if no such group.
     pub fn offsets(&self, group: &str) -> Option<Vec<ShareOffsets>> {
         let st = self.lock();
-        st.groups.get(group)?;
-        Some(
-            st.partitions
-                .iter()
-                .filter(|((g, _, _), _)| g == group)
-                .map(|((_, t, p), sp)| ShareOffsets {
-                    topic_id: *t,
-                    partition: *p,
-                    start_offset: sp.start_offset(),
-                })
-                .collect(),
-        )
+        let coordinated = self.share_state.offsets_of(group);
+        if !st.groups.contains_key(group) && coordinated.is_empty() {
+            return None;
+        }
+        let mut out: Vec<ShareOffsets> = st
+            .partitions
+            .iter()
+            .filter(|((g, _, _), _)| g == group)
+            .map(|((_, t, p), sp)| ShareOffsets {
+                topic_id: *t,
+                partition: *p,
+                start_offset: sp.start_offset(),
+            })
+            .collect();
+        // Share-partitions not loaded here, as their coordinator (this broker) has them.
+        for (t, p, start_offset) in coordinated {
+            if !st.partitions.contains_key(&(group.to_string(), t, p)) {
+                out.push(ShareOffsets {
+                    topic_id: t,
+                    partition: p,
+                    start_offset,
+                });
+            }
+        }
+        Some(out)
+    }
+
+    /// Every share-partition key of `group` known here: loaded, or coordinated here.
+    fn keys_of(&self, st: &State, group: &str, topics: Option<&[Uuid]>) -> Vec<Key> {
+        let wanted = |t: &Uuid| topics.is_none_or(|ts| ts.contains(t));
+        let mut keys: Vec<Key> = st
+            .partitions
+            .keys()
+            .filter(|(g, t, _)| g == group && wanted(t))
+            .cloned()
+            .collect();
+        for (t, p, _) in self.share_state.offsets_of(group) {
+            let k = (group.to_string(), t, p);
+            if wanted(&t) && !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        keys
     }
 
     /// Deletes an empty share group and its share-partitions.
@@ -207,19 +318,13 @@ impl ShareCoordinator {
             check_empty(&st, group)?;
             st.groups.remove(group);
             st.sessions.retain(|(g, _), _| g != group);
-            let keys: Vec<Key> = st
-                .partitions
-                .keys()
-                .filter(|(g, _, _)| g == group)
-                .cloned()
-                .collect();
+            let keys = self.keys_of(&st, group, None);
             keys.into_iter()
-                .filter_map(|k| {
-                    st.partitions
-                        .remove(&k)
-                        .map(|sp| snapshot(&k.0, k.1, k.2, &sp))
+                .map(|k| {
+                    st.partitions.remove(&k);
+                    st.loaded.remove(&k);
+                    self.persister.remove(state_key(&k))
                 })
-                .map(|s| self.store.remove(s))
                 .collect::<Vec<_>>()
         };
         durable(removed).await
@@ -242,13 +347,17 @@ impl ShareCoordinator {
             }
             st.groups.entry(group.to_string()).or_default();
             let mut saved = Vec::new();
+            let State {
+                partitions, loaded, ..
+            } = &mut *st;
             for &(t, p, offset) in offsets {
-                let sp = st
-                    .partitions
-                    .entry((group.to_string(), t, p))
+                let k = (group.to_string(), t, p);
+                let sp = partitions
+                    .entry(k.clone())
                     .or_insert_with(|| SharePartition::new(offset));
                 sp.reset(offset);
-                saved.push(self.store.save(snapshot(group, t, p, sp)));
+                let (key, state) = durable_state(loaded, &k, sp);
+                saved.push(self.persister.save(key, state));
             }
             saved
         };
@@ -264,19 +373,13 @@ impl ShareCoordinator {
         let removed = {
             let mut st = self.lock();
             check_empty(&st, group)?;
-            let keys: Vec<Key> = st
-                .partitions
-                .keys()
-                .filter(|(g, t, _)| g == group && topics.contains(t))
-                .cloned()
-                .collect();
+            let keys = self.keys_of(&st, group, Some(topics));
             keys.into_iter()
-                .filter_map(|k| {
-                    st.partitions
-                        .remove(&k)
-                        .map(|sp| snapshot(&k.0, k.1, k.2, &sp))
+                .map(|k| {
+                    st.partitions.remove(&k);
+                    st.loaded.remove(&k);
+                    self.persister.remove(state_key(&k))
                 })
-                .map(|s| self.store.remove(s))
                 .collect::<Vec<_>>()
         };
         durable(removed).await
@@ -364,9 +467,12 @@ impl ShareCoordinator {
         let mut pending = Vec::new();
         {
             let mut st = self.lock();
+            let State {
+                partitions, loaded, ..
+            } = &mut *st;
             for (tp, batches) in acks {
                 let key = (group.to_string(), tp.0, tp.1);
-                let Some(sp) = st.partitions.get_mut(&key) else {
+                let Some(sp) = partitions.get_mut(&key) else {
                     out.push((tp, Err(ShareError::InvalidRecordState)));
                     continue;
                 };
@@ -376,7 +482,8 @@ impl ShareCoordinator {
                         result = Err(e);
                     }
                 }
-                pending.push((out.len(), self.store.save(snapshot(group, tp.0, tp.1, sp))));
+                let (k, state) = durable_state(loaded, &key, sp);
+                pending.push((out.len(), self.persister.save(k, state)));
                 out.push((tp, result));
             }
         }
@@ -403,12 +510,14 @@ impl ShareCoordinator {
         max_bytes: usize,
     ) -> FetchOutcome {
         let limits = self.config.limits;
-        let reset = self.config.auto_offset_reset;
         let now = Instant::now();
         let mut out = Vec::with_capacity(parts.len());
         let mut records_left = max_records;
         let mut bytes_left = max_bytes;
         let mut st = self.lock();
+        let State {
+            partitions, loaded, ..
+        } = &mut *st;
         for (tp, p, upper) in parts {
             let mut pf = PartitionFetch::default();
             if records_left == 0 {
@@ -416,12 +525,15 @@ impl ShareCoordinator {
                 continue;
             }
             let key = (group.to_string(), tp.0, tp.1);
-            let sp = st.partitions.entry(key).or_insert_with(|| {
-                SharePartition::new(match reset {
-                    OffsetReset::Earliest => p.log_start_offset(),
-                    OffsetReset::Latest => p.high_watermark(),
-                })
-            });
+            // Only a share-partition loaded under the current leader epoch is served.
+            if loaded.get(&key).map(|l| l.0) != Some(p.leader_epoch()) {
+                out.push((*tp, pf));
+                continue;
+            }
+            let Some(sp) = partitions.get_mut(&key) else {
+                out.push((*tp, pf));
+                continue;
+            };
             let before = sp.version();
             let first = bytes_left == max_bytes;
             match super::read::acquire(
@@ -445,7 +557,8 @@ impl ShareCoordinator {
                 Err(e) => pf.error = Some(e),
             }
             if sp.version() != before {
-                self.store.save_later(snapshot(group, tp.0, tp.1, sp));
+                let (k, state) = durable_state(loaded, &key, sp);
+                self.persister.save_later(k, state);
             }
             out.push((*tp, pf));
         }
@@ -478,10 +591,14 @@ impl ShareCoordinator {
         let limits = self.config.limits;
         let mut st = self.lock();
         let mut released = false;
-        for ((g, t, p), sp) in st.partitions.iter_mut() {
+        let State {
+            partitions, loaded, ..
+        } = &mut *st;
+        for (k, sp) in partitions.iter_mut() {
             if sp.expire(now, &limits) {
                 released = true;
-                self.store.save_later(snapshot(g, *t, *p, sp));
+                let (key, state) = durable_state(loaded, k, sp);
+                self.persister.save_later(key, state);
             }
         }
         let mut gone = Vec::new();
@@ -513,15 +630,33 @@ fn check_empty(st: &State, group: &str) -> Result<(), ShareError> {
     }
 }
 
-fn snapshot(group: &str, topic_id: Uuid, partition: i32, sp: &SharePartition) -> Snapshot {
-    Snapshot {
-        group: group.to_string(),
-        topic_id,
-        partition,
-        spso: sp.start_offset(),
-        speo: sp.end_offset(),
-        entries: sp.entries(),
+fn state_key(k: &Key) -> StateKey {
+    StateKey {
+        group: k.0.clone(),
+        topic_id: k.1,
+        partition: k.2,
     }
+}
+
+/// What a share-partition writes to its share coordinator: its start offset and
+/// in-flight records, under the leader and state epochs it was loaded with (leader
+/// epoch -1 for one never loaded here: AlterShareGroupOffsets).
+fn durable_state(
+    loaded: &HashMap<Key, (i32, i32)>,
+    k: &Key,
+    sp: &SharePartition,
+) -> (StateKey, ShareState) {
+    let (leader_epoch, state_epoch) = loaded.get(k).copied().unwrap_or((-1, 0));
+    (
+        state_key(k),
+        ShareState {
+            snapshot_epoch: 0,
+            state_epoch,
+            leader_epoch,
+            start_offset: sp.start_offset(),
+            batches: to_batches(&sp.entries()),
+        },
+    )
 }
 
 async fn durable(rxs: Vec<tokio::sync::oneshot::Receiver<bool>>) -> Result<(), ShareError> {

@@ -7,7 +7,11 @@
 //!   acquisition locks, delivery counts). Pure and unit-tested.
 //! - [`session`]: share sessions and their epochs (ShareFetch/ShareAcknowledge).
 //! - [`read`]: reading stored batches from a log and acquiring their offsets.
-//! - [`persist`]: durable share-partition snapshots.
+//! - [`state`]: the share coordinator: share-partition state in the replicated
+//!   `__share_group_state` topic, served to share-partition leaders (APIs 83–87).
+//! - [`persister`]: the share-partition leader's client of it (reads on takeover,
+//!   writes of acknowledgements and releases).
+//! - [`persist`]: the local snapshot files of earlier versions, moved to the topic.
 //! - `coordinator.rs`: [`ShareCoordinator`], the registry all handlers call, and the
 //!   timer task that expires acquisition locks and member sessions at their deadlines.
 //!
@@ -21,8 +25,10 @@ mod coordinator;
 pub mod group;
 pub mod partition;
 pub mod persist;
+pub mod persister;
 pub mod read;
 pub mod session;
+pub mod state;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -84,6 +90,8 @@ pub struct ShareConfig {
     /// `share.isolation.level` = read_committed: deliver only committed transactional
     /// records (read below the last stable offset, aborted batches skipped).
     pub read_committed: bool,
+    /// `share.coordinator.state.topic.num.partitions` / `.replication.factor`.
+    pub state: state::StateConfig,
 }
 
 impl ShareConfig {
@@ -123,6 +131,18 @@ impl ShareConfig {
             },
             read_committed: values.get("share.isolation.level").map(|s| s.as_str())
                 == Some("read_committed"),
+            state: state::StateConfig {
+                partitions: num(
+                    values,
+                    "share.coordinator.state.topic.num.partitions",
+                    50i32,
+                ),
+                replication_factor: num(
+                    values,
+                    "share.coordinator.state.topic.replication.factor",
+                    3i16,
+                ),
+            },
         }
     }
 }

@@ -1,27 +1,16 @@
-//! Durable share-partition state: one snapshot file per share-partition under
-//! `<data dir>/__share_group_state/`, rewritten whole (temp file, fsync, rename, fsync of
-//! the directory) by one writer thread.
-//!
-//! Kafka keeps this state in the `__share_group_state` topic behind a share
-//! coordinator. A share-partition's state is small (its start offset and at most
-//! `group.share.partition.max.record.locks` entries), so Gregor keeps only its latest
-//! snapshot, on the broker that leads the partition (where ShareFetch is served). The
-//! writer coalesces: snapshots queued while it writes are written together, the
-//! newest per share-partition wins, and everyone waiting on any of them is told after
-//! one directory fsync. An acknowledgement is answered only after its snapshot is
-//! durable.
+//! Share-partition state as earlier Gregor versions stored it: one snapshot file per
+//! share-partition under `<data dir>/__share_group_state/`, on the partition leader.
+//! The state now lives in the replicated `__share_group_state` topic
+//! ([`super::state`]); these files are only read, once, and moved there
+//! ([`super::persister`]), then removed.
 //!
 //! File format (big-endian): `GSS1`, group id (u16 length + UTF-8), topic id (16
 //! bytes), partition (i32), SPSO (i64), SPEO (i64), entry count (u32), then per entry
 //! offset (i64), state (u8), delivery count (i16), and a trailing CRC-32C of all of it.
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::path::Path;
 
 use bytes::{Buf, BufMut, BytesMut};
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::partition::RecordState;
@@ -134,107 +123,14 @@ pub fn load(data_dir: &Path) -> Vec<Snapshot> {
     out
 }
 
-enum Job {
-    Write(Snapshot, Option<oneshot::Sender<bool>>),
-    Remove(Snapshot, Option<oneshot::Sender<bool>>),
-}
-
-/// The handle to the writer thread.
-pub struct Store {
-    tx: std::sync::Mutex<mpsc::Sender<Job>>,
-}
-
-impl Store {
-    pub fn open(data_dir: &Path) -> Self {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let dir = data_dir.join(DIR);
-        let spawned = std::thread::Builder::new()
-            .name("share-state".into())
-            .spawn(move || writer(dir, rx));
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the share-state writer");
-        }
-        Self {
-            tx: std::sync::Mutex::new(tx),
+/// Removes a snapshot's file once its state lives in `__share_group_state`.
+pub fn remove_file(data_dir: &Path, s: &Snapshot) {
+    let path = data_dir.join(DIR).join(s.file_name());
+    if let Err(e) = std::fs::remove_file(&path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(file = %path.display(), error = %e, "cannot remove a moved share-state file");
         }
     }
-
-    fn send(&self, job: Job) {
-        if let Ok(tx) = self.tx.lock() {
-            let _ = tx.send(job);
-        }
-    }
-
-    /// Queues a snapshot; the receiver answers once it is durable (false if the write
-    /// failed).
-    pub fn save(&self, s: Snapshot) -> oneshot::Receiver<bool> {
-        let (done, rx) = oneshot::channel();
-        self.send(Job::Write(s, Some(done)));
-        rx
-    }
-
-    /// Queues a snapshot nobody waits for.
-    pub fn save_later(&self, s: Snapshot) {
-        self.send(Job::Write(s, None));
-    }
-
-    /// Removes a share-partition's file.
-    pub fn remove(&self, s: Snapshot) -> oneshot::Receiver<bool> {
-        let (done, rx) = oneshot::channel();
-        self.send(Job::Remove(s, Some(done)));
-        rx
-    }
-}
-
-fn writer(dir: PathBuf, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut latest: HashMap<String, Option<Snapshot>> = HashMap::new();
-        let mut waiting = Vec::new();
-        let mut order = Vec::new();
-        for job in std::iter::once(first).chain(rx.try_iter()) {
-            let (name, snap, done) = match job {
-                Job::Write(s, d) => (s.file_name(), Some(s), d),
-                Job::Remove(s, d) => (s.file_name(), None, d),
-            };
-            if !latest.contains_key(&name) {
-                order.push(name.clone());
-            }
-            latest.insert(name, snap);
-            waiting.extend(done);
-        }
-        let ok = write_all(&dir, &order, &latest);
-        if let Err(e) = &ok {
-            tracing::error!(error = %e, dir = %dir.display(), "share-partition state not written");
-        }
-        for w in waiting {
-            let _ = w.send(ok.is_ok());
-        }
-    }
-}
-
-fn write_all(
-    dir: &Path,
-    order: &[String],
-    latest: &HashMap<String, Option<Snapshot>>,
-) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    for name in order {
-        let path = dir.join(name);
-        match latest.get(name) {
-            Some(Some(s)) => {
-                let tmp = dir.join(format!("{name}.tmp"));
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(&s.encode())?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, &path)?;
-            }
-            _ => match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            },
-        }
-    }
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -261,24 +157,21 @@ mod tests {
         assert_eq!(Snapshot::decode(b"GSS1"), None);
     }
 
-    #[tokio::test]
-    async fn the_writer_keeps_the_newest_and_removes() {
+    #[test]
+    fn files_are_loaded_and_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path());
-        let mut s = Snapshot {
+        let s = Snapshot {
             group: "g".into(),
             topic_id: Uuid::new_v4(),
             partition: 0,
-            spso: 1,
-            speo: 1,
+            spso: 5,
+            speo: 5,
             entries: vec![],
         };
-        store.save_later(s.clone());
-        s.spso = 5;
-        s.speo = 5;
-        assert!(store.save(s.clone()).await.unwrap());
+        std::fs::create_dir_all(dir.path().join(DIR)).unwrap();
+        std::fs::write(dir.path().join(DIR).join(s.file_name()), s.encode()).unwrap();
         assert_eq!(load(dir.path()), vec![s.clone()]);
-        assert!(store.remove(s).await.unwrap());
+        remove_file(dir.path(), &s);
         assert!(load(dir.path()).is_empty());
     }
 }

@@ -20,6 +20,7 @@ mod group_apis;
 mod quota_apis;
 mod security_apis;
 mod share_apis;
+mod share_state_apis;
 mod txn_apis;
 
 use common::TestBroker;
@@ -154,6 +155,21 @@ async fn every_advertised_version_answers_with_the_right_codes_and_contents() {
             }
             ApiKey::DeleteShareGroupOffsets => {
                 share_apis::delete_share_group_offsets(c, &cx, range).await
+            }
+            ApiKey::InitializeShareGroupState => {
+                share_state_apis::initialize_share_group_state(c, &cx, range).await
+            }
+            ApiKey::ReadShareGroupState => {
+                share_state_apis::read_share_group_state(c, &cx, range).await
+            }
+            ApiKey::WriteShareGroupState => {
+                share_state_apis::write_share_group_state(c, &cx, range).await
+            }
+            ApiKey::DeleteShareGroupState => {
+                share_state_apis::delete_share_group_state(c, &cx, range).await
+            }
+            ApiKey::ReadShareGroupStateSummary => {
+                share_state_apis::read_share_group_state_summary(c, &cx, range).await
             }
             other => panic!("{other:?} is advertised but this test does not know it: add it"),
         }

@@ -113,6 +113,13 @@ const KAFKA_MAX: &[(ApiKey, i16)] = &[
     (ApiKey::DescribeShareGroupOffsets, 0),
     (ApiKey::AlterShareGroupOffsets, 0),
     (ApiKey::DeleteShareGroupOffsets, 0),
+    // The share coordinator's inter-broker APIs (Kafka 4.2's WriteShareGroupState and
+    // ReadShareGroupStateSummary v1 add KIP-1226 fields `kafka-protocol` 0.18 lacks).
+    (ApiKey::InitializeShareGroupState, 0),
+    (ApiKey::ReadShareGroupState, 0),
+    (ApiKey::WriteShareGroupState, 0),
+    (ApiKey::DeleteShareGroupState, 0),
+    (ApiKey::ReadShareGroupStateSummary, 0),
 ];
 
 /// What the broker advertises: (key, min, max) in its order.

@@ -249,6 +249,95 @@ pub(crate) fn case(key: ApiKey) -> Option<Case> {
             CLUSTER,
             &[(Op::ClusterAction, Rt::Cluster, CLUSTER_NAME)],
         ),
+        ApiKey::InitializeShareGroupState => checked(
+            |e, _| {
+                RequestKind::InitializeShareGroupState(
+                    InitializeShareGroupStateRequest::default()
+                        .with_group_id(s("authz-share-state"))
+                        .with_topics(vec![
+                            initialize_share_group_state_request::InitializeStateData::default()
+                                .with_topic_id(e.topic_id)
+                                .with_partitions(vec![
+                                    initialize_share_group_state_request::PartitionData::default()
+                                        .with_partition(0),
+                                ]),
+                        ]),
+                )
+            },
+            CLUSTER,
+            &[(Op::ClusterAction, Rt::Cluster, CLUSTER_NAME)],
+        ),
+        ApiKey::ReadShareGroupState => checked(
+            |e, _| {
+                RequestKind::ReadShareGroupState(
+                    ReadShareGroupStateRequest::default()
+                        .with_group_id(s("authz-share-state"))
+                        .with_topics(vec![
+                            read_share_group_state_request::ReadStateData::default()
+                                .with_topic_id(e.topic_id)
+                                .with_partitions(vec![
+                                    read_share_group_state_request::PartitionData::default()
+                                        .with_partition(0),
+                                ]),
+                        ]),
+                )
+            },
+            CLUSTER,
+            &[(Op::ClusterAction, Rt::Cluster, CLUSTER_NAME)],
+        ),
+        ApiKey::WriteShareGroupState => checked(
+            |e, _| {
+                RequestKind::WriteShareGroupState(
+                    WriteShareGroupStateRequest::default()
+                        .with_group_id(s("authz-share-state"))
+                        .with_topics(vec![
+                            write_share_group_state_request::WriteStateData::default()
+                                .with_topic_id(e.topic_id)
+                                .with_partitions(vec![
+                                    write_share_group_state_request::PartitionData::default()
+                                        .with_partition(0),
+                                ]),
+                        ]),
+                )
+            },
+            CLUSTER,
+            &[(Op::ClusterAction, Rt::Cluster, CLUSTER_NAME)],
+        ),
+        ApiKey::DeleteShareGroupState => checked(
+            |e, _| {
+                RequestKind::DeleteShareGroupState(
+                    DeleteShareGroupStateRequest::default()
+                        .with_group_id(s("authz-share-state"))
+                        .with_topics(vec![
+                            delete_share_group_state_request::DeleteStateData::default()
+                                .with_topic_id(e.topic_id)
+                                .with_partitions(vec![
+                                    delete_share_group_state_request::PartitionData::default()
+                                        .with_partition(0),
+                                ]),
+                        ]),
+                )
+            },
+            CLUSTER,
+            &[(Op::ClusterAction, Rt::Cluster, CLUSTER_NAME)],
+        ),
+        ApiKey::ReadShareGroupStateSummary => {
+            checked(
+                |e, _| {
+                    RequestKind::ReadShareGroupStateSummary(
+                    ReadShareGroupStateSummaryRequest::default()
+                        .with_group_id(s("authz-share-state"))
+                        .with_topics(vec![read_share_group_state_summary_request::ReadStateSummaryData::default()
+                            .with_topic_id(e.topic_id)
+                            .with_partitions(vec![
+                                read_share_group_state_summary_request::PartitionData::default().with_partition(0)
+                            ])]),
+                )
+                },
+                CLUSTER,
+                &[(Op::ClusterAction, Rt::Cluster, CLUSTER_NAME)],
+            )
+        }
         ApiKey::DescribeCluster => Some(Case::Exempt(
             "no check but cluster_authorized_operations: list_transactions_and_cluster_operations",
         )),
