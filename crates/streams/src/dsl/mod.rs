@@ -6,10 +6,12 @@
 //! - `builder.rs`: `StreamsBuilder`, `Topology`
 //! - `kstream.rs`: `KStream`, `BranchedKStream`
 //! - `ktable.rs`: `KTable`
+//! - `fk_join.rs`: `KTable` foreign-key joins
 //! - `grouped.rs`: `KGroupedStream`, `TimeWindowedKStream`
 //! - `session.rs`: `SessionWindowedKStream`
 
 pub(crate) mod builder;
+mod fk_join;
 mod grouped;
 mod kstream;
 mod ktable;

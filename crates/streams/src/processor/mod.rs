@@ -10,8 +10,10 @@
 //! - `session.rs`: session-windowed aggregation
 //! - `join.rs`: stream-table join
 //! - `stream_join.rs`: stream-stream windowed join
+//! - `fk_join.rs`: foreign-key table-table join (KIP-213)
 
 pub(crate) mod aggregate;
+pub(crate) mod fk_join;
 pub(crate) mod join;
 pub(crate) mod session;
 pub(crate) mod stateless;
@@ -60,6 +62,8 @@ pub(crate) struct SinkRecord {
 /// What a processor can reach while it handles one record.
 pub(crate) struct Ctx<'a> {
     pub(crate) app_id: &'a str,
+    /// The task's partition (a foreign-key join's responses come back to it).
+    pub(crate) partition: i32,
     pub(crate) stores: &'a mut HashMap<String, Store>,
     pub(crate) forwarded: Vec<DynRecord>,
     pub(crate) sink: &'a mut Vec<SinkRecord>,

@@ -169,6 +169,7 @@ impl Task {
             };
             let mut ctx = Ctx {
                 app_id: &self.app_id,
+                partition: self.id.partition,
                 stores: &mut self.stores,
                 forwarded: Vec::new(),
                 sink: &mut sink,

@@ -63,11 +63,7 @@ impl DriverInner {
             },
             Err(e) => return Err(e),
         };
-        let internal: Vec<String> = topo
-            .repartition_topics
-            .iter()
-            .map(|(s, _)| format!("{}-{s}", self.app_id))
-            .collect();
+        let internal = topo.internal_topics(&self.app_id);
         for r in out {
             if internal.contains(&r.topic) {
                 self.pipe(&r.topic, r.key.as_deref(), r.value.as_deref(), r.timestamp)?;

@@ -3,7 +3,9 @@
 //!
 //! A sub-topology has as many tasks as its widest source topic has partitions. A
 //! repartition topic gets the partition count of the sub-topology writing it (Kafka
-//! Streams' rule); a changelog topic the count of the sub-topology owning the store.
+//! Streams' rule); a changelog topic the count of the sub-topology owning the store; a
+//! foreign-key join's registration or response topic the count of the sub-topology
+//! reading it (so the registration topic is co-partitioned with the right table).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -67,6 +69,7 @@ pub(crate) fn partitions_from(
             for t in &sub.source_topics {
                 let c = match t {
                     TopicName::User(name) => topic_partitions.get(name).copied().unwrap_or(0),
+                    // A foreign-key join topic follows its reader: it adds nothing.
                     TopicName::Internal(suffix) => topo
                         .repartition_topics
                         .iter()
@@ -113,6 +116,16 @@ pub(crate) fn create_internal_topics(
     let mut wanted: Vec<Wanted> = Vec::new();
     for (suffix, sink) in &topo.repartition_topics {
         let partitions = sub_of_node(*sink).map_or(1, |s| counts[s]);
+        wanted.push((
+            format!("{app_id}-{suffix}"),
+            partitions,
+            vec![("cleanup.policy", "delete".into())],
+        ));
+    }
+    // Co-partitioned with the sub-topology reading them (Kafka Streams' copartitioning of
+    // the registration topic with the right table).
+    for (suffix, source) in &topo.fk_topics {
+        let partitions = sub_of_node(*source).map_or(1, |s| counts[s]);
         wanted.push((
             format!("{app_id}-{suffix}"),
             partitions,
