@@ -1,6 +1,9 @@
 //! Foreign-key table-table joins in the TopologyTestDriver: exact outputs for FK changes,
 //! fan-out of right updates, deletes on both sides, and stale responses.
 
+// Test helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
 use gregor_streams::*;
 
 fn config() -> StreamsConfig {

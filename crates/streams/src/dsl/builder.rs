@@ -52,6 +52,7 @@ impl BuilderInner {
             factory,
             children: Vec::new(),
             stores,
+            punctuates: false,
         });
         for &p in parents {
             self.nodes[p].children.push(id);

@@ -7,6 +7,7 @@
 //! - `kstream.rs`: `KStream`, `BranchedKStream`
 //! - `ktable.rs`: `KTable`
 //! - `fk_join.rs`: `KTable` foreign-key joins
+//! - `process.rs`: `KStream::process` (the processor API, punctuation)
 //! - `grouped.rs`: `KGroupedStream`, `TimeWindowedKStream`
 //! - `session.rs`: `SessionWindowedKStream`
 
@@ -15,6 +16,7 @@ mod fk_join;
 mod grouped;
 mod kstream;
 mod ktable;
+mod process;
 mod session;
 
 use std::sync::Arc;

@@ -39,6 +39,7 @@ use crate::error::{Result, StreamsError};
 use crate::processor::SinkRecord;
 use crate::serde::SerdeRef;
 use crate::state::{LocalState, ReadOnlyKeyValueStore, ReadOnlyWindowStore, StoreRegistry};
+use crate::PunctuationType;
 
 pub(super) const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Offset commit metadata: `gregor-streams:st=<stream time ms>`.
@@ -145,7 +146,8 @@ impl Engine {
             self.producer.begin_transaction()?;
             self.in_txn = true;
         }
-        let out = match task.process(topic, key, value, ts) {
+        let before = task.stream_time;
+        let mut out = match task.process(topic, key, value, ts) {
             Ok(out) => out,
             Err(e @ StreamsError::Deserialization { .. }) => match self.handler {
                 DeserializationHandler::LogAndContinue => {
@@ -157,11 +159,39 @@ impl Engine {
             },
             Err(e) => return Err(e),
         };
+        if task.stream_time > before {
+            let now = task.stream_time;
+            out.extend(task.punctuate(PunctuationType::StreamTime, now)?);
+        }
         for r in &out {
             self.send(r)?;
         }
         self.offsets
             .insert((topic.to_string(), partition), offset + 1);
+        Ok(())
+    }
+
+    /// Runs every task's due wall-clock punctuations; what they produce is sent like a
+    /// record's output (inside the open transaction under exactly-once).
+    pub(super) fn punctuate_wall_clock(&mut self) -> Result<()> {
+        let now = wall_clock_ms();
+        let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
+        for id in ids {
+            let out = match self.tasks.get_mut(&id) {
+                Some(task) => task.punctuate(PunctuationType::WallClockTime, now)?,
+                None => continue,
+            };
+            if out.is_empty() {
+                continue;
+            }
+            if self.guarantee == ProcessingGuarantee::ExactlyOnceV2 && !self.in_txn {
+                self.producer.begin_transaction()?;
+                self.in_txn = true;
+            }
+            for r in &out {
+                self.send(r)?;
+            }
+        }
         Ok(())
     }
 
@@ -237,6 +267,7 @@ impl Engine {
                     delivered.remove(&(topic, id.partition));
                 }
             }
+            task.init(wall_clock_ms())?;
             tracing::info!(task = %id, restored, "task created");
             self.tasks.insert(id, task);
         }
@@ -414,6 +445,13 @@ impl Drop for KafkaStreams {
     }
 }
 
+/// The system clock (ms since the epoch), for wall-clock punctuation.
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// The process id kept in the state directory: it names the transactional producer, so a
 /// restart with the same state directory fences (and aborts) its predecessor's transaction.
 fn process_id(dir: &std::path::Path) -> Result<String> {
@@ -562,6 +600,7 @@ fn run(
                     )?;
                 }
             }
+            engine.punctuate_wall_clock()?;
             engine.producer.poll(Duration::ZERO);
             if last_commit.elapsed() >= commit_interval {
                 engine.commit(&consumer, true)?;
