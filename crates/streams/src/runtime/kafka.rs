@@ -159,7 +159,7 @@ impl Engine {
             },
             Err(e) => return Err(e),
         };
-        if task.stream_time > before {
+        if task.punctuates() && task.stream_time > before {
             let now = task.stream_time;
             out.extend(task.punctuate(PunctuationType::StreamTime, now)?);
         }
@@ -174,6 +174,9 @@ impl Engine {
     /// Runs every task's due wall-clock punctuations; what they produce is sent like a
     /// record's output (inside the open transaction under exactly-once).
     pub(super) fn punctuate_wall_clock(&mut self) -> Result<()> {
+        if !self.tasks.values().any(Task::punctuates) {
+            return Ok(());
+        }
         let now = wall_clock_ms();
         let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
         for id in ids {

@@ -241,6 +241,11 @@ impl Task {
         Ok(())
     }
 
+    /// Whether any processor of the task schedules punctuations.
+    pub(crate) fn punctuates(&self) -> bool {
+        !self.punctuating.is_empty()
+    }
+
     /// Time of `kind` is now `now` (for stream time: the task's, after a record): runs
     /// the due punctuations; returns what they produced, as [`process`](Self::process).
     pub(crate) fn punctuate(&mut self, kind: PunctuationType, now: i64) -> Result<Vec<SinkRecord>> {

@@ -67,7 +67,7 @@ impl DriverInner {
             Err(e) => return Err(e),
         };
         // Stream-time punctuation: checked after each record, fires only if time advanced.
-        if task.stream_time > before {
+        if task.punctuates() && task.stream_time > before {
             let now = task.stream_time;
             out.extend(task.punctuate(PunctuationType::StreamTime, now)?);
         }
