@@ -222,4 +222,55 @@ mod tests {
         assert_eq!(partitions_from(inner, "app", &parts).unwrap(), vec![3, 5]);
         assert!(partitions_from(inner, "app", &HashMap::new()).is_err());
     }
+
+    #[test]
+    fn foreign_key_join_topics_take_their_readers_partition_count() {
+        let b = StreamsBuilder::new();
+        let customers = b.table(
+            "customers",
+            Consumed::with(Serdes::string(), Serdes::string()),
+            Materialized::as_("customers"),
+        );
+        b.table(
+            "orders",
+            Consumed::with(Serdes::string(), Serdes::string()),
+            Materialized::as_("orders"),
+        )
+        .join_on_foreign_key(
+            &customers,
+            |o: &String| Some(o.clone()),
+            |o, c| format!("{o}{c}"),
+        )
+        .unwrap()
+        .to_stream()
+        .to("out", Produced::with(Serdes::string(), Serdes::string()));
+        let topo = b.build().unwrap();
+        let inner = &topo.inner;
+        assert_eq!(inner.subtopologies.len(), 2, "{}", topo.describe());
+        let parts = HashMap::from([("customers".to_string(), 2), ("orders".to_string(), 3)]);
+        let counts = partitions_from(inner, "app", &parts).unwrap();
+        let sub_reading = |topic: &str| {
+            inner
+                .subtopologies
+                .iter()
+                .find(|s| s.source_topics.iter().any(|t| t.resolve("app") == topic))
+                .map(|s| counts[s.id])
+        };
+        assert_eq!(sub_reading("customers"), Some(2));
+        assert_eq!(sub_reading("orders"), Some(3));
+        // The registration topic is read with customers, the response topic with orders.
+        for (suffix, _) in &inner.fk_topics {
+            let want = if suffix.contains("REGISTRATION") {
+                2
+            } else {
+                3
+            };
+            assert_eq!(
+                sub_reading(&format!("app-{suffix}")),
+                Some(want),
+                "{suffix}"
+            );
+        }
+        assert_eq!(inner.fk_topics.len(), 2);
+    }
 }
