@@ -1,7 +1,8 @@
 //! gregor-streams: stream processing on Kafka topics, after Kafka Streams.
 //!
 //! Build a [`Topology`] with the DSL ([`StreamsBuilder`], [`KStream`], [`KTable`],
-//! grouped and windowed aggregations, stream-table joins), test it with
+//! grouped and windowed aggregations, stream-table and foreign-key table-table joins, the
+//! processor API with punctuation), test it with
 //! [`TopologyTestDriver`] (no broker), and run it with [`KafkaStreams`], which reaches the
 //! cluster only through the Kafka protocol (rdkafka).
 //!
@@ -29,6 +30,7 @@ pub use dsl::{
     TimeWindowedKStream, TimestampExtractor, Topology,
 };
 pub use error::{Result, StreamsError};
+pub use processor::api::{KeyValueStore, Processor, ProcessorContext, PunctuationType, Punctuator};
 pub use record::RawRecord;
 pub use runtime::kafka::{KafkaStreams, State};
 pub use runtime::test_driver::{TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver};

@@ -23,6 +23,9 @@ pub(crate) struct BuilderInner {
     pub(crate) stores: Vec<StoreSpec>,
     /// (topic suffix, the sink node writing it).
     pub(crate) repartition_topics: Vec<(String, usize)>,
+    /// (topic suffix, the source node reading it): foreign-key join topics, which take the
+    /// partition count of their reader.
+    pub(crate) fk_topics: Vec<(String, usize)>,
     counter: usize,
 }
 
@@ -49,6 +52,7 @@ impl BuilderInner {
             factory,
             children: Vec::new(),
             stores,
+            punctuates: false,
         });
         for &p in parents {
             self.nodes[p].children.push(id);
@@ -182,6 +186,7 @@ impl StreamsBuilder {
                 sources: inner.sources,
                 stores: inner.stores,
                 repartition_topics: inner.repartition_topics,
+                fk_topics: inner.fk_topics,
                 subtopologies: subs,
             }),
         })
@@ -195,6 +200,10 @@ pub(crate) struct TopologyInner {
     /// Suffixes (without `<application.id>-`) of the repartition topics, with the sink
     /// node writing each.
     pub(crate) repartition_topics: Vec<(String, usize)>,
+    /// Suffixes of the foreign-key joins' subscription registration and response topics,
+    /// with the source node reading each: such a topic is co-partitioned with its reader
+    /// (the registration topic with the right table, the response topic with the left).
+    pub(crate) fk_topics: Vec<(String, usize)>,
     pub(crate) subtopologies: Vec<SubTopology>,
 }
 
@@ -203,6 +212,15 @@ impl TopologyInner {
         self.sources
             .iter()
             .find(|s| s.topic.resolve(app_id) == topic)
+    }
+
+    /// Resolved names of the topics the application writes and reads back.
+    pub(crate) fn internal_topics(&self, app_id: &str) -> Vec<String> {
+        self.repartition_topics
+            .iter()
+            .chain(&self.fk_topics)
+            .map(|(s, _)| format!("{app_id}-{s}"))
+            .collect()
     }
 
     pub(crate) fn store_spec(&self, name: &str) -> Option<&StoreSpec> {

@@ -6,13 +6,17 @@
 //! - `builder.rs`: `StreamsBuilder`, `Topology`
 //! - `kstream.rs`: `KStream`, `BranchedKStream`
 //! - `ktable.rs`: `KTable`
+//! - `fk_join.rs`: `KTable` foreign-key joins
+//! - `process.rs`: `KStream::process` (the processor API, punctuation)
 //! - `grouped.rs`: `KGroupedStream`, `TimeWindowedKStream`
 //! - `session.rs`: `SessionWindowedKStream`
 
 pub(crate) mod builder;
+mod fk_join;
 mod grouped;
 mod kstream;
 mod ktable;
+mod process;
 mod session;
 
 use std::sync::Arc;

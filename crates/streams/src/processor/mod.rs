@@ -10,8 +10,12 @@
 //! - `session.rs`: session-windowed aggregation
 //! - `join.rs`: stream-table join
 //! - `stream_join.rs`: stream-stream windowed join
+//! - `fk_join.rs`: foreign-key table-table join (KIP-213)
+//! - `api.rs`: the processor API for user code (`KStream::process`) and punctuation
 
 pub(crate) mod aggregate;
+pub(crate) mod api;
+pub(crate) mod fk_join;
 pub(crate) mod join;
 pub(crate) mod session;
 pub(crate) mod stateless;
@@ -24,7 +28,7 @@ use std::sync::Arc;
 use crate::error::{Result, StreamsError};
 use crate::record::DynRecord;
 use crate::state::Store;
-use crate::TimestampExtractor;
+use crate::{PunctuationType, TimestampExtractor};
 
 /// A topic name as the topology knows it: a user topic, or an internal one that the
 /// runtime prefixes with `<application.id>-`.
@@ -60,6 +64,8 @@ pub(crate) struct SinkRecord {
 /// What a processor can reach while it handles one record.
 pub(crate) struct Ctx<'a> {
     pub(crate) app_id: &'a str,
+    /// The task's partition (a foreign-key join's responses come back to it).
+    pub(crate) partition: i32,
     pub(crate) stores: &'a mut HashMap<String, Store>,
     pub(crate) forwarded: Vec<DynRecord>,
     pub(crate) sink: &'a mut Vec<SinkRecord>,
@@ -85,6 +91,17 @@ pub(crate) trait Processor: Send {
     /// was committed (in the input offsets' metadata), given to a new task before its
     /// first record so a restart does not reopen closed windows.
     fn restore_stream_time(&mut self, _t: i64) {}
+
+    /// Called once when the task is created (after restoration), with the wall-clock time.
+    /// Only nodes marked `punctuates` are initialized and punctuated.
+    fn init(&mut self, _wall_clock_ms: i64, _ctx: &mut Ctx<'_>) -> Result<()> {
+        Ok(())
+    }
+
+    /// Time of `kind` is now `now`: run the punctuations that are due.
+    fn punctuate(&mut self, _kind: PunctuationType, _now: i64, _ctx: &mut Ctx<'_>) -> Result<()> {
+        Ok(())
+    }
 }
 
 pub(crate) type ProcessorFactory = Arc<dyn Fn() -> Box<dyn Processor> + Send + Sync>;
@@ -94,6 +111,9 @@ pub(crate) struct NodeDef {
     pub(crate) factory: ProcessorFactory,
     pub(crate) children: Vec<usize>,
     pub(crate) stores: Vec<String>,
+    /// The node schedules punctuations (a user processor): the task initializes it and
+    /// tells it when time advances.
+    pub(crate) punctuates: bool,
 }
 
 /// Raw bytes → typed record of a source.

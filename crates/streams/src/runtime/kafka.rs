@@ -12,6 +12,8 @@
 //!    persists the stores (a crash in between replays the committed changelog suffix)
 //! 3. on assignment, each new task opens its local store file and restores the changelog
 //!    after its checkpoint before processing anything.
+//!
+//! Step 2, and the rewind after a failed exactly-once commit, are in `commit.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -21,11 +23,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, TopicPartitionList};
 
 use super::restore::restore_task;
 use super::task::{Task, TaskId};
@@ -37,13 +39,11 @@ use crate::error::{Result, StreamsError};
 use crate::processor::SinkRecord;
 use crate::serde::SerdeRef;
 use crate::state::{LocalState, ReadOnlyKeyValueStore, ReadOnlyWindowStore, StoreRegistry};
+use crate::PunctuationType;
 
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Exactly-once commits that may fail in a row, each rewinding the tasks, before the
-/// application stops.
-const MAX_FAILED_COMMITS: u32 = 5;
+pub(super) const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Offset commit metadata: `gregor-streams:st=<stream time ms>`.
-const STREAM_TIME_PREFIX: &str = "gregor-streams:st=";
+pub(super) const STREAM_TIME_PREFIX: &str = "gregor-streams:st=";
 
 /// The application's state, as Kafka Streams reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,12 +64,12 @@ pub enum State {
 
 /// Delivery reports: the last offset of each changelog partition, and the first error.
 #[derive(Default)]
-struct Deliveries {
-    offsets: Mutex<HashMap<(String, i32), i64>>,
-    error: Mutex<Option<String>>,
+pub(super) struct Deliveries {
+    pub(super) offsets: Mutex<HashMap<(String, i32), i64>>,
+    pub(super) error: Mutex<Option<String>>,
 }
 
-struct ProducerCtx(Arc<Deliveries>);
+pub(super) struct ProducerCtx(pub(super) Arc<Deliveries>);
 impl ClientContext for ProducerCtx {}
 impl ProducerContext for ProducerCtx {
     type DeliveryOpaque = ();
@@ -90,30 +90,30 @@ impl ProducerContext for ProducerCtx {
     }
 }
 
-struct Engine {
-    topo: Arc<TopologyInner>,
-    app_id: String,
-    guarantee: ProcessingGuarantee,
-    handler: DeserializationHandler,
-    state_dir: PathBuf,
-    base: ClientConfig,
-    registry: StoreRegistry,
-    producer: BaseProducer<ProducerCtx>,
+pub(super) struct Engine {
+    pub(super) topo: Arc<TopologyInner>,
+    pub(super) app_id: String,
+    pub(super) guarantee: ProcessingGuarantee,
+    pub(super) handler: DeserializationHandler,
+    pub(super) state_dir: PathBuf,
+    pub(super) base: ClientConfig,
+    pub(super) registry: StoreRegistry,
+    pub(super) producer: BaseProducer<ProducerCtx>,
     /// To replace a fenced producer (exactly-once): same transactional.id.
-    producer_config: ClientConfig,
+    pub(super) producer_config: ClientConfig,
     /// Exactly-once commits that failed in a row (each one rewinds the tasks).
-    failed_commits: u32,
-    deliveries: Arc<Deliveries>,
-    tasks: BTreeMap<TaskId, Task>,
+    pub(super) failed_commits: u32,
+    pub(super) deliveries: Arc<Deliveries>,
+    pub(super) tasks: BTreeMap<TaskId, Task>,
     /// Next offset to commit per input partition.
-    offsets: HashMap<(String, i32), i64>,
-    in_txn: bool,
+    pub(super) offsets: HashMap<(String, i32), i64>,
+    pub(super) in_txn: bool,
     /// An error raised inside a rebalance callback, reported by the stream thread.
-    error: Option<StreamsError>,
-    state: Arc<Mutex<State>>,
-    skipped: u64,
+    pub(super) error: Option<StreamsError>,
+    pub(super) state: Arc<Mutex<State>>,
+    pub(super) skipped: u64,
     /// Resolved source topic → sub-topology (looked up per record).
-    topic_subs: HashMap<String, usize>,
+    pub(super) topic_subs: HashMap<String, usize>,
 }
 
 impl Engine {
@@ -121,7 +121,7 @@ impl Engine {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = s;
     }
 
-    fn sub_of_topic(&self, topic: &str) -> Option<usize> {
+    pub(super) fn sub_of_topic(&self, topic: &str) -> Option<usize> {
         self.topic_subs.get(topic).copied()
     }
 
@@ -146,7 +146,8 @@ impl Engine {
             self.producer.begin_transaction()?;
             self.in_txn = true;
         }
-        let out = match task.process(topic, key, value, ts) {
+        let before = task.stream_time;
+        let mut out = match task.process(topic, key, value, ts) {
             Ok(out) => out,
             Err(e @ StreamsError::Deserialization { .. }) => match self.handler {
                 DeserializationHandler::LogAndContinue => {
@@ -158,11 +159,42 @@ impl Engine {
             },
             Err(e) => return Err(e),
         };
+        if task.punctuates() && task.stream_time > before {
+            let now = task.stream_time;
+            out.extend(task.punctuate(PunctuationType::StreamTime, now)?);
+        }
         for r in &out {
             self.send(r)?;
         }
         self.offsets
             .insert((topic.to_string(), partition), offset + 1);
+        Ok(())
+    }
+
+    /// Runs every task's due wall-clock punctuations; what they produce is sent like a
+    /// record's output (inside the open transaction under exactly-once).
+    pub(super) fn punctuate_wall_clock(&mut self) -> Result<()> {
+        if !self.tasks.values().any(Task::punctuates) {
+            return Ok(());
+        }
+        let now = wall_clock_ms();
+        let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
+        for id in ids {
+            let out = match self.tasks.get_mut(&id) {
+                Some(task) => task.punctuate(PunctuationType::WallClockTime, now)?,
+                None => continue,
+            };
+            if out.is_empty() {
+                continue;
+            }
+            if self.guarantee == ProcessingGuarantee::ExactlyOnceV2 && !self.in_txn {
+                self.producer.begin_transaction()?;
+                self.in_txn = true;
+            }
+            for r in &out {
+                self.send(r)?;
+            }
+        }
         Ok(())
     }
 
@@ -189,191 +221,13 @@ impl Engine {
         }
     }
 
-    fn delivery_error(&self) -> Result<()> {
-        match self
-            .deliveries
-            .error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            Some(e) => Err(StreamsError::NotRunning(format!("a produce failed: {e}"))),
-            None => Ok(()),
-        }
-    }
-
-    /// Takes the changelog offsets the producer reported into the tasks' checkpoints.
-    fn note_changelog_offsets(&mut self) {
-        let delivered = self
-            .deliveries
-            .offsets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        for task in self.tasks.values_mut() {
-            for (store, topic, _) in task.restore_plan() {
-                if let Some(&o) = delivered.get(&(topic, task.id.partition)) {
-                    task.changelog_offsets.insert(store, o);
-                }
-            }
-        }
-    }
-
-    /// Commits what was processed. Under exactly-once, a failed commit aborts and, with
-    /// `reopen`, rewinds the tasks (see [`rewind`](Self::rewind)); without it (the
-    /// partitions are being revoked) the tasks are only dropped.
-    fn commit<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        reopen: bool,
-    ) -> Result<()> {
-        if self.offsets.is_empty() && !self.in_txn {
-            return Ok(());
-        }
-        let tpl = self.offsets_to_commit()?;
-        if self.guarantee == ProcessingGuarantee::AtLeastOnce {
-            self.producer.flush(CLIENT_TIMEOUT)?;
-            self.delivery_error()?;
-            self.note_changelog_offsets();
-            for t in self.tasks.values_mut() {
-                t.flush()?;
-            }
-            if tpl.count() > 0 {
-                consumer.commit(&tpl, CommitMode::Sync)?;
-            }
-            self.offsets.clear();
-            return Ok(());
-        }
-        match self.commit_transaction(consumer, &tpl) {
-            Ok(()) => {
-                self.failed_commits = 0;
-                self.note_changelog_offsets();
-                for t in self.tasks.values_mut() {
-                    t.flush()?;
-                }
-                self.offsets.clear();
-                Ok(())
-            }
-            Err(e) => self.rewind(consumer, e, reopen),
-        }
-    }
-
-    /// The input offsets to commit, each with its task's stream time in the metadata.
-    fn offsets_to_commit(&self) -> Result<TopicPartitionList> {
-        let mut tpl = TopicPartitionList::new();
-        for ((t, p), o) in &self.offsets {
-            tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
-            // Kafka Streams' way: the task's stream time rides in the offset metadata.
-            let stream_time = self
-                .sub_of_topic(t)
-                .and_then(|sub| self.tasks.get(&TaskId { sub, partition: *p }))
-                .map(|task| task.stream_time)
-                .filter(|&st| st != i64::MIN);
-            if let (Some(st), Some(mut e)) = (stream_time, tpl.find_partition(t, *p)) {
-                e.set_metadata(format!("{STREAM_TIME_PREFIX}{st}"));
-            }
-        }
-        Ok(tpl)
-    }
-
-    /// Flushes the transaction's records and commits it with the input offsets. Retriable
-    /// errors (a coordinator moving or briefly unavailable) are retried until the client
-    /// timeout, as librdkafka allows for both calls.
-    fn commit_transaction<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        tpl: &TopicPartitionList,
-    ) -> Result<()> {
-        self.producer.flush(CLIENT_TIMEOUT)?;
-        self.delivery_error()?;
-        if !self.in_txn {
-            return Ok(());
-        }
-        let meta = consumer
-            .group_metadata()
-            .ok_or_else(|| StreamsError::NotRunning("no consumer group metadata".into()))?;
-        let deadline = Instant::now() + CLIENT_TIMEOUT;
-        loop {
-            let mut attempt = Ok(());
-            if tpl.count() > 0 {
-                attempt = self
-                    .producer
-                    .send_offsets_to_transaction(tpl, &meta, CLIENT_TIMEOUT);
-            }
-            let attempt = attempt.and_then(|()| self.producer.commit_transaction(CLIENT_TIMEOUT));
-            match attempt {
-                Ok(()) => {
-                    self.in_txn = false;
-                    return Ok(());
-                }
-                Err(KafkaError::Transaction(e))
-                    if e.is_retriable() && Instant::now() < deadline =>
-                {
-                    tracing::warn!(error = %e, "transaction commit failed; retrying");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// A failed exactly-once commit: abort the transaction (or, if this producer was
-    /// fenced or failed fatally, replace it: the new one's InitProducerId fences the old
-    /// epoch), drop every task's uncommitted state and read the input again from the
-    /// committed offsets, as Kafka Streams does for a corrupted or migrated task. The
-    /// application stops only when commits keep failing.
-    fn rewind<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        cause: StreamsError,
-        reopen: bool,
-    ) -> Result<()> {
-        self.failed_commits += 1;
-        if self.failed_commits > MAX_FAILED_COMMITS {
-            return Err(cause);
-        }
-        tracing::warn!(error = %cause, "exactly-once commit failed: aborting and rewinding to the last commit");
-        if self.in_txn {
-            if let Err(e) = self.producer.abort_transaction(CLIENT_TIMEOUT) {
-                tracing::warn!(error = %e, "abort failed: replacing the producer");
-                self.producer = self
-                    .producer_config
-                    .create_with_context(ProducerCtx(self.deliveries.clone()))?;
-                self.producer.init_transactions(CLIENT_TIMEOUT)?;
-            }
-        }
-        self.in_txn = false;
-        self.offsets.clear();
-        self.deliveries
-            .error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        // Tasks reopen from their local stores and changelogs (read committed): the
-        // state as of the last commit.
-        self.close_all_tasks();
-        if !reopen {
-            return Ok(());
-        }
-        let assignment = consumer.assignment()?;
-        self.assign(consumer, &assignment)?;
-        let committed = consumer.committed_offsets(assignment, CLIENT_TIMEOUT)?;
-        for e in committed.elements() {
-            let to = match e.offset() {
-                Offset::Offset(o) => Offset::Offset(o),
-                _ => Offset::Beginning,
-            };
-            consumer.seek(e.topic(), e.partition(), to, CLIENT_TIMEOUT)?;
-        }
-        Ok(())
-    }
-
-    fn close_all_tasks(&mut self) {
+    pub(super) fn close_all_tasks(&mut self) {
         for (_, t) in std::mem::take(&mut self.tasks) {
             t.close();
         }
     }
 
-    fn assign<C: ConsumerContext>(
+    pub(super) fn assign<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         tpl: &TopicPartitionList,
@@ -416,6 +270,7 @@ impl Engine {
                     delivered.remove(&(topic, id.partition));
                 }
             }
+            task.init(wall_clock_ms())?;
             tracing::info!(task = %id, restored, "task created");
             self.tasks.insert(id, task);
         }
@@ -593,6 +448,13 @@ impl Drop for KafkaStreams {
     }
 }
 
+/// The system clock (ms since the epoch), for wall-clock punctuation.
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// The process id kept in the state directory: it names the transactional producer, so a
 /// restart with the same state directory fences (and aborts) its predecessor's transaction.
 fn process_id(dir: &std::path::Path) -> Result<String> {
@@ -741,6 +603,7 @@ fn run(
                     )?;
                 }
             }
+            engine.punctuate_wall_clock()?;
             engine.producer.poll(Duration::ZERO);
             if last_commit.elapsed() >= commit_interval {
                 engine.commit(&consumer, true)?;

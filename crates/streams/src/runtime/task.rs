@@ -10,7 +10,7 @@ use crate::error::{Result, StreamsError};
 use crate::processor::{Ctx, Processor, SinkRecord};
 use crate::record::DynRecord;
 use crate::state::{LocalState, Store, StoreRegistry};
-use crate::RecordView;
+use crate::{PunctuationType, RecordView};
 
 /// `<sub-topology>_<partition>`, as Kafka Streams names tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -39,6 +39,8 @@ pub(crate) struct Task {
     sources: HashMap<String, usize>,
     /// The largest timestamp of a record this task processed (or was restored with).
     pub(crate) stream_time: i64,
+    /// Nodes that punctuate, in graph order.
+    punctuating: Vec<usize>,
 }
 
 impl Task {
@@ -80,8 +82,15 @@ impl Task {
             .enumerate()
             .map(|(i, s)| (s.topic.resolve(app_id), i))
             .collect();
+        let punctuating = sub
+            .nodes
+            .iter()
+            .copied()
+            .filter(|&n| topo.nodes[n].punctuates)
+            .collect();
         Ok(Task {
             stream_time: i64::MIN,
+            punctuating,
             sources,
             id,
             app_id: app_id.to_string(),
@@ -159,7 +168,19 @@ impl Task {
             other => other,
         })?;
         let mut sink = Vec::new();
-        let mut stack: Vec<(usize, DynRecord)> = vec![(source.node, rec)];
+        self.dispatch(vec![(source.node, rec)], &mut sink)?;
+        self.drain_changelogs(&mut sink, ts);
+        Ok(sink)
+    }
+
+    /// Runs records through the graph, depth first: each `(node, record)` is processed by
+    /// `node`, and what it forwards goes to its children.
+    fn dispatch(
+        &mut self,
+        mut stack: Vec<(usize, DynRecord)>,
+        sink: &mut Vec<SinkRecord>,
+    ) -> Result<()> {
+        stack.reverse();
         while let Some((node, rec)) = stack.pop() {
             let Some(proc) = self.processors.get_mut(&node) else {
                 return Err(StreamsError::Topology(format!(
@@ -169,24 +190,20 @@ impl Task {
             };
             let mut ctx = Ctx {
                 app_id: &self.app_id,
+                partition: self.id.partition,
                 stores: &mut self.stores,
                 forwarded: Vec::new(),
-                sink: &mut sink,
+                sink,
             };
             proc.process(rec, &mut ctx)?;
             let forwarded = ctx.forwarded;
-            let children = &topo.nodes[node].children;
-            // Depth first, in forwarding order: push in reverse.
-            for r in forwarded.into_iter().rev() {
-                let mut r = Some(r);
-                for (i, &c) in children.iter().enumerate().rev() {
-                    let rec = if i == 0 { r.take() } else { r.clone() };
-                    if let Some(rec) = rec {
-                        stack.push((c, rec));
-                    }
-                }
-            }
+            push_children(&mut stack, &self.topo.nodes[node].children, forwarded);
         }
+        Ok(())
+    }
+
+    /// Moves the stores' new changelog records into `sink`.
+    fn drain_changelogs(&mut self, sink: &mut Vec<SinkRecord>, ts: i64) {
         for store in self.stores.values_mut() {
             if store.pending_changelog.is_empty() {
                 continue;
@@ -203,6 +220,56 @@ impl Task {
                 });
             }
         }
+    }
+
+    /// Initializes the processors that punctuate (user processors schedule here), at
+    /// wall-clock time `wall_clock_ms`.
+    pub(crate) fn init(&mut self, wall_clock_ms: i64) -> Result<()> {
+        let mut sink = Vec::new();
+        for &node in &self.punctuating {
+            if let Some(proc) = self.processors.get_mut(&node) {
+                let mut ctx = Ctx {
+                    app_id: &self.app_id,
+                    partition: self.id.partition,
+                    stores: &mut self.stores,
+                    forwarded: Vec::new(),
+                    sink: &mut sink,
+                };
+                proc.init(wall_clock_ms, &mut ctx)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any processor of the task schedules punctuations.
+    pub(crate) fn punctuates(&self) -> bool {
+        !self.punctuating.is_empty()
+    }
+
+    /// Time of `kind` is now `now` (for stream time: the task's, after a record): runs
+    /// the due punctuations; returns what they produced, as [`process`](Self::process).
+    pub(crate) fn punctuate(&mut self, kind: PunctuationType, now: i64) -> Result<Vec<SinkRecord>> {
+        let mut sink = Vec::new();
+        for i in 0..self.punctuating.len() {
+            let node = self.punctuating[i];
+            let Some(proc) = self.processors.get_mut(&node) else {
+                continue;
+            };
+            let mut ctx = Ctx {
+                app_id: &self.app_id,
+                partition: self.id.partition,
+                stores: &mut self.stores,
+                forwarded: Vec::new(),
+                sink: &mut sink,
+            };
+            proc.punctuate(kind, now, &mut ctx)?;
+            let forwarded = ctx.forwarded;
+            let mut stack = Vec::new();
+            push_children(&mut stack, &self.topo.nodes[node].children, forwarded);
+            stack.reverse();
+            self.dispatch(stack, &mut sink)?;
+        }
+        self.drain_changelogs(&mut sink, now);
         Ok(sink)
     }
 
@@ -225,6 +292,24 @@ impl Task {
         self.registry.unregister_task(&self.id.to_string());
         if let Some(dir) = self.local.dir() {
             tracing::debug!(task = %self.id, dir = %dir.display(), "task closed");
+        }
+    }
+}
+
+/// Queues what `node` forwarded for its children, so that popping the stack processes
+/// them depth first, in forwarding order.
+fn push_children(
+    stack: &mut Vec<(usize, DynRecord)>,
+    children: &[usize],
+    forwarded: Vec<DynRecord>,
+) {
+    for r in forwarded.into_iter().rev() {
+        let mut r = Some(r);
+        for (i, &c) in children.iter().enumerate().rev() {
+            let rec = if i == 0 { r.take() } else { r.clone() };
+            if let Some(rec) = rec {
+                stack.push((c, rec));
+            }
         }
     }
 }

@@ -12,10 +12,12 @@ use std::time::Duration;
 use crate::config::{DeserializationHandler, StreamsConfig};
 use crate::dsl::Topology;
 use crate::error::{Result, StreamsError};
+use crate::processor::SinkRecord;
 use crate::record::RawRecord;
 use crate::runtime::task::{Task, TaskId};
 use crate::serde::SerdeRef;
 use crate::state::{LocalState, ReadOnlyKeyValueStore, ReadOnlyWindowStore, StoreRegistry};
+use crate::PunctuationType;
 
 struct DriverInner {
     topology: Topology,
@@ -51,7 +53,8 @@ impl DriverInner {
             .tasks
             .get_mut(&sub)
             .ok_or_else(|| StreamsError::Topology(format!("no task for sub-topology {sub}")))?;
-        let out = match task.process(topic, key, value, ts) {
+        let before = task.stream_time;
+        let mut out = match task.process(topic, key, value, ts) {
             Ok(out) => out,
             Err(e @ StreamsError::Deserialization { .. }) => match self.handler {
                 DeserializationHandler::LogAndContinue => {
@@ -63,11 +66,18 @@ impl DriverInner {
             },
             Err(e) => return Err(e),
         };
-        let internal: Vec<String> = topo
-            .repartition_topics
-            .iter()
-            .map(|(s, _)| format!("{}-{s}", self.app_id))
-            .collect();
+        // Stream-time punctuation: checked after each record, fires only if time advanced.
+        if task.punctuates() && task.stream_time > before {
+            let now = task.stream_time;
+            out.extend(task.punctuate(PunctuationType::StreamTime, now)?);
+        }
+        self.route(out)
+    }
+
+    /// Reads records written to internal topics back at once (depth first); keeps the
+    /// others for the test.
+    fn route(&mut self, out: Vec<SinkRecord>) -> Result<()> {
+        let internal = self.topology.inner.internal_topics(&self.app_id);
         for r in out {
             if internal.contains(&r.topic) {
                 self.pipe(&r.topic, r.key.as_deref(), r.value.as_deref(), r.timestamp)?;
@@ -120,13 +130,15 @@ impl TopologyTestDriver {
                 sub: sub.id,
                 partition: 0,
             };
-            let task = Task::new(
+            let mut task = Task::new(
                 topology.inner.clone(),
                 &app_id,
                 id,
                 LocalState::in_memory(),
                 registry.clone(),
             )?;
+            // The driver's wall clock starts at 0.
+            task.init(0)?;
             tasks.insert(sub.id, task);
         }
         Ok(TopologyTestDriver {
@@ -174,13 +186,25 @@ impl TopologyTestDriver {
         }
     }
 
-    /// Moves wall-clock time forward (DSL processors act on event time only, so this only
-    /// moves the driver's clock, reported by [`wall_clock_ms`](Self::wall_clock_ms)).
-    pub fn advance_wall_clock_time(&self, by: Duration) {
+    /// Moves wall-clock time forward and runs the wall-clock punctuations that became due
+    /// (DSL processors act on event time only; processors given to `KStream::process` may
+    /// schedule `PunctuationType::WallClockTime`).
+    pub fn advance_wall_clock_time(&self, by: Duration) -> Result<()> {
         let mut g = self.inner.borrow_mut();
         g.wall_clock_ms = g
             .wall_clock_ms
             .saturating_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX));
+        let now = g.wall_clock_ms;
+        let mut subs: Vec<usize> = g.tasks.keys().copied().collect();
+        subs.sort_unstable();
+        for sub in subs {
+            let out = match g.tasks.get_mut(&sub) {
+                Some(task) => task.punctuate(PunctuationType::WallClockTime, now)?,
+                None => continue,
+            };
+            g.route(out)?;
+        }
+        Ok(())
     }
 
     /// The driver's wall-clock time (ms, starts at 0).

@@ -3,7 +3,9 @@
 //!
 //! A sub-topology has as many tasks as its widest source topic has partitions. A
 //! repartition topic gets the partition count of the sub-topology writing it (Kafka
-//! Streams' rule); a changelog topic the count of the sub-topology owning the store.
+//! Streams' rule); a changelog topic the count of the sub-topology owning the store; a
+//! foreign-key join's registration or response topic the count of the sub-topology
+//! reading it (so the registration topic is co-partitioned with the right table).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -67,6 +69,7 @@ pub(crate) fn partitions_from(
             for t in &sub.source_topics {
                 let c = match t {
                     TopicName::User(name) => topic_partitions.get(name).copied().unwrap_or(0),
+                    // A foreign-key join topic follows its reader: it adds nothing.
                     TopicName::Internal(suffix) => topo
                         .repartition_topics
                         .iter()
@@ -113,6 +116,16 @@ pub(crate) fn create_internal_topics(
     let mut wanted: Vec<Wanted> = Vec::new();
     for (suffix, sink) in &topo.repartition_topics {
         let partitions = sub_of_node(*sink).map_or(1, |s| counts[s]);
+        wanted.push((
+            format!("{app_id}-{suffix}"),
+            partitions,
+            vec![("cleanup.policy", "delete".into())],
+        ));
+    }
+    // Co-partitioned with the sub-topology reading them (Kafka Streams' copartitioning of
+    // the registration topic with the right table).
+    for (suffix, source) in &topo.fk_topics {
+        let partitions = sub_of_node(*source).map_or(1, |s| counts[s]);
         wanted.push((
             format!("{app_id}-{suffix}"),
             partitions,
@@ -208,5 +221,56 @@ mod tests {
         // (written by 0: 3) and `other` (5): the widest wins.
         assert_eq!(partitions_from(inner, "app", &parts).unwrap(), vec![3, 5]);
         assert!(partitions_from(inner, "app", &HashMap::new()).is_err());
+    }
+
+    #[test]
+    fn foreign_key_join_topics_take_their_readers_partition_count() {
+        let b = StreamsBuilder::new();
+        let customers = b.table(
+            "customers",
+            Consumed::with(Serdes::string(), Serdes::string()),
+            Materialized::as_("customers"),
+        );
+        b.table(
+            "orders",
+            Consumed::with(Serdes::string(), Serdes::string()),
+            Materialized::as_("orders"),
+        )
+        .join_on_foreign_key(
+            &customers,
+            |o: &String| Some(o.clone()),
+            |o, c| format!("{o}{c}"),
+        )
+        .unwrap()
+        .to_stream()
+        .to("out", Produced::with(Serdes::string(), Serdes::string()));
+        let topo = b.build().unwrap();
+        let inner = &topo.inner;
+        assert_eq!(inner.subtopologies.len(), 2, "{}", topo.describe());
+        let parts = HashMap::from([("customers".to_string(), 2), ("orders".to_string(), 3)]);
+        let counts = partitions_from(inner, "app", &parts).unwrap();
+        let sub_reading = |topic: &str| {
+            inner
+                .subtopologies
+                .iter()
+                .find(|s| s.source_topics.iter().any(|t| t.resolve("app") == topic))
+                .map(|s| counts[s.id])
+        };
+        assert_eq!(sub_reading("customers"), Some(2));
+        assert_eq!(sub_reading("orders"), Some(3));
+        // The registration topic is read with customers, the response topic with orders.
+        for (suffix, _) in &inner.fk_topics {
+            let want = if suffix.contains("REGISTRATION") {
+                2
+            } else {
+                3
+            };
+            assert_eq!(
+                sub_reading(&format!("app-{suffix}")),
+                Some(want),
+                "{suffix}"
+            );
+        }
+        assert_eq!(inner.fk_topics.len(), 2);
     }
 }

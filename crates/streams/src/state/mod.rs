@@ -132,6 +132,18 @@ impl Store {
             .collect()
     }
 
+    /// Every entry whose key starts with `prefix`, in key order.
+    pub(crate) fn entries_with_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.read()
+            .range::<[u8], _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// Drops sessions (window entries whose value starts with the session end) that ended
     /// before `min_end`. Local only, like [`expire_windows`](Self::expire_windows).
     pub(crate) fn expire_sessions(&mut self, min_end: i64) {
