@@ -18,7 +18,7 @@ use crate::conn::{Conn, TIMEOUT};
 pub(crate) struct ConsumeArgs {
     /// Topics to read.
     #[arg(required = true)]
-    topics: Vec<String>,
+    pub(crate) topics: Vec<String>,
     /// Where to start: beginning, end, an offset, or @TIMESTAMP_MS. With --group, where
     /// to start when the group has no committed offset.
     #[arg(long, default_value = "end")]
@@ -26,16 +26,21 @@ pub(crate) struct ConsumeArgs {
     /// Read as a member of this consumer group (commits its position).
     #[arg(long, short)]
     group: Option<String>,
+    /// Read as a member of this share group (KIP-932, a queue): records are shared
+    /// with the group's other members and each one printed is acknowledged (ACCEPT).
+    #[arg(long, conflicts_with = "group", value_name = "NAME")]
+    pub(crate) share_group: Option<String>,
     /// Stop after this many records.
     #[arg(long, short = 'c')]
-    count: Option<u64>,
-    /// Stop when every partition has been read to its end.
+    pub(crate) count: Option<u64>,
+    /// Stop when every partition has been read to its end (with --share-group: when a
+    /// fetch finds nothing to deliver).
     #[arg(long, short = 'e')]
-    exit_at_end: bool,
+    pub(crate) exit_at_end: bool,
     /// kcat-like template: %t topic, %p partition, %o offset, %k key, %s value,
     /// %T timestamp, %h headers, \n and \t.
     #[arg(long, short = 'f')]
-    format: Option<String>,
+    pub(crate) format: Option<String>,
     /// read_uncommitted or read_committed.
     #[arg(long, default_value = "read_uncommitted")]
     isolation: String,
@@ -44,6 +49,38 @@ pub(crate) struct ConsumeArgs {
 fn text(b: Option<&[u8]>) -> String {
     b.map(|b| String::from_utf8_lossy(b).into_owned())
         .unwrap_or_default()
+}
+
+/// One record as the output formats see it, whichever client read it.
+pub(crate) struct Rec<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Option<i64>,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: Vec<(String, Option<String>)>,
+}
+
+impl Rec<'_> {
+    /// The record as one output line: JSON, the `-f` template, or the value.
+    pub(crate) fn line(&self, json: bool, format: Option<&str>) -> String {
+        if json {
+            json!({
+                "topic": self.topic, "partition": self.partition, "offset": self.offset,
+                "timestamp": self.timestamp,
+                "key": self.key.map(|k| String::from_utf8_lossy(k).into_owned()),
+                "value": self.value.map(|v| String::from_utf8_lossy(v).into_owned()),
+                "headers": self.headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+            })
+            .to_string()
+                + "\n"
+        } else if let Some(f) = format {
+            render(f, self)
+        } else {
+            text(self.value) + "\n"
+        }
+    }
 }
 
 fn headers(m: &BorrowedMessage<'_>) -> Vec<(String, Option<String>)> {
@@ -61,7 +98,7 @@ fn headers(m: &BorrowedMessage<'_>) -> Vec<(String, Option<String>)> {
         .unwrap_or_default()
 }
 
-fn render(template: &str, m: &BorrowedMessage<'_>) -> String {
+fn render(template: &str, m: &Rec<'_>) -> String {
     let mut out = String::new();
     let mut chars = template.chars().peekable();
     while let Some(c) = chars.next() {
@@ -69,16 +106,17 @@ fn render(template: &str, m: &BorrowedMessage<'_>) -> String {
             ('%', Some(n)) => {
                 chars.next();
                 match n {
-                    't' => out.push_str(m.topic()),
-                    'p' => out.push_str(&m.partition().to_string()),
-                    'o' => out.push_str(&m.offset().to_string()),
-                    'k' => out.push_str(&text(m.key())),
-                    's' => out.push_str(&text(m.payload())),
-                    'T' => out.push_str(&m.timestamp().to_millis().unwrap_or(-1).to_string()),
+                    't' => out.push_str(m.topic),
+                    'p' => out.push_str(&m.partition.to_string()),
+                    'o' => out.push_str(&m.offset.to_string()),
+                    'k' => out.push_str(&text(m.key)),
+                    's' => out.push_str(&text(m.value)),
+                    'T' => out.push_str(&m.timestamp.unwrap_or(-1).to_string()),
                     'h' => {
-                        let hs: Vec<String> = headers(m)
-                            .into_iter()
-                            .map(|(k, v)| format!("{k}={}", v.unwrap_or_default()))
+                        let hs: Vec<String> = m
+                            .headers
+                            .iter()
+                            .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or_default()))
                             .collect();
                         out.push_str(&hs.join(","));
                     }
@@ -118,6 +156,9 @@ fn start_offset(from: &str) -> Result<Offset> {
 }
 
 pub(crate) fn run(conn: &Conn, args: ConsumeArgs) -> Result<()> {
+    if let Some(group) = args.share_group.clone() {
+        return crate::share_consume::run(conn, &args, &group);
+    }
     let mut cfg = conn.config()?;
     cfg.set("enable.partition.eof", "true")
         .set("isolation.level", &args.isolation)
@@ -205,21 +246,16 @@ pub(crate) fn run(conn: &Conn, args: ConsumeArgs) -> Result<()> {
         };
         at_end.remove(&(m.topic().to_string(), m.partition()));
         seen += 1;
-        let line = if conn.json() {
-            json!({
-                "topic": m.topic(), "partition": m.partition(), "offset": m.offset(),
-                "timestamp": m.timestamp().to_millis(),
-                "key": m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                "value": m.payload().map(|v| String::from_utf8_lossy(v).into_owned()),
-                "headers": headers(&m).into_iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
-            })
-            .to_string()
-                + "\n"
-        } else if let Some(f) = &args.format {
-            render(f, &m)
-        } else {
-            text(m.payload()) + "\n"
-        };
+        let line = Rec {
+            topic: m.topic(),
+            partition: m.partition(),
+            offset: m.offset(),
+            timestamp: m.timestamp().to_millis(),
+            key: m.key(),
+            value: m.payload(),
+            headers: headers(&m),
+        }
+        .line(conn.json(), args.format.as_deref());
         if out.write_all(line.as_bytes()).is_err() {
             break; // stdout closed (a pipe to head): stop quietly
         }

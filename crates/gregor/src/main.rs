@@ -37,6 +37,8 @@ mod quorum;
 mod quota;
 mod reassign;
 mod registry;
+mod share_consume;
+mod share_group;
 mod topic;
 mod txn;
 mod user;
@@ -114,6 +116,15 @@ enum Command {
         conn: conn::Conn,
         #[command(subcommand)]
         cmd: group::GroupCommand,
+    },
+    /// List, describe, reset the offsets of and delete share groups (KIP-932 queues).
+    ///
+    /// Example: gregor share-group describe workers
+    ShareGroup {
+        #[command(flatten)]
+        conn: conn::Conn,
+        #[command(subcommand)]
+        cmd: share_group::ShareGroupCommand,
     },
     /// List and describe transactions, and the producers of a topic's partitions.
     ///
@@ -320,6 +331,7 @@ fn main() {
         Command::Produce { conn, args } => produce::run(&conn, args),
         Command::Consume { conn, args } => consume::run(&conn, args),
         Command::Group { conn, cmd } => group::run(&conn, cmd),
+        Command::ShareGroup { conn, cmd } => share_group::run(&conn, cmd),
         Command::Txn { conn, cmd } => txn::run(&conn, cmd),
         Command::Acl { conn, cmd } => acl::run(&conn, cmd),
         Command::User { conn, cmd } => user::run(&conn, cmd),
