@@ -54,6 +54,29 @@ impl ClientConfig {
     }
 }
 
+impl ClientConfig {
+    /// Checks the URLs without connecting: at least one, each `http://`.
+    pub fn check(&self) -> Result<()> {
+        if self.urls.is_empty() {
+            return Err(Error::InvalidUrl {
+                url: String::new(),
+                reason: "no URL given (schema.registry.url)".into(),
+            });
+        }
+        for u in &self.urls {
+            let bad = |reason: &str| Error::InvalidUrl {
+                url: u.clone(),
+                reason: reason.into(),
+            };
+            let uri: Uri = u.parse().map_err(|e| bad(&format!("{e}")))?;
+            if uri.scheme_str() != Some("http") || uri.host().is_none() {
+                return Err(bad("only http://host[:port] URLs are supported"));
+            }
+        }
+        Ok(())
+    }
+}
+
 type Http = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
 
 /// An async client of one registry (cluster). Cheap to share behind an `Arc`.
@@ -70,24 +93,12 @@ impl Client {
     /// A client; checks the URLs but connects lazily. Needs a tokio runtime to run its
     /// futures on (hyper's connection tasks are spawned there).
     pub fn new(config: ClientConfig) -> Result<Self> {
-        if config.urls.is_empty() {
-            return Err(Error::InvalidUrl {
-                url: String::new(),
-                reason: "no URL given (schema.registry.url)".into(),
-            });
-        }
-        let mut urls = Vec::new();
-        for u in &config.urls {
-            let bad = |reason: &str| Error::InvalidUrl {
-                url: u.clone(),
-                reason: reason.into(),
-            };
-            let uri: Uri = u.parse().map_err(|e| bad(&format!("{e}")))?;
-            if uri.scheme_str() != Some("http") {
-                return Err(bad("only http:// URLs are supported"));
-            }
-            urls.push(u.trim_end_matches('/').to_string());
-        }
+        config.check()?;
+        let urls: Vec<String> = config
+            .urls
+            .iter()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .collect();
         let auth = match &config.basic_auth {
             None => None,
             Some(info) => {
