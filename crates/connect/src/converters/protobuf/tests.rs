@@ -78,9 +78,10 @@ fn structs_become_proto3_messages_and_round_trip() {
         Some("pg.public.items.Envelope.Value")
     );
     assert!(schema.fields.iter().all(|f| f.schema.optional));
-    // Nested message indexes reach the nested type; out-of-range ones are errors.
+    // Nested message indexes count nested types in descriptor order, where the map
+    // field's synthesized entry type comes first; out-of-range ones are errors.
     assert_eq!(
-        message_at(&pool, &[0, 0])
+        message_at(&pool, &[0, 1])
             .map(|m| m.name().to_string())
             .ok(),
         Some("Value".into())
