@@ -10,7 +10,7 @@
 //! the same Connect schema back. Binary encoding and decoding are apache-avro's.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use apache_avro::schema::Schema as AvroSchema;
 use apache_avro::types::Value as AvroValue;
@@ -18,16 +18,16 @@ use gregor_connect_api::{ConnectError, Props, Schema, Value};
 use gregor_registry_client::{wire, Schema as RegistrySchema, SchemaType};
 
 use super::avro_schema::{from_avro_schema, to_avro_schema};
-use super::registry::{unframe, RegistrySettings};
+use super::registry::{unframe, Cache, RegistrySettings};
 use super::Converter;
 
 /// The Avro converter for keys or values.
 pub struct AvroConverter {
     registry: RegistrySettings,
     /// Writer schemas by id: the apache-avro schema and its Connect form.
-    readers: Mutex<HashMap<u32, Arc<(AvroSchema, Schema)>>>,
+    readers: Cache<u32, Arc<(AvroSchema, Schema)>>,
     /// (subject, Avro schema JSON) -> (id, parsed schema written with).
-    writers: Mutex<HashMap<(String, String), Arc<(u32, AvroSchema)>>>,
+    writers: Cache<(String, String), Arc<(u32, AvroSchema)>>,
 }
 
 impl AvroConverter {
@@ -35,8 +35,8 @@ impl AvroConverter {
     pub fn configure(props: &Props, is_key: bool) -> Result<Self, ConnectError> {
         Ok(AvroConverter {
             registry: RegistrySettings::configure(props, is_key)?,
-            readers: Mutex::new(HashMap::new()),
-            writers: Mutex::new(HashMap::new()),
+            readers: Cache::new(),
+            writers: Cache::new(),
         })
     }
 
@@ -49,8 +49,8 @@ impl AvroConverter {
             .map(|n| full_name(n, json.get("namespace").and_then(|s| s.as_str())));
         let subject = self.registry.subject(topic, record_name.as_deref())?;
         let key = (subject, text);
-        if let Some(w) = lock(&self.writers).get(&key) {
-            return Ok(w.clone());
+        if let Some(w) = self.writers.get(&key) {
+            return Ok(w);
         }
         let (id, writer_text) = match self.registry.latest(&key.0)? {
             Some(latest) => (latest.id, latest.schema.schema),
@@ -65,13 +65,13 @@ impl AvroConverter {
         let parsed = AvroSchema::parse_str(&writer_text)
             .map_err(|e| ConnectError::Data(format!("Invalid Avro schema {writer_text}: {e}")))?;
         let w = Arc::new((id, parsed));
-        lock(&self.writers).insert(key, w.clone());
+        self.writers.insert(key, w.clone());
         Ok(w)
     }
 
     fn reader(&self, id: u32) -> Result<Arc<(AvroSchema, Schema)>, ConnectError> {
-        if let Some(r) = lock(&self.readers).get(&id) {
-            return Ok(r.clone());
+        if let Some(r) = self.readers.get(&id) {
+            return Ok(r);
         }
         let text = self.registry.writer_schema(id, SchemaType::Avro)?;
         let avro = AvroSchema::parse_str(&text.schema)
@@ -80,7 +80,7 @@ impl AvroConverter {
             .map_err(|e| ConnectError::Data(format!("Invalid Avro schema for id {id}: {e}")))?;
         let connect = from_avro_schema(&json)?;
         let r = Arc::new((avro, connect));
-        lock(&self.readers).insert(id, r.clone());
+        self.readers.insert(id, r.clone());
         Ok(r)
     }
 }
@@ -136,10 +136,6 @@ impl Converter for AvroConverter {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn full_name(name: &str, namespace: Option<&str>) -> String {
     match namespace {
         Some(ns) if !ns.is_empty() && !name.contains('.') => format!("{ns}.{name}"),
@@ -152,7 +148,8 @@ fn names(schema: &AvroSchema) -> HashMap<String, &AvroSchema> {
     fn walk<'a>(s: &'a AvroSchema, out: &mut HashMap<String, &'a AvroSchema>) {
         match s {
             AvroSchema::Record(r) => {
-                if out.insert(r.name.fullname(None), s).is_none() {
+                let first_use = out.insert(r.name.fullname(None), s).is_none();
+                if first_use {
                     for f in &r.fields {
                         walk(&f.schema, out);
                     }
@@ -361,7 +358,7 @@ fn from_avro_value(schema: &Schema, datum: AvroValue) -> Result<Value, ConnectEr
                 .into_iter()
                 .map(|(k, x)| Ok((Value::String(k), from_avro_value(&vs, x)?)))
                 .collect::<Result<Vec<_>, ConnectError>>()?;
-            entries.sort_by(|a, b| a.0.to_display_string().cmp(&b.0.to_display_string()));
+            entries.sort_by_key(|a| a.0.to_display_string());
             Value::Map(entries)
         }
         AvroValue::Record(fields) => {

@@ -9,22 +9,21 @@
 //! optional schema is `{"oneOf": [{"type": "null"}, T]}`. Read back, a property without
 //! such a `oneOf` is required, as in Confluent's converter (`required` is not consulted).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use gregor_connect_api::{ConnectError, Field, Props, Schema, SchemaType as T, Value};
 use gregor_registry_client::{wire, Schema as RegistrySchema, SchemaType};
 use serde_json::{json, Map, Value as J};
 
 use super::json::{value_from_json, value_to_json};
-use super::registry::{unframe, RegistrySettings};
+use super::registry::{unframe, Cache, RegistrySettings};
 use super::Converter;
 
 /// The JSON Schema converter for keys or values.
 pub struct JsonSchemaConverter {
     registry: RegistrySettings,
-    readers: Mutex<HashMap<u32, Arc<Schema>>>,
-    writers: Mutex<HashMap<(String, String), u32>>,
+    readers: Cache<u32, Arc<Schema>>,
+    writers: Cache<(String, String), u32>,
 }
 
 impl JsonSchemaConverter {
@@ -32,8 +31,8 @@ impl JsonSchemaConverter {
     pub fn configure(props: &Props, is_key: bool) -> Result<Self, ConnectError> {
         Ok(JsonSchemaConverter {
             registry: RegistrySettings::configure(props, is_key)?,
-            readers: Mutex::new(HashMap::new()),
-            writers: Mutex::new(HashMap::new()),
+            readers: Cache::new(),
+            writers: Cache::new(),
         })
     }
 }
@@ -56,7 +55,7 @@ impl Converter for JsonSchemaConverter {
         let text = to_json_schema(schema).to_string();
         let subject = self.registry.subject(topic, schema.name.as_deref())?;
         let key = (subject, text);
-        let cached = lock(&self.writers).get(&key).copied();
+        let cached = self.writers.get(&key);
         let id = match cached {
             Some(id) => id,
             None => {
@@ -67,7 +66,7 @@ impl Converter for JsonSchemaConverter {
                         &RegistrySchema::new(SchemaType::Json, key.1.clone()),
                     )?,
                 };
-                lock(&self.writers).insert(key, id);
+                self.writers.insert(key, id);
                 id
             }
         };
@@ -85,7 +84,7 @@ impl Converter for JsonSchemaConverter {
             return Ok((None, Value::Null));
         };
         let (id, payload) = unframe(topic, bytes)?;
-        let cached = lock(&self.readers).get(&id).cloned();
+        let cached = self.readers.get(&id);
         let schema = match cached {
             Some(s) => s,
             None => {
@@ -94,7 +93,7 @@ impl Converter for JsonSchemaConverter {
                     ConnectError::Data(format!("Invalid JSON schema for id {id}: {e}"))
                 })?;
                 let s = Arc::new(from_json_schema(&doc)?);
-                lock(&self.readers).insert(id, s.clone());
+                self.readers.insert(id, s.clone());
                 s
             }
         };
@@ -106,10 +105,6 @@ impl Converter for JsonSchemaConverter {
         let value = value_from_json(&schema, &doc)?;
         Ok((Some((*schema).clone()), value))
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The JSON Schema of a Connect schema.

@@ -4,7 +4,7 @@
 //! The schema mapping is in `protobuf_schema`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use gregor_connect_api::{ConnectError, Props, Schema, Value};
 use gregor_registry_client::{wire, Schema as RegistrySchema, SchemaType};
@@ -15,14 +15,18 @@ use prost_reflect::{
 };
 
 use super::protobuf_schema::{compile, message_at, message_schema, to_proto};
-use super::registry::{unframe, RegistrySettings};
+use super::registry::{unframe, Cache, RegistrySettings};
 use super::Converter;
+
+/// A writer schema's message and its Connect form.
+type Reader = Arc<(MessageDescriptor, Schema)>;
 
 /// The Protobuf converter for keys or values.
 pub struct ProtobufConverter {
     registry: RegistrySettings,
-    readers: Mutex<HashMap<(u32, Vec<i32>), Arc<(MessageDescriptor, Schema)>>>,
-    writers: Mutex<HashMap<(String, String), Arc<(u32, MessageDescriptor)>>>,
+    /// By (schema id, message indexes): the message and its Connect schema.
+    readers: Cache<(u32, Vec<i32>), Reader>,
+    writers: Cache<(String, String), Arc<(u32, MessageDescriptor)>>,
 }
 
 impl ProtobufConverter {
@@ -30,8 +34,8 @@ impl ProtobufConverter {
     pub fn configure(props: &Props, is_key: bool) -> Result<Self, ConnectError> {
         Ok(ProtobufConverter {
             registry: RegistrySettings::configure(props, is_key)?,
-            readers: Mutex::new(HashMap::new()),
-            writers: Mutex::new(HashMap::new()),
+            readers: Cache::new(),
+            writers: Cache::new(),
         })
     }
 
@@ -43,8 +47,8 @@ impl ProtobufConverter {
         let (text, full) = to_proto(schema)?;
         let subject = self.registry.subject(topic, Some(&full))?;
         let key = (subject, text);
-        if let Some(w) = lock(&self.writers).get(&key) {
-            return Ok(w.clone());
+        if let Some(w) = self.writers.get(&key) {
+            return Ok(w);
         }
         let (id, writer) = match self.registry.latest(&key.0)? {
             Some(latest) => (latest.id, self.compile_with_references(&latest.schema)?),
@@ -56,7 +60,7 @@ impl ProtobufConverter {
         };
         let desc = message_at(&writer, &[0])?;
         let w = Arc::new((id, desc));
-        lock(&self.writers).insert(key, w.clone());
+        self.writers.insert(key, w.clone());
         Ok(w)
     }
 
@@ -93,15 +97,15 @@ impl ProtobufConverter {
         path: Vec<i32>,
     ) -> Result<Arc<(MessageDescriptor, Schema)>, ConnectError> {
         let key = (id, path);
-        if let Some(r) = lock(&self.readers).get(&key) {
-            return Ok(r.clone());
+        if let Some(r) = self.readers.get(&key) {
+            return Ok(r);
         }
         let text = self.registry.writer_schema(key.0, SchemaType::Protobuf)?;
         let pool = self.compile_with_references(&text)?;
         let desc = message_at(&pool, &key.1)?;
         let schema = message_schema(&desc, 0)?;
         let r = Arc::new((desc, schema));
-        lock(&self.readers).insert(key, r.clone());
+        self.readers.insert(key, r.clone());
         Ok(r)
     }
 }
@@ -154,10 +158,6 @@ impl Converter for ProtobufConverter {
         })?;
         Ok((Some(reader.1.clone()), from_message(&msg)))
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A Connect struct as a message of `desc`; null fields are left unset.
@@ -316,7 +316,7 @@ fn from_value(kind: &Kind, v: &PValue) -> Value {
                     (key, from_value(kind, x))
                 })
                 .collect();
-            entries.sort_by(|a, b| a.0.to_display_string().cmp(&b.0.to_display_string()));
+            entries.sort_by_key(|a| a.0.to_display_string());
             Value::Map(entries)
         }
     }

@@ -3,6 +3,8 @@
 //! a converter, e.g. to validate a config, does no I/O), and the subject a record's
 //! schema goes under.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
 use gregor_connect_api::config::{get_bool, get_str};
@@ -22,7 +24,7 @@ pub struct RegistrySettings {
     client: Mutex<Option<Arc<BlockingClient>>>,
     /// The latest version per subject (`use.latest.version`), fetched once, as
     /// Confluent's `latest.cache.ttl.sec=-1` default does.
-    latest: Mutex<std::collections::HashMap<String, RegisteredSchema>>,
+    latest: Mutex<HashMap<String, RegisteredSchema>>,
 }
 
 impl RegistrySettings {
@@ -63,7 +65,7 @@ impl RegistrySettings {
             strategy,
             is_key,
             client: Mutex::new(None),
-            latest: Mutex::new(std::collections::HashMap::new()),
+            latest: Mutex::new(HashMap::new()),
         })
     }
 
@@ -160,4 +162,38 @@ fn type_name(t: SchemaType) -> &'static str {
 
 fn registry_error(e: gregor_registry_client::Error) -> ConnectError {
     ConnectError::Data(format!("Schema registry: {e}"))
+}
+
+/// A converter's cache (schemas by id, ids by subject and schema): entries never go
+/// stale, since an id's schema and a registered schema's id never change.
+pub struct Cache<K, V>(Mutex<HashMap<K, V>>);
+
+impl<K: Eq + Hash, V: Clone> Cache<K, V> {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Cache(Mutex::new(HashMap::new()))
+    }
+
+    /// The cached value of `key`.
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// Caches `value` under `key`.
+    pub fn insert(&self, key: K, value: V) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, value);
+    }
+}
+
+impl<K: Eq + Hash, V: Clone> Default for Cache<K, V> {
+    fn default() -> Self {
+        Cache::new()
+    }
 }
