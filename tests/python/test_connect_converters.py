@@ -4,6 +4,7 @@ ProtobufConverter) against `gregor registry`, checked with confluent-kafka's own
 serializers and deserializers: what the worker writes, Confluent's clients read, and what
 they write, the worker reads. Protobuf message classes are built at run time from
 descriptors (no protoc). Every wait is a condition with a deadline."""
+import base64
 import json
 import uuid
 
@@ -11,14 +12,14 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
-from confluent_kafka.schema_registry.json_schema import JSONSerializer
-from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.message_factory import GetMessageClass
 
 from conftest import wait_until
-from connect_worker import ConnectWorker
+from connect_worker import ConnectWorker, distributed_props
 from registry import Registry
 
 AVRO = "io.confluent.connect.avro.AvroConverter"
@@ -34,12 +35,32 @@ def registry(broker, tmp_path):
 
 
 @pytest.fixture
-def worker(broker, tmp_path):
-    d = tmp_path / "worker"
-    d.mkdir()
-    w = ConnectWorker(broker.bootstrap, d).start()
-    yield w
-    w.kill9()
+def broker(broker_factory):
+    """A broker that forms groups at once, so a distributed worker is quick to start."""
+    return broker_factory({"group.initial.rebalance.delay.ms": "0"})
+
+
+@pytest.fixture
+def worker_factory(broker, tmp_path):
+    """make(distributed) starts a standalone worker, or a one-worker Connect group."""
+    workers = []
+
+    def make(distributed=False):
+        d = tmp_path / f"worker{len(workers)}"
+        d.mkdir()
+        props = distributed_props(f"connect-{uuid.uuid4().hex[:8]}") if distributed else None
+        w = ConnectWorker(broker.bootstrap, d, props).start()
+        workers.append(w)
+        return w
+
+    yield make
+    for w in workers:
+        w.kill9()
+
+
+@pytest.fixture
+def worker(worker_factory):
+    return worker_factory()
 
 
 @pytest.fixture
@@ -70,17 +91,34 @@ def consume(bootstrap, topic, count, timeout=30.0):
     return out
 
 
-def test_cdc_source_with_avro_converter_reads_back_with_avro_deserializer(worker, broker, registry, pg):
+APPLE = {"id": 1, "name": "apple", "qty": 10, "ok": True}
+PEAR = {"id": 2, "name": "pear", "qty": 5, "ok": False}
+
+
+def test_cdc_source_through_each_converter_reads_back_with_confluent_deserializers(
+        worker, broker, registry, pg):
+    """One table captured three times (a slot each): with the Avro, the JSON Schema and
+    the Protobuf converter; each topic is read with confluent-kafka's deserializer."""
     pg.sql("CREATE TABLE items (id int PRIMARY KEY, name text, qty bigint, ok boolean)")
     pg.sql("INSERT INTO items VALUES (1, 'apple', 10, true)")
-    worker.create("cdc", dict(converters(AVRO, registry.url), **{
-        "connector.class": "PostgresCdcSource", "connection.url": pg.url,
-        "connection.user": "postgres", "topic.prefix": "pg",
-        "table.include.list": "public.items", "poll.interval.ms": "50"}))
-    wait_until(lambda: worker.get("/connectors/cdc/offsets").json()["offsets"], 30, "snapshot stored")
+    for prefix, cls in [("pg", AVRO), ("pgj", JSON_SCHEMA), ("pgp", PROTOBUF)]:
+        worker.create(f"cdc-{prefix}", dict(converters(cls, registry.url), **{
+            "connector.class": "PostgresCdcSource", "connection.url": pg.url,
+            "connection.user": "postgres", "topic.prefix": prefix, "slot.name": f"{prefix}_slot",
+            "publication.name": f"{prefix}_pub", "table.include.list": "public.items",
+            "poll.interval.ms": "50"}))
+    for prefix in ["pg", "pgj", "pgp"]:
+        wait_until(lambda: worker.get(f"/connectors/cdc-{prefix}/offsets").json()["offsets"], 30,
+                   f"{prefix} snapshot stored")
     pg.sql("INSERT INTO items VALUES (2, 'pear', 5, false)")
     pg.sql("UPDATE items SET qty = 11 WHERE id = 1")
     pg.sql("DELETE FROM items WHERE id = 2")
+    check_avro_cdc(broker, registry)
+    check_json_schema_cdc(broker, registry)
+    check_protobuf_cdc(broker, registry)
+
+
+def check_avro_cdc(broker, registry):
     msgs = consume(broker.bootstrap, "pg.public.items", 5)
 
     client = SchemaRegistryClient({"url": registry.url})
@@ -90,10 +128,9 @@ def test_cdc_source_with_avro_converter_reads_back_with_avro_deserializer(worker
     events = [(avro(m.key(), key_ctx), avro(m.value(), value_ctx)) for m in msgs]
     assert [k for k, _ in events] == [{"id": 1}, {"id": 2}, {"id": 1}, {"id": 2}, {"id": 2}]
     assert [v and v["op"] for _, v in events] == ["r", "c", "u", "d", None]
-    apple = {"id": 1, "name": "apple", "qty": 10, "ok": True}
-    assert (events[0][1]["before"], events[0][1]["after"]) == (None, apple)
-    assert events[1][1]["after"] == {"id": 2, "name": "pear", "qty": 5, "ok": False}
-    assert events[2][1]["after"] == dict(apple, qty=11)
+    assert (events[0][1]["before"], events[0][1]["after"]) == (None, APPLE)
+    assert events[1][1]["after"] == PEAR
+    assert events[2][1]["after"] == dict(APPLE, qty=11)
     assert events[3][1]["before"]["id"] == 2 and events[3][1]["after"] is None
     src = events[1][1]["source"]
     assert (src["connector"], src["name"], src["db"], src["schema"], src["table"]) == (
@@ -120,6 +157,65 @@ def test_cdc_source_with_avro_converter_reads_back_with_avro_deserializer(worker
     code, key = registry.get("/subjects/pg.public.items-key/versions/latest")
     assert code == 200 and json.loads(key["schema"])["fields"] == [
         {"name": "id", "type": ["null", "int"], "default": None}]
+
+
+def check_json_schema_cdc(broker, registry):
+    msgs = consume(broker.bootstrap, "pgj.public.items", 5)
+    client = SchemaRegistryClient({"url": registry.url})
+    js = JSONDeserializer(None, schema_registry_client=client)
+    key_ctx = SerializationContext("pgj.public.items", MessageField.KEY)
+    value_ctx = SerializationContext("pgj.public.items", MessageField.VALUE)
+    events = [(js(m.key(), key_ctx), m.value() and js(m.value(), value_ctx)) for m in msgs]
+    assert [k for k, _ in events] == [{"id": 1}, {"id": 2}, {"id": 1}, {"id": 2}, {"id": 2}]
+    assert [v and v["op"] for _, v in events] == ["r", "c", "u", "d", None]
+    assert (events[0][1]["before"], events[0][1]["after"]) == (None, APPLE)
+    assert events[1][1]["after"] == PEAR
+    assert events[2][1]["after"] == dict(APPLE, qty=11)
+    assert events[3][1]["after"] is None
+    code, latest = registry.get("/subjects/pgj.public.items-value/versions/latest")
+    assert code == 200 and latest["schemaType"] == "JSON"
+    schema = json.loads(latest["schema"])
+    assert (schema["type"], schema["title"]) == ("object", "pgj.public.items.Envelope")
+    after = schema["properties"]["after"]
+    assert after["connect.index"] == 1 and after["oneOf"][0] == {"type": "null"}
+    assert after["oneOf"][1]["properties"]["qty"] == {
+        "oneOf": [{"type": "null"}, {"type": "integer", "connect.type": "int64"}], "connect.index": 2}
+
+
+def check_protobuf_cdc(broker, registry):
+    msgs = consume(broker.bootstrap, "pgp.public.items", 5)
+    key_cls = registered_class(registry, msgs[0].key(), "pgp.public.items.Key")
+    value_cls = registered_class(registry, msgs[0].value(), "pgp.public.items.Envelope")
+    keys = ProtobufDeserializer(key_cls, {"use.deprecated.format": False})
+    values = ProtobufDeserializer(value_cls, {"use.deprecated.format": False})
+    key_ctx = SerializationContext("pgp.public.items", MessageField.KEY)
+    value_ctx = SerializationContext("pgp.public.items", MessageField.VALUE)
+    events = [(keys(m.key(), key_ctx), m.value() and values(m.value(), value_ctx)) for m in msgs]
+    assert [k.id for k, _ in events] == [1, 2, 1, 2, 2]
+    assert [v and v.op for _, v in events] == ["r", "c", "u", "d", None]
+    row = lambda m: {"id": m.id, "name": m.name, "qty": m.qty, "ok": m.ok}  # noqa: E731
+    assert not events[0][1].HasField("before") and row(events[0][1].after) == APPLE
+    assert row(events[1][1].after) == PEAR
+    assert row(events[2][1].after) == dict(APPLE, qty=11)
+    assert events[3][1].before.id == 2 and not events[3][1].HasField("after")
+    assert events[1][1].source.table == "items" and events[1][1].source.lsn > 0
+    code, latest = registry.get("/subjects/pgp.public.items-value/versions/latest")
+    assert code == 200 and latest["schemaType"] == "PROTOBUF"
+    assert "package pgp.public.items;" in latest["schema"]
+    assert "message Envelope {" in latest["schema"]
+
+
+def registered_class(registry, framed, full_name):
+    """The message class of a framed record's writer schema, built from the registry's
+    serialized descriptor (what generated code would be)."""
+    schema_id = int.from_bytes(framed[1:5], "big")
+    code, body = registry.get(f"/schemas/ids/{schema_id}?format=serialized")
+    assert code == 200, body
+    fd = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(body["schema"]))
+    fd.name = f"{full_name}.proto"
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fd)
+    return GetMessageClass(pool.FindMessageTypeByName(full_name))
 
 
 F = descriptor_pb2.FieldDescriptorProto
@@ -163,8 +259,11 @@ def serializers(fmt, client):
             lambda d: key_cls(**d), lambda d: user_cls(**d))
 
 
-@pytest.mark.parametrize("fmt,cls", [("avro", AVRO), ("json", JSON_SCHEMA), ("protobuf", PROTOBUF)])
-def test_postgres_sink_reads_confluent_serialized_records(fmt, cls, worker, broker, registry, pg):
+@pytest.mark.parametrize("fmt,cls,distributed", [
+    ("avro", AVRO, False), ("json", JSON_SCHEMA, False), ("protobuf", PROTOBUF, True)])
+def test_postgres_sink_reads_confluent_serialized_records(fmt, cls, distributed, worker_factory, broker,
+                                                           registry, pg):
+    worker = worker_factory(distributed)
     client = SchemaRegistryClient({"url": registry.url})
     key_ser, value_ser, make_key, make_value = serializers(fmt, client)
     topic = f"users_{fmt}"
@@ -183,6 +282,8 @@ def test_postgres_sink_reads_confluent_serialized_records(fmt, cls, worker, brok
           ({"id": 3}, {"id": 3, "name": "it's", "score": 0.0}),
           ({"id": 1}, {"id": 1, "name": "ann2", "score": 3.0}),
           ({"id": 2}, None)])
+    # In distributed mode the worker accepts the config once it has joined its group.
+    wait_until(lambda: worker.get("/connectors").status_code == 200, 30, "worker serving")
     worker.create("pgsink", dict(converters(cls, registry.url), **{
         "connector.class": "PostgresSink", "connection.url": pg.url, "connection.user": "postgres",
         "topics": topic, "insert.mode": "upsert", "pk.mode": "record_key",
@@ -191,7 +292,8 @@ def test_postgres_sink_reads_confluent_serialized_records(fmt, cls, worker, brok
     wait_until(lambda: table(pg) == expected, 30, "upserted and deleted rows")
     send([({"id": 4}, {"id": 4, "name": "dan", "score": 4.25})])
     wait_until(lambda: table(pg) == expected + [["4", "dan", "4.25"]], 30, "a later row")
-    assert worker.task_states("pgsink") == ["RUNNING"]
+    # A distributed worker publishes task status through its status topic: it catches up.
+    wait_until(lambda: worker.task_states("pgsink") == ["RUNNING"], 30, "task RUNNING")
 
 
 def table(pg):
