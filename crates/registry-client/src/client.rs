@@ -179,11 +179,15 @@ impl Client {
 
     /// The latest version under `subject` (never cached).
     pub async fn latest(&self, subject: &str) -> Result<RegisteredSchema> {
-        self.version(subject, "latest").await
+        self.fetch_version(subject, "latest").await
     }
 
-    /// Version `version` (a number or `latest`) of `subject`.
-    pub async fn version(&self, subject: &str, version: &str) -> Result<RegisteredSchema> {
+    /// Version `version` of `subject` (`GET /subjects/{subject}/versions/{version}`).
+    pub async fn version(&self, subject: &str, version: i32) -> Result<RegisteredSchema> {
+        self.fetch_version(subject, &version.to_string()).await
+    }
+
+    async fn fetch_version(&self, subject: &str, version: &str) -> Result<RegisteredSchema> {
         let path = format!(
             "/subjects/{}/versions/{}",
             segment(subject),
@@ -205,15 +209,25 @@ impl Client {
     }
 
     /// One request, to each URL in turn until one answers; the JSON body of a 2xx.
+    /// A transport failure (not a timeout) is retried once per URL: a pooled keep-alive connection the
+    /// server closed while idle (which a [`BlockingClient`]'s runtime, idle between
+    /// calls, may not have noticed yet) must not fail a record. Every request the client
+    /// makes is idempotent (registering an existing schema returns its id).
     async fn call(&self, method: Method, path: &str, body: Option<J>) -> Result<J> {
         let mut last = None;
         for base in &self.urls {
-            match self
-                .call_one(base, method.clone(), path, body.as_ref())
-                .await
-            {
-                Err(e @ Error::Transport { .. }) => last = Some(e),
-                other => return other,
+            for _attempt in 0..2 {
+                match self
+                    .call_one(base, method.clone(), path, body.as_ref())
+                    .await
+                {
+                    Err(e @ Error::Transport { .. }) => last = Some(e),
+                    Err(e @ Error::Timeout { .. }) => {
+                        last = Some(e);
+                        break;
+                    }
+                    other => return other,
+                }
             }
         }
         Err(last.unwrap_or_else(|| Error::Transport {
@@ -266,7 +280,10 @@ impl Client {
         };
         let (status, bytes) = tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| transport(format!("no answer in {:?}", self.timeout)))??;
+            .map_err(|_| Error::Timeout {
+                url: base.to_string(),
+                timeout: self.timeout,
+            })??;
         let doc: J = serde_json::from_slice(&bytes).unwrap_or(J::Null);
         if (200..300).contains(&status) {
             return Ok(doc);
@@ -407,7 +424,7 @@ impl BlockingClient {
     }
 
     /// See [`Client::version`].
-    pub fn version(&self, subject: &str, version: &str) -> Result<RegisteredSchema> {
+    pub fn version(&self, subject: &str, version: i32) -> Result<RegisteredSchema> {
         self.rt.block_on(self.inner.version(subject, version))
     }
 }

@@ -88,6 +88,12 @@ pub enum Error {
     /// The registry could not be reached, or did not answer in time.
     #[error("schema registry {url} unreachable: {reason}")]
     Transport { url: String, reason: String },
+    /// The registry did not answer within the request timeout.
+    #[error("schema registry {url} did not answer in {timeout:?}")]
+    Timeout {
+        url: String,
+        timeout: std::time::Duration,
+    },
     /// The registry answered with an error body (`error_code` is Confluent's, e.g.
     /// 40403 "Schema not found", 40401 "Subject not found").
     #[error("schema registry error {error_code} (HTTP {status}): {message}")]

@@ -78,7 +78,7 @@ impl ProtobufConverter {
             let found = self
                 .registry
                 .client()?
-                .version(&r.subject, &r.version.to_string())
+                .version(&r.subject, r.version)
                 .map_err(|e| {
                     ConnectError::Data(format!(
                         "Failed to retrieve Protobuf reference {} ({} version {}): {e}",
