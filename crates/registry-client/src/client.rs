@@ -459,6 +459,104 @@ mod tests {
         ));
     }
 
+    /// A stand-in registry on a raw socket: answers by request line, counts requests.
+    async fn fake_registry() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Headers, then Content-Length bytes of body.
+                let (head_end, length) = loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break (buf.len(), 0);
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        break (i + 4, length);
+                    }
+                };
+                while buf.len() < head_end + length {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let request = String::from_utf8_lossy(&buf);
+                let line = request.lines().next().unwrap_or_default().to_string();
+                let (status, body) = if line.starts_with("POST /subjects/t-value/versions ") {
+                    ("200 OK", r#"{"id":7}"#)
+                } else if line.starts_with("GET /schemas/ids/9 ") {
+                    (
+                        "200 OK",
+                        r#"{"schema":"syntax = \"proto3\";","schemaType":"PROTOBUF"}"#,
+                    )
+                } else {
+                    (
+                        "404 Not Found",
+                        r#"{"error_code":40403,"message":"Schema not found"}"#,
+                    )
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            }
+        });
+        (url, hits)
+    }
+
+    #[tokio::test]
+    async fn registrations_and_schemas_by_id_are_cached() {
+        use std::sync::atomic::Ordering;
+        let (url, hits) = fake_registry().await;
+        let c = Client::new(ClientConfig::new(&url)).unwrap();
+        let s = Schema::new(SchemaType::Avro, "\"string\"");
+        assert_eq!(c.register("t-value", &s).await.unwrap(), 7);
+        assert_eq!(c.id_for("t-value", &s, true).await.unwrap(), 7);
+        // The id's schema is known from the registration: no request.
+        assert_eq!(*c.schema_by_id(7).await.unwrap(), s);
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        let p = c.schema_by_id(9).await.unwrap();
+        assert_eq!(p.schema_type, SchemaType::Protobuf);
+        assert_eq!(c.schema_by_id(9).await.unwrap(), p);
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        let missing = c.schema_by_id(10).await.unwrap_err();
+        assert!(missing.is_not_found(), "{missing}");
+        assert!(
+            matches!(
+                missing,
+                Error::Api {
+                    error_code: 40403,
+                    ..
+                }
+            ),
+            "{missing}"
+        );
+        // Unregistered and auto-registration off: a lookup, answered 404.
+        let other = Schema::new(SchemaType::Avro, "\"int\"");
+        assert!(c
+            .id_for("t-value", &other, false)
+            .await
+            .unwrap_err()
+            .is_not_found());
+    }
+
     #[test]
     fn bodies_follow_the_rest_api() {
         let s = Schema::new(SchemaType::Avro, "\"int\"");
