@@ -70,7 +70,7 @@ impl Converter for JsonSchemaConverter {
                 id
             }
         };
-        let payload = serde_json::to_vec(&value_to_json(Some(schema), value)?)
+        let payload = serde_json::to_vec(&to_payload(schema, value)?)
             .map_err(|e| ConnectError::Data(format!("Converting to JSON failed: {e}")))?;
         Ok(Some(wire::frame(id, &payload)))
     }
@@ -102,9 +102,101 @@ impl Converter for JsonSchemaConverter {
                 "Converting byte[] to Kafka Connect data failed due to serialization error of topic {topic}: {e}"
             ))
         })?;
-        let value = value_from_json(&schema, &doc)?;
+        let value = from_payload(&schema, &doc)?;
         Ok((Some((*schema).clone()), value))
     }
+}
+
+/// Whether a map schema's keys are non-optional strings (a JSON object); other maps are
+/// arrays of `{"key": k, "value": v}`.
+fn string_keys(s: &Schema) -> bool {
+    s.key_schema
+        .as_deref()
+        .is_some_and(|k| k.schema_type == T::String && !k.optional)
+}
+
+/// A value as the JSON its schema's JSON Schema describes.
+fn to_payload(s: &Schema, v: &Value) -> Result<J, ConnectError> {
+    let missing = Schema::new(T::String).optional();
+    let (ks, vs) = (
+        s.key_schema.as_deref().unwrap_or(&missing),
+        s.value_schema.as_deref().unwrap_or(&missing),
+    );
+    Ok(match (s.schema_type, v) {
+        (T::Struct, Value::Struct(fields)) => {
+            let mut m = Map::new();
+            for (name, x) in fields {
+                let fs = s.field(name).map_or(&missing, |f| &f.schema);
+                m.insert(name.clone(), to_payload(fs, x)?);
+            }
+            J::Object(m)
+        }
+        (T::Array, Value::Array(items)) => J::Array(
+            items
+                .iter()
+                .map(|x| to_payload(vs, x))
+                .collect::<Result<_, _>>()?,
+        ),
+        (T::Map, Value::Map(entries)) if string_keys(s) => {
+            let mut m = Map::new();
+            for (k, x) in entries {
+                m.insert(k.to_display_string(), to_payload(vs, x)?);
+            }
+            J::Object(m)
+        }
+        (T::Map, Value::Map(entries)) => J::Array(
+            entries
+                .iter()
+                .map(|(k, x)| Ok(json!({"key": to_payload(ks, k)?, "value": to_payload(vs, x)?})))
+                .collect::<Result<_, ConnectError>>()?,
+        ),
+        _ => value_to_json(Some(s), v)?,
+    })
+}
+
+/// A JSON payload read against the Connect form of its writer schema.
+fn from_payload(s: &Schema, j: &J) -> Result<Value, ConnectError> {
+    let missing = Schema::new(T::String).optional();
+    let (ks, vs) = (
+        s.key_schema.as_deref().unwrap_or(&missing),
+        s.value_schema.as_deref().unwrap_or(&missing),
+    );
+    Ok(match (s.schema_type, j) {
+        (T::Struct, J::Object(obj)) => Value::Struct(
+            s.fields
+                .iter()
+                .map(|f| {
+                    Ok((
+                        f.name.clone(),
+                        from_payload(&f.schema, obj.get(&f.name).unwrap_or(&J::Null))?,
+                    ))
+                })
+                .collect::<Result<_, ConnectError>>()?,
+        ),
+        (T::Array, J::Array(items)) => Value::Array(
+            items
+                .iter()
+                .map(|x| from_payload(vs, x))
+                .collect::<Result<_, _>>()?,
+        ),
+        (T::Map, J::Object(obj)) => Value::Map(
+            obj.iter()
+                .map(|(k, x)| Ok((Value::String(k.clone()), from_payload(vs, x)?)))
+                .collect::<Result<_, ConnectError>>()?,
+        ),
+        (T::Map, J::Array(entries)) => Value::Map(
+            entries
+                .iter()
+                .map(|e| {
+                    Ok((
+                        from_payload(ks, e.get("key").unwrap_or(&J::Null))?,
+                        from_payload(vs, e.get("value").unwrap_or(&J::Null))?,
+                    ))
+                })
+                .collect::<Result<_, ConnectError>>()?,
+        ),
+        _ => value_from_json(s, j)?,
+    })
 }
 
 /// The JSON Schema of a Connect schema.
@@ -385,6 +477,26 @@ mod tests {
         assert!(
             from_json_schema(&json!({"oneOf": [{"type": "string"}, {"type": "integer"}]})).is_err()
         );
+    }
+
+    #[test]
+    fn maps_with_other_than_string_keys_are_arrays_of_entries() {
+        let mut m = Schema::new(T::Map);
+        m.key_schema = Some(Box::new(Schema::new(T::Int32)));
+        m.value_schema = Some(Box::new(Schema::new(T::String)));
+        let s = Schema::structure(vec![field("m", m)]);
+        let v = Value::Struct(vec![(
+            "m".into(),
+            Value::Map(vec![(Value::Int(1), Value::String("a".into()))]),
+        )]);
+        let j = to_payload(&s, &v).unwrap();
+        assert_eq!(j, json!({"m": [{"key": 1, "value": "a"}]}));
+        let schema = to_json_schema(&s);
+        assert_eq!(schema["properties"]["m"]["type"], "array");
+        let back = from_json_schema(&schema).unwrap();
+        assert_eq!(from_payload(&back, &j).unwrap(), v);
+        // A missing required field is an error.
+        assert!(from_payload(&back, &json!({})).is_err());
     }
 
     #[test]
