@@ -1,9 +1,18 @@
 //! Converters: between Kafka's bytes and Kafka Connect's schema + value, with Kafka's
 //! class names so worker and connector configs carry over unchanged.
 
+pub mod avro;
+pub mod avro_schema;
 pub mod json;
+pub mod json_schema;
+pub mod protobuf;
+pub mod protobuf_schema;
+pub mod registry;
 
+pub use avro::AvroConverter;
 pub use json::JsonConverter;
+pub use json_schema::JsonSchemaConverter;
+pub use protobuf::ProtobufConverter;
 
 use gregor_connect_api::{ConnectError, Props, Schema, SchemaType, Value};
 
@@ -29,9 +38,12 @@ pub trait Converter: Send + Sync {
 pub const JSON: &str = "org.apache.kafka.connect.json.JsonConverter";
 pub const STRING: &str = "org.apache.kafka.connect.storage.StringConverter";
 pub const BYTE_ARRAY: &str = "org.apache.kafka.connect.converters.ByteArrayConverter";
+pub const AVRO: &str = "io.confluent.connect.avro.AvroConverter";
+pub const JSON_SCHEMA: &str = "io.confluent.connect.json.JsonSchemaConverter";
+pub const PROTOBUF: &str = "io.confluent.connect.protobuf.ProtobufConverter";
 
 /// The converter classes this worker has.
-pub const CLASSES: &[&str] = &[JSON, STRING, BYTE_ARRAY];
+pub const CLASSES: &[&str] = &[JSON, STRING, BYTE_ARRAY, AVRO, JSON_SCHEMA, PROTOBUF];
 
 /// Builds a converter by class name (or its simple name) with its settings (the
 /// `key.converter.`/`value.converter.` prefix already stripped).
@@ -45,6 +57,9 @@ pub fn create(
         "JsonConverter" => Ok(Box::new(JsonConverter::configure(props, is_key)?)),
         "StringConverter" => Ok(Box::new(StringConverter)),
         "ByteArrayConverter" => Ok(Box::new(ByteArrayConverter)),
+        "AvroConverter" => Ok(Box::new(AvroConverter::configure(props, is_key)?)),
+        "JsonSchemaConverter" => Ok(Box::new(JsonSchemaConverter::configure(props, is_key)?)),
+        "ProtobufConverter" => Ok(Box::new(ProtobufConverter::configure(props, is_key)?)),
         _ => Err(ConnectError::Config(format!(
             "Invalid value {class} for configuration {}.converter: Class {class} could not be found.",
             if is_key { "key" } else { "value" }
