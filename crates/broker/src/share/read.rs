@@ -24,7 +24,48 @@ struct Header {
     span: BatchSpan,
     producer_id: i64,
     transactional: bool,
+    /// Where the batch ends in the bytes read.
+    end: usize,
 }
+
+/// Each batch's end position in `bytes` (as [`spans`] lists them).
+fn ends(bytes: &[u8]) -> Vec<usize> {
+    headers(bytes).into_iter().map(|h| h.end).collect()
+}
+
+/// The part of `chunk` (whole batches: `spans`, ending at `ends`) that holds the
+/// `acquired` offsets: from the first batch with an acquired offset to the last one.
+/// A fetch sends only that, not every batch read to find them.
+fn trim<'a>(
+    chunk: &'a [u8],
+    spans: &[BatchSpan],
+    ends: &[usize],
+    acquired: &[AcquiredRange],
+) -> &'a [u8] {
+    let (Some(lo), Some(hi)) = (
+        acquired.iter().map(|r| r.first).min(),
+        acquired.iter().map(|r| r.last).max(),
+    ) else {
+        return &chunk[..0];
+    };
+    let first = spans.iter().position(|s| s.last >= lo).unwrap_or(0);
+    let last = spans
+        .iter()
+        .position(|s| s.last >= hi)
+        .unwrap_or(spans.len().saturating_sub(1));
+    let start = first
+        .checked_sub(1)
+        .and_then(|i| ends.get(i))
+        .copied()
+        .unwrap_or(0);
+    let end = ends.get(last).copied().unwrap_or(chunk.len());
+    chunk.get(start..end).unwrap_or(chunk)
+}
+
+/// How much one round of a fetch reads at most (beyond the first batch): a share fetch
+/// wants `max_records` records, not `max_bytes` of log, and reads again if it needs
+/// more.
+const ROUND_BYTES: usize = 1 << 20;
 
 fn headers(bytes: &[u8]) -> Vec<Header> {
     let mut out = Vec::new();
@@ -49,6 +90,7 @@ fn headers(bytes: &[u8]) -> Vec<Header> {
             },
             producer_id: pid,
             transactional: attrs & TRANSACTIONAL_BIT != 0,
+            end: at + total,
         });
         at += total;
     }
@@ -132,7 +174,7 @@ pub fn acquire(
         if budget == 0 && !first {
             break;
         }
-        let Some(range) = log.read_range(from, budget, first, upper)? else {
+        let Some(range) = log.read_range(from, budget.min(ROUND_BYTES), first, upper)? else {
             break;
         };
         let mut chunk = BytesMut::new();
@@ -150,7 +192,8 @@ pub fn acquire(
             .map(|r| usize::try_from(r.last.saturating_sub(r.first) + 1).unwrap_or(0))
             .sum();
         if n > 0 {
-            out.records.extend_from_slice(&chunk);
+            out.records
+                .extend_from_slice(trim(&chunk, &batches, &ends(&chunk), &got));
             out.ranges.extend(got);
             out.count += n;
         }
@@ -201,6 +244,26 @@ mod tests {
             .map(|s| s.control)
             .collect();
         assert_eq!(skipped, vec![true, false, true, true, false]);
+    }
+
+    #[test]
+    fn a_fetch_sends_only_the_batches_with_acquired_records() {
+        let mut bytes = header(0, 1, false, 5); // 0-1
+        bytes.extend(header(2, 2, false, 5)); // 2-4
+        bytes.extend(header(5, 0, true, 5)); // 5, a marker
+        bytes.extend(header(6, 3, false, 5)); // 6-9
+        let (sp, ends) = (spans(&bytes), ends(&bytes));
+        let size = HEADER + 5;
+        let range = |first, last| AcquiredRange {
+            first,
+            last,
+            delivery_count: 1,
+        };
+        let cut = trim(&bytes, &sp, &ends, &[range(3, 4)]);
+        assert_eq!(cut, &bytes[size..2 * size]);
+        let cut = trim(&bytes, &sp, &ends, &[range(1, 2), range(7, 7)]);
+        assert_eq!(cut, &bytes[..]);
+        assert!(trim(&bytes, &sp, &ends, &[]).is_empty());
     }
 
     #[test]
