@@ -133,3 +133,50 @@ def test_accepted_records_are_not_redelivered_after_the_leader_is_killed(cluster
         assert poll(c, 1.0) == []
     finally:
         c.close()
+
+
+def test_offsets_are_described_and_reset_across_brokers(cluster):
+    """Three partitions led by three brokers: describe (on the group's coordinator)
+    shows every share-partition's start offset, asking the other brokers' share
+    coordinators; a reset made there is seen by the partitions' leaders."""
+    import json
+    import subprocess
+    from conftest import BIN
+
+    b = cluster.bootstrap
+    admin = AdminClient({"bootstrap.servers": b})
+    for f in admin.create_topics([NewTopic("q3", 3, 3)]).values():
+        f.result(30)
+    leaders = {leader(admin, "q3", p) for p in range(3)}
+    p = Producer({"bootstrap.servers": b, "acks": "all"})
+    for i in range(30):
+        p.produce("q3", f"r-{i}".encode(), partition=i % 3)
+    assert p.flush(30) == 0
+
+    # Implicit acknowledgement: what a poll returned is accepted by the next poll or
+    # the commit.
+    c = ShareConsumer({"bootstrap.servers": b, "group.id": "spread"})
+    c.subscribe(["q3"])
+    assert len(drain(c, 30)) == 30
+    c.commit_sync(30)
+    c.close()
+
+    def describe():
+        r = subprocess.run([BIN, "share-group", "describe", "spread", "-b", b, "--output", "json"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return sorted((o["partition"], o["start_offset"]) for o in json.loads(r.stdout)["offsets"])
+
+    assert len(leaders) > 1, "partition leaders should be spread"
+    assert describe() == [(0, 10), (1, 10), (2, 10)]
+    r = subprocess.run([BIN, "share-group", "reset-offsets", "spread", "--topic", "q3", "--to", "earliest",
+                        "-b", b], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert describe() == [(0, 0), (1, 0), (2, 0)]
+    c = ShareConsumer({"bootstrap.servers": b, "group.id": "spread"})
+    c.subscribe(["q3"])
+    try:
+        again = drain(c, 30)
+        assert sorted(m.value() for m in again) == sorted(f"r-{i}".encode() for i in range(30))
+    finally:
+        c.close()

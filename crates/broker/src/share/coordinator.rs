@@ -37,6 +37,9 @@ struct State {
     /// they were loaded under and their state epoch. A partition led here again under
     /// a new epoch is loaded again: what is held of it may be stale.
     loaded: HashMap<Key, (i32, i32)>,
+    /// The topics each group's members subscribed to since this broker started (what
+    /// DescribeShareGroupOffsets covers when it names no topics; not persisted).
+    subscribed: HashMap<String, std::collections::BTreeSet<String>>,
 }
 
 /// A share group as ShareGroupDescribe and ListGroups show it.
@@ -204,6 +207,12 @@ impl ShareCoordinator {
         }
         let now = Instant::now();
         let cfg = &self.config;
+        if let Some(ts) = &h.subscribed {
+            st.subscribed
+                .entry(group.to_string())
+                .or_default()
+                .extend(ts.iter().cloned());
+        }
         let g = st.groups.entry(group.to_string()).or_default();
         let r = g.heartbeat(h, topics, now, cfg.session_timeout, cfg.max_size);
         if leaving && r.is_ok() {
@@ -220,7 +229,10 @@ impl ShareCoordinator {
         let mut released = false;
         let limits = self.config.limits;
         let State {
-            partitions, loaded, ..
+            partitions,
+            loaded,
+            sessions,
+            ..
         } = st;
         for (k, sp) in partitions.iter_mut() {
             if k.0 == group && sp.release_member(member, &limits) {
@@ -228,6 +240,26 @@ impl ShareCoordinator {
                 let (key, state) = durable_state(loaded, k, sp);
                 self.persister.save_later(key, state);
             }
+        }
+        // A share-partition nobody holds records of and no share session of the group
+        // fetches is unloaded: its state is with its share coordinator, and the next
+        // fetch reads it back (so a reset of the offsets made through another broker
+        // while the group was empty is seen).
+        let in_use: std::collections::BTreeSet<Tp> = sessions
+            .iter()
+            .filter(|((g, _), _)| g == group)
+            .flat_map(|(_, s)| s.partitions.iter().copied())
+            .collect();
+        let idle: Vec<Key> = partitions
+            .iter()
+            .filter(|(k, sp)| {
+                k.0 == group && sp.next_deadline().is_none() && !in_use.contains(&(k.1, k.2))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in idle {
+            partitions.remove(&k);
+            loaded.remove(&k);
         }
         if released {
             self.wake_fetches();
@@ -293,6 +325,32 @@ impl ShareCoordinator {
         Some(out)
     }
 
+    /// The topics `group`'s members subscribed to since this broker started.
+    pub fn subscribed_topics(&self, group: &str) -> std::collections::BTreeSet<String> {
+        self.lock()
+            .subscribed
+            .get(group)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A share-partition's start offset as its share coordinator has it (wherever that
+    /// is); `None` when it cannot be asked.
+    pub async fn coordinated_start_offset(
+        &self,
+        broker: &Arc<Broker>,
+        group: &str,
+        topic_id: Uuid,
+        partition: i32,
+    ) -> Option<i64> {
+        let key = StateKey {
+            group: group.to_string(),
+            topic_id,
+            partition,
+        };
+        self.persister.summary(broker, &key).await.ok()
+    }
+
     /// Every share-partition key of `group` known here: loaded, or coordinated here.
     fn keys_of(&self, st: &State, group: &str, topics: Option<&[Uuid]>) -> Vec<Key> {
         let wanted = |t: &Uuid| topics.is_none_or(|ts| ts.contains(t));
@@ -317,6 +375,7 @@ impl ShareCoordinator {
             let mut st = self.lock();
             check_empty(&st, group)?;
             st.groups.remove(group);
+            st.subscribed.remove(group);
             st.sessions.retain(|(g, _), _| g != group);
             let keys = self.keys_of(&st, group, None);
             keys.into_iter()

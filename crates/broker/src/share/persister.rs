@@ -21,8 +21,9 @@ use std::time::Duration;
 
 use gregor_protocol::kp::messages::{
     delete_share_group_state_request as dreq, read_share_group_state_request as rreq,
-    write_share_group_state_request as wreq, DeleteShareGroupStateRequest,
-    ReadShareGroupStateRequest, WriteShareGroupStateRequest,
+    read_share_group_state_summary_request as sreq, write_share_group_state_request as wreq,
+    DeleteShareGroupStateRequest, ReadShareGroupStateRequest, ReadShareGroupStateSummaryRequest,
+    WriteShareGroupStateRequest,
 };
 use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
@@ -165,6 +166,39 @@ impl Persister {
         persist::remove_file(&self.data_dir, &old);
         tracing::info!(group = %key.group, partition = key.partition, "moved share-partition state to __share_group_state");
         Ok(moved)
+    }
+}
+
+impl Persister {
+    /// A share-partition's start offset from its coordinator (-1: no state).
+    pub async fn summary(&self, broker: &Arc<Broker>, key: &StateKey) -> Result<i64, ShareError> {
+        match route(broker, key)? {
+            Route::Local => broker
+                .shares
+                .share_state
+                .summary(broker, key)
+                .await
+                .map(|s| s.start_offset)
+                .map_err(state_error),
+            Route::Remote(node) => {
+                let req = ReadShareGroupStateSummaryRequest::default()
+                    .with_group_id(StrBytes::from_string(key.group.clone()))
+                    .with_topics(vec![sreq::ReadStateSummaryData::default()
+                        .with_topic_id(key.topic_id)
+                        .with_partitions(vec![
+                            sreq::PartitionData::default().with_partition(key.partition)
+                        ])]);
+                let resp = call(broker, &self.clients, node, &req).await?;
+                let p = resp
+                    .results
+                    .into_iter()
+                    .flat_map(|t| t.partitions)
+                    .find(|p| p.partition == key.partition)
+                    .ok_or(ShareError::Storage)?;
+                check(p.error_code)?;
+                Ok(p.start_offset)
+            }
+        }
     }
 }
 
