@@ -28,7 +28,7 @@ use crate::error::{Result, StreamsError};
 ///
 /// ```no_run
 /// use gregor_streams::{AvroSerde, Consumed, RegistrySerdeConfig, Serdes, StreamsBuilder};
-/// #[derive(serde::Serialize, serde::Deserialize)]
+/// #[derive(Clone, serde::Serialize, serde::Deserialize)]
 /// struct Order { id: String, amount: f64 }
 /// const ORDER: &str = r#"{"type": "record", "name": "Order", "fields": [
 ///     {"name": "id", "type": "string"}, {"name": "amount", "type": "double"}]}"#;
