@@ -35,6 +35,8 @@ pub use processor::api::{KeyValueStore, Processor, ProcessorContext, Punctuation
 pub use record::RawRecord;
 pub use runtime::kafka::{KafkaStreams, State};
 pub use runtime::test_driver::{TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver};
-pub use serde::{AvroSerde, RegistrySerdeConfig, RegistrySerdeError, Serde, SerdeRef, Serdes};
+pub use serde::{
+    AvroSerde, JsonSchemaSerde, RegistrySerdeConfig, RegistrySerdeError, Serde, SerdeRef, Serdes,
+};
 pub use state::{ReadOnlyKeyValueStore, ReadOnlyWindowStore};
 pub use window::{JoinWindows, SessionWindows, TimeWindows, Window, Windowed};

@@ -18,7 +18,7 @@ use gregor_registry_client::{wire, Schema, SchemaType};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::registry::{blocking, RegistrySerdeConfig, RegistrySerdeError};
+use super::registry::{schema_by_id, writer_id, RegistrySerdeConfig, RegistrySerdeError};
 use super::{Serde, SerdeRef};
 use crate::error::{Result, StreamsError};
 
@@ -119,38 +119,22 @@ impl<T: Serialize + DeserializeOwned + 'static> AvroSerde<T> {
         if let Some(w) = lock(&self.by_topic).get(topic) {
             return Ok(w.clone());
         }
-        let strategy = self.config.strategy(self.is_key);
-        let subject = strategy
-            .subject(topic, self.is_key, self.record_name.as_deref())
-            .ok_or(RegistrySerdeError::NoSubject { strategy })?;
-        let client = &self.config.client;
-        let writer = if self.config.use_latest_version() {
-            let latest = blocking(|| client.latest(&subject)).map_err(|source| {
-                RegistrySerdeError::Registry {
-                    what: format!("latest version of subject {subject}"),
-                    source,
-                }
-            })?;
-            Writer {
-                id: latest.id,
-                schema: Arc::new(parse_registered(latest.id, &latest.schema)?),
-            }
-        } else {
-            let auto = self.config.auto_register();
-            let id =
-                blocking(|| client.id_for(&subject, &self.registered, auto)).map_err(|source| {
-                    RegistrySerdeError::Registry {
-                        what: format!(
-                            "{} the schema under subject {subject}",
-                            if auto { "registering" } else { "looking up" }
-                        ),
-                        source,
-                    }
-                })?;
-            Writer {
+        let record_name = self.record_name.as_deref();
+        let writer = match writer_id(
+            &self.config,
+            self.is_key,
+            topic,
+            record_name,
+            &self.registered,
+        )? {
+            (id, Some(latest)) => Writer {
+                id,
+                schema: Arc::new(parse_registered(id, &latest)?),
+            },
+            (id, None) => Writer {
                 id,
                 schema: self.schema.clone(),
-            }
+            },
         };
         lock(&self.by_topic).insert(topic.to_string(), writer.clone());
         Ok(writer)
@@ -161,18 +145,7 @@ impl<T: Serialize + DeserializeOwned + 'static> AvroSerde<T> {
         if let Some(r) = lock(&self.by_id).get(&id) {
             return Ok(r.clone());
         }
-        let client = &self.config.client;
-        let schema = blocking(|| client.schema_by_id(id)).map_err(|source| {
-            if source.is_not_found() {
-                RegistrySerdeError::UnknownSchemaId { id, source }
-            } else {
-                RegistrySerdeError::Registry {
-                    what: format!("schema id {id}"),
-                    source,
-                }
-            }
-        })?;
-        let parsed = parse_registered(id, &schema)?;
+        let parsed = parse_registered(id, &*schema_by_id(&self.config, id)?)?;
         let reader = Reader {
             resolve: parsed.canonical_form() != self.canonical,
             schema: Arc::new(parsed),
@@ -230,9 +203,10 @@ impl<T: Serialize + DeserializeOwned + 'static> Serde<T> for AvroSerde<T> {
 /// would need the referenced subjects' schemas).
 fn parse_registered(id: u32, schema: &Schema) -> Result<AvroSchemaDef, RegistrySerdeError> {
     if schema.schema_type != SchemaType::Avro {
-        return Err(RegistrySerdeError::NotAvro {
+        return Err(RegistrySerdeError::WrongType {
             id,
             found: schema.schema_type,
+            expected: SchemaType::Avro,
         });
     }
     let bad = |reason: String| RegistrySerdeError::BadSchema {
@@ -245,7 +219,7 @@ fn parse_registered(id: u32, schema: &Schema) -> Result<AvroSchemaDef, RegistryS
     AvroSchemaDef::parse_str(&schema.schema).map_err(|e| bad(e.to_string()))
 }
 
-fn lock<V>(m: &Mutex<V>) -> MutexGuard<'_, V> {
+pub(super) fn lock<V>(m: &Mutex<V>) -> MutexGuard<'_, V> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 

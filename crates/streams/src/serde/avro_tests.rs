@@ -1,142 +1,10 @@
 //! `AvroSerde` against a stand-in registry (a few REST routes on a raw socket, counting
 //! requests): framing, caching, schema resolution both ways, malformed input.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use serde::Deserialize;
-use serde_json::{json, Value as J};
 
 use super::*;
-
-#[derive(Default)]
-struct Registered {
-    /// (subject, schema text, schema type, id), in registration order.
-    versions: Vec<(String, String, &'static str, u32)>,
-}
-
-impl Registered {
-    fn register(&mut self, subject: &str, text: &str, kind: &'static str) -> u32 {
-        if let Some(v) = self.versions.iter().find(|v| v.0 == subject && v.1 == text) {
-            return v.3;
-        }
-        let id = match self.versions.iter().find(|v| v.1 == text) {
-            Some(v) => v.3,
-            None => 1 + self.versions.iter().map(|v| v.3).max().unwrap_or(0),
-        };
-        self.versions.push((subject.into(), text.into(), kind, id));
-        id
-    }
-
-    fn version_body(&self, subject: &str, i: usize) -> J {
-        let v = &self.versions[i];
-        let version = self.versions[..=i]
-            .iter()
-            .filter(|w| w.0 == subject)
-            .count();
-        json!({"subject": subject, "version": version, "id": v.3, "schema": v.1,
-               "schemaType": v.2})
-    }
-
-    fn answer(&mut self, method: &str, path: &str, body: &J) -> (u16, J) {
-        let text = body.get("schema").and_then(J::as_str).unwrap_or_default();
-        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let not_found = (
-            404,
-            json!({"error_code": 40403, "message": "Schema not found"}),
-        );
-        match (method, parts.as_slice()) {
-            ("POST", ["subjects", s, "versions"]) => {
-                (200, json!({"id": self.register(s, text, "AVRO")}))
-            }
-            ("POST", ["subjects", s]) => {
-                match self.versions.iter().position(|v| v.0 == *s && v.1 == text) {
-                    Some(i) => (200, self.version_body(s, i)),
-                    None => not_found,
-                }
-            }
-            ("GET", ["subjects", s, "versions", "latest"]) => {
-                match self.versions.iter().rposition(|v| v.0 == *s) {
-                    Some(i) => (200, self.version_body(s, i)),
-                    None => (
-                        404,
-                        json!({"error_code": 40401, "message": "Subject not found"}),
-                    ),
-                }
-            }
-            ("GET", ["schemas", "ids", id]) => {
-                match self.versions.iter().find(|v| id.parse() == Ok(v.3)) {
-                    Some(v) => (200, json!({"schema": v.1, "schemaType": v.2})),
-                    None => not_found,
-                }
-            }
-            _ => (404, json!({"error_code": 404, "message": "no route"})),
-        }
-    }
-}
-
-struct Fake {
-    url: String,
-    state: Arc<Mutex<Registered>>,
-    hits: Arc<AtomicUsize>,
-}
-
-impl Fake {
-    fn start() -> Fake {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(Registered::default()));
-        let hits = Arc::new(AtomicUsize::new(0));
-        let (s, h) = (state.clone(), hits.clone());
-        std::thread::spawn(move || {
-            for sock in listener.incoming().flatten() {
-                h.fetch_add(1, Ordering::SeqCst);
-                let mut r = BufReader::new(&sock);
-                let mut line = String::new();
-                let _ = r.read_line(&mut line);
-                let mut length = 0;
-                loop {
-                    let mut header = String::new();
-                    if r.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
-                        break;
-                    }
-                    let lower = header.to_ascii_lowercase();
-                    if let Some(v) = lower.strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; length];
-                let _ = r.read_exact(&mut body);
-                let mut words = line.split_whitespace();
-                let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-                let body = serde_json::from_slice(&body).unwrap_or(J::Null);
-                let (status, answer) = lock(&s).answer(method, path, &body);
-                let answer = answer.to_string();
-                let _ = write!(
-                    &sock,
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-            }
-        });
-        Fake { url, state, hits }
-    }
-
-    fn config(&self, extra: &[(&str, &str)]) -> RegistrySerdeConfig {
-        let mut props = vec![("schema.registry.url", self.url.as_str())];
-        props.extend_from_slice(extra);
-        RegistrySerdeConfig::from_props(props).unwrap()
-    }
-
-    fn register(&self, subject: &str, text: &str, kind: &'static str) -> u32 {
-        lock(&self.state).register(subject, text, kind)
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-}
+use crate::serde::fake_registry::Fake;
 
 const V1: &str = r#"{"type": "record", "name": "Order", "namespace": "shop", "fields": [
     {"name": "id", "type": "string"},
@@ -212,10 +80,7 @@ fn frames_like_confluent_and_caches_ids_and_schemas() {
     // A key serde registers under <topic>-key.
     let keys = AvroSerde::<Order>::new(V1, &fake.config(&[]), true).unwrap();
     keys.serialize("orders", &order(2)).unwrap();
-    assert!(lock(&fake.state)
-        .versions
-        .iter()
-        .any(|v| v.0 == "orders-key"));
+    assert!(fake.state().versions.iter().any(|v| v.0 == "orders-key"));
 }
 
 #[test]
@@ -287,7 +152,7 @@ fn without_auto_registration_an_unregistered_schema_fails_the_write() {
     let serde = AvroSerde::<Order>::new(V1, &config, false).unwrap();
     let err = serde.serialize("orders", &order(1)).unwrap_err();
     assert!(matches!(err, StreamsError::SchemaRegistry { .. }), "{err}");
-    assert!(lock(&fake.state).versions.is_empty());
+    assert!(fake.state().versions.is_empty());
     let id = fake.register("orders-value", V1, "AVRO");
     let bytes = serde.serialize("orders", &order(1)).unwrap();
     assert_eq!(wire::unframe(&bytes).map(|f| f.0), Ok(id));
@@ -385,7 +250,7 @@ fn record_name_strategy_names_the_subject_after_the_record() {
     )]);
     let serde = AvroSerde::<Order>::new(V1, &config, false).unwrap();
     serde.serialize("orders", &order(1)).unwrap();
-    assert_eq!(lock(&fake.state).versions[0].0, "shop.Order");
+    assert_eq!(fake.state().versions[0].0, "shop.Order");
     // A primitive schema has no name for the strategy.
     let longs = AvroSerde::<i64>::new("\"long\"", &config, false).unwrap();
     assert!(matches!(
@@ -452,7 +317,8 @@ fn a_topology_reads_and_writes_avro_and_skips_a_bad_record() {
         .collect();
     assert_eq!(qty, vec![20, 30]);
     assert_eq!(driver.skipped_records(), 1);
-    assert!(lock(&fake.state)
+    assert!(fake
+        .state()
         .versions
         .iter()
         .any(|v| v.0 == "out-value" && v.1 == V2));

@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use gregor_registry_client::{BlockingClient, ClientConfig, SchemaType, SubjectNameStrategy};
+use gregor_registry_client::{
+    BlockingClient, ClientConfig, Schema, SchemaType, SubjectNameStrategy,
+};
 
 use crate::config::StreamsConfig;
 use crate::error::{Result, StreamsError};
@@ -192,8 +194,64 @@ pub(super) fn blocking<R: Send>(call: impl FnOnce() -> R + Send) -> R {
     })
 }
 
+/// The id to write `topic`'s keys (`is_key`) or values with, under the subject the
+/// strategy names: the subject's latest version with `use.latest.version` (returned with
+/// its schema), else `own` registered (`auto.register.schemas`) or looked up.
+pub(super) fn writer_id(
+    config: &RegistrySerdeConfig,
+    is_key: bool,
+    topic: &str,
+    record_name: Option<&str>,
+    own: &Schema,
+) -> Result<(u32, Option<Schema>), RegistrySerdeError> {
+    let strategy = config.strategy(is_key);
+    let subject = strategy
+        .subject(topic, is_key, record_name)
+        .ok_or(RegistrySerdeError::NoSubject { strategy })?;
+    let client = &config.client;
+    if config.use_latest_version() {
+        let latest = blocking(|| client.latest(&subject)).map_err(|source| {
+            RegistrySerdeError::Registry {
+                what: format!("latest version of subject {subject}"),
+                source,
+            }
+        })?;
+        return Ok((latest.id, Some(latest.schema)));
+    }
+    let auto = config.auto_register();
+    let id = blocking(|| client.id_for(&subject, own, auto)).map_err(|source| {
+        RegistrySerdeError::Registry {
+            what: format!(
+                "{} the schema under subject {subject}",
+                if auto { "registering" } else { "looking up" }
+            ),
+            source,
+        }
+    })?;
+    Ok((id, None))
+}
+
+/// The schema with `id` (the client caches it); a 404 is the record's fault.
+pub(super) fn schema_by_id(
+    config: &RegistrySerdeConfig,
+    id: u32,
+) -> Result<Arc<Schema>, RegistrySerdeError> {
+    let client = &config.client;
+    blocking(|| client.schema_by_id(id)).map_err(|source| {
+        if source.is_not_found() {
+            RegistrySerdeError::UnknownSchemaId { id, source }
+        } else {
+            RegistrySerdeError::Registry {
+                what: format!("schema id {id}"),
+                source,
+            }
+        }
+    })
+}
+
 /// Why a registry serde could not encode or decode a record.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegistrySerdeError {
     /// Not Confluent-framed (no magic byte 0, or shorter than the 5-byte header).
     #[error(transparent)]
@@ -208,9 +266,13 @@ pub enum RegistrySerdeError {
         #[source]
         source: gregor_registry_client::Error,
     },
-    /// The schema of the record's id is not an Avro schema.
-    #[error("schema id {id} is a {found:?} schema, not Avro")]
-    NotAvro { id: u32, found: SchemaType },
+    /// The schema of the record's id is not of the serde's kind.
+    #[error("schema id {id} is a {found:?} schema, not {expected:?}")]
+    WrongType {
+        id: u32,
+        found: SchemaType,
+        expected: SchemaType,
+    },
     /// A schema from the registry that apache-avro cannot parse (or one with references,
     /// which this serde does not resolve).
     #[error("schema {what} cannot be used: {reason}")]
@@ -229,6 +291,14 @@ pub enum RegistrySerdeError {
         id: u32,
         #[source]
         source: Box<apache_avro::Error>,
+    },
+    /// A JSON Schema serde's payload is not JSON of the Rust type (or the value does not
+    /// serialize).
+    #[error("JSON (schema id {id}): {source}")]
+    Json {
+        id: u32,
+        #[source]
+        source: serde_json::Error,
     },
     /// The subject name strategy needs a record name and the schema has none.
     #[error("{strategy:?} needs a named Avro schema (a record, enum or fixed)")]
