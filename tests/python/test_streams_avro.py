@@ -4,7 +4,8 @@ AvroSerializer (with the original schema and with an evolved, backward-compatibl
 totals them per customer, and writes Avro that confluent-kafka's AvroDeserializer reads
 back; the output schema is registered under the output topic's subject. A record that is
 not Avro is skipped by the deserialization handler. Every wait is a condition with a
-deadline."""
+deadline. The same example with `--format json-schema` is checked with confluent-kafka's
+JSONSerializer and JSONDeserializer."""
 import json
 import struct
 
@@ -12,6 +13,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from conftest import wait_until
@@ -56,22 +58,64 @@ def registry(broker, tmp_path):
     r.kill9()
 
 
-def produce_avro(bootstrap, client, schema, orders):
-    ser = AvroSerializer(client, json.dumps(schema))
+ORDER_JSON = {
+    "title": "Order", "type": "object",
+    "properties": {"order_id": {"type": "string"}, "customer": {"type": "string"},
+                   "amount": {"type": "number"}},
+    "required": ["order_id", "customer", "amount"],
+}
+CUSTOMER_TOTAL_JSON = {
+    "title": "CustomerTotal", "type": "object",
+    "properties": {"customer": {"type": "string"}, "orders": {"type": "integer"},
+                   "total": {"type": "number"}, "last_order_id": {"type": ["string", "null"]}},
+    "required": ["customer", "orders", "total"],
+}
+
+
+@pytest.fixture
+def start_app(broker, registry, tmp_path):
+    """start_app(app_id, format) runs the example; it is killed at teardown if the test
+    failed before stopping it."""
+    apps = []
+
+    def start(app_id, fmt="avro"):
+        app = App(tmp_path, "avro_orders", [
+            "--brokers", broker.bootstrap, "--schema-registry-url", registry.url,
+            "--app-id", app_id, "--state-dir", str(tmp_path / "state"), "--format", fmt,
+            "--commit-interval-ms", "200", "--session-timeout-ms", "6000",
+        ]).start()
+        apps.append(app)
+        return app
+
+    yield start
+    for app in apps:
+        if app.proc.poll() is None:
+            app.kill9()
+
+
+def expected_totals(orders):
+    expected = {}
+    for o in orders:
+        n, total, _ = expected.get(o["customer"], (0, 0.0, None))
+        expected[o["customer"]] = (n + 1, total + o["amount"], o["order_id"])
+    return expected
+
+
+def produce_avro(bootstrap, client, schema, orders, ser_class=AvroSerializer):
+    ser = ser_class(json.dumps(schema), client) if ser_class is JSONSerializer \
+        else ser_class(client, json.dumps(schema))
     ctx = SerializationContext("orders-avro", MessageField.VALUE)
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     for o in orders:
-        p.produce("orders-avro", key=o["order_id"].encode(), value=ser(o, ctx))
+        # Keyed by customer: a customer's orders stay in order (one input partition), so
+        # its last order is known.
+        p.produce("orders-avro", key=o["customer"].encode(), value=ser(o, ctx))
     assert p.flush(30) == 0
 
 
-def test_avro_orders_with_confluent_serializers_and_schema_evolution(broker, registry, tmp_path):
+def test_avro_orders_with_confluent_serializers_and_schema_evolution(broker, registry, start_app):
     create_topics(broker.bootstrap, ["orders-avro", "customer-totals"], 2)
-    app = App(tmp_path, "avro_orders", [
-        "--brokers", broker.bootstrap, "--schema-registry-url", registry.url,
-        "--app-id", "avro-totals", "--state-dir", str(tmp_path / "state"),
-        "--commit-interval-ms", "200", "--session-timeout-ms", "6000",
-    ]).start()
+    app = start_app("avro-totals")
     client = SchemaRegistryClient({"url": registry.url})
 
     customers = ["ann", "bob", "cy"]
@@ -88,10 +132,7 @@ def test_avro_orders_with_confluent_serializers_and_schema_evolution(broker, reg
     versions = client.get_versions("orders-avro-value")
     assert len(versions) == 2, versions
 
-    expected = {}
-    for o in v1 + v2:
-        n, total, _ = expected.get(o["customer"], (0, 0.0, None))
-        expected[o["customer"]] = (n + 1, total + o["amount"], o["order_id"])
+    expected = expected_totals(v1 + v2)
 
     deser = AvroDeserializer(client)
     ctx = SerializationContext("customer-totals", MessageField.VALUE)
@@ -126,4 +167,34 @@ def test_avro_orders_with_confluent_serializers_and_schema_evolution(broker, reg
 
     app.stop()
     assert "skipping a record that cannot be deserialized" in app.text()
+    reader.close()
+
+
+def test_json_schema_orders_with_confluent_serializers(broker, registry, start_app):
+    create_topics(broker.bootstrap, ["orders-avro", "customer-totals"], 2)
+    app = start_app("json-totals", "json-schema")
+    client = SchemaRegistryClient({"url": registry.url})
+    # The schema leaves additional properties open: `coupon` is written and ignored.
+    orders = [{"order_id": f"o{i}", "customer": ["ann", "bob"][i % 2], "amount": 0.5 * i,
+               "coupon": "X"} for i in range(10)]
+    produce_avro(broker.bootstrap, client, ORDER_JSON, orders, JSONSerializer)
+    expected = expected_totals(orders)
+    deser = JSONDeserializer(None, schema_registry_client=client)
+    ctx = SerializationContext("customer-totals", MessageField.VALUE)
+    reader = Reader(broker.bootstrap, "customer-totals")
+
+    def finals():
+        out = {}
+        for _, _, k, v in sorted(reader.poll(), key=lambda r: (r[0], r[1])):
+            t = deser(v, ctx)
+            out[k.decode()] = (t["orders"], t["total"], t["last_order_id"])
+        return out
+
+    wait_until(lambda: app.alive() and finals() == expected, 40, "final totals per customer")
+    latest = client.get_latest_version("customer-totals-value")
+    assert latest.schema.schema_type == "JSON"
+    assert json.loads(latest.schema.schema_str) == CUSTOMER_TOTAL_JSON
+    ids = {struct.unpack(">I", v[1:5])[0] for _, _, _, v in reader.records}
+    assert ids == {latest.schema_id}
+    app.stop()
     reader.close()

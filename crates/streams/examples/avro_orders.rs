@@ -1,10 +1,11 @@
 //! Orders totalled per customer, in Avro through the schema registry: `orders-avro`
-//! (key: order id, UTF-8; value: Avro `Order`, as Confluent's `AvroSerializer` writes it)
+//! (key: not read, e.g. the order id; value: Avro `Order`, as Confluent's `AvroSerializer` writes it)
 //! is re-keyed by customer and aggregated into `customer-totals` (key: customer, UTF-8;
 //! value: Avro `CustomerTotal`, its schema registered under `customer-totals-value`).
 //! Orders written with a newer compatible `Order` schema (say, with an added optional
 //! field) are read through Avro schema resolution. Records that are not Avro are skipped
-//! (log-and-continue).
+//! (log-and-continue). With `--format json-schema` the same runs with JSON Schema serdes
+//! (Confluent's `JSONSerializer` framing; subjects get the JSON Schemas below).
 //!
 //! `cargo run --release -p gregor-streams --example avro_orders -- --brokers 127.0.0.1:9092
 //!  --schema-registry-url http://127.0.0.1:8081`
@@ -14,8 +15,8 @@ mod common;
 
 use clap::Parser;
 use gregor_streams::{
-    AvroSerde, Consumed, Grouped, Materialized, Produced, RegistrySerdeConfig, Serdes,
-    StreamsBuilder,
+    AvroSerde, Consumed, Grouped, JsonSchemaSerde, Materialized, Produced, RegistrySerdeConfig,
+    SerdeRef, Serdes, StreamsBuilder,
 };
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +34,9 @@ struct Args {
     input: String,
     #[arg(long, default_value = "customer-totals")]
     output: String,
+    /// avro | json-schema
+    #[arg(long, default_value = "avro")]
+    format: String,
 }
 
 /// The reader schema of the input values.
@@ -48,6 +52,15 @@ const CUSTOMER_TOTAL: &str = r#"{"type": "record", "name": "CustomerTotal",
   {"name": "orders", "type": "long"},
   {"name": "total", "type": "double"},
   {"name": "last_order_id", "type": ["null", "string"], "default": null}]}"#;
+
+const ORDER_JSON: &str = r#"{"title": "Order", "type": "object", "properties": {
+  "order_id": {"type": "string"}, "customer": {"type": "string"},
+  "amount": {"type": "number"}}, "required": ["order_id", "customer", "amount"]}"#;
+
+const CUSTOMER_TOTAL_JSON: &str = r#"{"title": "CustomerTotal", "type": "object",
+ "properties": {"customer": {"type": "string"}, "orders": {"type": "integer"},
+  "total": {"type": "number"}, "last_order_id": {"type": ["string", "null"]}},
+ "required": ["customer", "orders", "total"]}"#;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Order {
@@ -72,8 +85,17 @@ fn main() -> anyhow::Result<()> {
         .set("schema.registry.url", &args.schema_registry_url);
     // One registry client (and cache) for every serde of the application.
     let registry = RegistrySerdeConfig::from_streams_config(&config)?;
-    let orders = AvroSerde::<Order>::value(ORDER, &registry)?;
-    let totals = AvroSerde::<CustomerTotal>::value(CUSTOMER_TOTAL, &registry)?;
+    let (orders, totals): (SerdeRef<Order>, SerdeRef<CustomerTotal>) = match &*args.format {
+        "avro" => (
+            AvroSerde::value(ORDER, &registry)?,
+            AvroSerde::value(CUSTOMER_TOTAL, &registry)?,
+        ),
+        "json-schema" => (
+            JsonSchemaSerde::value(ORDER_JSON, &registry)?,
+            JsonSchemaSerde::value(CUSTOMER_TOTAL_JSON, &registry)?,
+        ),
+        other => anyhow::bail!("unknown --format {other:?} (avro | json-schema)"),
+    };
 
     let builder = StreamsBuilder::new();
     builder
