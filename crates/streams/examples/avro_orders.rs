@@ -1,6 +1,6 @@
 //! Orders totalled per customer, in Avro through the schema registry: `orders-avro`
-//! (key: not read, e.g. the order id; value: Avro `Order`, as Confluent's `AvroSerializer` writes it)
-//! is re-keyed by customer and aggregated into `customer-totals` (key: customer, UTF-8;
+//! (key: not read; value: Avro `Order`, as Confluent's `AvroSerializer` writes it) is
+//! re-keyed by customer and aggregated into `customer-totals` (key: customer, UTF-8;
 //! value: Avro `CustomerTotal`, its schema registered under `customer-totals-value`).
 //! Orders written with a newer compatible `Order` schema (say, with an added optional
 //! field) are read through Avro schema resolution. Records that are not Avro are skipped
