@@ -101,7 +101,7 @@ def expected_totals(orders):
     return expected
 
 
-def produce_avro(bootstrap, client, schema, orders, ser_class=AvroSerializer):
+def produce_orders(bootstrap, client, schema, orders, ser_class=AvroSerializer):
     ser = ser_class(json.dumps(schema), client) if ser_class is JSONSerializer \
         else ser_class(client, json.dumps(schema))
     ctx = SerializationContext("orders-avro", MessageField.VALUE)
@@ -123,12 +123,12 @@ def test_avro_orders_with_confluent_serializers_and_schema_evolution(broker, reg
           for i in range(12)]
     v2 = [{"order_id": f"o{i}", "customer": customers[i % 3], "amount": 0.25 * i,
            "coupon": "SPRING" if i % 2 else None} for i in range(12, 18)]
-    produce_avro(broker.bootstrap, client, ORDER_V1, v1)
+    produce_orders(broker.bootstrap, client, ORDER_V1, v1)
     # Not Confluent-framed: skipped (the example runs with log-and-continue), not fatal.
     p = Producer({"bootstrap.servers": broker.bootstrap})
     p.produce("orders-avro", key=b"junk", value=b"not avro")
     assert p.flush(30) == 0
-    produce_avro(broker.bootstrap, client, ORDER_V2, v2)
+    produce_orders(broker.bootstrap, client, ORDER_V2, v2)
     versions = client.get_versions("orders-avro-value")
     assert len(versions) == 2, versions
 
@@ -177,7 +177,7 @@ def test_json_schema_orders_with_confluent_serializers(broker, registry, start_a
     # The schema leaves additional properties open: `coupon` is written and ignored.
     orders = [{"order_id": f"o{i}", "customer": ["ann", "bob"][i % 2], "amount": 0.5 * i,
                "coupon": "X"} for i in range(10)]
-    produce_avro(broker.bootstrap, client, ORDER_JSON, orders, JSONSerializer)
+    produce_orders(broker.bootstrap, client, ORDER_JSON, orders, JSONSerializer)
     expected = expected_totals(orders)
     deser = JSONDeserializer(None, schema_registry_client=client)
     ctx = SerializationContext("customer-totals", MessageField.VALUE)

@@ -7,7 +7,7 @@
 //! their default `json.fail.invalid.schema=false`, values are not validated against the
 //! schema: the Rust type is the contract.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
 use std::sync::Mutex;
 
@@ -43,7 +43,7 @@ pub struct JsonSchemaSerde<T> {
     /// Topic → the id its records are written with.
     by_topic: Mutex<HashMap<String, u32>>,
     /// Schema ids known to be JSON Schemas.
-    known_ids: Mutex<HashMap<u32, ()>>,
+    known_ids: Mutex<HashSet<u32>>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -64,7 +64,7 @@ impl<T: Serialize + DeserializeOwned + 'static> JsonSchemaSerde<T> {
                 .and_then(serde_json::Value::as_str)
                 .map(str::to_string),
             by_topic: Mutex::new(HashMap::new()),
-            known_ids: Mutex::new(HashMap::new()),
+            known_ids: Mutex::new(HashSet::new()),
             _type: PhantomData,
         })
     }
@@ -114,9 +114,9 @@ impl<T: Serialize + DeserializeOwned + 'static> JsonSchemaSerde<T> {
             return serde_json::from_str("null").map_err(|_| RegistrySerdeError::Null);
         };
         let (id, payload) = wire::unframe(data)?;
-        if !lock(&self.known_ids).contains_key(&id) {
+        if !lock(&self.known_ids).contains(&id) {
             check_json(id, &*schema_by_id(&self.config, id)?)?;
-            lock(&self.known_ids).insert(id, ());
+            lock(&self.known_ids).insert(id);
         }
         serde_json::from_slice(payload).map_err(|source| RegistrySerdeError::Json { id, source })
     }
