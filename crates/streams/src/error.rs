@@ -12,6 +12,14 @@ pub enum StreamsError {
     /// `default.deserialization.exception.handler`).
     #[error("cannot deserialize a record of {topic}: {reason}")]
     Deserialization { topic: String, reason: String },
+    /// A schema-registry serde could not reach or use the registry. Not a fault of the
+    /// record, so never skipped by `default.deserialization.exception.handler`.
+    #[error("schema registry, for topic {topic}: {source}")]
+    SchemaRegistry {
+        topic: String,
+        #[source]
+        source: Box<crate::serde::RegistrySerdeError>,
+    },
     /// The topology is not valid (unknown topic, store used twice, ...).
     #[error("invalid topology: {0}")]
     Topology(String),

@@ -11,7 +11,8 @@
 //! - `processor/`: the untyped processor graph the DSL builds, sub-topologies
 //! - `state/`: stores (in-memory maps persisted to redb, changelog topics), queries
 //! - `runtime/`: tasks, the test driver, the Kafka runtime
-//! - `serde.rs`, `window.rs`, `config.rs`, `record.rs`, `error.rs`
+//! - `serde/`: serdes, including the schema-registry ones (`AvroSerde`)
+//! - `window.rs`, `config.rs`, `record.rs`, `error.rs`
 
 mod config;
 mod dsl;
@@ -34,6 +35,8 @@ pub use processor::api::{KeyValueStore, Processor, ProcessorContext, Punctuation
 pub use record::RawRecord;
 pub use runtime::kafka::{KafkaStreams, State};
 pub use runtime::test_driver::{TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver};
-pub use serde::{Serde, SerdeRef, Serdes};
+pub use serde::{
+    AvroSerde, JsonSchemaSerde, RegistrySerdeConfig, RegistrySerdeError, Serde, SerdeRef, Serdes,
+};
 pub use state::{ReadOnlyKeyValueStore, ReadOnlyWindowStore};
 pub use window::{JoinWindows, SessionWindows, TimeWindows, Window, Windowed};

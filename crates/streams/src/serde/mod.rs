@@ -1,6 +1,22 @@
 //! Serdes: how keys and values become bytes. The built-in ones use the same encodings as
 //! Kafka's (`StringSerde` is UTF-8, `LongSerde`/`IntegerSerde` are big-endian), so a Java
-//! or Python client reads what a topology writes.
+//! or Python client reads what a topology writes. [`AvroSerde`] is Confluent's
+//! `KafkaAvroSerde`: schema-registry framing, schemas registered and resolved;
+//! [`JsonSchemaSerde`] is `KafkaJsonSchemaSerde`.
+//!
+//! Layout: this file (the trait, the built-in serdes); `registry.rs` (the
+//! schema-registry config, client and errors shared by registry serdes); `avro.rs`;
+//! `json_schema.rs`.
+
+mod avro;
+#[cfg(test)]
+mod fake_registry;
+mod json_schema;
+mod registry;
+
+pub use avro::AvroSerde;
+pub use json_schema::JsonSchemaSerde;
+pub use registry::{RegistrySerdeConfig, RegistrySerdeError};
 
 use std::marker::PhantomData;
 use std::sync::Arc;
