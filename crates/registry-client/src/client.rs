@@ -376,8 +376,20 @@ fn parse_registered(subject: &str, body: &J) -> Result<RegisteredSchema> {
 /// current-thread runtime. Must not be called from inside an async task (tokio refuses
 /// to block a runtime thread); async code uses [`Client`].
 pub struct BlockingClient {
-    rt: tokio::runtime::Runtime,
+    /// Always `Some` until the client is dropped.
+    rt: Option<tokio::runtime::Runtime>,
     inner: Client,
+}
+
+/// Dropping a runtime blocks on its tasks, which tokio refuses inside another runtime
+/// (a client dropped in async code): the runtime is shut down in the background
+/// instead, which is allowed anywhere.
+impl Drop for BlockingClient {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl BlockingClient {
@@ -394,38 +406,50 @@ impl BlockingClient {
             let _in_runtime = rt.enter();
             Client::new(config)?
         };
-        Ok(BlockingClient { rt, inner })
+        Ok(BlockingClient {
+            rt: Some(rt),
+            inner,
+        })
+    }
+
+    fn run<T>(&self, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        match &self.rt {
+            Some(rt) => rt.block_on(f),
+            None => Err(Error::Transport {
+                url: String::new(),
+                reason: "the client is shut down".into(),
+            }),
+        }
     }
 
     /// See [`Client::schema_by_id`].
     pub fn schema_by_id(&self, id: u32) -> Result<Arc<Schema>> {
-        self.rt.block_on(self.inner.schema_by_id(id))
+        self.run(self.inner.schema_by_id(id))
     }
 
     /// See [`Client::register`].
     pub fn register(&self, subject: &str, schema: &Schema) -> Result<u32> {
-        self.rt.block_on(self.inner.register(subject, schema))
+        self.run(self.inner.register(subject, schema))
     }
 
     /// See [`Client::lookup`].
     pub fn lookup(&self, subject: &str, schema: &Schema) -> Result<RegisteredSchema> {
-        self.rt.block_on(self.inner.lookup(subject, schema))
+        self.run(self.inner.lookup(subject, schema))
     }
 
     /// See [`Client::id_for`].
     pub fn id_for(&self, subject: &str, schema: &Schema, auto_register: bool) -> Result<u32> {
-        self.rt
-            .block_on(self.inner.id_for(subject, schema, auto_register))
+        self.run(self.inner.id_for(subject, schema, auto_register))
     }
 
     /// See [`Client::latest`].
     pub fn latest(&self, subject: &str) -> Result<RegisteredSchema> {
-        self.rt.block_on(self.inner.latest(subject))
+        self.run(self.inner.latest(subject))
     }
 
     /// See [`Client::version`].
     pub fn version(&self, subject: &str, version: i32) -> Result<RegisteredSchema> {
-        self.rt.block_on(self.inner.version(subject, version))
+        self.run(self.inner.version(subject, version))
     }
 }
 
@@ -555,6 +579,17 @@ mod tests {
             .await
             .unwrap_err()
             .is_not_found());
+    }
+
+    /// Streams builds its serdes' clients outside any runtime and may drop them inside
+    /// one (an app shut down from async code): that must not panic.
+    #[tokio::test]
+    async fn a_blocking_client_may_be_dropped_inside_a_runtime() {
+        let c = std::thread::spawn(|| BlockingClient::new(ClientConfig::new("http://127.0.0.1:1")))
+            .join()
+            .unwrap()
+            .unwrap();
+        drop(c);
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl RegistrySerdeConfig {
         let client =
             BlockingClient::new(client).map_err(|e| config_error("schema.registry.url", e))?;
         Ok(RegistrySerdeConfig {
-            client: Arc::new(ClientHandle(Some(client))),
+            client: Arc::new(ClientHandle(client)),
             urls,
             auto_register,
             use_latest_version,
@@ -152,31 +152,14 @@ fn parse_strategy(key: &str, v: &str) -> Result<SubjectNameStrategy> {
         .ok_or_else(|| config_error(key, format!("unknown subject name strategy {v:?}")))
 }
 
-/// The shared [`BlockingClient`]. Dropping a client drops its runtime, which tokio
-/// refuses inside another runtime (a config dropped in async code): there it is dropped
-/// on a thread of its own.
-pub(super) struct ClientHandle(Option<BlockingClient>);
+/// The shared [`BlockingClient`] (dropping it is safe anywhere: it shuts its runtime
+/// down in the background).
+pub(super) struct ClientHandle(BlockingClient);
 
 impl std::ops::Deref for ClientHandle {
     type Target = BlockingClient;
     fn deref(&self) -> &BlockingClient {
-        match &self.0 {
-            Some(c) => c,
-            // Only `drop` takes the client out.
-            None => unreachable!("registry client used after drop"),
-        }
-    }
-}
-
-impl Drop for ClientHandle {
-    fn drop(&mut self) {
-        if let Some(client) = self.0.take() {
-            if tokio::runtime::Handle::try_current().is_ok() {
-                let _ = std::thread::Builder::new()
-                    .name("registry-client-drop".into())
-                    .spawn(move || drop(client));
-            }
-        }
+        &self.0
     }
 }
 
