@@ -16,8 +16,10 @@ READY = re.compile(r"gregor connect ready: listening on ([0-9.]+):(\d+)")
 
 
 class ConnectWorker:
-    def __init__(self, bootstrap, work_dir, extra_props=None, port=0):
+    def __init__(self, bootstrap, work_dir, extra_props=None, port=0, cwd=None):
         self.bootstrap = bootstrap
+        # The process's working directory (relative paths in connector configs).
+        self.cwd = cwd
         self.work_dir = work_dir
         self.props_path = work_dir / "worker.properties"
         self.log_path = work_dir / "connect.log"
@@ -40,7 +42,7 @@ class ConnectWorker:
     def start(self, timeout=60.0):
         args = [BIN, "connect", "--listen", f"127.0.0.1:{self.port}", str(self.props_path)]
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, cwd=self.cwd)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

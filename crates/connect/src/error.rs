@@ -15,6 +15,10 @@ pub enum Error {
     /// Unknown task (404).
     #[error("Task {0} not found")]
     TaskNotFound(String),
+    /// Anything else not found, Kafka's message as is (404), e.g. distributed mode's
+    /// "Unknown connector: x" and "Unknown task: x-0".
+    #[error("{0}")]
+    NotFound(String),
     /// Unknown plugin (404 on plugin routes).
     #[error("{0}")]
     PluginNotFound(String),
@@ -51,6 +55,7 @@ impl Error {
             Error::ConnectorNotFound(_)
             | Error::TaskNotFound(_)
             | Error::PluginNotFound(_)
+            | Error::NotFound(_)
             | Error::NotFoundRoute => StatusCode::NOT_FOUND,
             Error::AlreadyExists(_) | Error::Conflict(_) => StatusCode::CONFLICT,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,

@@ -95,9 +95,11 @@ impl Connector for FileStreamConnector {
         Ok(())
     }
 
-    fn task_configs(&self, _max_tasks: usize) -> Vec<Props> {
-        // One file, one task (as Kafka's).
-        vec![self.props.clone()]
+    fn task_configs(&self, max_tasks: usize) -> Vec<Props> {
+        // As Kafka's: the source reads one file with one task; the sink gives every one
+        // of `tasks.max` tasks the same config (they share the topics' partitions).
+        let n = if self.source { 1 } else { max_tasks.max(1) };
+        vec![self.props.clone(); n]
     }
 }
 

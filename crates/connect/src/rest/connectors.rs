@@ -160,12 +160,20 @@ pub(super) async fn task_status(
     w.task_status(&name, task).map(Json)
 }
 
+/// `POST /connectors/{name}/tasks/{task}/restart[?forward=..]`: 204 once restarted.
+/// Distributed mode routes it to the task's worker (`forward::restart_task`).
 pub(super) async fn task_restart(
     State(w): W,
     Path((name, task)): Path<(String, usize)>,
-) -> Result<StatusCode, Error> {
+    Query(q): Query<HashMap<String, String>>,
+    uri: axum::http::Uri,
+) -> Result<Response, Error> {
+    if let Some(c) = w.cluster().cloned() {
+        let forward = q.get("forward").map(|v| v.eq_ignore_ascii_case("true"));
+        return Ok(super::forward::restart_task(w, c, name, task, uri.path(), forward).await);
+    }
     blocking(move || w.restart_one_task(&name, task)).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(super) async fn offsets(State(w): W, Path(name): Path<String>) -> Result<Json<J>, Error> {

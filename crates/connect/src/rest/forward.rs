@@ -4,6 +4,14 @@
 //! as is. A forwarded request carries `x-gregor-forwarded` so it is never forwarded
 //! twice; while the group has no leader (a rebalance), the request waits for one up to
 //! a deadline, then answers 409 as Kafka does.
+//!
+//! `POST /connectors/{name}/tasks/{task}/restart` is routed to the task's worker
+//! instead (Kafka's `DistributedHerder.restartTask` with `completeOrForwardRequest`): a
+//! worker running the task restarts it; otherwise a follower forwards to the leader and
+//! the leader to the task's worker (from its assignment), at most two hops, marked with
+//! Kafka's `forward` query parameter (absent: first worker; `true`: may forward once
+//! more; `false`: must answer). Unlike other writes it does not wait out a rebalance:
+//! without a current assignment it cannot be routed, so it answers 409 at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +26,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::error::Error;
+use crate::runtime::distributed::cluster::Cluster;
 use crate::runtime::Worker;
 
 const FORWARDED: &str = "x-gregor-forwarded";
@@ -26,9 +35,14 @@ const MAX_BODY: usize = 16 << 20;
 
 type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
 
+/// A write the leader handles. Task restarts are routed by their handler.
 fn is_write(method: &Method, uri: &Uri) -> bool {
+    let path = uri.path();
+    let task_restart =
+        path.starts_with("/connectors/") && path.contains("/tasks/") && path.ends_with("/restart");
     !(matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-        || uri.path().starts_with("/connector-plugins"))
+        || path.starts_with("/connector-plugins")
+        || task_restart)
 }
 
 pub(crate) async fn forward(State(w): State<Arc<Worker>>, req: Request, next: Next) -> Response {
@@ -69,6 +83,60 @@ pub(crate) async fn forward(State(w): State<Arc<Worker>>, req: Request, next: Ne
     }
 }
 
+/// Restarts the task here if this worker runs it, else forwards the request one hop
+/// closer to the worker that does. `path` is the request's (still percent-encoded) path.
+pub(crate) async fn restart_task(
+    w: Arc<Worker>,
+    cluster: Arc<Cluster>,
+    name: String,
+    task: usize,
+    path: &str,
+    forward: Option<bool>,
+) -> Response {
+    let local = {
+        let (w, name) = (w.clone(), name.clone());
+        super::blocking(move || w.restart_assigned_task(&name, task)).await
+    };
+    match local {
+        Err(e) => return e.into_response(),
+        Ok(true) => return axum::http::StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => {}
+    }
+    if forward == Some(false) {
+        tracing::warn!(
+            "POST {path} found no worker running the task within two hops (a rebalance?)"
+        );
+        return rebalancing();
+    }
+    let target = if cluster.is_leader() {
+        i32::try_from(task)
+            .ok()
+            .and_then(|t| cluster.owner_url(&name, t))
+    } else {
+        cluster.leader_url()
+    };
+    let Some(url) = target else {
+        return Error::Conflict(
+            "Cannot complete request momentarily due to no known leader URL, \
+             likely because a rebalance was underway."
+                .into(),
+        )
+        .into_response();
+    };
+    let target = format!(
+        "{}{path}?forward={}",
+        url.trim_end_matches('/'),
+        forward.is_none()
+    );
+    match send(Method::POST, &target, None, Bytes::new(), false).await {
+        Ok(r) => r,
+        Err(e) => Error::Internal(format!(
+            "Error trying to forward REST request to {target}: {e}"
+        ))
+        .into_response(),
+    }
+}
+
 fn rebalancing() -> Response {
     Error::Conflict(
         "Cannot complete request because of a conflicting operation (e.g. worker rebalance)".into(),
@@ -82,14 +150,27 @@ async fn to_leader(url: &str, req: Request) -> Result<Response, String> {
         .await
         .map_err(|e| e.to_string())?;
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let target: Uri = format!("{}{}", url.trim_end_matches('/'), path)
+    let target = format!("{}{}", url.trim_end_matches('/'), path);
+    let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
+    send(parts.method, &target, content_type, body, true).await
+}
+
+/// One HTTP request to another worker; its answer is returned as is.
+async fn send(
+    method: Method,
+    target: &str,
+    content_type: Option<header::HeaderValue>,
+    body: Bytes,
+    mark_forwarded: bool,
+) -> Result<Response, String> {
+    let target: Uri = target
         .parse()
-        .map_err(|e| format!("bad leader URL: {e}"))?;
-    let mut builder = axum::http::Request::builder()
-        .method(parts.method)
-        .uri(target)
-        .header(FORWARDED, "1");
-    if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
+        .map_err(|e| format!("bad worker URL {target}: {e}"))?;
+    let mut builder = axum::http::Request::builder().method(method).uri(target);
+    if mark_forwarded {
+        builder = builder.header(FORWARDED, "1");
+    }
+    if let Some(ct) = content_type {
         builder = builder.header(header::CONTENT_TYPE, ct);
     }
     let request = builder.body(Full::new(body)).map_err(|e| e.to_string())?;
@@ -102,4 +183,25 @@ async fn to_leader(url: &str, req: Request) -> Result<Response, String> {
     let (parts, body) = resp.into_parts();
     let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
     Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_restarts_are_routed_by_their_handler_not_sent_to_the_leader() {
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        assert!(!is_write(
+            &Method::POST,
+            &uri("/connectors/a/tasks/0/restart")
+        ));
+        assert!(!is_write(
+            &Method::POST,
+            &uri("/connectors/a/tasks/0/restart?forward=true")
+        ));
+        assert!(is_write(&Method::POST, &uri("/connectors/a/restart")));
+        assert!(is_write(&Method::PUT, &uri("/connectors/a/pause")));
+        assert!(!is_write(&Method::GET, &uri("/connectors/a/status")));
+    }
 }

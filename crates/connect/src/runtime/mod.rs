@@ -361,11 +361,13 @@ impl Worker {
     /// `POST /connectors/{name}/tasks/{id}/restart`.
     pub fn restart_one_task(&self, name: &str, id: usize) -> Result<(), Error> {
         if self.cluster.is_some() {
-            return Err(Error::Unsupported(
-                "restarting a single task is not supported in distributed mode yet; \
-                 use POST /connectors/{name}/restart?includeTasks=true"
-                    .into(),
-            ));
+            // Distributed: the REST layer routes the request to the task's worker.
+            return match self.restart_assigned_task(name, id)? {
+                true => Ok(()),
+                false => Err(Error::Conflict(format!(
+                    "Cannot restart task since it is not assigned to this member: {name}-{id}"
+                ))),
+            };
         }
         let _op = lock(&self.ops);
         self.require(name)?;

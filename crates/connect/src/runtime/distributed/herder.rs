@@ -14,8 +14,8 @@ use tokio::sync::watch;
 
 use super::cluster::Cluster;
 use super::group::{GroupMember, Timeouts};
-use super::protocol::{assign, Assignment, WorkerState};
-use super::state::ConfigState;
+use super::protocol::{assign, Assignment, WorkerState, CONNECTOR_TASK};
+use super::state::{ConfigState, RestartRequest};
 use super::DistError;
 use crate::runtime::Worker;
 
@@ -40,6 +40,11 @@ struct Herder {
     member: GroupMember,
     assignment: Assignment,
     shape: Shape,
+    /// Restart requests read while rebalancing, carried out once the assignment runs.
+    pending_restarts: Vec<RestartRequest>,
+    /// Whether the config topic was read once: the restart requests found by that first
+    /// read are history (Kafka's config store notifies them only once started).
+    caught_up: bool,
 }
 
 /// Runs the herder until `shutdown` turns true.
@@ -65,6 +70,8 @@ pub async fn run(
         member,
         assignment: Assignment::default(),
         shape: Shape::default(),
+        pending_restarts: Vec::new(),
+        caught_up: false,
     };
     let heartbeat = Duration::from_millis(u64::try_from(cfg.heartbeat_interval_ms).unwrap_or(1000));
     let tick = heartbeat.min(Duration::from_millis(200));
@@ -128,6 +135,7 @@ impl Herder {
         self.cluster.set_leader(None, false);
         self.revoke().await?;
         let cs = self.read_configs().await?;
+        self.keep_restarts(&cs);
         let metadata = WorkerState {
             url: self.cluster.url.clone(),
             config_offset: cs.offset,
@@ -151,6 +159,7 @@ impl Herder {
                 )));
             }
             cs = self.read_configs().await?;
+            self.keep_restarts(&cs);
         }
         tracing::info!(
             "joined the Connect group {} generation {} as {} (leader {}): connectors {:?}, tasks {:?}",
@@ -172,8 +181,12 @@ impl Herder {
         self.shape = shape_of(&cs);
         let w = self.worker.clone();
         let started = a.clone();
+        let restarts = std::mem::take(&mut self.pending_restarts);
         blocking(move || {
             w.start_assigned(&started);
+            for r in &restarts {
+                w.restart_local(r, &started);
+            }
             Ok(())
         })
         .await?;
@@ -221,6 +234,22 @@ impl Herder {
         };
         let ids: Vec<String> = states.iter().map(|(id, _)| id.clone()).collect();
         let plan = assign(&ids, &cs.work());
+        let url_of: BTreeMap<&String, &String> =
+            states.iter().map(|(id, s)| (id, &s.url)).collect();
+        let mut owners = BTreeMap::new();
+        for (member, (connectors, tasks)) in &plan {
+            let Some(url) = url_of.get(member) else {
+                continue;
+            };
+            for c in connectors {
+                owners.insert((c.clone(), CONNECTOR_TASK), (*url).clone());
+            }
+            for (c, t) in tasks {
+                let t = i32::try_from(*t).unwrap_or(i32::MAX);
+                owners.insert((c.clone(), t), (*url).clone());
+            }
+        }
+        self.cluster.set_owners(owners);
         Ok(plan
             .into_iter()
             .map(|(member, (connectors, tasks))| {
@@ -235,6 +264,15 @@ impl Herder {
                 (member, a.encode())
             })
             .collect())
+    }
+
+    /// Keeps the restart requests read during a rebalance for after it (none from the
+    /// worker's first read of the config topic).
+    fn keep_restarts(&mut self, cs: &ConfigState) {
+        if self.caught_up {
+            self.pending_restarts.extend(cs.restarts.iter().cloned());
+        }
+        self.caught_up = true;
     }
 
     /// Reads the config topic, applies it to the worker's entries and marks it applied.

@@ -126,7 +126,8 @@ impl Worker {
         include_tasks: bool,
         only_failed: bool,
     ) -> Result<Option<J>, Error> {
-        self.require_entry(name)?;
+        self.require_entry(name)
+            .map_err(|_| Error::NotFound(format!("Unknown connector: {name}")))?;
         let mut planned = self.status(name)?;
         if include_tasks {
             if let Some(ts) = planned["tasks"].as_array_mut() {
@@ -184,19 +185,28 @@ impl Worker {
         Ok(json!({"name": name, "connector": connector, "tasks": tasks, "type": kind}))
     }
 
-    /// Rebalance (eager): stops every connector object and task this worker runs.
+    /// Rebalance (eager): stops every connector object and task this worker runs. The
+    /// entries keep their task configs (the status shows every task meanwhile).
     pub(crate) fn stop_all_local(&self) {
         let _op = lock(&self.ops);
-        let names: Vec<String> = lock(&self.state).keys().cloned().collect();
-        for name in names {
-            let configs = lock(&self.state)
-                .get(name.as_str())
-                .map(|e| e.task_configs.clone());
-            self.stop_tasks_and_connector(&name);
-            if let Some(e) = lock(&self.state).get_mut(name.as_str()) {
-                e.task_configs = configs.unwrap_or_default();
+        let mut threads = Vec::new();
+        {
+            let mut state = lock(&self.state);
+            for e in state.values_mut() {
+                for t in e.tasks.values() {
+                    t.shared.request_stop();
+                }
+                if let Some(mut c) = e.connector.take() {
+                    c.stop();
+                }
+                threads.extend(std::mem::take(&mut e.tasks).into_values());
                 e.owned = false;
                 e.failed = None;
+            }
+        }
+        for t in threads {
+            if let Some(h) = t.thread {
+                let _ = h.join();
             }
         }
     }
@@ -279,31 +289,81 @@ impl Worker {
         }
     }
 
-    /// Restart requests read from the config topic: each worker restarts what it runs.
+    /// Restart requests read from the config topic (KIP-745): each worker restarts what
+    /// it runs of the plan, after writing RESTARTING for it (Kafka's
+    /// `doRestartConnectorAndTasks`).
     pub(crate) fn restart_local(&self, req: &RestartRequest, a: &Assignment) {
         let status = self.local_statuses();
         let failed = |key: &str| status.iter().any(|(k, s, _)| k == key && s == "FAILED");
         let name = req.connector.as_str();
-        if a.connectors.iter().any(|c| c == name)
-            && (!req.only_failed || failed(&keys::status_connector_key(name)))
-        {
-            let _op = lock(&self.ops);
+        let stopped = lock(&self.state)
+            .get(name)
+            .is_none_or(|e| e.target == TargetState::Stopped);
+        if stopped {
+            return;
+        }
+        let connector = a.connectors.iter().any(|c| c == name)
+            && (!req.only_failed || failed(&keys::status_connector_key(name)));
+        let tasks: Vec<usize> = if req.include_tasks {
+            a.tasks
+                .iter()
+                .filter(|(c, _)| c == name)
+                .map(|(_, id)| usize::try_from(*id).unwrap_or(usize::MAX))
+                .filter(|i| !req.only_failed || failed(&keys::status_task_key(name, *i)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut restarting: Vec<String> = tasks
+            .iter()
+            .map(|i| keys::status_task_key(name, *i))
+            .collect();
+        if connector {
+            restarting.push(keys::status_connector_key(name));
+        }
+        if restarting.is_empty() {
+            return;
+        }
+        if let Some(c) = &self.cluster {
+            if let Err(e) = c.put_restarting(&self.worker_id, &restarting) {
+                tracing::warn!("cannot write RESTARTING for {name}: {e}");
+            }
+        }
+        let _op = lock(&self.ops);
+        if connector {
+            self.restart_connector_object(name);
+        }
+        for id in tasks {
             if lock(&self.state)
                 .get(name)
-                .is_some_and(|e| e.target != TargetState::Stopped)
+                .is_some_and(|e| e.tasks.contains_key(&id))
             {
-                self.restart_connector_object(name);
+                self.restart_task(name, id);
             }
         }
-        if req.include_tasks {
-            for (c, id) in a.tasks.iter().filter(|(c, _)| c == name) {
-                let idx = usize::try_from(*id).unwrap_or(usize::MAX);
-                if !req.only_failed || failed(&keys::status_task_key(c, idx)) {
-                    let _op = lock(&self.ops);
-                    self.restart_task(c, idx);
-                }
+    }
+
+    /// `POST /connectors/{name}/tasks/{id}/restart` reaching this worker (Kafka's
+    /// `DistributedHerder.restartTask`): 404s for an unknown connector or task; true when
+    /// this worker runs the task and restarted it, false when another worker runs it.
+    /// Runs under `ops`, so it cannot interleave with a revocation.
+    pub(crate) fn restart_assigned_task(&self, name: &str, id: usize) -> Result<bool, Error> {
+        let _op = lock(&self.ops);
+        let here = {
+            let state = lock(&self.state);
+            let e = state
+                .get(name)
+                .ok_or_else(|| Error::NotFound(format!("Unknown connector: {name}")))?;
+            if id >= e.task_configs.len() {
+                return Err(Error::NotFound(format!("Unknown task: {name}-{id}")));
             }
+            e.tasks.contains_key(&id)
+        };
+        if here {
+            tracing::info!("restarting task {name}-{id} (REST request)");
+            self.restart_task(name, id);
         }
+        Ok(here)
     }
 
     /// (status key, state, trace) of every connector object and task run here.
