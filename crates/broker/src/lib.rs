@@ -44,6 +44,7 @@ pub mod expiry;
 pub mod fetch_session;
 pub mod frame;
 pub mod group;
+pub mod group_config;
 pub mod handlers;
 pub mod metrics;
 pub mod partition;

@@ -79,6 +79,8 @@ pub struct MetadataImage {
     /// Client-metrics subscriptions (KIP-714) by name; a subscription with no config
     /// left is removed.
     pub client_metrics: BTreeMap<String, BTreeMap<String, String>>,
+    /// Group configs (KIP-848/KIP-932) by group id; a group with none is absent.
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// Offset of the last applied record in the metadata log, -1 if none.
     pub offset: i64,
     /// The first producer id not yet handed out.
@@ -224,6 +226,9 @@ impl MetadataImage {
                         .client_metrics
                         .entry(resource_name.clone())
                         .or_default(),
+                    ConfigResource::Group => {
+                        self.group_configs.entry(resource_name.clone()).or_default()
+                    }
                 };
                 match value {
                     Some(v) => {
@@ -235,6 +240,14 @@ impl MetadataImage {
                 }
                 // An emptied set is dropped, so an image rebuilt from a snapshot (which
                 // has no record for it) equals one that applied the log.
+                if *resource == ConfigResource::Group
+                    && self
+                        .group_configs
+                        .get(resource_name)
+                        .is_some_and(BTreeMap::is_empty)
+                {
+                    self.group_configs.remove(resource_name);
+                }
                 if *resource == ConfigResource::ClientMetrics
                     && self
                         .client_metrics

@@ -17,6 +17,7 @@
 //! - [`reassignment`]: moving partitions to new replicas (KIP-455), pure decisions.
 //! - [`topic_config`]: the topic-level config names, their types and validation.
 //! - [`client_metrics`]: client-metrics subscriptions (KIP-714) and their validation.
+//! - [`group_config`]: per-group configs (the GROUP config resource) and their validation.
 //! - [`acls`]: CreateAcls and DeleteAcls as records (the ACL model is gregor-security's).
 //! - [`quorum`]: the metadata log replicated by Raft (openraft): voters, broker-only
 //!   followers, the RPC transport, the migration from the single-voter store.
@@ -38,6 +39,7 @@ pub mod client_metrics;
 pub mod controller;
 pub mod election;
 pub mod features;
+pub mod group_config;
 pub mod image;
 pub mod placement;
 pub mod quorum;

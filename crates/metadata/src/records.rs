@@ -12,6 +12,8 @@ pub enum ConfigResource {
     Broker,
     /// A client-metrics subscription (KIP-714), by name.
     ClientMetrics,
+    /// A group's configs (KIP-848, KIP-932), by group id.
+    Group,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

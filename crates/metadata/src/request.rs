@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::controller::{self, ConfigOp, ControllerError, NewTopic};
 use crate::image::MetadataImage;
 use crate::records::MetadataRecord;
-use crate::{acls, client_metrics, election, features, placement, reassignment};
+use crate::{acls, client_metrics, election, features, group_config, placement, reassignment};
 use gregor_security::acl::{AclBinding, AclBindingFilter};
 
 /// One config operation: name, op, value.
@@ -48,6 +48,11 @@ pub enum ControllerRequest {
     },
     AlterClientMetrics {
         name: String,
+        ops: ConfigOps,
+    },
+    /// IncrementalAlterConfigs on a GROUP resource.
+    AlterGroupConfigs {
+        group: String,
         ops: ConfigOps,
     },
     UpdateFeatures {
@@ -155,6 +160,9 @@ impl ControllerRequest {
             }
             ControllerRequest::AlterClientMetrics { name, ops } => {
                 client_metrics::alter(image, name, ops)
+            }
+            ControllerRequest::AlterGroupConfigs { group, ops } => {
+                group_config::alter(image, group, ops)
             }
             ControllerRequest::UpdateFeatures { updates } => {
                 features::update_features(image, updates)

@@ -102,6 +102,16 @@ pub fn image_records(image: &MetadataImage) -> Vec<MetadataRecord> {
             });
         }
     }
+    for (group, configs) in &image.group_configs {
+        for (name, value) in configs {
+            out.push(MetadataRecord::ConfigRecord {
+                resource: ConfigResource::Group,
+                resource_name: group.clone(),
+                name: name.clone(),
+                value: Some(value.clone()),
+            });
+        }
+    }
     for (subscription, configs) in &image.client_metrics {
         for (name, value) in configs {
             out.push(MetadataRecord::ConfigRecord {

@@ -178,6 +178,17 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("group.max.size", "2147483647"),
     ("group.consumer.session.timeout.ms", "45000"),
     ("group.consumer.heartbeat.interval.ms", "5000"),
+    // Bounds for a consumer or share group's own configs (GROUP config resource).
+    ("group.consumer.min.session.timeout.ms", "45000"),
+    ("group.consumer.max.session.timeout.ms", "60000"),
+    ("group.consumer.min.heartbeat.interval.ms", "5000"),
+    ("group.consumer.max.heartbeat.interval.ms", "15000"),
+    ("group.share.min.session.timeout.ms", "45000"),
+    ("group.share.max.session.timeout.ms", "60000"),
+    ("group.share.min.heartbeat.interval.ms", "5000"),
+    ("group.share.max.heartbeat.interval.ms", "15000"),
+    ("group.share.min.record.lock.duration.ms", "15000"),
+    ("group.share.max.record.lock.duration.ms", "60000"),
     // Share groups (KIP-932).
     ("group.share.session.timeout.ms", "45000"),
     ("group.share.heartbeat.interval.ms", "5000"),

@@ -51,6 +51,9 @@ pub struct ConsumerHeartbeat {
     pub client_id: String,
     pub client_host: String,
     pub topics: TopicsView,
+    /// The group's own session timeout and heartbeat interval in ms (its GROUP
+    /// configs), over the coordinator's defaults.
+    pub timeouts: Option<(i32, i32)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -633,6 +636,7 @@ mod tests {
             client_id: "c".into(),
             client_host: "/h".into(),
             topics: topics(),
+            timeouts: None,
         }
     }
 

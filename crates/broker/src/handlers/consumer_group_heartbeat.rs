@@ -88,6 +88,10 @@ pub async fn handle(
         client_id: ctx.client_id(),
         client_host: ctx.client_host.to_string(),
         topics: Arc::new(topics),
+        timeouts: Some(crate::group_config::consumer_timeouts(
+            broker,
+            &req.group_id,
+        )),
     };
     let r = broker
         .groups

@@ -26,7 +26,7 @@ pub const SPEC: ApiSpec = ApiSpec {
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 pub const RESOURCE_BROKER_LOGGER: i8 = 8;
-pub const RESOURCE_GROUP: i8 = 32;
+pub use crate::group_config::RESOURCE_GROUP;
 
 /// Kafka's check for a config resource (`DESCRIBE_CONFIGS` to read, `ALTER_CONFIGS` to
 /// change): on the cluster for brokers, broker loggers and client-metrics
@@ -274,6 +274,14 @@ pub async fn handle(
                     base.with_configs(configs)
                 }
             }
+            RESOURCE_GROUP => crate::group_config::describe(
+                broker,
+                &image,
+                &r.resource_name,
+                r.configuration_keys.as_deref(),
+                v,
+                req.include_documentation,
+            ),
             crate::telemetry::admin::RESOURCE_CLIENT_METRICS => crate::telemetry::admin::describe(
                 broker,
                 &image,

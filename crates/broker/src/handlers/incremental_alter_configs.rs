@@ -1,5 +1,5 @@
-//! IncrementalAlterConfigs (key 44, KIP-339): SET, DELETE, APPEND and SUBTRACT on topic
-//! configs. Changes are metadata records, so they apply at once and survive restarts.
+//! IncrementalAlterConfigs (key 44, KIP-339): SET, DELETE, APPEND and SUBTRACT on topic,
+//! broker, client-metrics and group (KIP-848/KIP-932) configs. Changes are metadata records, so they apply at once and survive restarts.
 
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ use gregor_protocol::kp::ResponseError;
 use super::describe_configs::{config_refusal, refusal_message, RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{AclOperation, ApiSpec, RequestContext};
 use crate::broker::Broker;
+use crate::group_config::RESOURCE_GROUP;
 use crate::telemetry::admin::RESOURCE_CLIENT_METRICS;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -45,7 +46,7 @@ pub async fn handle(
             continue;
         }
         let outcome = match r.resource_type {
-            RESOURCE_TOPIC | RESOURCE_BROKER | RESOURCE_CLIENT_METRICS => {
+            RESOURCE_TOPIC | RESOURCE_BROKER | RESOURCE_CLIENT_METRICS | RESOURCE_GROUP => {
                 let mut ops = Vec::with_capacity(r.configs.len());
                 let mut bad_op = None;
                 for c in &r.configs {
@@ -65,6 +66,15 @@ pub async fn handle(
                     )),
                     None if r.resource_type == RESOURCE_CLIENT_METRICS => {
                         crate::telemetry::admin::alter(
+                            broker,
+                            r.resource_name.to_string(),
+                            ops,
+                            req.validate_only,
+                        )
+                        .await
+                    }
+                    None if r.resource_type == RESOURCE_GROUP => {
+                        crate::group_config::alter(
                             broker,
                             r.resource_name.to_string(),
                             ops,

@@ -64,7 +64,8 @@ pub async fn handle(
             }));
         }
     };
-    add(GROUP, &mut std::iter::empty());
+    // Groups with configs of their own.
+    add(GROUP, &mut image.group_configs.keys().cloned());
     add(CLIENT_METRICS, &mut image.client_metrics.keys().cloned());
     add(BROKER_LOGGER, &mut std::iter::once(node.clone()));
     add(BROKER, &mut std::iter::once(node));

@@ -3,6 +3,10 @@
 //! closes it once its acknowledgements are applied, giving back what the member still
 //! holds. An acknowledgement is answered only once it is durable.
 //!
+//! Version 2 (KIP-1222) adds RENEW (type 4), allowed only when the request sets
+//! `IsRenewAck`: the member keeps the records and their locks restart. Its response
+//! carries the lock duration.
+//!
 //! Authorization is Kafka's: READ on the group, READ on each topic.
 
 use std::collections::BTreeMap;
@@ -25,7 +29,7 @@ use crate::share::{AckBatch, ShareError};
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::ShareAcknowledge,
     min: 1,
-    max: 1,
+    max: 2,
 };
 
 pub async fn handle(
@@ -93,7 +97,13 @@ pub async fn handle(
     for (tp, e) in resolved.refused {
         answers.insert(tp, e.code());
     }
-    for (tp, r) in broker.shares.acknowledge(&group, &member, acks).await {
+    let renew = ctx.version() >= 2 && req.is_renew_ack;
+    let cfg = broker.shares.group_config(broker, &group);
+    for (tp, r) in broker
+        .shares
+        .acknowledge(&group, &member, acks, renew, &cfg)
+        .await
+    {
         answers.insert(tp, r.err().map_or(0, |e| share_error_code(&e).code()));
     }
     if epoch == -1 {
@@ -107,14 +117,22 @@ pub async fn handle(
                 .with_error_code(code),
         );
     }
-    ShareAcknowledgeResponse::default().with_responses(
-        topics
-            .into_iter()
-            .map(|(t, ps)| {
-                ShareAcknowledgeTopicResponse::default()
-                    .with_topic_id(t)
-                    .with_partitions(ps)
-            })
-            .collect(),
-    )
+    let lock_ms = if ctx.version() >= 2 {
+        let ms = cfg.limits.lock_duration.as_millis();
+        i32::try_from(ms).unwrap_or(i32::MAX)
+    } else {
+        0
+    };
+    ShareAcknowledgeResponse::default()
+        .with_acquisition_lock_timeout_ms(lock_ms)
+        .with_responses(
+            topics
+                .into_iter()
+                .map(|(t, ps)| {
+                    ShareAcknowledgeTopicResponse::default()
+                        .with_topic_id(t)
+                        .with_partitions(ps)
+                })
+                .collect(),
+        )
 }

@@ -10,6 +10,12 @@
 //! A share session's opening fetch for a consumer or classic group's id is
 //! GROUP_ID_NOT_FOUND.
 //!
+//! Version 2: `IsRenewAck` (KIP-1222) makes the request acknowledgements only, RENEW
+//! among them, answered at once without fetching (its fetch limits must be 0 and every
+//! partition must carry acknowledgements, else INVALID_REQUEST); `ShareAcquireMode`
+//! (KIP-1206) is 0 (batch-optimized) or 1 (record-limit). Gregor never acquires more
+//! than `MaxRecords` in either mode, which batch-optimized permits.
+//!
 //! Authorization is Kafka's: READ on the group (else GROUP_AUTHORIZATION_FAILED for the
 //! request), READ on each topic (TOPIC_AUTHORIZATION_FAILED for its partitions, which
 //! never enter the session).
@@ -34,7 +40,7 @@ use crate::share::{AckBatch, ShareError};
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::ShareFetch,
     min: 1,
-    max: 1,
+    max: 2,
 };
 
 /// The records one fetch acquires when the client sets no limit.
@@ -110,6 +116,11 @@ pub async fn handle(
         let (c, m) = share_failure(&e);
         return top_level(c, m);
     }
+    let renew = ctx.version() >= 2 && req.is_renew_ack;
+    if let Err(e) = check_v2(&req, renew) {
+        let (c, m) = share_failure(&e);
+        return top_level(c, m);
+    }
     let epoch = req.share_session_epoch;
     // A group id of another type is GROUP_ID_NOT_FOUND. The share group itself may live
     // on another broker (its coordinator), so its absence here is no error: a fetch
@@ -169,7 +180,11 @@ pub async fn handle(
             return top_level(c, m);
         }
     };
-    let acked = broker.shares.acknowledge(&group, &member, acks).await;
+    let cfg = broker.shares.group_config(broker, &group);
+    let acked = broker
+        .shares
+        .acknowledge(&group, &member, acks, renew, &cfg)
+        .await;
     let mut answers: BTreeMap<Tp, PartitionData> = BTreeMap::new();
     for (tp, e) in &requested.refused {
         answers.insert(*tp, partition(tp.1).with_error_code(e.code()));
@@ -185,10 +200,44 @@ pub async fn handle(
     }
     if epoch == -1 {
         broker.shares.close_session(&group, &member);
-        return respond(broker, answers);
+        return respond(&cfg, answers);
     }
-    fetch(broker, &req, &group, &member, &session, &mut answers).await;
-    respond(broker, answers)
+    if renew {
+        // Fetching could outlast the locks just renewed: acknowledgements only.
+        return respond(&cfg, answers);
+    }
+    fetch(broker, &req, &group, &member, &session, &cfg, &mut answers).await;
+    respond(&cfg, answers)
+}
+
+/// What version 2 adds must make sense: a known acquire mode, and a renewing request
+/// that only acknowledges.
+fn check_v2(req: &ShareFetchRequest, renew: bool) -> Result<(), ShareError> {
+    if !matches!(req.share_acquire_mode, 0 | 1) {
+        return Err(ShareError::InvalidRequest(format!(
+            "unknown share acquire mode {}",
+            req.share_acquire_mode
+        )));
+    }
+    if renew {
+        if req.max_bytes != 0 || req.min_bytes != 0 || req.max_records != 0 || req.max_wait_ms != 0
+        {
+            return Err(ShareError::InvalidRequest(
+                "a renewing share fetch must not fetch: its limits must be 0".into(),
+            ));
+        }
+        let bare = req.topics.iter().any(|t| {
+            t.partitions
+                .iter()
+                .any(|p| p.acknowledgement_batches.is_empty())
+        });
+        if bare {
+            return Err(ShareError::InvalidRequest(
+                "a renewing share fetch carries acknowledgements for every partition".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Acquires records from the session's partitions, parking until some are acquired
@@ -199,6 +248,7 @@ async fn fetch(
     group: &str,
     member: &str,
     session: &[Tp],
+    cfg: &crate::share::ShareConfig,
     answers: &mut BTreeMap<Tp, PartitionData>,
 ) {
     let image = broker.metadata.image();
@@ -209,7 +259,7 @@ async fn fetch(
             Some(Ok(p)) => {
                 // read_committed groups read below the last stable offset.
                 let hw = p.high_watermark();
-                let upper = if broker.shares.config().read_committed {
+                let upper = if cfg.read_committed {
                     p.last_stable_offset().min(hw)
                 } else {
                     hw
@@ -249,7 +299,7 @@ async fn fetch(
         broker.shares.register_waiter(&notify);
         let got = broker
             .shares
-            .fetch_once(group, member, &parts, max_records, max_bytes);
+            .fetch_once(group, member, &parts, max_records, max_bytes, cfg);
         let any = got
             .iter()
             .any(|(_, f)| !f.acquired.is_empty() || f.error.is_some());
@@ -299,12 +349,15 @@ fn partition(index: i32) -> PartitionData {
         .with_current_leader(LeaderIdAndEpoch::default().with_leader_id(-1))
 }
 
-fn respond(broker: &Broker, answers: BTreeMap<Tp, PartitionData>) -> ShareFetchResponse {
+fn respond(
+    cfg: &crate::share::ShareConfig,
+    answers: BTreeMap<Tp, PartitionData>,
+) -> ShareFetchResponse {
     let mut topics: BTreeMap<Uuid, Vec<PartitionData>> = BTreeMap::new();
     for ((t, _), d) in answers {
         topics.entry(t).or_default().push(d);
     }
-    let lock_ms = broker.shares.config().limits.lock_duration.as_millis();
+    let lock_ms = cfg.limits.lock_duration.as_millis();
     ShareFetchResponse::default()
         .with_acquisition_lock_timeout_ms(i32::try_from(lock_ms).unwrap_or(i32::MAX))
         .with_responses(

@@ -31,7 +31,8 @@ pub async fn handle(
     ctx: &RequestContext,
     req: ShareGroupHeartbeatRequest,
 ) -> ShareGroupHeartbeatResponse {
-    let interval = broker.shares.config().heartbeat_interval_ms;
+    let cfg = broker.shares.group_config(broker, &req.group_id);
+    let interval = cfg.heartbeat_interval_ms;
     let fail = |e: &ShareError| {
         let (code, msg) = share_failure(e);
         ShareGroupHeartbeatResponse::default()
@@ -72,7 +73,7 @@ pub async fn handle(
         client_host: ctx.client_host.to_string(),
     };
     let topics = crate::share::topic_info(broker);
-    match broker.shares.heartbeat(&group, h, &topics) {
+    match broker.shares.heartbeat(&group, h, &topics, &cfg) {
         Err(e) => fail(&e),
         Ok(r) => ShareGroupHeartbeatResponse::default()
             .with_member_id(Some(StrBytes::from_string(r.member_id)))

@@ -152,7 +152,7 @@ impl ShareCoordinator {
                     .unwrap_or(stored.start_offset);
                 SharePartition::restore(stored.start_offset, speo, entries)
             } else {
-                SharePartition::new(match self.config.auto_offset_reset {
+                SharePartition::new(match self.group_config(broker, group).auto_offset_reset {
                     OffsetReset::Earliest => p.log_start_offset(),
                     OffsetReset::Latest => p.high_watermark(),
                 })
@@ -165,6 +165,12 @@ impl ShareCoordinator {
             st.groups.entry(group.to_string()).or_default();
             st.partitions.insert(key, sp);
         }
+    }
+
+    /// The settings for `group`: the broker's, with the group's own configs applied.
+    pub fn group_config(&self, broker: &Broker, group: &str) -> ShareConfig {
+        self.config
+            .with_group(broker.metadata.image().group_configs.get(group))
     }
 
     pub fn config(&self) -> &ShareConfig {
@@ -191,6 +197,7 @@ impl ShareCoordinator {
         group: &str,
         h: Heartbeat,
         topics: &TopicInfo,
+        cfg: &ShareConfig,
     ) -> Result<HeartbeatResult, ShareError> {
         if group.is_empty() {
             return Err(ShareError::InvalidGroupId);
@@ -206,7 +213,6 @@ impl ShareCoordinator {
             });
         }
         let now = Instant::now();
-        let cfg = &self.config;
         if let Some(ts) = &h.subscribed {
             st.subscribed
                 .entry(group.to_string())
@@ -520,8 +526,11 @@ impl ShareCoordinator {
         group: &str,
         member: &str,
         acks: Vec<(Tp, Vec<AckBatch>)>,
+        renew: bool,
+        cfg: &ShareConfig,
     ) -> AckOutcome {
-        let limits = self.config.limits;
+        let limits = cfg.limits;
+        let renew_at = renew.then(Instant::now);
         let mut out = Vec::with_capacity(acks.len());
         let mut pending = Vec::new();
         {
@@ -536,10 +545,18 @@ impl ShareCoordinator {
                     continue;
                 };
                 let mut result = Ok(());
+                let before = sp.version();
                 for (first, last, types) in &batches {
-                    if let Err(e) = sp.acknowledge(member, *first, *last, types, &limits) {
+                    if let Err(e) =
+                        sp.acknowledge_or_renew(member, *first, *last, types, renew_at, &limits)
+                    {
                         result = Err(e);
                     }
+                }
+                if sp.version() == before {
+                    // Only renewals (or nothing): no new state to make durable.
+                    out.push((tp, result));
+                    continue;
                 }
                 let (k, state) = durable_state(loaded, &key, sp);
                 pending.push((out.len(), self.persister.save(k, state)));
@@ -567,8 +584,9 @@ impl ShareCoordinator {
         parts: &[(Tp, Arc<Partition>, i64)],
         max_records: usize,
         max_bytes: usize,
+        cfg: &ShareConfig,
     ) -> FetchOutcome {
-        let limits = self.config.limits;
+        let limits = cfg.limits;
         let now = Instant::now();
         let mut out = Vec::with_capacity(parts.len());
         let mut records_left = max_records;
@@ -603,7 +621,7 @@ impl ShareCoordinator {
                 bytes_left,
                 first,
                 *upper,
-                self.config.read_committed,
+                cfg.read_committed,
                 now,
                 &limits,
             ) {

@@ -95,6 +95,42 @@ pub struct ShareConfig {
 }
 
 impl ShareConfig {
+    /// These settings with a group's own configs (the GROUP config resource) applied:
+    /// `share.session.timeout.ms`, `share.heartbeat.interval.ms`,
+    /// `share.record.lock.duration.ms`, `share.auto.offset.reset`,
+    /// `share.isolation.level`. The controller validated them; a value that does not
+    /// parse keeps the broker's.
+    pub fn with_group(&self, group: Option<&BTreeMap<String, String>>) -> Self {
+        use gregor_metadata::group_config as gc;
+        let mut c = self.clone();
+        let Some(v) = group else { return c };
+        let ms = |k: &str| {
+            v.get(k)
+                .and_then(|s| s.parse::<u64>().ok())
+                .filter(|n| *n > 0)
+        };
+        if let Some(n) = ms(gc::SHARE_SESSION_TIMEOUT_MS) {
+            c.session_timeout = Duration::from_millis(n);
+        }
+        if let Some(n) = ms(gc::SHARE_HEARTBEAT_INTERVAL_MS).and_then(|n| i32::try_from(n).ok()) {
+            c.heartbeat_interval_ms = n;
+        }
+        if let Some(n) = ms(gc::SHARE_RECORD_LOCK_DURATION_MS) {
+            c.limits.lock_duration = Duration::from_millis(n);
+        }
+        match v.get(gc::SHARE_AUTO_OFFSET_RESET).map(String::as_str) {
+            Some("earliest") => c.auto_offset_reset = OffsetReset::Earliest,
+            Some("latest") => c.auto_offset_reset = OffsetReset::Latest,
+            _ => {}
+        }
+        match v.get(gc::SHARE_ISOLATION_LEVEL).map(String::as_str) {
+            Some("read_committed") => c.read_committed = true,
+            Some("read_uncommitted") => c.read_committed = false,
+            _ => {}
+        }
+        c
+    }
+
     /// Reads the settings from the broker's config values (defaults in
     /// `config::BROKER_DEFAULTS`); a value that does not parse keeps Kafka's default.
     pub fn from_values(values: &BTreeMap<String, String>) -> Self {

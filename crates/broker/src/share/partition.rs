@@ -68,6 +68,9 @@ pub enum AckType {
     Accept,
     Release,
     Reject,
+    /// 4 (KIP-1222): the holder keeps the record and its lock restarts; allowed only in
+    /// a request that says it renews (`IsRenewAck`, version 2).
+    Renew,
 }
 
 impl AckType {
@@ -77,6 +80,7 @@ impl AckType {
             1 => Some(AckType::Accept),
             2 => Some(AckType::Release),
             3 => Some(AckType::Reject),
+            4 => Some(AckType::Renew),
             _ => None,
         }
     }
@@ -312,13 +316,28 @@ impl SharePartition {
 
     /// Applies `member`'s acknowledgement of `first..=last`: one type for all of them,
     /// or one per offset. Nothing changes unless every offset is ACQUIRED by `member`
-    /// (a gap may also be an offset that holds no record).
+    /// (a gap may also be an offset that holds no record). RENEW is refused here.
     pub fn acknowledge(
         &mut self,
         member: &str,
         first: i64,
         last: i64,
         types: &[i8],
+        limits: &Limits,
+    ) -> Result<(), ShareError> {
+        self.acknowledge_or_renew(member, first, last, types, None, limits)
+    }
+
+    /// [`Self::acknowledge`] where RENEW is allowed (`renew_at`: the time it happens):
+    /// a renewed offset stays ACQUIRED by `member`, with the same delivery count, and
+    /// its lock runs again from `renew_at`.
+    pub fn acknowledge_or_renew(
+        &mut self,
+        member: &str,
+        first: i64,
+        last: i64,
+        types: &[i8],
+        renew_at: Option<Instant>,
         limits: &Limits,
     ) -> Result<(), ShareError> {
         if last < first || types.is_empty() {
@@ -337,6 +356,7 @@ impl SharePartition {
         for (i, o) in (first..=last).enumerate() {
             let code = if types.len() == 1 { types[0] } else { types[i] };
             let kind = AckType::from_code(code)
+                .filter(|k| *k != AckType::Renew || renew_at.is_some())
                 .ok_or_else(|| ShareError::InvalidRequest(format!("acknowledge type {code}")))?;
             match self.records.get(&o) {
                 Some(r)
@@ -349,17 +369,38 @@ impl SharePartition {
                 _ => return Err(ShareError::InvalidRecordState),
             }
         }
+        let mut settled = false;
         for (o, kind) in planned {
             let next = match kind {
                 AckType::Accept => RecordState::Acknowledged,
                 AckType::Reject | AckType::Gap => RecordState::Archived,
                 AckType::Release => RecordState::Available,
+                AckType::Renew => {
+                    if let Some(now) = renew_at {
+                        self.renew(o, now + limits.lock_duration);
+                    }
+                    continue;
+                }
             };
             self.settle(o, next, limits);
+            settled = true;
         }
-        self.version += 1;
-        self.advance_start();
+        // A renewal alone changes nothing a snapshot holds (locks are not persisted).
+        if settled {
+            self.version += 1;
+            self.advance_start();
+        }
         Ok(())
+    }
+
+    /// Moves an ACQUIRED offset's lock deadline.
+    fn renew(&mut self, o: i64, deadline: Instant) {
+        if let Some(r) = self.records.get_mut(&o) {
+            if let Some(old) = r.deadline.replace(deadline) {
+                self.locks.remove(&(old, o));
+            }
+            self.locks.insert((deadline, o));
+        }
     }
 
     /// Releases everything `member` holds (it left, or its session ended). Whether

@@ -436,6 +436,7 @@ mod tests {
             client_id: "c".into(),
             client_host: "/127.0.0.1".into(),
             topics: topics.clone(),
+            timeouts: None,
         }
     }
 

@@ -117,10 +117,12 @@ impl Group {
         }
         self.is_consumer = true;
         let was_empty = self.consumer.is_empty();
-        let session = Duration::from_millis(self.config.consumer_session_timeout_ms.max(1) as u64);
-        let resp =
-            self.consumer
-                .heartbeat(h, session, self.config.consumer_heartbeat_interval_ms, now);
+        let (session_ms, interval_ms) = h.timeouts.unwrap_or((
+            self.config.consumer_session_timeout_ms,
+            self.config.consumer_heartbeat_interval_ms,
+        ));
+        let session = Duration::from_millis(session_ms.max(1) as u64);
+        let resp = self.consumer.heartbeat(h, session, interval_ms, now);
         if was_empty != self.consumer.is_empty() {
             self.state_since_ms = now_ms;
         }

@@ -195,3 +195,43 @@ fn acknowledgements_of_any_offsets_are_refused_without_overflow() {
     ));
     assert_eq!(p.record(0).map(|r| r.state), Some(RecordState::Acquired));
 }
+
+#[test]
+fn renew_restarts_the_lock_and_keeps_the_record() {
+    let l = limits();
+    let t0 = Instant::now();
+    let mut p = SharePartition::new(0);
+    p.acquire("a", &[batch(0, 2)], 0, 10, t0, &l);
+    let version = p.version();
+    // Not allowed without a renewing request; nothing changes.
+    assert!(matches!(
+        p.acknowledge("a", 0, 0, &[4], &l),
+        Err(ShareError::InvalidRequest(_))
+    ));
+    // Another member cannot renew a's records.
+    let t1 = t0 + Duration::from_secs(20);
+    assert!(matches!(
+        p.acknowledge_or_renew("b", 0, 0, &[4], Some(t1), &l),
+        Err(ShareError::InvalidRecordState)
+    ));
+    // a renews offset 0 at t1 and accepts offset 1 in the same batch.
+    p.acknowledge_or_renew("a", 0, 1, &[4, 1], Some(t1), &l)
+        .unwrap();
+    assert_eq!(p.next_deadline(), Some(t0 + l.lock_duration));
+    // The first deadline passes: offset 2 comes back, offset 0 is still a's.
+    assert!(p.expire(t0 + l.lock_duration, &l));
+    let r0 = p.record(0).unwrap();
+    assert_eq!((r0.state, r0.delivery_count), (RecordState::Acquired, 1));
+    assert_eq!(p.record(2).unwrap().state, RecordState::Available);
+    assert_eq!(p.next_deadline(), Some(t1 + l.lock_duration));
+    // A renewal alone is nothing to persist.
+    let v = p.version();
+    assert!(v > version);
+    p.acknowledge_or_renew("a", 0, 0, &[4], Some(t1), &l)
+        .unwrap();
+    assert_eq!(p.version(), v);
+    // Past the renewed deadline it is released, its delivery count unchanged.
+    assert!(p.expire(t1 + l.lock_duration, &l));
+    let r0 = p.record(0).unwrap();
+    assert_eq!((r0.state, r0.delivery_count), (RecordState::Available, 1));
+}

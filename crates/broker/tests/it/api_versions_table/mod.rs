@@ -104,12 +104,12 @@ const KAFKA_MAX: &[(ApiKey, i16)] = &[
     (ApiKey::DeleteAcls, 3),
     (ApiKey::DescribeClientQuotas, 1),
     (ApiKey::AlterClientQuotas, 1),
-    // KIP-932 share groups, at the versions `kafka-protocol` 0.18 carries (Kafka 4.2
-    // has ShareFetch/ShareAcknowledge v2 for KIP-1206/KIP-1222, which it lacks).
+    // KIP-932 share groups; ShareFetch/ShareAcknowledge v2 (KIP-1206, KIP-1222) are
+    // carried by hand in vendor/kafka-protocol.
     (ApiKey::ShareGroupHeartbeat, 1),
     (ApiKey::ShareGroupDescribe, 1),
-    (ApiKey::ShareFetch, 1),
-    (ApiKey::ShareAcknowledge, 1),
+    (ApiKey::ShareFetch, 2),
+    (ApiKey::ShareAcknowledge, 2),
     (ApiKey::DescribeShareGroupOffsets, 0),
     (ApiKey::AlterShareGroupOffsets, 0),
     (ApiKey::DeleteShareGroupOffsets, 0),
