@@ -138,3 +138,36 @@ def test_a_share_groups_own_auto_offset_reset_and_lock_duration_apply(broker_fac
         c.commit_sync(10)
     finally:
         c.close()
+
+
+@pytest.mark.skipif(ShareConsumer is None, reason="this confluent-kafka has no ShareConsumer")
+def test_a_share_groups_own_isolation_level_skips_aborted_records(broker):
+    topic, group = f"t-{uuid.uuid4().hex[:8]}", f"sg-{uuid.uuid4().hex[:8]}"
+    a = admin(broker)
+    for f in a.create_topics([NewTopic(topic, 1, 1)]).values():
+        f.result(30)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": f"tx-{group}"})
+    p.init_transactions(30)
+    p.begin_transaction()
+    for i in range(3):
+        p.produce(topic, f"aborted-{i}".encode())
+    p.abort_transaction(30)
+    p.begin_transaction()
+    for v in (b"kept-0", b"kept-1", b"last"):
+        p.produce(topic, v)
+    p.commit_transaction(30)
+    alter(broker, group, [("share.auto.offset.reset", "earliest"),
+                          ("share.isolation.level", "read_committed")])
+    c = ShareConsumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    c.subscribe([topic])
+    try:
+        got = []
+        deadline = time.monotonic() + 60
+        # One member reads in offset order: once the last record is in, every earlier
+        # one has been delivered or skipped.
+        while b"last" not in got:
+            assert time.monotonic() < deadline, f"got {got}"
+            got.extend(m.value() for m in c.poll(0.5) if m.error() is None)
+        assert got == [b"kept-0", b"kept-1", b"last"]
+    finally:
+        c.close()

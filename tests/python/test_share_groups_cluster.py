@@ -138,7 +138,8 @@ def test_accepted_records_are_not_redelivered_after_the_leader_is_killed(cluster
 def test_offsets_are_described_and_reset_across_brokers(cluster):
     """Three partitions led by three brokers: describe (on the group's coordinator)
     shows every share-partition's start offset, asking the other brokers' share
-    coordinators; a reset made there is seen by the partitions' leaders."""
+    coordinators; a reset made there is seen by the partitions' leaders; deleting the
+    group deletes the state on every share coordinator."""
     import json
     import subprocess
     from conftest import BIN
@@ -178,5 +179,20 @@ def test_offsets_are_described_and_reset_across_brokers(cluster):
     try:
         again = drain(c, 30)
         assert sorted(m.value() for m in again) == sorted(f"r-{i}".encode() for i in range(30))
+        c.commit_sync(30)
+    finally:
+        c.close()
+    assert describe() == [(0, 10), (1, 10), (2, 10)]
+
+    # Deleting the group deletes every share-partition's state, on whichever broker's
+    # share coordinator holds it: the group's next member starts afresh (earliest).
+    r = subprocess.run([BIN, "share-group", "delete", "spread", "-b", b],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr + r.stdout
+    c = ShareConsumer({"bootstrap.servers": b, "group.id": "spread"})
+    c.subscribe(["q3"])
+    try:
+        fresh = drain(c, 30)
+        assert sorted(m.value() for m in fresh) == sorted(f"r-{i}".encode() for i in range(30))
     finally:
         c.close()

@@ -29,7 +29,10 @@ pub async fn handle(
         let code = if !ctx.allowed(AclOperation::Delete, ResourceType::Group, &id) {
             ResponseError::GroupAuthorizationFailed.code()
         } else if broker.shares.is_share_group(&id) {
-            let r = broker.shares.delete(&id).await;
+            let r = broker
+                .shares
+                .delete(&id, &crate::share::topic_info(broker))
+                .await;
             r.err().map_or(0, |e| share_error_code(&e).code())
         } else {
             group_code(broker.groups.delete(broker, &id).await.err().as_ref())

@@ -55,7 +55,12 @@ pub async fn handle(
                 .with_error_code(err.map_or(0, |e| e.code())),
         );
     }
-    match broker.shares.delete_offsets(&req.group_id, &ids).await {
+    let info = crate::share::topic_info(broker);
+    match broker
+        .shares
+        .delete_offsets(&req.group_id, &ids, &info)
+        .await
+    {
         Ok(()) => DeleteShareGroupOffsetsResponse::default().with_responses(topics),
         Err(e) => {
             let (c, m) = share_failure(&e);

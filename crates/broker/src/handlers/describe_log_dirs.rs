@@ -51,11 +51,14 @@ pub async fn handle(
             .filter_map(|p| {
                 let partition = broker.replicas.partition(&name, p)?;
                 let size = partition.log().ok()?.size_bytes();
+                // Kafka's lag of a (non-future) replica: how far its log end is below
+                // the high watermark it knows.
+                let lag = (partition.high_watermark() - partition.log_end_offset()).max(0);
                 Some(
                     DescribeLogDirsPartition::default()
                         .with_partition_index(p)
                         .with_partition_size(size as i64)
-                        .with_offset_lag(0),
+                        .with_offset_lag(lag),
                 )
             })
             .collect();

@@ -357,8 +357,16 @@ impl ShareCoordinator {
         self.persister.summary(broker, &key).await.ok()
     }
 
-    /// Every share-partition key of `group` known here: loaded, or coordinated here.
-    fn keys_of(&self, st: &State, group: &str, topics: Option<&[Uuid]>) -> Vec<Key> {
+    /// Every share-partition key of `group` known here: loaded, coordinated here, or a
+    /// partition of a topic the group subscribed to or that is named (in a cluster its
+    /// state may live on another broker's share coordinator). `info`: the topics.
+    fn keys_of(
+        &self,
+        st: &State,
+        group: &str,
+        topics: Option<&[Uuid]>,
+        info: &TopicInfo,
+    ) -> Vec<Key> {
         let wanted = |t: &Uuid| topics.is_none_or(|ts| ts.contains(t));
         let mut keys: Vec<Key> = st
             .partitions
@@ -366,6 +374,18 @@ impl ShareCoordinator {
             .filter(|(g, t, _)| g == group && wanted(t))
             .cloned()
             .collect();
+        let subscribed = st.subscribed.get(group);
+        for (name, (t, count)) in info {
+            let named = topics.is_some_and(|ts| ts.contains(t));
+            if named || (topics.is_none() && subscribed.is_some_and(|s| s.contains(name))) {
+                for p in 0..*count {
+                    let k = (group.to_string(), *t, p);
+                    if !keys.contains(&k) {
+                        keys.push(k);
+                    }
+                }
+            }
+        }
         for (t, p, _) in self.share_state.offsets_of(group) {
             let k = (group.to_string(), t, p);
             if wanted(&t) && !keys.contains(&k) {
@@ -375,15 +395,16 @@ impl ShareCoordinator {
         keys
     }
 
-    /// Deletes an empty share group and its share-partitions.
-    pub async fn delete(&self, group: &str) -> Result<(), ShareError> {
+    /// Deletes an empty share group and its share-partitions, wherever their state is
+    /// coordinated. `info`: the topics (ids and partition counts).
+    pub async fn delete(&self, group: &str, info: &TopicInfo) -> Result<(), ShareError> {
         let removed = {
             let mut st = self.lock();
             check_empty(&st, group)?;
+            let keys = self.keys_of(&st, group, None, info);
             st.groups.remove(group);
             st.subscribed.remove(group);
             st.sessions.retain(|(g, _), _| g != group);
-            let keys = self.keys_of(&st, group, None);
             keys.into_iter()
                 .map(|k| {
                     st.partitions.remove(&k);
@@ -431,14 +452,19 @@ impl ShareCoordinator {
 
     /// Forgets a share group's share-partitions of the given topics
     /// (DeleteShareGroupOffsets; the group must have no members).
-    pub async fn delete_offsets(&self, group: &str, topics: &[Uuid]) -> Result<(), ShareError> {
+    pub async fn delete_offsets(
+        &self,
+        group: &str,
+        topics: &[Uuid],
+        info: &TopicInfo,
+    ) -> Result<(), ShareError> {
         if group.is_empty() {
             return Err(ShareError::InvalidGroupId);
         }
         let removed = {
             let mut st = self.lock();
             check_empty(&st, group)?;
-            let keys = self.keys_of(&st, group, Some(topics));
+            let keys = self.keys_of(&st, group, Some(topics), info);
             keys.into_iter()
                 .map(|k| {
                     st.partitions.remove(&k);
