@@ -10,7 +10,8 @@
 //!
 //! Record data is never read here: each partition's answer is a file range, and the
 //! response is sent with the ranges spliced in from the page cache (`crate::frame`).
-//! Partitions that do not exist are answered without entering a fetch session.
+//! Partitions that do not exist are answered without entering a fetch session. A
+//! partition refused for a leader change names its current leader (KIP-951).
 //!
 //! Authorization is Kafka's: a follower's fetch needs CLUSTER_ACTION on the cluster
 //! (without it every partition is TOPIC_AUTHORIZATION_FAILED); a consumer's needs READ
@@ -24,7 +25,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use gregor_protocol::kp::messages::fetch_response::{
-    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
+    PartitionData,
 };
 use gregor_protocol::kp::messages::{
     ApiKey, BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName,
@@ -35,6 +37,7 @@ use gregor_storage::FileRange;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use super::leader_hint::LeaderHints;
 use super::list_offsets::check_leader_epoch;
 use super::{encode_response, AclOperation, ApiSpec, Outcome, RequestContext, ResourceType};
 use crate::broker::Broker;
@@ -266,6 +269,46 @@ fn refuse_follower(ctx: &RequestContext, req: &FetchRequest) -> Outcome {
 
 fn readable(ctx: &RequestContext, topic: &str) -> bool {
     ctx.allowed(AclOperation::Read, ResourceType::Topic, topic)
+}
+
+/// KIP-951: each partition refused for a leader change names its current leader
+/// (v12+), and the answer lists those leaders' endpoints (v16+).
+fn leader_hints(
+    broker: &Broker,
+    listener: &str,
+    topics: &mut [FetchableTopicResponse],
+) -> Vec<NodeEndpoint> {
+    let moved = |c: i16| {
+        c == ResponseError::NotLeaderOrFollower.code()
+            || c == ResponseError::FencedLeaderEpoch.code()
+    };
+    if !topics
+        .iter()
+        .any(|t| t.partitions.iter().any(|p| moved(p.error_code)))
+    {
+        return Vec::new();
+    }
+    let mut hints = LeaderHints::new(broker.metadata.image());
+    for t in topics.iter_mut() {
+        for p in &mut t.partitions {
+            if let Some((id, epoch)) = hints.leader(&t.topic.0, p.partition_index, p.error_code) {
+                p.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(id))
+                    .with_leader_epoch(epoch);
+            }
+        }
+    }
+    hints
+        .endpoints(listener)
+        .into_iter()
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.map(StrBytes::from_string))
+        })
+        .collect()
 }
 
 fn top_level_error(ctx: &RequestContext, code: ResponseError) -> Outcome {
@@ -654,9 +697,11 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
     } else {
         0
     };
+    let endpoints = leader_hints(broker, &ctx.listener, &mut topics);
     let resp = FetchResponse::default()
         .with_session_id(session_id)
-        .with_responses(topics);
+        .with_responses(topics)
+        .with_node_endpoints(endpoints);
     if ranges.is_empty() {
         return respond(ctx, &resp);
     }

@@ -60,6 +60,7 @@ pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod initialize_share_group_state;
 pub mod join_group;
+pub mod leader_hint;
 pub mod leave_group;
 pub mod list_config_resources;
 pub mod list_groups;

@@ -5,6 +5,7 @@
 //! connection is closed so the client notices, as Kafka does. v12 is v11 (it only tells
 //! the broker the client may use transactions v2); v13 names topics by id in the request
 //! and the response, and an unknown id is UNKNOWN_TOPIC_ID for each of its partitions.
+//! A partition refused for a leader change names its current leader (KIP-951, v10+).
 //!
 //! Authorization is Kafka's: a request with transactional batches needs WRITE on its
 //! transactional id (else every partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
@@ -14,12 +15,14 @@
 use std::sync::Arc;
 
 use gregor_protocol::kp::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use gregor_protocol::kp::messages::{ApiKey, ProduceRequest, ProduceResponse};
+use gregor_protocol::kp::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse};
 use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 
+use super::leader_hint::LeaderHints;
 use super::{AclOperation, ApiSpec, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::{log_error_code, replica_error_code, ReplicaError};
@@ -62,6 +65,9 @@ pub struct PendingProduce {
     timeout: std::time::Duration,
     /// Counted in the Produce purgatory while acks=all waits for the ISR.
     parked: Option<crate::metrics::Parked>,
+    /// For the leader hints of the answer (KIP-951).
+    broker: Arc<Broker>,
+    listener: Arc<str>,
 }
 
 impl PendingProduce {
@@ -107,11 +113,23 @@ impl PendingProduce {
             }
         }
         drop(self.parked.take());
-        finish(self.responses, self.acks, self.any_error)
+        finish(
+            &self.broker,
+            &self.listener,
+            self.responses,
+            self.acks,
+            self.any_error,
+        )
     }
 }
 
-fn finish(responses: Vec<TopicProduceResponse>, acks: i16, any_error: bool) -> Reply {
+fn finish(
+    broker: &Broker,
+    listener: &str,
+    mut responses: Vec<TopicProduceResponse>,
+    acks: i16,
+    any_error: bool,
+) -> Reply {
     if acks == 0 {
         return if any_error {
             Reply::Close("acks=0 produce failed; closing so the client notices".into())
@@ -119,7 +137,53 @@ fn finish(responses: Vec<TopicProduceResponse>, acks: i16, any_error: bool) -> R
             Reply::None
         };
     }
-    Reply::Response(ProduceResponse::default().with_responses(responses))
+    let endpoints = if any_error {
+        leader_hints(broker, listener, &mut responses)
+    } else {
+        Vec::new()
+    };
+    Reply::Response(
+        ProduceResponse::default()
+            .with_responses(responses)
+            .with_node_endpoints(endpoints),
+    )
+}
+
+/// KIP-951: each partition refused for a leader change names its current leader, and
+/// the answer lists those leaders' endpoints.
+fn leader_hints(
+    broker: &Broker,
+    listener: &str,
+    responses: &mut [TopicProduceResponse],
+) -> Vec<NodeEndpoint> {
+    let image = broker.metadata.image();
+    let mut hints = LeaderHints::new(image.clone());
+    for t in responses.iter_mut() {
+        let name = if t.name.0.is_empty() {
+            image.topic_by_id(&t.topic_id).map(|x| x.name.clone())
+        } else {
+            Some(t.name.0.to_string())
+        };
+        let Some(name) = name else { continue };
+        for p in &mut t.partition_responses {
+            if let Some((id, epoch)) = hints.leader(&name, p.index, p.error_code) {
+                p.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(id))
+                    .with_leader_epoch(epoch);
+            }
+        }
+    }
+    hints
+        .endpoints(listener)
+        .into_iter()
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.map(StrBytes::from_string))
+        })
+        .collect()
 }
 
 fn error_response(
@@ -202,7 +266,12 @@ pub fn transactional_id_authorized(ctx: &RequestContext, req: &ProduceRequest) -
 }
 
 /// The answer when the transactional id is refused: every partition gets the error.
-fn refuse_transactional(req: ProduceRequest, version: i16) -> Reply {
+fn refuse_transactional(
+    broker: &Broker,
+    listener: &str,
+    req: ProduceRequest,
+    version: i16,
+) -> Reply {
     let responses = req
         .topic_data
         .into_iter()
@@ -225,7 +294,7 @@ fn refuse_transactional(req: ProduceRequest, version: i16) -> Reply {
                 .with_partition_responses(parts)
         })
         .collect();
-    finish(responses, req.acks, true)
+    finish(broker, listener, responses, req.acks, true)
 }
 
 /// Records the request's bytes against the client's `producer_byte_rate` (Kafka counts
@@ -252,7 +321,7 @@ pub fn handle(
 ) -> Reply {
     let version = ctx.header.request_api_version;
     if !transactional_id_authorized(ctx, &req) {
-        return refuse_transactional(req, version);
+        return refuse_transactional(broker, &ctx.listener, req, version);
     }
     let acks = req.acks;
     let timeout_ms = req.timeout_ms;
@@ -433,7 +502,7 @@ pub fn handle(
         );
     }
     if to_flush.is_empty() && to_replicate.is_empty() {
-        return finish(responses, acks, any_error);
+        return finish(broker, &ctx.listener, responses, acks, any_error);
     }
     let parked = (!to_replicate.is_empty()).then(|| broker.metrics.operations.park_produce());
     Reply::AfterFlush(PendingProduce {
@@ -445,5 +514,7 @@ pub fn handle(
         any_error,
         version,
         timeout: std::time::Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0)),
+        broker: broker.clone(),
+        listener: ctx.listener.clone(),
     })
 }

@@ -243,3 +243,108 @@ async fn three_nodes_share_metadata_and_survive_the_controller_stopping() {
         node.stop().await;
     }
 }
+
+/// KIP-951: a produce or fetch sent to a broker that does not lead the partition is
+/// refused with NOT_LEADER_OR_FOLLOWER naming the current leader and its epoch, with the
+/// leader's endpoint in the response, so a client redirects without a metadata refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_produce_or_fetch_names_the_current_leader() {
+    use crate::api_sweep::support::one_record_batch;
+    const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    let mut nodes = start_cluster(3, &[]).await;
+    let mut c = nodes[0].connect().await;
+    assert_eq!(create(&mut c, "hint", 1, 1).await, 0);
+    // Every node knows the leader before the refused requests are sent.
+    let mut leader = (-1, -1);
+    for node in &nodes {
+        let addr = node.addr;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new((-1, -1)));
+        let s2 = seen.clone();
+        eventually("the leader known everywhere", move || {
+            let s3 = s2.clone();
+            async move {
+                let mut c = Client::connect_to(addr).await;
+                let md = metadata(&mut c, Some("hint")).await;
+                let p = md.topics.first().and_then(|t| t.partitions.first());
+                match p {
+                    Some(p) if p.leader_id.0 > 0 => {
+                        *s3.lock().unwrap() = (p.leader_id.0, p.leader_epoch);
+                        true
+                    }
+                    _ => false,
+                }
+            }
+        })
+        .await;
+        leader = *seen.lock().unwrap();
+    }
+    let (lid, epoch) = leader;
+    let leader_port = i32::from(nodes[(lid - 1) as usize].addr.port());
+    let other = nodes.iter().position(|n| n.id != lid).unwrap();
+    let mut c = nodes[other].connect().await;
+
+    let produce = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(TopicName(s("hint")))
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(bytes::Bytes::from(one_record_batch(b"x")))),
+            ])]);
+    let r = c.call(&produce, 12).await;
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, NOT_LEADER_OR_FOLLOWER);
+    assert_eq!(
+        (p.current_leader.leader_id.0, p.current_leader.leader_epoch),
+        (lid, epoch)
+    );
+    let ends: Vec<(i32, i32)> = r
+        .node_endpoints
+        .iter()
+        .map(|e| (e.node_id.0, e.port))
+        .collect();
+    assert_eq!(ends, vec![(lid, leader_port)]);
+    // Before v10 there is nowhere to say it: the same error, nothing more.
+    let r = c.call(&produce, 9).await;
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code,
+        NOT_LEADER_OR_FOLLOWER
+    );
+
+    let topic_id = nodes[other]
+        .broker
+        .metadata
+        .image()
+        .topic("hint")
+        .unwrap()
+        .id;
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic_id(topic_id)
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(-1)
+                .with_partition_max_bytes(1 << 20)])]);
+    let r = c.call(&fetch, 17).await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.error_code, NOT_LEADER_OR_FOLLOWER, "{r:?}");
+    assert_eq!(
+        (p.current_leader.leader_id.0, p.current_leader.leader_epoch),
+        (lid, epoch)
+    );
+    let ends: Vec<(i32, i32)> = r
+        .node_endpoints
+        .iter()
+        .map(|e| (e.node_id.0, e.port))
+        .collect();
+    assert_eq!(ends, vec![(lid, leader_port)]);
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
