@@ -36,7 +36,8 @@ def cluster(broker, tmp_path):
         for _ in range(n):
             d = tmp_path / f"w{len(workers)}"
             d.mkdir(exist_ok=True)
-            w = ConnectWorker(broker.bootstrap, d, distributed_props(group, **overrides)).start()
+            props = distributed_props(group, **overrides)
+            w = ConnectWorker(broker.bootstrap, d, props).start()
             workers.append(w)
         return workers
 

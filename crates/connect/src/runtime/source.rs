@@ -128,8 +128,12 @@ fn run_at_least_once(ctx: TaskContext, mut task: Box<dyn SourceTask>) {
 
 /// A transactional call's error as a Java-style trace; a fenced producer says so.
 fn txn_error(what: &str, e: &KafkaError) -> String {
+    txn_trace(what, e.rdkafka_error_code(), e)
+}
+
+fn txn_trace(what: &str, code: Option<RDKafkaErrorCode>, e: &dyn std::fmt::Display) -> String {
     let fenced = matches!(
-        e.rdkafka_error_code(),
+        code,
         Some(RDKafkaErrorCode::Fenced)
             | Some(RDKafkaErrorCode::ProducerFenced)
             | Some(RDKafkaErrorCode::InvalidProducerEpoch)
@@ -170,13 +174,32 @@ fn run_exactly_once(ctx: TaskContext, mut task: Box<dyn SourceTask>, eos: &EosTa
     };
     // Zombie fencing: InitProducerId with this transactional id bumps its epoch (an
     // older producer of this task can no longer write) and aborts its open transaction.
-    if let Err(e) = producer.init_transactions(TXN_TIMEOUT) {
-        shared.fail(txn_error("cannot initialise transactions", &e));
-        return;
+    // In short rounds, so a stop request (a rebalance) is not held up.
+    let deadline = Instant::now() + TXN_TIMEOUT;
+    loop {
+        match producer.init_transactions(Duration::from_secs(2)) {
+            Ok(()) => break,
+            Err(KafkaError::Transaction(e))
+                if e.is_retriable() && !shared.stopping() && Instant::now() < deadline => {}
+            // Stopped before it ran: nothing to report.
+            Err(_) if shared.stopping() => return,
+            Err(e) => {
+                shared.fail(txn_error("cannot initialise transactions", &e));
+                return;
+            }
+        }
     }
+    tracing::debug!("{}: fenced the previous producers", eos.transactional_id);
     // Only now are the predecessor's transactions all ended: read its last committed
     // offsets.
-    if let Err(e) = ctx.offsets.refresh_past_open_transactions(OFFSETS_WAIT) {
+    let stop = || shared.stopping();
+    if let Err(e) = ctx
+        .offsets
+        .refresh_past_open_transactions(OFFSETS_WAIT, &stop)
+    {
+        if shared.stopping() {
+            return;
+        }
         shared.fail(format!(
             "{CONNECT_EXCEPTION}: cannot read the committed offsets: {e}"
         ));
@@ -189,6 +212,7 @@ fn run_exactly_once(ctx: TaskContext, mut task: Box<dyn SourceTask>, eos: &EosTa
         shared.fail(trace(&e));
         return;
     }
+    tracing::debug!("{}: read the committed offsets", eos.transactional_id);
     shared.set(TaskState::Running);
     let mut open: Option<OpenTxn> = None;
     let mut failed = false;
@@ -331,19 +355,20 @@ fn write_offsets(
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .unwrap_or_default();
-        return Err(txn_error_text(&format!(
-            "Unrecoverable exception from producer send callback: {why}"
-        )));
+        return Err(txn_error_text(
+            producer,
+            &format!("Unrecoverable exception from producer send callback: {why}"),
+        ));
     }
     Ok(())
 }
 
-/// A delivery failure's trace; a fenced producer's says so.
-fn txn_error_text(why: &str) -> String {
-    if why.contains("enced") || why.contains("ProducerEpoch") {
-        format!("org.apache.kafka.common.errors.ProducerFencedException: this task's producer was fenced by a newer instance of the task: {why}")
-    } else {
-        format!("{CONNECT_EXCEPTION}: {why}")
+/// A delivery failure's trace; when the producer hit a fatal error (fenced: its
+/// queued records were purged), that error.
+fn txn_error_text(producer: &BaseProducer<Deliveries>, why: &str) -> String {
+    match producer.client().fatal_error() {
+        Some((code, reason)) => txn_trace("the transactional producer failed", Some(code), &reason),
+        None => format!("{CONNECT_EXCEPTION}: {why}"),
     }
 }
 

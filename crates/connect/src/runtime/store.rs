@@ -64,6 +64,8 @@ enum Backend {
 pub struct OffsetStore {
     backend: Backend,
     data: Mutex<BTreeMap<String, Vec<PartitionOffset>>>,
+    /// Held by a topic reader from reading to applying (never with `data` across I/O).
+    reading: Mutex<()>,
 }
 
 impl OffsetStore {
@@ -72,6 +74,7 @@ impl OffsetStore {
         Ok(OffsetStore {
             backend: Backend::File(path),
             data: Mutex::new(data),
+            reading: Mutex::new(()),
         })
     }
 
@@ -80,6 +83,7 @@ impl OffsetStore {
         let store = OffsetStore {
             backend: Backend::Topic(log),
             data: Mutex::new(BTreeMap::new()),
+            reading: Mutex::new(()),
         };
         store.refresh()?;
         Ok(store)
@@ -91,6 +95,8 @@ impl OffsetStore {
         let Backend::Topic(log) = &self.backend else {
             return Ok(());
         };
+        // Read and apply as one step, so concurrent readers apply in log order.
+        let _one = self.reading.lock().unwrap_or_else(|p| p.into_inner());
         let mut updates = Vec::new();
         log.read_to_end(|r| decode_record(r.key, r.value, &mut updates))
             .map_err(|e| Error::Storage(e.to_string()))?;
@@ -101,15 +107,49 @@ impl OffsetStore {
     /// Like `refresh`, and waits (up to `wait`) for the transactions open on the
     /// offsets topic now to end, so every committed offset written before this call is
     /// read (an exactly-once task calls it after fencing its predecessors).
-    pub fn refresh_past_open_transactions(&self, wait: Duration) -> Result<(), Error> {
+    pub fn refresh_past_open_transactions(
+        &self,
+        wait: Duration,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(), Error> {
         let Backend::Topic(log) = &self.backend else {
             return Ok(());
         };
-        let mut updates = Vec::new();
-        log.read_past_open_transactions(wait, |r| decode_record(r.key, r.value, &mut updates))
-            .map_err(|e| Error::Storage(e.to_string()))?;
-        self.apply(updates);
-        Ok(())
+        let storage = |e: super::distributed::DistError| Error::Storage(e.to_string());
+        let ends = log.high_watermarks().map_err(storage)?;
+        let deadline = std::time::Instant::now() + wait;
+        // Short rounds: the herder and other tasks read the same topic meanwhile.
+        loop {
+            let reached = {
+                let _one = self.reading.lock().unwrap_or_else(|p| p.into_inner());
+                let mut updates = Vec::new();
+                let reached = log
+                    .read_towards(&ends, Duration::from_millis(200), |r| {
+                        decode_record(r.key, r.value, &mut updates)
+                    })
+                    .map_err(storage)?;
+                self.apply(updates);
+                reached
+            };
+            if reached {
+                return Ok(());
+            }
+            if stop() {
+                return Err(Error::Storage(format!(
+                    "stopped while reading {}",
+                    log.topic
+                )));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Storage(format!(
+                    "cannot read {} past its open transactions in {wait:?}",
+                    log.topic
+                )));
+            }
+            // A transaction is still open: back off so the herder's reader (which holds
+            // the worker's operation lock meanwhile) gets its turn.
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The offsets topic, in distributed mode.

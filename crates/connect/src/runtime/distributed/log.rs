@@ -55,7 +55,7 @@ pub struct TopicLog {
     partitions: i32,
     client: ClientConfig,
     /// A read_uncommitted client, made on first use, that samples high watermarks
-    /// (which include open transactions) for `read_past_open_transactions`.
+    /// (which include open transactions) for `high_watermarks`.
     uncommitted: Mutex<Option<BaseConsumer>>,
     consumer: Mutex<(BaseConsumer, BTreeMap<i32, i64>)>,
     producer: BaseProducer<Acks>,
@@ -163,49 +163,60 @@ impl TopicLog {
                 .map_err(kafka("cannot read the end offsets"))?;
             ends.insert(p, high);
         }
-        self.read_until(consumer, next, &ends, TIMEOUT, f)?;
+        if !self.read_until(consumer, next, &ends, TIMEOUT, f)? {
+            return Err(DistError::Kafka(format!(
+                "cannot read {} to its end in {TIMEOUT:?}",
+                self.topic
+            )));
+        }
         Ok(ends.get(&0).copied().unwrap_or(0))
     }
 
-    /// Reads every committed record written before now, waiting up to `wait` for the
-    /// transactions open now to end (commit or abort): the ends are the high
-    /// watermarks, not the last stable offsets. An exactly-once source task calls this
-    /// after fencing its predecessors, so it sees their last committed offsets even
-    /// behind another task's open transaction.
-    pub fn read_past_open_transactions(
-        &self,
-        wait: Duration,
-        f: impl FnMut(LogRecord<'_>),
-    ) -> Result<(), DistError> {
+    /// The high watermarks (open transactions included) of every partition, through a
+    /// read_uncommitted client made on first use.
+    pub fn high_watermarks(&self) -> Result<BTreeMap<i32, i64>, DistError> {
+        let mut hw = self.uncommitted.lock().unwrap_or_else(|p| p.into_inner());
+        if hw.is_none() {
+            let c: BaseConsumer = self
+                .client
+                .clone()
+                .set("isolation.level", "read_uncommitted")
+                .create()
+                .map_err(kafka("cannot create consumer"))?;
+            *hw = Some(c);
+        }
         let mut ends = BTreeMap::new();
-        {
-            let mut hw = self.uncommitted.lock().unwrap_or_else(|p| p.into_inner());
-            if hw.is_none() {
-                let c: BaseConsumer = self
-                    .client
-                    .clone()
-                    .set("isolation.level", "read_uncommitted")
-                    .create()
-                    .map_err(kafka("cannot create consumer"))?;
-                *hw = Some(c);
-            }
-            if let Some(c) = hw.as_ref() {
-                for p in 0..self.partitions {
-                    let (_, high) = c
-                        .fetch_watermarks(&self.topic, p, TIMEOUT)
-                        .map_err(kafka("cannot read the high watermarks"))?;
-                    ends.insert(p, high);
-                }
+        if let Some(c) = hw.as_ref() {
+            for p in 0..self.partitions {
+                let (_, high) = c
+                    .fetch_watermarks(&self.topic, p, TIMEOUT)
+                    .map_err(kafka("cannot read the high watermarks"))?;
+                ends.insert(p, high);
             }
         }
-        let mut guard = self.consumer.lock().unwrap_or_else(|p| p.into_inner());
-        let (consumer, next) = &mut *guard;
-        self.read_until(consumer, next, &ends, wait, f)
+        Ok(ends)
     }
 
-    /// Polls until every partition's position reached its end. The position (not the
-    /// last record + 1) is what counts: transaction markers and aborted records take
-    /// offsets but are never handed out.
+    /// One round of reading committed records towards `ends` (from `high_watermarks`):
+    /// true once every partition's position reached its end, false when `wait` passed
+    /// first (a transaction is still open). An exactly-once source task reads so, after
+    /// fencing its predecessor, until its predecessors' last committed offsets are read
+    /// even behind another task's open transaction (the last stable offset would stop
+    /// before them).
+    pub fn read_towards(
+        &self,
+        ends: &BTreeMap<i32, i64>,
+        wait: Duration,
+        f: impl FnMut(LogRecord<'_>),
+    ) -> Result<bool, DistError> {
+        let mut guard = self.consumer.lock().unwrap_or_else(|p| p.into_inner());
+        let (consumer, next) = &mut *guard;
+        self.read_until(consumer, next, ends, wait, f)
+    }
+
+    /// Polls until every partition's position reached its end (true) or `wait` passed
+    /// (false). The position (not the last record + 1) is what counts: transaction
+    /// markers and aborted records take offsets but are never handed out.
     fn read_until(
         &self,
         consumer: &BaseConsumer,
@@ -213,7 +224,7 @@ impl TopicLog {
         ends: &BTreeMap<i32, i64>,
         wait: Duration,
         mut f: impl FnMut(LogRecord<'_>),
-    ) -> Result<(), DistError> {
+    ) -> Result<bool, DistError> {
         let deadline = Instant::now() + wait;
         let behind = |next: &BTreeMap<i32, i64>| {
             ends.iter()
@@ -221,10 +232,7 @@ impl TopicLog {
         };
         while behind(next) {
             if Instant::now() > deadline {
-                return Err(DistError::Kafka(format!(
-                    "cannot read {} to its end in {wait:?}",
-                    self.topic
-                )));
+                return Ok(false);
             }
             match consumer.poll(Duration::from_millis(100)) {
                 None => {
@@ -250,7 +258,7 @@ impl TopicLog {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The end offset (high watermark) of partition 0.
