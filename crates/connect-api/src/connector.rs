@@ -26,6 +26,15 @@ impl ConnectorType {
     }
 }
 
+/// Whether a source connector can give exactly-once delivery with a given config
+/// (Kafka's `ExactlyOnceSupport`, KIP-618): its offsets make a replay from the last
+/// committed offset produce exactly the records not yet committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExactlyOnceSupport {
+    Supported,
+    Unsupported,
+}
+
 /// One task's configuration, as the connector splits its work.
 pub type TaskConfig = Props;
 
@@ -45,6 +54,17 @@ pub trait Connector: Send {
     fn task_configs(&self, max_tasks: usize) -> Vec<TaskConfig>;
     /// Stops; the runtime stops the tasks first.
     fn stop(&mut self) {}
+    /// Source connectors (KIP-618): whether this config allows exactly-once delivery.
+    /// `None` (the default) means the connector does not say, which
+    /// `exactly.once.support=required` refuses, as Kafka does.
+    fn exactly_once_support(&self, _props: &Props) -> Option<ExactlyOnceSupport> {
+        None
+    }
+    /// Source connectors (KIP-618): whether the connector defines its own transaction
+    /// boundaries (`transaction.boundary=connector`). No shipped connector does.
+    fn can_define_transaction_boundaries(&self, _props: &Props) -> bool {
+        false
+    }
 }
 
 /// Reads the last committed offset of a source partition (Kafka's `OffsetStorageReader`).

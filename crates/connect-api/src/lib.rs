@@ -17,7 +17,9 @@ pub mod error;
 pub mod record;
 
 pub use config::{ConfigDef, ConfigKey, ConfigType, Importance, Validator};
-pub use connector::{Connector, ConnectorType, SinkTask, SourceTask, TaskConfig};
+pub use connector::{
+    Connector, ConnectorType, ExactlyOnceSupport, SinkTask, SourceTask, TaskConfig,
+};
 pub use data::{Field, Schema, SchemaType, Value};
 pub use error::ConnectError;
 pub use record::{ConnectRecord, Header, SinkRecord, SourceRecord};

@@ -12,8 +12,8 @@ use std::time::Duration;
 use gregor_connect_api::config::{get_i64, get_str};
 use gregor_connect_api::connector::OffsetReader;
 use gregor_connect_api::{
-    ConfigDef, ConfigType, ConnectError, ConnectRecord, Connector, Importance, Props, Schema,
-    SchemaType, SinkRecord, SinkTask, SourceRecord, SourceTask, Validator, Value,
+    ConfigDef, ConfigType, ConnectError, ConnectRecord, Connector, ExactlyOnceSupport, Importance,
+    Props, Schema, SchemaType, SinkRecord, SinkTask, SourceRecord, SourceTask, Validator, Value,
 };
 use serde_json::{json, Map};
 
@@ -93,6 +93,12 @@ impl Connector for FileStreamConnector {
     fn start(&mut self, props: &Props) -> Result<(), ConnectError> {
         self.props = props.clone();
         Ok(())
+    }
+
+    /// The source's offset is the byte position after the last line it returned, so a
+    /// task restarted from a committed offset reads exactly the lines not committed.
+    fn exactly_once_support(&self, _props: &Props) -> Option<ExactlyOnceSupport> {
+        self.source.then_some(ExactlyOnceSupport::Supported)
     }
 
     fn task_configs(&self, max_tasks: usize) -> Vec<Props> {

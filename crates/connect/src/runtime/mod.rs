@@ -11,6 +11,7 @@
 //! `offsets` (KIP-875 endpoints).
 
 pub mod distributed;
+pub mod eos;
 pub mod errors;
 mod offsets;
 pub mod sink;
@@ -510,6 +511,10 @@ impl Worker {
             Ok(b) => b,
             Err(err) => return fail(task::trace(&err)),
         };
+        let eos = match self.eos_task(name, e, id) {
+            Ok(eos) => eos,
+            Err(why) => return fail(why),
+        };
         let ctx = TaskContext {
             connector: name.to_string(),
             worker_id: self.worker_id.clone(),
@@ -522,6 +527,7 @@ impl Worker {
             errors: errs,
             offsets: self.offsets.clone(),
             shared: shared.clone(),
+            eos,
         };
         let plugin = e.plugin;
         let spawned = std::thread::Builder::new()
@@ -545,6 +551,33 @@ impl Worker {
                 "java.lang.OutOfMemoryError: cannot start task thread: {err}"
             )),
         }
+    }
+}
+
+impl Worker {
+    /// A source task of a distributed worker with `exactly.once.source.support=enabled`
+    /// runs transactionally; anything else as before (at-least-once).
+    fn eos_task(&self, name: &str, e: &Entry, id: u32) -> Result<Option<task::EosTask>, String> {
+        let Some(c) = &self.cluster else {
+            return Ok(None);
+        };
+        if e.plugin.kind != ConnectorType::Source
+            || c.config.exactly_once_source != eos::WorkerSupport::Enabled
+        {
+            return Ok(None);
+        }
+        let boundary = eos::TransactionBoundary::from_config(&self.worker_props, &e.config)
+            .map_err(|(_, m)| format!("org.apache.kafka.common.config.ConfigException: {m}"))?;
+        let offset_topic = self
+            .offsets
+            .topic()
+            .unwrap_or(&c.config.offset_topic)
+            .to_string();
+        Ok(Some(task::EosTask {
+            transactional_id: eos::transactional_id(&c.config.group_id, name, id),
+            offset_topic,
+            boundary,
+        }))
     }
 }
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as J};
@@ -63,6 +64,8 @@ enum Backend {
 pub struct OffsetStore {
     backend: Backend,
     data: Mutex<BTreeMap<String, Vec<PartitionOffset>>>,
+    /// Held by a topic reader from reading to applying (never with `data` across I/O).
+    reading: Mutex<()>,
 }
 
 impl OffsetStore {
@@ -71,6 +74,7 @@ impl OffsetStore {
         Ok(OffsetStore {
             backend: Backend::File(path),
             data: Mutex::new(data),
+            reading: Mutex::new(()),
         })
     }
 
@@ -79,6 +83,7 @@ impl OffsetStore {
         let store = OffsetStore {
             backend: Backend::Topic(log),
             data: Mutex::new(BTreeMap::new()),
+            reading: Mutex::new(()),
         };
         store.refresh()?;
         Ok(store)
@@ -90,27 +95,83 @@ impl OffsetStore {
         let Backend::Topic(log) = &self.backend else {
             return Ok(());
         };
-        let mut updates: Vec<(String, JsonMap, Option<JsonMap>)> = Vec::new();
-        log.read_to_end(|r| {
-            let key: Option<(String, JsonMap)> =
-                serde_json::from_slice::<J>(r.key)
-                    .ok()
-                    .and_then(|k| match k {
-                        J::Array(mut a) if a.len() == 2 => match (a.pop(), a.pop()) {
-                            (Some(J::Object(p)), Some(J::String(c))) => Some((c, p)),
-                            _ => None,
-                        },
-                        _ => None,
-                    });
-            let value = r.value.and_then(|v| match serde_json::from_slice::<J>(v) {
-                Ok(J::Object(o)) => Some(o),
-                _ => None,
-            });
-            if let Some((c, p)) = key {
-                updates.push((c, p, value));
+        // Read and apply as one step, so concurrent readers apply in log order.
+        let _one = self.reading.lock().unwrap_or_else(|p| p.into_inner());
+        let mut updates = Vec::new();
+        log.read_to_end(|r| decode_record(r.key, r.value, &mut updates))
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        self.apply(updates);
+        Ok(())
+    }
+
+    /// Like `refresh`, and waits (up to `wait`) for the transactions open on the
+    /// offsets topic now to end, so every committed offset written before this call is
+    /// read (an exactly-once task calls it after fencing its predecessors).
+    pub fn refresh_past_open_transactions(
+        &self,
+        wait: Duration,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(), Error> {
+        let Backend::Topic(log) = &self.backend else {
+            return Ok(());
+        };
+        let storage = |e: super::distributed::DistError| Error::Storage(e.to_string());
+        let ends = log.high_watermarks().map_err(storage)?;
+        let deadline = std::time::Instant::now() + wait;
+        // Short rounds: the herder and other tasks read the same topic meanwhile.
+        loop {
+            let reached = {
+                let _one = self.reading.lock().unwrap_or_else(|p| p.into_inner());
+                let mut updates = Vec::new();
+                let reached = log
+                    .read_towards(&ends, Duration::from_millis(200), |r| {
+                        decode_record(r.key, r.value, &mut updates)
+                    })
+                    .map_err(storage)?;
+                self.apply(updates);
+                reached
+            };
+            if reached {
+                return Ok(());
             }
-        })
-        .map_err(|e| Error::Storage(e.to_string()))?;
+            if stop() {
+                return Err(Error::Storage(format!(
+                    "stopped while reading {}",
+                    log.topic
+                )));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Storage(format!(
+                    "cannot read {} past its open transactions in {wait:?}",
+                    log.topic
+                )));
+            }
+            // A transaction is still open: back off so the herder's reader (which holds
+            // the worker's operation lock meanwhile) gets its turn.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The offsets topic, in distributed mode.
+    pub fn topic(&self) -> Option<&str> {
+        match &self.backend {
+            Backend::Topic(log) => Some(&log.topic),
+            Backend::File(_) => None,
+        }
+    }
+
+    /// Records offsets written elsewhere (an exactly-once task's committed transaction)
+    /// in memory, without writing them again.
+    pub fn remember(&self, connector: &str, updates: Vec<(JsonMap, Option<JsonMap>)>) {
+        self.apply(
+            updates
+                .into_iter()
+                .map(|(p, o)| (connector.to_string(), p, o))
+                .collect(),
+        );
+    }
+
+    fn apply(&self, updates: Vec<(String, JsonMap, Option<JsonMap>)>) {
         let mut data = self.lock();
         for (c, partition, offset) in updates {
             let entries = data.entry(c).or_default();
@@ -119,7 +180,6 @@ impl OffsetStore {
                 entries.push(PartitionOffset { partition, offset });
             }
         }
-        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<PartitionOffset>>> {
@@ -157,14 +217,7 @@ impl OffsetStore {
         if let Backend::Topic(log) = &self.backend {
             let records: Vec<(String, Option<Vec<u8>>)> = updates
                 .iter()
-                .map(|(p, o)| {
-                    let key = J::Array(vec![J::from(connector), J::Object(p.clone())]);
-                    (
-                        key.to_string(),
-                        o.as_ref()
-                            .map(|o| J::Object(o.clone()).to_string().into_bytes()),
-                    )
-                })
+                .map(|(p, o)| offset_record(connector, p, o.as_ref()))
                 .collect();
             log.send(&records)
                 .map_err(|e| Error::Storage(e.to_string()))?;
@@ -196,6 +249,44 @@ impl OffsetStore {
         let bytes = serde_json::to_vec_pretty(&*data)
             .map_err(|e| Error::Storage(format!("cannot encode offsets: {e}")))?;
         self.write_file(&bytes)
+    }
+}
+
+/// One offsets-topic record as Kafka writes it: key `["<connector>",{partition}]`, value
+/// the offset (`None`: a tombstone).
+pub fn offset_record(
+    connector: &str,
+    partition: &JsonMap,
+    offset: Option<&JsonMap>,
+) -> (String, Option<Vec<u8>>) {
+    let key = J::Array(vec![J::from(connector), J::Object(partition.clone())]);
+    (
+        key.to_string(),
+        offset.map(|o| J::Object(o.clone()).to_string().into_bytes()),
+    )
+}
+
+/// Decodes one offsets-topic record into (connector, partition, offset); records of
+/// another shape are skipped.
+fn decode_record(
+    key: &[u8],
+    value: Option<&[u8]>,
+    out: &mut Vec<(String, JsonMap, Option<JsonMap>)>,
+) {
+    let key: Option<(String, JsonMap)> =
+        serde_json::from_slice::<J>(key).ok().and_then(|k| match k {
+            J::Array(mut a) if a.len() == 2 => match (a.pop(), a.pop()) {
+                (Some(J::Object(p)), Some(J::String(c))) => Some((c, p)),
+                _ => None,
+            },
+            _ => None,
+        });
+    let value = value.and_then(|v| match serde_json::from_slice::<J>(v) {
+        Ok(J::Object(o)) => Some(o),
+        _ => None,
+    });
+    if let Some((c, p)) = key {
+        out.push((c, p, value));
     }
 }
 

@@ -121,4 +121,15 @@ pub struct TaskContext {
     pub errors: ErrorHandler,
     pub offsets: Arc<OffsetStore>,
     pub shared: Arc<TaskShared>,
+    /// Set when the source task runs exactly-once (KIP-618).
+    pub eos: Option<EosTask>,
+}
+
+/// How an exactly-once source task produces: its transactional id, where its offsets
+/// go (in the same transactions as its records), when it commits.
+#[derive(Clone, Debug)]
+pub struct EosTask {
+    pub transactional_id: String,
+    pub offset_topic: String,
+    pub boundary: super::eos::TransactionBoundary,
 }

@@ -7,7 +7,7 @@ use gregor_connect_api::config::get_str;
 use gregor_connect_api::{ConfigDef, ConfigType, ConnectorType, Importance, Props, Validator};
 use serde_json::{json, Value as J};
 
-use super::errors;
+use super::{eos, errors};
 use crate::connectors::{self, ConnectorPlugin};
 use crate::converters;
 use crate::error::Error;
@@ -43,7 +43,10 @@ fn common_def(kind: ConnectorType) -> ConfigDef {
         .define("errors.log.include.messages", ConfigType::Boolean, Some("false"), Importance::Medium, "Include the failed record's coordinates in the log.")
         .in_group("Error Handling");
     match kind {
-        ConnectorType::Source => def,
+        ConnectorType::Source => def
+            .define(eos::SUPPORT, ConfigType::String, Some("requested"), Importance::Medium, "Permitted values are requested, required. If set to \"required\", forces a preflight check for the connector to ensure that it can provide exactly-once semantics with the given configuration, and refuses the connector otherwise (needs exactly.once.source.support=enabled on the worker).")
+            .define(eos::BOUNDARY, ConfigType::String, Some("poll"), Importance::Medium, "Permitted values are poll, interval, connector. poll: one transaction for each batch of records the task's poll returns; interval: commit transactions every transaction.boundary.interval.ms; connector: boundaries defined by the connector (no shipped connector can).")
+            .in_group("Exactly Once Support"),
         ConnectorType::Sink => def
             .define("topics", ConfigType::List, Some(""), Importance::High, "List of topics to consume, separated by commas")
             .define("topics.regex", ConfigType::String, Some(""), Importance::High, "Regular expression giving topics to consume.")
@@ -99,6 +102,11 @@ pub fn validate(worker: &Props, config: &Props) -> Result<Validation, Error> {
         extra.push(("transforms".into(), e.to_string()));
     }
     let sink = plugin.kind == ConnectorType::Sink;
+    if !sink {
+        // transaction.boundary.interval.ms has no definition: unset, it is the worker's
+        // offset.flush.interval.ms; a bad value is an error of its own.
+        extra.extend(eos::validate(worker, config, connector.as_ref()));
+    }
     for e in errors::validate(config, sink) {
         extra.push(("errors.tolerance".into(), e));
     }

@@ -24,8 +24,8 @@ use std::time::Duration;
 use gregor_connect_api::config::{get_i64, get_list, get_str};
 use gregor_connect_api::connector::OffsetReader;
 use gregor_connect_api::{
-    ConfigDef, ConfigType, ConnectError, ConnectRecord, Connector, Field, Importance, Props,
-    Schema, SchemaType, SourceRecord, SourceTask, Validator, Value,
+    ConfigDef, ConfigType, ConnectError, ConnectRecord, Connector, ExactlyOnceSupport, Field,
+    Importance, Props, Schema, SchemaType, SourceRecord, SourceTask, Validator, Value,
 };
 use serde_json::{json, Map, Value as J};
 
@@ -70,6 +70,16 @@ impl Connector for CdcConnector {
     fn start(&mut self, props: &Props) -> Result<(), ConnectError> {
         self.props = props.clone();
         Ok(())
+    }
+
+    /// Streaming is exact (whole PostgreSQL transactions per poll, the offset is the end
+    /// LSN of the last one, a restarted task skips what is at or below it); an
+    /// interrupted snapshot starts over, so only `snapshot.mode=never` is exact.
+    fn exactly_once_support(&self, props: &Props) -> Option<ExactlyOnceSupport> {
+        Some(match get_str(props, "snapshot.mode").unwrap_or("initial") {
+            "never" => ExactlyOnceSupport::Supported,
+            _ => ExactlyOnceSupport::Unsupported,
+        })
     }
 
     fn task_configs(&self, _max_tasks: usize) -> Vec<Props> {

@@ -191,7 +191,9 @@ impl Herder {
         })
         .await?;
         self.assignment = a;
+        let t0 = std::time::Instant::now();
         self.publish().await?;
+        tracing::debug!("published the statuses in {:?}", t0.elapsed());
         Ok(())
     }
 

@@ -53,6 +53,10 @@ pub struct LogRecord<'a> {
 pub struct TopicLog {
     pub topic: String,
     partitions: i32,
+    client: ClientConfig,
+    /// A read_uncommitted client, made on first use, that samples high watermarks
+    /// (which include open transactions) for `high_watermarks`.
+    uncommitted: Mutex<Option<BaseConsumer>>,
     consumer: Mutex<(BaseConsumer, BTreeMap<i32, i64>)>,
     producer: BaseProducer<Acks>,
     acks: Acks,
@@ -97,6 +101,9 @@ impl TopicLog {
             .set("group.id", format!("gregor-connect-log-{topic}"))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
+            // Transactional writers (exactly-once source tasks) write the offsets topic:
+            // only committed records count.
+            .set("isolation.level", "read_committed")
             .create()
             .map_err(kafka("cannot create consumer"))?;
         let deadline = Instant::now() + TIMEOUT;
@@ -134,6 +141,8 @@ impl TopicLog {
         Ok(TopicLog {
             topic: topic.to_string(),
             partitions,
+            client: client.clone(),
+            uncommitted: Mutex::new(None),
             consumer: Mutex::new((consumer, BTreeMap::new())),
             producer,
             acks,
@@ -142,8 +151,9 @@ impl TopicLog {
     }
 
     /// Reads every record up to the current end; returns the end offset of partition 0
-    /// (the config topic's "config offset").
-    pub fn read_to_end(&self, mut f: impl FnMut(LogRecord<'_>)) -> Result<i64, DistError> {
+    /// (the config topic's "config offset"). The end is the last stable offset: the
+    /// reader is read_committed, so an open transaction's records wait.
+    pub fn read_to_end(&self, f: impl FnMut(LogRecord<'_>)) -> Result<i64, DistError> {
         let mut guard = self.consumer.lock().unwrap_or_else(|p| p.into_inner());
         let (consumer, next) = &mut *guard;
         let mut ends = BTreeMap::new();
@@ -153,19 +163,90 @@ impl TopicLog {
                 .map_err(kafka("cannot read the end offsets"))?;
             ends.insert(p, high);
         }
-        let deadline = Instant::now() + TIMEOUT;
-        while ends
-            .iter()
-            .any(|(p, high)| next.get(p).copied().unwrap_or(0) < *high)
-        {
+        if !self.read_until(consumer, next, &ends, TIMEOUT, f)? {
+            return Err(DistError::Kafka(format!(
+                "cannot read {} to its end in {TIMEOUT:?}",
+                self.topic
+            )));
+        }
+        Ok(ends.get(&0).copied().unwrap_or(0))
+    }
+
+    /// The high watermarks (open transactions included) of every partition, through a
+    /// read_uncommitted client made on first use.
+    pub fn high_watermarks(&self) -> Result<BTreeMap<i32, i64>, DistError> {
+        let mut hw = self.uncommitted.lock().unwrap_or_else(|p| p.into_inner());
+        if hw.is_none() {
+            let c: BaseConsumer = self
+                .client
+                .clone()
+                .set("isolation.level", "read_uncommitted")
+                .create()
+                .map_err(kafka("cannot create consumer"))?;
+            *hw = Some(c);
+        }
+        let mut ends = BTreeMap::new();
+        if let Some(c) = hw.as_ref() {
+            for p in 0..self.partitions {
+                let (_, high) = c
+                    .fetch_watermarks(&self.topic, p, TIMEOUT)
+                    .map_err(kafka("cannot read the high watermarks"))?;
+                ends.insert(p, high);
+            }
+        }
+        Ok(ends)
+    }
+
+    /// One round of reading committed records towards `ends` (from `high_watermarks`):
+    /// true once every partition's position reached its end, false when `wait` passed
+    /// first (a transaction is still open). An exactly-once source task reads so, after
+    /// fencing its predecessor, until its predecessors' last committed offsets are read
+    /// even behind another task's open transaction (the last stable offset would stop
+    /// before them).
+    pub fn read_towards(
+        &self,
+        ends: &BTreeMap<i32, i64>,
+        wait: Duration,
+        f: impl FnMut(LogRecord<'_>),
+    ) -> Result<bool, DistError> {
+        let mut guard = self.consumer.lock().unwrap_or_else(|p| p.into_inner());
+        let (consumer, next) = &mut *guard;
+        self.read_until(consumer, next, ends, wait, f)
+    }
+
+    /// Polls until every partition's position reached its end (true) or `wait` passed
+    /// (false). The position (not the last record + 1) is what counts: transaction
+    /// markers and aborted records take offsets but are never handed out.
+    fn read_until(
+        &self,
+        consumer: &BaseConsumer,
+        next: &mut BTreeMap<i32, i64>,
+        ends: &BTreeMap<i32, i64>,
+        wait: Duration,
+        mut f: impl FnMut(LogRecord<'_>),
+    ) -> Result<bool, DistError> {
+        let deadline = Instant::now() + wait;
+        let behind = |next: &BTreeMap<i32, i64>| {
+            ends.iter()
+                .any(|(p, high)| next.get(p).copied().unwrap_or(0) < *high)
+        };
+        while behind(next) {
             if Instant::now() > deadline {
-                return Err(DistError::Kafka(format!(
-                    "cannot read {} to its end in {TIMEOUT:?}",
-                    self.topic
-                )));
+                return Ok(false);
             }
             match consumer.poll(Duration::from_millis(100)) {
-                None => {}
+                None => {
+                    // Nothing handed out: the position may still have moved past
+                    // markers or aborted records.
+                    if let Ok(positions) = consumer.position() {
+                        for e in positions.elements_for_topic(&self.topic) {
+                            if let Offset::Offset(o) = e.offset() {
+                                let n = next.entry(e.partition()).or_insert(0);
+                                *n = (*n).max(o);
+                            }
+                        }
+                    }
+                }
                 Some(Err(e)) => tracing::warn!("reading {}: {e}", self.topic),
                 Some(Ok(m)) => {
                     next.insert(m.partition(), m.offset() + 1);
@@ -177,7 +258,7 @@ impl TopicLog {
                 }
             }
         }
-        Ok(ends.get(&0).copied().unwrap_or(0))
+        Ok(true)
     }
 
     /// The end offset (high watermark) of partition 0.

@@ -77,6 +77,8 @@ pub struct DistConfig {
     pub session_timeout_ms: i32,
     pub heartbeat_interval_ms: i32,
     pub rebalance_timeout_ms: i32,
+    /// KIP-618 `exactly.once.source.support`.
+    pub exactly_once_source: super::eos::WorkerSupport,
 }
 
 fn num(props: &Props, key: &str, default: i32) -> Result<i32, DistError> {
@@ -110,6 +112,7 @@ impl DistConfig {
             session_timeout_ms: num(props, "session.timeout.ms", 10_000)?,
             heartbeat_interval_ms: num(props, "heartbeat.interval.ms", 3_000)?,
             rebalance_timeout_ms: num(props, "rebalance.timeout.ms", 60_000)?,
+            exactly_once_source: super::eos::WorkerSupport::from_props(props)?,
         };
         if c.heartbeat_interval_ms <= 0 || c.heartbeat_interval_ms >= c.session_timeout_ms {
             return Err(DistError::Config(
@@ -134,6 +137,20 @@ mod tests {
         assert_eq!(
             (c.config_topic.as_str(), c.offset_partitions),
             ("connect-configs", 3)
+        );
+        assert_eq!(
+            c.exactly_once_source,
+            super::super::eos::WorkerSupport::Disabled
+        );
+        p.insert("exactly.once.source.support".into(), "sometimes".into());
+        assert!(DistConfig::from_props(&p).is_err());
+        p.insert("exactly.once.source.support".into(), "enabled".into());
+        assert_eq!(
+            DistConfig::from_props(&p)
+                .unwrap()
+                .unwrap()
+                .exactly_once_source,
+            super::super::eos::WorkerSupport::Enabled
         );
         p.insert("heartbeat.interval.ms".into(), "20000".into());
         assert!(DistConfig::from_props(&p).is_err());

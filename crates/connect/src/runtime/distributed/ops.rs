@@ -253,9 +253,11 @@ impl Worker {
     /// previous owners stored.
     pub(crate) fn start_assigned(&self, a: &Assignment) {
         let _op = lock(&self.ops);
+        let t0 = std::time::Instant::now();
         if let Err(e) = self.offsets.refresh() {
             tracing::error!("cannot read the offsets topic: {e}");
         }
+        tracing::debug!("read the offsets topic in {:?}", t0.elapsed());
         let mut state = lock(&self.state);
         for name in &a.connectors {
             let Some(e) = state.get_mut(name) else {
