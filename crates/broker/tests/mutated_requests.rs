@@ -118,6 +118,11 @@ fn default_body(key: ApiKey, v: i16) -> Option<Vec<u8>> {
         ApiKey::DescribeShareGroupOffsets => encoded::<DescribeShareGroupOffsetsRequest>(v),
         ApiKey::AlterShareGroupOffsets => encoded::<AlterShareGroupOffsetsRequest>(v),
         ApiKey::DeleteShareGroupOffsets => encoded::<DeleteShareGroupOffsetsRequest>(v),
+        ApiKey::InitializeShareGroupState => encoded::<InitializeShareGroupStateRequest>(v),
+        ApiKey::ReadShareGroupState => encoded::<ReadShareGroupStateRequest>(v),
+        ApiKey::WriteShareGroupState => encoded::<WriteShareGroupStateRequest>(v),
+        ApiKey::DeleteShareGroupState => encoded::<DeleteShareGroupStateRequest>(v),
+        ApiKey::ReadShareGroupStateSummary => encoded::<ReadShareGroupStateSummaryRequest>(v),
         other => panic!("{other:?} is advertised but this test does not know it: add it"),
     }
 }
