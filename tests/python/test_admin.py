@@ -263,12 +263,17 @@ def roll_with_sentinel(broker, topic):
 
 def test_compaction_keeps_latest_value_per_key(broker_factory):
     broker = broker_factory({"log.cleaner.backoff.ms": "100"})
+    # Written with cleanup.policy=delete, so nothing is cleaned before the size is taken,
+    # then switched to compact at runtime (the cleaner picks the change up).
     create(broker, "compacted", config={
-        "cleanup.policy": "compact", "segment.bytes": "65536", "segment.ms": "500",
+        "cleanup.policy": "delete", "segment.bytes": "65536", "segment.ms": "500",
         "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "0", "file.delete.delay.ms": "0",
     })
     latest = produce_updates(broker, "compacted")
     size_before = sum(f.stat().st_size for f in segment_files(broker, "compacted"))
+    res = ConfigResource(ResourceType.TOPIC, "compacted", incremental_configs=[
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET)])
+    admin(broker).incremental_alter_configs([res])[res].result(30)
     sentinel = roll_with_sentinel(broker, "compacted")
     wait_until(lambda: checkpoint(broker, "compacted") >= sentinel, 60, "the cleaner to reach the last closed segment")
     seen = read_partition(broker, "compacted")
