@@ -153,23 +153,12 @@ pub fn alter(
         }
     }
     validate(name, &next)?;
-    let record = |key: &str, value: Option<String>| MetadataRecord::ConfigRecord {
-        resource: ConfigResource::ClientMetrics,
-        resource_name: name.to_string(),
-        name: key.to_string(),
-        value,
-    };
-    let mut out: Vec<MetadataRecord> = current
-        .keys()
-        .filter(|k| !next.contains_key(*k))
-        .map(|k| record(k, None))
-        .collect();
-    for (key, v) in &next {
-        if current.get(key) != Some(v) {
-            out.push(record(key, Some(v.clone())));
-        }
-    }
-    Ok(out)
+    Ok(crate::records::config_changes(
+        ConfigResource::ClientMetrics,
+        name,
+        &current,
+        &next,
+    ))
 }
 
 #[cfg(test)]

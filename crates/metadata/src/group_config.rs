@@ -150,23 +150,12 @@ pub fn alter(
     }
     let current = image.group_configs.get(group).cloned().unwrap_or_default();
     let next = apply_ops(&current, ops)?;
-    let record = |key: &str, value: Option<String>| MetadataRecord::ConfigRecord {
-        resource: ConfigResource::Group,
-        resource_name: group.to_string(),
-        name: key.to_string(),
-        value,
-    };
-    let mut out: Vec<MetadataRecord> = current
-        .keys()
-        .filter(|k| !next.contains_key(*k))
-        .map(|k| record(k, None))
-        .collect();
-    for (key, v) in &next {
-        if current.get(key) != Some(v) {
-            out.push(record(key, Some(v.clone())));
-        }
-    }
-    Ok(out)
+    Ok(crate::records::config_changes(
+        ConfigResource::Group,
+        group,
+        &current,
+        &next,
+    ))
 }
 
 #[cfg(test)]

@@ -138,3 +138,30 @@ impl MetadataRecord {
         serde_json::from_slice(bytes)
     }
 }
+
+/// The ConfigRecords that take one resource's configs from `current` to `next`: a
+/// removal for each config gone, a set for each one new or changed.
+pub fn config_changes(
+    resource: ConfigResource,
+    resource_name: &str,
+    current: &std::collections::BTreeMap<String, String>,
+    next: &std::collections::BTreeMap<String, String>,
+) -> Vec<MetadataRecord> {
+    let record = |key: &str, value: Option<String>| MetadataRecord::ConfigRecord {
+        resource,
+        resource_name: resource_name.to_string(),
+        name: key.to_string(),
+        value,
+    };
+    let mut out: Vec<MetadataRecord> = current
+        .keys()
+        .filter(|k| !next.contains_key(*k))
+        .map(|k| record(k, None))
+        .collect();
+    for (key, v) in next {
+        if current.get(key) != Some(v) {
+            out.push(record(key, Some(v.clone())));
+        }
+    }
+    out
+}
