@@ -68,6 +68,7 @@ impl Session {
                 p.fetch_offset = u.fetch_offset;
                 p.max_bytes = u.max_bytes;
                 p.current_leader_epoch = u.current_leader_epoch;
+                p.last_fetched_epoch = u.last_fetched_epoch;
             }
             None => {
                 self.index
@@ -180,6 +181,12 @@ impl FetchSessionCache {
     /// Partitions held by all sessions (for tests and metrics).
     pub fn cached_partitions(&self) -> usize {
         self.lock().partitions
+    }
+
+    /// Sessions held, and the partitions they hold together (for metrics).
+    pub fn sizes(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.sessions.len(), inner.partitions)
     }
 
     /// Creates a session holding `partitions`; returns its id, or 0 when sessions are

@@ -237,6 +237,7 @@ fn has_news(sp: &SessionPartition, r: &PartitionRead) -> bool {
     r.records.is_some()
         || r.error.is_some()
         || r.preferred_read_replica.is_some()
+        || r.diverging.is_some()
         || r.high_watermark != sp.high_watermark
         || r.last_stable_offset != sp.last_stable_offset
         || r.log_start_offset != sp.log_start_offset

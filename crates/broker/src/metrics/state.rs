@@ -1,5 +1,6 @@
 //! Gauges read from the broker's state when scraped: Kafka's ReplicaManager,
-//! KafkaController and Log gauges, and the metadata offset this broker applied.
+//! KafkaController, FetchSessionCache and Log gauges, and the metadata offset this
+//! broker applied.
 //!
 //! Nothing updates them between scrapes: `refresh` sets them from the hosted partitions
 //! and the metadata image, and forgets the series of partitions no longer hosted.
@@ -18,6 +19,8 @@ pub(super) struct StateGauges {
     offline_partitions: IntGauge,
     active_controller: IntGauge,
     metadata_applied_offset: IntGauge,
+    fetch_sessions: IntGauge,
+    fetch_session_partitions: IntGauge,
     log_end_offset: IntGaugeVec,
     log_start_offset: IntGaugeVec,
     log_size: IntGaugeVec,
@@ -76,6 +79,16 @@ impl StateGauges {
                 r,
                 "kafka_server_broker_metadata_metrics_last_applied_record_offset",
                 "Offset of the last metadata record this broker applied.",
+            )?,
+            fetch_sessions: gauge(
+                r,
+                "kafka_server_fetchsessioncache_numincrementalfetchsessions",
+                "Incremental fetch sessions (KIP-227) this broker holds, consumers' and followers'.",
+            )?,
+            fetch_session_partitions: gauge(
+                r,
+                "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached",
+                "Partitions held by all incremental fetch sessions together.",
             )?,
             log_end_offset: partition_gauge(
                 r,
@@ -150,5 +163,10 @@ impl StateGauges {
         self.offline_partitions
             .set(i64::try_from(offline).unwrap_or(i64::MAX));
         self.metadata_applied_offset.set(broker.metadata.applied());
+        let (sessions, cached) = broker.fetch_sessions.sizes();
+        self.fetch_sessions
+            .set(i64::try_from(sessions).unwrap_or(i64::MAX));
+        self.fetch_session_partitions
+            .set(i64::try_from(cached).unwrap_or(i64::MAX));
     }
 }

@@ -2,20 +2,24 @@
 //! follows on that leader in one Fetch request (replica id and broker epoch set, as
 //! Kafka's `ReplicaFetcherThread` does). The leader parks the fetch until it has data
 //! (`replica.fetch.wait.max.ms`), so an idle follower costs one parked request, not a
-//! poll. Batches are appended byte for byte; a `DivergingEpoch` answer truncates the
+//! poll. The fetches form an incremental fetch session (KIP-227, [`super::session`]), so
+//! a round lists only the partitions whose position moved. Batches are appended byte for byte; a `DivergingEpoch` answer truncates the
 //! divergent tail (KIP-595/KIP-279) before fetching again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use gregor_protocol::kp::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use gregor_protocol::kp::messages::fetch_request::{
+    FetchPartition, FetchTopic, ForgottenTopic, ReplicaState,
+};
 use gregor_protocol::kp::messages::{BrokerId, FetchRequest};
 use gregor_protocol::kp::ResponseError;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::client::{BrokerClient, ClientError};
+use super::session::{FetchSession, FetchState};
 use crate::broker::Broker;
 use crate::partition::Partition;
 
@@ -104,6 +108,7 @@ async fn run(
     wake: Arc<Notify>,
 ) {
     let mut conn: Option<BrokerClient> = None;
+    let mut session = FetchSession::default();
     loop {
         let Some(b) = broker.upgrade() else { return };
         let backoff = Duration::from_millis(b.config.cluster.replication.fetch_backoff_ms);
@@ -135,7 +140,7 @@ async fn run(
                 }
             },
         };
-        let (req, sent, held) = build_request(&b, &parts);
+        let (req, sent, held) = build_request(&b, &parts, &mut session);
         if sent.is_empty() {
             // Every partition is throttled and the quota is spent: wait for it.
             let wait = b.throttles.follower.wait_time(held.unwrap_or(1));
@@ -152,12 +157,14 @@ async fn run(
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(leader, error = %e, "replica fetch failed; reconnecting");
+                session.failed();
                 conn = None;
                 drop(b);
                 pause(&wake, backoff).await;
                 continue;
             }
         };
+        session.answered(resp.error_code, resp.session_id);
         if resp.error_code != 0 {
             drop(b);
             pause(&wake, backoff).await;
@@ -242,12 +249,18 @@ fn follower_throttle_rate(
     (!p.assignment().isr.contains(&me)).then_some(rate)
 }
 
-/// The fetch for `parts`, leaving out throttled partitions while the follower quota is
-/// spent; the third value is the throttle rate when some were left out.
-fn build_request(b: &Broker, parts: &[Arc<Partition>]) -> (FetchRequest, Sent, Option<u64>) {
+/// The fetch for `parts` in the fetch session with the leader, leaving out throttled
+/// partitions while the follower quota is spent; the third value is the throttle rate
+/// when some were left out. `Sent` holds every partition the session covers (an
+/// incremental answer may carry any of them), not only those the request lists.
+fn build_request(
+    b: &Broker,
+    parts: &[Arc<Partition>],
+    session: &mut FetchSession,
+) -> (FetchRequest, Sent, Option<u64>) {
     let cfg = &b.config.cluster.replication;
     let image = b.metadata.image();
-    let mut topics: Vec<FetchTopic> = Vec::new();
+    let mut wanted = BTreeMap::new();
     let mut sent = Sent::new();
     let mut held = None;
     for p in parts {
@@ -255,6 +268,7 @@ fn build_request(b: &Broker, parts: &[Arc<Partition>]) -> (FetchRequest, Sent, O
         let mut max_bytes = cfg.fetch_max_bytes;
         if let Some(rate) = throttle {
             if b.throttles.follower.exhausted(rate) {
+                // Left out, so forgotten by the session until the quota refills.
                 held = Some(rate);
                 continue;
             }
@@ -262,20 +276,46 @@ fn build_request(b: &Broker, parts: &[Arc<Partition>]) -> (FetchRequest, Sent, O
                 max_bytes.min(i32::try_from(super::throttle::chunk(rate)).unwrap_or(i32::MAX));
         }
         let epoch = p.leader_epoch();
+        let key = (p.topic_id, p.index);
+        wanted.insert(
+            key,
+            FetchState {
+                fetch_offset: p.log_end_offset(),
+                last_fetched_epoch: p.latest_epoch().ok().flatten().unwrap_or(-1),
+                log_start_offset: p.log_start_offset(),
+                max_bytes,
+                current_leader_epoch: epoch,
+            },
+        );
+        sent.insert(key, (p.clone(), epoch, throttle));
+    }
+    let plan = session.plan(wanted);
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for ((topic_id, index), st) in plan.partitions {
         let fp = FetchPartition::default()
-            .with_partition(p.index)
-            .with_current_leader_epoch(epoch)
-            .with_fetch_offset(p.log_end_offset())
-            .with_last_fetched_epoch(p.latest_epoch().ok().flatten().unwrap_or(-1))
-            .with_log_start_offset(p.log_start_offset())
-            .with_partition_max_bytes(max_bytes);
-        sent.insert((p.topic_id, p.index), (p.clone(), epoch, throttle));
+            .with_partition(index)
+            .with_current_leader_epoch(st.current_leader_epoch)
+            .with_fetch_offset(st.fetch_offset)
+            .with_last_fetched_epoch(st.last_fetched_epoch)
+            .with_log_start_offset(st.log_start_offset)
+            .with_partition_max_bytes(st.max_bytes);
         match topics.last_mut() {
-            Some(t) if t.topic_id == p.topic_id => t.partitions.push(fp),
+            Some(t) if t.topic_id == topic_id => t.partitions.push(fp),
             _ => topics.push(
                 FetchTopic::default()
-                    .with_topic_id(p.topic_id)
+                    .with_topic_id(topic_id)
                     .with_partitions(vec![fp]),
+            ),
+        }
+    }
+    let mut forgotten: Vec<ForgottenTopic> = Vec::new();
+    for (topic_id, index) in plan.forgotten {
+        match forgotten.last_mut() {
+            Some(t) if t.topic_id == topic_id => t.partitions.push(index),
+            _ => forgotten.push(
+                ForgottenTopic::default()
+                    .with_topic_id(topic_id)
+                    .with_partitions(vec![index]),
             ),
         }
     }
@@ -290,9 +330,10 @@ fn build_request(b: &Broker, parts: &[Arc<Partition>]) -> (FetchRequest, Sent, O
         .with_min_bytes(cfg.fetch_min_bytes)
         .with_max_bytes(cfg.fetch_response_max_bytes)
         .with_isolation_level(0)
-        .with_session_id(0)
-        .with_session_epoch(-1)
-        .with_topics(topics);
+        .with_session_id(plan.session_id)
+        .with_session_epoch(plan.epoch)
+        .with_topics(topics)
+        .with_forgotten_topics_data(forgotten);
     (req, sent, held)
 }
 

@@ -4,6 +4,8 @@
 //!   watermark and ISR changes (pure, unit-tested).
 //! - [`fetcher`]: followers fetching from leaders with the Fetch API, appending the
 //!   leader's bytes, truncating a divergent tail.
+//! - [`session`]: the follower's side of its incremental fetch session with each leader
+//!   (KIP-227): only partitions whose position changed are sent.
 //! - [`client`]: the broker-to-broker Kafka-protocol connection.
 //! - [`selector`]: which replica a consumer in a given rack reads from (KIP-392).
 //! - [`throttle`]: replication quotas (`*.replication.throttled.rate`), so a
@@ -20,6 +22,7 @@ pub mod client;
 pub mod fetcher;
 pub mod inter_broker;
 pub mod selector;
+pub mod session;
 pub mod state;
 pub mod throttle;
 

@@ -2,7 +2,7 @@
 //! broker and a controller, real TCP on 127.0.0.1, the quorum's real RPC. Fast checks of
 //! what the process tests (tests/python/test_cluster.py) prove with real clients: one
 //! metadata for all, writes forwarded to the controller from any node, the controller
-//! stopped and replaced, a stopped broker fenced.
+//! stopped and replaced, a stopped broker fenced, followers in incremental fetch sessions.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -344,6 +344,85 @@ async fn a_refused_produce_or_fetch_names_the_current_leader() {
         .map(|e| (e.node_id.0, e.port))
         .collect();
     assert_eq!(ends, vec![(lid, leader_port)]);
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
+/// Followers replicate through one incremental fetch session (KIP-227) per leader: the
+/// leaders hold a session per follower covering the partitions it follows there, and
+/// acks=all writes keep completing once the sessions send only what changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn followers_replicate_through_incremental_fetch_sessions() {
+    use crate::api_sweep::support::one_record_batch;
+    const PARTITIONS: i32 = 12;
+    let mut nodes = start_cluster(3, &[]).await;
+    let mut c = nodes[0].connect().await;
+    assert_eq!(create(&mut c, "sess", PARTITIONS, 3).await, 0);
+    let leaders = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    let l2 = leaders.clone();
+    let addr = nodes[0].addr;
+    eventually("every partition led", move || {
+        let l3 = l2.clone();
+        async move {
+            let mut c = Client::connect_to(addr).await;
+            let md = metadata(&mut c, Some("sess")).await;
+            let parts = md.topics.first().map(|t| t.partitions.clone());
+            let found: BTreeMap<i32, i32> = parts
+                .unwrap_or_default()
+                .iter()
+                .filter(|p| p.leader_id.0 > 0 && p.isr_nodes.len() == 3)
+                .map(|p| (p.partition_index, p.leader_id.0))
+                .collect();
+            let done = found.len() == PARTITIONS as usize;
+            *l3.lock().unwrap() = found;
+            done
+        }
+    })
+    .await;
+    let leaders = leaders.lock().unwrap().clone();
+
+    for round in 0..3 {
+        for (&partition, &leader) in &leaders {
+            let mut c = nodes[(leader - 1) as usize].connect().await;
+            let produce = ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(20_000)
+                .with_topic_data(vec![produce_request::TopicProduceData::default()
+                    .with_name(TopicName(s("sess")))
+                    .with_partition_data(vec![
+                        produce_request::PartitionProduceData::default()
+                            .with_index(partition)
+                            .with_records(Some(bytes::Bytes::from(one_record_batch(b"v")))),
+                    ])]);
+            let r = c.call(&produce, 9).await;
+            let p = &r.responses[0].partition_responses[0];
+            assert_eq!(p.error_code, 0, "round {round} partition {partition}");
+            assert_eq!(p.base_offset, round);
+        }
+    }
+    // Every replica holds the three records.
+    for node in &nodes {
+        for partition in 0..PARTITIONS {
+            let b = node.broker.clone();
+            eventually("the follower caught up", move || {
+                let end = b
+                    .replicas
+                    .partition("sess", partition)
+                    .map(|p| p.log_end_offset());
+                async move { end == Some(3) }
+            })
+            .await;
+        }
+    }
+    // Each leader holds one session per follower, covering what it leads.
+    for node in &nodes {
+        let led = leaders.values().filter(|&&l| l == node.id).count();
+        let (sessions, cached) = node.broker.fetch_sessions.sizes();
+        if led > 0 {
+            assert_eq!((sessions, cached), (2, 2 * led), "node {}", node.id);
+        }
+    }
     for node in &mut nodes {
         node.stop().await;
     }
