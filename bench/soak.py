@@ -40,6 +40,8 @@ def parse_args():
     ap.add_argument("--producers", type=int, default=2)
     ap.add_argument("--rate", type=int, default=200, help="records per second per producer")
     ap.add_argument("--txn", action="store_true", help="also run a transactional producer on a second topic")
+    ap.add_argument("--txn-debug", action="store_true",
+                    help="librdkafka debug (eos,msg,protocol) of the transactional producer, on stderr")
     ap.add_argument("--session-ms", type=int, default=3000, help="broker.session.timeout.ms")
     ap.add_argument("--lag-ms", type=int, default=3000, help="replica.lag.time.max.ms")
     ap.add_argument("--no-netns", action="store_true", help="all nodes on 127.0.0.1 (no cuts; no root needed)")
@@ -77,7 +79,9 @@ def main():
             fc.create_topic("soak-txn", args.partitions, rf=3, min_isr=2)
             topics["soak-txn"] = History()
             threads.append(ConfluentProducer(topics["soak-txn"], fc.bootstrap, "soak-txn", "t", args.partitions,
-                                             args.rate // 2, transactional=True))
+                                             args.rate // 2, transactional=True,
+                                             config={"debug": "eos,msg,protocol", "log_level": 7}
+                                             if args.txn_debug else None))
             threads.append(ConfluentConsumer(topics["soak-txn"], fc.bootstrap, "soak-txn", args.partitions))
         for t in threads:
             t.start()

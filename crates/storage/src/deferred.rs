@@ -8,10 +8,18 @@
 //! order; one caller at a time drains it (the others return at once and the drainer
 //! picks their writes up), so a `.txnindex` gets its entries in marker order even when
 //! two appends release the lock at the same moment.
+//!
+//! A truncation (or the switch back to inline writes) must instead wait for a drain
+//! under way elsewhere ([`DeferredWrites::run_to_completion`]): the drainer may hold a
+//! producer snapshot of the tail being removed, taken off the queue but not yet on
+//! disk. Were it written after the truncation deleted the snapshots above the new end,
+//! the next open would load it once the log grows past its offset, and the producer
+//! state would describe batches the log no longer has: a retry of a truncated batch
+//! would be answered as a duplicate, or the producer's next batch as out of order.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::producer_state::AbortedTxn;
 
@@ -37,12 +45,16 @@ pub(crate) enum Write {
 struct Queue {
     writes: VecDeque<Write>,
     draining: bool,
+    /// Callers of `run_to_completion` waiting for another drainer to finish.
+    waiting: usize,
 }
 
 /// The queue of one log's deferred writes.
 #[derive(Default)]
 pub struct DeferredWrites {
     queue: Mutex<Queue>,
+    /// Signalled when a drain ends.
+    drained: Condvar,
 }
 
 impl std::fmt::Debug for DeferredWrites {
@@ -73,13 +85,37 @@ impl DeferredWrites {
     /// Performs the queued writes in order. Returns at once if another caller is
     /// draining (it will perform these too).
     pub fn run(&self) {
-        {
-            let mut q = self.lock();
-            if q.draining {
-                return;
-            }
-            q.draining = true;
+        let mut q = self.lock();
+        if q.draining {
+            return;
         }
+        q.draining = true;
+        drop(q);
+        self.drain();
+    }
+
+    /// Performs the queued writes in order, first waiting for a drain under way
+    /// elsewhere to finish (the write it is performing included): on return, every
+    /// write queued before the call is on disk. For a truncation, which then deletes
+    /// what those writes described (see the module doc).
+    pub fn run_to_completion(&self) {
+        let mut q = self.lock();
+        while q.draining {
+            q.waiting += 1;
+            q = match self.drained.wait(q) {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            q.waiting -= 1;
+        }
+        q.draining = true;
+        drop(q);
+        self.drain();
+    }
+
+    /// Pops and performs writes until the queue is empty, then ends the drain. The
+    /// caller set `draining`.
+    fn drain(&self) {
         loop {
             let next = {
                 let mut q = self.lock();
@@ -87,12 +123,38 @@ impl DeferredWrites {
                     Some(w) => w,
                     None => {
                         q.draining = false;
+                        self.drained.notify_all();
                         return;
                     }
                 }
             };
             perform(next);
         }
+    }
+}
+
+#[cfg(test)]
+impl DeferredWrites {
+    /// As another thread's drain: takes every queued write, leaving the queue marked
+    /// as being drained until [`DeferredWrites::finish_drain_for_test`].
+    pub(crate) fn begin_drain_for_test(&self) -> Vec<Write> {
+        let mut q = self.lock();
+        assert!(!q.draining, "a drain is already under way");
+        q.draining = true;
+        q.writes.drain(..).collect()
+    }
+
+    /// Performs the taken writes and ends that drain.
+    pub(crate) fn finish_drain_for_test(&self, writes: Vec<Write>) {
+        for w in writes {
+            perform(w);
+        }
+        self.drain();
+    }
+
+    /// How many callers wait for a drain to end.
+    pub(crate) fn waiting_for_test(&self) -> usize {
+        self.lock().waiting
     }
 }
 

@@ -253,7 +253,8 @@ impl Log {
     pub fn set_defer_writes(&mut self, on: bool) {
         self.defer_writes = on;
         if !on {
-            self.deferred.run();
+            // Nothing queued before may land after the inline writes that follow.
+            self.deferred.run_to_completion();
         }
     }
 

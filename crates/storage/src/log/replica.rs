@@ -104,7 +104,7 @@ impl Log {
         if offset >= self.log_end_offset {
             return Ok(Vec::new());
         }
-        self.deferred.run();
+        self.deferred.run_to_completion();
         let mut doomed = Vec::new();
         let restart_at = (offset < self.log_start_offset).then_some(offset);
         // Where the kept data ends: the base of the batch holding `offset`.
@@ -194,7 +194,7 @@ impl Log {
         offset: i64,
         now_ms: i64,
     ) -> Result<Vec<PathBuf>> {
-        self.deferred.run();
+        self.deferred.run_to_completion();
         let mut doomed = Vec::new();
         let bases: Vec<i64> = self.segments.keys().copied().collect();
         self.segments.clear();
@@ -256,4 +256,104 @@ fn rename_deleted(dir: &Path, base: i64) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+    use super::*;
+    use crate::deferred::Write;
+    use gregor_protocol::batch::{NewRecord, Producer};
+    use gregor_protocol::compression::Codec;
+    use std::time::{Duration, Instant};
+
+    /// Appends one single-record batch of producer `pid` (epoch 0) at sequence `seq`,
+    /// as a leader does.
+    fn append(log: &mut Log, pid: i64, seq: i32) -> crate::AppendInfo {
+        let recs = [NewRecord {
+            key: None,
+            value: Some(b"v"),
+            timestamp: 1_000,
+            headers: &[],
+        }];
+        let producer = Producer {
+            id: pid,
+            epoch: 0,
+            base_sequence: seq,
+            attributes: 0,
+        };
+        let b = batch::build_as(0, Codec::None, &recs, producer).unwrap();
+        let v = batch::validate(&b, &mut Vec::new(), 1 << 20).unwrap();
+        log.append(&b, &v, 1, None, 0).unwrap()
+    }
+
+    /// A drain under way on another thread (the broker drains on its blocking pool)
+    /// holds a producer snapshot of the tail a truncation removes. The truncation must
+    /// wait for it: written afterwards, that snapshot would survive the truncation and,
+    /// once the log grew past its offset, be loaded by the next open, so that the retry
+    /// of a truncated batch is taken for a duplicate of data the log no longer has.
+    #[test]
+    fn a_snapshot_drained_during_a_truncation_does_not_outlive_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p");
+        let small = LogConfig {
+            segment_bytes: 200,
+            ..LogConfig::default()
+        };
+        let mut log = Log::open(&path, small, false, 0).unwrap();
+        log.set_defer_writes(true);
+        for seq in 0..6 {
+            append(&mut log, 7, seq);
+        }
+        log.deferred.run();
+        // Sequences 6..9 at offsets 6..9: the rolls among them queue snapshots above 6.
+        for seq in 6..10 {
+            append(&mut log, 7, seq);
+        }
+        let taken = log.deferred.begin_drain_for_test();
+        assert!(
+            taken
+                .iter()
+                .any(|w| matches!(w, Write::Snapshot { offset, .. } if *offset > 6)),
+            "a snapshot of the tail is queued"
+        );
+        let deferred = log.deferred.clone();
+        std::thread::scope(|s| {
+            let truncation = s.spawn(|| log.truncate_to(6, 0).unwrap());
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !truncation.is_finished() && deferred.waiting_for_test() == 0 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the truncation neither ended nor waited"
+                );
+                std::thread::yield_now();
+            }
+            // The other thread's drain goes on and writes what it took.
+            deferred.finish_drain_for_test(taken);
+            truncation.join().unwrap();
+        });
+        assert_eq!(log.log_end_offset(), 6);
+        let snapshots = snapshot_offsets(&path);
+        assert!(
+            snapshots.iter().all(|&o| o <= 6),
+            "snapshots above the new log end: {snapshots:?}"
+        );
+        // The new leader's history: another producer's batches past those offsets, no
+        // roll, then a clean restart.
+        log.set_config(LogConfig::default());
+        for seq in 0..8 {
+            append(&mut log, 8, seq);
+        }
+        log.set_defer_writes(false);
+        drop(log);
+        let mut log = Log::open(&path, LogConfig::default(), true, 0).unwrap();
+        let retry = append(&mut log, 7, 6);
+        assert!(
+            !retry.duplicate,
+            "the retry of truncated sequence 6 was taken for a duplicate at {}",
+            retry.base_offset
+        );
+        assert_eq!(retry.base_offset, 14);
+    }
 }
