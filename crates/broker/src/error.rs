@@ -101,6 +101,9 @@ pub fn log_error_code(e: &LogError) -> ResponseError {
         LogError::Producer(gregor_storage::producer_state::ProducerError::OutOfOrder {
             ..
         }) => ResponseError::OutOfOrderSequenceNumber,
+        LogError::Producer(gregor_storage::producer_state::ProducerError::CoordinatorFenced {
+            ..
+        }) => ResponseError::TransactionCoordinatorFenced,
     }
 }
 

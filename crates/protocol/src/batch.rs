@@ -386,17 +386,29 @@ pub enum Marker {
 /// The marker a control batch carries, read from its first record's key (version,
 /// type). `None` for a control batch of another kind (or unreadable).
 pub fn control_marker(batch: &[u8], scratch: &mut Vec<u8>) -> Option<Marker> {
+    end_txn_marker(batch, scratch).map(|(m, _)| m)
+}
+
+/// The marker a control batch carries and the coordinator epoch its value names
+/// (`EndTxnMarker`: version i16, coordinator epoch i32; -1 when the value is missing
+/// or short).
+pub fn end_txn_marker(batch: &[u8], scratch: &mut Vec<u8>) -> Option<(Marker, i32)> {
     let h = BatchHeader::parse(batch).ok()?;
     if !h.is_control() {
         return None;
     }
     let data = records_section(&h, batch, scratch, 1 << 16).ok()?;
     let rec = RecordWalker::new(data, h.record_count).next()?.ok()?;
-    match rec.key? {
-        [_, _, 0, 0] => Some(Marker::Abort),
-        [_, _, 0, 1] => Some(Marker::Commit),
-        _ => None,
-    }
+    let marker = match rec.key? {
+        [_, _, 0, 0] => Marker::Abort,
+        [_, _, 0, 1] => Marker::Commit,
+        _ => return None,
+    };
+    let epoch = match rec.value {
+        Some([_, _, a, b, c, d, ..]) => i32::from_be_bytes([*a, *b, *c, *d]),
+        _ => -1,
+    };
+    Some((marker, epoch))
 }
 
 /// A transaction marker batch (control and transactional bits set, no sequence), as the
@@ -565,11 +577,12 @@ mod tests {
     fn markers_round_trip() {
         let mut scratch = Vec::new();
         for m in [Marker::Abort, Marker::Commit] {
-            let b = build_marker(42, 3, m, 0, 1000).unwrap();
+            let b = build_marker(42, 3, m, 9, 1000).unwrap();
             let v = validate(&b, &mut scratch, 1 << 20).unwrap();
             assert!(v.header.is_control() && v.header.is_transactional());
             assert_eq!((v.header.producer_id, v.header.producer_epoch), (42, 3));
             assert_eq!(control_marker(&b, &mut scratch), Some(m));
+            assert_eq!(end_txn_marker(&b, &mut scratch), Some((m, 9)));
         }
         assert_eq!(control_marker(&sample(Codec::None), &mut scratch), None);
     }

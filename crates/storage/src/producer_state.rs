@@ -36,6 +36,11 @@ struct ProducerEntry {
     last_append_ms: i64,
     /// First offset of this producer's open transaction on the partition.
     txn_first_offset: Option<i64>,
+    /// The coordinator epoch of the last marker written for this producer (-1: none):
+    /// a marker from an older coordinator is fenced (Kafka's
+    /// TransactionCoordinatorFencedException), so a coordinator that lost its
+    /// partition and wakes up late cannot end a transaction its successor let begin.
+    coordinator_epoch: i32,
 }
 
 /// An aborted transaction on this partition: what the `.txnindex` holds and Fetch
@@ -75,6 +80,8 @@ pub enum ProducerError {
         expected: i32,
         got: i32,
     },
+    #[error("Transaction marker of coordinator epoch {got} is older than the producer's last marker's, {current}: that coordinator is fenced.")]
+    CoordinatorFenced { got: i32, current: i32 },
 }
 
 /// The outcome of checking an idempotent batch.
@@ -214,6 +221,7 @@ impl ProducerStateManager {
                 batches: VecDeque::new(),
                 last_append_ms: now_ms,
                 txn_first_offset: None,
+                coordinator_epoch: -1,
             })
     }
 
@@ -247,14 +255,25 @@ impl ProducerStateManager {
         });
     }
 
-    /// Checks a transaction marker from the coordinator: an epoch older than the
-    /// producer's is fenced.
-    pub fn check_marker(&self, h: &BatchHeader) -> Result<(), ProducerError> {
+    /// Checks a transaction marker from the coordinator of `coordinator_epoch`: a
+    /// producer epoch older than the producer's is fenced, and so is a coordinator
+    /// epoch older than the last marker's (Kafka's `appendEndTxnMarker`).
+    pub fn check_marker(
+        &self,
+        h: &BatchHeader,
+        coordinator_epoch: i32,
+    ) -> Result<(), ProducerError> {
         match self.producers.get(&h.producer_id) {
             Some(e) if h.producer_epoch < e.epoch => Err(ProducerError::InvalidEpoch {
                 got: h.producer_epoch,
                 current: e.epoch,
             }),
+            Some(e) if coordinator_epoch < e.coordinator_epoch => {
+                Err(ProducerError::CoordinatorFenced {
+                    got: coordinator_epoch,
+                    current: e.coordinator_epoch,
+                })
+            }
             _ => Ok(()),
         }
     }
@@ -265,12 +284,14 @@ impl ProducerStateManager {
     pub fn complete_txn(
         &mut self,
         h: &BatchHeader,
+        marker: (bool, i32),
         offset: i64,
-        commit: bool,
         log_end: i64,
         now_ms: i64,
     ) -> Option<AbortedTxn> {
+        let (commit, coordinator_epoch) = marker;
         let entry = Self::entry(&mut self.producers, h, now_ms);
+        entry.coordinator_epoch = entry.coordinator_epoch.max(coordinator_epoch);
         if h.producer_epoch > entry.epoch {
             // The coordinator bumped the epoch (a timed-out or fenced transaction): the
             // old epoch is fenced here from now on.
@@ -321,7 +342,9 @@ impl ProducerStateManager {
 
 const SNAPSHOT_MAGIC_V1: &[u8; 4] = b"GPS1";
 /// v2 adds each producer's open-transaction first offset (-1 for none).
-const SNAPSHOT_MAGIC: &[u8; 4] = b"GPS2";
+const SNAPSHOT_MAGIC_V2: &[u8; 4] = b"GPS2";
+/// Version 3 adds each producer's last marker's coordinator epoch.
+const SNAPSHOT_MAGIC: &[u8; 4] = b"GPS3";
 
 impl ProducerStateManager {
     /// The state as bytes: magic, producer count, per producer its id, epoch, last
@@ -340,6 +363,7 @@ impl ProducerStateManager {
             out.extend_from_slice(&e.epoch.to_be_bytes());
             out.extend_from_slice(&e.last_append_ms.to_be_bytes());
             out.extend_from_slice(&e.txn_first_offset.unwrap_or(-1).to_be_bytes());
+            out.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
             out.push(e.batches.len() as u8);
             for b in &e.batches {
                 out.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -376,9 +400,10 @@ impl ProducerStateManager {
                 return None;
             }
             let mut b = body;
-            let v2 = match take(&mut b, 4)? {
-                m if m == SNAPSHOT_MAGIC => true,
-                m if m == SNAPSHOT_MAGIC_V1 => false,
+            let version = match take(&mut b, 4)? {
+                m if m == SNAPSHOT_MAGIC => 3,
+                m if m == SNAPSHOT_MAGIC_V2 => 2,
+                m if m == SNAPSHOT_MAGIC_V1 => 1,
                 _ => return None,
             };
             let n = i32_of(&mut b)? as u32;
@@ -388,11 +413,12 @@ impl ProducerStateManager {
                 let e = take(&mut b, 2)?;
                 let epoch = i16::from_be_bytes([e[0], e[1]]);
                 let last_append_ms = i64_of(&mut b)?;
-                let txn_first_offset = if v2 {
+                let txn_first_offset = if version >= 2 {
                     Some(i64_of(&mut b)?).filter(|o| *o >= 0)
                 } else {
                     None
                 };
+                let coordinator_epoch = if version >= 3 { i32_of(&mut b)? } else { -1 };
                 let count = *take(&mut b, 1)?.first()?;
                 let mut batches = VecDeque::new();
                 for _ in 0..count {
@@ -410,6 +436,7 @@ impl ProducerStateManager {
                         batches,
                         last_append_ms,
                         txn_first_offset,
+                        coordinator_epoch,
                     },
                 );
             }
@@ -580,7 +607,7 @@ mod tests {
                 gregor_protocol::batch::ATTR_TRANSACTIONAL | gregor_protocol::batch::ATTR_CONTROL;
             m
         };
-        assert_eq!(s.complete_txn(&marker(1), 25, true, 26, 0), None);
+        assert_eq!(s.complete_txn(&marker(1), (true, 0), 25, 26, 0), None);
         assert_eq!(s.first_unstable_offset(), Some(15));
         // Open transactions never expire; the snapshot keeps them.
         assert_eq!(
@@ -594,7 +621,7 @@ mod tests {
         assert!(loaded.load_snapshot(&s.encode_snapshot()));
         assert_eq!(loaded.first_unstable_offset(), Some(15));
         assert_eq!(
-            loaded.complete_txn(&marker(2), 26, false, 27, 0),
+            loaded.complete_txn(&marker(2), (false, 0), 26, 27, 0),
             Some(AbortedTxn {
                 producer_id: 2,
                 first_offset: 15,
@@ -606,11 +633,38 @@ mod tests {
         // A marker with a bumped epoch fences the old one.
         let mut bumped = marker(1);
         bumped.producer_epoch = 1;
-        loaded.complete_txn(&bumped, 27, false, 28, 0);
-        assert!(loaded.check_marker(&marker(1)).is_err());
+        loaded.complete_txn(&bumped, (false, 0), 27, 28, 0);
+        assert!(loaded.check_marker(&marker(1), 0).is_err());
         assert!(matches!(
             loaded.check(&header(1, 0, 10, 1), 0),
             Err(ProducerError::InvalidEpoch { .. })
         ));
+    }
+
+    #[test]
+    fn a_late_marker_of_an_older_coordinator_cannot_end_the_next_transaction() {
+        let mut s = ProducerStateManager::new(i64::MAX);
+        let mut marker = header(5, 0, -1, 1);
+        marker.attributes = 0x30;
+        let mut data = header(5, 0, 0, 3);
+        data.attributes = 0x10;
+        // Transaction 1 ends by the marker of the coordinator that took over (epoch 4).
+        s.update(&data, 10, 12, 0);
+        assert_eq!(s.check_marker(&marker, 4), Ok(()));
+        s.complete_txn(&marker, (true, 4), 13, 14, 0);
+        // Transaction 2 begins; the old coordinator (epoch 3) wakes with its commit.
+        let mut next = header(5, 0, 3, 3);
+        next.attributes = 0x10;
+        s.update(&next, 14, 16, 0);
+        assert_eq!(
+            s.check_marker(&marker, 3),
+            Err(ProducerError::CoordinatorFenced { got: 3, current: 4 })
+        );
+        assert_eq!(s.first_unstable_offset(), Some(14));
+        // The snapshot keeps the fence; the current coordinator's marker passes.
+        let mut loaded = ProducerStateManager::new(i64::MAX);
+        assert!(loaded.load_snapshot(&s.encode_snapshot()));
+        assert!(loaded.check_marker(&marker, 3).is_err());
+        assert_eq!(loaded.check_marker(&marker, 4), Ok(()));
     }
 }

@@ -16,6 +16,7 @@ use gregor_protocol::kp::messages::write_txn_markers_request::{
 use gregor_protocol::kp::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
 use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
+use gregor_storage::producer_state::ProducerError;
 use gregor_storage::LogError;
 
 use crate::broker::Broker;
@@ -70,6 +71,15 @@ pub async fn write_local(
             .await;
     match written {
         Ok(_) => {}
+        Err(ReplicatedAppendError::Log(LogError::Producer(
+            e @ ProducerError::CoordinatorFenced { .. },
+        ))) => {
+            // A newer coordinator already wrote a marker for this producer here: this
+            // one is late (its coordinator lost the partition) and must not end a
+            // transaction the newer one let begin.
+            tracing::warn!(%topic, partition = index, error = %e, "marker of a fenced coordinator refused");
+            return Err(ResponseError::TransactionCoordinatorFenced);
+        }
         Err(ReplicatedAppendError::Log(LogError::Producer(e))) => {
             // A newer epoch already closed it here: nothing is left open.
             tracing::warn!(%topic, partition = index, error = %e, "marker refused");
@@ -96,11 +106,13 @@ pub async fn write_local(
 }
 
 /// Whether a partition's answer means its marker needs no retry: written, refused
-/// because a newer epoch already closed the transaction there, or the topic is gone.
+/// because a newer producer epoch already closed the transaction there or a newer
+/// coordinator wrote there (this one is fenced), or the topic is gone.
 fn settled(code: Option<ResponseError>) -> bool {
     matches!(
         code,
         None | Some(ResponseError::InvalidProducerEpoch)
+            | Some(ResponseError::TransactionCoordinatorFenced)
             | Some(ResponseError::UnknownTopicOrPartition)
             | Some(ResponseError::UnknownTopicId)
     )

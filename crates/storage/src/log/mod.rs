@@ -282,8 +282,10 @@ impl Log {
         }
         let idempotent = v.header.producer_id >= 0 && !v.header.is_control();
         let marker = if v.header.producer_id >= 0 && v.header.is_control() {
-            self.producers.check_marker(&v.header)?;
-            batch::control_marker(bytes, &mut Vec::new())
+            let marker = batch::end_txn_marker(bytes, &mut Vec::new());
+            let coordinator_epoch = marker.map_or(-1, |(_, e)| e);
+            self.producers.check_marker(&v.header, coordinator_epoch)?;
+            marker
         } else {
             None
         };
@@ -334,12 +336,12 @@ impl Log {
             self.producers
                 .update(&v.header, base_offset, last_offset, now_ms);
         }
-        if let Some(m) = marker {
+        if let Some((m, coordinator_epoch)) = marker {
             let commit = m == batch::Marker::Commit;
             if let Some(a) = self.producers.complete_txn(
                 &v.header,
+                (commit, coordinator_epoch),
                 base_offset,
-                commit,
                 self.log_end_offset,
                 now_ms,
             ) {

@@ -191,10 +191,11 @@ impl Log {
                     return Ok(());
                 }
                 let bytes = seg.read_batch(pos)?;
-                if let Some(m) = batch::control_marker(&bytes, &mut scratch) {
+                if let Some((m, coordinator_epoch)) = batch::end_txn_marker(&bytes, &mut scratch) {
                     let commit = m == batch::Marker::Commit;
+                    let marker = (commit, coordinator_epoch);
                     if let Some(a) =
-                        producers.complete_txn(h, h.base_offset, commit, h.base_offset + 1, now_ms)
+                        producers.complete_txn(h, marker, h.base_offset, h.base_offset + 1, now_ms)
                     {
                         let path = dir.join(crate::file_name(seg.base_offset, "txnindex"));
                         crate::txn_index::append(&path, &a)?;

@@ -75,12 +75,14 @@ impl Log {
                 if !h.is_control() {
                     self.producers
                         .update(&h, h.base_offset, h.last_offset(), now_ms);
-                } else if let Some(m) = batch::control_marker(bytes, &mut scratch) {
+                } else if let Some((m, coordinator_epoch)) =
+                    batch::end_txn_marker(bytes, &mut scratch)
+                {
                     let commit = m == batch::Marker::Commit;
                     if let Some(a) = self.producers.complete_txn(
                         &h,
+                        (commit, coordinator_epoch),
                         h.base_offset,
-                        commit,
                         self.log_end_offset,
                         now_ms,
                     ) {
