@@ -32,8 +32,26 @@ pub async fn add_implicitly(broker: &Arc<Broker>, version: i16, req: &ProduceReq
 /// transactional id, and only the partitions of topics the principal may WRITE.
 pub async fn add_authorized(broker: &Arc<Broker>, ctx: &RequestContext, req: &ProduceRequest) {
     if produce::transactional_id_authorized(ctx, req) {
+        refresh_coordinator(broker, req).await;
         let writable = |topic: &str| ctx.allowed(AclOperation::Write, ResourceType::Topic, topic);
         add(broker, ctx.version(), req, &writable).await;
+    }
+}
+
+/// Before a transactional produce is verified against this broker's coordinator state
+/// (any version): when the id's `__transaction_state` partition is led here again after
+/// another broker led it, the state that broker wrote is replayed first, so the
+/// verification never judges a batch by a previous leadership's view (a bumped epoch
+/// would look fenced, an added partition missing).
+async fn refresh_coordinator(broker: &Arc<Broker>, req: &ProduceRequest) {
+    let Some(id) = req.transactional_id.as_ref().filter(|t| !t.is_empty()) else {
+        return;
+    };
+    if !produce::has_transactional_records(req) {
+        return;
+    }
+    if let Err(e) = broker.txns.ensure_current(broker, id).await {
+        tracing::debug!(transactional_id = %id.as_str(), error = %e, "transaction state not replayed before a produce");
     }
 }
 

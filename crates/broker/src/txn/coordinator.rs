@@ -530,6 +530,17 @@ impl TxnCoordinator {
         m.verify(producer_id, epoch, &(topic.to_string(), partition))
     }
 
+    /// Makes this broker's view of `id` current: when its `__transaction_state`
+    /// partition is led here under an epoch not yet replayed (the leadership moved away
+    /// and back), that partition is replayed first. Nothing to do for an id coordinated
+    /// elsewhere, or already current.
+    pub async fn ensure_current(&self, broker: &Arc<Broker>, id: &str) -> Result<(), TxnError> {
+        if let Owner::Online(p) = self.owner(broker, id) {
+            self.ensure_replayed(broker, &p).await?;
+        }
+        Ok(())
+    }
+
     /// The current metadata of one transactional id (DescribeTransactions).
     pub fn describe(&self, id: &str) -> Option<TxnMetadata> {
         lock(&self.view).get(id).cloned()

@@ -427,3 +427,131 @@ async fn followers_replicate_through_incremental_fetch_sessions() {
         node.stop().await;
     }
 }
+
+/// Moves the leadership of `topic`-`partition` to `leader` (first in the replica order,
+/// then a preferred election) and waits until every node sees it.
+async fn move_leader(nodes: &[Node], topic: &str, partition: i32, leader: i32) {
+    let mut order: Vec<i32> = vec![leader];
+    order.extend(nodes.iter().map(|n| n.id).filter(|&id| id != leader));
+    let mut c = nodes[0].connect().await;
+    let r = c
+        .call(
+            &AlterPartitionReassignmentsRequest::default()
+                .with_timeout_ms(30_000)
+                .with_topics(vec![
+                    alter_partition_reassignments_request::ReassignableTopic::default()
+                        .with_name(TopicName(s(topic)))
+                        .with_partitions(vec![
+                            alter_partition_reassignments_request::ReassignablePartition::default()
+                                .with_partition_index(partition)
+                                .with_replicas(Some(order.iter().map(|&b| BrokerId(b)).collect())),
+                        ]),
+                ]),
+            0,
+        )
+        .await;
+    assert_eq!(r.error_code, 0, "{r:?}");
+    let want = order.clone();
+    let brokers: Vec<Arc<Broker>> = nodes.iter().map(|n| n.broker.clone()).collect();
+    let (t, b2) = (topic.to_string(), brokers.clone());
+    eventually("the new replica order applied", move || {
+        let ok = b2.iter().all(|b| {
+            b.metadata
+                .image()
+                .topic(&t)
+                .and_then(|x| x.partitions.get(&partition))
+                .is_some_and(|p| p.replicas == want && p.isr.len() == want.len())
+        });
+        async move { ok }
+    })
+    .await;
+    let r = c
+        .call(
+            &ElectLeadersRequest::default()
+                .with_election_type(0)
+                .with_timeout_ms(30_000)
+                .with_topic_partitions(Some(vec![
+                    elect_leaders_request::TopicPartitions::default()
+                        .with_topic(TopicName(s(topic)))
+                        .with_partitions(vec![partition]),
+                ])),
+            2,
+        )
+        .await;
+    assert_eq!(r.error_code, 0, "{r:?}");
+    let t = topic.to_string();
+    eventually("the new leader everywhere", move || {
+        let ok = brokers.iter().all(|b| {
+            b.metadata
+                .image()
+                .topic(&t)
+                .and_then(|x| x.partitions.get(&partition))
+                .is_some_and(|p| p.leader == leader)
+                && (b.config.node_id != leader
+                    || b.replicas
+                        .partition(&t, partition)
+                        .is_some_and(|p| p.is_leader()))
+        });
+        async move { ok }
+    })
+    .await;
+}
+
+/// A transaction coordinator whose `__transaction_state` partition moved away and came
+/// back verifies a produce against the state its successor wrote, not against what it
+/// held before: here the producer's epoch was bumped and a partition added while
+/// another broker coordinated, and its batch must be accepted, not fenced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_coordinator_led_again_verifies_produce_against_its_successors_state() {
+    use crate::transactions::support::{add, end, init, produce_txn};
+    let mut nodes = start_cluster(3, &[("transaction.state.log.num.partitions", "1")]).await;
+    let mut c = nodes[0].connect().await;
+    assert_eq!(create(&mut c, "txd", 1, 3).await, 0);
+    // FindCoordinator creates __transaction_state (one partition).
+    let addr = nodes[0].addr;
+    eventually("the transaction coordinator found", move || async move {
+        let mut c = Client::connect_to(addr).await;
+        let r = c
+            .call(
+                &FindCoordinatorRequest::default()
+                    .with_key(s("tx"))
+                    .with_key_type(1),
+                3,
+            )
+            .await;
+        r.error_code == 0
+    })
+    .await;
+    // Coordinator and data leader on node 1.
+    move_leader(&nodes, "__transaction_state", 0, 1).await;
+    move_leader(&nodes, "txd", 0, 1).await;
+    let mut n1 = nodes[0].connect().await;
+    let r = init(&mut n1, "tx", 60_000).await;
+    assert_eq!(r.error_code, 0);
+    let (pid, e0) = (r.producer_id.0, r.producer_epoch);
+    assert_eq!(add(&mut n1, "tx", pid, e0, "txd", &[0]).await, vec![0]);
+    assert_eq!(produce_txn(&mut n1, "tx", "txd", pid, e0, 0, 2).await.0, 0);
+    assert_eq!(end(&mut n1, "tx", pid, e0, true, 3).await, 0);
+
+    // Node 2 coordinates: the producer restarts (epoch bump) and adds the partition.
+    move_leader(&nodes, "__transaction_state", 0, 2).await;
+    let mut n2 = nodes[1].connect().await;
+    let r = init(&mut n2, "tx", 60_000).await;
+    assert_eq!(r.error_code, 0);
+    assert_eq!(r.producer_id.0, pid);
+    let e1 = r.producer_epoch;
+    assert!(e1 > e0);
+    assert_eq!(add(&mut n2, "tx", pid, e1, "txd", &[0]).await, vec![0]);
+
+    // Node 1 coordinates again: its batch under the new epoch is in the transaction.
+    move_leader(&nodes, "__transaction_state", 0, 1).await;
+    let (code, _) = produce_txn(&mut n1, "tx", "txd", pid, e1, 0, 3).await;
+    assert_eq!(
+        code, 0,
+        "a produce verified against the stale coordinator state"
+    );
+    assert_eq!(end(&mut n1, "tx", pid, e1, true, 3).await, 0);
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}

@@ -11,7 +11,7 @@
 
 // One directory deeper than the other test files, so `common` is named by path.
 use crate::common;
-mod support;
+pub(crate) mod support;
 
 mod coordinator;
 mod partition_state;
