@@ -45,6 +45,7 @@ pub mod fetch_session;
 pub mod frame;
 pub mod group;
 pub mod group_config;
+pub mod log_dirs;
 pub mod handlers;
 pub mod metrics;
 pub mod partition;

@@ -44,6 +44,9 @@ pub struct Heartbeat {
     pub metadata_offset: i64,
     pub want_fence: bool,
     pub want_shut_down: bool,
+    /// Partitions the broker can no longer host: their log dir failed (KIP-858).
+    #[serde(default)]
+    pub offline_partitions: Vec<(Uuid, i32)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -409,6 +412,24 @@ impl QuorumController {
             });
         }
         self.renew(hb.broker_id, b.epoch, b.incarnation_id, hb.metadata_offset);
+        if hb
+            .offline_partitions
+            .iter()
+            .any(|&(t, p)| b.hosts(t, p))
+        {
+            // A log dir of the broker failed: it leaves those partitions' ISRs and
+            // their leaderships move, as for a fenced broker but only for them.
+            let (id, epoch) = (hb.broker_id, b.epoch);
+            let parts = hb.offline_partitions.clone();
+            self.quorum
+                .commit(|img| Ok(crate::offline_dirs::offline_records(img, id, epoch, &parts)))
+                .await?;
+            tracing::warn!(
+                broker = id,
+                partitions = parts.len(),
+                "broker reported partitions in failed log dirs: moved off it"
+            );
+        }
         let caught_up = hb.metadata_offset >= b.epoch;
         let mut fenced = b.fenced;
         if fenced && caught_up && !hb.want_fence {
@@ -632,18 +653,18 @@ pub fn fence_records(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> 
             in_controlled_shutdown: None,
         });
     }
-    let live = |id: i32| {
+    let live = |id: i32, topic_id: Uuid, index: i32| {
         id != broker
-            && image
-                .brokers
-                .get(&id)
-                .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
+            && image.brokers.get(&id).is_some_and(|b| {
+                !b.fenced && !b.in_controlled_shutdown && b.hosts(topic_id, index)
+            })
     };
     for t in image.topics.values() {
         for (&index, p) in &t.partitions {
             if !p.isr.contains(&broker) && p.leader != broker {
                 continue;
             }
+            let live = |id| live(id, t.id, index);
             let isr: Vec<i32> = if p.isr.len() > 1 {
                 p.isr.iter().copied().filter(|&r| r != broker).collect()
             } else {
@@ -709,9 +730,10 @@ pub fn unfence_records(image: &MetadataImage, broker: i32, epoch: i64) -> Vec<Me
         fenced: Some(false),
         in_controlled_shutdown: Some(false),
     }];
+    let hosts = |t: Uuid, i: i32| image.brokers.get(&broker).is_some_and(|b| b.hosts(t, i));
     for t in image.topics.values() {
         for (&index, p) in &t.partitions {
-            if p.leader == -1 && p.isr.contains(&broker) {
+            if p.leader == -1 && p.isr.contains(&broker) && hosts(t.id, index) {
                 out.push(MetadataRecord::PartitionChangeRecord {
                     topic_id: t.id,
                     partition: index,
