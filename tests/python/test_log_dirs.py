@@ -44,6 +44,18 @@ def fail_disk(mnt):
     subprocess.run(["mount", "-o", "remount,abort", str(mnt)], check=True)
 
 
+def repair_disk(mnt):
+    """The disk repaired: the aborted file system unmounted, its image copied and
+    checked (a copy, since another mount namespace on the machine may still hold the
+    aborted superblock alive) and mounted again. Its broker must be stopped."""
+    subprocess.run(["umount", str(mnt)], check=True)
+    fixed = mnt.parent / "disk-repaired.img"
+    subprocess.run(["cp", "--sparse=always", str(mnt.parent / "disk.img"), str(fixed)], check=True)
+    r = subprocess.run(["e2fsck", "-fy", str(fixed)], capture_output=True, text=True)
+    assert r.returncode in (0, 1), r.stdout + r.stderr
+    subprocess.run(["mount", "-o", "loop", str(fixed), str(mnt)], check=True)
+
+
 def partitions_in(dir_path, topic):
     return sorted(int(n.rsplit("-", 1)[1]) for n in os.listdir(dir_path) if n.rsplit("-", 1)[0] == topic)
 
@@ -57,10 +69,8 @@ def log_dirs_of(bootstrap, broker_id):
     finally:
         admin.close()
     out = {}
-    for broker_answer in (answer if isinstance(answer, list) else [answer]):
-        results = broker_answer["results"] if isinstance(broker_answer, dict) else broker_answer.results
-        for r in results:
-            r = r if isinstance(r, dict) else r.to_dict()
+    for broker_answer in answer:
+        for r in broker_answer["log_dirs"]:
             sizes = {(t["name"], p["partition_index"]): p["partition_size"]
                      for t in r["topics"] for p in t["partitions"]}
             out[r["log_dir"]] = (r["error_code"], r.get("total_bytes", -1), sizes)
@@ -143,6 +153,14 @@ def test_failed_dir_goes_offline_others_serve_and_nothing_acked_is_lost(tmp_path
         assert report.acked >= 500, report
         fatal = [e for e in history.errors if e[4] or not e[3]]
         assert not fatal, fatal[:5]
+
+        # The disk replaced, the broker restarted: its replicas come back and rejoin the ISR.
+        cluster.node(1).kill9()
+        repair_disk(failing_disk)
+        cluster.node(1).restart()
+        wait_until(lambda: (l := layout()) and all(len(isr) == 3 for _, isr in l.values()),
+                   60, "node 1 back in every ISR")
+        assert partitions_in(failing_disk, topic) == bad
     finally:
         cluster.kill_all()
 
@@ -153,8 +171,8 @@ def test_single_node_failed_dir_answers_storage_error_other_dir_serves(tmp_path,
                     {"log.dirs": f"{tmp_path / 'data'},{failing_disk}"})
     broker.start()
     try:
-        AdminClient({"bootstrap.servers": broker.bootstrap}).create_topics(
-            [NewTopic(topic, 2, 1)])[topic].result(30)
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
         bad = partitions_in(failing_disk, topic)
         good = partitions_in(tmp_path / "data", topic)
         assert len(bad) == 1 and len(good) == 1, (bad, good)
@@ -176,8 +194,9 @@ def test_single_node_failed_dir_answers_storage_error_other_dir_serves(tmp_path,
         assert len(errors) == 3 and None not in errors, errors
         # The first answer is KAFKA_STORAGE_ERROR; once the controller has moved the
         # partition off the broker's failed dir it has no leader and sends time out.
+        assert KafkaError.KAFKA_STORAGE_ERROR in codes, errors
         assert codes <= {KafkaError.KAFKA_STORAGE_ERROR, KafkaError._MSG_TIMED_OUT,
-                         KafkaError.LEADER_NOT_AVAILABLE, KafkaError.NOT_LEADER_OR_FOLLOWER}, errors
+                         KafkaError.LEADER_NOT_AVAILABLE, KafkaError.NOT_LEADER_FOR_PARTITION}, errors
         assert produce(good[0], 5, 10000) == [None] * 5, "the other dir keeps serving"
         assert broker.proc.poll() is None, "the broker stays up"
 
