@@ -628,9 +628,10 @@ pub fn offline_replicas(
         .iter()
         .copied()
         .filter(|r| {
-            image.brokers.get(r).is_none_or(|b| {
-                b.fenced || b.offline_partitions.contains(&(topic_id, index))
-            })
+            image
+                .brokers
+                .get(r)
+                .is_none_or(|b| b.fenced || b.offline_partitions.contains(&(topic_id, index)))
         })
         .collect()
 }

@@ -255,9 +255,7 @@ fn open_one(
                 None => write_meta(dir, node_id, cluster_id)?,
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            write_meta(dir, node_id, cluster_id)?
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_meta(dir, node_id, cluster_id)?,
         Err(e) => return Err(e.into()),
     };
     // Reading the dir proves it is usable (an unreadable dir is offline from the start).
@@ -421,8 +419,8 @@ mod tests {
         // A regular file where a directory should be: it cannot be created or read.
         let bad = tmp("bad").join("not-a-dir");
         std::fs::write(&bad, b"x").unwrap();
-        let dirs = LogDirs::open(&[a.clone(), bad.clone()], Path::new("/nonexistent"), 1, "c")
-            .unwrap();
+        let dirs =
+            LogDirs::open(&[a.clone(), bad.clone()], Path::new("/nonexistent"), 1, "c").unwrap();
         assert_eq!(dirs.online(), vec![true, false]);
         assert!(dirs.all()[1].offline_reason().is_some());
         assert!(dirs.all()[0].id.is_some(), "a directory id was written");
@@ -430,7 +428,12 @@ mod tests {
         assert_eq!(found.len(), 1);
         // Every dir offline: the broker cannot start.
         assert!(matches!(
-            LogDirs::open(&[bad.clone()], Path::new("/nonexistent"), 1, "c"),
+            LogDirs::open(
+                std::slice::from_ref(&bad),
+                Path::new("/nonexistent"),
+                1,
+                "c"
+            ),
             Err(LogDirError::AllOffline)
         ));
         let _ = std::fs::remove_dir_all(a);
@@ -439,13 +442,13 @@ mod tests {
     #[test]
     fn a_dir_of_another_cluster_is_refused() {
         let a = tmp("a");
-        drop(LogDirs::open(&[a.clone()], Path::new("/nonexistent"), 1, "c1").unwrap());
+        drop(LogDirs::open(std::slice::from_ref(&a), Path::new("/nonexistent"), 1, "c1").unwrap());
         assert!(matches!(
-            LogDirs::open(&[a.clone()], Path::new("/nonexistent"), 1, "c2"),
+            LogDirs::open(std::slice::from_ref(&a), Path::new("/nonexistent"), 1, "c2"),
             Err(LogDirError::Identity(_))
         ));
         assert!(matches!(
-            LogDirs::open(&[a.clone()], Path::new("/nonexistent"), 2, "c1"),
+            LogDirs::open(std::slice::from_ref(&a), Path::new("/nonexistent"), 2, "c1"),
             Err(LogDirError::Identity(_))
         ));
         let _ = std::fs::remove_dir_all(a);
@@ -456,8 +459,12 @@ mod tests {
         let err = |code| LogError::Io(std::io::Error::from_raw_os_error(code));
         assert!(is_dir_failure(&err(rustix::io::Errno::IO.raw_os_error())));
         assert!(is_dir_failure(&err(rustix::io::Errno::ROFS.raw_os_error())));
-        assert!(!is_dir_failure(&err(rustix::io::Errno::NOSPC.raw_os_error())));
-        assert!(!is_dir_failure(&err(rustix::io::Errno::MFILE.raw_os_error())));
+        assert!(!is_dir_failure(&err(
+            rustix::io::Errno::NOSPC.raw_os_error()
+        )));
+        assert!(!is_dir_failure(&err(
+            rustix::io::Errno::MFILE.raw_os_error()
+        )));
         let dirs = LogDirs::unchecked(&[PathBuf::from("/x")]);
         let mut failures = dirs.failures();
         assert!(!dirs.all()[0].note_error(&err(rustix::io::Errno::NOSPC.raw_os_error())));

@@ -76,6 +76,7 @@ pub struct Partition {
 impl Partition {
     /// A partition hosted by broker `me`. Until [`Partition::apply_assignment`] says
     /// otherwise it is its own only replica, with the high watermark at the log end.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         me: i32,
         topic: String,

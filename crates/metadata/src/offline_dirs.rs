@@ -29,11 +29,7 @@ pub fn offline_records(
         .iter()
         .copied()
         .filter(|&(t, i)| b.hosts(t, i))
-        .filter(|(t, i)| {
-            topics
-                .get(t)
-                .is_some_and(|t| t.partitions.contains_key(i))
-        })
+        .filter(|(t, i)| topics.get(t).is_some_and(|t| t.partitions.contains_key(i)))
         .collect();
     fresh.sort_unstable();
     fresh.dedup();
@@ -63,7 +59,8 @@ pub fn offline_records(
         } else {
             p.isr.clone()
         };
-        let leader = (p.leader == broker).then(|| isr.iter().copied().find(|&r| live(r)).unwrap_or(-1));
+        let leader =
+            (p.leader == broker).then(|| isr.iter().copied().find(|&r| live(r)).unwrap_or(-1));
         if leader.is_none() && isr == p.isr {
             continue;
         }
@@ -94,8 +91,11 @@ mod tests {
             topic_id: id,
         }];
         // p0 led by 1 (ISR 1,2,3); p1 led by 2; p2 only on 1.
-        for (i, replicas, leader) in [(0, vec![1, 2, 3], 1), (1, vec![2, 1, 3], 2), (2, vec![1], 1)]
-        {
+        for (i, replicas, leader) in [
+            (0, vec![1, 2, 3], 1),
+            (1, vec![2, 1, 3], 2),
+            (2, vec![1], 1),
+        ] {
             recs.push(MetadataRecord::PartitionRecord {
                 topic_id: id,
                 partition: i,

@@ -648,7 +648,10 @@ mod tests {
         assert_eq!(cfg.data_dir, PathBuf::from("/a"));
         assert_eq!(cfg.log_dirs.len(), 3);
         assert_eq!(cfg.log_dirs[1], PathBuf::from("/b"));
-        assert_eq!(dirs("/a,/b", Some("/m")).unwrap().data_dir, PathBuf::from("/m"));
+        assert_eq!(
+            dirs("/a,/b", Some("/m")).unwrap().data_dir,
+            PathBuf::from("/m")
+        );
         assert!(dirs("/a,/a", None).is_err());
         assert!(dirs(" , ", None).is_err());
 
