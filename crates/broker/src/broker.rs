@@ -33,6 +33,8 @@ pub enum StartError {
     Metadata(#[from] MetadataError),
     #[error("logs: {0}")]
     Log(#[from] gregor_storage::LogError),
+    #[error("log.dirs: {0}")]
+    LogDirs(#[from] crate::log_dirs::LogDirError),
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
     #[error("cluster: {0}")]
@@ -283,10 +285,35 @@ impl Broker {
             max_open_files = config.max_open_files,
             "segment file budget (log.max.open.files)"
         );
-        let replicas =
-            ReplicaManager::new(config.node_id, dir.clone(), clean, config.max_open_files);
+        let log_dirs = Arc::new(crate::log_dirs::LogDirs::open(
+            &config.log_dirs,
+            &dir,
+            config.node_id,
+            &cluster_id,
+        )?);
+        let mut locations = crate::log_dirs::scan(&log_dirs)?;
         let image = metadata.image();
+        if let Some(lost) = log_dirs.all().iter().find(|d| !d.is_online()) {
+            // A dir is offline from the start: this broker's partitions not found in
+            // the online dirs may be in it, so they are offline (not recreated empty
+            // elsewhere, which would leave two copies once the dir is repaired).
+            for t in image.topics.values() {
+                for (&i, p) in &t.partitions {
+                    if p.replicas.contains(&config.node_id) {
+                        locations.entry((t.name.clone(), i)).or_insert(lost.index);
+                    }
+                }
+            }
+        }
+        let replicas = ReplicaManager::new(
+            config.node_id,
+            log_dirs,
+            locations,
+            clean,
+            config.max_open_files,
+        );
         replicas.apply_image(&image, &config)?;
+        metadata.report_offline(replicas.offline_dir_partitions());
         metadata.set_applied(image.offset);
         let fetch_sessions = FetchSessionCache::new(config.fetch_session_slots);
         let groups = GroupCoordinator::new(config.group.clone());
@@ -343,6 +370,7 @@ impl Broker {
     pub fn start_publisher(self: &Arc<Self>) {
         crate::share::start_timer(self);
         self.shares.start(self);
+        self.watch_log_dirs();
         let weak = Arc::downgrade(self);
         let mut images = self.metadata.subscribe();
         let mut stop = self.stop.subscribe();
@@ -361,6 +389,9 @@ impl Broker {
                         .await;
                 // Followed partitions fetch from their current leaders.
                 broker.fetchers.sync(&broker);
+                broker
+                    .metadata
+                    .report_offline(broker.replicas.offline_dir_partitions());
                 match applied {
                     Ok(Ok(())) => broker.metadata.set_applied(image.offset),
                     Ok(Err(e)) => {
@@ -371,6 +402,30 @@ impl Broker {
                     }
                     Err(e) => tracing::error!(error = %e, "metadata publisher task failed"),
                 }
+            }
+        });
+    }
+
+    /// Takes the partitions of a log dir that failed at runtime offline, stops fetching
+    /// them, and reports them to the controller (which moves them off this broker).
+    fn watch_log_dirs(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let mut failures = self.replicas.log_dirs().failures();
+        let mut stop = self.stop.subscribe();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    r = failures.changed() => if r.is_err() { return },
+                    _ = stop.changed() => return,
+                }
+                failures.borrow_and_update();
+                let Some(broker) = weak.upgrade() else { return };
+                let n = broker.replicas.take_failed_dirs_offline();
+                broker.fetchers.sync(&broker);
+                broker
+                    .metadata
+                    .report_offline(broker.replicas.offline_dir_partitions());
+                tracing::warn!(partitions = n, "log directory failure handled");
             }
         });
     }

@@ -61,6 +61,9 @@ pub struct ClusterLink {
     /// Set by a controlled shutdown: the heartbeat loop sends nothing more, so a routine
     /// heartbeat cannot unfence the broker the controller has just fenced for its stop.
     leaving: std::sync::atomic::AtomicBool,
+    /// Partitions this broker can no longer host (their log dir failed), sent with every
+    /// heartbeat; a change sends one at once.
+    offline: watch::Sender<Vec<(uuid::Uuid, i32)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -155,7 +158,24 @@ impl ClusterLink {
             fenced: watch::Sender::new(true),
             incarnation: uuid::Uuid::new_v4(),
             leaving: std::sync::atomic::AtomicBool::new(false),
+            offline: watch::Sender::new(Vec::new()),
         }))
+    }
+
+    /// Sets the partitions this broker can no longer host (sorted), which the next
+    /// heartbeat (sent at once on a change) tells the controller.
+    pub fn report_offline(&self, partitions: Vec<(uuid::Uuid, i32)>) {
+        self.offline.send_if_modified(|cur| {
+            if *cur == partitions {
+                return false;
+            }
+            tracing::warn!(
+                partitions = partitions.len(),
+                "reporting partitions in offline log directories to the controller"
+            );
+            *cur = partitions;
+            true
+        });
     }
 
     /// The newest committed metadata this node knows.
@@ -473,6 +493,7 @@ impl ClusterLink {
         mut stop: watch::Receiver<bool>,
     ) {
         let mut applied = self.applied.subscribe();
+        let mut offline = self.offline.subscribe();
         loop {
             if self.leaving.load(Ordering::Acquire) {
                 let _ = stop.wait_for(|s| *s).await;
@@ -484,6 +505,7 @@ impl ClusterLink {
                 metadata_offset: self.applied(),
                 want_fence: false,
                 want_shut_down: false,
+                offline_partitions: offline.borrow_and_update().clone(),
             };
             let fenced_before = self.is_fenced();
             match self.call(ControllerRpc::Heartbeat(hb), interval).await {
@@ -508,6 +530,7 @@ impl ClusterLink {
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
                 r = applied.changed(), if wait_for_progress => { if r.is_err() { return; } }
+                r = offline.changed() => { if r.is_err() { return; } }
                 _ = stop.changed() => return,
             }
             if *stop.borrow() {
@@ -537,6 +560,7 @@ impl ClusterLink {
             metadata_offset: self.applied(),
             want_fence: true,
             want_shut_down: true,
+            offline_partitions: self.offline.borrow().clone(),
         };
         match self.call(ControllerRpc::Heartbeat(hb), timeout).await {
             Ok(ControllerRpcReply::Heartbeat(r)) if r.should_shut_down => {
@@ -592,12 +616,23 @@ pub fn endpoint_on<'a>(
     endpoints.iter().find(|e| e.name == listener)
 }
 
-/// Replicas that cannot serve: not registered or fenced.
-pub fn offline_replicas(image: &MetadataImage, replicas: &[i32]) -> Vec<i32> {
+/// Replicas of partition `index` of topic `topic_id` that cannot serve: not
+/// registered, fenced, or with the partition in a failed log dir.
+pub fn offline_replicas(
+    image: &MetadataImage,
+    topic_id: uuid::Uuid,
+    index: i32,
+    replicas: &[i32],
+) -> Vec<i32> {
     replicas
         .iter()
         .copied()
-        .filter(|r| image.brokers.get(r).is_none_or(|b| b.fenced))
+        .filter(|r| {
+            image
+                .brokers
+                .get(r)
+                .is_none_or(|b| b.fenced || b.offline_partitions.contains(&(topic_id, index)))
+        })
         .collect()
 }
 

@@ -33,7 +33,7 @@ pub enum ReplicaError {
     OffsetNotAvailable,
     #[error("storage: {0}")]
     Storage(LogError),
-    #[error("The partition's log could not be opened; it is offline on this broker.")]
+    #[error("The partition's log could not be opened or its log directory failed; it is offline on this broker.")]
     Offline,
     #[error("For requests intended only for the leader, this error indicates that the broker is not the current leader.")]
     NotLeaderOrFollower,

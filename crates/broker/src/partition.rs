@@ -22,6 +22,7 @@ use gregor_storage::{AppendInfo, DeferredWrites, Log, LogError, ReplicaAppend};
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
+use crate::log_dirs::LogDir;
 use crate::replication::state::{Assignment, ReplicaSet, Transition};
 use crate::topic_settings::TopicSettings;
 use crate::util::now_ms;
@@ -68,11 +69,14 @@ pub struct Partition {
     replicas: Mutex<ReplicaSet>,
     /// Published on every high-watermark or leadership change (acks=all waits on it).
     hw_watch: watch::Sender<HwState>,
+    /// The log directory the log lives in: a disk failure seen here takes it offline.
+    log_dir: Arc<LogDir>,
 }
 
 impl Partition {
     /// A partition hosted by broker `me`. Until [`Partition::apply_assignment`] says
     /// otherwise it is its own only replica, with the high watermark at the log end.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         me: i32,
         topic: String,
@@ -81,6 +85,7 @@ impl Partition {
         mut log: Log,
         leader_epoch: i32,
         settings: Arc<TopicSettings>,
+        log_dir: Arc<LogDir>,
     ) -> Self {
         log.set_defer_writes(true);
         let end = log.log_end_offset();
@@ -110,7 +115,37 @@ impl Partition {
             settings: RwLock::new(settings),
             waiters: Mutex::new(Vec::new()),
             flush_lock: tokio::sync::Mutex::new(()),
+            log_dir,
         }
+    }
+
+    /// The log directory this partition lives in.
+    pub fn log_dir(&self) -> &Arc<LogDir> {
+        &self.log_dir
+    }
+
+    /// Whether the partition's log directory is online (it may serve).
+    pub fn dir_online(&self) -> bool {
+        self.log_dir.is_online()
+    }
+
+    /// Its log directory failed: no longer leader here, and acks=all waiters and parked
+    /// fetches wake (to answer with an error rather than wait out their timeouts).
+    pub fn stop_serving(&self) {
+        self.set_leader(false);
+        self.hw_watch.send_modify(|s| s.leader = false);
+        self.wake_waiters();
+    }
+
+    /// Passes `r` through; a disk failure in it takes the log directory offline (every
+    /// partition in it stops serving, see `log_dirs`).
+    pub fn checked<T>(&self, r: Result<T, LogError>) -> Result<T, LogError> {
+        if let Err(e) = &r {
+            if self.log_dir.note_error(e) {
+                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "disk failure in this partition's log directory");
+            }
+        }
+        r
     }
 
     /// Locks the log. A poisoned lock (a panic while appending) is reported as a storage
@@ -177,6 +212,15 @@ impl Partition {
     /// the ISR allows, waking parked fetches. Returns whether the flush policy wants an
     /// fsync.
     pub fn append(
+        &self,
+        bytes: &[u8],
+        v: &gregor_protocol::batch::ValidatedBatch,
+        log_append_time: Option<i64>,
+    ) -> Result<(AppendInfo, bool), LogError> {
+        self.checked(self.append_inner(bytes, v, log_append_time))
+    }
+
+    fn append_inner(
         &self,
         bytes: &[u8],
         v: &gregor_protocol::batch::ValidatedBatch,
@@ -355,6 +399,15 @@ impl Partition {
         leader_high_watermark: i64,
         leader_log_start: i64,
     ) -> Result<ReplicaAppend, LogError> {
+        self.checked(self.append_replica_inner(records, leader_high_watermark, leader_log_start))
+    }
+
+    fn append_replica_inner(
+        &self,
+        records: &[u8],
+        leader_high_watermark: i64,
+        leader_log_start: i64,
+    ) -> Result<ReplicaAppend, LogError> {
         let now = now_ms();
         let (appended, end) = {
             let mut log = self.log()?;
@@ -395,7 +448,7 @@ impl Partition {
     ) -> Result<(), LogError> {
         let doomed = {
             let mut log = self.log()?;
-            let doomed = f(&mut log)?;
+            let doomed = self.checked(f(&mut log))?;
             self.note_log_end(&log);
             self.log_start_offset
                 .store(log.log_start_offset(), Ordering::Release);
@@ -457,7 +510,7 @@ impl Partition {
     /// the high watermark). Returns the new low watermark; the removed segments' files
     /// are deleted after `file.delete.delay.ms`.
     pub fn delete_records(&self, offset: i64) -> Result<i64, LogError> {
-        let (start, doomed) = self.log()?.delete_records_before(offset)?;
+        let (start, doomed) = self.checked(self.log()?.delete_records_before(offset))?;
         self.log_start_offset.fetch_max(start, Ordering::AcqRel);
         remove_later(doomed, self.settings().file_delete_delay_ms);
         Ok(start)
@@ -477,7 +530,8 @@ impl Partition {
         }
         let (start, doomed) = {
             let mut log = self.log()?;
-            let doomed = log.apply_retention(s.retention_ms, s.retention_bytes, now_ms)?;
+            let doomed =
+                self.checked(log.apply_retention(s.retention_ms, s.retention_bytes, now_ms))?;
             (log.log_start_offset(), doomed)
         };
         self.log_start_offset.fetch_max(start, Ordering::AcqRel);
@@ -584,7 +638,8 @@ impl Partition {
             if self.flushed.load(Ordering::Acquire) >= upto {
                 return Ok(());
             }
-            self.flush_now().await?;
+            let flushed = self.flush_now().await;
+            self.checked(flushed)?;
         }
     }
 
@@ -611,7 +666,8 @@ impl Partition {
             return Ok(());
         }
         let _turn = self.flush_lock.lock().await;
-        self.flush_now().await
+        let flushed = self.flush_now().await;
+        self.checked(flushed)
     }
 }
 

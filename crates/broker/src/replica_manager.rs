@@ -5,8 +5,7 @@
 //! fetch and list-offsets look partitions up here by topic name.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use gregor_metadata::MetadataImage;
 use gregor_protocol::batch;
@@ -15,6 +14,7 @@ use uuid::Uuid;
 
 use crate::config::BrokerConfig;
 use crate::error::ReplicaError;
+use crate::log_dirs::{LogDir, LogDirs};
 use crate::partition::Partition;
 use crate::replication::state::Assignment;
 use crate::topic_settings::TopicSettings;
@@ -51,6 +51,7 @@ impl HostedTopic {
     /// led by another broker, or unknown.
     pub fn get(&self, partition: i32) -> Result<&Arc<Partition>, ReplicaError> {
         match self.partitions.get(&partition) {
+            Some(p) if !p.dir_online() => Err(ReplicaError::Offline),
             Some(p) if !p.is_leader() => Err(ReplicaError::NotLeaderOrFollower),
             Some(p) => Ok(p),
             None if self.offline.contains(&partition) => Err(ReplicaError::Offline),
@@ -62,7 +63,15 @@ impl HostedTopic {
 
 pub struct ReplicaManager {
     node_id: i32,
-    data_dir: PathBuf,
+    /// Every `log.dirs` entry, online or not.
+    dirs: Arc<LogDirs>,
+    /// Which dir each partition lives in (by index into `dirs`): found by the startup
+    /// scan, or chosen when a replica is first created here. A partition is in exactly
+    /// one dir.
+    locations: Mutex<HashMap<(String, i32), usize>>,
+    /// Serializes `apply_image` and `take_failed_dirs_offline` (each replaces `topics`
+    /// from what it read).
+    updating: Mutex<()>,
     clean_startup: bool,
     /// The budget of open segment files all logs share (`log.max.open.files`).
     files: Arc<FileCache>,
@@ -72,20 +81,27 @@ pub struct ReplicaManager {
     changes: tokio::sync::watch::Sender<u64>,
 }
 
-fn log_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
-    data_dir.join(format!("{topic}-{partition}"))
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
 }
 
 impl ReplicaManager {
+    /// `locations` is where the startup scan found each partition (`log_dirs::scan`).
     pub fn new(
         node_id: i32,
-        data_dir: PathBuf,
+        dirs: Arc<LogDirs>,
+        locations: HashMap<(String, i32), usize>,
         clean_startup: bool,
         max_open_files: usize,
     ) -> Self {
         Self {
             node_id,
-            data_dir,
+            dirs,
+            locations: Mutex::new(locations),
+            updating: Mutex::new(()),
             clean_startup,
             files: Arc::new(FileCache::new(max_open_files)),
             topics: RwLock::new(HashMap::new()),
@@ -125,6 +141,114 @@ impl ReplicaManager {
         self.changes.subscribe()
     }
 
+    /// The broker's log directories.
+    pub fn log_dirs(&self) -> &Arc<LogDirs> {
+        &self.dirs
+    }
+
+    /// The dir a partition lives in, or the one a new replica goes to (the online dir
+    /// with the fewest partitions); `None` when every dir is offline.
+    fn dir_for(&self, topic: &str, partition: i32) -> Option<Arc<LogDir>> {
+        let mut locations = lock(&self.locations);
+        let key = (topic.to_string(), partition);
+        if let Some(&i) = locations.get(&key) {
+            return self.dirs.get(i).cloned();
+        }
+        let mut counts = vec![0usize; self.dirs.all().len()];
+        for &i in locations.values() {
+            if let Some(c) = counts.get_mut(i) {
+                *c += 1;
+            }
+        }
+        let i = crate::log_dirs::place(&counts, &self.dirs.online())?;
+        locations.insert(key, i);
+        self.dirs.get(i).cloned()
+    }
+
+    /// Partitions this broker hosts whose log directory is offline: what it tells the
+    /// controller it can no longer host (KIP-858's offline dirs, as partitions).
+    pub fn offline_dir_partitions(&self) -> Vec<(Uuid, i32)> {
+        let locations = lock(&self.locations).clone();
+        let offline = |name: &str, idx: i32| {
+            locations
+                .get(&(name.to_string(), idx))
+                .and_then(|&i| self.dirs.get(i))
+                .is_some_and(|d| !d.is_online())
+        };
+        let mut out: Vec<(Uuid, i32)> = self
+            .read_topics()
+            .iter()
+            .flat_map(|(name, h)| {
+                h.offline
+                    .iter()
+                    .filter(|&&i| offline(name, i))
+                    .map(|&i| (h.id, i))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Partitions per dir (index into `log_dirs().all()`), as `(topic, partition)`.
+    pub fn partitions_by_dir(&self) -> Vec<Vec<(String, i32)>> {
+        let mut out = vec![Vec::new(); self.dirs.all().len()];
+        for ((t, p), i) in lock(&self.locations).iter() {
+            if let Some(v) = out.get_mut(*i) {
+                v.push((t.clone(), *p));
+            }
+        }
+        for v in &mut out {
+            v.sort();
+        }
+        out
+    }
+
+    /// After a dir failed: every hosted partition in an offline dir stops serving and
+    /// moves to its topic's `offline` set (so fetchers, flushers and coordinators stop
+    /// using it). Returns how many partitions went offline.
+    pub fn take_failed_dirs_offline(&self) -> usize {
+        let _updating = lock(&self.updating);
+        let current = self.read_topics();
+        let mut stopped = Vec::new();
+        let mut next = HashMap::with_capacity(current.len());
+        for (name, h) in current {
+            if h.partitions.values().all(|p| p.dir_online()) {
+                next.insert(name, h);
+                continue;
+            }
+            let mut partitions = BTreeMap::new();
+            let mut offline = h.offline.clone();
+            for (&i, p) in &h.partitions {
+                if p.dir_online() {
+                    partitions.insert(i, p.clone());
+                } else {
+                    offline.insert(i);
+                    stopped.push(p.clone());
+                }
+            }
+            next.insert(
+                name,
+                Arc::new(HostedTopic {
+                    id: h.id,
+                    partitions,
+                    offline,
+                    elsewhere: h.elsewhere.clone(),
+                }),
+            );
+        }
+        match self.topics.write() {
+            Ok(mut g) => *g = next,
+            Err(p) => *p.into_inner() = next,
+        }
+        for p in &stopped {
+            tracing::error!(topic = %p.topic, partition = p.index, dir = %p.log_dir().path.display(), "partition offline: its log directory failed");
+            p.stop_serving();
+        }
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        stopped.len()
+    }
+
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
         self.read_topics()
             .values()
@@ -140,6 +264,7 @@ impl ReplicaManager {
         image: &MetadataImage,
         config: &BrokerConfig,
     ) -> Result<(), LogError> {
+        let _updating = lock(&self.updating);
         let current = self.read_topics();
         let mut next: HashMap<String, Arc<HostedTopic>> = HashMap::new();
         for (name, t) in &image.topics {
@@ -162,6 +287,11 @@ impl ReplicaManager {
                     isr: p.isr.clone(),
                 };
                 let part = match existing.and_then(|h| h.partitions.get(&idx)) {
+                    Some(part) if !part.dir_online() => {
+                        part.stop_serving();
+                        offline.insert(idx);
+                        continue;
+                    }
                     Some(part) => {
                         part.apply_assignment(&assignment)?;
                         if *part.settings() != *settings {
@@ -170,7 +300,13 @@ impl ReplicaManager {
                         part.clone()
                     }
                     None => {
-                        let dir = log_dir(&self.data_dir, name, idx);
+                        let Some(log_dir) = self.dir_for(name, idx).filter(|d| d.is_online())
+                        else {
+                            // Its dir is offline (or every dir is): not served here.
+                            offline.insert(idx);
+                            continue;
+                        };
+                        let dir = log_dir.path.join(format!("{name}-{idx}"));
                         let opened = Log::open_with(
                             &dir,
                             settings.log_config.clone(),
@@ -196,6 +332,7 @@ impl ReplicaManager {
                             log,
                             p.leader_epoch,
                             settings.clone(),
+                            log_dir,
                         );
                         if p.replicas.len() > 1 {
                             part.start_high_watermark_at_log_start();
@@ -234,19 +371,30 @@ impl ReplicaManager {
             .filter(|(n, h)| next.get(*n).is_none_or(|x| x.id != h.id))
             .map(|(_, h)| h.clone())
             .collect();
+        {
+            let mut locations = lock(&self.locations);
+            for (name, h) in &current {
+                for &i in h.partitions.keys().chain(&h.offline) {
+                    let moved = next.get(name).is_some_and(|x| x.elsewhere.contains(&i));
+                    if !next.contains_key(name) || moved {
+                        locations.remove(&(name.clone(), i));
+                    }
+                }
+            }
+        }
         match self.topics.write() {
             Ok(mut g) => *g = next,
             Err(p) => *p.into_inner() = next,
         }
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
         for h in removed {
-            for p in h.partitions.values() {
+            for p in h.partitions.values().filter(|p| p.dir_online()) {
                 let log = p.log()?;
                 tracing::info!(topic = %p.topic, partition = p.index, "deleting log of removed topic");
                 log.delete()?;
             }
         }
-        for p in dropped {
+        for p in dropped.into_iter().filter(|p| p.dir_online()) {
             let log = p.log()?;
             tracing::info!(topic = %p.topic, partition = p.index, "deleting log of a replica moved to other brokers");
             log.delete()?;
@@ -345,7 +493,7 @@ impl ReplicaManager {
                 }
             }
         }
-        gregor_storage::sync_filesystem(&self.data_dir)?;
+        self.sync_dirs()?;
         for (p, upto) in partitions.iter().zip(ends) {
             let Some(upto) = upto else { continue };
             if let Err(e) = p.log().and_then(|mut l| {
@@ -357,7 +505,32 @@ impl ReplicaManager {
                 first.get_or_insert(e);
             }
         }
-        gregor_storage::sync_filesystem(&self.data_dir)?;
+        self.sync_dirs()?;
+        if let Some(d) = self.dirs.all().iter().find(|d| !d.is_online()) {
+            // Its partitions were not flushed: no clean-shutdown marker, so the next
+            // start recovers them (once the dir is repaired).
+            first.get_or_insert(LogError::Io(std::io::Error::other(format!(
+                "log directory {} is offline",
+                d.path.display()
+            ))));
+        }
         first.map_or(Ok(()), Err)
+    }
+
+    /// One `syncfs` per online log dir (dirs on one file system are synced once each;
+    /// cheap when nothing is dirty).
+    fn sync_dirs(&self) -> Result<(), LogError> {
+        for d in self.dirs.all().iter().filter(|d| d.is_online()) {
+            if let Err(e) = gregor_storage::sync_filesystem(&d.path) {
+                d.note_error(&LogError::Io(e));
+                if d.is_online() {
+                    return Err(LogError::Io(std::io::Error::other(format!(
+                        "sync of {} failed",
+                        d.path.display()
+                    ))));
+                }
+            }
+        }
+        Ok(())
     }
 }

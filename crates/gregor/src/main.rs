@@ -264,7 +264,8 @@ struct BrokerArgs {
     /// Kafka-style properties file (key=value per line).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Data directory (Kafka's log.dirs). Default: ./gregor-data
+    /// Data directory (Kafka's log.dirs, one dir). Default: ./gregor-data. An
+    /// `--override log.dirs=a,b,...` (several dirs) takes precedence.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Address to listen on (Kafka's listeners). Default: 127.0.0.1:9092; port 0 picks a free one.
@@ -403,13 +404,16 @@ fn broker_config(args: &BrokerArgs) -> Result<gregor_broker::BrokerConfig> {
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         explicit.extend(gregor_broker::config::parse_properties(&text));
     }
+    let mut overridden_dirs = false;
     for o in &args.overrides {
         let (k, v) = o
             .split_once('=')
             .with_context(|| format!("malformed --override {o:?}: expected key=value"))?;
+        overridden_dirs |= k.trim() == "log.dirs";
         explicit.insert(k.trim().to_string(), v.trim().to_string());
     }
-    if let Some(dir) = &args.data_dir {
+    // `--data-dir` is one log dir; `--override log.dirs=a,b` (several) wins over it.
+    if let Some(dir) = args.data_dir.as_ref().filter(|_| !overridden_dirs) {
         explicit.insert("log.dirs".into(), dir.display().to_string());
     }
     if let Some(listen) = &args.listen {

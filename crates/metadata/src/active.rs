@@ -44,6 +44,9 @@ pub struct Heartbeat {
     pub metadata_offset: i64,
     pub want_fence: bool,
     pub want_shut_down: bool,
+    /// Partitions the broker can no longer host: their log dir failed (KIP-858).
+    #[serde(default)]
+    pub offline_partitions: Vec<(Uuid, i32)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -409,6 +412,27 @@ impl QuorumController {
             });
         }
         self.renew(hb.broker_id, b.epoch, b.incarnation_id, hb.metadata_offset);
+        if !crate::offline_dirs::offline_records(
+            &image,
+            hb.broker_id,
+            b.epoch,
+            &hb.offline_partitions,
+        )
+        .is_empty()
+        {
+            // A log dir of the broker failed: it leaves those partitions' ISRs and
+            // their leaderships move, as for a fenced broker but only for them.
+            let (id, epoch) = (hb.broker_id, b.epoch);
+            let parts = hb.offline_partitions.clone();
+            self.quorum
+                .commit(|img| Ok(crate::offline_dirs::offline_records(img, id, epoch, &parts)))
+                .await?;
+            tracing::warn!(
+                broker = id,
+                partitions = parts.len(),
+                "broker reported partitions in failed log dirs: moved off it"
+            );
+        }
         let caught_up = hb.metadata_offset >= b.epoch;
         let mut fenced = b.fenced;
         if fenced && caught_up && !hb.want_fence {
@@ -632,18 +656,19 @@ pub fn fence_records(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> 
             in_controlled_shutdown: None,
         });
     }
-    let live = |id: i32| {
+    let live = |id: i32, topic_id: Uuid, index: i32| {
         id != broker
             && image
                 .brokers
                 .get(&id)
-                .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
+                .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown && b.hosts(topic_id, index))
     };
     for t in image.topics.values() {
         for (&index, p) in &t.partitions {
             if !p.isr.contains(&broker) && p.leader != broker {
                 continue;
             }
+            let live = |id| live(id, t.id, index);
             let isr: Vec<i32> = if p.isr.len() > 1 {
                 p.isr.iter().copied().filter(|&r| r != broker).collect()
             } else {
@@ -709,9 +734,10 @@ pub fn unfence_records(image: &MetadataImage, broker: i32, epoch: i64) -> Vec<Me
         fenced: Some(false),
         in_controlled_shutdown: Some(false),
     }];
+    let hosts = |t: Uuid, i: i32| image.brokers.get(&broker).is_some_and(|b| b.hosts(t, i));
     for t in image.topics.values() {
         for (&index, p) in &t.partitions {
-            if p.leader == -1 && p.isr.contains(&broker) {
+            if p.leader == -1 && p.isr.contains(&broker) && hosts(t.id, index) {
                 out.push(MetadataRecord::PartitionChangeRecord {
                     topic_id: t.id,
                     partition: index,
@@ -750,48 +776,5 @@ pub(crate) fn image_with_brokers(ids: &[i32]) -> MetadataImage {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use crate::controller::{create_topic, NewTopic};
-
-    #[test]
-    fn fencing_moves_leaders_and_shrinks_isrs_but_never_empties_them() {
-        let mut image = image_with_brokers(&[1, 2, 3]);
-        let t = NewTopic {
-            assignments: Vec::new(),
-            name: "t".into(),
-            num_partitions: 3,
-            replication_factor: 3,
-            configs: Default::default(),
-        };
-        let recs = create_topic(&image, &t, &[1, 2, 3]).unwrap();
-        image.apply_entry(image.offset + 1, &recs);
-        let recs = fence_records(&image, 1);
-        image.apply_entry(image.offset + 1, &recs);
-        assert!(image.brokers[&1].fenced);
-        for p in image.topic("t").unwrap().partitions.values() {
-            assert_ne!(p.leader, 1);
-            assert!(!p.isr.contains(&1));
-            assert_eq!(p.isr.len(), 2);
-        }
-        let p0 = &image.topic("t").unwrap().partitions[&0];
-        assert_eq!((p0.leader, p0.leader_epoch), (2, 1), "{p0:?}");
-        // Fence 2 and 3 too: the last ISR member stays, with no leader.
-        for b in [2, 3] {
-            let recs = fence_records(&image, b);
-            image.apply_entry(image.offset + 1, &recs);
-        }
-        for p in image.topic("t").unwrap().partitions.values() {
-            assert_eq!(p.leader, -1);
-            assert_eq!(p.isr, vec![3]);
-        }
-        // 3 comes back: it leads again.
-        let epoch = image.brokers[&3].epoch;
-        let recs = unfence_records(&image, 3, epoch);
-        image.apply_entry(image.offset + 1, &recs);
-        for p in image.topic("t").unwrap().partitions.values() {
-            assert_eq!(p.leader, 3);
-        }
-    }
-}
+#[path = "active_tests.rs"]
+mod tests;

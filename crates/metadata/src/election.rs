@@ -191,6 +191,7 @@ mod tests {
                     rack: None,
                     fenced: fenced.contains(&id),
                     in_controlled_shutdown: false,
+                    offline_partitions: Default::default(),
                 },
             );
         }

@@ -21,6 +21,16 @@ pub struct BrokerImage {
     pub rack: Option<String>,
     pub fenced: bool,
     pub in_controlled_shutdown: bool,
+    /// Partitions (topic id, index) it reported in a failed log dir: it does not host
+    /// them until it registers again.
+    pub offline_partitions: std::collections::BTreeSet<(Uuid, i32)>,
+}
+
+impl BrokerImage {
+    /// Whether it can host (serve, lead) this partition: not in a failed log dir.
+    pub fn hosts(&self, topic_id: Uuid, partition: i32) -> bool {
+        !self.offline_partitions.contains(&(topic_id, partition))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,6 +305,7 @@ impl MetadataImage {
                         rack: rack.clone(),
                         fenced: true,
                         in_controlled_shutdown: false,
+                        offline_partitions: Default::default(),
                     },
                 );
             }
@@ -327,6 +338,19 @@ impl MetadataImage {
                     if let Some(s) = in_controlled_shutdown {
                         b.in_controlled_shutdown = *s;
                     }
+                }
+            }
+            MetadataRecord::BrokerReplicasOfflineRecord {
+                broker_id,
+                broker_epoch,
+                partitions,
+            } => {
+                if let Some(b) = self
+                    .brokers
+                    .get_mut(broker_id)
+                    .filter(|b| b.epoch == *broker_epoch)
+                {
+                    b.offline_partitions.extend(partitions.iter().copied());
                 }
             }
             MetadataRecord::PartitionChangeRecord {

@@ -41,6 +41,7 @@ pub mod election;
 pub mod features;
 pub mod group_config;
 pub mod image;
+pub mod offline_dirs;
 pub mod placement;
 pub mod quorum;
 pub mod quotas;

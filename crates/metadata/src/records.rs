@@ -78,6 +78,15 @@ pub enum MetadataRecord {
         fenced: Option<bool>,
         in_controlled_shutdown: Option<bool>,
     },
+    /// Partitions a broker can no longer host because their log directory failed
+    /// (KIP-858's offline dirs in BrokerHeartbeat, kept here by partition). Added to the
+    /// broker's set; applied only at its current epoch. A new registration (a restart)
+    /// starts with none.
+    BrokerReplicasOfflineRecord {
+        broker_id: i32,
+        broker_epoch: i64,
+        partitions: Vec<(Uuid, i32)>,
+    },
     /// A change of one partition's leadership or replica sets (KRaft's
     /// PartitionChangeRecord). `None` leaves a field as it is. A new leader bumps the
     /// leader epoch; every change bumps the partition epoch.

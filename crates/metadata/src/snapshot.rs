@@ -56,6 +56,13 @@ pub fn image_records(image: &MetadataImage) -> Vec<MetadataRecord> {
             fenced: Some(b.fenced),
             in_controlled_shutdown: Some(b.in_controlled_shutdown),
         });
+        if !b.offline_partitions.is_empty() {
+            out.push(MetadataRecord::BrokerReplicasOfflineRecord {
+                broker_id: b.id,
+                broker_epoch: b.epoch,
+                partitions: b.offline_partitions.iter().copied().collect(),
+            });
+        }
     }
     for t in image.topics.values() {
         out.push(MetadataRecord::TopicRecord {

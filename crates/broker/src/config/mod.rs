@@ -232,7 +232,11 @@ pub struct BrokerConfig {
     pub connections_max_reauth_ms: i64,
     /// `sasl.server.max.receive.size`: the largest frame before authentication.
     pub sasl_server_max_receive_size: usize,
+    /// The metadata dir (`metadata.log.dir`, else the first of `log.dirs`): the metadata
+    /// log, `meta.properties`, the lock and the clean-shutdown marker.
     pub data_dir: PathBuf,
+    /// Every entry of `log.dirs`: where partitions live (see `log_dirs`).
+    pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics: bool,
@@ -352,13 +356,29 @@ impl BrokerConfig {
             Some(l) => (l.bind, l.advertised_host.clone(), l.advertised_port),
             None => return Err(invalid("listeners", &listeners, "no client listener")),
         };
-        let data_dir = PathBuf::from(
-            get("log.dirs")
-                .split(',')
-                .next()
-                .unwrap_or("./gregor-data")
-                .trim(),
-        );
+        let log_dirs: Vec<PathBuf> = get("log.dirs")
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = log_dirs.iter().find(|d| !seen.insert(*d)) {
+            return Err(invalid(
+                "log.dirs",
+                &get("log.dirs"),
+                &format!("{} is listed twice", dup.display()),
+            ));
+        }
+        let Some(first) = log_dirs.first().cloned() else {
+            return Err(invalid("log.dirs", &get("log.dirs"), "no directory"));
+        };
+        // Kafka's metadata.log.dir: where the metadata log (and this node's identity,
+        // lock and clean-shutdown marker) lives; by default the first log dir.
+        let data_dir = match get("metadata.log.dir").trim() {
+            "" => first,
+            d => PathBuf::from(d),
+        };
         let node_id = num("node.id", &get("node.id"))?;
         let cluster = parse_cluster(&get, node_id, &parse_listeners(&listeners))?;
         crate::metrics::listener_address(&get(crate::metrics::LISTENER_CONFIG))?;
@@ -379,6 +399,7 @@ impl BrokerConfig {
                 &get("sasl.server.max.receive.size"),
             )?,
             data_dir,
+            log_dirs,
             num_partitions: positive("num.partitions", &get("num.partitions"))?,
             default_replication_factor: positive(
                 "default.replication.factor",
@@ -613,7 +634,26 @@ mod tests {
         assert_eq!(cfg.listener.to_string(), "127.0.0.1:9092");
         assert_eq!(cfg.advertised_port, 9092);
         assert_eq!(cfg.data_dir, PathBuf::from("./gregor-data"));
+        assert_eq!(cfg.log_dirs, vec![PathBuf::from("./gregor-data")]);
         assert_eq!(cfg.message_max_bytes, 1048588);
+
+        let dirs = |v: &str, meta: Option<&str>| {
+            let mut m = BTreeMap::from([("log.dirs".to_string(), v.to_string())]);
+            if let Some(d) = meta {
+                m.insert("metadata.log.dir".into(), d.into());
+            }
+            BrokerConfig::from_explicit(m)
+        };
+        let cfg = dirs(" /a, /b ,/c", None).unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("/a"));
+        assert_eq!(cfg.log_dirs.len(), 3);
+        assert_eq!(cfg.log_dirs[1], PathBuf::from("/b"));
+        assert_eq!(
+            dirs("/a,/b", Some("/m")).unwrap().data_dir,
+            PathBuf::from("/m")
+        );
+        assert!(dirs("/a,/a", None).is_err());
+        assert!(dirs(" , ", None).is_err());
 
         let props = parse_properties("# comment\nlisteners=PLAINTEXT://0.0.0.0:19092\nadvertised.listeners: PLAINTEXT://example:19092\nlog.roll.hours=1\n");
         let cfg = BrokerConfig::from_explicit(props).unwrap();

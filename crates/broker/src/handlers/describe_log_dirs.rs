@@ -1,6 +1,8 @@
-//! DescribeLogDirs (key 35): the one log directory, its file system's total and usable
-//! bytes, and the size of each partition in it. v5 adds IsCordoned (never, here).
+//! DescribeLogDirs (key 35): every log directory (`log.dirs`); an online one with its
+//! file system's total and usable bytes and the size and lag of each partition in it,
+//! an offline one with KAFKA_STORAGE_ERROR. v5 adds IsCordoned (never, here).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use gregor_protocol::kp::messages::describe_log_dirs_response::{
@@ -31,53 +33,76 @@ pub async fn handle(
         return DescribeLogDirsResponse::default()
             .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
     }
-    let image = broker.metadata.image();
-    // None: every topic; Some: the named partitions that exist.
-    let wanted: Vec<(String, Vec<i32>)> = match req.topics {
-        None => image
-            .topics
-            .values()
-            .map(|t| (t.name.clone(), t.partitions.keys().copied().collect()))
-            .collect(),
-        Some(ts) => ts
-            .into_iter()
-            .map(|t| (t.topic.to_string(), t.partitions))
-            .collect(),
-    };
-    let mut topics = Vec::new();
-    for (name, parts) in wanted {
-        let partitions: Vec<DescribeLogDirsPartition> = parts
-            .into_iter()
-            .filter_map(|p| {
-                let partition = broker.replicas.partition(&name, p)?;
-                let size = partition.log().ok()?.size_bytes();
-                // Kafka's lag of a (non-future) replica: how far its log end is below
-                // the high watermark it knows.
-                let lag = (partition.high_watermark() - partition.log_end_offset()).max(0);
-                Some(
-                    DescribeLogDirsPartition::default()
-                        .with_partition_index(p)
-                        .with_partition_size(size as i64)
-                        .with_offset_lag(lag),
-                )
+    // None: every partition; Some: the named ones.
+    let wanted: Option<HashSet<(String, i32)>> = req.topics.map(|ts| {
+        ts.into_iter()
+            .flat_map(|t| {
+                let name = t.topic.to_string();
+                t.partitions.into_iter().map(move |p| (name.clone(), p))
             })
-            .collect();
-        if !partitions.is_empty() {
-            topics.push(
+            .collect()
+    });
+    let by_dir = broker.replicas.partitions_by_dir();
+    let results = broker
+        .replicas
+        .log_dirs()
+        .all()
+        .iter()
+        .zip(by_dir)
+        .map(|(dir, parts)| {
+            let path = std::fs::canonicalize(&dir.path).unwrap_or_else(|_| dir.path.clone());
+            let result = DescribeLogDirsResult::default()
+                .with_log_dir(StrBytes::from_string(path.display().to_string()));
+            if !dir.is_online() {
+                // Kafka: an offline dir is listed with KAFKA_STORAGE_ERROR and nothing else.
+                return result
+                    .with_error_code(ResponseError::KafkaStorageError.code())
+                    .with_total_bytes(-1)
+                    .with_usable_bytes(-1);
+            }
+            let parts = parts
+                .into_iter()
+                .filter(|k| wanted.as_ref().is_none_or(|w| w.contains(k)));
+            let (total, usable) = disk_space(&path).unwrap_or((-1, -1));
+            result
+                .with_topics(topics(broker, parts))
+                .with_total_bytes(total)
+                .with_usable_bytes(usable)
+        })
+        .collect();
+    DescribeLogDirsResponse::default().with_results(results)
+}
+
+/// The hosted partitions among `parts` (sorted by topic), with their sizes and lags.
+fn topics(
+    broker: &Broker,
+    parts: impl Iterator<Item = (String, i32)>,
+) -> Vec<DescribeLogDirsTopic> {
+    let mut topics: Vec<DescribeLogDirsTopic> = Vec::new();
+    for (name, p) in parts {
+        let Some(partition) = broker.replicas.partition(&name, p) else {
+            continue;
+        };
+        let Ok(size) = partition.log().map(|l| l.size_bytes()) else {
+            continue;
+        };
+        // Kafka's lag of a (non-future) replica: how far its log end is below the high
+        // watermark it knows.
+        let lag = (partition.high_watermark() - partition.log_end_offset()).max(0);
+        let entry = DescribeLogDirsPartition::default()
+            .with_partition_index(p)
+            .with_partition_size(size as i64)
+            .with_offset_lag(lag);
+        match topics.last_mut() {
+            Some(t) if t.name.0.as_str() == name => t.partitions.push(entry),
+            _ => topics.push(
                 DescribeLogDirsTopic::default()
                     .with_name(TopicName(StrBytes::from_string(name)))
-                    .with_partitions(partitions),
-            );
+                    .with_partitions(vec![entry]),
+            ),
         }
     }
-    let dir = std::fs::canonicalize(&broker.config.data_dir)
-        .unwrap_or_else(|_| broker.config.data_dir.clone());
-    let (total, usable) = disk_space(&dir).unwrap_or((-1, -1));
-    DescribeLogDirsResponse::default().with_results(vec![DescribeLogDirsResult::default()
-        .with_log_dir(StrBytes::from_string(dir.display().to_string()))
-        .with_topics(topics)
-        .with_total_bytes(total)
-        .with_usable_bytes(usable)])
+    topics
 }
 
 /// The size of the file system holding `dir` and the bytes an unprivileged writer can

@@ -195,7 +195,7 @@ fn read_partition(
                 return Ok(None);
             }
         }
-        let r = log.read_range(sp.fetch_offset, limit, *min_one, upper)?;
+        let r = p.checked(log.read_range(sp.fetch_offset, limit, *min_one, upper))?;
         if let (true, Some(r)) = (read_committed, &r) {
             out.aborted = Some(log.aborted_between(sp.fetch_offset, r.end_offset));
         }

@@ -90,7 +90,12 @@ fn topic_entry(broker: &Broker, t: &TopicImage, ops: Option<i32>) -> MetadataRes
         .partitions
         .iter()
         .map(|(&idx, p)| {
-            let offline = crate::cluster::offline_replicas(&image, &p.replicas);
+            let mut offline = crate::cluster::offline_replicas(&image, t.id, idx, &p.replicas);
+            let me = broker.config.node_id;
+            let offline_here = hosted.as_ref().is_some_and(|h| h.offline.contains(&idx));
+            if offline_here && !offline.contains(&me) {
+                offline.push(me);
+            }
             let entry = MetadataResponsePartition::default()
                 .with_partition_index(idx)
                 .with_leader_id(BrokerId(p.leader))
@@ -100,11 +105,11 @@ fn topic_entry(broker: &Broker, t: &TopicImage, ops: Option<i32>) -> MetadataRes
                 .with_offline_replicas(offline.iter().map(|&r| BrokerId(r)).collect());
             if p.leader < 0 {
                 entry.with_error_code(ResponseError::LeaderNotAvailable.code())
-            } else if hosted.as_ref().is_some_and(|h| h.offline.contains(&idx)) {
+            } else if offline_here && p.leader == me {
+                // Led here but offline here (the controller has not moved it yet).
                 entry
                     .with_error_code(ResponseError::LeaderNotAvailable.code())
                     .with_leader_id(BrokerId(-1))
-                    .with_offline_replicas(vec![BrokerId(broker.config.node_id)])
             } else {
                 entry
             }

@@ -72,6 +72,7 @@ async fn appends_go_on_while_a_swap_validates_and_fsyncs() {
         log,
         0,
         Arc::new(s),
+        gregor_broker::log_dirs::LogDirs::unchecked(&[root.path().to_path_buf()]).all()[0].clone(),
     ));
     let mut n = 0;
     for step in [SwapStep::Prepare, SwapStep::Finish] {
