@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use coordinator::{
-    start_timer, topic_info, AckBatch, AckOutcome, FetchOutcome, PartitionFetch, ShareCoordinator,
+    topic_info, AckBatch, AckOutcome, FetchOutcome, PartitionFetch, ShareCoordinator,
     ShareGroupInfo, ShareOffsets,
 };
 
