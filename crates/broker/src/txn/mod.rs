@@ -34,12 +34,13 @@
 
 pub mod coordinator;
 pub mod markers;
-pub mod records;
 pub mod remote;
-pub mod state;
 mod task;
 
 pub use coordinator::TxnCoordinator;
+/// The pure parts: the state machine, the `__transaction_state` record codecs and the
+/// typed error (mapped to Kafka codes in `crate::error`).
+pub use gregor_coordinator::txn::{records, state, TxnError};
 
 /// Whether `transaction.version` 2 is finalized: then EndTxn v5, Produce v12+ and
 /// TxnOffsetCommit v5 follow KIP-890 part 2 (an epoch bump at every end, partitions
@@ -96,38 +97,6 @@ impl TxnLinks {
     pub fn forget_remote(&self, producer_id: i64) {
         coordinator::lock(&self.remote_added).retain(|(pid, _), _| *pid != producer_id);
     }
-}
-
-/// Why a transaction operation failed; mapped to a Kafka error code in `crate::error`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TxnError {
-    #[error("The producer attempted to use a producer id which is not currently assigned to its transactional id.")]
-    InvalidProducerIdMapping,
-    #[error(
-        "There is a newer producer with the same transactionalId which fences the current one."
-    )]
-    ProducerFenced,
-    #[error("The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing.")]
-    ConcurrentTransactions,
-    #[error("The producer attempted a transactional operation in an invalid state.")]
-    InvalidTxnState,
-    #[error("The transaction timeout is larger than the maximum value allowed by the broker (as configured by transaction.max.timeout.ms).")]
-    InvalidTransactionTimeout,
-    #[error("The transaction coordinator is not available.")]
-    CoordinatorNotAvailable,
-    /// Another broker leads the transactional id's `__transaction_state` partition.
-    #[error("This is not the correct coordinator.")]
-    NotCoordinator,
-    #[error("The transactionalId could not be found.")]
-    TransactionalIdNotFound,
-    /// EndTxn, AddPartitionsToTxn or AddOffsetsToTxn without a transactional id.
-    #[error("The transactional id is empty.")]
-    EmptyTransactionalId,
-    /// Longer than `TransactionLogKey`'s int16-length string: refused, never truncated.
-    #[error("The transactional id is longer than 32767 bytes.")]
-    TransactionalIdTooLong,
-    #[error("Transaction state could not be stored: {0}")]
-    Storage(String),
 }
 
 /// The coordinator's settings (Kafka's broker configs).
