@@ -5,10 +5,10 @@
 use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use gregor_metadata::active::ControllerFailure;
-use gregor_metadata::{ControllerError, ControllerRequest, MetadataError, MetadataImage};
+use gregor_metadata::{ControllerRequest, MetadataError, MetadataImage};
 
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessionCache;
@@ -53,37 +53,35 @@ pub struct Broker {
     pub cluster_id: String,
     /// The metadata this node follows and the controller it asks (see `cluster`).
     pub metadata: Arc<crate::cluster::ClusterLink>,
-    pub replicas: ReplicaManager,
+    pub replicas: Arc<ReplicaManager>,
+    /// What the coordinators and replication see of this broker (see `host`).
+    pub host: Arc<crate::host::Host>,
     /// Followers' fetchers, one per leader broker (see `replication`).
     pub fetchers: crate::replication::fetcher::ReplicaFetchers,
     /// Replication quotas, leader and follower side (see `replication::throttle`).
-    pub throttles: crate::replication::throttle::ReplicationThrottles,
+    pub throttles: Arc<crate::replication::throttle::ReplicationThrottles>,
     /// Client quotas' sensors (see `quota`).
     pub client_quotas: crate::quota::ClientQuotas,
     /// Topics with `confluent.*.schema.validation` checked against the registry.
     pub schemas: crate::schema_validation::SchemaValidation,
     /// How this broker connects to the others' inter-broker listener (TLS, SASL).
-    pub inter_broker: crate::replication::inter_broker::InterBrokerSecurity,
+    pub inter_broker: Arc<crate::replication::inter_broker::InterBrokerSecurity>,
     pub fetch_sessions: FetchSessionCache,
-    pub groups: GroupCoordinator,
+    pub groups: Arc<GroupCoordinator>,
     pub txns: crate::txn::TxnCoordinator,
     /// Share groups (KIP-932): membership, share-partitions and share sessions.
-    pub shares: crate::share::ShareCoordinator,
+    pub shares: Arc<crate::share::ShareCoordinator>,
     /// Client telemetry (KIP-714): subscriptions handed out and pushes kept.
     pub telemetry: crate::telemetry::ClientTelemetry,
     /// Prometheus metrics (see `metrics`): counted by dispatch and the produce and
     /// fetch handlers, served on `metrics.listener`.
-    pub metrics: crate::metrics::BrokerMetrics,
+    pub metrics: Arc<crate::metrics::BrokerMetrics>,
     /// Per client listener (as `config.listeners`): the port clients are told.
     advertised_ports: Vec<AtomicU16>,
     /// Bytes of answers queued on all connections, waiting for their writers (Kafka's
     /// ResponseQueueSize, in bytes), and the most ever queued at once.
     pub response_queue_bytes: AtomicUsize,
     pub response_queue_bytes_max: AtomicUsize,
-    /// The block of producer ids being handed out: `(next, end)`.
-    producer_ids: Mutex<(i64, i64)>,
-    /// Stops the metadata publisher and the heartbeats.
-    stop: tokio::sync::watch::Sender<bool>,
     joining: tokio::sync::Mutex<()>,
     _dir_lock: File,
 }
@@ -305,25 +303,41 @@ impl Broker {
                 }
             }
         }
-        let replicas = ReplicaManager::new(
+        let replicas = Arc::new(ReplicaManager::new(
             config.node_id,
             log_dirs,
             locations,
             clean,
             config.max_open_files,
-        );
+        ));
         replicas.apply_image(&image, &config)?;
         metadata.report_offline(replicas.offline_dir_partitions());
         metadata.set_applied(image.offset);
         let fetch_sessions = FetchSessionCache::new(config.fetch_session_slots);
-        let groups = GroupCoordinator::new(config.group.clone());
+        let inter_broker =
+            Arc::new(crate::replication::inter_broker::InterBrokerSecurity::from_config(&config)?);
+        let throttles = Arc::new(crate::replication::throttle::ReplicationThrottles::default());
+        let metrics = Arc::new(crate::metrics::BrokerMetrics::new()?);
+        let host = Arc::new(crate::host::Host::new(
+            &config,
+            metadata.clone(),
+            replicas.clone(),
+            inter_broker.clone(),
+            throttles.clone(),
+            metrics.clone(),
+        ));
+        let groups = Arc::new(GroupCoordinator::new(config.group.clone(), host.clone()));
         groups.load(&replicas);
-        let txns = crate::txn::TxnCoordinator::new(config.txn.clone());
+        let txns = crate::txn::TxnCoordinator::new(
+            config.txn.clone(),
+            crate::txn::TxnLinks::new(host.clone(), groups.clone()),
+        );
         txns.load(&replicas);
-        let shares = crate::share::ShareCoordinator::open(
+        let shares = Arc::new(crate::share::ShareCoordinator::open(
             crate::share::ShareConfig::from_values(&config.values),
             &dir,
-        );
+            host.clone(),
+        ));
         shares.share_state.load(&replicas);
         let advertised_ports = config
             .listeners
@@ -337,8 +351,6 @@ impl Broker {
         let schemas = crate::schema_validation::SchemaValidation::new(
             config.get("confluent.schema.registry.url").unwrap_or(""),
         );
-        let inter_broker =
-            crate::replication::inter_broker::InterBrokerSecurity::from_config(&config)?;
         Ok(Arc::new(Self {
             inter_broker,
             schemas,
@@ -346,19 +358,18 @@ impl Broker {
             cluster_id,
             metadata,
             replicas,
+            host,
             fetch_sessions,
             groups,
             txns,
             shares,
             telemetry,
-            metrics: crate::metrics::BrokerMetrics::new()?,
+            metrics,
             advertised_ports,
             response_queue_bytes: AtomicUsize::new(0),
             response_queue_bytes_max: AtomicUsize::new(0),
-            producer_ids: Mutex::new((0, 0)),
-            stop: tokio::sync::watch::Sender::new(false),
             fetchers: Default::default(),
-            throttles: Default::default(),
+            throttles,
             client_quotas,
             joining: tokio::sync::Mutex::new(()),
             _dir_lock: lock,
@@ -368,12 +379,11 @@ impl Broker {
     /// Applies every new metadata image to the partitions, in order, until stopped.
     /// Started once the broker is open; holds the broker weakly.
     pub fn start_publisher(self: &Arc<Self>) {
-        crate::share::start_timer(self);
-        self.shares.start(self);
+        self.shares.start();
         self.watch_log_dirs();
         let weak = Arc::downgrade(self);
         let mut images = self.metadata.subscribe();
-        let mut stop = self.stop.subscribe();
+        let mut stop = self.host.stop_signal();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -388,7 +398,7 @@ impl Broker {
                     tokio::task::spawn_blocking(move || b.replicas.apply_image(&img, &b.config))
                         .await;
                 // Followed partitions fetch from their current leaders.
-                broker.fetchers.sync(&broker);
+                broker.fetchers.sync(&broker.host);
                 broker
                     .metadata
                     .report_offline(broker.replicas.offline_dir_partitions());
@@ -411,7 +421,7 @@ impl Broker {
     fn watch_log_dirs(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         let mut failures = self.replicas.log_dirs().failures();
-        let mut stop = self.stop.subscribe();
+        let mut stop = self.host.stop_signal();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -421,7 +431,7 @@ impl Broker {
                 failures.borrow_and_update();
                 let Some(broker) = weak.upgrade() else { return };
                 let n = broker.replicas.take_failed_dirs_offline();
-                broker.fetchers.sync(&broker);
+                broker.fetchers.sync(&broker.host);
                 broker
                     .metadata
                     .report_offline(broker.replicas.offline_dir_partitions());
@@ -439,14 +449,14 @@ impl Broker {
             return Ok(());
         }
         self.start_publisher();
-        crate::replication::start_isr_expiration(self);
+        crate::replication::start_isr_expiration(&self.host);
         self.metadata
             .join(
                 self.endpoints(),
                 self.config.cluster.rack.clone(),
                 std::time::Duration::from_millis(self.config.cluster.heartbeat_interval_ms),
                 std::time::Duration::from_secs(120),
-                self.stop.subscribe(),
+                self.host.stop_signal(),
             )
             .await
             .map_err(|e| StartError::Cluster(e.to_string()))
@@ -459,14 +469,14 @@ impl Broker {
                 self.config.cluster.session_timeout_ms,
             ))
             .await;
-        self.stop.send_replace(true);
+        self.host.stop();
         self.fetchers.stop();
         self.metadata.shutdown().await;
     }
 
     /// Flips to true when the broker stops (background tasks end on it).
     pub fn stop_signal(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.stop.subscribe()
+        self.host.stop_signal()
     }
 
     /// The inter-broker listener's advertised port.
@@ -539,7 +549,7 @@ impl Broker {
         self: &Arc<Self>,
         req: ControllerRequest,
     ) -> Result<Arc<MetadataImage>, ControllerFailure> {
-        self.metadata.commit(req).await
+        self.host.commit_metadata(req).await
     }
 
     /// A controller decision that is either only validated (`validate_only`, against the
@@ -561,77 +571,22 @@ impl Broker {
             .map_err(|e| crate::error::controller_failure(&e))
     }
 
-    /// Creates an internal topic (`__consumer_offsets`, `__transaction_state`) on first
-    /// use: compacted, 100 MiB segments, as Kafka creates them. Already there is fine.
+    /// Creates an internal topic on first use (see [`crate::host::Host::ensure_internal_topic`]).
     pub async fn ensure_internal_topic(
         self: &Arc<Self>,
         name: &str,
         partitions: i32,
         replication_factor: i16,
     ) -> Result<(), ControllerFailure> {
-        if self.metadata.image().topic(name).is_some()
-            && self.metadata.applied() >= self.metadata.image().offset
-        {
-            return Ok(());
-        }
-        let t = gregor_metadata::controller::NewTopic {
-            assignments: Vec::new(),
-            name: name.to_string(),
-            num_partitions: partitions,
-            replication_factor,
-            configs: [
-                ("cleanup.policy".to_string(), "compact".to_string()),
-                ("segment.bytes".to_string(), "104857600".to_string()),
-            ]
-            .into(),
-        };
-        match self
-            .commit_metadata(ControllerRequest::CreateTopic {
-                topic: t,
-                if_absent: true,
-                cap_replication: true,
-            })
+        self.host
+            .ensure_internal_topic(name, partitions, replication_factor)
             .await
-        {
-            Ok(_) | Err(ControllerFailure::Refused(ControllerError::TopicAlreadyExists(_))) => {
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!(topic = name, error = %e, "cannot create internal topic");
-                Err(e)
-            }
-        }
     }
 
-    /// A new producer id, unique for the life of the cluster: taken from the current
-    /// block, or from a new block reserved in the metadata log (no lock is held while
-    /// that commits; a racing caller may reserve a block too, and ids are only skipped).
+    /// A new producer id, unique for the life of the cluster (see
+    /// [`crate::host::Host::next_producer_id`]).
     pub async fn next_producer_id(self: &Arc<Self>) -> Result<i64, ControllerFailure> {
-        let take = |ids: &Mutex<(i64, i64)>| -> Option<i64> {
-            let mut g = match ids.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            (g.0 < g.1).then(|| {
-                g.0 += 1;
-                g.0 - 1
-            })
-        };
-        if let Some(id) = take(&self.producer_ids) {
-            return Ok(id);
-        }
-        let end = self.metadata.allocate_producer_ids().await?;
-        let start = end - gregor_metadata::controller::PRODUCER_ID_BLOCK;
-        let mut g = match self.producer_ids.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        if g.0 >= g.1 {
-            *g = (start + 1, end);
-            return Ok(start);
-        }
-        drop(g);
-        Ok(start)
+        self.host.next_producer_id().await
     }
 
     /// Dynamic broker config changes for this broker (its id) or the cluster default ("").

@@ -10,8 +10,8 @@
 
 use std::sync::Arc;
 
-use crate::broker::Broker;
 use crate::group::records::partition_for;
+use crate::host::Host;
 use crate::partition::Partition;
 
 /// Where an id's coordinator records live.
@@ -32,9 +32,8 @@ pub enum Owner {
 
 /// The partition count `key`s are spread over: the topic's, from the metadata image,
 /// or `configured` before the topic exists.
-pub fn partition_count(broker: &Broker, topic: &str, configured: i32) -> i32 {
-    broker
-        .metadata
+pub fn partition_count(host: &Host, topic: &str, configured: i32) -> i32 {
+    host.metadata
         .image()
         .topic(topic)
         .map_or(configured, |t| t.partitions.len() as i32)
@@ -42,20 +41,18 @@ pub fn partition_count(broker: &Broker, topic: &str, configured: i32) -> i32 {
 }
 
 /// The partition of `topic` that owns `key`, and whether it is online.
-pub fn owner(broker: &Broker, topic: &str, key: &str, configured: i32) -> Owner {
-    let index = partition_for(key, partition_count(broker, topic, configured));
-    let image = broker.metadata.image();
+pub fn owner(host: &Host, topic: &str, key: &str, configured: i32) -> Owner {
+    let index = partition_for(key, partition_count(host, topic, configured));
+    let image = host.metadata.image();
     let Some(t) = image.topic(topic) else {
         return Owner::NoTopic(index);
     };
     match t.partitions.get(&index).map(|p| p.leader) {
         Some(leader) if leader < 0 => return Owner::Unavailable(index),
-        Some(leader) if leader != broker.config.node_id => {
-            return Owner::Elsewhere { index, leader }
-        }
+        Some(leader) if leader != host.node_id => return Owner::Elsewhere { index, leader },
         _ => {}
     }
-    match broker.replicas.partition(topic, index) {
+    match host.replicas.partition(topic, index) {
         Some(p) => Owner::Online(p),
         None => Owner::Unavailable(index),
     }

@@ -67,6 +67,6 @@ async fn unloaded_group_expiry_loop(broker: Arc<Broker>, mut stop: broadcast::Re
             _ = stop.recv() => return,
             _ = tick.tick() => {}
         }
-        broker.groups.expire_unloaded(&broker).await;
+        broker.groups.expire_unloaded().await;
     }
 }

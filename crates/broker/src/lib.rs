@@ -46,6 +46,7 @@ pub mod frame;
 pub mod group;
 pub mod group_config;
 pub mod handlers;
+pub mod host;
 pub mod log_dirs;
 pub mod metrics;
 pub mod partition;

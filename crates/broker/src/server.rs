@@ -97,7 +97,7 @@ pub async fn run_listeners(
     let cleaner = tokio::spawn(cleaner_loop(broker.clone(), stop_tx.subscribe()));
     let expiry = tokio::spawn(crate::expiry::run(broker.clone(), stop_tx.subscribe()));
     // Transactions a stop left open or half-finished get their timers and markers back.
-    broker.txns.resume(&broker).await;
+    broker.txns.resume().await;
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let (halt_tx, halt_rx) = watch::channel(false);
     let acceptors: Vec<_> = bound

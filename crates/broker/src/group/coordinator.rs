@@ -26,8 +26,8 @@ use super::{
     CommitRequest, CommittedOffset, ConsumerGroupDescription, GroupConfig, GroupDescription,
     GroupError, JoinRequest, JoinResponse, MemberRef, SyncRequest, SyncResponse,
 };
-use crate::broker::Broker;
 use crate::coordinator_partition::{self, Owner};
+use crate::host::Host;
 use crate::partition::Partition;
 use crate::replica_manager::ReplicaManager;
 use crate::util::now_ms;
@@ -84,6 +84,8 @@ const SEND_ATTEMPTS: usize = 4;
 
 pub struct GroupCoordinator {
     config: Arc<GroupConfig>,
+    /// What this coordinator sees of the broker (see `host`).
+    host: Arc<Host>,
     /// Groups with a running task: those with members, a rebalance, pending member ids
     /// or open transactions' offsets. An idle group's task unloads itself (see
     /// [`try_unload`]), so the number of tasks follows live groups, not every group id
@@ -113,9 +115,10 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl GroupCoordinator {
-    pub fn new(config: GroupConfig) -> Self {
+    pub fn new(config: GroupConfig, host: Arc<Host>) -> Self {
         Self {
             config: Arc::new(config),
+            host,
             groups: Arc::new(Mutex::new(HashMap::new())),
             loaded: Arc::new(Mutex::new(HashMap::new())),
             stopping: std::sync::atomic::AtomicBool::new(false),
@@ -159,12 +162,12 @@ impl GroupCoordinator {
     }
 
     /// Creates `__consumer_offsets` if it does not exist yet.
-    async fn ensure_offsets_topic(&self, broker: &Arc<Broker>) -> Result<(), GroupError> {
-        broker
+    async fn ensure_offsets_topic(&self) -> Result<(), GroupError> {
+        self.host
             .ensure_internal_topic(
                 OFFSETS_TOPIC,
                 self.config.offsets_partitions,
-                broker.config.cluster.offsets_replication_factor,
+                self.host.cluster.offsets_replication_factor,
             )
             .await
             .map_err(|_| GroupError::CoordinatorNotAvailable)
@@ -176,18 +179,17 @@ impl GroupCoordinator {
     /// offsets may be there), whatever the request.
     async fn handle(
         &self,
-        broker: &Arc<Broker>,
         group: &str,
         create: bool,
     ) -> Result<Option<mpsc::Sender<Command>>, GroupError> {
         if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
             return Err(GroupError::CoordinatorNotAvailable);
         }
-        let owner = self.owner(broker, group);
+        let owner = self.owner(group);
         match &owner {
             Owner::Elsewhere { .. } => return Err(GroupError::NotCoordinator),
             // Led here again under a new epoch: stale tasks go before one is handed out.
-            Owner::Online(p) => self.ensure_replayed(broker, p).await?,
+            Owner::Online(p) => self.ensure_replayed(p).await?,
             _ => {}
         }
         if let Some(tx) = lock(&self.groups).get(group).filter(|t| !t.is_closed()) {
@@ -201,8 +203,8 @@ impl GroupCoordinator {
             // topic's creation is still being applied. Wait for any application in
             // flight (creating the topic again queues behind it), then look again.
             Owner::Unavailable(_) => {
-                self.ensure_offsets_topic(broker).await?;
-                match self.owner(broker, group) {
+                self.ensure_offsets_topic().await?;
+                match self.owner(group) {
                     Owner::Online(p) => Some(p),
                     Owner::Elsewhere { .. } => return Err(GroupError::NotCoordinator),
                     _ => return Err(GroupError::CoordinatorNotAvailable),
@@ -210,7 +212,7 @@ impl GroupCoordinator {
             }
         };
         if let Some(p) = &partition {
-            self.ensure_replayed(broker, p).await?;
+            self.ensure_replayed(p).await?;
         }
         // Both maps under the registry lock: a task moves its data to `loaded` (and a
         // new task takes it back) inside that lock, so the group is always in one of
@@ -228,11 +230,11 @@ impl GroupCoordinator {
         let partition = match partition {
             Some(p) => p,
             None => {
-                self.ensure_offsets_topic(broker).await?;
-                let Owner::Online(p) = self.owner(broker, group) else {
+                self.ensure_offsets_topic().await?;
+                let Owner::Online(p) = self.owner(group) else {
                     return Err(GroupError::CoordinatorNotAvailable);
                 };
-                self.ensure_replayed(broker, &p).await?;
+                self.ensure_replayed(&p).await?;
                 p
             }
         };
@@ -277,7 +279,7 @@ impl GroupCoordinator {
     /// due (or that has no offsets left) gets its task back for one cleanup pass, after
     /// which it unloads again, or is forgotten once nothing is left. Run every
     /// `offsets.retention.check.interval.ms`; a few groups at a time.
-    pub async fn expire_unloaded(&self, broker: &Arc<Broker>) {
+    pub async fn expire_unloaded(self: &Arc<Self>) {
         const IN_FLIGHT: usize = 32;
         let now = now_ms();
         let retention = self.config.offsets_retention_ms;
@@ -294,13 +296,9 @@ impl GroupCoordinator {
             if running.len() >= IN_FLIGHT {
                 running.join_next().await;
             }
-            let broker = broker.clone();
+            let groups = self.clone();
             running.spawn(async move {
-                let groups = &broker.groups;
-                if let Err(e) = groups
-                    .ask(&broker, &id, false, Command::ExpireOffsets)
-                    .await
-                {
+                if let Err(e) = groups.ask(&id, false, Command::ExpireOffsets).await {
                     tracing::warn!(group = %id, error = %e, "cannot clean up an unloaded group");
                 }
             });
@@ -310,14 +308,19 @@ impl GroupCoordinator {
 
     /// The `__consumer_offsets` partition that owns `group` (over the topic's partition
     /// count, never over the partitions that happen to be online).
-    fn owner(&self, broker: &Broker, group: &str) -> Owner {
-        coordinator_partition::owner(broker, OFFSETS_TOPIC, group, self.config.offsets_partitions)
+    fn owner(&self, group: &str) -> Owner {
+        coordinator_partition::owner(
+            &self.host,
+            OFFSETS_TOPIC,
+            group,
+            self.config.offsets_partitions,
+        )
     }
 
     /// Replays a `__consumer_offsets` partition that was not replayed at startup (it
     /// was offline then, or did not exist) before any of its groups gets a task, so a
     /// partition that comes back online brings its groups' offsets with it.
-    async fn ensure_replayed(&self, broker: &Broker, p: &Arc<Partition>) -> Result<(), GroupError> {
+    async fn ensure_replayed(&self, p: &Arc<Partition>) -> Result<(), GroupError> {
         let epoch = p.leader_epoch();
         if lock(&self.replayed).get(&p.index) == Some(&epoch) {
             return Ok(());
@@ -328,7 +331,7 @@ impl GroupCoordinator {
             return Ok(());
         }
         if previous.is_some() {
-            self.forget_partition(broker, p.index);
+            self.forget_partition(p.index);
         }
         let part = p.clone();
         let out = tokio::task::spawn_blocking(move || {
@@ -361,9 +364,9 @@ impl GroupCoordinator {
     /// Drops what this broker holds of the groups of `__consumer_offsets` partition
     /// `index` (running tasks and parked data): the partition's leadership moved away
     /// and back, so the log is the truth again.
-    fn forget_partition(&self, broker: &Broker, index: i32) {
+    fn forget_partition(&self, index: i32) {
         let count = coordinator_partition::partition_count(
-            broker,
+            &self.host,
             OFFSETS_TOPIC,
             self.config.offsets_partitions,
         );
@@ -378,7 +381,6 @@ impl GroupCoordinator {
 
     async fn ask<T>(
         &self,
-        broker: &Arc<Broker>,
         group: &str,
         create: bool,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
@@ -387,7 +389,7 @@ impl GroupCoordinator {
         let mut cmd = make(tx);
         let mut attempts = 0;
         while attempts < SEND_ATTEMPTS {
-            let Some(handle) = self.handle(broker, group, create).await? else {
+            let Some(handle) = self.handle(group, create).await? else {
                 return Ok(None);
             };
             // The send happens under the registry lock, where an unloading task closes
@@ -425,29 +427,23 @@ impl GroupCoordinator {
         Err(GroupError::CoordinatorNotAvailable)
     }
 
-    pub async fn join(&self, broker: &Arc<Broker>, group: &str, req: JoinRequest) -> JoinResponse {
+    pub async fn join(&self, group: &str, req: JoinRequest) -> JoinResponse {
         let member = req.member_id.clone();
         if let Err(e) = validate_group_id(group) {
             return JoinResponse::error(e, member);
         }
-        match self
-            .ask(broker, group, true, |tx| Command::Join(req, tx))
-            .await
-        {
+        match self.ask(group, true, |tx| Command::Join(req, tx)).await {
             Ok(Some(r)) => r,
             Ok(None) => JoinResponse::error(GroupError::CoordinatorNotAvailable, member),
             Err(e) => JoinResponse::error(e, member),
         }
     }
 
-    pub async fn sync(&self, broker: &Arc<Broker>, group: &str, req: SyncRequest) -> SyncResponse {
+    pub async fn sync(&self, group: &str, req: SyncRequest) -> SyncResponse {
         if let Err(e) = validate_group_id(group) {
             return SyncResponse::error(e);
         }
-        match self
-            .ask(broker, group, false, |tx| Command::Sync(req, tx))
-            .await
-        {
+        match self.ask(group, false, |tx| Command::Sync(req, tx)).await {
             Ok(Some(r)) => r,
             Ok(None) => SyncResponse::error(GroupError::UnknownMemberId),
             Err(e) => SyncResponse::error(e),
@@ -456,7 +452,6 @@ impl GroupCoordinator {
 
     pub async fn heartbeat(
         &self,
-        broker: &Arc<Broker>,
         group: &str,
         member: MemberRef,
         generation: i32,
@@ -467,33 +462,27 @@ impl GroupCoordinator {
             generation,
             tx,
         };
-        self.ask(broker, group, false, cmd)
+        self.ask(group, false, cmd)
             .await?
             .unwrap_or(Err(GroupError::UnknownMemberId))
     }
 
     pub async fn leave(
         &self,
-        broker: &Arc<Broker>,
         group: &str,
         members: Vec<MemberRef>,
     ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
         validate_group_id(group)?;
         let n = members.len();
         Ok(self
-            .ask(broker, group, false, |tx| Command::Leave(members, tx))
+            .ask(group, false, |tx| Command::Leave(members, tx))
             .await?
             .unwrap_or_else(|| vec![Err(GroupError::UnknownMemberId); n]))
     }
 
-    pub async fn commit(
-        &self,
-        broker: &Arc<Broker>,
-        group: &str,
-        req: CommitRequest,
-    ) -> PartitionResults {
+    pub async fn commit(&self, group: &str, req: CommitRequest) -> PartitionResults {
         validate_group_id(group)?;
-        self.ask(broker, group, true, |tx| Command::Commit(req, tx))
+        self.ask(group, true, |tx| Command::Commit(req, tx))
             .await?
             .unwrap_or(Err(GroupError::CoordinatorNotAvailable))
     }
@@ -502,7 +491,6 @@ impl GroupCoordinator {
     /// to validate against a consumer group.
     pub async fn fetch_offsets(
         &self,
-        broker: &Arc<Broker>,
         group: &str,
         wanted: Option<Vec<(String, Vec<i32>)>>,
         member: Option<(String, i32)>,
@@ -510,9 +498,7 @@ impl GroupCoordinator {
         validate_group_id(group)?;
         let fallback = wanted.clone();
         match self
-            .ask(broker, group, false, |tx| {
-                Command::Fetch(wanted, member, tx)
-            })
+            .ask(group, false, |tx| Command::Fetch(wanted, member, tx))
             .await?
         {
             Some(r) => r,
@@ -536,7 +522,6 @@ impl GroupCoordinator {
 
     pub async fn consumer_heartbeat(
         &self,
-        broker: &Arc<Broker>,
         group: &str,
         h: ConsumerHeartbeat,
     ) -> ConsumerHeartbeatResponse {
@@ -556,7 +541,7 @@ impl GroupCoordinator {
         }
         let probe = h.clone();
         match self
-            .ask(broker, group, true, |tx| Command::ConsumerHeartbeat(h, tx))
+            .ask(group, true, |tx| Command::ConsumerHeartbeat(h, tx))
             .await
         {
             Ok(Some(r)) => r,
@@ -567,41 +552,32 @@ impl GroupCoordinator {
 
     pub async fn consumer_describe(
         &self,
-        broker: &Arc<Broker>,
         group: &str,
     ) -> Result<Option<ConsumerGroupDescription>, GroupError> {
         validate_group_id(group)?;
         Ok(self
-            .ask(broker, group, false, Command::ConsumerDescribe)
+            .ask(group, false, Command::ConsumerDescribe)
             .await?
             .flatten())
     }
 
-    pub async fn describe(
-        &self,
-        broker: &Arc<Broker>,
-        group: &str,
-    ) -> Result<Option<GroupDescription>, GroupError> {
+    pub async fn describe(&self, group: &str) -> Result<Option<GroupDescription>, GroupError> {
         validate_group_id(group)?;
         Ok(self
-            .ask(broker, group, false, Command::Describe)
+            .ask(group, false, Command::Describe)
             .await?
             .filter(|d| d.exists))
     }
 
     /// The `__consumer_offsets` partition of `group` (created on first use), which
     /// AddOffsetsToTxn adds to a transaction.
-    pub async fn offsets_partition(
-        &self,
-        broker: &Arc<Broker>,
-        group: &str,
-    ) -> Result<i32, GroupError> {
+    pub async fn offsets_partition(&self, group: &str) -> Result<i32, GroupError> {
         validate_group_id(group)?;
-        self.ensure_offsets_topic(broker).await?;
+        self.ensure_offsets_topic().await?;
         // Only the index: the transaction coordinator that asks is often not the
         // group's coordinator (Kafka: `partitionFor(groupId)`); the markers reach the
         // partition's leader wherever it is.
-        match self.owner(broker, group) {
+        match self.owner(group) {
             Owner::Online(p) => Ok(p.index),
             Owner::NoTopic(index) | Owner::Unavailable(index) | Owner::Elsewhere { index, .. } => {
                 Ok(index)
@@ -613,7 +589,6 @@ impl GroupCoordinator {
     /// as pending until its marker.
     pub async fn txn_commit(
         &self,
-        broker: &Arc<Broker>,
         group: &str,
         producer_id: i64,
         epoch: i16,
@@ -624,7 +599,7 @@ impl GroupCoordinator {
             .entry(producer_id)
             .or_default()
             .insert(group.to_string());
-        self.ask(broker, group, true, |tx| Command::TxnCommit {
+        self.ask(group, true, |tx| Command::TxnCommit {
             producer_id,
             epoch,
             req,
@@ -636,13 +611,13 @@ impl GroupCoordinator {
 
     /// A transaction's marker was written to `__consumer_offsets`: every group holding
     /// its offsets applies (commit) or drops (abort) them before this returns.
-    pub async fn complete_txn(&self, broker: &Arc<Broker>, producer_id: i64, commit: bool) {
+    pub async fn complete_txn(&self, producer_id: i64, commit: bool) {
         let groups = lock(&self.txn_groups)
             .remove(&producer_id)
             .unwrap_or_default();
         for group in groups {
             let done = self
-                .ask(broker, &group, false, |tx| Command::CompleteTxn {
+                .ask(&group, false, |tx| Command::CompleteTxn {
                     producer_id,
                     commit,
                     tx,
@@ -654,25 +629,22 @@ impl GroupCoordinator {
         }
     }
 
-    pub async fn delete(&self, broker: &Arc<Broker>, group: &str) -> Result<(), GroupError> {
+    pub async fn delete(&self, group: &str) -> Result<(), GroupError> {
         validate_group_id(group)?;
-        self.ask(broker, group, false, Command::Delete)
+        self.ask(group, false, Command::Delete)
             .await?
             .unwrap_or(Err(GroupError::GroupIdNotFound))
     }
 
     pub async fn delete_offsets(
         &self,
-        broker: &Arc<Broker>,
         group: &str,
         wanted: Vec<(String, Vec<i32>)>,
     ) -> PartitionResults {
         validate_group_id(group)?;
-        self.ask(broker, group, false, |tx| {
-            Command::DeleteOffsets(wanted, tx)
-        })
-        .await?
-        .unwrap_or(Err(GroupError::GroupIdNotFound))
+        self.ask(group, false, |tx| Command::DeleteOffsets(wanted, tx))
+            .await?
+            .unwrap_or(Err(GroupError::GroupIdNotFound))
     }
 
     /// The broker is stopping: every group answers its parked requests and its task
@@ -688,31 +660,28 @@ impl GroupCoordinator {
     }
 
     /// A deleted topic's committed offsets are removed from every group.
-    pub async fn topic_deleted(&self, broker: &Arc<Broker>, topic: &str) {
+    pub async fn topic_deleted(&self, topic: &str) {
         let mut ids: Vec<String> = lock(&self.groups).keys().cloned().collect();
         ids.extend(lock(&self.loaded).keys().cloned());
         ids.sort();
         ids.dedup();
         for id in ids {
             let t = topic.to_string();
-            if let Err(e) = self
-                .ask(broker, &id, false, |tx| Command::ForgetTopic(t, tx))
-                .await
-            {
+            if let Err(e) = self.ask(&id, false, |tx| Command::ForgetTopic(t, tx)).await {
                 tracing::warn!(group = %id, topic, error = %e, "cannot drop offsets of a deleted topic");
             }
         }
     }
 
     /// Every existing group, described (ListGroups).
-    pub async fn list(&self, broker: &Arc<Broker>) -> Vec<GroupDescription> {
+    pub async fn list(&self) -> Vec<GroupDescription> {
         let mut ids: Vec<String> = lock(&self.groups).keys().cloned().collect();
         ids.extend(lock(&self.loaded).keys().cloned());
         ids.sort();
         ids.dedup();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Ok(Some(d)) = self.describe(broker, &id).await {
+            if let Ok(Some(d)) = self.describe(&id).await {
                 out.push(d);
             }
         }
@@ -727,4 +696,15 @@ fn validate_group_id(group: &str) -> Result<(), GroupError> {
         return Err(GroupError::InvalidGroupId);
     }
     Ok(())
+}
+
+/// The transaction coordinator's view of this coordinator (see `crate::txn::TxnOffsets`).
+impl crate::txn::TxnOffsets for GroupCoordinator {
+    fn offsets_partition<'a>(&'a self, group: &'a str) -> crate::txn::BoxFuture<'a, Option<i32>> {
+        Box::pin(async move { GroupCoordinator::offsets_partition(self, group).await.ok() })
+    }
+
+    fn complete_txn(&self, producer_id: i64, commit: bool) -> crate::txn::BoxFuture<'_, ()> {
+        Box::pin(GroupCoordinator::complete_txn(self, producer_id, commit))
+    }
 }

@@ -22,10 +22,12 @@
 
 pub mod consumer;
 pub mod coordinator;
-pub mod records;
 mod replay;
 pub mod state;
 mod task;
+
+/// The `__consumer_offsets` record codecs (pure, in `gregor-coordinator`).
+pub use gregor_coordinator::group::records;
 
 use bytes::Bytes;
 

@@ -42,10 +42,9 @@ pub async fn handle(
         // Checked first, as Kafka does before it looks at the group.
         Err(crate::txn::TxnError::EmptyTransactionalId)
     } else {
-        match txns.offsets_partition(broker, &req.group_id).await {
+        match txns.offsets_partition(&req.group_id).await {
             Ok(p) => {
                 txns.add_partitions(
-                    broker,
                     &req.transactional_id,
                     req.producer_id.0,
                     req.producer_epoch,

@@ -60,7 +60,7 @@ async fn add(
     } else {
         match broker
             .txns
-            .add_partitions(broker, id, producer_id, epoch, wanted, verify_only)
+            .add_partitions(id, producer_id, epoch, wanted, verify_only)
             .await
         {
             Ok(()) => 0,

@@ -37,7 +37,7 @@ pub async fn handle(
     }
     let group = req.group_id.to_string();
     if !broker.shares.is_share_group(&group)
-        && matches!(broker.groups.describe(broker, &group).await, Ok(Some(_)))
+        && matches!(broker.groups.describe(&group).await, Ok(Some(_)))
     {
         let (c, m) = share_failure(&crate::share::ShareError::NotShareGroup(group));
         return AlterShareGroupOffsetsResponse::default()

@@ -82,7 +82,7 @@ pub async fn handle(
             groups.push(g.with_error_code(ResponseError::GroupAuthorizationFailed.code()));
             continue;
         }
-        let found = broker.groups.consumer_describe(broker, &id).await;
+        let found = broker.groups.consumer_describe(&id).await;
         let hidden = matches!(&found, Ok(Some(d)) if uses_hidden_topics(ctx, d));
         if hidden {
             groups.push(

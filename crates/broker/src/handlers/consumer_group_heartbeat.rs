@@ -93,10 +93,7 @@ pub async fn handle(
             &req.group_id,
         )),
     };
-    let r = broker
-        .groups
-        .consumer_heartbeat(broker, &req.group_id, h)
-        .await;
+    let r = broker.groups.consumer_heartbeat(&req.group_id, h).await;
     ConsumerGroupHeartbeatResponse::default()
         .with_error_code(group_code(r.error.as_ref()))
         .with_error_message(r.error_message.map(StrBytes::from_string))

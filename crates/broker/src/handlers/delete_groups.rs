@@ -31,11 +31,11 @@ pub async fn handle(
         } else if broker.shares.is_share_group(&id) {
             let r = broker
                 .shares
-                .delete(&id, &crate::share::topic_info(broker))
+                .delete(&id, &crate::share::topic_info(&broker.host))
                 .await;
             r.err().map_or(0, |e| share_error_code(&e).code())
         } else {
-            group_code(broker.groups.delete(broker, &id).await.err().as_ref())
+            group_code(broker.groups.delete(&id).await.err().as_ref())
         };
         results.push(
             DeletableGroupResult::default()

@@ -55,7 +55,7 @@ pub async fn handle(
                 .with_error_code(err.map_or(0, |e| e.code())),
         );
     }
-    let info = crate::share::topic_info(broker);
+    let info = crate::share::topic_info(&broker.host);
     match broker
         .shares
         .delete_offsets(&req.group_id, &ids, &info)

@@ -99,7 +99,7 @@ pub async fn handle(
                     .commit_metadata(gregor_metadata::ControllerRequest::DeleteTopic { name })
                     .await
                 {
-                    Ok(_) => broker.groups.topic_deleted(broker, &topic).await,
+                    Ok(_) => broker.groups.topic_deleted(&topic).await,
                     Err(e) => {
                         r.error_code = crate::error::controller_failure_code(&e).code();
                         r.error_message = Some(StrBytes::from_string(e.to_string()));

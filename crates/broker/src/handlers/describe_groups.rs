@@ -48,7 +48,7 @@ pub async fn handle(
                 .with_error_code(ResponseError::GroupIdNotFound.code())
                 .with_error_message(Some(StrBytes::from_string(why)))
         };
-        let described = match broker.groups.describe(broker, &id).await {
+        let described = match broker.groups.describe(&id).await {
             Ok(None) if v >= 6 => not_found(g, format!("Group {} not found.", id.0)),
             Ok(Some(d)) if v >= 6 && d.group_type != "Classic" => {
                 not_found(g, format!("Group {} is not a classic group.", id.0))

@@ -115,7 +115,7 @@ pub async fn handle(
                             // (ReadShareGroupStateSummary).
                             None => broker
                                 .shares
-                                .coordinated_start_offset(broker, &group, id, p)
+                                .coordinated_start_offset(&group, id, p)
                                 .await
                                 .unwrap_or(-1),
                         };

@@ -33,11 +33,10 @@ pub async fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
     }
-    let v2 = ctx.version() >= 5 && crate::txn::v2_finalized(broker);
+    let v2 = ctx.version() >= 5 && crate::txn::v2_finalized(&broker.metadata);
     let ended = broker
         .txns
         .end_txn(
-            broker,
             &req.transactional_id,
             req.producer_id.0,
             req.producer_epoch,

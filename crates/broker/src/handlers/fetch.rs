@@ -83,7 +83,12 @@ fn leader_throttle_rate(broker: &Broker, p: &Partition, replica: i32) -> Option<
     if !throttle::is_throttled(&image, &p.topic, p.index, me, throttle::LEADER_REPLICAS) {
         return None;
     }
-    let rate = throttle::rate(&image, &broker.config, throttle::LEADER_RATE)?;
+    let rate = throttle::rate(
+        &image,
+        broker.config.node_id,
+        throttle::LEADER_RATE,
+        broker.config.get(throttle::LEADER_RATE),
+    )?;
     (!p.assignment().isr.contains(&replica)).then_some(rate)
 }
 
@@ -507,7 +512,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
                         .get(&replica)
                         .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown);
                     if eligible {
-                        crate::replication::alter_partition(broker, &p, isr);
+                        crate::replication::alter_partition(&broker.host, &p, isr);
                     } else {
                         p.alter_partition_failed();
                     }

@@ -101,14 +101,19 @@ fn locate(
             // count: if that one partition is offline, only its ids are unavailable.
             let owner = match key_type {
                 GROUP => owner(
-                    broker,
+                    &broker.host,
                     OFFSETS_TOPIC,
                     key,
                     broker.config.group.offsets_partitions,
                 ),
-                TRANSACTION => owner(broker, TXN_TOPIC, key, broker.config.txn.state_partitions),
+                TRANSACTION => owner(
+                    &broker.host,
+                    TXN_TOPIC,
+                    key,
+                    broker.config.txn.state_partitions,
+                ),
                 _ => owner(
-                    broker,
+                    &broker.host,
                     STATE_TOPIC,
                     key,
                     broker.shares.share_state.config().partitions,

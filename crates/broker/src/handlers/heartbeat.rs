@@ -33,7 +33,7 @@ pub async fn handle(
     };
     let r = broker
         .groups
-        .heartbeat(broker, &req.group_id, member, req.generation_id)
+        .heartbeat(&req.group_id, member, req.generation_id)
         .await;
     HeartbeatResponse::default().with_error_code(group_code(r.err().as_ref()))
 }

@@ -43,7 +43,7 @@ pub async fn handle(
         let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
         return match broker
             .txns
-            .init_producer(broker, id, req.transaction_timeout_ms, expected)
+            .init_producer(id, req.transaction_timeout_ms, expected)
             .await
         {
             Ok((pid, epoch)) => InitProducerIdResponse::default()

@@ -44,7 +44,7 @@ pub async fn handle(
                     broker
                         .shares
                         .share_state
-                        .initialize(broker, &key, p.state_epoch, p.start_offset)
+                        .initialize(&key, p.state_epoch, p.start_offset)
                         .await
                 }
                 false => Ok(()),

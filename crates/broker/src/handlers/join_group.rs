@@ -67,7 +67,7 @@ pub async fn handle(
         require_known_member_id: v >= 4,
         supports_skip_assignment: v >= 9,
     };
-    let r = broker.groups.join(broker, &req.group_id, join).await;
+    let r = broker.groups.join(&req.group_id, join).await;
     let str_of = |s: String| StrBytes::from_string(s);
     let mut resp = JoinGroupResponse::default()
         .with_error_code(group_code(r.error.as_ref()))

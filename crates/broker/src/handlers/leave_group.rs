@@ -46,7 +46,7 @@ pub async fn handle(
             group_instance_id: None,
         }]
     };
-    match broker.groups.leave(broker, &req.group_id, members).await {
+    match broker.groups.leave(&req.group_id, members).await {
         Err(e) => LeaveGroupResponse::default().with_error_code(group_code(Some(&e))),
         Ok(results) if !batched => LeaveGroupResponse::default()
             .with_error_code(group_code(results.first().and_then(|r| r.as_ref().err()))),

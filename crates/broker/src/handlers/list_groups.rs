@@ -52,7 +52,7 @@ pub async fn handle(
     });
     let groups = broker
         .groups
-        .list(broker)
+        .list()
         .await
         .into_iter()
         .map(|g| Listed {

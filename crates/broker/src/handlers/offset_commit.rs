@@ -108,7 +108,7 @@ pub async fn handle(
     let outcome = if commit.offsets.is_empty() {
         Ok(Vec::new())
     } else {
-        broker.groups.commit(broker, &req.group_id, commit).await
+        broker.groups.commit(&req.group_id, commit).await
     };
     let mut errors = crate::group::merge_partition_results(early, outcome).into_iter();
     let topics = req

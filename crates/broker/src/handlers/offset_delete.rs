@@ -57,10 +57,7 @@ pub async fn handle(
         }
         wanted.push((t.name.to_string(), ps));
     }
-    let outcome = broker
-        .groups
-        .delete_offsets(broker, &req.group_id, wanted)
-        .await;
+    let outcome = broker.groups.delete_offsets(&req.group_id, wanted).await;
     // A group-level failure is the response's own error code (not per partition).
     if let Err(e) = &outcome {
         return OffsetDeleteResponse::default().with_error_code(group_code(Some(e)));

@@ -110,7 +110,7 @@ async fn fetch(
 ) -> Result<Vec<(String, Vec<CommittedOffset>)>, GroupError> {
     broker
         .groups
-        .fetch_offsets(broker, group, wanted, member)
+        .fetch_offsets(group, wanted, member)
         .await
         .map(by_topic)
 }

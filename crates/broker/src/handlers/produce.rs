@@ -228,14 +228,7 @@ fn verify_transactional(
     };
     broker
         .txns
-        .verify_produce(
-            broker,
-            id,
-            h.producer_id,
-            h.producer_epoch,
-            topic,
-            partition,
-        )
+        .verify_produce(id, h.producer_id, h.producer_epoch, topic, partition)
         .map_err(|e| match e {
             crate::txn::TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch,
             other => crate::error::txn_error_code(&other, ResponseError::InvalidProducerEpoch),

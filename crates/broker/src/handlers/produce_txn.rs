@@ -50,7 +50,7 @@ async fn refresh_coordinator(broker: &Arc<Broker>, req: &ProduceRequest) {
     if !produce::has_transactional_records(req) {
         return;
     }
-    if let Err(e) = broker.txns.ensure_current(broker, id).await {
+    if let Err(e) = broker.txns.ensure_current(id).await {
         tracing::debug!(transactional_id = %id.as_str(), error = %e, "transaction state not replayed before a produce");
     }
 }
@@ -67,7 +67,7 @@ async fn add(
     let Some(id) = req.transactional_id.as_ref().filter(|t| !t.is_empty()) else {
         return;
     };
-    if !crate::txn::v2_finalized(broker) {
+    if !crate::txn::v2_finalized(&broker.metadata) {
         return;
     }
     let image = broker.metadata.image();
@@ -106,7 +106,7 @@ async fn add(
             all.push((name.clone(), pd.index));
             if broker
                 .txns
-                .verify_produce(broker, id, pid, epoch, &name, pd.index)
+                .verify_produce(id, pid, epoch, &name, pd.index)
                 .is_err()
             {
                 wanted.push((name.clone(), pd.index));
@@ -114,7 +114,7 @@ async fn add(
         }
     }
     let Some((pid, epoch)) = producer else { return };
-    if let Some(coordinator) = broker.txns.coordinator_elsewhere(broker, id) {
+    if let Some(coordinator) = broker.txns.coordinator_elsewhere(id) {
         // Another broker coordinates the id: it adds the partitions (the inter-broker
         // AddPartitionsToTxn, v4+), as Kafka's AddPartitionsToTxnManager does. Every
         // transactional partition of the request is named; ones already in the
@@ -124,7 +124,7 @@ async fn add(
             return;
         }
         let added = crate::txn::remote::add_partitions(
-            broker,
+            &broker.host,
             coordinator,
             id.as_str(),
             pid,
@@ -146,7 +146,7 @@ async fn add(
     }
     if let Err(e) = broker
         .txns
-        .add_partitions(broker, id, pid, epoch, wanted, false)
+        .add_partitions(id, pid, epoch, wanted, false)
         .await
     {
         tracing::debug!(transactional_id = %id.as_str(), error = %e, "implicit add to a transaction refused");

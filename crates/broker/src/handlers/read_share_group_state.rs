@@ -40,13 +40,7 @@ pub async fn handle(
                 partition: p.partition,
             };
             let r = match authorized {
-                true => {
-                    broker
-                        .shares
-                        .share_state
-                        .read(broker, &key, p.leader_epoch)
-                        .await
-                }
+                true => broker.shares.share_state.read(&key, p.leader_epoch).await,
                 false => Ok(Default::default()),
             };
             let (code, message) = share_state_outcome(authorized, &r);

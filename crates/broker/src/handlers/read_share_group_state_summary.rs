@@ -38,7 +38,7 @@ pub async fn handle(
                 partition: p.partition,
             };
             let r = match authorized {
-                true => broker.shares.share_state.summary(broker, &key).await,
+                true => broker.shares.share_state.summary(&key).await,
                 false => Ok(Default::default()),
             };
             let (code, message) = share_state_outcome(authorized, &r);

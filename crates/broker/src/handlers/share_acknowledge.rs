@@ -98,7 +98,7 @@ pub async fn handle(
         answers.insert(tp, e.code());
     }
     let renew = ctx.version() >= 2 && req.is_renew_ack;
-    let cfg = broker.shares.group_config(broker, &group);
+    let cfg = broker.shares.group_config(&group);
     for (tp, r) in broker
         .shares
         .acknowledge(&group, &member, acks, renew, &cfg)

@@ -127,7 +127,7 @@ pub async fn handle(
     // keeps only share-partition state on the partition's leader, never a group.
     if epoch == 0
         && !broker.shares.is_share_group(&group)
-        && matches!(broker.groups.describe(broker, &group).await, Ok(Some(_)))
+        && matches!(broker.groups.describe(&group).await, Ok(Some(_)))
     {
         let (c, m) = share_failure(&ShareError::GroupIdNotFound);
         return top_level(c, m);
@@ -180,7 +180,7 @@ pub async fn handle(
             return top_level(c, m);
         }
     };
-    let cfg = broker.shares.group_config(broker, &group);
+    let cfg = broker.shares.group_config(&group);
     let acked = broker
         .shares
         .acknowledge(&group, &member, acks, renew, &cfg)
@@ -278,7 +278,7 @@ async fn fetch(
     }
     // A share-partition served here for the first time (or under a new leader epoch)
     // is read from its share coordinator first.
-    broker.shares.ensure_loaded(broker, group, &parts).await;
+    broker.shares.ensure_loaded(group, &parts).await;
     let max_records = usize::try_from(req.max_records)
         .ok()
         .filter(|n| *n > 0)

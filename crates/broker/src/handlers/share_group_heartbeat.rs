@@ -31,7 +31,7 @@ pub async fn handle(
     ctx: &RequestContext,
     req: ShareGroupHeartbeatRequest,
 ) -> ShareGroupHeartbeatResponse {
-    let cfg = broker.shares.group_config(broker, &req.group_id);
+    let cfg = broker.shares.group_config(&req.group_id);
     let interval = cfg.heartbeat_interval_ms;
     let fail = |e: &ShareError| {
         let (code, msg) = share_failure(e);
@@ -58,7 +58,7 @@ pub async fn handle(
     }
     let group = req.group_id.to_string();
     if !broker.shares.is_share_group(&group)
-        && matches!(broker.groups.describe(broker, &group).await, Ok(Some(_)))
+        && matches!(broker.groups.describe(&group).await, Ok(Some(_)))
     {
         return fail(&ShareError::NotShareGroup(group));
     }
@@ -72,7 +72,7 @@ pub async fn handle(
         client_id: ctx.client_id(),
         client_host: ctx.client_host.to_string(),
     };
-    let topics = crate::share::topic_info(broker);
+    let topics = crate::share::topic_info(&broker.host);
     match broker.shares.heartbeat(&group, h, &topics, &cfg) {
         Err(e) => fail(&e),
         Ok(r) => ShareGroupHeartbeatResponse::default()

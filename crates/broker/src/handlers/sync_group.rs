@@ -42,7 +42,7 @@ pub async fn handle(
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     };
-    let r = broker.groups.sync(broker, &req.group_id, sync).await;
+    let r = broker.groups.sync(&req.group_id, sync).await;
     let mut resp = SyncGroupResponse::default()
         .with_error_code(group_code(r.error.as_ref()))
         .with_assignment(r.assignment);

@@ -64,17 +64,14 @@ pub async fn handle(
     // transaction coordinator (the KIP-890 verification), so offsets never land outside
     // a transaction that will write a marker for them. Under transactions v2 the
     // coordinator adds it (the client sends no AddOffsetsToTxn).
-    let verify_only = !(v >= 5 && crate::txn::v2_finalized(broker));
+    let verify_only = !(v >= 5 && crate::txn::v2_finalized(&broker.metadata));
     // The transactional id's coordinator may be another broker: asked over the
     // inter-broker AddPartitionsToTxn, as Kafka's group coordinator does.
-    let verified = match broker.txns.offsets_partition(broker, &req.group_id).await {
-        Ok(p) => match broker
-            .txns
-            .coordinator_elsewhere(broker, &req.transactional_id)
-        {
+    let verified = match broker.txns.offsets_partition(&req.group_id).await {
+        Ok(p) => match broker.txns.coordinator_elsewhere(&req.transactional_id) {
             Some(coordinator) => {
                 crate::txn::remote::add_partitions(
-                    broker,
+                    &broker.host,
                     coordinator,
                     &req.transactional_id,
                     pid,
@@ -87,14 +84,7 @@ pub async fn handle(
             None => {
                 broker
                     .txns
-                    .add_partitions(
-                        broker,
-                        &req.transactional_id,
-                        pid,
-                        epoch,
-                        vec![p],
-                        verify_only,
-                    )
+                    .add_partitions(&req.transactional_id, pid, epoch, vec![p], verify_only)
                     .await
             }
         },
@@ -117,7 +107,7 @@ pub async fn handle(
             };
             broker
                 .groups
-                .txn_commit(broker, &req.group_id, pid, epoch, commit)
+                .txn_commit(&req.group_id, pid, epoch, commit)
                 .await
         }
     };

@@ -56,7 +56,7 @@ pub async fn handle(
                     .collect(),
             };
             let r = match authorized {
-                true => broker.shares.share_state.write(broker, &key, state).await,
+                true => broker.shares.share_state.write(&key, state).await,
                 false => Ok(()),
             };
             let (code, message) = share_state_outcome(authorized, &r);

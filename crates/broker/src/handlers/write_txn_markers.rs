@@ -14,7 +14,7 @@ use gregor_protocol::kp::ResponseError;
 
 use super::{AclOperation, ApiSpec, RequestContext};
 use crate::broker::Broker;
-use crate::txn::markers::{write_local, MarkerSpec};
+use crate::txn::markers::MarkerSpec;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::WriteTxnMarkers,
@@ -45,7 +45,7 @@ pub async fn handle(
                 let code = if !allowed {
                     ResponseError::ClusterAuthorizationFailed.code()
                 } else {
-                    match write_local(broker, &t.name.0, index, spec).await {
+                    match broker.txns.write_marker(&t.name.0, index, spec).await {
                         Ok(()) => 0,
                         Err(e) => e.code(),
                     }

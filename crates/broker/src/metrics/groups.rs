@@ -39,10 +39,10 @@ pub type GroupOffsets = Vec<GroupSnapshot>;
 pub(super) async fn collect(broker: &Arc<Broker>) -> GroupOffsets {
     let mut out = Vec::new();
     let gather = async {
-        for group in broker.groups.list(broker).await {
+        for group in broker.groups.list().await {
             let offsets = broker
                 .groups
-                .fetch_offsets(broker, &group.group_id, None, None)
+                .fetch_offsets(&group.group_id, None, None)
                 .await
                 .unwrap_or_default();
             out.push(GroupSnapshot {

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::client::{BrokerClient, ClientError};
 use super::session::{FetchSession, FetchState};
-use crate::broker::Broker;
+use crate::host::Host;
 use crate::partition::Partition;
 
 /// Fetch v15: topic ids, the replica state (id and broker epoch, KIP-903) and the
@@ -45,10 +45,10 @@ impl ReplicaFetchers {
     /// Brings the fetchers in line with the hosted partitions: each partition this
     /// broker follows is fetched from its current leader; fetchers left with nothing
     /// stop.
-    pub fn sync(&self, broker: &Arc<Broker>) {
-        let me = broker.config.node_id;
+    pub fn sync(&self, host: &Arc<Host>) {
+        let me = host.node_id;
         let mut wanted: HashMap<i32, BTreeMap<PartitionKey, Arc<Partition>>> = HashMap::new();
-        for p in broker.replicas.all_partitions() {
+        for p in host.replicas.all_partitions() {
             let a = p.assignment();
             if a.leader >= 0 && a.leader != me && a.replicas.contains(&me) {
                 wanted
@@ -72,7 +72,7 @@ impl ReplicaFetchers {
                 let partitions = Arc::new(Mutex::new(BTreeMap::new()));
                 let wake = Arc::new(Notify::new());
                 let task = tokio::spawn(run(
-                    Arc::downgrade(broker),
+                    Arc::downgrade(host),
                     leader,
                     partitions.clone(),
                     wake.clone(),
@@ -102,7 +102,7 @@ impl ReplicaFetchers {
 
 /// One fetcher: loops fetching from `leader` while it has partitions.
 async fn run(
-    broker: Weak<Broker>,
+    host: Weak<Host>,
     leader: i32,
     partitions: Arc<Mutex<BTreeMap<PartitionKey, Arc<Partition>>>>,
     wake: Arc<Notify>,
@@ -110,8 +110,8 @@ async fn run(
     let mut conn: Option<BrokerClient> = None;
     let mut session = FetchSession::default();
     loop {
-        let Some(b) = broker.upgrade() else { return };
-        let backoff = Duration::from_millis(b.config.cluster.replication.fetch_backoff_ms);
+        let Some(b) = host.upgrade() else { return };
+        let backoff = Duration::from_millis(b.cluster.replication.fetch_backoff_ms);
         let parts: Vec<Arc<Partition>> = partitions
             .lock()
             .map(|m| m.values().cloned().collect())
@@ -210,7 +210,7 @@ async fn pause(wake: &Notify, backoff: Duration) {
     let _ = tokio::time::timeout(backoff, wake.notified()).await;
 }
 
-async fn connect(b: &Broker, leader: i32) -> Result<BrokerClient, ClientError> {
+async fn connect(b: &Host, leader: i32) -> Result<BrokerClient, ClientError> {
     let image = b.metadata.image();
     let endpoint = image
         .brokers
@@ -221,7 +221,7 @@ async fn connect(b: &Broker, leader: i32) -> Result<BrokerClient, ClientError> {
     BrokerClient::connect(
         leader,
         &addr,
-        format!("gregor-replica-fetcher-{}", b.config.node_id),
+        format!("gregor-replica-fetcher-{}", b.node_id),
         Duration::from_secs(5),
         &b.inter_broker,
     )
@@ -236,16 +236,16 @@ type Sent = BTreeMap<PartitionKey, (Arc<Partition>, i32, Option<u64>)>;
 /// topic's `follower.replication.throttled.replicas` for this broker, a rate set, and
 /// this replica not in the ISR (Kafka's `shouldFollowerThrottle`).
 fn follower_throttle_rate(
-    b: &Broker,
+    b: &Host,
     image: &gregor_metadata::MetadataImage,
     p: &Partition,
 ) -> Option<u64> {
     use super::throttle;
-    let me = b.config.node_id;
+    let me = b.node_id;
     if !throttle::is_throttled(image, &p.topic, p.index, me, throttle::FOLLOWER_REPLICAS) {
         return None;
     }
-    let rate = throttle::rate(image, &b.config, throttle::FOLLOWER_RATE)?;
+    let rate = b.follower_rate(image)?;
     (!p.assignment().isr.contains(&me)).then_some(rate)
 }
 
@@ -254,11 +254,11 @@ fn follower_throttle_rate(
 /// when some were left out. `Sent` holds every partition the session covers (an
 /// incremental answer may carry any of them), not only those the request lists.
 fn build_request(
-    b: &Broker,
+    b: &Host,
     parts: &[Arc<Partition>],
     session: &mut FetchSession,
 ) -> (FetchRequest, Sent, Option<u64>) {
-    let cfg = &b.config.cluster.replication;
+    let cfg = &b.cluster.replication;
     let image = b.metadata.image();
     let mut wanted = BTreeMap::new();
     let mut sent = Sent::new();
@@ -323,7 +323,7 @@ fn build_request(
         .with_replica_id(BrokerId(-1))
         .with_replica_state(
             ReplicaState::default()
-                .with_replica_id(BrokerId(b.config.node_id))
+                .with_replica_id(BrokerId(b.node_id))
                 .with_replica_epoch(b.metadata.broker_epoch()),
         )
         .with_max_wait_ms(cfg.fetch_wait_max_ms)

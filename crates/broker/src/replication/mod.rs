@@ -31,33 +31,30 @@ use std::time::Duration;
 
 use gregor_metadata::ControllerRequest;
 
-use crate::broker::Broker;
+use crate::host::Host;
 use crate::partition::Partition;
 
 /// Asks the controller to set `p`'s ISR to `isr` (AlterPartition, KIP-497), in the
 /// background. The partition holds it as pending until the new metadata arrives; a
 /// refusal (a stale epoch: the metadata moved on) clears it so the next check may ask
 /// again.
-pub fn alter_partition(broker: &Arc<Broker>, p: &Arc<Partition>, isr: Vec<i32>) {
+pub fn alter_partition(host: &Arc<Host>, p: &Arc<Partition>, isr: Vec<i32>) {
     let a = p.assignment();
     let req = ControllerRequest::AlterPartition {
-        broker_id: broker.config.node_id,
-        broker_epoch: broker.metadata.broker_epoch(),
+        broker_id: host.node_id,
+        broker_epoch: host.metadata.broker_epoch(),
         topic_id: p.topic_id,
         partition: p.index,
         leader_epoch: a.leader_epoch,
         partition_epoch: a.partition_epoch,
         new_isr: isr.clone(),
     };
-    let broker = broker.clone();
+    let host = host.clone();
     let p = p.clone();
     tokio::spawn(async move {
         tracing::info!(topic = %p.topic, partition = p.index, from = ?a.isr, to = ?isr, "asking the controller to change the ISR");
-        match broker.commit_metadata(req).await {
-            Ok(_) => broker
-                .metrics
-                .operations
-                .isr_changed(a.isr.len(), isr.len()),
+        match host.commit_metadata(req).await {
+            Ok(_) => host.metrics.operations.isr_changed(a.isr.len(), isr.len()),
             Err(e) => {
                 tracing::info!(topic = %p.topic, partition = p.index, error = %e, "ISR change refused");
                 p.alter_partition_failed();
@@ -69,11 +66,11 @@ pub fn alter_partition(broker: &Arc<Broker>, p: &Arc<Partition>, isr: Vec<i32>) 
 /// Every half `replica.lag.time.max.ms`, drops from the ISR of each partition this
 /// broker leads the followers that have not caught up within that time (Kafka's
 /// `isr-expiration` task).
-pub fn start_isr_expiration(broker: &Arc<Broker>) {
-    let weak = Arc::downgrade(broker);
-    let lag = broker.config.cluster.replication.lag_time_max_ms;
+pub fn start_isr_expiration(host: &Arc<Host>) {
+    let weak = Arc::downgrade(host);
+    let lag = host.cluster.replication.lag_time_max_ms;
     let period = Duration::from_millis(u64::try_from(lag / 2).unwrap_or(1).max(1));
-    let mut stop = broker.stop_signal();
+    let mut stop = host.stop_signal();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -82,13 +79,13 @@ pub fn start_isr_expiration(broker: &Arc<Broker>) {
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
             }
-            let Some(broker) = weak.upgrade() else { return };
-            for p in broker.replicas.all_partitions() {
+            let Some(host) = weak.upgrade() else { return };
+            for p in host.replicas.all_partitions() {
                 if !p.is_leader() {
                     continue;
                 }
                 if let Some(isr) = p.shrink_isr(lag) {
-                    alter_partition(&broker, &p, isr);
+                    alter_partition(&host, &p, isr);
                 }
             }
         }

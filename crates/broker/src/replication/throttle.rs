@@ -20,8 +20,6 @@ use std::time::{Duration, Instant};
 use gregor_metadata::topic_config::parse_throttled_replicas;
 use gregor_metadata::MetadataImage;
 
-use crate::config::BrokerConfig;
-
 pub const LEADER_RATE: &str = "leader.replication.throttled.rate";
 pub const FOLLOWER_RATE: &str = "follower.replication.throttled.rate";
 pub const LEADER_REPLICAS: &str = "leader.replication.throttled.replicas";
@@ -101,15 +99,20 @@ pub struct ReplicationThrottles {
 }
 
 /// A throttle rate from the dynamic broker configs (this broker's, then the cluster
-/// default), then the static config; `None` when unlimited.
-pub fn rate(image: &MetadataImage, config: &BrokerConfig, name: &str) -> Option<u64> {
-    let node = image.broker_configs.get(&config.node_id.to_string());
+/// default), then the static config (`configured`); `None` when unlimited.
+pub fn rate(
+    image: &MetadataImage,
+    node_id: i32,
+    name: &str,
+    configured: Option<&str>,
+) -> Option<u64> {
+    let node = image.broker_configs.get(&node_id.to_string());
     let cluster = image.broker_configs.get("");
     let value = node
         .and_then(|m| m.get(name))
         .or_else(|| cluster.and_then(|m| m.get(name)))
         .map(String::as_str)
-        .or_else(|| config.get(name))?;
+        .or(configured)?;
     match value.trim().parse::<i64>() {
         Ok(v) if v > 0 && v < i64::MAX => u64::try_from(v).ok(),
         _ => None,

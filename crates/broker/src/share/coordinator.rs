@@ -22,8 +22,8 @@ use super::persister::{from_batches, to_batches, Persister};
 use super::session::{Session, SessionStep, Tp};
 use super::state::{ShareState, ShareStateCoordinator, StateKey};
 use super::{OffsetReset, ShareConfig, ShareError};
-use crate::broker::Broker;
 use crate::error::ReplicaError;
+use crate::host::Host;
 use crate::partition::Partition;
 
 mod admin;
@@ -88,19 +88,21 @@ pub struct ShareCoordinator {
     waiters: Mutex<Vec<Weak<Notify>>>,
     persister: Persister,
     /// The share coordinator of the `__share_group_state` partitions led here.
-    pub share_state: ShareStateCoordinator,
+    pub share_state: Arc<ShareStateCoordinator>,
+    /// What this coordinator sees of the broker (see `host`).
+    host: Arc<Host>,
 }
 
 impl ShareCoordinator {
     /// Opens the coordinator. Share-partition state is loaded from the share
     /// coordinator when a partition is first fetched ([`Self::ensure_loaded`]).
-    pub fn open(config: ShareConfig, data_dir: &std::path::Path) -> Self {
+    pub fn open(config: ShareConfig, data_dir: &std::path::Path, host: Arc<Host>) -> Self {
         let persister = Persister::open(data_dir);
         let mut state = State::default();
         for g in persister.legacy_groups() {
             state.groups.entry(g).or_default();
         }
-        let coordinator = ShareStateCoordinator::new(config.state);
+        let coordinator = Arc::new(ShareStateCoordinator::new(config.state, host.clone()));
         Self {
             config,
             state: Mutex::new(state),
@@ -108,24 +110,21 @@ impl ShareCoordinator {
             waiters: Mutex::new(Vec::new()),
             persister,
             share_state: coordinator,
+            host,
         }
     }
 
-    /// Starts the persister's writer (once the broker exists).
-    pub fn start(&self, broker: &Arc<Broker>) {
-        self.persister.start(broker);
+    /// Starts the persister's writer and the timer (once the broker exists).
+    pub fn start(self: &Arc<Self>) {
+        self.persister.start(&self.share_state);
+        start_timer(self);
     }
 
     /// Loads, from their share coordinator, the share-partitions of `group` among
     /// `parts` that are not loaded under their current leader epoch. A partition whose
     /// state cannot be read stays unloaded: it serves nothing until a later fetch loads
     /// it (never a fresh start that would redeliver acknowledged records).
-    pub async fn ensure_loaded(
-        &self,
-        broker: &Arc<Broker>,
-        group: &str,
-        parts: &[(Tp, Arc<Partition>, i64)],
-    ) {
+    pub async fn ensure_loaded(&self, group: &str, parts: &[(Tp, Arc<Partition>, i64)]) {
         for (tp, p, _) in parts {
             let key = (group.to_string(), tp.0, tp.1);
             let epoch = p.leader_epoch();
@@ -137,7 +136,7 @@ impl ShareCoordinator {
                 topic_id: tp.0,
                 partition: tp.1,
             };
-            let stored = match self.persister.load(broker, &skey, epoch).await {
+            let stored = match self.persister.load(&self.share_state, &skey, epoch).await {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(group, partition = tp.1, error = %e, "share-partition state not available");
@@ -154,7 +153,7 @@ impl ShareCoordinator {
                     .unwrap_or(stored.start_offset);
                 SharePartition::restore(stored.start_offset, speo, entries)
             } else {
-                SharePartition::new(match self.group_config(broker, group).auto_offset_reset {
+                SharePartition::new(match self.group_config(group).auto_offset_reset {
                     OffsetReset::Earliest => p.log_start_offset(),
                     OffsetReset::Latest => p.high_watermark(),
                 })
@@ -170,9 +169,9 @@ impl ShareCoordinator {
     }
 
     /// The settings for `group`: the broker's, with the group's own configs applied.
-    pub fn group_config(&self, broker: &Broker, group: &str) -> ShareConfig {
+    pub fn group_config(&self, group: &str) -> ShareConfig {
         self.config
-            .with_group(broker.metadata.image().group_configs.get(group))
+            .with_group(self.host.metadata.image().group_configs.get(group))
     }
 
     pub fn config(&self) -> &ShareConfig {
@@ -598,9 +597,8 @@ async fn durable(rxs: Vec<tokio::sync::oneshot::Receiver<bool>>) -> Result<(), S
 }
 
 /// The topics of the current metadata image, as the assignor sees them.
-pub fn topic_info(broker: &Broker) -> TopicInfo {
-    broker
-        .metadata
+pub fn topic_info(host: &Host) -> TopicInfo {
+    host.metadata
         .image()
         .topics
         .iter()
@@ -609,15 +607,15 @@ pub fn topic_info(broker: &Broker) -> TopicInfo {
 }
 
 /// Starts the task that expires locks and sessions at their deadlines. It holds the
-/// broker weakly and ends with it.
-pub fn start_timer(broker: &Arc<Broker>) {
-    let weak = Arc::downgrade(broker);
-    let wake = broker.shares.timer.clone();
+/// coordinator (which the broker owns) weakly and ends with it.
+fn start_timer(shares: &Arc<ShareCoordinator>) {
+    let weak = Arc::downgrade(shares);
+    let wake = shares.timer.clone();
     tokio::spawn(async move {
         loop {
             let next = {
                 let Some(b) = weak.upgrade() else { return };
-                b.shares.tick(Instant::now(), &topic_info(&b))
+                b.tick(Instant::now(), &topic_info(&b.host))
             };
             match next {
                 Some(at) => {

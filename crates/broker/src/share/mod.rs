@@ -22,8 +22,6 @@
 //! elsewhere its locks expire.
 
 mod coordinator;
-pub mod group;
-pub mod partition;
 pub mod persist;
 pub mod persister;
 pub mod read;
@@ -33,43 +31,15 @@ pub mod state;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The pure parts (in `gregor-coordinator`): the share-group membership and assignor,
+/// the share-partition state machine, and the typed error (mapped to Kafka codes in
+/// `crate::error`).
+pub use gregor_coordinator::share::{group, partition, ShareError};
+
 pub use coordinator::{
-    start_timer, topic_info, AckBatch, AckOutcome, FetchOutcome, PartitionFetch, ShareCoordinator,
+    topic_info, AckBatch, AckOutcome, FetchOutcome, PartitionFetch, ShareCoordinator,
     ShareGroupInfo, ShareOffsets,
 };
-
-/// Why a share-group operation failed; mapped to a Kafka error code in `crate::error`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ShareError {
-    #[error("{0}")]
-    InvalidRequest(String),
-    #[error(
-        "The record state is invalid. The acknowledgement of delivery could not be completed."
-    )]
-    InvalidRecordState,
-    #[error("The coordinator is not aware of this member.")]
-    UnknownMemberId,
-    #[error("The member epoch is fenced by the group coordinator.")]
-    FencedMemberEpoch,
-    #[error("The share group has reached its max size.")]
-    GroupMaxSizeReached,
-    #[error("The share session was not found.")]
-    ShareSessionNotFound,
-    #[error("The share session epoch is invalid.")]
-    InvalidShareSessionEpoch,
-    #[error("Group {0} is not a share group.")]
-    NotShareGroup(String),
-    #[error("The group id does not exist.")]
-    GroupIdNotFound,
-    #[error("The group is not empty.")]
-    NonEmptyGroup,
-    #[error("This server does not host this topic-partition.")]
-    UnknownTopicOrPartition,
-    #[error("The configured groupId is invalid.")]
-    InvalidGroupId,
-    #[error("share-partition state could not be stored")]
-    Storage,
-}
 
 /// Where a new share-partition starts (`share.auto.offset.reset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,10 +31,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::persist::{self, Snapshot};
-use super::state::{ShareState, StateBatch, StateError, StateKey, STATE_TOPIC};
+use super::state::{
+    ShareState, ShareStateCoordinator, StateBatch, StateError, StateKey, STATE_TOPIC,
+};
 use super::ShareError;
-use crate::broker::Broker;
 use crate::coordinator_partition::{self, Owner};
+use crate::host::Host;
 use crate::replication::client::BrokerClient;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -96,12 +98,13 @@ impl Persister {
         lock(&self.legacy).keys().map(|k| k.group.clone()).collect()
     }
 
-    /// Starts the writer task; it holds the broker weakly and ends with it.
-    pub fn start(&self, broker: &Arc<Broker>) {
+    /// Starts the writer task; it holds the share coordinator (which the broker owns)
+    /// weakly and ends with it.
+    pub fn start(&self, coordinator: &Arc<ShareStateCoordinator>) {
         let Some(rx) = lock(&self.rx).take() else {
             return;
         };
-        let weak = Arc::downgrade(broker);
+        let weak = Arc::downgrade(coordinator);
         let clients = self.clients.clone();
         tokio::spawn(writer(weak, rx, clients));
     }
@@ -141,11 +144,11 @@ impl Persister {
     /// `leader_epoch` (which fences older leaders' writes). Start offset -1: none.
     pub async fn load(
         &self,
-        broker: &Arc<Broker>,
+        coordinator: &ShareStateCoordinator,
         key: &StateKey,
         leader_epoch: i32,
     ) -> Result<ShareState, ShareError> {
-        let state = read(broker, &self.clients, key, leader_epoch).await?;
+        let state = read(coordinator, &self.clients, key, leader_epoch).await?;
         if state.start_offset >= 0 {
             return Ok(state);
         }
@@ -171,12 +174,14 @@ impl Persister {
 
 impl Persister {
     /// A share-partition's start offset from its coordinator (-1: no state).
-    pub async fn summary(&self, broker: &Arc<Broker>, key: &StateKey) -> Result<i64, ShareError> {
-        match route(broker, key)? {
-            Route::Local => broker
-                .shares
-                .share_state
-                .summary(broker, key)
+    pub async fn summary(
+        &self,
+        coordinator: &ShareStateCoordinator,
+        key: &StateKey,
+    ) -> Result<i64, ShareError> {
+        match route(coordinator, key)? {
+            Route::Local => coordinator
+                .summary(key)
                 .await
                 .map(|s| s.start_offset)
                 .map_err(state_error),
@@ -188,7 +193,7 @@ impl Persister {
                         .with_partitions(vec![
                             sreq::PartitionData::default().with_partition(key.partition)
                         ])]);
-                let resp = call(broker, &self.clients, node, &req).await?;
+                let resp = call(coordinator.host(), &self.clients, node, &req).await?;
                 let p = resp
                     .results
                     .into_iter()
@@ -255,9 +260,14 @@ pub fn from_batches(
     out
 }
 
-fn route(broker: &Broker, key: &StateKey) -> Result<Route, ShareError> {
-    let partitions = broker.shares.share_state.config().partitions;
-    match coordinator_partition::owner(broker, STATE_TOPIC, &key.coordinator_key(), partitions) {
+fn route(coordinator: &ShareStateCoordinator, key: &StateKey) -> Result<Route, ShareError> {
+    let partitions = coordinator.config().partitions;
+    match coordinator_partition::owner(
+        coordinator.host(),
+        STATE_TOPIC,
+        &key.coordinator_key(),
+        partitions,
+    ) {
         Owner::Online(_) | Owner::NoTopic(_) => Ok(Route::Local),
         Owner::Elsewhere { leader, .. } => Ok(Route::Remote(leader)),
         Owner::Unavailable(_) => Err(ShareError::Storage),
@@ -271,7 +281,7 @@ fn state_error(e: StateError) -> ShareError {
 
 /// Sends `req` to broker `node` on a pooled connection (a new one if none is idle).
 async fn call<R: gregor_protocol::kp::protocol::Request>(
-    broker: &Arc<Broker>,
+    host: &Host,
     clients: &Mutex<HashMap<i32, BrokerClient>>,
     node: i32,
     req: &R,
@@ -281,7 +291,7 @@ async fn call<R: gregor_protocol::kp::protocol::Request>(
         Some(c) => c,
         None => {
             let endpoint = {
-                let image = broker.metadata.image();
+                let image = host.metadata.image();
                 let e = image
                     .brokers
                     .get(&node)
@@ -292,9 +302,9 @@ async fn call<R: gregor_protocol::kp::protocol::Request>(
             BrokerClient::connect(
                 node,
                 &endpoint,
-                format!("gregor-share-{}", broker.config.node_id),
+                format!("gregor-share-{}", host.node_id),
                 TIMEOUT,
-                &broker.inter_broker,
+                &host.inter_broker,
             )
             .await
             .map_err(|e| {
@@ -322,16 +332,14 @@ fn check(code: i16) -> Result<(), ShareError> {
 }
 
 async fn read(
-    broker: &Arc<Broker>,
+    coordinator: &ShareStateCoordinator,
     clients: &Mutex<HashMap<i32, BrokerClient>>,
     key: &StateKey,
     leader_epoch: i32,
 ) -> Result<ShareState, ShareError> {
-    match route(broker, key)? {
-        Route::Local => broker
-            .shares
-            .share_state
-            .read(broker, key, leader_epoch)
+    match route(coordinator, key)? {
+        Route::Local => coordinator
+            .read(key, leader_epoch)
             .await
             .map_err(state_error),
         Route::Remote(node) => {
@@ -342,7 +350,7 @@ async fn read(
                     .with_partitions(vec![rreq::PartitionData::default()
                         .with_partition(key.partition)
                         .with_leader_epoch(leader_epoch)])]);
-            let resp = call(broker, clients, node, &req).await?;
+            let resp = call(coordinator.host(), clients, node, &req).await?;
             let p = resp
                 .results
                 .into_iter()
@@ -371,15 +379,15 @@ async fn read(
 }
 
 async fn write(
-    broker: &Arc<Broker>,
+    coordinator: &ShareStateCoordinator,
     clients: &Mutex<HashMap<i32, BrokerClient>>,
     key: &StateKey,
     state: Option<ShareState>,
 ) -> Result<(), ShareError> {
-    match route(broker, key)? {
+    match route(coordinator, key)? {
         Route::Local => match state {
-            Some(s) => broker.shares.share_state.write(broker, key, s).await,
-            None => broker.shares.share_state.delete(broker, key).await,
+            Some(s) => coordinator.write(key, s).await,
+            None => coordinator.delete(key).await,
         }
         .map_err(state_error),
         Route::Remote(node) => {
@@ -407,7 +415,7 @@ async fn write(
                                         })
                                         .collect(),
                                 )])]);
-                    let resp = call(broker, clients, node, &req).await?;
+                    let resp = call(coordinator.host(), clients, node, &req).await?;
                     resp.results
                         .into_iter()
                         .flat_map(|t| t.partitions)
@@ -422,7 +430,7 @@ async fn write(
                             .with_partitions(vec![
                                 dreq::PartitionData::default().with_partition(key.partition)
                             ])]);
-                    let resp = call(broker, clients, node, &req).await?;
+                    let resp = call(coordinator.host(), clients, node, &req).await?;
                     resp.results
                         .into_iter()
                         .flat_map(|t| t.partitions)
@@ -436,7 +444,7 @@ async fn write(
 }
 
 async fn writer(
-    broker: Weak<Broker>,
+    coordinator: Weak<ShareStateCoordinator>,
     mut rx: mpsc::UnboundedReceiver<Job>,
     clients: Arc<Mutex<HashMap<i32, BrokerClient>>>,
 ) {
@@ -450,7 +458,9 @@ async fn writer(
                 waiting.push((j.key, d));
             }
         }
-        let Some(b) = broker.upgrade() else { return };
+        let Some(b) = coordinator.upgrade() else {
+            return;
+        };
         let mut set = JoinSet::new();
         for (key, state) in latest {
             let (b, clients) = (b.clone(), clients.clone());

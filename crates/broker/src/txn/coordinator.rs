@@ -21,17 +21,13 @@ use tokio::sync::{mpsc, oneshot};
 use super::records::{decode_key, decode_value};
 use super::state::{TxnMetadata, TxnState};
 use super::task::{Task, RETRY_MIN_MS};
-use super::{TxnConfig, TxnError};
-use crate::broker::Broker;
+use super::{TxnConfig, TxnError, TxnLinks};
 use crate::coordinator_partition::{self, Owner};
 use crate::group::coordinator::OFFSETS_TOPIC;
 use crate::partition::Partition;
 use crate::replica_manager::ReplicaManager;
 
 pub const TXN_TOPIC: &str = "__transaction_state";
-
-/// Partitions by topic name and index.
-type PartitionSet = BTreeSet<(String, i32)>;
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, TxnError>>;
 
@@ -77,10 +73,9 @@ pub struct TxnCoordinator {
     replayed: Mutex<HashMap<i32, i32>>,
     /// Serialises late replays (a partition that comes back online).
     replay_lock: tokio::sync::Mutex<()>,
-    /// Partitions led here that another broker's coordinator already added to a
-    /// producer's transaction (transactions v2), by (producer id, epoch): asked once
-    /// per transaction, not once per produce. Forgotten when the marker arrives.
-    remote_added: Mutex<HashMap<(i64, i16), PartitionSet>>,
+    /// What this coordinator and its tasks see of the broker. Tasks hold it weakly:
+    /// they end once the broker (which owns this coordinator) is gone.
+    links: Arc<TxnLinks>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -131,15 +126,15 @@ fn needs_task(m: &TxnMetadata) -> bool {
 }
 
 impl TxnCoordinator {
-    pub fn new(config: TxnConfig) -> Self {
+    pub fn new(config: TxnConfig, links: TxnLinks) -> Self {
         Self {
+            links: Arc::new(links),
             config,
             txns: Arc::new(Mutex::new(HashMap::new())),
             view: Arc::new(Mutex::new(HashMap::new())),
             stopping: AtomicBool::new(false),
             replayed: Mutex::new(HashMap::new()),
             replay_lock: tokio::sync::Mutex::new(()),
-            remote_added: Mutex::new(HashMap::new()),
         }
     }
 
@@ -151,7 +146,7 @@ impl TxnCoordinator {
         epoch: i16,
         partitions: Vec<(String, i32)>,
     ) -> Vec<(String, i32)> {
-        let added = lock(&self.remote_added);
+        let added = lock(&self.links.remote_added);
         match added.get(&(producer_id, epoch)) {
             Some(known) => partitions
                 .into_iter()
@@ -163,7 +158,7 @@ impl TxnCoordinator {
 
     /// Records that a remote coordinator added `partitions` to the transaction.
     pub fn added_remotely(&self, producer_id: i64, epoch: i16, partitions: &[(String, i32)]) {
-        lock(&self.remote_added)
+        lock(&self.links.remote_added)
             .entry((producer_id, epoch))
             .or_default()
             .extend(partitions.iter().cloned());
@@ -171,7 +166,41 @@ impl TxnCoordinator {
 
     /// The producer's transaction ended (a marker was written here).
     pub fn forget_remote(&self, producer_id: i64) {
-        lock(&self.remote_added).retain(|(pid, _), _| *pid != producer_id);
+        self.links.forget_remote(producer_id);
+    }
+
+    /// Writes a transaction marker to `topic`-`index`, which this broker must lead
+    /// (WriteTxnMarkers from another broker's coordinator; see `markers::write_local`).
+    pub async fn write_marker(
+        &self,
+        topic: &str,
+        index: i32,
+        spec: super::markers::MarkerSpec,
+    ) -> Result<(), gregor_protocol::kp::ResponseError> {
+        super::markers::write_local(&self.links, topic, index, spec).await
+    }
+
+    /// Adds `partitions` to `id`'s open transaction on broker `coordinator` (see
+    /// `remote::add_partitions`).
+    pub async fn add_partitions_remote(
+        &self,
+        coordinator: i32,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: Vec<(String, i32)>,
+        verify_only: bool,
+    ) -> Result<(), TxnError> {
+        super::remote::add_partitions(
+            &self.links.host,
+            coordinator,
+            id,
+            producer_id,
+            epoch,
+            partitions,
+            verify_only,
+        )
+        .await
     }
 
     /// Replays `__transaction_state` (startup, before serving): the newest record per
@@ -200,14 +229,14 @@ impl TxnCoordinator {
 
     /// Gives every transactional id with an open or prepared transaction its task, so
     /// timeouts run and prepared transactions are completed (after a restart).
-    pub async fn resume(&self, broker: &Arc<Broker>) {
+    pub async fn resume(&self) {
         let pending: Vec<String> = lock(&self.view)
             .iter()
             .filter(|(_, m)| needs_task(m))
             .map(|(id, _)| id.clone())
             .collect();
         for id in pending {
-            match self.handle(broker, &id, false).await {
+            match self.handle(&id, false).await {
                 Ok(_) => {}
                 // Another broker leads its partition: that coordinator resumes it.
                 Err(TxnError::NotCoordinator) => {}
@@ -231,27 +260,33 @@ impl TxnCoordinator {
     }
 
     /// Creates `__transaction_state` if it does not exist yet.
-    async fn ensure_topic(&self, broker: &Arc<Broker>) -> Result<(), TxnError> {
-        broker
+    async fn ensure_topic(&self) -> Result<(), TxnError> {
+        self.links
+            .host
             .ensure_internal_topic(
                 TXN_TOPIC,
                 self.config.state_partitions,
-                broker.config.cluster.txn_replication_factor,
+                self.links.host.cluster.txn_replication_factor,
             )
             .await
             .map_err(|_| TxnError::CoordinatorNotAvailable)
     }
 
     /// The broker that coordinates `id`, when it is not this one.
-    pub fn coordinator_elsewhere(&self, broker: &Broker, id: &str) -> Option<i32> {
-        match self.owner(broker, id) {
+    pub fn coordinator_elsewhere(&self, id: &str) -> Option<i32> {
+        match self.owner(id) {
             Owner::Elsewhere { leader, .. } => Some(leader),
             _ => None,
         }
     }
 
-    fn owner(&self, broker: &Broker, id: &str) -> Owner {
-        coordinator_partition::owner(broker, TXN_TOPIC, id, self.config.state_partitions)
+    fn owner(&self, id: &str) -> Owner {
+        coordinator_partition::owner(
+            &self.links.host,
+            TXN_TOPIC,
+            id,
+            self.config.state_partitions,
+        )
     }
 
     /// The task owning `id`: running, or spawned for an id with state (or, when
@@ -260,18 +295,17 @@ impl TxnCoordinator {
     /// offline is COORDINATOR_NOT_AVAILABLE.
     async fn handle(
         &self,
-        broker: &Arc<Broker>,
         id: &str,
         create: bool,
     ) -> Result<Option<mpsc::Sender<Command>>, TxnError> {
         if self.stopping.load(Ordering::Acquire) {
             return Err(TxnError::CoordinatorNotAvailable);
         }
-        let owner = self.owner(broker, id);
+        let owner = self.owner(id);
         match &owner {
             Owner::Elsewhere { .. } => return Err(TxnError::NotCoordinator),
             // Led here again under a new epoch: stale tasks go before one is handed out.
-            Owner::Online(p) => self.ensure_replayed(broker, p).await?,
+            Owner::Online(p) => self.ensure_replayed(p).await?,
             _ => {}
         }
         if let Some(tx) = lock(&self.txns).get(id).filter(|t| !t.is_closed()) {
@@ -285,15 +319,15 @@ impl TxnCoordinator {
             // creation is still being applied. Wait for an application in flight
             // (creating the topic again queues behind it), then look again.
             Owner::Unavailable(_) => {
-                self.ensure_topic(broker).await?;
-                match self.owner(broker, id) {
+                self.ensure_topic().await?;
+                match self.owner(id) {
                     Owner::Online(p) => Some(p),
                     _ => return Err(TxnError::CoordinatorNotAvailable),
                 }
             }
         };
         if let Some(p) = &partition {
-            self.ensure_replayed(broker, p).await?;
+            self.ensure_replayed(p).await?;
         }
         if !create && !lock(&self.view).contains_key(id) {
             return Ok(None);
@@ -301,24 +335,19 @@ impl TxnCoordinator {
         let partition = match partition {
             Some(p) => p,
             None => {
-                self.ensure_topic(broker).await?;
-                let Owner::Online(p) = self.owner(broker, id) else {
+                self.ensure_topic().await?;
+                let Owner::Online(p) = self.owner(id) else {
                     return Err(TxnError::CoordinatorNotAvailable);
                 };
-                self.ensure_replayed(broker, &p).await?;
+                self.ensure_replayed(&p).await?;
                 p
             }
         };
-        Ok(Some(self.spawn(broker, id, partition)))
+        Ok(Some(self.spawn(id, partition)))
     }
 
     /// The running task of `id`, or a new one from its stored state.
-    fn spawn(
-        &self,
-        broker: &Arc<Broker>,
-        id: &str,
-        partition: Arc<Partition>,
-    ) -> mpsc::Sender<Command> {
+    fn spawn(&self, id: &str, partition: Arc<Partition>) -> mpsc::Sender<Command> {
         let mut txns = lock(&self.txns);
         if let Some(tx) = txns.get(id).filter(|t| !t.is_closed()) {
             return tx.clone();
@@ -327,10 +356,10 @@ impl TxnCoordinator {
             meta: lock(&self.view).get(id).cloned(),
             id: id.to_string(),
             partition: crate::coordinator_partition::CoordinatorPartition::new(partition),
-            broker: Arc::downgrade(broker),
+            links: Arc::downgrade(&self.links),
             view: self.view.clone(),
             registry: self.txns.clone(),
-            partitions_changed: broker.replicas.subscribe(),
+            partitions_changed: self.links.host.replicas.subscribe(),
             max_timeout_ms: self.config.max_timeout_ms,
             id_expiration_ms: self.config.id_expiration_ms,
             retry_at: None,
@@ -346,11 +375,7 @@ impl TxnCoordinator {
     /// Replays a `__transaction_state` partition that was not replayed at startup (it
     /// was offline then, or did not exist) before any of its ids gets a task, then
     /// resumes its open and prepared transactions, as a startup would.
-    async fn ensure_replayed(
-        &self,
-        broker: &Arc<Broker>,
-        p: &Arc<Partition>,
-    ) -> Result<(), TxnError> {
+    async fn ensure_replayed(&self, p: &Arc<Partition>) -> Result<(), TxnError> {
         let epoch = p.leader_epoch();
         if lock(&self.replayed).get(&p.index) == Some(&epoch) {
             return Ok(());
@@ -363,7 +388,7 @@ impl TxnCoordinator {
         if previous.is_some() {
             // The leadership moved away and back: what is held of its ids is stale.
             let count = coordinator_partition::partition_count(
-                broker,
+                &self.links.host,
                 TXN_TOPIC,
                 self.config.state_partitions,
             );
@@ -397,14 +422,13 @@ impl TxnCoordinator {
             "replayed __transaction_state partition"
         );
         for id in resume {
-            self.spawn(broker, &id, p.clone());
+            self.spawn(&id, p.clone());
         }
         Ok(())
     }
 
     async fn ask<T>(
         &self,
-        broker: &Arc<Broker>,
         id: &str,
         create: bool,
         make: impl FnOnce(Reply<T>) -> Command,
@@ -418,7 +442,7 @@ impl TxnCoordinator {
         let mut attempts = 0;
         while attempts < SEND_ATTEMPTS {
             // An id without state: the answer a task would give, without a task.
-            let Some(handle) = self.handle(broker, id, create).await? else {
+            let Some(handle) = self.handle(id, create).await? else {
                 return Err(TxnError::InvalidProducerIdMapping);
             };
             // Sent under the registry lock, where an unloading task closes and drains
@@ -451,12 +475,11 @@ impl TxnCoordinator {
     /// InitProducerId with a transactional id: `(producer id, epoch)`.
     pub async fn init_producer(
         &self,
-        broker: &Arc<Broker>,
         id: &str,
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
     ) -> Result<(i64, i16), TxnError> {
-        self.ask(broker, id, true, |tx| Command::Init {
+        self.ask(id, true, |tx| Command::Init {
             timeout_ms,
             expected,
             tx,
@@ -468,14 +491,13 @@ impl TxnCoordinator {
     /// With `verify_only` (KIP-890), only checks they are in the open transaction.
     pub async fn add_partitions(
         &self,
-        broker: &Arc<Broker>,
         id: &str,
         producer_id: i64,
         epoch: i16,
         partitions: Vec<(String, i32)>,
         verify_only: bool,
     ) -> Result<(), TxnError> {
-        self.ask(broker, id, false, |tx| Command::Add {
+        self.ask(id, false, |tx| Command::Add {
             producer_id,
             epoch,
             partitions,
@@ -489,14 +511,13 @@ impl TxnCoordinator {
     /// epoch after it (bumped under transactions v2, `v2`).
     pub async fn end_txn(
         &self,
-        broker: &Arc<Broker>,
         id: &str,
         producer_id: i64,
         epoch: i16,
         commit: bool,
         v2: bool,
     ) -> Result<(i64, i16), TxnError> {
-        self.ask(broker, id, false, |tx| Command::End {
+        self.ask(id, false, |tx| Command::End {
             producer_id,
             epoch,
             commit,
@@ -512,14 +533,13 @@ impl TxnCoordinator {
     /// transaction" hole: a late batch can never open a transaction no marker will end.
     pub fn verify_produce(
         &self,
-        broker: &Broker,
         id: &str,
         producer_id: i64,
         epoch: i16,
         topic: &str,
         partition: i32,
     ) -> Result<(), TxnError> {
-        if self.coordinator_elsewhere(broker, id).is_some() {
+        if self.coordinator_elsewhere(id).is_some() {
             // The id's coordinator is another broker: its state is not here to check
             // against (Kafka asks it with AddPartitionsToTxn verifyOnly; Gregor does
             // not yet, and accepts the batch as Kafka before 3.6 did).
@@ -534,9 +554,9 @@ impl TxnCoordinator {
     /// partition is led here under an epoch not yet replayed (the leadership moved away
     /// and back), that partition is replayed first. Nothing to do for an id coordinated
     /// elsewhere, or already current.
-    pub async fn ensure_current(&self, broker: &Arc<Broker>, id: &str) -> Result<(), TxnError> {
-        if let Owner::Online(p) = self.owner(broker, id) {
-            self.ensure_replayed(broker, &p).await?;
+    pub async fn ensure_current(&self, id: &str) -> Result<(), TxnError> {
+        if let Owner::Online(p) = self.owner(id) {
+            self.ensure_replayed(&p).await?;
         }
         Ok(())
     }
@@ -554,17 +574,13 @@ impl TxnCoordinator {
     }
 
     /// The `__consumer_offsets` partition a group's transactional offsets go to.
-    pub async fn offsets_partition(
-        &self,
-        broker: &Arc<Broker>,
-        group: &str,
-    ) -> Result<(String, i32), TxnError> {
-        broker
-            .groups
-            .offsets_partition(broker, group)
+    pub async fn offsets_partition(&self, group: &str) -> Result<(String, i32), TxnError> {
+        self.links
+            .offsets
+            .offsets_partition(group)
             .await
             .map(|p| (OFFSETS_TOPIC.to_string(), p))
-            .map_err(|_| TxnError::CoordinatorNotAvailable)
+            .ok_or(TxnError::CoordinatorNotAvailable)
     }
 }
 

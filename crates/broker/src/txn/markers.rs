@@ -6,7 +6,6 @@
 //! A marker is acknowledged like an acks=all produce: once every ISR member has it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use gregor_protocol::batch::{self, Marker};
@@ -19,9 +18,10 @@ use gregor_protocol::kp::ResponseError;
 use gregor_storage::producer_state::ProducerError;
 use gregor_storage::LogError;
 
-use crate::broker::Broker;
+use super::TxnLinks;
 use crate::error::ReplicaError;
 use crate::group::coordinator::OFFSETS_TOPIC;
+use crate::host::Host;
 use crate::replication::client::BrokerClient;
 use crate::replication::ReplicatedAppendError;
 use crate::util::now_ms;
@@ -40,13 +40,14 @@ const MARKER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Writes `spec`'s marker to `topic`-`index`, which this broker must lead, and waits
 /// for the ISR. The error code is WriteTxnMarkers' per-partition answer.
-pub async fn write_local(
-    broker: &Arc<Broker>,
+pub(super) async fn write_local(
+    links: &TxnLinks,
     topic: &str,
     index: i32,
     spec: MarkerSpec,
 ) -> Result<(), ResponseError> {
-    let p = broker
+    let p = links
+        .host
         .replicas
         .lookup(topic, index)
         .map_err(|e| crate::error::replica_error_code(&e))?;
@@ -95,11 +96,11 @@ pub async fn write_local(
             return Err(crate::error::log_error_code(&e));
         }
     }
-    broker.txns.forget_remote(spec.producer_id);
+    links.forget_remote(spec.producer_id);
     if topic == OFFSETS_TOPIC {
-        broker
-            .groups
-            .complete_txn(broker, spec.producer_id, spec.commit)
+        links
+            .offsets
+            .complete_txn(spec.producer_id, spec.commit)
             .await;
     }
     Ok(())
@@ -121,14 +122,14 @@ fn settled(code: Option<ResponseError>) -> bool {
 /// Writes `spec`'s marker to every partition in `partitions` not yet in `marked`: the
 /// ones this broker leads here, the others through their leaders. Each partition that
 /// settles joins `marked`. Returns why some did not (they are retried by the caller).
-pub async fn write_all(
-    broker: &Arc<Broker>,
+pub(super) async fn write_all(
+    links: &TxnLinks,
     partitions: &BTreeSet<(String, i32)>,
     spec: MarkerSpec,
     marked: &mut BTreeSet<(String, i32)>,
 ) -> Result<(), String> {
-    let me = broker.config.node_id;
-    let image = broker.metadata.image();
+    let me = links.host.node_id;
+    let image = links.host.metadata.image();
     let mut remote: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
     let mut pending = None;
     for (topic, index) in partitions {
@@ -144,10 +145,10 @@ pub async fn write_all(
             None => {
                 marked.insert((topic.clone(), *index));
             }
-            Some(l) if l == me => match write_local(broker, topic, *index, spec).await {
+            Some(l) if l == me => match write_local(links, topic, *index, spec).await {
                 Err(code) if !settled(Some(code)) => {
                     let why = if matches!(
-                        broker.replicas.lookup(topic, *index),
+                        links.host.replicas.lookup(topic, *index),
                         Err(ReplicaError::Offline)
                     ) {
                         format!("{topic}-{index} is offline")
@@ -168,7 +169,7 @@ pub async fn write_all(
         }
     }
     for (leader, parts) in remote {
-        if let Err(why) = send(broker, leader, &parts, spec, marked).await {
+        if let Err(why) = send(&links.host, leader, &parts, spec, marked).await {
             tracing::warn!(leader, reason = %why, "transaction markers not delivered yet");
             pending.get_or_insert(why);
         }
@@ -178,13 +179,13 @@ pub async fn write_all(
 
 /// One WriteTxnMarkers request to `leader` for `parts`.
 async fn send(
-    broker: &Arc<Broker>,
+    host: &Host,
     leader: i32,
     parts: &[(String, i32)],
     spec: MarkerSpec,
     marked: &mut BTreeSet<(String, i32)>,
 ) -> Result<(), String> {
-    let image = broker.metadata.image();
+    let image = host.metadata.image();
     let endpoint = image
         .brokers
         .get(&leader)
@@ -210,9 +211,9 @@ async fn send(
     let mut client = BrokerClient::connect(
         leader,
         &format!("{}:{}", endpoint.host, endpoint.port),
-        format!("gregor-txn-markers-{}", broker.config.node_id),
+        format!("gregor-txn-markers-{}", host.node_id),
         Duration::from_secs(5),
-        &broker.inter_broker,
+        &host.inter_broker,
     )
     .await
     .map_err(|e| e.to_string())?;

@@ -34,52 +34,69 @@
 
 pub mod coordinator;
 pub mod markers;
-pub mod records;
 pub mod remote;
-pub mod state;
 mod task;
 
 pub use coordinator::TxnCoordinator;
+/// The pure parts: the state machine, the `__transaction_state` record codecs and the
+/// typed error (mapped to Kafka codes in `crate::error`).
+pub use gregor_coordinator::txn::{records, state, TxnError};
 
 /// Whether `transaction.version` 2 is finalized: then EndTxn v5, Produce v12+ and
 /// TxnOffsetCommit v5 follow KIP-890 part 2 (an epoch bump at every end, partitions
 /// and groups added to the transaction implicitly). Older request versions keep the
 /// v1 protocol either way.
-pub fn v2_finalized(broker: &crate::broker::Broker) -> bool {
+pub fn v2_finalized(metadata: &crate::cluster::ClusterLink) -> bool {
     use gregor_metadata::features::{TRANSACTION_VERSION, TRANSACTION_VERSION_2};
-    broker.metadata.image().feature_level(TRANSACTION_VERSION) >= TRANSACTION_VERSION_2
+    metadata.image().feature_level(TRANSACTION_VERSION) >= TRANSACTION_VERSION_2
 }
 
-/// Why a transaction operation failed; mapped to a Kafka error code in `crate::error`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TxnError {
-    #[error("The producer attempted to use a producer id which is not currently assigned to its transactional id.")]
-    InvalidProducerIdMapping,
-    #[error(
-        "There is a newer producer with the same transactionalId which fences the current one."
-    )]
-    ProducerFenced,
-    #[error("The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing.")]
-    ConcurrentTransactions,
-    #[error("The producer attempted a transactional operation in an invalid state.")]
-    InvalidTxnState,
-    #[error("The transaction timeout is larger than the maximum value allowed by the broker (as configured by transaction.max.timeout.ms).")]
-    InvalidTransactionTimeout,
-    #[error("The transaction coordinator is not available.")]
-    CoordinatorNotAvailable,
-    /// Another broker leads the transactional id's `__transaction_state` partition.
-    #[error("This is not the correct coordinator.")]
-    NotCoordinator,
-    #[error("The transactionalId could not be found.")]
-    TransactionalIdNotFound,
-    /// EndTxn, AddPartitionsToTxn or AddOffsetsToTxn without a transactional id.
-    #[error("The transactional id is empty.")]
-    EmptyTransactionalId,
-    /// Longer than `TransactionLogKey`'s int16-length string: refused, never truncated.
-    #[error("The transactional id is longer than 32767 bytes.")]
-    TransactionalIdTooLong,
-    #[error("Transaction state could not be stored: {0}")]
-    Storage(String),
+/// A boxed future (one per cross-coordinator call, never per record).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// The group coordinator's part in a transaction, as the transaction coordinator sees
+/// it (the group coordinator implements it; the broker wires the two together).
+pub trait TxnOffsets: Send + Sync {
+    /// The `__consumer_offsets` partition of `group` (the topic is created on first
+    /// use); `None` when it cannot be had (an invalid group id, no controller).
+    fn offsets_partition<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Option<i32>>;
+    /// A transaction's marker was written to a `__consumer_offsets` partition here:
+    /// every group holding the producer's pending offsets applies (commit) or drops
+    /// (abort) them before the future completes.
+    fn complete_txn(&self, producer_id: i64, commit: bool) -> BoxFuture<'_, ()>;
+}
+
+/// What the transaction coordinator, its tasks and its marker writer see of the
+/// broker: the narrow [`crate::host::Host`], the group coordinator's [`TxnOffsets`],
+/// and the partitions other brokers' coordinators added to transactions at this
+/// broker's request.
+pub struct TxnLinks {
+    pub host: std::sync::Arc<crate::host::Host>,
+    pub offsets: std::sync::Arc<dyn TxnOffsets>,
+    /// Partitions led here that another broker's coordinator already added to a
+    /// producer's transaction (transactions v2), by (producer id, epoch): asked once
+    /// per transaction, not once per produce. Forgotten when the marker arrives.
+    remote_added: std::sync::Mutex<
+        std::collections::HashMap<(i64, i16), std::collections::BTreeSet<(String, i32)>>,
+    >,
+}
+
+impl TxnLinks {
+    pub fn new(
+        host: std::sync::Arc<crate::host::Host>,
+        offsets: std::sync::Arc<dyn TxnOffsets>,
+    ) -> Self {
+        Self {
+            host,
+            offsets,
+            remote_added: Default::default(),
+        }
+    }
+
+    /// The producer's transaction ended (a marker was written here).
+    pub fn forget_remote(&self, producer_id: i64) {
+        coordinator::lock(&self.remote_added).retain(|(pid, _), _| *pid != producer_id);
+    }
 }
 
 /// The coordinator's settings (Kafka's broker configs).

@@ -3,7 +3,6 @@
 //! transactions-v2 client adds its partitions this way, and the group coordinator adds
 //! (v2) or verifies (KIP-890) a group's offsets partition for TxnOffsetCommit.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use gregor_protocol::kp::messages::add_partitions_to_txn_request::{
@@ -16,7 +15,7 @@ use gregor_protocol::kp::protocol::StrBytes;
 use gregor_protocol::kp::ResponseError;
 
 use super::TxnError;
-use crate::broker::Broker;
+use crate::host::Host;
 use crate::replication::client::BrokerClient;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -26,7 +25,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// the same [`TxnError`] a local coordinator would give; an unreachable one is
 /// COORDINATOR_NOT_AVAILABLE (retriable).
 pub async fn add_partitions(
-    broker: &Arc<Broker>,
+    host: &Host,
     coordinator: i32,
     id: &str,
     producer_id: i64,
@@ -58,7 +57,7 @@ pub async fn add_partitions(
         TxnError::CoordinatorNotAvailable
     };
     let endpoint = {
-        let image = broker.metadata.image();
+        let image = host.metadata.image();
         let e = image
             .brokers
             .get(&coordinator)
@@ -69,9 +68,9 @@ pub async fn add_partitions(
     let mut client = BrokerClient::connect(
         coordinator,
         &endpoint,
-        format!("gregor-txn-{}", broker.config.node_id),
+        format!("gregor-txn-{}", host.node_id),
         TIMEOUT,
-        &broker.inter_broker,
+        &host.inter_broker,
     )
     .await
     .map_err(|e| unavailable(e.to_string()))?;

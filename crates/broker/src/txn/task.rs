@@ -14,8 +14,7 @@ use tokio::time::Instant;
 use super::coordinator::{lock, Command, Registry, View};
 use super::records::{encode_key, encode_value};
 use super::state::{EndStep, InitStep, TxnMetadata, TxnState, OVERFLOW_EPOCH};
-use super::TxnError;
-use crate::broker::Broker;
+use super::{TxnError, TxnLinks};
 use crate::coordinator_partition::CoordinatorPartition;
 use crate::util::now_ms;
 
@@ -29,7 +28,7 @@ pub(super) struct Task {
     pub(super) id: String,
     pub(super) meta: Option<TxnMetadata>,
     pub(super) partition: CoordinatorPartition,
-    pub(super) broker: Weak<Broker>,
+    pub(super) links: Weak<TxnLinks>,
     pub(super) view: View,
     /// The registry this task removes itself from when its id has no state.
     pub(super) registry: Registry,
@@ -201,8 +200,8 @@ impl Task {
         }
     }
 
-    fn broker(&self) -> Result<Arc<Broker>, TxnError> {
-        self.broker
+    fn links(&self) -> Result<Arc<TxnLinks>, TxnError> {
+        self.links
             .upgrade()
             .ok_or(TxnError::CoordinatorNotAvailable)
     }
@@ -266,9 +265,10 @@ impl Task {
         if timeout_ms <= 0 || timeout_ms > self.max_timeout_ms {
             return Err(TxnError::InvalidTransactionTimeout);
         }
-        let broker = self.broker()?;
+        let links = self.links()?;
         let new_id = || async {
-            broker
+            links
+                .host
                 .next_producer_id()
                 .await
                 .map_err(|_| TxnError::CoordinatorNotAvailable)
@@ -366,10 +366,10 @@ impl Task {
             return Ok(());
         };
         let commit = m.state == TxnState::PrepareCommit;
-        let written = match self.broker() {
-            Ok(broker) => {
+        let written = match self.links() {
+            Ok(links) => {
                 let coordinator_epoch = self.partition.epoch;
-                write_markers(&broker, &m, commit, coordinator_epoch, &mut self.marked).await
+                write_markers(&links, &m, commit, coordinator_epoch, &mut self.marked).await
             }
             Err(e) => Err(e),
         };
@@ -399,7 +399,8 @@ impl Task {
         let mut done = m.complete(now_ms());
         if m.producer_epoch == OVERFLOW_EPOCH {
             let pid = self
-                .broker()?
+                .links()?
+                .host
                 .next_producer_id()
                 .await
                 .map_err(|_| TxnError::CoordinatorNotAvailable)?;
@@ -427,7 +428,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// `__transaction_state` partition that owns the id, as in Kafka (a marker from a
 /// coordinator that has since moved is recognisable by its lower epoch).
 async fn write_markers(
-    broker: &Arc<Broker>,
+    links: &TxnLinks,
     m: &TxnMetadata,
     commit: bool,
     coordinator_epoch: i32,
@@ -439,7 +440,7 @@ async fn write_markers(
         commit,
         coordinator_epoch,
     };
-    super::markers::write_all(broker, &m.partitions, spec, marked)
+    super::markers::write_all(links, &m.partitions, spec, marked)
         .await
         .map_err(TxnError::Storage)
 }

@@ -481,7 +481,7 @@ async fn update_features_changes_levels_durably() {
     let after = finalized(&mut c).await;
     assert_eq!(after.0, before.0);
     assert!(after.1 >= before.1, "{after:?} after {before:?}");
-    assert!(gregor_broker::txn::v2_finalized(&b.broker));
+    assert!(gregor_broker::txn::v2_finalized(&b.broker.metadata));
     b.stop().await;
 }
 

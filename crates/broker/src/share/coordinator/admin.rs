@@ -48,7 +48,6 @@ impl ShareCoordinator {
     /// is); `None` when it cannot be asked.
     pub async fn coordinated_start_offset(
         &self,
-        broker: &Arc<Broker>,
         group: &str,
         topic_id: Uuid,
         partition: i32,
@@ -58,7 +57,7 @@ impl ShareCoordinator {
             topic_id,
             partition,
         };
-        self.persister.summary(broker, &key).await.ok()
+        self.persister.summary(&self.share_state, &key).await.ok()
     }
 
     /// Every share-partition key of `group` known here: loaded, coordinated here, or a

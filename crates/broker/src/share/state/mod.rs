@@ -24,8 +24,6 @@
 //!
 //! Invariant: the in-memory map only ever holds what the topic's ISR has.
 
-pub mod records;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -34,52 +32,17 @@ use gregor_protocol::compression::Codec;
 use gregor_protocol::records::RecordWalker;
 use uuid::Uuid;
 
-use crate::broker::Broker;
 use crate::coordinator_partition::{self, CoordinatorPartition, Owner};
+use crate::host::Host;
 use crate::partition::Partition;
 use crate::replica_manager::ReplicaManager;
 use crate::util::now_ms;
 
 pub const STATE_TOPIC: &str = "__share_group_state";
 
-/// One share-partition: the key of its state.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct StateKey {
-    pub group: String,
-    pub topic_id: Uuid,
-    pub partition: i32,
-}
-
-impl StateKey {
-    /// Kafka's coordinator key, `group:topicId:partition`, with the topic id in Kafka's
-    /// URL-safe base64 form.
-    pub fn coordinator_key(&self) -> String {
-        use base64::Engine;
-        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.topic_id.as_bytes());
-        format!("{}:{}:{}", self.group, id, self.partition)
-    }
-}
-
-/// A run of offsets in one delivery state (Kafka's StateBatch): 0 available, 2
-/// acknowledged, 4 archived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StateBatch {
-    pub first_offset: i64,
-    pub last_offset: i64,
-    pub delivery_state: i8,
-    pub delivery_count: i16,
-}
-
-/// A share-partition's durable state.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ShareState {
-    pub snapshot_epoch: u16,
-    pub state_epoch: i32,
-    pub leader_epoch: i32,
-    /// The share-partition start offset (SPSO); -1 for "not initialized".
-    pub start_offset: i64,
-    pub batches: Vec<StateBatch>,
-}
+/// The share-partition key and durable state, and the `__share_group_state` record
+/// codecs (pure, in `gregor-coordinator`).
+pub use gregor_coordinator::share::state::{records, ShareState, StateBatch, StateKey};
 
 /// Why a share-state operation failed; the handlers map it to Kafka's codes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,6 +72,8 @@ pub struct StateConfig {
 
 pub struct ShareStateCoordinator {
     config: StateConfig,
+    /// What this coordinator sees of the broker (see `host`).
+    host: Arc<Host>,
     /// The latest state of every key owned by a partition led here.
     states: Mutex<HashMap<StateKey, ShareState>>,
     /// `__share_group_state` partitions replayed into `states`, with the leader epoch
@@ -162,9 +127,10 @@ fn replay_partition(p: &Partition) -> HashMap<StateKey, Option<ShareState>> {
 }
 
 impl ShareStateCoordinator {
-    pub fn new(config: StateConfig) -> Self {
+    pub fn new(config: StateConfig, host: Arc<Host>) -> Self {
         Self {
             config,
+            host,
             states: Mutex::new(HashMap::new()),
             replayed: Mutex::new(HashMap::new()),
             replay_lock: tokio::sync::Mutex::new(()),
@@ -173,6 +139,12 @@ impl ShareStateCoordinator {
 
     pub fn config(&self) -> StateConfig {
         self.config
+    }
+
+    /// What this coordinator sees of the broker (the share-partition leader's persister
+    /// routes and calls through it).
+    pub fn host(&self) -> &Arc<Host> {
+        &self.host
     }
 
     /// Replays the partitions led here (startup, before serving).
@@ -202,16 +174,12 @@ impl ShareStateCoordinator {
     }
 
     /// The owning partition of `key`, online and replayed here.
-    async fn partition(
-        &self,
-        broker: &Arc<Broker>,
-        key: &StateKey,
-    ) -> Result<CoordinatorPartition, StateError> {
+    async fn partition(&self, key: &StateKey) -> Result<CoordinatorPartition, StateError> {
         let ck = key.coordinator_key();
         let mut owner =
-            coordinator_partition::owner(broker, STATE_TOPIC, &ck, self.config.partitions);
+            coordinator_partition::owner(&self.host, STATE_TOPIC, &ck, self.config.partitions);
         if let Owner::NoTopic(_) = owner {
-            broker
+            self.host
                 .ensure_internal_topic(
                     STATE_TOPIC,
                     self.config.partitions,
@@ -219,7 +187,8 @@ impl ShareStateCoordinator {
                 )
                 .await
                 .map_err(|_| StateError::CoordinatorNotAvailable)?;
-            owner = coordinator_partition::owner(broker, STATE_TOPIC, &ck, self.config.partitions);
+            owner =
+                coordinator_partition::owner(&self.host, STATE_TOPIC, &ck, self.config.partitions);
         }
         let p = match owner {
             Owner::Online(p) => p,
@@ -231,7 +200,7 @@ impl ShareStateCoordinator {
         if !p.is_leader() {
             return Err(StateError::NotCoordinator);
         }
-        let epoch = self.ensure_replayed(broker, &p).await?;
+        let epoch = self.ensure_replayed(&p).await?;
         Ok(CoordinatorPartition {
             partition: p,
             epoch,
@@ -240,11 +209,7 @@ impl ShareStateCoordinator {
 
     /// Replays a partition not replayed under its current leader epoch; returns that
     /// epoch.
-    async fn ensure_replayed(
-        &self,
-        broker: &Arc<Broker>,
-        p: &Arc<Partition>,
-    ) -> Result<i32, StateError> {
+    async fn ensure_replayed(&self, p: &Arc<Partition>) -> Result<i32, StateError> {
         let epoch = p.leader_epoch();
         if lock(&self.replayed).get(&p.index) == Some(&epoch) {
             return Ok(epoch);
@@ -254,7 +219,7 @@ impl ShareStateCoordinator {
             return Ok(epoch);
         }
         let count =
-            coordinator_partition::partition_count(broker, STATE_TOPIC, self.config.partitions);
+            coordinator_partition::partition_count(&self.host, STATE_TOPIC, self.config.partitions);
         let index = p.index;
         let part = p.clone();
         let found = tokio::task::spawn_blocking(move || replay_partition(&part))
@@ -313,13 +278,8 @@ impl ShareStateCoordinator {
     /// ReadShareGroupState: the stored state (start offset -1 when there is none). A
     /// newer leader epoch is recorded first, which fences the previous leader's
     /// writes.
-    pub async fn read(
-        &self,
-        broker: &Arc<Broker>,
-        key: &StateKey,
-        leader_epoch: i32,
-    ) -> Result<ShareState, StateError> {
-        let cp = self.partition(broker, key).await?;
+    pub async fn read(&self, key: &StateKey, leader_epoch: i32) -> Result<ShareState, StateError> {
+        let cp = self.partition(key).await?;
         let stored = lock(&self.states).get(key).cloned();
         match stored {
             None => Ok(ShareState {
@@ -340,12 +300,8 @@ impl ShareStateCoordinator {
     }
 
     /// ReadShareGroupStateSummary: the stored state without its batches.
-    pub async fn summary(
-        &self,
-        broker: &Arc<Broker>,
-        key: &StateKey,
-    ) -> Result<ShareState, StateError> {
-        self.partition(broker, key).await?;
+    pub async fn summary(&self, key: &StateKey) -> Result<ShareState, StateError> {
+        self.partition(key).await?;
         Ok(lock(&self.states)
             .get(key)
             .map(|s| ShareState {
@@ -359,13 +315,8 @@ impl ShareStateCoordinator {
     }
 
     /// WriteShareGroupState: replaces the stored state once the ISR has it.
-    pub async fn write(
-        &self,
-        broker: &Arc<Broker>,
-        key: &StateKey,
-        mut state: ShareState,
-    ) -> Result<(), StateError> {
-        let cp = self.partition(broker, key).await?;
+    pub async fn write(&self, key: &StateKey, mut state: ShareState) -> Result<(), StateError> {
+        let cp = self.partition(key).await?;
         let stored = lock(&self.states).get(key).cloned();
         if let Some(s) = &stored {
             if state.leader_epoch >= 0 && state.leader_epoch < s.leader_epoch {
@@ -385,12 +336,11 @@ impl ShareStateCoordinator {
     /// InitializeShareGroupState: a new state epoch and start offset, no batches.
     pub async fn initialize(
         &self,
-        broker: &Arc<Broker>,
         key: &StateKey,
         state_epoch: i32,
         start_offset: i64,
     ) -> Result<(), StateError> {
-        let cp = self.partition(broker, key).await?;
+        let cp = self.partition(key).await?;
         let stored = lock(&self.states).get(key).cloned();
         if stored.as_ref().is_some_and(|s| state_epoch < s.state_epoch) {
             return Err(StateError::FencedStateEpoch);
@@ -410,8 +360,8 @@ impl ShareStateCoordinator {
     }
 
     /// DeleteShareGroupState: a tombstone.
-    pub async fn delete(&self, broker: &Arc<Broker>, key: &StateKey) -> Result<(), StateError> {
-        let cp = self.partition(broker, key).await?;
+    pub async fn delete(&self, key: &StateKey) -> Result<(), StateError> {
+        let cp = self.partition(key).await?;
         if !lock(&self.states).contains_key(key) {
             return Ok(());
         }
