@@ -54,7 +54,6 @@ pub struct Host {
 }
 
 impl Host {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: &BrokerConfig,
         metadata: Arc<ClusterLink>,
@@ -177,12 +176,5 @@ impl Host {
         }
         drop(g);
         Ok(start)
-    }
-
-    /// `host:port` of broker `id`'s first (inter-broker) endpoint.
-    pub fn endpoint_of(&self, id: i32) -> Option<String> {
-        let image = self.metadata.image();
-        let e = image.brokers.get(&id)?.endpoints.first()?;
-        Some(format!("{}:{}", e.host, e.port))
     }
 }

@@ -76,10 +76,11 @@ pub struct TxnLinks {
     /// Partitions led here that another broker's coordinator already added to a
     /// producer's transaction (transactions v2), by (producer id, epoch): asked once
     /// per transaction, not once per produce. Forgotten when the marker arrives.
-    remote_added: std::sync::Mutex<
-        std::collections::HashMap<(i64, i16), std::collections::BTreeSet<(String, i32)>>,
-    >,
+    remote_added: std::sync::Mutex<RemoteAdded>,
 }
+
+/// Partitions added to a transaction by a remote coordinator, by (producer id, epoch).
+type RemoteAdded = std::collections::HashMap<(i64, i16), std::collections::BTreeSet<(String, i32)>>;
 
 impl TxnLinks {
     pub fn new(
