@@ -12,6 +12,8 @@ cd "$(dirname "$0")"
 
 need_apt=()
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
+# e2fsprogs (mkfs.ext4, e2fsck): test_log_dirs.py fails a disk on a loop-mounted ext4.
+command -v mkfs.ext4 >/dev/null 2>&1 || need_apt+=(e2fsprogs)
 # iproute2 (`ip`): the fault tests put each cluster node in a network namespace (needs root).
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
