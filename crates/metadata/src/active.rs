@@ -656,44 +656,54 @@ pub fn fence_records(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> 
             in_controlled_shutdown: None,
         });
     }
-    let live = |id: i32, topic_id: Uuid, index: i32| {
+    for t in image.topics.values() {
+        for (&index, p) in &t.partitions {
+            out.extend(fence_partition(image, broker, t.id, index, p));
+        }
+    }
+    out
+}
+
+/// The change that takes `broker` off one partition as a fence does: out of the ISR
+/// unless it is the last member, and, if it leads, leadership to the first other live
+/// ISR member that hosts the partition (or no leader). `None` when the broker holds
+/// neither, or nothing would change. Shared by fencing and by a broker's failed log
+/// directory (`offline_dirs`).
+pub(crate) fn fence_partition(
+    image: &MetadataImage,
+    broker: i32,
+    topic_id: Uuid,
+    index: i32,
+    p: &crate::image::PartitionImage,
+) -> Option<MetadataRecord> {
+    if !p.isr.contains(&broker) && p.leader != broker {
+        return None;
+    }
+    let live = |id: i32| {
         id != broker
             && image
                 .brokers
                 .get(&id)
                 .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown && b.hosts(topic_id, index))
     };
-    for t in image.topics.values() {
-        for (&index, p) in &t.partitions {
-            if !p.isr.contains(&broker) && p.leader != broker {
-                continue;
-            }
-            let live = |id| live(id, t.id, index);
-            let isr: Vec<i32> = if p.isr.len() > 1 {
-                p.isr.iter().copied().filter(|&r| r != broker).collect()
-            } else {
-                p.isr.clone()
-            };
-            let leader = if p.leader == broker {
-                Some(isr.iter().copied().find(|&r| live(r)).unwrap_or(-1))
-            } else {
-                None
-            };
-            if leader.is_none() && isr == p.isr {
-                continue;
-            }
-            out.push(MetadataRecord::PartitionChangeRecord {
-                topic_id: t.id,
-                partition: index,
-                leader,
-                isr: (isr != p.isr).then_some(isr),
-                replicas: None,
-                adding_replicas: None,
-                removing_replicas: None,
-            });
-        }
+    let isr: Vec<i32> = if p.isr.len() > 1 {
+        p.isr.iter().copied().filter(|&r| r != broker).collect()
+    } else {
+        p.isr.clone()
+    };
+    let leader = (p.leader == broker).then(|| isr.iter().copied().find(|&r| live(r)).unwrap_or(-1));
+    if leader.is_none() && isr == p.isr {
+        return None;
     }
-    out
+    Some(MetadataRecord::PartitionChangeRecord {
+        topic_id,
+        partition: index,
+        leader,
+        isr: (isr != p.isr).then_some(isr),
+        replicas: None,
+        adding_replicas: None,
+        removing_replicas: None,
+    })
 }
 
 /// Records for a broker's clean stop: like [`fence_records`], except that a partition

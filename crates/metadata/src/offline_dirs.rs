@@ -45,34 +45,9 @@ pub fn offline_records(
         let Some(p) = topics.get(&topic_id).and_then(|t| t.partitions.get(&index)) else {
             continue;
         };
-        if !p.isr.contains(&broker) && p.leader != broker {
-            continue;
-        }
-        let live = |id: i32| {
-            id != broker
-                && image.brokers.get(&id).is_some_and(|o| {
-                    !o.fenced && !o.in_controlled_shutdown && o.hosts(topic_id, index)
-                })
-        };
-        let isr: Vec<i32> = if p.isr.len() > 1 {
-            p.isr.iter().copied().filter(|&r| r != broker).collect()
-        } else {
-            p.isr.clone()
-        };
-        let leader =
-            (p.leader == broker).then(|| isr.iter().copied().find(|&r| live(r)).unwrap_or(-1));
-        if leader.is_none() && isr == p.isr {
-            continue;
-        }
-        out.push(MetadataRecord::PartitionChangeRecord {
-            topic_id,
-            partition: index,
-            leader,
-            isr: (isr != p.isr).then_some(isr),
-            replicas: None,
-            adding_replicas: None,
-            removing_replicas: None,
-        });
+        out.extend(crate::active::fence_partition(
+            image, broker, topic_id, index, p,
+        ));
     }
     out
 }
