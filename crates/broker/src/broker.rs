@@ -450,6 +450,7 @@ impl Broker {
         }
         self.start_publisher();
         crate::replication::start_isr_expiration(&self.host);
+        crate::replication::isr_changes::start(&self.host);
         self.metadata
             .join(
                 self.endpoints(),

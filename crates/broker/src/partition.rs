@@ -367,11 +367,20 @@ impl Partition {
 
     /// As leader: a follower fetched from `fetch_offset`. Returns the ISR to ask the
     /// controller for when the follower has caught up and should join it.
-    pub fn record_follower_fetch(&self, replica: i32, fetch_offset: i64) -> Option<Vec<i32>> {
+    /// `broker_epoch` is the one the fetch carried (KIP-903; -1 when it had none).
+    pub fn record_follower_fetch(
+        &self,
+        replica: i32,
+        broker_epoch: i64,
+        fetch_offset: i64,
+    ) -> Option<Vec<i32>> {
         let end = self.log_end_offset();
         let hw = self.high_watermark();
         let expand = match self.replicas.lock() {
-            Ok(mut r) => r.record_fetch(replica, fetch_offset, end, hw, now_ms()),
+            Ok(mut r) => {
+                r.note_broker_epoch(replica, broker_epoch);
+                r.record_fetch(replica, fetch_offset, end, hw, now_ms())
+            }
             Err(_) => None,
         };
         self.advance_high_watermark();
@@ -382,6 +391,23 @@ impl Partition {
     /// did (the change is then pending until the controller answers).
     pub fn shrink_isr(&self, lag_max_ms: i64) -> Option<Vec<i32>> {
         self.replicas.lock().ok()?.shrink(now_ms(), lag_max_ms)
+    }
+
+    /// `isr` with its members' broker epochs, as AlterPartition sends it (see
+    /// [`crate::replication::state::ReplicaSet::isr_with_epochs`]).
+    pub fn isr_with_epochs(&self, isr: &[i32], my_epoch: i64) -> Vec<(i32, i64)> {
+        self.replicas
+            .lock()
+            .map(|r| r.isr_with_epochs(isr, my_epoch))
+            .unwrap_or_default()
+    }
+
+    /// The controller accepted the AlterPartition in flight; it leaves the partition at
+    /// `partition_epoch`.
+    pub fn alter_partition_answered(&self, partition_epoch: i32) {
+        if let Ok(mut r) = self.replicas.lock() {
+            r.answered(partition_epoch);
+        }
     }
 
     /// The AlterPartition in flight failed: another may be sent.

@@ -14,6 +14,8 @@
 //! - [`features`]: feature levels (KIP-584): supported ranges, bootstrap levels and
 //!   the checks for UpdateFeatures.
 //! - [`election`]: preferred and unclean leader elections, leader balance.
+//! - [`alter_partition`]: ISR changes asked by partition leaders (AlterPartition),
+//!   decided in batches; [`kafka_apis`] carries it as a Kafka request to the controller.
 //! - [`reassignment`]: moving partitions to new replicas (KIP-455), pure decisions.
 //! - [`topic_config`]: the topic-level config names, their types and validation.
 //! - [`client_metrics`]: client-metrics subscriptions (KIP-714) and their validation.
@@ -35,12 +37,14 @@
 
 pub mod acls;
 pub mod active;
+pub mod alter_partition;
 pub mod client_metrics;
 pub mod controller;
 pub mod election;
 pub mod features;
 pub mod group_config;
 pub mod image;
+pub mod kafka_apis;
 pub mod offline_dirs;
 pub mod placement;
 pub mod quorum;

@@ -345,6 +345,12 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
         req.replica_id.0
     };
     let is_follower = replica_id >= 0;
+    // The fetching broker's epoch (KIP-903, v15+), which AlterPartition passes on.
+    let replica_epoch = if version >= 15 {
+        req.replica_state.replica_epoch
+    } else {
+        -1
+    };
     if is_follower && !ctx.allowed_on_cluster(AclOperation::ClusterAction) {
         return refuse_follower(ctx, &req);
     }
@@ -503,7 +509,8 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
                 .map_or(true, |log| !matches!(divergence(&log, sp), Ok(None)));
             if p.is_leader() && !diverges && check_leader_epoch(&p, sp.current_leader_epoch).is_ok()
             {
-                if let Some(isr) = p.record_follower_fetch(replica, sp.fetch_offset) {
+                if let Some(isr) = p.record_follower_fetch(replica, replica_epoch, sp.fetch_offset)
+                {
                     // Only an unfenced broker may join an ISR (KIP-841): a restarted one
                     // still catching up with the metadata is not proposed (the controller
                     // would refuse it, once per fetch).

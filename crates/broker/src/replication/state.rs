@@ -18,6 +18,10 @@ pub struct Follower {
     /// The leader's log end at the follower's previous fetch, and when that was.
     pub last_fetch_leader_end: i64,
     pub last_fetch_ms: i64,
+    /// The broker epoch its fetches carry (KIP-903), -1 until one does: AlterPartition
+    /// names it, so a restarted follower cannot join the ISR on its old incarnation's
+    /// fetch.
+    pub broker_epoch: i64,
 }
 
 /// The metadata's view of a partition this broker hosts.
@@ -113,6 +117,7 @@ impl ReplicaSet {
                 last_caught_up_ms: if a.isr.contains(&r) { now_ms } else { 0 },
                 last_fetch_leader_end: -1,
                 last_fetch_ms: 0,
+                broker_epoch: -1,
             });
         }
         if epoch_changed || old.leader != self.me {
@@ -188,6 +193,38 @@ impl ReplicaSet {
             return Some(isr);
         }
         None
+    }
+
+    /// Records the broker epoch a follower's fetch carried (-1: none).
+    pub fn note_broker_epoch(&mut self, replica: i32, broker_epoch: i64) {
+        if let Some(f) = self.followers.get_mut(&replica) {
+            if broker_epoch >= 0 {
+                f.broker_epoch = broker_epoch;
+            }
+        }
+    }
+
+    /// `isr` with each member's broker epoch as AlterPartition sends it: this broker's
+    /// own `my_epoch`, a follower's as its last fetch carried it, else -1 (unchecked).
+    pub fn isr_with_epochs(&self, isr: &[i32], my_epoch: i64) -> Vec<(i32, i64)> {
+        isr.iter()
+            .map(|&r| {
+                let epoch = if r == self.me {
+                    my_epoch
+                } else {
+                    self.followers.get(&r).map_or(-1, |f| f.broker_epoch)
+                };
+                (r, epoch)
+            })
+            .collect()
+    }
+
+    /// The controller accepted the change in flight, which leaves the partition at
+    /// `partition_epoch`: once the metadata has it (or it changed nothing), it is over.
+    pub fn answered(&mut self, partition_epoch: i32) {
+        if self.assignment.partition_epoch >= partition_epoch {
+            self.pending_isr = None;
+        }
     }
 
     /// The ISR to ask for if followers lagged more than `lag_max_ms`: without them.
@@ -285,6 +322,25 @@ mod tests {
         // Pending additions count for the high watermark.
         s.record_fetch(2, 9, 12, 9, 62_000);
         assert_eq!(s.high_watermark(12), Some(9));
+    }
+
+    #[test]
+    fn alter_partition_names_each_members_broker_epoch_as_its_fetch_carried_it() {
+        let mut s = ReplicaSet::new(1);
+        s.apply(&assignment(1, 1, &[1, 2]), 0, 0);
+        s.note_broker_epoch(2, 40);
+        s.note_broker_epoch(3, -1);
+        s.note_broker_epoch(9, 7);
+        assert_eq!(
+            s.isr_with_epochs(&[1, 2, 3], 12),
+            vec![(1, 12), (2, 40), (3, -1)]
+        );
+        // An accepted change that the metadata already holds is over; a newer one is not.
+        s.pending_isr = Some(vec![1, 2, 3]);
+        s.answered(2);
+        assert!(s.pending_isr.is_some());
+        s.answered(1);
+        assert!(s.pending_isr.is_none());
     }
 
     #[test]
