@@ -463,13 +463,22 @@ impl Broker {
             .map_err(|e| StartError::Cluster(e.to_string()))
     }
 
-    /// Stops the publisher and heartbeats and the quorum (clean shutdown).
-    pub async fn leave_cluster(&self) {
+    /// Controlled shutdown, the first step of a clean stop, taken while the broker still
+    /// serves (Kafka's order): the controller moves this broker's leaderships to other
+    /// in-sync replicas and takes it out of the ISRs. Requests in flight are answered
+    /// (an acks=all produce once the followers have it, or NOT_LEADER_OR_FOLLOWER once
+    /// the leadership moved) instead of being cut off as "possibly persisted".
+    pub async fn begin_leaving(&self) {
         self.metadata
             .controlled_shutdown(std::time::Duration::from_millis(
                 self.config.cluster.session_timeout_ms,
             ))
             .await;
+    }
+
+    /// Stops the publisher and heartbeats and the quorum (clean shutdown, after
+    /// [`Self::begin_leaving`] and after the connections ended).
+    pub async fn leave_cluster(&self) {
         self.host.stop();
         self.fetchers.stop();
         self.metadata.shutdown().await;

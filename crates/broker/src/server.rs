@@ -114,6 +114,9 @@ pub async fn run_listeners(
     broker.metrics.set_ready(true);
     shutdown.await;
     broker.metrics.set_ready(false);
+    // Leaderships move away first, while connections are still served; only then do
+    // the listeners stop.
+    broker.begin_leaving().await;
     halt_tx.send_replace(true);
     for a in acceptors {
         let _ = a.await;
