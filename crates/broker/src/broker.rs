@@ -468,7 +468,24 @@ impl Broker {
     /// in-sync replicas and takes it out of the ISRs. Requests in flight are answered
     /// (an acks=all produce once the followers have it, or NOT_LEADER_OR_FOLLOWER once
     /// the leadership moved) instead of being cut off as "possibly persisted".
-    pub async fn begin_leaving(&self) {
+    ///
+    /// Only when another live broker can take over: alone (a single node, or the last
+    /// one up) there is nothing to hand off, and the broker stops serving first as
+    /// before, so its clients see it go rather than a fenced broker that still answers.
+    /// Returns whether it was done (else [`Self::leave_cluster`] does it).
+    pub async fn begin_leaving(&self) -> bool {
+        let image = self.metadata.image();
+        let others = image
+            .brokers
+            .values()
+            .any(|b| b.id != self.config.node_id && !b.fenced && !b.in_controlled_shutdown);
+        if others {
+            self.controlled_shutdown().await;
+        }
+        others
+    }
+
+    async fn controlled_shutdown(&self) {
         self.metadata
             .controlled_shutdown(std::time::Duration::from_millis(
                 self.config.cluster.session_timeout_ms,
@@ -476,9 +493,13 @@ impl Broker {
             .await;
     }
 
-    /// Stops the publisher and heartbeats and the quorum (clean shutdown, after
-    /// [`Self::begin_leaving`] and after the connections ended).
-    pub async fn leave_cluster(&self) {
+    /// Stops the publisher and heartbeats and the quorum (clean shutdown, after the
+    /// connections ended); the controlled shutdown first unless
+    /// [`Self::begin_leaving`] did it.
+    pub async fn leave_cluster(&self, left: bool) {
+        if !left {
+            self.controlled_shutdown().await;
+        }
         self.host.stop();
         self.fetchers.stop();
         self.metadata.shutdown().await;
