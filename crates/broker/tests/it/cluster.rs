@@ -555,3 +555,55 @@ async fn a_coordinator_led_again_verifies_produce_against_its_successors_state()
         node.stop().await;
     }
 }
+
+/// A replica that became leader and lost the leadership before any append (its epoch
+/// recorded at the log end, nothing written under it) follows the next leader again:
+/// the truncation the leader asks for removes no batch but must forget that empty
+/// epoch, or every later fetch diverges at the same offset and the replica neither
+/// copies the new leader's records nor rejoins the ISR (the seed 102 soak: a partition
+/// stuck below min.insync.replicas, its transaction markers refused, for 66 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_that_led_without_writing_follows_the_next_leader() {
+    use crate::api_sweep::support::one_record_batch;
+    let mut nodes = start_cluster(3, &[]).await;
+    let mut c = nodes[0].connect().await;
+    assert_eq!(create(&mut c, "quiet", 1, 3).await, 0);
+    // One record under the first leader, on every replica.
+    move_leader(&nodes, "quiet", 0, 1).await;
+    let produce = |acks: i16| {
+        ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(20_000)
+            .with_topic_data(vec![produce_request::TopicProduceData::default()
+                .with_name(TopicName(s("quiet")))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(bytes::Bytes::from(one_record_batch(b"v")))),
+                ])])
+    };
+    let mut n1 = nodes[0].connect().await;
+    let r = n1.call(&produce(-1), 9).await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    // Node 2 leads without writing, then node 3 takes over.
+    move_leader(&nodes, "quiet", 0, 2).await;
+    move_leader(&nodes, "quiet", 0, 3).await;
+    let mut n3 = nodes[2].connect().await;
+    let r = n3.call(&produce(1), 9).await;
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 1));
+    for node in &nodes {
+        let b = node.broker.clone();
+        eventually(
+            &format!("node {} copied the new leader's record", node.id),
+            move || {
+                let end = b.replicas.partition("quiet", 0).map(|p| p.log_end_offset());
+                async move { end == Some(2) }
+            },
+        )
+        .await;
+    }
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
