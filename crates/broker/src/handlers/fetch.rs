@@ -21,6 +21,7 @@
 //! session holds a topic the principal may no longer read ends that session
 //! (FETCH_SESSION_ID_NOT_FOUND), so the client's next full fetch gets the refusal.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -42,9 +43,10 @@ use super::list_offsets::check_leader_epoch;
 use super::{encode_response, AclOperation, ApiSpec, Outcome, RequestContext, ResourceType};
 use crate::broker::Broker;
 use crate::error::{replica_error_code, ReplicaError};
-use crate::fetch_session::{SessionError, SessionPartition};
+use crate::fetch_session::{new_clock, Held, SessionError, SessionPartition};
 use crate::frame::{marker, FileFrame};
 use crate::partition::Partition;
+use crate::replication::state::FetchClock;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::Fetch,
@@ -71,6 +73,11 @@ struct PartitionRead {
     throttle_rate: Option<u64>,
     /// Held back by that throttle (its bucket overdrawn): read again once it refills.
     held: bool,
+    /// The hosted partition read.
+    partition: Option<Arc<Partition>>,
+    /// Nothing to send but watermarks, and the fetcher is where there is nothing more
+    /// to read: the same request would get the same answer until the partition changes.
+    settles: bool,
 }
 
 /// The leader-side throttle rate for `replica`'s fetch of `p`, if that replica is
@@ -131,6 +138,8 @@ fn read_partition(
         preferred_read_replica: None,
         throttle_rate: None,
         held: false,
+        partition: None,
+        settles: false,
     };
     let is_consumer = matches!(fetcher, Fetcher::Consumer { .. });
     let p = match broker.replicas.lookup(&sp.topic, sp.partition) {
@@ -154,8 +163,10 @@ fn read_partition(
         out.error = Some(e);
         return out;
     }
+    out.partition = Some(p.clone());
     let lso = p.last_stable_offset();
     let hw = p.high_watermark();
+    let log_end = p.log_end_offset();
     out.high_watermark = hw;
     out.last_stable_offset = lso.min(hw);
     out.log_start_offset = p.log_start_offset();
@@ -216,7 +227,53 @@ fn read_partition(
         }
         Err(e) => out.error = Some(e),
     }
+    // Where a caught-up fetcher is: the log end (followers), else its read limit.
+    let caught_up = sp.fetch_offset >= upper.min(log_end);
+    out.settles = caught_up
+        && out.records.is_none()
+        && out.error.is_none()
+        && out.diverging.is_none()
+        && out.throttle_rate.is_none()
+        && out.preferred_read_replica.is_none()
+        && (!is_consumer || policy.rack.is_empty());
     out
+}
+
+/// A follower's fetch first tells the leader where the follower is: that may move the
+/// high watermark and grow the ISR. Returns the high watermark after it.
+fn record_position(
+    broker: &Broker,
+    image: &gregor_metadata::MetadataImage,
+    replica: i32,
+    sp: &SessionPartition,
+    session: (&FetchClock, i64),
+) -> i64 {
+    let Some(p) = broker.replicas.partition(&sp.topic, sp.partition) else {
+        return -1;
+    };
+    // A follower whose log diverges from this one's is not where its fetch offset
+    // says: it truncates first (the read tells it where), and only its next fetch
+    // counts for the high watermark and the ISR.
+    let diverges = p
+        .log()
+        .map_or(true, |log| !matches!(divergence(&log, sp), Ok(None)));
+    if p.is_leader() && !diverges && check_leader_epoch(&p, sp.current_leader_epoch).is_ok() {
+        if let Some(isr) = p.record_follower_fetch(replica, sp.fetch_offset, Some(session)) {
+            // Only an unfenced broker may join an ISR (KIP-841): a restarted one still
+            // catching up with the metadata is not proposed (the controller would
+            // refuse it, once per fetch).
+            let eligible = image
+                .brokers
+                .get(&replica)
+                .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown);
+            if eligible {
+                crate::replication::alter_partition(&broker.host, &p, isr);
+            } else {
+                p.alter_partition_failed();
+            }
+        }
+    }
+    p.high_watermark()
 }
 
 /// Where a follower's log diverges from this leader's (KIP-595, Kafka's
@@ -396,6 +453,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
                         high_watermark: -1,
                         last_stable_offset: -1,
                         log_start_offset: -1,
+                        held: None,
                     }),
                 _ if by_id && resolved.is_none() => unresolved.push((
                     String::new(),
@@ -430,12 +488,13 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
         .collect();
 
     let sessions = &broker.fetch_sessions;
-    let (plan, incremental) = match (req.session_id, req.session_epoch) {
+    let (plan, incremental, dropped, watch, clock) = match (req.session_id, req.session_epoch) {
         (id, -1) | (id, 0) => {
             if id != 0 {
                 sessions.remove(id);
             }
-            (wanted, false)
+            let watch = Arc::new(Notify::new());
+            (wanted, false, Vec::new(), watch, new_clock())
         }
         // An incremental request that names a partition that does not exist: the
         // session cannot hold it, and silently leaving it out would leave the client
@@ -446,7 +505,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
             return top_level_error(ctx, ResponseError::FetchSessionIdNotFound);
         }
         (id, epoch) => match sessions.update(id, epoch, wanted, &forgotten) {
-            Ok(plan) => (plan, true),
+            Ok(r) => (r.plan, true, r.forgotten, r.watch, r.clock),
             Err(SessionError::NotFound) => {
                 return top_level_error(ctx, ResponseError::FetchSessionIdNotFound)
             }
@@ -488,61 +547,88 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
             ""
         },
     };
-    let mut start_hw: Vec<i64> = Vec::new();
+    // A full fetch that may open a session registers its `Notify` as the session's.
+    let opening = !incremental && req.session_epoch == 0 && version >= 7;
+    // The follower's fetch is a fetch at the session's offsets now (see `FetchClock`).
+    let previous_round = clock.swap(crate::util::now_ms(), Ordering::AcqRel);
     if let Fetcher::Follower(replica) = fetcher {
-        for sp in &plan {
-            let Some(p) = broker.replicas.partition(&sp.topic, sp.partition) else {
-                start_hw.push(-1);
-                continue;
-            };
-            // A follower whose log diverges from this one's is not where its fetch offset
-            // says: it truncates first (the read below tells it where), and only its next
-            // fetch counts for the high watermark and the ISR.
-            let diverges = p
-                .log()
-                .map_or(true, |log| !matches!(divergence(&log, sp), Ok(None)));
-            if p.is_leader() && !diverges && check_leader_epoch(&p, sp.current_leader_epoch).is_ok()
-            {
-                if let Some(isr) = p.record_follower_fetch(replica, sp.fetch_offset) {
-                    // Only an unfenced broker may join an ISR (KIP-841): a restarted one
-                    // still catching up with the metadata is not proposed (the controller
-                    // would refuse it, once per fetch).
-                    let eligible = image
-                        .brokers
-                        .get(&replica)
-                        .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown);
-                    if eligible {
-                        crate::replication::alter_partition(&broker.host, &p, isr);
-                    } else {
-                        p.alter_partition_failed();
-                    }
-                }
+        for sp in &dropped {
+            if let Some(h) = &sp.held {
+                h.partition
+                    .end_fetch_session(replica, &clock, previous_round);
             }
-            start_hw.push(p.high_watermark());
         }
     }
 
-    // Read, and if there is not yet enough, park until an append or the deadline (a
+    // Read, and if there is not yet enough, park until a change or the deadline (a
     // follower's fetch also returns when the high watermark moved: that is news to it).
+    // A session round looks only at partitions listed, unsettled or changed since they
+    // settled (see `fetch_session`); one skipped at first is looked at once it changes.
     let max_wait = std::time::Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + max_wait;
-    let notify = Arc::new(Notify::new());
-    let reads = loop {
-        for sp in &plan {
-            if let Some(p) = broker.replicas.partition(&sp.topic, sp.partition) {
-                p.register_waiter(&notify);
+    // Per plan entry once looked at: the high watermark the follower knew then, and the
+    // hosted partition with its change counter as of the read.
+    let mut start_hw: Vec<Option<i64>> = vec![None; plan.len()];
+    let mut first_pass = true;
+    let (reads, looked, seen) = loop {
+        for (i, sp) in plan.iter().enumerate() {
+            if start_hw[i].is_some() || (incremental && sp.skippable()) {
+                continue;
             }
+            start_hw[i] = Some(match fetcher {
+                Fetcher::Follower(replica) => {
+                    let hw = record_position(broker, &image, replica, sp, (&clock, previous_round));
+                    // Skipped at first, so unchanged then: it knew what it was last told.
+                    if first_pass {
+                        hw
+                    } else {
+                        sp.high_watermark
+                    }
+                }
+                Fetcher::Consumer { .. } => -1,
+            });
         }
+        first_pass = false;
+        let looked: Vec<usize> = (0..plan.len()).filter(|&i| start_hw[i].is_some()).collect();
+        let seen: Vec<Option<(Arc<Partition>, u64)>> = looked
+            .iter()
+            .map(|&i| {
+                let sp = &plan[i];
+                let p = broker.replicas.partition(&sp.topic, sp.partition)?;
+                // The counter is read before the state it vouches for.
+                let v = p.version();
+                let registered = sp
+                    .held
+                    .as_ref()
+                    .is_some_and(|h| Arc::ptr_eq(&h.partition, &p));
+                if opening || (incremental && !registered) {
+                    p.register_watcher(&watch);
+                } else if !incremental {
+                    p.register_waiter(&watch);
+                }
+                Some((p, v))
+            })
+            .collect();
         let mut remaining = (req.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes);
         let mut min_one = true;
-        let reads: Vec<PartitionRead> = plan
+        let reads: Vec<PartitionRead> = looked
             .iter()
-            .map(|sp| read_partition(broker, sp, fetcher, policy, &mut remaining, &mut min_one))
+            .map(|&i| {
+                read_partition(
+                    broker,
+                    &plan[i],
+                    fetcher,
+                    policy,
+                    &mut remaining,
+                    &mut min_one,
+                )
+            })
             .collect();
-        let hw_moved = reads
-            .iter()
-            .zip(&start_hw)
-            .any(|(r, &hw)| r.high_watermark != hw);
+        let hw_moved = matches!(fetcher, Fetcher::Follower(_))
+            && reads
+                .iter()
+                .zip(&looked)
+                .any(|(r, &i)| Some(r.high_watermark) != start_hw[i]);
         let bytes: usize = reads
             .iter()
             .map(|r| r.records.as_ref().map_or(0, |r| r.len))
@@ -556,7 +642,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
             || plan.is_empty()
             || tokio::time::Instant::now() >= deadline
         {
-            break reads;
+            break (reads, looked, seen);
         }
         // A partition held back by the replication throttle is read again as soon as
         // the bucket has refilled, not at the fetch's deadline.
@@ -571,7 +657,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
                     .min(tokio::time::Instant::now() + w.max(std::time::Duration::from_millis(1)))
             });
         let parked = broker.metrics.operations.park_fetch();
-        let woken = tokio::time::timeout_at(wake_at, notify.notified()).await;
+        let woken = tokio::time::timeout_at(wake_at, watch.notified()).await;
         drop(parked);
         if woken.is_err() {
             // Deadline (or refill) passed: one more read picks up anything that raced
@@ -618,15 +704,26 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
     let mut ranges: Vec<FileRange> = Vec::new();
     // Bytes sent to consumers, by topic (the plan lists a topic's partitions together).
     let mut bytes_out: Option<(&str, crate::metrics::TopicCounters)> = None;
-    for (sp, r) in plan.iter().zip(reads) {
-        if incremental && !has_news(sp, &r) {
-            continue;
-        }
+    for ((&i, r), seen) in looked.iter().zip(reads).zip(seen) {
+        let sp = &plan[i];
+        let news = has_news(sp, &r);
         let mut updated = sp.clone();
         updated.high_watermark = r.high_watermark;
         updated.last_stable_offset = r.last_stable_offset;
         updated.log_start_offset = r.log_start_offset;
+        // Settled: the answer is empty but for watermarks it now tells, the client is
+        // caught up, and the read was of the partition whose counter was read first.
+        updated.held = seen.map(|(p, version)| {
+            let same = r.partition.as_ref().is_some_and(|q| Arc::ptr_eq(q, &p));
+            Held {
+                partition: p,
+                settled: (same && r.settles).then_some(version),
+            }
+        });
         sent.push(updated);
+        if incremental && !news {
+            continue;
+        }
         let mut data = PartitionData::default()
             .with_partition_index(sp.partition)
             .with_high_watermark(r.high_watermark)
@@ -696,10 +793,11 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
     }
 
     let session_id = if incremental {
+        sessions.note_looked(sent.len());
         sessions.commit(req.session_id, &sent);
         req.session_id
-    } else if req.session_epoch == 0 && version >= 7 && unresolved_count == 0 {
-        sessions.create(sent)
+    } else if opening && unresolved_count == 0 {
+        sessions.create(sent, watch, clock)
     } else {
         0
     };
