@@ -324,12 +324,28 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
     // Per plan entry once looked at: the high watermark the follower knew then, and the
     // hosted partition with its change counter as of the read.
     let mut start_hw: Vec<Option<i64>> = vec![None; plan.len()];
+    // The hosted partition and its change counter when first looked at, before the
+    // follower's position is recorded and before any read: a change after that (even
+    // one this round's parked read sees) makes the next round look again, so every
+    // change is followed by a round that records the position and reads.
+    let mut first_seen: Vec<Option<(Arc<Partition>, u64)>> = vec![None; plan.len()];
     let mut first_pass = true;
     let (reads, looked, seen) = loop {
         for (i, sp) in plan.iter().enumerate() {
             if start_hw[i].is_some() || (incremental && sp.skippable()) {
                 continue;
             }
+            first_seen[i] = broker.replicas.partition(&sp.topic, sp.partition).map(|p| {
+                let v = p.version();
+                let registered = sp
+                    .held
+                    .as_ref()
+                    .is_some_and(|h| Arc::ptr_eq(&h.partition, &p));
+                if opening || (incremental && !registered) {
+                    p.register_watcher(&watch);
+                }
+                (p, v)
+            });
             start_hw[i] = Some(match fetcher {
                 Fetcher::Follower(replica) => {
                     let hw = record_position(broker, &image, replica, sp, (&clock, previous_round));
@@ -345,25 +361,13 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
         }
         first_pass = false;
         let looked: Vec<usize> = (0..plan.len()).filter(|&i| start_hw[i].is_some()).collect();
-        let seen: Vec<Option<(Arc<Partition>, u64)>> = looked
-            .iter()
-            .map(|&i| {
-                let sp = &plan[i];
-                let p = broker.replicas.partition(&sp.topic, sp.partition)?;
-                // The counter is read before the state it vouches for.
-                let v = p.version();
-                let registered = sp
-                    .held
-                    .as_ref()
-                    .is_some_and(|h| Arc::ptr_eq(&h.partition, &p));
-                if opening || (incremental && !registered) {
-                    p.register_watcher(&watch);
-                } else if !incremental {
-                    p.register_waiter(&watch);
-                }
-                Some((p, v))
-            })
-            .collect();
+        let seen: Vec<Option<(Arc<Partition>, u64)>> =
+            looked.iter().map(|&i| first_seen[i].clone()).collect();
+        if !incremental && !opening {
+            for (p, _) in seen.iter().flatten() {
+                p.register_waiter(&watch);
+            }
+        }
         let mut remaining = (req.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes);
         let mut min_one = true;
         let reads: Vec<PartitionRead> = looked
