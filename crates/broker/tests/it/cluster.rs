@@ -413,6 +413,17 @@ async fn followers_replicate_through_incremental_fetch_sessions() {
                 async move { end == Some(3) }
             })
             .await;
+            // The high watermark reaches the followers too: news without records, in
+            // rounds that skip every partition without news.
+            let b = node.broker.clone();
+            eventually("the follower learned the high watermark", move || {
+                let hw = b
+                    .replicas
+                    .partition("sess", partition)
+                    .map(|p| p.high_watermark());
+                async move { hw == Some(3) }
+            })
+            .await;
         }
     }
     // Each leader holds one session per follower, covering what it leads.
@@ -423,6 +434,50 @@ async fn followers_replicate_through_incremental_fetch_sessions() {
             assert_eq!((sessions, cached), (2, 2 * led), "node {}", node.id);
         }
     }
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
+/// Followers whose fetch sessions skip idle partitions (nothing changed since they were
+/// caught up) stay in the ISR well past `replica.lag.time.max.ms`: a skipped round is
+/// still a fetch that finds them caught up. And the idle rounds look at (almost) none
+/// of the partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_followers_in_skipping_sessions_stay_in_the_isr() {
+    const PARTITIONS: i32 = 6;
+    let mut nodes = start_cluster(3, &[("replica.lag.time.max.ms", "1000")]).await;
+    let mut c = nodes[0].connect().await;
+    assert_eq!(create(&mut c, "idle", PARTITIONS, 3).await, 0);
+    let full_isr = |nodes: &[Node]| {
+        (0..PARTITIONS).all(|i| {
+            nodes.iter().any(|n| {
+                n.broker.replicas.partition("idle", i).is_some_and(|p| {
+                    p.is_leader() && p.assignment().isr.len() == 3 && p.high_watermark() >= 0
+                })
+            })
+        })
+    };
+    let brokers: Vec<Arc<Broker>> = nodes.iter().map(|n| n.broker.clone()).collect();
+    let nodes_ref = &nodes;
+    eventually("every ISR full", || {
+        let full = full_isr(nodes_ref);
+        async move { full }
+    })
+    .await;
+    let looked = || -> u64 { brokers.iter().map(|b| b.fetch_sessions.looked()).sum() };
+    let before = looked();
+    // The interval under test: four times the lag limit with nothing produced (a
+    // measured idle period, not synchronisation).
+    tokio::time::sleep(Duration::from_millis(4_000)).await;
+    assert!(
+        full_isr(&nodes),
+        "an idle caught-up follower was dropped from an ISR"
+    );
+    let idle = looked() - before;
+    // About 8 parked rounds per session (500 ms each), 6 sessions of ~2 partitions:
+    // ~100 partitions looked at if nothing were skipped.
+    assert!(idle <= 12, "idle rounds looked at {idle} partitions");
     for node in &mut nodes {
         node.stop().await;
     }
