@@ -399,6 +399,12 @@ impl Broker {
                         .await;
                 // Followed partitions fetch from their current leaders.
                 broker.fetchers.sync(&broker.host);
+                // A transaction coordinator elected here takes over its ids at once.
+                let newly_led = broker.txns.newly_led();
+                if !newly_led.is_empty() {
+                    let b = broker.clone();
+                    tokio::spawn(async move { b.txns.take_over(newly_led).await });
+                }
                 broker
                     .metadata
                     .report_offline(broker.replicas.offline_dir_partitions());

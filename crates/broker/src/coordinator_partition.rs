@@ -79,6 +79,12 @@ impl CoordinatorPartition {
         Self { partition, epoch }
     }
 
+    /// Whether this broker still leads the partition under the epoch the coordinator
+    /// took it at (a coordinator whose partition moved, even away and back, is stale).
+    pub fn is_current(&self) -> bool {
+        self.partition.is_leader() && self.partition.leader_epoch() == self.epoch
+    }
+
     /// Appends a batch the coordinator built and waits for the ISR to have it.
     pub async fn append(
         &self,

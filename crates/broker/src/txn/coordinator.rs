@@ -247,6 +247,36 @@ impl TxnCoordinator {
         }
     }
 
+    /// `__transaction_state` partitions this broker now leads under an epoch it has not
+    /// replayed: their leadership just came here.
+    pub fn newly_led(&self) -> Vec<Arc<Partition>> {
+        let Some(topic) = self.links.host.replicas.topic(TXN_TOPIC) else {
+            return Vec::new();
+        };
+        let replayed = lock(&self.replayed);
+        topic
+            .partitions
+            .values()
+            .filter(|p| p.is_leader() && replayed.get(&p.index) != Some(&p.leader_epoch()))
+            .cloned()
+            .collect()
+    }
+
+    /// Takes over the ids of partitions whose leadership came here (Kafka's
+    /// `onElection`): replays them and resumes their open and prepared transactions, so
+    /// a transaction whose producer is gone still times out and a prepared one gets its
+    /// markers, though no client asks this coordinator about them.
+    pub async fn take_over(&self, partitions: Vec<Arc<Partition>>) {
+        if self.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        for p in partitions {
+            if let Err(e) = self.ensure_replayed(&p).await {
+                tracing::warn!(partition = p.index, error = %e, "cannot take over __transaction_state partition");
+            }
+        }
+    }
+
     /// Stops handing out tasks; running tasks end when their channels close.
     pub fn shutdown(&self) {
         self.stopping.store(true, Ordering::Release);

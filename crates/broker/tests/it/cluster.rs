@@ -552,18 +552,8 @@ async fn move_leader(nodes: &[Node], topic: &str, partition: i32, leader: i32) {
     .await;
 }
 
-/// A transaction coordinator whose `__transaction_state` partition moved away and came
-/// back verifies a produce against the state its successor wrote, not against what it
-/// held before: here the producer's epoch was bumped and a partition added while
-/// another broker coordinated, and its batch must be accepted, not fenced.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_coordinator_led_again_verifies_produce_against_its_successors_state() {
-    use crate::transactions::support::{add, end, init, produce_txn};
-    let mut nodes = start_cluster(3, &[("transaction.state.log.num.partitions", "1")]).await;
-    let mut c = nodes[0].connect().await;
-    assert_eq!(create(&mut c, "txd", 1, 3).await, 0);
-    // FindCoordinator creates __transaction_state (one partition).
-    let addr = nodes[0].addr;
+/// Waits until FindCoordinator answers for "tx" (it creates `__transaction_state`).
+async fn find_transaction_coordinator(addr: std::net::SocketAddr) {
     eventually("the transaction coordinator found", move || async move {
         let mut c = Client::connect_to(addr).await;
         let r = c
@@ -577,6 +567,74 @@ async fn a_coordinator_led_again_verifies_produce_against_its_successors_state()
         r.error_code == 0
     })
     .await;
+}
+
+/// When a `__transaction_state` partition's leadership moves, the new coordinator takes
+/// its ids over at once, as Kafka's `onElection` does: an open transaction whose producer
+/// is gone is aborted when it times out though no client ever asks the new coordinator
+/// about it (else its partitions' last stable offset stays put for good). The old
+/// coordinator lets go of the id instead of timing it out and retrying writes its
+/// partition refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_transaction_coordinator_times_out_what_its_predecessor_left_open() {
+    use crate::transactions::support::{add, init, produce_txn};
+    use gregor_broker::txn::state::TxnState;
+    let mut nodes = start_cluster(3, &[("transaction.state.log.num.partitions", "1")]).await;
+    let mut c = nodes[0].connect().await;
+    assert_eq!(create(&mut c, "abandoned", 1, 3).await, 0);
+    find_transaction_coordinator(nodes[0].addr).await;
+    move_leader(&nodes, "__transaction_state", 0, 1).await;
+    move_leader(&nodes, "abandoned", 0, 1).await;
+    // A transaction opened on node 1 with a 3 s timeout, its producer then silent.
+    let mut n1 = nodes[0].connect().await;
+    let r = init(&mut n1, "tx", 3_000).await;
+    assert_eq!(r.error_code, 0);
+    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+    assert_eq!(
+        add(&mut n1, "tx", pid, epoch, "abandoned", &[0]).await,
+        vec![0]
+    );
+    assert_eq!(
+        produce_txn(&mut n1, "tx", "abandoned", pid, epoch, 0, 2)
+            .await
+            .0,
+        0
+    );
+    // Node 2 becomes the coordinator; nobody talks to it about "tx".
+    move_leader(&nodes, "__transaction_state", 0, 2).await;
+    let (old, new) = (nodes[0].broker.clone(), nodes[1].broker.clone());
+    eventually(
+        "the new coordinator aborts the abandoned transaction",
+        || {
+            let done = new
+                .txns
+                .describe("tx")
+                .is_some_and(|m| m.state == TxnState::CompleteAbort);
+            async move { done }
+        },
+    )
+    .await;
+    eventually("the old coordinator lets go of the id", || {
+        let gone = old.txns.loaded_count() == 0;
+        async move { gone }
+    })
+    .await;
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
+/// A transaction coordinator whose `__transaction_state` partition moved away and came
+/// back verifies a produce against the state its successor wrote, not against what it
+/// held before: here the producer's epoch was bumped and a partition added while
+/// another broker coordinated, and its batch must be accepted, not fenced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_coordinator_led_again_verifies_produce_against_its_successors_state() {
+    use crate::transactions::support::{add, end, init, produce_txn};
+    let mut nodes = start_cluster(3, &[("transaction.state.log.num.partitions", "1")]).await;
+    let mut c = nodes[0].connect().await;
+    assert_eq!(create(&mut c, "txd", 1, 3).await, 0);
+    find_transaction_coordinator(nodes[0].addr).await;
     // Coordinator and data leader on node 1.
     move_leader(&nodes, "__transaction_state", 0, 1).await;
     move_leader(&nodes, "txd", 0, 1).await;
