@@ -109,7 +109,9 @@ impl Host {
     }
 
     /// Creates an internal topic (`__consumer_offsets`, `__transaction_state`) on first
-    /// use: compacted, 100 MiB segments, as Kafka creates them. Already there is fine.
+    /// use: compacted, 100 MiB segments, as Kafka creates them, and
+    /// `__transaction_state` with `transaction.state.log.min.isr` as its min ISR (the
+    /// controller caps it by the replicas it places). Already there is fine.
     pub async fn ensure_internal_topic(
         &self,
         name: &str,
@@ -121,16 +123,23 @@ impl Host {
         {
             return Ok(());
         }
+        let mut configs: std::collections::BTreeMap<String, String> = [
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("segment.bytes".to_string(), "104857600".to_string()),
+        ]
+        .into();
+        if name == crate::txn::coordinator::TXN_TOPIC {
+            configs.insert(
+                "min.insync.replicas".to_string(),
+                self.cluster.txn_min_isr.to_string(),
+            );
+        }
         let t = gregor_metadata::controller::NewTopic {
             assignments: Vec::new(),
             name: name.to_string(),
             num_partitions: partitions,
             replication_factor,
-            configs: [
-                ("cleanup.policy".to_string(), "compact".to_string()),
-                ("segment.bytes".to_string(), "104857600".to_string()),
-            ]
-            .into(),
+            configs,
         };
         match self
             .commit_metadata(ControllerRequest::CreateTopic {

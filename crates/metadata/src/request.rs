@@ -21,7 +21,8 @@ pub enum ControllerRequest {
     /// CreateTopics. `if_absent`: an existing topic is success (auto-creation and the
     /// internal topics, where a racing creator is fine), not TOPIC_ALREADY_EXISTS.
     /// A replication factor of -1 takes `default_replication_factor`, capped by the live
-    /// brokers when `cap_replication` (internal topics), else an error when too large.
+    /// brokers when `cap_replication` (internal topics; their `min.insync.replicas` is
+    /// capped to it too), else an error when too large.
     CreateTopic {
         topic: NewTopic,
         if_absent: bool,
@@ -117,6 +118,14 @@ impl ControllerRequest {
                 if *cap_replication {
                     let live = i16::try_from(order.len()).unwrap_or(i16::MAX).max(1);
                     t.replication_factor = t.replication_factor.clamp(1, live);
+                    // An internal topic's min ISR (`transaction.state.log.min.isr`) is
+                    // capped the same way: never more than its replicas, or no write to
+                    // it could ever be acknowledged.
+                    if let Some(min) = t.configs.get_mut("min.insync.replicas") {
+                        if min.parse::<i16>().is_ok_and(|m| m > t.replication_factor) {
+                            *min = t.replication_factor.to_string();
+                        }
+                    }
                 }
                 controller::create_topic(image, &t, &order)
             }
@@ -221,5 +230,44 @@ impl ControllerRequest {
                 Ok(crate::quotas::alter_records(image, entries))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn internal_topic(rf: i16, min_isr: &str) -> ControllerRequest {
+        ControllerRequest::CreateTopic {
+            topic: NewTopic {
+                name: "__transaction_state".into(),
+                num_partitions: 1,
+                replication_factor: rf,
+                configs: [("min.insync.replicas".to_string(), min_isr.to_string())].into(),
+                assignments: Vec::new(),
+            },
+            if_absent: true,
+            cap_replication: true,
+        }
+    }
+
+    /// The replication factor and min ISR of an internal topic created on `brokers`.
+    fn created(brokers: &[i32], rf: i16, min_isr: &str) -> (usize, String) {
+        let mut image = crate::active::image_with_brokers(brokers);
+        let recs = internal_topic(rf, min_isr).decide(&image).unwrap();
+        image.apply_entry(image.offset + 1, &recs);
+        let t = image.topic("__transaction_state").unwrap();
+        let rf = t.partitions[&0].replicas.len();
+        (rf, t.configs["min.insync.replicas"].clone())
+    }
+
+    #[test]
+    fn an_internal_topics_min_isr_is_capped_by_its_replication_factor() {
+        // Kafka's defaults (RF 3, min ISR 2) on three brokers are kept as they are.
+        assert_eq!(created(&[1, 2, 3], 3, "2"), (3, "2".into()));
+        // On one broker both are capped: a min ISR of 2 on one replica refuses every write.
+        assert_eq!(created(&[1], 3, "2"), (1, "1".into()));
+        assert_eq!(created(&[1, 2], 3, "2"), (2, "2".into()));
     }
 }

@@ -29,6 +29,8 @@ pub struct ClusterConfig {
     /// Replication factors of the internal topics (capped by the live brokers).
     pub offsets_replication_factor: i16,
     pub txn_replication_factor: i16,
+    /// `transaction.state.log.min.isr`: `__transaction_state`'s min.insync.replicas.
+    pub txn_min_isr: i16,
     pub replication: ReplicationConfig,
 }
 
@@ -227,6 +229,10 @@ pub(super) fn parse_cluster(
         txn_replication_factor: positive(
             "transaction.state.log.replication.factor",
             &get("transaction.state.log.replication.factor"),
+        )?,
+        txn_min_isr: positive(
+            "transaction.state.log.min.isr",
+            &get("transaction.state.log.min.isr"),
         )?,
         replication: ReplicationConfig {
             lag_time_max_ms: positive("replica.lag.time.max.ms", &get("replica.lag.time.max.ms"))?,

@@ -71,6 +71,8 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("replica.selector.class", ""),
     ("offsets.topic.replication.factor", "3"),
     ("transaction.state.log.replication.factor", "3"),
+    // `__transaction_state`'s min.insync.replicas (capped by its replication factor).
+    ("transaction.state.log.min.isr", "2"),
     ("listeners", "PLAINTEXT://127.0.0.1:9092"),
     ("advertised.listeners", ""),
     // Empty: Kafka's default map (each protocol's own name, CONTROLLER:PLAINTEXT).
