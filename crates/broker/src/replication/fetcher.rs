@@ -188,8 +188,9 @@ async fn run(
                 }
                 match handle_partition(p, &pd) {
                     Ok(true) => progressed = true,
-                    // An error answer that changed nothing: back off before asking again.
-                    Ok(false) if pd.error_code != 0 => failed += 1,
+                    // An error or divergence answer that changed nothing: back off
+                    // before asking again.
+                    Ok(false) if pd.error_code != 0 || pd.diverging_epoch.epoch >= 0 => failed += 1,
                     Ok(false) => {}
                     Err(e) => {
                         failed += 1;
@@ -367,8 +368,12 @@ fn handle_partition(
     }
     if pd.diverging_epoch.epoch >= 0 && pd.diverging_epoch.end_offset >= 0 {
         let target = truncation_offset(p, pd.diverging_epoch.epoch, pd.diverging_epoch.end_offset)?;
+        // A truncation that changes neither the log end nor the last epoch leaves the
+        // next fetch where this one was: that is no progress (the fetcher backs off
+        // rather than asking the leader the same question in a busy loop).
+        let before = (p.log_end_offset(), p.latest_epoch()?);
         p.truncate_to(target)?;
-        return Ok(true);
+        return Ok((p.log_end_offset(), p.latest_epoch()?) != before);
     }
     let records = pd.records.as_deref().unwrap_or(&[]);
     let appended = p.append_replica(records, pd.high_watermark, pd.log_start_offset)?;
