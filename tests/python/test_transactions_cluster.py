@@ -6,7 +6,7 @@ broker over the inter-broker AddPartitionsToTxn) commits its output and its offs
 together."""
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic, ResourceType
 
 from cluster import Cluster
 from conftest import wait_until
@@ -47,6 +47,11 @@ def test_send_offsets_to_transaction_with_coordinators_on_different_brokers(clus
     # Both internal topics exist once a transactional producer and a group have run.
     warm = Producer({"bootstrap.servers": b, "transactional.id": "warm-up"})
     warm.init_transactions(30)
+    # __transaction_state carries its own min ISR, transaction.state.log.min.isr (2), as
+    # Kafka creates it: a topic config, not the broker default it would otherwise take.
+    r = ConfigResource(ResourceType.TOPIC, "__transaction_state")
+    entry = admin.describe_configs([r])[r].result(30)["min.insync.replicas"]
+    assert (entry.value, entry.source) == ("2", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
     src = Producer({"bootstrap.servers": b, "acks": "all"})
     for i in range(20):
         src.produce("in", key=str(i).encode(), value=f"v{i}".encode())
