@@ -51,6 +51,15 @@ impl From<LogError> for ReplicaError {
     }
 }
 
+impl From<crate::partition::AppendError> for ReplicaError {
+    fn from(e: crate::partition::AppendError) -> Self {
+        match e {
+            crate::partition::AppendError::NotLeader => ReplicaError::NotLeaderOrFollower,
+            crate::partition::AppendError::Log(e) => e.into(),
+        }
+    }
+}
+
 /// The Kafka error code for a replica-manager error.
 pub fn replica_error_code(e: &ReplicaError) -> ResponseError {
     match e {

@@ -108,7 +108,10 @@ pub async fn append_replicated(
     if p.assignment().isr.len() < min {
         return Err(ReplicatedAppendError::NotEnoughReplicas(name()));
     }
-    let (info, flush_due) = p.append(bytes, v, None)?;
+    let (info, flush_due) = p.append(bytes, v, None).map_err(|e| match e {
+        crate::partition::AppendError::NotLeader => ReplicatedAppendError::NotLeader(name()),
+        crate::partition::AppendError::Log(e) => ReplicatedAppendError::Log(e),
+    })?;
     if flush_due {
         p.ensure_flushed(info.last_offset + 1).await?;
     }

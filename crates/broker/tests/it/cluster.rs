@@ -720,3 +720,41 @@ async fn a_replica_that_led_without_writing_follows_the_next_leader() {
         node.stop().await;
     }
 }
+
+/// A leader's append checks leadership again under the log lock, where a move to
+/// follower happens: a writer that checked before the move cannot put its batch in what
+/// is now a follower's log (under the new leader's epoch, no later fetch could tell the
+/// stray batch from the leader's own records at those offsets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_refuses_an_append_whose_writer_checked_leadership_before_the_move() {
+    use crate::api_sweep::support::one_record_batch;
+    use gregor_broker::partition::AppendError;
+    let mut nodes = start_cluster(3, &[]).await;
+    let mut c = nodes[0].connect().await;
+    assert_eq!(create(&mut c, "late", 1, 3).await, 0);
+    move_leader(&nodes, "late", 0, 1).await;
+    let follower = nodes[1].broker.clone();
+    eventually("node 2 follows the partition", || {
+        let ok = follower
+            .replicas
+            .partition("late", 0)
+            .is_some_and(|p| !p.is_leader());
+        async move { ok }
+    })
+    .await;
+    let Some(p) = follower.replicas.partition("late", 0) else {
+        panic!("the partition vanished");
+    };
+    let bytes = one_record_batch(b"stray");
+    let mut scratch = Vec::new();
+    let v = gregor_protocol::batch::validate(&bytes, &mut scratch, usize::MAX).unwrap();
+    let end = p.log_end_offset();
+    assert!(matches!(
+        p.append(&bytes, &v, None),
+        Err(AppendError::NotLeader)
+    ));
+    assert_eq!(p.log_end_offset(), end, "the follower's log took the batch");
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
