@@ -55,6 +55,9 @@ pub struct ClusterLink {
     /// The newest metadata offset this broker has applied to its partitions.
     applied: watch::Sender<i64>,
     broker_epoch: AtomicI64,
+    /// The epoch in the last process's clean-shutdown marker, -1 if none (see
+    /// `Registration::previous_broker_epoch`).
+    previous_broker_epoch: i64,
     /// True until the controller unfences this broker (and again when it fences it).
     fenced: watch::Sender<bool>,
     incarnation: uuid::Uuid,
@@ -79,6 +82,7 @@ impl ClusterLink {
         config: &BrokerConfig,
         cluster_id: String,
         clean_shutdown: bool,
+        previous_broker_epoch: i64,
     ) -> Result<Arc<Self>, crate::broker::StartError> {
         let c = &config.cluster;
         let tls = match &config.controller_tls {
@@ -117,6 +121,10 @@ impl ClusterLink {
                     heartbeat_interval: Duration::from_millis((c.election_timeout_ms / 5).max(20)),
                     clean_shutdown,
                     tls: tls.clone(),
+                    default_min_insync_replicas: config
+                        .get("min.insync.replicas")
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(1),
                 },
                 listener,
                 service.clone(),
@@ -155,6 +163,7 @@ impl ClusterLink {
             clients: Mutex::new(HashMap::new()),
             applied: watch::Sender::new(-1),
             broker_epoch: AtomicI64::new(-1),
+            previous_broker_epoch,
             fenced: watch::Sender::new(true),
             incarnation: uuid::Uuid::new_v4(),
             leaving: std::sync::atomic::AtomicBool::new(false),
@@ -420,6 +429,7 @@ impl ClusterLink {
             incarnation_id: self.incarnation,
             endpoints,
             rack,
+            previous_broker_epoch: self.previous_broker_epoch,
         };
         // A restart right after a kill finds the old process's session still live at
         // the controller (DUPLICATE_BROKER_REGISTRATION): retried until it expires, as

@@ -9,7 +9,8 @@
 //!
 //! Fencing is a metadata change like any other: a broker whose session expired gets a
 //! BrokerRegistrationChangeRecord (fenced) plus a PartitionChangeRecord for every
-//! partition whose ISR holds it (it leaves the ISR, unless it is the last member; a
+//! partition whose ISR holds it (it leaves the ISR, unless it is the last member and
+//! ELRs are off, see `crate::elr`; a
 //! partition it led gets the next live ISR member as leader, or none). A broker is
 //! unfenced once its heartbeat reports a metadata offset at or past its registration.
 
@@ -33,6 +34,15 @@ pub struct Registration {
     pub incarnation_id: Uuid,
     pub endpoints: Vec<BrokerEndpoint>,
     pub rack: Option<String>,
+    /// The broker epoch its last process wrote in its clean-shutdown marker, -1 if it
+    /// left none (Kafka's `PreviousBrokerEpoch`): not the epoch of its registration means
+    /// that process did not stop cleanly, and it leaves every ELR (KIP-966).
+    #[serde(default = "no_epoch")]
+    pub previous_broker_epoch: i64,
+}
+
+fn no_epoch() -> i64 {
+    -1
 }
 
 /// A broker's heartbeat (Kafka's BrokerHeartbeatRequest).
@@ -315,13 +325,21 @@ impl QuorumController {
                 // expiry: moving every leadership away and back would rewrite every
                 // partition twice per restart). If it does not catch up in time, its
                 // session expires and the fencer moves them.
-                Ok(vec![MetadataRecord::RegisterBrokerRecord {
+                let mut out = vec![MetadataRecord::RegisterBrokerRecord {
                     broker_id: r.broker_id,
                     incarnation_id: r.incarnation_id,
                     endpoints: r.endpoints.clone(),
                     rack: r.rack.clone(),
                     broker_epoch: None,
-                }])
+                }];
+                if img
+                    .brokers
+                    .get(&r.broker_id)
+                    .is_some_and(|old| old.epoch != r.previous_broker_epoch)
+                {
+                    out.extend(crate::elr::unclean_shutdown_records(img, r.broker_id));
+                }
+                Ok(out)
             })
             .await?;
         let epoch = image
@@ -686,7 +704,9 @@ pub(crate) fn fence_partition(
                 .get(&id)
                 .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown && b.hosts(topic_id, index))
     };
-    let isr: Vec<i32> = if p.isr.len() > 1 {
+    // With ELRs (KIP-966) the last member leaves too: the ISR may be empty, and the
+    // ELR (see `crate::elr`) keeps who may lead again.
+    let isr: Vec<i32> = if p.isr.len() > 1 || crate::elr::enabled(image) {
         p.isr.iter().copied().filter(|&r| r != broker).collect()
     } else {
         p.isr.clone()
@@ -703,16 +723,22 @@ pub(crate) fn fence_partition(
         replicas: None,
         adding_replicas: None,
         removing_replicas: None,
+        eligible_leader_replicas: None,
+        last_known_elr: None,
     })
 }
 
-/// Records for a broker's clean stop: like [`fence_records`], except that a partition
-/// no other live ISR member can take over keeps its leader and ISR (it is offline while
-/// the broker is down, and back without a metadata change when it returns: a single
-/// node's restart writes no record per partition).
+/// Records for a broker's clean stop: like [`fence_records`], except that, without
+/// ELRs, a partition no other live ISR member can take over keeps its leader and ISR (it
+/// is offline while the broker is down, and back without a metadata change when it
+/// returns: a single node's restart writes no record per partition). With ELRs it is
+/// exactly a fence: the last ISR member goes to the ELR and leads again from it.
 pub fn shutdown_records(image: &MetadataImage, broker: i32, epoch: i64) -> Vec<MetadataRecord> {
     if image.brokers.get(&broker).is_none_or(|b| b.epoch != epoch) {
         return Vec::new();
+    }
+    if crate::elr::enabled(image) {
+        return fence_records(image, broker);
     }
     fence_records(image, broker)
         .into_iter()
@@ -729,7 +755,8 @@ pub fn shutdown_records(image: &MetadataImage, broker: i32, epoch: i64) -> Vec<M
 }
 
 /// Records that unfence `broker` at `epoch`: its registration, and leadership of every
-/// leaderless partition whose ISR holds it.
+/// leaderless partition whose ISR holds it (or, with ELRs, whose ISR is empty and whose
+/// ELR holds it).
 pub fn unfence_records(image: &MetadataImage, broker: i32, epoch: i64) -> Vec<MetadataRecord> {
     if image
         .brokers
@@ -747,7 +774,10 @@ pub fn unfence_records(image: &MetadataImage, broker: i32, epoch: i64) -> Vec<Me
     let hosts = |t: Uuid, i: i32| image.brokers.get(&broker).is_some_and(|b| b.hosts(t, i));
     for t in image.topics.values() {
         for (&index, p) in &t.partitions {
-            if p.leader == -1 && p.isr.contains(&broker) && hosts(t.id, index) {
+            // With ELRs: also a partition with an empty ISR whose ELR holds it (it
+            // becomes the ISR, see `crate::elr::complete`).
+            let eligible = p.isr.contains(&broker) || (p.isr.is_empty() && p.elr.contains(&broker));
+            if p.leader == -1 && eligible && hosts(t.id, index) {
                 out.push(MetadataRecord::PartitionChangeRecord {
                     topic_id: t.id,
                     partition: index,
@@ -756,6 +786,8 @@ pub fn unfence_records(image: &MetadataImage, broker: i32, epoch: i64) -> Vec<Me
                     replicas: None,
                     adding_replicas: None,
                     removing_replicas: None,
+                    eligible_leader_replicas: None,
+                    last_known_elr: None,
                 });
             }
         }

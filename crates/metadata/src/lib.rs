@@ -14,6 +14,8 @@
 //! - [`features`]: feature levels (KIP-584): supported ranges, bootstrap levels and
 //!   the checks for UpdateFeatures.
 //! - [`election`]: preferred and unclean leader elections, leader balance.
+//! - [`elr`]: eligible leader replicas (KIP-966): the ELR rules every partition change
+//!   goes through at `eligible.leader.replicas.version` 1.
 //! - [`reassignment`]: moving partitions to new replicas (KIP-455), pure decisions.
 //! - [`topic_config`]: the topic-level config names, their types and validation.
 //! - [`client_metrics`]: client-metrics subscriptions (KIP-714) and their validation.
@@ -38,6 +40,7 @@ pub mod active;
 pub mod client_metrics;
 pub mod controller;
 pub mod election;
+pub mod elr;
 pub mod features;
 pub mod group_config;
 pub mod image;
