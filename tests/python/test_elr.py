@@ -30,7 +30,7 @@ def cluster(tmp_path):
     try:
         c.start(90)
         admin = AdminClient({"bootstrap.servers": c.bootstrap})
-        topic = NewTopic(TOPIC, replica_assignment=[[2, 3, 4]], config={"min.insync.replicas": "2"})
+        topic = NewTopic(TOPIC, 1, replica_assignment=[[2, 3, 4]], config={"min.insync.replicas": "2"})
         admin.create_topics([topic])[TOPIC].result(30)
         yield c
     finally:
