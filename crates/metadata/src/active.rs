@@ -776,7 +776,8 @@ pub fn unfence_records(image: &MetadataImage, broker: i32, epoch: i64) -> Vec<Me
         for (&index, p) in &t.partitions {
             // With ELRs: also a partition with an empty ISR whose ELR holds it (it
             // becomes the ISR, see `crate::elr::complete`).
-            let eligible = p.isr.contains(&broker) || (p.isr.is_empty() && p.elr.contains(&broker));
+            let eligible = p.isr.contains(&broker)
+                || (p.isr.is_empty() && p.elr.contains(&broker) && crate::elr::enabled(image));
             if p.leader == -1 && eligible && hosts(t.id, index) {
                 out.push(MetadataRecord::PartitionChangeRecord {
                     topic_id: t.id,

@@ -22,7 +22,7 @@
 //! shutting-down broker leaves the ISR even as its last member (`active::fence_partition`,
 //! `active::shutdown_records`), and an unfenced broker takes leaderless partitions whose
 //! ELR holds it (`active::unfence_records`). At level 0 nothing here runs and the ELR
-//! fields stay empty.
+//! fields stay empty; the downgrade to 0 clears them ([`disable_records`]).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -123,7 +123,10 @@ pub fn complete(
     mut records: Vec<MetadataRecord>,
     static_min_isr: usize,
 ) -> Vec<MetadataRecord> {
-    if !enabled(image) {
+    let disabling = records.iter().any(|r| {
+        matches!(r, MetadataRecord::FeatureLevelRecord { name, feature_level: 0 } if name == ELR_VERSION)
+    });
+    if !enabled(image) || disabling {
         return records;
     }
     let mut brokers = BrokerOverlay::default();
@@ -167,10 +170,8 @@ pub fn complete(
         let unclean = elected.is_some_and(|l| {
             isr.as_deref() == Some(&[l][..]) && !from.isr.contains(&l) && !from.elr.contains(&l)
         });
-        if unclean {
-            to.elr.clear();
-            to.last_known_elr.clear();
-        } else if to.isr.len() >= min {
+        // An unclean election, or an ISR back at min ISR: nothing is kept.
+        if unclean || to.isr.len() >= min {
             to.elr.clear();
             to.last_known_elr.clear();
         } else {
@@ -235,6 +236,33 @@ pub fn complete(
         partitions.insert(key, to);
     }
     records
+}
+
+/// Records that go back to the rules without ELRs (`eligible.leader.replicas.version`
+/// downgraded to 0, in the same commit): every ELR and last known ELR is cleared, and an
+/// empty ISR gets its ELR back (the members that hold everything below the high
+/// watermark), as the old rule keeps the last member in the ISR.
+pub fn disable_records(image: &MetadataImage) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for t in image.topics.values() {
+        for (&index, p) in &t.partitions {
+            if p.elr.is_empty() && p.last_known_elr.is_empty() {
+                continue;
+            }
+            out.push(MetadataRecord::PartitionChangeRecord {
+                topic_id: t.id,
+                partition: index,
+                leader: None,
+                isr: (p.isr.is_empty() && !p.elr.is_empty()).then(|| p.elr.clone()),
+                replicas: None,
+                adding_replicas: None,
+                removing_replicas: None,
+                eligible_leader_replicas: (!p.elr.is_empty()).then(Vec::new),
+                last_known_elr: (!p.last_known_elr.is_empty()).then(Vec::new),
+            });
+        }
+    }
+    out
 }
 
 /// Records taking `broker`, which registered again after an unclean shutdown (its

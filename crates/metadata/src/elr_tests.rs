@@ -256,3 +256,24 @@ fn records_without_elr_fields_still_load() {
         }
     ));
 }
+
+#[test]
+fn a_downgrade_to_level_zero_clears_the_elr_and_refills_an_empty_isr() {
+    let (mut image, _) = cluster(1);
+    for b in [2, 3, 1] {
+        fence(&mut image, b);
+    }
+    assert_eq!(state(&p0(&image)), (-1, vec![], vec![1, 3], vec![]));
+    let down = [crate::features::FeatureUpdate {
+        name: ELR_VERSION.into(),
+        level: 0,
+        upgrade: Some(crate::features::UpgradeType::SafeDowngrade),
+    }];
+    let recs = crate::features::update_features(&image, &down).unwrap();
+    commit(&mut image, recs);
+    assert!(!enabled(&image));
+    assert_eq!(state(&p0(&image)), (-1, vec![1, 3], vec![], vec![]));
+    // The old rule: an ISR member leads again once unfenced.
+    unfence(&mut image, 3);
+    assert_eq!(state(&p0(&image)), (3, vec![1, 3], vec![], vec![]));
+}

@@ -220,6 +220,9 @@ pub fn update_features(
                 name: u.name.clone(),
                 feature_level: u.level,
             });
+            if u.name == crate::elr::ELR_VERSION && u.level == 0 {
+                out.extend(crate::elr::disable_records(image));
+            }
         }
     }
     Ok(out)
