@@ -383,3 +383,48 @@ def test_kcat_producing_through_a_leader_kill(fault_cluster):
     report = check(h, read_log(fc.bootstrap, TOPIC, PARTITIONS))
     print(report.summary())
     assert_clean(fc, report, min_acked=1000)
+
+
+def test_isr_changes_of_many_partitions_reach_the_controller_as_few_metadata_entries(tmp_path):
+    """AlterPartition (API 56) carries every pending ISR change of a leader in one
+    request, committed as one metadata entry: a follower that stops fetching leaves the
+    ISR of the 20-odd partitions two other leaders lead in a handful of entries, not one
+    entry per partition (Kafka's AlterPartitionManager batching)."""
+    import json
+
+    from conftest import BIN
+
+    overrides = {"broker.session.timeout.ms": "30000", "broker.heartbeat.interval.ms": "500",
+                 "replica.lag.time.max.ms": "1500"}
+    fc = FaultCluster(tmp_path / "many", overrides=overrides, netns=False).start()
+    try:
+        fc.create_topic("many", 30, rf=3, min_isr=1)
+        fc.wait_healthy("many", 30, full_isr=True)
+        layout = fc.layout("many", via=1)
+        elsewhere = sorted(p for p, (leader, _, _) in layout.items() if leader != 3)
+        assert len(elsewhere) >= 15, layout
+
+        def metadata_end():
+            r = subprocess.run([BIN, "cluster", "quorum", "-b", fc.node(1).bootstrap, "--output", "json"],
+                               capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0, r.stderr
+            return json.loads(r.stdout)["high_watermark"]
+
+        before = metadata_end()
+        fc.pause(3)
+
+        def shrunk():
+            now = fc.layout("many", via=1)
+            return now is not None and all(now[p][2] == sorted(set(now[p][1]) - {3}) for p in elsewhere)
+
+        # Long before node 3's session (30 s) expires, so the controller has not fenced it:
+        # the leaders asked.
+        wait_until(shrunk, timeout=20, what="node 3 out of the ISR of the partitions nodes 1 and 2 lead")
+        entries = metadata_end() - before
+        # One request per leader in the common case; a change submitted while a request
+        # is in flight goes in the next one.
+        assert 1 <= entries <= 6, f"{entries} metadata entries for {len(elsewhere)} ISR changes"
+        fc.resume(3)
+        fc.wait_healthy("many", 30, full_isr=True)
+    finally:
+        fc.close()

@@ -471,6 +471,7 @@ impl Broker {
         }
         self.start_publisher();
         crate::replication::start_isr_expiration(&self.host);
+        crate::replication::isr_changes::start(&self.host);
         self.metadata
             .join(
                 self.endpoints(),
@@ -483,13 +484,43 @@ impl Broker {
             .map_err(|e| StartError::Cluster(e.to_string()))
     }
 
-    /// Stops the publisher and heartbeats and the quorum (clean shutdown).
-    pub async fn leave_cluster(&self) {
+    /// Controlled shutdown, the first step of a clean stop, taken while the broker still
+    /// serves (Kafka's order): the controller moves this broker's leaderships to other
+    /// in-sync replicas and takes it out of the ISRs. Requests in flight are answered
+    /// (an acks=all produce once the followers have it, or NOT_LEADER_OR_FOLLOWER once
+    /// the leadership moved) instead of being cut off as "possibly persisted".
+    ///
+    /// Only when another live broker can take over: alone (a single node, or the last
+    /// one up) there is nothing to hand off, and the broker stops serving first as
+    /// before, so its clients see it go rather than a fenced broker that still answers.
+    /// Returns whether it was done (else [`Self::leave_cluster`] does it).
+    pub async fn begin_leaving(&self) -> bool {
+        let image = self.metadata.image();
+        let others = image
+            .brokers
+            .values()
+            .any(|b| b.id != self.config.node_id && !b.fenced && !b.in_controlled_shutdown);
+        if others {
+            self.controlled_shutdown().await;
+        }
+        others
+    }
+
+    async fn controlled_shutdown(&self) {
         self.metadata
             .controlled_shutdown(std::time::Duration::from_millis(
                 self.config.cluster.session_timeout_ms,
             ))
             .await;
+    }
+
+    /// Stops the publisher and heartbeats and the quorum (clean shutdown, after the
+    /// connections ended); the controlled shutdown first unless
+    /// [`Self::begin_leaving`] did it.
+    pub async fn leave_cluster(&self, left: bool) {
+        if !left {
+            self.controlled_shutdown().await;
+        }
         self.host.stop();
         self.fetchers.stop();
         self.metadata.shutdown().await;

@@ -36,6 +36,15 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 /// Back-off between attempts while there is no controller to ask.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How one attempt of a controller call went.
+enum Answer<T> {
+    Done(T),
+    /// Not the active controller; the leader, if it named one.
+    NotController(Option<i32>),
+    Unavailable(String),
+    Malformed(String),
+}
+
 enum Source {
     Voter {
         quorum: Arc<MetadataQuorum>,
@@ -266,6 +275,86 @@ impl ClusterLink {
         rpc: ControllerRpc,
         timeout: Duration,
     ) -> Result<ControllerRpcReply, ControllerFailure> {
+        let body =
+            serde_json::to_vec(&rpc).map_err(|e| ControllerFailure::Storage(e.to_string()))?;
+        let classify = |reply: ControllerRpcReply| match reply {
+            ControllerRpcReply::Failed(ControllerFailure::NotController { leader }) => {
+                Answer::NotController(leader)
+            }
+            ControllerRpcReply::Failed(ControllerFailure::Unavailable(m)) => Answer::Unavailable(m),
+            other => Answer::Done(other),
+        };
+        self.exchange(
+            timeout,
+            body,
+            |c| {
+                let rpc = rpc.clone();
+                // In place, only NOT_CONTROLLER is retried elsewhere; any other answer,
+                // a failure included, is the caller's.
+                async move {
+                    match c.serve(rpc).await {
+                        ControllerRpcReply::Failed(ControllerFailure::NotController { leader }) => {
+                            Answer::NotController(leader)
+                        }
+                        other => Answer::Done(other),
+                    }
+                }
+            },
+            |bytes| match serde_json::from_slice::<ControllerRpcReply>(&bytes) {
+                Ok(reply) => classify(reply),
+                Err(e) => Answer::Malformed(format!("malformed controller answer: {e}")),
+            },
+        )
+        .await
+    }
+
+    /// Sends a Kafka request to the active controller (AlterPartition; see
+    /// [`gregor_metadata::kafka_apis`]) as [`Self::call`] sends its requests, and returns
+    /// the decoded response. A top-level NOT_CONTROLLER answer is retried with another
+    /// controller; `not_controller` reads it from the response.
+    pub async fn call_kafka<R: gregor_protocol::kp::protocol::Request>(
+        &self,
+        req: &R,
+        version: i16,
+        not_controller: fn(&R::Response) -> bool,
+        timeout: Duration,
+    ) -> Result<R::Response, ControllerFailure> {
+        use gregor_metadata::kafka_apis;
+        let client_id = format!("broker-{}", self.node_id);
+        let payload = kafka_apis::encode_request(req, version, 0, &client_id)
+            .map_err(|e| ControllerFailure::Storage(e.to_string()))?;
+        let read = move |bytes: Vec<u8>| match kafka_apis::decode_response::<R>(bytes, version) {
+            Ok(r) if not_controller(&r) => Answer::NotController(None),
+            Ok(r) => Answer::Done(r),
+            Err(e) => Answer::Malformed(e.to_string()),
+        };
+        let local_payload = payload.clone();
+        self.exchange(
+            timeout,
+            payload,
+            move |c| {
+                let p = local_payload.clone();
+                async move { read(c.serve_kafka(p).await) }
+            },
+            read,
+        )
+        .await
+    }
+
+    /// The retry loop of [`Self::call`] and [`Self::call_kafka`]: `local` asks this
+    /// node's controller in place, `read` reads a remote answer to `payload`.
+    async fn exchange<T, L, LF, Rd>(
+        &self,
+        timeout: Duration,
+        payload: Vec<u8>,
+        local: L,
+        read: Rd,
+    ) -> Result<T, ControllerFailure>
+    where
+        L: Fn(Arc<QuorumController>) -> LF,
+        LF: std::future::Future<Output = Answer<T>>,
+        Rd: Fn(Vec<u8>) -> Answer<T>,
+    {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut hint: Option<i32> = None;
         let mut turn = 0usize;
@@ -273,12 +362,11 @@ impl ClusterLink {
         loop {
             if let Source::Voter { quorum, controller } = &self.source {
                 if quorum.is_leader() {
-                    let reply = controller.serve(rpc.clone()).await;
-                    match reply {
-                        ControllerRpcReply::Failed(ControllerFailure::NotController { leader }) => {
-                            hint = leader;
-                        }
-                        other => return Ok(other),
+                    match local(controller.clone()).await {
+                        Answer::Done(t) => return Ok(t),
+                        Answer::NotController(leader) => hint = leader,
+                        Answer::Unavailable(m) => last = ControllerFailure::Unavailable(m),
+                        Answer::Malformed(m) => last = ControllerFailure::Storage(m),
                     }
                 }
             }
@@ -297,26 +385,19 @@ impl ClusterLink {
                 (!ids.is_empty()).then(|| ids[turn % ids.len()])
             });
             if let Some(client) = target.and_then(|id| self.client(id)) {
-                let body = serde_json::to_vec(&rpc)
-                    .map_err(|e| ControllerFailure::Storage(e.to_string()))?;
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                match client.call_app(body, left.min(RPC_TIMEOUT)).await {
-                    Ok(bytes) => match serde_json::from_slice::<ControllerRpcReply>(&bytes) {
-                        Ok(ControllerRpcReply::Failed(ControllerFailure::NotController {
-                            leader,
-                        })) => {
+                match client
+                    .call_app(payload.clone(), left.min(RPC_TIMEOUT))
+                    .await
+                {
+                    Ok(bytes) => match read(bytes) {
+                        Answer::Done(t) => return Ok(t),
+                        Answer::NotController(leader) => {
                             hint = leader.filter(|&l| Some(l) != target);
                             last = ControllerFailure::NotController { leader };
                         }
-                        Ok(ControllerRpcReply::Failed(ControllerFailure::Unavailable(m))) => {
-                            last = ControllerFailure::Unavailable(m);
-                        }
-                        Ok(reply) => return Ok(reply),
-                        Err(e) => {
-                            last = ControllerFailure::Storage(format!(
-                                "malformed controller answer: {e}"
-                            ))
-                        }
+                        Answer::Unavailable(m) => last = ControllerFailure::Unavailable(m),
+                        Answer::Malformed(m) => last = ControllerFailure::Storage(m),
                     },
                     Err(e) => last = ControllerFailure::Unavailable(e.to_string()),
                 }

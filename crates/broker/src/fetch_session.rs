@@ -12,12 +12,27 @@
 //! recently used ones are evicted (their clients are told the id is gone and fall back
 //! to a full fetch); a session that alone exceeds the budget is not created, and its
 //! client fetches without one, as KIP-227 allows.
+//!
+//! A round costs what changed, not what the session holds. Each partition the session
+//! holds remembers the [`Partition`] it resolved to and, once a round found nothing new
+//! there (no data, no error, the client caught up and told the current watermarks), the
+//! partition's change counter at that moment ([`Held::settled`]). Later rounds skip it
+//! while the counter is unchanged and the client does not list it: its answer would be
+//! the same empty one. Anything a fetch answer depends on bumps the counter (see
+//! `Partition::version`), and so does a request that lists the partition again. The
+//! session's `Notify` is registered with each partition once and woken on every
+//! change, so a parked round needs no per-round registration either.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use tokio::sync::Notify;
 use uuid::Uuid;
+
+use crate::partition::Partition;
+use crate::replication::state::FetchClock;
 
 /// Partitions all sessions may hold together (about 100 bytes each).
 pub const MAX_CACHED_PARTITIONS: usize = 500_000;
@@ -37,10 +52,53 @@ pub struct SessionPartition {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// The hosted partition this resolved to, registered with the session's `Notify`.
+    pub held: Option<Held>,
+}
+
+/// A session partition's hosted partition, and the change counter at which a round
+/// last found nothing new for the client there (`None`: it must be looked at).
+#[derive(Clone)]
+pub struct Held {
+    pub partition: Arc<Partition>,
+    pub settled: Option<u64>,
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("partition", &(&self.partition.topic, self.partition.index))
+            .field("settled", &self.settled)
+            .finish()
+    }
+}
+
+impl SessionPartition {
+    /// Whether a round may skip this partition: it settled, and nothing changed since.
+    pub fn skippable(&self) -> bool {
+        self.held.as_ref().is_some_and(|h| {
+            h.settled
+                .is_some_and(|version| h.partition.version() == version)
+        })
+    }
+}
+
+/// What a session round works with.
+#[derive(Debug)]
+pub struct Round {
+    /// Every partition the session holds, in session order.
+    pub plan: Vec<SessionPartition>,
+    /// Partitions the request made the session forget.
+    pub forgotten: Vec<SessionPartition>,
+    /// Woken by a change to any partition registered with it.
+    pub watch: Arc<Notify>,
+    pub clock: FetchClock,
 }
 
 struct Session {
     epoch: i32,
+    watch: Arc<Notify>,
+    clock: FetchClock,
     partitions: Vec<SessionPartition>,
     /// Position of each (topic, partition) in `partitions`.
     index: HashMap<(Arc<str>, i32), usize>,
@@ -48,9 +106,11 @@ struct Session {
 }
 
 impl Session {
-    fn new(partitions: Vec<SessionPartition>) -> Self {
+    fn new(partitions: Vec<SessionPartition>, watch: Arc<Notify>, clock: FetchClock) -> Self {
         let mut s = Self {
             epoch: 1,
+            watch,
+            clock,
             partitions: Vec::with_capacity(partitions.len()),
             index: HashMap::with_capacity(partitions.len()),
             last_used: Instant::now(),
@@ -69,6 +129,10 @@ impl Session {
                 p.max_bytes = u.max_bytes;
                 p.current_leader_epoch = u.current_leader_epoch;
                 p.last_fetched_epoch = u.last_fetched_epoch;
+                // Listed again: looked at this round, whatever it settled at.
+                if let Some(h) = &mut p.held {
+                    h.settled = None;
+                }
             }
             None => {
                 self.index
@@ -96,6 +160,8 @@ pub enum SessionError {
 pub struct FetchSessionCache {
     max_slots: usize,
     max_partitions: usize,
+    /// Partitions incremental rounds looked at (not skipped), for metrics and tests.
+    looked: std::sync::atomic::AtomicU64,
     inner: Mutex<Inner>,
 }
 
@@ -159,6 +225,7 @@ impl FetchSessionCache {
         Self {
             max_slots,
             max_partitions,
+            looked: std::sync::atomic::AtomicU64::new(0),
             inner: Mutex::new(Inner {
                 sessions: HashMap::new(),
                 partitions: 0,
@@ -183,19 +250,36 @@ impl FetchSessionCache {
         self.lock().partitions
     }
 
+    /// An incremental round looked at `n` partitions.
+    pub fn note_looked(&self, n: usize) {
+        self.looked
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Partitions incremental rounds looked at so far (the others were skipped).
+    pub fn looked(&self) -> u64 {
+        self.looked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Sessions held, and the partitions they hold together (for metrics).
     pub fn sizes(&self) -> (usize, usize) {
         let inner = self.lock();
         (inner.sessions.len(), inner.partitions)
     }
 
-    /// Creates a session holding `partitions`; returns its id, or 0 when sessions are
-    /// disabled or it does not fit.
-    pub fn create(&self, partitions: Vec<SessionPartition>) -> i32 {
+    /// Creates a session holding `partitions` (as the full fetch that opened it left
+    /// them, registered with `watch`); returns its id, or 0 when sessions are disabled
+    /// or it does not fit.
+    pub fn create(
+        &self,
+        partitions: Vec<SessionPartition>,
+        watch: Arc<Notify>,
+        clock: FetchClock,
+    ) -> i32 {
         if self.max_slots == 0 {
             return 0;
         }
-        let session = Session::new(partitions);
+        let session = Session::new(partitions, watch, clock);
         let mut inner = self.lock();
         let n = session.partitions.len();
         if !inner.make_room(0, n, self.max_slots, self.max_partitions) {
@@ -221,7 +305,7 @@ impl FetchSessionCache {
         epoch: i32,
         updates: Vec<SessionPartition>,
         forgotten: &[(Uuid, String, i32)],
-    ) -> Result<Vec<SessionPartition>, SessionError> {
+    ) -> Result<Round, SessionError> {
         let mut inner = self.lock();
         let s = inner.sessions.get(&id).ok_or(SessionError::NotFound)?;
         if s.epoch != epoch {
@@ -229,13 +313,18 @@ impl FetchSessionCache {
         }
         let mut s = inner.remove(id).ok_or(SessionError::NotFound)?;
         s.last_used = Instant::now();
+        let mut dropped = Vec::new();
         if !forgotten.is_empty() {
-            s.partitions.retain(|p| {
-                !forgotten.iter().any(|(tid, name, idx)| {
-                    *idx == p.partition
-                        && (**name == *p.topic || (!tid.is_nil() && *tid == p.topic_id))
-                })
-            });
+            let (gone, kept) = std::mem::take(&mut s.partitions)
+                .into_iter()
+                .partition(|p| {
+                    forgotten.iter().any(|(tid, name, idx)| {
+                        *idx == p.partition
+                            && (**name == *p.topic || (!tid.is_nil() && *tid == p.topic_id))
+                    })
+                });
+            s.partitions = kept;
+            dropped = gone;
             s.reindex();
         }
         for u in updates {
@@ -245,27 +334,51 @@ impl FetchSessionCache {
         if !inner.make_room(id, n, self.max_slots.saturating_add(1), self.max_partitions) {
             return Err(SessionError::NotFound);
         }
-        let plan = s.partitions.clone();
+        let round = Round {
+            plan: s.partitions.clone(),
+            forgotten: dropped,
+            watch: s.watch.clone(),
+            clock: s.clock.clone(),
+        };
         inner.partitions += n;
         inner.sessions.insert(id, s);
-        Ok(plan)
+        Ok(round)
     }
 
-    /// Records what the response told the client and advances the epoch.
-    pub fn commit(&self, id: i32, sent: &[SessionPartition]) {
+    /// Records what the round's answer told the client about the partitions it looked
+    /// at (`looked`: the watermarks, the hosted partition and whether it settled) and
+    /// advances the epoch.
+    pub fn commit(&self, id: i32, looked: &[SessionPartition]) {
         let mut inner = self.lock();
         if let Some(s) = inner.sessions.get_mut(&id) {
-            for n in sent {
+            for n in looked {
                 if let Some(&i) = s.index.get(&(n.topic.clone(), n.partition)) {
                     let p = &mut s.partitions[i];
                     p.high_watermark = n.high_watermark;
                     p.last_stable_offset = n.last_stable_offset;
                     p.log_start_offset = n.log_start_offset;
+                    // Listed again by a request that raced this one: leave it unsettled.
+                    let same_position = p.fetch_offset == n.fetch_offset
+                        && p.current_leader_epoch == n.current_leader_epoch
+                        && p.last_fetched_epoch == n.last_fetched_epoch
+                        && p.max_bytes == n.max_bytes;
+                    p.held = match &n.held {
+                        Some(h) if !same_position => Some(Held {
+                            partition: h.partition.clone(),
+                            settled: None,
+                        }),
+                        other => other.clone(),
+                    };
                 }
             }
             s.epoch = next_epoch(s.epoch);
         }
     }
+}
+
+/// A new session clock (see `FetchClock`).
+pub fn new_clock() -> FetchClock {
+    Arc::new(AtomicI64::new(i64::MIN))
 }
 
 #[cfg(test)]
@@ -284,13 +397,18 @@ mod tests {
             high_watermark: -1,
             last_stable_offset: -1,
             log_start_offset: -1,
+            held: None,
         }
+    }
+
+    fn create(cache: &FetchSessionCache, parts: Vec<SessionPartition>) -> i32 {
+        cache.create(parts, Arc::new(Notify::new()), new_clock())
     }
 
     #[test]
     fn session_lifecycle() {
         let cache = FetchSessionCache::new(2);
-        let id = cache.create(vec![sp("a", 0, 0), sp("a", 1, 0)]);
+        let id = create(&cache, vec![sp("a", 0, 0), sp("a", 1, 0)]);
         assert_ne!(id, 0);
         assert_eq!(
             cache.update(id, 2, vec![], &[]).unwrap_err(),
@@ -303,7 +421,8 @@ mod tests {
                 vec![sp("a", 0, 5), sp("b", 0, 0)],
                 &[(Uuid::nil(), "a".into(), 1)],
             )
-            .unwrap();
+            .unwrap()
+            .plan;
         let got: Vec<(String, i32, i64)> = parts
             .iter()
             .map(|p| (p.topic.to_string(), p.partition, p.fetch_offset))
@@ -316,8 +435,8 @@ mod tests {
             SessionError::NotFound
         );
         // Eviction of the least recently used.
-        let b = cache.create(vec![]);
-        let c = cache.create(vec![]);
+        let b = create(&cache, vec![]);
+        let c = create(&cache, vec![]);
         assert_eq!(
             cache.update(id, 3, vec![], &[]).unwrap_err(),
             SessionError::NotFound
@@ -333,16 +452,16 @@ mod tests {
     fn partitions_are_bounded_across_sessions() {
         let cache = FetchSessionCache::with_partition_budget(100, 10);
         let many = |t: &str, n: i32| (0..n).map(|i| sp(t, i, 0)).collect::<Vec<_>>();
-        assert_eq!(cache.create(many("big", 11)), 0);
-        let a = cache.create(many("a", 6));
+        assert_eq!(create(&cache, many("big", 11)), 0);
+        let a = create(&cache, many("a", 6));
         assert_ne!(a, 0);
         // The same partition twice is stored once.
         let mut dup = many("b", 2);
         dup.extend(many("b", 2));
-        let b = cache.create(dup);
+        let b = create(&cache, dup);
         assert_eq!(cache.cached_partitions(), 8);
         // Making room for 4 more evicts the least recently used session (a).
-        let c = cache.create(many("c", 4));
+        let c = create(&cache, many("c", 4));
         assert_ne!(c, 0);
         assert_eq!(cache.cached_partitions(), 6);
         assert_eq!(
@@ -360,6 +479,9 @@ mod tests {
 
     #[test]
     fn disabled_cache_hands_out_no_sessions() {
-        assert_eq!(FetchSessionCache::new(0).create(vec![]), 0);
+        assert_eq!(
+            FetchSessionCache::new(0).create(vec![], Arc::new(Notify::new()), new_clock()),
+            0
+        );
     }
 }

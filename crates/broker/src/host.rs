@@ -46,6 +46,8 @@ pub struct Host {
     pub inter_broker: Arc<InterBrokerSecurity>,
     /// Replication quotas, leader and follower side.
     pub throttles: Arc<ReplicationThrottles>,
+    /// ISR changes waiting to be sent to the controller (AlterPartition).
+    pub isr_changes: Arc<crate::replication::isr_changes::IsrChanges>,
     pub metrics: Arc<BrokerMetrics>,
     /// The block of producer ids being handed out: `(next, end)`.
     producer_ids: Mutex<(i64, i64)>,
@@ -70,6 +72,7 @@ impl Host {
             replicas,
             inter_broker,
             throttles,
+            isr_changes: Arc::default(),
             metrics,
             producer_ids: Mutex::new((0, 0)),
             stop: tokio::sync::watch::Sender::new(false),

@@ -13,7 +13,7 @@
 //! its checkpoint and snapshot list, re-validates and indexes the cleaned segments and
 //! fsyncs the directory without the lock, which covers only the renames of the swap.
 
-use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use std::path::PathBuf;
@@ -23,7 +23,7 @@ use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
 use crate::log_dirs::LogDir;
-use crate::replication::state::{Assignment, ReplicaSet, Transition};
+use crate::replication::state::{Assignment, FetchClock, ReplicaSet, Transition};
 use crate::topic_settings::TopicSettings;
 use crate::util::now_ms;
 
@@ -55,6 +55,14 @@ pub struct Partition {
     leader: std::sync::atomic::AtomicBool,
     settings: RwLock<Arc<TopicSettings>>,
     waiters: Mutex<Vec<Weak<Notify>>>,
+    /// Incremental fetch sessions holding this partition: woken on every change, and
+    /// kept across wakeups (a session registers once, not once per round).
+    watchers: Mutex<Vec<Weak<Notify>>>,
+    /// Bumped after every change a fetch answer depends on (log end, high watermark,
+    /// last stable offset, log start, leader epoch and leadership, the ISR, serving or
+    /// not): a fetch session skips a partition whose version is the one it last found
+    /// nothing new at (see `fetch_session`).
+    version: AtomicU64,
     /// Offset below which data is fsynced.
     flushed: AtomicI64,
     /// Held by the one task running an fsync; others queue behind it and usually find
@@ -114,6 +122,8 @@ impl Partition {
             leader: std::sync::atomic::AtomicBool::new(true),
             settings: RwLock::new(settings),
             waiters: Mutex::new(Vec::new()),
+            watchers: Mutex::new(Vec::new()),
+            version: AtomicU64::new(0),
             flush_lock: tokio::sync::Mutex::new(()),
             log_dir,
         }
@@ -134,7 +144,26 @@ impl Partition {
     pub fn stop_serving(&self) {
         self.set_leader(false);
         self.hw_watch.send_modify(|s| s.leader = false);
+        self.changed();
         self.wake_waiters();
+    }
+
+    /// The partition is no longer hosted here (its topic was deleted, or the replica
+    /// moved to other brokers): sessions that still hold it look it up again.
+    pub fn retire(&self) {
+        self.changed();
+        self.wake_waiters();
+    }
+
+    /// The change counter (see the `version` field). Read it before the state it
+    /// vouches for.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::SeqCst)
+    }
+
+    /// Publishes a change (after it is visible).
+    fn changed(&self) {
+        self.version.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Passes `r` through; a disk failure in it takes the log directory offline (every
@@ -239,6 +268,7 @@ impl Partition {
             // follows the flush policy).
             return Ok((info, flush_due));
         }
+        self.changed();
         self.advance_high_watermark();
         self.wake_waiters();
         Ok((info, flush_due))
@@ -270,11 +300,15 @@ impl Partition {
             current
         };
         let unstable = self.first_unstable.load(Ordering::Acquire);
-        self.last_stable_offset
-            .store(unstable.min(target), Ordering::Release);
+        let stable = unstable.min(target);
+        let stable_moved = self.last_stable_offset.swap(stable, Ordering::AcqRel) != stable;
         if target != current {
             self.high_watermark.store(target, Ordering::Release);
+            self.changed();
             self.hw_watch.send_modify(|s| s.high_watermark = target);
+            self.wake_waiters();
+        } else if stable_moved {
+            self.changed();
             self.wake_waiters();
         }
     }
@@ -323,7 +357,8 @@ impl Partition {
         if leader {
             self.advance_high_watermark();
         }
-        // Parked fetches re-check leadership.
+        // Parked fetches and sessions re-check leadership, epoch and ISR.
+        self.changed();
         self.wake_waiters();
         Ok(transition)
     }
@@ -367,15 +402,35 @@ impl Partition {
 
     /// As leader: a follower fetched from `fetch_offset`. Returns the ISR to ask the
     /// controller for when the follower has caught up and should join it.
-    pub fn record_follower_fetch(&self, replica: i32, fetch_offset: i64) -> Option<Vec<i32>> {
+    /// `broker_epoch` is the one the fetch carried (KIP-903; -1 when it had none). In a
+    /// fetch session, `session` is its clock and when its previous round began (see
+    /// `replication::state::FetchClock`).
+    pub fn record_follower_fetch(
+        &self,
+        replica: i32,
+        broker_epoch: i64,
+        fetch_offset: i64,
+        session: Option<(&FetchClock, i64)>,
+    ) -> Option<Vec<i32>> {
         let end = self.log_end_offset();
         let hw = self.high_watermark();
         let expand = match self.replicas.lock() {
-            Ok(mut r) => r.record_fetch(replica, fetch_offset, end, hw, now_ms()),
+            Ok(mut r) => {
+                r.note_broker_epoch(replica, broker_epoch);
+                r.record_session_fetch(replica, fetch_offset, end, hw, now_ms(), session)
+            }
             Err(_) => None,
         };
         self.advance_high_watermark();
         expand
+    }
+
+    /// As leader: `replica` stopped fetching this partition in the fetch session whose
+    /// clock is `clock` (its previous round began at `previous_round_ms`).
+    pub fn end_fetch_session(&self, replica: i32, clock: &FetchClock, previous_round_ms: i64) {
+        if let Ok(mut r) = self.replicas.lock() {
+            r.unlink_clock(replica, clock, previous_round_ms);
+        }
     }
 
     /// As leader: the ISR without followers that lagged longer than `lag_max_ms`, if any
@@ -384,11 +439,31 @@ impl Partition {
         self.replicas.lock().ok()?.shrink(now_ms(), lag_max_ms)
     }
 
+    /// `isr` with its members' broker epochs, as AlterPartition sends it (see
+    /// [`crate::replication::state::ReplicaSet::isr_with_epochs`]).
+    pub fn isr_with_epochs(&self, isr: &[i32], my_epoch: i64) -> Vec<(i32, i64)> {
+        self.replicas
+            .lock()
+            .map(|r| r.isr_with_epochs(isr, my_epoch))
+            .unwrap_or_default()
+    }
+
+    /// The controller accepted the AlterPartition in flight; it leaves the partition at
+    /// `partition_epoch`.
+    pub fn alter_partition_answered(&self, partition_epoch: i32) {
+        if let Ok(mut r) = self.replicas.lock() {
+            r.answered(partition_epoch);
+        }
+    }
+
     /// The AlterPartition in flight failed: another may be sent.
     pub fn alter_partition_failed(&self) {
         if let Ok(mut r) = self.replicas.lock() {
             r.pending_isr = None;
         }
+        // A caught-up follower outside the ISR is proposed again at its next fetch,
+        // which its fetch session must therefore not skip.
+        self.changed();
     }
 
     /// As follower: appends the leader's batches byte for byte, then takes the leader's
@@ -425,6 +500,7 @@ impl Partition {
         }
         self.publish_high_watermark(leader_high_watermark.min(end), false);
         if appended.batches > 0 {
+            self.changed();
             self.wake_waiters();
         }
         Ok(appended)
@@ -455,6 +531,7 @@ impl Partition {
             doomed
         };
         self.run_deferred();
+        self.changed();
         let end = self.log_end_offset();
         if self.high_watermark() > end {
             self.publish_high_watermark(end, true);
@@ -512,6 +589,7 @@ impl Partition {
     pub fn delete_records(&self, offset: i64) -> Result<i64, LogError> {
         let (start, doomed) = self.checked(self.log()?.delete_records_before(offset))?;
         self.log_start_offset.fetch_max(start, Ordering::AcqRel);
+        self.changed();
         remove_later(doomed, self.settings().file_delete_delay_ms);
         Ok(start)
     }
@@ -534,7 +612,9 @@ impl Partition {
                 self.checked(log.apply_retention(s.retention_ms, s.retention_bytes, now_ms))?;
             (log.log_start_offset(), doomed)
         };
-        self.log_start_offset.fetch_max(start, Ordering::AcqRel);
+        if self.log_start_offset.fetch_max(start, Ordering::AcqRel) < start {
+            self.changed();
+        }
         remove_later(doomed, s.file_delete_delay_ms);
         Ok(())
     }
@@ -618,7 +698,27 @@ impl Partition {
         }
     }
 
+    /// Registers a fetch session's `Notify`, woken on every change until the session
+    /// is gone (a weak reference: a dropped session unregisters itself).
+    pub fn register_watcher(&self, n: &Arc<Notify>) {
+        if let Ok(mut w) = self.watchers.lock() {
+            w.retain(|x| x.strong_count() > 0);
+            if !w.iter().any(|x| std::ptr::eq(x.as_ptr(), Arc::as_ptr(n))) {
+                w.push(Arc::downgrade(n));
+            }
+        }
+    }
+
     fn wake_waiters(&self) {
+        if let Ok(mut w) = self.watchers.lock() {
+            w.retain(|x| match x.upgrade() {
+                Some(n) => {
+                    n.notify_one();
+                    true
+                }
+                None => false,
+            });
+        }
         let drained: Vec<Weak<Notify>> = match self.waiters.lock() {
             Ok(mut w) if !w.is_empty() => std::mem::take(&mut *w),
             _ => return,

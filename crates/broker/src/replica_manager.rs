@@ -389,6 +389,14 @@ impl ReplicaManager {
             Err(p) => *p.into_inner() = next,
         }
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        // Fetch sessions holding them look them up again (and find them gone).
+        for p in removed
+            .iter()
+            .flat_map(|h| h.partitions.values())
+            .chain(&dropped)
+        {
+            p.retire();
+        }
         for h in removed {
             for p in h.partitions.values().filter(|p| p.dir_online()) {
                 let log = p.log()?;

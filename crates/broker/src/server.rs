@@ -114,6 +114,9 @@ pub async fn run_listeners(
     broker.metrics.set_ready(true);
     shutdown.await;
     broker.metrics.set_ready(false);
+    // Leaderships move away first, while connections are still served; only then do
+    // the listeners stop.
+    let left = broker.begin_leaving().await;
     halt_tx.send_replace(true);
     for a in acceptors {
         let _ = a.await;
@@ -127,7 +130,7 @@ pub async fn run_listeners(
     let _ = retention.await;
     let _ = cleaner.await;
     let _ = expiry.await;
-    broker.leave_cluster().await;
+    broker.leave_cluster(left).await;
     broker.metrics.stop_listener().await;
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.shutdown())

@@ -602,7 +602,8 @@ impl QuorumController {
     }
 }
 
-/// Serves the controller RPC on the quorum's transport (JSON both ways).
+/// Serves the controller RPC on the quorum's transport: JSON both ways, or a Kafka
+/// request and response (see [`crate::kafka_apis`]).
 pub struct RpcService(pub std::sync::OnceLock<Arc<QuorumController>>);
 
 impl AppHandler for RpcService {
@@ -613,6 +614,13 @@ impl AppHandler for RpcService {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send>> {
         let controller = self.0.get().cloned();
         Box::pin(async move {
+            if crate::kafka_apis::is_kafka_request(&request) {
+                return match controller {
+                    Some(c) => c.serve_kafka(request).await,
+                    // Read as malformed: the broker tries again.
+                    None => Vec::new(),
+                };
+            }
             let reply = match (
                 serde_json::from_slice::<ControllerRpc>(&request),
                 controller,

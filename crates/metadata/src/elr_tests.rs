@@ -5,7 +5,6 @@ use super::*;
 use crate::active::{fence_records, image_with_brokers, shutdown_records, unfence_records};
 use crate::controller::{create_topic, NewTopic};
 use crate::election::{election_records, ElectionType};
-use crate::request::ControllerRequest;
 
 /// Brokers 1..=3, topic "t" (one partition, replicas [1, 2, 3], leader 1) with
 /// `min.insync.replicas` 2, and `eligible.leader.replicas.version` at `level`.
@@ -38,19 +37,34 @@ fn p0(image: &MetadataImage) -> PartitionImage {
     image.topic("t").unwrap().partitions[&0].clone()
 }
 
-/// The leader asks for `isr` (AlterPartition).
+/// The leader asks for `isr` (AlterPartition v3, with each member's broker epoch).
 fn alter_isr(image: &mut MetadataImage, id: Uuid, isr: &[i32]) {
-    let p = p0(image);
-    let req = ControllerRequest::AlterPartition {
-        broker_id: p.leader,
-        broker_epoch: image.brokers[&p.leader].epoch,
-        topic_id: id,
-        partition: 0,
-        leader_epoch: p.leader_epoch,
-        partition_epoch: p.partition_epoch,
-        new_isr: isr.to_vec(),
+    use gregor_protocol::kp::messages::alter_partition_request::{
+        BrokerState, PartitionData, TopicData,
     };
-    let recs = req.decide(image).unwrap();
+    use gregor_protocol::kp::messages::{AlterPartitionRequest, BrokerId};
+    let p = p0(image);
+    let members = isr
+        .iter()
+        .map(|&r| {
+            BrokerState::default()
+                .with_broker_id(BrokerId(r))
+                .with_broker_epoch(image.brokers[&r].epoch)
+        })
+        .collect();
+    let req = AlterPartitionRequest::default()
+        .with_broker_id(BrokerId(p.leader))
+        .with_broker_epoch(image.brokers[&p.leader].epoch)
+        .with_topics(vec![TopicData::default().with_topic_id(id).with_partitions(
+            vec![PartitionData::default()
+                .with_partition_index(0)
+                .with_leader_epoch(p.leader_epoch)
+                .with_partition_epoch(p.partition_epoch)
+                .with_new_isr_with_epochs(members)],
+        )]);
+    let (recs, resp) = crate::alter_partition::decide(image, &req);
+    let code = resp.topics[0].partitions[0].error_code;
+    assert_eq!((resp.error_code, code), (0, 0), "AlterPartition refused");
     commit(image, recs);
 }
 

@@ -16,6 +16,8 @@
 //! - [`election`]: preferred and unclean leader elections, leader balance.
 //! - [`elr`]: eligible leader replicas (KIP-966): the ELR rules every partition change
 //!   goes through at `eligible.leader.replicas.version` 1.
+//! - [`alter_partition`]: ISR changes asked by partition leaders (AlterPartition),
+//!   decided in batches; [`kafka_apis`] carries it as a Kafka request to the controller.
 //! - [`reassignment`]: moving partitions to new replicas (KIP-455), pure decisions.
 //! - [`topic_config`]: the topic-level config names, their types and validation.
 //! - [`client_metrics`]: client-metrics subscriptions (KIP-714) and their validation.
@@ -37,6 +39,7 @@
 
 pub mod acls;
 pub mod active;
+pub mod alter_partition;
 pub mod client_metrics;
 pub mod controller;
 pub mod election;
@@ -44,6 +47,7 @@ pub mod elr;
 pub mod features;
 pub mod group_config;
 pub mod image;
+pub mod kafka_apis;
 pub mod offline_dirs;
 pub mod placement;
 pub mod quorum;

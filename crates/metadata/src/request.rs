@@ -59,19 +59,6 @@ pub enum ControllerRequest {
         updates: Vec<features::FeatureUpdate>,
     },
     AllocateProducerIds,
-    /// AlterPartition (KIP-497): the leader of a partition asks to change its ISR.
-    /// Refused unless the leader and partition epochs are the current ones, the broker
-    /// epoch is the leader's current registration, and every new member is a live,
-    /// unfenced replica (KIP-841/903).
-    AlterPartition {
-        broker_id: i32,
-        broker_epoch: i64,
-        topic_id: uuid::Uuid,
-        partition: i32,
-        leader_epoch: i32,
-        partition_epoch: i32,
-        new_isr: Vec<i32>,
-    },
     /// ElectLeaders: the elections of `kind` these partitions still need when decided
     /// (see `election`); the others are left as they are.
     ElectLeaders {
@@ -233,101 +220,6 @@ impl ControllerRequest {
             ControllerRequest::AlterClientQuotas { entries } => {
                 Ok(crate::quotas::alter_records(image, entries))
             }
-            ControllerRequest::AlterPartition {
-                broker_id,
-                broker_epoch,
-                topic_id,
-                partition,
-                leader_epoch,
-                partition_epoch,
-                new_isr,
-            } => alter_partition(
-                image,
-                *broker_id,
-                *broker_epoch,
-                *topic_id,
-                *partition,
-                (*leader_epoch, *partition_epoch),
-                new_isr,
-            ),
         }
     }
-}
-
-/// The records of an AlterPartition, or why it is refused (see
-/// [`ControllerRequest::AlterPartition`]).
-fn alter_partition(
-    image: &MetadataImage,
-    broker_id: i32,
-    broker_epoch: i64,
-    topic_id: uuid::Uuid,
-    partition: i32,
-    (leader_epoch, partition_epoch): (i32, i32),
-    new_isr: &[i32],
-) -> Result<Vec<MetadataRecord>, ControllerError> {
-    let p = image
-        .topic_names
-        .get(&topic_id)
-        .and_then(|n| image.topics.get(n))
-        .and_then(|t| t.partitions.get(&partition))
-        .ok_or(ControllerError::UnknownTopicId)?;
-    if image
-        .brokers
-        .get(&broker_id)
-        .is_none_or(|b| b.epoch != broker_epoch)
-    {
-        return Err(ControllerError::StaleBrokerEpoch(format!(
-            "broker {broker_id} epoch {broker_epoch} is not its current registration"
-        )));
-    }
-    if p.leader != broker_id {
-        return Err(ControllerError::NotLeader(format!(
-            "broker {broker_id} does not lead partition {partition} (leader {})",
-            p.leader
-        )));
-    }
-    if leader_epoch != p.leader_epoch {
-        return Err(ControllerError::FencedLeaderEpoch(format!(
-            "leader epoch {leader_epoch} is not the current {}",
-            p.leader_epoch
-        )));
-    }
-    if partition_epoch != p.partition_epoch {
-        return Err(ControllerError::InvalidUpdateVersion(format!(
-            "partition epoch {partition_epoch} is not the current {}",
-            p.partition_epoch
-        )));
-    }
-    if !new_isr.contains(&broker_id) {
-        return Err(ControllerError::InvalidRequest(
-            "the ISR must contain its leader".into(),
-        ));
-    }
-    for r in new_isr {
-        let eligible = p.replicas.contains(r)
-            && (p.isr.contains(r)
-                || image
-                    .brokers
-                    .get(r)
-                    .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown));
-        if !eligible {
-            return Err(ControllerError::IneligibleReplica(format!(
-                "replica {r} may not join the ISR of partition {partition}"
-            )));
-        }
-    }
-    let mut isr = new_isr.to_vec();
-    isr.sort_unstable();
-    isr.dedup();
-    if isr == p.isr {
-        return Ok(Vec::new());
-    }
-    // An ISR that now holds every target of an ongoing reassignment completes it in the
-    // same change (KIP-455).
-    let mut next = p.clone();
-    next.isr = isr;
-    let next = reassignment::maybe_complete(image, next);
-    Ok(reassignment::change(topic_id, partition, p, &next)
-        .into_iter()
-        .collect())
 }

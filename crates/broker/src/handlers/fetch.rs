@@ -10,8 +10,11 @@
 //!
 //! Record data is never read here: each partition's answer is a file range, and the
 //! response is sent with the ranges spliced in from the page cache (`crate::frame`).
-//! Partitions that do not exist are answered without entering a fetch session. A
-//! partition refused for a leader change names its current leader (KIP-951).
+//! Partitions that do not exist are answered without entering a fetch session.
+//! An incremental round reads only the partitions its request lists and those that
+//! changed since the session last found nothing new there (`fetch_session`); one
+//! read per partition is `fetch_read`. A partition refused for a leader change names
+//! its current leader (KIP-951).
 //!
 //! Authorization is Kafka's: a follower's fetch needs CLUSTER_ACTION on the cluster
 //! (without it every partition is TOPIC_AUTHORIZATION_FAILED); a consumer's needs READ
@@ -21,6 +24,7 @@
 //! session holds a topic the principal may no longer read ends that session
 //! (FETCH_SESSION_ID_NOT_FOUND), so the client's next full fetch gets the refusal.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -37,12 +41,14 @@ use gregor_storage::FileRange;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use super::fetch_read::{
+    has_news, read_partition, record_position, Fetcher, PartitionRead, ReadPolicy,
+};
 use super::leader_hint::LeaderHints;
-use super::list_offsets::check_leader_epoch;
 use super::{encode_response, AclOperation, ApiSpec, Outcome, RequestContext, ResourceType};
 use crate::broker::Broker;
-use crate::error::{replica_error_code, ReplicaError};
-use crate::fetch_session::{SessionError, SessionPartition};
+use crate::error::replica_error_code;
+use crate::fetch_session::{new_clock, Held, SessionError, SessionPartition};
 use crate::frame::{marker, FileFrame};
 use crate::partition::Partition;
 
@@ -53,200 +59,6 @@ pub const SPEC: ApiSpec = ApiSpec {
 };
 
 const READ_COMMITTED: i8 = 1;
-
-/// One partition's answer before it is encoded.
-struct PartitionRead {
-    error: Option<ReplicaError>,
-    high_watermark: i64,
-    last_stable_offset: i64,
-    log_start_offset: i64,
-    records: Option<FileRange>,
-    /// `(producer id, first offset)` of aborted transactions in the range (read_committed).
-    aborted: Option<Vec<(i64, i64)>>,
-    /// A follower's log diverges from this leader's after `(epoch, end offset)`.
-    diverging: Option<(i32, i64)>,
-    /// KIP-392: the consumer should read this partition from that replica instead.
-    preferred_read_replica: Option<i32>,
-    /// A follower's fetch under the leader's replication throttle, at this rate.
-    throttle_rate: Option<u64>,
-    /// Held back by that throttle (its bucket overdrawn): read again once it refills.
-    held: bool,
-}
-
-/// The leader-side throttle rate for `replica`'s fetch of `p`, if that replica is
-/// throttled: named in the topic's `leader.replication.throttled.replicas` for this
-/// broker, a rate set, and the replica not in the ISR (Kafka's `shouldLeaderThrottle`).
-fn leader_throttle_rate(broker: &Broker, p: &Partition, replica: i32) -> Option<u64> {
-    use crate::replication::throttle;
-    let image = broker.metadata.image();
-    let me = broker.config.node_id;
-    if !throttle::is_throttled(&image, &p.topic, p.index, me, throttle::LEADER_REPLICAS) {
-        return None;
-    }
-    let rate = throttle::rate(
-        &image,
-        broker.config.node_id,
-        throttle::LEADER_RATE,
-        broker.config.get(throttle::LEADER_RATE),
-    )?;
-    (!p.assignment().isr.contains(&replica)).then_some(rate)
-}
-
-/// What a consumer's fetch says of where it may read (Fetch v11+, KIP-392).
-#[derive(Debug, Clone, Copy)]
-struct ReadPolicy<'a> {
-    /// The consumer may read from a follower (v11+: it knows `preferred_read_replica`).
-    followers_allowed: bool,
-    /// `client.rack`, when the broker selects replicas by rack; empty otherwise.
-    rack: &'a str,
-}
-
-/// Who is fetching: a consumer, or a follower replica (by its broker id).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fetcher {
-    Consumer { read_committed: bool },
-    Follower(i32),
-}
-
-fn read_partition(
-    broker: &Broker,
-    sp: &SessionPartition,
-    fetcher: Fetcher,
-    policy: ReadPolicy<'_>,
-    remaining: &mut usize,
-    min_one: &mut bool,
-) -> PartitionRead {
-    let read_committed = fetcher
-        == Fetcher::Consumer {
-            read_committed: true,
-        };
-    let mut out = PartitionRead {
-        error: None,
-        high_watermark: -1,
-        last_stable_offset: -1,
-        log_start_offset: -1,
-        records: None,
-        aborted: read_committed.then(Vec::new),
-        diverging: None,
-        preferred_read_replica: None,
-        throttle_rate: None,
-        held: false,
-    };
-    let is_consumer = matches!(fetcher, Fetcher::Consumer { .. });
-    let p = match broker.replicas.lookup(&sp.topic, sp.partition) {
-        Ok(p) => p,
-        // A follower serves consumers that can be sent to it (KIP-392).
-        Err(ReplicaError::NotLeaderOrFollower) if is_consumer && policy.followers_allowed => {
-            match broker.replicas.partition(&sp.topic, sp.partition) {
-                Some(p) => p,
-                None => {
-                    out.error = Some(ReplicaError::NotLeaderOrFollower);
-                    return out;
-                }
-            }
-        }
-        Err(e) => {
-            out.error = Some(e);
-            return out;
-        }
-    };
-    if let Err(e) = check_leader_epoch(&p, sp.current_leader_epoch) {
-        out.error = Some(e);
-        return out;
-    }
-    let lso = p.last_stable_offset();
-    let hw = p.high_watermark();
-    out.high_watermark = hw;
-    out.last_stable_offset = lso.min(hw);
-    out.log_start_offset = p.log_start_offset();
-    if is_consumer && !policy.rack.is_empty() {
-        let image = broker.metadata.image();
-        out.preferred_read_replica = crate::replication::selector::preferred_read_replica(
-            &image,
-            &p,
-            policy.rack,
-            sp.fetch_offset,
-        );
-        if out.preferred_read_replica.is_some() {
-            return out;
-        }
-    }
-    // Consumers read below the high watermark (the stable offset for read_committed);
-    // followers read up to the log end.
-    let upper = match fetcher {
-        Fetcher::Consumer {
-            read_committed: true,
-        } => lso.min(hw),
-        Fetcher::Consumer { .. } => hw,
-        Fetcher::Follower(_) => i64::MAX,
-    };
-    let mut limit = (sp.max_bytes.max(0) as usize).min(*remaining);
-    if let Fetcher::Follower(replica) = fetcher {
-        if let Some(rate) = leader_throttle_rate(broker, &p, replica) {
-            out.throttle_rate = Some(rate);
-            if broker.throttles.leader.exhausted(rate) {
-                out.held = true;
-                return out;
-            }
-            limit = limit.min(crate::replication::throttle::chunk(rate));
-        }
-    }
-    // Under the partition lock only the index and a few batch headers are read; the
-    // data itself is sent later, from the file, with no lock held.
-    let read = p.log().map_err(ReplicaError::from).and_then(|log| {
-        if let Fetcher::Follower(_) = fetcher {
-            if let Some(d) = divergence(&log, sp)? {
-                out.diverging = Some(d);
-                return Ok(None);
-            }
-        }
-        let r = p.checked(log.read_range(sp.fetch_offset, limit, *min_one, upper))?;
-        if let (true, Some(r)) = (read_committed, &r) {
-            out.aborted = Some(log.aborted_between(sp.fetch_offset, r.end_offset));
-        }
-        Ok(r)
-    });
-    match read {
-        Ok(r) => {
-            if let Some(r) = &r {
-                *min_one = false;
-                *remaining = remaining.saturating_sub(r.len);
-            }
-            out.records = r;
-        }
-        Err(e) => out.error = Some(e),
-    }
-    out
-}
-
-/// Where a follower's log diverges from this leader's (KIP-595, Kafka's
-/// `Partition.readRecords`): the leader's largest epoch at or below the follower's last
-/// fetched epoch, if it is older than that epoch or ends before the fetch offset.
-/// An epoch this leader cannot place at all (newer than all of its own) is
-/// OFFSET_OUT_OF_RANGE, as in Kafka: the follower falls back to the high watermark.
-fn divergence(
-    log: &gregor_storage::Log,
-    sp: &SessionPartition,
-) -> Result<Option<(i32, i64)>, ReplicaError> {
-    if sp.last_fetched_epoch < 0 {
-        return Ok(None);
-    }
-    let (epoch, end) = log.end_offset_for_epoch(sp.last_fetched_epoch);
-    if epoch < 0 || end < 0 {
-        return Err(ReplicaError::OffsetOutOfRange);
-    }
-    Ok((epoch < sp.last_fetched_epoch || end < sp.fetch_offset).then_some((epoch, end)))
-}
-
-fn has_news(sp: &SessionPartition, r: &PartitionRead) -> bool {
-    r.records.is_some()
-        || r.error.is_some()
-        || r.preferred_read_replica.is_some()
-        || r.diverging.is_some()
-        || r.high_watermark != sp.high_watermark
-        || r.last_stable_offset != sp.last_stable_offset
-        || r.log_start_offset != sp.log_start_offset
-}
 
 /// A follower without CLUSTER_ACTION: every requested partition is refused.
 fn refuse_follower(ctx: &RequestContext, req: &FetchRequest) -> Outcome {
@@ -345,6 +157,12 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
         req.replica_id.0
     };
     let is_follower = replica_id >= 0;
+    // The fetching broker's epoch (KIP-903, v15+), which AlterPartition passes on.
+    let replica_epoch = if version >= 15 {
+        req.replica_state.replica_epoch
+    } else {
+        -1
+    };
     if is_follower && !ctx.allowed_on_cluster(AclOperation::ClusterAction) {
         return refuse_follower(ctx, &req);
     }
@@ -396,6 +214,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
                         high_watermark: -1,
                         last_stable_offset: -1,
                         log_start_offset: -1,
+                        held: None,
                     }),
                 _ if by_id && resolved.is_none() => unresolved.push((
                     String::new(),
@@ -430,12 +249,13 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
         .collect();
 
     let sessions = &broker.fetch_sessions;
-    let (plan, incremental) = match (req.session_id, req.session_epoch) {
+    let (plan, incremental, dropped, watch, clock) = match (req.session_id, req.session_epoch) {
         (id, -1) | (id, 0) => {
             if id != 0 {
                 sessions.remove(id);
             }
-            (wanted, false)
+            let watch = Arc::new(Notify::new());
+            (wanted, false, Vec::new(), watch, new_clock())
         }
         // An incremental request that names a partition that does not exist: the
         // session cannot hold it, and silently leaving it out would leave the client
@@ -446,7 +266,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
             return top_level_error(ctx, ResponseError::FetchSessionIdNotFound);
         }
         (id, epoch) => match sessions.update(id, epoch, wanted, &forgotten) {
-            Ok(plan) => (plan, true),
+            Ok(r) => (r.plan, true, r.forgotten, r.watch, r.clock),
             Err(SessionError::NotFound) => {
                 return top_level_error(ctx, ResponseError::FetchSessionIdNotFound)
             }
@@ -488,61 +308,98 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
             ""
         },
     };
-    let mut start_hw: Vec<i64> = Vec::new();
+    // A full fetch that may open a session registers its `Notify` as the session's.
+    let opening = !incremental && req.session_epoch == 0 && version >= 7;
+    // The follower's fetch is a fetch at the session's offsets now (see `FetchClock`).
+    let previous_round = clock.swap(crate::util::now_ms(), Ordering::AcqRel);
     if let Fetcher::Follower(replica) = fetcher {
-        for sp in &plan {
-            let Some(p) = broker.replicas.partition(&sp.topic, sp.partition) else {
-                start_hw.push(-1);
-                continue;
-            };
-            // A follower whose log diverges from this one's is not where its fetch offset
-            // says: it truncates first (the read below tells it where), and only its next
-            // fetch counts for the high watermark and the ISR.
-            let diverges = p
-                .log()
-                .map_or(true, |log| !matches!(divergence(&log, sp), Ok(None)));
-            if p.is_leader() && !diverges && check_leader_epoch(&p, sp.current_leader_epoch).is_ok()
-            {
-                if let Some(isr) = p.record_follower_fetch(replica, sp.fetch_offset) {
-                    // Only an unfenced broker may join an ISR (KIP-841): a restarted one
-                    // still catching up with the metadata is not proposed (the controller
-                    // would refuse it, once per fetch).
-                    let eligible = image
-                        .brokers
-                        .get(&replica)
-                        .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown);
-                    if eligible {
-                        crate::replication::alter_partition(&broker.host, &p, isr);
-                    } else {
-                        p.alter_partition_failed();
-                    }
-                }
+        for sp in &dropped {
+            if let Some(h) = &sp.held {
+                h.partition
+                    .end_fetch_session(replica, &clock, previous_round);
             }
-            start_hw.push(p.high_watermark());
         }
     }
 
-    // Read, and if there is not yet enough, park until an append or the deadline (a
+    // Read, and if there is not yet enough, park until a change or the deadline (a
     // follower's fetch also returns when the high watermark moved: that is news to it).
+    // A session round looks only at partitions listed, unsettled or changed since they
+    // settled (see `fetch_session`); one skipped at first is looked at once it changes.
     let max_wait = std::time::Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + max_wait;
-    let notify = Arc::new(Notify::new());
-    let reads = loop {
-        for sp in &plan {
-            if let Some(p) = broker.replicas.partition(&sp.topic, sp.partition) {
-                p.register_waiter(&notify);
+    // Per plan entry once looked at: the high watermark the follower knew then, and the
+    // hosted partition with its change counter as of the read.
+    let mut start_hw: Vec<Option<i64>> = vec![None; plan.len()];
+    // The hosted partition and its change counter when first looked at, before the
+    // follower's position is recorded and before any read: a change after that (even
+    // one this round's parked read sees) makes the next round look again, so every
+    // change is followed by a round that records the position and reads.
+    let mut first_seen: Vec<Option<(Arc<Partition>, u64)>> = vec![None; plan.len()];
+    let mut first_pass = true;
+    let (reads, looked, seen) = loop {
+        for (i, sp) in plan.iter().enumerate() {
+            if start_hw[i].is_some() || (incremental && sp.skippable()) {
+                continue;
+            }
+            first_seen[i] = broker.replicas.partition(&sp.topic, sp.partition).map(|p| {
+                let v = p.version();
+                let registered = sp
+                    .held
+                    .as_ref()
+                    .is_some_and(|h| Arc::ptr_eq(&h.partition, &p));
+                if opening || (incremental && !registered) {
+                    p.register_watcher(&watch);
+                }
+                (p, v)
+            });
+            start_hw[i] = Some(match fetcher {
+                Fetcher::Follower(replica) => {
+                    let hw = record_position(
+                        broker,
+                        &image,
+                        (replica, replica_epoch),
+                        sp,
+                        (&clock, previous_round),
+                    );
+                    // Skipped at first, so unchanged then: it knew what it was last told.
+                    if first_pass {
+                        hw
+                    } else {
+                        sp.high_watermark
+                    }
+                }
+                Fetcher::Consumer { .. } => -1,
+            });
+        }
+        first_pass = false;
+        let looked: Vec<usize> = (0..plan.len()).filter(|&i| start_hw[i].is_some()).collect();
+        let seen: Vec<Option<(Arc<Partition>, u64)>> =
+            looked.iter().map(|&i| first_seen[i].clone()).collect();
+        if !incremental && !opening {
+            for (p, _) in seen.iter().flatten() {
+                p.register_waiter(&watch);
             }
         }
         let mut remaining = (req.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes);
         let mut min_one = true;
-        let reads: Vec<PartitionRead> = plan
+        let reads: Vec<PartitionRead> = looked
             .iter()
-            .map(|sp| read_partition(broker, sp, fetcher, policy, &mut remaining, &mut min_one))
+            .map(|&i| {
+                read_partition(
+                    broker,
+                    &plan[i],
+                    fetcher,
+                    policy,
+                    &mut remaining,
+                    &mut min_one,
+                )
+            })
             .collect();
-        let hw_moved = reads
-            .iter()
-            .zip(&start_hw)
-            .any(|(r, &hw)| r.high_watermark != hw);
+        let hw_moved = matches!(fetcher, Fetcher::Follower(_))
+            && reads
+                .iter()
+                .zip(&looked)
+                .any(|(r, &i)| Some(r.high_watermark) != start_hw[i]);
         let bytes: usize = reads
             .iter()
             .map(|r| r.records.as_ref().map_or(0, |r| r.len))
@@ -556,7 +413,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
             || plan.is_empty()
             || tokio::time::Instant::now() >= deadline
         {
-            break reads;
+            break (reads, looked, seen);
         }
         // A partition held back by the replication throttle is read again as soon as
         // the bucket has refilled, not at the fetch's deadline.
@@ -571,7 +428,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
                     .min(tokio::time::Instant::now() + w.max(std::time::Duration::from_millis(1)))
             });
         let parked = broker.metrics.operations.park_fetch();
-        let woken = tokio::time::timeout_at(wake_at, notify.notified()).await;
+        let woken = tokio::time::timeout_at(wake_at, watch.notified()).await;
         drop(parked);
         if woken.is_err() {
             // Deadline (or refill) passed: one more read picks up anything that raced
@@ -618,15 +475,26 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
     let mut ranges: Vec<FileRange> = Vec::new();
     // Bytes sent to consumers, by topic (the plan lists a topic's partitions together).
     let mut bytes_out: Option<(&str, crate::metrics::TopicCounters)> = None;
-    for (sp, r) in plan.iter().zip(reads) {
-        if incremental && !has_news(sp, &r) {
-            continue;
-        }
+    for ((&i, r), seen) in looked.iter().zip(reads).zip(seen) {
+        let sp = &plan[i];
+        let news = has_news(sp, &r);
         let mut updated = sp.clone();
         updated.high_watermark = r.high_watermark;
         updated.last_stable_offset = r.last_stable_offset;
         updated.log_start_offset = r.log_start_offset;
+        // Settled: the answer is empty but for watermarks it now tells, the client is
+        // caught up, and the read was of the partition whose counter was read first.
+        updated.held = seen.map(|(p, version)| {
+            let same = r.partition.as_ref().is_some_and(|q| Arc::ptr_eq(q, &p));
+            Held {
+                partition: p,
+                settled: (same && r.settles).then_some(version),
+            }
+        });
         sent.push(updated);
+        if incremental && !news {
+            continue;
+        }
         let mut data = PartitionData::default()
             .with_partition_index(sp.partition)
             .with_high_watermark(r.high_watermark)
@@ -696,10 +564,11 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
     }
 
     let session_id = if incremental {
+        sessions.note_looked(sent.len());
         sessions.commit(req.session_id, &sent);
         req.session_id
-    } else if req.session_epoch == 0 && version >= 7 && unresolved_count == 0 {
-        sessions.create(sent)
+    } else if opening && unresolved_count == 0 {
+        sessions.create(sent, watch, clock)
     } else {
         0
     };

@@ -53,6 +53,7 @@ pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod end_txn;
 pub mod fetch;
+mod fetch_read;
 pub mod find_coordinator;
 pub mod get_telemetry_subscriptions;
 pub mod heartbeat;

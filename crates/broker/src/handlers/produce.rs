@@ -475,8 +475,16 @@ pub fn handle(
                 }
                 Err(e) => {
                     any_error = true;
-                    if matches!(e, ReplicaError::Storage(_)) {
-                        tracing::error!(topic = %name, partition = pd.index, error = %e, "append failed");
+                    match &e {
+                        // A producer's sequence or epoch refused: the client's state, not
+                        // the broker's health.
+                        ReplicaError::Storage(gregor_storage::LogError::Producer(_)) => {
+                            tracing::info!(topic = %name, partition = pd.index, error = %e, "append refused");
+                        }
+                        ReplicaError::Storage(_) => {
+                            tracing::error!(topic = %name, partition = pd.index, error = %e, "append failed");
+                        }
+                        _ => {}
                     }
                     parts.push(error_response(
                         pd.index,

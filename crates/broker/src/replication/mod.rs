@@ -10,8 +10,9 @@
 //! - [`selector`]: which replica a consumer in a given rack reads from (KIP-392).
 //! - [`throttle`]: replication quotas (`*.replication.throttled.rate`), so a
 //!   reassignment's catch-up does not starve clients.
-//! - here: ISR changes sent to the controller (AlterPartition, one in flight per
-//!   partition) and the periodic check that drops lagging followers
+//! - [`isr_changes`]: ISR changes sent to the controller (AlterPartition, API 56),
+//!   batched per broker, one in flight per partition.
+//! - here: the periodic check that drops lagging followers
 //!   (`replica.lag.time.max.ms`).
 //!
 //! The leader side of a follower's fetch is in `handlers::fetch`: it records the
@@ -21,6 +22,7 @@
 pub mod client;
 pub mod fetcher;
 pub mod inter_broker;
+pub mod isr_changes;
 pub mod selector;
 pub mod session;
 pub mod state;
@@ -29,38 +31,15 @@ pub mod throttle;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gregor_metadata::ControllerRequest;
-
 use crate::host::Host;
 use crate::partition::Partition;
 
 /// Asks the controller to set `p`'s ISR to `isr` (AlterPartition, KIP-497), in the
-/// background. The partition holds it as pending until the new metadata arrives; a
-/// refusal (a stale epoch: the metadata moved on) clears it so the next check may ask
-/// again.
+/// background, batched with the broker's other changes (see [`isr_changes`]). The
+/// partition holds it as pending until the new metadata arrives; a refusal (a stale
+/// epoch: the metadata moved on) clears it so the next check may ask again.
 pub fn alter_partition(host: &Arc<Host>, p: &Arc<Partition>, isr: Vec<i32>) {
-    let a = p.assignment();
-    let req = ControllerRequest::AlterPartition {
-        broker_id: host.node_id,
-        broker_epoch: host.metadata.broker_epoch(),
-        topic_id: p.topic_id,
-        partition: p.index,
-        leader_epoch: a.leader_epoch,
-        partition_epoch: a.partition_epoch,
-        new_isr: isr.clone(),
-    };
-    let host = host.clone();
-    let p = p.clone();
-    tokio::spawn(async move {
-        tracing::info!(topic = %p.topic, partition = p.index, from = ?a.isr, to = ?isr, "asking the controller to change the ISR");
-        match host.commit_metadata(req).await {
-            Ok(_) => host.metrics.operations.isr_changed(a.isr.len(), isr.len()),
-            Err(e) => {
-                tracing::info!(topic = %p.topic, partition = p.index, error = %e, "ISR change refused");
-                p.alter_partition_failed();
-            }
-        }
-    });
+    host.isr_changes.submit(host, p, isr);
 }
 
 /// Every half `replica.lag.time.max.ms`, drops from the ISR of each partition this

@@ -7,6 +7,17 @@
 //! acts on the results (publishes the high watermark, sends AlterPartition).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+/// A follower's fetch session's clock (on the leader): when its latest fetch round
+/// began (ms). A round that skips a partition (nothing changed since the follower was
+/// last found caught up there, see `fetch_session`) is still a fetch at the same
+/// offset, with the leader's log end where it was: the follower was caught up then.
+/// So a caught-up follower's `last_caught_up_ms` is the later of what its last full
+/// look recorded and this clock, read when needed instead of written for every
+/// skipped partition every round.
+pub type FetchClock = Arc<AtomicI64>;
 
 /// What the leader knows of one follower.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +29,10 @@ pub struct Follower {
     /// The leader's log end at the follower's previous fetch, and when that was.
     pub last_fetch_leader_end: i64,
     pub last_fetch_ms: i64,
+    /// The broker epoch its fetches carry (KIP-903), -1 until one does: AlterPartition
+    /// names it, so a restarted follower cannot join the ISR on its old incarnation's
+    /// fetch.
+    pub broker_epoch: i64,
 }
 
 /// The metadata's view of a partition this broker hosts.
@@ -59,6 +74,9 @@ pub struct ReplicaSet {
     /// The ISR an in-flight AlterPartition asks for; at most one in flight.
     pub pending_isr: Option<Vec<i32>>,
     pub followers: BTreeMap<i32, Follower>,
+    /// The fetch session clock of each follower that was caught up when last looked
+    /// at in a session round (see [`FetchClock`]).
+    pub clocks: BTreeMap<i32, FetchClock>,
     /// The log end when this broker became leader in this epoch: a follower joins the
     /// ISR only once it reached it (KAFKA-7128).
     pub epoch_start_offset: i64,
@@ -103,6 +121,7 @@ impl ReplicaSet {
         }
         if a.leader != self.me {
             self.followers.clear();
+            self.clocks.clear();
             return if epoch_changed || old.leader == self.me {
                 Transition::BecameFollower
             } else {
@@ -111,6 +130,7 @@ impl ReplicaSet {
         }
         // Followers that left the replica set are forgotten; new ones are tracked.
         self.followers.retain(|r, _| a.replicas.contains(r));
+        self.clocks.retain(|r, _| a.replicas.contains(r));
         for &r in a.replicas.iter().filter(|&&r| r != self.me) {
             self.followers.entry(r).or_insert(Follower {
                 log_end: -1,
@@ -118,10 +138,12 @@ impl ReplicaSet {
                 last_caught_up_ms: if a.isr.contains(&r) { now_ms } else { 0 },
                 last_fetch_leader_end: -1,
                 last_fetch_ms: 0,
+                broker_epoch: -1,
             });
         }
         if epoch_changed || old.leader != self.me {
             self.epoch_start_offset = log_end;
+            self.clocks.clear();
             for (r, f) in self.followers.iter_mut() {
                 f.log_end = -1;
                 f.last_caught_up_ms = if a.isr.contains(r) { now_ms } else { 0 };
@@ -203,6 +225,97 @@ impl ReplicaSet {
         None
     }
 
+    /// Records the broker epoch a follower's fetch carried (-1: none).
+    pub fn note_broker_epoch(&mut self, replica: i32, broker_epoch: i64) {
+        if let Some(f) = self.followers.get_mut(&replica) {
+            if broker_epoch >= 0 {
+                f.broker_epoch = broker_epoch;
+            }
+        }
+    }
+
+    /// [`Self::record_fetch`] for a fetch in a follower's fetch session whose previous
+    /// round began at `previous_round_ms` (see [`FetchClock`]): the rounds since this
+    /// partition was last looked at count as caught-up fetches first, and a follower
+    /// caught up now is linked to the session's clock (unlinked otherwise).
+    pub fn record_session_fetch(
+        &mut self,
+        replica: i32,
+        fetch_offset: i64,
+        log_end: i64,
+        high_watermark: i64,
+        now_ms: i64,
+        session: Option<(&FetchClock, i64)>,
+    ) -> Option<Vec<i32>> {
+        if let Some((clock, previous)) = session {
+            self.unlink_clock(replica, clock, previous);
+        }
+        // This fetch decides anew (a link to another session's clock is stale).
+        self.clocks.remove(&replica);
+        let expand = self.record_fetch(replica, fetch_offset, log_end, high_watermark, now_ms);
+        if let Some((clock, _)) = session {
+            if self.role() == Role::Leader
+                && fetch_offset >= log_end
+                && self.followers.contains_key(&replica)
+            {
+                self.clocks.insert(replica, clock.clone());
+            }
+        }
+        expand
+    }
+
+    /// Unlinks `replica` from its session's clock, if linked to `clock`: the session's
+    /// rounds up to the one that began at `previous_round_ms` found it caught up.
+    pub fn unlink_clock(&mut self, replica: i32, clock: &FetchClock, previous_round_ms: i64) {
+        if !self
+            .clocks
+            .get(&replica)
+            .is_some_and(|c| Arc::ptr_eq(c, clock))
+        {
+            return;
+        }
+        self.clocks.remove(&replica);
+        if let Some(f) = self.followers.get_mut(&replica) {
+            if previous_round_ms > f.last_fetch_ms {
+                f.last_caught_up_ms = f.last_caught_up_ms.max(previous_round_ms);
+                f.last_fetch_ms = previous_round_ms;
+            }
+        }
+    }
+
+    /// `isr` with each member's broker epoch as AlterPartition sends it: this broker's
+    /// own `my_epoch`, a follower's as its last fetch carried it, else -1 (unchecked).
+    pub fn isr_with_epochs(&self, isr: &[i32], my_epoch: i64) -> Vec<(i32, i64)> {
+        isr.iter()
+            .map(|&r| {
+                let epoch = if r == self.me {
+                    my_epoch
+                } else {
+                    self.followers.get(&r).map_or(-1, |f| f.broker_epoch)
+                };
+                (r, epoch)
+            })
+            .collect()
+    }
+
+    /// The controller accepted the change in flight, which leaves the partition at
+    /// `partition_epoch`: once the metadata has it (or it changed nothing), it is over.
+    pub fn answered(&mut self, partition_epoch: i32) {
+        if self.assignment.partition_epoch >= partition_epoch {
+            self.pending_isr = None;
+        }
+    }
+
+    /// When `replica` was last caught up: as recorded, or later if its fetch session
+    /// went on fetching while nothing changed (see [`FetchClock`]).
+    fn last_caught_up(&self, replica: i32, f: &Follower) -> i64 {
+        let clock = self
+            .clocks
+            .get(&replica)
+            .map_or(i64::MIN, |c| c.load(Ordering::Acquire));
+        f.last_caught_up_ms.max(clock)
+    }
+
     /// The ISR to ask for if followers lagged more than `lag_max_ms`: without them.
     pub fn shrink(&mut self, now_ms: i64, lag_max_ms: i64) -> Option<Vec<i32>> {
         if self.role() != Role::Leader || self.pending_isr.is_some() {
@@ -217,7 +330,7 @@ impl ReplicaSet {
             .filter(|r| {
                 self.followers
                     .get(r)
-                    .is_none_or(|f| now_ms.saturating_sub(f.last_caught_up_ms) > lag_max_ms)
+                    .is_none_or(|f| now_ms.saturating_sub(self.last_caught_up(*r, f)) > lag_max_ms)
             })
             .collect();
         if lagging.is_empty() {
@@ -323,6 +436,67 @@ mod tests {
         // Pending additions count for the high watermark.
         s.record_fetch(2, 9, 12, 9, 62_000);
         assert_eq!(s.high_watermark(12), Some(9));
+    }
+
+    /// A caught-up follower whose fetch session skips the partition (nothing changed)
+    /// stays in the ISR while the session keeps fetching; one without a session, or
+    /// whose session stopped, or that fell behind, is shrunk out after the lag time.
+    #[test]
+    fn a_skipped_caught_up_follower_stays_in_the_isr() {
+        let mut s = ReplicaSet::new(1);
+        s.apply(&assignment(1, 1, &[1, 2, 3]), 10, 0);
+        let clock: FetchClock = Arc::new(AtomicI64::new(1_000));
+        // Both caught up at 1 s; 2 in a session round (which began at 1 s), 3 not.
+        s.record_session_fetch(2, 10, 10, 10, 1_000, Some((&clock, i64::MIN)));
+        s.record_session_fetch(3, 10, 10, 10, 1_000, None);
+        // 2's session keeps fetching, skipping the partition: only its clock moves.
+        clock.store(40_000, Ordering::Release);
+        assert_eq!(
+            s.shrink(41_000, 30_000),
+            Some(vec![1, 2]),
+            "3 lagged, 2 did not"
+        );
+        s.apply(
+            &Assignment {
+                partition_epoch: 2,
+                ..assignment(1, 1, &[1, 2])
+            },
+            10,
+            41_000,
+        );
+        assert_eq!(s.shrink(69_000, 30_000), None);
+        // The leader appended at 50 s; the next round (at 60 s) finds 2 behind: it was
+        // last caught up at the round before (40 s).
+        clock.store(60_000, Ordering::Release);
+        s.record_session_fetch(2, 10, 11, 10, 60_000, Some((&clock, 40_000)));
+        assert_eq!(s.shrink(69_000, 30_000), None);
+        assert_eq!(s.shrink(71_000, 30_000), Some(vec![1]));
+        // Caught up again in a session that then stops fetching: its clock stops too.
+        let mut t = ReplicaSet::new(1);
+        t.apply(&assignment(1, 1, &[1, 2]), 10, 0);
+        let stopped: FetchClock = Arc::new(AtomicI64::new(5_000));
+        t.record_session_fetch(2, 10, 10, 10, 5_000, Some((&stopped, i64::MIN)));
+        assert_eq!(t.shrink(34_000, 30_000), None);
+        assert_eq!(t.shrink(36_000, 30_000), Some(vec![1]));
+    }
+
+    #[test]
+    fn alter_partition_names_each_members_broker_epoch_as_its_fetch_carried_it() {
+        let mut s = ReplicaSet::new(1);
+        s.apply(&assignment(1, 1, &[1, 2]), 0, 0);
+        s.note_broker_epoch(2, 40);
+        s.note_broker_epoch(3, -1);
+        s.note_broker_epoch(9, 7);
+        assert_eq!(
+            s.isr_with_epochs(&[1, 2, 3], 12),
+            vec![(1, 12), (2, 40), (3, -1)]
+        );
+        // An accepted change that the metadata already holds is over; a newer one is not.
+        s.pending_isr = Some(vec![1, 2, 3]);
+        s.answered(2);
+        assert!(s.pending_isr.is_some());
+        s.answered(1);
+        assert!(s.pending_isr.is_none());
     }
 
     #[test]

@@ -74,7 +74,12 @@ impl Task {
                 _ = sleep_until(deadline) => self.on_deadline().await,
                 changed = self.partitions_changed.changed(), if waiting_for_partitions => {
                     if changed.is_ok() {
-                        self.retry_at = Some(Instant::now());
+                        // A leadership change may let the write through: try again
+                        // soon, but no sooner than the shortest back-off, so a burst of
+                        // metadata changes does not become a busy loop of failed writes
+                        // (seen as ~70 attempts a second in the seed 101 soak).
+                        let soon = Instant::now() + std::time::Duration::from_millis(RETRY_MIN_MS);
+                        self.retry_at = Some(self.retry_at.map_or(soon, |at| at.min(soon)));
                     }
                 }
             }

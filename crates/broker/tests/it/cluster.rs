@@ -413,6 +413,17 @@ async fn followers_replicate_through_incremental_fetch_sessions() {
                 async move { end == Some(3) }
             })
             .await;
+            // The high watermark reaches the followers too: news without records, in
+            // rounds that skip every partition without news.
+            let b = node.broker.clone();
+            eventually("the follower learned the high watermark", move || {
+                let hw = b
+                    .replicas
+                    .partition("sess", partition)
+                    .map(|p| p.high_watermark());
+                async move { hw == Some(3) }
+            })
+            .await;
         }
     }
     // Each leader holds one session per follower, covering what it leads.
@@ -423,6 +434,50 @@ async fn followers_replicate_through_incremental_fetch_sessions() {
             assert_eq!((sessions, cached), (2, 2 * led), "node {}", node.id);
         }
     }
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
+/// Followers whose fetch sessions skip idle partitions (nothing changed since they were
+/// caught up) stay in the ISR well past `replica.lag.time.max.ms`: a skipped round is
+/// still a fetch that finds them caught up. And the idle rounds look at (almost) none
+/// of the partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_followers_in_skipping_sessions_stay_in_the_isr() {
+    const PARTITIONS: i32 = 6;
+    let mut nodes = start_cluster(3, &[("replica.lag.time.max.ms", "1000")]).await;
+    let mut c = nodes[0].connect().await;
+    assert_eq!(create(&mut c, "idle", PARTITIONS, 3).await, 0);
+    let full_isr = |nodes: &[Node]| {
+        (0..PARTITIONS).all(|i| {
+            nodes.iter().any(|n| {
+                n.broker.replicas.partition("idle", i).is_some_and(|p| {
+                    p.is_leader() && p.assignment().isr.len() == 3 && p.high_watermark() >= 0
+                })
+            })
+        })
+    };
+    let brokers: Vec<Arc<Broker>> = nodes.iter().map(|n| n.broker.clone()).collect();
+    let nodes_ref = &nodes;
+    eventually("every ISR full", || {
+        let full = full_isr(nodes_ref);
+        async move { full }
+    })
+    .await;
+    let looked = || -> u64 { brokers.iter().map(|b| b.fetch_sessions.looked()).sum() };
+    let before = looked();
+    // The interval under test: four times the lag limit with nothing produced (a
+    // measured idle period, not synchronisation).
+    tokio::time::sleep(Duration::from_millis(4_000)).await;
+    assert!(
+        full_isr(&nodes),
+        "an idle caught-up follower was dropped from an ISR"
+    );
+    let idle = looked() - before;
+    // About 8 parked rounds per session (500 ms each), 6 sessions of ~2 partitions:
+    // ~100 partitions looked at if nothing were skipped.
+    assert!(idle <= 12, "idle rounds looked at {idle} partitions");
     for node in &mut nodes {
         node.stop().await;
     }
@@ -551,6 +606,58 @@ async fn a_coordinator_led_again_verifies_produce_against_its_successors_state()
         "a produce verified against the stale coordinator state"
     );
     assert_eq!(end(&mut n1, "tx", pid, e1, true, 3).await, 0);
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
+/// A replica that became leader and lost the leadership before any append (its epoch
+/// recorded at the log end, nothing written under it) follows the next leader again:
+/// the truncation the leader asks for removes no batch but must forget that empty
+/// epoch, or every later fetch diverges at the same offset and the replica neither
+/// copies the new leader's records nor rejoins the ISR (the seed 102 soak: a partition
+/// stuck below min.insync.replicas, its transaction markers refused, for 66 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_that_led_without_writing_follows_the_next_leader() {
+    use crate::api_sweep::support::one_record_batch;
+    let mut nodes = start_cluster(3, &[]).await;
+    let mut c = nodes[0].connect().await;
+    assert_eq!(create(&mut c, "quiet", 1, 3).await, 0);
+    // One record under the first leader, on every replica.
+    move_leader(&nodes, "quiet", 0, 1).await;
+    let produce = |acks: i16| {
+        ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(20_000)
+            .with_topic_data(vec![produce_request::TopicProduceData::default()
+                .with_name(TopicName(s("quiet")))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(bytes::Bytes::from(one_record_batch(b"v")))),
+                ])])
+    };
+    let mut n1 = nodes[0].connect().await;
+    let r = n1.call(&produce(-1), 9).await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    // Node 2 leads without writing, then node 3 takes over.
+    move_leader(&nodes, "quiet", 0, 2).await;
+    move_leader(&nodes, "quiet", 0, 3).await;
+    let mut n3 = nodes[2].connect().await;
+    let r = n3.call(&produce(1), 9).await;
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 1));
+    for node in &nodes {
+        let b = node.broker.clone();
+        eventually(
+            &format!("node {} copied the new leader's record", node.id),
+            move || {
+                let end = b.replicas.partition("quiet", 0).map(|p| p.log_end_offset());
+                async move { end == Some(2) }
+            },
+        )
+        .await;
+    }
     for node in &mut nodes {
         node.stop().await;
     }

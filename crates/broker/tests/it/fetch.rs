@@ -305,3 +305,112 @@ async fn broker_caps_fetch_max_bytes() {
     );
     b.stop().await;
 }
+
+/// An incremental round looks only at partitions that changed since they settled or
+/// that the request lists: one with nothing new is skipped (and not answered); new
+/// records, a moved log start and a new leader epoch are each looked at and answered.
+#[tokio::test]
+async fn session_rounds_skip_partitions_with_nothing_new() {
+    use gregor_broker::replication::state::Assignment;
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.connect().await;
+    c.create_topic("k", 4).await;
+    for p in 0..4 {
+        produce(&mut c, "k", p, 1, 10).await;
+    }
+    let epoch = b.broker.replicas.partition("k", 3).unwrap().leader_epoch();
+    let at = |p: i32, offset: i64| fetch(&[("k", p, offset, 1024)], 1 << 20).topics;
+    let mut open = fetch(
+        &[
+            ("k", 0, 1, 1024),
+            ("k", 1, 1, 1024),
+            ("k", 2, 1, 1024),
+            ("k", 3, 1, 1024),
+        ],
+        1 << 20,
+    )
+    .with_session_epoch(0);
+    open.topics[0].partitions[3].current_leader_epoch = epoch;
+    let resp = c.call(&open, 12).await;
+    let sid = resp.session_id;
+    assert_ne!(sid, 0);
+    let mut session_epoch = 0;
+    let mut round = |topics: Vec<fetch_request::FetchTopic>| {
+        session_epoch += 1;
+        fetch(&[], 1 << 20)
+            .with_session_id(sid)
+            .with_session_epoch(session_epoch)
+            .with_topics(topics)
+    };
+    // (partition, error, high watermark, log start, record bytes) of an answer.
+    let answered = |resp: &FetchResponse| -> Vec<(i32, i16, i64, i64, usize)> {
+        assert_eq!(resp.error_code, 0);
+        resp.responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| {
+                let n = p.records.as_ref().map_or(0, |r| r.len());
+                (
+                    p.partition_index,
+                    p.error_code,
+                    p.high_watermark,
+                    p.log_start_offset,
+                    n,
+                )
+            })
+            .collect()
+    };
+    let sessions = &b.broker.fetch_sessions;
+
+    // Nothing new anywhere: nothing looked at, nothing answered.
+    let before = sessions.looked();
+    assert!(answered(&c.call(&round(vec![]), 12).await).is_empty());
+    assert_eq!(sessions.looked() - before, 0, "every partition skipped");
+
+    // New records on 1: only 1 is looked at, and answered with them.
+    produce(&mut c, "k", 1, 1, 10).await;
+    let before = sessions.looked();
+    let got = answered(&c.call(&round(vec![]), 12).await);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, 1);
+    assert!(got[0].4 > 0, "the new records are sent");
+    assert_eq!(sessions.looked() - before, 1);
+
+    // The client moves on in 1 (listed, so looked at): caught up, nothing to tell.
+    let before = sessions.looked();
+    assert!(answered(&c.call(&round(at(1, 2)), 12).await).is_empty());
+    assert_eq!(sessions.looked() - before, 1);
+
+    // A new log start on 2 is news without records.
+    b.broker
+        .replicas
+        .partition("k", 2)
+        .unwrap()
+        .delete_records(1)
+        .unwrap();
+    let before = sessions.looked();
+    assert_eq!(
+        answered(&c.call(&round(vec![]), 12).await),
+        vec![(2, 0, 1, 1, 0)]
+    );
+    assert_eq!(sessions.looked() - before, 1);
+
+    // A new leader epoch on 3: the epoch the client named is fenced.
+    let p3 = b.broker.replicas.partition("k", 3).unwrap();
+    let a = p3.assignment();
+    p3.apply_assignment(&Assignment {
+        leader_epoch: epoch + 1,
+        ..a
+    })
+    .unwrap();
+    let got = answered(&c.call(&round(vec![]), 12).await);
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].0, got[0].1), (3, 74), "FENCED_LEADER_EPOCH");
+
+    // An error never settles: 3 is looked at (and answered) every round, alone.
+    let before = sessions.looked();
+    let got = answered(&c.call(&round(vec![]), 12).await);
+    assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), vec![3]);
+    assert_eq!(sessions.looked() - before, 1);
+    b.stop().await;
+}

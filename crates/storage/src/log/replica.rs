@@ -104,6 +104,14 @@ impl Log {
     /// the shorter log by reopening it. Returns the files to remove later.
     pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<Vec<PathBuf>> {
         if offset >= self.log_end_offset {
+            // Nothing to remove, but an epoch that starts at the log end wrote nothing:
+            // this replica led under it without an append before another leader took
+            // over. Kept, it is the follower's last fetched epoch, which the leader never
+            // had, so every fetch diverges again and never counts for the ISR (Kafka's
+            // `UnifiedLog.truncateTo` drops it too; seen in the seed 102 soak).
+            if self.epochs.truncate_from_end(self.log_end_offset) {
+                self.write_epochs();
+            }
             return Ok(Vec::new());
         }
         self.deferred.run_to_completion();
@@ -357,5 +365,31 @@ mod tests {
             retry.base_offset
         );
         assert_eq!(retry.base_offset, 14);
+    }
+
+    /// A replica that became leader (its epoch recorded at the log end) and lost the
+    /// leadership before any append: the new leader answers its fetch as diverging at
+    /// that same end, and the truncation, which removes no batch, must still forget the
+    /// empty epoch, or the follower's next fetch names it again and diverges forever.
+    #[test]
+    fn a_truncation_at_the_log_end_forgets_an_epoch_that_wrote_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p");
+        let mut log = Log::open(&path, LogConfig::default(), false, 0).unwrap();
+        for seq in 0..3 {
+            append(&mut log, 7, seq);
+        }
+        log.assign_epoch(1, 0);
+        log.assign_epoch(5, 3);
+        assert_eq!(log.epochs().latest_epoch(), Some(5));
+        // The new leader (epoch 6) has epoch 1 ending at 3: truncate to 3.
+        log.truncate_to(3, 0).unwrap();
+        assert_eq!(log.log_end_offset(), 3);
+        assert_eq!(
+            log.epochs().latest_epoch(),
+            Some(1),
+            "the epoch that wrote nothing is still the last fetched one"
+        );
+        assert_eq!(log.end_offset_for_epoch(1), (1, 3));
     }
 }
