@@ -19,9 +19,9 @@
 //!   clears both.
 //!
 //! The rules that differ with the feature on live with their decisions: a fenced or
-//! shutting-down broker leaves the ISR even as its last member (`active::fence_partition`,
-//! `active::shutdown_records`), and an unfenced broker takes leaderless partitions whose
-//! ELR holds it (`active::unfence_records`). At level 0 nothing here runs and the ELR
+//! shutting-down broker leaves the ISR even as its last member (`fencing::fence_partition`,
+//! `fencing::shutdown_records`), and an unfenced broker takes leaderless partitions whose
+//! ELR holds it (`fencing::unfence_records`). At level 0 nothing here runs and the ELR
 //! fields stay empty; the downgrade to 0 clears them ([`disable_records`]).
 
 use std::collections::{BTreeSet, HashMap};

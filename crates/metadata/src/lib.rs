@@ -13,6 +13,7 @@
 //! - [`controller`]: validation and record generation for topic operations.
 //! - [`features`]: feature levels (KIP-584): supported ranges, bootstrap levels and
 //!   the checks for UpdateFeatures.
+//! - [`fencing`]: a broker fenced, stopping cleanly or unfenced, as partition changes.
 //! - [`election`]: preferred and unclean leader elections, leader balance.
 //! - [`elr`]: eligible leader replicas (KIP-966): the ELR rules every partition change
 //!   goes through at `eligible.leader.replicas.version` 1.
@@ -45,6 +46,7 @@ pub mod controller;
 pub mod election;
 pub mod elr;
 pub mod features;
+pub mod fencing;
 pub mod group_config;
 pub mod image;
 pub mod kafka_apis;
