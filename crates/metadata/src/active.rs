@@ -27,9 +27,9 @@ use crate::quorum::{AppHandler, MetadataQuorum, QuorumError, QuorumStatus};
 use crate::records::{BrokerEndpoint, MetadataRecord};
 use crate::request::ControllerRequest;
 
+pub(crate) use crate::fencing::fence_partition;
 #[cfg(test)]
 pub(crate) use crate::fencing::image_with_brokers;
-pub(crate) use crate::fencing::fence_partition;
 pub use crate::fencing::{fence_records, shutdown_records, unfence_records};
 
 /// A broker's registration (Kafka's BrokerRegistrationRequest).

@@ -55,13 +55,13 @@ fn alter_isr(image: &mut MetadataImage, id: Uuid, isr: &[i32]) {
     let req = AlterPartitionRequest::default()
         .with_broker_id(BrokerId(p.leader))
         .with_broker_epoch(image.brokers[&p.leader].epoch)
-        .with_topics(vec![TopicData::default().with_topic_id(id).with_partitions(
-            vec![PartitionData::default()
+        .with_topics(vec![TopicData::default()
+            .with_topic_id(id)
+            .with_partitions(vec![PartitionData::default()
                 .with_partition_index(0)
                 .with_leader_epoch(p.leader_epoch)
                 .with_partition_epoch(p.partition_epoch)
-                .with_new_isr_with_epochs(members)],
-        )]);
+                .with_new_isr_with_epochs(members)])]);
     let (recs, resp) = crate::alter_partition::decide(image, &req);
     let code = resp.topics[0].partitions[0].error_code;
     assert_eq!((resp.error_code, code), (0, 0), "AlterPartition refused");
