@@ -539,12 +539,37 @@ impl ClusterLink {
         let done = tokio::time::timeout(timeout, rx.wait_for(|&fenced| !fenced))
             .await
             .is_ok_and(|r| r.is_ok());
+        if done {
+            self.wait_unfence_applied(deadline).await;
+        }
         match done {
             true => Ok(()),
             false => Err(ControllerFailure::Unavailable(format!(
                 "broker {} was not unfenced within {timeout:?}",
                 self.node_id
             ))),
+        }
+    }
+
+    /// Once unfenced: waits (until `deadline`) until this broker has applied the
+    /// metadata that unfenced it, which also hands it the partitions it leads again
+    /// (with eligible leader replicas, every partition a clean stop left leaderless), so
+    /// the broker is not announced ready while those still look leaderless here.
+    async fn wait_unfence_applied(&self, deadline: tokio::time::Instant) {
+        let me = self.node_id;
+        let mut images = self.subscribe();
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let unfenced = |img: &Arc<MetadataImage>| img.brokers.get(&me).is_some_and(|b| !b.fenced);
+        let offset = match tokio::time::timeout(left, images.wait_for(unfenced)).await {
+            Ok(Ok(img)) => img.offset,
+            _ => return,
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !self.wait_applied(offset, left).await {
+            tracing::warn!(
+                offset,
+                "the metadata that unfenced this broker is not applied yet"
+            );
         }
     }
 
