@@ -85,7 +85,8 @@ def test_clients_see_and_change_the_finalized_levels(broker):
         epoch = feats["transaction.version"]["finalized_epoch"]
         assert epoch is not None and epoch >= 0
         levels, cli_epoch = cli_levels(broker)
-        assert levels == {"metadata.version": 29, "transaction.version": 2, "group.version": 1}
+        assert levels == {"metadata.version": 29, "transaction.version": 2, "group.version": 1,
+                          "eligible.leader.replicas.version": 1}
         assert cli_epoch == epoch
 
         # kafka-python downgrades transaction.version (a safe downgrade).
@@ -133,7 +134,8 @@ def test_levels_survive_a_restart(broker):
     cli(broker, "cluster", "features", "downgrade", "--feature", "transaction.version=0")
     cli(broker, "cluster", "features", "downgrade", "--feature", "group.version=0")
     before = cli_levels(broker)
-    assert before[0] == {"metadata.version": 29, "transaction.version": 0, "group.version": 0}
+    assert before[0] == {"metadata.version": 29, "transaction.version": 0, "group.version": 0,
+                         "eligible.leader.replicas.version": 1}
     broker.restart()
     after = cli_levels(broker)
     # Same levels; the epoch (the metadata offset) only grows, as the restarted broker's

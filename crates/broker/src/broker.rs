@@ -105,6 +105,15 @@ impl ControllerNode {
     }
 }
 
+/// The broker epoch a clean-shutdown marker holds (`{"version":0,"broker_epoch":N}`, as
+/// Kafka writes it), -1 for an empty marker (a controller-only node's, or an older one).
+fn marker_epoch(body: &str) -> i64 {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("broker_epoch").and_then(serde_json::Value::as_i64))
+        .unwrap_or(-1)
+}
+
 fn io_err(dir: &Path) -> impl Fn(std::io::Error) -> StartError + '_ {
     move |source| StartError::Io {
         dir: dir.display().to_string(),
@@ -195,12 +204,13 @@ impl Broker {
     /// Opens the data directory and everything in it, and starts this node's part of the
     /// metadata quorum. Recovery runs on the blocking pool.
     pub async fn open(config: BrokerConfig) -> Result<Arc<Self>, StartError> {
-        let (config, lock, cluster_id, clean) =
+        let (config, lock, cluster_id, (clean, previous_epoch)) =
             tokio::task::spawn_blocking(move || Self::open_dir(config))
                 .await
                 .map_err(|e| StartError::Cluster(e.to_string()))??;
         let metadata =
-            crate::cluster::ClusterLink::open(&config, cluster_id.clone(), clean).await?;
+            crate::cluster::ClusterLink::open(&config, cluster_id.clone(), clean, previous_epoch)
+                .await?;
         tokio::task::spawn_blocking(move || {
             Self::open_logs(config, lock, cluster_id, clean, metadata)
         })
@@ -212,11 +222,13 @@ impl Broker {
     /// its identity checked) and this node's voter of the metadata quorum; no partitions,
     /// no client listener.
     pub async fn open_controller(config: BrokerConfig) -> Result<ControllerNode, StartError> {
-        let (config, lock, cluster_id, clean) =
+        let (config, lock, cluster_id, (clean, previous_epoch)) =
             tokio::task::spawn_blocking(move || Self::open_dir(config))
                 .await
                 .map_err(|e| StartError::Cluster(e.to_string()))??;
-        let link = crate::cluster::ClusterLink::open(&config, cluster_id.clone(), clean).await?;
+        let link =
+            crate::cluster::ClusterLink::open(&config, cluster_id.clone(), clean, previous_epoch)
+                .await?;
         Ok(ControllerNode {
             link,
             cluster_id,
@@ -225,8 +237,12 @@ impl Broker {
         })
     }
 
-    /// Locks the data directory and reads its identity.
-    fn open_dir(config: BrokerConfig) -> Result<(BrokerConfig, File, String, bool), StartError> {
+    /// Locks the data directory and reads its identity, and whether the last process
+    /// stopped cleanly (with the broker epoch its marker holds, -1 if none).
+    #[allow(clippy::type_complexity)]
+    fn open_dir(
+        config: BrokerConfig,
+    ) -> Result<(BrokerConfig, File, String, (bool, i64)), StartError> {
         crate::handlers::describe_topic_partitions::partition_limit(&config)?;
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
@@ -247,6 +263,11 @@ impl Broker {
         )?;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
+        let previous_epoch = if clean {
+            marker_epoch(&std::fs::read_to_string(&marker).unwrap_or_default())
+        } else {
+            -1
+        };
         if clean {
             std::fs::remove_file(&marker).map_err(io_err(&dir))?;
         } else {
@@ -264,7 +285,7 @@ impl Broker {
                 std::fs::remove_dir_all(&path).map_err(io_err(&dir))?;
             }
         }
-        Ok((config, lock, cluster_id, clean))
+        Ok((config, lock, cluster_id, (clean, previous_epoch)))
     }
 
     /// Opens the partitions of the current metadata image and the coordinators' state.
@@ -644,13 +665,22 @@ impl Broker {
         .await
     }
 
-    /// Flushes every log and the metadata log, then leaves the clean-shutdown marker.
+    /// Flushes every log and the metadata log, then leaves the clean-shutdown marker
+    /// with this process's broker epoch (the next registration's previous epoch: the
+    /// controller tells a clean stop from a crash by it, KIP-966).
     pub fn shutdown(&self) -> Result<(), StartError> {
         self.replicas.shutdown()?;
         let dir = &self.config.data_dir;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let body = format!(
+            "{{\"version\":0,\"broker_epoch\":{}}}",
+            self.metadata.broker_epoch()
+        );
         File::create(&marker)
-            .and_then(|f| f.sync_all())
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, body.as_bytes())?;
+                f.sync_all()
+            })
             .map_err(io_err(dir))?;
         File::open(dir)
             .and_then(|d| d.sync_all())

@@ -64,6 +64,9 @@ pub struct ClusterLink {
     /// The newest metadata offset this broker has applied to its partitions.
     applied: watch::Sender<i64>,
     broker_epoch: AtomicI64,
+    /// The epoch in the last process's clean-shutdown marker, -1 if none (see
+    /// `Registration::previous_broker_epoch`).
+    previous_broker_epoch: i64,
     /// True until the controller unfences this broker (and again when it fences it).
     fenced: watch::Sender<bool>,
     incarnation: uuid::Uuid,
@@ -88,6 +91,7 @@ impl ClusterLink {
         config: &BrokerConfig,
         cluster_id: String,
         clean_shutdown: bool,
+        previous_broker_epoch: i64,
     ) -> Result<Arc<Self>, crate::broker::StartError> {
         let c = &config.cluster;
         let tls = match &config.controller_tls {
@@ -126,6 +130,10 @@ impl ClusterLink {
                     heartbeat_interval: Duration::from_millis((c.election_timeout_ms / 5).max(20)),
                     clean_shutdown,
                     tls: tls.clone(),
+                    default_min_insync_replicas: config
+                        .get("min.insync.replicas")
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(1),
                 },
                 listener,
                 service.clone(),
@@ -164,6 +172,7 @@ impl ClusterLink {
             clients: Mutex::new(HashMap::new()),
             applied: watch::Sender::new(-1),
             broker_epoch: AtomicI64::new(-1),
+            previous_broker_epoch,
             fenced: watch::Sender::new(true),
             incarnation: uuid::Uuid::new_v4(),
             leaving: std::sync::atomic::AtomicBool::new(false),
@@ -501,6 +510,7 @@ impl ClusterLink {
             incarnation_id: self.incarnation,
             endpoints,
             rack,
+            previous_broker_epoch: self.previous_broker_epoch,
         };
         // A restart right after a kill finds the old process's session still live at
         // the controller (DUPLICATE_BROKER_REGISTRATION): retried until it expires, as
@@ -529,12 +539,37 @@ impl ClusterLink {
         let done = tokio::time::timeout(timeout, rx.wait_for(|&fenced| !fenced))
             .await
             .is_ok_and(|r| r.is_ok());
+        if done {
+            self.wait_unfence_applied(deadline).await;
+        }
         match done {
             true => Ok(()),
             false => Err(ControllerFailure::Unavailable(format!(
                 "broker {} was not unfenced within {timeout:?}",
                 self.node_id
             ))),
+        }
+    }
+
+    /// Once unfenced: waits (until `deadline`) until this broker has applied the
+    /// metadata that unfenced it, which also hands it the partitions it leads again
+    /// (with eligible leader replicas, every partition a clean stop left leaderless), so
+    /// the broker is not announced ready while those still look leaderless here.
+    async fn wait_unfence_applied(&self, deadline: tokio::time::Instant) {
+        let me = self.node_id;
+        let mut images = self.subscribe();
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let unfenced = |img: &Arc<MetadataImage>| img.brokers.get(&me).is_some_and(|b| !b.fenced);
+        let offset = match tokio::time::timeout(left, images.wait_for(unfenced)).await {
+            Ok(Ok(img)) => img.offset,
+            _ => return,
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !self.wait_applied(offset, left).await {
+            tracing::warn!(
+                offset,
+                "the metadata that unfenced this broker is not applied yet"
+            );
         }
     }
 

@@ -285,6 +285,8 @@ impl ReplicaManager {
                     partition_epoch: p.partition_epoch,
                     replicas: p.replicas.clone(),
                     isr: p.isr.clone(),
+                    strict_min_isr: gregor_metadata::elr::enabled(image)
+                        .then(|| settings.min_insync_replicas.min(p.replicas.len()).max(1)),
                 };
                 let part = match existing.and_then(|h| h.partitions.get(&idx)) {
                     Some(part) if !part.dir_online() => {

@@ -174,11 +174,15 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
                 ));
             }
             let configs = overrides(conn, &name)?;
+            let elrs = eligible_leader_replicas(conn, &name);
+            let elr = |id: &i32| elrs.get(id).cloned().unwrap_or_default();
             if conn.json() {
                 let ps: Vec<_> = parts
                     .iter()
                     .map(|(id, leader, replicas, isr, low, high)| {
+                        let (elr, last_known) = elr(id);
                         json!({"partition": id, "leader": leader, "replicas": replicas, "isr": isr,
+                               "elr": elr, "last_known_elr": last_known,
                                "start_offset": low, "end_offset": high})
                     })
                     .collect();
@@ -191,6 +195,7 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
                 let rows: Vec<Vec<String>> = parts
                     .iter()
                     .map(|(id, leader, replicas, isr, low, high)| {
+                        let (elr, last_known) = elr(id);
                         vec![
                             id.to_string(),
                             leader.to_string(),
@@ -198,11 +203,22 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
                             format!("{isr:?}"),
                             low.to_string(),
                             high.to_string(),
+                            format!("{elr:?}"),
+                            format!("{last_known:?}"),
                         ]
                     })
                     .collect();
                 table(
-                    &["PARTITION", "LEADER", "REPLICAS", "ISR", "START", "END"],
+                    &[
+                        "PARTITION",
+                        "LEADER",
+                        "REPLICAS",
+                        "ISR",
+                        "START",
+                        "END",
+                        "ELR",
+                        "LAST KNOWN ELR",
+                    ],
                     &rows,
                 );
                 if !configs.is_empty() {
@@ -281,4 +297,38 @@ pub(crate) fn run(conn: &Conn, cmd: TopicCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Each partition's eligible leader replicas and last known ELR (KIP-966), from
+/// DescribeTopicPartitions (API 75); empty when the broker does not answer it.
+fn eligible_leader_replicas(conn: &Conn, topic: &str) -> BTreeMap<i32, (Vec<i32>, Vec<i32>)> {
+    use kafka_protocol::messages::describe_topic_partitions_request::TopicRequest;
+    use kafka_protocol::messages::DescribeTopicPartitionsRequest;
+    let Ok(mut w) = crate::wire::Wire::open(conn) else {
+        return BTreeMap::new();
+    };
+    let req = DescribeTopicPartitionsRequest::default()
+        .with_topics(vec![TopicRequest::default().with_name(
+            kafka_protocol::messages::TopicName(kafka_protocol::protocol::StrBytes::from_string(
+                topic.to_string(),
+            )),
+        )])
+        .with_response_partition_limit(2000);
+    let Ok(resp) = w.call(&req, 0) else {
+        return BTreeMap::new();
+    };
+    let ids = |v: &Option<Vec<kafka_protocol::messages::BrokerId>>| -> Vec<i32> {
+        v.iter().flatten().map(|b| b.0).collect()
+    };
+    resp.topics
+        .iter()
+        .filter(|t| t.error_code == 0)
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| {
+            (
+                p.partition_index,
+                (ids(&p.eligible_leader_replicas), ids(&p.last_known_elr)),
+            )
+        })
+        .collect()
 }

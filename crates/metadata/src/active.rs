@@ -9,7 +9,8 @@
 //!
 //! Fencing is a metadata change like any other: a broker whose session expired gets a
 //! BrokerRegistrationChangeRecord (fenced) plus a PartitionChangeRecord for every
-//! partition whose ISR holds it (it leaves the ISR, unless it is the last member; a
+//! partition whose ISR holds it (it leaves the ISR, unless it is the last member and
+//! ELRs are off, see `crate::elr`; a
 //! partition it led gets the next live ISR member as leader, or none). A broker is
 //! unfenced once its heartbeat reports a metadata offset at or past its registration.
 
@@ -26,6 +27,11 @@ use crate::quorum::{AppHandler, MetadataQuorum, QuorumError, QuorumStatus};
 use crate::records::{BrokerEndpoint, MetadataRecord};
 use crate::request::ControllerRequest;
 
+pub(crate) use crate::fencing::fence_partition;
+#[cfg(test)]
+pub(crate) use crate::fencing::image_with_brokers;
+pub use crate::fencing::{fence_records, shutdown_records, unfence_records};
+
 /// A broker's registration (Kafka's BrokerRegistrationRequest).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Registration {
@@ -33,6 +39,15 @@ pub struct Registration {
     pub incarnation_id: Uuid,
     pub endpoints: Vec<BrokerEndpoint>,
     pub rack: Option<String>,
+    /// The broker epoch its last process wrote in its clean-shutdown marker, -1 if it
+    /// left none (Kafka's `PreviousBrokerEpoch`): not the epoch of its registration means
+    /// that process did not stop cleanly, and it leaves every ELR (KIP-966).
+    #[serde(default = "no_epoch")]
+    pub previous_broker_epoch: i64,
+}
+
+fn no_epoch() -> i64 {
+    -1
 }
 
 /// A broker's heartbeat (Kafka's BrokerHeartbeatRequest).
@@ -315,13 +330,21 @@ impl QuorumController {
                 // expiry: moving every leadership away and back would rewrite every
                 // partition twice per restart). If it does not catch up in time, its
                 // session expires and the fencer moves them.
-                Ok(vec![MetadataRecord::RegisterBrokerRecord {
+                let mut out = vec![MetadataRecord::RegisterBrokerRecord {
                     broker_id: r.broker_id,
                     incarnation_id: r.incarnation_id,
                     endpoints: r.endpoints.clone(),
                     rack: r.rack.clone(),
                     broker_epoch: None,
-                }])
+                }];
+                if img
+                    .brokers
+                    .get(&r.broker_id)
+                    .is_some_and(|old| old.epoch != r.previous_broker_epoch)
+                {
+                    out.extend(crate::elr::unclean_shutdown_records(img, r.broker_id));
+                }
+                Ok(out)
             })
             .await?;
         let epoch = image
@@ -649,148 +672,6 @@ async fn balance_leaders(controller: std::sync::Weak<QuorumController>, balance:
             Err(e) => tracing::warn!(error = %e, "preferred leader election failed"),
         }
     }
-}
-
-/// Records that fence `broker`: its registration, and every partition whose ISR holds
-/// it (it leaves the ISR unless it is the last member; a partition it led gets the first
-/// other live ISR member as leader, or no leader).
-pub fn fence_records(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
-    let mut out = Vec::new();
-    if let Some(b) = image.brokers.get(&broker) {
-        out.push(MetadataRecord::BrokerRegistrationChangeRecord {
-            broker_id: broker,
-            broker_epoch: b.epoch,
-            fenced: Some(true),
-            in_controlled_shutdown: None,
-        });
-    }
-    for t in image.topics.values() {
-        for (&index, p) in &t.partitions {
-            out.extend(fence_partition(image, broker, t.id, index, p));
-        }
-    }
-    out
-}
-
-/// The change that takes `broker` off one partition as a fence does: out of the ISR
-/// unless it is the last member, and, if it leads, leadership to the first other live
-/// ISR member that hosts the partition (or no leader). `None` when the broker holds
-/// neither, or nothing would change. Shared by fencing and by a broker's failed log
-/// directory (`offline_dirs`).
-pub(crate) fn fence_partition(
-    image: &MetadataImage,
-    broker: i32,
-    topic_id: Uuid,
-    index: i32,
-    p: &crate::image::PartitionImage,
-) -> Option<MetadataRecord> {
-    if !p.isr.contains(&broker) && p.leader != broker {
-        return None;
-    }
-    let live = |id: i32| {
-        id != broker
-            && image
-                .brokers
-                .get(&id)
-                .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown && b.hosts(topic_id, index))
-    };
-    let isr: Vec<i32> = if p.isr.len() > 1 {
-        p.isr.iter().copied().filter(|&r| r != broker).collect()
-    } else {
-        p.isr.clone()
-    };
-    let leader = (p.leader == broker).then(|| isr.iter().copied().find(|&r| live(r)).unwrap_or(-1));
-    if leader.is_none() && isr == p.isr {
-        return None;
-    }
-    Some(MetadataRecord::PartitionChangeRecord {
-        topic_id,
-        partition: index,
-        leader,
-        isr: (isr != p.isr).then_some(isr),
-        replicas: None,
-        adding_replicas: None,
-        removing_replicas: None,
-    })
-}
-
-/// Records for a broker's clean stop: like [`fence_records`], except that a partition
-/// no other live ISR member can take over keeps its leader and ISR (it is offline while
-/// the broker is down, and back without a metadata change when it returns: a single
-/// node's restart writes no record per partition).
-pub fn shutdown_records(image: &MetadataImage, broker: i32, epoch: i64) -> Vec<MetadataRecord> {
-    if image.brokers.get(&broker).is_none_or(|b| b.epoch != epoch) {
-        return Vec::new();
-    }
-    fence_records(image, broker)
-        .into_iter()
-        .filter(|r| {
-            !matches!(
-                r,
-                MetadataRecord::PartitionChangeRecord {
-                    leader: Some(-1),
-                    ..
-                }
-            )
-        })
-        .collect()
-}
-
-/// Records that unfence `broker` at `epoch`: its registration, and leadership of every
-/// leaderless partition whose ISR holds it.
-pub fn unfence_records(image: &MetadataImage, broker: i32, epoch: i64) -> Vec<MetadataRecord> {
-    if image
-        .brokers
-        .get(&broker)
-        .is_none_or(|b| b.epoch != epoch || !b.fenced)
-    {
-        return Vec::new();
-    }
-    let mut out = vec![MetadataRecord::BrokerRegistrationChangeRecord {
-        broker_id: broker,
-        broker_epoch: epoch,
-        fenced: Some(false),
-        in_controlled_shutdown: Some(false),
-    }];
-    let hosts = |t: Uuid, i: i32| image.brokers.get(&broker).is_some_and(|b| b.hosts(t, i));
-    for t in image.topics.values() {
-        for (&index, p) in &t.partitions {
-            if p.leader == -1 && p.isr.contains(&broker) && hosts(t.id, index) {
-                out.push(MetadataRecord::PartitionChangeRecord {
-                    topic_id: t.id,
-                    partition: index,
-                    leader: Some(broker),
-                    isr: None,
-                    replicas: None,
-                    adding_replicas: None,
-                    removing_replicas: None,
-                });
-            }
-        }
-    }
-    out
-}
-
-/// For unit tests: an image with these brokers registered and unfenced.
-#[cfg(test)]
-pub(crate) fn image_with_brokers(ids: &[i32]) -> MetadataImage {
-    let mut image = MetadataImage::empty();
-    for &id in ids {
-        image.apply_entry(
-            image.offset + 1,
-            &[MetadataRecord::RegisterBrokerRecord {
-                broker_id: id,
-                incarnation_id: Uuid::new_v4(),
-                endpoints: vec![],
-                rack: None,
-                broker_epoch: None,
-            }],
-        );
-        let epoch = image.offset;
-        let recs = unfence_records(&image, id, epoch);
-        image.apply_entry(image.offset + 1, &recs);
-    }
-    image
 }
 
 #[cfg(test)]

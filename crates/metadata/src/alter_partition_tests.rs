@@ -26,6 +26,8 @@ fn image() -> (MetadataImage, Uuid) {
             partition_epoch: 0,
             adding_replicas: Vec::new(),
             removing_replicas: Vec::new(),
+            eligible_leader_replicas: Vec::new(),
+            last_known_elr: Vec::new(),
         });
     }
     image.apply_entry(image.offset + 1, &recs);

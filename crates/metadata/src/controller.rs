@@ -187,6 +187,8 @@ pub fn create_topic(
             partition_epoch: 0,
             adding_replicas: Vec::new(),
             removing_replicas: Vec::new(),
+            eligible_leader_replicas: Vec::new(),
+            last_known_elr: Vec::new(),
         });
     }
     for (k, v) in &t.configs {
@@ -421,6 +423,8 @@ pub fn create_partitions(
                 partition_epoch: 0,
                 adding_replicas: Vec::new(),
                 removing_replicas: Vec::new(),
+                eligible_leader_replicas: Vec::new(),
+                last_known_elr: Vec::new(),
             }
         })
         .collect())

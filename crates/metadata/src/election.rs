@@ -6,7 +6,9 @@
 //!   when brokers restart; this moves them back, so leadership stays spread.
 //! - **Unclean:** only for a partition with no live leader: a live ISR member if there is
 //!   one, otherwise any live replica, which becomes the whole ISR. It may lose records
-//!   acknowledged by the ISR that died; the operator asked for availability.
+//!   acknowledged by the ISR that died; the operator asked for availability. With ELRs
+//!   (KIP-966) an unfenced ELR member of a partition with an empty ISR comes before any
+//!   other replica: it is a clean election.
 
 use uuid::Uuid;
 
@@ -69,6 +71,10 @@ pub fn outcome(image: &MetadataImage, p: &PartitionImage, kind: ElectionType) ->
                 ElectionOutcome::NotNeeded
             } else if let Some(&r) = p.isr.iter().find(|&&r| live(image, r)) {
                 ElectionOutcome::Elect(r)
+            } else if let Some(&r) = p.elr.iter().find(|&&r| p.isr.is_empty() && live(image, r)) {
+                // KIP-966: an ELR member loses nothing; it becomes the ISR
+                // (`crate::elr::complete`).
+                ElectionOutcome::Elect(r)
             } else if let Some(&r) = p.replicas.iter().find(|&&r| live(image, r)) {
                 ElectionOutcome::ElectUnclean(r)
             } else {
@@ -113,6 +119,8 @@ pub fn election_records(
                     replicas: None,
                     adding_replicas: None,
                     removing_replicas: None,
+                    eligible_leader_replicas: None,
+                    last_known_elr: None,
                 }),
                 ElectionOutcome::ElectUnclean(leader) => {
                     Some(MetadataRecord::PartitionChangeRecord {
@@ -123,6 +131,8 @@ pub fn election_records(
                         replicas: None,
                         adding_replicas: None,
                         removing_replicas: None,
+                        eligible_leader_replicas: None,
+                        last_known_elr: None,
                     })
                 }
                 _ => None,
@@ -213,6 +223,8 @@ mod tests {
                     partition_epoch: 0,
                     adding_replicas: Vec::new(),
                     removing_replicas: Vec::new(),
+                    elr: Vec::new(),
+                    last_known_elr: Vec::new(),
                 },
             );
         }

@@ -5,12 +5,13 @@
 //! a feature), so they survive restarts and snapshots like any other metadata. Levels
 //! use Kafka 4.2's numbering: `metadata.version` 29 is 4.2-IV1, `transaction.version`
 //! 2 is the epoch bump per transaction (KIP-890 part 2), `group.version` 1 is the
-//! consumer rebalance protocol (KIP-848).
+//! consumer rebalance protocol (KIP-848), `eligible.leader.replicas.version` 1 tracks
+//! eligible leader replicas (KIP-966).
 //!
 //! # Bootstrap
 //! - A new cluster (an empty metadata log) starts where `kafka-storage format` puts a
 //!   Kafka 4.2 cluster: `metadata.version` 29, `transaction.version` 2,
-//!   `group.version` 1.
+//!   `group.version` 1, `eligible.leader.replicas.version` 1.
 //! - A data directory written before features existed (records, but no
 //!   `metadata.version`) keeps what it did: `metadata.version` 29 and `group.version`
 //!   1 (KIP-848 groups were already served), `transaction.version` unset (0), so
@@ -67,6 +68,15 @@ pub const SUPPORTED: &[FeatureSpec] = &[
         max: 1,
         new_cluster: 1,
         existing_dir: 1,
+    },
+    // KIP-966 (see `crate::elr`): on for a new cluster, as from Kafka 4.1; a directory
+    // from before it keeps the old ISR rules until an operator upgrades.
+    FeatureSpec {
+        name: crate::elr::ELR_VERSION,
+        min: 0,
+        max: 1,
+        new_cluster: 1,
+        existing_dir: 0,
     },
 ];
 
@@ -210,6 +220,9 @@ pub fn update_features(
                 name: u.name.clone(),
                 feature_level: u.level,
             });
+            if u.name == crate::elr::ELR_VERSION && u.level == 0 {
+                out.extend(crate::elr::disable_records(image));
+            }
         }
     }
     Ok(out)
@@ -242,11 +255,13 @@ mod tests {
         assert_eq!(new.feature_level(METADATA_VERSION), 29);
         assert_eq!(new.feature_level(TRANSACTION_VERSION), 2);
         assert_eq!(new.feature_level(GROUP_VERSION), 1);
+        assert_eq!(new.feature_level(crate::elr::ELR_VERSION), 1);
         assert!(bootstrap_records(&new, true).is_empty(), "only once");
         let old = image_with(bootstrap_records(&MetadataImage::empty(), false));
         assert_eq!(old.feature_level(TRANSACTION_VERSION), 0);
         assert!(!old.features.contains_key(TRANSACTION_VERSION));
         assert_eq!(old.feature_level(GROUP_VERSION), 1);
+        assert_eq!(old.feature_level(crate::elr::ELR_VERSION), 0);
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub struct PartitionImage {
     /// `replicas` minus `removing_replicas`.
     pub adding_replicas: Vec<i32>,
     pub removing_replicas: Vec<i32>,
+    /// KIP-966: replicas out of the ISR that may still lead (see `crate::elr`).
+    pub elr: Vec<i32>,
+    pub last_known_elr: Vec<i32>,
 }
 
 impl PartitionImage {
@@ -199,6 +202,8 @@ impl MetadataImage {
                 partition_epoch,
                 adding_replicas,
                 removing_replicas,
+                eligible_leader_replicas,
+                last_known_elr,
             } => {
                 if let Some(name) = self.topic_names.get(topic_id) {
                     if let Some(t) = self.topics.get_mut(name) {
@@ -212,6 +217,8 @@ impl MetadataImage {
                                 partition_epoch: *partition_epoch,
                                 adding_replicas: adding_replicas.clone(),
                                 removing_replicas: removing_replicas.clone(),
+                                elr: eligible_leader_replicas.clone(),
+                                last_known_elr: last_known_elr.clone(),
                             },
                         );
                     }
@@ -361,6 +368,8 @@ impl MetadataImage {
                 replicas,
                 adding_replicas,
                 removing_replicas,
+                eligible_leader_replicas,
+                last_known_elr,
             } => {
                 let Some(p) = self
                     .topic_names
@@ -387,6 +396,12 @@ impl MetadataImage {
                 }
                 if let Some(r) = removing_replicas {
                     p.removing_replicas = r.clone();
+                }
+                if let Some(e) = eligible_leader_replicas {
+                    p.elr = e.clone();
+                }
+                if let Some(e) = last_known_elr {
+                    p.last_known_elr = e.clone();
                 }
                 p.partition_epoch += 1;
             }

@@ -13,7 +13,10 @@
 //! - [`controller`]: validation and record generation for topic operations.
 //! - [`features`]: feature levels (KIP-584): supported ranges, bootstrap levels and
 //!   the checks for UpdateFeatures.
+//! - [`fencing`]: a broker fenced, stopping cleanly or unfenced, as partition changes.
 //! - [`election`]: preferred and unclean leader elections, leader balance.
+//! - [`elr`]: eligible leader replicas (KIP-966): the ELR rules every partition change
+//!   goes through at `eligible.leader.replicas.version` 1.
 //! - [`alter_partition`]: ISR changes asked by partition leaders (AlterPartition),
 //!   decided in batches; [`kafka_apis`] carries it as a Kafka request to the controller.
 //! - [`reassignment`]: moving partitions to new replicas (KIP-455), pure decisions.
@@ -41,7 +44,9 @@ pub mod alter_partition;
 pub mod client_metrics;
 pub mod controller;
 pub mod election;
+pub mod elr;
 pub mod features;
+pub mod fencing;
 pub mod group_config;
 pub mod image;
 pub mod kafka_apis;

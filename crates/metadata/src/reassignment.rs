@@ -169,6 +169,8 @@ pub fn change(
         replicas: differs(&from.replicas, &to.replicas),
         adding_replicas: differs(&from.adding_replicas, &to.adding_replicas),
         removing_replicas: differs(&from.removing_replicas, &to.removing_replicas),
+        eligible_leader_replicas: differs(&from.elr, &to.elr),
+        last_known_elr: differs(&from.last_known_elr, &to.last_known_elr),
     };
     match &record {
         MetadataRecord::PartitionChangeRecord {
@@ -177,6 +179,8 @@ pub fn change(
             replicas: None,
             adding_replicas: None,
             removing_replicas: None,
+            eligible_leader_replicas: None,
+            last_known_elr: None,
             ..
         } => None,
         _ => Some(record),

@@ -37,6 +37,15 @@ pub enum MetadataRecord {
         /// Replicas an ongoing reassignment will drop once the targets are in sync.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         removing_replicas: Vec<i32>,
+        /// KIP-966's eligible leader replicas: replicas that left an ISR below
+        /// `min.insync.replicas` and still hold every record below the high watermark.
+        /// Empty unless `eligible.leader.replicas.version` is 1 (absent from older logs).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        eligible_leader_replicas: Vec<i32>,
+        /// KIP-966's last known ELR: replicas that were in the ISR or ELR while it was
+        /// below min ISR and have left both (an unclean shutdown), kept for recovery.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        last_known_elr: Vec<i32>,
     },
     /// Sets (`Some`) or removes (`None`) one config of a resource.
     ConfigRecord {
@@ -101,6 +110,11 @@ pub enum MetadataRecord {
         adding_replicas: Option<Vec<i32>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         removing_replicas: Option<Vec<i32>>,
+        /// The ELR and last known ELR (see PartitionRecord); `None` leaves them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        eligible_leader_replicas: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_known_elr: Option<Vec<i32>>,
     },
     /// A user's SCRAM credential for one mechanism, set or replaced (Kafka's
     /// UserScramCredentialRecord): salt, stored key, server key, iterations; never the

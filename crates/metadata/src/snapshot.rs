@@ -80,6 +80,8 @@ pub fn image_records(image: &MetadataImage) -> Vec<MetadataRecord> {
                 partition_epoch: p.partition_epoch,
                 adding_replicas: p.adding_replicas.clone(),
                 removing_replicas: p.removing_replicas.clone(),
+                eligible_leader_replicas: p.elr.clone(),
+                last_known_elr: p.last_known_elr.clone(),
             });
         }
         for (name, value) in &t.configs {

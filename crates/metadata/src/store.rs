@@ -322,13 +322,18 @@ mod tests {
         assert_eq!(img.feature_level(GROUP_VERSION), 1);
         assert_eq!(img.features_epoch(), img.offset);
         // Remove every level: what a pre-features directory looks like.
-        let cleared: Vec<MetadataRecord> = [METADATA_VERSION, TRANSACTION_VERSION, GROUP_VERSION]
-            .iter()
-            .map(|n| MetadataRecord::FeatureLevelRecord {
-                name: n.to_string(),
-                feature_level: 0,
-            })
-            .collect();
+        let cleared: Vec<MetadataRecord> = [
+            METADATA_VERSION,
+            TRANSACTION_VERSION,
+            GROUP_VERSION,
+            crate::elr::ELR_VERSION,
+        ]
+        .iter()
+        .map(|n| MetadataRecord::FeatureLevelRecord {
+            name: n.to_string(),
+            feature_level: 0,
+        })
+        .collect();
         store.commit_with(|_| Ok(cleared)).unwrap();
         assert!(store.image().features.is_empty());
         drop(store);
@@ -337,6 +342,7 @@ mod tests {
         assert_eq!(img.feature_level(METADATA_VERSION), 29);
         assert_eq!(img.feature_level(TRANSACTION_VERSION), 0);
         assert_eq!(img.feature_level(GROUP_VERSION), 1);
+        assert_eq!(img.feature_level(crate::elr::ELR_VERSION), 0);
         let upgrade = [crate::features::FeatureUpdate {
             name: TRANSACTION_VERSION.into(),
             level: 2,

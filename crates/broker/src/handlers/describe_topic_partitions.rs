@@ -216,9 +216,9 @@ impl Page<'_> {
             }))
     }
 
-    /// A partition's entry. With one broker there is no eligible leader replica beyond
-    /// the ISR (empty lists, as Kafka reports without ELR); a partition whose log is
-    /// offline here has no leader and this broker as its offline replica.
+    /// A partition's entry, with its eligible leader replicas and last known ELR
+    /// (KIP-966; empty while `eligible.leader.replicas.version` is 0); a partition whose
+    /// log is offline here has no leader and this broker as its offline replica.
     fn partition(
         &self,
         t: &TopicImage,
@@ -232,8 +232,8 @@ impl Page<'_> {
             .with_leader_epoch(p.leader_epoch)
             .with_replica_nodes(ids(&p.replicas))
             .with_isr_nodes(ids(&p.isr))
-            .with_eligible_leader_replicas(Some(Vec::new()))
-            .with_last_known_elr(Some(Vec::new()));
+            .with_eligible_leader_replicas(Some(ids(&p.elr)))
+            .with_last_known_elr(Some(ids(&p.last_known_elr)));
         Some(if (self.offline)(&t.name, idx) {
             entry
                 .with_leader_id(BrokerId(-1))

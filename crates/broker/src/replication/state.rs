@@ -43,6 +43,11 @@ pub struct Assignment {
     pub partition_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// With eligible leader replicas (KIP-966) on: the effective min ISR (the topic's
+    /// `min.insync.replicas`, at most the replica count). The high watermark then stays
+    /// put while the ISR is smaller, so every replica the controller moves to the ELR
+    /// holds everything below it. `None`: the feature is off.
+    pub strict_min_isr: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,8 +169,16 @@ impl ReplicaSet {
 
     /// The high watermark the ISR supports: the smallest log end among the leader
     /// (`log_end`) and the followers of the maximal ISR; `None` while one of them has not
-    /// fetched since this broker became leader.
+    /// fetched since this broker became leader, or while the ISR is below a strict min
+    /// ISR (KIP-966's rule, as Kafka's `maybeIncrementLeaderHW`).
     pub fn high_watermark(&self, log_end: i64) -> Option<i64> {
+        if self
+            .assignment
+            .strict_min_isr
+            .is_some_and(|min| self.assignment.isr.len() < min)
+        {
+            return None;
+        }
         let mut hw = log_end;
         for r in self.maximal_isr() {
             if r == self.me {
@@ -346,7 +359,32 @@ mod tests {
             partition_epoch: epoch,
             replicas: vec![1, 2, 3],
             isr: isr.to_vec(),
+            strict_min_isr: None,
         }
+    }
+
+    #[test]
+    fn a_strict_min_isr_holds_the_high_watermark_while_the_isr_is_below_it() {
+        // KIP-966: with ELRs on (min ISR 2), an ISR of the leader alone does not move
+        // the high watermark; without (None) it does, as before.
+        let mut s = ReplicaSet::new(1);
+        let alone = Assignment {
+            strict_min_isr: Some(2),
+            ..assignment(1, 1, &[1])
+        };
+        s.apply(&alone, 10, 0);
+        assert_eq!(s.high_watermark(12), None, "ISR 1 < min ISR 2");
+        let pair = Assignment {
+            partition_epoch: 2,
+            strict_min_isr: Some(2),
+            ..assignment(1, 1, &[1, 2])
+        };
+        s.apply(&pair, 12, 1);
+        s.record_fetch(2, 12, 12, 10, 2);
+        assert_eq!(s.high_watermark(12), Some(12), "back at min ISR");
+        let mut old = ReplicaSet::new(1);
+        old.apply(&assignment(1, 1, &[1]), 10, 0);
+        assert_eq!(old.high_watermark(12), Some(12));
     }
 
     #[test]

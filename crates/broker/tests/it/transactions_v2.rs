@@ -401,6 +401,7 @@ async fn finalized(c: &mut Client) -> (Vec<(String, i16)>, i64) {
             ("metadata.version".to_string(), 7, 29),
             ("transaction.version".to_string(), 0, 2),
             ("group.version".to_string(), 0, 1),
+            ("eligible.leader.replicas.version".to_string(), 0, 1),
         ]
     );
     let mut levels: Vec<(String, i16)> = r
@@ -429,6 +430,7 @@ async fn update_features_changes_levels_durably() {
     assert_eq!(
         start,
         levels(&[
+            ("eligible.leader.replicas.version", 1),
             ("group.version", 1),
             ("metadata.version", 29),
             ("transaction.version", 2)
@@ -465,7 +467,13 @@ async fn update_features_changes_levels_durably() {
     let r = c.call(&v0, 0).await;
     assert_eq!((r.error_code, r.results[0].error_code), (0, 0));
     let (now, epoch1) = finalized(&mut c).await;
-    assert_eq!(now, levels(&[("metadata.version", 29)]));
+    assert_eq!(
+        now,
+        levels(&[
+            ("eligible.leader.replicas.version", 1),
+            ("metadata.version", 29)
+        ])
+    );
     assert!(epoch1 > epoch0, "the epoch moves with the levels");
     // Upgrade again; the levels survive a restart.
     let r = c.call(&update("transaction.version", 2, 1, false), 1).await;

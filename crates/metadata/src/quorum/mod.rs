@@ -107,6 +107,9 @@ pub struct QuorumConfig {
     pub clean_shutdown: bool,
     /// TLS on the controller listener (both sides), when its protocol is SSL.
     pub tls: rpc::RpcTls,
+    /// The static `min.insync.replicas`: the ELR rules' min ISR (KIP-966, see
+    /// `crate::elr`) for a topic without its own and no dynamic cluster default.
+    pub default_min_insync_replicas: usize,
 }
 
 impl QuorumConfig {
@@ -127,6 +130,7 @@ impl QuorumConfig {
             heartbeat_interval: Duration::from_millis(200),
             clean_shutdown: true,
             tls: rpc::RpcTls::default(),
+            default_min_insync_replicas: 1,
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct MetadataQuorum {
     times: Arc<PeerTimes>,
     commit_permit: Semaphore,
     commit_timeout: Duration,
+    /// The static `min.insync.replicas`, for the ELR rules (`crate::elr::complete`).
+    default_min_isr: usize,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     closed: AtomicBool,
@@ -184,6 +186,7 @@ impl MetadataQuorum {
             times,
             commit_permit: Semaphore::new(1),
             commit_timeout: cfg.election_timeout.max(Duration::from_millis(200)) * 5,
+            default_min_isr: cfg.default_min_insync_replicas,
             stop,
             tasks: Mutex::new(tasks),
             closed: AtomicBool::new(false),
@@ -392,6 +395,7 @@ impl MetadataQuorum {
 
     /// Leader only: runs `decide` on the latest image, proposes its records as one
     /// entry carrying the image offset, and waits until it is committed and applied.
+    /// The records first go through the ELR rules (`crate::elr::complete`).
     /// When the image moved in between (`apply` answers stale), decides again, a few
     /// times. Empty records: nothing is proposed.
     pub async fn commit<F>(&self, decide: F) -> Result<Arc<MetadataImage>, QuorumError>
@@ -422,7 +426,8 @@ impl MetadataQuorum {
                 Ok(Ok(_)) => {}
             }
             let image = self.image();
-            let records = decide(&image)?;
+            // Every partition change follows the ELR rules (KIP-966), whoever decided it.
+            let records = crate::elr::complete(&image, decide(&image)?, self.default_min_isr);
             if records.is_empty() {
                 return Ok(image);
             }

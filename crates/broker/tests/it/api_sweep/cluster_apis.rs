@@ -35,7 +35,7 @@ pub(crate) async fn api_versions(c: &mut Client, _cx: &Sweep<'_>, range: (i16, i
                 .collect();
             if v >= 3 {
                 assert!(finalized.contains(&("transaction.version".into(), 2)));
-                assert_eq!(r.supported_features.len(), 3, "v{v}");
+                assert_eq!(r.supported_features.len(), 4, "v{v}");
                 assert!(r.finalized_features_epoch >= 0, "v{v}");
             } else {
                 assert!(finalized.is_empty(), "v{v}");
