@@ -385,6 +385,58 @@ def test_kcat_producing_through_a_leader_kill(fault_cluster):
     assert_clean(fc, report, min_acked=1000)
 
 
+def test_kafkajs_producing_through_a_leader_kill(fault_cluster):
+    """kafkajs (its own protocol implementation) with an idempotent acks=-1 producer:
+    the leader of partition 0 is killed once 300 records are acknowledged; every
+    acknowledgement is then checked against the log."""
+    import shutil
+    import threading
+    from pathlib import Path
+
+    node = shutil.which("node")
+    script = Path(__file__).resolve().parents[1] / "node" / "failover.js"
+    assert node and (script.parent / "node_modules" / "kafkajs").exists(), "installed by ./test.sh"
+    fc = fault_cluster()
+    h = History()
+    total = 900
+    for seq in range(total):
+        h.invoke("kj", seq, (seq // 10) % PARTITIONS)
+    leader = fc.wait_leader(TOPIC, 0)
+    proc = subprocess.Popen([node, str(script), fc.bootstrap, TOPIC, str(PARTITIONS), str(total), make_id("kj", "")[:-1], "30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    acked = [0]
+
+    def outcomes():
+        for line in proc.stdout:
+            kind, seq, *rest = line.split()
+            id = make_id("kj", int(seq))
+            if kind == "A":
+                h.ack(id, int(rest[0]), int(rest[1]))
+                acked[0] += 1
+            else:
+                h.unknown(id, rest[0])
+
+    reader = threading.Thread(target=outcomes, daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: acked[0] >= 300 or proc.poll() is not None, timeout=60, what="kafkajs's first acks")
+        fc.kill(leader)
+        at_kill = acked[0]
+        proc.wait(timeout=180)
+        reader.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, proc.stderr.read()[-2000:]
+    assert at_kill <= total - 300, f"the kill came after {at_kill} of {total} acks: not mid-stream"
+    fc.restart(leader)
+    fc.wait_healthy(TOPIC, PARTITIONS)
+    h.resolve_pending("kafkajs gave no outcome")
+    report = check(h, read_log(fc.bootstrap, TOPIC, PARTITIONS))
+    print(report.summary())
+    assert_clean(fc, report, min_acked=600)
+
+
 def test_isr_changes_of_many_partitions_reach_the_controller_as_few_metadata_entries(tmp_path):
     """AlterPartition (API 56) carries every pending ISR change of a leader in one
     request, committed as one metadata entry: a follower that stops fetching leaves the
