@@ -14,11 +14,17 @@ pub struct BrokerProcess {
 
 impl BrokerProcess {
     pub fn start(dir: &std::path::Path, port: u16) -> Self {
+        Self::spawn(dir, &["--listen".into(), format!("127.0.0.1:{port}")]).ready()
+    }
+
+    /// Starts `gregor broker --data-dir <dir> <args>` without waiting for it (the nodes
+    /// of a cluster become ready only once a quorum of them runs).
+    pub fn spawn(dir: &std::path::Path, args: &[String]) -> Starting {
         std::fs::create_dir_all(dir).expect("dir");
         let mut child = Command::new(env!("CARGO_BIN_EXE_gregor"))
             .args(["broker", "--data-dir"])
             .arg(dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(
                 std::fs::OpenOptions::new()
@@ -36,18 +42,14 @@ impl BrokerProcess {
                 let _ = tx.send(line);
             }
         });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("ready line");
-        let port = line
-            .split("listening on 127.0.0.1:")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected ready line {line:?}"));
-        Self {
-            child: Some(child),
-            port,
+        Starting { child, lines: rx }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 
@@ -72,6 +74,35 @@ impl BrokerProcess {
                 let _ = Command::new("kill").arg("-KILL").arg(&pid).status();
                 panic!("broker did not stop on SIGTERM")
             }
+        }
+    }
+}
+
+/// A broker process started but not yet ready.
+pub struct Starting {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Starting {
+    /// Waits (60 s at most) for the ready line, which names the client port.
+    pub fn ready(self) -> BrokerProcess {
+        let Starting { child, lines } = self;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let port = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = lines.recv_timeout(left).expect("ready line");
+            if let Some(rest) = line.split("ready: listening on 127.0.0.1:").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_else(|| panic!("unexpected ready line {line:?}"));
+            }
+        };
+        BrokerProcess {
+            child: Some(child),
+            port,
         }
     }
 }
