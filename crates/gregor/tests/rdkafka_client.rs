@@ -17,6 +17,13 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    create(
+        bootstrap,
+        &NewTopic::new(name, partitions, TopicReplication::Fixed(1)),
+    );
+}
+
+fn create(bootstrap: &str, topic: &NewTopic<'_>) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
@@ -26,10 +33,7 @@ fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
         .build()
         .unwrap();
     let res = rt
-        .block_on(admin.create_topics(
-            [&NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        ))
+        .block_on(admin.create_topics([topic], &AdminOptions::new()))
         .unwrap();
     assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
 }
@@ -306,19 +310,10 @@ fn rdkafka_idempotent_producer_through_a_leader_kill_on_three_nodes() {
         .collect::<Vec<_>>()
         .join(",");
 
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let topic = NewTopic::new("rdf", 3, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
-    let res = rt
-        .block_on(admin.create_topics([&topic], &AdminOptions::new()))
-        .unwrap();
-    assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
+    create(
+        &bootstrap,
+        &NewTopic::new("rdf", 3, TopicReplication::Fixed(3)).set("min.insync.replicas", "2"),
+    );
 
     let producer: BaseProducer<Outcomes> = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
